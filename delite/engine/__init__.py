@@ -1,0 +1,10 @@
+"""The engine: the agent loop, replay checks and the embedded ``Agent``."""
+
+from __future__ import annotations
+
+from delite.engine.agent import Agent
+from delite.engine.budget import Budget
+from delite.engine.loop import RetryPolicy
+from delite.engine.response import Response
+
+__all__ = ["Agent", "Budget", "Response", "RetryPolicy"]

@@ -1,0 +1,415 @@
+"""Every exception delite raises, in one tree rooted at :class:`DeliteError`.
+
+Each error keeps its constructor arguments as attributes and carries ``http_status``, the status code a web
+route should answer with, so that mapping an error is one line::
+
+    except DeliteError as e:
+        return JSONResponse({"error": str(e)}, status_code=e.http_status)
+
+Errors that also mean something to Python code outside delite subclass the matching builtin as well
+(``ExecutionNotFoundError`` is a ``LookupError``, ``InvalidExecutionIdError`` a ``ValueError``, store errors
+are ``OSError``), so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ClaimTimeoutError",
+    "DelegationDepthExceededError",
+    "DeliteError",
+    "DriftError",
+    "ExecutionAlreadyActiveError",
+    "ExecutionAlreadyClaimedError",
+    "ExecutionAlreadyTerminalError",
+    "ExecutionNotFoundError",
+    "ExecutionNotSuspendedError",
+    "IdempotencyConflictError",
+    "InvalidExecutionIdError",
+    "InvalidToolResultError",
+    "LogCorruptError",
+    "ProviderError",
+    "ProviderHTTPError",
+    "RecordTooLargeError",
+    "ReplayMismatchError",
+    "StoreError",
+    "StructuredOutputValidationError",
+    "SuspendKindMismatchError",
+    "ToolError",
+    "UnsupportedFormatError",
+    "UsageError",
+]
+
+
+class DeliteError(Exception):
+    """Root of every error delite raises.
+
+    Subclasses store their constructor arguments as attributes and build the message in ``__str__``.
+    """
+
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, *args: Any) -> None:
+        """Keep the arguments; subclasses name them."""
+        super().__init__(*args)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments, so errors cross process pools intact."""
+        return (type(self), self.args)
+
+
+class UsageError(DeliteError, ValueError):
+    """A developer mistake: a wrong argument, a tool without a name, a run with no provider."""
+
+    http_status = 400
+
+    def __init__(self, message: str) -> None:
+        """Build from a message."""
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        """The message."""
+        return self.message
+
+
+class InvalidExecutionIdError(DeliteError, ValueError):
+    """An execution id that is empty, too long, or holds path separators, ``..`` or control characters."""
+
+    http_status = 400
+
+    def __init__(self, execution_id: str, reason: str) -> None:
+        """Build from the refused id and why it was refused."""
+        super().__init__(execution_id, reason)
+        self.execution_id = execution_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        """The id (repr, so control characters show) and the reason."""
+        return f"invalid execution id {self.execution_id[:160]!r}: {self.reason}"
+
+
+class ExecutionNotFoundError(DeliteError, LookupError):
+    """No execution with this id exists in the data directory."""
+
+    http_status = 404
+
+    def __init__(self, execution_id: str) -> None:
+        """Build from the id that was not found."""
+        super().__init__(execution_id)
+        self.execution_id = execution_id
+
+    def __str__(self) -> str:
+        """Name the id."""
+        return f"execution {self.execution_id!r} not found"
+
+
+class StoreError(DeliteError, OSError):
+    """The store could not read or write a log (disk full, I/O error, damaged data)."""
+
+    http_status = 500
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        """Build from a message and the file concerned."""
+        DeliteError.__init__(self, message, path)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        """The message and the path."""
+        return f"{self.message} ({self.path})" if self.path else self.message
+
+
+class LogCorruptError(StoreError):
+    """A record before the log's tail is damaged. Nothing is skipped silently; the offset is named."""
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        """Build from the log's path, the byte offset of the damaged frame and what is wrong with it."""
+        DeliteError.__init__(self, path, offset, reason)
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+        self.message = f"log corrupt at byte {offset}: {reason}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (type(self), (self.path, self.offset, self.reason))
+
+
+class UnsupportedFormatError(StoreError):
+    """The log was written in a format this version of delite does not read (for example a newer one)."""
+
+    def __init__(self, path: str, found: str, supported: str) -> None:
+        """Build from the path, the format found in the header and the one supported."""
+        DeliteError.__init__(self, path, found, supported)
+        self.path = path
+        self.found = found
+        self.supported = supported
+        self.message = f"log format {found!r} is not supported (this delite reads {supported!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (type(self), (self.path, self.found, self.supported))
+
+
+class RecordTooLargeError(StoreError):
+    """A record is larger than the format allows; it was not written."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        """Build from the record's size and the limit, in bytes."""
+        DeliteError.__init__(self, size, limit)
+        self.size = size
+        self.limit = limit
+        self.message = f"record of {size} bytes exceeds the limit of {limit} bytes"
+        self.path = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (type(self), (self.size, self.limit))
+
+
+class ClaimTimeoutError(StoreError, TimeoutError):
+    """Waiting for an execution's claim timed out."""
+
+    def __init__(self, execution_id: str, timeout: float) -> None:
+        """Build from the id and the time waited, in seconds."""
+        DeliteError.__init__(self, execution_id, timeout)
+        self.execution_id = execution_id
+        self.timeout = timeout
+        self.message = f"timed out after {timeout}s waiting to claim execution {execution_id!r}"
+        self.path = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (type(self), (self.execution_id, self.timeout))
+
+
+class _ExecutionStateError(DeliteError):
+    """Base of the 409 errors: the execution exists but is not in a state that allows the call."""
+
+    http_status = 409
+
+    def __init__(self, execution_id: str, current_status: str = "", detail: str = "") -> None:
+        super().__init__(execution_id, current_status, detail)
+        self.execution_id = execution_id
+        self.current_status = current_status
+        self.detail = detail
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        text = self._describe()
+        return f"{text}: {self.detail}" if self.detail else text
+
+
+class ExecutionAlreadyClaimedError(_ExecutionStateError):
+    """Another live process is advancing this execution right now."""
+
+    def _describe(self) -> str:
+        return f"execution {self.execution_id!r} is being advanced by another process"
+
+
+class ExecutionNotSuspendedError(_ExecutionStateError):
+    """A decision or submission was made for an execution that is not suspended."""
+
+    def _describe(self) -> str:
+        return f"execution {self.execution_id!r} is not suspended (status {self.current_status})"
+
+
+class SuspendKindMismatchError(_ExecutionStateError):
+    """The execution is suspended, but for something other than what was submitted."""
+
+    def _describe(self) -> str:
+        return f"execution {self.execution_id!r} is waiting for something else (status {self.current_status})"
+
+
+class ExecutionAlreadyTerminalError(_ExecutionStateError):
+    """The execution has completed, failed or been cancelled; it cannot be changed."""
+
+    def _describe(self) -> str:
+        return f"execution {self.execution_id!r} has already ended (status {self.current_status})"
+
+
+class ExecutionAlreadyActiveError(_ExecutionStateError):
+    """A run with this idempotency key is being advanced by a live process."""
+
+    def _describe(self) -> str:
+        return f"execution {self.execution_id!r} for this idempotency key is running in another process"
+
+
+class DriftError(DeliteError):
+    """The resuming agent's configuration differs from the one the execution was started with."""
+
+    http_status = 409
+
+    def __init__(self, execution_id: str, changes: list[tuple[str, str, str]]) -> None:
+        """Build from the id and the changes, each ``(what, old, new)``."""
+        super().__init__(execution_id, changes)
+        self.execution_id = execution_id
+        self.changes = changes
+
+    def __str__(self) -> str:
+        """Name every change with its old and new value."""
+        parts = "; ".join(f"{what}: {old!r} -> {new!r}" for what, old, new in self.changes)
+        return f"configuration drift on execution {self.execution_id!r}: {parts}"
+
+
+class IdempotencyConflictError(DeliteError):
+    """The idempotency key was used before with a different input."""
+
+    http_status = 409
+
+    def __init__(self, idempotency_key: str, execution_id: str) -> None:
+        """Build from the key and the execution it already names."""
+        super().__init__(idempotency_key, execution_id)
+        self.idempotency_key = idempotency_key
+        self.execution_id = execution_id
+
+    def __str__(self) -> str:
+        """Name the key and the existing execution."""
+        return (
+            f"idempotency key {self.idempotency_key!r} already names execution {self.execution_id!r} "
+            "with a different input"
+        )
+
+
+class InvalidToolResultError(DeliteError, ValueError):
+    """Submitted tool results or decisions do not match the pending calls (unknown, duplicate or missing ids)."""
+
+    http_status = 400
+
+    def __init__(self, execution_id: str, detail: str) -> None:
+        """Build from the id and what is wrong."""
+        super().__init__(execution_id, detail)
+        self.execution_id = execution_id
+        self.detail = detail
+
+    def __str__(self) -> str:
+        """The id and the detail."""
+        return f"invalid submission for execution {self.execution_id!r}: {self.detail}"
+
+
+class ReplayMismatchError(DeliteError):
+    """The log records a step that the resuming code cannot replay (for example a tool it does not have)."""
+
+    http_status = 409
+
+    def __init__(self, execution_id: str, detail: str) -> None:
+        """Build from the id and what does not match."""
+        super().__init__(execution_id, detail)
+        self.execution_id = execution_id
+        self.detail = detail
+
+    def __str__(self) -> str:
+        """The id and the detail."""
+        return f"cannot replay execution {self.execution_id!r}: {self.detail}"
+
+
+class ProviderError(DeliteError):
+    """The model provider failed in a way that retrying will not fix."""
+
+    http_status = 502
+
+    def __init__(
+        self, message: str, *, provider: str = "", retryable: bool = False, retry_after: float | None = None
+    ) -> None:
+        """Build from a message, the provider's name, whether a retry may succeed and how long to wait first."""
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        """The provider and the message."""
+        return f"{self.provider}: {self.message}" if self.provider else self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        kwargs = {"provider": self.provider, "retryable": self.retryable, "retry_after": self.retry_after}
+        return (_rebuild, (type(self), (self.message,), kwargs))
+
+
+class ProviderHTTPError(ProviderError):
+    """The provider answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        status_code: int,
+        body: str,
+        *,
+        provider: str = "",
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        """Build from the status code and the response body."""
+        super().__init__(
+            f"HTTP {status_code}: {body[:500]}", provider=provider, retryable=retryable, retry_after=retry_after
+        )
+        self.status_code = status_code
+        self.body = body
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (
+            _rebuild,
+            (
+                type(self),
+                (self.status_code, self.body),
+                {"provider": self.provider, "retryable": self.retryable, "retry_after": self.retry_after},
+            ),
+        )
+
+
+class ToolError(DeliteError):
+    """Raise inside a tool to send a clean error message to the model (no traceback is recorded)."""
+
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        """Build from the message the model will see."""
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        """The message."""
+        return self.message
+
+
+class StructuredOutputValidationError(DeliteError):
+    """The model's final answer did not validate against the requested output type."""
+
+    http_status = 502
+
+    def __init__(self, execution_id: str, raw: str, detail: str) -> None:
+        """Build from the id, the raw answer and the validation error."""
+        super().__init__(execution_id, raw, detail)
+        self.execution_id = execution_id
+        self.raw = raw
+        self.detail = detail
+
+    def __str__(self) -> str:
+        """The id and the validation error."""
+        return f"structured output of execution {self.execution_id!r} did not validate: {self.detail}"
+
+
+class DelegationDepthExceededError(DeliteError):
+    """A sub-agent would exceed the maximum delegation depth."""
+
+    http_status = 409
+
+    def __init__(self, depth: int, limit: int) -> None:
+        """Build from the depth reached and the limit."""
+        super().__init__(depth, limit)
+        self.depth = depth
+        self.limit = limit
+
+    def __str__(self) -> str:
+        """The depth and the limit."""
+        return f"delegation depth {self.depth} exceeds the limit of {self.limit}"
+
+
+def _rebuild(cls: type[DeliteError], args: tuple[Any, ...], kwargs: dict[str, Any]) -> DeliteError:
+    return cls(*args, **kwargs)

@@ -1,0 +1,10 @@
+"""The log layer: bytes on disk only, no agent concepts."""
+
+from __future__ import annotations
+
+from delite.log.durability import Durability
+from delite.log.framing import FORMAT, TornTail
+from delite.log.reader import LogContents, parse_log, read_log
+from delite.log.writer import LogWriter
+
+__all__ = ["FORMAT", "Durability", "LogContents", "LogWriter", "TornTail", "parse_log", "read_log"]

@@ -1,0 +1,269 @@
+"""The records of an execution's log: frozen, tagged msgspec Structs.
+
+Rules that keep old logs readable (see ``docs/log-format.md``): a record only ever gains fields, each with a
+default; fields are never renamed, reordered into positional form, or retyped; a new kind of record is a new
+tag. Records hold JSON values, strings and ids only, never pickles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "AnyRecord",
+    "ConfigFingerprint",
+    "DecisionRecorded",
+    "DriftAccepted",
+    "ExecutionCancelled",
+    "ExecutionCompleted",
+    "ExecutionFailed",
+    "ExecutionResumed",
+    "ExecutionStarted",
+    "ExecutionSuspended",
+    "InDoubtResolved",
+    "InputSubmitted",
+    "ModelCallFailed",
+    "ModelResponded",
+    "PendingCall",
+    "Record",
+    "RecordedToolCall",
+    "SuspendReason",
+    "ToolFinished",
+    "ToolSpec",
+    "ToolStarted",
+    "Usage",
+]
+
+
+class Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Base of every record. ``at`` is the wall-clock time it was made, in seconds since the epoch."""
+
+    at: float = 0.0
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Token usage of one model call, in disjoint buckets; ``cost`` is a decimal string in dollars or None."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: str | None = None
+    known: bool = True
+
+    @property
+    def total_tokens(self) -> int:
+        """Input (all buckets) plus output tokens."""
+        return self.input_tokens + self.cached_input_tokens + self.cache_write_tokens + self.output_tokens
+
+
+class ToolSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A tool as the model sees it, plus how delite gates it."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    target: str = "server"
+    requires_confirmation: bool = False
+    retry_in_doubt: bool = True
+
+
+class ConfigFingerprint(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The configuration an execution started with, compared on resume to detect drift."""
+
+    prompt: str | None = None
+    tools: list[ToolSpec] = msgspec.field(default_factory=list)
+    provider: str = ""
+    model: str | None = None
+
+
+class RecordedToolCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A tool call the model asked for. ``id`` is delite's (unique in the execution), ``provider_id`` the model's."""
+
+    id: str
+    name: str
+    arguments: Any = None
+    provider_id: str = ""
+
+
+class PendingCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A call an execution is waiting on, as shown in a suspension."""
+
+    call_id: str
+    name: str
+    arguments: Any = None
+    message: str = ""
+
+
+class SuspendReason(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Why an execution stopped on purpose and what it waits for.
+
+    ``kind`` is one of ``approval``, ``client_tool``, ``human_input``, ``contract``, ``budget``, ``in_doubt``.
+    """
+
+    kind: str
+    calls: list[PendingCall] = msgspec.field(default_factory=list)
+    message: str = ""
+    question: str | None = None
+    limit: str | None = None
+    spent: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def confirmation_id(self) -> str | None:
+        """The first pending call's id (the one to approve when there is just one)."""
+        return self.calls[0].call_id if self.calls else None
+
+    @property
+    def confirmation_ids(self) -> list[str]:
+        """Every pending call's id."""
+        return [c.call_id for c in self.calls]
+
+    def __str__(self) -> str:
+        """One line for humans."""
+        detail = self.message or self.question or ", ".join(f"{c.name}({c.call_id})" for c in self.calls)
+        return f"{self.kind}: {detail}" if detail else self.kind
+
+
+class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-started"):
+    """The first record: the input, the app's history, metadata and the configuration fingerprint."""
+
+    execution_id: str
+    agent_id: str = "default"
+    input: str = ""
+    history: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    config: ConfigFingerprint = msgspec.field(default_factory=ConfigFingerprint)
+    model: str | None = None
+    idempotency_key: str | None = None
+    parent_id: str | None = None
+    depth: int = 0
+
+
+class ModelResponded(Record, frozen=True, kw_only=True, omit_defaults=True, tag="model-responded"):
+    """One completed model call: its text, its tool calls, its usage and the model that answered."""
+
+    step: int
+    model: str | None = None
+    content: str | None = None
+    tool_calls: list[RecordedToolCall] = msgspec.field(default_factory=list)
+    usage: Usage = msgspec.field(default_factory=Usage)
+    duration_ms: float = 0.0
+    attempt: int = 1
+    raw_usage: dict[str, Any] | None = None
+
+
+class ModelCallFailed(Record, frozen=True, kw_only=True, omit_defaults=True, tag="model-call-failed"):
+    """A model call attempt that failed; ``retryable`` says whether delite tried again."""
+
+    step: int
+    attempt: int = 1
+    error: str = ""
+    retryable: bool = False
+    model: str | None = None
+    status_code: int | None = None
+
+
+class ToolStarted(Record, frozen=True, kw_only=True, omit_defaults=True, tag="tool-started"):
+    """The intent: made durable before the tool's body runs. ``attempt`` > 1 marks a retry of an in-doubt call."""
+
+    call_id: str
+    idempotency_key: str = ""
+    attempt: int = 1
+
+
+class ToolFinished(Record, frozen=True, kw_only=True, omit_defaults=True, tag="tool-finished"):
+    """A tool call's result or error, made durable before the next model call.
+
+    ``source`` says where the outcome came from: ``tool`` (the body ran), ``client`` (submitted by the
+    client), ``operator`` (supplied for an in-doubt call), ``rejected`` (a human said no), ``invalid``
+    (unknown tool or arguments that failed validation; no body ran).
+    """
+
+    call_id: str
+    result: Any = None
+    error: str | None = None
+    duration_ms: float = 0.0
+    source: str = "tool"
+
+
+class ExecutionSuspended(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-suspended"):
+    """The execution stopped on purpose; ``reason`` says what it waits for."""
+
+    reason: SuspendReason
+
+
+class DecisionRecorded(Record, frozen=True, kw_only=True, omit_defaults=True, tag="decision-recorded"):
+    """A human's decision on a gated call: approval, rejection, or a contract override."""
+
+    call_id: str
+    approved: bool
+    reason: str | None = None
+
+
+class InputSubmitted(Record, frozen=True, kw_only=True, omit_defaults=True, tag="input-submitted"):
+    """A human's answer to a clarifying question."""
+
+    call_id: str
+    text: str
+
+
+class InDoubtResolved(Record, frozen=True, kw_only=True, omit_defaults=True, tag="in-doubt-resolved"):
+    """An operator chose to run an in-doubt call again (a supplied result is a ``ToolFinished`` instead)."""
+
+    call_id: str
+    action: str = "rerun"
+
+
+class DriftAccepted(Record, frozen=True, kw_only=True, omit_defaults=True, tag="drift-accepted"):
+    """A resume went on despite configuration drift, under the agent's policy; the new fingerprint."""
+
+    changes: list[list[str]] = msgspec.field(default_factory=list)
+    config: ConfigFingerprint = msgspec.field(default_factory=ConfigFingerprint)
+    policy: str = "allow"
+
+
+class ExecutionResumed(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-resumed"):
+    """A process took over an execution that had stopped (suspended, failed, or left by a dead process)."""
+
+    pid: int = 0
+
+
+class ExecutionCompleted(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-completed"):
+    """The final answer. Terminal."""
+
+    answer: str = ""
+    output: Any = None
+
+
+class ExecutionFailed(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-failed"):
+    """The run stopped on an error it could not retry. Not final: ``resume`` retries from the last step."""
+
+    error_type: str = ""
+    message: str = ""
+
+
+class ExecutionCancelled(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-cancelled"):
+    """Cancelled by a caller. Terminal."""
+
+    reason: str = ""
+
+
+AnyRecord = (
+    ExecutionStarted
+    | ModelResponded
+    | ModelCallFailed
+    | ToolStarted
+    | ToolFinished
+    | ExecutionSuspended
+    | DecisionRecorded
+    | InputSubmitted
+    | InDoubtResolved
+    | DriftAccepted
+    | ExecutionResumed
+    | ExecutionCompleted
+    | ExecutionFailed
+    | ExecutionCancelled
+)

@@ -1,0 +1,155 @@
+"""Append records to a log file.
+
+Durability contract. Every append hands all its bytes to the kernel with ``write`` before it returns, so once
+``append`` returns, a killed process loses nothing it appended. Whether it survives an operating-system crash
+or power loss depends on the mode (:class:`~delite.log.durability.Durability`): in ``FULL`` the append also
+returns only after ``fsync``; in ``NORMAL`` only appends marked as a barrier ``fsync`` (and so make every
+earlier append durable too); in ``OFF`` nothing is synced. A new log is created with ``O_EXCL``, its header
+synced and its directory synced (except in ``OFF``).
+
+Failure contract. If ``write`` fails part-way (disk full, I/O error), the writer truncates the file back to the
+end of the last complete record and raises :class:`~delite.errors.StoreError`: the log stays readable with
+nothing after the last good record. If ``fsync`` fails, the kernel may already have dropped the unsynced
+pages, so the writer is closed and raises; reopening the log re-reads what is really on disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Sequence
+
+from delite.errors import RecordTooLargeError, StoreError
+from delite.log import _os
+from delite.log.codec import encode_record
+from delite.log.durability import Durability
+from delite.log.framing import HEADER, MAX_RECORD_SIZE, encode_frame
+from delite.log.records import Record
+
+__all__ = ["LogWriter"]
+
+
+def _store_error(action: str, path: str, e: OSError) -> StoreError:
+    name = errno.errorcode.get(e.errno or 0, "error")
+    return StoreError(f"could not {action} the log: {name} ({e.strerror})", path)
+
+
+def _frames(records: Sequence[Record]) -> bytes:
+    parts = []
+    for record in records:
+        payload = encode_record(record)
+        if len(payload) > MAX_RECORD_SIZE:
+            raise RecordTooLargeError(len(payload), MAX_RECORD_SIZE)
+        parts.append(encode_frame(payload))
+    return b"".join(parts)
+
+
+class LogWriter:
+    """The single writer of one log file; the caller holds the execution's claim."""
+
+    __slots__ = ("_broken", "_durability", "_fd", "_size", "_unsynced", "path")
+
+    def __init__(self, path: str, fd: int, size: int, durability: Durability) -> None:
+        """Wrap an open file descriptor positioned at ``size`` (use :meth:`create` or :meth:`open`)."""
+        self.path = path
+        self._fd = fd
+        self._size = size
+        self._durability = durability
+        self._unsynced = False
+        self._broken = False
+
+    @classmethod
+    def create(cls, path: str, durability: Durability, records: Sequence[Record] = ()) -> LogWriter:
+        """Create a new log holding ``records`` (``FileExistsError`` if one exists) and make it durable.
+
+        The header and the first records go down in one write and one ``fsync``, then the directory is synced.
+        """
+        data = HEADER + _frames(records)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        try:
+            _os.write_all(fd, data)
+            if durability is not Durability.OFF:
+                _os.fsync(fd)
+                _os.fsync_dir(os.path.dirname(path) or ".")
+        except OSError as e:
+            os.close(fd)
+            os.unlink(path)
+            raise _store_error("create", path, e) from e
+        return cls(path, fd, len(data), durability)
+
+    @classmethod
+    def open(cls, path: str, good_size: int, durability: Durability) -> LogWriter:
+        """Open an existing log for appending, first cutting off anything after ``good_size`` (a torn tail)."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError as e:
+            raise _store_error("open", path, e) from e
+        try:
+            if os.fstat(fd).st_size != good_size:
+                os.ftruncate(fd, good_size)
+                if good_size < len(HEADER):
+                    os.ftruncate(fd, 0)
+                    _os.write_all(fd, HEADER)
+                    good_size = len(HEADER)
+                if durability is not Durability.OFF:
+                    _os.fsync(fd)
+        except OSError as e:
+            os.close(fd)
+            raise _store_error("repair", path, e) from e
+        return cls(path, fd, good_size, durability)
+
+    @property
+    def size(self) -> int:
+        """Bytes in the log, all of them complete records."""
+        return self._size
+
+    def append(self, records: Sequence[Record], *, barrier: bool = False) -> int:
+        """Append records as one ``write``; sync per the durability mode. Returns the offset of the first.
+
+        ``barrier`` marks an append that must be durable before the caller acts on the outside world (a tool
+        intent, a suspension, the end of a run); ``NORMAL`` syncs only at barriers.
+        """
+        if self._broken:
+            raise StoreError("the log writer is closed after an earlier failure; reopen the execution", self.path)
+        data = _frames(records)
+        start = self._size
+        try:
+            _os.write_all(self._fd, data)
+        except OSError as e:
+            self._rollback(start)
+            raise _store_error("append to", self.path, e) from e
+        self._size = start + len(data)
+        mode = self._durability
+        if mode is Durability.FULL or (barrier and mode is Durability.NORMAL):
+            self.sync()
+        elif mode is Durability.NORMAL:
+            self._unsynced = True
+        return start
+
+    def sync(self) -> None:
+        """``fsync`` now, whatever the mode (``OFF`` included)."""
+        try:
+            _os.fsync(self._fd)
+        except OSError as e:
+            self._broken = True
+            self.close()
+            raise _store_error("sync", self.path, e) from e
+        self._unsynced = False
+
+    def close(self) -> None:
+        """Close the file; in ``NORMAL``, sync first what is not yet synced."""
+        if self._fd < 0:
+            return
+        try:
+            if self._unsynced and not self._broken:
+                _os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _rollback(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError:
+            # The reader will cut the partial frame as a torn tail; this writer must not append after it.
+            self._broken = True

@@ -1,0 +1,8 @@
+"""The state layer: what an execution is, derived by folding its log."""
+
+from __future__ import annotations
+
+from delite.state.fold import apply, fold
+from delite.state.model import CallState, ExecutionState, Status, Totals
+
+__all__ = ["CallState", "ExecutionState", "Status", "Totals", "apply", "fold"]

@@ -1,0 +1,213 @@
+"""A pure fold from records to :class:`~delite.state.model.ExecutionState`: no I/O, no clock, no randomness.
+
+``fold(records)`` builds the state from scratch; ``apply(state, record)`` advances a state by one record in
+place (the engine keeps one state and applies each record as it appends it, so no step re-folds the log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+
+from delite.log.records import (
+    DecisionRecorded,
+    DriftAccepted,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    InDoubtResolved,
+    InputSubmitted,
+    ModelCallFailed,
+    ModelResponded,
+    Record,
+    ToolFinished,
+    ToolStarted,
+)
+from delite.state.model import CallState, ExecutionState, Status
+
+__all__ = ["apply", "fold", "tool_message_content"]
+
+_json = msgspec.json.Encoder()
+
+
+def tool_message_content(finished: ToolFinished) -> str:
+    """What the model is shown for a tool call's outcome."""
+    if finished.error is not None:
+        return f"Error: {finished.error}"
+    result = finished.result
+    if isinstance(result, str):
+        return result
+    return _json.encode(result).decode()
+
+
+def _started(s: ExecutionState, r: ExecutionStarted) -> None:
+    s.execution_id = r.execution_id
+    s.agent_id = r.agent_id
+    s.input = r.input
+    s.history = r.history
+    s.metadata = r.metadata
+    s.config = r.config
+    s.known_tools.update(t.name for t in r.config.tools)
+    s.model = r.model
+    s.idempotency_key = r.idempotency_key
+    s.parent_id = r.parent_id
+    s.depth = r.depth
+    s.created_at = r.at
+    s.status = Status.RUNNING
+    if r.config.prompt:
+        s.messages.append({"role": "system", "content": r.config.prompt})
+    s.messages.extend(r.history)
+    s.messages.append({"role": "user", "content": r.input})
+
+
+def _responded(s: ExecutionState, r: ModelResponded) -> None:
+    s.turns.append(r)
+    t = s.totals
+    u = r.usage
+    t.llm_calls += 1
+    t.input_tokens += u.input_tokens
+    t.output_tokens += u.output_tokens
+    t.cached_input_tokens += u.cached_input_tokens
+    t.cache_write_tokens += u.cache_write_tokens
+    t.reasoning_tokens += u.reasoning_tokens
+    if not u.known:
+        t.usage_known = False
+    if u.cost is None:
+        t.cost_known = False
+    else:
+        try:
+            t.cost += Decimal(u.cost)
+        except InvalidOperation:
+            t.cost_known = False
+    message: dict[str, Any] = {"role": "assistant", "content": r.content}
+    if r.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": c.provider_id or c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": _json.encode(c.arguments).decode()},
+            }
+            for c in r.tool_calls
+        ]
+        for c in r.tool_calls:
+            s.calls[c.id] = CallState(call=c, step=r.step)
+    s.messages.append(message)
+    s.status = Status.RUNNING
+    s.suspend_reason = None
+
+
+def _tool_started(s: ExecutionState, r: ToolStarted) -> None:
+    call = s.calls[r.call_id]
+    call.attempts = max(call.attempts, r.attempt)
+    call.idempotency_key = r.idempotency_key
+    call.rerun_requested = False
+    s.totals.tool_calls += 1
+
+
+def _tool_finished(s: ExecutionState, r: ToolFinished) -> None:
+    call = s.calls[r.call_id]
+    call.finished = r
+    s.messages.append(
+        {"role": "tool", "tool_call_id": call.call.provider_id or call.call.id, "content": tool_message_content(r)}
+    )
+
+
+def _suspended(s: ExecutionState, r: ExecutionSuspended) -> None:
+    s.status = Status.for_suspension(r.reason.kind)
+    s.suspend_reason = r.reason
+
+
+def _decision(s: ExecutionState, r: DecisionRecorded) -> None:
+    s.calls[r.call_id].decision = r
+
+
+def _input(s: ExecutionState, r: InputSubmitted) -> None:
+    s.calls[r.call_id].human_input = r.text
+
+
+def _resolved(s: ExecutionState, r: InDoubtResolved) -> None:
+    s.calls[r.call_id].rerun_requested = True
+
+
+def _drift(s: ExecutionState, r: DriftAccepted) -> None:
+    s.config = r.config
+    s.known_tools.update(t.name for t in r.config.tools)
+
+
+def _resumed(s: ExecutionState, _r: ExecutionResumed) -> None:
+    s.resumes += 1
+    if not s.status.is_terminal:
+        s.status = Status.RUNNING
+        s.suspend_reason = None
+
+
+def _model_failed(s: ExecutionState, r: ModelCallFailed) -> None:
+    s.totals.model_failures += 1
+    if not r.retryable:
+        s.failed_attempts += 1
+
+
+def _completed(s: ExecutionState, r: ExecutionCompleted) -> None:
+    s.status = Status.COMPLETED
+    s.answer = r.answer
+    s.output = r.output
+    s.suspend_reason = None
+
+
+def _failed(s: ExecutionState, r: ExecutionFailed) -> None:
+    s.status = Status.FAILED
+    s.error_type = r.error_type
+    s.error_message = r.message
+
+
+def _cancelled(s: ExecutionState, _r: ExecutionCancelled) -> None:
+    s.status = Status.CANCELLED
+    s.suspend_reason = None
+
+
+_HANDLERS: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
+    ExecutionStarted: _started,
+    ModelResponded: _responded,
+    ToolStarted: _tool_started,
+    ToolFinished: _tool_finished,
+    ExecutionSuspended: _suspended,
+    DecisionRecorded: _decision,
+    InputSubmitted: _input,
+    InDoubtResolved: _resolved,
+    DriftAccepted: _drift,
+    ExecutionResumed: _resumed,
+    ModelCallFailed: _model_failed,
+    ExecutionCompleted: _completed,
+    ExecutionFailed: _failed,
+    ExecutionCancelled: _cancelled,
+}
+
+
+def apply(state: ExecutionState, record: Record) -> ExecutionState:
+    """Advance ``state`` by one record, in place, and return it."""
+    _HANDLERS[type(record)](state, record)
+    state.records += 1
+    state.updated_at = record.at
+    return state
+
+
+def fold(records: Iterable[Record], state: ExecutionState | None = None) -> ExecutionState:
+    """Fold records into a new state (or onto ``state``)."""
+    s = ExecutionState() if state is None else state
+    handlers = _HANDLERS
+    n = 0
+    last = None
+    for record in records:
+        handlers[type(record)](s, record)
+        n += 1
+        last = record
+    s.records += n
+    if last is not None:
+        s.updated_at = last.at
+    return s

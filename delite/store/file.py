@@ -1,0 +1,166 @@
+"""The store on local files: one append-only log per execution under a data directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+
+import filelock
+
+from delite.errors import (
+    ClaimTimeoutError,
+    ExecutionAlreadyClaimedError,
+    ExecutionNotFoundError,
+    StoreError,
+    UsageError,
+)
+from delite.log.durability import Durability
+from delite.log.framing import TornTail
+from delite.log.reader import LogContents, read_log
+from delite.log.records import AnyRecord, Record
+from delite.log.writer import LogWriter
+from delite.store.base import ExecutionLog, Store
+from delite.store.ids import validate_execution_id
+from delite.store.layout import Layout
+
+__all__ = ["FileExecutionLog", "FileStore"]
+
+
+class FileExecutionLog(ExecutionLog):
+    """A claimed execution backed by a log file and a ``filelock`` claim."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        records: list[AnyRecord],
+        torn: TornTail | None,
+        writer: LogWriter,
+        lock: filelock.BaseFileLock,
+    ) -> None:
+        """Wrap an open writer and a held lock."""
+        self.execution_id = execution_id
+        self.records = records
+        self.torn = torn
+        self._writer = writer
+        self._lock: filelock.BaseFileLock | None = lock
+
+    def append(self, records: Sequence[Record], *, barrier: bool = False) -> None:
+        """Append records as one write."""
+        if self._lock is None:
+            raise UsageError(f"execution {self.execution_id!r} was released; claim it again to write")
+        self._writer.append(records, barrier=barrier)
+
+    @property
+    def size(self) -> int:
+        """Bytes of complete records in the log."""
+        return self._writer.size
+
+    def release(self) -> None:
+        """Close the log and release the claim."""
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        try:
+            self._writer.close()
+        finally:
+            lock.release()
+
+
+class FileStore(Store):
+    """Execution logs as files under ``root`` (see :class:`~delite.store.layout.Layout`)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, durability: Durability | str = Durability.FULL) -> None:
+        """Point at a data directory; nothing is created until the first write."""
+        self.layout = Layout(root)
+        self.durability = Durability(durability)
+        self._ready = False
+
+    def _ensure(self) -> None:
+        if not self._ready:
+            try:
+                self.layout.ensure()
+            except OSError as e:
+                raise StoreError(f"cannot create the data directory: {e.strerror}", str(self.layout.root)) from e
+            self._ready = True
+
+    def exists(self, execution_id: str) -> bool:
+        """Whether the execution's log exists."""
+        return os.path.exists(self.layout.log(validate_execution_id(execution_id)))
+
+    def list_ids(self) -> list[str]:
+        """Every execution id, sorted (generated ids sort by creation time)."""
+        try:
+            names = os.listdir(self.layout.executions)
+        except FileNotFoundError:
+            return []
+        return sorted(n[:-4] for n in names if n.endswith(".log"))
+
+    def read(self, execution_id: str) -> LogContents:
+        """Read an execution's log without claiming it."""
+        path = self.layout.log(validate_execution_id(execution_id))
+        try:
+            return read_log(path)
+        except FileNotFoundError:
+            raise ExecutionNotFoundError(execution_id) from None
+
+    def _lock(self, execution_id: str) -> filelock.BaseFileLock:
+        return filelock.FileLock(self.layout.claim(execution_id), thread_local=False)
+
+    def claim(
+        self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0
+    ) -> FileExecutionLog:
+        """Lock the execution, then read it and repair a torn tail (or create it)."""
+        validate_execution_id(execution_id)
+        self._ensure()
+        path = self.layout.log(execution_id)
+        if create is None and not os.path.exists(path):
+            raise ExecutionNotFoundError(execution_id)
+        lock = self._lock(execution_id)
+        try:
+            lock.acquire(timeout=timeout, blocking=timeout > 0)
+        except filelock.Timeout:
+            if timeout > 0:
+                raise ClaimTimeoutError(execution_id, timeout) from None
+            raise ExecutionAlreadyClaimedError(execution_id) from None
+        try:
+            if create is not None and not os.path.exists(path):
+                writer = LogWriter.create(path, self.durability, create)
+                log = FileExecutionLog(execution_id, list(create), None, writer, lock)  # type: ignore[arg-type]
+                log.created = True
+                return log
+            contents = read_log(path)
+            writer = LogWriter.open(path, contents.end, self.durability)
+            return FileExecutionLog(execution_id, contents.records, contents.torn, writer, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    def is_claimed(self, execution_id: str) -> bool:
+        """Try the lock without waiting: held means claimed."""
+        validate_execution_id(execution_id)
+        if not os.path.exists(self.layout.claim(execution_id)):
+            return False
+        lock = self._lock(execution_id)
+        try:
+            lock.acquire(timeout=0, blocking=False)
+        except filelock.Timeout:
+            return True
+        lock.release()
+        return False
+
+    def request_cancel(self, execution_id: str) -> None:
+        """Drop a cancel marker that the owner checks at each step boundary."""
+        self._ensure()
+        path = self.layout.cancel_signal(validate_execution_id(execution_id))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.close(fd)
+
+    def cancel_requested(self, execution_id: str) -> bool:
+        """Whether a cancel marker exists."""
+        return os.path.exists(self.layout.cancel_signal(execution_id))
+
+    def clear_cancel(self, execution_id: str) -> None:
+        """Remove the cancel marker."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.layout.cancel_signal(execution_id))

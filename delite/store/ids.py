@@ -1,0 +1,55 @@
+"""Execution ids: validation of supplied ids and generation of new, time-sortable ones."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from delite.errors import InvalidExecutionIdError
+
+__all__ = ["MAX_ID_LENGTH", "new_execution_id", "validate_execution_id"]
+
+MAX_ID_LENGTH = 128
+_ALLOWED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def validate_execution_id(execution_id: object) -> str:
+    """Return ``execution_id`` if it is safe to use as a file name, else raise :class:`InvalidExecutionIdError`.
+
+    Allowed: 1 to 128 characters from ``A-Z a-z 0-9 . _ : -``, starting with a letter or digit, and no ``..``.
+    This refuses path separators, control characters, whitespace and every name with a special meaning to the
+    file system before any file is touched.
+    """
+    if not isinstance(execution_id, str):
+        raise InvalidExecutionIdError(repr(execution_id), "must be a string")
+    if not execution_id:
+        raise InvalidExecutionIdError(execution_id, "must not be empty")
+    if len(execution_id) > MAX_ID_LENGTH:
+        raise InvalidExecutionIdError(execution_id, f"longer than {MAX_ID_LENGTH} characters")
+    if "/" in execution_id or "\\" in execution_id:
+        raise InvalidExecutionIdError(execution_id, "contains a path separator")
+    if ".." in execution_id:
+        raise InvalidExecutionIdError(execution_id, "contains '..'")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in execution_id):
+        raise InvalidExecutionIdError(execution_id, "contains a control character")
+    if not _ALLOWED.fullmatch(execution_id):
+        raise InvalidExecutionIdError(
+            execution_id, "may hold only letters, digits, '.', '_', ':' and '-', and must start with a letter or digit"
+        )
+    return execution_id
+
+
+def new_execution_id(now: float | None = None) -> str:
+    """A new 26-character id, ULID-like: 48 bits of milliseconds then 80 random bits, Crockford base32.
+
+    Ids made later sort after ids made earlier (to the millisecond), so listings by id are by age.
+    """
+    ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))

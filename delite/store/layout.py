@@ -1,0 +1,43 @@
+"""Every path under a data directory, in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["Layout"]
+
+
+class Layout:
+    """Where a data directory keeps each kind of file.
+
+    ``executions/<id>.log`` are the logs (the source of truth); ``claims/<id>.lock`` the claim locks;
+    ``signals/<id>.cancel`` cancel requests from other processes; ``keys/`` run-level idempotency keys.
+    """
+
+    __slots__ = ("claims", "executions", "keys", "root", "signals")
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        """Name the paths under ``root``; nothing is created."""
+        self.root = Path(root)
+        self.executions = self.root / "executions"
+        self.claims = self.root / "claims"
+        self.signals = self.root / "signals"
+        self.keys = self.root / "keys"
+
+    def log(self, execution_id: str) -> str:
+        """The log file of an execution."""
+        return os.path.join(self.executions, execution_id + ".log")
+
+    def claim(self, execution_id: str) -> str:
+        """The claim lock of an execution."""
+        return os.path.join(self.claims, execution_id + ".lock")
+
+    def cancel_signal(self, execution_id: str) -> str:
+        """The file whose presence asks the execution's owner to cancel it."""
+        return os.path.join(self.signals, execution_id + ".cancel")
+
+    def ensure(self) -> None:
+        """Create the directories (idempotent)."""
+        for d in (self.executions, self.claims, self.signals, self.keys):
+            d.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,7 @@
+"""The tools layer: declaring tools, validating their arguments, and the call context inside them."""
+
+from __future__ import annotations
+
+from delite.tools.base import Tool, ToolCallContext, current_call, current_idempotency_key, tool
+
+__all__ = ["Tool", "ToolCallContext", "current_call", "current_idempotency_key", "tool"]
