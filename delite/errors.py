@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AlreadyDecidedError",
     "ClaimTimeoutError",
     "DelegationDepthExceededError",
     "DeliteError",
@@ -230,6 +231,13 @@ class ExecutionAlreadyTerminalError(_ExecutionStateError):
 
     def _describe(self) -> str:
         return f"execution {self.execution_id!r} has already ended (status {self.current_status})"
+
+
+class AlreadyDecidedError(_ExecutionStateError):
+    """The call was already decided (a second approval or rejection of the same call)."""
+
+    def _describe(self) -> str:
+        return f"execution {self.execution_id!r}: the call was already decided"
 
 
 class ExecutionAlreadyActiveError(_ExecutionStateError):

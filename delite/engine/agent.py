@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -15,10 +16,13 @@ from delite.engine.loop import Contract, RetryPolicy, Runner, RunSettings
 from delite.engine.replay import config_changes
 from delite.engine.response import Response
 from delite.errors import (
+    AlreadyDecidedError,
     DriftError,
+    ExecutionAlreadyActiveError,
     ExecutionAlreadyClaimedError,
     ExecutionAlreadyTerminalError,
     ExecutionNotSuspendedError,
+    IdempotencyConflictError,
     InvalidToolResultError,
     SuspendKindMismatchError,
     UsageError,
@@ -204,6 +208,7 @@ class Agent:
         history: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
         model: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Response:
         """Start an execution, or continue the one named by ``execution_id``, and advance it until it stops.
 
@@ -217,11 +222,18 @@ class Agent:
             history: earlier chat turns the application owns (OpenAI chat shape), sent before ``text``.
             metadata: JSON stored with the execution (a ``thread_id``, a config key).
             model: use this model for this run's calls instead of the agent's default (recorded per call).
+            idempotency_key: a key for this request (say, a client's request id). The same key with the same
+                input returns that execution's result, or continues it if it stopped; with another input it
+                raises :class:`~delite.errors.IdempotencyConflictError`; while a live process advances it,
+                :class:`~delite.errors.ExecutionAlreadyActiveError`. A crash never strands a key: the next call
+                with it continues the execution.
         """
         if not isinstance(text, str):
             raise UsageError("text must be a string")
         settings = self._settings()
         eid = validate_execution_id(execution_id) if execution_id is not None else new_execution_id()
+        if idempotency_key is not None:
+            eid = self._bind_key(idempotency_key, eid, text, history, explicit=execution_id is not None)
         started = ExecutionStarted(
             at=self.clock(),
             execution_id=eid,
@@ -231,8 +243,15 @@ class Agent:
             metadata=dict(metadata or {}),
             config=self.fingerprint(),
             model=model,
+            idempotency_key=idempotency_key,
         )
-        with self.store.claim(eid, create=[started]) as log:
+        try:
+            log = self.store.claim(eid, create=[started])
+        except ExecutionAlreadyClaimedError:
+            if idempotency_key is not None:
+                raise ExecutionAlreadyActiveError(eid, "running") from None
+            raise
+        with log:
             state = fold(log.records)
             if not log.created and state.input != text:
                 raise UsageError(
@@ -240,6 +259,17 @@ class Agent:
                     "or omit execution_id to start a new execution"
                 )
             return self._advance(log, state, settings, model=model, resumed=not log.created)
+
+    def _bind_key(self, key: str, eid: str, text: str, history: list[dict[str, Any]] | None, *, explicit: bool) -> str:
+        if not isinstance(key, str) or not key:
+            raise UsageError("idempotency_key must be a non-empty string")
+        fingerprint = hashlib.sha256(msgspec.json.encode([text, history or []])).hexdigest()
+        bound, bound_fingerprint = self.store.bind_key(key, eid, fingerprint)
+        if bound_fingerprint != fingerprint or (explicit and bound != eid):
+            raise IdempotencyConflictError(key, bound)
+        if bound != eid and self.store.is_claimed(bound):
+            raise ExecutionAlreadyActiveError(bound, "running")
+        return bound
 
     def resume(self, execution_id: str, *, model: str | None = None) -> Response:
         """Continue an execution after its suspension was answered, a crash, or a failure."""
@@ -366,15 +396,15 @@ class Agent:
         """
 
         def build(state: ExecutionState) -> list[Record]:
-            pending = set(state.suspend_reason.confirmation_ids) if state.suspend_reason else set()
-            unknown = sorted(set(decisions) - pending)
-            if unknown:
-                raise InvalidToolResultError(execution_id, f"no pending call with id {', '.join(unknown)}")
             if not decisions:
                 raise InvalidToolResultError(execution_id, "no decision given")
-            decided = [c for c in decisions if state.calls[c].decision is not None]
-            if decided:
-                raise InvalidToolResultError(execution_id, f"call {', '.join(decided)} was already decided")
+            unknown = sorted(c for c in decisions if c not in state.calls)
+            if unknown:
+                raise InvalidToolResultError(execution_id, f"no call with id {', '.join(unknown)}")
+            pending = set(state.suspend_reason.confirmation_ids) if state.suspend_reason else set()
+            settled = sorted(c for c in decisions if c not in pending or state.calls[c].decision is not None)
+            if settled:
+                raise AlreadyDecidedError(execution_id, state.status.value, f"call {', '.join(settled)} is not pending")
             now = self.clock()
             return [
                 DecisionRecorded(at=now, call_id=c, approved=bool(ok), reason=(reasons or {}).get(c))

@@ -27,6 +27,7 @@ from delite.log.records import (
     ExecutionFailed,
     ExecutionResumed,
     ExecutionSuspended,
+    InputRequested,
     ModelCallFailed,
     ModelResponded,
     PendingCall,
@@ -40,7 +41,7 @@ from delite.providers.base import ModelTurn, normalize_turn
 from delite.state.fold import apply, fold
 from delite.state.model import CallState, ExecutionState
 from delite.store.base import ExecutionLog, Store
-from delite.tools.base import Tool, ToolCallContext, running
+from delite.tools.base import Clarification, Tool, ToolCallContext, running
 
 __all__ = ["Contract", "RetryPolicy", "RunSettings", "Runner", "idempotency_key"]
 
@@ -290,6 +291,11 @@ class Runner:
                 return None
             question = call.arguments.get("question") if isinstance(call.arguments, dict) else None
             return ("human_input", pending, str(question) if question else str(call.arguments))
+        if cs.question is not None:  # a tool asked a human; the answer is its result
+            if cs.human_input is None:
+                return ("human_input", pending, cs.question)
+            self._finish(cs, result=cs.human_input, source="human")
+            return None
         tool = s.tools.get(name)
         if tool is None:
             if name in self.state.known_tools:
@@ -323,10 +329,11 @@ class Runner:
         if cs.in_doubt and not tool.retry_in_doubt:
             message = "the process stopped inside this tool; it may or may not have acted"
             return ("in_doubt", msgspec.structs.replace(pending, message=message), None)
-        self._invoke(cs, tool, arguments)
-        return None
+        return self._invoke(cs, tool, arguments, pending)
 
-    def _invoke(self, cs: CallState, tool: Tool, arguments: dict[str, Any]) -> None:
+    def _invoke(
+        self, cs: CallState, tool: Tool, arguments: dict[str, Any], pending: PendingCall
+    ) -> tuple[str, PendingCall, str | None] | None:
         eid = self.state.execution_id
         key = idempotency_key(eid, cs.call.id)
         attempt = cs.attempts + 1
@@ -345,6 +352,9 @@ class Runner:
             except Exception as e:  # noqa: BLE001 - a tool's exception is recorded and shown to the model
                 error = f"{type(e).__name__}: {e}"
             else:
+                if isinstance(value, Clarification):
+                    self.buffer(InputRequested(at=self._now(), call_id=cs.call.id, question=value.question))
+                    return ("human_input", pending, value.question)
                 try:
                     result = msgspec.to_builtins(value, str_keys=True)
                 except (TypeError, ValueError) as e:
@@ -359,6 +369,7 @@ class Runner:
                 duration_ms=duration,
             )
         )
+        return None
 
 
 def _as_provider_error(e: Exception, provider: object, name: str) -> ProviderError:

@@ -23,6 +23,7 @@ __all__ = [
     "ExecutionStarted",
     "ExecutionSuspended",
     "InDoubtResolved",
+    "InputRequested",
     "InputSubmitted",
     "ModelCallFailed",
     "ModelResponded",
@@ -210,6 +211,13 @@ class InputSubmitted(Record, frozen=True, kw_only=True, omit_defaults=True, tag=
     text: str
 
 
+class InputRequested(Record, frozen=True, kw_only=True, omit_defaults=True, tag="input-requested"):
+    """A tool asked a human a question by returning a ``Clarification``; the answer becomes its result."""
+
+    call_id: str
+    question: str = ""
+
+
 class InDoubtResolved(Record, frozen=True, kw_only=True, omit_defaults=True, tag="in-doubt-resolved"):
     """An operator chose to run an in-doubt call again (a supplied result is a ``ToolFinished`` instead)."""
 
@@ -260,6 +268,7 @@ AnyRecord = (
     | ExecutionSuspended
     | DecisionRecorded
     | InputSubmitted
+    | InputRequested
     | InDoubtResolved
     | DriftAccepted
     | ExecutionResumed

@@ -22,6 +22,7 @@ from delite.log.records import (
     ExecutionStarted,
     ExecutionSuspended,
     InDoubtResolved,
+    InputRequested,
     InputSubmitted,
     ModelCallFailed,
     ModelResponded,
@@ -131,6 +132,10 @@ def _input(s: ExecutionState, r: InputSubmitted) -> None:
     s.calls[r.call_id].human_input = r.text
 
 
+def _input_requested(s: ExecutionState, r: InputRequested) -> None:
+    s.calls[r.call_id].question = r.question
+
+
 def _resolved(s: ExecutionState, r: InDoubtResolved) -> None:
     s.calls[r.call_id].rerun_requested = True
 
@@ -179,6 +184,7 @@ _HANDLERS: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
     ExecutionSuspended: _suspended,
     DecisionRecorded: _decision,
     InputSubmitted: _input,
+    InputRequested: _input_requested,
     InDoubtResolved: _resolved,
     DriftAccepted: _drift,
     ExecutionResumed: _resumed,

@@ -72,12 +72,13 @@ class CallState:
     finished: ToolFinished | None = None
     decision: DecisionRecorded | None = None
     human_input: str | None = None
+    question: str | None = None
     rerun_requested: bool = False
 
     @property
     def in_doubt(self) -> bool:
         """Its intent is recorded but its result is not: the process may have died inside the tool."""
-        return self.attempts > 0 and self.finished is None and not self.rerun_requested
+        return self.attempts > 0 and self.finished is None and not self.rerun_requested and self.question is None
 
 
 @dataclass

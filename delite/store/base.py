@@ -87,6 +87,15 @@ class Store(abc.ABC):
         """Whether a live owner holds the execution right now (a snapshot; it may change at once)."""
 
     @abc.abstractmethod
+    def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
+        """Bind a run-level idempotency key to an execution, once and for all.
+
+        Returns the binding that holds, ``(execution_id, fingerprint)``: the one given if the key was new, the
+        earlier one otherwise. Atomic across processes: of two callers racing with the same key, one wins and
+        both get its binding.
+        """
+
+    @abc.abstractmethod
     def request_cancel(self, execution_id: str) -> None:
         """Ask whoever advances the execution to cancel it at its next step boundary."""
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import secrets
 from collections.abc import Sequence
 
 import filelock
+import msgspec
 
 from delite.errors import (
     ClaimTimeoutError,
@@ -15,6 +18,7 @@ from delite.errors import (
     StoreError,
     UsageError,
 )
+from delite.log._os import fsync_dir
 from delite.log.durability import Durability
 from delite.log.framing import TornTail
 from delite.log.reader import LogContents, read_log
@@ -25,6 +29,8 @@ from delite.store.ids import validate_execution_id
 from delite.store.layout import Layout
 
 __all__ = ["FileExecutionLog", "FileStore"]
+
+_key_codec = msgspec.json.Decoder(dict[str, str])
 
 
 class FileExecutionLog(ExecutionLog):
@@ -148,6 +154,33 @@ class FileStore(Store):
             return True
         lock.release()
         return False
+
+    def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
+        """Bind with a hard link (atomic, fails if the key exists) of a fully written, synced file."""
+        self._ensure()
+        keys = str(self.layout.keys)
+        path = os.path.join(keys, hashlib.sha256(key.encode()).hexdigest() + ".json")
+        if not os.path.exists(path):
+            body = msgspec.json.encode({"key": key, "execution_id": execution_id, "fingerprint": fingerprint})
+            tmp = os.path.join(keys, f".tmp-{os.getpid()}-{secrets.token_hex(8)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, body)
+                if self.durability is not Durability.OFF:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)
+                if self.durability is not Durability.OFF:
+                    fsync_dir(keys)
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        with open(path, "rb") as f:
+            bound = _key_codec.decode(f.read())
+        return str(bound["execution_id"]), str(bound["fingerprint"])
 
     def request_cancel(self, execution_id: str) -> None:
         """Drop a cancel marker that the owner checks at each step boundary."""

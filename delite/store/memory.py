@@ -45,6 +45,7 @@ class MemoryStore(Store):
         self.logs: dict[str, bytearray] = {}
         self._claimed: set[str] = set()
         self._cancels: set[str] = set()
+        self._keys: dict[str, tuple[str, str]] = {}
         self._cond = threading.Condition()
 
     def exists(self, execution_id: str) -> bool:
@@ -104,6 +105,11 @@ class MemoryStore(Store):
     def is_claimed(self, execution_id: str) -> bool:
         """Whether the claim is held."""
         return execution_id in self._claimed
+
+    def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
+        """Bind the key unless it is bound already; return the binding that holds."""
+        with self._cond:
+            return self._keys.setdefault(key, (execution_id, fingerprint))
 
     def request_cancel(self, execution_id: str) -> None:
         """Mark the execution for cancellation."""

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from delite.tools.base import Tool, ToolCallContext, current_call, current_idempotency_key, tool
+from delite.tools.base import Clarification, Tool, ToolCallContext, current_call, current_idempotency_key, tool
 
-__all__ = ["Tool", "ToolCallContext", "current_call", "current_idempotency_key", "tool"]
+__all__ = ["Clarification", "Tool", "ToolCallContext", "current_call", "current_idempotency_key", "tool"]

@@ -18,7 +18,18 @@ import msgspec
 from delite.errors import UsageError
 from delite.log.records import ToolSpec
 
-__all__ = ["Tool", "ToolCallContext", "current_call", "current_idempotency_key", "tool"]
+__all__ = ["Clarification", "Tool", "ToolCallContext", "current_call", "current_idempotency_key", "tool"]
+
+
+@dataclass(frozen=True)
+class Clarification:
+    """Return this from a tool to ask a human a question instead of answering.
+
+    The execution suspends (``waiting_human_input``) with the question; the text given to
+    ``agent.submit_input`` becomes the tool call's result, and the model sees it as such.
+    """
+
+    question: str
 
 
 @dataclass(frozen=True)
