@@ -47,7 +47,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
         lines.append(line)
-        match = re.search(r"running on (http://127\.0\.0\.1:\d+)", line, re.I)
+        match = re.search(r"running on (http://127\.0\.0\.1:\d+)", line, re.IGNORECASE)
         if match:
             url = match.group(1)
             break
@@ -67,7 +67,7 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 def post(url: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body or {}).encode()
-    req = urllib.request.Request(url, data=data, headers={"content-type": "application/json"}, method="POST")
+    req = urllib.request.Request(url, data=data, headers={"content-type": "application/json"}, method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
             return resp.status, json.loads(resp.read())
