@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from delite.errors import LogCorruptError
 from delite.log.records import (
     DecisionRecorded,
     DriftAccepted,
@@ -195,22 +196,41 @@ _HANDLERS: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
 }
 
 
+def _inconsistent(state: ExecutionState, index: int, record: Record, e: KeyError) -> LogCorruptError:
+    reason = f"record {index} ({type(record).__name__}) refers to unknown call {e.args[0]!r}"
+    return LogCorruptError(state.execution_id or "?", -1, reason)
+
+
 def apply(state: ExecutionState, record: Record) -> ExecutionState:
-    """Advance ``state`` by one record, in place, and return it."""
-    _HANDLERS[type(record)](state, record)
+    """Advance ``state`` by one record, in place, and return it.
+
+    Raises:
+        LogCorruptError: the record refers to a tool call the log never recorded.
+    """
+    try:
+        _HANDLERS[type(record)](state, record)
+    except KeyError as e:
+        raise _inconsistent(state, state.records, record, e) from None
     state.records += 1
     state.updated_at = record.at
     return state
 
 
 def fold(records: Iterable[Record], state: ExecutionState | None = None) -> ExecutionState:
-    """Fold records into a new state (or onto ``state``)."""
+    """Fold records into a new state (or onto ``state``).
+
+    Raises:
+        LogCorruptError: a record refers to a tool call the log never recorded (a log not written by delite).
+    """
     s = ExecutionState() if state is None else state
     handlers = _HANDLERS
     n = 0
     last = None
     for record in records:
-        handlers[type(record)](s, record)
+        try:
+            handlers[type(record)](s, record)
+        except KeyError as e:
+            raise _inconsistent(s, s.records + n, record, e) from None
         n += 1
         last = record
     s.records += n

@@ -351,3 +351,29 @@ def test_import_does_not_load_vendor_sdks() -> None:
     code = "import delite, sys; print(any(m in sys.modules for m in ('openai', 'anthropic', 'httpx2', 'rich')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_log_naming_an_unknown_call_is_a_clear_error(data_dir: Path) -> None:
+    from delite.errors import LogCorruptError
+    from delite.log.records import ExecutionStarted
+    from delite.state import fold
+
+    records = [ExecutionStarted(execution_id="e"), ToolFinished(call_id="ghost", result=1)]
+    with pytest.raises(LogCorruptError, match="unknown call 'ghost'"):
+        fold(records)
+
+
+def test_idempotency_key_bound_before_a_crash_does_not_dead_end(data_dir: Path) -> None:
+    from delite.store import FileStore as _FileStore
+
+    store = _FileStore(data_dir)
+    # A process bound the key, then died before it created the execution.
+    import hashlib
+
+    import msgspec as _msgspec
+
+    fingerprint = hashlib.sha256(_msgspec.json.encode(["go", []])).hexdigest()
+    store.bind_key("req-9", "exec-9", fingerprint)
+    agent = Agent(data_dir, provider=ScriptedProvider(["ok"]))
+    r = agent.run("go", idempotency_key="req-9")
+    assert (r.execution_id, r.answer) == ("exec-9", "ok")
