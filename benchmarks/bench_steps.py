@@ -1,0 +1,370 @@
+"""Per-step overhead, bytes on disk, resume time and import time of delite.
+
+A standalone script; it sets baselines and gates nothing. Run from the repository root:
+
+    python benchmarks/bench_steps.py            # a table
+    python benchmarks/bench_steps.py --json     # the same numbers as JSON
+    python benchmarks/bench_steps.py --quick    # fewer repetitions, no 10,000-step resume
+
+What is measured (docs/benchmarks.md explains the limits):
+
+* steps: one execution of N steps with ``ScriptedProvider.tool_loop`` and a trivial tool, per durability mode.
+  One step is one model call and one tool call. ``ms/step`` is the wall time of ``agent.run`` divided by N
+  (the median over repetitions); ``excl. model`` leaves out the time spent inside the scripted model, which
+  is not delite's (the scripted model re-reads the conversation on every call, so its own cost grows with
+  N; a real model's grows faster). ``fsync/step`` counts the log's fsync calls.
+* disk: the log's size per step, the payload per step (the JSON of the model's text, the tool arguments and
+  the tool result) and what delite adds beyond it; ``marginal B/step`` is the growth per extra step between
+  the smallest and the largest N, so fixed costs (header, first and last record) do not flatter it.
+* resume: a completed execution of N steps, continued by ``agent.run(text, execution_id=...)`` in a fresh
+  process; timed inside the child after ``import delite`` (Agent built + run) and as the whole process.
+  ``cold`` deletes the derived snapshot first, so the log is read, every frame verified, decoded and folded.
+* import: ``import delite`` in fresh processes, timed inside the child, and the whole process next to a bare
+  ``python -c pass``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import msgspec  # noqa: E402
+
+import delite  # noqa: E402
+from delite import Agent, ScriptedProvider, tool  # noqa: E402
+from delite.log import _os as log_os  # noqa: E402
+from delite.log import read_log  # noqa: E402
+from delite.log.records import ModelResponded, ToolFinished  # noqa: E402
+
+TEXT = "run the loop"
+
+# The child that resumes a completed execution: timing starts before ``import delite``.
+RESUME_CHILD = r"""
+import sys, time, json
+t0 = time.perf_counter()
+import delite
+from delite import Agent, ScriptedProvider, tool
+t1 = time.perf_counter()
+data_dir, eid, n, text = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+@tool
+def noop(i: int) -> dict:
+    "A trivial tool."
+    return {"ok": i}
+
+provider = ScriptedProvider.tool_loop(n, "noop")
+t2 = time.perf_counter()
+with Agent(data_dir, provider=provider, tools=[noop]) as agent:
+    response = agent.run(text, execution_id=eid)
+t3 = time.perf_counter()
+assert response.status == "completed" and response.steps == n + 1, response
+print(json.dumps({"import_ms": (t1 - t0) * 1e3, "resume_ms": (t3 - t2) * 1e3}))
+"""
+
+IMPORT_CHILD = "import time; t = time.perf_counter(); import delite; print((time.perf_counter() - t) * 1e3)"
+
+
+@tool
+def noop(i: int) -> dict:
+    """A trivial tool."""
+    return {"ok": i}
+
+
+class _Timed:
+    """Wraps a callable and sums the time spent inside it."""
+
+    def __init__(self, fn: Any, name: str | None = None) -> None:
+        self.fn = fn
+        self.seconds = 0.0
+        if name is not None:
+            self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+
+def _payload_bytes(path: str) -> int:
+    """The JSON of everything the model and the tool produced: text, tool arguments, tool results."""
+    enc = msgspec.json.encode
+    total = 0
+    for r in read_log(path).records:
+        if isinstance(r, ModelResponded):
+            total += len((r.content or "").encode())
+            total += sum(len(enc(c.arguments)) for c in r.tool_calls)
+        elif isinstance(r, ToolFinished):
+            total += len(enc(r.result)) + len((r.error or "").encode())
+    return total
+
+
+def run_steps(n: int, mode: str, workdir: str) -> dict[str, Any]:
+    """One execution of ``n`` steps in a fresh data directory."""
+    data_dir = tempfile.mkdtemp(prefix=f"steps-{mode}-{n}-", dir=workdir)
+    provider = _Timed(ScriptedProvider.tool_loop(n, "noop"), name="scripted")
+    syncs = {"n": 0}
+    real_fsync = log_os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        syncs["n"] += 1
+        real_fsync(fd)
+
+    log_os.fsync = counting_fsync
+    try:
+        with Agent(data_dir, provider=provider, tools=[noop], durability=mode) as agent:
+            start = time.perf_counter()
+            response = agent.run(TEXT)
+            elapsed = time.perf_counter() - start
+    finally:
+        log_os.fsync = real_fsync
+    assert response.status == "completed", response
+    assert response.steps == n + 1, response
+    log = os.path.join(data_dir, "executions", response.execution_id + ".log")
+    size = os.path.getsize(log)
+    payload = _payload_bytes(log)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return {
+        "mode": mode,
+        "steps": n,
+        "ms_per_step": elapsed * 1e3 / n,
+        "delite_ms_per_step": (elapsed - provider.seconds) * 1e3 / n,
+        "fsyncs_per_step": syncs["n"] / n,
+        "log_bytes": size,
+        "bytes_per_step": size / n,
+        "payload_per_step": payload / n,
+        "overhead_per_step": (size - payload) / n,
+    }
+
+
+def bench_steps(sizes: list[int], modes: list[str], repeat: int, workdir: str) -> list[dict[str, Any]]:
+    rows = []
+    for mode in modes:
+        for n in sizes:
+            runs = [run_steps(n, mode, workdir) for _ in range(repeat)]
+            row = dict(runs[0])
+            for key in ("ms_per_step", "delite_ms_per_step"):
+                row[key] = statistics.median(r[key] for r in runs)
+            row["repeat"] = repeat
+            rows.append(row)
+    for mode in modes:
+        mine = [r for r in rows if r["mode"] == mode]
+        small, large = mine[0], mine[-1]
+        if large["steps"] > small["steps"]:
+            marginal = (large["log_bytes"] - small["log_bytes"]) / (large["steps"] - small["steps"])
+            for r in mine:
+                r["marginal_bytes_per_step"] = marginal
+    return rows
+
+
+def make_completed(n: int, workdir: str) -> tuple[str, str]:
+    """A completed execution of ``n`` steps (written with durability off: the bytes are the same)."""
+    data_dir = tempfile.mkdtemp(prefix=f"resume-{n}-", dir=workdir)
+    eid = f"bench-{n}"
+    with Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "noop"), tools=[noop], durability="off") as agent:
+        response = agent.run(TEXT, execution_id=eid)
+    assert response.status == "completed", response
+    return data_dir, eid
+
+
+def _child(code: str, *args: str) -> tuple[str, float]:
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    return out.stdout, (time.perf_counter() - start) * 1e3
+
+
+def bench_resume(sizes: list[int], repeat: int, workdir: str) -> list[dict[str, Any]]:
+    rows = []
+    for n in sizes:
+        data_dir, eid = make_completed(n, workdir)
+        log = os.path.join(data_dir, "executions", eid + ".log")
+        snapshots = [p for p in Path(data_dir).rglob(f"{eid}.*") if p.suffix not in (".log", ".lock")]
+        for variant in ("snapshot", "cold"):
+            inside, whole, imports = [], [], []
+            for _ in range(repeat):
+                if variant == "cold":
+                    for p in snapshots:
+                        p.unlink(missing_ok=True)
+                out, wall = _child(RESUME_CHILD, data_dir, eid, str(n), TEXT)
+                result = json.loads(out)
+                inside.append(result["resume_ms"])
+                imports.append(result["import_ms"])
+                whole.append(wall)
+            rows.append(
+                {
+                    "steps": n,
+                    "variant": variant,
+                    "log_bytes": os.path.getsize(log),
+                    "records": len(read_log(log).records),
+                    "resume_ms": statistics.median(inside),
+                    "import_ms": statistics.median(imports),
+                    "process_ms": statistics.median(whole),
+                    "repeat": repeat,
+                }
+            )
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return rows
+
+
+def bench_import(repeat: int) -> dict[str, Any]:
+    inside, whole, bare = [], [], []
+    for _ in range(repeat):
+        out, wall = _child(IMPORT_CHILD)
+        inside.append(float(out))
+        whole.append(wall)
+        bare.append(_child("pass")[1])
+    return {
+        "import_ms": statistics.median(inside),
+        "process_ms": statistics.median(whole),
+        "bare_python_ms": statistics.median(bare),
+        "repeat": repeat,
+    }
+
+
+def fsync_floor(workdir: str, count: int = 300) -> float:
+    """Median ms of one small append + fsync in ``workdir``: the disk's floor for one durable record."""
+    path = os.path.join(workdir, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    samples = []
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            os.write(fd, b"x" * 200)
+            os.fsync(fd)
+            samples.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return statistics.median(samples) * 1e3
+
+
+def machine(workdir: str) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    fs = "unknown"
+    try:
+        with open("/proc/mounts") as f:
+            mounts = [line.split() for line in f]
+        real = os.path.realpath(workdir)
+        best = max((m for m in mounts if real.startswith(m[1])), key=lambda m: len(m[1]))
+        fs = f"{best[2]} on {best[0]} (mounted at {best[1]})"
+    except (OSError, ValueError):
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "filesystem": fs,
+        "delite": delite.__version__,
+        "fsync_ms": fsync_floor(workdir),
+    }
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def render(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    head = f"machine: {m['nproc']} cores, {m['cpu']}, Python {m['python']}, {m['filesystem']}; "
+    out = [head + f"one append+fsync {m['fsync_ms']:.3f} ms (median)", ""]
+    if result.get("steps"):
+        rows = [
+            [
+                r["mode"],
+                str(r["steps"]),
+                f"{r['ms_per_step']:.3f}",
+                f"{r['delite_ms_per_step']:.3f}",
+                f"{r['fsyncs_per_step']:.2f}",
+                f"{r['bytes_per_step']:.0f}",
+                f"{r['payload_per_step']:.0f}",
+                f"{r['overhead_per_step']:.0f}",
+                f"{r.get('marginal_bytes_per_step', 0):.0f}",
+            ]
+            for r in result["steps"]
+        ]
+        headers = ["mode", "N", "ms/step", "excl. model", "fsync/step", "B/step", "payload B", "overhead B"]
+        out += [_table([*headers, "marginal B/step"], rows), ""]
+    if result.get("resume"):
+        rows = [
+            [
+                str(r["steps"]),
+                r["variant"],
+                str(r["records"]),
+                f"{r['log_bytes'] / 1e6:.2f}",
+                f"{r['resume_ms']:.1f}",
+                f"{r['import_ms']:.1f}",
+                f"{r['process_ms']:.1f}",
+            ]
+            for r in result["resume"]
+        ]
+        headers = ["N", "resume", "records", "log MB", "ms after import", "import ms", "whole process ms"]
+        out += [_table(headers, rows), ""]
+    if result.get("import"):
+        i = result["import"]
+        out.append(
+            f"import delite: {i['import_ms']:.1f} ms inside the process; whole process {i['process_ms']:.1f} ms "
+            f"(bare python {i['bare_python_ms']:.1f} ms); median of {i['repeat']}"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and no 10,000-step resume")
+    parser.add_argument("--steps", default="10,100,1000", help="comma-separated step counts (default 10,100,1000)")
+    parser.add_argument("--modes", default="full,normal,off", help="durability modes (default full,normal,off)")
+    parser.add_argument("--resume", default="1000,10000", help="sizes of the resumed executions (default 1000,10000)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each step run (median)")
+    parser.add_argument("--processes", type=int, default=7, help="fresh processes per resume/import figure")
+    parser.add_argument("--dir", default=None, help="where to put the data directories (default: a temp dir)")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: steps,resume,import")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat, args.processes, args.resume = 1, 3, "1000"
+    skip = set(filter(None, args.skip.split(",")))
+    sizes = [int(x) for x in args.steps.split(",") if x]
+    modes = [x for x in args.modes.split(",") if x]
+    resume = [int(x) for x in args.resume.split(",") if x]
+
+    workdir = tempfile.mkdtemp(prefix="delite-bench-", dir=args.dir)
+    try:
+        result: dict[str, Any] = {"machine": machine(workdir)}
+        if "steps" not in skip:
+            result["steps"] = bench_steps(sizes, modes, args.repeat, workdir)
+        if "resume" not in skip:
+            result["resume"] = bench_resume(resume, args.processes, workdir)
+        if "import" not in skip:
+            result["import"] = bench_import(args.processes)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
