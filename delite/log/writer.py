@@ -118,6 +118,11 @@ class LogWriter:
         except OSError as e:
             self._rollback(start)
             raise _store_error("append to", self.path, e) from e
+        except BaseException:
+            # Interrupted part-way (KeyboardInterrupt in the write loop): cut the partial frame off too, so a
+            # later append on this writer cannot bury it as damage in the middle of the log.
+            self._rollback(start)
+            raise
         self._size = start + len(data)
         mode = self._durability
         if mode is Durability.FULL or (barrier and mode is Durability.NORMAL):
@@ -137,12 +142,15 @@ class LogWriter:
         self._unsynced = False
 
     def close(self) -> None:
-        """Close the file; in ``NORMAL``, sync first what is not yet synced."""
+        """Close the file; in ``NORMAL``, sync first what is not yet synced (a failure is a ``StoreError``)."""
         if self._fd < 0:
             return
         try:
             if self._unsynced and not self._broken:
                 _os.fsync(self._fd)
+        except OSError as e:
+            self._broken = True
+            raise _store_error("sync", self.path, e) from e
         finally:
             os.close(self._fd)
             self._fd = -1
