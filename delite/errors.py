@@ -316,9 +316,11 @@ class ReplayMismatchError(DeliteError):
 
 
 class ProviderError(DeliteError):
-    """The model provider failed in a way that retrying will not fix."""
+    """The model provider failed; ``retryable`` says whether a retry may fix it (the engine retries those)."""
 
     http_status = 502
+    usage: Any = None
+    """What the failed call may have been billed (a ``Usage`` with ``known=False``), or None; set by providers."""
 
     def __init__(
         self, message: str, *, provider: str = "", retryable: bool = False, retry_after: float | None = None

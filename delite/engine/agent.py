@@ -15,6 +15,7 @@ from delite.engine.budget import Budget
 from delite.engine.loop import Contract, RetryPolicy, Runner, RunSettings
 from delite.engine.replay import config_changes
 from delite.engine.response import Response
+from delite.engine.streaming import EventStream, TextStream
 from delite.errors import (
     AlreadyDecidedError,
     DriftError,
@@ -67,7 +68,8 @@ class Agent:
 
     Args:
         data_dir: the data directory (created on first write). Ignored when ``store`` is given.
-        provider: the model: a provider object or any callable ``(messages, tools, model) -> dict``.
+        provider: the model: a provider object, any callable ``(messages, tools, model) -> dict``, or a
+            recipe string such as ``"anthropic:claude-haiku-4-5"`` (see :func:`delite.providers.from_recipe`).
         prompt: the system prompt.
         tools: functions or :class:`~delite.tools.Tool` objects the model may call.
         model: the default model id passed to the provider.
@@ -89,7 +91,7 @@ class Agent:
         self,
         data_dir: str | os.PathLike[str] | None = None,
         *,
-        provider: Callable[..., Any] | None = None,
+        provider: Callable[..., Any] | str | None = None,
         prompt: str | None = None,
         tools: Iterable[Tool | Callable[..., Any]] = (),
         model: str | None = None,
@@ -120,7 +122,7 @@ class Agent:
         self.retry = retry or RetryPolicy()
         self.require_approval = frozenset(require_approval)
         self.clock = clock
-        self._provider = provider
+        self._provider = _resolve_provider(provider)
         self._tools: dict[str, Tool] = {}
         self._contracts: list[tuple[str, Contract]] = []
         for t in tools:
@@ -143,9 +145,9 @@ class Agent:
         """The registered tools."""
         return list(self._tools.values())
 
-    def set_llm(self, provider: Callable[..., Any]) -> None:
-        """Set the model provider."""
-        self._provider = provider
+    def set_llm(self, provider: Callable[..., Any] | str) -> None:
+        """Set the model provider (an object, a callable or a recipe string)."""
+        self._provider = _resolve_provider(provider)
 
     @property
     def provider(self) -> Callable[..., Any] | None:
@@ -276,6 +278,24 @@ class Agent:
         settings = self._settings()
         with self.store.claim(validate_execution_id(execution_id)) as log:
             return self._advance(log, fold(log.records), settings, model=model, resumed=True)
+
+    def stream(self, text: str, **options: Any) -> TextStream:
+        """Run like :meth:`run` (same arguments), yielding the model's text as it arrives.
+
+        ``for chunk in agent.stream("...")`` prints the answer as it is written; ``.response`` holds the
+        :class:`Response` once the loop ends. Durability is unchanged: a model turn is recorded once complete,
+        a broken or stalled stream is a failed attempt that is retried. See
+        :class:`~delite.engine.streaming.TextStream`.
+        """
+        return TextStream(self.stream_events(text, **options))
+
+    def stream_events(self, text: str, **options: Any) -> EventStream:
+        """Run like :meth:`run` (same arguments), yielding typed events for a UI.
+
+        Text deltas, tool calls started and finished, retries, and a last event ``Completed``, ``Suspended``,
+        ``Cancelled`` or ``Failed`` carrying the :class:`Response`; see :mod:`delite.engine.events`.
+        """
+        return EventStream(lambda: self.run(text, **options))
 
     def _advance(
         self,
@@ -505,6 +525,15 @@ class Agent:
     ) -> None:
         """Close the agent."""
         self.close()
+
+
+def _resolve_provider(provider: Callable[..., Any] | str | None) -> Callable[..., Any] | None:
+    """A recipe string becomes its provider now, so a bad recipe or a missing key fails at construction."""
+    if not isinstance(provider, str):
+        return provider
+    from delite.providers.recipe import from_recipe  # noqa: PLC0415 - only when a recipe is used
+
+    return from_recipe(provider)
 
 
 def _jsonable(value: Any) -> Any:

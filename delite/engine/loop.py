@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from delite.engine.budget import Budget
+from delite.engine.events import current_sink
 from delite.errors import DeliteError, ProviderError, ReplayMismatchError, ToolError
 from delite.log.records import (
     ExecutionCancelled,
@@ -36,6 +37,7 @@ from delite.log.records import (
     SuspendReason,
     ToolFinished,
     ToolStarted,
+    Usage,
 )
 from delite.providers.base import ModelTurn, normalize_turn
 from delite.state.fold import apply, fold
@@ -107,6 +109,9 @@ class Runner:
         self.store = store
         self._pending: list[Record] = []
         self._resumed_from = state.suspend_reason
+        self._sink = current_sink()  # set when the run is streamed (delite.engine.streaming)
+        if self._sink is not None:
+            self._sink.bind(state)
 
     # -- writing ---------------------------------------------------------------------------------------------
 
@@ -120,6 +125,8 @@ class Runner:
         if self._pending:
             records, self._pending = self._pending, []
             self.log.append(records, barrier=barrier)
+            if self._sink is not None:
+                self._sink.written(records)
 
     def _now(self) -> float:
         return self.settings.clock()
@@ -207,7 +214,7 @@ class Runner:
             attempt += 1
             started = time.perf_counter()
             try:
-                raw = s.provider(list(state.messages), s.schemas, model)
+                raw = self._ask(model, step, attempt)
                 turn = normalize_turn(raw, provider=s.provider_name)
             except Exception as e:
                 error = _as_provider_error(e, s.provider, s.provider_name)
@@ -222,6 +229,7 @@ class Runner:
                         retryable=retry,
                         model=model,
                         status_code=status,
+                        usage=error.usage if isinstance(error.usage, Usage) else None,
                     )
                 )
                 if not retry:
@@ -236,6 +244,15 @@ class Runner:
         duration = (time.perf_counter() - started) * 1000
         self._record_turn(turn, step, model, attempt, duration)
         return True
+
+    def _ask(self, model: str | None, step: int, attempt: int) -> Any:
+        """One call to the provider; streamed to the run's consumer when it has one and the provider can."""
+        s = self.settings
+        sink = self._sink
+        stream = getattr(s.provider, "stream", None) if sink is not None else None
+        if sink is None or not callable(stream):
+            return s.provider(list(self.state.messages), s.schemas, model)
+        return stream(list(self.state.messages), s.schemas, model, on_text=lambda text: sink.text(step, attempt, text))
 
     def _record_turn(self, turn: ModelTurn, step: int, model: str | None, attempt: int, duration_ms: float) -> None:
         calls = [

@@ -54,6 +54,7 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     reasoning_tokens: int = 0
     cost: str | None = None
     known: bool = True
+    price_version: str | None = None  # the price table that computed ``cost``
 
     @property
     def total_tokens(self) -> int:
@@ -157,7 +158,12 @@ class ModelResponded(Record, frozen=True, kw_only=True, omit_defaults=True, tag=
 
 
 class ModelCallFailed(Record, frozen=True, kw_only=True, omit_defaults=True, tag="model-call-failed"):
-    """A model call attempt that failed; ``retryable`` says whether delite tried again."""
+    """A model call attempt that failed; ``retryable`` says whether delite tried again.
+
+    ``usage`` is what the failed attempt may have been billed: None when nothing was (an error status), a
+    :class:`Usage` with ``known=False`` when the call got under way (a broken stream, a timeout); its counts
+    are then what was seen before the failure, a lower bound.
+    """
 
     step: int
     attempt: int = 1
@@ -165,6 +171,7 @@ class ModelCallFailed(Record, frozen=True, kw_only=True, omit_defaults=True, tag
     retryable: bool = False
     model: str | None = None
     status_code: int | None = None
+    usage: Usage | None = None
 
 
 class ToolStarted(Record, frozen=True, kw_only=True, omit_defaults=True, tag="tool-started"):

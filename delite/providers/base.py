@@ -23,7 +23,7 @@ import msgspec
 from delite.errors import ProviderError
 from delite.log.records import Usage
 
-__all__ = ["ModelTurn", "Provider", "ProviderCall", "normalize_turn", "provider_name"]
+__all__ = ["ModelTurn", "Provider", "ProviderCall", "StreamingProvider", "normalize_turn", "provider_name"]
 
 
 class ProviderCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +52,27 @@ class Provider(Protocol):
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None
     ) -> Mapping[str, Any] | ModelTurn:
         """Return the next turn for this conversation."""
+        ...
+
+
+@runtime_checkable
+class StreamingProvider(Provider, Protocol):
+    """A provider that can also stream its turn; ``agent.stream(...)`` uses ``stream`` when a provider has it.
+
+    ``stream`` calls ``on_text`` with each piece of the answer's text as it arrives and returns the complete
+    turn, like ``__call__``. A stream that breaks or ends early must raise (a retryable
+    :class:`~delite.errors.ProviderError`), never return a partial turn: only complete turns are recorded.
+    """
+
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        model: str | None,
+        *,
+        on_text: Callable[[str], None],
+    ) -> Mapping[str, Any] | ModelTurn:
+        """Stream the next turn's text to ``on_text``; return the whole turn."""
         ...
 
 

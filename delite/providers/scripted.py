@@ -7,6 +7,7 @@ reply the next step needs, with no state kept in the provider.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -100,3 +101,17 @@ class ScriptedProvider:
             for i, c in enumerate(reply.get("tool_calls") or [])
         ]
         return ModelTurn(content=reply.get("content"), tool_calls=calls, usage=usage, model=used)
+
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        model: str | None,
+        *,
+        on_text: Callable[[str], None],
+    ) -> ModelTurn:
+        """The script's reply, its text handed to ``on_text`` word by word first (see ``agent.stream``)."""
+        turn = self(messages, tools, model)
+        for piece in re.findall(r"\S+\s*|\s+", turn.content or ""):
+            on_text(piece)
+        return turn

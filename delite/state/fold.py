@@ -115,9 +115,14 @@ def _tool_started(s: ExecutionState, r: ToolStarted) -> None:
 def _tool_finished(s: ExecutionState, r: ToolFinished) -> None:
     call = s.calls[r.call_id]
     call.finished = r
-    s.messages.append(
-        {"role": "tool", "tool_call_id": call.call.provider_id or call.call.id, "content": tool_message_content(r)}
-    )
+    message: dict[str, Any] = {
+        "role": "tool",
+        "tool_call_id": call.call.provider_id or call.call.id,
+        "content": tool_message_content(r),
+    }
+    if r.error is not None:
+        message["is_error"] = True  # providers whose API has the flag (Anthropic) pass it on
+    s.messages.append(message)
 
 
 def _suspended(s: ExecutionState, r: ExecutionSuspended) -> None:
@@ -155,6 +160,21 @@ def _resumed(s: ExecutionState, _r: ExecutionResumed) -> None:
 
 def _model_failed(s: ExecutionState, r: ModelCallFailed) -> None:
     s.totals.model_failures += 1
+    u = r.usage
+    if u is not None:  # an attempt that got under way before it failed: billed, its counts a lower bound
+        t = s.totals
+        t.input_tokens += u.input_tokens
+        t.output_tokens += u.output_tokens
+        t.cached_input_tokens += u.cached_input_tokens
+        t.cache_write_tokens += u.cache_write_tokens
+        t.reasoning_tokens += u.reasoning_tokens
+        if not u.known:
+            t.usage_known = False
+        if u.cost is not None:
+            try:
+                t.cost += Decimal(u.cost)
+            except InvalidOperation:
+                t.cost_known = False
     if not r.retryable:
         s.failed_attempts += 1
 
