@@ -1,10 +1,34 @@
-"""The ``delite`` command. Subcommands import what they need when they run, so ``--help`` stays fast."""
+"""The ``delite`` command. Subcommands import what they need when they run, so startup stays fast.
+
+Each command is a thin wrapper: it parses options and calls a renderer in ``_read`` or ``_operate``, which
+call delite's public API (``delite.DataDir`` to read, ``delite.Agent`` to act).
+"""
 
 from __future__ import annotations
 
-import click
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from delite._version import __version__
+import click
+from delite_cli._errors import handle_errors
+
+from delite import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STATUSES = (
+    "running",
+    "waiting",
+    "waiting_approval",
+    "waiting_client_tool",
+    "waiting_human_input",
+    "suspended",
+    "completed",
+    "failed",
+    "cancelled",
+    "unreadable",
+    "empty",
+)
 
 
 class OrderedGroup(click.Group):
@@ -15,10 +39,367 @@ class OrderedGroup(click.Group):
         return list(self.commands)
 
 
-@click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def data_dir_option(fn: F) -> F:
+    """``--data-dir``, also from ``DELITE_DATA_DIR``."""
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        envvar="DELITE_DATA_DIR",
+        show_envvar=True,
+        default="./data",
+        show_default=True,
+        help="The data directory.",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    """``--json``: machine-readable output."""
+    return click.option("--json", "json_", is_flag=True, help="Print JSON instead of the human view.")(fn)
+
+
+def agent_option(fn: F) -> F:
+    """``--agent MODULE:FACTORY``, also from ``DELITE_AGENT``."""
+    return click.option(
+        "--agent",
+        "agent_spec",
+        metavar="MODULE:FACTORY",
+        envvar="DELITE_AGENT",
+        show_envvar=True,
+        help="Your Agent, or a function taking the data directory and returning one. With it the command "
+        "continues the run; without it the command only records (resume later).",
+    )(fn)
+
+
+ID = click.argument("ident", metavar="ID")
+
+
+@click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="delite")
 def cli() -> None:
-    """delite: durable, crash-recoverable agent executions on local files."""
+    """delite: durable, crash-recoverable agent executions on local files.
+
+    Read and verify a data directory (status, inspect, steps, events, export, health, tail), answer suspended
+    executions (approve, reject, submit-input, submit-tool-results, resolve), and resume, cancel or fork them.
+    IDs may be given by any unique prefix. Every command takes --json. Exit codes: 0 success, 1 failure (or
+    problems found by health), 2 usage error.
+    """
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@data_dir_option
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES), help="Only this status (repeatable).")
+@click.option("--agent", help="Only executions of this agent id.")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Only executions with this metadata (repeatable).")
+@click.option("--since", metavar="WHEN", help="Created at or after WHEN: 30m, 2h, 7d ago, or an ISO date (UTC).")
+@click.option("--until", metavar="WHEN", help="Created before WHEN.")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="At most this many.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first (paging).")
+@json_option
+@handle_errors
+def status(
+    *,
+    data_dir: str,
+    statuses: tuple[str, ...],
+    agent: str | None,
+    meta: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    limit: int,
+    offset: int,
+    json_: bool,
+) -> None:
+    """List executions, newest first: id, agent, status, steps, tokens, cost, age."""
+    from delite_cli._read import run_status
+
+    run_status(
+        data_dir,
+        statuses=statuses,
+        agent=agent,
+        meta=meta,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+        json_=json_,
+    )
+
+
+@cli.command()
+@ID
+@data_dir_option
+@json_option
+@handle_errors
+def inspect(*, ident: str, data_dir: str, json_: bool) -> None:
+    """Show one execution in depth: configuration, suspension, totals, last error."""
+    from delite_cli._read import run_inspect
+
+    run_inspect(data_dir, ident, json_=json_)
+
+
+@cli.command()
+@ID
+@data_dir_option
+@json_option
+@handle_errors
+def steps(*, ident: str, data_dir: str, json_: bool) -> None:
+    """Show the timeline: one row per step with durations, tool calls, tokens and cost."""
+    from delite_cli._read import run_steps
+
+    run_steps(data_dir, ident, json_=json_)
+
+
+@cli.command()
+@ID
+@data_dir_option
+@click.option("--kind", "kinds", multiple=True, help="Only records of this kind, e.g. tool-finished (repeatable).")
+@click.option("--after", type=click.IntRange(min=0), default=0, help="Only records after this sequence number.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many records.")
+@click.option("--full", is_flag=True, help="Do not cut long records.")
+@click.option("--nl", is_flag=True, help="Print NDJSON: one JSON record per line.")
+@json_option
+@handle_errors
+def events(
+    *,
+    ident: str,
+    data_dir: str,
+    kinds: tuple[str, ...],
+    after: int,
+    limit: int | None,
+    full: bool,
+    nl: bool,
+    json_: bool,
+) -> None:
+    """Print the raw log records, decoded, in order."""
+    from delite_cli._read import run_events
+
+    run_events(data_dir, ident, kinds=kinds, after=after, limit=limit, full=full, json_=json_, nl=nl)
+
+
+@cli.command()
+@ID
+@data_dir_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "ndjson", "html"]),
+    default="json",
+    show_default=True,
+    help="JSON (schema delite-export/1), NDJSON (one typed object per line) or a self-contained HTML page.",
+)
+@click.option("--nl", is_flag=True, help="Same as --format ndjson.")
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
+@json_option
+@handle_errors
+def export(*, ident: str, data_dir: str, fmt: str, nl: bool, output: str | None, json_: bool) -> None:
+    """Export the whole execution: summary, steps, LLM calls, tool calls, pauses and records.
+
+    The JSON schema is documented in docs/export-format.md. --json is the same as --format json.
+    """
+    from delite_cli._read import run_export
+
+    if nl and json_:
+        raise click.UsageError("give --nl or --json, not both")
+    run_export(data_dir, ident, fmt="ndjson" if nl else "json" if json_ else fmt, output=output)
+
+
+@cli.command()
+@data_dir_option
+@click.option("--repair", is_flag=True, help="Rebuild what is derived (the listing index). Logs are never modified.")
+@json_option
+@handle_errors
+def health(*, data_dir: str, repair: bool, json_: bool) -> None:
+    """Verify every checksum of every log; report torn tails, damage and index drift.
+
+    Exit 0 when healthy, 1 when a log is damaged or has a torn tail, 2 on a usage error. Index findings are
+    reported but do not fail the check: the index is derived and rebuilt from the logs as needed.
+    """
+    from delite_cli._read import run_health
+
+    raise SystemExit(run_health(data_dir, repair=repair, json_=json_))
+
+
+@cli.command()
+@ID
+@data_dir_option
+@click.option("-n", "--lines", type=click.IntRange(min=0), default=10, show_default=True, help="Records to show first.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new records until the execution completes.")
+@click.option("--poll", type=click.FloatRange(min=0.01), default=0.25, show_default=True, help="Seconds between looks.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=None, help="With -f, stop after this many idle seconds."
+)
+@json_option
+@handle_errors
+def tail(
+    *, ident: str, data_dir: str, lines: int, follow: bool, poll: float, timeout: float | None, json_: bool
+) -> None:
+    """Print the last records of an execution; with -f, follow new ones live (--json: one per line)."""
+    from delite_cli._read import run_tail
+
+    run_tail(data_dir, ident, lines=lines, follow=follow, poll=poll, timeout=timeout, json_=json_)
+
+
+# -- operating ----------------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@ID
+@click.argument("call_ids", nargs=-1, metavar="[CALL_ID]...")
+@data_dir_option
+@click.option("--all", "every", is_flag=True, help="Approve every pending call.")
+@click.option("--reason", help="Why (recorded with the decision).")
+@agent_option
+@json_option
+@handle_errors
+def approve(
+    *,
+    ident: str,
+    call_ids: tuple[str, ...],
+    data_dir: str,
+    every: bool,
+    reason: str | None,
+    agent_spec: str | None,
+    json_: bool,
+) -> None:
+    """Approve pending calls (or override a contract). With one pending call, CALL_ID may be left out."""
+    from delite_cli._operate import run_decide
+
+    run_decide(data_dir, ident, call_ids, approve=True, every=every, reason=reason, agent_spec=agent_spec, json_=json_)
+
+
+@cli.command()
+@ID
+@click.argument("call_ids", nargs=-1, metavar="[CALL_ID]...")
+@data_dir_option
+@click.option("--all", "every", is_flag=True, help="Reject every pending call.")
+@click.option("--reason", help="Why (recorded, and shown to the model).")
+@agent_option
+@json_option
+@handle_errors
+def reject(
+    *,
+    ident: str,
+    call_ids: tuple[str, ...],
+    data_dir: str,
+    every: bool,
+    reason: str | None,
+    agent_spec: str | None,
+    json_: bool,
+) -> None:
+    """Reject pending calls: they never run and the model is told why."""
+    from delite_cli._operate import run_decide
+
+    run_decide(data_dir, ident, call_ids, approve=False, every=every, reason=reason, agent_spec=agent_spec, json_=json_)
+
+
+@cli.command("submit-input")
+@ID
+@click.argument("text")
+@data_dir_option
+@agent_option
+@json_option
+@handle_errors
+def submit_input(*, ident: str, text: str, data_dir: str, agent_spec: str | None, json_: bool) -> None:
+    """Answer the question an execution waits on (TEXT, or - to read it from stdin)."""
+    from delite_cli._operate import run_submit_input
+
+    run_submit_input(data_dir, ident, text, agent_spec=agent_spec, json_=json_)
+
+
+@cli.command("submit-tool-results")
+@ID
+@click.argument("source", metavar="[FILE]", default="-")
+@data_dir_option
+@agent_option
+@json_option
+@handle_errors
+def submit_tool_results(*, ident: str, source: str, data_dir: str, agent_spec: str | None, json_: bool) -> None:
+    """Give the results of pending client tool calls: a JSON object {"CALL_ID": result} from FILE or stdin."""
+    from delite_cli._operate import run_submit_tool_results
+
+    run_submit_tool_results(data_dir, ident, source, agent_spec=agent_spec, json_=json_)
+
+
+@cli.command()
+@ID
+@click.argument("call_id")
+@data_dir_option
+@click.option("--result", metavar="JSON", help="The call's result, as JSON (it did act).")
+@click.option("--result-file", metavar="FILE", help="The call's result, as JSON read from FILE (- for stdin).")
+@click.option("--error", metavar="TEXT", help="Record the call as failed with this error (it did not act).")
+@click.option("--rerun", is_flag=True, help="Run the call again (with the same idempotency key).")
+@agent_option
+@json_option
+@handle_errors
+def resolve(
+    *,
+    ident: str,
+    call_id: str,
+    data_dir: str,
+    result: str | None,
+    result_file: str | None,
+    error: str | None,
+    rerun: bool,
+    agent_spec: str | None,
+    json_: bool,
+) -> None:
+    """Settle an in-doubt tool call: the process died inside it, so say what happened."""
+    from delite_cli._operate import run_resolve
+
+    run_resolve(
+        data_dir,
+        ident,
+        call_id,
+        result=result,
+        result_file=result_file,
+        error=error,
+        rerun=rerun,
+        agent_spec=agent_spec,
+        json_=json_,
+    )
+
+
+@cli.command()
+@ID
+@data_dir_option
+@agent_option
+@click.option("--model", help="Use this model for the remaining calls.")
+@json_option
+@handle_errors
+def resume(*, ident: str, data_dir: str, agent_spec: str | None, model: str | None, json_: bool) -> None:
+    """Continue an execution with your agent (--agent is required: the model and tools live in your code)."""
+    from delite_cli._operate import run_resume
+
+    run_resume(data_dir, ident, agent_spec=agent_spec, model=model, json_=json_)
+
+
+@cli.command()
+@ID
+@data_dir_option
+@click.option("--reason", default="cancelled by operator", show_default=True, help="Recorded with the cancellation.")
+@json_option
+@handle_errors
+def cancel(*, ident: str, data_dir: str, reason: str, json_: bool) -> None:
+    """Cancel an execution; one that another process is advancing stops at its next step boundary."""
+    from delite_cli._operate import run_cancel
+
+    run_cancel(data_dir, ident, reason=reason, json_=json_)
+
+
+@cli.command()
+@ID
+@data_dir_option
+@click.option("--at", "at", type=click.IntRange(min=0), required=True, help="Keep steps 1 to STEP (0: only the input).")
+@click.option("--id", "new_id", help="The new execution's id (default: a new generated id).")
+@json_option
+@handle_errors
+def fork(*, ident: str, data_dir: str, at: int, new_id: str | None, json_: bool) -> None:
+    """Start a new execution from the first STEP steps of another, linked to it (forked_from)."""
+    from delite_cli._operate import run_fork
+
+    run_fork(data_dir, ident, at=at, new_id=new_id, json_=json_)
 
 
 @cli.command()

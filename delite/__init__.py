@@ -4,21 +4,54 @@ Every model response and tool call of an agent run is appended to a checksummed,
 next step starts, so a killed process is resumed by execution id with nothing done twice and nothing lost.
 """
 
+# The names below are imported on first use (PEP 562), so that ``import delite.datadir`` and the ``delite``
+# command do not pay for the engine, the providers and asyncio when they only read logs. To export a new
+# name, add it to ``_EXPORTS``, to the ``TYPE_CHECKING`` block and to ``__all__``.
+
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from delite._version import __version__
-from delite.engine import Agent, Budget, Response, RetryPolicy
-from delite.errors import DeliteError
-from delite.log import Durability
-from delite.log.records import SuspendReason, Usage
-from delite.providers import ScriptedProvider
-from delite.state import ExecutionState, Status
-from delite.store import FileStore, MemoryStore, Store
-from delite.tools import Tool, current_call, current_idempotency_key, tool
+
+if TYPE_CHECKING:
+    from delite.datadir import DataDir
+    from delite.engine import Agent, Budget, Response, RetryPolicy
+    from delite.errors import DeliteError
+    from delite.log import Durability
+    from delite.log.records import SuspendReason, Usage
+    from delite.providers import ScriptedProvider
+    from delite.state import ExecutionState, Status
+    from delite.store import FileStore, MemoryStore, Store
+    from delite.tools import Tool, current_call, current_idempotency_key, tool
+
+_EXPORTS = {
+    "Agent": "delite.engine",
+    "Budget": "delite.engine",
+    "DataDir": "delite.datadir",
+    "DeliteError": "delite.errors",
+    "Durability": "delite.log",
+    "ExecutionState": "delite.state",
+    "FileStore": "delite.store",
+    "MemoryStore": "delite.store",
+    "Response": "delite.engine",
+    "RetryPolicy": "delite.engine",
+    "ScriptedProvider": "delite.providers",
+    "Status": "delite.state",
+    "Store": "delite.store",
+    "SuspendReason": "delite.log.records",
+    "Tool": "delite.tools",
+    "Usage": "delite.log.records",
+    "current_call": "delite.tools",
+    "current_idempotency_key": "delite.tools",
+    "tool": "delite.tools",
+}
 
 __all__ = [
     "Agent",
     "Budget",
+    "DataDir",
     "DeliteError",
     "Durability",
     "ExecutionState",
@@ -37,3 +70,18 @@ __all__ = [
     "current_idempotency_key",
     "tool",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an exported name on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'delite' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The exported names."""
+    return sorted({*globals(), *__all__})

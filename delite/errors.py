@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AlreadyDecidedError",
+    "AmbiguousExecutionIdError",
     "ClaimTimeoutError",
     "DelegationDepthExceededError",
     "DeliteError",
@@ -104,6 +105,23 @@ class ExecutionNotFoundError(DeliteError, LookupError):
     def __str__(self) -> str:
         """Name the id."""
         return f"execution {self.execution_id!r} not found"
+
+
+class AmbiguousExecutionIdError(DeliteError, LookupError):
+    """An id prefix matches more than one execution."""
+
+    http_status = 400
+
+    def __init__(self, prefix: str, matches: list[str]) -> None:
+        """Build from the prefix and the ids it matches (all of them, or the first few)."""
+        super().__init__(prefix, matches)
+        self.prefix = prefix
+        self.matches = matches
+
+    def __str__(self) -> str:
+        """The prefix and a few of the ids it matches."""
+        shown = ", ".join(self.matches[:3]) + (", ..." if len(self.matches) > 3 else "")
+        return f"id prefix {self.prefix!r} matches {len(self.matches)} executions ({shown}); give more characters"
 
 
 class StoreError(DeliteError, OSError):

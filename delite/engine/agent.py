@@ -433,8 +433,12 @@ class Agent:
 
         return self._submit(execution_id, ("approval", "contract"), build, advance=advance)
 
-    def submit_tool_results(self, execution_id: str, results: Mapping[str, Any]) -> Response:
-        """Give the results of client tool calls (``{call_id: value}``, every pending one) and continue."""
+    def submit_tool_results(self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True) -> Response:
+        """Give the results of client tool calls (``{call_id: value}``, every pending one) and continue.
+
+        With ``advance=False`` the results are only recorded (no provider or tools needed, as in the
+        ``delite`` command); :meth:`resume` continues later.
+        """
 
         def build(state: ExecutionState) -> list[Record]:
             pending = state.suspend_reason.confirmation_ids if state.suspend_reason else []
@@ -447,10 +451,10 @@ class Agent:
             now = self.clock()
             return [ToolFinished(at=now, call_id=c, result=_jsonable(results[c]), source="client") for c in pending]
 
-        return self._submit(execution_id, ("client_tool",), build)
+        return self._submit(execution_id, ("client_tool",), build, advance=advance)
 
-    def submit_input(self, execution_id: str, text: str) -> Response:
-        """Answer the model's clarifying question and continue."""
+    def submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Response:
+        """Answer the model's clarifying question and continue (only record it with ``advance=False``)."""
         if not isinstance(text, str):
             raise UsageError("text must be a string")
 
@@ -459,12 +463,22 @@ class Agent:
             now = self.clock()
             return [InputSubmitted(at=now, call_id=c, text=text) for c in ids]
 
-        return self._submit(execution_id, ("human_input",), build)
+        return self._submit(execution_id, ("human_input",), build, advance=advance)
 
     def resolve(
-        self, execution_id: str, call_id: str, *, result: Any = None, error: str | None = None, rerun: bool = False
+        self,
+        execution_id: str,
+        call_id: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        rerun: bool = False,
+        advance: bool = True,
     ) -> Response:
-        """Settle an in-doubt call: supply its ``result`` (or ``error``), or ``rerun=True`` it; then continue."""
+        """Settle an in-doubt call: supply its ``result`` (or ``error``), or ``rerun=True`` it; then continue.
+
+        With ``advance=False`` the settlement is only recorded; :meth:`resume` continues later.
+        """
 
         def build(state: ExecutionState) -> list[Record]:
             ids = state.suspend_reason.confirmation_ids if state.suspend_reason else []
@@ -476,7 +490,7 @@ class Agent:
                 ToolFinished(at=self.clock(), call_id=call_id, result=_jsonable(result), error=error, source="operator")
             ]
 
-        return self._submit(execution_id, ("in_doubt",), build)
+        return self._submit(execution_id, ("in_doubt",), build, advance=advance)
 
     def cancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
         """Cancel an execution from any process.

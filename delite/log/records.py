@@ -130,7 +130,11 @@ class SuspendReason(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
 
 class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-started"):
-    """The first record: the input, the app's history, metadata and the configuration fingerprint."""
+    """The first record: the input, the app's history, metadata and the configuration fingerprint.
+
+    ``forked_from`` and ``fork_step`` name the execution and step this one was forked from (see
+    :meth:`delite.DataDir.fork`); the records after this one were copied from that execution's log.
+    """
 
     execution_id: str
     agent_id: str = "default"
@@ -142,6 +146,8 @@ class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, ta
     idempotency_key: str | None = None
     parent_id: str | None = None
     depth: int = 0
+    forked_from: str | None = None
+    fork_step: int | None = None
 
 
 class ModelResponded(Record, frozen=True, kw_only=True, omit_defaults=True, tag="model-responded"):

@@ -12,10 +12,11 @@ class Layout:
     """Where a data directory keeps each kind of file.
 
     ``executions/<id>.log`` are the logs (the source of truth); ``claims/<id>.lock`` the claim locks;
-    ``signals/<id>.cancel`` cancel requests from other processes; ``keys/`` run-level idempotency keys.
+    ``signals/<id>.cancel`` cancel requests from other processes; ``keys/`` run-level idempotency keys;
+    ``index.sqlite3`` the listing index, derived from the logs (deleting it loses nothing).
     """
 
-    __slots__ = ("claims", "executions", "keys", "root", "signals")
+    __slots__ = ("claims", "executions", "index", "keys", "root", "signals")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         """Name the paths under ``root``; nothing is created."""
@@ -24,6 +25,7 @@ class Layout:
         self.claims = self.root / "claims"
         self.signals = self.root / "signals"
         self.keys = self.root / "keys"
+        self.index = self.root / "index.sqlite3"
 
     def log(self, execution_id: str) -> str:
         """The log file of an execution."""

@@ -1,0 +1,159 @@
+"""Formatting shared by the commands: JSON output, times, sizes, costs, and a safe rich console.
+
+The console never parses markup or emoji codes in what it prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+import click
+import msgspec
+from delite_cli._safe import clean, clean_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+__all__ = [
+    "age",
+    "console",
+    "cost",
+    "cut",
+    "duration_ms",
+    "echo_json",
+    "json_text",
+    "number",
+    "plural",
+    "size",
+    "status_style",
+    "text",
+    "timestamp",
+]
+
+_encoder = msgspec.json.Encoder(order="deterministic")
+
+
+def json_text(value: Any, *, indent: int = 2) -> str:
+    """``value`` (Structs, dicts, lists) as JSON text that is safe to print on a terminal."""
+    raw = _encoder.encode(value)
+    if indent:
+        raw = msgspec.json.format(raw, indent=indent)
+    return clean_json(raw.decode())
+
+
+def echo_json(value: Any, *, indent: int = 2, file: TextIO | None = None) -> None:
+    """Print ``value`` as JSON on stdout (or ``file``)."""
+    click.echo(json_text(value, indent=indent), file=file)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console for the human views: no markup, no emoji codes, no highlighting of content."""
+    from rich.console import Console
+
+    out = click.get_text_stream("stderr" if stderr else "stdout")
+    return Console(file=out, markup=False, emoji=False, highlight=False, soft_wrap=False)
+
+
+def text(value: object, style: str | None = None, *, newlines: bool = True, limit: int | None = None) -> Text:
+    """Untrusted content as a rich ``Text``: escaped, never parsed for markup, optionally cut."""
+    from rich.text import Text
+
+    s = clean(value, newlines=newlines)
+    if limit is not None:
+        s = cut(s, limit)
+    return Text(s, style=style or "")
+
+
+def cut(s: str, limit: int) -> str:
+    """``s`` cut to ``limit`` characters with an ellipsis."""
+    return s if len(s) <= limit else s[: max(limit - 1, 0)] + "\u2026"
+
+
+def timestamp(at: float | None) -> str:
+    """A time as ISO 8601 in UTC, to the second."""
+    if not at:
+        return "-"
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def age(at: float | None, now: float | None = None) -> str:
+    """How long ago, compactly: ``12s``, ``5m``, ``3h``, ``2d``."""
+    if not at:
+        return "-"
+    seconds = max((time.time() if now is None else now) - at, 0.0)
+    for unit, size_ in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size_:
+            return f"{int(seconds // size_)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def duration_ms(ms: float | None) -> str:
+    """A duration given in milliseconds, in the unit that reads best."""
+    if ms is None:
+        return "-"
+    if ms < 10:
+        return f"{ms:.2f}ms"
+    if ms < 1000:
+        return f"{ms:.1f}ms"
+    seconds = ms / 1000
+    if seconds < 120:
+        return f"{seconds:.2f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def size(n: int) -> str:
+    """A byte count in B, KB, MB or GB (powers of 1000)."""
+    value = float(n)
+    for unit in ("B", "KB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def cost(value: str | None) -> str:
+    """A dollar cost, or ``?`` when unknown."""
+    if value is None:
+        return "?"
+    try:
+        return f"${float(value):.4f}"
+    except ValueError:
+        return "?"
+
+
+def number(n: int) -> str:
+    """An integer with thousands separators."""
+    return f"{n:,}"
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 tool call``, ``2 tool calls``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+_STATUS_STYLES = {
+    "completed": "green",
+    "failed": "red",
+    "unreadable": "bold red",
+    "cancelled": "dim",
+    "running": "cyan",
+    "empty": "dim",
+}
+
+
+def status_style(status: str) -> str:
+    """The colour of a status."""
+    if status.startswith("waiting") or status == "suspended":
+        return "yellow"
+    return _STATUS_STYLES.get(status, "")
+
+
+def is_tty() -> bool:
+    """Whether stderr is a terminal (progress is shown only there)."""
+    return sys.stderr.isatty()

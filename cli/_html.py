@@ -1,0 +1,269 @@
+"""``delite export --format html``: one self-contained page that shows an execution's timeline.
+
+No script and no external resource: the page is plain HTML and CSS, with a Content-Security-Policy that
+forbids scripts, so even content that slipped past escaping could not run. Every value from the log goes
+through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+from delite_cli import _format as f
+
+if TYPE_CHECKING:
+    from delite.datadir import Export, Pause, Step, ToolCall
+
+__all__ = ["render_html"]
+
+_CSS = """
+:root { --fg:#1d232a; --dim:#6b7682; --line:#e3e7eb; --model:#4f7cff; --tool:#1fa37a; --err:#d64545;
+  --pause:#f0b429; --bg:#fbfcfd; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg);
+  background: var(--bg); }
+main { max-width: 1100px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 20px; margin: 0 0 4px; word-break: break-all; }
+h2 { font-size: 16px; margin: 28px 0 8px; }
+.sub { color: var(--dim); margin-bottom: 16px; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600;
+  background: #e8ecf0; vertical-align: middle; }
+.badge.completed { background: #d7f5e7; color: #11643f; } .badge.failed, .badge.unreadable { background: #fde2e2;
+  color: #9b1c1c; } .badge.waiting, .badge.suspended { background: #fff1c7; color: #7a5200; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 8px; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px 12px; }
+.card b { display: block; font-size: 18px; } .card span { color: var(--dim); font-size: 12px; }
+.text { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px 12px;
+  white-space: pre-wrap; word-break: break-word; max-height: 240px; overflow: auto; }
+.timeline { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px 12px; }
+.row { display: grid; grid-template-columns: 56px 1fr 90px 80px; gap: 8px; align-items: center;
+  padding: 4px 0; border-bottom: 1px solid var(--line); }
+.row:last-child { border-bottom: 0; } .row.head { color: var(--dim); font-size: 12px; }
+.track { position: relative; height: 22px; background: #f3f5f7; border-radius: 4px; overflow: hidden; }
+.bar { position: absolute; top: 3px; height: 16px; border-radius: 3px; min-width: 3px; }
+.bar.model { background: var(--model); } .bar.tool { background: var(--tool); } .bar.error { background: var(--err); }
+.bar.pending { background: repeating-linear-gradient(45deg, #c9d1d9, #c9d1d9 4px, #eef1f4 4px, #eef1f4 8px); }
+.note { color: var(--dim); font-size: 12px; margin-top: 2px; }
+.bar.paused { background: var(--pause); opacity: .55; }
+.timeline + .timeline { margin-top: 8px; }
+.pause { display: grid; grid-template-columns: 56px 1fr; gap: 8px; padding: 4px 0; border-bottom: 1px solid
+  var(--line); } .pause .track { background: repeating-linear-gradient(45deg, var(--pause), var(--pause) 6px,
+  #fff6da 6px, #fff6da 12px); height: 14px; }
+.legend span { display: inline-block; margin-right: 14px; color: var(--dim); font-size: 12px; }
+.legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+table { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
+th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { font-size: 12px; color: var(--dim); font-weight: 600; }
+td pre, details pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-size: 12px; }
+details summary { cursor: pointer; color: var(--dim); }
+.ok { color: #11643f; } .error, .rejected { color: var(--err); } .pending, .started { color: #7a5200; }
+footer { color: var(--dim); font-size: 12px; margin-top: 32px; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(value if isinstance(value, str) else str(value), quote=True)
+
+
+def _json(value: Any) -> str:
+    return _e(f.json_text(value, indent=2))
+
+
+def _status_class(status: str) -> str:
+    if status.startswith("waiting"):
+        return "waiting"
+    return status if status.isidentifier() else ""
+
+
+def _card(value: str, label: str) -> str:
+    return f'<div class="card"><b>{_e(value)}</b><span>{_e(label)}</span></div>'
+
+
+def _bar(kind: str, left: float, width: float, title: str) -> str:
+    return f'<div class="bar {kind}" style="left:{left:.3f}%;width:{max(width, 0.4):.3f}%" title="{_e(title)}"></div>'
+
+
+def _step_row(step: Step, scale: float) -> str:
+    """One step: its model call, then its tool calls, back to back, scaled to the busiest step."""
+    offset = step.model_ms
+    model_title = f"model {step.model or ''}: {f.duration_ms(step.model_ms)}"
+    bars = [_bar("model", 0.0, step.model_ms / scale * 100, model_title)]
+    for tc in step.tool_calls:
+        title = f"{tc.name} ({tc.status}): {f.duration_ms(tc.duration_ms)}"
+        if tc.duration_ms is None:
+            bars.append(_bar("pending" if tc.status != "error" else "error", offset / scale * 100, 1.0, title))
+            continue
+        kind = "tool" if tc.status == "ok" else "error"
+        bars.append(_bar(kind, offset / scale * 100, tc.duration_ms / scale * 100, title))
+        offset += tc.duration_ms
+    names = ", ".join(f"{tc.name} {tc.status}" for tc in step.tool_calls) or "answer"
+    timing = f"{f.duration_ms(step.model_ms)} model, {f.duration_ms(step.tool_ms)} tools"
+    return (
+        f'<div class="row step"><div>#{step.step}</div><div><div class="track">{"".join(bars)}</div>'
+        f'<div class="note">{_e(f.cut(names, 140))} &middot; {_e(timing)}</div></div>'
+        f'<div class="num">{_e(f.number(step.tokens.total))} tok</div>'
+        f'<div class="num">{_e(f.cost(step.cost))}</div></div>'
+    )
+
+
+def _pause_row(p: Pause) -> str:
+    until = f.duration_ms((p.ended_at - p.at) * 1000) if p.ended_at else "still waiting"
+    return (
+        f'<div class="pause"><div>&#9208;</div><div><div class="track" title="{_e(p.kind)}"></div>'
+        f'<div class="note">paused after step {p.step}: {_e(f.cut(str(p.reason), 200))} ({_e(until)})</div>'
+        "</div></div>"
+    )
+
+
+def _overview(export: Export) -> str:
+    """The whole execution on one wall-clock track: model calls, tool calls and pauses where they happened."""
+    times = [e.at for e in export.events]
+    if not times:
+        return ""
+    origin, end = min(times), max(times)
+    span = max(end - origin, 1e-6)
+
+    def pos(at: float) -> float:
+        return (at - origin) / span * 100
+
+    bars = []
+    for p in export.pauses:
+        stop = p.ended_at if p.ended_at is not None else end
+        bars.append(_bar("paused", pos(p.at), pos(stop) - pos(p.at), f"paused: {p.reason}"))
+    for c in export.llm_calls:
+        kind = "model" if c.ok else "error"
+        bars.append(_bar(kind, pos(c.at - c.duration_ms / 1000), c.duration_ms / 10 / span, f"step {c.step} model"))
+    for tc in export.tool_calls:
+        if tc.started_at is not None and tc.finished_at is not None:
+            kind = "tool" if tc.status == "ok" else "error"
+            bars.append(_bar(kind, pos(tc.started_at), pos(tc.finished_at) - pos(tc.started_at), tc.name))
+    return (
+        '<div class="timeline"><div class="row overview"><div>all</div><div><div class="track">'
+        f'{"".join(bars)}</div><div class="note">wall clock, {_e(f.duration_ms(span * 1000))} from first to '
+        "last record</div></div><div></div><div></div></div></div>"
+    )
+
+
+def _timeline(export: Export) -> str:
+    steps = export.steps
+    if not steps:
+        return '<div class="timeline note">No completed step yet.</div>'
+    scale = max(s.model_ms + s.tool_ms for s in steps) or 1.0
+    pauses_after: dict[int, list[Pause]] = {}
+    for p in export.pauses:
+        pauses_after.setdefault(p.step, []).append(p)
+    head = (
+        '<div class="row head"><div>step</div><div>model call, then tool calls (the busiest step is full width)'
+        '</div><div class="num">tokens</div><div class="num">cost</div></div>'
+    )
+    rows = [head]
+    rows.extend(_pause_row(p) for p in pauses_after.get(0, []))
+    for s in steps:
+        rows.append(_step_row(s, scale))
+        rows.extend(_pause_row(p) for p in pauses_after.get(s.step, []))
+    legend = (
+        '<div class="legend"><span><i style="background:var(--model)"></i>model call</span>'
+        '<span><i style="background:var(--tool)"></i>tool call</span>'
+        '<span><i style="background:var(--err)"></i>failed or rejected</span>'
+        '<span><i style="background:var(--pause)"></i>paused</span></div>'
+    )
+    return f'{legend}{_overview(export)}<div class="timeline">{"".join(rows)}</div>'
+
+
+def _tool_table(calls: list[ToolCall]) -> str:
+    if not calls:
+        return '<p class="sub">No tool calls.</p>'
+    rows = []
+    for tc in calls:
+        outcome = tc.error if tc.error is not None else tc.result
+        decision = ""
+        if tc.decision is not None:
+            decision = "approved" if tc.decision.approved else "rejected"
+            if tc.decision.reason:
+                decision += f": {tc.decision.reason}"
+        rows.append(
+            f"<tr><td>{_e(tc.call_id)}</td><td>{_e(tc.name)}</td><td class='{_e(tc.status)}'>{_e(tc.status)}</td>"
+            f"<td><details><summary>arguments</summary><pre>{_json(tc.arguments)}</pre></details>"
+            f"<details><summary>{'error' if tc.error is not None else 'result'}</summary><pre>{_json(outcome)}</pre>"
+            f"</details></td><td class='num'>{_e(f.duration_ms(tc.duration_ms))}</td>"
+            f"<td class='num'>{tc.retries}</td><td>{_e(decision)}</td><td><small>{_e(tc.idempotency_key or '-')}"
+            "</small></td></tr>"
+        )
+    head = (
+        "<tr><th>call</th><th>tool</th><th>status</th><th>arguments / outcome</th><th>time</th><th>retries</th>"
+        "<th>decision</th><th>idempotency key</th></tr>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _llm_table(export: Export) -> str:
+    if not export.llm_calls:
+        return '<p class="sub">No model calls.</p>'
+    rows = []
+    for c in export.llm_calls:
+        tokens = f.number(c.tokens.total) if c.tokens is not None else "-"
+        outcome = "ok" if c.ok else f"failed: {c.error or ''}"
+        rows.append(
+            f"<tr><td>{c.step}</td><td>{c.attempt}</td><td>{_e(c.model or '-')}</td>"
+            f"<td class='{'ok' if c.ok else 'error'}'>{_e(f.cut(outcome, 300))}</td>"
+            f"<td class='num'>{_e(f.duration_ms(c.duration_ms))}</td><td class='num'>{_e(tokens)}</td>"
+            f"<td class='num'>{_e(f.cost(c.cost))}</td></tr>"
+        )
+    head = (
+        "<tr><th>step</th><th>attempt</th><th>model</th><th>outcome</th><th>time</th><th>tokens</th><th>cost</th></tr>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def render_html(export: Export) -> str:
+    """The page for one execution's export."""
+    d = export.execution
+    badge = f'<span class="badge {_e(_status_class(d.status))}">{_e(d.status)}</span>'
+    cards = "".join(
+        [
+            _card(str(d.steps), "steps"),
+            _card(str(d.llm_calls), "LLM calls"),
+            _card(str(d.tool_calls), "tool calls"),
+            _card(f.number(d.tokens.total), "tokens"),
+            _card(f.cost(d.cost), "cost"),
+            _card(f.duration_ms(d.wall_ms), "wall time"),
+            _card(f.duration_ms(d.model_ms), "model time"),
+            _card(f.duration_ms(d.tool_ms), "tool time"),
+            _card(str(len(export.pauses)), "pauses"),
+        ]
+    )
+    suspension = ""
+    if d.suspend_reason is not None:
+        suspension = f'<h2>Waiting</h2><div class="text">{_e(str(d.suspend_reason))}</div>'
+    error = f'<h2>Error</h2><div class="text error">{_e(d.error)}</div>' if d.error else ""
+    forked = f" &middot; forked from {_e(d.forked_from)} at step {d.fork_step}" if d.forked_from else ""
+    events = "".join(
+        f"<details><summary>#{e.seq} {_e(e.kind)} &middot; {_e(f.timestamp(e.at))}</summary>"
+        f"<pre>{_json(e.record)}</pre></details>"
+        for e in export.events
+    )
+    title = f"delite execution {d.id}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="delite {_e(export.delite_version)} ({_e(export.format)})">
+<title>{_e(title)}</title><style>{_CSS}</style></head>
+<body><main>
+<h1>{_e(d.id)} {badge}</h1>
+<div class="sub">agent {_e(d.agent_id)} &middot; models {_e(", ".join(d.models) or "-")} &middot; created
+{_e(f.timestamp(d.created_at))} &middot; updated {_e(f.timestamp(d.updated_at))}{forked}</div>
+<div class="cards">{cards}</div>
+<h2>Input</h2><div class="text">{_e(d.input)}</div>
+<h2>Answer</h2><div class="text">{_e(d.answer if d.answer is not None else "-")}</div>
+{suspension}{error}
+<h2 id="timeline">Timeline</h2>{_timeline(export)}
+<h2>LLM calls</h2>{_llm_table(export)}
+<h2>Tool calls</h2>{_tool_table(export.tool_calls)}
+<h2>Records</h2>{events}
+<footer>Exported by delite {_e(export.delite_version)} in format {_e(export.format)}. Content from models and tools is
+shown as text.</footer>
+</main></body></html>
+"""

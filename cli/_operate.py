@@ -1,0 +1,286 @@
+"""The operating commands: decisions, submissions, resume, cancel and fork.
+
+The ``delite`` command has no model and no tools of its own, so by default it only *records* decisions and
+submissions (exactly what ``Agent.approve`` and friends with ``advance=False`` do); the execution then
+continues when an application resumes it. With ``--agent MODULE:FACTORY`` (or ``DELITE_AGENT``) the command
+builds the application's own ``Agent`` and continues the run itself; ``resume`` always needs one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+from delite_cli import _format as f
+from delite_cli._errors import CliError
+
+if TYPE_CHECKING:
+    from delite import Agent, Response
+
+__all__ = [
+    "load_agent",
+    "run_cancel",
+    "run_decide",
+    "run_fork",
+    "run_resolve",
+    "run_resume",
+    "run_submit_input",
+    "run_submit_tool_results",
+]
+
+
+def _usage(message: str) -> CliError:
+    return CliError(message, kind="UsageError", exit_code=2)
+
+
+def load_agent(spec: str, data_dir: str) -> Agent:
+    """Build the application's agent from ``MODULE:ATTR``.
+
+    ``ATTR`` is an ``Agent``, or a callable taking the data directory (a string) and returning one. The
+    current directory is importable, as with ``python -m``. The agent must use this data directory.
+    """
+    from delite import Agent
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise _usage(f"--agent must be MODULE:FACTORY, not {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise _usage(f"cannot import {module_name!r} for --agent: {e}") from e
+    target = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise _usage(f"{module_name!r} has no attribute {attr!r}") from None
+    agent = target if isinstance(target, Agent) else target(data_dir) if callable(target) else None
+    if not isinstance(agent, Agent):
+        raise _usage(f"--agent {spec} must name an Agent or a factory returning one, got {type(agent).__name__}")
+    root = getattr(getattr(agent.store, "layout", None), "root", None)
+    if root is None or os.path.realpath(root) != os.path.realpath(data_dir):
+        raise _usage(f"the agent from {spec} uses another data directory ({root}), not {data_dir}")
+    return agent
+
+
+def _operator(data_dir: str, agent_spec: str | None) -> tuple[Agent, bool]:
+    """The agent to act with, and whether it can advance the execution."""
+    if agent_spec:
+        return load_agent(agent_spec, data_dir), True
+    from delite import Agent
+
+    return Agent(data_dir), False
+
+
+def _resolve(data_dir: str, ident: str) -> str:
+    from delite.datadir import DataDir
+
+    data = DataDir(data_dir)
+    if not os.path.isdir(data.layout.executions):
+        from delite.errors import ExecutionNotFoundError
+
+        raise ExecutionNotFoundError(ident)
+    return data.resolve(ident)
+
+
+def _report(
+    response: Response, *, action: str, advanced: bool, json_: bool, extra: dict[str, Any] | None = None
+) -> None:
+    r = response
+    if json_:
+        payload: dict[str, Any] = {
+            "execution_id": r.execution_id,
+            "action": action,
+            "advanced": advanced,
+            "status": r.status.value,
+            "answer": r.answer,
+            "suspend_reason": r.suspend_reason,
+            "steps": r.steps,
+            "usage": r.usage,
+            "error": r.error,
+        }
+        payload.update(extra or {})
+        f.echo_json(payload)
+        return
+    out = f.console()
+    out.print(f.text(f"{action}: execution {r.execution_id} is now {r.status.value}", f.status_style(r.status.value)))
+    if r.suspend_reason is not None:
+        out.print(f.text(f"waiting for {r.suspend_reason}", "yellow", newlines=False, limit=500))
+    if r.answer is not None:
+        out.print(f.text(f"answer: {r.answer}", limit=2000))
+    if r.error:
+        out.print(f.text(f"error: {r.error}", "red", limit=2000))
+    if not advanced and not r.status.is_terminal:
+        settled = r.suspend_reason is None or action.startswith(("approved", "rejected"))
+        if settled:
+            out.print(
+                f.text(
+                    f"Recorded. The run continues when it is resumed: by your application (agent.resume(id)), or "
+                    f"with `delite resume {r.execution_id} --agent MODULE:FACTORY`.",
+                    "dim",
+                )
+            )
+
+
+def run_decide(
+    data_dir: str,
+    ident: str,
+    call_ids: tuple[str, ...],
+    *,
+    approve: bool,
+    every: bool,
+    reason: str | None,
+    agent_spec: str | None,
+    json_: bool,
+) -> None:
+    """Approve or reject pending calls."""
+    from delite.datadir import DataDir
+
+    eid = _resolve(data_dir, ident)
+    detail = DataDir(data_dir).execution(eid).detail
+    pending = detail.suspend_reason.confirmation_ids if detail.suspend_reason is not None else []
+    ids = list(call_ids)
+    if every:
+        if ids:
+            raise _usage("give call ids or --all, not both")
+        ids = pending
+    elif not ids:
+        if len(pending) > 1:
+            raise _usage(f"execution {eid} waits on {len(pending)} calls ({', '.join(pending)}); name them or --all")
+        ids = pending
+    agent, advance = _operator(data_dir, agent_spec)
+    with agent:
+        decisions = dict.fromkeys(ids, approve)
+        reasons = dict.fromkeys(ids, reason)
+        response = agent.decide(eid, decisions, reasons=reasons, advance=advance)
+    verb = "approved" if approve else "rejected"
+    _report(response, action=f"{verb} {', '.join(ids)}", advanced=advance, json_=json_, extra={"calls": ids})
+
+
+def run_submit_input(data_dir: str, ident: str, text: str, *, agent_spec: str | None, json_: bool) -> None:
+    """Answer a human-input question."""
+    eid = _resolve(data_dir, ident)
+    if text == "-":
+        text = click.get_text_stream("stdin").read()
+    agent, advance = _operator(data_dir, agent_spec)
+    with agent:
+        response = agent.submit_input(eid, text, advance=advance)
+    _report(response, action="answered", advanced=advance, json_=json_)
+
+
+def _read_json(source: str, what: str) -> Any:
+    try:
+        if source == "-":
+            raw = click.get_text_stream("stdin").read()
+        else:
+            with open(source, encoding="utf-8") as fh:
+                raw = fh.read()
+    except OSError as e:
+        raise _usage(f"cannot read {what} from {source}: {e.strerror}") from e
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise _usage(f"{what} from {source} is not valid JSON: {e}") from e
+
+
+def run_submit_tool_results(data_dir: str, ident: str, source: str, *, agent_spec: str | None, json_: bool) -> None:
+    """Give the results of client tool calls, as a JSON object ``{call_id: result}``."""
+    eid = _resolve(data_dir, ident)
+    results = _read_json(source, "tool results")
+    if not isinstance(results, dict):
+        raise _usage('tool results must be a JSON object {"CALL_ID": result, ...}')
+    agent, advance = _operator(data_dir, agent_spec)
+    with agent:
+        response = agent.submit_tool_results(eid, results, advance=advance)
+    _report(response, action=f"submitted {', '.join(results)}", advanced=advance, json_=json_)
+
+
+def run_resolve(
+    data_dir: str,
+    ident: str,
+    call_id: str,
+    *,
+    result: str | None,
+    result_file: str | None,
+    error: str | None,
+    rerun: bool,
+    agent_spec: str | None,
+    json_: bool,
+) -> None:
+    """Settle an in-doubt call."""
+    given = [x for x in (result is not None, result_file is not None, error is not None, rerun) if x]
+    if len(given) != 1:
+        raise _usage("give exactly one of --result, --result-file, --error or --rerun")
+    value: Any = None
+    if result is not None:
+        try:
+            value = json.loads(result)
+        except ValueError as e:
+            raise _usage(f"--result is not valid JSON: {e} (quote a string as '\"text\"')") from e
+    elif result_file is not None:
+        value = _read_json(result_file, "the result")
+    eid = _resolve(data_dir, ident)
+    agent, advance = _operator(data_dir, agent_spec)
+    with agent:
+        response = agent.resolve(eid, call_id, result=value, error=error, rerun=rerun, advance=advance)
+    action = f"{'rerun requested for' if rerun else 'resolved'} {call_id}"
+    _report(response, action=action, advanced=advance, json_=json_)
+
+
+def run_resume(data_dir: str, ident: str, *, agent_spec: str | None, model: str | None, json_: bool) -> None:
+    """Continue an execution with the application's agent."""
+    if not agent_spec:
+        raise _usage(
+            "resume runs the model and tools, so it needs your agent: --agent MODULE:FACTORY "
+            "(or DELITE_AGENT), a function taking the data directory and returning an Agent"
+        )
+    eid = _resolve(data_dir, ident)
+    agent = load_agent(agent_spec, data_dir)
+    with agent:
+        response = agent.resume(eid, model=model)
+    _report(response, action="resumed", advanced=True, json_=json_)
+
+
+def run_cancel(data_dir: str, ident: str, *, reason: str, json_: bool) -> None:
+    """Cancel an execution (at its next step boundary if a process is advancing it)."""
+    from delite import Agent
+
+    eid = _resolve(data_dir, ident)
+    with Agent(data_dir) as agent:
+        response = agent.cancel(eid, reason=reason)
+    pending = not response.status.is_terminal
+    if json_:
+        _report(response, action="cancel", advanced=False, json_=True, extra={"cancel_pending": pending})
+        return
+    if pending:
+        f.console().print(
+            f.text(
+                f"Cancel requested: execution {eid} is being advanced by another process, which stops at its next "
+                "step boundary.",
+                "yellow",
+            )
+        )
+    else:
+        _report(response, action="cancel", advanced=False, json_=False)
+
+
+def run_fork(data_dir: str, ident: str, *, at: int, new_id: str | None, json_: bool) -> None:
+    """Start a new execution from a prefix of another."""
+    from delite.datadir import DataDir
+
+    data = DataDir(data_dir)
+    origin = data.resolve(ident)
+    eid = data.fork(origin, at=at, new_id=new_id)
+    detail = data.execution(eid).detail
+    if json_:
+        f.echo_json({"execution_id": eid, "forked_from": origin, "fork_step": at, "execution": detail})
+        return
+    out = f.console()
+    out.print(f.text(f"forked {origin} at step {at} into {eid} ({detail.status}, {detail.records} records)", "green"))
+    out.print(f.text(f"Continue it with: delite resume {eid} --agent MODULE:FACTORY", "dim"))

@@ -1,0 +1,46 @@
+"""The read side: list, inspect, verify, export and fork a data directory's executions without an agent."""
+
+from __future__ import annotations
+
+from delite.datadir.directory import WAITING, DataDir
+from delite.datadir.execution import ExecutionView
+from delite.datadir.views import (
+    EXPORT_FORMAT,
+    Decision,
+    Event,
+    ExecutionDetail,
+    ExecutionSummary,
+    Export,
+    HealthReport,
+    LastError,
+    LlmCall,
+    Page,
+    Pause,
+    Problem,
+    Step,
+    Tokens,
+    ToolCall,
+    TornInfo,
+)
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "WAITING",
+    "DataDir",
+    "Decision",
+    "Event",
+    "ExecutionDetail",
+    "ExecutionSummary",
+    "ExecutionView",
+    "Export",
+    "HealthReport",
+    "LastError",
+    "LlmCall",
+    "Page",
+    "Pause",
+    "Problem",
+    "Step",
+    "Tokens",
+    "ToolCall",
+    "TornInfo",
+]

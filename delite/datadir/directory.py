@@ -1,0 +1,342 @@
+"""``DataDir``: find, read, verify and fork the executions of a data directory, without an agent."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import msgspec
+
+from delite.datadir.execution import ExecutionView
+from delite.datadir.views import Event, HealthReport, Page
+from delite.errors import (
+    AmbiguousExecutionIdError,
+    ExecutionNotFoundError,
+    InvalidExecutionIdError,
+    LogCorruptError,
+    UsageError,
+)
+from delite.log.codec import decode_payloads
+from delite.log.framing import HEADER, FrameDamage, scan_frames
+from delite.log.reader import parse_log
+from delite.log.records import (
+    AnyRecord,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionStarted,
+    ModelCallFailed,
+    ModelResponded,
+)
+from delite.state.model import Status
+from delite.store.ids import new_execution_id, validate_execution_id
+from delite.store.layout import Layout
+
+__all__ = ["WAITING", "DataDir", "Progress"]
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` during long work."""
+
+WAITING = "waiting"
+"""A status filter that matches every suspended status (``waiting_*`` and ``suspended``)."""
+
+_SUSPENDED = tuple(s.value for s in Status if s.is_suspended)
+_TERMINAL = (ExecutionCompleted, ExecutionCancelled)
+
+
+class DataDir:
+    """A data directory, for reading, auditing and forking its executions (the read side of ``delite``).
+
+    Nothing here claims an execution or needs its tools, so it is safe to use while agents run. Listing
+    keeps a derived index (``index.sqlite3``) that is brought up to date from the logs on every call and is
+    never trusted over them.
+
+    Example::
+
+        data = DataDir("./data")
+        page = data.list(status="waiting", metadata={"thread_id": "t-42"}, limit=20)
+        for summary in page.items:
+            print(summary.id, summary.status, summary.cost)
+        run = data.execution(data.resolve("01J"))  # a unique prefix is enough
+        print(run.detail.answer, [s.model for s in run.steps])
+
+    Args:
+        path: the data directory (as given to ``Agent``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = "./data") -> None:
+        """Point at a data directory; nothing is read or created yet."""
+        self.layout = Layout(path)
+        self.path = self.layout.root
+
+    def __repr__(self) -> str:
+        """The path."""
+        return f"DataDir({str(self.path)!r})"
+
+    # -- finding executions ----------------------------------------------------------------------------------
+
+    def ids(self) -> list[str]:
+        """Every execution id, sorted (generated ids sort by creation time)."""
+        try:
+            names = os.listdir(self.layout.executions)
+        except FileNotFoundError:
+            return []
+        return sorted(n[:-4] for n in names if n.endswith(".log"))
+
+    def resolve(self, id_or_prefix: str) -> str:
+        """The full id of the one execution whose id is, or starts with, ``id_or_prefix``.
+
+        Matching is case-sensitive first, then case-insensitive when nothing matched.
+
+        Raises:
+            ExecutionNotFoundError: nothing matches.
+            AmbiguousExecutionIdError: more than one execution matches.
+            InvalidExecutionIdError: the text is empty or could not be part of an id.
+        """
+        if not isinstance(id_or_prefix, str) or not id_or_prefix:
+            raise InvalidExecutionIdError(str(id_or_prefix), "must not be empty")
+        if os.path.exists(self.layout.log(validate_execution_id(id_or_prefix))):
+            return id_or_prefix
+        ids = self.ids()
+        matches = [i for i in ids if i.startswith(id_or_prefix)]
+        if not matches:
+            folded = id_or_prefix.casefold()
+            matches = [i for i in ids if i.casefold().startswith(folded)]
+        if not matches:
+            raise ExecutionNotFoundError(id_or_prefix)
+        if len(matches) > 1:
+            raise AmbiguousExecutionIdError(id_or_prefix, matches)
+        return matches[0]
+
+    def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        agent: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+        progress: Progress | None = None,
+    ) -> Page:
+        """List executions, newest first, one page at a time.
+
+        Brings the index up to date first: only logs that changed since it last saw them are read.
+
+        Args:
+            status: one status or several (``Status`` values, ``unreadable``, ``empty``, or ``waiting`` for
+                every suspended status).
+            agent: only executions started by this ``agent_id``.
+            metadata: only executions whose metadata has each of these keys with this value.
+            since: only executions created at or after this time (seconds since the epoch).
+            until: only executions created before this time.
+            limit: at most this many (None for all).
+            offset: skip this many of the matching executions first.
+            progress: called as ``progress(done, total)`` while many logs are being indexed.
+        """
+        if limit is not None and limit < 0:
+            raise UsageError("limit must be 0 or more")
+        if offset < 0:
+            raise UsageError("offset must be 0 or more")
+        statuses = _expand_statuses(status)
+        if not os.path.isdir(self.layout.executions):
+            return Page(items=[], total=0, offset=offset, limit=limit)
+        from delite.datadir.index import ListingIndex  # noqa: PLC0415 - sqlite3 only when listing
+
+        index = ListingIndex.open(self.layout)
+        try:
+            index.refresh(progress)
+            items, total = index.query(
+                statuses=statuses,
+                agent=agent,
+                metadata=metadata,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+            )
+        finally:
+            index.close()
+        return Page(items=items, total=total, offset=offset, limit=limit)
+
+    def reindex(self, progress: Progress | None = None) -> int:
+        """Rebuild the listing index from every log; returns the number of executions indexed."""
+        if not os.path.isdir(self.layout.executions):
+            return 0
+        from delite.datadir.index import ListingIndex  # noqa: PLC0415 - sqlite3 only when listing
+
+        index = ListingIndex.open(self.layout)
+        try:
+            return index.rebuild(progress)
+        finally:
+            index.close()
+
+    # -- reading one execution -------------------------------------------------------------------------------
+
+    def execution(self, execution_id: str) -> ExecutionView:
+        """Read one execution's log (without claiming it) and return a view of it.
+
+        Raises:
+            ExecutionNotFoundError: no such execution (give a full id; see :meth:`resolve` for prefixes).
+            LogCorruptError: a record before the log's tail is damaged.
+            UnsupportedFormatError: the log was written in a format this delite does not read.
+        """
+        eid = validate_execution_id(execution_id)
+        path = self.layout.log(eid)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise ExecutionNotFoundError(eid) from None
+        return ExecutionView(eid, parse_log(data, path=path), path=path)
+
+    def follow(
+        self,
+        execution_id: str,
+        *,
+        start: int = 0,
+        poll: float = 0.25,
+        until_done: bool = True,
+        timeout: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Iterator[Event]:
+        """Yield the execution's records as events, waiting for new ones as they are appended.
+
+        Args:
+            execution_id: the execution (a full id).
+            start: skip the first ``start`` records (yield from record ``start + 1`` on).
+            poll: seconds between looks at the file.
+            until_done: stop after a completion or cancellation record.
+            timeout: stop after this many seconds without a new record (None: never).
+            sleep: how to wait (a seam for tests).
+        """
+        eid = validate_execution_id(execution_id)
+        path = self.layout.log(eid)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - held open across yields, closed in finally
+        except FileNotFoundError:
+            raise ExecutionNotFoundError(eid) from None
+        try:
+            pos = 0
+            seq = 0
+            idle = 0.0
+            while True:
+                f.seek(pos)
+                chunk = f.read()
+                if pos == 0:
+                    if len(chunk) < len(HEADER):
+                        chunk = b""
+                    else:
+                        parse_log(chunk[: len(HEADER)], path=path)  # checks the header
+                        pos = len(HEADER)
+                        chunk = chunk[len(HEADER) :]
+                records, consumed = _complete_records(chunk, pos, path)
+                done = False
+                for record, offset in records:
+                    seq += 1
+                    if seq > start:
+                        data = msgspec.to_builtins(record)
+                        yield Event(seq=seq, offset=offset, kind=data.get("kind", ""), at=record.at, record=data)
+                    done = done or isinstance(record, _TERMINAL)
+                pos += consumed
+                if done and until_done:
+                    return
+                if records:
+                    idle = 0.0
+                    continue
+                if timeout is not None and idle >= timeout:
+                    return
+                sleep(poll)
+                idle += poll
+        finally:
+            f.close()
+
+    # -- verifying -------------------------------------------------------------------------------------------
+
+    def health(self, *, repair: bool = False, progress: Progress | None = None) -> HealthReport:
+        """Verify every checksum of every log, report torn tails and damage, and check the index.
+
+        Read-only unless ``repair``, which rebuilds what is derived (the index). Logs are never modified.
+        """
+        from delite.datadir.health import check_health  # noqa: PLC0415 - sqlite3 only when needed
+
+        return check_health(self.layout, repair=repair, progress=progress)
+
+    # -- forking ---------------------------------------------------------------------------------------------
+
+    def fork(self, execution_id: str, *, at: int, new_id: str | None = None) -> str:
+        """Start a new execution from the first ``at`` steps of another; returns the new id.
+
+        The new log holds the origin's first record, with the new id and ``forked_from``/``fork_step`` naming
+        the origin, then the origin's records up to the end of step ``at`` (its model response and its tool
+        calls' results, decisions and suspensions), leaving out completion, failure and cancellation. Resume
+        it with an agent configured like the origin's to continue from there; the origin is not changed.
+        ``at=0`` keeps only the input.
+
+        Raises:
+            UsageError: ``at`` is not a step of the origin, or ``new_id`` exists already.
+        """
+        view = self.execution(execution_id)
+        records = view.records
+        origin = records[0] if records else None
+        if not isinstance(origin, ExecutionStarted):
+            raise LogCorruptError(view.path, 0, "the log has no execution-started record to fork from")
+        steps = view.state.steps
+        if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= steps:
+            raise UsageError(f"--at must be a step from 0 to {steps} for execution {execution_id!r}, not {at!r}")
+        eid = validate_execution_id(new_id) if new_id is not None else new_execution_id()
+        started = msgspec.structs.replace(
+            origin,
+            execution_id=eid,
+            at=time.time(),
+            forked_from=origin.execution_id,
+            fork_step=at,
+            idempotency_key=None,
+        )
+        kept: list[AnyRecord] = [started]
+        for record in records[1:]:
+            if isinstance(record, ModelResponded | ModelCallFailed) and record.step > at:
+                break
+            if isinstance(record, ExecutionCompleted | ExecutionCancelled | ExecutionFailed):
+                continue
+            kept.append(record)
+        from delite.store.file import FileStore  # noqa: PLC0415 - filelock only when writing
+
+        store = FileStore(self.path)
+        with store.claim(eid, create=kept) as log:
+            if not log.created:
+                raise UsageError(f"execution {eid!r} exists already; choose another id for the fork")
+        return eid
+
+
+def _expand_statuses(status: str | Iterable[str] | None) -> list[str]:
+    if status is None:
+        return []
+    wanted = [status] if isinstance(status, str) else list(status)
+    out: list[str] = []
+    valid = {s.value for s in Status} | {"unreadable", "empty"}
+    for s in wanted:
+        if s == WAITING:
+            out.extend(_SUSPENDED)
+        elif s in valid:
+            out.append(s)
+        else:
+            choices = ", ".join(sorted([*valid, WAITING]))
+            raise UsageError(f"unknown status {s!r} (choose from {choices})")
+    return out
+
+
+def _complete_records(chunk: bytes, base: int, path: str) -> tuple[list[tuple[AnyRecord, int]], int]:
+    """The complete records at the start of ``chunk`` (which begins at file offset ``base``) and their size."""
+    if not chunk:
+        return [], 0
+    scanned = scan_frames(chunk, 0)
+    if isinstance(scanned, FrameDamage):
+        raise LogCorruptError(path, base + scanned.offset, scanned.reason)
+    frames = scanned.frames
+    offsets = [base + fr.offset for fr in frames]
+    records = decode_payloads([fr.payload for fr in frames], offsets, path=path)
+    return list(zip(records, offsets, strict=True)), scanned.end

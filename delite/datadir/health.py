@@ -1,0 +1,137 @@
+"""Verify a data directory: every checksum of every log, torn tails, records that do not fold, the index."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from delite.datadir.directory import Progress
+from delite.datadir.index import ListingIndex, check_index, scan_logs
+from delite.datadir.views import HealthReport, Problem
+from delite.errors import LogCorruptError, UnsupportedFormatError
+from delite.log.reader import parse_log
+from delite.log.records import ExecutionStarted
+from delite.state.fold import apply, fold
+from delite.state.model import ExecutionState
+from delite.store.layout import Layout
+
+__all__ = ["check_health"]
+
+
+def _check_log(eid: str, path: str, problems: list[Problem]) -> tuple[int, int]:
+    """Verify one log; append what is wrong. Returns ``(bytes, records)``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        problems.append(
+            Problem(kind="unreadable", severity="error", execution_id=eid, path=path, detail=f"cannot read: {e}")
+        )
+        return 0, 0
+    try:
+        contents = parse_log(data, path=path)
+    except LogCorruptError as e:
+        problems.append(
+            Problem(kind="corrupt", severity="error", execution_id=eid, path=path, offset=e.offset, detail=e.reason)
+        )
+        return len(data), 0
+    except UnsupportedFormatError as e:
+        problems.append(
+            Problem(kind="unsupported-format", severity="error", execution_id=eid, path=path, detail=e.message)
+        )
+        return len(data), 0
+    if contents.torn is not None:
+        t = contents.torn
+        detail = f"{t.reason} ({t.length} bytes); it is cut off when the execution is next claimed"
+        problems.append(
+            Problem(kind="torn-tail", severity="warning", execution_id=eid, path=path, offset=t.offset, detail=detail)
+        )
+    records = contents.records
+    if records and not isinstance(records[0], ExecutionStarted):
+        problems.append(
+            Problem(
+                kind="inconsistent",
+                severity="error",
+                execution_id=eid,
+                path=path,
+                offset=contents.offsets[0],
+                detail="the first record is not execution-started",
+            )
+        )
+        return len(data), len(records)
+    if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id != eid:
+        problems.append(
+            Problem(
+                kind="id-mismatch",
+                severity="error",
+                execution_id=eid,
+                path=path,
+                offset=contents.offsets[0],
+                detail=f"the log names execution {records[0].execution_id!r}",
+            )
+        )
+    try:
+        fold(records)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    else:
+        return len(data), len(records)
+    state = ExecutionState()  # find the record that does not fold
+    for record, offset in zip(records, contents.offsets, strict=True):
+        try:
+            apply(state, record)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            problems.append(
+                Problem(
+                    kind="inconsistent",
+                    severity="error",
+                    execution_id=eid,
+                    path=path,
+                    offset=offset,
+                    detail=f"record does not fold: {type(e).__name__}: {e}",
+                )
+            )
+            break
+    return len(data), len(records)
+
+
+def check_health(layout: Layout, *, repair: bool = False, progress: Progress | None = None) -> HealthReport:
+    """Verify every log under ``layout`` and compare the index with them; with ``repair``, rebuild the index.
+
+    Without ``repair`` nothing is written. Logs are never modified: a torn tail is cut off by the next claim
+    of its execution (a resume), which is also when it is safe to do so.
+    """
+    started = time.perf_counter()
+    logs = scan_logs(layout)
+    problems: list[Problem] = []
+    total_bytes = 0
+    total_records = 0
+    ids = sorted(logs)
+    for done, eid in enumerate(ids, start=1):
+        size, count = _check_log(eid, layout.log(eid), problems)
+        total_bytes += size
+        total_records += count
+        if progress is not None and (done % 200 == 0 or done == len(ids)):
+            progress(done, len(ids))
+    problems.extend(check_index(layout, logs))
+    repaired = False
+    if repair and os.path.isdir(layout.executions):
+        index = ListingIndex.open(layout)
+        try:
+            index.rebuild()
+            repaired = not index.in_memory
+        finally:
+            index.close()
+        if repaired:
+            problems = [p for p in problems if p.severity != "index"]
+    seconds = time.perf_counter() - started
+    healthy = not any(p.severity in ("error", "warning") for p in problems)
+    return HealthReport(
+        healthy=healthy,
+        logs=len(ids),
+        bytes=total_bytes,
+        records=total_records,
+        seconds=round(seconds, 6),
+        problems=problems,
+        repaired=repaired,
+    )

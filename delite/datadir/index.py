@@ -1,0 +1,373 @@
+"""The listing index: a small SQLite database of execution summaries, derived from the logs.
+
+The logs are the source of truth and the index is never trusted over them. Before every listing,
+:meth:`ListingIndex.refresh` stats every log and compares its size and modification time with those the row
+was derived from: a changed or new log is re-derived, a row whose log is gone is dropped. Deleting the file
+loses nothing; it is rebuilt on the next listing.
+
+Versioning. The schema is built by named migrations (``m001_…``), applied in order and recorded in the
+``_migrations`` table, with their count in ``PRAGMA user_version``. A database with more migrations than
+this code knows (made by a newer delite) is left untouched and an in-memory index is used instead.
+``DERIVATION`` versions how rows are derived from logs: when it changes, every row is re-derived.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from delite.datadir.derive import summarize, unreadable
+from delite.datadir.directory import Progress
+from delite.datadir.views import ExecutionSummary, Problem
+from delite.errors import StoreError, UsageError
+from delite.log.reader import parse_log
+from delite.store.ids import MAX_ID_LENGTH
+from delite.store.layout import Layout
+
+__all__ = ["DERIVATION", "MIGRATIONS", "ListingIndex", "Progress", "check_index", "scan_logs"]
+
+
+DERIVATION: Final = "1"
+
+MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (
+        "m001_executions",
+        (
+            """CREATE TABLE executions (
+                id TEXT PRIMARY KEY,
+                agent_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                metadata TEXT NOT NULL,
+                summary BLOB NOT NULL,
+                log_size INTEGER NOT NULL,
+                log_mtime_ns INTEGER NOT NULL
+            )""",
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ),
+    ),
+    (
+        "m002_listing_order",
+        (
+            "CREATE INDEX executions_by_created ON executions (created_at DESC, id DESC)",
+            "CREATE INDEX executions_by_status ON executions (status, created_at DESC)",
+        ),
+    ),
+)
+
+_COMMIT_EVERY = 500
+_encode = msgspec.json.Encoder().encode
+_decode_summary = msgspec.json.Decoder(ExecutionSummary).decode
+
+
+_VALID_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_ID_LENGTH - 1}}}").fullmatch
+
+
+class _NewerIndexError(Exception):
+    """The database was made by a newer delite."""
+
+
+def scan_logs(layout: Layout) -> dict[str, os.stat_result]:
+    """Every log under the data directory with a valid execution id, and its ``stat``."""
+    out: dict[str, os.stat_result] = {}
+    try:
+        entries = os.scandir(layout.executions)
+    except FileNotFoundError:
+        return out
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(".log"):
+                continue
+            eid = name[:-4]
+            if not _VALID_ID(eid) or ".." in eid:  # the rules of validate_execution_id, checked fast
+                continue
+            try:
+                out[eid] = entry.stat()
+            except FileNotFoundError:
+                continue
+    return out
+
+
+def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
+    path = layout.log(eid)
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    try:
+        contents = parse_log(data, path=path)
+        summary = summarize(eid, contents.records, log_bytes=len(data), torn=contents.torn is not None)
+    except (StoreError, KeyError, TypeError, ValueError, AttributeError) as e:
+        reason = str(e) if isinstance(e, StoreError) else f"records do not fold: {type(e).__name__}: {e}"
+        summary = unreadable(eid, reason, log_bytes=len(data))
+    created = summary.created_at or st.st_mtime
+    return (
+        eid,
+        summary.agent_id,
+        summary.status,
+        created,
+        summary.updated_at or created,
+        _encode(summary.metadata).decode(),
+        _encode(summary),
+        st.st_size,
+        st.st_mtime_ns,
+    )
+
+
+def _json_path(key: str) -> str:
+    if '"' in key or "\\" in key:
+        raise UsageError(f"metadata key {key!r} may not contain quotes or backslashes")
+    return f'$."{key}"'
+
+
+def _sql_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return _encode(value).decode()
+
+
+class ListingIndex:
+    """The index of one data directory. Use :meth:`open`, then :meth:`refresh` and :meth:`query`."""
+
+    def __init__(self, layout: Layout, conn: sqlite3.Connection, *, in_memory: bool) -> None:
+        """Wrap an open, migrated connection (use :meth:`open`)."""
+        self.layout = layout
+        self.conn = conn
+        self.in_memory = in_memory
+
+    @classmethod
+    def open(cls, layout: Layout) -> ListingIndex:
+        """Open (creating or migrating) the index file, or an in-memory index if the file cannot be used.
+
+        A damaged file is deleted and rebuilt; a file made by a newer delite, or one that cannot be written
+        (a read-only data directory, a lock held too long), is left alone and an in-memory index is used.
+        """
+        path = str(layout.index)
+        for _attempt in range(2):
+            try:
+                conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            except sqlite3.Error:
+                break
+            try:
+                _prepare(conn)
+            except (_NewerIndexError, sqlite3.OperationalError):
+                conn.close()
+                break
+            except sqlite3.DatabaseError:
+                conn.close()
+                if _delete_index(layout):
+                    continue
+                break
+            return cls(layout, conn, in_memory=False)
+        return cls.memory(layout)
+
+    @classmethod
+    def memory(cls, layout: Layout) -> ListingIndex:
+        """An index held in memory for this process only."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        _prepare(conn)
+        return cls(layout, conn, in_memory=True)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.conn.close()
+
+    # -- keeping it true to the logs -------------------------------------------------------------------------
+
+    def refresh(self, progress: Progress | None = None) -> int:
+        """Re-derive the rows of new and changed logs and drop those of deleted ones; returns rows re-derived.
+
+        If the file cannot be written, the index moves to memory (for this process) and is built there.
+        """
+        logs = scan_logs(self.layout)
+        known = {
+            eid: (size, mtime)
+            for eid, size, mtime in self.conn.execute("SELECT id, log_size, log_mtime_ns FROM executions")
+        }
+        stale = [eid for eid, st in logs.items() if known.get(eid) != (st.st_size, st.st_mtime_ns)]
+        gone = [eid for eid in known if eid not in logs]
+        if not stale and not gone:
+            return 0
+        try:
+            self._write(stale, gone, progress)
+        except sqlite3.OperationalError:
+            if self.in_memory:
+                raise
+            self.conn.close()
+            fallback = ListingIndex.memory(self.layout)
+            self.conn, self.in_memory = fallback.conn, True
+            return self.refresh(progress)
+        return len(stale)
+
+    def _write(self, stale: list[str], gone: list[str], progress: Progress | None) -> None:
+        conn = self.conn
+        total = len(stale)
+        if gone:
+            with _transaction(conn):
+                conn.executemany("DELETE FROM executions WHERE id = ?", [(g,) for g in gone])
+        batch: list[tuple[Any, ...]] = []
+        deleted: list[tuple[str]] = []
+        for done, eid in enumerate(stale, start=1):
+            row = _row(self.layout, eid)
+            if row is None:
+                deleted.append((eid,))
+            else:
+                batch.append(row)
+            if len(batch) + len(deleted) >= _COMMIT_EVERY or done == total:
+                with _transaction(conn):
+                    conn.executemany("INSERT OR REPLACE INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+                    conn.executemany("DELETE FROM executions WHERE id = ?", deleted)
+                batch, deleted = [], []
+                if progress is not None:
+                    progress(done, total)
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop every row and derive them all again from the logs; returns the number of rows."""
+        with _transaction(self.conn):
+            self.conn.execute("DELETE FROM executions")
+        return self.refresh(progress)
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        statuses: Iterable[str] = (),
+        agent: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[ExecutionSummary], int]:
+        """The matching summaries, newest first, and how many match in all."""
+        where: list[str] = []
+        params: list[Any] = []
+        wanted = sorted(set(statuses))
+        if wanted:
+            where.append(f"status IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if agent is not None:
+            where.append("agent_id = ?")
+            params.append(agent)
+        for key, value in (metadata or {}).items():
+            where.append("json_extract(metadata, ?) = ?")
+            params.extend([_json_path(key), _sql_value(value)])
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("created_at < ?")
+            params.append(until)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        total = self.conn.execute(f"SELECT count(*) FROM executions{clause}", params).fetchone()[0]  # noqa: S608
+        rows = self.conn.execute(
+            f"SELECT summary FROM executions{clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",  # noqa: S608
+            [*params, -1 if limit is None else limit, offset],
+        ).fetchall()
+        return [_decode_summary(r[0]) for r in rows], int(total)
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Any:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    """Apply missing migrations and re-derive everything if the derivation changed."""
+    conn.execute("PRAGMA synchronous = OFF")  # derived data: a power loss at worst damages it, and it is rebuilt
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise _NewerIndexError
+    if version < len(MIGRATIONS):
+        with _transaction(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+            for name, statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+            conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'derivation'").fetchone()
+    if row is None or row[0] != DERIVATION:
+        with _transaction(conn):
+            conn.execute("DELETE FROM executions")
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('derivation', ?)", (DERIVATION,))
+
+
+def _delete_index(layout: Layout) -> bool:
+    """Delete a damaged index file (and its journal); False if it could not be deleted."""
+    try:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(str(layout.index) + suffix)
+    except OSError:
+        return False
+    return True
+
+
+def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Problem]:
+    """Compare the index file with the logs, read-only. Returns one finding per kind of disagreement."""
+    path = Path(layout.index)
+    if not path.exists():
+        if not logs:
+            return []
+        return [Problem(kind="index-missing", severity="index", detail="no index yet; the next listing builds it")]
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=10.0)
+    except sqlite3.Error as e:
+        return [Problem(kind="index-damaged", severity="index", detail=f"cannot open the index: {e}")]
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            return [Problem(kind="index-newer", severity="index", detail="the index was made by a newer delite")]
+        if version < len(MIGRATIONS):
+            detail = f"the index has {version} of {len(MIGRATIONS)} migrations; the next listing applies the rest"
+            return [Problem(kind="index-outdated", severity="index", detail=detail)]
+        derivation = conn.execute("SELECT value FROM meta WHERE key = 'derivation'").fetchone()
+        if derivation is None or derivation[0] != DERIVATION:
+            detail = "the index was derived by another version; the next listing re-derives it"
+            return [Problem(kind="index-outdated", severity="index", detail=detail)]
+        rows = {
+            eid: (size, mtime) for eid, size, mtime in conn.execute("SELECT id, log_size, log_mtime_ns FROM executions")
+        }
+    except sqlite3.DatabaseError as e:
+        return [Problem(kind="index-damaged", severity="index", detail=f"the index cannot be read: {e}")]
+    finally:
+        conn.close()
+    found = {
+        "index-orphaned": sorted(eid for eid in rows if eid not in logs),
+        "index-missing": sorted(eid for eid in logs if eid not in rows),
+        "index-stale": sorted(
+            eid for eid, st in logs.items() if eid in rows and rows[eid] != (st.st_size, st.st_mtime_ns)
+        ),
+    }
+    what = {
+        "index-orphaned": "index entries whose log is gone",
+        "index-missing": "logs with no index entry",
+        "index-stale": "index entries older than their log",
+    }
+    problems = []
+    for kind, ids in found.items():
+        if ids:
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            problems.append(Problem(kind=kind, severity="index", detail=f"{len(ids)} {what[kind]}: {shown}"))
+    return problems

@@ -1,0 +1,283 @@
+"""What the read API returns: frozen msgspec Structs that encode to the documented JSON export schema.
+
+Times are seconds since the epoch (floats, as in the log); durations are milliseconds; costs are decimal
+strings in dollars, or None when a provider did not report one. Field names are part of the export format
+(``docs/export-format.md``): fields are only ever added, each with a default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from delite.log.records import ConfigFingerprint, SuspendReason
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "Decision",
+    "Event",
+    "ExecutionDetail",
+    "ExecutionSummary",
+    "Export",
+    "HealthReport",
+    "LastError",
+    "LlmCall",
+    "Page",
+    "Pause",
+    "Problem",
+    "Step",
+    "Tokens",
+    "ToolCall",
+    "TornInfo",
+]
+
+EXPORT_FORMAT: Final = "delite-export/1"
+"""The ``format`` field of an export. A breaking change to the schema bumps the number."""
+
+
+class _View(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class Tokens(_View, frozen=True, kw_only=True):
+    """Token counts in disjoint buckets; ``total`` is every input bucket plus output."""
+
+    input: int = 0
+    output: int = 0
+    cached_input: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+    total: int = 0
+    known: bool = True
+
+
+class ExecutionSummary(_View, frozen=True, kw_only=True):
+    """One execution at a glance, as listed by :meth:`delite.DataDir.list`.
+
+    ``status`` is a :class:`~delite.Status` value, or ``unreadable`` (the log is damaged: see ``damage``) or
+    ``empty`` (the process died while creating the log, before its first record was complete). In a
+    listing, ``input`` and ``answer`` are cut to 500 characters; :meth:`delite.DataDir.execution` has them
+    whole.
+    """
+
+    id: str
+    agent_id: str = "default"
+    status: str = "running"
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    input: str = ""
+    answer: str | None = None
+    models: list[str] = msgspec.field(default_factory=list)
+    steps: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+    tokens: Tokens = msgspec.field(default_factory=Tokens)
+    cost: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    suspend_reason: SuspendReason | None = None
+    error: str | None = None
+    parent_id: str | None = None
+    forked_from: str | None = None
+    fork_step: int | None = None
+    records: int = 0
+    log_bytes: int = 0
+    torn: bool = False
+    damage: str | None = None
+
+
+class Decision(_View, frozen=True, kw_only=True):
+    """A human's decision on a gated call."""
+
+    approved: bool
+    reason: str | None = None
+    at: float = 0.0
+
+
+class ToolCall(_View, frozen=True, kw_only=True):
+    """One tool call and everything recorded about it.
+
+    ``status``: ``ok``; ``error`` (the tool raised, or its arguments were invalid); ``rejected`` (a human
+    said no); ``pending`` (not started: waiting for a decision, the client, or its turn); ``started`` (its
+    intent is recorded but no result: running now, or in doubt if its process died); ``waiting_input`` (the
+    tool asked a human a question); ``rerun_requested`` (an operator asked for an in-doubt call to run again).
+    ``source`` is where the outcome came from (``tool``, ``client``, ``operator``, ``human``, ``rejected``,
+    ``invalid``), as in the ``tool-finished`` record.
+    """
+
+    call_id: str
+    step: int
+    name: str
+    arguments: Any = None
+    status: str = "pending"
+    result: Any = None
+    error: str | None = None
+    source: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: float | None = None
+    attempts: int = 0
+    retries: int = 0
+    idempotency_key: str | None = None
+    decision: Decision | None = None
+    question: str | None = None
+    human_input: str | None = None
+    provider_id: str = ""
+
+
+class LlmCall(_View, frozen=True, kw_only=True):
+    """One model call attempt: a response (``ok``) or a failure."""
+
+    step: int
+    attempt: int = 1
+    at: float = 0.0
+    model: str | None = None
+    ok: bool = True
+    tokens: Tokens | None = None
+    cost: str | None = None
+    duration_ms: float = 0.0
+    tool_calls: int = 0
+    error: str | None = None
+    retryable: bool = False
+    status_code: int | None = None
+
+
+class Step(_View, frozen=True, kw_only=True):
+    """One step: a model response and the tool calls it asked for.
+
+    ``started_at`` is when the model call began; ``ended_at`` when the step's last tool call finished (or
+    the model answered, for a step without tools). ``wall_ms`` spans the two, pauses included.
+    """
+
+    step: int
+    model: str | None = None
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    model_ms: float = 0.0
+    tool_ms: float = 0.0
+    wall_ms: float = 0.0
+    attempts: int = 1
+    tokens: Tokens = msgspec.field(default_factory=Tokens)
+    cost: str | None = None
+    content: str | None = None
+    tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
+
+
+class Pause(_View, frozen=True, kw_only=True):
+    """A suspension: from ``at`` until ``ended_at`` (None while it still waits)."""
+
+    kind: str
+    at: float
+    ended_at: float | None = None
+    reason: SuspendReason
+    step: int = 0
+
+
+class Event(_View, frozen=True, kw_only=True):
+    """One raw record of the log: its position (1-based ``seq``), byte ``offset``, kind, time and fields."""
+
+    seq: int
+    offset: int
+    kind: str
+    at: float
+    record: dict[str, Any]
+
+
+class LastError(_View, frozen=True, kw_only=True):
+    """The latest error recorded: ``source`` is ``execution``, ``model`` or ``tool``."""
+
+    source: str
+    message: str
+    at: float = 0.0
+    step: int | None = None
+    call_id: str | None = None
+
+
+class TornInfo(_View, frozen=True, kw_only=True):
+    """An incomplete last record: where it starts, how long it is and why it is not complete."""
+
+    offset: int
+    length: int
+    reason: str
+
+
+class ExecutionDetail(ExecutionSummary, frozen=True, kw_only=True):
+    """One execution in depth: every summary field, plus its configuration, pending calls, time spent and errors.
+
+    Unlike in a listing, ``input`` and ``answer`` are whole.
+    """
+
+    config: ConfigFingerprint = msgspec.field(default_factory=ConfigFingerprint)
+    model: str | None = None
+    idempotency_key: str | None = None
+    depth: int = 0
+    resumes: int = 0
+    model_failures: int = 0
+    model_ms: float = 0.0
+    tool_ms: float = 0.0
+    wall_ms: float = 0.0
+    pending_calls: list[ToolCall] = msgspec.field(default_factory=list)
+    last_error: LastError | None = None
+    torn_tail: TornInfo | None = None
+
+
+class Export(_View, frozen=True, kw_only=True):
+    """A whole execution, as ``delite export`` writes it (format :data:`EXPORT_FORMAT`)."""
+
+    format: str = EXPORT_FORMAT
+    delite_version: str = ""
+    execution: ExecutionDetail
+    steps: list[Step] = msgspec.field(default_factory=list)
+    llm_calls: list[LlmCall] = msgspec.field(default_factory=list)
+    tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
+    pauses: list[Pause] = msgspec.field(default_factory=list)
+    events: list[Event] = msgspec.field(default_factory=list)
+
+
+class Page(_View, frozen=True, kw_only=True):
+    """One page of a listing, newest first: ``total`` executions match, these are from ``offset`` on."""
+
+    items: list[ExecutionSummary]
+    total: int
+    offset: int = 0
+    limit: int | None = None
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset of the next page, or None on the last one."""
+        end = self.offset + len(self.items)
+        return end if end < self.total else None
+
+
+class Problem(_View, frozen=True, kw_only=True):
+    """One finding of :meth:`delite.DataDir.health`.
+
+    ``severity`` is ``error`` (a damaged or unreadable log), ``warning`` (a torn tail: a crash cut the last
+    record; it is cut off when the execution is next claimed) or ``index`` (the derived index disagrees with
+    the logs; harmless, as the index is never trusted over them, and fixed by the next listing or
+    ``--repair``). Only errors and warnings make a data directory unhealthy.
+    """
+
+    kind: str
+    severity: str
+    detail: str
+    execution_id: str | None = None
+    path: str | None = None
+    offset: int | None = None
+
+
+class HealthReport(_View, frozen=True, kw_only=True):
+    """What :meth:`delite.DataDir.health` found: every log's checksums verified, and the index checked."""
+
+    healthy: bool
+    logs: int = 0
+    bytes: int = 0
+    records: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = msgspec.field(default_factory=list)
+    repaired: bool = False
+
+    @property
+    def mb_per_second(self) -> float:
+        """Verification throughput in MB (10**6 bytes) per second."""
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
