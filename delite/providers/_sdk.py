@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -90,6 +91,30 @@ def _error_type(body: object) -> str | None:
     return None
 
 
+_CLIENTS: dict[tuple[Any, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _shared_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
+    """A client for these options: shared by every provider configured alike while it stays open."""
+    import httpx2  # noqa: PLC0415 - the SDKs' HTTP client, loaded with them
+
+    read, connect = options["timeout"]
+    built = {**options, "timeout": httpx2.Timeout(read, connect=connect)}
+    try:
+        key: tuple[Any, ...] | None = (type(provider), *sorted(options.items()))
+        hash(key)
+    except TypeError:  # an unhashable client option (an http_client object): not shared
+        key = None
+    if key is None:
+        return provider._make_client(built)  # noqa: SLF001 - the provider's own factory
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None or client.is_closed():
+            client = _CLIENTS[key] = provider._make_client(built)  # noqa: SLF001
+        return client
+
+
 class StreamProgress:
     """What a call saw before it failed: whether it got under way, and the usage reported so far."""
 
@@ -112,6 +137,7 @@ class SDKProvider:
     vendor: ClassVar[str] = ""
     price_vendor: ClassVar[str] = ""
     env_key: ClassVar[str] = ""
+    env_base_url: ClassVar[str] = ""
     sdk_name: ClassVar[str] = ""
 
     def __init__(
@@ -136,7 +162,8 @@ class SDKProvider:
             model: the default model id (``agent.run(..., model=...)`` overrides it per run).
             api_key: the API key; defaults to the vendor's environment variable. Optional with ``base_url``
                 (local servers usually ignore it).
-            base_url: the API's base URL, for gateways and compatible servers.
+            base_url: the API's base URL, for gateways and compatible servers; defaults to the vendor's
+                ``*_BASE_URL`` environment variable, then to the vendor's own API.
             timeout: seconds to wait for any read or write, including between two streamed events (a stall).
             connect_timeout: seconds to wait for the connection.
             temperature: the sampling temperature, when set.
@@ -150,13 +177,15 @@ class SDKProvider:
         if not isinstance(model, str) or not model:
             raise UsageError(f"{type(self).__name__} needs a model id")
         self.model = model
-        self.base_url = base_url
+        self.base_url = base_url = base_url or os.environ.get(self.env_base_url) or None
         self.temperature = temperature
         self.top_p = top_p
         self.max_tokens = max_tokens
         self.params = dict(params or {})
         self.prices = prices
         self._sdk = self._import_sdk()
+        self._client: Any = client
+        self._options: dict[str, Any] = {}
         if client is None:
             key = api_key or os.environ.get(self.env_key)
             if not key:
@@ -166,17 +195,13 @@ class SDKProvider:
                         "(or pass base_url=... for a local server that needs none)"
                     )
                 key = "unused"
-            import httpx2  # noqa: PLC0415 - the SDKs' HTTP client, loaded with them
-
-            options: dict[str, Any] = {
+            self._options = {
                 "api_key": key,
                 "base_url": base_url,
-                "timeout": httpx2.Timeout(timeout, connect=connect_timeout),
+                "timeout": (timeout, connect_timeout),
                 "max_retries": 0,
+                **(client_options or {}),
             }
-            options.update(client_options or {})
-            client = self._make_client(options)
-        self.client = client
 
     # -- configuration ---------------------------------------------------------------------------------------
 
@@ -194,6 +219,18 @@ class SDKProvider:
         raise NotImplementedError
 
     @property
+    def client(self) -> Any:
+        """The SDK client, built on first use (building one loads TLS certificates: tens of milliseconds).
+
+        Providers configured alike share one client and its connection pool, so building a provider (or an
+        ``Agent`` from a recipe string) per web request stays cheap.
+        """
+        client = self._client
+        if self._options and (client is None or client.is_closed()):
+            client = self._client = _shared_client(self, self._options)
+        return client
+
+    @property
     def name(self) -> str:
         """``vendor:model``, the recipe string; recorded in each execution's configuration fingerprint."""
         return f"{self.vendor}:{self.model}"
@@ -204,8 +241,9 @@ class SDKProvider:
         return f"{type(self).__name__}({self.model!r}{where})"
 
     def close(self) -> None:
-        """Close the SDK client's connections."""
-        self.client.close()
+        """Close the SDK client's connections (a provider that uses it again opens a new one)."""
+        if self._client is not None:
+            self._client.close()
 
     def __enter__(self) -> Self:
         """Use as a context manager that closes the client."""

@@ -135,6 +135,7 @@ class Anthropic(SDKProvider):
     vendor = "anthropic"
     price_vendor = "anthropic"
     env_key = "ANTHROPIC_API_KEY"
+    env_base_url = "ANTHROPIC_BASE_URL"
     sdk_name = "anthropic"
 
     def _make_client(self, options: dict[str, Any]) -> Any:

@@ -91,6 +91,7 @@ class OpenAI(SDKProvider):
     vendor = "openai"
     price_vendor = "openai"
     env_key = "OPENAI_API_KEY"
+    env_base_url = "OPENAI_BASE_URL"
     sdk_name = "openai"
 
     def _make_client(self, options: dict[str, Any]) -> Any:

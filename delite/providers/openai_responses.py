@@ -102,6 +102,7 @@ class OpenAIResponses(SDKProvider):
     vendor = "openai-responses"
     price_vendor = "openai"
     env_key = "OPENAI_API_KEY"
+    env_base_url = "OPENAI_BASE_URL"
     sdk_name = "openai"
 
     def _make_client(self, options: dict[str, Any]) -> Any:

@@ -206,3 +206,21 @@ def test_stream_text_form(fake: FakeLLM, data_dir: Path, api: str) -> None:
     again = list(agent.stream("Weather and time in Paris?", execution_id=stream.execution_id))
     assert again == [SECOND.text]
     assert len(fake.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("limit", "budget"),
+    [("max_dollars", {"max_dollars": "0.00002"}), ("max_tokens", {"max_tokens": 100})],
+)
+def test_budgets_use_the_priced_usage(fake: FakeLLM, data_dir: Path, limit: str, budget: dict[str, Any]) -> None:
+    from delite import Budget
+
+    fake.load(SCRIPT)
+    agent = make_agent(data_dir, make_provider(fake, "chat"), budget=Budget(**budget))  # type: ignore[arg-type]
+    response = agent.run("Weather and time in Paris?")
+    # The first turn cost $0.000027 and 170 tokens: over either limit, so the run stops before the second.
+    assert response.is_suspended and response.suspend_reason is not None
+    assert response.suspend_reason.kind == "budget" and response.suspend_reason.limit == limit
+    assert response.suspend_reason.spent["dollars"] == "0.000027"
+    assert response.suspend_reason.spent["tokens"] == 170
+    assert len(fake.requests) == 1
