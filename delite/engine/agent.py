@@ -44,6 +44,7 @@ from delite.log.records import (
 from delite.providers.base import provider_name
 from delite.state.fold import fold
 from delite.state.model import ExecutionState
+from delite.state.outcome import outcome
 from delite.store.base import ExecutionLog, Store
 from delite.store.file import FileStore
 from delite.store.ids import new_execution_id, validate_execution_id
@@ -254,6 +255,9 @@ class Agent:
                 raise ExecutionAlreadyActiveError(eid, "running") from None
             raise
         with log:
+            done = log.outcome  # a finished execution's outcome, from a snapshot verified against the log
+            if done is not None and done.status.is_terminal and done.input == text:
+                return Response.from_outcome(done)
             state = fold(log.records)
             if not log.created and state.input != text:
                 raise UsageError(
@@ -277,6 +281,9 @@ class Agent:
         """Continue an execution after its suspension was answered, a crash, or a failure."""
         settings = self._settings()
         with self.store.claim(validate_execution_id(execution_id)) as log:
+            done = log.outcome
+            if done is not None and done.status.is_terminal:
+                return Response.from_outcome(done)
             return self._advance(log, fold(log.records), settings, model=model, resumed=True)
 
     def stream(self, text: str, **options: Any) -> TextStream:
@@ -308,7 +315,7 @@ class Agent:
         records: Iterable[Record] = (),
     ) -> Response:
         if state.status.is_terminal:
-            return Response.from_state(state)
+            return _respond(log, state)
         runner = Runner(log, state, settings, self.store)
         if resumed:
             self._check_drift(runner, state)
@@ -316,7 +323,7 @@ class Agent:
         for record in records:
             runner.buffer(record)
         runner.advance(model=model)
-        return Response.from_state(runner.state)
+        return _respond(log, runner.state)
 
     def _check_drift(self, runner: Runner, state: ExecutionState) -> None:
         mine = self.fingerprint()
@@ -548,6 +555,14 @@ def _resolve_provider(provider: Callable[..., Any] | str | None) -> Callable[...
     from delite.providers.recipe import from_recipe  # noqa: PLC0415 - only when a recipe is used
 
     return from_recipe(provider)
+
+
+def _respond(log: ExecutionLog, state: ExecutionState) -> Response:
+    """The response for ``state``; a finished execution's outcome is offered to the store for the next claim."""
+    result = outcome(state)
+    if state.status.is_terminal and log.outcome is None:
+        log.save_outcome(result)
+    return Response.from_outcome(result)
 
 
 def _jsonable(value: Any) -> Any:

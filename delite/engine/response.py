@@ -7,6 +7,7 @@ from typing import Any
 
 from delite.log.records import SuspendReason, Usage
 from delite.state.model import ExecutionState, Status
+from delite.state.outcome import Outcome, outcome
 
 __all__ = ["Response"]
 
@@ -44,26 +45,21 @@ class Response:
     @classmethod
     def from_state(cls, state: ExecutionState) -> Response:
         """Describe an execution's folded state."""
-        t = state.totals
-        usage = Usage(
-            input_tokens=t.input_tokens,
-            output_tokens=t.output_tokens,
-            cached_input_tokens=t.cached_input_tokens,
-            cache_write_tokens=t.cache_write_tokens,
-            reasoning_tokens=t.reasoning_tokens,
-            cost=str(t.cost) if t.cost_known else None,
-            known=t.usage_known,
-        )
+        return cls.from_outcome(outcome(state))
+
+    @classmethod
+    def from_outcome(cls, o: Outcome) -> Response:
+        """Describe an execution's outcome (what :func:`~delite.state.outcome.outcome` keeps of its state)."""
         error = None
-        if state.status is Status.FAILED:
-            error = f"{state.error_type}: {state.error_message}"
+        if o.status is Status.FAILED:
+            error = f"{o.error_type}: {o.error_message}"
         return cls(
-            execution_id=state.execution_id,
-            status=state.status,
-            answer=state.answer,
-            suspend_reason=state.suspend_reason,
-            usage=usage,
-            steps=state.steps,
-            output=state.output,
+            execution_id=o.execution_id,
+            status=o.status,
+            answer=o.answer,
+            suspend_reason=o.suspend_reason,
+            usage=o.usage,
+            steps=o.steps,
+            output=o.output,
             error=error,
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from delite._gc import paused
 from delite.errors import LogCorruptError, UnsupportedFormatError
 from delite.log.codec import decode_payloads
-from delite.log.framing import FORMAT, FORMAT_PREFIX, HEADER, FrameDamage, TornTail, scan_frames
+from delite.log.framing import FORMAT, FORMAT_PREFIX, HEADER, FrameDamage, TornTail, scan_payloads
 from delite.log.records import AnyRecord
 
 __all__ = ["LogContents", "parse_log", "read_log"]
@@ -42,13 +43,13 @@ def parse_log(data: bytes, *, path: str = "") -> LogContents:
             found = first[:-1].decode("ascii", "replace")
             raise UnsupportedFormatError(path, found, FORMAT)
         raise LogCorruptError(path, 0, "not a delite log (bad header)")
-    scanned = scan_frames(data, len(HEADER))
+    scanned = scan_payloads(data, len(HEADER))
     if isinstance(scanned, FrameDamage):
         raise LogCorruptError(path, scanned.offset, scanned.reason)
-    frames = scanned.frames
-    offsets = [f.offset for f in frames]
-    records = decode_payloads([f.payload for f in frames], offsets, path=path)
-    return LogContents(records, offsets, scanned.end, size, scanned.torn)
+    offsets, payloads, end, torn = scanned
+    with paused():
+        records = decode_payloads(payloads, offsets, path=path)
+    return LogContents(records, offsets, end, size, torn)
 
 
 def read_log(path: str) -> LogContents:

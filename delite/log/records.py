@@ -38,13 +38,15 @@ __all__ = [
 ]
 
 
-class Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+# gc=False: records are trees of JSON values (never part of a reference cycle), so the garbage collector need
+# not track them; reading a long log then allocates far fewer tracked objects. Subclasses inherit it.
+class Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", gc=False):
     """Base of every record. ``at`` is the wall-clock time it was made, in seconds since the epoch."""
 
     at: float = 0.0
 
 
-class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Token usage of one model call, in disjoint buckets; ``cost`` is a decimal string in dollars or None."""
 
     input_tokens: int = 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from delite._gc import paused
 from delite.errors import LogCorruptError
 from delite.log.records import (
     DecisionRecorded,
@@ -246,13 +247,14 @@ def fold(records: Iterable[Record], state: ExecutionState | None = None) -> Exec
     handlers = _HANDLERS
     n = 0
     last = None
-    for record in records:
-        try:
-            handlers[type(record)](s, record)
-        except KeyError as e:
-            raise _inconsistent(s, s.records + n, record, e) from None
-        n += 1
-        last = record
+    with paused():  # a long log builds a large conversation: trees only, nothing for the collector to find
+        for record in records:
+            try:
+                handlers[type(record)](s, record)
+            except KeyError as e:
+                raise _inconsistent(s, s.records + n, record, e) from None
+            n += 1
+            last = record
     s.records += n
     if last is not None:
         s.updated_at = last.at

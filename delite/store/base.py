@@ -15,6 +15,7 @@ from typing import Self
 from delite.log.framing import TornTail
 from delite.log.reader import LogContents
 from delite.log.records import AnyRecord, Record
+from delite.state.outcome import Outcome
 
 __all__ = ["ExecutionLog", "Store"]
 
@@ -29,6 +30,12 @@ class ExecutionLog(abc.ABC):
     records: list[AnyRecord]
     torn: TornTail | None
     created: bool = False
+    outcome: Outcome | None = None
+    """The execution's outcome when the store kept one that matches the log exactly (see :meth:`save_outcome`).
+
+    When it is set, a caller that needs no more than the outcome (a finished execution asked for again) can
+    skip folding ``records``; a store may then decode ``records`` only when they are read.
+    """
 
     @abc.abstractmethod
     def append(self, records: Sequence[Record], *, barrier: bool = False) -> None:
@@ -37,6 +44,12 @@ class ExecutionLog(abc.ABC):
     @abc.abstractmethod
     def release(self) -> None:
         """Give up the claim (idempotent)."""
+
+    def save_outcome(self, outcome: Outcome) -> None:  # noqa: B027 - optional hook, most stores keep nothing
+        """Offer the outcome of the log as it is now (every append made) for the next claim to reuse.
+
+        Derived data: a store may keep it, verified against the log, or ignore it (the default).
+        """
 
     def __enter__(self) -> Self:
         """Hold the claim for the block."""

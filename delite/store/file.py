@@ -21,12 +21,15 @@ from delite.errors import (
 from delite.log._os import fsync_dir
 from delite.log.durability import Durability
 from delite.log.framing import TornTail
-from delite.log.reader import LogContents, read_log
+from delite.log.reader import LogContents, parse_log, read_log
 from delite.log.records import AnyRecord, Record
 from delite.log.writer import LogWriter
+from delite.state.outcome import Outcome
 from delite.store.base import ExecutionLog, Store
 from delite.store.ids import validate_execution_id
 from delite.store.layout import Layout
+from delite.store.snapshot import load as load_snapshot
+from delite.store.snapshot import save as save_snapshot
 
 __all__ = ["FileExecutionLog", "FileStore"]
 
@@ -34,22 +37,50 @@ _key_codec = msgspec.json.Decoder(dict[str, str])
 
 
 class FileExecutionLog(ExecutionLog):
-    """A claimed execution backed by a log file and a ``filelock`` claim."""
+    """A claimed execution backed by a log file and a ``filelock`` claim.
+
+    When the claim found a snapshot that matches the log (``outcome`` is set), ``records`` are decoded from
+    the bytes read at claim time only if something reads them.
+    """
 
     def __init__(
         self,
         execution_id: str,
-        records: list[AnyRecord],
+        records: list[AnyRecord] | None,
         torn: TornTail | None,
         writer: LogWriter,
         lock: filelock.BaseFileLock,
+        *,
+        snapshot_path: str = "",
+        data: bytes = b"",
+        outcome: Outcome | None = None,
     ) -> None:
-        """Wrap an open writer and a held lock."""
+        """Wrap an open writer and a held lock (``records`` None: decode ``data`` when first read)."""
         self.execution_id = execution_id
-        self.records = records
+        self._records = records
+        self._data = data
         self.torn = torn
+        self.outcome = outcome
         self._writer = writer
         self._lock: filelock.BaseFileLock | None = lock
+        self._snapshot_path = snapshot_path
+
+    @property
+    def records(self) -> list[AnyRecord]:
+        """The records the log held when it was claimed."""
+        if self._records is None:
+            self._records = parse_log(self._data, path=self._writer.path).records
+            self._data = b""
+        return self._records
+
+    @records.setter
+    def records(self, records: list[AnyRecord]) -> None:
+        self._records = records
+
+    def save_outcome(self, outcome: Outcome) -> None:
+        """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim."""
+        if self._lock is not None and self._snapshot_path:
+            save_snapshot(self._snapshot_path, self._writer.path, self._writer.size, outcome)
 
     def append(self, records: Sequence[Record], *, barrier: bool = False) -> None:
         """Append records as one write."""
@@ -132,12 +163,29 @@ class FileStore(Store):
         try:
             if create is not None and not os.path.exists(path):
                 writer = LogWriter.create(path, self.durability, create)
-                log = FileExecutionLog(execution_id, list(create), None, writer, lock)  # type: ignore[arg-type]
+                log = FileExecutionLog(
+                    execution_id,
+                    list(create),  # type: ignore[arg-type]
+                    None,
+                    writer,
+                    lock,
+                    snapshot_path=self.layout.snapshot(execution_id),
+                )
                 log.created = True
                 return log
-            contents = read_log(path)
+            with open(path, "rb") as f:
+                data = f.read()
+            snap = self.layout.snapshot(execution_id)
+            outcome = load_snapshot(snap, data)
+            if outcome is not None:
+                # The log is exactly the one the snapshot was made from: nothing to repair, decode lazily.
+                writer = LogWriter.open(path, len(data), self.durability)
+                return FileExecutionLog(
+                    execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome
+                )
+            contents = parse_log(data, path=path)
             writer = LogWriter.open(path, contents.end, self.durability)
-            return FileExecutionLog(execution_id, contents.records, contents.torn, writer, lock)
+            return FileExecutionLog(execution_id, contents.records, contents.torn, writer, lock, snapshot_path=snap)
         except BaseException:
             lock.release()
             raise

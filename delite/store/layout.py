@@ -39,6 +39,10 @@ class Layout:
         """The file whose presence asks the execution's owner to cancel it."""
         return os.path.join(self.signals, execution_id + ".cancel")
 
+    def snapshot(self, execution_id: str) -> str:
+        """The derived snapshot of a finished execution (``snapshots/<id>.snap``; deleting it loses nothing)."""
+        return os.path.join(self.root, "snapshots", execution_id + ".snap")
+
     def ensure(self) -> None:
         """Create the directories (idempotent)."""
         for d in (self.executions, self.claims, self.signals, self.keys):

@@ -25,6 +25,7 @@ from delite.log.codec import encode_record
 from delite.log.framing import encode_frame
 from delite.log.records import (
     ExecutionCompleted,
+    ExecutionResumed,
     ExecutionStarted,
     ModelResponded,
     Record,
@@ -32,6 +33,8 @@ from delite.log.records import (
     ToolFinished,
     ToolStarted,
 )
+from delite.state.fold import fold
+from delite.state.outcome import outcome
 from delite.store import FileStore, MemoryStore, Store
 
 
@@ -202,6 +205,20 @@ class StoreContract(abc.ABC):
         assert errors == []
         assert sorted(created) == [False, True]
         assert len(store.read("e1").records) == 1
+
+    # -- kept outcomes -----------------------------------------------------------------------------------
+
+    def test_a_kept_outcome_always_matches_the_log(self, store: Store) -> None:
+        records = [started("e1"), *STEP, *FINISH]
+        with store.claim("e1", create=records[:1]) as log:
+            log.append(records[1:], barrier=True)
+            log.save_outcome(outcome(fold(records)))
+        with store.claim("e1") as log:
+            assert log.outcome is None or log.outcome == outcome(fold(log.records))
+            log.append([ExecutionResumed(at=7.0)])  # the log moves on; what was kept no longer describes it
+        with store.claim("e1") as log:
+            assert log.records == [*records, ExecutionResumed(at=7.0)]
+            assert log.outcome is None or log.outcome == outcome(fold(log.records))
 
     # -- cancel markers ----------------------------------------------------------------------------------
 

@@ -1,0 +1,224 @@
+"""A finished execution asked for again is answered from a snapshot verified against its log, never over it."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from delite import Agent, FileStore, ScriptedProvider, tool
+from delite.errors import LogCorruptError, UsageError
+from delite.log import parse_log, read_log
+from delite.log.records import ExecutionStarted, ModelResponded, RecordedToolCall, ToolStarted
+from delite.state.fold import fold
+from delite.state.outcome import outcome
+from delite.store import file as file_store
+from delite.store.snapshot import SNAPSHOT_FORMAT
+
+STEPS = 5
+
+
+@tool
+def bump(i: int) -> dict:
+    """Count."""
+    return {"n": i + 1}
+
+
+def agent(data_dir: Path, steps: int = STEPS) -> Agent:
+    return Agent(data_dir, provider=ScriptedProvider.tool_loop(steps, "bump"), tools=[bump])
+
+
+@pytest.fixture
+def finished(data_dir: Path) -> tuple[Path, Any]:
+    with agent(data_dir) as a:
+        response = a.run("go", execution_id="e1")
+    assert response.status == "completed"
+    return data_dir, response
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts how often the file store parses a whole log."""
+    calls: list[int] = []
+    real = file_store.parse_log
+
+    def counting(data: bytes, *, path: str = "") -> Any:
+        calls.append(len(data))
+        return real(data, path=path)
+
+    monkeypatch.setattr(file_store, "parse_log", counting)
+    return calls
+
+
+def snapshot_path(data_dir: Path, eid: str = "e1") -> Path:
+    return data_dir / "snapshots" / f"{eid}.snap"
+
+
+def log_path(data_dir: Path, eid: str = "e1") -> Path:
+    return data_dir / "executions" / f"{eid}.log"
+
+
+def test_a_finished_run_leaves_a_snapshot_that_answers_the_next_run(
+    finished: tuple[Path, Any], parses: list[int]
+) -> None:
+    data_dir, first = finished
+    snap = snapshot_path(data_dir)
+    assert snap.read_bytes().startswith(SNAPSHOT_FORMAT.encode() + b" ")
+    with agent(data_dir) as a:
+        again = a.run("go", execution_id="e1")
+        resumed = a.resume("e1")
+    assert again == first
+    assert resumed == first
+    assert parses == []  # answered without reading a single record
+
+
+def test_the_snapshot_holds_what_the_fold_says(finished: tuple[Path, Any], parses: list[int]) -> None:
+    data_dir, _ = finished
+    store = FileStore(data_dir)
+    with store.claim("e1") as log:
+        assert log.outcome is not None
+        assert parses == []
+        records = log.records  # still there, decoded on first use
+        assert parses == [log_path(data_dir).stat().st_size]
+        assert records == read_log(str(log_path(data_dir))).records
+        assert log.outcome == outcome(fold(records))
+
+
+def test_without_a_snapshot_the_log_is_folded_and_the_snapshot_rebuilt(
+    finished: tuple[Path, Any], parses: list[int]
+) -> None:
+    data_dir, first = finished
+    snapshot_path(data_dir).unlink()
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
+    assert len(parses) == 1
+    assert snapshot_path(data_dir).exists()
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
+    assert len(parses) == 1
+
+
+def test_damage_in_the_log_is_never_hidden_by_a_snapshot(finished: tuple[Path, Any]) -> None:
+    data_dir, _ = finished
+    path = log_path(data_dir)
+    data = bytearray(path.read_bytes())
+    middle = parse_log(bytes(data)).offsets[len(parse_log(bytes(data)).offsets) // 2]
+    data[middle + 20] ^= 0x01
+    path.write_bytes(bytes(data))
+    with agent(data_dir) as a, pytest.raises(LogCorruptError) as info:
+        a.run("go", execution_id="e1")
+    assert info.value.offset == middle
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda b: b[:-1] + bytes([b[-1] ^ 1]), id="damaged-body"),
+        pytest.param(lambda b: b.replace(b'"answer":"done"', b'"answer":"dune"'), id="damaged-but-valid-json"),
+        pytest.param(lambda b: b[: len(b) // 2], id="torn"),
+        pytest.param(lambda b: b"", id="empty"),
+        pytest.param(lambda b: b.replace(b"delite-snapshot/1", b"delite-snapshot/9"), id="other-format"),
+        pytest.param(lambda b: b"delite-snapshot/1 zz\n{}", id="garbage"),
+    ],
+)
+def test_a_bad_snapshot_is_a_miss(finished: tuple[Path, Any], parses: list[int], spoil: Any) -> None:
+    data_dir, first = finished
+    snap = snapshot_path(data_dir)
+    good = snap.read_bytes()
+    snap.write_bytes(spoil(good))
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
+    assert len(parses) == 1
+    assert snap.read_bytes() == good  # rewritten from the log
+
+
+def test_a_snapshot_of_another_log_is_a_miss(data_dir: Path, parses: list[int]) -> None:
+    with agent(data_dir, steps=2) as a:
+        two = a.run("go", execution_id="two")
+    with agent(data_dir, steps=3) as a:
+        three = a.run("go", execution_id="three")
+    snapshot_path(data_dir, "two").write_bytes(snapshot_path(data_dir, "three").read_bytes())
+    with agent(data_dir, steps=2) as a:
+        assert a.run("go", execution_id="two") == two
+    assert len(parses) == 1
+    assert two.steps != three.steps
+
+
+def test_a_log_that_changed_since_the_snapshot_is_read_in_full(finished: tuple[Path, Any], parses: list[int]) -> None:
+    data_dir, first = finished
+    path = log_path(data_dir)
+    with path.open("ab") as f:
+        f.write(b"\x07\x00\x00")  # a torn tail: the log is no longer the one the snapshot describes
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
+    assert len(parses) == 1
+    assert read_log(str(path)).torn is None  # repaired by the claim
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
+    assert len(parses) == 1  # the repaired log is byte for byte the one the snapshot describes again
+
+
+def test_other_input_on_a_finished_execution_is_still_refused(finished: tuple[Path, Any]) -> None:
+    data_dir, _ = finished
+    with agent(data_dir) as a, pytest.raises(UsageError, match="another input"):
+        a.run("something else", execution_id="e1")
+
+
+def test_cancelled_executions_get_a_snapshot_on_their_next_claim(data_dir: Path, parses: list[int]) -> None:
+    with agent(data_dir) as a:
+        started = ExecutionStarted(execution_id="c1", input="go", config=a.fingerprint())
+        a.store.claim("c1", create=[started]).release()
+        cancelled = a.cancel("c1")
+        assert cancelled.status == "cancelled"
+        assert not snapshot_path(data_dir, "c1").exists()
+        assert a.run("go", execution_id="c1") == cancelled
+        assert snapshot_path(data_dir, "c1").exists()
+        assert a.resume("c1") == cancelled
+
+
+def test_a_suspended_execution_has_no_snapshot(data_dir: Path) -> None:
+    @tool(retry_in_doubt=False)
+    def risky(i: int) -> str:
+        """Not safe to retry."""
+        return "ok"
+
+    with Agent(data_dir, provider=ScriptedProvider.tool_loop(1, "risky"), tools=[risky]) as a:
+        # A process died inside the tool: its intent is in the log, its result is not.
+        call = RecordedToolCall(id="c1.0", name="risky", arguments={"i": 0})
+        started = ExecutionStarted(execution_id="s1", input="go", config=a.fingerprint())
+        with a.store.claim("s1", create=[started]) as log:
+            log.append([ModelResponded(step=1, tool_calls=[call]), ToolStarted(call_id="c1.0")])
+        suspended = a.run("go", execution_id="s1")
+        assert suspended.status == "suspended"
+        assert suspended.suspend_reason is not None
+        assert suspended.suspend_reason.kind == "in_doubt"
+        assert not snapshot_path(data_dir, "s1").exists()
+        done = a.resolve("s1", "c1.0", result="ok")
+        assert done.status == "completed"
+    assert snapshot_path(data_dir, "s1").exists()
+
+
+def test_the_collector_is_back_on_after_a_failed_read_or_fold() -> None:
+    assert gc.isenabled()
+    with pytest.raises(LogCorruptError):
+        fold([ToolStarted(call_id="nope")])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        fold([ExecutionStarted(execution_id="x")])
+        assert not gc.isenabled()  # an application's choice is left alone
+    finally:
+        gc.enable()
+
+
+def test_an_unwritable_snapshot_directory_costs_nothing_but_speed(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
+    (data_dir / "snapshots").write_text("not a directory")
+    with agent(data_dir) as a:
+        first = a.run("go", execution_id="e1")
+        assert a.run("go", execution_id="e1") == first
+    assert first.status == "completed"
+    assert os.path.isfile(data_dir / "snapshots")
