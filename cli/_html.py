@@ -1,7 +1,8 @@
 """``delite export --format html``: one self-contained page that shows an execution's timeline.
 
 No script and no external resource: the page is plain HTML and CSS, with a Content-Security-Policy that
-forbids scripts, so even content that slipped past escaping could not run. Every value from the log goes
+forbids scripts, so even content that slipped past escaping could not run. Every value from the log has its
+control and invisible characters shown as escapes (the page may be printed on a terminal) and then goes
 through ``html.escape``.
 """
 
@@ -11,6 +12,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from delite_cli import _format as f
+from delite_cli._safe import clean
 
 if TYPE_CHECKING:
     from delite.datadir import Export, Pause, Step, ToolCall
@@ -64,7 +66,8 @@ footer { color: var(--dim); font-size: 12px; margin-top: 32px; }
 
 
 def _e(value: Any) -> str:
-    return html.escape(value if isinstance(value, str) else str(value), quote=True)
+    """Escape for HTML, after showing control and invisible characters as visible escapes."""
+    return html.escape(clean(value), quote=True)
 
 
 def _json(value: Any) -> str:

@@ -109,6 +109,11 @@ def _report(
         f.echo_json(payload)
         return
     out = f.console()
+    if not advanced and not r.status.is_terminal:
+        out.print(f.text(f"recorded: {action} for execution {r.execution_id} (status {r.status.value} until resumed)"))
+        out.print(f.text("Continue it from your application (agent.resume(id)), or run:", "dim"))
+        out.print(f.text(f"  delite resume {r.execution_id} --agent MODULE:FACTORY", "dim"))
+        return
     out.print(f.text(f"{action}: execution {r.execution_id} is now {r.status.value}", f.status_style(r.status.value)))
     if r.suspend_reason is not None:
         out.print(f.text(f"waiting for {r.suspend_reason}", "yellow", newlines=False, limit=500))
@@ -116,16 +121,6 @@ def _report(
         out.print(f.text(f"answer: {r.answer}", limit=2000))
     if r.error:
         out.print(f.text(f"error: {r.error}", "red", limit=2000))
-    if not advanced and not r.status.is_terminal:
-        settled = r.suspend_reason is None or action.startswith(("approved", "rejected"))
-        if settled:
-            out.print(
-                f.text(
-                    f"Recorded. The run continues when it is resumed: by your application (agent.resume(id)), or "
-                    f"with `delite resume {r.execution_id} --agent MODULE:FACTORY`.",
-                    "dim",
-                )
-            )
 
 
 def run_decide(

@@ -19,6 +19,7 @@ from delite.datadir.views import (
     ToolCall,
     TornInfo,
 )
+from delite.errors import LogCorruptError
 from delite.log.framing import TornTail
 from delite.log.records import (
     AnyRecord,
@@ -35,7 +36,7 @@ from delite.log.records import (
     ToolStarted,
     Usage,
 )
-from delite.state.fold import fold
+from delite.state.fold import apply, fold
 from delite.state.model import CallState, ExecutionState, Totals
 
 __all__ = [
@@ -43,11 +44,38 @@ __all__ = [
     "Derived",
     "derive",
     "events",
+    "fold_checked",
     "summarize",
     "unreadable",
 ]
 
 PREVIEW_CHARS = 500
+
+
+_FOLD_ERRORS = (LogCorruptError, KeyError, TypeError, ValueError, AttributeError)
+
+
+def fold_checked(records: list[AnyRecord], offsets: list[int] | None = None, *, path: str = "") -> ExecutionState:
+    """Fold the records; a record that does not fold raises :class:`LogCorruptError` naming its byte offset.
+
+    Records that pass their checksums can still be inconsistent (a result for a call never made) when a log
+    was not written by delite; that is damage too, and it is reported where it is.
+    """
+    try:
+        return fold(records)
+    except _FOLD_ERRORS:
+        pass
+    state = ExecutionState()
+    for i, record in enumerate(records):
+        try:
+            apply(state, record)
+        except _FOLD_ERRORS as e:
+            reason = e.reason if isinstance(e, LogCorruptError) else f"{type(e).__name__}: {e}"
+            offset = offsets[i] if offsets is not None and i < len(offsets) else -1
+            raise LogCorruptError(
+                path, offset, f"record {i + 1} ({type(record).__name__}) does not fold: {reason}"
+            ) from e
+    raise AssertionError("fold failed but no record failed to apply")  # pragma: no cover
 
 
 def _tokens_of_usage(u: Usage) -> Tokens:
@@ -132,9 +160,21 @@ def _summary_fields(
     }
 
 
-def summarize(execution_id: str, records: list[AnyRecord], *, log_bytes: int, torn: bool) -> ExecutionSummary:
-    """The listing summary of an execution (input and answer cut to :data:`PREVIEW_CHARS`)."""
-    state = fold(records)
+def summarize(
+    execution_id: str,
+    records: list[AnyRecord],
+    offsets: list[int] | None = None,
+    *,
+    log_bytes: int,
+    torn: bool,
+    path: str = "",
+) -> ExecutionSummary:
+    """The listing summary of an execution (input and answer cut to :data:`PREVIEW_CHARS`).
+
+    Raises:
+        LogCorruptError: a record does not fold.
+    """
+    state = fold_checked(records, offsets, path=path)
     fields = _summary_fields(execution_id, records, state, log_bytes=log_bytes, torn=torn)
     fields["input"] = _preview(fields["input"])
     fields["answer"] = _preview(fields["answer"])
@@ -166,12 +206,13 @@ class Derived:
         *,
         log_bytes: int,
         torn: TornTail | None,
+        path: str = "",
     ) -> None:
-        """Fold the records and derive the views."""
+        """Fold the records and derive the views (:class:`LogCorruptError` if a record does not fold)."""
         self.execution_id = execution_id
         self.records = records
         self.offsets = offsets
-        self.state = state = fold(records)
+        self.state = state = fold_checked(records, offsets, path=path)
         self._first_start: dict[str, float] = {}
         self._last_start: dict[str, float] = {}
         self._decided_at: dict[str, float] = {}
@@ -339,7 +380,13 @@ class Derived:
 
 
 def derive(
-    execution_id: str, records: list[AnyRecord], offsets: list[int], *, log_bytes: int, torn: TornTail | None
+    execution_id: str,
+    records: list[AnyRecord],
+    offsets: list[int],
+    *,
+    log_bytes: int,
+    torn: TornTail | None,
+    path: str = "",
 ) -> Derived:
-    """Derive every view of an execution from its records."""
-    return Derived(execution_id, records, offsets, log_bytes=log_bytes, torn=torn)
+    """Derive every view of an execution from its records (:class:`LogCorruptError` if one does not fold)."""
+    return Derived(execution_id, records, offsets, log_bytes=log_bytes, torn=torn, path=path)

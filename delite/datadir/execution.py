@@ -7,7 +7,6 @@ from functools import cached_property
 from delite._version import __version__
 from delite.datadir.derive import Derived, derive
 from delite.datadir.views import Event, ExecutionDetail, Export, LlmCall, Pause, Step, ToolCall
-from delite.errors import LogCorruptError
 from delite.log.reader import LogContents
 from delite.log.records import AnyRecord
 from delite.state.model import ExecutionState
@@ -36,15 +35,15 @@ class ExecutionView:
     @cached_property
     def _derived(self) -> Derived:
         c = self.contents
-        try:
-            return derive(self.execution_id, c.records, c.offsets, log_bytes=c.size, torn=c.torn)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            offset = c.offsets[0] if c.offsets else 0
-            raise LogCorruptError(self.path, offset, f"records do not fold: {type(e).__name__}: {e}") from e
+        return derive(self.execution_id, c.records, c.offsets, log_bytes=c.size, torn=c.torn, path=self.path)
 
     @property
     def state(self) -> ExecutionState:
-        """The folded state, as the engine sees it."""
+        """The folded state, as the engine sees it.
+
+        Raises:
+            LogCorruptError: a record does not fold (this and every derived view below).
+        """
         return self._derived.state
 
     @property

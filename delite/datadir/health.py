@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import time
 
+from delite.datadir.derive import fold_checked
 from delite.datadir.directory import Progress
 from delite.datadir.index import ListingIndex, check_index, scan_logs
 from delite.datadir.views import HealthReport, Problem
 from delite.errors import LogCorruptError, UnsupportedFormatError
 from delite.log.reader import parse_log
 from delite.log.records import ExecutionStarted
-from delite.state.fold import apply, fold
-from delite.state.model import ExecutionState
 from delite.store.layout import Layout
 
 __all__ = ["check_health"]
@@ -71,27 +70,18 @@ def _check_log(eid: str, path: str, problems: list[Problem]) -> tuple[int, int]:
             )
         )
     try:
-        fold(records)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        pass
-    else:
-        return len(data), len(records)
-    state = ExecutionState()  # find the record that does not fold
-    for record, offset in zip(records, contents.offsets, strict=True):
-        try:
-            apply(state, record)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            problems.append(
-                Problem(
-                    kind="inconsistent",
-                    severity="error",
-                    execution_id=eid,
-                    path=path,
-                    offset=offset,
-                    detail=f"record does not fold: {type(e).__name__}: {e}",
-                )
+        fold_checked(records, contents.offsets, path=path)
+    except LogCorruptError as e:
+        problems.append(
+            Problem(
+                kind="inconsistent",
+                severity="error",
+                execution_id=eid,
+                path=path,
+                offset=e.offset if e.offset >= 0 else None,
+                detail=e.reason,
             )
-            break
+        )
     return len(data), len(records)
 
 

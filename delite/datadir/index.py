@@ -108,10 +108,11 @@ def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
         return None
     try:
         contents = parse_log(data, path=path)
-        summary = summarize(eid, contents.records, log_bytes=len(data), torn=contents.torn is not None)
-    except (StoreError, KeyError, TypeError, ValueError, AttributeError) as e:
-        reason = str(e) if isinstance(e, StoreError) else f"records do not fold: {type(e).__name__}: {e}"
-        summary = unreadable(eid, reason, log_bytes=len(data))
+        summary = summarize(
+            eid, contents.records, contents.offsets, log_bytes=len(data), torn=contents.torn is not None, path=path
+        )
+    except StoreError as e:  # LogCorruptError, UnsupportedFormatError
+        summary = unreadable(eid, str(e), log_bytes=len(data))
     created = summary.created_at or st.st_mtime
     return (
         eid,

@@ -21,6 +21,10 @@ SCRIPTS: dict[str, list[Any]] = {
     "transfer funds": [call("transfer", amount=100), "Transferred."],
     "give up": [call("add", a=1, b=1)],  # no second reply: the model fails
     "hostile " + HOSTILE: [call("echo", text=HOSTILE), HOSTILE + " done"],
+    "pay twice": [
+        {"tool_calls": [{"name": "pay", "arguments": {"amount": 1}}, {"name": "pay", "arguments": {"amount": 2}}]},
+        "Paid both.",
+    ],
     "count to three": [call("add", a=0, b=1), call("add", a=1, b=1), call("add", a=2, b=1), "Three."],
 }
 

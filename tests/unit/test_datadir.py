@@ -1,0 +1,243 @@
+"""delite.DataDir: the listing index is derived, versioned and never trusted over the logs; fork; follow."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
+from delite.datadir.index import DERIVATION, MIGRATIONS, ListingIndex
+from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, LogCorruptError, UsageError
+from delite.log.records import ExecutionCompleted, ModelResponded, ToolFinished
+from delite.providers import call
+from delite.store import Layout
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add."""
+    return a + b
+
+
+@tool(requires_confirmation=True)
+def pay(amount: float) -> str:
+    """Pay."""
+    return f"paid {amount}"
+
+
+def agent(data: Path, script: list[Any], **kw: Any) -> Agent:
+    return Agent(data, provider=ScriptedProvider(script), tools=[add, pay], durability="off", **kw)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    agent(d, [call("add", a=1, b=2), "three"]).run("a", execution_id="run-a", metadata={"thread_id": "x"})
+    agent(d, [call("pay", amount=3), "paid"], agent_id="payer").run("b", execution_id="run-b")
+    agent(d, ["hi"]).run("c", execution_id="run-c", metadata={"thread_id": "y", "n": 1})
+    return d
+
+
+def rows(data: Path) -> dict[str, tuple[int, int]]:
+    with sqlite3.connect(Layout(data).index) as conn:
+        return {i: (s, m) for i, s, m in conn.execute("SELECT id, log_size, log_mtime_ns FROM executions")}
+
+
+def test_list_builds_the_index_then_rereads_only_changed_logs(data: Path) -> None:
+    dd = DataDir(data)
+    assert [s.id for s in dd.list().items] == ["run-c", "run-b", "run-a"]
+    assert set(rows(data)) == {"run-a", "run-b", "run-c"}
+    index = ListingIndex.open(Layout(data))
+    try:
+        assert index.refresh() == 0  # nothing changed: no log is read
+        agent(data, [call("pay", amount=3), "paid"], agent_id="payer").approve("run-b", "c1.0")
+        assert index.refresh() == 1  # only the log that grew
+    finally:
+        index.close()
+
+
+def test_the_index_is_never_trusted_over_the_logs(data: Path) -> None:
+    dd = DataDir(data)
+    assert dd.list(status="waiting_approval").total == 1
+    # Make the index lie: a row that claims run-b completed, with the log's current size and mtime.
+    with sqlite3.connect(Layout(data).index) as conn:
+        conn.execute("UPDATE executions SET status = 'completed' WHERE id = 'run-b'")
+    assert dd.list(status="waiting_approval").total == 0  # a lie that matches the stat is served...
+    # ...until the log changes at all: then the row is derived again from the log.
+    agent(data, [call("pay", amount=3), "paid"], agent_id="payer").approve("run-b", "c1.0")
+    page = dd.list(status="waiting_approval")
+    assert page.total == 1 and page.items[0].id == "run-b"
+
+
+def test_a_deleted_log_leaves_the_listing(data: Path) -> None:
+    dd = DataDir(data)
+    assert dd.list().total == 3
+    (data / "executions" / "run-a.log").unlink()
+    assert [s.id for s in dd.list().items] == ["run-c", "run-b"]
+    assert set(rows(data)) == {"run-b", "run-c"}
+
+
+def test_migrations_are_named_and_versioned(data: Path) -> None:
+    DataDir(data).list()
+    with sqlite3.connect(Layout(data).index) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY name")]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        derivation = conn.execute("SELECT value FROM meta WHERE key = 'derivation'").fetchone()[0]
+    assert names == [name for name, _ in MIGRATIONS] == ["m001_executions", "m002_listing_order"]
+    assert version == len(MIGRATIONS) and derivation == DERIVATION
+
+
+def test_a_new_derivation_rederives_every_row(data: Path) -> None:
+    dd = DataDir(data)
+    dd.list()
+    with sqlite3.connect(Layout(data).index) as conn:
+        conn.execute("UPDATE executions SET status = 'bogus'")
+        conn.execute("UPDATE meta SET value = 'old' WHERE key = 'derivation'")
+    assert {s.status for s in dd.list().items} == {"completed", "waiting_approval"}
+
+
+def test_a_damaged_index_is_rebuilt(data: Path) -> None:
+    Layout(data).index.write_bytes(b"this is not a database" * 100)
+    assert DataDir(data).list().total == 3
+    assert set(rows(data)) == {"run-a", "run-b", "run-c"}
+
+
+def test_an_index_from_a_newer_delite_is_left_alone(data: Path) -> None:
+    path = Layout(data).index
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    before = path.read_bytes()
+    assert DataDir(data).list().total == 3  # served from an in-memory index
+    assert path.read_bytes() == before
+
+
+def test_an_index_that_cannot_be_written_falls_back_to_memory(data: Path) -> None:
+    Layout(data).index.mkdir()  # a directory where the file should be: sqlite cannot open it
+    page = DataDir(data).list(agent="payer")
+    assert [s.id for s in page.items] == ["run-b"]
+
+
+def test_filters_and_paging(data: Path) -> None:
+    dd = DataDir(data)
+    assert [s.id for s in dd.list(metadata={"thread_id": "y", "n": 1}).items] == ["run-c"]
+    assert dd.list(metadata={"n": "1"}).total == 0  # JSON equality: the number 1 is not the string "1"
+    assert [s.id for s in dd.list(status=["waiting", "completed"], limit=1, offset=1).items] == ["run-b"]
+    page = dd.list(limit=2)
+    assert page.next_offset == 2 and dd.list(limit=2, offset=2).next_offset is None
+    now = time.time()
+    assert dd.list(since=now + 60).total == 0 and dd.list(until=now + 60).total == 3
+    with pytest.raises(UsageError, match="unknown status 'sleeping'"):
+        dd.list(status="sleeping")
+    with pytest.raises(UsageError, match="quotes"):
+        dd.list(metadata={'a"b': 1})
+
+
+def test_listing_preview_is_cut_but_the_view_is_whole(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    long = "x" * 2000
+    agent(d, [long]).run(long, execution_id="long")
+    item = DataDir(d).list().items[0]
+    assert len(item.input) == 500 and item.input.endswith("\u2026")
+    detail = DataDir(d).execution("long").detail
+    assert detail.input == long and detail.answer == long
+
+
+def test_resolve_prefixes(data: Path) -> None:
+    dd = DataDir(data)
+    assert dd.resolve("run-a") == "run-a"
+    assert dd.resolve("RUN-C") == "run-c"
+    with pytest.raises(AmbiguousExecutionIdError) as e:
+        dd.resolve("run")
+    assert e.value.matches == ["run-a", "run-b", "run-c"] and e.value.http_status == 400
+    with pytest.raises(ExecutionNotFoundError):
+        dd.resolve("zzz")
+
+
+def test_views_of_a_suspended_execution(data: Path) -> None:
+    view = DataDir(data).execution("run-b")
+    d = view.detail
+    assert d.status == "waiting_approval" and d.agent_id == "payer" and d.suspend_reason is not None
+    assert [c.call_id for c in d.pending_calls] == ["c1.0"] and d.pending_calls[0].status == "pending"
+    assert [p.kind for p in view.pauses] == ["approval"] and view.pauses[0].ended_at is None
+    assert [(c.step, c.ok) for c in view.llm_calls] == [(1, True)]
+    assert [e.kind for e in view.events] == ["execution-started", "model-responded", "execution-suspended"]
+    export = msgspec.json.decode(msgspec.json.encode(view.export()))
+    assert export["format"] == "delite-export/1" and export["execution"]["id"] == "run-b"
+
+
+def test_a_record_that_does_not_fold_is_damage(data: Path) -> None:
+    store = FileStore(data, durability="off")
+    with store.claim("run-c") as log:
+        log.append([ToolFinished(at=time.time(), call_id="c9.9", result=1)])
+    offset = DataDir(data).execution("run-c").contents.offsets[-1]
+    with pytest.raises(LogCorruptError) as e:
+        _ = DataDir(data).execution("run-c").detail
+    assert e.value.offset == offset and "does not fold" in e.value.reason
+    report = DataDir(data).health()
+    assert [(p.kind, p.execution_id, p.offset) for p in report.problems if p.severity == "error"] == [
+        ("inconsistent", "run-c", offset)
+    ]
+    item = DataDir(data).list(status="unreadable").items[0]
+    assert item.id == "run-c" and "does not fold" in (item.damage or "")
+
+
+def test_health_repair_rebuilds_the_index_and_never_touches_logs(data: Path) -> None:
+    dd = DataDir(data)
+    dd.list()
+    (data / "executions" / "run-a.log").unlink()
+    agent(data, ["hello"]).run("d", execution_id="run-d")
+    logs = {p.name: p.read_bytes() for p in (data / "executions").iterdir()}
+    report = dd.health()
+    kinds = {p.kind for p in report.problems}
+    assert report.healthy and kinds == {"index-orphaned", "index-missing"}
+    repaired = dd.health(repair=True)
+    assert repaired.repaired and repaired.problems == [] and dd.health().problems == []
+    assert {p.name: p.read_bytes() for p in (data / "executions").iterdir()} == logs
+
+
+def test_fork_copies_a_prefix_and_links_it(data: Path) -> None:
+    dd = DataDir(data)
+    new = dd.fork("run-a", at=1, new_id="run-a2")
+    fork = dd.execution(new)
+    assert fork.detail.forked_from == "run-a" and fork.detail.fork_step == 1
+    assert fork.detail.status == "running" and fork.detail.steps == 1 and fork.detail.answer is None
+    assert [e.kind for e in fork.events] == ["execution-started", "model-responded", "tool-started", "tool-finished"]
+    done = agent(data, [call("add", a=1, b=2), "three"]).resume(new)
+    assert done.answer == "three"
+    whole = dd.fork("run-a", at=2)  # the last step: everything but the completion
+    assert dd.execution(whole).detail.status == "running"
+    assert dd.execution(dd.fork("run-b", at=1)).detail.status == "waiting_approval"  # a pause is kept
+    only_input = dd.execution(dd.fork("run-a", at=0))
+    assert [e.kind for e in only_input.events] == ["execution-started"]
+    with pytest.raises(UsageError, match="from 0 to 2"):
+        dd.fork("run-a", at=3)
+    with pytest.raises(UsageError, match="exists already"):
+        dd.fork("run-a", at=1, new_id="run-b")
+
+
+def test_follow_yields_new_records_and_stops_at_the_end(data: Path) -> None:
+    dd = DataDir(data)
+    store = FileStore(data, durability="off")
+    appended = []
+
+    def sleep(_seconds: float) -> None:  # each wait, another process appends a record
+        with store.claim("run-b") as log:
+            if not appended:
+                record: Any = ModelResponded(at=time.time(), step=2, content="later")
+            else:
+                record = ExecutionCompleted(at=time.time(), answer="later")
+            log.append([record])
+            appended.append(record)
+
+    events = list(dd.follow("run-b", start=2, poll=0.01, sleep=sleep))
+    assert [e.kind for e in events] == ["execution-suspended", "model-responded", "execution-completed"]
+    assert [e.seq for e in events] == [3, 4, 5]
+    idle = list(dd.follow("run-c", start=3, timeout=0.02, poll=0.01, sleep=lambda _s: None))
+    assert idle == []  # completed already: it stops without waiting
+    with pytest.raises(ExecutionNotFoundError):
+        next(dd.follow("nope"))
