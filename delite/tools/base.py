@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import threading
@@ -132,6 +131,8 @@ class Tool:
             raise UsageError(f"tool {self.name!r} runs on the client; it has no body here")
         if not self.is_async:
             return fn(**arguments)
+        import asyncio  # noqa: PLC0415 - only async tools need it; importing it costs ~20 ms at startup
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -150,6 +151,8 @@ class Tool:
 
 
 def _run_in_thread(fn: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    import asyncio  # noqa: PLC0415 - see Tool.invoke
+
     box: dict[str, Any] = {}
     ctx = contextvars.copy_context()
 
