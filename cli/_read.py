@@ -487,9 +487,9 @@ def run_health(data_dir: str, *, repair: bool, json_: bool) -> int:
             f"in {report.seconds:.2f}s{rate}."
         )
     )
-    styles = {"error": "red", "warning": "yellow", "index": "dim"}
+    styles = {"error": "red", "warning": "yellow", "derived": "dim"}
     for p in report.problems:
-        where = p.execution_id or "index"
+        where = p.execution_id or "-"
         at = f" at byte {p.offset}" if p.offset is not None else ""
         out.print(f.text(f"{p.severity:<7} {p.kind:<18} {where}{at}: {p.detail}", styles.get(p.severity)))
     if report.repaired:
@@ -497,6 +497,6 @@ def run_health(data_dir: str, *, repair: bool, json_: bool) -> int:
     if report.healthy:
         out.print(f.text("Healthy.", "green"))
     else:
-        bad = sum(1 for p in report.problems if p.severity != "index")
+        bad = sum(1 for p in report.problems if p.severity != "derived")
         out.print(f.text(f"{bad} problem(s) found.", "red"))
     return 0 if report.healthy else 1

@@ -207,14 +207,19 @@ def export(*, ident: str, data_dir: str, fmt: str, nl: bool, output: str | None,
 
 @cli.command()
 @data_dir_option
-@click.option("--repair", is_flag=True, help="Rebuild what is derived (the listing index). Logs are never modified.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Rebuild what is derived: the listing index, and drop stale snapshots. Logs are never modified.",
+)
 @json_option
 @handle_errors
 def health(*, data_dir: str, repair: bool, json_: bool) -> None:
-    """Verify every checksum of every log; report torn tails, damage and index drift.
+    """Verify every checksum of every log; report torn tails, damage, and derived files that drifted.
 
-    Exit 0 when healthy, 1 when a log is damaged or has a torn tail, 2 on a usage error. Index findings are
-    reported but do not fail the check: the index is derived and rebuilt from the logs as needed.
+    Exit 0 when healthy, 1 when a log is damaged or has a torn tail, 2 on a usage error. Findings about
+    derived files (the listing index, snapshots of finished runs) are reported but do not fail the check:
+    they are never trusted over the logs and are rebuilt from them as needed.
     """
     from delite_cli._read import run_health
 

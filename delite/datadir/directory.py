@@ -282,8 +282,10 @@ class DataDir:
         view = self.execution(execution_id)
         records = view.records
         origin = records[0] if records else None
+        if origin is None:
+            raise UsageError(f"execution {execution_id!r} has no complete record to fork from")
         if not isinstance(origin, ExecutionStarted):
-            raise LogCorruptError(view.path, 0, "the log has no execution-started record to fork from")
+            raise LogCorruptError(view.path, view.contents.offsets[0], "the first record is not execution-started")
         steps = view.state.steps
         if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= steps:
             raise UsageError(f"--at must be a step from 0 to {steps} for execution {execution_id!r}, not {at!r}")

@@ -1,7 +1,12 @@
-"""Verify a data directory: every checksum of every log, torn tails, records that do not fold, the index."""
+"""Verify a data directory: every checksum of every log, torn tails, records that do not fold.
+
+Also compared with the logs: what is derived from them, the listing index and the snapshots of finished
+executions.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -13,11 +18,12 @@ from delite.errors import LogCorruptError, UnsupportedFormatError
 from delite.log.reader import parse_log
 from delite.log.records import ExecutionStarted
 from delite.store.layout import Layout
+from delite.store.snapshot import load as load_snapshot
 
 __all__ = ["check_health"]
 
 
-def _check_log(eid: str, path: str, problems: list[Problem]) -> tuple[int, int]:
+def _check_log(eid: str, path: str, problems: list[Problem], snapshot: str, stale: list[str]) -> tuple[int, int]:
     """Verify one log; append what is wrong. Returns ``(bytes, records)``."""
     try:
         with open(path, "rb") as f:
@@ -27,6 +33,8 @@ def _check_log(eid: str, path: str, problems: list[Problem]) -> tuple[int, int]:
             Problem(kind="unreadable", severity="error", execution_id=eid, path=path, detail=f"cannot read: {e}")
         )
         return 0, 0
+    if os.path.exists(snapshot) and load_snapshot(snapshot, data) is None:
+        stale.append(eid)
     try:
         contents = parse_log(data, path=path)
     except LogCorruptError as e:
@@ -46,6 +54,9 @@ def _check_log(eid: str, path: str, problems: list[Problem]) -> tuple[int, int]:
             Problem(kind="torn-tail", severity="warning", execution_id=eid, path=path, offset=t.offset, detail=detail)
         )
     records = contents.records
+    if not records and contents.torn is None:
+        detail = "the log holds no record: the process stopped while creating it; nothing ran"
+        problems.append(Problem(kind="empty", severity="warning", execution_id=eid, path=path, detail=detail))
     if records and not isinstance(records[0], ExecutionStarted):
         problems.append(
             Problem(
@@ -86,10 +97,11 @@ def _check_log(eid: str, path: str, problems: list[Problem]) -> tuple[int, int]:
 
 
 def check_health(layout: Layout, *, repair: bool = False, progress: Progress | None = None) -> HealthReport:
-    """Verify every log under ``layout`` and compare the index with them; with ``repair``, rebuild the index.
+    """Verify every log under ``layout`` and compare what is derived with them.
 
-    Without ``repair`` nothing is written. Logs are never modified: a torn tail is cut off by the next claim
-    of its execution (a resume), which is also when it is safe to do so.
+    With ``repair``, rebuild the listing index and delete snapshots that no longer match their log (or whose
+    log is gone). Without it nothing is written. Logs are never modified: a torn tail is cut off by the next
+    claim of its execution (a resume), which is also when it is safe to do so.
     """
     started = time.perf_counter()
     logs = scan_logs(layout)
@@ -97,15 +109,31 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
     total_bytes = 0
     total_records = 0
     ids = sorted(logs)
+    stale: list[str] = []
     for done, eid in enumerate(ids, start=1):
-        size, count = _check_log(eid, layout.log(eid), problems)
+        size, count = _check_log(eid, layout.log(eid), problems, layout.snapshot(eid), stale)
         total_bytes += size
         total_records += count
         if progress is not None and (done % 200 == 0 or done == len(ids)):
             progress(done, len(ids))
     problems.extend(check_index(layout, logs))
+    snapshots = os.path.dirname(layout.snapshot("x"))
+    try:
+        orphaned = sorted(n[:-5] for n in os.listdir(snapshots) if n.endswith(".snap") and n[:-5] not in logs)
+    except FileNotFoundError:
+        orphaned = []
+    for kind, found, what in (
+        ("snapshot-stale", stale, "snapshots that no longer match their log (a miss, rewritten when a run ends)"),
+        ("snapshot-orphaned", orphaned, "snapshots whose log is gone"),
+    ):
+        if found:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            problems.append(Problem(kind=kind, severity="derived", detail=f"{len(found)} {what}: {shown}"))
     repaired = False
     if repair and os.path.isdir(layout.executions):
+        for eid in (*stale, *orphaned):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(layout.snapshot(eid))
         index = ListingIndex.open(layout)
         try:
             index.rebuild()
@@ -113,7 +141,7 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
         finally:
             index.close()
         if repaired:
-            problems = [p for p in problems if p.severity != "index"]
+            problems = [p for p in problems if p.severity != "derived"]
     seconds = time.perf_counter() - started
     healthy = not any(p.severity in ("error", "warning") for p in problems)
     return HealthReport(

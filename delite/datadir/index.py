@@ -331,27 +331,27 @@ def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Prob
     if not path.exists():
         if not logs:
             return []
-        return [Problem(kind="index-missing", severity="index", detail="no index yet; the next listing builds it")]
+        return [Problem(kind="index-missing", severity="derived", detail="no index yet; the next listing builds it")]
     try:
         conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=10.0)
     except sqlite3.Error as e:
-        return [Problem(kind="index-damaged", severity="index", detail=f"cannot open the index: {e}")]
+        return [Problem(kind="index-damaged", severity="derived", detail=f"cannot open the index: {e}")]
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
-            return [Problem(kind="index-newer", severity="index", detail="the index was made by a newer delite")]
+            return [Problem(kind="index-newer", severity="derived", detail="the index was made by a newer delite")]
         if version < len(MIGRATIONS):
             detail = f"the index has {version} of {len(MIGRATIONS)} migrations; the next listing applies the rest"
-            return [Problem(kind="index-outdated", severity="index", detail=detail)]
+            return [Problem(kind="index-outdated", severity="derived", detail=detail)]
         derivation = conn.execute("SELECT value FROM meta WHERE key = 'derivation'").fetchone()
         if derivation is None or derivation[0] != DERIVATION:
             detail = "the index was derived by another version; the next listing re-derives it"
-            return [Problem(kind="index-outdated", severity="index", detail=detail)]
+            return [Problem(kind="index-outdated", severity="derived", detail=detail)]
         rows = {
             eid: (size, mtime) for eid, size, mtime in conn.execute("SELECT id, log_size, log_mtime_ns FROM executions")
         }
     except sqlite3.DatabaseError as e:
-        return [Problem(kind="index-damaged", severity="index", detail=f"the index cannot be read: {e}")]
+        return [Problem(kind="index-damaged", severity="derived", detail=f"the index cannot be read: {e}")]
     finally:
         conn.close()
     found = {
@@ -370,5 +370,5 @@ def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Prob
     for kind, ids in found.items():
         if ids:
             shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-            problems.append(Problem(kind=kind, severity="index", detail=f"{len(ids)} {what[kind]}: {shown}"))
+            problems.append(Problem(kind=kind, severity="derived", detail=f"{len(ids)} {what[kind]}: {shown}"))
     return problems

@@ -253,9 +253,9 @@ class Problem(_View, frozen=True, kw_only=True):
     """One finding of :meth:`delite.DataDir.health`.
 
     ``severity`` is ``error`` (a damaged or unreadable log), ``warning`` (a torn tail: a crash cut the last
-    record; it is cut off when the execution is next claimed) or ``index`` (the derived index disagrees with
-    the logs; harmless, as the index is never trusted over them, and fixed by the next listing or
-    ``--repair``). Only errors and warnings make a data directory unhealthy.
+    record; it is cut off when the execution is next claimed) or ``derived`` (the listing index or a
+    snapshot disagrees with the logs; harmless, as neither is ever trusted over them, and fixed by the next
+    listing or run, or by ``repair``). Only errors and warnings make a data directory unhealthy.
     """
 
     kind: str

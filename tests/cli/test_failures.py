@@ -71,7 +71,7 @@ def test_corrupt_log(run, data: Path) -> None:
     assert "1 problem(s) found." in r.stdout
     report = json.loads(run("health", "--data-dir", data, "--json").stdout)
     assert report["healthy"] is False
-    problems = [p for p in report["problems"] if p["severity"] != "index"]
+    problems = [p for p in report["problems"] if p["severity"] != "derived"]
     assert [(p["kind"], p["severity"], p["execution_id"], p["offset"]) for p in problems] == [
         ("corrupt", "error", "done-1", offset)
     ]
@@ -84,7 +84,7 @@ def test_torn_tail_is_a_warning_and_still_readable(run, data: Path) -> None:
         fh.write(b"\x40\x00\x00\x00partial")  # a frame header cut by a crash
     r = run("health", "--data-dir", data, "--json")
     assert r.exit_code == 1
-    problems = [p for p in json.loads(r.stdout)["problems"] if p["severity"] != "index"]
+    problems = [p for p in json.loads(r.stdout)["problems"] if p["severity"] != "derived"]
     assert [(p["kind"], p["severity"], p["offset"]) for p in problems] == [("torn-tail", "warning", size)]
     out = run("inspect", "approve-1", "--data-dir", data).stdout
     assert f"torn tail at byte {size}" in out

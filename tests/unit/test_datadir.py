@@ -13,7 +13,7 @@ import pytest
 from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
 from delite.datadir.index import DERIVATION, MIGRATIONS, ListingIndex
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, LogCorruptError, UsageError
-from delite.log.records import ExecutionCompleted, ModelResponded, ToolFinished
+from delite.log.records import ExecutionCompleted, ExecutionResumed, ModelResponded, ToolFinished
 from delite.providers import call
 from delite.store import Layout
 
@@ -194,7 +194,11 @@ def test_health_repair_rebuilds_the_index_and_never_touches_logs(data: Path) -> 
     logs = {p.name: p.read_bytes() for p in (data / "executions").iterdir()}
     report = dd.health()
     kinds = {p.kind for p in report.problems}
-    assert report.healthy and kinds == {"index-orphaned", "index-missing"}
+    assert report.healthy and {"index-orphaned", "index-missing"} <= kinds <= {
+        "index-orphaned",
+        "index-missing",
+        "snapshot-orphaned",  # run-a finished, so it may have left a snapshot
+    }
     repaired = dd.health(repair=True)
     assert repaired.repaired and repaired.problems == [] and dd.health().problems == []
     assert {p.name: p.read_bytes() for p in (data / "executions").iterdir()} == logs
@@ -241,3 +245,37 @@ def test_follow_yields_new_records_and_stops_at_the_end(data: Path) -> None:
     assert idle == []  # completed already: it stops without waiting
     with pytest.raises(ExecutionNotFoundError):
         next(dd.follow("nope"))
+
+
+def test_health_checks_snapshots_and_repair_drops_the_stale_ones(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    agent(d, [call("add", a=1, b=2), "three"]).run("a", execution_id="s-1")
+    agent(d, ["hi"]).run("b", execution_id="s-2")
+    layout = Layout(d)
+    if not Path(layout.snapshot("s-1")).exists():
+        pytest.skip("finished runs keep no snapshot in this build")
+    with FileStore(d, durability="off").claim("s-1") as log:
+        log.append([ExecutionResumed(at=time.time())])  # the log moves on; its snapshot no longer matches
+    (d / "executions" / "s-2.log").unlink()
+    dd = DataDir(d)
+    report = dd.health()
+    found = {p.kind: p for p in report.problems}
+    assert report.healthy and {"snapshot-stale", "snapshot-orphaned"} <= set(found)
+    assert "s-1" in found["snapshot-stale"].detail and "s-2" in found["snapshot-orphaned"].detail
+    assert all(p.severity == "derived" for p in report.problems)
+    assert dd.health(repair=True).repaired
+    assert not Path(layout.snapshot("s-1")).exists() and not Path(layout.snapshot("s-2")).exists()
+    assert dd.health().problems == []
+
+
+def test_logs_cut_while_being_created(data: Path) -> None:
+    (data / "executions" / "blank-1.log").write_bytes(b"delite-log/1\n")  # header, no record
+    (data / "executions" / "cut-1.log").write_bytes(b"delite-lo")  # the header itself cut short
+    dd = DataDir(data)
+    statuses = {s.id: s.status for s in dd.list().items}
+    assert statuses["blank-1"] == statuses["cut-1"] == "empty"
+    assert dd.execution("cut-1").detail.torn_tail is not None
+    found = {(p.kind, p.execution_id) for p in dd.health().problems if p.severity == "warning"}
+    assert found == {("empty", "blank-1"), ("torn-tail", "cut-1")}
+    with pytest.raises(UsageError, match="no complete record"):
+        dd.fork("blank-1", at=0)
