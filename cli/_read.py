@@ -148,6 +148,9 @@ def run_status(
         return
     out = f.console()
     if not page.items:
+        if page.total:
+            out.print(f.text(f"No executions on this page: {page.total} match, from --offset 0.", "dim"))
+            return
         where = "match these filters" if (statuses or agent or meta or since or until) else "exist"
         out.print(f.text(f"No executions {where} in {data_dir}.", "dim"))
         return
@@ -189,7 +192,13 @@ def run_status(
 
 def _call_line(tc: ToolCall) -> str:
     args = f.json_text(tc.arguments, indent=0)
-    return f"{tc.call_id}  {tc.name}({f.cut(args, 160)})"
+    line = f"{tc.call_id}  {tc.name}({f.cut(args, 160)})"
+    if tc.decision is not None:
+        line += "  [approved" if tc.decision.approved else "  [rejected"
+        line += ": recorded, runs on resume]" if tc.decision.approved else ": recorded]"
+    elif tc.human_input is not None:
+        line += "  [answered: recorded, used on resume]"
+    return line
 
 
 def _next_steps(d: ExecutionDetail) -> list[str]:

@@ -268,6 +268,7 @@ class Derived:
                     )
                 )
             elif isinstance(r, ModelCallFailed):
+                billed = r.usage  # what a failed attempt that got under way may have cost (a lower bound)
                 self.llm_calls.append(
                     LlmCall(
                         step=r.step,
@@ -275,6 +276,8 @@ class Derived:
                         at=r.at,
                         model=r.model,
                         ok=False,
+                        tokens=_tokens_of_usage(billed) if billed is not None else None,
+                        cost=billed.cost if billed is not None else None,
                         error=r.error,
                         retryable=r.retryable,
                         status_code=r.status_code,

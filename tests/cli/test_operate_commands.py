@@ -23,6 +23,8 @@ def test_approve_records_then_resume_with_the_agent_finishes(run, data: Path) ->
     call = DataDir(data).execution("approve-1").tool_calls[0]
     assert call.decision is not None and call.decision.approved and call.decision.reason == "looks right"
     assert call.status == "pending"  # recorded, nothing ran
+    shown = run("inspect", "approve-1", "--data-dir", data).stdout
+    assert 'c1.0  pay({"amount":42.5})  [approved: recorded, runs on resume]' in shown
 
     r = run("resume", "approve-1", "--data-dir", data, "--agent", AGENT, "--json")
     assert r.exit_code == 0, r.output

@@ -77,6 +77,13 @@ def test_status_filters(run, built: Path) -> None:
     assert len(ids("--since", "2000-01-01T00:00:00+00:00")) == 9
 
 
+def test_status_past_the_last_page(run, built: Path) -> None:
+    r = run("status", "--data-dir", built, "--offset", "50")
+    assert r.exit_code == 0 and r.stdout.strip() == "No executions on this page: 9 match, from --offset 0."
+    r = run("status", "--data-dir", built, "--status", "cancelled")
+    assert r.stdout.strip() == f"No executions match these filters in {built}."
+
+
 def test_status_on_a_missing_directory_is_empty_and_creates_nothing(run, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     r = run("status", "--data-dir", missing)
