@@ -49,7 +49,7 @@ h2 { font-size: 16px; margin: 28px 0 8px; }
 .note { color: var(--dim); font-size: 12px; margin-top: 2px; }
 .bar.paused { background: var(--pause); opacity: .55; }
 .timeline + .timeline { margin-top: 8px; }
-.pause { display: grid; grid-template-columns: 56px 1fr; gap: 8px; padding: 4px 0; border-bottom: 1px solid
+.pause { display: grid; grid-template-columns: 56px 1fr 90px 80px; gap: 8px; padding: 4px 0; border-bottom: 1px solid
   var(--line); } .pause .track { background: repeating-linear-gradient(45deg, var(--pause), var(--pause) 6px,
   #fff6da 6px, #fff6da 12px); height: 14px; }
 .legend span { display: inline-block; margin-right: 14px; color: var(--dim); font-size: 12px; }
@@ -114,9 +114,9 @@ def _step_row(step: Step, scale: float) -> str:
 def _pause_row(p: Pause) -> str:
     until = f.duration_ms((p.ended_at - p.at) * 1000) if p.ended_at else "still waiting"
     return (
-        f'<div class="pause"><div>&#9208;</div><div><div class="track" title="{_e(p.kind)}"></div>'
+        f'<div class="pause"><div class="note">pause</div><div><div class="track" title="{_e(p.kind)}"></div>'
         f'<div class="note">paused after step {p.step}: {_e(f.cut(str(p.reason), 200))} ({_e(until)})</div>'
-        "</div></div>"
+        "</div><div></div><div></div></div>"
     )
 
 
