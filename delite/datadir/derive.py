@@ -135,7 +135,7 @@ def _summary_fields(
     first = records[0] if records else None
     started = first if isinstance(first, ExecutionStarted) else None
     return {
-        "id": state.execution_id or execution_id,
+        "id": execution_id,  # the id the log is found by (health reports a log naming another)
         "agent_id": state.agent_id,
         "status": _status(state, records),
         "created_at": state.created_at,

@@ -1,8 +1,8 @@
 """The listing index: a small SQLite database of execution summaries, derived from the logs.
 
 The logs are the source of truth and the index is never trusted over them. Before every listing,
-:meth:`ListingIndex.refresh` stats every log and compares its size and modification time with those the row
-was derived from: a changed or new log is re-derived, a row whose log is gone is dropped. Deleting the file
+:meth:`ListingIndex.refresh` stats every log and compares its size, modification time and inode with those
+the row was derived from: a changed or new log is re-derived, a row whose log is gone is dropped. Deleting the file
 loses nothing; it is rebuilt on the next listing.
 
 Versioning. The schema is built by named migrations (``m001_…``), applied in order and recorded in the
@@ -62,6 +62,10 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "CREATE INDEX executions_by_status ON executions (status, created_at DESC)",
         ),
     ),
+    (
+        "m003_log_inode",  # a log replaced by a copy (a restore keeping size and mtime) is a changed log
+        ("ALTER TABLE executions ADD COLUMN log_ino INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 _COMMIT_EVERY = 500
@@ -70,6 +74,11 @@ _decode_summary = msgspec.json.Decoder(ExecutionSummary).decode
 
 
 _VALID_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_ID_LENGTH - 1}}}").fullmatch
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    """What identifies a version of a log file: its size, modification time and inode."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 class _NewerIndexError(Exception):
@@ -124,6 +133,7 @@ def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
         _encode(summary),
         st.st_size,
         st.st_mtime_ns,
+        st.st_ino,
     )
 
 
@@ -194,10 +204,10 @@ class ListingIndex:
         """
         logs = scan_logs(self.layout)
         known = {
-            eid: (size, mtime)
-            for eid, size, mtime in self.conn.execute("SELECT id, log_size, log_mtime_ns FROM executions")
+            eid: (size, mtime, ino)
+            for eid, size, mtime, ino in self.conn.execute("SELECT id, log_size, log_mtime_ns, log_ino FROM executions")
         }
-        stale = [eid for eid, st in logs.items() if known.get(eid) != (st.st_size, st.st_mtime_ns)]
+        stale = [eid for eid, st in logs.items() if known.get(eid) != _stamp(st)]
         gone = [eid for eid in known if eid not in logs]
         if not stale and not gone:
             return 0
@@ -228,7 +238,7 @@ class ListingIndex:
                 batch.append(row)
             if len(batch) + len(deleted) >= _COMMIT_EVERY or done == total:
                 with _transaction(conn):
-                    conn.executemany("INSERT OR REPLACE INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+                    conn.executemany("INSERT OR REPLACE INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
                     conn.executemany("DELETE FROM executions WHERE id = ?", deleted)
                 batch, deleted = [], []
                 if progress is not None:
@@ -348,7 +358,8 @@ def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Prob
             detail = "the index was derived by another version; the next listing re-derives it"
             return [Problem(kind="index-outdated", severity="derived", detail=detail)]
         rows = {
-            eid: (size, mtime) for eid, size, mtime in conn.execute("SELECT id, log_size, log_mtime_ns FROM executions")
+            eid: (size, mtime, ino)
+            for eid, size, mtime, ino in conn.execute("SELECT id, log_size, log_mtime_ns, log_ino FROM executions")
         }
     except sqlite3.DatabaseError as e:
         return [Problem(kind="index-damaged", severity="derived", detail=f"the index cannot be read: {e}")]
@@ -357,9 +368,7 @@ def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Prob
     found = {
         "index-orphaned": sorted(eid for eid in rows if eid not in logs),
         "index-missing": sorted(eid for eid in logs if eid not in rows),
-        "index-stale": sorted(
-            eid for eid, st in logs.items() if eid in rows and rows[eid] != (st.st_size, st.st_mtime_ns)
-        ),
+        "index-stale": sorted(eid for eid, st in logs.items() if eid in rows and rows[eid] != _stamp(st)),
     }
     what = {
         "index-orphaned": "index entries whose log is gone",

@@ -12,6 +12,7 @@ same vendor and model id.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -184,11 +185,13 @@ class PriceTable:
         """``usage`` with its cost and this table's version filled in; warns when the model is unknown."""
         cost = self.cost(vendor, model, usage, cache_write_1h=cache_write_1h) if model else None
         if cost is None:
-            warnings.warn(
-                f"no price for {vendor} model {model!r}: its cost is unknown (extend the price table to fix it)",
-                UnknownPriceWarning,
-                stacklevel=2,
-            )
+            # Warnings made errors (-W error) must not lose a turn that was already paid for.
+            with contextlib.suppress(UnknownPriceWarning):
+                warnings.warn(
+                    f"no price for {vendor} model {model!r}: its cost is unknown (extend the price table to fix it)",
+                    UnknownPriceWarning,
+                    stacklevel=2,
+                )
             return msgspec.structs.replace(usage, cost=None)
         return msgspec.structs.replace(usage, cost=format_cost(cost), price_version=self.version)
 

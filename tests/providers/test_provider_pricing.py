@@ -137,3 +137,11 @@ def test_costs_are_plain_decimal_strings() -> None:
         warnings.simplefilter("error")
         priced = t.price("v", "m", Usage(input_tokens=2))
     assert priced.cost == "0.0000001"  # never "1E-7"
+
+
+def test_an_unknown_price_never_loses_a_paid_turn_even_under_w_error() -> None:
+    t = table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        priced = t.price("openai", "nope", Usage(input_tokens=5))
+    assert priced.cost is None and priced.input_tokens == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -43,9 +44,10 @@ def data(tmp_path: Path) -> Path:
     return d
 
 
-def rows(data: Path) -> dict[str, tuple[int, int]]:
+def rows(data: Path) -> dict[str, tuple[int, int, int]]:
     with sqlite3.connect(Layout(data).index) as conn:
-        return {i: (s, m) for i, s, m in conn.execute("SELECT id, log_size, log_mtime_ns FROM executions")}
+        query = "SELECT id, log_size, log_mtime_ns, log_ino FROM executions"
+        return {i: (s, m, n) for i, s, m, n in conn.execute(query)}
 
 
 def test_list_builds_the_index_then_rereads_only_changed_logs(data: Path) -> None:
@@ -88,8 +90,39 @@ def test_migrations_are_named_and_versioned(data: Path) -> None:
         names = [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY name")]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         derivation = conn.execute("SELECT value FROM meta WHERE key = 'derivation'").fetchone()[0]
-    assert names == [name for name, _ in MIGRATIONS] == ["m001_executions", "m002_listing_order"]
+    assert names == [name for name, _ in MIGRATIONS] == ["m001_executions", "m002_listing_order", "m003_log_inode"]
     assert version == len(MIGRATIONS) and derivation == DERIVATION
+
+
+def test_an_older_index_is_migrated_in_place(data: Path) -> None:
+    path = Layout(data).index
+    with sqlite3.connect(path) as conn:  # the index as delite with only m001 and m002 made it
+        conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        for name, statements in MIGRATIONS[:2]:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO _migrations VALUES (?, 0)", (name,))
+        conn.execute("INSERT INTO meta VALUES ('derivation', ?)", (DERIVATION,))
+        conn.execute("PRAGMA user_version = 2")
+    assert DataDir(data).list().total == 3
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY name")][-1] == "m003_log_inode"
+    assert all(ino > 0 for _, _, ino in rows(data).values())
+
+
+def test_a_log_replaced_by_a_copy_is_read_again(data: Path) -> None:
+    dd = DataDir(data)
+    assert dd.list(status="completed").total == 2
+    log = data / "executions" / "run-b.log"
+    done = data / "executions" / "run-a.log"
+    st = log.stat()
+    replacement = data / "tmp.log.new"
+    replacement.write_bytes(done.read_bytes()[: st.st_size].ljust(st.st_size, b"\0"))
+    os.utime(replacement, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime: only the inode differs
+    os.replace(replacement, log)
+    assert rows(data)["run-b"][:2] == (log.stat().st_size, log.stat().st_mtime_ns)
+    assert {s.id: s.input for s in dd.list().items}["run-b"] == "a"  # derived again, from the new file
 
 
 def test_a_new_derivation_rederives_every_row(data: Path) -> None:
