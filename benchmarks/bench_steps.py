@@ -8,11 +8,14 @@ A standalone script; it sets baselines and gates nothing. Run from the repositor
 
 What is measured (docs/benchmarks.md explains the limits):
 
-* steps: one execution of N steps with ``ScriptedProvider.tool_loop`` and a trivial tool, per durability mode.
+* steps: one new execution of N steps with ``ScriptedProvider.tool_loop`` and a trivial tool, per durability
+  mode, in a data directory that already exists (one per mode, warmed by a first run).
   One step is one model call and one tool call. ``ms/step`` is the wall time of ``agent.run`` divided by N
   (the median over repetitions); ``excl. model`` leaves out the time spent inside the scripted model, which
   is not delite's (the scripted model re-reads the conversation on every call, so its own cost grows with
-  N; a real model's grows faster). ``fsync/step`` counts the log's fsync calls.
+  N; a real model's grows faster). ``p50 step`` is the median time from one tool call to the next (a result
+  written, a model call, a response and an intent written), which a burst of disk traffic from another
+  process moves less than the mean. ``fsync/step`` counts the log's fsync calls.
 * disk: the log's size per step, the payload per step (the JSON of the model's text, the tool arguments and
   the tool result) and what delite adds beyond it; ``marginal B/step`` is the growth per extra step between
   the smallest and the largest N, so fixed costs (header, first and last record) do not flatter it.
@@ -26,6 +29,7 @@ What is measured (docs/benchmarks.md explains the limits):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -117,10 +121,16 @@ def _payload_bytes(path: str) -> int:
     return total
 
 
-def run_steps(n: int, mode: str, workdir: str) -> dict[str, Any]:
-    """One execution of ``n`` steps in a fresh data directory."""
-    data_dir = tempfile.mkdtemp(prefix=f"steps-{mode}-{n}-", dir=workdir)
+def run_steps(n: int, mode: str, data_dir: str) -> dict[str, Any]:
+    """One new execution of ``n`` steps in ``data_dir``."""
     provider = _Timed(ScriptedProvider.tool_loop(n, "noop"), name="scripted")
+    marks: list[float] = []
+
+    @tool("noop", description="A trivial tool.")
+    def timed_noop(i: int) -> dict:
+        marks.append(time.perf_counter())
+        return {"ok": i}
+
     syncs = {"n": 0}
     real_fsync = log_os.fsync
 
@@ -130,7 +140,7 @@ def run_steps(n: int, mode: str, workdir: str) -> dict[str, Any]:
 
     log_os.fsync = counting_fsync
     try:
-        with Agent(data_dir, provider=provider, tools=[noop], durability=mode) as agent:
+        with Agent(data_dir, provider=provider, tools=[timed_noop], durability=mode) as agent:
             start = time.perf_counter()
             response = agent.run(TEXT)
             elapsed = time.perf_counter() - start
@@ -141,12 +151,12 @@ def run_steps(n: int, mode: str, workdir: str) -> dict[str, Any]:
     log = os.path.join(data_dir, "executions", response.execution_id + ".log")
     size = os.path.getsize(log)
     payload = _payload_bytes(log)
-    shutil.rmtree(data_dir, ignore_errors=True)
     return {
         "mode": mode,
         "steps": n,
         "ms_per_step": elapsed * 1e3 / n,
         "delite_ms_per_step": (elapsed - provider.seconds) * 1e3 / n,
+        "intervals_ms": [(b - a) * 1e3 for a, b in itertools.pairwise(marks)],
         "fsyncs_per_step": syncs["n"] / n,
         "log_bytes": size,
         "bytes_per_step": size / n,
@@ -156,15 +166,27 @@ def run_steps(n: int, mode: str, workdir: str) -> dict[str, Any]:
 
 
 def bench_steps(sizes: list[int], modes: list[str], repeat: int, workdir: str) -> list[dict[str, Any]]:
-    rows = []
+    # Repetitions are interleaved across modes and sizes, so a burst of disk traffic from another process
+    # spreads over all of them instead of landing on one row.
+    # Each run is a new execution in a data directory that already exists, as in an application: creating
+    # the directory tree is a one-off cost, and its first fsync also commits the directories' metadata.
+    dirs = {m: tempfile.mkdtemp(prefix=f"steps-{m}-", dir=workdir) for m in modes}
     for mode in modes:
-        for n in sizes:
-            runs = [run_steps(n, mode, workdir) for _ in range(repeat)]
-            row = dict(runs[0])
-            for key in ("ms_per_step", "delite_ms_per_step"):
-                row[key] = statistics.median(r[key] for r in runs)
-            row["repeat"] = repeat
-            rows.append(row)
+        run_steps(1, mode, dirs[mode])
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {(m, n): [] for m in modes for n in sizes}
+    for _ in range(repeat):
+        for mode in modes:
+            for n in sizes:
+                runs[mode, n].append(run_steps(n, mode, dirs[mode]))
+    rows = []
+    for mine in runs.values():
+        row = dict(mine[0])
+        for key in ("ms_per_step", "delite_ms_per_step"):
+            row[key] = statistics.median(r[key] for r in mine)
+        row["p50_step_ms"] = statistics.median(x for r in mine for x in r["intervals_ms"])
+        del row["intervals_ms"]
+        row["repeat"] = repeat
+        rows.append(row)
     for mode in modes:
         mine = [r for r in rows if r["mode"] == mode]
         small, large = mine[0], mine[-1]
@@ -293,7 +315,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     head = f"machine: {m['nproc']} cores, {m['cpu']}, Python {m['python']}, {m['filesystem']}; "
-    out = [head + f"one append+fsync {m['fsync_ms']:.3f} ms (median)", ""]
+    after = f", {m['fsync_ms_after']:.3f} ms after" if "fsync_ms_after" in m else ""
+    out = [head + f"one append+fsync {m['fsync_ms']:.3f} ms before the run (median){after}", ""]
     if result.get("steps"):
         rows = [
             [
@@ -301,6 +324,7 @@ def render(result: dict[str, Any]) -> str:
                 str(r["steps"]),
                 f"{r['ms_per_step']:.3f}",
                 f"{r['delite_ms_per_step']:.3f}",
+                f"{r['p50_step_ms']:.3f}",
                 f"{r['fsyncs_per_step']:.2f}",
                 f"{r['bytes_per_step']:.0f}",
                 f"{r['payload_per_step']:.0f}",
@@ -309,7 +333,7 @@ def render(result: dict[str, Any]) -> str:
             ]
             for r in result["steps"]
         ]
-        headers = ["mode", "N", "ms/step", "excl. model", "fsync/step", "B/step", "payload B", "overhead B"]
+        headers = ["mode", "N", "ms/step", "excl. model", "p50 step", "fsync/step", "B/step", "payload B", "overhead B"]
         out += [_table([*headers, "marginal B/step"], rows), ""]
     if result.get("resume"):
         rows = [
@@ -362,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             result["resume"] = bench_resume(resume, args.processes, workdir)
         if "import" not in skip:
             result["import"] = bench_import(args.processes)
+        # The disk is shared: a second probe shows whether the fsync floor moved while the benchmark ran.
+        result["machine"]["fsync_ms_after"] = fsync_floor(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(result, indent=2) if args.json else render(result))

@@ -28,12 +28,15 @@ import msgspec
 
 from delite.state.outcome import Outcome
 
-__all__ = ["SNAPSHOT_FORMAT", "load", "save"]
+__all__ = ["MIN_LOG_SIZE", "SNAPSHOT_FORMAT", "load", "save"]
 
 SNAPSHOT_FORMAT: Final = "delite-snapshot/1"
 _PREFIX: Final = SNAPSHOT_FORMAT.encode() + b" "
 # A snapshot holds one outcome; anything larger than this is not one of ours (or is damaged).
 _MAX_SIZE: Final = 16 * 1024 * 1024
+# Below this size a log is read, verified and folded (about 1.5 ms for 64 KiB) faster than the snapshot
+# file is created on most file systems, so small executions get none.
+MIN_LOG_SIZE = 64 * 1024
 
 
 class _Body(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,9 +79,11 @@ def save(path: str, log_path: str, log_size: int, outcome: Outcome) -> bool:
     """Write a snapshot of ``outcome`` for the first ``log_size`` bytes of the log; False if it could not.
 
     The log is read back and checksummed here, so the snapshot describes the bytes on disk. If the log is no
-    longer ``log_size`` bytes long, nothing is written. Failures are not errors: a missing snapshot only
-    makes the next resume slower.
+    longer ``log_size`` bytes long, or smaller than :data:`MIN_LOG_SIZE`, nothing is written. Failures are
+    not errors: a missing snapshot only makes the next resume slower.
     """
+    if log_size < MIN_LOG_SIZE:
+        return False
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         with open(log_path, "rb") as f:

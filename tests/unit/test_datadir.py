@@ -280,7 +280,10 @@ def test_follow_yields_new_records_and_stops_at_the_end(data: Path) -> None:
         next(dd.follow("nope"))
 
 
-def test_health_checks_snapshots_and_repair_drops_the_stale_ones(tmp_path: Path) -> None:
+def test_health_checks_snapshots_and_repair_drops_the_stale_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("delite.store.snapshot.MIN_LOG_SIZE", 0)  # these runs are short: keep snapshots anyway
     d = tmp_path / "data"
     agent(d, [call("add", a=1, b=2), "three"]).run("a", execution_id="s-1")
     agent(d, ["hi"]).run("b", execution_id="s-2")

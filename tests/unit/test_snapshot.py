@@ -16,6 +16,7 @@ from delite.log.records import ExecutionStarted, ModelResponded, RecordedToolCal
 from delite.state.fold import fold
 from delite.state.outcome import outcome
 from delite.store import file as file_store
+from delite.store import snapshot
 from delite.store.snapshot import SNAPSHOT_FORMAT
 
 STEPS = 5
@@ -25,6 +26,12 @@ STEPS = 5
 def bump(i: int) -> dict:
     """Count."""
     return {"n": i + 1}
+
+
+@pytest.fixture(autouse=True)
+def snapshot_small_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs here are short; keep snapshots for them anyway."""
+    monkeypatch.setattr(snapshot, "MIN_LOG_SIZE", 0)
 
 
 def agent(data_dir: Path, steps: int = STEPS) -> Agent:
@@ -222,3 +229,19 @@ def test_an_unwritable_snapshot_directory_costs_nothing_but_speed(data_dir: Path
         assert a.run("go", execution_id="e1") == first
     assert first.status == "completed"
     assert os.path.isfile(data_dir / "snapshots")
+
+
+def test_small_logs_get_no_snapshot(data_dir: Path, monkeypatch: pytest.MonkeyPatch, parses: list[int]) -> None:
+    monkeypatch.setattr(snapshot, "MIN_LOG_SIZE", 64 * 1024)
+    with agent(data_dir) as a:
+        first = a.run("go", execution_id="e1")
+        assert a.run("go", execution_id="e1") == first
+    assert not snapshot_path(data_dir).exists()
+    assert len(parses) == 1  # read and folded: a few records cost less than writing a snapshot file
+    with agent(data_dir, steps=200) as a:
+        big = a.run("go", execution_id="big")
+    assert log_path(data_dir, "big").stat().st_size > 64 * 1024
+    assert snapshot_path(data_dir, "big").exists()
+    with agent(data_dir, steps=200) as a:
+        assert a.run("go", execution_id="big") == big
+    assert len(parses) == 1
