@@ -111,9 +111,11 @@ class Failed(StreamEvent):
 
 
 class StreamClosed(BaseException):
-    """The consumer of a stream went away: unwinds the run at the next event, as a crash would at that point.
+    """The consumer of a stream went away: unwinds the run as a crash would at that point.
 
-    A ``BaseException``, so a tool's ``except Exception`` cannot swallow it.
+    Raised at the next event that is not a tool call's start, so a tool whose intent was just written runs to
+    its end and records its result instead of being left in doubt. A ``BaseException``, so a tool's
+    ``except Exception`` cannot swallow it.
     """
 
 
@@ -140,10 +142,12 @@ class EventSink:
         """Make this the sink of the current context (the worker thread's)."""
         _SINK.set(self)
 
-    def emit(self, event: StreamEvent) -> None:
-        """Queue an event; raises :class:`StreamClosed` once the consumer is gone."""
+    def emit(self, event: StreamEvent, *, stop: bool = True) -> None:
+        """Queue an event; once the consumer is gone, raise :class:`StreamClosed` (or, without ``stop``, drop it)."""
         if self.closed.is_set():
-            raise StreamClosed
+            if stop:
+                raise StreamClosed
+            return
         self.queue.put(("event", event))
 
     def bind(self, state: ExecutionState) -> None:
@@ -160,17 +164,20 @@ class EventSink:
         """Records just appended to the log: report the ones a stream's consumer cares about."""
         state = self._state
         eid = self.execution_id
+        # A batch that holds a tool's intent is written just before that tool runs: never stop there.
+        stop = not any(isinstance(r, ToolStarted) for r in records)
         for r in records:
             if isinstance(r, ToolStarted):
                 call = state.calls[r.call_id].call if state is not None and r.call_id in state.calls else None
                 name, args = (call.name, call.arguments) if call is not None else ("", None)
-                self.emit(ToolCallStarted(eid, r.call_id, name, args, r.attempt))
+                self.emit(ToolCallStarted(eid, r.call_id, name, args, r.attempt), stop=stop)
             elif isinstance(r, ToolFinished):
                 call = state.calls[r.call_id].call if state is not None and r.call_id in state.calls else None
-                self.emit(ToolCallFinished(eid, r.call_id, call.name if call else "", r.result, r.error, r.source))
+                finished = ToolCallFinished(eid, r.call_id, call.name if call else "", r.result, r.error, r.source)
+                self.emit(finished, stop=stop)
             elif isinstance(r, ModelResponded):
                 if r.step not in self._streamed and r.content:  # the provider could not stream: all at once
-                    self.emit(TextDelta(eid, r.content, r.step, r.attempt))
+                    self.emit(TextDelta(eid, r.content, r.step, r.attempt), stop=stop)
                 self._streamed.add(r.step)
             elif isinstance(r, ModelCallFailed) and r.retryable:
-                self.emit(RetryScheduled(eid, r.step, r.attempt, r.error, r.status_code))
+                self.emit(RetryScheduled(eid, r.step, r.attempt, r.error, r.status_code), stop=stop)

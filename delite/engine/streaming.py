@@ -47,7 +47,8 @@ class EventStream:
     An error the run raises is raised from the iteration.
 
     The run starts when iteration starts. Leaving the loop early (``break``, an exception, ``close()``)
-    stops the run at its next event and waits for that; the execution stays resumable.
+    stops the run at its next event and waits for that; the execution stays resumable. A tool that has
+    started is let finish (its result is recorded), so leaving never puts a call in doubt.
 
     Attributes:
         execution_id: the execution's id, known once the run has started (and always after it ended).

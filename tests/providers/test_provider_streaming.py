@@ -151,3 +151,30 @@ def test_suspension_ends_the_stream(data_dir: Path) -> None:
     assert isinstance(last, Suspended) and last.response.suspend_reason is not None
     assert last.response.suspend_reason.kind == "approval"
     assert not any(isinstance(e, ToolCallStarted) for e in events)
+
+
+def test_leaving_while_a_tool_runs_lets_it_finish_and_record_its_result(data_dir: Path) -> None:
+    import threading
+
+    release = threading.Event()
+    runs: list[int] = []
+
+    @tool
+    def slow(n: int) -> int:
+        """A tool that takes a while."""
+        release.wait(5)
+        runs.append(n)
+        return n
+
+    agent = Agent(data_dir, provider=ScriptedProvider([call("slow", n=1), "done"]), tools=[slow])
+    events = agent.stream_events("go", execution_id="mid-tool")
+    threading.Timer(0.2, release.set).start()  # the tool ends after the consumer has left
+    for event in events:
+        assert isinstance(event, ToolCallStarted)
+        break  # leaving the loop waits for the run to stop
+    state = agent.get("mid-tool")
+    assert runs == [1] and state.steps >= 1
+    call_state = next(iter(state.calls.values()))
+    assert call_state.finished is not None and not call_state.in_doubt  # its result was recorded
+    assert agent.run("go", execution_id="mid-tool").answer == "done"
+    assert runs == [1]  # and it did not run again
