@@ -16,6 +16,8 @@ What is measured (docs/benchmarks.md explains the limits):
   N; a real model's grows faster). ``p50 step`` is the median time from one tool call to the next (a result
   written, a model call, a response and an intent written), which a burst of disk traffic from another
   process moves less than the mean. ``fsync/step`` counts the log's fsync calls.
+* fixed: what one execution costs whatever its length: a run whose model answers at once (the log and its
+  claim created, one model call, the completion written), in the same warm data directory.
 * disk: the log's size per step, the payload per step (the JSON of the model's text, the tool arguments and
   the tool result) and what delite adds beyond it; ``marginal B/step`` is the growth per extra step between
   the smallest and the largest N, so fixed costs (header, first and last record) do not flatter it.
@@ -197,6 +199,23 @@ def bench_steps(sizes: list[int], modes: list[str], repeat: int, workdir: str) -
     return rows
 
 
+def bench_fixed(modes: list[str], repeat: int, workdir: str) -> list[dict[str, Any]]:
+    """What every execution pays once: a run whose model answers at once (create, one model call, complete)."""
+    rows = []
+    for mode in modes:
+        data_dir = tempfile.mkdtemp(prefix=f"fixed-{mode}-", dir=workdir)
+        times = []
+        with Agent(data_dir, provider=ScriptedProvider(["done"]), durability=mode) as agent:
+            agent.run(TEXT)  # warm the data directory
+            for _ in range(repeat):
+                start = time.perf_counter()
+                response = agent.run(TEXT)
+                times.append((time.perf_counter() - start) * 1e3)
+                assert response.status == "completed", response
+        rows.append({"mode": mode, "ms_per_execution": statistics.median(times), "repeat": repeat})
+    return rows
+
+
 def make_completed(n: int, workdir: str) -> tuple[str, str]:
     """A completed execution of ``n`` steps (written with durability off: the bytes are the same)."""
     data_dir = tempfile.mkdtemp(prefix=f"resume-{n}-", dir=workdir)
@@ -329,12 +348,15 @@ def render(result: dict[str, Any]) -> str:
                 f"{r['bytes_per_step']:.0f}",
                 f"{r['payload_per_step']:.0f}",
                 f"{r['overhead_per_step']:.0f}",
-                f"{r.get('marginal_bytes_per_step', 0):.0f}",
+                f"{r['marginal_bytes_per_step']:.0f}" if "marginal_bytes_per_step" in r else "",
             ]
             for r in result["steps"]
         ]
         headers = ["mode", "N", "ms/step", "excl. model", "p50 step", "fsync/step", "B/step", "payload B", "overhead B"]
         out += [_table([*headers, "marginal B/step"], rows), ""]
+    if result.get("fixed"):
+        parts = [f"{r['mode']} {r['ms_per_execution']:.2f} ms" for r in result["fixed"]]
+        out += ["fixed cost of one execution (create, one model call, complete): " + ", ".join(parts), ""]
     if result.get("resume"):
         rows = [
             [
@@ -382,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         result: dict[str, Any] = {"machine": machine(workdir)}
         if "steps" not in skip:
             result["steps"] = bench_steps(sizes, modes, args.repeat, workdir)
+            result["fixed"] = bench_fixed(modes, 10 * args.repeat, workdir)
         if "resume" not in skip:
             result["resume"] = bench_resume(resume, args.processes, workdir)
         if "import" not in skip:

@@ -31,7 +31,10 @@ __all__ = ["LogWriter"]
 
 def _store_error(action: str, path: str, e: OSError) -> StoreError:
     name = errno.errorcode.get(e.errno or 0, "error")
-    return StoreError(f"could not {action} the log: {name} ({e.strerror})", path)
+    error = StoreError(f"could not {action} the log: {name} ({e.strerror})", path)
+    # StoreError is an OSError: keep the cause's errno, so ``except OSError`` code can test for ENOSPC.
+    error.errno, error.strerror, error.filename = e.errno, e.strerror, path
+    return error
 
 
 def _frames(records: Sequence[Record]) -> bytes:

@@ -180,6 +180,7 @@ def test_disk_full_after_n_bytes_at_every_offset(
         data_dir = tmp_path / f"n{budget}"
         error = run_with_faults(data_dir, FaultyOS(byte_budget=budget), monkeypatch)
         assert "ENOSPC" in str(error)
+        assert error.errno == errno.ENOSPC
         seen_messages.add(error.message.split(":")[0])
         check_after_fault(data_dir, error, signature_, resume=budget % 2 == 1)
     # Both a failed creation and a failed append were exercised.
@@ -192,6 +193,7 @@ def test_eio_on_the_kth_write(
 ) -> None:
     error = run_with_faults(tmp_path, FaultyOS(fail_write=k), monkeypatch)
     assert "EIO" in str(error)
+    assert error.errno == errno.EIO
     check_after_fault(tmp_path, error, reference[0], resume=k % 2 == 0)
 
 
@@ -202,6 +204,7 @@ def test_eio_on_the_kth_fsync(
     # fsync 1 is the new log's, 2 its directory's, then one per append (durability "full").
     error = run_with_faults(tmp_path, FaultyOS(fail_fsync=k), monkeypatch)
     assert "EIO" in str(error)
+    assert error.errno == errno.EIO
     assert "sync" in str(error) or "create" in str(error)
     check_after_fault(tmp_path, error, reference[0], resume=k % 2 == 0)
 
