@@ -92,6 +92,7 @@ def _error_type(body: object) -> str | None:
 
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
+_MAX_SHARED = 32
 _CLIENTS_LOCK = threading.Lock()
 
 
@@ -111,6 +112,8 @@ def _shared_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None or client.is_closed():
+            while len(_CLIENTS) >= _MAX_SHARED:  # many keys (one per tenant?): forget the oldest, unclosed
+                del _CLIENTS[next(iter(_CLIENTS))]
             client = _CLIENTS[key] = provider._make_client(built)  # noqa: SLF001
         return client
 
@@ -156,7 +159,7 @@ class SDKProvider:
         client: Any = None,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """Configure the provider and build its SDK client (no network I/O happens here).
+        """Configure the provider; its SDK client is built on first use (no network I/O happens here).
 
         Args:
             model: the default model id (``agent.run(..., model=...)`` overrides it per run).
