@@ -146,24 +146,30 @@ class TextStream:
         return self._text(iter(self.events))
 
     def _text(self, events: Iterator[StreamEvent]) -> Iterator[str]:
-        step, attempt = 0, 0
-        shown = current = ""
+        step = attempt = last_step_shown = 0
+        shown: list[str] = []  # the text shown for the current step
+        replay: str | None = None  # while a retried attempt repeats what was shown: that text
+        current = ""  # the retried attempt's text so far
         anything = False
-        last_step_shown = 0
         try:
             for event in events:
                 if isinstance(event, TextDelta):
                     if event.step != step:
-                        step, attempt, shown, current = event.step, event.attempt, "", ""
+                        step, attempt, shown, replay = event.step, event.attempt, [], None
                     elif event.attempt != attempt:
-                        attempt, current = event.attempt, ""
-                    current += event.text
-                    if shown.startswith(current):
-                        continue  # a retry repeating what was already shown
-                    out = current[len(shown) :] if current.startswith(shown) else "\n" + current
-                    if not shown and anything:
-                        out = "\n\n" + out
-                    shown = current
+                        attempt = event.attempt
+                        replay, current = ("".join(shown), "") if shown else (None, "")
+                    if replay is None:
+                        if not event.text:
+                            continue
+                        out = ("\n\n" if anything and not shown else "") + event.text
+                        shown.append(event.text)
+                    else:
+                        current += event.text
+                        if replay.startswith(current):
+                            continue  # the retry is repeating what was already shown
+                        out = current[len(replay) :] if current.startswith(replay) else "\n" + current
+                        shown, replay = [current], None
                     anything = True
                     last_step_shown = step
                     yield out
