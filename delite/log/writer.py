@@ -88,7 +88,8 @@ class LogWriter:
         except OSError as e:
             raise _store_error("open", path, e) from e
         try:
-            if os.fstat(fd).st_size != good_size:
+            # An empty file (a crash right after the log was created) has no tail to cut but needs its header.
+            if os.fstat(fd).st_size != good_size or good_size < len(HEADER):
                 os.ftruncate(fd, good_size)
                 if good_size < len(HEADER):
                     os.ftruncate(fd, 0)

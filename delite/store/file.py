@@ -184,11 +184,42 @@ class FileStore(Store):
                     execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome
                 )
             contents = parse_log(data, path=path)
+            if not contents.records:
+                return self._finish_creation(execution_id, contents, create, lock=lock, snap=snap)
             writer = LogWriter.open(path, contents.end, self.durability)
             return FileExecutionLog(execution_id, contents.records, contents.torn, writer, lock, snapshot_path=snap)
         except BaseException:
             lock.release()
             raise
+
+    def _finish_creation(
+        self,
+        execution_id: str,
+        contents: LogContents,
+        create: Sequence[Record] | None,
+        *,
+        lock: filelock.BaseFileLock,
+        snap: str,
+    ) -> FileExecutionLog:
+        """Write the first records into a log that a crash cut short while it was being created.
+
+        Such a log holds no complete record: the execution was never started (no caller was told it was), so
+        it is started now, or, without ``create``, there is no such execution.
+        """
+        if create is None:
+            raise ExecutionNotFoundError(execution_id)
+        path = self.layout.log(execution_id)
+        writer = LogWriter.open(path, contents.end, self.durability)
+        try:
+            writer.append(create, barrier=True)
+            if self.durability is not Durability.OFF:
+                fsync_dir(os.path.dirname(path))  # the crash may have come before the name was made durable
+        except BaseException:
+            writer.close()
+            raise
+        log = FileExecutionLog(execution_id, list(create), contents.torn, writer, lock, snapshot_path=snap)  # type: ignore[arg-type]
+        log.created = True
+        return log
 
     def is_claimed(self, execution_id: str) -> bool:
         """Try the lock without waiting: held means claimed."""
