@@ -216,7 +216,7 @@ class _ExecutionStateError(DeliteError):
         self.detail = detail
 
     def _describe(self) -> str:
-        raise NotImplementedError
+        return f"execution {self.execution_id!r} cannot take this call (status {self.current_status})"
 
     def __str__(self) -> str:
         text = self._describe()

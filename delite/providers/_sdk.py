@@ -7,6 +7,7 @@ failures a retry may fix (see ``docs/providers.md``, "Retries").
 
 from __future__ import annotations
 
+import abc
 import email.utils
 import json
 import os
@@ -118,6 +119,12 @@ def _shared_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
         return client
 
 
+def int_field(obj: Any, name: str, default: int = 0) -> int:
+    """``obj.name`` if it is an int (SDK usage objects leave absent counts as None), else ``default``."""
+    value = getattr(obj, name, None) if obj is not None else None
+    return int(value) if isinstance(value, int) else default
+
+
 class StreamProgress:
     """What a call saw before it failed: whether it got under way, and the usage reported so far."""
 
@@ -128,7 +135,7 @@ class StreamProgress:
         self.cache_write_1h = 0
 
 
-class SDKProvider:
+class SDKProvider(abc.ABC):
     """Base of the SDK-backed providers: a model id, a client, and the behaviour they share.
 
     :class:`~delite.providers.OpenAI`, :class:`~delite.providers.OpenAIResponses` and
@@ -218,8 +225,9 @@ class SDKProvider:
                 f"{type(self).__name__} needs the {self.sdk_name!r} package: pip install {self.sdk_name}"
             ) from e
 
+    @abc.abstractmethod
     def _make_client(self, options: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """Build the vendor SDK's client from ``options``."""
 
     @property
     def client(self) -> Any:
@@ -286,11 +294,13 @@ class SDKProvider:
         except Exception as e:
             raise self._failed(e, progress, model or self.model) from e
 
+    @abc.abstractmethod
     def _complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str, progress: StreamProgress
     ) -> ModelTurn:
-        raise NotImplementedError
+        """One non-streaming call."""
 
+    @abc.abstractmethod
     def _stream(
         self,
         messages: list[dict[str, Any]],
@@ -299,7 +309,7 @@ class SDKProvider:
         on_text: TextSink,
         progress: StreamProgress,
     ) -> ModelTurn:
-        raise NotImplementedError
+        """One streaming call, passing text to ``on_text`` as it arrives."""
 
     def _sampling(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -7,7 +7,7 @@ from typing import Any
 
 from delite.log.records import Usage
 from delite.providers._messages import parse_arguments, system_text, text_of, tool_calls_of
-from delite.providers._sdk import SDKProvider, StreamProgress, TextSink
+from delite.providers._sdk import SDKProvider, StreamProgress, TextSink, int_field
 from delite.providers.base import ModelTurn, ProviderCall
 
 __all__ = ["Anthropic", "anthropic_usage"]
@@ -16,24 +16,19 @@ DEFAULT_MAX_TOKENS = 4096
 _BAD_ID = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-def _get(obj: Any, name: str) -> int:
-    value = getattr(obj, name, None) if obj is not None else None
-    return int(value) if isinstance(value, int) else 0
-
-
 def anthropic_usage(raw: Any) -> tuple[Usage, int]:
     """Messages usage in disjoint buckets, and how many cache-write tokens had the one-hour TTL.
 
     Anthropic's ``input_tokens`` already excludes cache reads and writes.
     """
     usage = Usage(
-        input_tokens=_get(raw, "input_tokens"),
-        cached_input_tokens=_get(raw, "cache_read_input_tokens"),
-        cache_write_tokens=_get(raw, "cache_creation_input_tokens"),
-        output_tokens=_get(raw, "output_tokens"),
-        reasoning_tokens=_get(getattr(raw, "output_tokens_details", None), "thinking_tokens"),
+        input_tokens=int_field(raw, "input_tokens"),
+        cached_input_tokens=int_field(raw, "cache_read_input_tokens"),
+        cache_write_tokens=int_field(raw, "cache_creation_input_tokens"),
+        output_tokens=int_field(raw, "output_tokens"),
+        reasoning_tokens=int_field(getattr(raw, "output_tokens_details", None), "thinking_tokens"),
     )
-    return usage, _get(getattr(raw, "cache_creation", None), "ephemeral_1h_input_tokens")
+    return usage, int_field(getattr(raw, "cache_creation", None), "ephemeral_1h_input_tokens")
 
 
 def _tool_id(value: str) -> str:

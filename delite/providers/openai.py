@@ -10,28 +10,23 @@ from typing import Any
 from delite.errors import ProviderError
 from delite.log.records import Usage
 from delite.providers._messages import dump_arguments, parse_arguments, tool_calls_of
-from delite.providers._sdk import SDKProvider, StreamProgress, TextSink
+from delite.providers._sdk import SDKProvider, StreamProgress, TextSink, int_field
 from delite.providers.base import ModelTurn, ProviderCall
 
 __all__ = ["OpenAI", "chat_usage"]
 
 
-def _get(obj: Any, name: str, default: int = 0) -> int:
-    value = getattr(obj, name, None) if obj is not None else None
-    return int(value) if isinstance(value, int) else default
-
-
 def chat_usage(raw: Any) -> Usage:
     """Chat Completions usage in disjoint buckets (``prompt_tokens`` includes the cached and cache-write ones)."""
     prompt_details = getattr(raw, "prompt_tokens_details", None)
-    cached = _get(prompt_details, "cached_tokens")
-    written = _get(prompt_details, "cache_write_tokens")
+    cached = int_field(prompt_details, "cached_tokens")
+    written = int_field(prompt_details, "cache_write_tokens")
     return Usage(
-        input_tokens=max(_get(raw, "prompt_tokens") - cached - written, 0),
+        input_tokens=max(int_field(raw, "prompt_tokens") - cached - written, 0),
         cached_input_tokens=cached,
         cache_write_tokens=written,
-        output_tokens=_get(raw, "completion_tokens"),
-        reasoning_tokens=_get(getattr(raw, "completion_tokens_details", None), "reasoning_tokens"),
+        output_tokens=int_field(raw, "completion_tokens"),
+        reasoning_tokens=int_field(getattr(raw, "completion_tokens_details", None), "reasoning_tokens"),
     )
 
 

@@ -11,28 +11,23 @@ from typing import Any
 
 from delite.log.records import Usage
 from delite.providers._messages import dump_arguments, parse_arguments, system_text, text_of, tool_calls_of
-from delite.providers._sdk import SDKProvider, StreamProgress, TextSink
+from delite.providers._sdk import SDKProvider, StreamProgress, TextSink, int_field
 from delite.providers.base import ModelTurn, ProviderCall
 
 __all__ = ["OpenAIResponses", "responses_usage"]
 
 
-def _get(obj: Any, name: str) -> int:
-    value = getattr(obj, name, None) if obj is not None else None
-    return int(value) if isinstance(value, int) else 0
-
-
 def responses_usage(raw: Any) -> Usage:
     """Responses usage in disjoint buckets (``input_tokens`` includes the cached and cache-write ones)."""
     details = getattr(raw, "input_tokens_details", None)
-    cached = _get(details, "cached_tokens")
-    written = _get(details, "cache_write_tokens")
+    cached = int_field(details, "cached_tokens")
+    written = int_field(details, "cache_write_tokens")
     return Usage(
-        input_tokens=max(_get(raw, "input_tokens") - cached - written, 0),
+        input_tokens=max(int_field(raw, "input_tokens") - cached - written, 0),
         cached_input_tokens=cached,
         cache_write_tokens=written,
-        output_tokens=_get(raw, "output_tokens"),
-        reasoning_tokens=_get(getattr(raw, "output_tokens_details", None), "reasoning_tokens"),
+        output_tokens=int_field(raw, "output_tokens"),
+        reasoning_tokens=int_field(getattr(raw, "output_tokens_details", None), "reasoning_tokens"),
     )
 
 
