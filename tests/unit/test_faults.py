@@ -297,3 +297,83 @@ def test_eio_on_the_sync_at_close_is_a_store_error(tmp_path: Path, monkeypatch: 
     monkeypatch.undo()
     writer.close()  # closed already: nothing more to do
     assert read_log(path).records[-1] == ToolStarted(call_id="c")
+
+
+class ErrnoOS(FaultyOS):
+    """:class:`FaultyOS` whose failing ``write`` or ``fsync`` raises a chosen errno (ENOSPC as well as EIO)."""
+
+    def __init__(self, errno_: int, **faults: Any) -> None:
+        super().__init__(**faults)
+        self.errno_ = errno_
+
+    def write(self, fd: int, data: Any) -> int:
+        if self.writes + 1 == self.fail_write:
+            self.writes += 1
+            self.failed = True
+            raise OSError(self.errno_, os.strerror(self.errno_))
+        return super().write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        if self.fsyncs + 1 == self.fail_fsync:
+            self.fsyncs += 1
+            self.failed = True
+            raise OSError(self.errno_, os.strerror(self.errno_))
+        super().fsync(fd)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 2 * STEPS + 2])
+def test_enospc_on_the_kth_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reference: tuple[list[Any], int], k: int
+) -> None:
+    error = run_with_faults(tmp_path, ErrnoOS(errno.ENOSPC, fail_write=k), monkeypatch)
+    assert error.errno == errno.ENOSPC
+    assert "ENOSPC" in str(error)
+    check_after_fault(tmp_path, error, reference[0], resume=k % 2 == 0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 2 * STEPS + 3])
+def test_enospc_on_the_kth_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reference: tuple[list[Any], int], k: int
+) -> None:
+    # Some file systems report a full disk only when delayed allocation runs, at fsync.
+    error = run_with_faults(tmp_path, ErrnoOS(errno.ENOSPC, fail_fsync=k), monkeypatch)
+    assert error.errno == errno.ENOSPC
+    assert "ENOSPC" in str(error)
+    check_after_fault(tmp_path, error, reference[0], resume=k % 2 == 1)
+
+
+def test_eio_after_n_bytes_with_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reference: tuple[list[Any], int]
+) -> None:
+    """Every write is short (at most 5 bytes), and the disk fails with EIO after N bytes, at many N."""
+    signature_, total = reference
+    for budget in range(3, total - 64, 41):
+        data_dir = tmp_path / f"n{budget}"
+        faulty = FaultyOS(byte_budget=budget, budget_errno=errno.EIO, max_chunk=5)
+        error = run_with_faults(data_dir, faulty, monkeypatch)
+        assert error.errno == errno.EIO
+        assert faulty.written == budget  # the short writes went through up to the failure
+        check_after_fault(data_dir, error, signature_, resume=True)
+
+
+@pytest.mark.parametrize("durability", ["normal", "off"])
+def test_faults_in_the_other_durability_modes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reference: tuple[list[Any], int], durability: str
+) -> None:
+    """The failure contract does not depend on the mode: in ``normal`` the failing fsync is a barrier's."""
+    signature_, total = reference
+    cases: list[FaultyOS] = [FaultyOS(byte_budget=total // 3), ErrnoOS(errno.EIO, fail_write=3)]
+    if durability == "normal":
+        cases.append(ErrnoOS(errno.ENOSPC, fail_fsync=3))
+    for n, faulty in enumerate(cases):
+        data_dir = tmp_path / f"case{n}"
+        runs: collections.Counter[str] = collections.Counter()
+        monkeypatch.setattr(log_os, "os", faulty)
+        try:
+            with make_agent(data_dir, runs, durability) as agent, pytest.raises(StoreError) as info:
+                agent.run(TEXT, execution_id=EID)
+        finally:
+            monkeypatch.undo()
+        assert faulty.failed
+        assert info.value.errno in (errno.EIO, errno.ENOSPC)
+        check_after_fault(data_dir, info.value, signature_, resume=True)
