@@ -491,7 +491,7 @@ class Checker:
             if not self.torn:
                 self.summary.torn_tails += 1
             self.torn = True
-        elif self.torn and not outcome.killed:
+        elif self.torn:  # the next claim cut it off (its worker may have been killed after that)
             self.summary.torn_repaired += 1
             self.torn = False
         records = contents.records
