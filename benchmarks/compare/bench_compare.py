@@ -177,6 +177,8 @@ def measure_crashes(
             if impl == "dendrux":
                 stats["note"] = "cannot resume a crashed run"
                 continue
+            if impl not in ms_per_step:
+                continue
             data_dir = os.path.join(root, f"crash-{impl}-{trial}")
             os.makedirs(data_dir)
             expected = ms_per_step.get(impl, 10.0) * CRASH_STEPS / 1000
@@ -195,6 +197,7 @@ def measure_crashes(
             stats["trials"] += 1
             stats["killed"] += proc.returncode == -signal.SIGKILL
             result = child(python, impl, "resume", data_dir, CRASH_STEPS, timeout=600)
+            stats["in_doubt"] = stats.get("in_doubt", 0) + int(result.get("in_doubt", 0))
             runs = side_runs(data_dir)
             lines = [step for step, _ in runs]
             keys = {step: {key for s, key in runs if s == step} for step in lines}
@@ -308,6 +311,17 @@ def table(report: dict[str, Any]) -> str:
             ],
         )
     )
+    once = cr.get("delite-once")
+    if once:
+        rows.append(
+            (
+                "  delite, tool declared retry_in_doubt=False",
+                [
+                    f"{once['with_duplicates']} of {once['trials']} ({once.get('in_doubt', 0)} settled by the operator)",
+                    *["" for _ in impls[1:]],
+                ],
+            )
+        )
     widths = [max(len(r[0]) for r in rows)] + [max(len(i), *(len(r[1][k]) for r in rows)) for k, i in enumerate(impls)]
     lines = ["| " + " | ".join(["measure", *impls]) + " |", "|" + "|".join("---" for _ in range(len(impls) + 1)) + "|"]
     lines += ["| " + " | ".join([name, *cells]) + " |" for name, cells in rows]
@@ -358,9 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         imports = measure_imports(args.python, impls, 5)
         print("crashes...", file=sys.stderr)
         per_step_100 = {i: ms[i].get("100") or ms[i].get(str(max(sizes))) or 10.0 for i in impls}
-        crashes = measure_crashes(
-            args.python, [i for i in impls if i not in steps["errors"]], kills, per_step_100, root, args.seed
-        )
+        per_step_100["delite-once"] = per_step_100["delite"]
+        crashes = measure_crashes(args.python, [*impls, "delite-once"], kills, per_step_100, root, args.seed)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report = {
@@ -373,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         "marginal_bytes_per_step": marginal,
         "resume": resume,
         "import_ms": imports,
-        "crashes": {i: crashes.get(i, {"note": "not run"}) for i in impls},
+        "crashes": crashes,
         "errors": steps["errors"],
         "crash_steps": CRASH_STEPS,
     }

@@ -2,7 +2,8 @@
 
 Usage: python workloads.py IMPL COMMAND DATA_DIR N
 
-IMPL is delite, dbos, langgraph or dendrux. COMMAND is:
+IMPL is delite, dbos, langgraph or dendrux; delite-once is delite with the tool declared ``retry_in_doubt=False``
+(a call in doubt after a crash waits for an operator, who checks the side file). COMMAND is:
 
   run     start a new execution of N steps and run it to the end
   resume  continue the execution in DATA_DIR (after a crash), or return a finished one's result
@@ -29,6 +30,7 @@ T0 = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[2]
 EID = "bench"
 TEXT = "run the loop"
+EXTRA: dict[str, Any] = {}  # more to report, beside the time and the answer
 
 
 def side_effect(data_dir: str, i: int, key: str = "") -> None:
@@ -45,7 +47,7 @@ def ready() -> None:
 # -- delite ------------------------------------------------------------------------------------------------------
 
 
-def run_delite(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
+def run_delite(command: str, data_dir: str, n: int, *, once: bool = False) -> tuple[float, float, Any]:
     sys.path.insert(0, str(ROOT))
     from delite import Agent, ScriptedProvider, current_idempotency_key, tool  # noqa: PLC0415
 
@@ -57,11 +59,29 @@ def run_delite(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
         side_effect(data_dir, i, current_idempotency_key())
         return "ok"
 
-    agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "append"), tools=[append])
+    @tool("append", retry_in_doubt=False)
+    def append_once(i: int) -> str:
+        """Append the step's number to the side file (never retried blindly: a human decides)."""
+        side_effect(data_dir, i, current_idempotency_key())
+        return "ok"
+
+    tools = [append_once] if once else [append]
+    agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "append"), tools=tools)
     ready()
     started = time.perf_counter()
     response = agent.run(TEXT, execution_id=EID)
+    while response.status == "suspended" and response.suspend_reason.kind == "in_doubt":
+        # The operator looks at the outside world (the side file) and supplies the result, or asks for a re-run.
+        call_id = response.suspend_reason.confirmation_ids[0]
+        EXTRA["in_doubt"] = EXTRA.get("in_doubt", 0) + 1
+        acted = any(line.endswith(f":{call_id}") for line in Path(data_dir, "side.txt").read_text().splitlines())
+        settle: dict[str, Any] = {"result": "ok"} if acted else {"rerun": True}
+        response = agent.resolve(EID, call_id, **settle)
     return time.perf_counter() - started, imported, response.answer
+
+
+def run_delite_once(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
+    return run_delite(command, data_dir, n, once=True)
 
 
 # -- DBOS ----------------------------------------------------------------------------------------------------------
@@ -146,7 +166,8 @@ def run_langgraph(command: str, data_dir: str, n: int) -> tuple[float, float, An
     config: Any = {"configurable": {"thread_id": EID}, "recursion_limit": 10 * n + 100}
     ready()
     started = time.perf_counter()
-    if command == "run":
+    if command == "run" or not graph.get_state(config).values:
+        # Killed before its first checkpoint: nothing was kept, so the run starts over from its input.
         state = graph.invoke({"messages": [HumanMessage(TEXT)]}, config, durability="sync")
     else:
         state = graph.invoke(None, config, durability="sync")
@@ -204,14 +225,20 @@ def run_dendrux(command: str, data_dir: str, n: int) -> tuple[float, float, Any]
     return seconds, imported, answer
 
 
-IMPLS = {"delite": run_delite, "dbos": run_dbos, "langgraph": run_langgraph, "dendrux": run_dendrux}
+IMPLS = {
+    "delite": run_delite,
+    "delite-once": run_delite_once,
+    "dbos": run_dbos,
+    "langgraph": run_langgraph,
+    "dendrux": run_dendrux,
+}
 
 
 def main() -> int:
     impl, command, data_dir, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     os.makedirs(data_dir, exist_ok=True)
     seconds, imported, answer = IMPLS[impl](command, data_dir, n)
-    print(json.dumps({"seconds": seconds, "import_seconds": imported, "answer": answer}))
+    print(json.dumps({"seconds": seconds, "import_seconds": imported, "answer": answer, **EXTRA}))
     sys.stdout.flush()
     return 0
 
