@@ -17,11 +17,12 @@ from delite._version import __version__
 
 if TYPE_CHECKING:
     from delite.datadir import DataDir
-    from delite.engine import Agent, Budget, Response, RetryPolicy
+    from delite.engine import Agent, Budget, Response, RetryPolicy, adelegate, delegate
     from delite.errors import DeliteError
     from delite.log import Durability
     from delite.log.records import SuspendReason, Usage
     from delite.providers import ScriptedProvider
+    from delite.runtime import Runtime
     from delite.state import ExecutionState, Status
     from delite.store import FileStore, MemoryStore, Store
     from delite.tools import Tool, current_call, current_idempotency_key, tool
@@ -37,14 +38,17 @@ _EXPORTS = {
     "MemoryStore": "delite.store",
     "Response": "delite.engine",
     "RetryPolicy": "delite.engine",
+    "Runtime": "delite.runtime",
     "ScriptedProvider": "delite.providers",
     "Status": "delite.state",
     "Store": "delite.store",
     "SuspendReason": "delite.log.records",
     "Tool": "delite.tools",
     "Usage": "delite.log.records",
+    "adelegate": "delite.engine",
     "current_call": "delite.tools",
     "current_idempotency_key": "delite.tools",
+    "delegate": "delite.engine",
     "tool": "delite.tools",
 }
 
@@ -59,6 +63,7 @@ __all__ = [
     "MemoryStore",
     "Response",
     "RetryPolicy",
+    "Runtime",
     "ScriptedProvider",
     "Status",
     "Store",
@@ -66,8 +71,10 @@ __all__ = [
     "Tool",
     "Usage",
     "__version__",
+    "adelegate",
     "current_call",
     "current_idempotency_key",
+    "delegate",
     "tool",
 ]
 

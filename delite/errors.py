@@ -407,16 +407,24 @@ class ToolError(DeliteError):
 
 
 class StructuredOutputValidationError(DeliteError):
-    """The model's final answer did not validate against the requested output type."""
+    """The model's final answer did not validate against the requested output type, after every correction.
+
+    Attributes:
+        execution_id: the execution (recorded as failed; ``resume`` tries the last answer again).
+        raw: the model's last answer, as text.
+        detail: why it did not validate.
+        usage: the execution's usage so far (a :class:`~delite.Usage`), or None.
+    """
 
     http_status = 502
 
-    def __init__(self, execution_id: str, raw: str, detail: str) -> None:
-        """Build from the id, the raw answer and the validation error."""
-        super().__init__(execution_id, raw, detail)
+    def __init__(self, execution_id: str, raw: str, detail: str, usage: Any = None) -> None:
+        """Build from the id, the raw answer, the validation error and the usage so far."""
+        super().__init__(execution_id, raw, detail, usage)
         self.execution_id = execution_id
         self.raw = raw
         self.detail = detail
+        self.usage = usage
 
     def __str__(self) -> str:
         """The id and the validation error."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from delite.engine.agent import Agent
 from delite.engine.budget import Budget
+from delite.engine.delegation import adelegate, delegate
 from delite.engine.loop import RetryPolicy
 from delite.engine.response import Response
 
-__all__ = ["Agent", "Budget", "Response", "RetryPolicy"]
+__all__ = ["Agent", "Budget", "Response", "RetryPolicy", "adelegate", "delegate"]

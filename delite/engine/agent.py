@@ -1,58 +1,41 @@
-"""The embedded agent: ``with Agent("./data") as agent: agent.run(...)``."""
+"""The embedded agent: ``with Agent("./data") as agent: agent.run(...)``, or ``await agent.arun(...)``.
+
+Every method has an async twin (``arun``, ``aresume``, ``asubmit_approval``...) with the same semantics:
+both drive the same operation (:mod:`delite.engine._operations`), the sync one with blocking calls, the
+async one by awaiting at each edge (:mod:`delite.engine._aio`): async tools and providers run on the event
+loop, sync ones and every log write in threads, so the loop never waits on the disk.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import msgspec
-
+from delite.engine._effects import Steps, drive
+from delite.engine._operations import DriftPolicy, Link, Operations
 from delite.engine.budget import Budget
-from delite.engine.loop import Contract, RetryPolicy, Runner, RunSettings
-from delite.engine.replay import config_changes
+from delite.engine.delegation import link_for
+from delite.engine.loop import Contract, RetryPolicy, RunSettings
+from delite.engine.output import OutputSpec
 from delite.engine.response import Response
 from delite.engine.streaming import EventStream, TextStream
-from delite.errors import (
-    AlreadyDecidedError,
-    DriftError,
-    ExecutionAlreadyActiveError,
-    ExecutionAlreadyClaimedError,
-    ExecutionAlreadyTerminalError,
-    ExecutionNotSuspendedError,
-    IdempotencyConflictError,
-    InvalidToolResultError,
-    SuspendKindMismatchError,
-    UsageError,
-)
+from delite.errors import UsageError
 from delite.log.durability import Durability
-from delite.log.records import (
-    ConfigFingerprint,
-    DecisionRecorded,
-    DriftAccepted,
-    ExecutionCancelled,
-    ExecutionResumed,
-    ExecutionStarted,
-    InDoubtResolved,
-    InputSubmitted,
-    Record,
-    ToolFinished,
-)
+from delite.log.records import ConfigFingerprint
 from delite.providers.base import provider_name
-from delite.state.fold import fold
 from delite.state.model import ExecutionState
-from delite.state.outcome import outcome
-from delite.store.base import ExecutionLog, Store
+from delite.store.base import Store
 from delite.store.file import FileStore
-from delite.store.ids import new_execution_id, validate_execution_id
 from delite.tools.base import Tool, tool
 
-__all__ = ["Agent"]
+if TYPE_CHECKING:
+    from delite.engine.astreaming import AsyncEventStream, AsyncTextStream
+    from delite.runtime import Runtime
 
-DriftPolicy = Literal["error", "warn", "allow"]
+__all__ = ["Agent"]
 
 _HUMAN_INPUT_SCHEMA = {
     "type": "object",
@@ -61,20 +44,24 @@ _HUMAN_INPUT_SCHEMA = {
 }
 
 
-class Agent:
+class Agent(Operations):
     """A tool-using agent whose every step is durable in a data directory.
 
     Building an Agent does no I/O, so a web server can build one per request. Every execution is a log file
     under ``data_dir``; any Agent (in any process) that shares the directory can continue it by id.
 
     Args:
-        data_dir: the data directory (created on first write). Ignored when ``store`` is given.
+        data_dir: the data directory (created on first write). Ignored when ``store`` is given; optional
+            with ``runtime`` (the runtime's is used).
         provider: the model: a provider object, any callable ``(messages, tools, model) -> dict``, or a
             recipe string such as ``"anthropic:claude-haiku-4-5"`` (see :func:`delite.providers.from_recipe`).
+            The async API awaits a provider's ``acall`` (or an ``async`` callable) on the event loop and runs
+            any other provider in a thread.
         prompt: the system prompt.
         tools: functions or :class:`~delite.tools.Tool` objects the model may call.
         model: the default model id passed to the provider.
-        agent_id: a name for this agent, recorded with each execution it starts.
+        agent_id: a name for this agent, recorded with each execution it starts (and how a
+            :class:`~delite.Runtime` finds the agent for an execution).
         durability: ``"full"`` (default), ``"normal"`` or ``"off"``; see :class:`~delite.log.Durability`.
         store: a :class:`~delite.store.Store` to use instead of files under ``data_dir``.
         require_approval: names of tools that need a human's approval before they run.
@@ -86,6 +73,16 @@ class Agent:
             to offer no such tool.
         retry: how model calls are retried.
         clock: the wall clock for record timestamps (a seam for tests).
+        runtime: a :class:`~delite.Runtime` this agent joins: the runtime runs its executions in the
+            background, resumes them after a crash and answers signals for them.
+        max_delegation_depth: how deep sub-agents started under this agent may go (see
+            :func:`~delite.delegate`); a deeper one raises :class:`~delite.errors.DelegationDepthExceededError`.
+        output_type: validate every run's final answer as this type (a msgspec Struct, dataclass or
+            TypedDict) unless the run passes its own; see :meth:`run`.
+        output_retries: how many times the model is asked to correct an answer that does not match the output
+            type before the run fails.
+        parallel_tool_calls: run the tools the model asks for in one turn at the same time (each tool can opt
+            out with ``@tool(parallel=False)``); False runs them one after another.
     """
 
     def __init__(
@@ -105,14 +102,28 @@ class Agent:
         human_input_tool: str | None = "ask_human",
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        runtime: Runtime | None = None,
+        max_delegation_depth: int = 5,
+        output_type: Any = None,
+        output_retries: int = 2,
+        parallel_tool_calls: bool = True,
     ) -> None:
         """Configure the agent; nothing is read or written yet."""
         if store is None:
-            if data_dir is None:
+            if data_dir is None and runtime is not None:
+                store = runtime.store
+            elif data_dir is None:
                 raise UsageError("Agent needs a data directory (or a store)")
-            store = FileStore(data_dir, durability=durability)
+            else:
+                store = FileStore(data_dir, durability=durability)
         if on_drift not in ("error", "warn", "allow"):
             raise UsageError(f"on_drift must be 'error', 'warn' or 'allow', not {on_drift!r}")
+        if (
+            isinstance(max_delegation_depth, bool)
+            or not isinstance(max_delegation_depth, int)
+            or max_delegation_depth < 0
+        ):
+            raise UsageError("max_delegation_depth must be 0 or more")
         self.store = store
         self.prompt = prompt
         self.model = model
@@ -123,11 +134,18 @@ class Agent:
         self.retry = retry or RetryPolicy()
         self.require_approval = frozenset(require_approval)
         self.clock = clock
+        self.max_delegation_depth = max_delegation_depth
+        self.output_retries = output_retries
+        self.parallel_tool_calls = parallel_tool_calls
+        self._default_output = None if output_type is None else OutputSpec(output_type, retries=output_retries)
         self._provider = _resolve_provider(provider)
         self._tools: dict[str, Tool] = {}
         self._contracts: list[tuple[str, Contract]] = []
         for t in tools:
             self.add_tool(t)
+        self.runtime = runtime
+        if runtime is not None:
+            runtime.join(self)
 
     # -- configuration ---------------------------------------------------------------------------------------
 
@@ -145,6 +163,11 @@ class Agent:
     def tools(self) -> list[Tool]:
         """The registered tools."""
         return list(self._tools.values())
+
+    @property
+    def output_type(self) -> Any:
+        """The default output type of this agent's runs, or None."""
+        return None if self._default_output is None else self._default_output.type
 
     def set_llm(self, provider: Callable[..., Any] | str) -> None:
         """Set the model provider (an object, a callable or a recipe string)."""
@@ -175,7 +198,14 @@ class Agent:
             prompt=self.prompt, tools=specs, provider=provider_name(self._provider), model=self.model
         )
 
-    def _settings(self) -> RunSettings:
+    def _output(self, output_type: Any) -> OutputSpec | None:
+        if output_type is None:
+            return self._default_output
+        if self._default_output is not None and output_type is self._default_output.type:
+            return self._default_output
+        return OutputSpec(output_type, retries=self.output_retries)
+
+    def _settings(self, *, output: OutputSpec | None = None, link: Link | None = None) -> RunSettings:
         if self._provider is None:
             raise UsageError("the agent has no model provider: pass provider=... or call set_llm()")
         schemas = [t.schema() for t in self._tools.values()]
@@ -199,6 +229,11 @@ class Agent:
             retry=self.retry,
             clock=self.clock,
             schemas=schemas,
+            parallel_tools=self.parallel_tool_calls,
+            output=output,
+            agent_id=self.agent_id,
+            max_depth=min(self.max_delegation_depth, link.max_depth) if link else self.max_delegation_depth,
+            ancestors=link.lineage if link is not None else (),
         )
 
     # -- running ---------------------------------------------------------------------------------------------
@@ -212,11 +247,13 @@ class Agent:
         metadata: dict[str, Any] | None = None,
         model: str | None = None,
         idempotency_key: str | None = None,
+        output_type: Any = None,
     ) -> Response:
         """Start an execution, or continue the one named by ``execution_id``, and advance it until it stops.
 
         On an existing execution nothing is started over: completed model and tool calls return their
-        recorded results, and a completed execution returns its recorded response.
+        recorded results, and a completed execution returns its recorded response. Called inside a tool with
+        no ``execution_id``, the run is a sub-agent of that tool's call (see :func:`~delite.delegate`).
 
         Args:
             text: the user's message.
@@ -230,61 +267,82 @@ class Agent:
                 raises :class:`~delite.errors.IdempotencyConflictError`; while a live process advances it,
                 :class:`~delite.errors.ExecutionAlreadyActiveError`. A crash never strands a key: the next call
                 with it continues the execution.
+            output_type: validate the final answer as this type (a msgspec Struct, dataclass or TypedDict) and
+                return it as ``response.output``. The model is told the type's JSON schema; an answer that
+                does not match is sent back for correction up to ``output_retries`` times, then the run
+                fails with :class:`~delite.errors.StructuredOutputValidationError`. Continue such an
+                execution with the same type.
         """
-        if not isinstance(text, str):
-            raise UsageError("text must be a string")
-        settings = self._settings()
-        eid = validate_execution_id(execution_id) if execution_id is not None else new_execution_id()
-        if idempotency_key is not None:
-            eid = self._bind_key(idempotency_key, eid, text, history, explicit=execution_id is not None)
-        started = ExecutionStarted(
-            at=self.clock(),
-            execution_id=eid,
-            agent_id=self.agent_id,
-            input=text,
-            history=list(history or []),
-            metadata=dict(metadata or {}),
-            config=self.fingerprint(),
+        return drive(
+            self._start(
+                text,
+                execution_id=execution_id,
+                history=history,
+                metadata=metadata,
+                model=model,
+                idempotency_key=idempotency_key,
+                output_type=output_type,
+            )
+        )
+
+    async def arun(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: Any = None,
+    ) -> Response:
+        """:meth:`run`, awaited (same arguments and semantics); the event loop never waits on the disk."""
+        from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
+
+        return await adrive(
+            self._start(
+                text,
+                execution_id=execution_id,
+                history=history,
+                metadata=metadata,
+                model=model,
+                idempotency_key=idempotency_key,
+                output_type=output_type,
+            )
+        )
+
+    def _start(
+        self,
+        text: str,
+        *,
+        execution_id: str | None,
+        history: list[dict[str, Any]] | None,
+        metadata: dict[str, Any] | None,
+        model: str | None,
+        idempotency_key: str | None,
+        output_type: Any,
+    ) -> Steps[Response]:
+        link = link_for(self) if execution_id is None else None
+        return self._run_op(
+            text,
+            execution_id=execution_id,
+            history=history,
+            metadata=metadata,
             model=model,
             idempotency_key=idempotency_key,
+            output=self._output(output_type),
+            link=link,
         )
-        try:
-            log = self.store.claim(eid, create=[started])
-        except ExecutionAlreadyClaimedError:
-            if idempotency_key is not None:
-                raise ExecutionAlreadyActiveError(eid, "running") from None
-            raise
-        with log:
-            done = log.outcome  # a finished execution's outcome, from a snapshot verified against the log
-            if done is not None and done.status.is_terminal and done.input == text:
-                return Response.from_outcome(done)
-            state = fold(log.records)
-            if not log.created and state.input != text:
-                raise UsageError(
-                    f"execution {eid!r} was started with another input; pass the same text to continue it, "
-                    "or omit execution_id to start a new execution"
-                )
-            return self._advance(log, state, settings, model=model, resumed=not log.created)
 
-    def _bind_key(self, key: str, eid: str, text: str, history: list[dict[str, Any]] | None, *, explicit: bool) -> str:
-        if not isinstance(key, str) or not key:
-            raise UsageError("idempotency_key must be a non-empty string")
-        fingerprint = hashlib.sha256(msgspec.json.encode([text, history or []])).hexdigest()
-        bound, bound_fingerprint = self.store.bind_key(key, eid, fingerprint)
-        if bound_fingerprint != fingerprint or (explicit and bound != eid):
-            raise IdempotencyConflictError(key, bound)
-        if bound != eid and self.store.is_claimed(bound):
-            raise ExecutionAlreadyActiveError(bound, "running")
-        return bound
-
-    def resume(self, execution_id: str, *, model: str | None = None) -> Response:
+    def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> Response:
         """Continue an execution after its suspension was answered, a crash, or a failure."""
-        settings = self._settings()
-        with self.store.claim(validate_execution_id(execution_id)) as log:
-            done = log.outcome
-            if done is not None and done.status.is_terminal:
-                return Response.from_outcome(done)
-            return self._advance(log, fold(log.records), settings, model=model, resumed=True)
+        return drive(self._resume_op(execution_id, model=model, output=self._output(output_type)))
+
+    async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> Response:
+        """:meth:`resume`, awaited."""
+        from delite.engine._aio import adrive  # noqa: PLC0415
+
+        return await adrive(self._resume_op(execution_id, model=model, output=self._output(output_type)))
 
     def stream(self, text: str, **options: Any) -> TextStream:
         """Run like :meth:`run` (same arguments), yielding the model's text as it arrives.
@@ -304,81 +362,41 @@ class Agent:
         """
         return EventStream(lambda: self.run(text, **options))
 
-    def _advance(
-        self,
-        log: ExecutionLog,
-        state: ExecutionState,
-        settings: RunSettings,
-        *,
-        model: str | None,
-        resumed: bool,
-        records: Iterable[Record] = (),
-    ) -> Response:
-        if state.status.is_terminal:
-            return _respond(log, state)
-        runner = Runner(log, state, settings, self.store)
-        if resumed:
-            self._check_drift(runner, state)
-            runner.buffer(ExecutionResumed(at=self.clock(), pid=os.getpid()))
-        for record in records:
-            runner.buffer(record)
-        runner.advance(model=model)
-        return _respond(log, runner.state)
+    def astream(self, text: str, **options: Any) -> AsyncTextStream:
+        """:meth:`stream` for asyncio: ``async for chunk in agent.astream("...")``, the run on the event loop."""
+        from delite.engine.astreaming import AsyncTextStream  # noqa: PLC0415
 
-    def _check_drift(self, runner: Runner, state: ExecutionState) -> None:
-        mine = self.fingerprint()
-        changes = config_changes(state.config, mine)
-        if not changes:
-            return
-        if self.on_drift == "error":
-            raise DriftError(state.execution_id, changes)
-        if self.on_drift == "warn":
-            import warnings  # noqa: PLC0415 - only on this rare path
+        return AsyncTextStream(self.astream_events(text, **options))
 
-            warnings.warn(str(DriftError(state.execution_id, changes)), RuntimeWarning, stacklevel=4)
-        runner.buffer(
-            DriftAccepted(at=self.clock(), changes=[list(c) for c in changes], config=mine, policy=self.on_drift)
-        )
+    def astream_events(self, text: str, **options: Any) -> AsyncEventStream:
+        """:meth:`stream_events` for asyncio: ``async for event in agent.astream_events("...")``."""
+        from delite.engine.astreaming import AsyncEventStream  # noqa: PLC0415
+
+        return AsyncEventStream(lambda: self.arun(text, **options))
 
     # -- reading ---------------------------------------------------------------------------------------------
 
     def get(self, execution_id: str) -> ExecutionState:
         """The folded state of an execution, read without claiming it."""
-        return fold(self.store.read(validate_execution_id(execution_id)).records)
+        return drive(self._get_op(execution_id))
+
+    async def aget(self, execution_id: str) -> ExecutionState:
+        """:meth:`get`, read in a thread."""
+        from delite.engine._aio import adrive  # noqa: PLC0415
+
+        return await adrive(self._get_op(execution_id))
 
     def response(self, execution_id: str) -> Response:
         """The execution's current outcome as a :class:`Response`, without advancing it."""
-        return Response.from_state(self.get(execution_id))
+        return drive(self._response_op(execution_id, self._default_output))
+
+    async def aresponse(self, execution_id: str) -> Response:
+        """:meth:`response`, read in a thread."""
+        from delite.engine._aio import adrive  # noqa: PLC0415
+
+        return await adrive(self._response_op(execution_id, self._default_output))
 
     # -- answering suspensions -------------------------------------------------------------------------------
-
-    def _submit(
-        self,
-        execution_id: str,
-        kinds: tuple[str, ...],
-        build: Callable[[ExecutionState], list[Record]],
-        *,
-        advance: bool = True,
-    ) -> Response:
-        """Validate a submission against the suspended state, record it, and (by default) continue."""
-        settings = self._settings() if advance else None
-        with self.store.claim(validate_execution_id(execution_id)) as log:
-            state = fold(log.records)
-            if state.status.is_terminal:
-                raise ExecutionAlreadyTerminalError(execution_id, state.status.value)
-            reason = state.suspend_reason
-            if not state.status.is_suspended or reason is None:
-                raise ExecutionNotSuspendedError(execution_id, state.status.value)
-            if reason.kind not in kinds:
-                raise SuspendKindMismatchError(
-                    execution_id, state.status.value, f"it waits for {reason.kind}, not {' or '.join(kinds)}"
-                )
-            records = build(state)
-            if settings is None:
-                log.append(records, barrier=True)
-                fold(records, state)
-                return Response.from_state(state)
-            return self._advance(log, state, settings, model=None, resumed=True, records=records)
 
     def approve(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> Response:
         """Approve one pending call (or override a contract for it). Recorded; call :meth:`resume` to go on."""
@@ -397,17 +415,28 @@ class Agent:
         decisions: Mapping[str, bool] | None = None,
     ) -> Response:
         """Decide every pending call (``approved=``) or each by id (``decisions=``), then continue the run."""
-        if (approved is None) == (decisions is None):
-            raise UsageError("pass exactly one of approved= or decisions=")
-        if decisions is None:
-            state = self.get(execution_id)
-            reason = state.suspend_reason
-            ids = reason.confirmation_ids if reason is not None and reason.kind in ("approval", "contract") else []
-            if not ids:
-                self._raise_not_waiting(execution_id, state, ("approval", "contract"))
-            decisions = dict.fromkeys(ids, bool(approved))
-        reasons = {cid: rejection_reason for cid, ok in decisions.items() if not ok}
-        return self.decide(execution_id, decisions, reasons=reasons, advance=True)
+        return drive(
+            self._submit_approval_op(
+                execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+            )
+        )
+
+    async def asubmit_approval(
+        self,
+        execution_id: str,
+        *,
+        approved: bool | None = None,
+        rejection_reason: str | None = None,
+        decisions: Mapping[str, bool] | None = None,
+    ) -> Response:
+        """:meth:`submit_approval`, awaited."""
+        from delite.engine._aio import adrive  # noqa: PLC0415
+
+        return await adrive(
+            self._submit_approval_op(
+                execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+            )
+        )
 
     def decide(
         self,
@@ -420,25 +449,23 @@ class Agent:
         """Record decisions on pending approval or contract calls; continue the run when ``advance``.
 
         A decision for a call that is not pending raises :class:`InvalidToolResultError` and records nothing.
+        A call id ``<child>/<call>`` (a sub-agent's call, as the suspension lists it) is recorded in the
+        child's log.
         """
+        return drive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance))
 
-        def build(state: ExecutionState) -> list[Record]:
-            if not decisions:
-                raise InvalidToolResultError(execution_id, "no decision given")
-            unknown = sorted(c for c in decisions if c not in state.calls)
-            if unknown:
-                raise InvalidToolResultError(execution_id, f"no call with id {', '.join(unknown)}")
-            pending = set(state.suspend_reason.confirmation_ids) if state.suspend_reason else set()
-            settled = sorted(c for c in decisions if c not in pending or state.calls[c].decision is not None)
-            if settled:
-                raise AlreadyDecidedError(execution_id, state.status.value, f"call {', '.join(settled)} is not pending")
-            now = self.clock()
-            return [
-                DecisionRecorded(at=now, call_id=c, approved=bool(ok), reason=(reasons or {}).get(c))
-                for c, ok in decisions.items()
-            ]
+    async def adecide(
+        self,
+        execution_id: str,
+        decisions: Mapping[str, bool],
+        *,
+        reasons: Mapping[str, str | None] | None = None,
+        advance: bool = True,
+    ) -> Response:
+        """:meth:`decide`, awaited."""
+        from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return self._submit(execution_id, ("approval", "contract"), build, advance=advance)
+        return await adrive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance))
 
     def submit_tool_results(self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True) -> Response:
         """Give the results of client tool calls (``{call_id: value}``, every pending one) and continue.
@@ -446,31 +473,25 @@ class Agent:
         With ``advance=False`` the results are only recorded (no provider or tools needed, as in the
         ``delite`` command); :meth:`resume` continues later.
         """
+        return drive(self._tool_results_op(execution_id, results, advance=advance))
 
-        def build(state: ExecutionState) -> list[Record]:
-            pending = state.suspend_reason.confirmation_ids if state.suspend_reason else []
-            unknown = sorted(set(results) - set(pending))
-            missing = [c for c in pending if c not in results]
-            if unknown:
-                raise InvalidToolResultError(execution_id, f"no pending client call with id {', '.join(unknown)}")
-            if missing:
-                raise InvalidToolResultError(execution_id, f"missing results for {', '.join(missing)}")
-            now = self.clock()
-            return [ToolFinished(at=now, call_id=c, result=_jsonable(results[c]), source="client") for c in pending]
+    async def asubmit_tool_results(
+        self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
+    ) -> Response:
+        """:meth:`submit_tool_results`, awaited."""
+        from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return self._submit(execution_id, ("client_tool",), build, advance=advance)
+        return await adrive(self._tool_results_op(execution_id, results, advance=advance))
 
     def submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Response:
         """Answer the model's clarifying question and continue (only record it with ``advance=False``)."""
-        if not isinstance(text, str):
-            raise UsageError("text must be a string")
+        return drive(self._input_op(execution_id, text, advance=advance))
 
-        def build(state: ExecutionState) -> list[Record]:
-            ids = state.suspend_reason.confirmation_ids if state.suspend_reason else []
-            now = self.clock()
-            return [InputSubmitted(at=now, call_id=c, text=text) for c in ids]
+    async def asubmit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Response:
+        """:meth:`submit_input`, awaited."""
+        from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return self._submit(execution_id, ("human_input",), build, advance=advance)
+        return await adrive(self._input_op(execution_id, text, advance=advance))
 
     def resolve(
         self,
@@ -486,56 +507,49 @@ class Agent:
 
         With ``advance=False`` the settlement is only recorded; :meth:`resume` continues later.
         """
+        return drive(self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance))
 
-        def build(state: ExecutionState) -> list[Record]:
-            ids = state.suspend_reason.confirmation_ids if state.suspend_reason else []
-            if call_id not in ids:
-                raise InvalidToolResultError(execution_id, f"no in-doubt call with id {call_id}")
-            if rerun:
-                return [InDoubtResolved(at=self.clock(), call_id=call_id)]
-            return [
-                ToolFinished(at=self.clock(), call_id=call_id, result=_jsonable(result), error=error, source="operator")
-            ]
+    async def aresolve(
+        self,
+        execution_id: str,
+        call_id: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        rerun: bool = False,
+        advance: bool = True,
+    ) -> Response:
+        """:meth:`resolve`, awaited."""
+        from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return self._submit(execution_id, ("in_doubt",), build, advance=advance)
+        op = self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance)
+        return await adrive(op)
 
     def cancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
         """Cancel an execution from any process.
 
         A suspended or stopped execution is cancelled at once; one that a live process is advancing stops at
         its next step boundary (no new model or tool call starts after that). Cancelling a completed or
-        cancelled execution changes nothing and returns its status.
+        cancelled execution changes nothing and returns its status. Sub-agents go with their parent: a
+        running one stops at its next step boundary, one the parent was waiting on is cancelled too.
         """
-        eid = validate_execution_id(execution_id)
-        state = self.get(eid)
-        if state.status.is_terminal:
-            return Response.from_state(state)
-        self.store.request_cancel(eid)
-        try:
-            log = self.store.claim(eid)
-        except ExecutionAlreadyClaimedError:
-            return Response.from_state(state)
-        with log:
-            state = fold(log.records)
-            if not state.status.is_terminal:
-                record = ExecutionCancelled(at=self.clock(), reason=reason)
-                log.append([record], barrier=True)
-                fold([record], state)
-            self.store.clear_cancel(eid)
-            return Response.from_state(state)
+        return drive(self._cancel_op(execution_id, reason=reason))
 
-    def _raise_not_waiting(self, execution_id: str, state: ExecutionState, kinds: tuple[str, ...]) -> None:
-        if state.status.is_terminal:
-            raise ExecutionAlreadyTerminalError(execution_id, state.status.value)
-        if not state.status.is_suspended:
-            raise ExecutionNotSuspendedError(execution_id, state.status.value)
-        raise SuspendKindMismatchError(execution_id, state.status.value, f"it does not wait for {' or '.join(kinds)}")
+    async def acancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
+        """:meth:`cancel`, awaited."""
+        from delite.engine._aio import adrive  # noqa: PLC0415
+
+        return await adrive(self._cancel_op(execution_id, reason=reason))
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Release what the agent holds (the store's handles). The provider is the caller's to close."""
         self.store.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, for ``async with``."""
+        self.close()
 
     def __enter__(self) -> Self:
         """Use as a context manager."""
@@ -547,6 +561,16 @@ class Agent:
         """Close the agent."""
         self.close()
 
+    async def __aenter__(self) -> Self:
+        """Use as an async context manager: ``async with Agent(...) as agent``."""
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Close the agent."""
+        await self.aclose()
+
 
 def _resolve_provider(provider: Callable[..., Any] | str | None) -> Callable[..., Any] | None:
     """A recipe string becomes its provider now, so a bad recipe or a missing key fails at construction."""
@@ -555,18 +579,3 @@ def _resolve_provider(provider: Callable[..., Any] | str | None) -> Callable[...
     from delite.providers.recipe import from_recipe  # noqa: PLC0415 - only when a recipe is used
 
     return from_recipe(provider)
-
-
-def _respond(log: ExecutionLog, state: ExecutionState) -> Response:
-    """The response for ``state``; a finished execution's outcome is offered to the store for the next claim."""
-    result = outcome(state)
-    if state.status.is_terminal and log.outcome is None:
-        log.save_outcome(result)
-    return Response.from_outcome(result)
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        return msgspec.to_builtins(value, str_keys=True)
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"the value cannot be stored as JSON: {e}") from e

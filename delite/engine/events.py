@@ -32,6 +32,7 @@ __all__ = [
     "ToolCallFinished",
     "ToolCallStarted",
     "current_sink",
+    "sink_var",
 ]
 
 
@@ -119,12 +120,13 @@ class StreamClosed(BaseException):
     """
 
 
-_SINK: ContextVar[EventSink | None] = ContextVar("delite_event_sink", default=None)
+sink_var: ContextVar[EventSink | None] = ContextVar("delite_event_sink", default=None)
+"""The sink of the stream the current run reports to (None when it is not streamed)."""
 
 
 def current_sink() -> EventSink | None:
     """The sink of the stream this thread runs for, or None when the run is not streamed."""
-    return _SINK.get()
+    return sink_var.get()
 
 
 class EventSink:
@@ -140,7 +142,11 @@ class EventSink:
 
     def install(self) -> None:
         """Make this the sink of the current context (the worker thread's)."""
-        _SINK.set(self)
+        sink_var.set(self)
+
+    def put(self, item: tuple[str, Any]) -> None:
+        """Hand an item to the consumer (thread-safe)."""
+        self.queue.put(item)
 
     def emit(self, event: StreamEvent, *, stop: bool = True) -> None:
         """Queue an event; once the consumer is gone, raise :class:`StreamClosed` (or, without ``stop``, drop it)."""
@@ -148,7 +154,7 @@ class EventSink:
             if stop:
                 raise StreamClosed
             return
-        self.queue.put(("event", event))
+        self.put(("event", event))
 
     def bind(self, state: ExecutionState) -> None:
         """The loop starts advancing this execution."""
@@ -160,12 +166,16 @@ class EventSink:
         self._streamed.add(step)
         self.emit(TextDelta(self.execution_id, text, step, attempt))
 
-    def written(self, records: Sequence[Record]) -> None:
-        """Records just appended to the log: report the ones a stream's consumer cares about."""
+    def written(self, records: Sequence[Record], *, running: bool = False) -> None:
+        """Records just appended to the log: report the ones a stream's consumer cares about.
+
+        ``running``: tool bodies are still in flight (results of calls running at once come in one by one).
+        """
         state = self._state
         eid = self.execution_id
-        # A batch that holds a tool's intent is written just before that tool runs: never stop there.
-        stop = not any(isinstance(r, ToolStarted) for r in records)
+        # A batch that holds a tool's intent is written just before that tool runs, and a result may come in
+        # while others run: never stop there (a stopped run would leave those calls in doubt).
+        stop = not running and not any(isinstance(r, ToolStarted) for r in records)
         for r in records:
             if isinstance(r, ToolStarted):
                 call = state.calls[r.call_id].call if state is not None and r.call_id in state.calls else None

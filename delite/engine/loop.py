@@ -6,7 +6,13 @@ and the next point where the outside world is touched, and written before it:
 
 * the model's response goes down with the first tool's intent, before that tool's body runs;
 * a tool's result goes down with the next tool's intent, or alone before the next model call;
+* when the model asked for several tools that may run at once, their intents go down together in one
+  write, the bodies run concurrently, and each result is written as it comes in;
 * a suspension, completion or failure goes down with whatever is buffered, as a durability barrier.
+
+The loop is written once, as a generator (:meth:`Runner.steps`): it makes every decision and yields an
+effect (:mod:`delite.engine._effects`) at each of those points; the sync API drives it with blocking calls,
+the async API by awaiting, so both behave the same.
 """
 
 from __future__ import annotations
@@ -19,10 +25,30 @@ from typing import Any
 
 import msgspec
 
+from delite.engine._effects import (
+    NEXT_RESULT,
+    STOP_REQUESTED,
+    Append,
+    Ask,
+    Invocation,
+    Io,
+    Sleep,
+    StartCalls,
+    Steps,
+    ToolOutcome,
+    drive,
+)
 from delite.engine.budget import Budget
 from delite.engine.events import current_sink
-from delite.errors import DeliteError, ProviderError, ReplayMismatchError, ToolError
+from delite.engine.output import OutputSpec
+from delite.errors import (
+    ProviderError,
+    ReplayMismatchError,
+    StructuredOutputValidationError,
+    ToolError,
+)
 from delite.log.records import (
+    ChildSuspended,
     ExecutionCancelled,
     ExecutionCompleted,
     ExecutionFailed,
@@ -31,6 +57,7 @@ from delite.log.records import (
     InputRequested,
     ModelCallFailed,
     ModelResponded,
+    OutputRejected,
     PendingCall,
     Record,
     RecordedToolCall,
@@ -42,10 +69,11 @@ from delite.log.records import (
 from delite.providers.base import ModelTurn, normalize_turn
 from delite.state.fold import apply, fold
 from delite.state.model import CallState, ExecutionState
+from delite.state.outcome import outcome
 from delite.store.base import ExecutionLog, Store
-from delite.tools.base import Clarification, Tool, ToolCallContext, running
+from delite.tools.base import Clarification, DelegationSuspended, Tool, ToolCallContext
 
-__all__ = ["Contract", "RetryPolicy", "RunSettings", "Runner", "idempotency_key"]
+__all__ = ["Contract", "RetryPolicy", "RunSettings", "Runner", "idempotency_key", "read_child"]
 
 Contract = Callable[[str, dict[str, Any]], object]
 
@@ -88,6 +116,11 @@ class RunSettings:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     schemas: list[dict[str, Any]] = field(default_factory=list)
+    parallel_tools: bool = True
+    output: OutputSpec | None = None
+    agent_id: str = "default"
+    max_depth: int = 5
+    ancestors: tuple[str, ...] = ()
 
 
 def idempotency_key(execution_id: str, call_id: str) -> str:
@@ -95,7 +128,39 @@ def idempotency_key(execution_id: str, call_id: str) -> str:
     return f"{execution_id}:{call_id}"
 
 
-_UNSET = object()
+def read_child(store: Store, execution_id: str) -> tuple[ExecutionState, bool] | None:
+    """A sub-agent's state, and whether it still waits with nothing recorded since it suspended (None: no log)."""
+    if not store.exists(execution_id):
+        return None
+    records = store.read(execution_id).records
+    state = fold(records)
+    return state, state.status.is_suspended and bool(records) and isinstance(records[-1], ExecutionSuspended)
+
+
+@dataclass
+class _Wait:
+    """A call (or a sub-agent's calls) the execution must wait on."""
+
+    kind: str
+    calls: list[PendingCall]
+    question: str | None = None
+    message: str = ""
+    limit: str | None = None
+    spent: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    """A call whose body is to run now."""
+
+    cs: CallState
+    tool: Tool
+    arguments: dict[str, Any]
+    pending: PendingCall
+
+
+def _refold(log: ExecutionLog) -> ExecutionState:
+    return fold(log.records)
 
 
 class Runner:
@@ -109,6 +174,7 @@ class Runner:
         self.store = store
         self._pending: list[Record] = []
         self._resumed_from = state.suspend_reason
+        self._stop = STOP_REQUESTED.get()
         self._sink = current_sink()  # set when the run is streamed (delite.engine.streaming)
         if self._sink is not None:
             self._sink.bind(state)
@@ -120,13 +186,13 @@ class Runner:
         apply(self.state, record)
         self._pending.append(record)
 
-    def flush(self, *, barrier: bool = False) -> None:
-        """Write every buffered record in one append."""
+    def flush(self, *, barrier: bool = False, running: bool = False) -> Steps[None]:
+        """Write every buffered record in one append (``running``: other tool bodies are still in flight)."""
         if self._pending:
             records, self._pending = self._pending, []
-            self.log.append(records, barrier=barrier)
+            yield Append(self.log, records, barrier=barrier)
             if self._sink is not None:
-                self._sink.written(records)
+                self._sink.written(records, running=running)
 
     def _now(self) -> float:
         return self.settings.clock()
@@ -134,57 +200,95 @@ class Runner:
     # -- the loop --------------------------------------------------------------------------------------------
 
     def advance(self, *, model: str | None = None) -> None:
-        """Run steps until the execution stops; every record is durable when this returns."""
+        """Run steps in this thread until the execution stops; every record is durable when this returns."""
+        drive(self.steps(model=model))
+
+    def steps(self, *, model: str | None = None) -> Steps[None]:
+        """Run steps until the execution stops, yielding an effect at every edge (see the module docstring)."""
         state = self.state
         while True:
             if state.status.is_terminal:
-                self.flush(barrier=True)
+                yield from self.flush(barrier=True)
                 return
-            if self._cancel_seen():
+            if (yield from self._cancel_seen()):
+                return
+            if self._stopping():
+                yield from self.flush(barrier=True)
                 return
             open_calls = state.open_calls()
             if open_calls:
-                if self._run_calls(open_calls):
+                if (yield from self._run_calls(open_calls)):
                     return
                 continue
             turn = state.last_turn
-            if turn is not None and not turn.tool_calls:
-                self.buffer(ExecutionCompleted(at=self._now(), answer=turn.content or ""))
-                self.flush(barrier=True)
+            if turn is not None and not turn.tool_calls and state.rejected_step != turn.step:
+                if (yield from self._answer(turn)):
+                    return
+                continue
+            if (yield from self._budget_exhausted()):
                 return
-            if self._budget_exhausted():
-                return
-            self.flush()
-            if not self._call_model(model):
+            yield from self.flush()
+            if not (yield from self._call_model(model)):
                 return
 
-    def _cancel_seen(self) -> bool:
+    def _stopping(self) -> bool:
+        stop = self._stop
+        return stop is not None and stop()
+
+    def _cancel_seen(self) -> Steps[bool]:
         eid = self.state.execution_id
-        if not self.store.cancel_requested(eid):
+        store = self.store
+        own = store.cancel_requested(eid)
+        if not own and not any(store.cancel_requested(a) for a in self.settings.ancestors):
             return False
-        self.buffer(ExecutionCancelled(at=self._now(), reason="cancel requested"))
-        self.flush(barrier=True)
-        self.store.clear_cancel(eid)
+        reason = "cancel requested" if own else "a parent execution was cancelled"
+        self.buffer(ExecutionCancelled(at=self._now(), reason=reason))
+        yield from self.flush(barrier=True)
+        if own:
+            yield Io(store.clear_cancel, eid)
         return True
 
-    def suspend(self, reason: SuspendReason) -> None:
+    def suspend(self, reason: SuspendReason) -> Steps[None]:
         """Stop on purpose. Re-suspending for the same reason with nothing new to say writes nothing."""
         if reason == self._resumed_from and all(isinstance(r, ExecutionResumed) for r in self._pending):
             # Nothing happened since the execution last suspended for this: leave the log as it was.
             self._pending.clear()
-            self.state = fold(self.log.records)
+            self.state = yield Io(_refold, self.log)
             return
         self.buffer(ExecutionSuspended(at=self._now(), reason=reason))
-        self.flush(barrier=True)
+        yield from self.flush(barrier=True)
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> Steps[None]:
         """Record that the run stopped on an error; ``resume`` retries from the last durable step."""
         self.buffer(ExecutionFailed(at=self._now(), error_type=type(error).__name__, message=str(error)))
-        self.flush(barrier=True)
+        yield from self.flush(barrier=True)
+
+    # -- the answer ------------------------------------------------------------------------------------------
+
+    def _answer(self, turn: ModelResponded) -> Steps[bool]:
+        """Complete with the final answer (validated when an output type is set); False: the model tries again."""
+        spec = self.settings.output
+        text = turn.content or ""
+        output = None
+        if spec is not None:
+            try:
+                output = spec.parse(text)
+            except ValueError as e:
+                state = self.state
+                if state.rejected_outputs < spec.retries:
+                    prompt = spec.correction(str(e))
+                    self.buffer(OutputRejected(at=self._now(), step=turn.step, error=str(e), prompt=prompt))
+                    return False
+                error = StructuredOutputValidationError(state.execution_id, text, str(e), outcome(state).usage)
+                yield from self.fail(error)
+                raise error from None
+        self.buffer(ExecutionCompleted(at=self._now(), answer=text, output=output))
+        yield from self.flush(barrier=True)
+        return True
 
     # -- budget ----------------------------------------------------------------------------------------------
 
-    def _budget_exhausted(self) -> bool:
+    def _budget_exhausted(self) -> Steps[bool]:
         budget = self.settings.budget
         if budget is None:
             return False
@@ -198,12 +302,14 @@ class Runner:
             "tokens": t.total_tokens,
             "tool_calls": t.tool_calls,
         }
-        self.suspend(SuspendReason(kind="budget", limit=hit, spent=spent, message=f"budget limit {hit} reached"))
+        yield from self.suspend(
+            SuspendReason(kind="budget", limit=hit, spent=spent, message=f"budget limit {hit} reached")
+        )
         return True
 
     # -- model calls -----------------------------------------------------------------------------------------
 
-    def _call_model(self, model_override: str | None) -> bool:
+    def _call_model(self, model_override: str | None) -> Steps[bool]:
         """Call the model (with retries); buffer its response. False if the run stopped."""
         s = self.settings
         state = self.state
@@ -214,7 +320,7 @@ class Runner:
             attempt += 1
             started = time.perf_counter()
             try:
-                raw = self._ask(model, step, attempt)
+                raw = yield self._ask(model, step, attempt)
                 turn = normalize_turn(raw, provider=s.provider_name)
             except Exception as e:
                 error = _as_provider_error(e, s.provider, s.provider_name)
@@ -233,11 +339,11 @@ class Runner:
                     )
                 )
                 if not retry:
-                    self.fail(error)
+                    yield from self.fail(error)
                     raise error from e
-                self.flush()
-                s.sleep(s.retry.delay(attempt, error.retry_after))
-                if self._cancel_seen():
+                yield from self.flush()
+                yield Sleep(s.retry.delay(attempt, error.retry_after), s.sleep)
+                if (yield from self._cancel_seen()) or self._stopping():
                     return False
                 continue
             break
@@ -245,14 +351,12 @@ class Runner:
         self._record_turn(turn, step, model, attempt, duration)
         return True
 
-    def _ask(self, model: str | None, step: int, attempt: int) -> Any:
+    def _ask(self, model: str | None, step: int, attempt: int) -> Ask:
         """One call to the provider; streamed to the run's consumer when it has one and the provider can."""
         s = self.settings
         sink = self._sink
-        stream = getattr(s.provider, "stream", None) if sink is not None else None
-        if sink is None or not callable(stream):
-            return s.provider(list(self.state.messages), s.schemas, model)
-        return stream(list(self.state.messages), s.schemas, model, on_text=lambda text: sink.text(step, attempt, text))
+        on_text = None if sink is None else (lambda text: sink.text(step, attempt, text))
+        return Ask(s.provider, list(self.state.messages), s.schemas, model, on_text)
 
     def _record_turn(self, turn: ModelTurn, step: int, model: str | None, attempt: int, duration_ms: float) -> None:
         calls = [
@@ -275,29 +379,55 @@ class Runner:
 
     # -- tool calls ------------------------------------------------------------------------------------------
 
-    def _run_calls(self, calls: list[CallState]) -> bool:
-        """Settle each open call; returns True if the execution suspended."""
-        waiting: list[tuple[str, PendingCall, str | None]] = []
+    def _run_calls(self, calls: list[CallState]) -> Steps[bool]:
+        """Settle the open calls: gate them, or run them in batches; returns True if the execution stopped."""
+        waiting: list[_Wait] = []
+        runnable: list[_Run] = []
         for cs in calls:
-            gate = self._settle(cs)
-            if gate is not None:
-                waiting.append(gate)
-            elif self._cancel_seen():
+            decided = yield from self._settle(cs)
+            if isinstance(decided, _Run):
+                runnable.append(decided)
+            elif decided is not None:
+                waiting.append(decided)
+        for i, batch in enumerate(self._batches(runnable)):
+            if i and ((yield from self._cancel_seen()) or self._stopping()):
+                yield from self.flush(barrier=True)
                 return True
+            waiting.extend((yield from self._run_batch(batch)))
         if not waiting:
             return False
-        kind = waiting[0][0]
-        pending = [p for k, p, _ in waiting if k == kind]
-        question = next((q for k, _, q in waiting if k == kind and q), None)
-        message = "; ".join(p.message for p in pending if p.message)
-        self.suspend(SuspendReason(kind=kind, calls=pending, question=question, message=message))
+        kind = waiting[0].kind
+        same = [w for w in waiting if w.kind == kind]
+        pending = [p for w in same for p in w.calls]
+        question = next((w.question for w in same if w.question), None)
+        messages: list[str] = []
+        for w in same:
+            messages.extend([w.message] if w.message else [p.message for p in w.calls if p.message])
+        message = "; ".join(messages)
+        first = same[0]
+        reason = SuspendReason(
+            kind=kind, calls=pending, question=question, message=message, limit=first.limit, spent=first.spent
+        )
+        yield from self.suspend(reason)
         return True
+
+    def _batches(self, runnable: list[_Run]) -> list[list[_Run]]:
+        """Consecutive calls that may run at once form one batch; a call that may not runs alone."""
+        if not self.settings.parallel_tools:
+            return [[r] for r in runnable]
+        batches: list[list[_Run]] = []
+        for r in runnable:
+            if r.tool.parallel and batches and batches[-1][-1].tool.parallel:
+                batches[-1].append(r)
+            else:
+                batches.append([r])
+        return batches
 
     def _finish(self, cs: CallState, *, result: Any = None, error: str | None = None, source: str = "tool") -> None:
         self.buffer(ToolFinished(at=self._now(), call_id=cs.call.id, result=result, error=error, source=source))
 
-    def _settle(self, cs: CallState) -> tuple[str, PendingCall, str | None] | None:
-        """Run, resolve or gate one call. Returns ``(kind, pending, question)`` when it must wait."""
+    def _settle(self, cs: CallState) -> Steps[_Run | _Wait | None]:
+        """Decide one call: finish it without a body (None), gate it (a wait), or let its body run."""
         s = self.settings
         call = cs.call
         name = call.name
@@ -307,10 +437,10 @@ class Runner:
                 self._finish(cs, result=cs.human_input, source="human")
                 return None
             question = call.arguments.get("question") if isinstance(call.arguments, dict) else None
-            return ("human_input", pending, str(question) if question else str(call.arguments))
+            return _Wait("human_input", [pending], str(question) if question else str(call.arguments))
         if cs.question is not None:  # a tool asked a human; the answer is its result
             if cs.human_input is None:
-                return ("human_input", pending, cs.question)
+                return _Wait("human_input", [pending], cs.question)
             self._finish(cs, result=cs.human_input, source="human")
             return None
         tool = s.tools.get(name)
@@ -327,6 +457,11 @@ class Runner:
         except ValueError as e:
             self._finish(cs, error=f"invalid arguments for {name}: {e}", source="invalid")
             return None
+        if cs.child_id is not None:  # the body delegated to a sub-agent that stopped to wait
+            child = yield Io(read_child, self.store, cs.child_id)
+            if child is not None and child[1]:
+                return _child_wait(cs.child_id, child[0].suspend_reason)
+            return _Run(cs, tool, arguments, pending)  # the child was answered (or is gone): run the body again
         decision = cs.decision
         if decision is not None and not decision.approved:
             reason = f": {decision.reason}" if decision.reason else ""
@@ -338,55 +473,87 @@ class Runner:
                     check(name, arguments)
                 except Exception as e:  # noqa: BLE001 - a contract says no by raising anything
                     message = f"contract {contract_name!r}: {e}"
-                    return ("contract", msgspec.structs.replace(pending, message=message), None)
+                    return _Wait("contract", [msgspec.structs.replace(pending, message=message)])
             if tool.requires_confirmation or name in s.require_approval:
-                return ("approval", pending, None)
+                return _Wait("approval", [pending])
         if tool.target == "client":
-            return ("client_tool", pending, None)
+            return _Wait("client_tool", [pending])
         if cs.in_doubt and not tool.retry_in_doubt:
             message = "the process stopped inside this tool; it may or may not have acted"
-            return ("in_doubt", msgspec.structs.replace(pending, message=message), None)
-        return self._invoke(cs, tool, arguments, pending)
+            return _Wait("in_doubt", [msgspec.structs.replace(pending, message=message)])
+        return _Run(cs, tool, arguments, pending)
 
-    def _invoke(
-        self, cs: CallState, tool: Tool, arguments: dict[str, Any], pending: PendingCall
-    ) -> tuple[str, PendingCall, str | None] | None:
-        eid = self.state.execution_id
-        key = idempotency_key(eid, cs.call.id)
-        attempt = cs.attempts + 1
-        self.buffer(ToolStarted(at=self._now(), call_id=cs.call.id, idempotency_key=key, attempt=attempt))
-        self.flush(barrier=True)
-        started = time.perf_counter()
-        result: Any = _UNSET
-        error: str | None = None
-        with running(ToolCallContext(execution_id=eid, call_id=cs.call.id, idempotency_key=key, attempt=attempt)):
-            try:
-                value = tool.invoke(arguments)
-            except ToolError as e:
-                error = e.message
-            except DeliteError as e:
-                error = f"{type(e).__name__}: {e}"
-            except Exception as e:  # noqa: BLE001 - a tool's exception is recorded and shown to the model
-                error = f"{type(e).__name__}: {e}"
-            else:
-                if isinstance(value, Clarification):
-                    self.buffer(InputRequested(at=self._now(), call_id=cs.call.id, question=value.question))
-                    return ("human_input", pending, value.question)
-                try:
-                    result = msgspec.to_builtins(value, str_keys=True)
-                except (TypeError, ValueError) as e:
-                    error = f"tool returned a value that cannot be stored as JSON: {e}"
-        duration = round((time.perf_counter() - started) * 1000, 3)
-        self.buffer(
-            ToolFinished(
-                at=self._now(),
-                call_id=cs.call.id,
-                result=None if result is _UNSET else result,
-                error=error,
-                duration_ms=duration,
+    def _run_batch(self, batch: list[_Run]) -> Steps[list[_Wait]]:
+        """Write the batch's intents in one write, run the bodies, record each result as it comes in."""
+        state = self.state
+        s = self.settings
+        eid = state.execution_id
+        invocations = []
+        for i, r in enumerate(batch):
+            call_id = r.cs.call.id
+            key = idempotency_key(eid, call_id)
+            attempt = r.cs.attempts + 1
+            self.buffer(ToolStarted(at=self._now(), call_id=call_id, idempotency_key=key, attempt=attempt))
+            context = ToolCallContext(
+                execution_id=eid,
+                call_id=call_id,
+                idempotency_key=key,
+                attempt=attempt,
+                depth=state.depth,
+                max_depth=s.max_depth,
+                lineage=(eid, *s.ancestors),
+                agent_id=s.agent_id,
             )
+            invocations.append(Invocation(i, r.tool, r.arguments, context))
+        yield from self.flush(barrier=True)
+        yield StartCalls(invocations)
+        waits: list[_Wait] = []
+        for left in range(len(batch) - 1, -1, -1):
+            done: ToolOutcome = yield NEXT_RESULT
+            wait = self._record(done, batch[done.index])
+            if wait is not None:
+                waits.append(wait)
+            if left:  # more bodies are running: this result goes down now, as it came in
+                yield from self.flush(running=True)
+        return waits
+
+    def _record(self, done: ToolOutcome, run: _Run) -> _Wait | None:
+        """Buffer what a body came to: its result or error, a question for a human, or a sub-agent's wait."""
+        call_id = run.cs.call.id
+        error: str | None = None
+        result: Any = None
+        e = done.error
+        if isinstance(e, DelegationSuspended):
+            self.buffer(ChildSuspended(at=self._now(), call_id=call_id, child_id=e.execution_id))
+            return _child_wait(e.execution_id, e.reason)
+        if isinstance(e, ToolError):
+            error = e.message
+        elif e is not None:
+            error = f"{type(e).__name__}: {e}"
+        elif isinstance(done.value, Clarification):
+            question = done.value.question
+            self.buffer(InputRequested(at=self._now(), call_id=call_id, question=question))
+            return _Wait("human_input", [run.pending], question)
+        else:
+            try:
+                result = msgspec.to_builtins(done.value, str_keys=True)
+            except (TypeError, ValueError) as exc:
+                error = f"tool returned a value that cannot be stored as JSON: {exc}"
+        self.buffer(
+            ToolFinished(at=self._now(), call_id=call_id, result=result, error=error, duration_ms=done.duration_ms)
         )
         return None
+
+
+def _child_wait(child_id: str, reason: SuspendReason | None) -> _Wait:
+    """The parent's wait for a suspended sub-agent: the child's pending calls, with ids qualified by the child."""
+    if reason is None:
+        return _Wait("suspended", [], message=f"waiting for sub-agent {child_id}")
+    calls = [
+        c if "/" in c.call_id else msgspec.structs.replace(c, call_id=f"{child_id}/{c.call_id}") for c in reason.calls
+    ]
+    message = reason.message or f"waiting for sub-agent {child_id}"
+    return _Wait(reason.kind, calls, reason.question, message, reason.limit, dict(reason.spent))
 
 
 def _as_provider_error(e: Exception, provider: object, name: str) -> ProviderError:

@@ -27,10 +27,11 @@ from delite.engine.events import (
 from delite.engine.response import Response
 from delite.state.model import Status
 
-__all__ = ["EventStream", "TextStream"]
+__all__ = ["EventStream", "TextAssembler", "TextStream", "final_event"]
 
 
-def _final_event(response: Response) -> StreamEvent:
+def final_event(response: Response) -> StreamEvent:
+    """The last event of a run's stream, from its response."""
     eid = response.execution_id
     if response.status is Status.COMPLETED:
         return Completed(eid, response)
@@ -95,7 +96,7 @@ class EventStream:
                     yield value
                 elif kind == "done":
                     self.response = value
-                    yield _final_event(value)
+                    yield final_event(value)
                     return
                 elif kind == "error":
                     raise value
@@ -146,38 +147,54 @@ class TextStream:
         return self._text(iter(self.events))
 
     def _text(self, events: Iterator[StreamEvent]) -> Iterator[str]:
-        step = attempt = last_step_shown = 0
-        shown: list[str] = []  # the text shown for the current step
-        replay: str | None = None  # while a retried attempt repeats what was shown: that text
-        current = ""  # the retried attempt's text so far
-        anything = False
+        text = TextAssembler()
         try:
             for event in events:
-                if isinstance(event, TextDelta):
-                    if event.step != step:
-                        step, attempt, shown, replay = event.step, event.attempt, [], None
-                    elif event.attempt != attempt:
-                        attempt = event.attempt
-                        replay, current = ("".join(shown), "") if shown else (None, "")
-                    if replay is None:
-                        if not event.text:
-                            continue
-                        out = ("\n\n" if anything and not shown else "") + event.text
-                        shown.append(event.text)
-                    else:
-                        current += event.text
-                        if replay.startswith(current):
-                            continue  # the retry is repeating what was already shown
-                        out = current[len(replay) :] if current.startswith(replay) else "\n" + current
-                        shown, replay = [current], None
-                    anything = True
-                    last_step_shown = step
+                out = text.feed(event)
+                if out:
                     yield out
-                elif isinstance(event, Completed):
-                    answer = event.response.answer
-                    if answer and last_step_shown != event.response.steps:
-                        yield ("\n\n" if anything else "") + answer
         finally:
             close: Any = getattr(events, "close", None)
             if close is not None:
                 close()
+
+
+class TextAssembler:
+    """Turns a run's events into the text to show (see :class:`TextStream`); shared by the sync and async forms."""
+
+    def __init__(self) -> None:
+        """Nothing shown yet."""
+        self.step = self.attempt = self.last_step_shown = 0
+        self.shown: list[str] = []  # the text shown for the current step
+        self.replay: str | None = None  # while a retried attempt repeats what was shown: that text
+        self.current = ""  # the retried attempt's text so far
+        self.anything = False
+
+    def feed(self, event: StreamEvent) -> str | None:
+        """The text to show for this event, if any."""
+        if isinstance(event, TextDelta):
+            if event.step != self.step:
+                self.step, self.attempt, self.shown, self.replay = event.step, event.attempt, [], None
+            elif event.attempt != self.attempt:
+                self.attempt = event.attempt
+                self.replay, self.current = ("".join(self.shown), "") if self.shown else (None, "")
+            if self.replay is None:
+                if not event.text:
+                    return None
+                out = ("\n\n" if self.anything and not self.shown else "") + event.text
+                self.shown.append(event.text)
+            else:
+                self.current += event.text
+                replay, current = self.replay, self.current
+                if replay.startswith(current):
+                    return None  # the retry is repeating what was already shown
+                out = current[len(replay) :] if current.startswith(replay) else "\n" + current
+                self.shown, self.replay = [current], None
+            self.anything = True
+            self.last_step_shown = self.step
+            return out
+        if isinstance(event, Completed):
+            answer = event.response.answer
+            if answer and self.last_step_shown != event.response.steps:
+                return ("\n\n" if self.anything else "") + answer
+        return None

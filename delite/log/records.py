@@ -13,6 +13,7 @@ import msgspec
 
 __all__ = [
     "AnyRecord",
+    "ChildSuspended",
     "ConfigFingerprint",
     "DecisionRecorded",
     "DriftAccepted",
@@ -27,6 +28,7 @@ __all__ = [
     "InputSubmitted",
     "ModelCallFailed",
     "ModelResponded",
+    "OutputRejected",
     "PendingCall",
     "Record",
     "RecordedToolCall",
@@ -94,7 +96,11 @@ class RecordedToolCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
 
 
 class PendingCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A call an execution is waiting on, as shown in a suspension."""
+    """A call an execution is waiting on, as shown in a suspension.
+
+    A call of a sub-agent the execution waits on has a qualified id, ``<child execution id>/<call id>``:
+    answering it through the parent records the answer in the child's log.
+    """
 
     call_id: str
     name: str
@@ -136,6 +142,9 @@ class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, ta
 
     ``forked_from`` and ``fork_step`` name the execution and step this one was forked from (see
     :meth:`delite.DataDir.fork`); the records after this one were copied from that execution's log.
+    A sub-agent's execution names its parent (``parent_id``) and the parent's tool call that started it
+    (``parent_call``). ``output_schema`` is the JSON schema a structured answer must match, and
+    ``output_prompt`` the instruction that tells the model so (sent after the system prompt).
     """
 
     execution_id: str
@@ -150,6 +159,9 @@ class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, ta
     depth: int = 0
     forked_from: str | None = None
     fork_step: int | None = None
+    parent_call: str | None = None
+    output_schema: dict[str, Any] | None = None
+    output_prompt: str | None = None
 
 
 class ModelResponded(Record, frozen=True, kw_only=True, omit_defaults=True, tag="model-responded"):
@@ -254,6 +266,24 @@ class ExecutionResumed(Record, frozen=True, kw_only=True, omit_defaults=True, ta
     pid: int = 0
 
 
+class OutputRejected(Record, frozen=True, kw_only=True, omit_defaults=True, tag="output-rejected"):
+    """The final answer of ``step`` did not match the requested output type; ``prompt`` asks the model again."""
+
+    step: int
+    error: str = ""
+    prompt: str = ""
+
+
+class ChildSuspended(Record, frozen=True, kw_only=True, omit_defaults=True, tag="child-suspended"):
+    """The tool call ``call_id`` started a sub-agent execution, ``child_id``, that stopped to wait.
+
+    The call has no result: it waits on the child, and runs again once the child has been answered.
+    """
+
+    call_id: str
+    child_id: str
+
+
 class ExecutionCompleted(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-completed"):
     """The final answer. Terminal."""
 
@@ -286,6 +316,8 @@ AnyRecord = (
     | InputRequested
     | InDoubtResolved
     | DriftAccepted
+    | OutputRejected
+    | ChildSuspended
     | ExecutionResumed
     | ExecutionCompleted
     | ExecutionFailed

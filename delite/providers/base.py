@@ -11,6 +11,9 @@ use (or None for the provider's default). It returns::
      "model": str}            # optional: the model that actually answered
 
 or a :class:`ModelTurn`. Providers must not modify ``messages``.
+
+For the async API a provider may also have ``async def acall(messages, tools, model)`` (and ``astream``, like
+``stream``): it is awaited on the event loop. A provider without them is called in a worker thread.
 """
 
 from __future__ import annotations
@@ -23,7 +26,18 @@ import msgspec
 from delite.errors import ProviderError
 from delite.log.records import Usage
 
-__all__ = ["ModelTurn", "Provider", "ProviderCall", "StreamingProvider", "normalize_turn", "provider_name"]
+__all__ = [
+    "OUTPUT_RETRY_PREFIX",
+    "ModelTurn",
+    "Provider",
+    "ProviderCall",
+    "StreamingProvider",
+    "normalize_turn",
+    "provider_name",
+]
+
+OUTPUT_RETRY_PREFIX = "Your answer did not match the required output"
+"""How a user message starts when delite asks the model to correct a structured answer (``output_type``)."""
 
 
 class ProviderCall(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ import msgspec
 from delite._gc import paused
 from delite.errors import LogCorruptError
 from delite.log.records import (
+    ChildSuspended,
     DecisionRecorded,
     DriftAccepted,
     ExecutionCancelled,
@@ -28,6 +29,7 @@ from delite.log.records import (
     InputSubmitted,
     ModelCallFailed,
     ModelResponded,
+    OutputRejected,
     Record,
     ToolFinished,
     ToolStarted,
@@ -60,11 +62,15 @@ def _started(s: ExecutionState, r: ExecutionStarted) -> None:
     s.model = r.model
     s.idempotency_key = r.idempotency_key
     s.parent_id = r.parent_id
+    s.parent_call = r.parent_call
     s.depth = r.depth
+    s.output_schema = r.output_schema
     s.created_at = r.at
     s.status = Status.RUNNING
     if r.config.prompt:
         s.messages.append({"role": "system", "content": r.config.prompt})
+    if r.output_prompt:
+        s.messages.append({"role": "system", "content": r.output_prompt})
     s.messages.extend(r.history)
     s.messages.append({"role": "user", "content": r.input})
 
@@ -98,8 +104,8 @@ def _responded(s: ExecutionState, r: ModelResponded) -> None:
             }
             for c in r.tool_calls
         ]
-        for c in r.tool_calls:
-            s.calls[c.id] = CallState(call=c, step=r.step)
+        for i, c in enumerate(r.tool_calls):
+            s.calls[c.id] = CallState(call=c, step=r.step, index=i)
     s.messages.append(message)
     s.status = Status.RUNNING
     s.suspend_reason = None
@@ -110,6 +116,7 @@ def _tool_started(s: ExecutionState, r: ToolStarted) -> None:
     call.attempts = max(call.attempts, r.attempt)
     call.idempotency_key = r.idempotency_key
     call.rerun_requested = False
+    call.child_id = None
     s.totals.tool_calls += 1
 
 
@@ -123,7 +130,17 @@ def _tool_finished(s: ExecutionState, r: ToolFinished) -> None:
     }
     if r.error is not None:
         message["is_error"] = True  # providers whose API has the flag (Anthropic) pass it on
-    s.messages.append(message)
+    # Calls that ran at the same time finish in any order; their results are shown in the order the model
+    # asked for them, so the conversation does not depend on timing. Every result of a turn comes after
+    # its assistant message and before anything else, so only that tail of tool messages is searched.
+    messages = s.messages
+    pos = len(messages)
+    turn = s.turns[-1] if s.turns else None
+    if turn is not None and turn.step == call.step and call.index + 1 < len(turn.tool_calls):
+        later = {c.provider_id or c.id for c in turn.tool_calls[call.index + 1 :]}
+        while pos > 0 and messages[pos - 1].get("role") == "tool" and messages[pos - 1].get("tool_call_id") in later:
+            pos -= 1
+    messages.insert(pos, message)
 
 
 def _suspended(s: ExecutionState, r: ExecutionSuspended) -> None:
@@ -145,6 +162,16 @@ def _input_requested(s: ExecutionState, r: InputRequested) -> None:
 
 def _resolved(s: ExecutionState, r: InDoubtResolved) -> None:
     s.calls[r.call_id].rerun_requested = True
+
+
+def _output_rejected(s: ExecutionState, r: OutputRejected) -> None:
+    s.rejected_outputs += 1
+    s.rejected_step = r.step
+    s.messages.append({"role": "user", "content": r.prompt})
+
+
+def _child_suspended(s: ExecutionState, r: ChildSuspended) -> None:
+    s.calls[r.call_id].child_id = r.child_id
 
 
 def _drift(s: ExecutionState, r: DriftAccepted) -> None:
@@ -209,6 +236,8 @@ _HANDLERS: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
     InputRequested: _input_requested,
     InDoubtResolved: _resolved,
     DriftAccepted: _drift,
+    OutputRejected: _output_rejected,
+    ChildSuspended: _child_suspended,
     ExecutionResumed: _resumed,
     ModelCallFailed: _model_failed,
     ExecutionCompleted: _completed,

@@ -63,7 +63,10 @@ _BY_KIND = {
 
 @dataclass
 class CallState:
-    """One tool call and everything recorded about it."""
+    """One tool call and everything recorded about it.
+
+    ``index`` is its position among its turn's calls; ``child_id`` the sub-agent execution it waits on.
+    """
 
     call: RecordedToolCall
     step: int
@@ -74,11 +77,19 @@ class CallState:
     human_input: str | None = None
     question: str | None = None
     rerun_requested: bool = False
+    index: int = 0
+    child_id: str | None = None
 
     @property
     def in_doubt(self) -> bool:
         """Its intent is recorded but its result is not: the process may have died inside the tool."""
-        return self.attempts > 0 and self.finished is None and not self.rerun_requested and self.question is None
+        return (
+            self.attempts > 0
+            and self.finished is None
+            and not self.rerun_requested
+            and self.question is None
+            and self.child_id is None
+        )
 
 
 @dataclass
@@ -117,7 +128,11 @@ class ExecutionState:
     model: str | None = None
     idempotency_key: str | None = None
     parent_id: str | None = None
+    parent_call: str | None = None
     depth: int = 0
+    output_schema: dict[str, Any] | None = None
+    rejected_outputs: int = 0
+    rejected_step: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
     status: Status = Status.RUNNING

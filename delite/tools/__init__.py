@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
-from delite.tools.base import Clarification, Tool, ToolCallContext, current_call, current_idempotency_key, tool
+from delite.tools.base import (
+    Clarification,
+    DelegationSuspended,
+    Tool,
+    ToolCallContext,
+    current_call,
+    current_idempotency_key,
+    tool,
+)
 
-__all__ = ["Clarification", "Tool", "ToolCallContext", "current_call", "current_idempotency_key", "tool"]
+__all__ = [
+    "Clarification",
+    "DelegationSuspended",
+    "Tool",
+    "ToolCallContext",
+    "current_call",
+    "current_idempotency_key",
+    "tool",
+]

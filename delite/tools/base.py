@@ -7,9 +7,9 @@ import inspect
 import threading
 import types
 import typing
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 import msgspec
@@ -17,7 +17,17 @@ import msgspec
 from delite.errors import UsageError
 from delite.log.records import ToolSpec
 
-__all__ = ["Clarification", "Tool", "ToolCallContext", "current_call", "current_idempotency_key", "tool"]
+__all__ = [
+    "Clarification",
+    "DelegationSuspended",
+    "Tool",
+    "ToolCallContext",
+    "active_call",
+    "call_var",
+    "current_call",
+    "current_idempotency_key",
+    "tool",
+]
 
 
 @dataclass(frozen=True)
@@ -31,17 +41,62 @@ class Clarification:
     question: str
 
 
-@dataclass(frozen=True)
+class DelegationSuspended(BaseException):
+    """Control signal: a sub-agent run inside a tool stopped to wait for something (approval, input...).
+
+    Raised by :func:`~delite.delegate` (or a plain ``agent.run`` inside a tool) when the child execution
+    suspends, and caught by the engine running the parent: the parent's tool call waits on the child and the
+    parent suspends too, listing the child's pending calls. A ``BaseException``, so a tool's
+    ``except Exception`` cannot swallow it.
+
+    Attributes:
+        execution_id: the child execution that suspended.
+        reason: its :class:`~delite.SuspendReason`.
+    """
+
+    def __init__(self, execution_id: str, reason: Any) -> None:
+        """Build from the child's id and its suspend reason."""
+        super().__init__(execution_id, reason)
+        self.execution_id = execution_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        """The child and what it waits for."""
+        return f"sub-agent execution {self.execution_id!r} is waiting ({self.reason})"
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallContext:
-    """What a running tool may ask about its own call."""
+    """What a running tool may ask about its own call.
+
+    Attributes:
+        execution_id: the execution the call belongs to.
+        call_id: the call's id in that execution (``c<step>.<index>``).
+        idempotency_key: stable across retries of this call (see :func:`current_idempotency_key`).
+        attempt: 1, or more when the call runs again (in doubt after a crash, or re-run after a sub-agent
+            it delegated to was answered).
+        depth: the execution's delegation depth (0 for a top-level run).
+        max_depth: the deepest a sub-agent started from this call may be.
+        lineage: this execution and the ones above it, nearest first: the ancestors of a sub-agent started
+            from this call (a cancellation of any of them reaches it).
+        agent_id: the agent running the execution.
+    """
 
     execution_id: str
     call_id: str
     idempotency_key: str
     attempt: int
+    depth: int = 0
+    max_depth: int = 5
+    lineage: tuple[str, ...] = ()
+    agent_id: str = "default"
+    delegations: list[str] = field(default_factory=list, compare=False, repr=False)
+    """The sub-agent executions this call started, in order (kept by :func:`delite.delegate`)."""
 
 
 _current: contextvars.ContextVar[ToolCallContext | None] = contextvars.ContextVar("delite_tool_call", default=None)
+call_var = _current
+"""The context variable that holds the current tool call (set by the engine around each body)."""
 
 
 def current_call() -> ToolCallContext:
@@ -52,6 +107,11 @@ def current_call() -> ToolCallContext:
     return ctx
 
 
+def active_call() -> ToolCallContext | None:
+    """The tool call running in this context, or None outside a tool (:func:`current_call` raises instead)."""
+    return _current.get()
+
+
 def current_idempotency_key() -> str:
     """A key unique to this tool call and the same when the call is retried after a crash.
 
@@ -60,14 +120,24 @@ def current_idempotency_key() -> str:
     return current_call().idempotency_key
 
 
-@contextmanager
-def running(ctx: ToolCallContext) -> Iterator[None]:
+class _Running:
+    """The context manager :func:`running` returns (a class: this is on every tool call's path)."""
+
+    __slots__ = ("ctx", "token")
+
+    def __init__(self, ctx: ToolCallContext) -> None:
+        self.ctx = ctx
+
+    def __enter__(self) -> None:
+        self.token = _current.set(self.ctx)
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self.token)
+
+
+def running(ctx: ToolCallContext) -> AbstractContextManager[None]:
     """Make ``ctx`` the current call for the block."""
-    token = _current.set(ctx)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+    return _Running(ctx)
 
 
 class Tool:
@@ -84,6 +154,7 @@ class Tool:
         target: Literal["server", "client"] = "server",
         requires_confirmation: bool = False,
         retry_in_doubt: bool = True,
+        parallel: bool = True,
     ) -> None:
         """Use :func:`tool` rather than this constructor."""
         self.fn = fn
@@ -93,6 +164,7 @@ class Tool:
         self.target = target
         self.requires_confirmation = requires_confirmation
         self.retry_in_doubt = retry_in_doubt
+        self.parallel = parallel
         self._args_type = args_type
         self.is_async = fn is not None and inspect.iscoroutinefunction(fn)
 
@@ -212,6 +284,7 @@ def tool(
     requires_confirmation: bool = False,
     retry_in_doubt: bool = True,
     parameters: dict[str, Any] | None = None,
+    parallel: bool = True,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -224,6 +297,7 @@ def tool(
     requires_confirmation: bool = False,
     retry_in_doubt: bool = True,
     parameters: dict[str, Any] | None = None,
+    parallel: bool = True,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a function as a tool, bare (``@tool``) or with options (``@tool("name", description=...)``).
 
@@ -237,6 +311,9 @@ def tool(
             decides (False): use False for tools whose side effect cannot be deduplicated by key.
         parameters: a JSON schema to use instead of one built from the type hints (arguments then pass
             through unvalidated).
+        parallel: when the model asks for several tools in one turn, this one may run at the same time as
+            the others (True, the default: in threads for the sync API, on the event loop or in threads for
+            the async one); False runs it alone, with no other call of the turn in flight.
     """
 
     def wrap(fn: Callable[..., Any]) -> Tool:
@@ -257,6 +334,7 @@ def tool(
             target=target,
             requires_confirmation=requires_confirmation,
             retry_in_doubt=retry_in_doubt,
+            parallel=parallel,
         )
 
     if callable(name):

@@ -119,7 +119,9 @@ def build(data_dir: Path, durability: str, trace: Trace | None, effects: list[tu
             trace.events.append(Event("model"))
         return script(messages, tools, model_id)
 
-    return Agent(data_dir, provider=model, tools=[charge, refund], durability=durability)
+    # One call at a time: the contract checked here is the sequential one (at most the step in flight repeats).
+    # Calls of one turn that run at the same time are all in flight together; tests/crash/test_parallel.py.
+    return Agent(data_dir, provider=model, tools=[charge, refund], durability=durability, parallel_tool_calls=False)
 
 
 def drive(make: Callable[[], Agent], trace: Trace | None = None) -> str:

@@ -1,0 +1,332 @@
+"""What the engine asks of the outside world, and the driver that does it with plain blocking calls.
+
+Every operation of an :class:`~delite.Agent` (run, resume, submit, cancel...) and the agent loop itself are
+written once, as generators that make every decision and *yield an effect* wherever the outside world is
+touched: a log append, a claim, a model call, a tool call, a back-off sleep. A driver performs the effect
+and sends its result back in (or throws its exception in). :func:`drive` is the sync driver: it performs
+each effect in the calling thread. :func:`delite.engine._aio.adrive` is the async one: it awaits at the
+same edges, runs blocking calls in threads and async tools and providers on the event loop. The two differ
+in nothing else, so the sync and async APIs have the same semantics by construction.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Generator, Sequence
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from delite.engine.events import current_sink, sink_var
+from delite.log.records import Record
+from delite.store.base import ExecutionLog, Store
+from delite.tools.base import DelegationSuspended, Tool, ToolCallContext, call_var
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+__all__ = [
+    "STOP_REQUESTED",
+    "Append",
+    "Ask",
+    "Claim",
+    "Effect",
+    "Invocation",
+    "Io",
+    "NextResult",
+    "Sleep",
+    "StartCalls",
+    "Steps",
+    "ToolOutcome",
+    "call_tool",
+    "drive",
+    "tool_body",
+]
+
+T = TypeVar("T")
+
+STOP_REQUESTED: ContextVar[Callable[[], bool] | None] = ContextVar("delite_stop_requested", default=None)
+"""Set by a host (the :class:`~delite.Runtime`) to ask the runs it starts to stop at their next step boundary.
+
+A run that sees the predicate true writes what it has buffered and returns, leaving the execution
+``running`` for the next process to continue; it is not a cancellation. Tool bodies do not see it, so a
+sub-agent running inside a tool finishes its work (the tool call is one step of its parent).
+"""
+
+
+class Effect:
+    """Base of the effects an operation yields to its driver."""
+
+    __slots__ = ()
+
+
+Steps = Generator[Effect, Any, T]
+"""An operation: a generator of effects that returns ``T``."""
+
+
+class Io(Effect):
+    """A blocking call on the store or the file system (not a log append): ``fn(*args)``.
+
+    The async driver runs it in delite's I/O threads and lets it finish even if the caller is cancelled.
+    """
+
+    __slots__ = ("args", "fn")
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Describe the call."""
+        self.fn = fn
+        self.args = args
+
+
+class Claim(Effect):
+    """Claim an execution (creating it from ``create`` if missing). The driver releases it when the operation ends."""
+
+    __slots__ = ("create", "execution_id", "store")
+
+    def __init__(self, store: Store, execution_id: str, create: Sequence[Record] | None = None) -> None:
+        """Describe the claim."""
+        self.store = store
+        self.execution_id = execution_id
+        self.create = create
+
+
+class Append(Effect):
+    """Append records to a claimed log in one write (see :meth:`ExecutionLog.append`)."""
+
+    __slots__ = ("barrier", "log", "records")
+
+    def __init__(self, log: ExecutionLog, records: list[Record], *, barrier: bool) -> None:
+        """Describe the append."""
+        self.log = log
+        self.records = records
+        self.barrier = barrier
+
+
+class Ask(Effect):
+    """One model call: ``provider(messages, tools, model)``, streamed to ``on_text`` when it is set and can be."""
+
+    __slots__ = ("messages", "model", "on_text", "provider", "tools")
+
+    def __init__(
+        self,
+        provider: Callable[..., Any],
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        model: str | None,
+        on_text: Callable[[str], None] | None,
+    ) -> None:
+        """Describe the call."""
+        self.provider = provider
+        self.messages = messages
+        self.tools = tools
+        self.model = model
+        self.on_text = on_text
+
+
+class Sleep(Effect):
+    """Wait before a retry; ``sleep`` is the blocking sleep the sync driver uses (a seam for tests)."""
+
+    __slots__ = ("seconds", "sleep")
+
+    def __init__(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Describe the wait."""
+        self.seconds = seconds
+        self.sleep = sleep
+
+
+class Invocation:
+    """One tool body to run: its position in the batch, the tool, validated arguments and the call's context."""
+
+    __slots__ = ("arguments", "context", "index", "tool")
+
+    def __init__(self, index: int, tool: Tool, arguments: dict[str, Any], context: ToolCallContext) -> None:
+        """Describe the body to run."""
+        self.index = index
+        self.tool = tool
+        self.arguments = arguments
+        self.context = context
+
+
+class ToolOutcome:
+    """What a tool body came to: a value, or the exception it raised (an ``Exception`` or a delegation signal)."""
+
+    __slots__ = ("duration_ms", "error", "index", "value")
+
+    def __init__(
+        self, index: int, *, value: Any = None, error: BaseException | None = None, duration_ms: float = 0.0
+    ) -> None:
+        """Describe the outcome."""
+        self.index = index
+        self.value = value
+        self.error = error
+        self.duration_ms = duration_ms
+
+
+class StartCalls(Effect):
+    """Start tool bodies: one runs when its result is asked for; several run at once, in threads or tasks."""
+
+    __slots__ = ("invocations",)
+
+    def __init__(self, invocations: list[Invocation]) -> None:
+        """Describe the batch."""
+        self.invocations = invocations
+
+
+class NextResult(Effect):
+    """The next tool body of the started batch to finish, as a :class:`ToolOutcome`."""
+
+    __slots__ = ()
+
+
+NEXT_RESULT = NextResult()
+
+
+class _ToolBody:
+    __slots__ = ("context", "sink", "stop", "token")
+
+    def __init__(self, context: ToolCallContext) -> None:
+        self.context = context
+
+    def __enter__(self) -> None:
+        self.sink = sink_var.set(None) if current_sink() is not None else None
+        self.stop = STOP_REQUESTED.set(None) if STOP_REQUESTED.get() is not None else None
+        self.token = call_var.set(self.context)
+
+    def __exit__(self, *exc: object) -> None:
+        call_var.reset(self.token)
+        if self.stop is not None:
+            STOP_REQUESTED.reset(self.stop)
+        if self.sink is not None:
+            sink_var.reset(self.sink)
+
+
+def tool_body(context: ToolCallContext) -> AbstractContextManager[None]:
+    """The context a tool body runs in: its call is current, and the run's stream and stop request are not.
+
+    A sub-agent the body starts is a run of its own: it must not report into its parent's stream, and it
+    finishes even when its parent's host is shutting down (the call is one step of the parent).
+    """
+    return _ToolBody(context)
+
+
+def call_tool(inv: Invocation) -> ToolOutcome:
+    """Run a tool body in this thread with its call context; an exception it raises becomes the outcome.
+
+    A ``BaseException`` other than a delegation signal (``KeyboardInterrupt``, ``SystemExit``) is not an
+    outcome: it propagates, as a crash would.
+    """
+    started = time.perf_counter()
+    with tool_body(inv.context):
+        try:
+            value = inv.tool.invoke(inv.arguments)
+        except (Exception, DelegationSuspended) as e:  # noqa: BLE001 - recorded and shown to the model
+            return ToolOutcome(inv.index, error=e, duration_ms=ms_since(started))
+    return ToolOutcome(inv.index, value=value, duration_ms=ms_since(started))
+
+
+def ms_since(started: float) -> float:
+    """Milliseconds since ``started`` (a ``perf_counter`` reading), to the microsecond."""
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _ask(effect: Ask) -> Any:
+    provider = effect.provider
+    on_text = effect.on_text
+    if on_text is not None:
+        stream = getattr(provider, "stream", None)
+        if callable(stream):
+            return stream(effect.messages, effect.tools, effect.model, on_text=on_text)
+    return provider(effect.messages, effect.tools, effect.model)
+
+
+@dataclass
+class _Batch:
+    """The tool bodies of one StartCalls: run inline one at a time, or in a pool of threads."""
+
+    waiting: list[Invocation]
+    pool: ThreadPoolExecutor | None = None
+    futures: dict[Future[ToolOutcome], int] = field(default_factory=dict)
+
+    def next(self) -> ToolOutcome:
+        if self.pool is None:
+            return call_tool(self.waiting.pop(0))
+        from concurrent.futures import FIRST_COMPLETED, wait  # noqa: PLC0415 - only for calls run at once
+
+        done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
+        first = min(done, key=self.futures.__getitem__)  # of several finished at once, the earliest asked for
+        del self.futures[first]
+        return first.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            # Let bodies still running finish (a crash propagating from one of them leaves the rest in doubt).
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+
+def _start(effect: StartCalls) -> _Batch:
+    invocations = effect.invocations
+    if len(invocations) == 1:
+        return _Batch(list(invocations))
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - importing it costs ~8 ms at startup
+
+    pool = ThreadPoolExecutor(max_workers=len(invocations), thread_name_prefix="delite-tool")
+    batch = _Batch([], pool)
+    for inv in invocations:
+        context = contextvars.copy_context()  # each thread enters its own copy
+        batch.futures[pool.submit(context.run, call_tool, inv)] = inv.index
+    return batch
+
+
+def drive(steps: Steps[T]) -> T:
+    """Run an operation to its end in this thread, performing each effect as it is yielded.
+
+    Claims the operation took are released when it ends, however it ends.
+    """
+    claims: list[ExecutionLog] = []
+    batch: _Batch | None = None
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                effect = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value = error = None
+            try:
+                kind = type(effect)
+                if kind is Append:
+                    a: Any = effect
+                    a.log.append(a.records, barrier=a.barrier)
+                elif kind is Ask:
+                    value = _ask(effect)  # type: ignore[arg-type]
+                elif kind is Io:
+                    value = effect.fn(*effect.args)  # type: ignore[attr-defined]
+                elif kind is NextResult:
+                    assert batch is not None
+                    value = batch.next()
+                elif kind is StartCalls:
+                    if batch is not None:
+                        batch.close()
+                    batch = _start(effect)  # type: ignore[arg-type]
+                elif kind is Claim:
+                    c: Any = effect
+                    log = c.store.claim(c.execution_id, create=c.create)
+                    claims.append(log)
+                    value = log
+                elif kind is Sleep:
+                    s: Any = effect
+                    s.sleep(s.seconds)
+                else:  # pragma: no cover - every effect is handled above
+                    error = TypeError(f"unknown effect {effect!r}")
+            except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
+                error = e
+    finally:
+        if batch is not None:
+            batch.close()
+        for log in reversed(claims):
+            log.release()

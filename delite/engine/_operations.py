@@ -1,0 +1,513 @@
+"""Every operation of an :class:`~delite.Agent`, written once as a generator of effects.
+
+``run``, ``resume``, the submissions, ``cancel`` and the reads are generators that validate, claim, fold,
+record and advance, yielding an effect (:mod:`delite.engine._effects`) wherever they touch the store, the
+model or a tool. ``Agent.run`` drives one with :func:`~delite.engine._effects.drive`, ``Agent.arun`` with
+:func:`~delite.engine._aio.adrive`: the same decisions, the same records, in the same order.
+
+Sub-agents' suspensions are answered through their parent too: a call id of the form
+``<child execution>/<call id>`` (as the parent's suspension lists it) is recorded in the child's log, then
+the parent is resumed; its tool runs again and continues the child, which finds the answer in its log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from delite.engine._effects import Append, Claim, Io, Steps
+from delite.engine.loop import Runner, RunSettings
+from delite.engine.output import OutputSpec
+from delite.engine.replay import config_changes
+from delite.engine.response import Response
+from delite.errors import (
+    AlreadyDecidedError,
+    DriftError,
+    ExecutionAlreadyActiveError,
+    ExecutionAlreadyClaimedError,
+    ExecutionAlreadyTerminalError,
+    ExecutionNotSuspendedError,
+    IdempotencyConflictError,
+    InvalidToolResultError,
+    SuspendKindMismatchError,
+    UsageError,
+)
+from delite.log.records import (
+    ConfigFingerprint,
+    DecisionRecorded,
+    DriftAccepted,
+    ExecutionCancelled,
+    ExecutionResumed,
+    ExecutionStarted,
+    InDoubtResolved,
+    InputSubmitted,
+    Record,
+    ToolFinished,
+)
+from delite.state.fold import fold
+from delite.state.model import ExecutionState
+from delite.state.outcome import outcome
+from delite.store.base import ExecutionLog, Store
+from delite.store.ids import new_execution_id, validate_execution_id
+from delite.tools.base import DelegationSuspended
+
+__all__ = ["Link", "Operations"]
+
+DriftPolicy = Literal["error", "warn", "allow"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """How a sub-agent's execution hangs off its parent's tool call (see :mod:`delite.engine.delegation`)."""
+
+    child_id: str
+    parent_id: str
+    parent_call: str
+    depth: int
+    lineage: tuple[str, ...]
+    max_depth: int
+
+
+def _fold_log(log: ExecutionLog) -> ExecutionState:
+    return fold(log.records)
+
+
+def _read_state(store: Store, execution_id: str) -> ExecutionState:
+    return fold(store.read(execution_id).records)
+
+
+def typed(response: Response, spec: OutputSpec | None) -> Response:
+    """The response with its recorded output converted to the output type (when there are both)."""
+    if spec is None or response.output is None:
+        return response
+    return dataclasses.replace(response, output=spec.convert(response.output))
+
+
+def jsonable(value: Any) -> Any:
+    """A value as JSON values, or a :class:`UsageError`."""
+    try:
+        return msgspec.to_builtins(value, str_keys=True)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"the value cannot be stored as JSON: {e}") from e
+
+
+def split_ids(ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Call ids of this execution, and those of sub-agents (``child/call``) grouped by child."""
+    own: list[str] = []
+    children: dict[str, list[str]] = {}
+    for cid in ids:
+        child, sep, call = cid.rpartition("/")
+        if sep:
+            children.setdefault(child, []).append(call)
+        else:
+            own.append(cid)
+    return own, children
+
+
+class Operations:
+    """The generators behind the Agent's methods; :class:`~delite.Agent` supplies its configuration."""
+
+    store: Store
+    clock: Callable[[], float]
+    agent_id: str
+    on_drift: DriftPolicy
+
+    def fingerprint(self) -> ConfigFingerprint:  # pragma: no cover - the Agent's
+        """The configuration recorded with an execution."""
+        raise NotImplementedError
+
+    def _settings(
+        self, *, output: OutputSpec | None = None, link: Link | None = None
+    ) -> RunSettings:  # pragma: no cover
+        raise NotImplementedError
+
+    def _output(self, output_type: Any) -> OutputSpec | None:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- running ---------------------------------------------------------------------------------------------
+
+    def _run_op(
+        self,
+        text: str,
+        *,
+        execution_id: str | None,
+        history: list[dict[str, Any]] | None,
+        metadata: dict[str, Any] | None,
+        model: str | None,
+        idempotency_key: str | None,
+        output: OutputSpec | None,
+        link: Link | None,
+    ) -> Steps[Response]:
+        if not isinstance(text, str):
+            raise UsageError("text must be a string")
+        settings = self._settings(output=output, link=link)
+        if execution_id is not None:
+            eid = validate_execution_id(execution_id)
+        else:
+            eid = link.child_id if link is not None else new_execution_id()
+        if idempotency_key is not None:
+            eid = yield from self._bind_key_op(idempotency_key, eid, text, history, explicit=execution_id is not None)
+        started = ExecutionStarted(
+            at=self.clock(),
+            execution_id=eid,
+            agent_id=self.agent_id,
+            input=text,
+            history=list(history or []),
+            metadata=dict(metadata or {}),
+            config=self.fingerprint(),
+            model=model,
+            idempotency_key=idempotency_key,
+            parent_id=link.parent_id if link is not None else None,
+            parent_call=link.parent_call if link is not None else None,
+            depth=link.depth if link is not None else 0,
+            output_schema=output.schema if output is not None else None,
+            output_prompt=output.prompt if output is not None else None,
+        )
+        try:
+            log = yield Claim(self.store, eid, [started])
+        except ExecutionAlreadyClaimedError:
+            if idempotency_key is not None:
+                raise ExecutionAlreadyActiveError(eid, "running") from None
+            raise
+        done = log.outcome  # a finished execution's outcome, from a snapshot verified against the log
+        if done is not None and done.status.is_terminal and done.input == text:
+            return typed(Response.from_outcome(done), output)
+        state = yield Io(_fold_log, log)
+        if not log.created and state.input != text:
+            raise UsageError(
+                f"execution {eid!r} was started with another input; pass the same text to continue it, "
+                "or omit execution_id to start a new execution"
+            )
+        response = yield from self._advance_op(log, state, settings, model=model, resumed=not log.created)
+        if link is not None and response.is_suspended and response.suspend_reason is not None:
+            yield Io(log.release)
+            raise DelegationSuspended(eid, response.suspend_reason)
+        return response
+
+    def _bind_key_op(
+        self, key: str, eid: str, text: str, history: list[dict[str, Any]] | None, *, explicit: bool
+    ) -> Steps[str]:
+        if not isinstance(key, str) or not key:
+            raise UsageError("idempotency_key must be a non-empty string")
+        fingerprint = hashlib.sha256(msgspec.json.encode([text, history or []])).hexdigest()
+        bound, bound_fingerprint = yield Io(self.store.bind_key, key, eid, fingerprint)
+        if bound_fingerprint != fingerprint or (explicit and bound != eid):
+            raise IdempotencyConflictError(key, bound)
+        if bound != eid and (yield Io(self.store.is_claimed, bound)):
+            raise ExecutionAlreadyActiveError(bound, "running")
+        return str(bound)
+
+    def _resume_op(self, execution_id: str, *, model: str | None, output: OutputSpec | None) -> Steps[Response]:
+        settings = self._settings(output=output)
+        log = yield Claim(self.store, validate_execution_id(execution_id))
+        done = log.outcome
+        if done is not None and done.status.is_terminal:
+            return typed(Response.from_outcome(done), output)
+        state = yield Io(_fold_log, log)
+        return (yield from self._advance_op(log, state, settings, model=model, resumed=True))
+
+    def _advance_op(
+        self,
+        log: ExecutionLog,
+        state: ExecutionState,
+        settings: RunSettings,
+        *,
+        model: str | None,
+        resumed: bool,
+        records: Iterable[Record] = (),
+    ) -> Steps[Response]:
+        if state.status.is_terminal:
+            return (yield from self._respond_op(log, state, settings.output))
+        settings = self._fit(settings, state)
+        runner = Runner(log, state, settings, self.store)
+        if resumed:
+            self._check_drift(runner, state)
+            runner.buffer(ExecutionResumed(at=self.clock(), pid=os.getpid()))
+        for record in records:
+            runner.buffer(record)
+        yield from runner.steps(model=model)
+        return (yield from self._respond_op(log, runner.state, settings.output))
+
+    def _fit(self, settings: RunSettings, state: ExecutionState) -> RunSettings:
+        """The run's settings checked against what the execution recorded: output type and parent."""
+        spec = settings.output
+        recorded = state.output_schema
+        changes: dict[str, Any] = {}
+        if recorded is None:
+            if spec is not None:
+                changes["output"] = None  # started without structured output: the answer is plain text
+        elif spec is None:
+            raise UsageError(
+                f"execution {state.execution_id!r} expects structured output; pass output_type=... "
+                "(or build the agent with output_type=...) to continue it"
+            )
+        elif not spec.matches(recorded):
+            raise UsageError(
+                f"execution {state.execution_id!r} was started with another output type than {spec.name}; "
+                "continue it with the same output_type"
+            )
+        if not settings.ancestors and state.parent_id:
+            changes["ancestors"] = (state.parent_id,)  # resumed on its own: a parent's cancel still reaches it
+        return dataclasses.replace(settings, **changes) if changes else settings
+
+    def _respond_op(self, log: ExecutionLog, state: ExecutionState, spec: OutputSpec | None) -> Steps[Response]:
+        """The response for ``state``; a finished execution's outcome is offered to the store for the next claim."""
+        result = outcome(state)
+        if state.status.is_terminal and log.outcome is None:
+            yield Io(log.save_outcome, result)
+        return typed(Response.from_outcome(result), spec)
+
+    def _check_drift(self, runner: Runner, state: ExecutionState) -> None:
+        mine = self.fingerprint()
+        changes = config_changes(state.config, mine)
+        if not changes:
+            return
+        if self.on_drift == "error":
+            raise DriftError(state.execution_id, changes)
+        if self.on_drift == "warn":
+            import warnings  # noqa: PLC0415 - only on this rare path
+
+            warnings.warn(str(DriftError(state.execution_id, changes)), RuntimeWarning, stacklevel=6)
+        runner.buffer(
+            DriftAccepted(at=self.clock(), changes=[list(c) for c in changes], config=mine, policy=self.on_drift)
+        )
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def _get_op(self, execution_id: str) -> Steps[ExecutionState]:
+        state: ExecutionState = yield Io(_read_state, self.store, validate_execution_id(execution_id))
+        return state
+
+    def _response_op(self, execution_id: str, spec: OutputSpec | None) -> Steps[Response]:
+        state = yield from self._get_op(execution_id)
+        if spec is not None and not spec.matches(state.output_schema):
+            spec = None
+        return typed(Response.from_state(state), spec)
+
+    # -- answering suspensions -------------------------------------------------------------------------------
+
+    def _submit_op(
+        self,
+        execution_id: str,
+        kinds: tuple[str, ...],
+        build: Callable[[ExecutionState], list[Record]],
+        *,
+        advance: bool = True,
+    ) -> Steps[Response]:
+        """Validate a submission against the suspended state, record it, and (by default) continue."""
+        settings = self._settings(output=self._output(None)) if advance else None
+        log = yield Claim(self.store, validate_execution_id(execution_id))
+        state = yield Io(_fold_log, log)
+        self._check_waiting(execution_id, state, kinds)
+        records = build(state)
+        if settings is None:
+            yield Append(log, records, barrier=True)
+            fold(records, state)
+            yield Io(log.release)  # a parent resumed next continues this execution in the same operation
+            return Response.from_state(state)
+        return (yield from self._advance_op(log, state, settings, model=None, resumed=True, records=records))
+
+    def _check_waiting(self, execution_id: str, state: ExecutionState, kinds: tuple[str, ...]) -> None:
+        if state.status.is_terminal:
+            raise ExecutionAlreadyTerminalError(execution_id, state.status.value)
+        reason = state.suspend_reason
+        if not state.status.is_suspended or reason is None:
+            raise ExecutionNotSuspendedError(execution_id, state.status.value)
+        if reason.kind not in kinds:
+            raise SuspendKindMismatchError(
+                execution_id, state.status.value, f"it waits for {reason.kind}, not {' or '.join(kinds)}"
+            )
+
+    def _delegated_op(
+        self,
+        execution_id: str,
+        kinds: tuple[str, ...],
+        children: dict[str, list[str]],
+        record: Callable[[str, list[str]], Steps[Response]],
+    ) -> Steps[None]:
+        """Record answers meant for sub-agents' calls in their logs, after checking the parent lists them."""
+        state = yield from self._get_op(execution_id)
+        self._check_waiting(execution_id, state, kinds)
+        listed = set(state.suspend_reason.confirmation_ids if state.suspend_reason else [])
+        unknown = sorted(
+            f"{c}/{call}" for c, calls in children.items() for call in calls if f"{c}/{call}" not in listed
+        )
+        if unknown:
+            raise InvalidToolResultError(execution_id, f"no pending call with id {', '.join(unknown)}")
+        for child, calls in children.items():
+            yield from record(child, calls)
+
+    def _then_op(self, execution_id: str, *, advance: bool) -> Steps[Response]:
+        """After answering only sub-agents' calls: continue the parent, or report it."""
+        if advance:
+            return (yield from self._resume_op(execution_id, model=None, output=self._output(None)))
+        return (yield from self._response_op(execution_id, None))
+
+    def _decide_op(
+        self,
+        execution_id: str,
+        decisions: Mapping[str, bool],
+        *,
+        reasons: Mapping[str, str | None] | None,
+        advance: bool,
+    ) -> Steps[Response]:
+        kinds = ("approval", "contract")
+        if not decisions:
+            raise InvalidToolResultError(execution_id, "no decision given")
+        own, children = split_ids(decisions)
+        why = reasons or {}
+        if children:
+
+            def record(child: str, calls: list[str]) -> Steps[Response]:
+                return self._decide_op(
+                    child,
+                    {c: decisions[f"{child}/{c}"] for c in calls},
+                    reasons={c: why.get(f"{child}/{c}") for c in calls},
+                    advance=False,
+                )
+
+            yield from self._delegated_op(execution_id, kinds, children, record)
+            if not own:
+                return (yield from self._then_op(execution_id, advance=advance))
+
+        def build(state: ExecutionState) -> list[Record]:
+            unknown = sorted(c for c in own if c not in state.calls)
+            if unknown:
+                raise InvalidToolResultError(execution_id, f"no call with id {', '.join(unknown)}")
+            pending = set(state.suspend_reason.confirmation_ids) if state.suspend_reason else set()
+            settled = sorted(c for c in own if c not in pending or state.calls[c].decision is not None)
+            if settled:
+                raise AlreadyDecidedError(execution_id, state.status.value, f"call {', '.join(settled)} is not pending")
+            now = self.clock()
+            return [DecisionRecorded(at=now, call_id=c, approved=bool(decisions[c]), reason=why.get(c)) for c in own]
+
+        return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
+
+    def _submit_approval_op(
+        self,
+        execution_id: str,
+        *,
+        approved: bool | None,
+        rejection_reason: str | None,
+        decisions: Mapping[str, bool] | None,
+    ) -> Steps[Response]:
+        if (approved is None) == (decisions is None):
+            raise UsageError("pass exactly one of approved= or decisions=")
+        if decisions is None:
+            state = yield from self._get_op(execution_id)
+            reason = state.suspend_reason
+            ids = reason.confirmation_ids if reason is not None and reason.kind in ("approval", "contract") else []
+            if not ids:
+                self._raise_not_waiting(execution_id, state, ("approval", "contract"))
+            decisions = dict.fromkeys(ids, bool(approved))
+        reasons = {cid: rejection_reason for cid, ok in decisions.items() if not ok}
+        return (yield from self._decide_op(execution_id, decisions, reasons=reasons, advance=True))
+
+    def _tool_results_op(self, execution_id: str, results: Mapping[str, Any], *, advance: bool) -> Steps[Response]:
+        kinds = ("client_tool",)
+        own, children = split_ids(results)
+        if children:
+
+            def record(child: str, calls: list[str]) -> Steps[Response]:
+                return self._tool_results_op(child, {c: results[f"{child}/{c}"] for c in calls}, advance=False)
+
+            yield from self._delegated_op(execution_id, kinds, children, record)
+            if not own:
+                return (yield from self._then_op(execution_id, advance=advance))
+
+        def build(state: ExecutionState) -> list[Record]:
+            listed = state.suspend_reason.confirmation_ids if state.suspend_reason else []
+            pending = [c for c in listed if "/" not in c]
+            unknown = sorted(set(own) - set(pending))
+            missing = [c for c in pending if c not in results]
+            if unknown:
+                raise InvalidToolResultError(execution_id, f"no pending client call with id {', '.join(unknown)}")
+            if missing:
+                raise InvalidToolResultError(execution_id, f"missing results for {', '.join(missing)}")
+            now = self.clock()
+            return [ToolFinished(at=now, call_id=c, result=jsonable(results[c]), source="client") for c in pending]
+
+        return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
+
+    def _input_op(self, execution_id: str, text: str, *, advance: bool) -> Steps[Response]:
+        if not isinstance(text, str):
+            raise UsageError("text must be a string")
+        kinds = ("human_input",)
+        state = yield from self._get_op(execution_id)
+        reason = state.suspend_reason
+        own, children = split_ids(reason.confirmation_ids if reason is not None and reason.kind in kinds else [])
+        if children:
+
+            def record(child: str, _calls: list[str]) -> Steps[Response]:
+                return self._input_op(child, text, advance=False)
+
+            yield from self._delegated_op(execution_id, kinds, children, record)
+            if not own:
+                return (yield from self._then_op(execution_id, advance=advance))
+
+        def build(state: ExecutionState) -> list[Record]:
+            ids = state.suspend_reason.confirmation_ids if state.suspend_reason else []
+            now = self.clock()
+            return [InputSubmitted(at=now, call_id=c, text=text) for c in ids if "/" not in c]
+
+        return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
+
+    def _resolve_op(
+        self, execution_id: str, call_id: str, *, result: Any, error: str | None, rerun: bool, advance: bool
+    ) -> Steps[Response]:
+        kinds = ("in_doubt",)
+        child, sep, call = call_id.rpartition("/")
+        if sep:
+
+            def record(child: str, _calls: list[str]) -> Steps[Response]:
+                return self._resolve_op(child, call, result=result, error=error, rerun=rerun, advance=False)
+
+            yield from self._delegated_op(execution_id, kinds, {child: [call]}, record)
+            return (yield from self._then_op(execution_id, advance=advance))
+
+        def build(state: ExecutionState) -> list[Record]:
+            ids = state.suspend_reason.confirmation_ids if state.suspend_reason else []
+            if call_id not in ids:
+                raise InvalidToolResultError(execution_id, f"no in-doubt call with id {call_id}")
+            if rerun:
+                return [InDoubtResolved(at=self.clock(), call_id=call_id)]
+            return [
+                ToolFinished(at=self.clock(), call_id=call_id, result=jsonable(result), error=error, source="operator")
+            ]
+
+        return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
+
+    def _cancel_op(self, execution_id: str, *, reason: str) -> Steps[Response]:
+        eid = validate_execution_id(execution_id)
+        store = self.store
+        state = yield from self._get_op(eid)
+        if state.status.is_terminal:
+            return Response.from_state(state)
+        yield Io(store.request_cancel, eid)
+        try:
+            log = yield Claim(store, eid)
+        except ExecutionAlreadyClaimedError:
+            return Response.from_state(state)  # its owner stops at its next step boundary
+        state = yield Io(_fold_log, log)
+        if not state.status.is_terminal:
+            record = ExecutionCancelled(at=self.clock(), reason=reason)
+            yield Append(log, [record], barrier=True)
+            fold([record], state)
+        yield Io(store.clear_cancel, eid)
+        yield Io(log.release)
+        for cs in state.calls.values():  # sub-agents it was waiting on go with it
+            if cs.child_id is not None and cs.finished is None and (yield Io(store.exists, cs.child_id)):
+                yield from self._cancel_op(cs.child_id, reason="a parent execution was cancelled")
+        return Response.from_state(state)
+
+    def _raise_not_waiting(self, execution_id: str, state: ExecutionState, kinds: tuple[str, ...]) -> None:
+        if state.status.is_terminal:
+            raise ExecutionAlreadyTerminalError(execution_id, state.status.value)
+        if not state.status.is_suspended:
+            raise ExecutionNotSuspendedError(execution_id, state.status.value)
+        raise SuspendKindMismatchError(execution_id, state.status.value, f"it does not wait for {' or '.join(kinds)}")

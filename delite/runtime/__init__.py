@@ -1,0 +1,7 @@
+"""The multi-agent runtime: many executions advancing at once in one process, resumed after a crash."""
+
+from __future__ import annotations
+
+from delite.runtime.runtime import Runtime
+
+__all__ = ["Runtime"]

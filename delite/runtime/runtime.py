@@ -1,0 +1,468 @@
+"""``Runtime``: many agents' executions advancing at once in one process, as durable background work.
+
+A runtime owns an event loop in a thread of its own. ``rt.go(agent, text)`` starts an execution there and
+returns its id at once; every execution is ``agent.arun`` (or ``aresume``) as a task on that loop, so many
+slow model calls are in flight together. Async providers and tools run on the loop; sync ones in the
+runtime's ``workers`` threads; log writes in delite's I/O threads. Nothing here changes what a run records:
+the runtime is a host for the same durable operations as ``agent.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from delite.engine._aio import worker_pool
+from delite.engine._effects import STOP_REQUESTED, drive
+from delite.engine.response import Response
+from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
+from delite.log.durability import Durability
+from delite.log.records import SuspendReason
+from delite.state.fold import fold
+from delite.state.model import ExecutionState, Status
+from delite.store.base import Store
+from delite.store.file import FileStore
+from delite.store.ids import new_execution_id, validate_execution_id
+
+if TYPE_CHECKING:
+    from delite.engine.agent import Agent
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("delite.runtime")
+
+OnComplete = Callable[[str, str, Response], Any]
+OnSuspend = Callable[[str, str, SuspendReason], Any]
+OnFail = Callable[[str, str, BaseException], Any]
+OnCancel = Callable[[str, str, Response], Any]
+
+
+@dataclass
+class _Run:
+    """One stretch of an execution's advance in this runtime (a start, a resume after a signal, a recovery)."""
+
+    execution_id: str
+    agent_id: str
+    future: concurrent.futures.Future[Response] = field(default_factory=concurrent.futures.Future)
+
+
+class Runtime:
+    """Runs many agents' executions concurrently in this process, in the background, durably.
+
+    Example::
+
+        rt = Runtime("./data")
+        researcher = Agent("./data", runtime=rt, agent_id="researcher", provider=..., tools=[...])
+
+        @rt.on_suspend
+        def paused(agent_id, execution_id, reason):
+            notify(f"{agent_id} needs a decision: {reason}")
+
+        eid = rt.go(researcher, "Research the topic")   # returns at once
+        ...
+        rt.signal(eid, confirmation_id, True)          # records the decision, resumes in the background
+        print(rt.wait(eid).answer)
+        rt.shutdown()
+
+    **Recovery.** When the runtime starts (explicitly with :meth:`start`, or on the first :meth:`go` or
+    signal), and whenever an agent joins a started runtime, it looks for executions of its agents that a dead
+    process left ``running`` (nobody holds their claim) and resumes them, so restarting a crashed service
+    continues its work with no manual step. Register callbacks before it starts to hear about those too.
+    Sub-agents' executions are not resumed on their own: their parent's call resumes them.
+
+    **Callbacks** run in a thread of their own, one at a time, in order; one that raises is logged (logger
+    ``delite.runtime``) and changes nothing else. :meth:`wait` returns once the run's callbacks have run.
+
+    Args:
+        data_dir: the data directory its agents share (or pass ``store``).
+        workers: threads for blocking work of its runs: sync model providers and sync tools. Async providers
+            and tools run on the runtime's event loop and are not limited by it; log writes have their own
+            threads.
+        recover: resume executions a dead process left running (see above); False to leave them.
+        store: a store to use instead of files under ``data_dir``.
+        durability: the durability mode of the store built from ``data_dir``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        workers: int = 32,
+        recover: bool = True,
+        store: Store | None = None,
+        durability: Durability | str = Durability.FULL,
+    ) -> None:
+        """Configure the runtime; nothing starts until :meth:`start` (or the first :meth:`go`)."""
+        if store is None:
+            if data_dir is None:
+                raise UsageError("Runtime needs a data directory (or a store)")
+            store = FileStore(data_dir, durability=durability)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise UsageError("workers must be 1 or more")
+        self.store = store
+        self.workers = workers
+        self.recover = recover
+        self.recovered: list[str] = []
+        """Ids of the executions this runtime found left running and resumed."""
+        self._agents: dict[str, Agent] = {}
+        self._runs: dict[str, _Run] = {}
+        self._active = 0
+        self._lock = threading.Condition()
+        kinds = ("complete", "suspend", "fail", "cancel")
+        self._callbacks: dict[str, list[Callable[..., Any]]] = {k: [] for k in kinds}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._notices: queue.SimpleQueue[tuple[Callable[[], None], _Run | None, Any] | None] = queue.SimpleQueue()
+        self._notifier: threading.Thread | None = None
+        self._closing = False
+        self._stopping = False
+        self._recovering: set[str] = set()
+
+    # -- agents and callbacks --------------------------------------------------------------------------------
+
+    def join(self, agent: Agent) -> None:
+        """Make ``agent`` the one this runtime uses for executions of its ``agent_id`` (the latest join wins).
+
+        ``Agent(..., runtime=rt)`` calls this. A started runtime looks for that agent's executions left
+        running by a dead process at once.
+        """
+        if isinstance(self.store, FileStore) and isinstance(agent.store, FileStore):
+            mine, theirs = os.path.realpath(self.store.layout.root), os.path.realpath(agent.store.layout.root)
+            if mine != theirs:
+                raise UsageError(f"agent {agent.agent_id!r} uses {theirs}, but this runtime runs {mine}")
+        with self._lock:
+            self._agents[agent.agent_id] = agent
+            started = self._loop is not None
+        if started and self.recover:
+            self._recover([agent.agent_id])
+
+    @property
+    def agents(self) -> Mapping[str, Agent]:
+        """The agents that joined, by ``agent_id``."""
+        return dict(self._agents)
+
+    def on_complete(self, fn: OnComplete) -> OnComplete:
+        """Decorator: ``fn(agent_id, execution_id, response)`` after an execution completes."""
+        self._callbacks["complete"].append(fn)
+        return fn
+
+    def on_suspend(self, fn: OnSuspend) -> OnSuspend:
+        """Decorator: ``fn(agent_id, execution_id, reason)`` after an execution suspends (a SuspendReason)."""
+        self._callbacks["suspend"].append(fn)
+        return fn
+
+    def on_fail(self, fn: OnFail) -> OnFail:
+        """Decorator: ``fn(agent_id, execution_id, error)`` after a run raised (:meth:`wait` raises it too)."""
+        self._callbacks["fail"].append(fn)
+        return fn
+
+    def on_cancel(self, fn: OnCancel) -> OnCancel:
+        """Decorator: ``fn(agent_id, execution_id, response)`` after an execution is cancelled."""
+        self._callbacks["cancel"].append(fn)
+        return fn
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the event loop and its threads, then resume the agents' executions left running (idempotent)."""
+        with self._lock:
+            if self._closing:
+                raise UsageError("the runtime is shut down")
+            if self._loop is not None:
+                return self
+            loop = asyncio.new_event_loop()
+            self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="delite-rt-work")
+            self._thread = threading.Thread(target=loop.run_forever, name="delite-runtime", daemon=True)
+            self._notifier = threading.Thread(target=self._notify_loop, name="delite-rt-callbacks", daemon=True)
+            self._loop = loop
+            self._thread.start()
+            self._notifier.start()
+            agents = list(self._agents)
+        if self.recover and agents:
+            self._recover(agents)
+        return self
+
+    def shutdown(self, *, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop taking work; let each running execution reach a durable step boundary and let go of it.
+
+        New :meth:`go` and signals raise :class:`~delite.errors.UsageError`. A run stops before its next model
+        call or tool batch (a tool or model call in flight finishes and is recorded first), writes what it has
+        buffered and releases its claim; its execution stays ``running`` and a runtime started later resumes
+        it. With ``wait`` (the default) this returns once every run has stopped and every callback has run
+        (or ``timeout`` seconds passed); otherwise at once, the runs stopping in the background.
+        """
+        with self._lock:
+            self._closing = True
+            self._stopping = True
+            loop = self._loop
+        if loop is None or not wait:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._active:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                self._lock.wait(left)
+        self._notices.put(None)
+        if self._notifier is not None and self._notifier is not threading.current_thread():
+            self._notifier.join()
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+            loop.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Self:
+        """``with Runtime(...) as rt:`` shuts it down (waiting) at the end of the block."""
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Shut down, waiting for runs to reach a step boundary."""
+        self.shutdown()
+
+    # -- starting and answering ------------------------------------------------------------------------------
+
+    def go(self, agent: Agent, text: str, **run_kwargs: Any) -> str:
+        """Start an execution of ``agent`` in the background and return its id at once.
+
+        ``run_kwargs`` are those of :meth:`Agent.run <delite.Agent.run>` (``execution_id``, ``history``,
+        ``metadata``, ``model``, ``idempotency_key``, ``output_type``). With an ``execution_id`` that exists,
+        the execution is continued. :meth:`wait` returns its response.
+        """
+        if not isinstance(text, str):
+            raise UsageError("text must be a string")
+        if self._agents.get(agent.agent_id) is not agent:
+            self.join(agent)
+        eid = run_kwargs.pop("execution_id", None)
+        key = run_kwargs.get("idempotency_key")
+        if eid is not None:
+            eid = validate_execution_id(eid)
+        elif key is not None:  # the key may already name an execution: that is the id to return
+            op = agent._bind_key_op(key, new_execution_id(), text, run_kwargs.get("history"), explicit=False)  # noqa: SLF001
+            eid = drive(op)
+        else:
+            eid = new_execution_id()
+        self.start()
+        return self._launch(eid, agent, lambda: agent.arun(text, execution_id=eid, **run_kwargs))
+
+    def resume(self, execution_id: str) -> str:
+        """Continue an execution in the background (after a failure, say); returns its id."""
+        root, agent = self._root(execution_id)
+        return self._launch(root, agent, lambda: agent.aresume(root))
+
+    def signal(self, execution_id: str, confirmation_id: str, approved: bool, *, reason: str | None = None) -> None:
+        """Record a decision on a pending call and resume the execution in the background.
+
+        The decision is recorded before this returns (a refused one raises, as ``agent.decide`` does:
+        :class:`~delite.errors.InvalidToolResultError`, :class:`~delite.errors.AlreadyDecidedError`, ...).
+        ``execution_id`` may be the execution that lists the call, or a sub-agent's: either way the top
+        execution is resumed, and continues the sub-agent.
+        """
+        _, agent = self._root(execution_id)
+        agent.decide(execution_id, {confirmation_id: approved}, reasons={confirmation_id: reason}, advance=False)
+        self.resume(execution_id)
+
+    def submit_tool_results(self, execution_id: str, results: Mapping[str, Any]) -> None:
+        """Record client tool results (as ``agent.submit_tool_results``) and resume in the background."""
+        _, agent = self._root(execution_id)
+        agent.submit_tool_results(execution_id, results, advance=False)
+        self.resume(execution_id)
+
+    def submit_input(self, execution_id: str, text: str) -> None:
+        """Record a human's answer (as ``agent.submit_input``) and resume in the background."""
+        _, agent = self._root(execution_id)
+        agent.submit_input(execution_id, text, advance=False)
+        self.resume(execution_id)
+
+    def resolve(
+        self, execution_id: str, call_id: str, *, result: Any = None, error: str | None = None, rerun: bool = False
+    ) -> None:
+        """Settle an in-doubt call (as ``agent.resolve``) and resume in the background."""
+        _, agent = self._root(execution_id)
+        agent.resolve(execution_id, call_id, result=result, error=error, rerun=rerun, advance=False)
+        self.resume(execution_id)
+
+    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
+        """Cancel an execution (see ``agent.cancel``): a running one stops at its next step boundary."""
+        _, agent = self._root(execution_id)
+        response = agent.cancel(execution_id, reason=reason)
+        if response.status is Status.CANCELLED:
+            self._emit(agent.agent_id, execution_id, response, None)
+        return response
+
+    # -- waiting ---------------------------------------------------------------------------------------------
+
+    def future(self, execution_id: str) -> concurrent.futures.Future[Response]:
+        """The future of the latest run of the execution in this runtime (``await asyncio.wrap_future(...)``).
+
+        Raises:
+            LookupError: this runtime has not run the execution.
+        """
+        with self._lock:
+            run = self._runs.get(execution_id)
+        if run is None:
+            raise LookupError(f"execution {execution_id!r} was not run by this runtime")
+        return run.future
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> Response:
+        """Wait until the execution stops advancing (completed, suspended, failed, cancelled); its response.
+
+        Raises what the run raised. An execution this runtime is not running is read from the data directory
+        (waiting, by polling, while another process advances it).
+
+        Raises:
+            TimeoutError: it did not stop within ``timeout`` seconds.
+        """
+        with self._lock:
+            run = self._runs.get(execution_id)
+        if run is not None:
+            return run.future.result(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self._read(execution_id)
+            if state.status is not Status.RUNNING or not self.store.is_claimed(execution_id):
+                with self._lock:
+                    run = self._runs.get(execution_id)
+                if run is not None:  # recovery picked it up meanwhile
+                    return run.future.result(None if deadline is None else max(deadline - time.monotonic(), 0))
+                return Response.from_state(state)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"execution {execution_id!r} is still running")
+            time.sleep(0.05)
+
+    @property
+    def running(self) -> int:
+        """How many executions this runtime is advancing right now."""
+        return self._active
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _read(self, execution_id: str) -> ExecutionState:
+        return fold(self.store.read(validate_execution_id(execution_id)).records)
+
+    def _root(self, execution_id: str) -> tuple[str, Agent]:
+        """The top execution above ``execution_id`` (itself, unless it is a sub-agent's) and its agent."""
+        eid = validate_execution_id(execution_id)
+        state = self._read(eid)
+        seen = {eid}
+        while state.parent_id is not None and state.parent_id not in seen and self.store.exists(state.parent_id):
+            eid = state.parent_id
+            seen.add(eid)
+            state = self._read(eid)
+        agent = self._agents.get(state.agent_id)
+        if agent is None:
+            raise UsageError(f"no agent {state.agent_id!r} joined this runtime (execution {eid!r})")
+        return eid, agent
+
+    def _launch(self, execution_id: str, agent: Agent, make: Callable[[], Coroutine[Any, Any, Response]]) -> str:
+        with self._lock:
+            if self._closing:
+                raise UsageError("the runtime is shut down")
+            current = self._runs.get(execution_id)
+            if current is not None and not current.future.done():
+                return execution_id  # already advancing here: it will see what was just recorded
+            run = self._runs[execution_id] = _Run(execution_id, agent.agent_id)
+            self._active += 1
+        self.start()
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._drive(run, make), self._loop)
+        return execution_id
+
+    async def _drive(self, run: _Run, make: Callable[[], Coroutine[Any, Any, Response]]) -> None:
+        STOP_REQUESTED.set(self._stop_requested)
+        worker_pool.set(self._pool)
+        try:
+            response = await make()
+        except BaseException as e:  # noqa: BLE001 - handed to wait() and on_fail
+            error = e
+            self._notices.put((lambda: self._emit(run.agent_id, run.execution_id, None, error), run, error))
+        else:
+            self._notices.put((lambda: self._emit(run.agent_id, run.execution_id, response, None), run, response))
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._lock.notify_all()
+
+    def _stop_requested(self) -> bool:
+        return self._stopping
+
+    def _emit(self, agent_id: str, execution_id: str, response: Response | None, error: BaseException | None) -> None:
+        if error is not None:
+            if isinstance(error, ExecutionAlreadyClaimedError) and error.execution_id == execution_id:
+                return  # another process advances it: not a failure of the execution
+            self._call("fail", agent_id, execution_id, error)
+            return
+        assert response is not None
+        status = response.status
+        if status is Status.COMPLETED:
+            self._call("complete", agent_id, execution_id, response)
+        elif status.is_suspended and response.suspend_reason is not None:
+            self._call("suspend", agent_id, execution_id, response.suspend_reason)
+        elif status is Status.CANCELLED:
+            self._call("cancel", agent_id, execution_id, response)
+        elif status is Status.FAILED:
+            self._call("fail", agent_id, execution_id, DeliteError(response.error or "failed"))
+
+    def _call(self, kind: str, *args: Any) -> None:
+        for fn in list(self._callbacks[kind]):
+            try:
+                result = fn(*args)
+                if asyncio.iscoroutine(result) and self._loop is not None:
+                    asyncio.run_coroutine_threadsafe(result, self._loop).result()
+            except Exception:
+                log.exception("runtime callback %s for execution %s raised", getattr(fn, "__name__", fn), args[1])
+
+    def _notify_loop(self) -> None:
+        while True:
+            item = self._notices.get()
+            if item is None:
+                return
+            notify, run, outcome = item
+            try:
+                notify()
+            finally:
+                if run is not None:
+                    if isinstance(outcome, BaseException):
+                        run.future.set_exception(outcome)
+                    else:
+                        run.future.set_result(outcome)
+
+    def _recover(self, agent_ids: list[str]) -> None:
+        """Resume the executions of these agents that a dead process left running."""
+        store = self.store
+        if not isinstance(store, FileStore):
+            return  # nothing else outlives a process
+        wanted = {a for a in agent_ids if a not in self._recovering}
+        if not wanted:
+            return
+        self._recovering |= wanted
+        from delite.datadir import DataDir  # noqa: PLC0415 - the listing index, only when recovering
+
+        page = DataDir(store.layout.root).list(status="running", limit=None)
+        for summary in page.items:
+            if summary.agent_id not in wanted or summary.parent_id is not None:
+                continue
+            eid = summary.id
+            if store.is_claimed(eid):
+                continue  # a live process is advancing it
+            agent = self._agents[summary.agent_id]
+            self.recovered.append(eid)
+
+            def make(agent: Agent = agent, eid: str = eid) -> Coroutine[Any, Any, Response]:
+                return agent.aresume(eid)
+
+            self._launch(eid, agent, make)
