@@ -20,7 +20,7 @@ from delite_cli._errors import CliError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from delite.datadir import DataDir, Event, ExecutionDetail, ExecutionView, Step, ToolCall
+    from delite.datadir import DataDir, Event, ExecutionDetail, ExecutionSummary, ExecutionView, Step, ToolCall
 
 __all__ = [
     "parse_meta",
@@ -121,6 +121,7 @@ def run_status(
     limit: int,
     offset: int,
     json_: bool,
+    parent: str | None = None,
 ) -> None:
     """List executions, newest first."""
     data = _data(data_dir)
@@ -134,6 +135,7 @@ def run_status(
             limit=limit,
             offset=offset,
             progress=update,
+            parent=data.resolve(parent) if parent else None,
         )
     if json_:
         f.echo_json(
@@ -151,7 +153,7 @@ def run_status(
         if page.total:
             out.print(f.text(f"No executions on this page: {page.total} match, from --offset 0.", "dim"))
             return
-        where = "match these filters" if (statuses or agent or meta or since or until) else "exist"
+        where = "match these filters" if (statuses or agent or meta or since or until or parent) else "exist"
         out.print(f.text(f"No executions {where} in {data_dir}.", "dim"))
         return
     from rich.table import Table
@@ -227,6 +229,14 @@ _WAITING_FOR = {
 }
 
 
+def _children(data_dir: str, d: ExecutionDetail) -> list[ExecutionSummary]:
+    """The sub-agents' executions of ``d`` (only looked up when a log's name says there may be some)."""
+    data = _data(data_dir)
+    if not any(tc.child_id for tc in d.pending_calls) and not any(i.startswith(d.id + ":") for i in data.ids()):
+        return []
+    return data.children(d.id)
+
+
 def run_inspect(data_dir: str, ident: str, *, json_: bool) -> None:
     """Show one execution in depth."""
     d = open_execution(data_dir, ident).detail
@@ -277,7 +287,13 @@ def run_inspect(data_dir: str, ident: str, *, json_: bool) -> None:
     if d.idempotency_key:
         row("Idem. key", f.text(d.idempotency_key))
     if d.parent_id:
-        row("Parent", f.text(d.parent_id))
+        row("Parent", f.text(f"{d.parent_id} (call {d.parent_call or '?'}, depth {d.depth})"))
+    children = _children(data_dir, d)
+    if children:
+        row(
+            "Sub-agents",
+            f.text("\n".join(f"{c.id}  {c.agent_id}  {c.status}  (call {c.parent_call})" for c in children)),
+        )
     if d.forked_from:
         row("Forked from", f.text(f"{d.forked_from} at step {d.fork_step}"))
     log = f"{f.size(d.log_bytes)}, {d.records} records"
@@ -288,6 +304,9 @@ def run_inspect(data_dir: str, ident: str, *, json_: bool) -> None:
         r = d.suspend_reason
         lines = [f"{r.kind}: {r.message or r.question or _WAITING_FOR.get(r.kind, 'waiting')}"]
         lines.extend(f"  {_call_line(tc)}" for tc in d.pending_calls if tc.call_id in r.confirmation_ids)
+        lines.extend(
+            f"  {c.call_id}  {c.name}({f.json_text(c.arguments, indent=0)})" for c in r.calls if "/" in c.call_id
+        )
         row("Suspended", f.text("\n".join(lines), "yellow"))
     elif d.pending_calls:
         row("Open calls", f.text("\n".join(_call_line(tc) + f"  [{tc.status}]" for tc in d.pending_calls)))

@@ -95,6 +95,7 @@ def cli() -> None:
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Only executions with this metadata (repeatable).")
 @click.option("--since", metavar="WHEN", help="Created at or after WHEN: 30m, 2h, 7d ago, or an ISO date (UTC).")
 @click.option("--until", metavar="WHEN", help="Created before WHEN.")
+@click.option("--parent", metavar="ID", help="Only the sub-agents' executions that this execution started.")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="At most this many.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first (paging).")
 @json_option
@@ -107,6 +108,7 @@ def status(
     meta: tuple[str, ...],
     since: str | None,
     until: str | None,
+    parent: str | None,
     limit: int,
     offset: int,
     json_: bool,
@@ -124,6 +126,7 @@ def status(
         limit=limit,
         offset=offset,
         json_=json_,
+        parent=parent,
     )
 
 

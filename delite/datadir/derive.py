@@ -152,6 +152,7 @@ def _summary_fields(
         "suspend_reason": state.suspend_reason if state.status.is_suspended else None,
         "error": _error(state),
         "parent_id": state.parent_id,
+        "parent_call": state.parent_call,
         "forked_from": started.forked_from if started is not None else None,
         "fork_step": started.fork_step if started is not None else None,
         "records": len(records),
@@ -326,6 +327,8 @@ class Derived:
             status = "waiting_input"
         elif cs.rerun_requested:
             status = "rerun_requested"
+        elif cs.child_id is not None:
+            status = "waiting_child"
         elif cs.attempts > 0:
             status = "started"
         else:
@@ -356,6 +359,7 @@ class Derived:
             question=cs.question,
             human_input=cs.human_input,
             provider_id=cs.call.provider_id,
+            child_id=cs.child_id,
         )
 
     def _step(self, turn: ModelResponded, calls: list[ToolCall]) -> Step:

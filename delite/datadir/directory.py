@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -10,7 +11,7 @@ from typing import Any
 import msgspec
 
 from delite.datadir.execution import ExecutionView
-from delite.datadir.views import Event, HealthReport, Page
+from delite.datadir.views import Event, ExecutionSummary, HealthReport, Page
 from delite.errors import (
     AmbiguousExecutionIdError,
     ExecutionNotFoundError,
@@ -121,6 +122,7 @@ class DataDir:
         limit: int | None = 50,
         offset: int = 0,
         progress: Progress | None = None,
+        parent: str | None = None,
     ) -> Page:
         """List executions, newest first, one page at a time.
 
@@ -136,6 +138,7 @@ class DataDir:
             limit: at most this many (None for all).
             offset: skip this many of the matching executions first.
             progress: called as ``progress(done, total)`` while many logs are being indexed.
+            parent: only the sub-agents' executions started by this execution.
         """
         if limit is not None and limit < 0:
             raise UsageError("limit must be 0 or more")
@@ -157,10 +160,16 @@ class DataDir:
                 until=until,
                 limit=limit,
                 offset=offset,
+                parent=parent,
             )
         finally:
             index.close()
         return Page(items=items, total=total, offset=offset, limit=limit)
+
+    def children(self, execution_id: str) -> builtins.list[ExecutionSummary]:
+        """The sub-agents' executions that ``execution_id`` started (by its tool calls), oldest first."""
+        page = self.list(parent=validate_execution_id(execution_id), limit=None)
+        return sorted(page.items, key=lambda s: (s.created_at, s.id))
 
     def reindex(self, progress: Progress | None = None) -> int:
         """Rebuild the listing index from every log; returns the number of executions indexed."""

@@ -35,7 +35,7 @@ from delite.store.layout import Layout
 __all__ = ["DERIVATION", "MIGRATIONS", "ListingIndex", "Progress", "check_index", "scan_logs"]
 
 
-DERIVATION: Final = "1"
+DERIVATION: Final = "2"  # 2: summaries name the parent call of a sub-agent
 
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     (
@@ -262,6 +262,7 @@ class ListingIndex:
         until: float | None = None,
         limit: int | None = None,
         offset: int = 0,
+        parent: str | None = None,
     ) -> tuple[list[ExecutionSummary], int]:
         """The matching summaries, newest first, and how many match in all."""
         where: list[str] = []
@@ -276,6 +277,9 @@ class ListingIndex:
         for key, value in (metadata or {}).items():
             where.append("json_extract(metadata, ?) = ?")
             params.extend([_json_path(key), _sql_value(value)])
+        if parent is not None:
+            where.append("json_extract(CAST(summary AS TEXT), '$.parent_id') = ?")
+            params.append(parent)
         if since is not None:
             where.append("created_at >= ?")
             params.append(since)

@@ -58,7 +58,8 @@ class ExecutionSummary(_View, frozen=True, kw_only=True):
     ``status`` is a :class:`~delite.Status` value, or ``unreadable`` (the log is damaged: see ``damage``) or
     ``empty`` (the process died while creating the log, before its first record was complete). In a
     listing, ``input`` and ``answer`` are cut to 500 characters; :meth:`delite.DataDir.execution` has them
-    whole.
+    whole. A sub-agent's execution names its parent (``parent_id``) and the parent's tool call that started
+    it (``parent_call``).
     """
 
     id: str
@@ -78,6 +79,7 @@ class ExecutionSummary(_View, frozen=True, kw_only=True):
     suspend_reason: SuspendReason | None = None
     error: str | None = None
     parent_id: str | None = None
+    parent_call: str | None = None
     forked_from: str | None = None
     fork_step: int | None = None
     records: int = 0
@@ -100,9 +102,10 @@ class ToolCall(_View, frozen=True, kw_only=True):
     ``status``: ``ok``; ``error`` (the tool raised, or its arguments were invalid); ``rejected`` (a human
     said no); ``pending`` (not started: waiting for a decision, the client, or its turn); ``started`` (its
     intent is recorded but no result: running now, or in doubt if its process died); ``waiting_input`` (the
-    tool asked a human a question); ``rerun_requested`` (an operator asked for an in-doubt call to run again).
-    ``source`` is where the outcome came from (``tool``, ``client``, ``operator``, ``human``, ``rejected``,
-    ``invalid``), as in the ``tool-finished`` record.
+    tool asked a human a question); ``rerun_requested`` (an operator asked for an in-doubt call to run again);
+    ``waiting_child`` (it ran a sub-agent, ``child_id``, that is waiting). ``source`` is where the outcome came
+    from (``tool``, ``client``, ``operator``, ``human``, ``rejected``, ``invalid``), as in the ``tool-finished``
+    record.
     """
 
     call_id: str
@@ -123,6 +126,7 @@ class ToolCall(_View, frozen=True, kw_only=True):
     question: str | None = None
     human_input: str | None = None
     provider_id: str = ""
+    child_id: str | None = None
 
 
 class LlmCall(_View, frozen=True, kw_only=True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Any, Self
 
 from delite.engine.events import EventSink, StreamClosed, StreamEvent
 from delite.engine.response import Response
@@ -22,8 +22,9 @@ __all__ = ["AsyncEventStream", "AsyncTextStream"]
 class AsyncEventStream:
     """:class:`EventStream` for asyncio (``agent.astream_events``): the run is a task on the caller's loop.
 
-    Leaving the ``async for`` early stops the run at its next event, as with the sync form, and waits for it
-    to let go of the execution. Attributes as in :class:`EventStream`.
+    Stopping early stops the run at its next event, as with the sync form, and waits for it to let go of
+    the execution: use ``async with agent.astream_events(...) as events:`` (or ``await events.aclose()``), as
+    Python runs an abandoned async iterator's cleanup only later. Attributes as in :class:`EventStream`.
     """
 
     def __init__(self, run: Callable[[], Coroutine[Any, Any, Response]]) -> None:
@@ -79,6 +80,14 @@ class AsyncEventStream:
         if task is not None and not task.done():
             await asyncio.wait({task})
 
+    async def __aenter__(self) -> Self:
+        """``async with``: the run is stopped (if still running) when the block ends."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop the run and wait for it to let go."""
+        await self.aclose()
+
 
 class AsyncTextStream:
     """:class:`TextStream` for asyncio: ``async for chunk in agent.astream(...)``."""
@@ -99,6 +108,14 @@ class AsyncTextStream:
 
     async def aclose(self) -> None:
         """Stop the run at its next event; see :meth:`AsyncEventStream.aclose`."""
+        await self.events.aclose()
+
+    async def __aenter__(self) -> Self:
+        """``async with``: the run is stopped (if still running) when the block ends."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop the run and wait for it to let go."""
         await self.events.aclose()
 
     def __aiter__(self) -> AsyncIterator[str]:

@@ -14,8 +14,8 @@ from delite.log.records import ExecutionCompleted, ModelResponded
 
 SUMMARY_KEYS = {
     "id", "agent_id", "status", "created_at", "updated_at", "input", "answer", "models", "steps", "llm_calls",
-    "tool_calls", "tokens", "cost", "metadata", "suspend_reason", "error", "parent_id", "forked_from", "fork_step",
-    "records", "log_bytes", "torn", "damage",
+    "tool_calls", "tokens", "cost", "metadata", "suspend_reason", "error", "parent_id", "parent_call", "forked_from",
+    "fork_step", "records", "log_bytes", "torn", "damage",
 }  # fmt: skip
 DETAIL_KEYS = SUMMARY_KEYS | {
     "config", "model", "idempotency_key", "depth", "resumes", "model_failures", "model_ms", "tool_ms", "wall_ms",
@@ -25,6 +25,7 @@ TOKEN_KEYS = {"input", "output", "cached_input", "cache_write", "reasoning", "to
 TOOL_CALL_KEYS = {
     "call_id", "step", "name", "arguments", "status", "result", "error", "source", "started_at", "finished_at",
     "duration_ms", "attempts", "retries", "idempotency_key", "decision", "question", "human_input", "provider_id",
+    "child_id",
 }  # fmt: skip
 STEP_KEYS = {
     "step", "model", "started_at", "ended_at", "model_ms", "tool_ms", "wall_ms", "attempts", "tokens", "cost",

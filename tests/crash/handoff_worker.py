@@ -5,7 +5,7 @@ Usage: python handoff_worker.py DATA_DIR SCENARIO COMMAND [ARG...]
 Prints one JSON line: the response ({"status", "answer", "kind", "ids", "question"}) or the error
 ({"error": class name, "http": status}). Side effects go to DATA_DIR/ledger.txt, one line per tool body run.
 Set DELITE_TEST_DIE=before|after to SIGKILL this process inside the first gated tool body, before or after
-its side effect.
+its side effect. DELITE_TEST_API=async runs each command through the async API (``arun``, ``asubmit_*``...).
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ def main() -> int:
     if go:  # line up racing processes: every one is imported and built before any acts
         while not os.path.exists(go):
             time.sleep(0.001)
+    if os.environ.get("DELITE_TEST_API") == "async":
+        return _run_async(agent, scenario, command, args)
     try:
         if command == "start":
             r = agent.run(f"{scenario} please", execution_id=args[0])
@@ -116,6 +118,34 @@ def main() -> int:
     except DeliteError as e:
         print(json.dumps({"error": type(e).__name__, "http": e.http_status, "message": str(e)}))
         return 0
+    report(r)
+    return 0
+
+
+def _run_async(agent: Agent, scenario: str, command: str, args: list[str]) -> int:
+    """The same commands through the async API (DELITE_TEST_API=async)."""
+    import asyncio
+
+    calls: dict[str, Any] = {
+        "start": lambda: agent.arun(f"{scenario} please", execution_id=args[0]),
+        "approve-all": lambda: agent.asubmit_approval(args[0], approved=True),
+        "reject-all": lambda: agent.asubmit_approval(args[0], approved=False, rejection_reason=args[1]),
+        "approve": lambda: agent.adecide(args[0], {args[1]: True}, advance=False),
+        "tool-results": lambda: agent.asubmit_tool_results(args[0], json.loads(args[1])),
+        "input": lambda: agent.asubmit_input(args[0], args[1]),
+        "resume": lambda: agent.aresume(args[0]),
+        "cancel": lambda: agent.acancel(args[0]),
+    }
+    try:
+        r = asyncio.run(calls[command]())
+    except DeliteError as e:
+        print(json.dumps({"error": type(e).__name__, "http": e.http_status, "message": str(e)}))
+        return 0
+    report(r)
+    return 0
+
+
+def report(r: Any) -> None:
     reason = r.suspend_reason
     print(
         json.dumps(
@@ -128,7 +158,6 @@ def main() -> int:
             }
         )
     )
-    return 0
 
 
 if __name__ == "__main__":

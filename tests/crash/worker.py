@@ -9,6 +9,7 @@ MODE is one of:
   tool-before   SIGKILL inside the K-th tool body, before its side effect
   tool-after    SIGKILL inside the K-th tool body, after its side effect
 The side effect is a line in DATA_DIR/ledger.txt: "<idempotency key> <attempt>".
+DELITE_TEST_API=async runs it through ``agent.arun`` instead of ``agent.run``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,12 @@ def main() -> int:
 
     provider = ScriptedProvider.tool_loop(steps, "step", answer=answer)
     with Agent(data_dir, provider=provider, tools=[step]) as agent:
-        r = agent.run("do the steps", execution_id=eid)
+        if os.environ.get("DELITE_TEST_API") == "async":  # the same run through the async API
+            import asyncio
+
+            r = asyncio.run(agent.arun("do the steps", execution_id=eid))
+        else:
+            r = agent.run("do the steps", execution_id=eid)
     print(r.answer)
     return 0
 
