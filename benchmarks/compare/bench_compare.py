@@ -306,6 +306,7 @@ def table(report: dict[str, Any]) -> str:
                 cr[i].get("note")
                 or f"{cr[i]['with_duplicates']} of {cr[i]['trials']} ({cr[i]['extra_runs']} extra runs"
                 + (", same key" if cr[i]["keyed"] and not cr[i].get("new_key_on_rerun") else "")
+                + (f", {cr[i]['resume_failures']} resumes failed" if cr[i].get("resume_failures") else "")
                 + ")"
                 for i in impls
             ],

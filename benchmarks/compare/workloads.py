@@ -74,7 +74,8 @@ def run_delite(command: str, data_dir: str, n: int, *, once: bool = False) -> tu
         # The operator looks at the outside world (the side file) and supplies the result, or asks for a re-run.
         call_id = response.suspend_reason.confirmation_ids[0]
         EXTRA["in_doubt"] = EXTRA.get("in_doubt", 0) + 1
-        acted = any(line.endswith(f":{call_id}") for line in Path(data_dir, "side.txt").read_text().splitlines())
+        side = Path(data_dir, "side.txt")
+        acted = side.exists() and any(line.endswith(f":{call_id}") for line in side.read_text().splitlines())
         settle: dict[str, Any] = {"result": "ok"} if acted else {"rerun": True}
         response = agent.resolve(EID, call_id, **settle)
     return time.perf_counter() - started, imported, response.answer
