@@ -48,11 +48,16 @@ OnCancel = Callable[[str, str, Response], Any]
 
 @dataclass
 class _Run:
-    """One stretch of an execution's advance in this runtime (a start, a resume after a signal, a recovery)."""
+    """One stretch of an execution's advance in this runtime (a start, a resume after a signal, a recovery).
+
+    ``future`` holds its response once its callbacks have run; ``task`` is the coroutine's own future,
+    done as soon as the run has let go of the execution (the next run of the same execution waits for it).
+    """
 
     execution_id: str
     agent_id: str
     future: concurrent.futures.Future[Response] = field(default_factory=concurrent.futures.Future)
+    task: concurrent.futures.Future[None] | None = None
 
 
 class Runtime:
@@ -369,23 +374,30 @@ class Runtime:
         return eid, agent
 
     def _launch(self, execution_id: str, agent: Agent, make: Callable[[], Coroutine[Any, Any, Response]]) -> str:
+        self.start()
+        assert self._loop is not None
         with self._lock:
             if self._closing:
                 raise UsageError("the runtime is shut down")
-            current = self._runs.get(execution_id)
-            if current is not None and not current.future.done():
-                return execution_id  # already advancing here: it will see what was just recorded
+            previous = self._runs.get(execution_id)
             run = self._runs[execution_id] = _Run(execution_id, agent.agent_id)
             self._active += 1
-        self.start()
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._drive(run, make), self._loop)
+            # A run of the same execution still under way here (it may be just letting go): this one follows it.
+            after = previous.task if previous is not None else None
+            run.task = asyncio.run_coroutine_threadsafe(self._drive(run, make, after), self._loop)
         return execution_id
 
-    async def _drive(self, run: _Run, make: Callable[[], Coroutine[Any, Any, Response]]) -> None:
+    async def _drive(
+        self,
+        run: _Run,
+        make: Callable[[], Coroutine[Any, Any, Response]],
+        after: concurrent.futures.Future[None] | None,
+    ) -> None:
         STOP_REQUESTED.set(self._stop_requested)
         worker_pool.set(self._pool)
         try:
+            if after is not None and not after.done():
+                await asyncio.wait({asyncio.wrap_future(after)})
             response = await make()
         except BaseException as e:  # noqa: BLE001 - handed to wait() and on_fail
             error = e

@@ -120,7 +120,7 @@ def build(data_dir: Path, durability: str, trace: Trace | None, effects: list[tu
         return script(messages, tools, model_id)
 
     # One call at a time: the contract checked here is the sequential one (at most the step in flight repeats).
-    # Calls of one turn that run at the same time are all in flight together; tests/crash/test_parallel.py.
+    # Calls of one turn that run at the same time are all in flight together; tests/crash/test_parallel_kill.py.
     return Agent(data_dir, provider=model, tools=[charge, refund], durability=durability, parallel_tool_calls=False)
 
 

@@ -1,0 +1,338 @@
+"""The Runtime: background executions, callbacks, signals, shutdown at a step boundary, recovery."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from delite import Agent, DataDir, Runtime, ScriptedProvider, Status, current_call, delegate, tool
+from delite.errors import ProviderError, UsageError
+from delite.log.records import ExecutionCompleted
+from delite.providers import call
+from delite.store import FileStore
+
+
+def last_tool(messages: list[dict[str, Any]]) -> str:
+    return next(m["content"] for m in reversed(messages) if m["role"] == "tool")
+
+
+@pytest.fixture
+def ledger() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def work(ledger: list[str]) -> Any:
+    @tool
+    def work(i: int) -> str:
+        """A unit of work with a side effect."""
+        ledger.append(current_call().idempotency_key)
+        return f"w{i}"
+
+    return work
+
+
+def test_go_runs_many_executions_at_once_and_calls_back(data_dir: Path, work: Any, ledger: list[str]) -> None:
+    done: list[tuple[str, str, str | None]] = []
+    with Runtime(data_dir, workers=4) as rt:
+        agent = Agent(
+            data_dir,
+            runtime=rt,
+            agent_id="worker",
+            provider=ScriptedProvider.tool_loop(3, "work", delay=0.01),
+            tools=[work],
+        )
+
+        @rt.on_complete
+        def completed(agent_id: str, execution_id: str, response: Any) -> None:
+            done.append((agent_id, execution_id, response.answer))
+
+        ids = [rt.go(agent, "go") for _ in range(40)]
+        responses = [rt.wait(eid, timeout=60) for eid in ids]
+        assert rt.running == 0
+    assert [r.answer for r in responses] == ["done"] * 40
+    assert sorted(e for _, e, _ in done) == sorted(ids) and {a for a, _, _ in done} == {"worker"}
+    assert len(ledger) == 120 and len(set(ledger)) == 120
+    report = DataDir(data_dir).health()
+    assert report.healthy and report.logs == 40
+    store = FileStore(data_dir)
+    assert all(isinstance(store.read(e).records[-1], ExecutionCompleted) for e in ids)
+
+
+def test_signal_records_the_decision_and_resumes(data_dir: Path) -> None:
+    moved: list[int] = []
+
+    @tool(requires_confirmation=True)
+    def transfer(amount: int) -> str:
+        """Move money."""
+        moved.append(amount)
+        return f"moved {amount}"
+
+    @tool(target="client")
+    def read_cell(cell: str) -> str:
+        """Client side."""
+        raise AssertionError
+
+    paused: list[tuple[str, str, Any]] = []
+    script = [call("transfer", amount=5), call("read_cell", cell="B2"), call("ask_human", question="ok?"), last_tool]
+    with Runtime(data_dir) as rt:
+        agent = Agent(
+            data_dir, runtime=rt, agent_id="bank", provider=ScriptedProvider(script), tools=[transfer, read_cell]
+        )
+        rt.on_suspend(lambda agent_id, eid, reason: paused.append((agent_id, eid, reason)))
+        eid = rt.go(agent, "move 5")
+        assert rt.wait(eid).status is Status.WAITING_APPROVAL and moved == []
+        assert paused[-1][0] == "bank" and paused[-1][2].kind == "approval"
+        rt.signal(eid, paused[-1][2].confirmation_id, True)
+        assert rt.wait(eid).status is Status.WAITING_CLIENT_TOOL and moved == [5]
+        rt.submit_tool_results(eid, {"c2.0": "42"})
+        assert rt.wait(eid).status is Status.WAITING_HUMAN_INPUT
+        rt.submit_input(eid, "yes")
+        assert rt.wait(eid).answer == "yes"
+    assert [p[2].kind for p in paused] == ["approval", "client_tool", "human_input"]
+
+
+def test_a_refused_signal_raises_and_records_nothing(data_dir: Path) -> None:
+    @tool(requires_confirmation=True)
+    def transfer(amount: int) -> str:
+        """Move money."""
+        return "moved"
+
+    with Runtime(data_dir) as rt:
+        agent = Agent(
+            data_dir, runtime=rt, provider=ScriptedProvider([call("transfer", amount=1), "ok"]), tools=[transfer]
+        )
+        eid = rt.go(agent, "go")
+        rt.wait(eid)
+        with pytest.raises(Exception, match=r"no call with id c9\.9"):
+            rt.signal(eid, "c9.9", True)
+        assert agent.get(eid).status is Status.WAITING_APPROVAL
+        rt.signal(eid, "c1.0", False, reason="no")
+        assert rt.wait(eid).answer == "ok"
+
+
+def test_a_raising_callback_is_logged_and_changes_nothing(
+    data_dir: Path, work: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+    with Runtime(data_dir) as rt:
+        agent = Agent(data_dir, runtime=rt, provider=ScriptedProvider.tool_loop(1, "work"), tools=[work])
+
+        @rt.on_complete
+        def broken(agent_id: str, eid: str, response: Any) -> None:
+            raise RuntimeError("callback bug")
+
+        @rt.on_complete
+        def fine(agent_id: str, eid: str, response: Any) -> None:
+            seen.append(eid)
+
+        with caplog.at_level(logging.ERROR, logger="delite.runtime"):
+            first = rt.go(agent, "one")
+            assert rt.wait(first).answer == "done"
+            second = rt.go(agent, "two")
+            assert rt.wait(second).answer == "done"
+    assert seen == [first, second]
+    assert sum("callback bug" in (r.exc_text or "") for r in caplog.records) == 2
+
+
+def test_a_failed_run_calls_on_fail_and_wait_raises(data_dir: Path) -> None:
+    def broken(messages: Any, tools: Any, model: Any) -> Any:
+        raise ValueError("model down")
+
+    failures: list[tuple[str, BaseException]] = []
+    with Runtime(data_dir) as rt:
+        agent = Agent(data_dir, runtime=rt, provider=broken)
+        rt.on_fail(lambda agent_id, eid, error: failures.append((eid, error)))
+        eid = rt.go(agent, "x")
+        with pytest.raises(ProviderError, match="model down"):
+            rt.wait(eid)
+    assert failures[0][0] == eid and isinstance(failures[0][1], ProviderError)
+    assert agent.get(eid).status is Status.FAILED
+
+
+def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(
+    data_dir: Path, work: Any, ledger: list[str]
+) -> None:
+    def agent(rt: Runtime) -> Agent:
+        return Agent(
+            data_dir,
+            runtime=rt,
+            agent_id="slow",
+            provider=ScriptedProvider.tool_loop(30, "work", delay=0.01),
+            tools=[work],
+        )
+
+    rt = Runtime(data_dir)
+    ids = [rt.go(agent(rt), "go") for _ in range(3)]
+    deadline = time.monotonic() + 30
+    while len(ledger) < 6 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    rt.shutdown(wait=True)
+    with pytest.raises(UsageError, match="shut down"):
+        rt.go(agent(rt), "more")
+    store = FileStore(data_dir)
+    states = [Agent(data_dir, provider=ScriptedProvider([])).get(eid) for eid in ids]
+    assert all(s.status is Status.RUNNING for s in states)  # left running, at a step boundary
+    assert not any(store.is_claimed(eid) for eid in ids)  # every claim released
+    assert all(not s.open_calls() or all(c.attempts == 0 for c in s.open_calls()) for s in states)  # none in doubt
+
+    completed: list[str] = []
+    rt2 = Runtime(data_dir)
+    agent(rt2)
+    rt2.on_complete(lambda agent_id, eid, response: completed.append(eid))
+    rt2.start()
+    assert sorted(rt2.recovered) == sorted(ids)
+    assert all(rt2.wait(eid, timeout=60).answer == "done" for eid in ids)
+    rt2.shutdown()
+    assert sorted(completed) == sorted(ids)
+    assert len(ledger) == 90 and len(set(ledger)) == 90  # every step once: nothing redone, nothing in doubt
+
+
+def test_recovery_can_be_turned_off_and_skips_other_agents(data_dir: Path) -> None:
+    class Stop(BaseException):
+        """Stands in for the process dying."""
+
+    armed = {"on": True}
+
+    @tool
+    def work(i: int) -> str:
+        """Work; dies while armed."""
+        if armed["on"]:
+            raise Stop
+        return f"w{i}"
+
+    def agent(agent_id: str) -> Agent:
+        return Agent(data_dir, agent_id=agent_id, provider=ScriptedProvider.tool_loop(3, "work"), tools=[work])
+
+    for agent_id, eid in (("a", "left"), ("b", "theirs")):
+        with pytest.raises(Stop):
+            agent(agent_id).run("go", execution_id=eid)
+    armed["on"] = False
+
+    off = Runtime(data_dir, recover=False)
+    off.join(agent("a"))
+    off.start()
+    assert off.recovered == []
+    off.shutdown()
+    assert agent("a").get("left").status is Status.RUNNING
+
+    on = Runtime(data_dir)
+    on.join(agent("a"))
+    on.start()
+    assert on.recovered == ["left"]  # not "theirs": agent b did not join
+    assert on.wait("left").answer == "done"
+    on.join(agent("b"))  # an agent joining a started runtime: its executions are recovered at once
+    assert on.recovered == ["left", "theirs"]
+    assert on.wait("theirs").answer == "done"
+    on.shutdown()
+
+
+def test_signal_on_a_sub_agent_resumes_the_top_execution(data_dir: Path) -> None:
+    moved: list[int] = []
+
+    @tool(requires_confirmation=True)
+    def transfer(amount: int) -> str:
+        """Move money."""
+        moved.append(amount)
+        return f"moved {amount}"
+
+    with Runtime(data_dir) as rt:
+        child = Agent(
+            data_dir,
+            runtime=rt,
+            agent_id="child",
+            provider=ScriptedProvider([call("transfer", amount=3), last_tool]),
+            tools=[transfer],
+        )
+
+        @tool
+        def ask(task: str) -> str:
+            """Delegate."""
+            return delegate(child, task).answer or ""
+
+        parent = Agent(
+            data_dir,
+            runtime=rt,
+            agent_id="parent",
+            provider=ScriptedProvider([call("ask", task="t"), last_tool]),
+            tools=[ask],
+        )
+        eid = rt.go(parent, "go")
+        r = rt.wait(eid)
+        assert r.status is Status.WAITING_APPROVAL and r.suspend_reason is not None
+        child_id, call_id = r.suspend_reason.confirmation_id.split("/")  # type: ignore[union-attr]
+        rt.signal(child_id, call_id, True)  # answered on the child: the parent resumes and continues it
+        assert rt.wait(eid).answer == "moved 3" and moved == [3]
+
+
+def test_go_with_an_idempotency_key_returns_the_bound_execution(data_dir: Path, work: Any) -> None:
+    with Runtime(data_dir) as rt:
+        agent = Agent(data_dir, runtime=rt, provider=ScriptedProvider.tool_loop(1, "work"), tools=[work])
+        first = rt.go(agent, "go", idempotency_key="req-1")
+        assert rt.wait(first).answer == "done"
+        assert rt.go(agent, "go", idempotency_key="req-1") == first
+        assert rt.wait(first).answer == "done"
+
+
+def test_cancel_through_the_runtime(data_dir: Path) -> None:
+    @tool(requires_confirmation=True)
+    def transfer(amount: int) -> str:
+        """Move money."""
+        return "moved"
+
+    cancelled: list[str] = []
+    with Runtime(data_dir) as rt:
+        agent = Agent(
+            data_dir, runtime=rt, provider=ScriptedProvider([call("transfer", amount=1), "ok"]), tools=[transfer]
+        )
+        rt.on_cancel(lambda agent_id, eid, response: cancelled.append(eid))
+        eid = rt.go(agent, "go")
+        rt.wait(eid)
+        assert rt.cancel(eid).status is Status.CANCELLED
+    assert cancelled == [eid]
+
+
+def test_wait_on_an_execution_the_runtime_did_not_run(data_dir: Path, work: Any) -> None:
+    Agent(data_dir, provider=ScriptedProvider.tool_loop(1, "work"), tools=[work]).run("go", execution_id="elsewhere")
+    with Runtime(data_dir) as rt:
+        assert rt.wait("elsewhere").answer == "done"
+        with pytest.raises(LookupError):
+            rt.future("elsewhere")
+
+
+def test_joining_with_another_data_directory_is_refused(tmp_path: Path) -> None:
+    rt = Runtime(tmp_path / "a")
+    with pytest.raises(UsageError, match="uses"):
+        Agent(tmp_path / "b", runtime=rt, provider=ScriptedProvider([]))
+    assert Agent(runtime=rt, provider=ScriptedProvider([])).store is rt.store  # no data_dir: the runtime's
+    with pytest.raises(UsageError):
+        Runtime(tmp_path / "a", workers=0)
+
+
+def test_callbacks_run_off_the_runtime_loop_and_may_signal(data_dir: Path) -> None:
+    @tool(requires_confirmation=True)
+    def transfer(amount: int) -> str:
+        """Move money."""
+        return f"moved {amount}"
+
+    threads: set[str] = set()
+    with Runtime(data_dir) as rt:
+        agent = Agent(
+            data_dir, runtime=rt, provider=ScriptedProvider([call("transfer", amount=2), last_tool]), tools=[transfer]
+        )
+
+        @rt.on_suspend
+        def auto_approve(agent_id: str, eid: str, reason: Any) -> None:
+            threads.add(threading.current_thread().name)
+            rt.signal(eid, reason.confirmation_id, True)  # a callback may answer at once
+
+        eid = rt.go(agent, "go")
+        first = rt.wait(eid)  # returns once its callbacks ran: the signal has started the next run
+        assert first.status is Status.WAITING_APPROVAL
+        assert rt.wait(eid).answer == "moved 2"
+    assert threads == {"delite-rt-callbacks"}
