@@ -70,6 +70,7 @@ TEXT = "run the torture workload"
 FIRST_BUDGET = 4  # model calls before the first budget pause
 BUDGET_STEP = 4  # what the human adds each time the budget pauses
 REJECT_OVER = 6  # the human rejects transfers above this amount
+DURABILITY = {"mode": "full"}  # --durability: a killed process loses nothing in any mode
 
 
 def tool_outputs(messages: list[dict[str, Any]]) -> str:
@@ -191,7 +192,13 @@ def build_agent(data_dir: str, eid: str, killer: Killer | None) -> Agent:
             killer.die("model")
         return turn
 
-    agent = Agent(data_dir, provider=model, tools=[work, transfer, read_cell, wire], agent_id="torture")
+    agent = Agent(
+        data_dir,
+        provider=model,
+        tools=[work, transfer, read_cell, wire],
+        agent_id="torture",
+        durability=DURABILITY["mode"],
+    )
     agent.budget = Budget(max_llm_calls=read_budget(data_dir, eid))
     return agent
 
@@ -281,6 +288,7 @@ def _act(agent: Agent, data_dir: str, eid: str, doing: Any) -> str:
 def worker(data_dir: str, eid: str, plan: dict[str, Any], out: int) -> None:
     """One worker process: arm the kill plan, say ready, take one action, report it."""
     random.seed(plan["seed"])
+    DURABILITY["mode"] = plan.get("durability", "full")
     killer = Killer(plan["at"], plan["kind"], random.Random(plan["seed"]), out) if plan["at"] else None
     if killer is not None:
         killer.arm_log()
@@ -427,6 +435,7 @@ class Summary:
             "violations": self.violations,
             "seconds": round(self.seconds, 2),
             "mode": self.mode,
+            "durability": DURABILITY["mode"],
         }
 
 
@@ -588,6 +597,7 @@ def torture(kills: int, *, seed: int, use_exec: bool, root: str, max_workers: in
             typical_events = sorted(events)[len(events) // 2]
             typical_seconds = sorted(seconds)[len(seconds) // 2]
             plan = draw_plan(rng, typical_events, typical_seconds)
+            plan["durability"] = DURABILITY["mode"]
             outcome = spawn(data_dir, eid, plan, use_exec=use_exec)
             summary.workers += 1
             if outcome.killed:
@@ -630,7 +640,7 @@ def print_table(s: Summary) -> None:
         ("in-doubt suspensions settled by the operator", d["in_doubt_suspensions"]),
         ("completed calls run again", d["reran_completed"]),
         ("invariant breaches", len(d["violations"])),
-        ("wall time", f"{d['seconds']} s ({d['mode']})"),
+        ("wall time", f"{d['seconds']} s ({d['mode']}, durability {d['durability']})"),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
@@ -644,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=1000, help="stop after this many SIGKILLs")
     parser.add_argument("--seed", type=int, default=None, help="seed for the kill plans (random by default)")
     parser.add_argument("--exec", dest="use_exec", action="store_true", help="a fresh interpreter per worker")
+    parser.add_argument("--durability", choices=["full", "normal", "off"], default="full")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temp dir, removed)")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
@@ -653,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
         worker(data_dir, eid, json.loads(plan), sys.stdout.fileno())
         return 0
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    DURABILITY["mode"] = args.durability
     root = args.keep or tempfile.mkdtemp(prefix="delite-torture-")
     os.makedirs(root, exist_ok=True)
     try:

@@ -50,3 +50,11 @@ def test_fifty_random_kills() -> None:
 
 def test_kills_with_a_fresh_interpreter_per_worker() -> None:
     check(torture("--kills", "6", "--exec"), 6)
+
+
+def test_kills_in_the_other_durability_modes() -> None:
+    """A killed process loses nothing in any mode: fsyncs only matter for a power loss."""
+    for mode in ("normal", "off"):
+        summary = torture("--kills", "15", "--durability", mode)
+        assert summary["durability"] == mode
+        check(summary, 15)
