@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,9 @@ class Trace:
         monkeypatch.setattr(log_os, "fsync_dir", fsync_dir)
 
 
-def build(data_dir: Path, durability: str, trace: Trace | None, effects: list[tuple[str, int]]) -> Agent:
+def build(
+    data_dir: Path, durability: str, trace: Trace | None, effects: list[tuple[str, int]], *, parallel: bool = False
+) -> Agent:
     """An agent whose model calls and tool side effects are recorded (in the trace, when there is one)."""
 
     def effect(result: str) -> str:
@@ -89,6 +92,8 @@ def build(data_dir: Path, durability: str, trace: Trace | None, effects: list[tu
         effects.append((ctx.idempotency_key, ctx.attempt))
         if trace is not None:
             trace.events.append(Event("tool", key=ctx.idempotency_key, attempt=ctx.attempt))
+            if parallel:
+                time.sleep(0.01)  # calls of one turn that run at the same time all act before either result
         return result
 
     @tool
@@ -107,7 +112,12 @@ def build(data_dir: Path, durability: str, trace: Trace | None, effects: list[tu
     script = ScriptedProvider(
         [
             call("charge", order=1),
-            {"tool_calls": [{"name": "charge", "arguments": {"order": 2}}, {"name": "charge", "arguments": {"order": 3}}]},
+            {
+                "tool_calls": [
+                    {"name": "charge", "arguments": {"order": 2}},
+                    {"name": "charge", "arguments": {"order": 3}},
+                ]
+            },
             call("refund", order=1),
             call("charge", order=4),
             answer,
@@ -119,9 +129,8 @@ def build(data_dir: Path, durability: str, trace: Trace | None, effects: list[tu
             trace.events.append(Event("model"))
         return script(messages, tools, model_id)
 
-    # One call at a time: the contract checked here is the sequential one (at most the step in flight repeats).
-    # Calls of one turn that run at the same time are all in flight together; tests/crash/test_parallel_kill.py.
-    return Agent(data_dir, provider=model, tools=[charge, refund], durability=durability, parallel_tool_calls=False)
+    # One call at a time, or the calls of a turn at the same time (then they are all in flight together).
+    return Agent(data_dir, provider=model, tools=[charge, refund], durability=durability, parallel_tool_calls=parallel)
 
 
 def drive(make: Callable[[], Agent], trace: Trace | None = None) -> str:
@@ -146,24 +155,30 @@ class Recorded:
     """An uninterrupted run, recorded."""
 
     mode: str
+    parallel: bool
     data_dir: Path
     events: list[Event]
     answer: str
     log_path: str
 
 
-@pytest.fixture(scope="module", params=["full", "normal", "off"])
+@pytest.fixture(
+    scope="module",
+    params=[("full", False), ("normal", False), ("off", False), ("full", True), ("normal", True)],
+    ids=["full", "normal", "off", "full-parallel", "normal-parallel"],
+)
 def recorded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Recorded:
-    mode: str = request.param
+    mode: str = request.param[0]
+    parallel: bool = request.param[1]
     data_dir = tmp_path_factory.mktemp(f"record-{mode}")
     trace = Trace()
     effects: list[tuple[str, int]] = []
     with pytest.MonkeyPatch.context() as mp:
         trace.install(mp)
-        answer = drive(lambda: build(data_dir, mode, trace, effects), trace)
+        answer = drive(lambda: build(data_dir, mode, trace, effects, parallel=parallel), trace)
     assert answer == "charged 1 | charged 2 | charged 3 | refunded 1 | charged 4"
     log_path = os.path.realpath(data_dir / "executions" / f"{EID}.log")
-    return Recorded(mode, data_dir, trace.events, answer, log_path)
+    return Recorded(mode, parallel, data_dir, trace.events, answer, log_path)
 
 
 def disk_after_power_loss(events: list[Event], log_path: str, unsynced: str) -> bytes | None:
@@ -198,25 +213,35 @@ def disk_after_power_loss(events: list[Event], log_path: str, unsynced: str) -> 
 
 
 def test_the_log_is_synced_before_acting(recorded: Recorded) -> None:
-    """In every mode but off, the log is durable whenever the run touches the outside world."""
+    """In every mode but off, what the run acts on is durable whenever it touches the outside world.
+
+    A tool body starts only after its own intent is synced (calls running at the same time may have results
+    written and not yet synced); in ``full`` every model call and every return finds the whole log synced, in
+    ``normal`` every return does.
+    """
     mode = recorded.mode
-    unsynced = 0
+    data = b""
+    synced = 0
     named = False
     acts = 0
     for e in recorded.events:
         if e.kind == "write" and e.path == recorded.log_path:
-            unsynced += 1
+            data += e.data
         elif e.kind == "fsync" and e.path == recorded.log_path:
-            unsynced = 0
+            synced = len(data)
         elif e.kind == "fsync_dir":
             named = True
         elif e.kind in ("model", "tool", "returned"):
             acts += 1
-            if mode == "full":
-                assert unsynced == 0 and named, f"{e.kind} with {unsynced} appends not synced"
-            elif mode == "normal" and e.kind in ("tool", "returned"):
-                # A tool body starts only after its intent is synced; a call returns only after a barrier.
-                assert unsynced == 0 and named, f"{e.kind} with {unsynced} appends not synced"
+            if mode == "off":
+                continue
+            assert named, f"{e.kind} before the log's name was durable"
+            if e.kind == "tool":
+                durable = parse_log(data[:synced]).records
+                intents = {(r.idempotency_key, r.attempt) for r in durable if isinstance(r, ToolStarted)}
+                assert (e.key, e.attempt) in intents, f"{e.key} acted before its intent was synced"
+            elif mode == "full" or e.kind == "returned":
+                assert synced == len(data), f"{e.kind} with {len(data) - synced} bytes of the log not synced"
     assert acts > 10
     syncs = sum(e.kind in ("fsync", "fsync_dir") for e in recorded.events)
     if mode == "off":
@@ -246,9 +271,9 @@ def test_power_loss_at_every_point(recorded: Recorded, unsynced: str, tmp_path: 
         check_record_contract(mode, before, survived, recorded.log_path, named=disk is not None)
 
         effects: list[tuple[str, int]] = []
-        answer = drive(lambda: build(data_dir, mode, None, effects))  # noqa: B023 - called at once
+        answer = drive(lambda: build(data_dir, mode, None, effects, parallel=recorded.parallel))  # noqa: B023
         assert answer == recorded.answer, f"point {point}"
-        seen += check_effects(mode, before, survived, effects, point)
+        seen += check_effects(mode, before, survived, effects, point, in_flight=2 if recorded.parallel else 1)
         assert read_log(str(log)).torn is None
     # The interesting cases were met (the worst case, "drop", shows each mode's documented loss).
     if unsynced == "drop":
@@ -257,6 +282,8 @@ def test_power_loss_at_every_point(recorded: Recorded, unsynced: str, tmp_path: 
             "normal": {"in doubt, retried", "model asked again"},
             "off": {"execution lost"},
         }[mode]
+        if recorded.parallel:
+            expected.add("several in doubt at once")  # the calls of one turn ran at the same time
         assert expected <= set(seen), seen
     if mode == "off" and unsynced == "half":
         assert seen["intent lost, run again"] > 0, seen
@@ -281,7 +308,7 @@ def check_record_contract(mode: str, before: list[Event], survived: list[Any], l
 
 
 def check_effects(
-    mode: str, before: list[Event], survived: list[Any], effects: list[tuple[str, int]], point: int
+    mode: str, before: list[Event], survived: list[Any], effects: list[tuple[str, int]], point: int, *, in_flight: int
 ) -> collections.Counter[str]:
     """What the resumed run may do again, per mode; returns what it did again, to show the cases were met."""
     done = {r.call_id for r in survived if isinstance(r, ToolFinished)}
@@ -312,12 +339,16 @@ def check_effects(
     lost_models = sum(e.kind == "model" for e in before) - sum(isinstance(r, ModelResponded) for r in survived)
     if lost_models > 0:
         seen["model asked again"] += 1
+    if len(set(again)) > 1:
+        seen["several in doubt at once"] += 1
     if mode == "full":
-        # Only the step in flight repeats: one tool body, or one model call, never more.
-        assert len(again) + max(lost_models, 0) <= 1, f"point {point}: re-ran {again}, {lost_models} model calls"
+        # Only the step in flight repeats: one model call, or the tool bodies running at that moment.
+        assert len(again) <= in_flight, f"point {point}: re-ran {again}"
+        assert max(lost_models, 0) <= 1, f"point {point}: {lost_models} model calls lost"
+        assert not (again and lost_models > 0), f"point {point}: re-ran {again} and lost a model call"
     elif mode == "normal":
-        # Only the last result before a barrier can be lost: at most one call is in doubt.
-        assert len(again) <= 1, f"point {point}: re-ran {again}"
+        # Only the results since the last barrier can be lost: those of the calls of one turn.
+        assert len(again) <= in_flight, f"point {point}: re-ran {again}"
     if not survived and acted_before:
         seen["execution lost"] += 1
     return seen
