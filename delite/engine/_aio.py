@@ -18,11 +18,15 @@ Worker threads come from a pool of :data:`WORKERS` threads shared by the process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
+import queue
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+import weakref
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -44,7 +48,7 @@ from delite.engine._effects import (
 from delite.store.base import ExecutionLog
 from delite.tools.base import DelegationSuspended
 
-__all__ = ["IO_THREADS", "WORKERS", "adrive", "io_pool", "work_pool", "worker_pool"]
+__all__ = ["IO_THREADS", "WORKERS", "Pool", "Threads", "adrive", "io_pool", "work_pool", "worker_pool"]
 
 T = TypeVar("T")
 
@@ -54,48 +58,184 @@ WORKERS = 64
 IO_THREADS = 16
 """Threads that run log appends, claims and other store calls for the async API (``fsync`` happens there)."""
 
-worker_pool: ContextVar[Executor | None] = ContextVar("delite_worker_pool", default=None)
+Pool = Executor | Any
+"""Where blocking calls go: anything with ``submit(fn, *args)`` (a :class:`Threads`, or an ``Executor``)."""
+
+worker_pool: ContextVar[Pool | None] = ContextVar("delite_worker_pool", default=None)
 """The pool for sync providers and tools of runs started in this context (a Runtime sets its own)."""
 
-_pools: dict[str, ThreadPoolExecutor] = {}
+
+class Threads:
+    """A fixed set of daemon threads taking calls from one queue: less work per call than a ThreadPoolExecutor.
+
+    delite's own store calls (appends, claims) are many per step of every execution in flight, and so are the
+    calls of sync tools and providers; this pool only runs them and hands nothing back (the bridge does).
+    """
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+        self.calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self.started = 0
+        self.idle = 0
+        self.pending = 0
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> None:
+        """Queue ``fn(*args)``; a thread is started when every one started is busy (up to ``size``)."""
+        thread = None
+        with self.lock:
+            self.pending += 1
+            if self.pending > self.idle and self.started < self.size:
+                self.started += 1
+                self.idle += 1  # it will take a call as soon as it runs
+                thread = threading.Thread(target=self._work, name=f"{self.name}-{self.started}", daemon=True)
+                self.threads.append(thread)
+        if thread is not None:
+            thread.start()
+        self.calls.put((fn, args))
+
+    def close(self) -> None:
+        """Let the threads finish what is queued, then end them (and wait for them)."""
+        with self.lock:
+            threads, self.threads = self.threads, []
+            self.size = 0
+        for _ in threads:
+            with self.lock:
+                self.pending += 1
+            self.calls.put(None)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+    def _work(self) -> None:
+        calls = self.calls
+        lock = self.lock
+        while True:
+            item = calls.get()
+            with lock:
+                self.idle -= 1
+                self.pending -= 1
+            if item is None:
+                return
+            fn, args = item
+            with contextlib.suppress(BaseException):  # calls hand their outcome back themselves; the thread lives on
+                fn(*args)
+            with lock:
+                self.idle += 1
 
 
-def _pool(name: str, size: int) -> ThreadPoolExecutor:
-    pool = _pools.get(name)
-    if pool is None:
-        pool = _pools[name] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
-    return pool
+_io: Threads | None = None
 
 
-def io_pool() -> ThreadPoolExecutor:
+def io_pool() -> Pool:
     """The threads that write logs and claim executions for the async API."""
-    return _pool("delite-io", IO_THREADS)
+    global _io  # noqa: PLW0603 - one set of threads per process, made on first use
+    if _io is None:
+        _io = Threads("delite-io", IO_THREADS)
+    return _io
 
 
-def work_pool() -> Executor:
+_work: Threads | None = None
+
+
+def work_pool() -> Pool:
     """The threads that run sync providers and sync tools for the async API in this context."""
-    return worker_pool.get() or _pool("delite-work", WORKERS)
+    pool = worker_pool.get()
+    if pool is not None:
+        return pool
+    global _work  # noqa: PLW0603 - one set of threads per process, made on first use
+    if _work is None:
+        _work = Threads("delite-work", WORKERS)
+    return _work
 
 
-async def _finish(future: asyncio.Future[T]) -> T:
-    """Await work already handed to a thread; if the caller is cancelled meanwhile, let it finish first."""
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        # The work goes on in its thread: wait for it to end, then stop as asked.
-        while not future.done():
-            try:
-                await asyncio.wait({future})
-            except asyncio.CancelledError:
+class _Job:
+    """One blocking call handed to a thread, and its outcome."""
+
+    __slots__ = ("args", "error", "finished", "fn", "future", "value")
+
+    def __init__(self, future: asyncio.Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.future = future
+        self.fn = fn
+        self.args = args
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.finished = False
+
+
+class _Bridge:
+    """Hands the outcomes of thread work back to one event loop, waking it once per batch.
+
+    ``loop.call_soon_threadsafe`` per outcome costs a wake-up of the loop (a write to its self-pipe, a read,
+    a turn of the loop) each; with many executions in flight the outcomes come in bursts, so they are queued
+    and taken together.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.ready: list[_Job] = []
+        self.lock = threading.Lock()
+
+    def run(self, job: _Job) -> None:
+        """In a worker thread: do the call, then queue its outcome for the loop."""
+        try:
+            job.value = job.fn(*job.args)
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+            job.error = e
+        job.finished = True
+        with self.lock:
+            self.ready.append(job)
+            first = len(self.ready) == 1
+        if first:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody awaits the outcome
+                self.loop.call_soon_threadsafe(self.drain)
+
+    def drain(self) -> None:
+        """On the loop: resolve every queued outcome's future."""
+        with self.lock:
+            jobs, self.ready = self.ready, []
+        for job in jobs:
+            future = job.future
+            if future.done():  # its task was cancelled and stopped waiting
                 continue
-        if not future.cancelled():
-            future.exception()  # retrieved: its outcome no longer matters
-        raise
+            if job.error is not None:
+                future.set_exception(job.error)
+            else:
+                future.set_result(job.value)
 
 
-def _in(pool: Executor, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+_bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge] = weakref.WeakKeyDictionary()
+
+
+async def _blocking(pool: Pool, fn: Callable[..., T], *args: Any, finish: bool = True) -> T:
+    """Run ``fn(*args)`` in ``pool`` and await its outcome.
+
+    With ``finish``, a caller cancelled meanwhile still waits for the call to end before it stops (a claim or
+    an append must not be left running behind the caller's back: it would leak a lock or race a release).
+    """
     loop = asyncio.get_running_loop()
-    return loop.run_in_executor(pool, contextvars.copy_context().run, fn, *args)
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        bridge = _bridges[loop] = _Bridge(loop)
+    job = _Job(loop.create_future(), fn, args)
+    pool.submit(bridge.run, job)
+    try:
+        result: T = await job.future
+    except asyncio.CancelledError:
+        if not finish:
+            raise
+        while not job.finished:  # the call goes on in its thread: wait for it, then stop as asked
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.001)
+        raise
+    return result
+
+
+def _in_context(pool: Pool, fn: Callable[..., T], *args: Any) -> Coroutine[Any, Any, T]:
+    """:func:`_blocking` for user code (providers, tools): it runs with the caller's context variables."""
+    return _blocking(pool, contextvars.copy_context().run, fn, *args, finish=False)
 
 
 def _append(effect: Append) -> None:
@@ -127,20 +267,20 @@ async def _ask(effect: Ask) -> Any:
         if callable(astream):
             return await astream(*args, on_text=effect.on_text)
         if callable(getattr(provider, "stream", None)):
-            return await _in(work_pool(), _sync_ask, effect)
+            return await _in_context(work_pool(), _sync_ask, effect)
     acall = getattr(provider, "acall", None)
     if callable(acall):
         return await acall(*args)
     if _is_async(provider):
         return await provider(*args)
-    return await _in(work_pool(), _sync_ask, effect)
+    return await _in_context(work_pool(), _sync_ask, effect)
 
 
 async def _run_tool(inv: Invocation) -> ToolOutcome:
     tool = inv.tool
     fn = tool.fn
     if not tool.is_async or fn is None:
-        return await _in(work_pool(), call_tool, inv)
+        return await _in_context(work_pool(), call_tool, inv)
     started = time.perf_counter()
     with tool_body(inv.context):
         try:
@@ -151,15 +291,20 @@ async def _run_tool(inv: Invocation) -> ToolOutcome:
 
 
 class _Batch:
-    """The tool bodies of one StartCalls, each a task; results are taken as they finish."""
+    """The tool bodies of one StartCalls: one is awaited when asked for; several run as tasks, taken as they end."""
 
     def __init__(self, invocations: list[Invocation]) -> None:
-        loop = asyncio.get_running_loop()
-        self.tasks: dict[asyncio.Task[ToolOutcome], int] = {
-            loop.create_task(_run_tool(inv)): inv.index for inv in invocations
-        }
+        self.single = invocations[0] if len(invocations) == 1 else None
+        self.tasks: dict[asyncio.Task[ToolOutcome], int] = {}
+        if self.single is None:
+            loop = asyncio.get_running_loop()
+            self.tasks = {loop.create_task(_run_tool(inv)): inv.index for inv in invocations}
 
     async def next(self) -> ToolOutcome:
+        single = self.single
+        if single is not None:
+            self.single = None
+            return await _run_tool(single)
         done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
         first = min(done, key=self.tasks.__getitem__)  # of several finished at once, the earliest asked for
         del self.tasks[first]
@@ -192,11 +337,11 @@ async def adrive(steps: Steps[T]) -> T:
             try:
                 kind = type(effect)
                 if kind is Append:
-                    await _finish(_in(io, _append, effect))
+                    await _blocking(io, _append, effect)
                 elif kind is Ask:
                     value = await _ask(effect)  # type: ignore[arg-type]
                 elif kind is Io:
-                    value = await _finish(_in(io, effect.fn, *effect.args))  # type: ignore[attr-defined]
+                    value = await _blocking(io, effect.fn, *effect.args)  # type: ignore[attr-defined]
                 elif kind is NextResult:
                     assert batch is not None
                     value = await batch.next()
@@ -205,7 +350,7 @@ async def adrive(steps: Steps[T]) -> T:
                         batch.cancel()
                     batch = _Batch(effect.invocations)  # type: ignore[attr-defined]
                 elif kind is Claim:
-                    log = await _finish(_in(io, _claim, effect))
+                    log = await _blocking(io, _claim, effect)
                     claims.append(log)
                     value = log
                 elif kind is Sleep:
@@ -218,4 +363,4 @@ async def adrive(steps: Steps[T]) -> T:
         if batch is not None:
             batch.cancel()
         for log in reversed(claims):
-            await _finish(_in(io, log.release))
+            await _blocking(io, log.release)

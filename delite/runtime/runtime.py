@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from delite.engine._aio import worker_pool
+from delite.engine._aio import Threads, worker_pool
 from delite.engine._effects import STOP_REQUESTED, drive
 from delite.engine.response import Response
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
@@ -126,7 +126,7 @@ class Runtime:
         self._callbacks: dict[str, list[Callable[..., Any]]] = {k: [] for k in kinds}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: Threads | None = None
         self._notices: queue.SimpleQueue[tuple[Callable[[], None], _Run | None, Any] | None] = queue.SimpleQueue()
         self._notifier: threading.Thread | None = None
         self._closing = False
@@ -186,7 +186,7 @@ class Runtime:
             if self._loop is not None:
                 return self
             loop = asyncio.new_event_loop()
-            self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="delite-rt-work")
+            self._pool = Threads("delite-rt-work", self.workers)
             self._thread = threading.Thread(target=loop.run_forever, name="delite-runtime", daemon=True)
             self._notifier = threading.Thread(target=self._notify_loop, name="delite-rt-callbacks", daemon=True)
             self._loop = loop
@@ -227,7 +227,7 @@ class Runtime:
             self._thread.join()
             loop.close()
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.close()
 
     def __enter__(self) -> Self:
         """``with Runtime(...) as rt:`` shuts it down (waiting) at the end of the block."""

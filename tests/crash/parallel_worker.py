@@ -6,7 +6,7 @@ API is ``sync`` or ``async``. MODE is one of:
   none          run to the end (resuming the execution if it exists)
   after-write   SIGKILL right after the K-th log write returned
   mid-batch     SIGKILL inside the second call of the batch, after its side effect, once the first call's
-                result is durable and while the third call is still running
+                result is durable and while the third call, which has acted, is still running
 Each body appends "<idempotency key> <attempt>" to DATA_DIR/ledger.txt (fsynced) before it returns.
 """
 
@@ -61,8 +61,8 @@ def main() -> int:
         """Pay order n."""
         call_id = current_call().call_id
         if mode == "mid-batch" and call_id == "c1.1":
-            while not finished("c1.0"):
-                time.sleep(0.001)
+            while not finished("c1.0") or not ledger.exists() or ":c1.2 " not in ledger.read_text():
+                time.sleep(0.001)  # the first call's result is durable and the third call has acted
             effect()
             die()
         if mode == "mid-batch" and call_id == "c1.2":

@@ -255,3 +255,27 @@ def test_many_concurrent_aruns_on_one_loop(data_dir: Path) -> None:
         contents = store.read(f"x{i}")
         assert contents.torn is None and isinstance(contents.records[-1], ExecutionCompleted)
         assert sum(isinstance(r, ToolFinished) for r in contents.records) == 3
+
+
+def test_the_thread_pool_runs_a_burst_of_blocking_calls_at_once() -> None:
+    from delite.engine._aio import Threads
+
+    pool = Threads("test-pool", 4)
+    barrier = threading.Barrier(4, timeout=20)
+    results: list[int] = []
+    done = threading.Semaphore(0)
+
+    def meet(i: int) -> None:
+        barrier.wait()  # passes only if all four calls run at the same time
+        results.append(i)
+        done.release()
+
+    for i in range(4):
+        pool.submit(meet, i)
+    for _ in range(4):
+        assert done.acquire(timeout=20)
+    assert sorted(results) == [0, 1, 2, 3] and pool.started == 4
+    pool.submit(results.append, 4)  # no fifth thread: the four are idle again
+    pool.close()  # runs what is queued first
+    assert results[-1] == 4
+    assert pool.started == 4 and not pool.threads

@@ -1,0 +1,249 @@
+"""Many executions at once: Runtime throughput with a slow model, and how long a log write holds the event loop.
+
+Standalone; sets baselines and gates nothing.
+
+    python benchmarks/bench_runtime.py                 # the tables (about a minute)
+    python benchmarks/bench_runtime.py --json          # the same numbers as JSON
+    python benchmarks/bench_runtime.py --quick         # smaller: 1, 10, 100 executions
+
+**Throughput.** N executions are started at once in one :class:`~delite.Runtime` (``rt.go``) and waited
+for. Each is ``ScriptedProvider.tool_loop(S)`` with a model that takes ``--delay`` seconds per call (awaited
+on the runtime's loop, as an async SDK's call is) and a trivial sync tool: S steps of one model call and one
+tool call, then the answer (S + 1 model calls). On its own, an execution takes at least (S + 1) x delay; that
+is the ideal wall time of N of them running at once. The table gives the wall time, its ratio to the ideal,
+the steps per second (N x S / wall), and checks every log afterwards (``DataDir.health``: checksums, no torn
+tail, every execution completed).
+
+**Event-loop stall.** ``agent.arun`` hands every log append (``write`` + ``fsync``) to delite's I/O
+threads. The stall per write is the time the loop itself spends on one: submitting it and taking its result
+back. It is compared with the append's own duration, which is what the loop would be blocked for if the
+write were done on it. A heartbeat task (a 1 ms sleep in a loop) measures the lateness of the loop while 50
+executions run (a 5 ms model), with the writes in threads (delite) and, for comparison, done on the loop; the
+lateness also holds the engine's own work between two awaits, which runs on the loop by design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import delite  # noqa: E402
+from delite import Agent, DataDir, Runtime, ScriptedProvider, tool  # noqa: E402
+from delite.engine import _aio  # noqa: E402
+
+
+@tool
+def step(i: int) -> str:
+    """A trivial tool."""
+    return f"s{i}"
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def throughput(n: int, steps: int, delay: float, durability: str, workers: int) -> dict[str, Any]:
+    data = tempfile.mkdtemp(prefix="delite-bench-rt-")
+    try:
+        rt = Runtime(data, workers=workers, durability=durability)
+        provider = ScriptedProvider.tool_loop(steps, "step", delay=delay)
+        agent = Agent(data, runtime=rt, agent_id="bench", provider=provider, tools=[step], durability=durability)
+        rt.start()
+        started = time.perf_counter()
+        ids = [rt.go(agent, "go") for _ in range(n)]
+        answers = [rt.wait(eid, timeout=600).answer for eid in ids]
+        wall = time.perf_counter() - started
+        rt.shutdown()
+        report = DataDir(data).health()
+        page = DataDir(data).list(status="completed", limit=0)
+        ideal = (steps + 1) * delay
+        return {
+            "executions": n,
+            "steps_each": steps,
+            "model_delay_s": delay,
+            "durability": durability,
+            "wall_s": round(wall, 3),
+            "ideal_s": round(ideal, 3),
+            "ratio_to_ideal": round(wall / ideal, 2),
+            "steps_per_s": round(n * steps / wall, 1),
+            "model_calls_per_s": round(n * (steps + 1) / wall, 1),
+            "logs_healthy": report.healthy and report.logs == n and page.total == n,
+            "all_answered": answers == ["done"] * n,
+        }
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+async def _heartbeat(lags: list[float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        t = time.perf_counter()
+        await asyncio.sleep(0.001)
+        lags.append((time.perf_counter() - t - 0.001) * 1000)
+
+
+def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, Any]:
+    """Run n executions with arun on one loop; time the loop's share of each append and the heartbeat's lag.
+
+    The loop's share of an append handed to a thread is what it does itself: queue the call
+    (``Threads.submit``) and, when the result is back, resolve the awaiting future (``_Bridge.drain``, per
+    call). ``on_loop`` instead does the append on the loop, as an async wrapper that calls the sync API would.
+    """
+    data = tempfile.mkdtemp(prefix="delite-bench-stall-")
+    real_blocking = _aio._blocking  # noqa: SLF001 - the seam where the driver hands blocking calls to threads
+    real_drain = _aio._Bridge.drain  # noqa: SLF001
+    io = _aio.io_pool()
+    real_submit = io.submit
+    loop_ms: list[float] = []
+    write_ms: list[float] = []
+    drained = {"ms": 0.0, "calls": 0}
+
+    def timed_append(effect: Any) -> None:
+        t = time.perf_counter()
+        _aio._append(effect)  # noqa: SLF001
+        write_ms.append((time.perf_counter() - t) * 1000)
+
+    def submit(fn: Any, *args: Any) -> None:
+        t = time.perf_counter()
+        real_submit(fn, *args)
+        job = args[0] if args else None
+        if getattr(job, "fn", None) is timed_append:
+            loop_ms.append((time.perf_counter() - t) * 1000)
+
+    def drain(bridge: Any) -> None:
+        calls = len(bridge.ready)
+        t = time.perf_counter()
+        real_drain(bridge)
+        drained["ms"] += (time.perf_counter() - t) * 1000
+        drained["calls"] += calls
+
+    async def blocking(pool: Any, fn: Any, *args: Any, finish: bool = True) -> Any:
+        if fn is not _aio._append:  # noqa: SLF001
+            return await real_blocking(pool, fn, *args, finish=finish)
+        if on_loop:
+            t = time.perf_counter()
+            timed_append(*args)
+            loop_ms.append((time.perf_counter() - t) * 1000)
+            return None
+        return await real_blocking(pool, timed_append, *args, finish=finish)
+
+    async def main() -> list[float]:
+        lags: list[float] = []
+        stop = asyncio.Event()
+        beat = asyncio.create_task(_heartbeat(lags, stop))
+        provider = ScriptedProvider.tool_loop(steps, "step", delay=0.005)
+        agent = Agent(data, provider=provider, tools=[step], durability=durability)
+        await asyncio.gather(*(agent.arun("go") for _ in range(n)))
+        stop.set()
+        await beat
+        return lags
+
+    _aio._blocking = blocking  # noqa: SLF001
+    _aio._Bridge.drain = drain  # type: ignore[method-assign]  # noqa: SLF001
+    io.submit = submit  # type: ignore[method-assign]
+    try:
+        lags = asyncio.run(main())
+    finally:
+        _aio._blocking = real_blocking  # noqa: SLF001
+        _aio._Bridge.drain = real_drain  # type: ignore[method-assign]  # noqa: SLF001
+        io.submit = real_submit  # type: ignore[method-assign]
+        shutil.rmtree(data, ignore_errors=True)
+    per_result = drained["ms"] / drained["calls"] if drained["calls"] else 0.0
+    on_loop_ms = [x + per_result for x in loop_ms]  # queueing the call, plus taking its result back
+    return {
+        "writes_on": "loop" if on_loop else "threads (delite)",
+        "durability": durability,
+        "executions": n,
+        "appends": len(write_ms),
+        "loop_ms_per_append_p50": round(statistics.median(on_loop_ms), 4),
+        "loop_ms_per_append_p99": round(pct(on_loop_ms, 99), 4),
+        "append_ms_p50": round(statistics.median(write_ms), 4),
+        "append_ms_p99": round(pct(write_ms, 99), 4),
+        "heartbeat_lag_ms_p50": round(statistics.median(lags), 3),
+        "heartbeat_lag_ms_p99": round(pct(lags, 99), 3),
+        "heartbeat_lag_ms_max": round(max(lags), 3),
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "delite": delite.__version__,
+        "system": f"{platform.system()} {platform.release()}",
+        "cores": os.cpu_count(),
+        "io_threads": _aio.IO_THREADS,
+    }
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
+    return "\n".join([head, rule, *body])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--quick", action="store_true", help="1, 10 and 100 executions only")
+    parser.add_argument("--concurrency", type=int, nargs="*", help="numbers of executions at once")
+    parser.add_argument("--steps", type=int, default=5, help="tool steps per execution (default 5)")
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds per model call (default 0.05)")
+    parser.add_argument("--durability", default="full", choices=["full", "normal", "off"])
+    parser.add_argument("--workers", type=int, default=32, help="the runtime's worker threads")
+    args = parser.parse_args()
+    levels = args.concurrency or ([1, 10, 100] if args.quick else [1, 10, 100, 200, 1000])
+    rows = [throughput(n, args.steps, args.delay, args.durability, args.workers) for n in levels]
+    stalls = [stall(50, 10, "full", on_loop=False), stall(50, 10, "full", on_loop=True)]
+    result = {"machine": machine(), "throughput": rows, "stall": stalls}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    m = result["machine"]
+    print(f"Python {m['python']}, delite {m['delite']}, {m['system']}, {m['cores']} cores")
+    print(
+        f"\nThroughput: {args.steps} steps per execution, model {args.delay * 1000:.0f} ms per call, {args.durability}"
+    )
+    print(
+        table(
+            rows,
+            ["executions", "wall_s", "ideal_s", "ratio_to_ideal", "steps_per_s", "model_calls_per_s", "logs_healthy"],
+        )
+    )
+    print("\nEvent loop while 50 executions of 10 steps run with arun (model 5 ms per call, full durability)")
+    print(
+        table(
+            stalls,
+            [
+                "writes_on",
+                "appends",
+                "loop_ms_per_append_p50",
+                "loop_ms_per_append_p99",
+                "append_ms_p50",
+                "append_ms_p99",
+                "heartbeat_lag_ms_p50",
+                "heartbeat_lag_ms_p99",
+                "heartbeat_lag_ms_max",
+            ],
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
