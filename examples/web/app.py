@@ -1,27 +1,41 @@
-"""A small web app that runs delite agents across requests.
+"""A web app that runs delite agents across requests: the code of docs/recipes/web.md.
 
-The Agent is built per request (construction does no I/O); the run is the durable thing, found again by id
-in the data directory, so any worker process can answer any request. Every delite error maps to its HTTP
-status in one place.
+The Agent is a disposable executor, built per request (construction does no I/O); the run is the durable
+thing, found again by id in the data directory, so any worker process can answer any request. What is costly
+is built once per worker and shared: the providers (their SDK clients keep connection pools) and the data
+directory. The app owns the conversation (``history``) and the configurations its runs were started with; a
+run records its configuration's id in its metadata (``config_id``), so it is continued with the same prompt,
+tools and provider even after the user changed their selection. Endpoints are ``async`` and use delite's
+async API; every delite error maps to its HTTP status in one place.
 
 Run it:  DELITE_DATA_DIR=./data uvicorn examples.web.app:app
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from delite import Agent, Response, ScriptedProvider, tool
-from delite.errors import DeliteError
+from delite.errors import DeliteError, UsageError
 from delite.providers import call
+
+# ---- once per worker (startup): the shared, expensive parts ---------------------------------------------
+
+
+def data_dir() -> str:
+    """The data directory every worker shares (runs, and the app's own run configurations)."""
+    return os.environ.get("DELITE_DATA_DIR", "./data")
 
 
 @tool(description="Refund an order", requires_confirmation=True)
@@ -36,90 +50,168 @@ def confirm_with_customer(message: str) -> str:
     raise NotImplementedError  # pragma: no cover - never called: client tools have no server body
 
 
+@tool(description="Look up an order's status")
+def order_status(order_id: int) -> str:
+    """Read-only, safe to run at any time."""
+    return f"order {order_id} shipped"
+
+
+TOOLS = {t.name: t for t in (refund, confirm_with_customer, order_status)}
+
+
 def _answer(messages: list[dict[str, Any]]) -> str:
     return "Done: " + " / ".join(m["content"] for m in messages if m["role"] == "tool")
 
 
-# A scripted model keeps the example offline; a real app passes e.g. provider="anthropic:claude-haiku-4-5".
-MODELS = {
-    "refund": lambda: ScriptedProvider([call("refund", order_id=42, amount=19.99), _answer]),
-    "confirm": lambda: ScriptedProvider([call("confirm_with_customer", message="Cancel order 42?"), _answer]),
-    "clarify": lambda: ScriptedProvider([call("ask_human", question="Which order?"), _answer]),
+# One provider per (vendor, model), shared by every request. Scripted models keep the example offline; a real
+# app builds e.g. {"anthropic:claude-haiku-4-5": Anthropic("claude-haiku-4-5")} here, once.
+PROVIDERS: dict[str, Any] = {
+    "scripted:refund": ScriptedProvider([call("refund", order_id=42, amount=19.99), _answer]),
+    "scripted:confirm": ScriptedProvider([call("confirm_with_customer", message="Cancel order 42?"), _answer]),
+    "scripted:clarify": ScriptedProvider([call("ask_human", question="Which order?"), _answer]),
+    "scripted:status": ScriptedProvider([call("order_status", order_id=7), _answer]),
 }
 
 
-def build_agent(flow: str) -> Agent:
-    """One Agent per request, configured for the flow the run was started with."""
-    data_dir = os.environ.get("DELITE_DATA_DIR", "./data")
-    return Agent(data_dir, provider=MODELS[flow](), tools=[refund, confirm_with_customer], agent_id=flow)
+@dataclass(frozen=True)
+class Config:
+    """What an agent is built from: the provider, the prompt and the tool selection."""
+
+    provider: str
+    prompt: str = "You are a support agent."
+    tools: tuple[str, ...] = ("refund", "confirm_with_customer", "order_status")
+
+    @property
+    def id(self) -> str:
+        """A stable id for this configuration (its content hash)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _flow_of(execution_id: str) -> str:
-    # The flow is stored in the execution's metadata when it starts: resume with the same configuration.
-    probe = Agent(os.environ.get("DELITE_DATA_DIR", "./data"), provider=MODELS["refund"]())
-    return str(probe.get(execution_id).metadata.get("flow", "refund"))
+# The flows a client may pick (in a chat app: the user's current vendor/model and tool selection).
+FLOWS = {name: Config(provider=f"scripted:{name}") for name in ("refund", "confirm", "clarify", "status")}
 
 
-def _json(r: Response) -> JSONResponse:
-    reason = r.suspend_reason
-    return JSONResponse(
-        {
-            "execution_id": r.execution_id,
-            "status": r.status.value,
-            "answer": r.answer,
-            "suspend_reason": None
-            if reason is None
-            else {
-                "kind": reason.kind,
-                "question": reason.question,
-                "calls": [{"id": c.call_id, "name": c.name, "arguments": c.arguments} for c in reason.calls],
-            },
-        }
+def save_config(config: Config) -> str:
+    """Keep a run's configuration where every worker finds it (the app's store; here, a file per id)."""
+    folder = Path(data_dir()) / "app-configs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{config.id}.json"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(config)))
+        tmp.replace(path)
+    return config.id
+
+
+def load_config(config_id: str) -> Config:
+    """The configuration a run was started with."""
+    path = Path(data_dir()) / "app-configs" / f"{config_id}.json"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"unknown configuration {config_id!r}") from None
+    return Config(provider=raw["provider"], prompt=raw["prompt"], tools=tuple(raw["tools"]))
+
+
+# ---- per request ------------------------------------------------------------------------------------------
+
+
+def build_agent(config: Config) -> Agent:
+    """A fresh Agent for this request: cheap (no I/O), from shared providers and tools."""
+    return Agent(
+        data_dir(),
+        provider=PROVIDERS[config.provider],
+        prompt=config.prompt,
+        tools=[TOOLS[name] for name in config.tools],
+        agent_id=config.provider,
     )
 
 
-def route(handler: Callable[[str, dict[str, Any]], Response]) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """Wrap a sync handler ``(execution_id, body) -> Response``: read the JSON body, run the handler in a worker
-    thread (delite's sync API blocks on disk and model calls), and map every delite error to its status."""
+async def agent_for(execution_id: str) -> Agent:
+    """The agent to continue a run with: built from the configuration the run recorded, not today's."""
+    state = await Agent(data_dir()).aget(execution_id)
+    config_id = state.metadata.get("config_id")
+    if not isinstance(config_id, str):
+        raise UsageError(f"execution {execution_id!r} was not started by this app")
+    return build_agent(load_config(config_id))
+
+
+def as_json(r: Response) -> dict[str, Any]:
+    """A response as the client sees it."""
+    reason = r.suspend_reason
+    return {
+        "execution_id": r.execution_id,
+        "status": r.status.value,
+        "answer": r.answer,
+        "suspend_reason": None
+        if reason is None
+        else {
+            "kind": reason.kind,
+            "question": reason.question,
+            "calls": [{"id": c.call_id, "name": c.name, "arguments": c.arguments} for c in reason.calls],
+        },
+    }
+
+
+async def start(_: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A new turn: the client's current selection, the app's history, a model chosen per message."""
+    config = FLOWS[body.get("flow", "refund")]
+    agent = build_agent(config)
+    r = await agent.arun(
+        body["text"],
+        history=body.get("history"),  # the app owns the conversation
+        metadata={"thread_id": body.get("thread_id"), "config_id": save_config(config)},
+        model=body.get("model"),  # switch model per turn; recorded per call
+        idempotency_key=body.get("idempotency_key"),
+    )
+    return as_json(r)
+
+
+async def approval(eid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Approve or reject the pending calls, then continue the run."""
+    agent = await agent_for(eid)
+    if "decisions" in body:
+        return as_json(await agent.asubmit_approval(eid, decisions=body["decisions"]))
+    r = await agent.asubmit_approval(
+        eid, approved=bool(body["approved"]), rejection_reason=body.get("rejection_reason")
+    )
+    return as_json(r)
+
+
+async def tool_results(eid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The results of client-side tools, then continue."""
+    return as_json(await (await agent_for(eid)).asubmit_tool_results(eid, body["results"]))
+
+
+async def human_input(eid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A human's answer to the model's question, then continue."""
+    return as_json(await (await agent_for(eid)).asubmit_input(eid, body["text"]))
+
+
+async def cancel(eid: str, _: dict[str, Any]) -> dict[str, Any]:
+    """Cancel the run."""
+    return as_json(await Agent(data_dir()).acancel(eid))
+
+
+async def show(eid: str, _: dict[str, Any]) -> dict[str, Any]:
+    """The run's current state, without advancing it."""
+    return as_json(await Agent(data_dir()).aresponse(eid))
+
+
+def route(
+    handler: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]],
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """Wrap a handler ``(execution_id, body) -> dict``: read the JSON body and map every delite error to its status."""
 
     async def endpoint(request: Request) -> JSONResponse:
         body = await request.json() if request.method == "POST" else {}
         eid = request.path_params.get("eid", "")
         try:
-            return _json(await run_in_threadpool(handler, eid, body))
+            return JSONResponse(await handler(eid, body))
         except DeliteError as e:
             return JSONResponse({"error": type(e).__name__, "message": str(e)}, status_code=e.http_status)
 
     return endpoint
-
-
-def start(_: str, body: dict[str, Any]) -> Response:
-    flow = body.get("flow", "refund")
-    agent = build_agent(flow)
-    return agent.run(body["text"], metadata={"flow": flow}, idempotency_key=body.get("idempotency_key"))
-
-
-def approval(eid: str, body: dict[str, Any]) -> Response:
-    agent = build_agent(_flow_of(eid))
-    if "decisions" in body:
-        return agent.submit_approval(eid, decisions=body["decisions"])
-    return agent.submit_approval(eid, approved=bool(body["approved"]), rejection_reason=body.get("rejection_reason"))
-
-
-def tool_results(eid: str, body: dict[str, Any]) -> Response:
-    return build_agent(_flow_of(eid)).submit_tool_results(eid, body["results"])
-
-
-def human_input(eid: str, body: dict[str, Any]) -> Response:
-    return build_agent(_flow_of(eid)).submit_input(eid, body["text"])
-
-
-def cancel(eid: str, _: dict[str, Any]) -> Response:
-    return build_agent(_flow_of(eid)).cancel(eid)
-
-
-def show(eid: str, _: dict[str, Any]) -> Response:
-    return build_agent(_flow_of(eid)).response(eid)
 
 
 app = Starlette(

@@ -23,4 +23,7 @@ def _blocks() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("name", "code"), _blocks(), ids=[n for n, _ in _blocks()])
 def test_doc_block_runs(name: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, name, "exec"), {"__name__": "__doc_test__"})  # noqa: S102
+    monkeypatch.syspath_prepend(str(ROOT))  # docs may import the example apps (``examples.web.app``)
+    monkeypatch.delenv("DELITE_DATA_DIR", raising=False)  # the example app's data directory: ./data here
+    # dont_inherit: a block runs as a script would, without this module's ``from __future__`` imports.
+    exec(compile(code, name, "exec", dont_inherit=True), {"__name__": "__doc_test__"})  # noqa: S102
