@@ -210,7 +210,7 @@ class Runner:
             if state.status.is_terminal:
                 yield from self.flush(barrier=True)
                 return
-            if (yield from self._cancel_seen()):
+            if self._cancel_requested() and (yield from self._cancel_seen()):
                 return
             if self._stopping():
                 yield from self.flush(barrier=True)
@@ -225,9 +225,10 @@ class Runner:
                 if (yield from self._answer(turn)):
                     return
                 continue
-            if (yield from self._budget_exhausted()):
+            if self.settings.budget is not None and (yield from self._budget_exhausted()):
                 return
-            yield from self.flush()
+            if self._pending:
+                yield from self.flush()
             if not (yield from self._call_model(model)):
                 return
 
@@ -236,8 +237,9 @@ class Runner:
         return stop is not None and stop()
 
     def _cancel_seen(self) -> Steps[bool]:
-        eid = self.state.execution_id
+        """Record a requested cancellation (of this execution or one above it); False if none was requested."""
         store = self.store
+        eid = self.state.execution_id
         own = store.cancel_requested(eid)
         if not own and not any(store.cancel_requested(a) for a in self.settings.ancestors):
             return False
@@ -247,6 +249,14 @@ class Runner:
         if own:
             yield Io(store.clear_cancel, eid)
         return True
+
+    def _cancel_requested(self) -> bool:
+        """Whether a cancellation waits to be recorded (a stat per execution; no effect, no generator)."""
+        store = self.store
+        ancestors = self.settings.ancestors
+        if store.cancel_requested(self.state.execution_id):
+            return True
+        return bool(ancestors) and any(store.cancel_requested(a) for a in ancestors)
 
     def suspend(self, reason: SuspendReason) -> Steps[None]:
         """Stop on purpose. Re-suspending for the same reason with nothing new to say writes nothing."""
@@ -384,12 +394,17 @@ class Runner:
         waiting: list[_Wait] = []
         runnable: list[_Run] = []
         for cs in calls:
-            decided = yield from self._settle(cs)
+            decided = self._settle(cs)
+            if isinstance(decided, _Run) and cs.child_id is not None:
+                decided = yield from self._after_child(decided, cs.child_id)
             if isinstance(decided, _Run):
                 runnable.append(decided)
             elif decided is not None:
                 waiting.append(decided)
-        for i, batch in enumerate(self._batches(runnable)):
+        batches = [runnable] if len(runnable) < 2 else self._batches(runnable)
+        for i, batch in enumerate(batches):
+            if not batch:
+                break
             if i and ((yield from self._cancel_seen()) or self._stopping()):
                 yield from self.flush(barrier=True)
                 return True
@@ -426,8 +441,18 @@ class Runner:
     def _finish(self, cs: CallState, *, result: Any = None, error: str | None = None, source: str = "tool") -> None:
         self.buffer(ToolFinished(at=self._now(), call_id=cs.call.id, result=result, error=error, source=source))
 
-    def _settle(self, cs: CallState) -> Steps[_Run | _Wait | None]:
-        """Decide one call: finish it without a body (None), gate it (a wait), or let its body run."""
+    def _after_child(self, run: _Run, child_id: str) -> Steps[_Run | _Wait]:
+        """A call whose body delegated to a sub-agent that stopped: wait on, unless the child was answered."""
+        child = yield Io(read_child, self.store, child_id)
+        if child is not None and child[1]:
+            return _child_wait(child_id, child[0].suspend_reason)
+        return run  # the child was answered (or is gone): run the body again, which continues it
+
+    def _settle(self, cs: CallState) -> _Run | _Wait | None:
+        """Decide one call: finish it without a body (None), gate it (a wait), or let its body run.
+
+        A call waiting on a sub-agent comes back as a run; :meth:`_after_child` then looks at the child.
+        """
         s = self.settings
         call = cs.call
         name = call.name
@@ -458,10 +483,7 @@ class Runner:
             self._finish(cs, error=f"invalid arguments for {name}: {e}", source="invalid")
             return None
         if cs.child_id is not None:  # the body delegated to a sub-agent that stopped to wait
-            child = yield Io(read_child, self.store, cs.child_id)
-            if child is not None and child[1]:
-                return _child_wait(cs.child_id, child[0].suspend_reason)
-            return _Run(cs, tool, arguments, pending)  # the child was answered (or is gone): run the body again
+            return _Run(cs, tool, arguments, pending)
         decision = cs.decision
         if decision is not None and not decision.approved:
             reason = f": {decision.reason}" if decision.reason else ""
