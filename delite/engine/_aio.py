@@ -209,11 +209,14 @@ class _Bridge:
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge] = weakref.WeakKeyDictionary()
 
 
-async def _blocking(pool: Pool, fn: Callable[..., T], *args: Any, finish: bool = True) -> T:
+async def _blocking(
+    pool: Pool, fn: Callable[..., T], *args: Any, finish: bool = True, undo: Callable[[T], object] | None = None
+) -> T:
     """Run ``fn(*args)`` in ``pool`` and await its outcome.
 
     With ``finish``, a caller cancelled meanwhile still waits for the call to end before it stops (a claim or
-    an append must not be left running behind the caller's back: it would leak a lock or race a release).
+    an append must not be left running behind the caller's back: it would leak a lock or race a release);
+    ``undo`` then gets what the call returned, which nobody else will (a claim taken for nobody is released).
     """
     loop = asyncio.get_running_loop()
     bridge = _bridges.get(loop)
@@ -229,6 +232,8 @@ async def _blocking(pool: Pool, fn: Callable[..., T], *args: Any, finish: bool =
         while not job.finished:  # the call goes on in its thread: wait for it, then stop as asked
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0.001)
+        if undo is not None and job.error is None:
+            undo(job.value)
         raise
     return result
 
@@ -244,6 +249,10 @@ def _append(effect: Append) -> None:
 
 def _claim(effect: Claim) -> ExecutionLog:
     return effect.store.claim(effect.execution_id, create=effect.create)
+
+
+def _release(log: ExecutionLog) -> None:
+    log.release()
 
 
 def _is_async(fn: object) -> bool:
@@ -350,7 +359,7 @@ async def adrive(steps: Steps[T]) -> T:
                         batch.cancel()
                     batch = _Batch(effect.invocations)  # type: ignore[attr-defined]
                 elif kind is Claim:
-                    log = await _blocking(io, _claim, effect)
+                    log = await _blocking(io, _claim, effect, undo=_release)
                     claims.append(log)
                     value = log
                 elif kind is Sleep:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +280,28 @@ def test_the_thread_pool_runs_a_burst_of_blocking_calls_at_once() -> None:
     pool.close()  # runs what is queued first
     assert results[-1] == 4
     assert pool.started == 4 and not pool.threads
+
+
+def test_a_claim_taken_after_its_caller_was_cancelled_is_released(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Agent(data_dir, provider=ScriptedProvider(["hi"])).run("x", execution_id="c")
+    entered = threading.Event()
+    real_claim = FileStore.claim
+
+    def slow_claim(self: FileStore, *args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        time.sleep(0.2)  # the caller is cancelled while the claim is being taken
+        return real_claim(self, *args, **kwargs)
+
+    monkeypatch.setattr(FileStore, "claim", slow_claim)
+
+    async def main() -> None:
+        task = asyncio.create_task(Agent(data_dir, provider=ScriptedProvider([])).aresume("c"))
+        await asyncio.to_thread(entered.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert not FileStore(data_dir).is_claimed("c")
