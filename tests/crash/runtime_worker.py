@@ -18,7 +18,7 @@ from typing import Any
 
 from delite import Agent, Runtime, ScriptedProvider, current_call, tool
 
-STEPS = 8
+STEPS = 12
 
 
 def build(rt: Runtime, data_dir: str) -> Agent:

@@ -15,7 +15,7 @@ from delite.log.records import ToolFinished, ToolStarted
 
 WORKER = str(Path(__file__).with_name("runtime_worker.py"))
 N = 20
-STEPS = 8
+STEPS = 12
 
 
 def ledger(data_dir: Path) -> list[str]:

@@ -163,7 +163,7 @@ def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(
             data_dir,
             runtime=rt,
             agent_id="slow",
-            provider=ScriptedProvider.tool_loop(30, "work", delay=0.01),
+            provider=ScriptedProvider.tool_loop(60, "work", delay=0.01),
             tools=[work],
         )
 
@@ -190,7 +190,7 @@ def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(
     assert all(rt2.wait(eid, timeout=60).answer == "done" for eid in ids)
     rt2.shutdown()
     assert sorted(completed) == sorted(ids)
-    assert len(ledger) == 90 and len(set(ledger)) == 90  # every step once: nothing redone, nothing in doubt
+    assert len(ledger) == 180 and len(set(ledger)) == 180  # every step once: nothing redone, nothing in doubt
 
 
 def test_recovery_can_be_turned_off_and_skips_other_agents(data_dir: Path) -> None:
