@@ -12,6 +12,7 @@ the parent is resumed; its tool runs again and continues the child, which finds 
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 import os
@@ -109,7 +110,7 @@ def split_ids(ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
     return own, children
 
 
-class Operations:
+class Operations(abc.ABC):
     """The generators behind the Agent's methods; :class:`~delite.Agent` supplies its configuration."""
 
     store: Store
@@ -117,17 +118,17 @@ class Operations:
     agent_id: str
     on_drift: DriftPolicy
 
-    def fingerprint(self) -> ConfigFingerprint:  # pragma: no cover - the Agent's
+    @abc.abstractmethod
+    def fingerprint(self) -> ConfigFingerprint:
         """The configuration recorded with an execution."""
-        raise NotImplementedError
 
-    def _settings(
-        self, *, output: OutputSpec | None = None, link: Link | None = None
-    ) -> RunSettings:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _settings(self, *, output: OutputSpec | None = None, link: Link | None = None) -> RunSettings:
+        """Everything the loop needs from the agent, resolved for one run."""
 
-    def _output(self, output_type: Any) -> OutputSpec | None:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _output(self, output_type: Any) -> OutputSpec | None:
+        """How to validate a typed final answer, or None."""
 
     # -- running ---------------------------------------------------------------------------------------------
 
