@@ -46,8 +46,7 @@ def refund(order_id: int, amount: float) -> dict[str, Any]:
 
 @tool(description="Show the customer a confirmation dialog in their browser", target="client")
 def confirm_with_customer(message: str) -> str:
-    """Runs in the customer's browser; the client posts the result back."""
-    raise NotImplementedError  # pragma: no cover - never called: client tools have no server body
+    """Runs in the customer's browser; the client posts the result back (a client tool has no body here)."""
 
 
 @tool(description="Look up an order's status")
