@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
@@ -33,7 +34,7 @@ class CliError(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         """Print one line on stderr; untrusted text in the message is escaped."""
-        out = file if file is not None else click.get_text_stream("stderr")
+        out = file if file is not None else sys.stderr
         message = clean(self.message, newlines=False)
         if self.as_json:
             from delite_cli._format import json_text

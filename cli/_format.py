@@ -54,7 +54,7 @@ def console(*, stderr: bool = False) -> Console:
     """A rich console for the human views: no markup, no emoji codes, no highlighting of content."""
     from rich.console import Console
 
-    out = click.get_text_stream("stderr" if stderr else "stdout")
+    out = sys.stderr if stderr else sys.stdout
     return Console(file=out, markup=False, emoji=False, highlight=False, soft_wrap=False)
 
 

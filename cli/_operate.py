@@ -162,7 +162,7 @@ def run_submit_input(data_dir: str, ident: str, text: str, *, agent_spec: str | 
     """Answer a human-input question."""
     eid = _resolve(data_dir, ident)
     if text == "-":
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
     agent, advance = _operator(data_dir, agent_spec)
     with agent:
         response = agent.submit_input(eid, text, advance=advance)
@@ -172,7 +172,7 @@ def run_submit_input(data_dir: str, ident: str, text: str, *, agent_spec: str | 
 def _read_json(source: str, what: str) -> Any:
     try:
         if source == "-":
-            raw = click.get_text_stream("stdin").read()
+            raw = sys.stdin.read()
         else:
             with open(source, encoding="utf-8") as fh:
                 raw = fh.read()

@@ -16,7 +16,7 @@ from delite import tool
 from delite.engine.events import Completed, TextDelta, ToolCallFinished, ToolCallStarted
 from delite.errors import ToolError
 from delite.log.records import ModelResponded, ToolFinished
-from delite.providers import UnknownPriceWarning
+from delite.providers import PriceTable, UnknownPriceWarning
 from delite.store import FileStore
 
 PROMPT = "You answer questions about the weather."
@@ -170,16 +170,18 @@ def test_app_history_in_the_neutral_shape(fake: FakeLLM, data_dir: Path, api: st
 
 @pytest.mark.parametrize("api", ["chat", "messages"])
 def test_per_run_model_override_is_recorded_and_priced(fake: FakeLLM, data_dir: Path, api: str) -> None:
-    other = {"chat": "gpt-4o", "messages": "claude-opus-4-5"}[api]
-    snapshot = {"chat": "gpt-4o-2024-08-06", "messages": "claude-opus-4-5-20251101"}[api]
+    # Made-up model names with their own prices: the test must not depend on a vendor keeping a model alive (a
+    # retired name makes the SDK warn on every request).
+    vendor = {"chat": "openai", "messages": "anthropic"}[api]
+    other, snapshot = "test-model-large", "test-model-large-20990101"
+    prices = PriceTable([{"vendor": vendor, "model": other, "input": 3, "output": 5}])
     fake.load(Script(turns=[Turn(text="ok", tokens=Tokens(input=1000, output=100))], model=snapshot))
-    agent = make_agent(data_dir, make_provider(fake, api))
+    agent = make_agent(data_dir, make_provider(fake, api, prices=prices))
     response = agent.run("hi", model=other)
     assert fake.requests[0]["body"]["model"] == other
     turn = next(r for r in FileStore(data_dir).read(response.execution_id).records if isinstance(r, ModelResponded))
-    assert turn.model == snapshot  # the model that actually answered
-    expected = {"chat": Decimal("0.0035"), "messages": Decimal("0.0075")}[api]  # 1000 in + 100 out
-    assert Decimal(response.usage.cost or "nan") == expected
+    assert turn.model == snapshot  # the model that actually answered, priced as its dated snapshot
+    assert Decimal(response.usage.cost or "nan") == Decimal("0.0035")  # 1000 in at $3/M + 100 out at $5/M
 
 
 def test_unknown_model_has_no_cost_and_warns(fake: FakeLLM, data_dir: Path) -> None:
