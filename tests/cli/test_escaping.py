@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import scenario_agent
+
 from delite_cli._safe import clean, clean_json
 
 HOSTILE = scenario_agent.HOSTILE

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
 import click
+
 from delite_cli._safe import clean
 
 __all__ = ["CliError", "handle_errors"]
@@ -29,7 +30,7 @@ class CliError(click.ClickException):
         """Build from the message, the error's type name and the exit code."""
         super().__init__(message)
         self.kind = kind
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares a class-level default
         self.as_json = as_json
 
     def show(self, file: IO[Any] | None = None) -> None:

@@ -14,7 +14,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-import click
 from delite_cli import _format as f
 from delite_cli._errors import CliError
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from delite_cli._errors import handle_errors
 
 from delite import __version__
+from delite_cli._errors import handle_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 

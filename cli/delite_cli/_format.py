@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 import msgspec
+
 from delite_cli._safe import clean, clean_json
 
 if TYPE_CHECKING:

@@ -14,11 +14,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
+
 from delite_cli import _format as f
 from delite_cli._errors import CliError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from delite.datadir import DataDir, Event, ExecutionDetail, ExecutionSummary, ExecutionView, Step, ToolCall
 
@@ -169,7 +171,7 @@ def run_status(
         table.add_column("INPUT", overflow="ellipsis", no_wrap=True, max_width=max(out.width - 100, 20))
     now = time.time()
     for s in page.items:
-        cells = [
+        cells: list[str | Text] = [
             f.text(s.id),
             f.text(s.agent_id, newlines=False, limit=20),
             f.text(s.status, f.status_style(s.status)),

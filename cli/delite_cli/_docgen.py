@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from delite_cli.main import cli
 
 __all__ = ["render"]
