@@ -30,7 +30,7 @@ class CliError(click.ClickException):
         """Build from the message, the error's type name and the exit code."""
         super().__init__(message)
         self.kind = kind
-        self.exit_code = exit_code  # type: ignore[misc]  # click declares a class-level default
+        self.exit_code = exit_code  # type: ignore[misc, unused-ignore]  # a class-level default in click
         self.as_json = as_json
 
     def show(self, file: IO[Any] | None = None) -> None:
