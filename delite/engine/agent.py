@@ -29,6 +29,7 @@ from delite.providers.base import provider_name
 from delite.state.model import ExecutionState
 from delite.store.base import Store
 from delite.store.file import FileStore
+from delite.store.layout import default_data_dir
 from delite.tools.base import Tool, tool
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ class Agent(Operations):
 
     Args:
         data_dir: the data directory (created on first write). Ignored when ``store`` is given; optional
-            with ``runtime`` (the runtime's is used).
+            with ``runtime`` (the runtime's is used). When omitted, ``$DELITE_DATA_DIR`` or else ``./data``
+            (resolved against the working directory now): the same default as the ``delite`` command, so
+            ``Agent(provider="openai:gpt-4o-mini")`` and ``delite status`` see the same executions.
         provider: the model: a provider object, any callable ``(messages, tools, model) -> dict``, or a
             recipe string such as ``"anthropic:claude-haiku-4-5"`` (see :func:`delite.providers.from_recipe`).
             The async API awaits a provider's ``acall`` (or an ``async`` callable) on the event loop and runs
@@ -65,7 +68,8 @@ class Agent(Operations):
         durability: ``"full"`` (default), ``"normal"`` or ``"off"``; see :class:`~delite.log.Durability`.
         store: a :class:`~delite.store.Store` to use instead of files under ``data_dir``.
         require_approval: names of tools that need a human's approval before they run.
-        budget: spending limits per execution.
+        budget: spending limits per execution (a :class:`Budget` or None; ``agent.budget = ...`` is checked
+            the same way).
         on_drift: what to do when a resumed execution was started with another prompt, tool set, provider
             or default model: ``"error"`` (raise :class:`~delite.errors.DriftError`), ``"warn"`` (record it,
             warn, continue) or ``"allow"`` (record it, continue).
@@ -112,10 +116,8 @@ class Agent(Operations):
         if store is None:
             if data_dir is None and runtime is not None:
                 store = runtime.store
-            elif data_dir is None:
-                raise UsageError("Agent needs a data directory (or a store)")
             else:
-                store = FileStore(data_dir, durability=durability)
+                store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
         if on_drift not in ("error", "warn", "allow"):
             raise UsageError(f"on_drift must be 'error', 'warn' or 'allow', not {on_drift!r}")
         if (
@@ -158,6 +160,21 @@ class Agent(Operations):
             raise UsageError(f"{t.name!r} is the built-in human input tool's name; pass human_input_tool=None first")
         self._tools[t.name] = t
         return t
+
+    @property
+    def budget(self) -> Budget | None:
+        """Spending limits per execution, or None.
+
+        Assigning anything but a :class:`Budget` or None raises :class:`~delite.errors.UsageError`.
+        """
+        return self._budget
+
+    @budget.setter
+    def budget(self, budget: Budget | None) -> None:
+        if budget is not None and not isinstance(budget, Budget):
+            kind = type(budget).__name__
+            raise UsageError(f"agent.budget must be a Budget (or None), not {kind}: Budget(max_llm_calls=10, ...)")
+        self._budget = budget
 
     @property
     def tools(self) -> list[Tool]:

@@ -313,7 +313,7 @@ class Runner:
             "tool_calls": t.tool_calls,
         }
         yield from self.suspend(
-            SuspendReason(kind="budget", limit=hit, spent=spent, message=f"budget limit {hit} reached")
+            SuspendReason(kind="budget", limit=hit, spent=spent, message=budget.explain(hit, t))
         )
         return True
 

@@ -131,6 +131,8 @@ class Anthropic(SDKProvider):
     price_vendor = "anthropic"
     env_key = "ANTHROPIC_API_KEY"
     env_base_url = "ANTHROPIC_BASE_URL"
+    env_model = "DELITE_ANTHROPIC_MODEL"
+    default_model = "claude-haiku-4-5"
     sdk_name = "anthropic"
 
     def _make_client(self, options: dict[str, Any]) -> Any:

@@ -87,6 +87,8 @@ class OpenAI(SDKProvider):
     price_vendor = "openai"
     env_key = "OPENAI_API_KEY"
     env_base_url = "OPENAI_BASE_URL"
+    env_model = "DELITE_OPENAI_MODEL"
+    default_model = "gpt-4o-mini"
     sdk_name = "openai"
 
     def _make_client(self, options: dict[str, Any]) -> Any:
