@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from delite.engine._effects import Steps, drive
 from delite.engine._operations import DriftPolicy, Link, Operations
@@ -20,7 +20,7 @@ from delite.engine.budget import Budget
 from delite.engine.delegation import link_for
 from delite.engine.loop import Contract, RetryPolicy, RunSettings
 from delite.engine.output import OutputSpec
-from delite.engine.response import Response
+from delite.engine.response import AnyResponse, Response, settled
 from delite.engine.streaming import EventStream, TextStream
 from delite.errors import UsageError
 from delite.log.durability import Durability
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from delite.runtime import Runtime
 
 __all__ = ["Agent"]
+
+T = TypeVar("T")
 
 _HUMAN_INPUT_SCHEMA = {
     "type": "object",
@@ -255,6 +257,31 @@ class Agent(Operations):
 
     # -- running ---------------------------------------------------------------------------------------------
 
+    @overload
+    def run(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: type[T],
+    ) -> AnyResponse[T]: ...
+    @overload
+    def run(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: None = None,
+    ) -> AnyResponse: ...
+    @overload
     def run(
         self,
         text: str,
@@ -265,7 +292,18 @@ class Agent(Operations):
         model: str | None = None,
         idempotency_key: str | None = None,
         output_type: Any = None,
-    ) -> Response:
+    ) -> AnyResponse: ...
+    def run(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: Any = None,
+    ) -> AnyResponse:
         """Start an execution, or continue the one named by ``execution_id``, and advance it until it stops.
 
         On an existing execution nothing is started over: completed model and tool calls return their
@@ -290,18 +328,45 @@ class Agent(Operations):
                 fails with :class:`~delite.errors.StructuredOutputValidationError`. Continue such an
                 execution with the same type.
         """
-        return drive(
-            self._start(
-                text,
-                execution_id=execution_id,
-                history=history,
-                metadata=metadata,
-                model=model,
-                idempotency_key=idempotency_key,
-                output_type=output_type,
+        return settled(
+            drive(
+                self._start(
+                    text,
+                    execution_id=execution_id,
+                    history=history,
+                    metadata=metadata,
+                    model=model,
+                    idempotency_key=idempotency_key,
+                    output_type=output_type,
+                )
             )
         )
 
+    @overload
+    async def arun(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: type[T],
+    ) -> AnyResponse[T]: ...
+    @overload
+    async def arun(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: None = None,
+    ) -> AnyResponse: ...
+    @overload
     async def arun(
         self,
         text: str,
@@ -312,19 +377,32 @@ class Agent(Operations):
         model: str | None = None,
         idempotency_key: str | None = None,
         output_type: Any = None,
-    ) -> Response:
+    ) -> AnyResponse: ...
+    async def arun(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: Any = None,
+    ) -> AnyResponse:
         """:meth:`run`, awaited (same arguments and semantics); the event loop never waits on the disk."""
         from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
 
-        return await adrive(
-            self._start(
-                text,
-                execution_id=execution_id,
-                history=history,
-                metadata=metadata,
-                model=model,
-                idempotency_key=idempotency_key,
-                output_type=output_type,
+        return settled(
+            await adrive(
+                self._start(
+                    text,
+                    execution_id=execution_id,
+                    history=history,
+                    metadata=metadata,
+                    model=model,
+                    idempotency_key=idempotency_key,
+                    output_type=output_type,
+                )
             )
         )
 
@@ -351,15 +429,29 @@ class Agent(Operations):
             link=link,
         )
 
-    def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> Response:
+    @overload
+    def resume(self, execution_id: str, *, model: str | None = None, output_type: type[T]) -> AnyResponse[T]: ...
+    @overload
+    def resume(self, execution_id: str, *, model: str | None = None, output_type: None = None) -> AnyResponse: ...
+    @overload
+    def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse: ...
+    def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse:
         """Continue an execution after its suspension was answered, a crash, or a failure."""
-        return drive(self._resume_op(execution_id, model=model, output=self._output(output_type)))
+        return settled(drive(self._resume_op(execution_id, model=model, output=self._output(output_type))))
 
-    async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> Response:
+    @overload
+    async def aresume(self, execution_id: str, *, model: str | None = None, output_type: type[T]) -> AnyResponse[T]: ...
+    @overload
+    async def aresume(
+        self, execution_id: str, *, model: str | None = None, output_type: None = None
+    ) -> AnyResponse: ...
+    @overload
+    async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse: ...
+    async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse:
         """:meth:`resume`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._resume_op(execution_id, model=model, output=self._output(output_type)))
+        return settled(await adrive(self._resume_op(execution_id, model=model, output=self._output(output_type))))
 
     def stream(self, text: str, **options: Any) -> TextStream:
         """Run like :meth:`run` (same arguments), yielding the model's text as it arrives.
@@ -403,23 +495,23 @@ class Agent(Operations):
 
         return await adrive(self._get_op(execution_id))
 
-    def response(self, execution_id: str) -> Response:
+    def response(self, execution_id: str) -> AnyResponse:
         """The execution's current outcome as a :class:`Response`, without advancing it."""
-        return drive(self._response_op(execution_id, self._default_output))
+        return settled(drive(self._response_op(execution_id, self._default_output)))
 
-    async def aresponse(self, execution_id: str) -> Response:
+    async def aresponse(self, execution_id: str) -> AnyResponse:
         """:meth:`response`, read in a thread."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._response_op(execution_id, self._default_output))
+        return settled(await adrive(self._response_op(execution_id, self._default_output)))
 
     # -- answering suspensions -------------------------------------------------------------------------------
 
-    def approve(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> Response:
+    def approve(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> AnyResponse:
         """Approve one pending call (or override a contract for it). Recorded; call :meth:`resume` to go on."""
         return self.decide(execution_id, {confirmation_id: True}, reasons={confirmation_id: reason}, advance=False)
 
-    def reject(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> Response:
+    def reject(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> AnyResponse:
         """Reject one pending call: it never runs and the model is told why. Call :meth:`resume` to go on."""
         return self.decide(execution_id, {confirmation_id: False}, reasons={confirmation_id: reason}, advance=False)
 
@@ -430,11 +522,13 @@ class Agent(Operations):
         approved: bool | None = None,
         rejection_reason: str | None = None,
         decisions: Mapping[str, bool] | None = None,
-    ) -> Response:
+    ) -> AnyResponse:
         """Decide every pending call (``approved=``) or each by id (``decisions=``), then continue the run."""
-        return drive(
-            self._submit_approval_op(
-                execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+        return settled(
+            drive(
+                self._submit_approval_op(
+                    execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+                )
             )
         )
 
@@ -445,13 +539,15 @@ class Agent(Operations):
         approved: bool | None = None,
         rejection_reason: str | None = None,
         decisions: Mapping[str, bool] | None = None,
-    ) -> Response:
+    ) -> AnyResponse:
         """:meth:`submit_approval`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(
-            self._submit_approval_op(
-                execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+        return settled(
+            await adrive(
+                self._submit_approval_op(
+                    execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+                )
             )
         )
 
@@ -462,14 +558,14 @@ class Agent(Operations):
         *,
         reasons: Mapping[str, str | None] | None = None,
         advance: bool = True,
-    ) -> Response:
+    ) -> AnyResponse:
         """Record decisions on pending approval or contract calls; continue the run when ``advance``.
 
         A decision for a call that is not pending raises :class:`InvalidToolResultError` and records nothing.
         A call id ``<child>/<call>`` (a sub-agent's call, as the suspension lists it) is recorded in the
         child's log.
         """
-        return drive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance))
+        return settled(drive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)))
 
     async def adecide(
         self,
@@ -478,37 +574,39 @@ class Agent(Operations):
         *,
         reasons: Mapping[str, str | None] | None = None,
         advance: bool = True,
-    ) -> Response:
+    ) -> AnyResponse:
         """:meth:`decide`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance))
+        return settled(await adrive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)))
 
-    def submit_tool_results(self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True) -> Response:
+    def submit_tool_results(
+        self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
+    ) -> AnyResponse:
         """Give the results of client tool calls (``{call_id: value}``, every pending one) and continue.
 
         With ``advance=False`` the results are only recorded (no provider or tools needed, as in the
         ``delite`` command); :meth:`resume` continues later.
         """
-        return drive(self._tool_results_op(execution_id, results, advance=advance))
+        return settled(drive(self._tool_results_op(execution_id, results, advance=advance)))
 
     async def asubmit_tool_results(
         self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
-    ) -> Response:
+    ) -> AnyResponse:
         """:meth:`submit_tool_results`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._tool_results_op(execution_id, results, advance=advance))
+        return settled(await adrive(self._tool_results_op(execution_id, results, advance=advance)))
 
-    def submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Response:
+    def submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
         """Answer the model's clarifying question and continue (only record it with ``advance=False``)."""
-        return drive(self._input_op(execution_id, text, advance=advance))
+        return settled(drive(self._input_op(execution_id, text, advance=advance)))
 
-    async def asubmit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Response:
+    async def asubmit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
         """:meth:`submit_input`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._input_op(execution_id, text, advance=advance))
+        return settled(await adrive(self._input_op(execution_id, text, advance=advance)))
 
     def resolve(
         self,
@@ -519,12 +617,14 @@ class Agent(Operations):
         error: str | None = None,
         rerun: bool = False,
         advance: bool = True,
-    ) -> Response:
+    ) -> AnyResponse:
         """Settle an in-doubt call: supply its ``result`` (or ``error``), or ``rerun=True`` it; then continue.
 
         With ``advance=False`` the settlement is only recorded; :meth:`resume` continues later.
         """
-        return drive(self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance))
+        return settled(
+            drive(self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance))
+        )
 
     async def aresolve(
         self,
@@ -535,14 +635,14 @@ class Agent(Operations):
         error: str | None = None,
         rerun: bool = False,
         advance: bool = True,
-    ) -> Response:
+    ) -> AnyResponse:
         """:meth:`resolve`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
         op = self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance)
-        return await adrive(op)
+        return settled(await adrive(op))
 
-    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
+    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
         """Cancel an execution from any process.
 
         A suspended or stopped execution is cancelled at once; one that a live process is advancing stops at
@@ -550,13 +650,13 @@ class Agent(Operations):
         cancelled execution changes nothing and returns its status. Sub-agents go with their parent: a
         running one stops at its next step boundary, one the parent was waiting on is cancelled too.
         """
-        return drive(self._cancel_op(execution_id, reason=reason))
+        return settled(drive(self._cancel_op(execution_id, reason=reason)))
 
-    async def acancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
+    async def acancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
         """:meth:`cancel`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._cancel_op(execution_id, reason=reason))
+        return settled(await adrive(self._cancel_op(execution_id, reason=reason)))
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 

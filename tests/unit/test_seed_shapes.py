@@ -180,3 +180,47 @@ def test_a_reached_dollar_limit_still_says_reached() -> None:
     over_anyway = Totals(cost=Decimal("0.60"), cost_known=False, llm_calls=2)
     assert Budget(max_dollars="0.50", on_unknown_cost="ignore").exhausted(over_anyway) == "max_dollars"
     assert "reached" in b.explain("max_dollars", over_anyway)  # the known part alone reaches it
+
+
+# -- Response kinds: what the type checkers are told is what runs ------------------------------------------------
+
+
+def test_the_seed_one_liner_and_the_response_kinds(data_dir: Path) -> None:
+    from delite import NotSuspendedResponse, Response, SuspendedResponse
+
+    @delite.tool(description="Transfer money", requires_confirmation=True)
+    def transfer_funds(amount: float) -> str:
+        return f"moved {amount}"
+
+    agent = Agent(data_dir, provider=ScriptedProvider([call("transfer_funds", amount=5.0), "done"]))
+    agent.add_tool(transfer_funds)
+    response = agent.run("Transfer $5")
+    assert isinstance(response, SuspendedResponse) and isinstance(response, Response)
+    if response.is_suspended:
+        agent.approve(response.execution_id, response.suspend_reason.confirmation_id)
+    response = agent.resume(response.execution_id)
+    assert isinstance(response, NotSuspendedResponse) and response.suspend_reason is None
+    assert response.answer == "done" and not response.is_suspended
+    again = agent.response(response.execution_id)
+    assert again == response and type(again) is NotSuspendedResponse
+
+
+def test_a_budget_suspension_has_no_confirmation_id_to_approve(data_dir: Path) -> None:
+    agent = Agent(data_dir, provider=ScriptedProvider(["x"]), budget=Budget(max_llm_calls=0))
+    r = agent.run("go")
+    assert r.is_suspended and r.suspend_reason is not None and r.suspend_reason.kind == "budget"
+    assert r.suspend_reason.confirmation_ids == []
+    with pytest.raises(UsageError, match="nothing to approve"):
+        _ = r.suspend_reason.confirmation_id
+
+
+def test_a_typed_run_returns_its_output_type(data_dir: Path) -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Quote:
+        price: float
+
+    agent = Agent(data_dir, provider=ScriptedProvider(['{"price": 9.5}']))
+    r = agent.run("quote", output_type=Quote)
+    assert r.output == Quote(price=9.5) and type(r).__name__ == "NotSuspendedResponse"
