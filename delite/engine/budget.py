@@ -89,7 +89,8 @@ class Budget:
         if limit == "max_dollars" and unenforceable:
             known = f"${totals.cost} known so far" if totals.cost else "no cost known"
             return (
-                f"cost unknown: a model call has no known price (see the price table), so max_dollars="
+                "cost unknown: a model call's cost is unknown (its model is not in the price table, or the "
+                f"provider reported no token usage), so max_dollars="
                 f"{limit_dollars} cannot be enforced ({known}); on_unknown_cost='suspend' stops here. "
                 "Price the model, or set on_unknown_cost='ignore' or max_dollars=None, then resume"
             )

@@ -11,7 +11,11 @@ DATA_DIR_ENV = "DELITE_DATA_DIR"
 """The environment variable naming the default data directory (for ``Agent()`` and the ``delite`` command)."""
 
 DEFAULT_DATA_DIR = "data"
-"""The data directory when none is given and ``DELITE_DATA_DIR`` is unset, relative to the working directory."""
+"""The data directory when none is given and ``DELITE_DATA_DIR`` is unset, relative to the working directory.
+
+The ``delite`` command's ``--data-dir`` default is the same (spelled out there, so the command does not import
+the store to start).
+"""
 
 
 def default_data_dir() -> Path:

@@ -66,3 +66,25 @@ def test_the_seed_quick_start_shape(fake: FakeLLM, tmp_path: Path, monkeypatch: 
         agent.set_llm(OpenAI())
         response = agent.run("What's the weather in San Francisco?")
     assert str(response) == "sunny"
+
+
+@pytest.mark.parametrize("api", ["chat", "responses", "messages"])
+def test_an_unpriced_model_under_a_dollar_limit_says_its_cost_is_unknown(
+    fake: FakeLLM, data_dir: Path, api: str
+) -> None:
+    from fakellm import Call
+    from providerkit import make_agent, make_provider
+
+    from delite import Budget
+
+    # The server reports a model the price table does not know: every call's cost is unknown.
+    turns = [Turn(calls=[Call(name="get_weather", arguments={"city": "Oslo"})]), Turn(text="Cold.")]
+    fake.load(Script(turns=turns, model="unpriced-model-x"))
+    agent = make_agent(data_dir, make_provider(fake, api), budget=Budget(max_dollars="5.00"))
+    r = agent.run("Weather in Oslo?")
+    assert r.suspend_reason is not None and r.suspend_reason.kind == "budget"
+    assert r.suspend_reason.limit == "max_dollars" and r.suspend_reason.spent["dollars"] is None
+    assert r.suspend_reason.message.startswith("cost unknown:") and "reached" not in r.suspend_reason.message
+    assert len(fake.requests) == 1  # stopped before the second, unpriceable call
+    agent.budget = Budget(max_dollars="5.00", on_unknown_cost="ignore")
+    assert agent.resume(r.execution_id).answer == "Cold." and len(fake.requests) == 2
