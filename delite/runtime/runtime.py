@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from delite.engine._aio import Threads, worker_pool
 from delite.engine._effects import STOP_REQUESTED, drive
-from delite.engine.response import Response
+from delite.engine.response import AnyResponse, Response, settled
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
 from delite.log.durability import Durability
 from delite.log.records import SuspendReason
@@ -301,7 +301,7 @@ class Runtime:
         agent.resolve(execution_id, call_id, result=result, error=error, rerun=rerun, advance=False)
         self.resume(execution_id)
 
-    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
+    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
         """Cancel an execution (see ``agent.cancel``): a running one stops at its next step boundary."""
         _, agent = self._root(execution_id)
         response = agent.cancel(execution_id, reason=reason)
@@ -323,7 +323,7 @@ class Runtime:
             raise LookupError(f"execution {execution_id!r} was not run by this runtime")
         return run.future
 
-    def wait(self, execution_id: str, timeout: float | None = None) -> Response:
+    def wait(self, execution_id: str, timeout: float | None = None) -> AnyResponse:
         """Wait until the execution stops advancing (completed, suspended, failed, cancelled); its response.
 
         Raises what the run raised. An execution this runtime is not running is read from the data directory
@@ -335,7 +335,7 @@ class Runtime:
         with self._lock:
             run = self._runs.get(execution_id)
         if run is not None:
-            return run.future.result(timeout)
+            return settled(run.future.result(timeout))
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             state = self._read(execution_id)
@@ -343,7 +343,7 @@ class Runtime:
                 with self._lock:
                     run = self._runs.get(execution_id)
                 if run is not None:  # recovery picked it up meanwhile
-                    return run.future.result(None if deadline is None else max(deadline - time.monotonic(), 0))
+                    return settled(run.future.result(None if deadline is None else max(deadline - time.monotonic(), 0)))
                 return Response.from_state(state)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {execution_id!r} is still running")
