@@ -32,6 +32,7 @@ from delite.state.model import ExecutionState, Status
 from delite.store.base import Store
 from delite.store.file import FileStore
 from delite.store.ids import new_execution_id, validate_execution_id
+from delite.store.layout import default_data_dir
 
 if TYPE_CHECKING:
     from delite.engine.agent import Agent
@@ -88,7 +89,8 @@ class Runtime:
     ``delite.runtime``) and changes nothing else. :meth:`wait` returns once the run's callbacks have run.
 
     Args:
-        data_dir: the data directory its agents share (or pass ``store``).
+        data_dir: the data directory its agents share (or pass ``store``); when omitted, ``$DELITE_DATA_DIR``
+            or else ``./data``, as for an :class:`~delite.Agent`.
         workers: threads for blocking work of its runs: sync model providers and sync tools. Async providers
             and tools run on the runtime's event loop and are not limited by it; log writes have their own
             threads.
@@ -108,9 +110,7 @@ class Runtime:
     ) -> None:
         """Configure the runtime; nothing starts until :meth:`start` (or the first :meth:`go`)."""
         if store is None:
-            if data_dir is None:
-                raise UsageError("Runtime needs a data directory (or a store)")
-            store = FileStore(data_dir, durability=durability)
+            store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise UsageError("workers must be 1 or more")
         self.store = store

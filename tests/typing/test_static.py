@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from delite import Agent, Budget, Response, ScriptedProvider, tool
+from delite import Agent, Budget, Response, Runtime, ScriptedProvider, tool
 from delite.agent import current_idempotency_key
 from delite.providers import Anthropic, OpenAI, OpenAIResponses, call
 
@@ -59,6 +59,13 @@ async def amain(agent: Agent) -> float:
         r = await agent.aresume(r.execution_id)
     q = await agent.aresume(r.execution_id, output_type=Quote)
     return q.output.price if q.output is not None else 0.0
+
+
+def with_runtime(rt: Runtime, agent: Agent) -> None:
+    eid = rt.go(agent, "Refund order 5")
+    r = rt.wait(eid)
+    if r.is_suspended:
+        rt.signal(eid, r.suspend_reason.confirmation_id, True)
 
 
 def defaults() -> None:

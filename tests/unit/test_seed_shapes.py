@@ -65,6 +65,18 @@ def test_agent_without_a_data_dir_honours_delite_data_dir(tmp_path: Path, monkey
     assert not (tmp_path / "data").exists()
 
 
+def test_runtime_without_a_data_dir_shares_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from delite import Runtime
+
+    monkeypatch.chdir(tmp_path)
+    with Runtime(workers=2) as rt:
+        agent = Agent(provider=ScriptedProvider(["hello"]), runtime=rt)
+        eid = rt.go(agent, "hi")
+        assert rt.wait(eid, timeout=60).answer == "hello"
+    assert (tmp_path / "data" / "executions" / f"{eid}.log").is_file()
+    assert Agent(provider=ScriptedProvider([])).response(eid).answer == "hello"  # a plain Agent sees it too
+
+
 def test_recipe_agent_in_the_dendrux_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
