@@ -17,7 +17,17 @@ from delite._version import __version__
 
 if TYPE_CHECKING:
     from delite.datadir import DataDir
-    from delite.engine import Agent, Budget, Response, RetryPolicy, adelegate, delegate
+    from delite.engine import (
+        Agent,
+        AnyResponse,
+        Budget,
+        NotSuspendedResponse,
+        Response,
+        RetryPolicy,
+        SuspendedResponse,
+        adelegate,
+        delegate,
+    )
     from delite.errors import DeliteError
     from delite.log import Durability
     from delite.log.records import SuspendReason, Usage
@@ -29,6 +39,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "Agent": "delite.engine",
+    "AnyResponse": "delite.engine",
     "Budget": "delite.engine",
     "DataDir": "delite.datadir",
     "DeliteError": "delite.errors",
@@ -36,6 +47,7 @@ _EXPORTS = {
     "ExecutionState": "delite.state",
     "FileStore": "delite.store",
     "MemoryStore": "delite.store",
+    "NotSuspendedResponse": "delite.engine",
     "Response": "delite.engine",
     "RetryPolicy": "delite.engine",
     "Runtime": "delite.runtime",
@@ -43,6 +55,7 @@ _EXPORTS = {
     "Status": "delite.state",
     "Store": "delite.store",
     "SuspendReason": "delite.log.records",
+    "SuspendedResponse": "delite.engine",
     "Tool": "delite.tools",
     "Usage": "delite.log.records",
     "adelegate": "delite.engine",
@@ -54,6 +67,7 @@ _EXPORTS = {
 
 __all__ = [
     "Agent",
+    "AnyResponse",
     "Budget",
     "DataDir",
     "DeliteError",
@@ -61,6 +75,7 @@ __all__ = [
     "ExecutionState",
     "FileStore",
     "MemoryStore",
+    "NotSuspendedResponse",
     "Response",
     "RetryPolicy",
     "Runtime",
@@ -68,6 +83,7 @@ __all__ = [
     "Status",
     "Store",
     "SuspendReason",
+    "SuspendedResponse",
     "Tool",
     "Usage",
     "__version__",

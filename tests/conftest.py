@@ -9,7 +9,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # No test may reach a real model API: clear the keys so a provider built from the environment fails fast.
-for _var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+# Nor may the environment pick the default data directory or model of a test.
+for _var in (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "DELITE_DATA_DIR",
+    "DELITE_OPENAI_MODEL",
+    "DELITE_OPENAI_RESPONSES_MODEL",
+    "DELITE_ANTHROPIC_MODEL",
+):
     os.environ.pop(_var, None)
 
 

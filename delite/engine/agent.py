@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from delite.engine._effects import Steps, drive
 from delite.engine._operations import DriftPolicy, Link, Operations
@@ -20,7 +20,7 @@ from delite.engine.budget import Budget
 from delite.engine.delegation import link_for
 from delite.engine.loop import Contract, RetryPolicy, RunSettings
 from delite.engine.output import OutputSpec
-from delite.engine.response import Response
+from delite.engine.response import AnyResponse, Response, settled
 from delite.engine.streaming import EventStream, TextStream
 from delite.errors import UsageError
 from delite.log.durability import Durability
@@ -29,6 +29,7 @@ from delite.providers.base import provider_name
 from delite.state.model import ExecutionState
 from delite.store.base import Store
 from delite.store.file import FileStore
+from delite.store.layout import default_data_dir
 from delite.tools.base import Tool, tool
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from delite.runtime import Runtime
 
 __all__ = ["Agent"]
+
+T = TypeVar("T")
 
 _HUMAN_INPUT_SCHEMA = {
     "type": "object",
@@ -52,7 +55,9 @@ class Agent(Operations):
 
     Args:
         data_dir: the data directory (created on first write). Ignored when ``store`` is given; optional
-            with ``runtime`` (the runtime's is used).
+            with ``runtime`` (the runtime's is used). When omitted, ``$DELITE_DATA_DIR`` or else ``./data``
+            (resolved against the working directory now): the same default as the ``delite`` command, so
+            ``Agent(provider="openai:gpt-4o-mini")`` and ``delite status`` see the same executions.
         provider: the model: a provider object, any callable ``(messages, tools, model) -> dict``, or a
             recipe string such as ``"anthropic:claude-haiku-4-5"`` (see :func:`delite.providers.from_recipe`).
             The async API awaits a provider's ``acall`` (or an ``async`` callable) on the event loop and runs
@@ -65,7 +70,8 @@ class Agent(Operations):
         durability: ``"full"`` (default), ``"normal"`` or ``"off"``; see :class:`~delite.log.Durability`.
         store: a :class:`~delite.store.Store` to use instead of files under ``data_dir``.
         require_approval: names of tools that need a human's approval before they run.
-        budget: spending limits per execution.
+        budget: spending limits per execution (a :class:`Budget` or None; ``agent.budget = ...`` is checked
+            the same way).
         on_drift: what to do when a resumed execution was started with another prompt, tool set, provider
             or default model: ``"error"`` (raise :class:`~delite.errors.DriftError`), ``"warn"`` (record it,
             warn, continue) or ``"allow"`` (record it, continue).
@@ -112,10 +118,8 @@ class Agent(Operations):
         if store is None:
             if data_dir is None and runtime is not None:
                 store = runtime.store
-            elif data_dir is None:
-                raise UsageError("Agent needs a data directory (or a store)")
             else:
-                store = FileStore(data_dir, durability=durability)
+                store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
         if on_drift not in ("error", "warn", "allow"):
             raise UsageError(f"on_drift must be 'error', 'warn' or 'allow', not {on_drift!r}")
         if (
@@ -158,6 +162,21 @@ class Agent(Operations):
             raise UsageError(f"{t.name!r} is the built-in human input tool's name; pass human_input_tool=None first")
         self._tools[t.name] = t
         return t
+
+    @property
+    def budget(self) -> Budget | None:
+        """Spending limits per execution, or None.
+
+        Assigning anything but a :class:`Budget` or None raises :class:`~delite.errors.UsageError`.
+        """
+        return self._budget
+
+    @budget.setter
+    def budget(self, budget: Budget | None) -> None:
+        if budget is not None and not isinstance(budget, Budget):
+            kind = type(budget).__name__
+            raise UsageError(f"agent.budget must be a Budget (or None), not {kind}: Budget(max_llm_calls=10, ...)")
+        self._budget = budget
 
     @property
     def tools(self) -> list[Tool]:
@@ -238,6 +257,31 @@ class Agent(Operations):
 
     # -- running ---------------------------------------------------------------------------------------------
 
+    @overload
+    def run(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: type[T],
+    ) -> AnyResponse[T]: ...
+    @overload
+    def run(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: None = None,
+    ) -> AnyResponse: ...
+    @overload
     def run(
         self,
         text: str,
@@ -248,7 +292,18 @@ class Agent(Operations):
         model: str | None = None,
         idempotency_key: str | None = None,
         output_type: Any = None,
-    ) -> Response:
+    ) -> AnyResponse: ...
+    def run(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: Any = None,
+    ) -> AnyResponse:
         """Start an execution, or continue the one named by ``execution_id``, and advance it until it stops.
 
         On an existing execution nothing is started over: completed model and tool calls return their
@@ -273,18 +328,45 @@ class Agent(Operations):
                 fails with :class:`~delite.errors.StructuredOutputValidationError`. Continue such an
                 execution with the same type.
         """
-        return drive(
-            self._start(
-                text,
-                execution_id=execution_id,
-                history=history,
-                metadata=metadata,
-                model=model,
-                idempotency_key=idempotency_key,
-                output_type=output_type,
+        return settled(
+            drive(
+                self._start(
+                    text,
+                    execution_id=execution_id,
+                    history=history,
+                    metadata=metadata,
+                    model=model,
+                    idempotency_key=idempotency_key,
+                    output_type=output_type,
+                )
             )
         )
 
+    @overload
+    async def arun(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: type[T],
+    ) -> AnyResponse[T]: ...
+    @overload
+    async def arun(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: None = None,
+    ) -> AnyResponse: ...
+    @overload
     async def arun(
         self,
         text: str,
@@ -295,19 +377,32 @@ class Agent(Operations):
         model: str | None = None,
         idempotency_key: str | None = None,
         output_type: Any = None,
-    ) -> Response:
+    ) -> AnyResponse: ...
+    async def arun(
+        self,
+        text: str,
+        *,
+        execution_id: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        idempotency_key: str | None = None,
+        output_type: Any = None,
+    ) -> AnyResponse:
         """:meth:`run`, awaited (same arguments and semantics); the event loop never waits on the disk."""
         from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
 
-        return await adrive(
-            self._start(
-                text,
-                execution_id=execution_id,
-                history=history,
-                metadata=metadata,
-                model=model,
-                idempotency_key=idempotency_key,
-                output_type=output_type,
+        return settled(
+            await adrive(
+                self._start(
+                    text,
+                    execution_id=execution_id,
+                    history=history,
+                    metadata=metadata,
+                    model=model,
+                    idempotency_key=idempotency_key,
+                    output_type=output_type,
+                )
             )
         )
 
@@ -334,15 +429,29 @@ class Agent(Operations):
             link=link,
         )
 
-    def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> Response:
+    @overload
+    def resume(self, execution_id: str, *, model: str | None = None, output_type: type[T]) -> AnyResponse[T]: ...
+    @overload
+    def resume(self, execution_id: str, *, model: str | None = None, output_type: None = None) -> AnyResponse: ...
+    @overload
+    def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse: ...
+    def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse:
         """Continue an execution after its suspension was answered, a crash, or a failure."""
-        return drive(self._resume_op(execution_id, model=model, output=self._output(output_type)))
+        return settled(drive(self._resume_op(execution_id, model=model, output=self._output(output_type))))
 
-    async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> Response:
+    @overload
+    async def aresume(self, execution_id: str, *, model: str | None = None, output_type: type[T]) -> AnyResponse[T]: ...
+    @overload
+    async def aresume(
+        self, execution_id: str, *, model: str | None = None, output_type: None = None
+    ) -> AnyResponse: ...
+    @overload
+    async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse: ...
+    async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse:
         """:meth:`resume`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._resume_op(execution_id, model=model, output=self._output(output_type)))
+        return settled(await adrive(self._resume_op(execution_id, model=model, output=self._output(output_type))))
 
     def stream(self, text: str, **options: Any) -> TextStream:
         """Run like :meth:`run` (same arguments), yielding the model's text as it arrives.
@@ -386,23 +495,23 @@ class Agent(Operations):
 
         return await adrive(self._get_op(execution_id))
 
-    def response(self, execution_id: str) -> Response:
+    def response(self, execution_id: str) -> AnyResponse:
         """The execution's current outcome as a :class:`Response`, without advancing it."""
-        return drive(self._response_op(execution_id, self._default_output))
+        return settled(drive(self._response_op(execution_id, self._default_output)))
 
-    async def aresponse(self, execution_id: str) -> Response:
+    async def aresponse(self, execution_id: str) -> AnyResponse:
         """:meth:`response`, read in a thread."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._response_op(execution_id, self._default_output))
+        return settled(await adrive(self._response_op(execution_id, self._default_output)))
 
     # -- answering suspensions -------------------------------------------------------------------------------
 
-    def approve(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> Response:
+    def approve(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> AnyResponse:
         """Approve one pending call (or override a contract for it). Recorded; call :meth:`resume` to go on."""
         return self.decide(execution_id, {confirmation_id: True}, reasons={confirmation_id: reason}, advance=False)
 
-    def reject(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> Response:
+    def reject(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> AnyResponse:
         """Reject one pending call: it never runs and the model is told why. Call :meth:`resume` to go on."""
         return self.decide(execution_id, {confirmation_id: False}, reasons={confirmation_id: reason}, advance=False)
 
@@ -413,11 +522,13 @@ class Agent(Operations):
         approved: bool | None = None,
         rejection_reason: str | None = None,
         decisions: Mapping[str, bool] | None = None,
-    ) -> Response:
+    ) -> AnyResponse:
         """Decide every pending call (``approved=``) or each by id (``decisions=``), then continue the run."""
-        return drive(
-            self._submit_approval_op(
-                execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+        return settled(
+            drive(
+                self._submit_approval_op(
+                    execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+                )
             )
         )
 
@@ -428,13 +539,15 @@ class Agent(Operations):
         approved: bool | None = None,
         rejection_reason: str | None = None,
         decisions: Mapping[str, bool] | None = None,
-    ) -> Response:
+    ) -> AnyResponse:
         """:meth:`submit_approval`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(
-            self._submit_approval_op(
-                execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+        return settled(
+            await adrive(
+                self._submit_approval_op(
+                    execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
+                )
             )
         )
 
@@ -445,14 +558,14 @@ class Agent(Operations):
         *,
         reasons: Mapping[str, str | None] | None = None,
         advance: bool = True,
-    ) -> Response:
+    ) -> AnyResponse:
         """Record decisions on pending approval or contract calls; continue the run when ``advance``.
 
         A decision for a call that is not pending raises :class:`InvalidToolResultError` and records nothing.
         A call id ``<child>/<call>`` (a sub-agent's call, as the suspension lists it) is recorded in the
         child's log.
         """
-        return drive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance))
+        return settled(drive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)))
 
     async def adecide(
         self,
@@ -461,37 +574,39 @@ class Agent(Operations):
         *,
         reasons: Mapping[str, str | None] | None = None,
         advance: bool = True,
-    ) -> Response:
+    ) -> AnyResponse:
         """:meth:`decide`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance))
+        return settled(await adrive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)))
 
-    def submit_tool_results(self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True) -> Response:
+    def submit_tool_results(
+        self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
+    ) -> AnyResponse:
         """Give the results of client tool calls (``{call_id: value}``, every pending one) and continue.
 
         With ``advance=False`` the results are only recorded (no provider or tools needed, as in the
         ``delite`` command); :meth:`resume` continues later.
         """
-        return drive(self._tool_results_op(execution_id, results, advance=advance))
+        return settled(drive(self._tool_results_op(execution_id, results, advance=advance)))
 
     async def asubmit_tool_results(
         self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
-    ) -> Response:
+    ) -> AnyResponse:
         """:meth:`submit_tool_results`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._tool_results_op(execution_id, results, advance=advance))
+        return settled(await adrive(self._tool_results_op(execution_id, results, advance=advance)))
 
-    def submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Response:
+    def submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
         """Answer the model's clarifying question and continue (only record it with ``advance=False``)."""
-        return drive(self._input_op(execution_id, text, advance=advance))
+        return settled(drive(self._input_op(execution_id, text, advance=advance)))
 
-    async def asubmit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Response:
+    async def asubmit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
         """:meth:`submit_input`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._input_op(execution_id, text, advance=advance))
+        return settled(await adrive(self._input_op(execution_id, text, advance=advance)))
 
     def resolve(
         self,
@@ -502,12 +617,14 @@ class Agent(Operations):
         error: str | None = None,
         rerun: bool = False,
         advance: bool = True,
-    ) -> Response:
+    ) -> AnyResponse:
         """Settle an in-doubt call: supply its ``result`` (or ``error``), or ``rerun=True`` it; then continue.
 
         With ``advance=False`` the settlement is only recorded; :meth:`resume` continues later.
         """
-        return drive(self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance))
+        return settled(
+            drive(self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance))
+        )
 
     async def aresolve(
         self,
@@ -518,14 +635,14 @@ class Agent(Operations):
         error: str | None = None,
         rerun: bool = False,
         advance: bool = True,
-    ) -> Response:
+    ) -> AnyResponse:
         """:meth:`resolve`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
         op = self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance)
-        return await adrive(op)
+        return settled(await adrive(op))
 
-    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
+    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
         """Cancel an execution from any process.
 
         A suspended or stopped execution is cancelled at once; one that a live process is advancing stops at
@@ -533,13 +650,13 @@ class Agent(Operations):
         cancelled execution changes nothing and returns its status. Sub-agents go with their parent: a
         running one stops at its next step boundary, one the parent was waiting on is cancelled too.
         """
-        return drive(self._cancel_op(execution_id, reason=reason))
+        return settled(drive(self._cancel_op(execution_id, reason=reason)))
 
-    async def acancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
+    async def acancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
         """:meth:`cancel`, awaited."""
         from delite.engine._aio import adrive  # noqa: PLC0415
 
-        return await adrive(self._cancel_op(execution_id, reason=reason))
+        return settled(await adrive(self._cancel_op(execution_id, reason=reason)))
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Self
 
 from delite.engine.events import EventSink, StreamClosed, StreamEvent
-from delite.engine.response import Response
+from delite.engine.response import AnyResponse
 from delite.engine.streaming import TextAssembler, final_event
 
 __all__ = ["AsyncEventStream", "AsyncTextStream"]
@@ -27,12 +27,12 @@ class AsyncEventStream:
     Python runs an abandoned async iterator's cleanup only later. Attributes as in :class:`EventStream`.
     """
 
-    def __init__(self, run: Callable[[], Coroutine[Any, Any, Response]]) -> None:
+    def __init__(self, run: Callable[[], Coroutine[Any, Any, AnyResponse]]) -> None:
         """Wrap a coroutine function that runs the execution (``lambda: agent.arun(...)``)."""
         self._run = run
         self._sink: _AsyncSink | None = None
-        self._task: asyncio.Task[Response] | None = None
-        self.response: Response | None = None
+        self._task: asyncio.Task[AnyResponse] | None = None
+        self.response: AnyResponse | None = None
 
     @property
     def execution_id(self) -> str:
@@ -97,7 +97,7 @@ class AsyncTextStream:
         self.events = events
 
     @property
-    def response(self) -> Response | None:
+    def response(self) -> AnyResponse | None:
         """The run's response, once the stream is exhausted."""
         return self.events.response
 
@@ -144,7 +144,7 @@ class _AsyncSink(EventSink):
     def put(self, item: tuple[str, Any]) -> None:
         self.loop.call_soon_threadsafe(self.items.put_nowait, item)
 
-    def finished(self, task: asyncio.Task[Response]) -> None:
+    def finished(self, task: asyncio.Task[AnyResponse]) -> None:
         """The run's task ended: hand its outcome to the consumer."""
         if task.cancelled():
             self.items.put_nowait(("closed", None))

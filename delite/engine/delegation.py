@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from delite.engine._effects import drive
 from delite.engine._operations import Link
+from delite.engine.response import settled
 from delite.errors import DelegationDepthExceededError, UsageError
 from delite.store.ids import MAX_ID_LENGTH, validate_execution_id
 from delite.tools.base import active_call
 
 if TYPE_CHECKING:
     from delite.engine.agent import Agent
-    from delite.engine.response import Response
+    from delite.engine.response import AnyResponse
 
 __all__ = ["adelegate", "delegate", "link_for"]
 
@@ -89,7 +90,7 @@ def delegate(
     metadata: dict[str, Any] | None = None,
     model: str | None = None,
     output_type: Any = None,
-) -> Response:
+) -> AnyResponse:
     """Run ``agent`` on ``text`` as a sub-agent of the tool call running now, and return its response.
 
     Call it inside a tool. If the child suspends, this raises :class:`~delite.errors.DelegationSuspended`,
@@ -120,7 +121,7 @@ def delegate(
         output=spec,
         link=link,
     )
-    return drive(op)
+    return settled(drive(op))
 
 
 async def adelegate(
@@ -132,7 +133,7 @@ async def adelegate(
     metadata: dict[str, Any] | None = None,
     model: str | None = None,
     output_type: Any = None,
-) -> Response:
+) -> AnyResponse:
     """:func:`delegate` for an ``async def`` tool: the child runs on the event loop (same arguments)."""
     from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
 
@@ -148,4 +149,4 @@ async def adelegate(
         output=spec,
         link=link,
     )
-    return await adrive(op)
+    return settled(await adrive(op))

@@ -312,9 +312,7 @@ class Runner:
             "tokens": t.total_tokens,
             "tool_calls": t.tool_calls,
         }
-        yield from self.suspend(
-            SuspendReason(kind="budget", limit=hit, spent=spent, message=f"budget limit {hit} reached")
-        )
+        yield from self.suspend(SuspendReason(kind="budget", limit=hit, spent=spent, message=budget.explain(hit, t)))
         return True
 
     # -- model calls -----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from delite.engine.events import (
     Suspended,
     TextDelta,
 )
-from delite.engine.response import Response
+from delite.engine.response import AnyResponse, Response
 from delite.state.model import Status
 
 __all__ = ["EventStream", "TextAssembler", "TextStream", "final_event"]
@@ -56,12 +56,12 @@ class EventStream:
         response: the run's :class:`~delite.Response` once the stream is exhausted, else None.
     """
 
-    def __init__(self, run: Callable[[], Response]) -> None:
+    def __init__(self, run: Callable[[], AnyResponse]) -> None:
         """Wrap a call that runs the execution (``lambda: agent.run(...)``)."""
         self._run = run
         self._sink = EventSink()
         self._thread: threading.Thread | None = None
-        self.response: Response | None = None
+        self.response: AnyResponse | None = None
 
     @property
     def execution_id(self) -> str:
@@ -129,7 +129,7 @@ class TextStream:
         self.events = events
 
     @property
-    def response(self) -> Response | None:
+    def response(self) -> AnyResponse | None:
         """The run's response, once the stream is exhausted."""
         return self.events.response
 

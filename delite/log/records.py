@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from delite.errors import UsageError
+
 __all__ = [
     "AnyRecord",
     "ChildSuspended",
@@ -122,9 +124,18 @@ class SuspendReason(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     spent: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
-    def confirmation_id(self) -> str | None:
-        """The first pending call's id (the one to approve when there is just one)."""
-        return self.calls[0].call_id if self.calls else None
+    def confirmation_id(self) -> str:
+        """The first pending call's id (the one to approve, answer or resolve when there is just one).
+
+        Every kind but ``budget`` waits on at least one call. A budget suspension waits on no call, so there is
+        nothing to approve: reading this raises :class:`~delite.errors.UsageError` saying what to do instead.
+        """
+        if not self.calls:
+            raise UsageError(
+                f"a {self.kind!r} suspension waits on no tool call, so there is nothing to approve "
+                f"({self}); change what stopped it (for a budget, raise the limit) and resume"
+            )
+        return self.calls[0].call_id
 
     @property
     def confirmation_ids(self) -> list[str]:

@@ -148,11 +148,13 @@ class SDKProvider(abc.ABC):
     price_vendor: ClassVar[str] = ""
     env_key: ClassVar[str] = ""
     env_base_url: ClassVar[str] = ""
+    env_model: ClassVar[str] = ""
+    default_model: ClassVar[str] = ""
     sdk_name: ClassVar[str] = ""
 
     def __init__(
         self,
-        model: str,
+        model: str | None = None,
         *,
         api_key: str | None = None,
         base_url: str | None = None,
@@ -169,7 +171,9 @@ class SDKProvider(abc.ABC):
         """Configure the provider; its SDK client is built on first use (no network I/O happens here).
 
         Args:
-            model: the default model id (``agent.run(..., model=...)`` overrides it per run).
+            model: the default model id (``agent.run(..., model=...)`` overrides it per run). When omitted,
+                the vendor's model environment variable (``DELITE_OPENAI_MODEL``, ``DELITE_ANTHROPIC_MODEL``...)
+                names it, else the class's documented ``default_model``.
             api_key: the API key; defaults to the vendor's environment variable. Optional with ``base_url``
                 (local servers usually ignore it).
             base_url: the API's base URL, for gateways and compatible servers; defaults to the vendor's
@@ -184,8 +188,10 @@ class SDKProvider(abc.ABC):
             client: a ready SDK client to use instead of building one (build it with ``max_retries=0``).
             client_options: extra keyword arguments for the SDK client's constructor (``default_headers``...).
         """
+        if model is None:
+            model = os.environ.get(self.env_model) or self.default_model
         if not isinstance(model, str) or not model:
-            raise UsageError(f"{type(self).__name__} needs a model id")
+            raise UsageError(f"{type(self).__name__} needs a model id (a non-empty string)")
         self.model = model
         self.base_url = base_url = base_url or os.environ.get(self.env_base_url) or None
         self.temperature = temperature

@@ -121,7 +121,8 @@ class Anthropic(SDKProvider):
 
     Example::
 
-        provider = Anthropic("claude-haiku-4-5", max_tokens=2048)   # ANTHROPIC_API_KEY from the env
+        provider = Anthropic()            # claude-haiku-4-5 (or $DELITE_ANTHROPIC_MODEL); key from ANTHROPIC_API_KEY
+        provider = Anthropic("claude-sonnet-4-5", max_tokens=2048)
 
     See :class:`~delite.providers._sdk.SDKProvider` for every option. ``max_tokens`` defaults to 4096
     (the API requires a limit). Thinking blocks are not sent back between calls.
@@ -131,6 +132,8 @@ class Anthropic(SDKProvider):
     price_vendor = "anthropic"
     env_key = "ANTHROPIC_API_KEY"
     env_base_url = "ANTHROPIC_BASE_URL"
+    env_model = "DELITE_ANTHROPIC_MODEL"
+    default_model = "claude-haiku-4-5"
     sdk_name = "anthropic"
 
     def _make_client(self, options: dict[str, Any]) -> Any:

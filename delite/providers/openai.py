@@ -76,7 +76,8 @@ class OpenAI(SDKProvider):
 
     Example::
 
-        provider = OpenAI("gpt-4o-mini")                                       # OPENAI_API_KEY from the env
+        provider = OpenAI()               # gpt-4o-mini (or $DELITE_OPENAI_MODEL); OPENAI_API_KEY from the env
+        provider = OpenAI("gpt-4.1-mini")                                      # any model id
         local = OpenAI("llama3.2", base_url="http://localhost:11434/v1")      # Ollama: no key needed
 
     See :class:`~delite.providers._sdk.SDKProvider` for every option. ``max_tokens`` is sent as
@@ -87,6 +88,8 @@ class OpenAI(SDKProvider):
     price_vendor = "openai"
     env_key = "OPENAI_API_KEY"
     env_base_url = "OPENAI_BASE_URL"
+    env_model = "DELITE_OPENAI_MODEL"
+    default_model = "gpt-4o-mini"
     sdk_name = "openai"
 
     def _make_client(self, options: dict[str, Any]) -> Any:

@@ -88,7 +88,8 @@ class OpenAIResponses(SDKProvider):
 
     Example::
 
-        provider = OpenAIResponses("gpt-5-mini", params={"reasoning": {"effort": "low"}})
+        provider = OpenAIResponses()      # gpt-5-mini (or $DELITE_OPENAI_RESPONSES_MODEL)
+        provider = OpenAIResponses("gpt-5", params={"reasoning": {"effort": "low"}})
 
     See :class:`~delite.providers._sdk.SDKProvider` for every option. ``max_tokens`` is sent as
     ``max_output_tokens``. Reasoning items are not sent back between calls.
@@ -98,6 +99,8 @@ class OpenAIResponses(SDKProvider):
     price_vendor = "openai"
     env_key = "OPENAI_API_KEY"
     env_base_url = "OPENAI_BASE_URL"
+    env_model = "DELITE_OPENAI_RESPONSES_MODEL"
+    default_model = "gpt-5-mini"
     sdk_name = "openai"
 
     def _make_client(self, options: dict[str, Any]) -> Any:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from delite.engine._aio import Threads, worker_pool
 from delite.engine._effects import STOP_REQUESTED, drive
-from delite.engine.response import Response
+from delite.engine.response import AnyResponse, Response, settled
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
 from delite.log.durability import Durability
 from delite.log.records import SuspendReason
@@ -32,6 +32,7 @@ from delite.state.model import ExecutionState, Status
 from delite.store.base import Store
 from delite.store.file import FileStore
 from delite.store.ids import new_execution_id, validate_execution_id
+from delite.store.layout import default_data_dir
 
 if TYPE_CHECKING:
     from delite.engine.agent import Agent
@@ -88,7 +89,8 @@ class Runtime:
     ``delite.runtime``) and changes nothing else. :meth:`wait` returns once the run's callbacks have run.
 
     Args:
-        data_dir: the data directory its agents share (or pass ``store``).
+        data_dir: the data directory its agents share (or pass ``store``); when omitted, ``$DELITE_DATA_DIR``
+            or else ``./data``, as for an :class:`~delite.Agent`.
         workers: threads for blocking work of its runs: sync model providers and sync tools. Async providers
             and tools run on the runtime's event loop and are not limited by it; log writes have their own
             threads.
@@ -108,9 +110,7 @@ class Runtime:
     ) -> None:
         """Configure the runtime; nothing starts until :meth:`start` (or the first :meth:`go`)."""
         if store is None:
-            if data_dir is None:
-                raise UsageError("Runtime needs a data directory (or a store)")
-            store = FileStore(data_dir, durability=durability)
+            store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise UsageError("workers must be 1 or more")
         self.store = store
@@ -301,7 +301,7 @@ class Runtime:
         agent.resolve(execution_id, call_id, result=result, error=error, rerun=rerun, advance=False)
         self.resume(execution_id)
 
-    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> Response:
+    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
         """Cancel an execution (see ``agent.cancel``): a running one stops at its next step boundary."""
         _, agent = self._root(execution_id)
         response = agent.cancel(execution_id, reason=reason)
@@ -323,7 +323,7 @@ class Runtime:
             raise LookupError(f"execution {execution_id!r} was not run by this runtime")
         return run.future
 
-    def wait(self, execution_id: str, timeout: float | None = None) -> Response:
+    def wait(self, execution_id: str, timeout: float | None = None) -> AnyResponse:
         """Wait until the execution stops advancing (completed, suspended, failed, cancelled); its response.
 
         Raises what the run raised. An execution this runtime is not running is read from the data directory
@@ -335,7 +335,7 @@ class Runtime:
         with self._lock:
             run = self._runs.get(execution_id)
         if run is not None:
-            return run.future.result(timeout)
+            return settled(run.future.result(timeout))
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             state = self._read(execution_id)
@@ -343,7 +343,7 @@ class Runtime:
                 with self._lock:
                     run = self._runs.get(execution_id)
                 if run is not None:  # recovery picked it up meanwhile
-                    return run.future.result(None if deadline is None else max(deadline - time.monotonic(), 0))
+                    return settled(run.future.result(None if deadline is None else max(deadline - time.monotonic(), 0)))
                 return Response.from_state(state)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {execution_id!r} is still running")

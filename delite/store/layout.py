@@ -5,7 +5,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["Layout"]
+__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "Layout", "default_data_dir"]
+
+DATA_DIR_ENV = "DELITE_DATA_DIR"
+"""The environment variable naming the default data directory (for ``Agent()`` and the ``delite`` command)."""
+
+DEFAULT_DATA_DIR = "data"
+"""The data directory when none is given and ``DELITE_DATA_DIR`` is unset, relative to the working directory.
+
+The ``delite`` command's ``--data-dir`` default is the same (spelled out there, so the command does not import
+the store to start).
+"""
+
+
+def default_data_dir() -> Path:
+    """``$DELITE_DATA_DIR``, else ``./data``, as an absolute path (a later ``chdir`` does not move it)."""
+    return Path(os.path.abspath(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR))
 
 
 class Layout:
