@@ -25,6 +25,7 @@ __all__ = [
     "ExecutionAlreadyActiveError",
     "ExecutionAlreadyClaimedError",
     "ExecutionAlreadyTerminalError",
+    "ExecutionIdConflictError",
     "ExecutionNotFoundError",
     "ExecutionNotSuspendedError",
     "ExecutionStateError",
@@ -281,6 +282,32 @@ class ExecutionAlreadyActiveError(ExecutionStateError):
 
     def _describe(self) -> str:
         return f"execution {self.execution_id!r} for this idempotency key is running in another process"
+
+
+class ExecutionIdConflictError(ExecutionStateError, UsageError):
+    """``run`` named an existing execution that was started with another input (nothing was recorded).
+
+    A state error (409): two callers that start one execution id with different inputs race, and the one
+    that comes second gets this. Also a :class:`UsageError`, as it was before it had a class of its own.
+    """
+
+    def __init__(self, execution_id: str, current_status: str = "", detail: str = "") -> None:
+        """Build from the id, the execution's status and what is wrong (both optional)."""
+        DeliteError.__init__(self, execution_id, current_status, detail)
+        self.execution_id = execution_id
+        self.current_status = current_status
+        self.detail = detail
+        self.message = str(self)
+
+    def _describe(self) -> str:
+        return (
+            f"execution {self.execution_id!r} was started with another input; pass the same text to continue "
+            "it, or omit execution_id to start a new execution"
+        )
+
+    def __str__(self) -> str:
+        """Name the id and say what to do."""
+        return ExecutionStateError.__str__(self)
 
 
 class DriftError(DeliteError):

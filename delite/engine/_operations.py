@@ -33,6 +33,7 @@ from delite.errors import (
     ExecutionAlreadyActiveError,
     ExecutionAlreadyClaimedError,
     ExecutionAlreadyTerminalError,
+    ExecutionIdConflictError,
     ExecutionNotFoundError,
     ExecutionNotSuspendedError,
     IdempotencyConflictError,
@@ -183,10 +184,7 @@ class Operations(abc.ABC):
             return typed(Response.from_outcome(done), output)
         state = yield Io(_fold_log, log)
         if not log.created and state.input != text:
-            raise UsageError(
-                f"execution {eid!r} was started with another input; pass the same text to continue it, "
-                "or omit execution_id to start a new execution"
-            )
+            raise ExecutionIdConflictError(eid, state.status.value)
         response = yield from self._advance_op(log, state, settings, model=model, resumed=not log.created)
         if link is not None and response.is_suspended and response.suspend_reason is not None:
             yield Io(log.release)

@@ -258,7 +258,8 @@ class Agent(Operations):
         Args:
             text: the user's message.
             execution_id: continue this execution, or start a new one with this id; a new id is generated
-                when omitted.
+                when omitted. An existing execution started with another ``text`` raises
+                :class:`~delite.errors.ExecutionIdConflictError` (409, also a ``UsageError``) and records nothing.
             history: earlier chat turns the application owns (OpenAI chat shape), sent before ``text``.
             metadata: JSON stored with the execution (a ``thread_id``, a config key).
             model: use this model for this run's calls instead of the agent's default (recorded per call).

@@ -6,7 +6,7 @@ Scenarios: ``approval`` (a gated ``transfer``), ``client`` (a client tool ``read
 asks a question), ``doubt`` (``pay``, not safe to retry, dies inside its body on the first attempt when
 ``DELITE_TEST_DIE=1``: the call is then in doubt).
 
-Commands: ``start EID``; ``resume EID``; an answer, ``approve``/``reject`` EID, ``results EID JSON``,
+Commands: ``start EID [TEXT]``; ``resume EID``; an answer, ``approve``/``reject`` EID, ``results EID JSON``,
 ``input EID TEXT``, ``resolve EID result JSON`` / ``resolve EID error TEXT`` / ``resolve EID rerun``, given
 through ``DELITE_TEST_VIA`` (retrying while another process holds the execution when
 ``DELITE_TEST_RETRY_BUSY=1``): ``record`` (the API with ``advance=False``, the default), ``advance`` (the API,
@@ -154,7 +154,7 @@ def main() -> int:
     line_up()
     try:
         if command == "start":
-            r = agent.run(f"{scenario} please", execution_id=args[0])
+            r = agent.run(args[1] if len(args) > 1 else f"{scenario} please", execution_id=args[0])
         elif command == "resume":
             r = agent.resume(args[0])
         elif runtime is not None:

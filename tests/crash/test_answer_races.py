@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 WORKER = str(HERE / "answer_worker.py")
 STATE_ERRORS = {
     "AlreadyDecidedError",
+    "ExecutionIdConflictError",
     "ExecutionAlreadyClaimedError",
     "ExecutionAlreadyTerminalError",
     "ExecutionNotSuspendedError",
@@ -221,3 +222,14 @@ def test_the_cli_racing_the_api(tmp_path: Path, scenario: str) -> None:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     records = read_log(str(tmp_path / "executions" / "e1.log")).records
     assert sum(isinstance(r, kinds[0]) and r.call_id == "c1.0" for r in records) == 1
+
+
+def test_racing_starts_of_one_id_with_different_inputs(tmp_path: Path) -> None:
+    """Four processes start execution e1, each with its own input: one starts it, the others get a 409."""
+    results = race(tmp_path, [("approval", ["start", "e1", f"input {i}"], {}) for i in range(4)])
+    winner = one_winner(results)
+    assert results[winner]["status"] == "waiting_approval"
+    losers = [r["error"] for i, r in enumerate(results) if i != winner]
+    assert set(losers) <= {"ExecutionIdConflictError", "ExecutionAlreadyClaimedError"}, results
+    started = worker(tmp_path, "approval", "start", "e1", f"input {winner}")
+    assert started["status"] == "waiting_approval"  # the winner's input continues it

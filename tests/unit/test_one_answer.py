@@ -25,6 +25,7 @@ from delite.errors import (
     ExecutionAlreadyActiveError,
     ExecutionAlreadyClaimedError,
     ExecutionAlreadyTerminalError,
+    ExecutionIdConflictError,
     ExecutionNotSuspendedError,
     ExecutionStateError,
     IdempotencyConflictError,
@@ -382,6 +383,7 @@ def test_every_state_changed_error_is_one_public_409_class() -> None:
         ExecutionAlreadyActiveError,
         ExecutionAlreadyClaimedError,
         ExecutionAlreadyTerminalError,
+        ExecutionIdConflictError,
         ExecutionNotSuspendedError,
         IdempotencyConflictError,
         SuspendKindMismatchError,
@@ -408,3 +410,13 @@ def test_every_error_is_importable_from_delite() -> None:
         assert name in delite.__all__, name
         assert getattr(delite, name) is getattr(errors, name)
     assert delite.__all__ == sorted(delite.__all__)
+
+
+def test_another_input_for_an_existing_id_is_a_state_conflict(data_dir: Path) -> None:
+    agent = Agent(data_dir, provider=ScriptedProvider(["ok"]))
+    agent.run("x", execution_id="job-1")
+    size = len(records(FileStore(data_dir), "job-1"))
+    with pytest.raises(ExecutionIdConflictError, match="another input") as conflict:
+        agent.run("y", execution_id="job-1")
+    assert conflict.value.http_status == 409 and isinstance(conflict.value, delite.UsageError)
+    assert len(records(FileStore(data_dir), "job-1")) == size
