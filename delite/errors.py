@@ -274,7 +274,7 @@ class AlreadyDecidedError(ExecutionStateError):
     """
 
     def _describe(self) -> str:
-        return f"execution {self.execution_id!r}: the call was already answered"
+        return f"execution {self.execution_id!r}: already decided or answered"
 
 
 class ExecutionAlreadyActiveError(ExecutionStateError):

@@ -400,7 +400,7 @@ def test_every_state_changed_error_is_one_public_409_class() -> None:
     decided = pickle.loads(
         pickle.dumps(AlreadyDecidedError("e1", "waiting_approval", "call c1.0 already has its answer"))
     )
-    assert str(decided) == "execution 'e1': the call was already answered: call c1.0 already has its answer"
+    assert str(decided) == "execution 'e1': already decided or answered: call c1.0 already has its answer"
 
 
 def test_every_error_is_importable_from_delite() -> None:
