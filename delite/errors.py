@@ -211,9 +211,9 @@ class ExecutionStateError(DeliteError):
 
     Every "the state changed under you" error derives from it: another process holds the execution, it is
     not (or no longer) suspended, it waits for something else, it has ended, the call already has its answer,
-    or an idempotency key is taken. A caller that races others (two approvers, a retried request) catches
-    this one type whatever the timing; nothing was recorded by the call that raised it. Read the execution
-    again to see what happened.
+    or an idempotency key or execution id is taken by another input. A caller that races others (two
+    approvers, a retried request) catches this one type whatever the timing; nothing was recorded by the
+    call that raised it. Read the execution again to see what happened.
     """
 
     http_status = 409

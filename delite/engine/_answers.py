@@ -25,6 +25,9 @@ NOUNS = {
 }
 """How a refusal names a call, by the kind of suspension answered."""
 
+RECORDED = "recorded; the execution goes on when it is resumed"
+"""Said of an answer that is in the log of an execution still suspended (recorded only, not yet resumed)."""
+
 
 def answered(cs: CallState, kind: str) -> bool:
     """Whether the call already has the answer a suspension of this ``kind`` waits for.
@@ -67,7 +70,8 @@ def select(
         raise InvalidToolResultError(execution_id, f"no {NOUNS.get(kinds[0], 'call')} with id {', '.join(unknown)}")
     done = sorted(c for c in ids if c in pending and answered(calls[c], kind))
     if done:
-        raise AlreadyDecidedError(execution_id, state.status.value, f"call {', '.join(done)} already has its answer")
+        detail = f"call {', '.join(done)} already has its answer ({RECORDED})"
+        raise AlreadyDecidedError(execution_id, state.status.value, detail)
     gone = sorted(c for c in ids if c not in pending)
     if gone:
         raise AlreadyDecidedError(execution_id, state.status.value, f"call {', '.join(gone)} is not pending")

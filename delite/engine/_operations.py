@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from delite.engine._answers import NOUNS, select, unanswered
+from delite.engine._answers import NOUNS, RECORDED, select, unanswered
 from delite.engine._effects import Append, Claim, Io, Steps
 from delite.engine.loop import Runner, RunSettings
 from delite.engine.output import OutputSpec
@@ -334,7 +334,9 @@ class Operations(abc.ABC):
         own = select(eid, state, kinds, own_ids, every=every)
         records = build(state, [(c, c) for c in own]) if own or not children else []
         if every and not records and not staged:
-            raise AlreadyDecidedError(eid, state.status.value, "every pending call already has its answer")
+            raise AlreadyDecidedError(
+                eid, state.status.value, f"every pending call already has its answer ({RECORDED})"
+            )
         for child_log, child_records in staged:  # every check passed: now write, sub-agents first
             yield Append(child_log, child_records, barrier=True)
             yield Io(child_log.release)  # the parent, resumed next, continues the sub-agent
