@@ -15,7 +15,9 @@ been killed.
 Each worker process takes the *one* next action a person or a server would take on the execution: start it,
 continue it after a crash, approve or reject, submit a client tool's result, answer the question, raise the
 budget, or settle an in-doubt call (the operator looks in the side-effect ledger, as one would ask the bank,
-and supplies the result if the call acted, or asks for a re-run if it did not). Most workers are armed to die
+and supplies the result if the call acted, or asks for a re-run if it did not). Three answering workers in
+ten answer twice (``double-*`` actions): they record the expected answer, then give a different one, which
+must be refused (one answer per pending call) before they continue the run. Most workers are armed to die
 by SIGKILL: at a random event among the log's writes (before, in the middle of, or after the bytes), its
 fsyncs, the model call and the tool bodies (before or after the side effect), or from the driver at a random
 time after the worker is ready. A worker that is not killed just finishes its action.
@@ -59,7 +61,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from delite import Agent, Budget, ScriptedProvider, current_call, tool  # noqa: E402
-from delite.errors import DeliteError  # noqa: E402
+from delite.engine._answers import unanswered  # noqa: E402
+from delite.errors import DeliteError, ExecutionStateError  # noqa: E402
 from delite.log import _os as log_os  # noqa: E402
 from delite.log import read_log  # noqa: E402
 from delite.log.records import ExecutionSuspended, ToolFinished, ToolStarted  # noqa: E402
@@ -250,6 +253,13 @@ def _act(agent: Agent, data_dir: str, eid: str, doing: Any) -> str:
         agent.resume(eid)
         return "continue-resume"
     kind = reason.kind
+    if kind in SECOND_ANSWERS and not unanswered(state):
+        # A worker recorded the answers and died before it continued the run: continue it, do not answer again.
+        doing("continue-answered")
+        agent.resume(eid)
+        return "continue-answered"
+    if kind in SECOND_ANSWERS and random.random() < DOUBLE_ANSWERS:
+        return _answer_twice(agent, data_dir, eid, state, doing)
     if kind == "approval":
         decisions = {p.call_id: int(p.arguments["amount"]) <= REJECT_OVER for p in reason.calls}
         doing("approve")
@@ -283,6 +293,65 @@ def _act(agent: Agent, data_dir: str, eid: str, doing: Any) -> str:
         agent.resolve(eid, call_id, rerun=True)
         return "resolve-rerun"
     raise AssertionError(f"unexpected suspension {kind}")
+
+
+DOUBLE_ANSWERS = 0.3  # the share of answering workers that give a second, different answer after the first
+
+
+def _first_answer(agent: Agent, data_dir: str, eid: str, reason: Any, *, advance: bool) -> str:
+    """The answer the workload expects, recorded (``advance=False``) or continuing the run."""
+    kind = reason.kind
+    if kind == "approval":
+        decisions = {p.call_id: int(p.arguments["amount"]) <= REJECT_OVER for p in reason.calls}
+        agent.decide(eid, decisions, advance=advance)
+    elif kind == "client_tool":
+        agent.submit_tool_results(eid, {p.call_id: CLIENT_VALUE for p in reason.calls}, advance=advance)
+    elif kind == "human_input":
+        agent.submit_input(eid, HUMAN_ANSWER, advance=advance)
+    else:
+        call_id = reason.confirmation_ids[0]
+        acted = [line for line in ledger_lines(data_dir) if line[1] == f"{eid}:{call_id}"]
+        if acted:
+            agent.resolve(eid, call_id, result=acted[0][3], advance=advance)
+            return "result"
+        agent.resolve(eid, call_id, rerun=True, advance=advance)
+        return "rerun"
+    return ""
+
+
+def _second_answer(agent: Agent, eid: str, reason: Any, first: str, *, advance: bool) -> None:
+    """Another answer to the same calls, unlike the first: it must be refused, or the run would go wrong."""
+    kind = reason.kind
+    if kind == "approval":
+        decisions = {p.call_id: int(p.arguments["amount"]) > REJECT_OVER for p in reason.calls}
+        agent.decide(eid, decisions, advance=advance)
+    elif kind == "client_tool":
+        agent.submit_tool_results(eid, {p.call_id: "B2=-1" for p in reason.calls}, advance=advance)
+    elif kind == "human_input":
+        agent.submit_input(eid, "Bergen", advance=advance)
+    elif first == "result":
+        agent.resolve(eid, reason.confirmation_ids[0], rerun=True, advance=advance)
+    else:
+        agent.resolve(eid, reason.confirmation_ids[0], result="not sent", advance=advance)
+
+
+SECOND_ANSWERS = {"approval", "client_tool", "human_input", "in_doubt"}
+
+
+def _answer_twice(agent: Agent, data_dir: str, eid: str, state: Any, doing: Any) -> str:
+    """Record the expected answer, give a different one (refused: one answer per call), then continue."""
+    reason = state.suspend_reason
+    name = f"double-{reason.kind}"
+    doing(name)
+    first = _first_answer(agent, data_dir, eid, reason, advance=False)
+    try:
+        _second_answer(agent, eid, reason, first, advance=random.random() < 0.5)
+    except ExecutionStateError:
+        pass  # refused, with nothing written: what must happen
+    else:
+        raise AssertionError(f"a second {reason.kind} answer was accepted")
+    agent.resume(eid)
+    return name
 
 
 def worker(data_dir: str, eid: str, plan: dict[str, Any], out: int) -> None:

@@ -25,8 +25,10 @@ __all__ = [
     "ExecutionAlreadyActiveError",
     "ExecutionAlreadyClaimedError",
     "ExecutionAlreadyTerminalError",
+    "ExecutionIdConflictError",
     "ExecutionNotFoundError",
     "ExecutionNotSuspendedError",
+    "ExecutionStateError",
     "IdempotencyConflictError",
     "InvalidExecutionIdError",
     "InvalidToolResultError",
@@ -204,12 +206,20 @@ class ClaimTimeoutError(StoreError, TimeoutError):
         return (type(self), (self.execution_id, self.timeout))
 
 
-class _ExecutionStateError(DeliteError):
-    """Base of the 409 errors: the execution exists but is not in a state that allows the call."""
+class ExecutionStateError(DeliteError):
+    """Base of the 409 errors: the execution exists, but its state does not allow the call (any more).
+
+    Every "the state changed under you" error derives from it: another process holds the execution, it is
+    not (or no longer) suspended, it waits for something else, it has ended, the call already has its answer,
+    or an idempotency key or execution id is taken by another input. A caller that races others (two
+    approvers, a retried request) catches this one type whatever the timing; nothing was recorded by the
+    call that raised it. Read the execution again to see what happened.
+    """
 
     http_status = 409
 
     def __init__(self, execution_id: str, current_status: str = "", detail: str = "") -> None:
+        """Build from the id, the status the execution was found in and what is wrong (both optional)."""
         super().__init__(execution_id, current_status, detail)
         self.execution_id = execution_id
         self.current_status = current_status
@@ -219,50 +229,85 @@ class _ExecutionStateError(DeliteError):
         return f"execution {self.execution_id!r} cannot take this call (status {self.current_status})"
 
     def __str__(self) -> str:
+        """What the execution's state refuses, and the detail."""
         text = self._describe()
         return f"{text}: {self.detail}" if self.detail else text
 
 
-class ExecutionAlreadyClaimedError(_ExecutionStateError):
+_ExecutionStateError = ExecutionStateError  # the name it had while private
+
+
+class ExecutionAlreadyClaimedError(ExecutionStateError):
     """Another live process is advancing this execution right now."""
 
     def _describe(self) -> str:
         return f"execution {self.execution_id!r} is being advanced by another process"
 
 
-class ExecutionNotSuspendedError(_ExecutionStateError):
+class ExecutionNotSuspendedError(ExecutionStateError):
     """A decision or submission was made for an execution that is not suspended."""
 
     def _describe(self) -> str:
         return f"execution {self.execution_id!r} is not suspended (status {self.current_status})"
 
 
-class SuspendKindMismatchError(_ExecutionStateError):
+class SuspendKindMismatchError(ExecutionStateError):
     """The execution is suspended, but for something other than what was submitted."""
 
     def _describe(self) -> str:
         return f"execution {self.execution_id!r} is waiting for something else (status {self.current_status})"
 
 
-class ExecutionAlreadyTerminalError(_ExecutionStateError):
+class ExecutionAlreadyTerminalError(ExecutionStateError):
     """The execution has completed, failed or been cancelled; it cannot be changed."""
 
     def _describe(self) -> str:
         return f"execution {self.execution_id!r} has already ended (status {self.current_status})"
 
 
-class AlreadyDecidedError(_ExecutionStateError):
-    """The call was already decided (a second approval or rejection of the same call)."""
+class AlreadyDecidedError(ExecutionStateError):
+    """A pending call already has its answer, or no longer waits for one; nothing was recorded.
+
+    Raised for every kind of answer: a second approval or rejection, client tool result, human answer or
+    in-doubt resolution of the same call (given twice, or by racing processes), and for a batch in which any
+    one call was already answered (a batch is recorded whole or not at all).
+    """
 
     def _describe(self) -> str:
-        return f"execution {self.execution_id!r}: the call was already decided"
+        return f"execution {self.execution_id!r}: already decided or answered"
 
 
-class ExecutionAlreadyActiveError(_ExecutionStateError):
+class ExecutionAlreadyActiveError(ExecutionStateError):
     """A run with this idempotency key is being advanced by a live process."""
 
     def _describe(self) -> str:
         return f"execution {self.execution_id!r} for this idempotency key is running in another process"
+
+
+class ExecutionIdConflictError(ExecutionStateError, UsageError):
+    """``run`` named an existing execution that was started with another input (nothing was recorded).
+
+    A state error (409): two callers that start one execution id with different inputs race, and the one
+    that comes second gets this. Also a :class:`UsageError`, as it was before it had a class of its own.
+    """
+
+    def __init__(self, execution_id: str, current_status: str = "", detail: str = "") -> None:
+        """Build from the id, the execution's status and what is wrong (both optional)."""
+        DeliteError.__init__(self, execution_id, current_status, detail)
+        self.execution_id = execution_id
+        self.current_status = current_status
+        self.detail = detail
+        self.message = str(self)
+
+    def _describe(self) -> str:
+        return (
+            f"execution {self.execution_id!r} was started with another input; pass the same text to continue "
+            "it, or omit execution_id to start a new execution"
+        )
+
+    def __str__(self) -> str:
+        """Name the id and say what to do."""
+        return ExecutionStateError.__str__(self)
 
 
 class DriftError(DeliteError):
@@ -282,16 +327,16 @@ class DriftError(DeliteError):
         return f"configuration drift on execution {self.execution_id!r}: {parts}"
 
 
-class IdempotencyConflictError(DeliteError):
+class IdempotencyConflictError(ExecutionStateError):
     """The idempotency key was used before with a different input."""
-
-    http_status = 409
 
     def __init__(self, idempotency_key: str, execution_id: str) -> None:
         """Build from the key and the execution it already names."""
-        super().__init__(idempotency_key, execution_id)
+        DeliteError.__init__(self, idempotency_key, execution_id)
         self.idempotency_key = idempotency_key
         self.execution_id = execution_id
+        self.current_status = ""
+        self.detail = ""
 
     def __str__(self) -> str:
         """Name the key and the existing execution."""

@@ -33,7 +33,11 @@ public Python API: the read commands call `delite.DataDir`, the operating comman
   also write NDJSON). Errors go to stderr as one line, `error: ...` (with `--json`, one JSON object
   `{"error": {"type", "message"}}`).
 - **Exit codes.** 0 success; 1 failure (not found, wrong state, damaged log, or problems found by `health`);
-  2 usage error (bad option, bad JSON, ambiguous prefix, unknown call id).
+  2 usage error (bad option, bad JSON, ambiguous prefix, unknown call id). The error's class decides (the
+  `type` in `--json` errors): every `ExecutionStateError`, the 409 "the state changed under you" family
+  (ended, not suspended, waiting for something else, already decided or answered, busy in another
+  process), exits 1, so a command that lost a race to another process or to the API is a failure, never
+  a usage error. See [errors](reference/errors.md).
 - **Untrusted content.** Model output, tool results and arguments are printed escaped: control characters,
   terminal escape sequences and bidirectional overrides are shown as `\\x1b`, `\\u202e`, and rich markup in
   content is printed as text. JSON output escapes the same characters as `\\uXXXX`.

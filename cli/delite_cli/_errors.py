@@ -1,4 +1,10 @@
-"""Map errors to one clear line on stderr and an exit code: 1 for failures, 2 for usage errors."""
+"""Map errors to one clear line on stderr and an exit code chosen by the error's class.
+
+Exit codes: 0 success; 1 a failure (not found, a state that refuses the call, a damaged log, a storage
+fault); 2 a usage error (a bad option or argument, bad JSON, an ambiguous id prefix, an unknown call id).
+The class decides, through :func:`exit_code`: a :class:`~delite.errors.ExecutionStateError` (409: the
+state changed under you, e.g. a race lost) is a failure, never a usage error, whatever else it is.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +17,9 @@ import click
 
 from delite_cli._safe import clean
 
-__all__ = ["CliError", "handle_errors"]
+__all__ = ["FAILURE", "USAGE", "CliError", "exit_code", "handle_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_USAGE = (
-    "UsageError",
-    "InvalidExecutionIdError",
-    "AmbiguousExecutionIdError",
-    "InvalidToolResultError",
-)
 
 
 class CliError(click.ClickException):
@@ -45,13 +44,38 @@ class CliError(click.ClickException):
             click.echo(f"error: {message}", file=out)
 
 
+FAILURE = 1
+"""The exit code of a command that failed: not found, refused by the execution's state, damaged, I/O."""
+USAGE = 2
+"""The exit code of a command given wrong input: options, arguments, JSON, ids."""
+
+
+def exit_code(e: BaseException) -> int:
+    """The exit code for an error, by class: :data:`USAGE` for the 400 class of bad input, else :data:`FAILURE`.
+
+    A state error (409) comes first: whatever else it derives from, the input was right and the execution
+    was not in a state to take it.
+    """
+    from delite.errors import (
+        AmbiguousExecutionIdError,
+        ExecutionStateError,
+        InvalidExecutionIdError,
+        InvalidToolResultError,
+        UsageError,
+    )
+
+    if isinstance(e, ExecutionStateError):
+        return FAILURE
+    if isinstance(e, (UsageError, InvalidExecutionIdError, AmbiguousExecutionIdError, InvalidToolResultError)):
+        return USAGE
+    return FAILURE
+
+
 def _convert(e: Exception, as_json: bool) -> CliError | None:
     from delite.errors import DeliteError
 
     if isinstance(e, DeliteError):
-        names = {c.__name__ for c in type(e).__mro__}
-        code = 2 if names.intersection(_USAGE) else 1
-        return CliError(str(e), kind=type(e).__name__, exit_code=code, as_json=as_json)
+        return CliError(str(e), kind=type(e).__name__, exit_code=exit_code(e), as_json=as_json)
     if isinstance(e, OSError):
         where = f" {e.filename}" if e.filename else ""
         return CliError(f"{e.strerror or e}:{where}", kind=type(e).__name__, as_json=as_json)

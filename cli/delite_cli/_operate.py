@@ -137,12 +137,18 @@ def run_decide(
     from delite.datadir import DataDir
 
     eid = _resolve(data_dir, ident)
-    detail = DataDir(data_dir).execution(eid).detail
-    pending = detail.suspend_reason.confirmation_ids if detail.suspend_reason is not None else []
+    if every and call_ids:
+        raise _usage("give call ids or --all, not both")
+    view = DataDir(data_dir).execution(eid)
+    waiting = view.detail.suspend_reason
+    listed = waiting.confirmation_ids if waiting is not None and waiting.kind in ("approval", "contract") else []
+    decided = {t.call_id for t in view.tool_calls if t.decision is not None}
+    # The calls still waiting for a decision; when none is left, all of them, so the engine says why
+    # (already decided: 409). Nothing pending at all: an empty batch, which the engine refuses by state
+    # first (ended, not suspended, waiting for something else: 409). Every check is made again under the claim.
+    pending = [c for c in listed if c not in decided] or listed
     ids = list(call_ids)
     if every:
-        if ids:
-            raise _usage("give call ids or --all, not both")
         ids = pending
     elif not ids:
         if len(pending) > 1:

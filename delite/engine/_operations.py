@@ -16,11 +16,12 @@ import abc
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
 
+from delite.engine._answers import NOUNS, RECORDED, select, unanswered
 from delite.engine._effects import Append, Claim, Io, Steps
 from delite.engine.loop import Runner, RunSettings
 from delite.engine.output import OutputSpec
@@ -32,6 +33,8 @@ from delite.errors import (
     ExecutionAlreadyActiveError,
     ExecutionAlreadyClaimedError,
     ExecutionAlreadyTerminalError,
+    ExecutionIdConflictError,
+    ExecutionNotFoundError,
     ExecutionNotSuspendedError,
     IdempotencyConflictError,
     InvalidToolResultError,
@@ -60,6 +63,7 @@ from delite.tools.base import DelegationSuspended
 __all__ = ["Link", "Operations"]
 
 DriftPolicy = Literal["error", "warn", "allow"]
+_DECIDED = ("approval", "contract")  # the suspensions a decision answers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,10 +184,7 @@ class Operations(abc.ABC):
             return typed(Response.from_outcome(done), output)
         state = yield Io(_fold_log, log)
         if not log.created and state.input != text:
-            raise UsageError(
-                f"execution {eid!r} was started with another input; pass the same text to continue it, "
-                "or omit execution_id to start a new execution"
-            )
+            raise ExecutionIdConflictError(eid, state.status.value)
         response = yield from self._advance_op(log, state, settings, model=model, resumed=not log.created)
         if link is not None and response.is_suspended and response.suspend_reason is not None:
             yield Io(log.release)
@@ -292,26 +293,71 @@ class Operations(abc.ABC):
 
     # -- answering suspensions -------------------------------------------------------------------------------
 
-    def _submit_op(
+    def _answer_op(
         self,
         execution_id: str,
         kinds: tuple[str, ...],
-        build: Callable[[ExecutionState], list[Record]],
+        ids: Sequence[str] | None,
+        build: Callable[[ExecutionState, list[tuple[str, str]]], list[Record]],
         *,
-        advance: bool = True,
+        advance: bool,
     ) -> Steps[Response]:
-        """Validate a submission against the suspended state, record it, and (by default) continue."""
+        """Record answers to pending calls, each checked under the claim of the log that holds it; then continue.
+
+        ``ids`` name the calls answered as the suspension lists them (``<child>/<call>`` for a sub-agent's
+        call), or None for every listed call that has no answer yet. The execution is claimed first, then
+        each sub-agent whose calls are answered; every check (:func:`~delite.engine._answers.select`) and
+        every record is made before the first one is written, so a refused submission writes nothing in any
+        log. ``build(state, calls)`` makes one log's records from ``(call id in that log, id as given)``.
+        """
         settings = self._settings(output=self._output(None)) if advance else None
-        log = yield Claim(self.store, validate_execution_id(execution_id))
+        eid = validate_execution_id(execution_id)
+        log = yield Claim(self.store, eid)
         state = yield Io(_fold_log, log)
-        self._check_waiting(execution_id, state, kinds)
-        records = build(state)
+        self._check_waiting(eid, state, kinds)
+        listed = state.suspend_reason.confirmation_ids if state.suspend_reason is not None else []
+        if ids is not None and not ids:
+            raise InvalidToolResultError(eid, "no answer given")
+        every = ids is None
+        own_ids, children = split_ids(listed if ids is None else ids)
+        staged: list[tuple[ExecutionLog, list[Record]]] = []
+        for child, calls in children.items():
+            gone = [f"{child}/{c}" for c in calls if f"{child}/{c}" not in listed]
+            if gone:
+                yield from self._refuse_gone(eid, state, kinds, child, gone)
+            child_log = yield Claim(self.store, validate_execution_id(child))
+            child_state = yield Io(_fold_log, child_log)
+            self._check_waiting(child, child_state, kinds)
+            chosen = select(child, child_state, kinds, calls, every=every)
+            if chosen:
+                staged.append((child_log, build(child_state, [(c, f"{child}/{c}") for c in chosen])))
+        own = select(eid, state, kinds, own_ids, every=every)
+        records = build(state, [(c, c) for c in own]) if own or not children else []
+        if every and not records and not staged:
+            raise AlreadyDecidedError(
+                eid, state.status.value, f"every pending call already has its answer ({RECORDED})"
+            )
+        for child_log, child_records in staged:  # every check passed: now write, sub-agents first
+            yield Append(child_log, child_records, barrier=True)
+            yield Io(child_log.release)  # the parent, resumed next, continues the sub-agent
         if settings is None:
-            yield Append(log, records, barrier=True)
-            fold(records, state)
-            yield Io(log.release)  # a parent resumed next continues this execution in the same operation
+            if records:
+                yield Append(log, records, barrier=True)
+                fold(records, state)
             return Response.from_state(state)
         return (yield from self._advance_op(log, state, settings, model=None, resumed=True, records=records))
+
+    def _refuse_gone(
+        self, execution_id: str, state: ExecutionState, kinds: tuple[str, ...], child: str, gone: list[str]
+    ) -> Steps[None]:
+        """Sub-agents' calls the execution no longer lists: answered already (409), or never there (400)."""
+        try:
+            child_state: ExecutionState | None = yield Io(_read_state, self.store, validate_execution_id(child))
+        except ExecutionNotFoundError:
+            child_state = None
+        if child_state is not None and any(g.rpartition("/")[2] in child_state.calls for g in gone):
+            raise AlreadyDecidedError(execution_id, state.status.value, f"call {', '.join(gone)} is not pending")
+        raise InvalidToolResultError(execution_id, f"no {NOUNS.get(kinds[0], 'call')} with id {', '.join(gone)}")
 
     def _check_waiting(self, execution_id: str, state: ExecutionState, kinds: tuple[str, ...]) -> None:
         if state.status.is_terminal:
@@ -324,31 +370,6 @@ class Operations(abc.ABC):
                 execution_id, state.status.value, f"it waits for {reason.kind}, not {' or '.join(kinds)}"
             )
 
-    def _delegated_op(
-        self,
-        execution_id: str,
-        kinds: tuple[str, ...],
-        children: dict[str, list[str]],
-        record: Callable[[str, list[str]], Steps[Response]],
-    ) -> Steps[None]:
-        """Record answers meant for sub-agents' calls in their logs, after checking the parent lists them."""
-        state = yield from self._get_op(execution_id)
-        self._check_waiting(execution_id, state, kinds)
-        listed = set(state.suspend_reason.confirmation_ids if state.suspend_reason else [])
-        unknown = sorted(
-            f"{c}/{call}" for c, calls in children.items() for call in calls if f"{c}/{call}" not in listed
-        )
-        if unknown:
-            raise InvalidToolResultError(execution_id, f"no pending call with id {', '.join(unknown)}")
-        for child, calls in children.items():
-            yield from record(child, calls)
-
-    def _then_op(self, execution_id: str, *, advance: bool) -> Steps[Response]:
-        """After answering only sub-agents' calls: continue the parent, or report it."""
-        if advance:
-            return (yield from self._resume_op(execution_id, model=None, output=self._output(None)))
-        return (yield from self._response_op(execution_id, None))
-
     def _decide_op(
         self,
         execution_id: str,
@@ -357,37 +378,15 @@ class Operations(abc.ABC):
         reasons: Mapping[str, str | None] | None,
         advance: bool,
     ) -> Steps[Response]:
-        kinds = ("approval", "contract")
-        if not decisions:
-            raise InvalidToolResultError(execution_id, "no decision given")
-        own, children = split_ids(decisions)
         why = reasons or {}
-        if children:
 
-            def record(child: str, calls: list[str]) -> Steps[Response]:
-                return self._decide_op(
-                    child,
-                    {c: decisions[f"{child}/{c}"] for c in calls},
-                    reasons={c: why.get(f"{child}/{c}") for c in calls},
-                    advance=False,
-                )
-
-            yield from self._delegated_op(execution_id, kinds, children, record)
-            if not own:
-                return (yield from self._then_op(execution_id, advance=advance))
-
-        def build(state: ExecutionState) -> list[Record]:
-            unknown = sorted(c for c in own if c not in state.calls)
-            if unknown:
-                raise InvalidToolResultError(execution_id, f"no call with id {', '.join(unknown)}")
-            pending = set(state.suspend_reason.confirmation_ids) if state.suspend_reason else set()
-            settled = sorted(c for c in own if c not in pending or state.calls[c].decision is not None)
-            if settled:
-                raise AlreadyDecidedError(execution_id, state.status.value, f"call {', '.join(settled)} is not pending")
+        def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
             now = self.clock()
-            return [DecisionRecorded(at=now, call_id=c, approved=bool(decisions[c]), reason=why.get(c)) for c in own]
+            return [
+                DecisionRecorded(at=now, call_id=c, approved=bool(decisions[g]), reason=why.get(g)) for c, g in calls
+            ]
 
-        return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
+        return (yield from self._answer_op(execution_id, _DECIDED, list(decisions), build, advance=advance))
 
     def _submit_approval_op(
         self,
@@ -399,89 +398,50 @@ class Operations(abc.ABC):
     ) -> Steps[Response]:
         if (approved is None) == (decisions is None):
             raise UsageError("pass exactly one of approved= or decisions=")
-        if decisions is None:
-            state = yield from self._get_op(execution_id)
-            reason = state.suspend_reason
-            ids = reason.confirmation_ids if reason is not None and reason.kind in ("approval", "contract") else []
-            if not ids:
-                self._raise_not_waiting(execution_id, state, ("approval", "contract"))
-            decisions = dict.fromkeys(ids, bool(approved))
-        reasons = {cid: rejection_reason for cid, ok in decisions.items() if not ok}
-        return (yield from self._decide_op(execution_id, decisions, reasons=reasons, advance=True))
+        if decisions is not None:
+            reasons = {cid: rejection_reason for cid, ok in decisions.items() if not ok}
+            return (yield from self._decide_op(execution_id, decisions, reasons=reasons, advance=True))
+        yes = bool(approved)
+        why = None if yes else rejection_reason
+
+        def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
+            now = self.clock()
+            return [DecisionRecorded(at=now, call_id=c, approved=yes, reason=why) for c, _ in calls]
+
+        return (yield from self._answer_op(execution_id, _DECIDED, None, build, advance=True))
 
     def _tool_results_op(self, execution_id: str, results: Mapping[str, Any], *, advance: bool) -> Steps[Response]:
-        kinds = ("client_tool",)
-        own, children = split_ids(results)
-        if children:
-
-            def record(child: str, calls: list[str]) -> Steps[Response]:
-                return self._tool_results_op(child, {c: results[f"{child}/{c}"] for c in calls}, advance=False)
-
-            yield from self._delegated_op(execution_id, kinds, children, record)
-            if not own:
-                return (yield from self._then_op(execution_id, advance=advance))
-
-        def build(state: ExecutionState) -> list[Record]:
-            listed = state.suspend_reason.confirmation_ids if state.suspend_reason else []
-            pending = [c for c in listed if "/" not in c]
-            unknown = sorted(set(own) - set(pending))
-            missing = [c for c in pending if c not in results]
-            if unknown:
-                raise InvalidToolResultError(execution_id, f"no pending client call with id {', '.join(unknown)}")
+        def build(state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
+            given = {c for c, _ in calls}
+            missing = [c for c in unanswered(state) if c not in given]
             if missing:
-                raise InvalidToolResultError(execution_id, f"missing results for {', '.join(missing)}")
+                raise InvalidToolResultError(state.execution_id, f"missing results for {', '.join(missing)}")
             now = self.clock()
-            return [ToolFinished(at=now, call_id=c, result=jsonable(results[c]), source="client") for c in pending]
+            return [ToolFinished(at=now, call_id=c, result=jsonable(results[g]), source="client") for c, g in calls]
 
-        return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
+        return (yield from self._answer_op(execution_id, ("client_tool",), list(results), build, advance=advance))
 
     def _input_op(self, execution_id: str, text: str, *, advance: bool) -> Steps[Response]:
         if not isinstance(text, str):
             raise UsageError("text must be a string")
-        kinds = ("human_input",)
-        state = yield from self._get_op(execution_id)
-        reason = state.suspend_reason
-        own, children = split_ids(reason.confirmation_ids if reason is not None and reason.kind in kinds else [])
-        if children:
 
-            def record(child: str, _calls: list[str]) -> Steps[Response]:
-                return self._input_op(child, text, advance=False)
-
-            yield from self._delegated_op(execution_id, kinds, children, record)
-            if not own:
-                return (yield from self._then_op(execution_id, advance=advance))
-
-        def build(state: ExecutionState) -> list[Record]:
-            ids = state.suspend_reason.confirmation_ids if state.suspend_reason else []
+        def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
             now = self.clock()
-            return [InputSubmitted(at=now, call_id=c, text=text) for c in ids if "/" not in c]
+            return [InputSubmitted(at=now, call_id=c, text=text) for c, _ in calls]
 
-        return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
+        return (yield from self._answer_op(execution_id, ("human_input",), None, build, advance=advance))
 
     def _resolve_op(
         self, execution_id: str, call_id: str, *, result: Any, error: str | None, rerun: bool, advance: bool
     ) -> Steps[Response]:
-        kinds = ("in_doubt",)
-        child, sep, call = call_id.rpartition("/")
-        if sep:
-
-            def record(child: str, _calls: list[str]) -> Steps[Response]:
-                return self._resolve_op(child, call, result=result, error=error, rerun=rerun, advance=False)
-
-            yield from self._delegated_op(execution_id, kinds, {child: [call]}, record)
-            return (yield from self._then_op(execution_id, advance=advance))
-
-        def build(state: ExecutionState) -> list[Record]:
-            ids = state.suspend_reason.confirmation_ids if state.suspend_reason else []
-            if call_id not in ids:
-                raise InvalidToolResultError(execution_id, f"no in-doubt call with id {call_id}")
+        def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
+            now = self.clock()
             if rerun:
-                return [InDoubtResolved(at=self.clock(), call_id=call_id)]
-            return [
-                ToolFinished(at=self.clock(), call_id=call_id, result=jsonable(result), error=error, source="operator")
-            ]
+                return [InDoubtResolved(at=now, call_id=c) for c, _ in calls]
+            value = jsonable(result)
+            return [ToolFinished(at=now, call_id=c, result=value, error=error, source="operator") for c, _ in calls]
 
-        return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
+        return (yield from self._answer_op(execution_id, ("in_doubt",), [call_id], build, advance=advance))
 
     def _cancel_op(self, execution_id: str, *, reason: str) -> Steps[Response]:
         eid = validate_execution_id(execution_id)
@@ -505,10 +465,3 @@ class Operations(abc.ABC):
             if cs.child_id is not None and cs.finished is None and (yield Io(store.exists, cs.child_id)):
                 yield from self._cancel_op(cs.child_id, reason="a parent execution was cancelled")
         return Response.from_state(state)
-
-    def _raise_not_waiting(self, execution_id: str, state: ExecutionState, kinds: tuple[str, ...]) -> None:
-        if state.status.is_terminal:
-            raise ExecutionAlreadyTerminalError(execution_id, state.status.value)
-        if not state.status.is_suspended:
-            raise ExecutionNotSuspendedError(execution_id, state.status.value)
-        raise SuspendKindMismatchError(execution_id, state.status.value, f"it does not wait for {' or '.join(kinds)}")

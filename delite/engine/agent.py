@@ -313,7 +313,8 @@ class Agent(Operations):
         Args:
             text: the user's message.
             execution_id: continue this execution, or start a new one with this id; a new id is generated
-                when omitted.
+                when omitted. An existing execution started with another ``text`` raises
+                :class:`~delite.errors.ExecutionIdConflictError` (409, also a ``UsageError``) and records nothing.
             history: earlier chat turns the application owns (OpenAI chat shape), sent before ``text``.
             metadata: JSON stored with the execution (a ``thread_id``, a config key).
             model: use this model for this run's calls instead of the agent's default (recorded per call).
@@ -523,7 +524,11 @@ class Agent(Operations):
         rejection_reason: str | None = None,
         decisions: Mapping[str, bool] | None = None,
     ) -> AnyResponse:
-        """Decide every pending call (``approved=``) or each by id (``decisions=``), then continue the run."""
+        """Decide every pending call (``approved=``) or each by id (``decisions=``), then continue the run.
+
+        ``approved=`` decides the pending calls that have no decision yet (checked under the claim); when
+        every one already has one, it raises :class:`~delite.errors.AlreadyDecidedError`.
+        """
         return settled(
             drive(
                 self._submit_approval_op(
@@ -561,9 +566,11 @@ class Agent(Operations):
     ) -> AnyResponse:
         """Record decisions on pending approval or contract calls; continue the run when ``advance``.
 
-        A decision for a call that is not pending raises :class:`InvalidToolResultError` and records nothing.
-        A call id ``<child>/<call>`` (a sub-agent's call, as the suspension lists it) is recorded in the
-        child's log.
+        Each call takes one decision: a call that already has one, or no longer waits for one, raises
+        :class:`~delite.errors.AlreadyDecidedError` (409), an unknown id
+        :class:`~delite.errors.InvalidToolResultError` (400), and either refuses the whole batch with nothing
+        recorded. A call id ``<child>/<call>`` (a sub-agent's call, as the suspension lists it) is recorded
+        in the child's log.
         """
         return settled(drive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)))
 
@@ -586,7 +593,8 @@ class Agent(Operations):
         """Give the results of client tool calls (``{call_id: value}``, every pending one) and continue.
 
         With ``advance=False`` the results are only recorded (no provider or tools needed, as in the
-        ``delite`` command); :meth:`resume` continues later.
+        ``delite`` command); :meth:`resume` continues later. Each call takes one result: naming a call that
+        already has one raises :class:`~delite.errors.AlreadyDecidedError` and records nothing.
         """
         return settled(drive(self._tool_results_op(execution_id, results, advance=advance)))
 
@@ -599,7 +607,11 @@ class Agent(Operations):
         return settled(await adrive(self._tool_results_op(execution_id, results, advance=advance)))
 
     def submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
-        """Answer the model's clarifying question and continue (only record it with ``advance=False``)."""
+        """Answer the model's clarifying question and continue (only record it with ``advance=False``).
+
+        A question takes one answer: once answered, a second one raises
+        :class:`~delite.errors.AlreadyDecidedError` and records nothing.
+        """
         return settled(drive(self._input_op(execution_id, text, advance=advance)))
 
     async def asubmit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
@@ -620,7 +632,9 @@ class Agent(Operations):
     ) -> AnyResponse:
         """Settle an in-doubt call: supply its ``result`` (or ``error``), or ``rerun=True`` it; then continue.
 
-        With ``advance=False`` the settlement is only recorded; :meth:`resume` continues later.
+        With ``advance=False`` the settlement is only recorded; :meth:`resume` continues later. A call is
+        settled once: a second resolution (a result, an error or a re-run request) raises
+        :class:`~delite.errors.AlreadyDecidedError` and records nothing.
         """
         return settled(
             drive(self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance))

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Runtime"]
 
+_CLAIM_PATIENCE = 5.0
+"""Seconds a resume after a recorded answer keeps trying a claim that a racing submitter holds."""
+
 log = logging.getLogger("delite.runtime")
 
 OnComplete = Callable[[str, str, Response], Any]
@@ -269,6 +272,29 @@ class Runtime:
         root, agent = self._root(execution_id)
         return self._launch(root, agent, lambda: agent.aresume(root))
 
+    def _continue(self, execution_id: str) -> None:
+        """Resume, in the background, an execution whose answer this process has just recorded.
+
+        Another process that submitted an answer for the same call holds the claim for a moment while it
+        finds the call answered (and raises): the resume waits that moment out rather than give up on an
+        execution it owes a continuation. A claim held for longer (a process advancing it) ends the attempt
+        as :meth:`resume` does.
+        """
+        root, agent = self._root(execution_id)
+
+        async def make() -> Response:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + _CLAIM_PATIENCE
+            while True:
+                try:
+                    return await agent.aresume(root)
+                except ExecutionAlreadyClaimedError as e:
+                    if e.execution_id != root or loop.time() >= deadline:
+                        raise
+                await asyncio.sleep(0.005)
+
+        self._launch(root, agent, make)
+
     def signal(self, execution_id: str, confirmation_id: str, approved: bool, *, reason: str | None = None) -> None:
         """Record a decision on a pending call and resume the execution in the background.
 
@@ -279,19 +305,19 @@ class Runtime:
         """
         _, agent = self._root(execution_id)
         agent.decide(execution_id, {confirmation_id: approved}, reasons={confirmation_id: reason}, advance=False)
-        self.resume(execution_id)
+        self._continue(execution_id)
 
     def submit_tool_results(self, execution_id: str, results: Mapping[str, Any]) -> None:
         """Record client tool results (as ``agent.submit_tool_results``) and resume in the background."""
         _, agent = self._root(execution_id)
         agent.submit_tool_results(execution_id, results, advance=False)
-        self.resume(execution_id)
+        self._continue(execution_id)
 
     def submit_input(self, execution_id: str, text: str) -> None:
         """Record a human's answer (as ``agent.submit_input``) and resume in the background."""
         _, agent = self._root(execution_id)
         agent.submit_input(execution_id, text, advance=False)
-        self.resume(execution_id)
+        self._continue(execution_id)
 
     def resolve(
         self, execution_id: str, call_id: str, *, result: Any = None, error: str | None = None, rerun: bool = False
@@ -299,7 +325,7 @@ class Runtime:
         """Settle an in-doubt call (as ``agent.resolve``) and resume in the background."""
         _, agent = self._root(execution_id)
         agent.resolve(execution_id, call_id, result=result, error=error, rerun=rerun, advance=False)
-        self.resume(execution_id)
+        self._continue(execution_id)
 
     def cancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
         """Cancel an execution (see ``agent.cancel``): a running one stops at its next step boundary."""

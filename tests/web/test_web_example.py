@@ -137,3 +137,48 @@ def test_idempotency_key_over_http(server: str) -> None:
     assert first["execution_id"] == again["execution_id"]
     code, conflict = post(f"{server}/runs", {"text": "other", "flow": "refund", "idempotency_key": "req-7"})
     assert code == 409 and conflict["error"] == "IdempotencyConflictError"
+
+
+def race(url: str, bodies: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """POST every body to ``url`` at the same moment, from one thread each."""
+    results: list[tuple[int, dict[str, Any]]] = []
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body: dict[str, Any]) -> None:
+        barrier.wait()
+        results.append(post(url, body))
+
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+STATE_ERRORS = {
+    "AlreadyDecidedError",
+    "ExecutionAlreadyClaimedError",
+    "ExecutionAlreadyTerminalError",
+    "ExecutionNotSuspendedError",
+    "SuspendKindMismatchError",
+}
+
+
+def test_racing_client_results_and_answers_get_one_200_and_409s(server: str) -> None:
+    """Every kind of answer over HTTP: one request wins, every other one gets 409 with a state error."""
+    for flow, path, bodies in [
+        ("confirm", "tool-results", [{"results": {"c1.0": f"answer {i}"}} for i in range(3)]),
+        ("clarify", "input", [{"text": f"order {i}"} for i in range(3)]),
+        ("refund", "approval", [{"approved": True}, {"approved": False}, {"decisions": {"c1.0": True}}]),
+    ]:
+        _, run = post(f"{server}/runs", {"text": "go", "flow": flow})
+        eid = run["execution_id"]
+        assert run["suspend_reason"]["calls"][0]["id"] == "c1.0"
+        results = race(f"{server}/runs/{eid}/{path}", bodies)
+        codes = sorted(code for code, _ in results)
+        assert codes == [200, 409, 409], results
+        assert all(body["error"] in STATE_ERRORS for code, body in results if code == 409), results
+        done = next(body for code, body in results if code == 200)
+        assert done["status"] == "completed"
+        assert get(f"{server}/runs/{eid}")[1]["answer"] == done["answer"]
