@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -155,9 +154,22 @@ def test_a_failed_run_calls_on_fail_and_wait_raises(data_dir: Path) -> None:
     assert agent.get(eid).status is Status.FAILED
 
 
-def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(
-    data_dir: Path, work: Any, ledger: list[str]
-) -> None:
+def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(data_dir: Path, ledger: list[str]) -> None:
+    held = threading.Condition()
+    holding = {"on": True, "count": 0}
+    release = threading.Event()
+
+    @tool
+    def work(i: int) -> str:
+        """A unit of work with a side effect; in the first runtime, the third call waits to be released."""
+        ledger.append(current_call().idempotency_key)
+        if i == 2 and holding["on"]:
+            with held:
+                holding["count"] += 1
+                held.notify_all()
+            release.wait(30)
+        return f"w{i}"
+
     def agent(rt: Runtime) -> Agent:
         return Agent(
             data_dir,
@@ -169,10 +181,13 @@ def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(
 
     rt = Runtime(data_dir)
     ids = [rt.go(agent(rt), "go") for _ in range(3)]
-    deadline = time.monotonic() + 30
-    while len(ledger) < 6 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    with held:  # the barrier: all three runs are inside their third tool call
+        assert held.wait_for(lambda: holding["count"] == 3, timeout=30)
+    rt.shutdown(wait=False)  # asked to stop while every run has a tool call in flight...
+    release.set()  # ...which finishes and is recorded first
     rt.shutdown(wait=True)
+    holding["on"] = False
+    assert len(ledger) == 9  # each run stopped at the boundary after its third call: no fourth one started
     with pytest.raises(UsageError, match="shut down"):
         rt.go(agent(rt), "more")
     store = FileStore(data_dir)
