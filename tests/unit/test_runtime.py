@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from delite import Agent, DataDir, Runtime, ScriptedProvider, Status, current_call, delegate, tool
-from delite.errors import ProviderError, UsageError
+from delite.errors import DeliteError, ProviderError, UsageError
 from delite.log.records import ExecutionCompleted
 from delite.providers import call
 from delite.store import FileStore
@@ -108,8 +108,9 @@ def test_a_refused_signal_raises_and_records_nothing(data_dir: Path) -> None:
         )
         eid = rt.go(agent, "go")
         rt.wait(eid)
-        with pytest.raises(Exception, match=r"no call with id c9\.9"):
+        with pytest.raises(DeliteError, match=r"no call with id c9\.9") as info:  # a typed error, not any
             rt.signal(eid, "c9.9", True)
+        assert info.value.http_status == 400
         assert agent.get(eid).status is Status.WAITING_APPROVAL
         rt.signal(eid, "c1.0", False, reason="no")
         assert rt.wait(eid).answer == "ok"
