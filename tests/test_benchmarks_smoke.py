@@ -102,7 +102,7 @@ def check_compare(d: dict[str, Any], out: str) -> None:
     assert set(d) >= {"impls", "missing_peers", "ms_per_step", "resume", "import_ms", "crashes", "errors", "versions"}
     assert d["smoke"] is True and d["sizes"] == [10]
     assert d["impls"][0] == "delite" and set(d["impls"]) | set(d["missing_peers"]) == {"delite"} | peers
-    assert d["errors"] == {}
+    assert "delite" not in d["errors"], d["errors"]  # a peer's own failure is its business, not a test failure
     assert d["ms_per_step"]["delite"]["10"] is not None
     assert d["resume"]["delite"]["ms"] is not None
     assert d["crashes"]["delite"]["trials"] == 1 and d["crashes"]["delite"]["with_duplicates"] == 0
