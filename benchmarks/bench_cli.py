@@ -13,7 +13,7 @@ Usage::
     python benchmarks/bench_cli.py                      # 10,000 x 20 in a temporary directory
     python benchmarks/bench_cli.py --executions 1000 --json
     python benchmarks/bench_cli.py --write-docs         # update the "## CLI" section of docs/benchmarks.md
-    python benchmarks/bench_cli.py --smoke              # CI: 20 x 3, one run each, checks the script still runs
+    python benchmarks/bench_cli.py --smoke              # or --quick; CI: 20 x 3, one run each, a few seconds
 
 Every command must succeed (exit 0) and ``health`` must find the directory healthy, or the script exits 1:
 a benchmark never times an error.
@@ -270,7 +270,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--write-docs", action="store_true", help="update the CLI section of docs/benchmarks.md")
-    parser.add_argument("--smoke", action="store_true", help="CI smoke mode: 20 x 3, one run each, a few seconds")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): 20 x 3, one run each")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args()
     if args.smoke:

@@ -4,8 +4,8 @@ A standalone script; it sets baselines and gates nothing. Run from the repositor
 
     python benchmarks/bench_provider.py             # a table
     python benchmarks/bench_provider.py --json      # the same numbers as JSON
-    python benchmarks/bench_provider.py --quick     # fewer steps and repetitions
-    python benchmarks/bench_provider.py --smoke     # CI: one step, one repetition, checks the script still runs
+    python benchmarks/bench_provider.py --steps 10 --repeat 2 --calls 50   # fewer steps and repetitions
+    python benchmarks/bench_provider.py --smoke     # or --quick; CI: one step, one repetition, a few seconds
 
 The fake server (tests/fakellm) runs in a process of its own, bound by uvicorn to 127.0.0.1 (TCP_NODELAY),
 so its CPU time is not charged to the process under test. For each API (Chat Completions, Responses,
@@ -233,17 +233,14 @@ def render(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--quick", action="store_true", help="fewer steps and repetitions")
     parser.add_argument("--steps", type=int, default=30, help="tool steps per execution (default 30)")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (median; default 5)")
     parser.add_argument("--calls", type=int, default=200, help="calls for the provider-only figure (default 200)")
     parser.add_argument("--apis", default="chat,responses,messages", help="comma-separated APIs")
-    parser.add_argument("--smoke", action="store_true", help="CI smoke mode: one step, one repetition, a few seconds")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): one step, a few seconds")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
     args = parser.parse_args(argv)
     probes = 300
-    if args.quick:
-        args.steps, args.repeat, args.calls = 10, 2, 50
     if args.smoke:
         args.steps, args.repeat, args.calls, probes = 1, 1, 2, 10
     apis = [a for a in args.apis.split(",") if a]

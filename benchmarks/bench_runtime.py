@@ -4,8 +4,8 @@ Standalone; sets baselines and gates nothing.
 
     python benchmarks/bench_runtime.py                 # the tables (about a minute)
     python benchmarks/bench_runtime.py --json          # the same numbers as JSON
-    python benchmarks/bench_runtime.py --quick         # smaller: 1, 10, 100 executions
-    python benchmarks/bench_runtime.py --smoke         # CI: a few seconds, checks the script still runs
+    python benchmarks/bench_runtime.py --concurrency 1 10 100   # smaller: 1, 10, 100 executions
+    python benchmarks/bench_runtime.py --smoke         # or --quick; CI: a few seconds, checks it still runs
 
 Every run checks what it measured (every execution answered, every log healthy) and exits 1 if it did not.
 
@@ -211,13 +211,12 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--quick", action="store_true", help="1, 10 and 100 executions only")
     parser.add_argument("--concurrency", type=int, nargs="*", help="numbers of executions at once")
     parser.add_argument("--steps", type=int, default=5, help="tool steps per execution (default 5)")
     parser.add_argument("--delay", type=float, default=0.05, help="seconds per model call (default 0.05)")
     parser.add_argument("--durability", default="full", choices=["full", "normal", "off"])
     parser.add_argument("--workers", type=int, default=32, help="the runtime's worker threads")
-    parser.add_argument("--smoke", action="store_true", help="CI smoke mode: tiny sizes, a few seconds, no real numbers")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): tiny sizes, a few seconds, no real numbers")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
     args = parser.parse_args(argv)
     stall_runs, stall_steps = 50, 10
@@ -225,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         args.concurrency = args.concurrency or [1, 4]
         args.steps, args.delay = 2, 0.01
         stall_runs, stall_steps = 4, 2
-    levels = args.concurrency or ([1, 10, 100] if args.quick else [1, 10, 100, 200, 1000])
+    levels = args.concurrency or [1, 10, 100, 200, 1000]
     rows = [throughput(n, args.steps, args.delay, args.durability, args.workers) for n in levels]
     stalls = [
         stall(stall_runs, stall_steps, "full", on_loop=False),

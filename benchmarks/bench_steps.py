@@ -4,8 +4,8 @@ A standalone script; it sets baselines and gates nothing. Run from the repositor
 
     python benchmarks/bench_steps.py            # a table
     python benchmarks/bench_steps.py --json     # the same numbers as JSON
-    python benchmarks/bench_steps.py --quick    # fewer repetitions, no 10,000-step resume
-    python benchmarks/bench_steps.py --smoke    # CI: tiny sizes, a few seconds, checks the script still runs
+    python benchmarks/bench_steps.py --repeat 1 --processes 3 --resume 1000   # shorter: no 10,000-step resume
+    python benchmarks/bench_steps.py --smoke    # or --quick; CI: tiny sizes, a few seconds, checks it still runs
 
 What is measured (docs/benchmarks.md explains the limits):
 
@@ -386,7 +386,6 @@ def render(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions and no 10,000-step resume")
     parser.add_argument("--steps", default="10,100,1000", help="comma-separated step counts (default 10,100,1000)")
     parser.add_argument("--modes", default="full,normal,off", help="durability modes (default full,normal,off)")
     parser.add_argument("--resume", default="1000,10000", help="sizes of the resumed executions (default 1000,10000)")
@@ -394,12 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=7, help="fresh processes per resume/import figure")
     parser.add_argument("--dir", default=None, help="where to put the data directories (default: a temp dir)")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: steps,resume,import")
-    parser.add_argument("--smoke", action="store_true", help="CI smoke mode: tiny sizes, a few seconds, no real numbers")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): tiny sizes, a few seconds, no real numbers")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
     args = parser.parse_args(argv)
     probes = 300
-    if args.quick:
-        args.repeat, args.processes, args.resume = 1, 3, "1000"
     if args.smoke:
         # 200 steps make a log over the snapshot threshold (64 KiB): both resume variants run.
         args.steps, args.repeat, args.processes, args.resume, probes = "2,10", 1, 1, "200", 10

@@ -5,7 +5,7 @@ A standalone script (the CI runs a short form from ``tests/crash/test_torture.py
     python benchmarks/torture.py --kills 1000             # the long form; a summary table
     python benchmarks/torture.py --kills 50 --json        # the short form, as JSON
     python benchmarks/torture.py --kills 100 --exec       # every worker a fresh interpreter (slower)
-    python benchmarks/torture.py --smoke                  # CI: one execution, a few kills, seed 7
+    python benchmarks/torture.py --smoke                  # or --quick; CI: one execution, a few kills, seed 7
 
 The workload is one execution of ten model turns that mixes every kind of step: plain tool calls (two in one
 turn too), a tool that needs a human's approval (approved once, rejected once), a client-side tool, a tool
@@ -659,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temp dir, removed)")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--smoke", action="store_true", help="CI smoke mode: 3 kills, seed 7 unless given")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): 3 kills, seed 7")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args(argv)
     if args.smoke:

@@ -1,7 +1,8 @@
 """Every benchmark runs in CI, in its smoke mode, so none can rot unnoticed.
 
-Each script in ``benchmarks/`` takes ``--smoke`` (the smallest workload, a few seconds) and ``--json-out PATH``
-(the JSON written there while the tables are printed). Here each one runs as a real process, all of them at
+Each script in ``benchmarks/`` takes ``--smoke`` or ``--quick`` (the same: the smallest workload, a few
+seconds), ``--json`` (the JSON on stdout instead of the tables) and ``--json-out PATH`` (the JSON written there
+while the tables are printed). Here each one runs as a real process, all of them at
 once (they are mostly waiting on processes and fsyncs), and must exit 0, print its tables, and write JSON
 with the keys its readers use. The numbers of a smoke run mean nothing and are not checked; what each run
 measured must have gone right (every execution answered, every log healthy, no invariant breached).
@@ -156,6 +157,10 @@ def test_the_known_benchmarks_are_there() -> None:
         assert (BENCHMARKS / bench.script).is_file(), bench.script
 
 
+QUICK = "bench_runtime --quick --json"
+QUICK_TEST = "test_quick_is_the_smoke_mode_and_json_goes_to_stdout"
+
+
 @dataclass
 class Running:
     proc: subprocess.Popen[str]
@@ -182,16 +187,19 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         for item in request.session.items
         if getattr(item, "originalname", "") == "test_benchmark_smoke_mode" and hasattr(item, "callspec")
     }
+    if any(getattr(item, "originalname", "") == QUICK_TEST for item in request.session.items):
+        selected.add(QUICK)
     out = tmp_path_factory.mktemp("bench-smoke")
     env = {k: v for k, v in os.environ.items() if k not in ("DELITE_DATA_DIR", "DELITE_AGENT")}
     started: dict[str, Running] = {}
     try:
-        for name, bench in BENCHES.items():
+        for name, bench in [*BENCHES.items(), (QUICK, Bench("bench_runtime.py", check_runtime))]:
             if name not in selected:
                 continue
             json_path = out / f"{name}.json"
+            options = ["--quick", "--json"] if name == QUICK else ["--smoke", "--json-out", str(json_path)]
             proc = subprocess.Popen(
-                [sys.executable, str(BENCHMARKS / bench.script), "--smoke", "--json-out", str(json_path)],
+                [sys.executable, str(BENCHMARKS / bench.script), *options],
                 cwd=out,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -214,3 +222,14 @@ def test_benchmark_smoke_mode(runs: dict[str, Running], name: str) -> None:
     assert running.proc.returncode == 0, f"{name} --smoke failed ({running.proc.returncode}):\n{err[-3000:]}"
     data = json.loads(running.json_path.read_text())
     BENCHES[name].check(data, out)
+
+
+def test_quick_is_the_smoke_mode_and_json_goes_to_stdout(runs: dict[str, Running]) -> None:
+    """``--quick --json``: the same smoke mode under its other name, the JSON on stdout instead of the tables."""
+    running = runs[QUICK]
+    out, err = running.wait()
+    assert running.proc.returncode == 0, err[-3000:]
+    data = json.loads(out)
+    assert data["smoke"] is True
+    check_runtime(data, "Throughput: Event loop while")  # the tables are not printed with --json
+    assert "Throughput:" not in out

@@ -5,8 +5,8 @@ extra (``pip install -e ".[bench]"``), or into a separate virtualenv and pass it
 
     python benchmarks/compare/bench_compare.py                       # a table of numbers and ratios
     python benchmarks/compare/bench_compare.py --json                # the same as JSON
-    python benchmarks/compare/bench_compare.py --python venv/bin/python --quick
-    python benchmarks/compare/bench_compare.py --smoke               # CI: N=10, one of each, a few seconds
+    python benchmarks/compare/bench_compare.py --python venv/bin/python --sizes 10,100 --reps 1 --kills 4
+    python benchmarks/compare/bench_compare.py --smoke               # or --quick; CI: N=10, one of each
 
 A peer that is not installed for ``--python`` is left out, and the script says so (on stderr, and under
 ``missing_peers`` in the JSON); with none installed it measures delite alone and still exits 0.
@@ -343,9 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps-big", type=int, default=2)
     parser.add_argument("--kills", type=int, default=20, help="random-SIGKILL trials per implementation")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="sizes 10,100, one repetition, 4 kills")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--smoke", action="store_true", help="CI smoke mode: N=10, one repetition, one kill each")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): N=10, one kill each")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args(argv)
     impls = [i for i in args.impls.split(",") if i]
@@ -365,9 +364,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         impls = [i for i in impls if i not in missing]
-    sizes = [10, 100] if args.quick else [int(s) for s in args.sizes.split(",")]
-    reps = {n: (1 if args.quick else (args.reps_big if n >= 1000 else args.reps)) for n in sizes}
-    kills = 4 if args.quick else args.kills
+    sizes = [int(s) for s in args.sizes.split(",")]
+    reps = {n: (args.reps_big if n >= 1000 else args.reps) for n in sizes}
+    kills = args.kills
     resume_reps, import_reps = 3, 5
     if args.smoke:
         sizes, reps, kills, resume_reps, import_reps = [10], {10: 1}, 1, 1, 1
