@@ -97,6 +97,16 @@ def in_function(thread: threading.Thread, name: str) -> bool:
     return False
 
 
+BLOCKING = ("wait", "acquire", "sleep", "select", "poll")  # in the names of the usual ways to block
+
+
+def blocked_in(thread: threading.Thread, name: str) -> bool:
+    """Whether ``thread`` is inside ``name`` and its innermost Python frame looks like a blocking call."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    inner = frame.f_code.co_name if frame is not None else ""
+    return any(word in inner for word in BLOCKING) and in_function(thread, name)
+
+
 class StoreContract(abc.ABC):
     """The behaviour every store shares. Subclasses say how to build one and how to damage its bytes."""
 
@@ -242,9 +252,12 @@ class StoreContract(abc.ABC):
         waiter = threading.Thread(target=claimant)
         waiter.start()
         try:
-            # Release only once the claimant is inside claim() and the execution is still held: it must wait,
-            # and it must be woken (or see the release) rather than time out.
+            # Release only once the claimant is inside claim() while the execution is still held, and waiting
+            # there if it can be seen to (a known blocking call under claim(); a store that blocks some other
+            # way is released after a moment anyway): it must be woken rather than time out. What is asserted
+            # below does not depend on when the release lands.
             assert wait_until(lambda: in_function(waiter, "claim")), "the claimant never called claim()"
+            wait_until(lambda: blocked_in(waiter, "claim"), deadline=5.0)
             assert store.is_claimed("e1") and not got
         finally:
             log.release()
