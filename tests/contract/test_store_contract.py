@@ -61,20 +61,15 @@ FINISH: list[Record] = [
     ModelResponded(at=5.0, step=2, content="done"),
     ExecutionCompleted(at=6.0, answer="done"),
 ]
-# A finished execution whose log is well over 64 KiB (a store may keep outcomes only for large logs).
+# A tool result that makes a log well over 64 KiB (a store may keep outcomes only for large logs).
 BLOB = "x" * (160 * 1024)
-BIG_FINISH: list[Record] = [
-    ToolFinished(at=4.0, call_id="c1.0", result={"blob": BLOB}),
-    ModelResponded(at=5.0, step=2, content="done"),
-    ExecutionCompleted(at=6.0, answer="done"),
-]
 SPOILS = ["flip-a-byte", "other-answer", "torn", "empty", "of-another-execution"]
 
 
 def finished(eid: str, answer: str = "done") -> list[Record]:
     """A finished execution with a large log; ``answer`` changes the last two records."""
-    tail = [ModelResponded(at=5.0, step=2, content=answer), ExecutionCompleted(at=6.0, answer=answer)]
-    return [started(eid), *STEP, BIG_FINISH[0], *tail]
+    big = ToolFinished(at=4.0, call_id="c1.0", result={"blob": BLOB})
+    return [started(eid), *STEP, big, ModelResponded(at=5.0, step=2, content=answer), ExecutionCompleted(at=6.0, answer=answer)]
 
 
 def wait_until(condition: Callable[[], bool], deadline: float = 30.0) -> bool:
