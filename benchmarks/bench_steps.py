@@ -137,9 +137,9 @@ def run_steps(n: int, mode: str, data_dir: str) -> dict[str, Any]:
     syncs = {"n": 0}
     real_fsync = log_os.fsync
 
-    def counting_fsync(fd: int) -> None:
+    def counting_fsync(*args: Any, **options: Any) -> None:  # whatever the seam's signature becomes
         syncs["n"] += 1
-        real_fsync(fd)
+        real_fsync(*args, **options)
 
     log_os.fsync = counting_fsync
     try:
