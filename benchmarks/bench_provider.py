@@ -4,7 +4,8 @@ A standalone script; it sets baselines and gates nothing. Run from the repositor
 
     python benchmarks/bench_provider.py             # a table
     python benchmarks/bench_provider.py --json      # the same numbers as JSON
-    python benchmarks/bench_provider.py --quick     # fewer steps and repetitions
+    python benchmarks/bench_provider.py --steps 10 --repeat 2 --calls 50   # fewer steps and repetitions
+    python benchmarks/bench_provider.py --smoke     # or --quick; CI: one step, one repetition, a few seconds
 
 The fake server (tests/fakellm) runs in a process of its own, bound by uvicorn to 127.0.0.1 (TCP_NODELAY),
 so its CPU time is not charged to the process under test. For each API (Chat Completions, Responses,
@@ -63,9 +64,12 @@ def noop(i: int) -> int:
     return i
 
 
+ANSWER = "All steps done, nothing else to do here."
+
+
 def script(steps: int) -> Script:
     turns = [Turn(text=f"Step {i}.", calls=[Call(name="noop", arguments={"i": i})]) for i in range(steps)]
-    return Script(turns=[*turns, Turn(text="All steps done, nothing else to do here.")])
+    return Script(turns=[*turns, Turn(text=ANSWER)])
 
 
 def raw_call(create: Any, body: dict[str, Any]) -> None:
@@ -100,9 +104,9 @@ def bench_api(server: FakeLLMProcess, api: str, stream: bool, *, steps: int, rep
     syncs = {"n": 0}
     real_fsync = log_os.fsync
 
-    def counting_fsync(fd: int) -> None:
+    def counting_fsync(*args: Any, **options: Any) -> None:  # whatever the seam's signature becomes
         syncs["n"] += 1
-        real_fsync(fd)
+        real_fsync(*args, **options)
 
     log_os.fsync = counting_fsync
     try:
@@ -114,11 +118,15 @@ def bench_api(server: FakeLLMProcess, api: str, stream: bool, *, steps: int, rep
                 syncs["n"] = 0
                 t = time.perf_counter()
                 if stream:
-                    for _ in agent.stream("go"):
+                    text = agent.stream("go")
+                    for _ in text:
                         pass
+                    response = text.response
                 else:
-                    agent.run("go")
+                    response = agent.run("go")
                 elapsed = time.perf_counter() - t
+                if response is None or response.answer != ANSWER:  # never time a failed run
+                    raise SystemExit(f"{api} {mode} stream={stream}: the run did not answer: {response}")
                 fsyncs = syncs["n"]
                 bodies = [r["body"] for r in server.requests]
                 assert len(bodies) == steps + 1, len(bodies)
@@ -176,13 +184,13 @@ def bench_provider_only(server: FakeLLMProcess, api: str, stream: bool, count: i
     return {"api": api, "stream": stream, "raw_ms": r, "provider_ms": m, "overhead_ms": m - r}
 
 
-def machine(workdir: str) -> dict[str, Any]:
+def machine(workdir: str, probes: int = 300) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "nproc": os.cpu_count(),
         "platform": platform.platform(),
         "delite": delite.__version__,
-        "fsync_ms": fsync_floor(workdir),
+        "fsync_ms": fsync_floor(workdir, probes),
     }
 
 
@@ -225,20 +233,22 @@ def render(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--quick", action="store_true", help="fewer steps and repetitions")
     parser.add_argument("--steps", type=int, default=30, help="tool steps per execution (default 30)")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (median; default 5)")
     parser.add_argument("--calls", type=int, default=200, help="calls for the provider-only figure (default 200)")
     parser.add_argument("--apis", default="chat,responses,messages", help="comma-separated APIs")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): one step, a few seconds")
+    parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.repeat, args.calls = 10, 2, 50
+    probes = 300
+    if args.smoke:
+        args.steps, args.repeat, args.calls, probes = 1, 1, 2, 10
     apis = [a for a in args.apis.split(",") if a]
     warnings.simplefilter("ignore")  # an unpriced model would warn on every call; all here are priced
     workdir = tempfile.mkdtemp(prefix="delite-bench-provider-")
     server = FakeLLMProcess()
     try:
-        result: dict[str, Any] = {"machine": machine(workdir), "runs": [], "provider": []}
+        result: dict[str, Any] = {"machine": machine(workdir, probes), "smoke": args.smoke, "runs": [], "provider": []}
         for api in apis:
             for stream in (False, True):
                 result["runs"].append(bench_api(server, api, stream, steps=args.steps, repeat=args.repeat, workdir=workdir))
@@ -246,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2) if args.json else render(result))
     return 0
 

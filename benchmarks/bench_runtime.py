@@ -4,7 +4,10 @@ Standalone; sets baselines and gates nothing.
 
     python benchmarks/bench_runtime.py                 # the tables (about a minute)
     python benchmarks/bench_runtime.py --json          # the same numbers as JSON
-    python benchmarks/bench_runtime.py --quick         # smaller: 1, 10, 100 executions
+    python benchmarks/bench_runtime.py --concurrency 1 10 100   # smaller: 1, 10, 100 executions
+    python benchmarks/bench_runtime.py --smoke         # or --quick; CI: a few seconds, checks it still runs
+
+Every run checks what it measured (every execution answered, every log healthy) and exits 1 if it did not.
 
 **Throughput.** N executions are started at once in one :class:`~delite.Runtime` (``rt.go``) and waited
 for. Each is ``ScriptedProvider.tool_loop(S)`` with a model that takes ``--delay`` seconds per call (awaited
@@ -132,15 +135,19 @@ def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, An
         drained["ms"] += (time.perf_counter() - t) * 1000
         drained["calls"] += calls
 
-    async def blocking(pool: Any, fn: Any, *args: Any, finish: bool = True) -> Any:
+    async def blocking(pool: Any, fn: Any, *args: Any, **options: Any) -> Any:
+        # Every keyword the driver passes (``finish``, ``undo``, any added later) goes through unchanged: this
+        # wrapper only swaps the append for a timed one.
         if fn is not _aio._append:  # noqa: SLF001
-            return await real_blocking(pool, fn, *args, finish=finish)
+            return await real_blocking(pool, fn, *args, **options)
         if on_loop:
             t = time.perf_counter()
             timed_append(*args)
             loop_ms.append((time.perf_counter() - t) * 1000)
             return None
-        return await real_blocking(pool, timed_append, *args, finish=finish)
+        return await real_blocking(pool, timed_append, *args, **options)
+
+    answered: list[str | None] = []
 
     async def main() -> list[float]:
         lags: list[float] = []
@@ -148,8 +155,9 @@ def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, An
         beat = asyncio.create_task(_heartbeat(lags, stop))
         provider = ScriptedProvider.tool_loop(steps, "step", delay=0.005)
         agent = Agent(data, provider=provider, tools=[step], durability=durability)
-        await asyncio.gather(*(agent.arun("go") for _ in range(n)))
+        responses = await asyncio.gather(*(agent.arun("go") for _ in range(n)))
         stop.set()
+        answered.extend(r.answer for r in responses)
         await beat
         return lags
 
@@ -165,6 +173,8 @@ def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, An
         shutil.rmtree(data, ignore_errors=True)
     per_result = drained["ms"] / drained["calls"] if drained["calls"] else 0.0
     on_loop_ms = [x + per_result for x in loop_ms]  # queueing the call, plus taking its result back
+    if answered != ["done"] * n or not write_ms or not on_loop_ms:
+        raise SystemExit(f"stall run went wrong: {len(write_ms)} appends timed, answers {answered[:5]}...")
     return {
         "writes_on": "loop" if on_loop else "threads (delite)",
         "durability": durability,
@@ -176,7 +186,8 @@ def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, An
         "append_ms_p99": round(pct(write_ms, 99), 4),
         "heartbeat_lag_ms_p50": round(statistics.median(lags), 3),
         "heartbeat_lag_ms_p99": round(pct(lags, 99), 3),
-        "heartbeat_lag_ms_max": round(max(lags), 3),
+        "heartbeat_lag_ms_max": round(max(lags), 3) if lags else 0.0,
+        "all_answered": True,
     }
 
 
@@ -197,23 +208,35 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join([head, rule, *body])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--quick", action="store_true", help="1, 10 and 100 executions only")
     parser.add_argument("--concurrency", type=int, nargs="*", help="numbers of executions at once")
     parser.add_argument("--steps", type=int, default=5, help="tool steps per execution (default 5)")
     parser.add_argument("--delay", type=float, default=0.05, help="seconds per model call (default 0.05)")
     parser.add_argument("--durability", default="full", choices=["full", "normal", "off"])
     parser.add_argument("--workers", type=int, default=32, help="the runtime's worker threads")
-    args = parser.parse_args()
-    levels = args.concurrency or ([1, 10, 100] if args.quick else [1, 10, 100, 200, 1000])
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): tiny sizes, a few seconds, no real numbers")
+    parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
+    args = parser.parse_args(argv)
+    stall_runs, stall_steps = 50, 10
+    if args.smoke:
+        args.concurrency = args.concurrency or [1, 4]
+        args.steps, args.delay = 2, 0.01
+        stall_runs, stall_steps = 4, 2
+    levels = args.concurrency or [1, 10, 100, 200, 1000]
     rows = [throughput(n, args.steps, args.delay, args.durability, args.workers) for n in levels]
-    stalls = [stall(50, 10, "full", on_loop=False), stall(50, 10, "full", on_loop=True)]
-    result = {"machine": machine(), "throughput": rows, "stall": stalls}
+    stalls = [
+        stall(stall_runs, stall_steps, "full", on_loop=False),
+        stall(stall_runs, stall_steps, "full", on_loop=True),
+    ]
+    result = {"machine": machine(), "smoke": args.smoke, "throughput": rows, "stall": stalls}
+    wrong = [r for r in rows if not (r["logs_healthy"] and r["all_answered"])]
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2))
     if args.json:
         print(json.dumps(result, indent=2))
-        return 0
+        return 1 if wrong else 0
     m = result["machine"]
     print(f"Python {m['python']}, delite {m['delite']}, {m['system']}, {m['cores']} cores")
     print(
@@ -225,7 +248,10 @@ def main() -> int:
             ["executions", "wall_s", "ideal_s", "ratio_to_ideal", "steps_per_s", "model_calls_per_s", "logs_healthy"],
         )
     )
-    print("\nEvent loop while 50 executions of 10 steps run with arun (model 5 ms per call, full durability)")
+    print(
+        f"\nEvent loop while {stall_runs} executions of {stall_steps} steps run with arun"
+        " (model 5 ms per call, full durability)"
+    )
     print(
         table(
             stalls,
@@ -242,7 +268,9 @@ def main() -> int:
             ],
         )
     )
-    return 0
+    for r in wrong:
+        print(f"WRONG: {r['executions']} executions: logs healthy {r['logs_healthy']}, all answered {r['all_answered']}")
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ builds an Agent and calls ``submit_approval``, which records the decision, runs 
 Peers for comparison (../shared/reference/peers.md): dendrux takes about 0.1 s per submit after a 0.5 s import.
 
     python benchmarks/bench_submit.py [--trials 15] [--json]
+    python benchmarks/bench_submit.py --smoke          # or --quick; CI: one trial of each kind, a few seconds
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 SETUP = textwrap.dedent(
     """
@@ -94,8 +96,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--trials", type=int, default=15)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): one trial each")
+    parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args()
+    if args.smoke:
+        args.trials = 1
     rows = run(args.trials)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(rows, indent=2))
     if args.json:
         print(json.dumps(rows, indent=2))
         return

@@ -5,6 +5,7 @@ A standalone script (the CI runs a short form from ``tests/crash/test_torture.py
     python benchmarks/torture.py --kills 1000             # the long form; a summary table
     python benchmarks/torture.py --kills 50 --json        # the short form, as JSON
     python benchmarks/torture.py --kills 100 --exec       # every worker a fresh interpreter (slower)
+    python benchmarks/torture.py --smoke                  # or --quick; CI: one execution, a few kills, seed 7
 
 The workload is one execution of ten model turns that mixes every kind of step: plain tool calls (two in one
 turn too), a tool that needs a human's approval (approved once, rejected once), a client-side tool, a tool
@@ -727,7 +728,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temp dir, removed)")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): 3 kills, seed 7")
+    parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.kills = 3
+        args.seed = 7 if args.seed is None else args.seed
     if args.worker:
         data_dir, eid, plan = args.worker
         worker(data_dir, eid, json.loads(plan), sys.stdout.fileno())
@@ -741,6 +747,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"seed": seed, **summary.as_dict()}))
     if args.json:
         print(json.dumps({"seed": seed, **summary.as_dict()}))
     else:

@@ -5,7 +5,11 @@ extra (``pip install -e ".[bench]"``), or into a separate virtualenv and pass it
 
     python benchmarks/compare/bench_compare.py                       # a table of numbers and ratios
     python benchmarks/compare/bench_compare.py --json                # the same as JSON
-    python benchmarks/compare/bench_compare.py --python venv/bin/python --quick
+    python benchmarks/compare/bench_compare.py --python venv/bin/python --sizes 10,100 --reps 1 --kills 4
+    python benchmarks/compare/bench_compare.py --smoke               # or --quick; CI: N=10, one of each
+
+A peer that is not installed for ``--python`` is left out, and the script says so (on stderr, and under
+``missing_peers`` in the JSON); with none installed it measures delite alone and still exits 0.
 
 The workload (``workloads.py``): an agent loop of N steps, each one scripted model call plus one trivial tool
 that appends a line to a side file, for delite, DBOS (SQLite), LangGraph (``langgraph-checkpoint-sqlite``, the
@@ -339,15 +343,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps-big", type=int, default=2)
     parser.add_argument("--kills", type=int, default=20, help="random-SIGKILL trials per implementation")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="sizes 10,100, one repetition, 4 kills")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): N=10, one kill each")
+    parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args(argv)
     impls = [i for i in args.impls.split(",") if i]
     if "delite" not in impls:
         parser.error("delite must be one of the implementations (ratios are to delite)")
-    sizes = [10, 100] if args.quick else [int(s) for s in args.sizes.split(",")]
-    reps = {n: (1 if args.quick else (args.reps_big if n >= 1000 else args.reps)) for n in sizes}
-    kills = 4 if args.quick else args.kills
+    unknown = [i for i in impls if i not in IMPLS]
+    if unknown:
+        parser.error(f"unknown implementations: {', '.join(unknown)} (choose from {', '.join(IMPLS)})")
+    installed = versions(args.python, impls)
+    missing = [i for i in impls if i != "delite" and not installed.get(DISTS[i])]
+    if "langgraph" in impls and "langgraph" not in missing and not installed.get("langgraph-checkpoint-sqlite"):
+        missing.append("langgraph")
+    if missing:
+        print(
+            f"peers not installed for {args.python}: {', '.join(missing)} (pip install -e '.[bench]');"
+            " they are left out" + (", delite is measured alone" if len(missing) == len(impls) - 1 else ""),
+            file=sys.stderr,
+        )
+        impls = [i for i in impls if i not in missing]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    reps = {n: (args.reps_big if n >= 1000 else args.reps) for n in sizes}
+    kills = args.kills
+    resume_reps, import_reps = 3, 5
+    if args.smoke:
+        sizes, reps, kills, resume_reps, import_reps = [10], {10: 1}, 1, 1, 1
     root = tempfile.mkdtemp(prefix="delite-compare-")
     try:
         steps = measure_steps(args.python, impls, sizes, reps, root)
@@ -368,9 +390,9 @@ def main(argv: list[str] | None = None) -> int:
                 else None
             )
         print("resume...", file=sys.stderr)
-        resume = measure_resume(args.python, steps["finished"], max(sizes), 3)
+        resume = measure_resume(args.python, steps["finished"], max(sizes), resume_reps)
         print("imports...", file=sys.stderr)
-        imports = measure_imports(args.python, impls, 5)
+        imports = measure_imports(args.python, impls, import_reps)
         print("crashes...", file=sys.stderr)
         per_step_100 = {i: ms[i].get("100") or ms[i].get(str(max(sizes))) or 10.0 for i in impls}
         per_step_100["delite-once"] = per_step_100["delite"]
@@ -379,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     report = {
         "machine": machine(),
-        "versions": versions(args.python, impls),
+        "smoke": args.smoke,
+        "versions": installed,
         "impls": impls,
+        "missing_peers": missing,
         "sizes": sizes,
         "ms_per_step": ms,
         "bytes_per_step": disk,
@@ -391,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         "errors": steps["errors"],
         "crash_steps": CRASH_STEPS,
     }
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -399,7 +425,21 @@ def main(argv: list[str] | None = None) -> int:
         print(table(report))
         for impl, error in report["errors"].items():
             print(f"{impl}: {error}")
-    return 0
+        if missing:
+            print(f"not installed, left out: {', '.join(missing)} (pip install -e '.[bench]')")
+    # A peer may fail on its own; delite failing its own workload is a bug, never a number.
+    broken = [
+        why
+        for why in (
+            report["errors"].get("delite"),
+            report["resume"].get("delite", {}).get("error"),
+            *(report["crashes"].get(i, {}).get("last_error") for i in ("delite", "delite-once")),
+        )
+        if why
+    ]
+    for why in broken:
+        print(f"delite failed: {why}", file=sys.stderr)
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":

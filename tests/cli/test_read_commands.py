@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
 import subprocess
 import sys
 import threading
@@ -221,23 +223,51 @@ def test_tail_prints_the_last_records(run, built: Path) -> None:
     assert [json.loads(x)["kind"] for x in lines] == ["execution-completed"]
 
 
-def test_tail_follow_prints_records_as_they_are_appended(run, data: Path) -> None:
-    def finish() -> None:
-        time.sleep(0.3)
+def test_tail_follow_prints_records_as_they_are_appended(data: Path) -> None:
+    """A real ``delite tail -f`` process; each record is appended only after the previous one was printed."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DELITE_DATA_DIR", "DELITE_AGENT")}
+    command = ["tail", "approve-1", "--data-dir", str(data), "-n", "1", "-f", "--poll", "0.01", "--json"]
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "delite_cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            lines.put(line)
+        lines.put(None)  # end of output
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def next_kind() -> str:
+        line = lines.get(timeout=60)  # a deadline for a broken follower, never a barrier
+        assert line is not None, follower.stderr.read() if follower.stderr else ""
+        return json.loads(line)["kind"]
+
+    try:
+        assert next_kind() == "execution-suspended"  # the last record there was: the follower is running
         store = FileStore(data, durability="off")
         with store.claim("approve-1") as log:
             log.append([ModelResponded(at=time.time(), step=2, content="late")])
-            time.sleep(0.2)
+            assert next_kind() == "model-responded"  # printed while the writer still holds the claim
             log.append([ExecutionCompleted(at=time.time(), answer="late")])
-
-    t = threading.Thread(target=finish)
-    t.start()
-    try:
-        r = run("tail", "approve-1", "--data-dir", data, "-n", "1", "-f", "--poll", "0.05", "--timeout", "10", "--json")
+            assert next_kind() == "execution-completed"
+        assert follower.wait(timeout=60) == 0  # and it stopped by itself, with no --timeout
+        reader.join(60)
+        assert lines.get(timeout=60) is None  # nothing after the end
     finally:
-        t.join()
-    kinds = [json.loads(x)["kind"] for x in r.stdout.splitlines()]
-    assert kinds == ["execution-suspended", "model-responded", "execution-completed"]  # and it stopped by itself
+        if follower.poll() is None:
+            follower.kill()
+        follower.wait()
+        for stream in (follower.stdout, follower.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def test_health_of_a_healthy_directory(run, data: Path) -> None:

@@ -6,7 +6,7 @@ Each round claims one execution (mostly waiting for it, sometimes only trying), 
 creates the execution's occupancy marker with O_EXCL (it must not exist: nobody else may be inside), bumps a
 counter file with a plain read-modify-write (two owners at once would lose an update), appends a pair of
 records naming itself (two owners at once would interleave them), then removes the marker and releases.
-Prints one JSON line: claims per execution, non-blocking tries that found the execution busy, and breaches.
+Prints ``ready`` once set up, waits for GO_FILE to exist, then prints one JSON line: claims per execution, non-blocking tries that found the execution busy, and breaches.
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ def main() -> int:
     claims = dict.fromkeys(ids, 0)
     busy = 0
     breaches: list[str] = []
+    print("ready", flush=True)  # imported and set up: the driver starts everyone at once when all are ready
+    deadline = time.monotonic() + 120
     while not os.path.exists(go):  # start together
+        if time.monotonic() > deadline:
+            raise SystemExit("never told to start")
         time.sleep(0.001)
     for n in range(int(rounds)):
         eid = rng.choice(ids)

@@ -4,6 +4,8 @@ Usage: python handoff_worker.py DATA_DIR SCENARIO COMMAND [ARG...]
 
 Prints one JSON line: the response ({"status", "answer", "kind", "ids", "question"}) or the error
 ({"error": class name, "http": status}). Side effects go to DATA_DIR/ledger.txt, one line per tool body run.
+In scenario ``slow`` (200 steps) the tool call number HOLD_AT waits, after its side effect, until the file
+DATA_DIR/release exists, so a test can act while the run is known to be in flight.
 Set DELITE_TEST_DIE=before|after to SIGKILL this process inside the first gated tool body, before or after
 its side effect. DELITE_TEST_API=async runs each command through the async API (``arun``, ``asubmit_*``...).
 """
@@ -21,6 +23,8 @@ from typing import Any
 from delite import Agent, Budget, ScriptedProvider, current_call, tool
 from delite.errors import DeliteError
 from delite.providers import call
+
+HOLD_AT = 3  # in scenario "slow", the tool call (0-based) that waits for DATA_DIR/release to exist
 
 
 def outputs(messages: list[dict[str, Any]]) -> str:
@@ -63,8 +67,12 @@ def build(data_dir: str, scenario: str) -> Agent:
         """A unit of paid work."""
         with ledger.open("a") as f:
             f.write(f"work {current_call().idempotency_key} {current_call().attempt}\n")
-        if scenario == "slow":
-            time.sleep(0.05)
+        if scenario == "slow" and i == HOLD_AT:
+            # Hold the run here, in a tool body, until the driver says so (it cancels meanwhile).
+            release = Path(data_dir) / "release"
+            deadline = time.monotonic() + 120
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.001)
         return f"w{i}"
 
     scripts: dict[str, Any] = {
@@ -92,7 +100,11 @@ def main() -> int:
     go = os.environ.get("DELITE_TEST_GO_FILE")
     agent = build(data_dir, scenario)
     if go:  # line up racing processes: every one is imported and built before any acts
+        print("ready", flush=True)  # the driver creates the go file once every racer said so
+        deadline = time.monotonic() + 120
         while not os.path.exists(go):
+            if time.monotonic() > deadline:
+                raise SystemExit("never told to go")
             time.sleep(0.001)
     if os.environ.get("DELITE_TEST_API") == "async":
         return _run_async(agent, scenario, command, args)

@@ -16,6 +16,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,17 @@ def main() -> int:
         """Pay order n."""
         call_id = current_call().call_id
         if mode == "mid-batch" and call_id == "c1.1":
+            # The barrier: the first call's result is durable and the third call has acted.
+            deadline = time.monotonic() + 60
             while not finished("c1.0") or not ledger.exists() or ":c1.2 " not in ledger.read_text():
-                time.sleep(0.001)  # the first call's result is durable and the third call has acted
+                if time.monotonic() > deadline:
+                    raise SystemExit("the first call never finished or the third never acted")
+                time.sleep(0.001)
             effect()
             die()
         if mode == "mid-batch" and call_id == "c1.2":
             effect()
-            time.sleep(30)  # still running when the process dies
+            threading.Event().wait(60)  # still running when the process dies (the call above kills it)
         effect()
         return f"paid {n}"
 

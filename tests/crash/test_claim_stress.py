@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from delite.log import read_log
@@ -33,7 +32,10 @@ def test_eight_processes_contend_for_three_executions(tmp_path: Path) -> None:
         )
         for _ in range(PROCESSES)
     ]
-    time.sleep(0.3)  # let every worker import delite before any claims
+    for p in procs:  # the barrier: every worker has imported delite and built its store before any claims
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        assert line == "ready\n", (line, p.stderr.read() if p.stderr else "")
     go.touch()
     reports = []
     for p in procs:

@@ -42,7 +42,8 @@ from delite.log.records import (
 )
 from delite.state.fold import fold
 
-FUZZ = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+# No deadline: a timing limit fails on a loaded machine, not on a slow reader (speed is measured in benchmarks/).
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def valid_log() -> list[Any]:

@@ -24,7 +24,8 @@ TRANSIENT = {
     "429-retry-after": (Fault(kind="status", status=429, retry_after="0.005"), 429, False),
     "500": (Fault(kind="status", status=500), 500, False),
     "529-overloaded": (Fault(kind="status", status=529, message="Overloaded"), 529, False),
-    "stall": (Fault(kind="stall", seconds=1.0, after=2), None, True),
+    # The server stalls far longer than the client's timeout, so the first attempt always times out.
+    "stall": (Fault(kind="stall", seconds=30.0, after=2), None, True),
     "drop": (Fault(kind="drop", after=4), None, True),
     "truncate": (Fault(kind="truncate", after=4), None, True),
     "malformed": (Fault(kind="malformed", after=4), None, True),
@@ -43,7 +44,8 @@ def records(data_dir: Path, eid: str) -> list[object]:
 def test_transient_fault_is_retried_and_recorded(fake: FakeLLM, data_dir: Path, api: str, name: str, streamed: bool) -> None:
     fault, status, billed = TRANSIENT[name]
     fake.load(Script(turns=[Turn(text=ANSWER, faults=[fault])]))
-    timeout = 0.25 if fault.kind == "stall" else 5.0
+    # Long enough that the retry, served at once, never times out on a loaded machine; the stall outlasts it.
+    timeout = 1.0 if fault.kind == "stall" else 5.0
     agent = make_agent(data_dir, make_provider(fake, api, timeout=timeout))
     if streamed:
         stream = agent.stream_events("hi")

@@ -19,12 +19,14 @@ from delite.log import read_log
 from delite.log.records import ModelResponded, ToolFinished
 
 WORKER = str(Path(__file__).with_name("stream_worker.py"))
+STALL_AFTER = 2
 ANSWER = "It is 18C and sunny in Paris, a fine day for a walk along the river."
 SCRIPT = Script(
     turns=[
         Turn(calls=[Call(name="get_weather", arguments={"city": "Paris"})]),
-        # The first request for the answer streams slowly, so the kill lands in the middle of it.
-        Turn(text=ANSWER, faults=[Fault(kind="slow", seconds=0.1)]),
+        # The first request for the answer sends two events and then stalls (far longer than the test), so the
+        # kill lands in the middle of the stream however slow the machine is.
+        Turn(text=ANSWER, faults=[Fault(kind="stall", after=STALL_AFTER, seconds=120)]),
     ]
 )
 
@@ -52,7 +54,7 @@ def test_sigkill_mid_stream_then_resume(server_process: FakeLLMProcess, tmp_path
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            streaming = [r for r in server_process.requests if r["turn"] == 1 and r["events_sent"] >= 2]
+            streaming = [r for r in server_process.requests if r["turn"] == 1 and r["events_sent"] >= STALL_AFTER]
             if streaming or first.poll() is not None:
                 break
             time.sleep(0.02)
@@ -83,5 +85,5 @@ def test_sigkill_mid_stream_then_resume(server_process: FakeLLMProcess, tmp_path
     assert [(t.step, t.content) for t in turns] == [(1, None), (2, ANSWER)]
     assert (tmp_path / "ledger.txt").read_text().splitlines() == ["killed:c1.0"]  # the tool ran once
     answer_requests = [r for r in server_process.requests if r["turn"] == 1]
-    assert [r["fault"] for r in answer_requests] == ["slow", None]
+    assert [r["fault"] for r in answer_requests] == ["stall", None]
     assert answer_requests[0]["outcome"] != "complete" and answer_requests[1]["outcome"] == "complete"

@@ -156,22 +156,30 @@ def test_suspension_ends_the_stream(data_dir: Path) -> None:
 def test_leaving_while_a_tool_runs_lets_it_finish_and_record_its_result(data_dir: Path) -> None:
     import threading
 
-    release = threading.Event()
+    left = threading.Event()
     runs: list[int] = []
+    waited: list[bool] = []
 
     @tool
     def slow(n: int) -> int:
-        """A tool that takes a while."""
-        release.wait(5)
+        """A tool that is still running when the consumer leaves, and ends only after it has."""
+        waited.append(left.wait(30))
         runs.append(n)
         return n
 
     agent = Agent(data_dir, provider=ScriptedProvider([call("slow", n=1), "done"]), tools=[slow])
     events = agent.stream_events("go", execution_id="mid-tool")
-    threading.Timer(0.2, release.set).start()  # the tool ends after the consumer has left
+    real_close = events.close
+
+    def close() -> None:  # the consumer leaving: the barrier the tool waits for
+        left.set()
+        real_close()
+
+    events.close = close  # type: ignore[method-assign]
     for event in events:
         assert isinstance(event, ToolCallStarted)
-        break  # leaving the loop waits for the run to stop
+        break  # leaving the loop closes the stream, which waits for the run to stop
+    assert waited == [True]  # the tool was let finish after the consumer had left
     state = agent.get("mid-tool")
     assert runs == [1] and state.steps >= 1
     call_state = next(iter(state.calls.values()))

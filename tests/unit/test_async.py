@@ -287,21 +287,34 @@ def test_a_claim_taken_after_its_caller_was_cancelled_is_released(
 ) -> None:
     Agent(data_dir, provider=ScriptedProvider(["hi"])).run("x", execution_id="c")
     entered = threading.Event()
+    go_on = threading.Event()
+    returned = threading.Event()
     real_claim = FileStore.claim
 
-    def slow_claim(self: FileStore, *args: Any, **kwargs: Any) -> Any:
+    def held_claim(self: FileStore, *args: Any, **kwargs: Any) -> Any:
         entered.set()
-        time.sleep(0.2)  # the caller is cancelled while the claim is being taken
-        return real_claim(self, *args, **kwargs)
+        go_on.wait(30)  # the caller is cancelled while the claim is being taken
+        try:
+            return real_claim(self, *args, **kwargs)
+        finally:
+            returned.set()
 
-    monkeypatch.setattr(FileStore, "claim", slow_claim)
+    monkeypatch.setattr(FileStore, "claim", held_claim)
 
     async def main() -> None:
         task = asyncio.create_task(Agent(data_dir, provider=ScriptedProvider([])).aresume("c"))
-        await asyncio.to_thread(entered.wait, 10)
+        await asyncio.to_thread(entered.wait, 30)
         task.cancel()
+        for _ in range(5):  # let the task take the cancellation while its claim is still held up
+            await asyncio.sleep(0)
+        go_on.set()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     asyncio.run(main())
-    assert not FileStore(data_dir).is_claimed("c")
+    assert returned.wait(30)  # the claim was taken (after the cancel)...
+    store = FileStore(data_dir)
+    deadline = time.monotonic() + 30
+    while store.is_claimed("c") and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert not store.is_claimed("c")  # ...and released for nobody

@@ -129,17 +129,17 @@ def test_a_tool_declared_parallel_false_runs_alone(data_dir: Path) -> None:
 
 
 def test_parallel_tool_calls_false_runs_one_at_a_time(data_dir: Path) -> None:
-    lock = threading.Lock()
+    changed = threading.Condition()
     running = {"now": 0, "most": 0}
 
     @tool
     def work(i: int) -> str:
-        """Work."""
-        with lock:
+        """Work that stays a moment, or leaves at once if another call joins it (which must not happen)."""
+        with changed:
             running["now"] += 1
             running["most"] = max(running["most"], running["now"])
-        time.sleep(0.005)
-        with lock:
+            changed.notify_all()
+            changed.wait_for(lambda: running["now"] > 1, timeout=0.05)
             running["now"] -= 1
         return f"w{i}"
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import collections
 import os
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,19 +87,23 @@ def build(
 ) -> Agent:
     """An agent whose model calls and tool side effects are recorded (in the trace, when there is one)."""
 
-    def effect(result: str) -> str:
+    # The two calls of the second turn (orders 2 and 3), when they run at the same time, meet here after both
+    # acted and before either returns: the recorded run then has both in flight at once, whatever the timing.
+    both_acted = threading.Barrier(2, timeout=30)
+
+    def effect(result: str, *, meet: bool = False) -> str:
         ctx = current_call()
         effects.append((ctx.idempotency_key, ctx.attempt))
         if trace is not None:
             trace.events.append(Event("tool", key=ctx.idempotency_key, attempt=ctx.attempt))
-            if parallel:
-                time.sleep(0.01)  # calls of one turn that run at the same time all act before either result
+            if parallel and meet:
+                both_acted.wait()
         return result
 
     @tool
     def charge(order: int) -> str:
         """Charge an order."""
-        return effect(f"charged {order}")
+        return effect(f"charged {order}", meet=order in (2, 3))
 
     @tool(requires_confirmation=True)
     def refund(order: int) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from delite import Agent, DataDir, Runtime, ScriptedProvider, Status, current_call, delegate, tool
-from delite.errors import ProviderError, UsageError
+from delite.errors import DeliteError, ProviderError, UsageError
 from delite.log.records import ExecutionCompleted
 from delite.providers import call
 from delite.store import FileStore
@@ -109,8 +108,9 @@ def test_a_refused_signal_raises_and_records_nothing(data_dir: Path) -> None:
         )
         eid = rt.go(agent, "go")
         rt.wait(eid)
-        with pytest.raises(Exception, match=r"no call with id c9\.9"):
+        with pytest.raises(DeliteError, match=r"no call with id c9\.9") as info:  # a typed error, not any
             rt.signal(eid, "c9.9", True)
+        assert info.value.http_status == 400
         assert agent.get(eid).status is Status.WAITING_APPROVAL
         rt.signal(eid, "c1.0", False, reason="no")
         assert rt.wait(eid).answer == "ok"
@@ -155,9 +155,22 @@ def test_a_failed_run_calls_on_fail_and_wait_raises(data_dir: Path) -> None:
     assert agent.get(eid).status is Status.FAILED
 
 
-def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(
-    data_dir: Path, work: Any, ledger: list[str]
-) -> None:
+def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(data_dir: Path, ledger: list[str]) -> None:
+    held = threading.Condition()
+    holding = {"on": True, "count": 0}
+    release = threading.Event()
+
+    @tool
+    def work(i: int) -> str:
+        """A unit of work with a side effect; in the first runtime, the third call waits to be released."""
+        ledger.append(current_call().idempotency_key)
+        if i == 2 and holding["on"]:
+            with held:
+                holding["count"] += 1
+                held.notify_all()
+            release.wait(30)
+        return f"w{i}"
+
     def agent(rt: Runtime) -> Agent:
         return Agent(
             data_dir,
@@ -169,10 +182,13 @@ def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(
 
     rt = Runtime(data_dir)
     ids = [rt.go(agent(rt), "go") for _ in range(3)]
-    deadline = time.monotonic() + 30
-    while len(ledger) < 6 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    with held:  # the barrier: all three runs are inside their third tool call
+        assert held.wait_for(lambda: holding["count"] == 3, timeout=30)
+    rt.shutdown(wait=False)  # asked to stop while every run has a tool call in flight...
+    release.set()  # ...which finishes and is recorded first
     rt.shutdown(wait=True)
+    holding["on"] = False
+    assert len(ledger) == 9  # each run stopped at the boundary after its third call: no fourth one started
     with pytest.raises(UsageError, match="shut down"):
         rt.go(agent(rt), "more")
     store = FileStore(data_dir)

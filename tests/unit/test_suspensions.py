@@ -15,6 +15,7 @@ from delite.errors import (
     ExecutionNotSuspendedError,
     IdempotencyConflictError,
     InvalidToolResultError,
+    ProviderError,
     SuspendKindMismatchError,
 )
 from delite.log.records import DecisionRecorded, DriftAccepted, ToolFinished
@@ -433,7 +434,7 @@ def test_submit_on_a_running_or_failed_execution(data_dir: Path) -> None:
         raise ValueError("model down")
 
     agent = Agent(data_dir, provider=broken)
-    with pytest.raises(Exception, match="model down"):
+    with pytest.raises(ProviderError, match="model down"):
         agent.run("x", execution_id="f")
     with pytest.raises(ExecutionNotSuspendedError):
         agent.submit_input("f", "hi")

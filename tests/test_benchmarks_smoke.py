@@ -1,0 +1,235 @@
+"""Every benchmark runs in CI, in its smoke mode, so none can rot unnoticed.
+
+Each script in ``benchmarks/`` takes ``--smoke`` or ``--quick`` (the same: the smallest workload, a few
+seconds), ``--json`` (the JSON on stdout instead of the tables) and ``--json-out PATH`` (the JSON written there
+while the tables are printed). Here each one runs as a real process, all of them at
+once (they are mostly waiting on processes and fsyncs), and must exit 0, print its tables, and write JSON
+with the keys its readers use. The numbers of a smoke run mean nothing and are not checked; what each run
+measured must have gone right (every execution answered, every log healthy, no invariant breached).
+``benchmarks/compare/bench_compare.py`` compares delite with optional peers: the ones that are not
+installed are left out and named, and delite is measured alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+TIMEOUT = 240  # seconds for one smoke run on a loaded machine: a guard against a hang, not a speed check
+
+
+def check_steps(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "steps", "fixed", "resume", "import"}
+    assert d["smoke"] is True
+    assert {r["mode"] for r in d["steps"]} == {"full", "normal", "off"}
+    for row in d["steps"]:
+        assert set(row) >= {"mode", "steps", "ms_per_step", "delite_ms_per_step", "p50_step_ms", "fsyncs_per_step"}
+        assert row["log_bytes"] > 0
+    assert {r["mode"] for r in d["fixed"]} == {"full", "normal", "off"}
+    assert [r["variant"] for r in d["resume"]] == ["snapshot", "cold"]  # the smoke log is large enough for one
+    assert [r["statement"] for r in d["import"]["imports"]] == [
+        "import delite",
+        "from delite import Agent, ScriptedProvider, tool",
+    ]
+    assert "ms/step" in out and "whole process ms" in out
+
+
+def check_runtime(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "throughput", "stall"}
+    assert d["throughput"], d
+    for row in d["throughput"]:
+        assert row["all_answered"] is True and row["logs_healthy"] is True, row
+        assert set(row) >= {"executions", "wall_s", "ideal_s", "ratio_to_ideal", "steps_per_s"}
+    assert [r["writes_on"] for r in d["stall"]] == ["threads (delite)", "loop"]
+    assert all(r["appends"] > 0 and r["all_answered"] for r in d["stall"])
+    assert "Throughput:" in out and "Event loop while" in out
+
+
+def check_cli(d: dict[str, Any], out: str) -> None:
+    keys = {"executions", "status_cold_s", "status", "status_json", "status_filtered", "inspect", "inspect_prefix"}
+    assert set(d) >= keys | {"steps_cmd", "health", "smoke"}
+    assert d["executions"] == 20 and d["smoke"] is True
+    assert d["health"]["healthy"] is True and d["health"]["records"] > 0
+    assert set(d["status"]) == {"median_s", "min_s", "runs"}
+    assert "delite status, warm index" in out and "delite health" in out
+
+
+def check_submit(d: list[dict[str, Any]], out: str) -> None:
+    assert [r["submission"] for r in d] == ["approval", "client", "input"]
+    for row in d:
+        assert set(row) == {
+            "submission",
+            "submit_to_done_ms_median",
+            "submit_to_done_ms_p90",
+            "whole_process_ms_median",
+            "trials",
+        }
+        assert row["trials"] == 1
+    assert "submit->done median ms" in out
+
+
+def check_provider(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "runs", "provider"}
+    pairs = [(r["api"], r["stream"]) for r in d["runs"]]
+    assert pairs == [(api, s) for api in ("chat", "responses", "messages") for s in (False, True)]
+    for row in d["runs"]:
+        assert set(row) >= {"raw_ms", "agent_off_ms", "agent_full_ms", "overhead_off_ms", "fsyncs_per_call"}
+        assert row["fsyncs_per_call"] > 0  # full durability did sync
+    assert [(r["api"], r["stream"]) for r in d["provider"]] == pairs
+    assert "per model call" in out and "the provider alone" in out
+
+
+def check_torture(d: dict[str, Any], out: str) -> None:
+    assert d["violations"] == [], d["violations"][:5]
+    assert d["seed"] == 7 and d["kills"] >= 3
+    assert d["completed"] == d["executions"] == d["answers_matched"] >= 1
+    assert d["reran_completed"] == 0
+    assert d["torn_tails"] == d["torn_repaired"]
+    assert "SIGKILLs" in out and "invariant breaches" in out
+
+
+def check_compare(d: dict[str, Any], out: str) -> None:
+    peers = {"dbos", "langgraph", "dendrux"}
+    assert set(d) >= {"impls", "missing_peers", "ms_per_step", "resume", "import_ms", "crashes", "errors", "versions"}
+    assert d["smoke"] is True and d["sizes"] == [10]
+    assert d["impls"][0] == "delite" and set(d["impls"]) | set(d["missing_peers"]) == {"delite"} | peers
+    assert "delite" not in d["errors"], d["errors"]  # a peer's own failure is its business, not a test failure
+    assert d["ms_per_step"]["delite"]["10"] is not None
+    assert d["resume"]["delite"]["ms"] is not None
+    assert d["crashes"]["delite"]["trials"] == 1 and d["crashes"]["delite"]["with_duplicates"] == 0
+    assert "| measure | delite" in out
+    if d["missing_peers"]:  # it says so, and names them
+        assert "not installed, left out: " + ", ".join(d["missing_peers"]) in out
+
+
+@dataclass(frozen=True)
+class Bench:
+    script: str
+    check: Callable[[Any, str], None]
+
+
+def check_any(d: Any, out: str) -> None:
+    """A benchmark without checks of its own here: it ran, printed something and wrote some JSON."""
+    assert d, d
+    assert out.strip()
+
+
+KNOWN = {
+    "bench_steps": Bench("bench_steps.py", check_steps),
+    "bench_runtime": Bench("bench_runtime.py", check_runtime),
+    "bench_cli": Bench("bench_cli.py", check_cli),
+    "bench_submit": Bench("bench_submit.py", check_submit),
+    "bench_provider": Bench("bench_provider.py", check_provider),
+    "torture": Bench("torture.py", check_torture),
+    "bench_compare": Bench("compare/bench_compare.py", check_compare),
+}
+# Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement.
+HELPERS = {"compare/workloads.py"}
+
+
+def discover() -> dict[str, Bench]:
+    """Every script in benchmarks/ is smoke-tested: a new one needs --smoke and --json-out from day one."""
+    found = dict(KNOWN)
+    for path in sorted(BENCHMARKS.rglob("*.py")):
+        script = path.relative_to(BENCHMARKS).as_posix()
+        if path.name.startswith("_") or script in HELPERS or script in {b.script for b in found.values()}:
+            continue
+        found[path.stem] = Bench(script, check_any)
+    return found
+
+
+BENCHES = discover()
+
+
+def test_the_known_benchmarks_are_there() -> None:
+    """A benchmark with its own checks here was not renamed or removed without this file knowing."""
+    for bench in KNOWN.values():
+        assert (BENCHMARKS / bench.script).is_file(), bench.script
+
+
+QUICK = "bench_runtime --quick --json"
+QUICK_TEST = "test_quick_is_the_smoke_mode_and_json_goes_to_stdout"
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[str]
+    json_path: Path
+    output: tuple[str, str] | None = None
+
+    def wait(self) -> tuple[str, str]:
+        """Its stdout and stderr once it has ended (killed after TIMEOUT seconds: a hang, not slowness)."""
+        if self.output is None:
+            try:
+                self.output = self.proc.communicate(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                out, err = self.proc.communicate()
+                self.output = (out, err + f"\n(killed: no end after {TIMEOUT} s)")
+        return self.output
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Running]]:
+    """Start every selected smoke run at once; each test waits for its own."""
+    selected = {
+        item.callspec.params["name"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_benchmark_smoke_mode" and hasattr(item, "callspec")
+    }
+    if any(getattr(item, "originalname", "") == QUICK_TEST for item in request.session.items):
+        selected.add(QUICK)
+    out = tmp_path_factory.mktemp("bench-smoke")
+    env = {k: v for k, v in os.environ.items() if k not in ("DELITE_DATA_DIR", "DELITE_AGENT")}
+    started: dict[str, Running] = {}
+    try:
+        for name, bench in [*BENCHES.items(), (QUICK, Bench("bench_runtime.py", check_runtime))]:
+            if name not in selected:
+                continue
+            json_path = out / f"{name}.json"
+            options = ["--quick", "--json"] if name == QUICK else ["--smoke", "--json-out", str(json_path)]
+            proc = subprocess.Popen(
+                [sys.executable, str(BENCHMARKS / bench.script), *options],
+                cwd=out,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            started[name] = Running(proc, json_path)
+        yield started
+    finally:
+        for running in started.values():
+            if running.output is None:
+                running.proc.kill()
+                running.wait()
+
+
+@pytest.mark.parametrize("name", list(BENCHES))
+def test_benchmark_smoke_mode(runs: dict[str, Running], name: str) -> None:
+    running = runs[name]
+    out, err = running.wait()
+    assert running.proc.returncode == 0, f"{name} --smoke failed ({running.proc.returncode}):\n{err[-3000:]}"
+    data = json.loads(running.json_path.read_text())
+    BENCHES[name].check(data, out)
+
+
+def test_quick_is_the_smoke_mode_and_json_goes_to_stdout(runs: dict[str, Running]) -> None:
+    """``--quick --json``: the same smoke mode under its other name, the JSON on stdout instead of the tables."""
+    running = runs[QUICK]
+    out, err = running.wait()
+    assert running.proc.returncode == 0, err[-3000:]
+    data = json.loads(out)
+    assert data["smoke"] is True
+    check_runtime(data, "Throughput: Event loop while")  # the tables are not printed with --json
+    assert "Throughput:" not in out
