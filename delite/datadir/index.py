@@ -28,7 +28,9 @@ from delite.datadir.derive import summarize, unreadable
 from delite.datadir.directory import Progress
 from delite.datadir.views import ExecutionSummary, Problem
 from delite.errors import StoreError, UsageError
+from delite.log._os import open_private, read_regular
 from delite.log.reader import parse_log
+from delite.log.records import ExecutionStarted
 from delite.store.ids import MAX_ID_LENGTH
 from delite.store.layout import Layout
 
@@ -86,12 +88,18 @@ class _NewerIndexError(Exception):
 
 
 def scan_logs(layout: Layout) -> dict[str, os.stat_result]:
-    """Every log under the data directory with a valid execution id, and its ``stat``."""
+    """Every entry named like a log under the data directory with a valid execution id, and its ``lstat``.
+
+    Whatever the entry is (a regular file, a link, a directory, a FIFO): each is listed, and reading it is
+    where an entry that is not a usable log is told apart, so one bad entry never hides the others.
+    """
     out: dict[str, os.stat_result] = {}
     try:
         entries = os.scandir(layout.executions)
     except FileNotFoundError:
         return out
+    except OSError as e:
+        raise StoreError.from_os_error("list the executions", layout.executions, e) from e
     with entries:
         for entry in entries:
             name = entry.name
@@ -101,27 +109,39 @@ def scan_logs(layout: Layout) -> dict[str, os.stat_result]:
             if not _VALID_ID(eid) or ".." in eid:  # the rules of validate_execution_id, checked fast
                 continue
             try:
-                out[eid] = entry.stat()
-            except FileNotFoundError:
-                continue
+                out[eid] = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone since the listing
     return out
 
 
 def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
     path = layout.log(eid)
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            data = f.read()
+        data, st = read_regular(path)
     except FileNotFoundError:
         return None
-    try:
-        contents = parse_log(data, path=path)
-        summary = summarize(
-            eid, contents.records, contents.offsets, log_bytes=len(data), torn=contents.torn is not None, path=path
-        )
-    except StoreError as e:  # LogCorruptError, UnsupportedFormatError
-        summary = unreadable(eid, str(e), log_bytes=len(data))
+    except OSError as e:
+        # Not a log this process can read (a link, a directory, a FIFO, no permission): listed as unreadable,
+        # with the reason, and everything else is listed as usual.
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        summary = unreadable(eid, f"cannot read the log: {e.strerror or e}", log_bytes=0)
+        data = b""
+    else:
+        try:
+            contents = parse_log(data, path=path)
+            records = contents.records
+            if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id != eid:
+                summary = unreadable(eid, f"the log names execution {records[0].execution_id!r}", log_bytes=len(data))
+            else:
+                summary = summarize(
+                    eid, records, contents.offsets, log_bytes=len(data), torn=contents.torn is not None, path=path
+                )
+        except StoreError as e:  # LogCorruptError, UnsupportedFormatError
+            summary = unreadable(eid, str(e), log_bytes=len(data))
     created = summary.created_at or st.st_mtime
     return (
         eid,
@@ -131,9 +151,7 @@ def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
         summary.updated_at or created,
         _encode(summary.metadata).decode(),
         _encode(summary),
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ino,
+        *_stamp(st),
     )
 
 
@@ -167,6 +185,7 @@ class ListingIndex:
         """
         path = str(layout.index)
         for _attempt in range(2):
+            _create_private(path)
             try:
                 conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
             except sqlite3.Error:
@@ -326,6 +345,16 @@ def _prepare(conn: sqlite3.Connection) -> None:
         with _transaction(conn):
             conn.execute("DELETE FROM executions")
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('derivation', ?)", (DERIVATION,))
+
+
+def _create_private(path: str) -> None:
+    """Create the empty database file ``0600`` before SQLite does (its journals then take the same mode).
+
+    A file that exists is left alone, and one that cannot be created (a read-only data directory) is not an
+    error: the index is then kept in memory.
+    """
+    with contextlib.suppress(OSError):
+        os.close(open_private(path, os.O_WRONLY))
 
 
 def _delete_index(layout: Layout) -> bool:

@@ -127,8 +127,8 @@ def test_damage_in_the_log_is_never_hidden_by_a_snapshot(finished: tuple[Path, A
         pytest.param(lambda b: b.replace(b'"answer":"done"', b'"answer":"dune"'), id="damaged-but-valid-json"),
         pytest.param(lambda b: b[: len(b) // 2], id="torn"),
         pytest.param(lambda b: b"", id="empty"),
-        pytest.param(lambda b: b.replace(b"delite-snapshot/1", b"delite-snapshot/9"), id="other-format"),
-        pytest.param(lambda b: b"delite-snapshot/1 zz\n{}", id="garbage"),
+        pytest.param(lambda b: b.replace(SNAPSHOT_FORMAT.encode(), b"delite-snapshot/9"), id="other-format"),
+        pytest.param(lambda b: SNAPSHOT_FORMAT.encode() + b" zz\n{}", id="garbage"),
     ],
 )
 def test_a_bad_snapshot_is_a_miss(finished: tuple[Path, Any], parses: list[int], spoil: Any) -> None:
