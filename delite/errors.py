@@ -194,15 +194,16 @@ class LogIdentityError(StoreError):
 
     http_status = 409
 
-    def __init__(self, execution_id: str, path: str, reason: str) -> None:
-        """Build from the id the log was opened under, its path and what is wrong with it."""
-        self._init_store(f"the log of execution {execution_id!r} cannot be used: {reason}", path)
+    def __init__(self, execution_id: str, path: str, reason: str, *, errno: int | None = None) -> None:
+        """Build from the id the log was opened under, its path, what is wrong with it and any ``errno``."""
+        message = f"the log of execution {execution_id!r} cannot be used: {reason}"
+        self._init_store(message, path, errno=errno)
         self.execution_id = execution_id
         self.reason = reason
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by constructor arguments."""
-        return (type(self), (self.execution_id, self.path, self.reason))
+        return (_rebuild, (type(self), (self.execution_id, self.path, self.reason), {"errno": self.errno}))
 
 
 class UnsupportedFormatError(StoreError):

@@ -7,6 +7,7 @@ claimed only if it has a single name (no hard link makes it reachable under anot
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 
@@ -22,14 +23,17 @@ def read_log_file(execution_id: str, path: str) -> tuple[bytes, os.stat_result]:
 
     Raises:
         ExecutionNotFoundError: there is no such file.
-        StoreError: it cannot be read, or it is not a regular file (a symbolic link, a directory, a FIFO);
-            ``errno`` and ``filename`` say why and where.
+        LogIdentityError: it is a symbolic link.
+        StoreError: it cannot be read, or it is not a regular file (a directory, a FIFO); ``errno`` and
+            ``filename`` say why and where.
     """
     try:
         return _os.read_regular(path)
     except FileNotFoundError:
         raise ExecutionNotFoundError(execution_id) from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise LogIdentityError(execution_id, path, "it is a symbolic link", errno=errno.ELOOP) from e
         raise StoreError.from_os_error("read the log", path, e) from e
 
 
