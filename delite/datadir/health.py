@@ -79,6 +79,12 @@ def check_permissions(layout: Layout) -> list[Problem]:
     return problems
 
 
+def _check_owner(eid: str, path: str, st: os.stat_result, problems: list[Problem]) -> None:
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        detail = f"owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+        problems.append(Problem(kind="foreign-owner", severity="warning", execution_id=eid, path=path, detail=detail))
+
+
 def _check_log(
     eid: str, path: str, problems: list[Problem], snapshot: str, *, stale: list[str], mismatched: list[str]
 ) -> tuple[int, int]:
@@ -88,13 +94,13 @@ def _check_log(
     except OSError as e:
         detail = f"cannot read: {e.strerror or e}"
         problems.append(Problem(kind="unreadable", severity="error", execution_id=eid, path=path, detail=detail))
+        with contextlib.suppress(OSError):
+            _check_owner(eid, path, os.lstat(path), problems)
         return 0, 0
     if st.st_nlink > 1:
         detail = f"the log has {st.st_nlink} hard links: it is reachable under another name, and is not claimed"
         problems.append(Problem(kind="hard-linked", severity="error", execution_id=eid, path=path, detail=detail))
-    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
-        detail = f"owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
-        problems.append(Problem(kind="foreign-owner", severity="warning", execution_id=eid, path=path, detail=detail))
+    _check_owner(eid, path, st, problems)
     if os.path.lexists(snapshot):
         _outcome, why = verify_snapshot(snapshot, data, execution_id=eid)
         if why == "mismatch":
