@@ -115,14 +115,6 @@ def open_regular(path: str) -> int:
 def read_regular(path: str) -> tuple[bytes, os.stat_result]:
     """The whole content of the regular file at ``path`` and its ``fstat`` (see :func:`open_regular`)."""
     fd = open_regular(path)
-    try:
+    with open(fd, "rb", buffering=0) as f:  # closes fd; FileIO.readall sizes its buffer from fstat
         st = os.fstat(fd)
-        parts = []
-        while True:
-            chunk = os.read(fd, max(st.st_size + 1, 65536))
-            if not chunk:
-                break
-            parts.append(chunk)
-        return b"".join(parts), st
-    finally:
-        os.close(fd)
+        return f.read(), st

@@ -1,16 +1,16 @@
 """A derived snapshot of a finished execution, so resuming it costs a hash rather than a fold.
 
 The file ``snapshots/<id>.snap`` under the data directory holds the :class:`~delite.state.outcome.Outcome` of
-an execution together with the size and the BLAKE2b-256 hash of the exact log bytes it was computed from::
+an execution together with the size and the SHA-256 hash of the exact log bytes it was computed from::
 
     "delite-snapshot/2 " crc32(body) as 8 hex digits LF
-    body := JSON {"log_size": int, "log_blake2b": hex, "last_offset": int, "outcome": {...}}
+    body := JSON {"log_size": int, "log_sha256": hex, "last_offset": int, "outcome": {...}}
 
 It is never trusted over the log. :func:`load` returns the outcome only when all of this holds, and is a
 miss otherwise (the caller then reads, verifies and folds the log as usual):
 
 - the snapshot is well formed (its own CRC-32 only catches accidents: it is not what binds it);
-- the log is, byte for byte, the one the snapshot describes: same size and same BLAKE2b-256 over every byte,
+- the log is, byte for byte, the one the snapshot describes: same size and same SHA-256 over every byte,
   header included. A strong hash, unlike a CRC, cannot be matched by a different log, so no change to the log
   (a damaged or an edited record) can hide behind a snapshot;
 - what a reader is answered with is in the log itself: the first record names this execution and its
@@ -60,7 +60,7 @@ _HEAD = struct.Struct("<III")
 
 class _Body(msgspec.Struct, frozen=True, kw_only=True):
     log_size: int
-    log_blake2b: str
+    log_sha256: str
     last_offset: int
     outcome: Outcome
 
@@ -70,8 +70,8 @@ _decoder = msgspec.json.Decoder(_Body)
 
 
 def log_digest(data: bytes) -> str:
-    """The BLAKE2b-256 of a log's bytes, in hex: what binds a snapshot to the log it was made from."""
-    return hashlib.blake2b(data, digest_size=32).hexdigest()
+    """The SHA-256 of a log's bytes, in hex: what binds a snapshot to the log it was made from."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def _record_at(data: bytes, offset: int) -> tuple[Any, int] | None:
@@ -139,7 +139,7 @@ def verify(path: str, log_data: bytes, *, execution_id: str | None = None) -> tu
         snap = _decoder.decode(body)
     except msgspec.DecodeError:
         return None, "damaged"
-    if snap.log_size != len(log_data) or not secrets.compare_digest(log_digest(log_data), snap.log_blake2b):
+    if snap.log_size != len(log_data) or not secrets.compare_digest(log_digest(log_data), snap.log_sha256):
         return None, "stale"
     if not _told_by_log(log_data, snap.last_offset, snap.outcome, execution_id):
         return None, "mismatch"
@@ -170,7 +170,7 @@ def save(path: str, log_path: str, log_size: int, outcome: Outcome, *, last_offs
         data, _st = _os.read_regular(log_path)
         if len(data) != log_size or not _told_by_log(data, last_offset, outcome, None):
             return False
-        snap = _Body(log_size=log_size, log_blake2b=log_digest(data), last_offset=last_offset, outcome=outcome)
+        snap = _Body(log_size=log_size, log_sha256=log_digest(data), last_offset=last_offset, outcome=outcome)
         body = _encoder.encode(snap)
         _os.make_private_dir(os.path.dirname(path))
         fd = _os.open_private(tmp, os.O_WRONLY)

@@ -264,7 +264,7 @@ def _forge(data_dir: Path, **changes: Any) -> dict[str, Any]:
     raw = snap.read_bytes()
     body = msgspec.json.decode(raw[raw.index(b"\n") + 1 :])
     data = log_path(data_dir).read_bytes()
-    assert body["log_blake2b"] == hashlib.blake2b(data, digest_size=32).hexdigest()
+    assert body["log_sha256"] == hashlib.sha256(data).hexdigest()
     body["outcome"].update(changes)
     _write_snapshot(snap, body)
     return body
