@@ -16,7 +16,7 @@ from delite.datadir.derive import fold_checked
 from delite.datadir.directory import Progress
 from delite.datadir.index import ListingIndex, check_index, scan_logs
 from delite.datadir.views import HealthReport, Problem
-from delite.errors import LogCorruptError, UnsupportedFormatError
+from delite.errors import LogCorruptError, StoreError, UnsupportedFormatError
 from delite.log._os import read_regular
 from delite.log.reader import parse_log
 from delite.log.records import ExecutionStarted
@@ -214,8 +214,13 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
     repaired = False
     if repair and os.path.isdir(layout.executions):
         for eid in (*stale, *mismatched, *orphaned):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(layout.snapshot(eid))
+            path = layout.snapshot(eid)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise StoreError.from_os_error("delete a snapshot that does not match its log", path, e) from e
         index = ListingIndex.open(layout)
         try:
             index.rebuild()
