@@ -39,11 +39,23 @@ def _loose(path: str | os.PathLike[str]) -> int | None:
     return mode if mode & _LOOSE and not stat.S_ISLNK(st.st_mode) else None
 
 
+def _not_regular(path: str) -> str:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return ""
+    if stat.S_ISREG(st.st_mode):
+        return ""
+    kinds = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO"}
+    return kinds.get(stat.S_IFMT(st.st_mode), "not a regular file")
+
+
 def check_permissions(layout: Layout) -> list[Problem]:
     """A warning for each directory of the data directory, and each folder of files in it, that others may use.
 
     delite creates directories ``0700`` and files ``0600`` whatever the umask; looser ones come from an
-    older delite, another tool or a ``chmod``. Each is named with its mode and the fix.
+    older delite, another tool or a ``chmod``. Each is named with its mode and the fix. Entries of the
+    claims, signals, keys and snapshots folders that are not regular files are named too.
     """
     problems: list[Problem] = []
     folders = (layout.executions, layout.claims, layout.signals, layout.keys, layout.snapshots)
@@ -65,6 +77,12 @@ def check_permissions(layout: Layout) -> list[Problem]:
             continue
         for name in names:
             path = os.path.join(d, name)
+            if d != layout.executions:
+                bad = _not_regular(path)
+                if bad:
+                    detail = f"{bad} where delite keeps its own files: it is ignored or refused; remove it"
+                    problems.append(Problem(kind="bad-entry", severity="warning", path=path, detail=detail))
+                    continue
             mode = _loose(path)
             if mode is not None and not os.path.isdir(path):
                 files.append((path, mode))

@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -184,6 +185,8 @@ class ListingIndex:
         (a read-only data directory, a lock held too long), is left alone and an in-memory index is used.
         """
         path = str(layout.index)
+        if _unusable(layout):
+            return cls.memory(layout)  # SQLite could block on a FIFO, or fail on a directory
         for _attempt in range(2):
             _create_private(path)
             try:
@@ -347,6 +350,19 @@ def _prepare(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('derivation', ?)", (DERIVATION,))
 
 
+def _unusable(layout: Layout) -> str:
+    """Why the index's files cannot be used ("" if they can): one of them is there but not a regular file."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        name = str(layout.index) + suffix
+        try:
+            st = os.lstat(name)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            return f"{os.path.basename(name)} is not a regular file"
+    return ""
+
+
 def _create_private(path: str) -> None:
     """Create the empty database file ``0600`` before SQLite does (its journals then take the same mode).
 
@@ -371,6 +387,10 @@ def _delete_index(layout: Layout) -> bool:
 def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Problem]:
     """Compare the index file with the logs, read-only. Returns one finding per kind of disagreement."""
     path = Path(layout.index)
+    unusable = _unusable(layout)
+    if unusable:
+        detail = f"{unusable}; listings keep the index in memory until it is removed"
+        return [Problem(kind="index-unusable", severity="warning", path=str(path), detail=detail)]
     if not path.exists():
         if not logs:
             return []

@@ -209,3 +209,47 @@ def test_unreadable_and_foreign_logs_never_stop_another_user(shared_tmp: Path, p
         assert ["unreadable", eid] in out["health"]
     assert ["foreign-owner", "foreign"] in out["health"]
     assert out["go"] == "completed"
+
+
+@pytest.mark.parametrize("name", ["index.sqlite3", "index.sqlite3-journal", "index.sqlite3-wal"])
+@pytest.mark.parametrize("make", [fifo, directory], ids=["fifo", "directory"])
+def test_an_index_file_that_is_not_a_regular_file_never_blocks_listing_or_health(
+    data_dir: Path, name: str, make: Callable[[Path], Any]
+) -> None:
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="good").status == "completed"
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        (data_dir / f"index.sqlite3{suffix}").unlink(missing_ok=True)
+    make(data_dir / name)
+    dd = DataDir(data_dir)
+    assert [s.id for s in dd.list().items] == ["good"]
+    report = dd.health()
+    assert "index-unusable" in {p.kind for p in report.problems}
+    assert dd.health(repair=True).problems
+    with Runtime(data_dir) as rt:
+        worker = Agent(
+            data_dir, runtime=rt, agent_id="worker", provider=ScriptedProvider.tool_loop(1, "bump"), tools=[bump]
+        )
+        assert rt.wait(rt.go(worker, "go"), timeout=60).status == "completed"
+
+
+def test_a_snapshot_or_key_file_that_is_a_fifo_never_blocks(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from delite.store import snapshot
+
+    monkeypatch.setattr(snapshot, "MIN_LOG_SIZE", 0)
+    with agent(data_dir) as a:
+        first = a.run("go", execution_id="good")
+        keyed = a.run("go", idempotency_key="k")
+    snap = data_dir / "snapshots" / "good.snap"
+    snap.unlink()
+    fifo(snap)
+    (key,) = (data_dir / "keys").iterdir()
+    key.unlink()
+    fifo(key)
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="good") == first  # the snapshot is a miss: the log answers
+        with pytest.raises(StoreError) as info:
+            a.run("go", idempotency_key="k")  # this key cannot be read: refused, never blocked on
+        assert info.value.filename == str(key)
+    assert keyed.status == "completed"
+    assert not DataDir(data_dir).health().healthy
