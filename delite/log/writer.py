@@ -111,7 +111,11 @@ class LogWriter:
         except OSError as e:
             raise _store_error("open", path, e) from e
         if expect is not None:
-            st = os.fstat(fd)
+            try:
+                st = os.fstat(fd)
+            except OSError as e:
+                os.close(fd)
+                raise _store_error("open", path, e) from e
             if (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino):
                 os.close(fd)
                 name = os.path.basename(path).removesuffix(".log")
