@@ -61,7 +61,7 @@ def open_private(path: str, flags: int) -> int:
     """Create ``path`` (``O_EXCL``, never through a symbolic link) with mode ``0600`` whatever the umask."""
     fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, FILE_MODE)
     try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
+        if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
             os.fchmod(fd, FILE_MODE)  # a umask cannot add bits, but a default ACL can
     except BaseException:
         os.close(fd)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
 from delite.errors import (
@@ -244,3 +246,20 @@ def test_a_read_only_data_directory_still_answers_finished_executions(shared_tmp
     assert ("done", "completed") in [tuple(x) for x in out["list"]]
     assert out["answer"] == first.answer
     assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == before  # nothing was written
+
+
+@given(
+    code=st.sampled_from(sorted(errno.errorcode)),
+    path=st.text(min_size=1, max_size=40).filter(lambda p: "\x00" not in p),
+    action=st.text(max_size=20),
+)
+def test_from_os_error_keeps_any_errno_and_filename(code: int, path: str, action: str) -> None:
+    cause = OSError(code, os.strerror(code))
+    e = StoreError.from_os_error(action, path, cause)
+    assert (e.errno, e.strerror, e.filename) == (code, os.strerror(code), path)
+    assert errno.errorcode[code] in str(e)
+    copy = pickle.loads(pickle.dumps(e))
+    assert (copy.errno, copy.strerror, copy.filename, str(copy)) == (e.errno, e.strerror, e.filename, str(e))
+    with pytest.raises(OSError) as caught:  # code written for OSError works unchanged
+        raise e
+    assert caught.value.errno == code
