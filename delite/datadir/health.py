@@ -12,10 +12,10 @@ import os
 import stat
 import time
 
-from delite.datadir.derive import fold_checked
+from delite.datadir.derive import fold_checked, summary_of_state
 from delite.datadir.directory import Progress
 from delite.datadir.index import ListingIndex, check_index, scan_logs
-from delite.datadir.views import HealthReport, Problem
+from delite.datadir.views import ExecutionSummary, HealthReport, Problem
 from delite.errors import LogCorruptError, StoreError, UnsupportedFormatError
 from delite.log._os import read_regular
 from delite.log.reader import parse_log
@@ -104,7 +104,14 @@ def _check_owner(eid: str, path: str, st: os.stat_result, problems: list[Problem
 
 
 def _check_log(
-    eid: str, path: str, problems: list[Problem], snapshot: str, *, stale: list[str], mismatched: list[str]
+    eid: str,
+    path: str,
+    problems: list[Problem],
+    snapshot: str,
+    *,
+    stale: list[str],
+    mismatched: list[str],
+    expected: dict[str, ExecutionSummary],
 ) -> tuple[int, int]:
     """Verify one log; append what is wrong. Returns ``(bytes, records)``."""
     try:
@@ -171,7 +178,10 @@ def _check_log(
             )
         )
     try:
-        fold_checked(records, contents.offsets, path=path)
+        state = fold_checked(records, contents.offsets, path=path)
+        if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id == eid:
+            torn = contents.torn is not None
+            expected[eid] = summary_of_state(eid, records, state, log_bytes=len(data), torn=torn)
     except LogCorruptError as e:
         problems.append(
             Problem(
@@ -201,15 +211,16 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
     ids = sorted(logs)
     stale: list[str] = []
     mismatched: list[str] = []
+    expected: dict[str, ExecutionSummary] = {}
     for done, eid in enumerate(ids, start=1):
         size, count = _check_log(
-            eid, layout.log(eid), problems, layout.snapshot(eid), stale=stale, mismatched=mismatched
+            eid, layout.log(eid), problems, layout.snapshot(eid), stale=stale, mismatched=mismatched, expected=expected
         )
         total_bytes += size
         total_records += count
         if progress is not None and (done % 200 == 0 or done == len(ids)):
             progress(done, len(ids))
-    problems.extend(check_index(layout, logs))
+    problems.extend(check_index(layout, logs, expected=expected))
     problems.extend(check_permissions(layout))
     try:
         orphaned = sorted(n[:-5] for n in os.listdir(layout.snapshots) if n.endswith(".snap") and n[:-5] not in logs)
@@ -246,7 +257,8 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
         finally:
             index.close()
         if repaired:
-            problems = [p for p in problems if p.severity != "derived" and p.kind != "snapshot-mismatch"]
+            fixed = ("snapshot-mismatch", "index-mismatch")
+            problems = [p for p in problems if p.severity != "derived" and p.kind not in fixed]
     seconds = time.perf_counter() - started
     healthy = not any(p.severity in ("error", "warning") for p in problems)
     return HealthReport(

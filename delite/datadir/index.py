@@ -384,8 +384,18 @@ def _delete_index(layout: Layout) -> bool:
     return True
 
 
-def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Problem]:
-    """Compare the index file with the logs, read-only. Returns one finding per kind of disagreement."""
+def check_index(
+    layout: Layout,
+    logs: Mapping[str, os.stat_result],
+    *,
+    expected: Mapping[str, ExecutionSummary] | None = None,
+) -> list[Problem]:
+    """Compare the index file with the logs, read-only. Returns one finding per kind of disagreement.
+
+    ``expected`` holds the summaries derived from the logs just read (by ``health``): a row whose log is
+    unchanged (same size, mtime and inode) but whose summary differs was not derived from that log (edited,
+    or written by someone else), and is reported as ``index-mismatch``, a warning.
+    """
     path = Path(layout.index)
     unusable = _unusable(layout)
     if unusable:
@@ -410,10 +420,13 @@ def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Prob
         if derivation is None or derivation[0] != DERIVATION:
             detail = "the index was derived by another version; the next listing re-derives it"
             return [Problem(kind="index-outdated", severity="derived", detail=detail)]
-        rows = {
-            eid: (size, mtime, ino)
-            for eid, size, mtime, ino in conn.execute("SELECT id, log_size, log_mtime_ns, log_ino FROM executions")
-        }
+        rows: dict[str, tuple[int, int, int]] = {}
+        summaries: dict[str, bytes] = {}
+        for eid, size, mtime, ino, blob in conn.execute(
+            "SELECT id, log_size, log_mtime_ns, log_ino, summary FROM executions"
+        ):
+            rows[eid] = (size, mtime, ino)
+            summaries[eid] = blob
     except sqlite3.DatabaseError as e:
         return [Problem(kind="index-damaged", severity="derived", detail=f"the index cannot be read: {e}")]
     finally:
@@ -433,4 +446,23 @@ def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Prob
         if ids:
             shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
             problems.append(Problem(kind=kind, severity="derived", detail=f"{len(ids)} {what[kind]}: {shown}"))
+    wrong = sorted(
+        eid
+        for eid, summary in (expected or {}).items()
+        if eid in rows and rows[eid] == _stamp(logs[eid]) and _decoded(summaries[eid]) != summary
+    )
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (", ..." if len(wrong) > 5 else "")
+        detail = (
+            f"{len(wrong)} index entries disagree with their unchanged log (edited?); "
+            f"health --repair rebuilds them: {shown}"
+        )
+        problems.append(Problem(kind="index-mismatch", severity="warning", detail=detail))
     return problems
+
+
+def _decoded(blob: Any) -> ExecutionSummary | None:
+    try:
+        return _decode_summary(blob)
+    except (msgspec.DecodeError, TypeError):
+        return None

@@ -122,3 +122,24 @@ def test_the_listing_still_works_when_the_index_cannot_be_created_private(data_d
     with sqlite3.connect(data_dir / "index.sqlite3"):
         pass  # an index file made by someone else, 0644 under the test's umask
     assert DataDir(data_dir).list().total == 1
+
+
+def test_health_reports_an_index_row_that_its_unchanged_log_does_not_say(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exercise(data_dir, monkeypatch)
+    dd = DataDir(data_dir)
+    assert dd.list().total >= 3
+    assert dd.health().healthy  # every row agrees with its log
+    with sqlite3.connect(data_dir / "index.sqlite3") as conn:
+        (blob,) = conn.execute("SELECT summary FROM executions WHERE id = 'e1'").fetchone()
+        forged = bytes(blob).replace(b'"status":"completed"', b'"status":"running"')
+        assert forged != bytes(blob)
+        conn.execute("UPDATE executions SET summary = ?, status = 'running' WHERE id = 'e1'", (forged,))
+    report = dd.health()
+    assert ("index-mismatch", "warning") in {(p.kind, p.severity) for p in report.problems}
+    assert "e1" in next(p.detail for p in report.problems if p.kind == "index-mismatch")
+    assert not report.healthy
+    repaired = dd.health(repair=True)
+    assert "index-mismatch" not in {p.kind for p in repaired.problems}
+    assert {s.id: s.status for s in dd.list().items}["e1"] == "completed"
