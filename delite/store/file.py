@@ -242,7 +242,7 @@ class FileStore(Store):
             try:
                 writer = LogWriter.open(path, len(data), self.durability, expect=st)
             except StoreError as e:
-                if e.errno not in _READ_ONLY_ERRNOS:
+                if e.errno not in _READ_ONLY_ERRNOS or not outcome.status.is_terminal:
                     raise
                 lock.release()
                 return FileExecutionLog(
@@ -275,7 +275,7 @@ class FileStore(Store):
         data, st = read_log_file(execution_id, path)
         check_single_link(execution_id, path, st)
         outcome = load_snapshot(self.layout.snapshot(execution_id), data, execution_id=execution_id)
-        if outcome is not None:
+        if outcome is not None and outcome.status.is_terminal:
             return FileExecutionLog(
                 execution_id, None, None, None, None, data=data, outcome=outcome, path=path, read_only=cause
             )
