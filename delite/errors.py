@@ -13,6 +13,8 @@ are ``OSError``), so generic handlers keep working.
 
 from __future__ import annotations
 
+import errno as _errno
+import os
 from typing import Any, ClassVar
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "InvalidExecutionIdError",
     "InvalidToolResultError",
     "LogCorruptError",
+    "LogIdentityError",
     "ProviderError",
     "ProviderHTTPError",
     "RecordTooLargeError",
@@ -127,19 +130,47 @@ class AmbiguousExecutionIdError(DeliteError, LookupError):
 
 
 class StoreError(DeliteError, OSError):
-    """The store could not read or write a log (disk full, I/O error, damaged data)."""
+    """The store could not read or write a log (disk full, I/O error, damaged data, a file it must refuse).
+
+    Its ``OSError`` part is built like the builtin's: ``errno`` is the cause's error number (or None when
+    no system call failed, as for damaged data), ``strerror`` the system's text for it (else the message)
+    and ``filename`` the file concerned, so ``except OSError as e: e.errno == errno.ENOSPC`` works.
+    Build one from a caught ``OSError`` with :meth:`from_os_error`.
+    """
 
     http_status = 500
 
-    def __init__(self, message: str, path: str | None = None) -> None:
-        """Build from a message and the file concerned."""
-        DeliteError.__init__(self, message, path)
+    def __init__(
+        self, message: str, path: str | None = None, *, errno: int | None = None, strerror: str | None = None
+    ) -> None:
+        """Build from a message, the file concerned and, when a system call failed, its ``errno``."""
+        self._init_store(message, path, errno=errno, strerror=strerror)
+
+    def _init_store(
+        self, message: str, path: str | None, *, errno: int | None = None, strerror: str | None = None
+    ) -> None:
+        OSError.__init__(self, errno, strerror if strerror is not None else message, path)
         self.message = message
         self.path = path
+
+    @classmethod
+    def from_os_error(cls, action: str, path: str | os.PathLike[str], error: OSError) -> StoreError:
+        """A ``StoreError`` for ``error``, raised while trying to ``action`` (``"append to the log"``) at ``path``."""
+        code = error.errno
+        name = _errno.errorcode.get(code, "error") if isinstance(code, int) else "error"
+        text = error.strerror if isinstance(error.strerror, str) else str(error)
+        where = os.fspath(path)
+        return cls(
+            f"could not {action}: {name} ({text})", where, errno=code if isinstance(code, int) else None, strerror=text
+        )
 
     def __str__(self) -> str:
         """The message and the path."""
         return f"{self.message} ({self.path})" if self.path else self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (_rebuild, (type(self), (self.message, self.path), {"errno": self.errno, "strerror": self.strerror}))
 
 
 class LogCorruptError(StoreError):
@@ -147,15 +178,34 @@ class LogCorruptError(StoreError):
 
     def __init__(self, path: str, offset: int, reason: str) -> None:
         """Build from the log's path, the byte offset of the damaged frame and what is wrong with it."""
-        DeliteError.__init__(self, path, offset, reason)
-        self.path = path
+        self._init_store(f"log corrupt at byte {offset}: {reason}", path)
         self.offset = offset
         self.reason = reason
-        self.message = f"log corrupt at byte {offset}: {reason}"
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by constructor arguments."""
         return (type(self), (self.path, self.offset, self.reason))
+
+
+class LogIdentityError(StoreError):
+    """A log file that must not be advanced under this id: it names another execution, or it is a link.
+
+    One log, one identity: a symbolic link, a hard link or a copy of another execution's log would let two
+    ids advance the same records. The claim refuses it before anything is written; ``reason`` says why.
+    """
+
+    http_status = 409
+
+    def __init__(self, execution_id: str, path: str, reason: str, *, errno: int | None = None) -> None:
+        """Build from the id the log was opened under, its path, what is wrong with it and any ``errno``."""
+        message = f"the log of execution {execution_id!r} cannot be used: {reason}"
+        self._init_store(message, path, errno=errno)
+        self.execution_id = execution_id
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (_rebuild, (type(self), (self.execution_id, self.path, self.reason), {"errno": self.errno}))
 
 
 class UnsupportedFormatError(StoreError):
@@ -163,11 +213,9 @@ class UnsupportedFormatError(StoreError):
 
     def __init__(self, path: str, found: str, supported: str) -> None:
         """Build from the path, the format found in the header and the one supported."""
-        DeliteError.__init__(self, path, found, supported)
-        self.path = path
+        self._init_store(f"log format {found!r} is not supported (this delite reads {supported!r})", path)
         self.found = found
         self.supported = supported
-        self.message = f"log format {found!r} is not supported (this delite reads {supported!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by constructor arguments."""
@@ -175,15 +223,14 @@ class UnsupportedFormatError(StoreError):
 
 
 class RecordTooLargeError(StoreError):
-    """A record is larger than the format allows; it was not written."""
+    """A record is larger than the format allows; it was not written (``errno`` is ``EFBIG``)."""
 
     def __init__(self, size: int, limit: int) -> None:
         """Build from the record's size and the limit, in bytes."""
-        DeliteError.__init__(self, size, limit)
+        message = f"record of {size} bytes exceeds the limit of {limit} bytes"
+        self._init_store(message, None, errno=_errno.EFBIG, strerror=message)
         self.size = size
         self.limit = limit
-        self.message = f"record of {size} bytes exceeds the limit of {limit} bytes"
-        self.path = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by constructor arguments."""
@@ -191,15 +238,14 @@ class RecordTooLargeError(StoreError):
 
 
 class ClaimTimeoutError(StoreError, TimeoutError):
-    """Waiting for an execution's claim timed out."""
+    """Waiting for an execution's claim timed out (``errno`` is ``ETIMEDOUT``)."""
 
     def __init__(self, execution_id: str, timeout: float) -> None:
         """Build from the id and the time waited, in seconds."""
-        DeliteError.__init__(self, execution_id, timeout)
+        message = f"timed out after {timeout}s waiting to claim execution {execution_id!r}"
+        self._init_store(message, None, errno=_errno.ETIMEDOUT, strerror=message)
         self.execution_id = execution_id
         self.timeout = timeout
-        self.message = f"timed out after {timeout}s waiting to claim execution {execution_id!r}"
-        self.path = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by constructor arguments."""

@@ -184,6 +184,9 @@ def run_status(
             cells.append(f.text(s.input, newlines=False, limit=200))
         table.add_row(*cells)
     out.print(table)
+    for s in page.items:
+        if s.status == "unreadable" and s.damage:  # the reason, on a line of its own whatever the width
+            out.print(f.text(f"{s.id}: {s.damage}", "red", newlines=False, limit=400))
     shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.offset else str(len(page.items))
     footer = f"{shown} of {page.total} executions, newest first"
     if page.next_offset is not None:

@@ -46,6 +46,7 @@ __all__ = [
     "events",
     "fold_checked",
     "summarize",
+    "summary_of_state",
     "unreadable",
 ]
 
@@ -176,6 +177,13 @@ def summarize(
         LogCorruptError: a record does not fold.
     """
     state = fold_checked(records, offsets, path=path)
+    return summary_of_state(execution_id, records, state, log_bytes=log_bytes, torn=torn)
+
+
+def summary_of_state(
+    execution_id: str, records: list[AnyRecord], state: ExecutionState, *, log_bytes: int, torn: bool
+) -> ExecutionSummary:
+    """:func:`summarize` for records already folded into ``state``."""
     fields = _summary_fields(execution_id, records, state, log_bytes=log_bytes, torn=torn)
     fields["input"] = _preview(fields["input"])
     fields["answer"] = _preview(fields["answer"])

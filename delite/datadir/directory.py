@@ -17,8 +17,10 @@ from delite.errors import (
     ExecutionNotFoundError,
     InvalidExecutionIdError,
     LogCorruptError,
+    StoreError,
     UsageError,
 )
+from delite.log._os import open_regular
 from delite.log.codec import decode_payloads
 from delite.log.framing import HEADER, FrameDamage, scan_frames
 from delite.log.reader import parse_log
@@ -34,6 +36,7 @@ from delite.log.records import (
 from delite.state.model import Status
 from delite.store.ids import new_execution_id, validate_execution_id
 from delite.store.layout import Layout
+from delite.store.logfile import check_identity, read_log_file
 
 __all__ = ["WAITING", "DataDir", "Progress"]
 
@@ -192,15 +195,15 @@ class DataDir:
             ExecutionNotFoundError: no such execution (give a full id; see :meth:`resolve` for prefixes).
             LogCorruptError: a record before the log's tail is damaged.
             UnsupportedFormatError: the log was written in a format this delite does not read.
+            LogIdentityError: the log's records name another execution (a copy or a link).
+            StoreError: the log cannot be read, or it is not a regular file (a symbolic link, a FIFO).
         """
         eid = validate_execution_id(execution_id)
         path = self.layout.log(eid)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise ExecutionNotFoundError(eid) from None
-        return ExecutionView(eid, parse_log(data, path=path), path=path)
+        data, _st = read_log_file(eid, path)
+        contents = parse_log(data, path=path)
+        check_identity(eid, path, contents.records)
+        return ExecutionView(eid, contents, path=path)
 
     def follow(
         self,
@@ -225,9 +228,11 @@ class DataDir:
         eid = validate_execution_id(execution_id)
         path = self.layout.log(eid)
         try:
-            f = open(path, "rb")  # noqa: SIM115 - held open across yields, closed in finally
+            f = os.fdopen(open_regular(path), "rb")  # held open across yields, closed in finally
         except FileNotFoundError:
             raise ExecutionNotFoundError(eid) from None
+        except OSError as e:
+            raise StoreError.from_os_error("read the log", path, e) from e
         try:
             pos = 0
             seq = 0

@@ -1,40 +1,137 @@
 """Verify a data directory: every checksum of every log, torn tails, records that do not fold.
 
 Also compared with the logs: what is derived from them, the listing index and the snapshots of finished
-executions.
+executions. And checked: entries that are not usable logs (links, directories, FIFOs, files that cannot
+be read or that another user owns), and files or directories that others may read or write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 
-from delite.datadir.derive import fold_checked
+from delite.datadir.derive import fold_checked, summary_of_state
 from delite.datadir.directory import Progress
 from delite.datadir.index import ListingIndex, check_index, scan_logs
-from delite.datadir.views import HealthReport, Problem
-from delite.errors import LogCorruptError, UnsupportedFormatError
+from delite.datadir.views import ExecutionSummary, HealthReport, Problem
+from delite.errors import LogCorruptError, StoreError, UnsupportedFormatError
+from delite.log._os import read_regular
 from delite.log.reader import parse_log
 from delite.log.records import ExecutionStarted
 from delite.store.layout import Layout
-from delite.store.snapshot import load as load_snapshot
+from delite.store.snapshot import verify as verify_snapshot
 
-__all__ = ["check_health"]
+__all__ = ["check_health", "check_permissions"]
+
+_LOOSE = 0o077  # any access for the group or others
+_SHOWN = 5
 
 
-def _check_log(eid: str, path: str, problems: list[Problem], snapshot: str, stale: list[str]) -> tuple[int, int]:
+def _loose(path: str | os.PathLike[str]) -> int | None:
+    """The mode of ``path`` if the group or others may use it (a symbolic link is not followed), else None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    return mode if mode & _LOOSE and not stat.S_ISLNK(st.st_mode) else None
+
+
+def _not_regular(path: str) -> str:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return ""
+    if stat.S_ISREG(st.st_mode):
+        return ""
+    kinds = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO"}
+    return kinds.get(stat.S_IFMT(st.st_mode), "not a regular file")
+
+
+def check_permissions(layout: Layout) -> list[Problem]:
+    """A warning for each directory of the data directory, and each folder of files in it, that others may use.
+
+    delite creates directories ``0700`` and files ``0600`` whatever the umask; looser ones come from an
+    older delite, another tool or a ``chmod``. Each is named with its mode and the fix. Entries of the
+    claims, signals, keys and snapshots folders that are not regular files are named too.
+    """
+    problems: list[Problem] = []
+    folders = (layout.executions, layout.claims, layout.signals, layout.keys, layout.snapshots)
+    for d in (layout.root, *folders):
+        mode = _loose(d)
+        if mode is not None:
+            detail = f"directory mode {mode:04o}: others may list or use it; chmod 700 {d}"
+            problems.append(Problem(kind="permissions", severity="warning", path=str(d), detail=detail))
+    files: list[tuple[str, int]] = []
+    index = str(layout.index)
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        mode = _loose(index + suffix)
+        if mode is not None:
+            files.append((index + suffix, mode))
+    for d in folders:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(d, name)
+            if d != layout.executions:
+                bad = _not_regular(path)
+                if bad:
+                    detail = f"{bad} where delite keeps its own files: it is ignored or refused; remove it"
+                    problems.append(Problem(kind="bad-entry", severity="warning", path=path, detail=detail))
+                    continue
+            mode = _loose(path)
+            if mode is not None and not os.path.isdir(path):
+                files.append((path, mode))
+    if files:
+        shown = ", ".join(f"{os.path.relpath(p, layout.root)} ({m:04o})" for p, m in files[:_SHOWN])
+        more = ", ..." if len(files) > _SHOWN else ""
+        detail = (
+            f"{len(files)} files readable or writable by others (delite creates them 0600): {shown}{more}; "
+            f"chmod -R go-rwx {layout.root}"
+        )
+        problems.append(Problem(kind="permissions", severity="warning", path=files[0][0], detail=detail))
+    return problems
+
+
+def _check_owner(eid: str, path: str, st: os.stat_result, problems: list[Problem]) -> None:
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        detail = f"owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+        problems.append(Problem(kind="foreign-owner", severity="warning", execution_id=eid, path=path, detail=detail))
+
+
+def _check_log(
+    eid: str,
+    path: str,
+    problems: list[Problem],
+    snapshot: str,
+    *,
+    stale: list[str],
+    mismatched: list[str],
+    expected: dict[str, ExecutionSummary],
+) -> tuple[int, int]:
     """Verify one log; append what is wrong. Returns ``(bytes, records)``."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data, st = read_regular(path)
     except OSError as e:
-        problems.append(
-            Problem(kind="unreadable", severity="error", execution_id=eid, path=path, detail=f"cannot read: {e}")
-        )
+        detail = f"cannot read: {e.strerror or e}"
+        problems.append(Problem(kind="unreadable", severity="error", execution_id=eid, path=path, detail=detail))
+        with contextlib.suppress(OSError):
+            _check_owner(eid, path, os.lstat(path), problems)
         return 0, 0
-    if os.path.exists(snapshot) and load_snapshot(snapshot, data) is None:
-        stale.append(eid)
+    if st.st_nlink > 1:
+        detail = f"the log has {st.st_nlink} hard links: it is reachable under another name, and is not claimed"
+        problems.append(Problem(kind="hard-linked", severity="error", execution_id=eid, path=path, detail=detail))
+    _check_owner(eid, path, st, problems)
+    if os.path.lexists(snapshot):
+        _outcome, why = verify_snapshot(snapshot, data, execution_id=eid)
+        if why == "mismatch":
+            mismatched.append(eid)
+        elif why:
+            stale.append(eid)
     try:
         contents = parse_log(data, path=path)
     except LogCorruptError as e:
@@ -81,7 +178,10 @@ def _check_log(eid: str, path: str, problems: list[Problem], snapshot: str, stal
             )
         )
     try:
-        fold_checked(records, contents.offsets, path=path)
+        state = fold_checked(records, contents.offsets, path=path)
+        if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id == eid:
+            torn = contents.torn is not None
+            expected[eid] = summary_of_state(eid, records, state, log_bytes=len(data), torn=torn)
     except LogCorruptError as e:
         problems.append(
             Problem(
@@ -110,18 +210,29 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
     total_records = 0
     ids = sorted(logs)
     stale: list[str] = []
+    mismatched: list[str] = []
+    expected: dict[str, ExecutionSummary] = {}
     for done, eid in enumerate(ids, start=1):
-        size, count = _check_log(eid, layout.log(eid), problems, layout.snapshot(eid), stale)
+        size, count = _check_log(
+            eid, layout.log(eid), problems, layout.snapshot(eid), stale=stale, mismatched=mismatched, expected=expected
+        )
         total_bytes += size
         total_records += count
         if progress is not None and (done % 200 == 0 or done == len(ids)):
             progress(done, len(ids))
-    problems.extend(check_index(layout, logs))
-    snapshots = os.path.dirname(layout.snapshot("x"))
+    problems.extend(check_index(layout, logs, expected=expected))
+    problems.extend(check_permissions(layout))
     try:
-        orphaned = sorted(n[:-5] for n in os.listdir(snapshots) if n.endswith(".snap") and n[:-5] not in logs)
-    except FileNotFoundError:
+        orphaned = sorted(n[:-5] for n in os.listdir(layout.snapshots) if n.endswith(".snap") and n[:-5] not in logs)
+    except OSError:
         orphaned = []
+    if mismatched:
+        shown = ", ".join(mismatched[:5]) + (", ..." if len(mismatched) > 5 else "")
+        detail = (
+            f"{len(mismatched)} snapshots bound to their log's bytes disagree with its records (tampered with?); "
+            f"ignored, the log is read instead: {shown}"
+        )
+        problems.append(Problem(kind="snapshot-mismatch", severity="warning", detail=detail))
     for kind, found, what in (
         ("snapshot-stale", stale, "snapshots that no longer match their log (a miss, rewritten when a run ends)"),
         ("snapshot-orphaned", orphaned, "snapshots whose log is gone"),
@@ -131,9 +242,14 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
             problems.append(Problem(kind=kind, severity="derived", detail=f"{len(found)} {what}: {shown}"))
     repaired = False
     if repair and os.path.isdir(layout.executions):
-        for eid in (*stale, *orphaned):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(layout.snapshot(eid))
+        for eid in (*stale, *mismatched, *orphaned):
+            path = layout.snapshot(eid)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise StoreError.from_os_error("delete a snapshot that does not match its log", path, e) from e
         index = ListingIndex.open(layout)
         try:
             index.rebuild()
@@ -141,7 +257,8 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
         finally:
             index.close()
         if repaired:
-            problems = [p for p in problems if p.severity != "derived"]
+            fixed = ("snapshot-mismatch", "index-mismatch")
+            problems = [p for p in problems if p.severity != "derived" and p.kind not in fixed]
     seconds = time.perf_counter() - started
     healthy = not any(p.severity in ("error", "warning") for p in problems)
     return HealthReport(

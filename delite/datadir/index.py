@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,7 +29,9 @@ from delite.datadir.derive import summarize, unreadable
 from delite.datadir.directory import Progress
 from delite.datadir.views import ExecutionSummary, Problem
 from delite.errors import StoreError, UsageError
+from delite.log._os import open_private, read_regular
 from delite.log.reader import parse_log
+from delite.log.records import ExecutionStarted
 from delite.store.ids import MAX_ID_LENGTH
 from delite.store.layout import Layout
 
@@ -86,12 +89,18 @@ class _NewerIndexError(Exception):
 
 
 def scan_logs(layout: Layout) -> dict[str, os.stat_result]:
-    """Every log under the data directory with a valid execution id, and its ``stat``."""
+    """Every entry named like a log under the data directory with a valid execution id, and its ``lstat``.
+
+    Whatever the entry is (a regular file, a link, a directory, a FIFO): each is listed, and reading it is
+    where an entry that is not a usable log is told apart, so one bad entry never hides the others.
+    """
     out: dict[str, os.stat_result] = {}
     try:
         entries = os.scandir(layout.executions)
     except FileNotFoundError:
         return out
+    except OSError as e:
+        raise StoreError.from_os_error("list the executions", layout.executions, e) from e
     with entries:
         for entry in entries:
             name = entry.name
@@ -101,27 +110,39 @@ def scan_logs(layout: Layout) -> dict[str, os.stat_result]:
             if not _VALID_ID(eid) or ".." in eid:  # the rules of validate_execution_id, checked fast
                 continue
             try:
-                out[eid] = entry.stat()
-            except FileNotFoundError:
-                continue
+                out[eid] = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone since the listing
     return out
 
 
 def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
     path = layout.log(eid)
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            data = f.read()
+        data, st = read_regular(path)
     except FileNotFoundError:
         return None
-    try:
-        contents = parse_log(data, path=path)
-        summary = summarize(
-            eid, contents.records, contents.offsets, log_bytes=len(data), torn=contents.torn is not None, path=path
-        )
-    except StoreError as e:  # LogCorruptError, UnsupportedFormatError
-        summary = unreadable(eid, str(e), log_bytes=len(data))
+    except OSError as e:
+        # Not a log this process can read (a link, a directory, a FIFO, no permission): listed as unreadable,
+        # with the reason, and everything else is listed as usual.
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        summary = unreadable(eid, f"cannot read the log: {e.strerror or e}", log_bytes=0)
+        data = b""
+    else:
+        try:
+            contents = parse_log(data, path=path)
+            records = contents.records
+            if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id != eid:
+                summary = unreadable(eid, f"the log names execution {records[0].execution_id!r}", log_bytes=len(data))
+            else:
+                summary = summarize(
+                    eid, records, contents.offsets, log_bytes=len(data), torn=contents.torn is not None, path=path
+                )
+        except StoreError as e:  # LogCorruptError, UnsupportedFormatError
+            summary = unreadable(eid, str(e), log_bytes=len(data))
     created = summary.created_at or st.st_mtime
     return (
         eid,
@@ -131,9 +152,7 @@ def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
         summary.updated_at or created,
         _encode(summary.metadata).decode(),
         _encode(summary),
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ino,
+        *_stamp(st),
     )
 
 
@@ -166,7 +185,10 @@ class ListingIndex:
         (a read-only data directory, a lock held too long), is left alone and an in-memory index is used.
         """
         path = str(layout.index)
+        if _unusable(layout):
+            return cls.memory(layout)  # SQLite could block on a FIFO, or fail on a directory
         for _attempt in range(2):
+            _create_private(path)
             try:
                 conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
             except sqlite3.Error:
@@ -328,6 +350,29 @@ def _prepare(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('derivation', ?)", (DERIVATION,))
 
 
+def _unusable(layout: Layout) -> str:
+    """Why the index's files cannot be used ("" if they can): one of them is there but not a regular file."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        name = str(layout.index) + suffix
+        try:
+            st = os.lstat(name)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            return f"{os.path.basename(name)} is not a regular file"
+    return ""
+
+
+def _create_private(path: str) -> None:
+    """Create the empty database file ``0600`` before SQLite does (its journals then take the same mode).
+
+    A file that exists is left alone, and one that cannot be created (a read-only data directory) is not an
+    error: the index is then kept in memory.
+    """
+    with contextlib.suppress(OSError):
+        os.close(open_private(path, os.O_WRONLY))
+
+
 def _delete_index(layout: Layout) -> bool:
     """Delete a damaged index file (and its journal); False if it could not be deleted."""
     try:
@@ -339,9 +384,23 @@ def _delete_index(layout: Layout) -> bool:
     return True
 
 
-def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Problem]:
-    """Compare the index file with the logs, read-only. Returns one finding per kind of disagreement."""
+def check_index(
+    layout: Layout,
+    logs: Mapping[str, os.stat_result],
+    *,
+    expected: Mapping[str, ExecutionSummary] | None = None,
+) -> list[Problem]:
+    """Compare the index file with the logs, read-only. Returns one finding per kind of disagreement.
+
+    ``expected`` holds the summaries derived from the logs just read (by ``health``): a row whose log is
+    unchanged (same size, mtime and inode) but whose summary differs was not derived from that log (edited,
+    or written by someone else), and is reported as ``index-mismatch``, a warning.
+    """
     path = Path(layout.index)
+    unusable = _unusable(layout)
+    if unusable:
+        detail = f"{unusable}; listings keep the index in memory until it is removed"
+        return [Problem(kind="index-unusable", severity="warning", path=str(path), detail=detail)]
     if not path.exists():
         if not logs:
             return []
@@ -361,10 +420,13 @@ def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Prob
         if derivation is None or derivation[0] != DERIVATION:
             detail = "the index was derived by another version; the next listing re-derives it"
             return [Problem(kind="index-outdated", severity="derived", detail=detail)]
-        rows = {
-            eid: (size, mtime, ino)
-            for eid, size, mtime, ino in conn.execute("SELECT id, log_size, log_mtime_ns, log_ino FROM executions")
-        }
+        rows: dict[str, tuple[int, int, int]] = {}
+        summaries: dict[str, bytes] = {}
+        for eid, size, mtime, ino, blob in conn.execute(
+            "SELECT id, log_size, log_mtime_ns, log_ino, summary FROM executions"
+        ):
+            rows[eid] = (size, mtime, ino)
+            summaries[eid] = blob
     except sqlite3.DatabaseError as e:
         return [Problem(kind="index-damaged", severity="derived", detail=f"the index cannot be read: {e}")]
     finally:
@@ -384,4 +446,23 @@ def check_index(layout: Layout, logs: Mapping[str, os.stat_result]) -> list[Prob
         if ids:
             shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
             problems.append(Problem(kind=kind, severity="derived", detail=f"{len(ids)} {what[kind]}: {shown}"))
+    wrong = sorted(
+        eid
+        for eid, summary in (expected or {}).items()
+        if eid in rows and rows[eid] == _stamp(logs[eid]) and _decoded(summaries[eid]) != summary
+    )
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (", ..." if len(wrong) > 5 else "")
+        detail = (
+            f"{len(wrong)} index entries disagree with their unchanged log (edited?); "
+            f"health --repair rebuilds them: {shown}"
+        )
+        problems.append(Problem(kind="index-mismatch", severity="warning", detail=detail))
     return problems
+
+
+def _decoded(blob: Any) -> ExecutionSummary | None:
+    try:
+        return _decode_summary(blob)
+    except (msgspec.DecodeError, TypeError):
+        return None

@@ -256,9 +256,11 @@ class Page(_View, frozen=True, kw_only=True):
 class Problem(_View, frozen=True, kw_only=True):
     """One finding of :meth:`delite.DataDir.health`.
 
-    ``severity`` is ``error`` (a damaged or unreadable log), ``warning`` (a torn tail: a crash cut the last
-    record; it is cut off when the execution is next claimed) or ``derived`` (the listing index or a
-    snapshot disagrees with the logs; harmless, as neither is ever trusted over them, and fixed by the next
+    ``severity`` is ``error`` (a damaged or unreadable log, an entry named like a log that is not a regular
+    file, a hard-linked log), ``warning`` (a torn tail: a crash cut the last record, cut off when the
+    execution is next claimed; files or folders open to other users; a log owned by another user; a snapshot
+    bound to its log's bytes that disagrees with the log's records) or ``derived`` (the listing index or a
+    snapshot is out of date; harmless, as neither is ever trusted over the logs, and fixed by the next
     listing or run, or by ``repair``). Only errors and warnings make a data directory unhealthy.
     """
 

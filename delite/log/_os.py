@@ -1,10 +1,36 @@
-"""The few OS calls the log depends on, behind one small module so tests can inject faults here."""
+"""The few OS calls the log depends on, behind one small module so tests can inject faults here.
+
+Also the two rules every file delite touches follows: it creates files ``0600`` and directories ``0700``
+whatever the process's umask (:func:`open_private`, :func:`make_private_dir`), and it reads a log only if
+it is a regular file, never through a symbolic link and never blocking on a FIFO (:func:`read_regular`).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
-__all__ = ["fsync", "fsync_dir", "write_all"]
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "fsync",
+    "fsync_dir",
+    "make_private_dir",
+    "open_private",
+    "open_regular",
+    "read_regular",
+    "write_all",
+]
+
+FILE_MODE = 0o600
+"""The mode of every file delite creates: read and write for the owner only."""
+DIR_MODE = 0o700
+"""The mode of every directory delite creates."""
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -13,7 +39,7 @@ def write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         if written <= 0:  # pragma: no cover - os.write raises rather than returning 0 on regular files
-            raise OSError("write returned 0")
+            raise OSError(errno.EIO, "write returned 0")
         view = view[written:]
 
 
@@ -29,3 +55,66 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_private(path: str, flags: int) -> int:
+    """Create ``path`` (``O_EXCL``, never through a symbolic link) with mode ``0600`` whatever the umask."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, FILE_MODE)
+    try:
+        if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)  # a umask cannot add bits, but a default ACL can
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def make_private_dir(path: str | os.PathLike[str]) -> bool:
+    """Create a directory with mode ``0700`` whatever the umask; False if it exists already (left as it is)."""
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        return False
+    if stat.S_IMODE(os.stat(path).st_mode) != DIR_MODE:
+        os.chmod(path, DIR_MODE)
+    return True
+
+
+def _refuse(path: str, st: os.stat_result) -> OSError:
+    kind = stat.S_IFMT(st.st_mode)
+    if kind == stat.S_IFDIR:
+        return IsADirectoryError(errno.EISDIR, "a directory, not a log file", path)
+    names = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device"}
+    what = names.get(kind, "a block device" if kind == stat.S_IFBLK else "not a regular file")
+    return OSError(errno.EINVAL, f"{what}, not a log file", path)
+
+
+def open_regular(path: str) -> int:
+    """Open a regular file for reading: never through a symbolic link, never blocking (a FIFO is refused).
+
+    Raises ``OSError``: ``FileNotFoundError`` if there is nothing there, ``ELOOP`` for a symbolic link,
+    ``EISDIR`` for a directory and ``EINVAL`` for any other file that is not a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP and _NOFOLLOW and os.path.islink(path):
+            raise OSError(errno.ELOOP, "a symbolic link, refused (one log, one identity)", path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _refuse(path, st)
+    return fd
+
+
+def read_regular(path: str) -> tuple[bytes, os.stat_result]:
+    """The whole content of the regular file at ``path`` and its ``fstat`` (see :func:`open_regular`)."""
+    fd = open_regular(path)
+    with open(fd, "rb", buffering=0) as f:  # closes fd; FileIO.readall sizes its buffer from fstat
+        st = os.fstat(fd)
+        return f.read(), st

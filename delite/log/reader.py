@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from delite._gc import paused
 from delite.errors import LogCorruptError, UnsupportedFormatError
+from delite.log._os import read_regular
 from delite.log.codec import decode_payloads
 from delite.log.framing import FORMAT, FORMAT_PREFIX, HEADER, FrameDamage, TornTail, scan_payloads
 from delite.log.records import AnyRecord
@@ -53,7 +54,9 @@ def parse_log(data: bytes, *, path: str = "") -> LogContents:
 
 
 def read_log(path: str) -> LogContents:
-    """Read and parse the log at ``path`` (never modifies it)."""
-    with open(path, "rb") as f:
-        data = f.read()
+    """Read and parse the log at ``path`` (never modifies it).
+
+    Only a regular file is read: a symbolic link, a directory or a FIFO raises ``OSError`` without blocking.
+    """
+    data, _st = read_regular(os.fspath(path))
     return parse_log(data, path=os.fspath(path))

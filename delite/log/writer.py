@@ -4,8 +4,8 @@ Durability contract. Every append hands all its bytes to the kernel with ``write
 ``append`` returns, a killed process loses nothing it appended. Whether it survives an operating-system crash
 or power loss depends on the mode (:class:`~delite.log.durability.Durability`): in ``FULL`` the append also
 returns only after ``fsync``; in ``NORMAL`` only appends marked as a barrier ``fsync`` (and so make every
-earlier append durable too); in ``OFF`` nothing is synced. A new log is created with ``O_EXCL``, its header
-synced and its directory synced (except in ``OFF``).
+earlier append durable too); in ``OFF`` nothing is synced. A new log is created with ``O_EXCL``, mode ``0600``
+whatever the umask, its header synced and its directory synced (except in ``OFF``).
 
 Failure contract. If ``write`` fails part-way (disk full, I/O error), the writer truncates the file back to the
 end of the last complete record and raises :class:`~delite.errors.StoreError`: the log stays readable with
@@ -15,11 +15,11 @@ pages, so the writer is closed and raises; reopening the log re-reads what is re
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import os
 from collections.abc import Sequence
 
-from delite.errors import RecordTooLargeError, StoreError
+from delite.errors import LogIdentityError, RecordTooLargeError, StoreError
 from delite.log import _os
 from delite.log.codec import encode_record
 from delite.log.durability import Durability
@@ -28,35 +28,38 @@ from delite.log.records import Record
 
 __all__ = ["LogWriter"]
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
 
 def _store_error(action: str, path: str, e: OSError) -> StoreError:
-    name = errno.errorcode.get(e.errno or 0, "error")
-    error = StoreError(f"could not {action} the log: {name} ({e.strerror})", path)
-    # StoreError is an OSError: keep the cause's errno, so ``except OSError`` code can test for ENOSPC.
-    error.errno, error.strerror, error.filename = e.errno, e.strerror, path
-    return error
+    return StoreError.from_os_error(f"{action} the log", path, e)
 
 
-def _frames(records: Sequence[Record]) -> bytes:
+def _frames(records: Sequence[Record]) -> tuple[bytes, int]:
+    """The frames of ``records`` as one byte string, and the size of the last frame."""
     parts = []
     for record in records:
         payload = encode_record(record)
         if len(payload) > MAX_RECORD_SIZE:
             raise RecordTooLargeError(len(payload), MAX_RECORD_SIZE)
         parts.append(encode_frame(payload))
-    return b"".join(parts)
+    return b"".join(parts), len(parts[-1]) if parts else 0
 
 
 class LogWriter:
     """The single writer of one log file; the caller holds the execution's claim."""
 
-    __slots__ = ("_broken", "_durability", "_fd", "_size", "_unsynced", "path")
+    __slots__ = ("_broken", "_durability", "_fd", "_size", "_unsynced", "last_offset", "path")
 
-    def __init__(self, path: str, fd: int, size: int, durability: Durability) -> None:
+    def __init__(self, path: str, fd: int, size: int, durability: Durability, *, last_offset: int = -1) -> None:
         """Wrap an open file descriptor positioned at ``size`` (use :meth:`create` or :meth:`open`)."""
         self.path = path
         self._fd = fd
         self._size = size
+        self.last_offset = last_offset
+        """Where the log's last complete record starts (-1: none, or not known)."""
         self._durability = durability
         self._unsynced = False
         self._broken = False
@@ -67,8 +70,15 @@ class LogWriter:
 
         The header and the first records go down in one write and one ``fsync``, then the directory is synced.
         """
-        data = HEADER + _frames(records)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        frames, last = _frames(records)
+        data = HEADER + frames
+        # 0600 whatever the umask, never through a symbolic link; an existing file is FileExistsError.
+        try:
+            fd = _os.open_private(path, os.O_WRONLY | os.O_APPEND)
+        except FileExistsError:
+            raise
+        except OSError as e:
+            raise _store_error("create", path, e) from e
         try:
             _os.write_all(fd, data)
             if durability is not Durability.OFF:
@@ -76,17 +86,40 @@ class LogWriter:
                 _os.fsync_dir(os.path.dirname(path) or ".")
         except OSError as e:
             os.close(fd)
-            os.unlink(path)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             raise _store_error("create", path, e) from e
-        return cls(path, fd, len(data), durability)
+        return cls(path, fd, len(data), durability, last_offset=len(data) - last if records else -1)
 
     @classmethod
-    def open(cls, path: str, good_size: int, durability: Durability) -> LogWriter:
-        """Open an existing log for appending, first cutting off anything after ``good_size`` (a torn tail)."""
+    def open(
+        cls,
+        path: str,
+        good_size: int,
+        durability: Durability,
+        *,
+        last_offset: int = -1,
+        expect: os.stat_result | None = None,
+    ) -> LogWriter:
+        """Open an existing log for appending, first cutting off anything after ``good_size`` (a torn tail).
+
+        Never through a symbolic link. With ``expect`` (the ``stat`` of the file the caller read), the file
+        opened must be that same file, else :class:`~delite.errors.LogIdentityError`.
+        """
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
         except OSError as e:
             raise _store_error("open", path, e) from e
+        if expect is not None:
+            try:
+                st = os.fstat(fd)
+            except OSError as e:
+                os.close(fd)
+                raise _store_error("open", path, e) from e
+            if (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino):
+                os.close(fd)
+                name = os.path.basename(path).removesuffix(".log")
+                raise LogIdentityError(name, path, "the file was replaced while it was being opened")
         try:
             # An empty file (a crash right after the log was created) has no tail to cut but needs its header.
             if os.fstat(fd).st_size != good_size or good_size < len(HEADER):
@@ -100,7 +133,7 @@ class LogWriter:
         except OSError as e:
             os.close(fd)
             raise _store_error("repair", path, e) from e
-        return cls(path, fd, good_size, durability)
+        return cls(path, fd, good_size, durability, last_offset=last_offset)
 
     @property
     def size(self) -> int:
@@ -115,7 +148,7 @@ class LogWriter:
         """
         if self._broken:
             raise StoreError("the log writer is closed after an earlier failure; reopen the execution", self.path)
-        data = _frames(records)
+        data, last = _frames(records)
         start = self._size
         try:
             _os.write_all(self._fd, data)
@@ -128,6 +161,8 @@ class LogWriter:
             self._rollback(start)
             raise
         self._size = start + len(data)
+        if last:
+            self.last_offset = self._size - last
         mode = self._durability
         if mode is Durability.FULL or (barrier and mode is Durability.NORMAL):
             self.sync()

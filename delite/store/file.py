@@ -1,8 +1,17 @@
-"""The store on local files: one append-only log per execution under a data directory."""
+"""The store on local files: one append-only log per execution under a data directory.
+
+Every file it creates is ``0600`` and every directory ``0700``, whatever the umask. A log is read only as a
+regular file (never through a symbolic link, never blocking on a FIFO), and claimed only when it is the
+execution's own: one link, and a first record that names the id it is claimed under. Every failure of the
+file system is a :class:`~delite.errors.StoreError` whose ``errno`` and ``filename`` are the cause's.
+Reading needs no write access: a finished execution in a data directory that cannot be written is
+"claimed" read-only (nothing to append, nothing to lock) and answers from its log.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -18,22 +27,26 @@ from delite.errors import (
     StoreError,
     UsageError,
 )
+from delite.log import _os
 from delite.log._os import fsync_dir
 from delite.log.durability import Durability
 from delite.log.framing import TornTail
-from delite.log.reader import LogContents, parse_log, read_log
-from delite.log.records import AnyRecord, Record
+from delite.log.reader import LogContents, parse_log
+from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
 from delite.log.writer import LogWriter
 from delite.state.outcome import Outcome
 from delite.store.base import ExecutionLog, Store
 from delite.store.ids import validate_execution_id
 from delite.store.layout import Layout
+from delite.store.logfile import check_identity, check_single_link, read_log_file
 from delite.store.snapshot import load as load_snapshot
 from delite.store.snapshot import save as save_snapshot
 
 __all__ = ["FileExecutionLog", "FileStore"]
 
 _key_codec = msgspec.json.Decoder(dict[str, str])
+# A data directory that cannot be written: reads go on without a claim.
+_READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 class FileExecutionLog(ExecutionLog):
@@ -48,14 +61,20 @@ class FileExecutionLog(ExecutionLog):
         execution_id: str,
         records: list[AnyRecord] | None,
         torn: TornTail | None,
-        writer: LogWriter,
-        lock: filelock.BaseFileLock,
+        writer: LogWriter | None,
+        lock: filelock.BaseFileLock | None,
         *,
         snapshot_path: str = "",
         data: bytes = b"",
         outcome: Outcome | None = None,
+        path: str = "",
+        read_only: OSError | None = None,
     ) -> None:
-        """Wrap an open writer and a held lock (``records`` None: decode ``data`` when first read)."""
+        """Wrap an open writer and a held lock (``records`` None: decode ``data`` when first read).
+
+        With ``read_only`` (why the data directory cannot be written), there is neither: the execution is
+        finished, so there is nothing to append, and the log is only read.
+        """
         self.execution_id = execution_id
         self._records = records
         self._data = data
@@ -64,12 +83,20 @@ class FileExecutionLog(ExecutionLog):
         self._writer = writer
         self._lock: filelock.BaseFileLock | None = lock
         self._snapshot_path = snapshot_path
+        self._path = writer.path if writer is not None else path
+        self._read_only = read_only
+        self._read_size = len(data)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this claim can only read (a finished execution in a data directory that cannot be written)."""
+        return self._read_only is not None
 
     @property
     def records(self) -> list[AnyRecord]:
         """The records the log held when it was claimed."""
         if self._records is None:
-            self._records = parse_log(self._data, path=self._writer.path).records
+            self._records = parse_log(self._data, path=self._path).records
             self._data = b""
         return self._records
 
@@ -79,19 +106,29 @@ class FileExecutionLog(ExecutionLog):
 
     def save_outcome(self, outcome: Outcome) -> None:
         """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim."""
-        if self._lock is not None and self._snapshot_path:
-            save_snapshot(self._snapshot_path, self._writer.path, self._writer.size, outcome)
+        w = self._writer
+        if self._lock is not None and self._snapshot_path and w is not None:
+            save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset)
 
     def append(self, records: Sequence[Record], *, barrier: bool = False) -> None:
         """Append records as one write."""
-        if self._lock is None:
+        if self._read_only is not None:
+            e = self._read_only
+            raise StoreError(
+                f"execution {self.execution_id!r} is finished and its data directory cannot be written: "
+                f"nothing can be appended ({e.strerror})",
+                self._path,
+                errno=e.errno,
+                strerror=e.strerror,
+            )
+        if self._lock is None or self._writer is None:
             raise UsageError(f"execution {self.execution_id!r} was released; claim it again to write")
         self._writer.append(records, barrier=barrier)
 
     @property
     def size(self) -> int:
         """Bytes of complete records in the log."""
-        return self._writer.size
+        return self._writer.size if self._writer is not None else self._read_size
 
     def release(self) -> None:
         """Close the log and release the claim."""
@@ -99,7 +136,8 @@ class FileExecutionLog(ExecutionLog):
         if lock is None:
             return
         try:
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
         finally:
             lock.release()
 
@@ -118,12 +156,12 @@ class FileStore(Store):
             try:
                 self.layout.ensure()
             except OSError as e:
-                raise StoreError(f"cannot create the data directory: {e.strerror}", str(self.layout.root)) from e
+                raise StoreError.from_os_error("create the data directory", self.layout.root, e) from e
             self._ready = True
 
     def exists(self, execution_id: str) -> bool:
-        """Whether the execution's log exists."""
-        return os.path.exists(self.layout.log(validate_execution_id(execution_id)))
+        """Whether the execution's log exists (any entry under its name, even one that cannot be used)."""
+        return os.path.lexists(self.layout.log(validate_execution_id(execution_id)))
 
     def list_ids(self) -> list[str]:
         """Every execution id, sorted (generated ids sort by creation time)."""
@@ -131,28 +169,43 @@ class FileStore(Store):
             names = os.listdir(self.layout.executions)
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise StoreError.from_os_error("list the executions", self.layout.executions, e) from e
         return sorted(n[:-4] for n in names if n.endswith(".log"))
 
     def read(self, execution_id: str) -> LogContents:
-        """Read an execution's log without claiming it."""
-        path = self.layout.log(validate_execution_id(execution_id))
-        try:
-            return read_log(path)
-        except FileNotFoundError:
-            raise ExecutionNotFoundError(execution_id) from None
+        """Read an execution's log without claiming it (no write access needed)."""
+        eid = validate_execution_id(execution_id)
+        path = self.layout.log(eid)
+        data, _st = read_log_file(eid, path)
+        contents = parse_log(data, path=path)
+        check_identity(eid, path, contents.records)
+        return contents
 
     def _lock(self, execution_id: str) -> filelock.BaseFileLock:
-        return filelock.FileLock(self.layout.claim(execution_id), thread_local=False)
+        return filelock.FileLock(self.layout.claim(execution_id), mode=_os.FILE_MODE, thread_local=False)
 
     def claim(
         self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0
     ) -> FileExecutionLog:
-        """Lock the execution, then read it and repair a torn tail (or create it)."""
+        """Lock the execution, then read it and repair a torn tail (or create it).
+
+        Raises:
+            LogIdentityError: the log is a link, or its records name another execution.
+            StoreError: the file system failed (``errno`` and ``filename`` are the cause's).
+        """
         validate_execution_id(execution_id)
-        self._ensure()
         path = self.layout.log(execution_id)
-        if create is None and not os.path.exists(path):
+        if create is None and not os.path.lexists(path):
             raise ExecutionNotFoundError(execution_id)
+        try:
+            if not self._ready:
+                self.layout.ensure()
+                self._ready = True
+        except OSError as e:
+            if create is not None and not os.path.lexists(path):
+                raise StoreError.from_os_error("create the data directory", self.layout.root, e) from e
+            return self._read_only_claim(execution_id, path, e)
         lock = self._lock(execution_id)
         try:
             lock.acquire(timeout=timeout, blocking=timeout > 0)
@@ -160,37 +213,80 @@ class FileStore(Store):
             if timeout > 0:
                 raise ClaimTimeoutError(execution_id, timeout) from None
             raise ExecutionAlreadyClaimedError(execution_id) from None
+        except OSError as e:
+            if e.errno in _READ_ONLY_ERRNOS and os.path.lexists(path):
+                return self._read_only_claim(execution_id, path, e)
+            where = self.layout.claim(execution_id)
+            raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, e) from e
         try:
-            if create is not None and not os.path.exists(path):
-                writer = LogWriter.create(path, self.durability, create)
-                log = FileExecutionLog(
-                    execution_id,
-                    list(create),  # type: ignore[arg-type]
-                    None,
-                    writer,
-                    lock,
-                    snapshot_path=self.layout.snapshot(execution_id),
-                )
-                log.created = True
-                return log
-            with open(path, "rb") as f:
-                data = f.read()
-            snap = self.layout.snapshot(execution_id)
-            outcome = load_snapshot(snap, data)
-            if outcome is not None:
-                # The log is exactly the one the snapshot was made from: nothing to repair, decode lazily.
-                writer = LogWriter.open(path, len(data), self.durability)
-                return FileExecutionLog(
-                    execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome
-                )
-            contents = parse_log(data, path=path)
-            if not contents.records:
-                return self._finish_creation(execution_id, contents, create, lock=lock, snap=snap)
-            writer = LogWriter.open(path, contents.end, self.durability)
-            return FileExecutionLog(execution_id, contents.records, contents.torn, writer, lock, snapshot_path=snap)
+            return self._claimed(execution_id, path, create, lock)
         except BaseException:
             lock.release()
             raise
+
+    def _claimed(
+        self, execution_id: str, path: str, create: Sequence[Record] | None, lock: filelock.BaseFileLock
+    ) -> FileExecutionLog:
+        """Read (or create) the log of an execution whose lock is held."""
+        snap = self.layout.snapshot(execution_id)
+        if create is not None and not os.path.lexists(path):
+            writer = LogWriter.create(path, self.durability, create)
+            log = FileExecutionLog(execution_id, list(create), None, writer, lock, snapshot_path=snap)  # type: ignore[arg-type]
+            log.created = True
+            return log
+        data, st = read_log_file(execution_id, path)
+        check_single_link(execution_id, path, st)
+        outcome = load_snapshot(snap, data, execution_id=execution_id)
+        if outcome is not None:
+            # The log is exactly the one the snapshot was made from: nothing to repair, decode lazily.
+            try:
+                writer = LogWriter.open(path, len(data), self.durability, expect=st)
+            except StoreError as e:
+                if e.errno not in _READ_ONLY_ERRNOS or not outcome.status.is_terminal:
+                    raise
+                lock.release()
+                return FileExecutionLog(
+                    execution_id, None, None, None, None, data=data, outcome=outcome, path=path, read_only=e
+                )
+            return FileExecutionLog(
+                execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome
+            )
+        contents = parse_log(data, path=path)
+        check_identity(execution_id, path, contents.records)
+        if not contents.records:
+            return self._finish_creation(execution_id, contents, create, lock=lock, snap=snap)
+        last = contents.offsets[-1]
+        try:
+            writer = LogWriter.open(path, contents.end, self.durability, last_offset=last, expect=st)
+        except StoreError as e:
+            if e.errno not in _READ_ONLY_ERRNOS or not _finished(contents.records):
+                raise
+            lock.release()
+            return FileExecutionLog(
+                execution_id, contents.records, contents.torn, None, None, data=data, path=path, read_only=e
+            )
+        return FileExecutionLog(execution_id, contents.records, contents.torn, writer, lock, snapshot_path=snap)
+
+    def _read_only_claim(self, execution_id: str, path: str, cause: OSError) -> FileExecutionLog:
+        """A finished execution read without a claim, because the data directory cannot be written.
+
+        Anything else needs to be written to, so it is refused with a ``StoreError`` carrying the cause.
+        """
+        data, st = read_log_file(execution_id, path)
+        check_single_link(execution_id, path, st)
+        outcome = load_snapshot(self.layout.snapshot(execution_id), data, execution_id=execution_id)
+        if outcome is not None and outcome.status.is_terminal:
+            return FileExecutionLog(
+                execution_id, None, None, None, None, data=data, outcome=outcome, path=path, read_only=cause
+            )
+        contents = parse_log(data, path=path)
+        check_identity(execution_id, path, contents.records)
+        if not _finished(contents.records):
+            where = cause.filename if isinstance(cause.filename, str) else str(self.layout.root)
+            raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, cause) from cause
+        return FileExecutionLog(
+            execution_id, contents.records, contents.torn, None, None, data=data, path=path, read_only=cause
+        )
 
     def _finish_creation(
         self,
@@ -213,7 +309,10 @@ class FileStore(Store):
         try:
             writer.append(create, barrier=True)
             if self.durability is not Durability.OFF:
-                fsync_dir(os.path.dirname(path))  # the crash may have come before the name was made durable
+                try:
+                    fsync_dir(os.path.dirname(path))  # the crash may have come before the name was made durable
+                except OSError as e:
+                    raise StoreError.from_os_error("sync the directory of", path, e) from e
         except BaseException:
             writer.close()
             raise
@@ -222,7 +321,7 @@ class FileStore(Store):
         return log
 
     def is_claimed(self, execution_id: str) -> bool:
-        """Try the lock without waiting: held means claimed."""
+        """Try the lock without waiting: held means claimed (a lock that cannot be opened is not held by us)."""
         validate_execution_id(execution_id)
         if not os.path.exists(self.layout.claim(execution_id)):
             return False
@@ -231,48 +330,81 @@ class FileStore(Store):
             lock.acquire(timeout=0, blocking=False)
         except filelock.Timeout:
             return True
+        except OSError:
+            return False  # a read-only data directory: nobody can be advancing an execution in it
         lock.release()
         return False
 
     def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
-        """Bind with a hard link (atomic, fails if the key exists) of a fully written, synced file."""
-        self._ensure()
+        """Bind with a hard link (atomic, fails if the key exists) of a fully written, synced file.
+
+        A key that is bound already is only read (no write access needed). The temporary file is removed on
+        every path; every failure is a :class:`~delite.errors.StoreError`.
+        """
         keys = str(self.layout.keys)
         path = os.path.join(keys, hashlib.sha256(key.encode()).hexdigest() + ".json")
-        if not os.path.exists(path):
-            body = msgspec.json.encode({"key": key, "execution_id": execution_id, "fingerprint": fingerprint})
-            tmp = os.path.join(keys, f".tmp-{os.getpid()}-{secrets.token_hex(8)}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        if not os.path.lexists(path):
+            self._ensure()
+            self._write_key(keys, path, {"key": key, "execution_id": execution_id, "fingerprint": fingerprint})
+        try:
+            raw, _st = _os.read_regular(path)
+            bound = _key_codec.decode(raw)
+        except OSError as e:
+            raise StoreError.from_os_error("read the idempotency key", path, e) from e
+        except msgspec.DecodeError as e:
+            raise StoreError(f"the idempotency key file is damaged: {e}", path) from e
+        return str(bound["execution_id"]), str(bound["fingerprint"])
+
+    def _write_key(self, keys: str, path: str, binding: dict[str, str]) -> None:
+        body = msgspec.json.encode(binding)
+        tmp = os.path.join(keys, f".tmp-{os.getpid()}-{secrets.token_hex(8)}")
+        created = False
+        try:
+            fd = _os.open_private(tmp, os.O_WRONLY)
+            created = True
             try:
-                os.write(fd, body)
+                _os.write_all(fd, body)
                 if self.durability is not Durability.OFF:
-                    os.fsync(fd)
+                    _os.fsync(fd)
             finally:
                 os.close(fd)
-            try:
+            with contextlib.suppress(FileExistsError):  # a racer bound it first: theirs holds
                 os.link(tmp, path)
                 if self.durability is not Durability.OFF:
                     fsync_dir(keys)
-            except FileExistsError:
-                pass
-            finally:
-                os.unlink(tmp)
-        with open(path, "rb") as f:
-            bound = _key_codec.decode(f.read())
-        return str(bound["execution_id"]), str(bound["fingerprint"])
+        except OSError as e:
+            raise StoreError.from_os_error("bind the idempotency key", tmp if created else keys, e) from e
+        finally:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
     def request_cancel(self, execution_id: str) -> None:
         """Drop a cancel marker that the owner checks at each step boundary."""
-        self._ensure()
         path = self.layout.cancel_signal(validate_execution_id(execution_id))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-        os.close(fd)
+        self._ensure()
+        try:
+            os.close(_os.open_private(path, os.O_WRONLY))
+        except FileExistsError:
+            pass  # asked already
+        except OSError as e:
+            raise StoreError.from_os_error("request a cancel", path, e) from e
 
     def cancel_requested(self, execution_id: str) -> bool:
         """Whether a cancel marker exists."""
-        return os.path.exists(self.layout.cancel_signal(execution_id))
+        return os.path.lexists(self.layout.cancel_signal(execution_id))
 
     def clear_cancel(self, execution_id: str) -> None:
         """Remove the cancel marker."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.layout.cancel_signal(execution_id))
+        path = self.layout.cancel_signal(execution_id)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise StoreError.from_os_error("clear the cancel request", path, e) from e
+
+
+def _finished(records: Sequence[AnyRecord]) -> bool:
+    """Whether the log ends with a terminal record: nothing can be appended to it any more."""
+    return bool(records) and isinstance(records[-1], ExecutionCompleted | ExecutionCancelled)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from delite.log._os import make_private_dir
+
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "Layout", "default_data_dir"]
 
 DATA_DIR_ENV = "DELITE_DATA_DIR"
@@ -28,10 +30,12 @@ class Layout:
 
     ``executions/<id>.log`` are the logs (the source of truth); ``claims/<id>.lock`` the claim locks;
     ``signals/<id>.cancel`` cancel requests from other processes; ``keys/`` run-level idempotency keys;
-    ``index.sqlite3`` the listing index, derived from the logs (deleting it loses nothing).
+    ``index.sqlite3`` the listing index and ``snapshots/<id>.snap`` the snapshots of finished executions, both
+    derived from the logs (deleting them loses nothing). Every directory delite creates here is ``0700`` and
+    every file ``0600``, whatever the umask.
     """
 
-    __slots__ = ("claims", "executions", "index", "keys", "root", "signals")
+    __slots__ = ("claims", "executions", "index", "keys", "root", "signals", "snapshots")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         """Name the paths under ``root``; nothing is created."""
@@ -41,6 +45,7 @@ class Layout:
         self.signals = self.root / "signals"
         self.keys = self.root / "keys"
         self.index = self.root / "index.sqlite3"
+        self.snapshots = self.root / "snapshots"
 
     def log(self, execution_id: str) -> str:
         """The log file of an execution."""
@@ -56,9 +61,17 @@ class Layout:
 
     def snapshot(self, execution_id: str) -> str:
         """The derived snapshot of a finished execution (``snapshots/<id>.snap``; deleting it loses nothing)."""
-        return os.path.join(self.root, "snapshots", execution_id + ".snap")
+        return os.path.join(self.snapshots, execution_id + ".snap")
 
     def ensure(self) -> None:
-        """Create the directories (idempotent)."""
+        """Create the directories that are missing (idempotent), each ``0700`` whatever the umask.
+
+        Directories that exist are left as they are (``delite health`` warns about loose ones), and nothing
+        is written when they all exist, so a read-only data directory can still be read.
+        """
+        if not self.root.is_dir():
+            os.makedirs(self.root.parent, exist_ok=True)  # the user's folders above the data directory
+            make_private_dir(self.root)
         for d in (self.executions, self.claims, self.signals, self.keys):
-            d.mkdir(parents=True, exist_ok=True)
+            if not d.is_dir():
+                make_private_dir(d)

@@ -122,7 +122,9 @@ def test_a_log_replaced_by_a_copy_is_read_again(data: Path) -> None:
     os.utime(replacement, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime: only the inode differs
     os.replace(replacement, log)
     assert rows(data)["run-b"][:2] == (log.stat().st_size, log.stat().st_mtime_ns)
-    assert {s.id: s.input for s in dd.list().items}["run-b"] == "a"  # derived again, from the new file
+    again = {s.id: s for s in dd.list().items}["run-b"]  # derived again, from the new file:
+    assert again.status == "unreadable"  # a copy of another execution's log is not this execution's log
+    assert "names execution 'run-a'" in (again.damage or "")
 
 
 def test_a_new_derivation_rederives_every_row(data: Path) -> None:
@@ -306,6 +308,8 @@ def test_health_checks_snapshots_and_repair_drops_the_stale_ones(
 def test_logs_cut_while_being_created(data: Path) -> None:
     (data / "executions" / "blank-1.log").write_bytes(b"delite-log/1\n")  # header, no record
     (data / "executions" / "cut-1.log").write_bytes(b"delite-lo")  # the header itself cut short
+    for name in ("blank-1", "cut-1"):
+        (data / "executions" / f"{name}.log").chmod(0o600)  # as delite creates them
     dd = DataDir(data)
     statuses = {s.id: s.status for s in dd.list().items}
     assert statuses["blank-1"] == statuses["cut-1"] == "empty"

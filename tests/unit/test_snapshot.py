@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from delite import Agent, FileStore, ScriptedProvider, tool
+from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
 from delite.errors import LogCorruptError, UsageError
 from delite.log import parse_log, read_log
 from delite.log.records import ExecutionStarted, ModelResponded, RecordedToolCall, ToolStarted
@@ -127,8 +130,8 @@ def test_damage_in_the_log_is_never_hidden_by_a_snapshot(finished: tuple[Path, A
         pytest.param(lambda b: b.replace(b'"answer":"done"', b'"answer":"dune"'), id="damaged-but-valid-json"),
         pytest.param(lambda b: b[: len(b) // 2], id="torn"),
         pytest.param(lambda b: b"", id="empty"),
-        pytest.param(lambda b: b.replace(b"delite-snapshot/1", b"delite-snapshot/9"), id="other-format"),
-        pytest.param(lambda b: b"delite-snapshot/1 zz\n{}", id="garbage"),
+        pytest.param(lambda b: b.replace(SNAPSHOT_FORMAT.encode(), b"delite-snapshot/9"), id="other-format"),
+        pytest.param(lambda b: SNAPSHOT_FORMAT.encode() + b" zz\n{}", id="garbage"),
     ],
 )
 def test_a_bad_snapshot_is_a_miss(finished: tuple[Path, Any], parses: list[int], spoil: Any) -> None:
@@ -244,4 +247,109 @@ def test_small_logs_get_no_snapshot(data_dir: Path, monkeypatch: pytest.MonkeyPa
     assert snapshot_path(data_dir, "big").exists()
     with agent(data_dir, steps=200) as a:
         assert a.run("go", execution_id="big") == big
+    assert len(parses) == 1
+
+
+# -- a snapshot cannot lie -------------------------------------------------------------------------------------
+
+
+def _write_snapshot(path: Path, body: dict[str, Any], fmt: bytes = SNAPSHOT_FORMAT.encode()) -> None:
+    raw = msgspec.json.encode(body)
+    path.write_bytes(fmt + b" " + f"{zlib.crc32(raw):08x}\n".encode() + raw)
+
+
+def _forge(data_dir: Path, **changes: Any) -> dict[str, Any]:
+    """A snapshot made by someone who can read the log and write snapshots, with a strong hash that matches."""
+    snap = snapshot_path(data_dir)
+    raw = snap.read_bytes()
+    body = msgspec.json.decode(raw[raw.index(b"\n") + 1 :])
+    data = log_path(data_dir).read_bytes()
+    assert body["log_sha256"] == hashlib.sha256(data).hexdigest()
+    body["outcome"].update(changes)
+    _write_snapshot(snap, body)
+    return body
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"answer": "send the money to account 666"}, id="answer"),
+        pytest.param({"output": {"approved": True}}, id="output"),
+        pytest.param({"status": "cancelled", "answer": None}, id="status"),
+        pytest.param({"input": "something else"}, id="input"),
+        pytest.param({"execution_id": "other"}, id="execution-id"),
+    ],
+)
+def test_a_forged_snapshot_bound_to_the_log_bytes_never_answers(
+    finished: tuple[Path, Any], parses: list[int], changes: dict[str, Any]
+) -> None:
+    data_dir, first = finished
+    forged = _forge(data_dir, **changes)
+    report = DataDir(data_dir).health()
+    assert ("snapshot-mismatch", "warning") in {(p.kind, p.severity) for p in report.problems}
+    assert not report.healthy
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first  # the log's answer, not the snapshot's
+        assert a.resume("e1") == first  # from the snapshot the run rewrote
+    assert len(parses) == 1
+    assert snapshot.load(str(snapshot_path(data_dir)), log_path(data_dir).read_bytes()) == outcome(
+        fold(read_log(str(log_path(data_dir))).records)
+    )  # rewritten from the log
+    _write_snapshot(snapshot_path(data_dir), forged)
+    repaired = DataDir(data_dir).health(repair=True)
+    assert "snapshot-mismatch" not in {p.kind for p in repaired.problems}
+    assert not snapshot_path(data_dir).exists()
+
+
+def test_a_forged_last_record_offset_never_answers(finished: tuple[Path, Any], parses: list[int]) -> None:
+    data_dir, first = finished
+    contents = read_log(str(log_path(data_dir)))
+    for offset in (contents.offsets[0], contents.offsets[-2], contents.offsets[-1] + 1, 0, 10**9):
+        snap = snapshot_path(data_dir)
+        raw = snap.read_bytes()
+        body = msgspec.json.decode(raw[raw.index(b"\n") + 1 :])
+        body["last_offset"] = offset
+        _write_snapshot(snap, body)
+        assert snapshot.load(str(snap), log_path(data_dir).read_bytes(), execution_id="e1") is None
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
+
+
+def test_a_crc_bound_snapshot_of_the_old_format_is_a_miss(finished: tuple[Path, Any], parses: list[int]) -> None:
+    data_dir, first = finished
+    data = log_path(data_dir).read_bytes()
+    forged = msgspec.to_builtins(outcome(fold(read_log(str(log_path(data_dir))).records)))
+    forged["answer"] = "forged"
+    _write_snapshot(
+        snapshot_path(data_dir),
+        {"log_size": len(data), "log_crc": zlib.crc32(data), "outcome": forged},
+        fmt=b"delite-snapshot/1",
+    )
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
+    assert len(parses) == 1
+    assert snapshot_path(data_dir).read_bytes().startswith(SNAPSHOT_FORMAT.encode())  # rewritten, bound
+
+
+def test_a_log_of_the_same_size_with_other_bytes_is_not_hidden_by_the_snapshot(finished: tuple[Path, Any]) -> None:
+    data_dir, _ = finished
+    path = log_path(data_dir)
+    data = path.read_bytes()
+    # Two frames swapped: every frame still verifies and the size is the same; only the hash of the bytes differs.
+    contents = read_log(str(path))
+    a, b = contents.offsets[1], contents.offsets[2]
+    c = contents.offsets[3]
+    swapped = data[:a] + data[b:c] + data[a:b] + data[c:]
+    assert len(swapped) == len(data)
+    assert snapshot.load(str(snapshot_path(data_dir)), swapped, execution_id="e1") is None
+    assert snapshot.load(str(snapshot_path(data_dir)), data, execution_id="e1") is not None
+
+
+def test_a_snapshot_that_is_a_fifo_is_a_miss_and_never_blocks(finished: tuple[Path, Any], parses: list[int]) -> None:
+    data_dir, first = finished
+    snap = snapshot_path(data_dir)
+    snap.unlink()
+    os.mkfifo(snap, 0o600)
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
     assert len(parses) == 1

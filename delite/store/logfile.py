@@ -1,0 +1,53 @@
+"""Open an execution's log file as the one log of one execution (no filelock: the read side uses it too).
+
+One log, one identity: a log is read only as a regular file, never through a symbolic link and never blocking
+on a FIFO; it is the log of the id it is opened under only if its first record names that id; and it is
+claimed only if it has a single name (no hard link makes it reachable under another id).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Sequence
+
+from delite.errors import ExecutionNotFoundError, LogIdentityError, StoreError
+from delite.log import _os
+from delite.log.records import AnyRecord, ExecutionStarted
+
+__all__ = ["check_identity", "check_single_link", "read_log_file"]
+
+
+def read_log_file(execution_id: str, path: str) -> tuple[bytes, os.stat_result]:
+    """The bytes of an execution's log file and its ``stat``, read safely (see :func:`~delite.log._os.open_regular`).
+
+    Raises:
+        ExecutionNotFoundError: there is no such file.
+        LogIdentityError: it is a symbolic link.
+        StoreError: it cannot be read, or it is not a regular file (a directory, a FIFO); ``errno`` and
+            ``filename`` say why and where.
+    """
+    try:
+        return _os.read_regular(path)
+    except FileNotFoundError:
+        raise ExecutionNotFoundError(execution_id) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise LogIdentityError(execution_id, path, "it is a symbolic link", errno=errno.ELOOP) from e
+        raise StoreError.from_os_error("read the log", path, e) from e
+
+
+def check_identity(execution_id: str, path: str, records: Sequence[AnyRecord]) -> None:
+    """Raise :class:`~delite.errors.LogIdentityError` if the log's first record names another execution."""
+    if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id != execution_id:
+        raise LogIdentityError(
+            execution_id, path, f"its records name execution {records[0].execution_id!r} (a copy or a link)"
+        )
+
+
+def check_single_link(execution_id: str, path: str, st: os.stat_result) -> None:
+    """Raise :class:`~delite.errors.LogIdentityError` if the log file has more than one name (a hard link)."""
+    if st.st_nlink > 1:
+        raise LogIdentityError(
+            execution_id, path, f"the file has {st.st_nlink} hard links; a log must be reachable under one id"
+        )
