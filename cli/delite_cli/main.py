@@ -418,11 +418,26 @@ def fork(*, ident: str, data_dir: str, at: int, new_id: str | None, json_: bool)
     help="Where to keep the demo's data (default: a new temporary directory).",
 )
 @click.option("--steps", type=click.IntRange(2, 50), default=6, show_default=True, help="Tool steps in the run.")
-def demo(data_dir: str | None, steps: int) -> None:
-    """Run a tool-using agent, SIGKILL it mid-run, and resume it by id in a new process."""
+@click.option(
+    "--model",
+    metavar="VENDOR:MODEL",
+    default="scripted",
+    show_default=True,
+    help="The model: the offline scripted one, or a real one such as openai:gpt-4o-mini or "
+    "anthropic:claude-haiku-4-5 (uses its API key from the environment, and costs a fraction of a cent). "
+    "API keys in the environment are never used unless this asks for them.",
+)
+def demo(data_dir: str | None, steps: int, model: str) -> None:
+    """Run a tool-using agent, SIGKILL it mid-run, and resume it by id in a new process.
+
+    Offline by default. It ends by printing the commands that inspect the execution it made. A failure is
+    one line on stderr. Exit codes: 0 every order charged exactly once, 1 the demo failed (a model or
+    network error, a crashed worker, a check that did not hold), 2 usage error (a bad --model, a missing API
+    key or SDK), 130 interrupted.
+    """
     from delite_cli.demo import run_demo
 
-    raise SystemExit(run_demo(data_dir, steps))
+    raise SystemExit(run_demo(data_dir, steps, model))
 
 
 def main() -> None:
