@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
@@ -51,7 +52,11 @@ def _convert(e: Exception, as_json: bool) -> CliError | None:
     if isinstance(e, DeliteError):
         names = {c.__name__ for c in type(e).__mro__}
         code = 2 if names.intersection(_USAGE) else 1
-        return CliError(str(e), kind=type(e).__name__, exit_code=code, as_json=as_json)
+        message = str(e)
+        searched = getattr(e, "data_dir", None)  # a "not found" names the data directory it searched
+        if isinstance(searched, str) and not os.path.isdir(searched):
+            message += " (that directory does not exist: check --data-dir or DELITE_DATA_DIR)"
+        return CliError(message, kind=type(e).__name__, exit_code=code, as_json=as_json)
     if isinstance(e, OSError):
         where = f" {e.filename}" if e.filename else ""
         return CliError(f"{e.strerror or e}:{where}", kind=type(e).__name__, as_json=as_json)

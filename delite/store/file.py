@@ -113,6 +113,10 @@ class FileStore(Store):
         self.durability = Durability(durability)
         self._ready = False
 
+    def _where(self) -> str:
+        """The data directory as an absolute path, for messages."""
+        return os.path.abspath(self.layout.root)
+
     def _ensure(self) -> None:
         if not self._ready:
             try:
@@ -139,7 +143,7 @@ class FileStore(Store):
         try:
             return read_log(path)
         except FileNotFoundError:
-            raise ExecutionNotFoundError(execution_id) from None
+            raise ExecutionNotFoundError(execution_id, self._where()) from None
 
     def _lock(self, execution_id: str) -> filelock.BaseFileLock:
         return filelock.FileLock(self.layout.claim(execution_id), thread_local=False)
@@ -152,7 +156,7 @@ class FileStore(Store):
         self._ensure()
         path = self.layout.log(execution_id)
         if create is None and not os.path.exists(path):
-            raise ExecutionNotFoundError(execution_id)
+            raise ExecutionNotFoundError(execution_id, self._where())
         lock = self._lock(execution_id)
         try:
             lock.acquire(timeout=timeout, blocking=timeout > 0)
@@ -207,7 +211,7 @@ class FileStore(Store):
         it is started now, or, without ``create``, there is no such execution.
         """
         if create is None:
-            raise ExecutionNotFoundError(execution_id)
+            raise ExecutionNotFoundError(execution_id, self._where())
         path = self.layout.log(execution_id)
         writer = LogWriter.open(path, contents.end, self.durability)
         try:
