@@ -523,11 +523,10 @@ def run_health(data_dir: str, *, repair: bool, json_: bool) -> int:
             }
         )
         return 0 if report.healthy else 1
-    out = f.console()
     gone = [p for p in report.problems if p.kind in ("missing", "not-a-directory")]
-    if gone:  # nothing to verify: say so, never "Healthy"
-        out.print(f.text(f"error: {gone[0].detail}; nothing to check (see --data-dir).", "red"), soft_wrap=True)
-        return 1
+    if gone:  # nothing to verify: one error line, never "Healthy"
+        raise CliError(f"{gone[0].detail}; nothing to check (see --data-dir)", kind="HealthError")
+    out = f.console()
     rate = f" ({report.mb_per_second:.0f} MB/s)" if report.seconds > 0 and report.bytes else ""
     out.print(
         f.text(

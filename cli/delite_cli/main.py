@@ -220,7 +220,8 @@ def export(*, ident: str, data_dir: str, fmt: str, nl: bool, output: str | None,
 def health(*, data_dir: str, repair: bool, json_: bool) -> None:
     """Verify every checksum of every log; report torn tails, damage, and derived files that drifted.
 
-    Exit 0 when healthy, 1 when a log is damaged or has a torn tail, 2 on a usage error. Findings about
+    Exit 0 when healthy, 1 when a log is damaged or has a torn tail (or the data directory does not exist),
+    2 on a usage error. Findings about
     derived files (the listing index, snapshots of finished runs) are reported but do not fail the check:
     they are never trusted over the logs and are rebuilt from them as needed.
     """

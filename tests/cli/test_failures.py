@@ -39,9 +39,8 @@ def test_unknown_id_in_a_data_directory_that_does_not_exist(run, tmp_path: Path)
 
 def test_health_of_a_data_directory_that_does_not_exist(run, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir"
-    r = run("health", "--data-dir", missing)
-    assert r.exit_code == 1, r.output
-    assert "Healthy" not in r.stdout and f"the data directory {missing} does not exist" in r.stdout
+    line = one_error_line(run("health", "--data-dir", missing), 1)
+    assert line == f"error: the data directory {missing} does not exist; nothing to check (see --data-dir)"
     report = json.loads(run("health", "--data-dir", missing, "--json").stdout)
     assert report["healthy"] is False and [p["kind"] for p in report["problems"]] == ["missing"]
     assert not missing.exists()
