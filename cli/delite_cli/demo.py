@@ -8,7 +8,7 @@ The model is the scripted one shipped in delite, offline, whatever the environme
 used only when asked for with ``--model vendor:model`` (say ``openai:gpt-4o-mini``, with its API key in the
 environment). Every failure ends the demo with one line on stderr: exit 1 when the demo failed (a model or
 network error, a worker that crashed, a check that did not hold), 2 for a usage error (a bad ``--model``,
-a missing API key or SDK), 130 when interrupted.
+a missing API key or SDK, a data directory that cannot be created), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -214,6 +214,10 @@ def _run(data_dir: str | None, steps: int, model: str | None, workers: list[subp
     recipe, described = choose_model(model)
     console = Console(highlight=False)
     data_dir = os.path.abspath(data_dir or tempfile.mkdtemp(prefix="delite-demo-"))
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+    except OSError as e:
+        raise DemoError(f"cannot use {data_dir} as the data directory: {e.strerror or e}", exit_code=2) from e
     store = FileStore(data_dir)
     eid = new_execution_id()
     console.print(f"[bold]delite demo[/] - data directory {escape(data_dir)}")

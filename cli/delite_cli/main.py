@@ -434,7 +434,7 @@ def demo(data_dir: str | None, steps: int, model: str) -> None:
     Offline by default. It ends by printing the commands that inspect the execution it made. A failure is
     one line on stderr. Exit codes: 0 every order charged exactly once, 1 the demo failed (a model or
     network error, a crashed worker, a check that did not hold), 2 usage error (a bad --model, a missing API
-    key or SDK), 130 interrupted.
+    key or SDK, a data directory that cannot be created), 130 interrupted.
     """
     from delite_cli.demo import run_demo
 

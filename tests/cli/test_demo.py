@@ -79,6 +79,9 @@ def test_demo_bad_model_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("error: --model ") and expected in lines[0], out.stderr
         assert out.stdout == ""
     assert not (tmp_path / "d").exists()  # nothing ran
+    (tmp_path / "a-file").write_text("")
+    out = demo(tmp_path, "--data-dir", str(tmp_path / "a-file" / "d"))
+    assert out.returncode == 2 and out.stderr.startswith("error: cannot use ") and out.stderr.count("\n") == 1
 
 
 def test_demo_help_shows_the_model_option_and_exit_codes() -> None:
