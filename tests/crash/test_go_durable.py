@@ -109,3 +109,31 @@ def test_no_warning_when_the_runs_finished(tmp_path: Path) -> None:
     out = run_worker(tmp_path / "data", "clean")
     assert out.returncode == 0, out.stderr
     assert "delite:" not in out.stderr
+
+
+def test_the_claim_taken_in_go_is_released_however_the_run_ends(data_dir: Path) -> None:
+    from delite.engine._begin import begin
+    from delite.errors import ProviderError
+
+    def broken(messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> Any:
+        raise ProviderError("the model is down", retryable=False)
+
+    with Runtime(data_dir) as rt:
+        ok = Agent(data_dir, runtime=rt, agent_id="ok", provider=ScriptedProvider(["fine"]))
+        bad = Agent(data_dir, runtime=rt, agent_id="bad", provider=broken)
+        done, failed = rt.go(ok, "x"), rt.go(bad, "y")
+        assert rt.wait(done, timeout=60).answer == "fine"
+        with pytest.raises(ProviderError, match="the model is down"):
+            rt.wait(failed, timeout=60)
+        for eid in (done, failed):
+            assert not ok.store.is_claimed(eid)
+            ok.store.claim(eid).release()  # nobody holds it
+
+    # Begun by hand and abandoned (go() does this when the runtime shut down meanwhile): written, released.
+    agent = Agent(data_dir, agent_id="left", provider=ScriptedProvider(["later"]))
+    started = begin(agent._start("z", execution_id="left-1", history=None, metadata=None, model=None,
+                                 idempotency_key=None, output_type=None))  # fmt: skip
+    assert agent.store.is_claimed("left-1")
+    started.abandon()
+    assert not agent.store.is_claimed("left-1")
+    assert agent.resume("left-1").answer == "later"
