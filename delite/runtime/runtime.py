@@ -140,6 +140,7 @@ class Runtime:
         self._closing = False
         self._stopping = False
         self._recovering: set[str] = set()
+        self._pid = 0  # the process that started it (a forked child's exit says nothing of its parent's runs)
 
     # -- agents and callbacks --------------------------------------------------------------------------------
 
@@ -198,6 +199,7 @@ class Runtime:
             self._thread = threading.Thread(target=loop.run_forever, name="delite-runtime", daemon=True)
             self._notifier = threading.Thread(target=self._notify_loop, name="delite-rt-callbacks", daemon=True)
             self._loop = loop
+            self._pid = os.getpid()
             _started.add(self)
             self._thread.start()
             self._notifier.start()
@@ -499,7 +501,7 @@ class Runtime:
         """The line to print at interpreter exit when runs are still in flight here (None: nothing to say)."""
         with self._lock:
             active = self._active
-        if not active or self._loop is None:
+        if not active or self._loop is None or self._pid != os.getpid():
             return None
         many = active > 1
         runs = f"{active} execution{'s' if many else ''}"
