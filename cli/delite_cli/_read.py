@@ -6,6 +6,7 @@ Each calls ``delite.DataDir`` and renders what it returns.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import sys
 import time
@@ -154,6 +155,9 @@ def run_status(
     if not page.items:
         if page.total:
             out.print(f.text(f"No executions on this page: {page.total} match, from --offset 0.", "dim"))
+            return
+        if not os.path.isdir(data_dir):
+            out.print(f.text(f"No executions exist in {os.path.abspath(data_dir)}: that directory does not exist."))
             return
         where = "match these filters" if (statuses or agent or meta or since or until or parent) else "exist"
         out.print(f.text(f"No executions {where} in {data_dir}.", "dim"))

@@ -97,6 +97,7 @@ def test_status_on_a_missing_directory_is_empty_and_creates_nothing(run, tmp_pat
     r = run("status", "--data-dir", missing)
     assert r.exit_code == 0
     assert "No executions exist" in r.stdout
+    assert f"{missing}: that directory does not exist" in r.stdout.replace("\n", "")
     assert not missing.exists()
 
 
