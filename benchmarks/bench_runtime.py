@@ -15,7 +15,8 @@ on the runtime's loop, as an async SDK's call is) and a trivial sync tool: S ste
 tool call, then the answer (S + 1 model calls). On its own, an execution takes at least (S + 1) x delay; that
 is the ideal wall time of N of them running at once. The table gives the wall time, its ratio to the ideal,
 the steps per second (N x S / wall), and checks every log afterwards (``DataDir.health``: checksums, no torn
-tail, every execution completed).
+tail, every execution completed). ``go_ms`` is the latency of one ``rt.go()`` call: it returns once the
+execution's start is on disk (its log created and, in ``full`` and ``normal``, synced with its directory).
 
 **Event-loop stall.** ``agent.arun`` hands every log append (``write`` + ``fsync``) to delite's I/O
 threads. The stall per write is the time the loop itself spends on one: submitting it and taking its result
@@ -69,7 +70,12 @@ def throughput(n: int, steps: int, delay: float, durability: str, workers: int) 
         agent = Agent(data, runtime=rt, agent_id="bench", provider=provider, tools=[step], durability=durability)
         rt.start()
         started = time.perf_counter()
-        ids = [rt.go(agent, "go") for _ in range(n)]
+        ids = []
+        go_ms = []
+        for _ in range(n):
+            t = time.perf_counter()
+            ids.append(rt.go(agent, "go"))  # returns once the start is on disk (a log created, synced per mode)
+            go_ms.append((time.perf_counter() - t) * 1000)
         answers = [rt.wait(eid, timeout=600).answer for eid in ids]
         wall = time.perf_counter() - started
         rt.shutdown()
@@ -85,6 +91,8 @@ def throughput(n: int, steps: int, delay: float, durability: str, workers: int) 
             "ideal_s": round(ideal, 3),
             "ratio_to_ideal": round(wall / ideal, 2),
             "steps_per_s": round(n * steps / wall, 1),
+            "go_ms_p50": round(statistics.median(go_ms), 3),
+            "go_ms_p99": round(pct(go_ms, 99), 3),
             "model_calls_per_s": round(n * (steps + 1) / wall, 1),
             "logs_healthy": report.healthy and report.logs == n and page.total == n,
             "all_answered": answers == ["done"] * n,
@@ -245,7 +253,17 @@ def main(argv: list[str] | None = None) -> int:
     print(
         table(
             rows,
-            ["executions", "wall_s", "ideal_s", "ratio_to_ideal", "steps_per_s", "model_calls_per_s", "logs_healthy"],
+            [
+                "executions",
+                "wall_s",
+                "ideal_s",
+                "ratio_to_ideal",
+                "steps_per_s",
+                "model_calls_per_s",
+                "go_ms_p50",
+                "go_ms_p99",
+                "logs_healthy",
+            ],
         )
     )
     print(

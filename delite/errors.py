@@ -98,22 +98,24 @@ class InvalidExecutionIdError(DeliteError, ValueError):
 
 
 class ExecutionNotFoundError(DeliteError, LookupError):
-    """No execution with this id exists in the data directory."""
+    """No execution with this id exists in the data directory (``data_dir``: where it was looked for)."""
 
     http_status = 404
 
-    def __init__(self, execution_id: str) -> None:
-        """Build from the id that was not found."""
-        super().__init__(execution_id)
+    def __init__(self, execution_id: str, data_dir: str | None = None) -> None:
+        """Build from the id that was not found and, when known, the data directory searched."""
+        super().__init__(*((execution_id,) if data_dir is None else (execution_id, data_dir)))
         self.execution_id = execution_id
+        self.data_dir = data_dir
 
     def __str__(self) -> str:
-        """Name the id."""
-        return f"execution {self.execution_id!r} not found"
+        """Name the id, and the data directory searched when it is known."""
+        where = f" in data directory {self.data_dir}" if self.data_dir is not None else ""
+        return f"execution {self.execution_id!r} not found{where}"
 
 
 class AmbiguousExecutionIdError(DeliteError, LookupError):
-    """An id prefix matches more than one execution."""
+    """An id prefix (or suffix) matches more than one execution."""
 
     http_status = 400
 
@@ -126,7 +128,10 @@ class AmbiguousExecutionIdError(DeliteError, LookupError):
     def __str__(self) -> str:
         """The prefix and a few of the ids it matches."""
         shown = ", ".join(self.matches[:3]) + (", ..." if len(self.matches) > 3 else "")
-        return f"id prefix {self.prefix!r} matches {len(self.matches)} executions ({shown}); give more characters"
+        return (
+            f"id {self.prefix!r} matches {len(self.matches)} executions by prefix or suffix ({shown}); "
+            "give more characters (the end of a generated id is random, so a few of its last ones are enough)"
+        )
 
 
 class StoreError(DeliteError, OSError):

@@ -27,13 +27,15 @@ INTRO = """\
 public Python API: the read commands call `delite.DataDir`, the operating commands call `delite.Agent`.
 
 - **Data directory.** Every command takes `--data-dir` (or `DELITE_DATA_DIR`; default `./data`).
-- **IDs.** An execution may be named by any unique prefix of its id (case-insensitive if nothing matches
-  exactly); an ambiguous prefix is a usage error that lists a few matches.
+- **IDs.** An execution may be named by any unique prefix or suffix of its id (case-insensitive if nothing
+  matches exactly). Generated ids begin with their creation time, so ids made the same second share their
+  first characters; their last characters are random, so a few of those are the shortest unique name. An
+  ambiguous id is a usage error that lists a few matches; an id not found names the data directory searched.
 - **Output.** Every command takes `--json` (one JSON document on stdout; `events`, `export` and `tail` can
   also write NDJSON). Errors go to stderr as one line, `error: ...` (with `--json`, one JSON object
   `{"error": {"type", "message"}}`).
 - **Exit codes.** 0 success; 1 failure (not found, wrong state, damaged log, or problems found by `health`);
-  2 usage error (bad option, bad JSON, ambiguous prefix, unknown call id). The error's class decides (the
+  2 usage error (bad option, bad JSON, ambiguous id, unknown call id). The error's class decides (the
   `type` in `--json` errors): every `ExecutionStateError`, the 409 "the state changed under you" family
   (ended, not suspended, waiting for something else, already decided or answered, busy in another
   process), exits 1, so a command that lost a race to another process or to the API is a failure, never

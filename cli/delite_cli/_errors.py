@@ -9,6 +9,7 @@ state changed under you, e.g. a race lost) is a failure, never a usage error, wh
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
@@ -75,7 +76,11 @@ def _convert(e: Exception, as_json: bool) -> CliError | None:
     from delite.errors import DeliteError
 
     if isinstance(e, DeliteError):
-        return CliError(str(e), kind=type(e).__name__, exit_code=exit_code(e), as_json=as_json)
+        message = str(e)
+        searched = getattr(e, "data_dir", None)  # a "not found" names the data directory it searched
+        if isinstance(searched, str) and not os.path.isdir(searched):
+            message += " (that directory does not exist: check --data-dir or DELITE_DATA_DIR)"
+        return CliError(message, kind=type(e).__name__, exit_code=exit_code(e), as_json=as_json)
     if isinstance(e, OSError):
         where = f" {e.filename}" if e.filename else ""
         return CliError(f"{e.strerror or e}:{where}", kind=type(e).__name__, as_json=as_json)

@@ -33,6 +33,7 @@ __all__ = [
     "status_style",
     "text",
     "timestamp",
+    "wrap",
 ]
 
 _encoder = msgspec.json.Encoder(order="deterministic")
@@ -67,6 +68,36 @@ def text(value: object, style: str | None = None, *, newlines: bool = True, limi
     if limit is not None:
         s = cut(s, limit)
     return Text(s, style=style or "")
+
+
+def wrap(s: str, width: int) -> list[str]:
+    """``s`` in pieces of at most ``width`` terminal cells, broken after a comma or space when one is near.
+
+    Cells, not characters: a wide character (CJK, most emoji) takes two. Nothing is dropped; joining the
+    pieces gives ``s`` back.
+    """
+    from rich.cells import cell_len
+
+    width = max(width, 8)
+    pieces: list[str] = []
+    start = 0
+    while start < len(s):
+        used = 0
+        end = start
+        while end < len(s):
+            size = cell_len(s[end])
+            if used + size > width:
+                break
+            used += size
+            end += 1
+        end = max(end, start + 1)
+        if end < len(s):
+            soft = max(s.rfind(",", start, end), s.rfind(" ", start, end))
+            if soft >= start + (end - start) * 2 // 3:
+                end = soft + 1
+        pieces.append(s[start:end])
+        start = end
+    return pieces
 
 
 def cut(s: str, limit: int) -> str:
@@ -119,13 +150,13 @@ def size(n: int) -> str:
 
 
 def cost(value: str | None) -> str:
-    """A dollar cost, or ``?`` when unknown."""
+    """A dollar cost, or ``unknown`` when no price was known (never a bare ``?``)."""
     if value is None:
-        return "?"
+        return "unknown"
     try:
         return f"${float(value):.4f}"
     except ValueError:
-        return "?"
+        return "unknown"
 
 
 def number(n: int) -> str:

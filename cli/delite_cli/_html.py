@@ -9,13 +9,14 @@ through ``html.escape``.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from delite_cli import _format as f
 from delite_cli._safe import clean
 
 if TYPE_CHECKING:
-    from delite.datadir import Export, Pause, Step, ToolCall
+    from delite.datadir import Event, Export, Pause, Step, ToolCall
 
 __all__ = ["render_html"]
 
@@ -52,6 +53,9 @@ h2 { font-size: 16px; margin: 28px 0 8px; }
 .pause { display: grid; grid-template-columns: 56px 1fr 90px 80px; gap: 8px; padding: 4px 0; border-bottom: 1px solid
   var(--line); } .pause .track { background: repeating-linear-gradient(45deg, var(--pause), var(--pause) 6px,
   #fff6da 6px, #fff6da 12px); height: 14px; }
+.takeover { margin: 6px 0; padding: 6px 10px; border-left: 4px solid var(--err); background: #fdf0f0; }
+.takeover.clean { border-left-color: var(--pause); background: #fff8e6; }
+.bar.crash { background: var(--err); width: 2px !important; min-width: 2px; top: 0; height: 22px; }
 .legend span { display: inline-block; margin-right: 14px; color: var(--dim); font-size: 12px; }
 .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -120,6 +124,71 @@ def _pause_row(p: Pause) -> str:
     )
 
 
+# Records a process writes while it advances the execution; after one of them, the process had not stopped.
+_ADVANCING = {
+    "execution-started",
+    "execution-resumed",
+    "model-responded",
+    "model-call-failed",
+    "tool-started",
+    "tool-finished",
+    "output-rejected",
+    "input-requested",
+}
+# Records after which the process let go of the execution on purpose.
+_STOPPED = {"execution-suspended", "execution-failed", "execution-cancelled", "execution-completed"}
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A process took the execution over (an ``execution-resumed`` record) after the one before had stopped.
+
+    ``crashed``: the previous process stopped mid-run, with no suspension, failure or end recorded (killed,
+    crashed, or shut down between steps); ``last`` is its last record, ``in_doubt`` the tool calls it had
+    started and not finished.
+    """
+
+    resumed: Event
+    last: Event | None
+    crashed: bool
+    in_doubt: tuple[str, ...]
+
+
+def takeovers(events: list[Event]) -> list[Takeover]:
+    """Where another process took over, and whether the previous one crashed; from the records alone."""
+    found: list[Takeover] = []
+    stopped = False
+    last_advancing: Event | None = None
+    open_calls: dict[str, None] = {}
+    for e in events:
+        if e.kind == "execution-resumed":
+            found.append(Takeover(e, last_advancing, not stopped, tuple(open_calls)))
+            open_calls = {}
+        if e.kind == "tool-started":
+            open_calls[str(e.record.get("call_id"))] = None
+        elif e.kind == "tool-finished":
+            open_calls.pop(str(e.record.get("call_id")), None)
+        if e.kind in _ADVANCING:
+            stopped = False
+            last_advancing = e
+        elif e.kind in _STOPPED:
+            stopped = True
+    return found
+
+
+def _takeover_note(t: Takeover) -> str:
+    pid = t.resumed.record.get("pid")
+    by = f"process {pid}" if pid else "another process"
+    if not t.crashed:
+        return f'<div class="takeover clean">&#8635; resumed by {_e(by)} (record #{t.resumed.seq})</div>'
+    after = f" after record #{t.last.seq} ({_e(t.last.kind)})" if t.last is not None else ""
+    doubt = f"; tool calls in doubt: {_e(', '.join(t.in_doubt))}" if t.in_doubt else ""
+    return (
+        f'<div class="takeover crash">&#9888; the process stopped here{after} without finishing: crashed, '
+        f"killed or shut down{doubt}. &#8635; {_e(by)} resumed it (record #{t.resumed.seq}).</div>"
+    )
+
+
 def _overview(export: Export) -> str:
     """The whole execution on one wall-clock track: model calls, tool calls and pauses where they happened."""
     times = [e.at for e in export.events]
@@ -142,6 +211,11 @@ def _overview(export: Export) -> str:
         if tc.started_at is not None and tc.finished_at is not None:
             kind = "tool" if tc.status == "ok" else "error"
             bars.append(_bar(kind, pos(tc.started_at), pos(tc.finished_at) - pos(tc.started_at), tc.name))
+    bars.extend(
+        _bar("crash", pos(t.resumed.at), 0.0, f"crash; resumed at record #{t.resumed.seq}")
+        for t in takeovers(export.events)
+        if t.crashed
+    )
     return (
         '<div class="timeline"><div class="row overview"><div>all</div><div><div class="track">'
         f'{"".join(bars)}</div><div class="note">wall clock, {_e(f.duration_ms(span * 1000))} from first to '
@@ -170,7 +244,8 @@ def _timeline(export: Export) -> str:
         '<div class="legend"><span><i style="background:var(--model)"></i>model call</span>'
         '<span><i style="background:var(--tool)"></i>tool call</span>'
         '<span><i style="background:var(--err)"></i>failed or rejected</span>'
-        '<span><i style="background:var(--pause)"></i>paused</span></div>'
+        '<span><i style="background:var(--pause)"></i>paused</span>'
+        '<span><i style="background:var(--err);width:3px"></i>a process crashed, another resumed</span></div>'
     )
     return f'{legend}{_overview(export)}<div class="timeline">{"".join(rows)}</div>'
 
@@ -242,12 +317,18 @@ def render_html(export: Export) -> str:
         suspension = f'<h2>Waiting</h2><div class="text">{_e(str(d.suspend_reason))}</div>'
     error = f'<h2>Error</h2><div class="text error">{_e(d.error)}</div>' if d.error else ""
     forked = f" &middot; forked from {_e(d.forked_from)} at step {d.fork_step}" if d.forked_from else ""
+    marks = {t.resumed.seq: _takeover_note(t) for t in takeovers(export.events)}
     events = "".join(
-        f"<details><summary>#{e.seq} {_e(e.kind)} &middot; {_e(f.timestamp(e.at))}</summary>"
+        f"{marks.get(e.seq, '')}<details><summary>#{e.seq} {_e(e.kind)} &middot; {_e(f.timestamp(e.at))}</summary>"
         f"<pre>{_json(e.record)}</pre></details>"
         for e in export.events
     )
-    title = f"delite execution {d.id}"
+    crashes = sum(1 for t in takeovers(export.events) if t.crashed)
+    takeover_list = "".join(marks.values())
+    processes = f"<h2>Crashes and resumes</h2>{takeover_list}" if takeover_list else ""
+    crashed = f" &middot; {crashes} crash{'es' if crashes != 1 else ''}, resumed" if crashes else ""
+    subject = " ".join(str(d.input).split()) or "(no input)"
+    title = f"{f.cut(subject, 70)} \u00b7 {d.agent_id} \u00b7 delite {d.id}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
@@ -257,12 +338,13 @@ def render_html(export: Export) -> str:
 <body><main>
 <h1>{_e(d.id)} {badge}</h1>
 <div class="sub">agent {_e(d.agent_id)} &middot; models {_e(", ".join(d.models) or "-")} &middot; created
-{_e(f.timestamp(d.created_at))} &middot; updated {_e(f.timestamp(d.updated_at))}{forked}</div>
+{_e(f.timestamp(d.created_at))} &middot; updated {_e(f.timestamp(d.updated_at))}{forked}{crashed}</div>
 <div class="cards">{cards}</div>
 <h2>Input</h2><div class="text">{_e(d.input)}</div>
 <h2>Answer</h2><div class="text">{_e(d.answer if d.answer is not None else "-")}</div>
 {suspension}{error}
 <h2 id="timeline">Timeline</h2>{_timeline(export)}
+{processes}
 <h2>LLM calls</h2>{_llm_table(export)}
 <h2>Tool calls</h2>{_tool_table(export.tool_calls)}
 <h2>Records</h2>{events}

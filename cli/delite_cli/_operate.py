@@ -80,12 +80,7 @@ def _operator(data_dir: str, agent_spec: str | None) -> tuple[Agent, bool]:
 def _resolve(data_dir: str, ident: str) -> str:
     from delite.datadir import DataDir
 
-    data = DataDir(data_dir)
-    if not os.path.isdir(data.layout.executions):
-        from delite.errors import ExecutionNotFoundError
-
-        raise ExecutionNotFoundError(ident)
-    return data.resolve(ident)
+    return DataDir(data_dir).resolve(ident)
 
 
 def _report(

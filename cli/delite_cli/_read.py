@@ -6,6 +6,7 @@ Each calls ``delite.DataDir`` and renders what it returns.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import sys
 import time
@@ -154,6 +155,9 @@ def run_status(
     if not page.items:
         if page.total:
             out.print(f.text(f"No executions on this page: {page.total} match, from --offset 0.", "dim"))
+            return
+        if not os.path.isdir(data_dir):
+            out.print(f.text(f"No executions exist in {os.path.abspath(data_dir)}: that directory does not exist."))
             return
         where = "match these filters" if (statuses or agent or meta or since or until or parent) else "exist"
         out.print(f.text(f"No executions {where} in {data_dir}.", "dim"))
@@ -381,7 +385,16 @@ def run_steps(data_dir: str, ident: str, *, json_: bool) -> None:
 # -- events and tail --------------------------------------------------------------------------------------------
 
 
-def _event_line(e: Event, origin: float, *, full: bool) -> Any:
+_BODY_INDENT = " " * 7
+
+
+def _event_lines(e: Event, origin: float, *, full: bool, width: int) -> list[Text]:
+    """One record as terminal lines no wider than ``width``.
+
+    On one line when it fits, else its header (sequence, time, kind) and then its body, indented and
+    wrapped. Nothing of the body is dropped beyond the usual cut (240 characters, none with ``--full``).
+    """
+    from rich.cells import cell_len
     from rich.text import Text
 
     fields = {k: v for k, v in e.record.items() if k not in ("kind", "at")}
@@ -392,14 +405,18 @@ def _event_line(e: Event, origin: float, *, full: bool) -> Any:
     line.append(f"{e.seq:>5}  ", style="dim")
     line.append(f"+{max(e.at - origin, 0.0):.3f}s".rjust(10) + "  ", style="dim")
     line.append(f.text(e.kind, "bold", newlines=False))
-    line.append("  ")
-    line.append(f.text(body, newlines=False))
-    return line
+    shown = f.text(body, newlines=False)
+    if cell_len(line.plain) + 2 + cell_len(shown.plain) <= width:
+        line.append("  ")
+        line.append(shown)
+        return [line]
+    return [line, *(Text(_BODY_INDENT + piece) for piece in f.wrap(shown.plain, width - len(_BODY_INDENT)))]
 
 
 def _print_events(out: Console, events: list[Event], origin: float, *, full: bool) -> None:
     for e in events:
-        out.print(_event_line(e, origin, full=full), soft_wrap=True)
+        for line in _event_lines(e, origin, full=full, width=out.width):
+            out.print(line, soft_wrap=True)
 
 
 def run_events(
@@ -448,7 +465,8 @@ def run_tail(
             if out is None:
                 click.echo(f.json_text(e, indent=0))
             else:
-                out.print(_event_line(e, origin, full=False), soft_wrap=True)
+                for line in _event_lines(e, origin, full=False, width=out.width):
+                    out.print(line, soft_wrap=True)
             sys.stdout.flush()
     except KeyboardInterrupt:
         return
@@ -512,6 +530,9 @@ def run_health(data_dir: str, *, repair: bool, json_: bool) -> int:
             }
         )
         return 0 if report.healthy else 1
+    gone = [p for p in report.problems if p.kind in ("missing", "not-a-directory")]
+    if gone:  # nothing to verify: one error line, never "Healthy"
+        raise CliError(f"{gone[0].detail}; nothing to check (see --data-dir)", kind="HealthError")
     out = f.console()
     rate = f" ({report.mb_per_second:.0f} MB/s)" if report.seconds > 0 and report.bytes else ""
     out.print(

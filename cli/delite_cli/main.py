@@ -80,7 +80,7 @@ def cli() -> None:
 
     Read and verify a data directory (status, inspect, steps, events, export, health, tail), answer suspended
     executions (approve, reject, submit-input, submit-tool-results, resolve), and resume, cancel or fork them.
-    IDs may be given by any unique prefix. Every command takes --json. Exit codes: 0 success, 1 failure (or
+    IDs may be given by any unique prefix or suffix. Every command takes --json. Exit codes: 0 success, 1 failure (or
     problems found by health), 2 usage error.
     """
 
@@ -220,11 +220,12 @@ def export(*, ident: str, data_dir: str, fmt: str, nl: bool, output: str | None,
 def health(*, data_dir: str, repair: bool, json_: bool) -> None:
     """Verify every checksum of every log; report torn tails, damage, bad entries, loose permissions, drift.
 
-    Exit 0 when healthy, 1 when a log is damaged, unreadable, not a regular file, hard-linked, owned by
-    another user or has a torn tail, when files or folders are open to other users (delite makes them
-    0600/0700), or when a snapshot or an index entry disagrees with its unchanged log; 2 on a usage
-    error. Other findings about derived files (an index or snapshots out of date) are reported but do not
-    fail the check: they are never trusted over the logs and are rebuilt from them as needed.
+    Exit 0 when healthy; 1 when the data directory does not exist, when a log is damaged, unreadable, not a
+    regular file, hard-linked, owned by another user or has a torn tail, when files or folders are open to
+    other users (delite makes them 0600/0700), or when a snapshot or an index entry disagrees with its
+    unchanged log; 2 on a usage error. Other findings about derived files (an index or snapshots out of
+    date) are reported but do not fail the check: they are never trusted over the logs and are rebuilt
+    from them as needed.
     """
     from delite_cli._read import run_health
 
@@ -420,11 +421,26 @@ def fork(*, ident: str, data_dir: str, at: int, new_id: str | None, json_: bool)
     help="Where to keep the demo's data (default: a new temporary directory).",
 )
 @click.option("--steps", type=click.IntRange(2, 50), default=6, show_default=True, help="Tool steps in the run.")
-def demo(data_dir: str | None, steps: int) -> None:
-    """Run a tool-using agent, SIGKILL it mid-run, and resume it by id in a new process."""
+@click.option(
+    "--model",
+    metavar="VENDOR:MODEL",
+    default="scripted",
+    show_default=True,
+    help="The model: the offline scripted one, or a real one such as openai:gpt-4o-mini or "
+    "anthropic:claude-haiku-4-5 (uses its API key from the environment, and costs a fraction of a cent). "
+    "API keys in the environment are never used unless this asks for them.",
+)
+def demo(data_dir: str | None, steps: int, model: str) -> None:
+    """Run a tool-using agent, SIGKILL it mid-run, and resume it by id in a new process.
+
+    Offline by default. It ends by printing the commands that inspect the execution it made. A failure is
+    one line on stderr. Exit codes: 0 every order charged exactly once, 1 the demo failed (a model or
+    network error, a crashed worker, a check that did not hold), 2 usage error (a bad --model, a missing API
+    key or SDK, a data directory that cannot be created), 130 interrupted.
+    """
     from delite_cli.demo import run_demo
 
-    raise SystemExit(run_demo(data_dir, steps))
+    raise SystemExit(run_demo(data_dir, steps, model))
 
 
 def main() -> None:

@@ -61,9 +61,9 @@ class DataDir:
 
         data = DataDir("./data")
         page = data.list(status="waiting", metadata={"thread_id": "t-42"}, limit=20)
-        for summary in page.items:
+        for summary in page:  # a page is the sequence of its items (also ``page.items``)
             print(summary.id, summary.status, summary.cost)
-        run = data.execution(data.resolve("01J"))  # a unique prefix is enough
+        run = data.execution(data.resolve("9K3Q"))  # a unique suffix (or prefix) of an id is enough
         print(run.detail.answer, [s.model for s in run.steps])
 
     Args:
@@ -90,29 +90,37 @@ class DataDir:
         return sorted(n[:-4] for n in names if n.endswith(".log"))
 
     def resolve(self, id_or_prefix: str) -> str:
-        """The full id of the one execution whose id is, or starts with, ``id_or_prefix``.
+        """The full id of the one execution whose id is ``id_or_prefix``, or starts or ends with it.
 
-        Matching is case-sensitive first, then case-insensitive when nothing matched.
+        Generated ids start with their creation time, so executions made the same second share their first 8
+        or so characters; their last characters are random, so a few of those name one execution. Matching
+        is case-sensitive first, then case-insensitive when nothing matched. Every command of the ``delite``
+        CLI resolves the ids it is given here.
 
         Raises:
-            ExecutionNotFoundError: nothing matches.
+            ExecutionNotFoundError: nothing matches (the error names this data directory).
             AmbiguousExecutionIdError: more than one execution matches.
             InvalidExecutionIdError: the text is empty or could not be part of an id.
         """
         if not isinstance(id_or_prefix, str) or not id_or_prefix:
             raise InvalidExecutionIdError(str(id_or_prefix), "must not be empty")
-        if os.path.exists(self.layout.log(validate_execution_id(id_or_prefix))):
-            return id_or_prefix
+        text = validate_execution_id(id_or_prefix)
+        if os.path.exists(self.layout.log(text)):
+            return text
         ids = self.ids()
-        matches = [i for i in ids if i.startswith(id_or_prefix)]
+        matches = [i for i in ids if i.startswith(text) or i.endswith(text)]
         if not matches:
-            folded = id_or_prefix.casefold()
-            matches = [i for i in ids if i.casefold().startswith(folded)]
+            folded = text.casefold()
+            matches = [i for i in ids if i.casefold().startswith(folded) or i.casefold().endswith(folded)]
         if not matches:
-            raise ExecutionNotFoundError(id_or_prefix)
+            raise ExecutionNotFoundError(text, self._where())
         if len(matches) > 1:
-            raise AmbiguousExecutionIdError(id_or_prefix, matches)
+            raise AmbiguousExecutionIdError(text, matches)
         return matches[0]
+
+    def _where(self) -> str:
+        """The data directory as an absolute path, for messages."""
+        return os.path.abspath(self.path)
 
     def list(
         self,
@@ -200,7 +208,7 @@ class DataDir:
         """
         eid = validate_execution_id(execution_id)
         path = self.layout.log(eid)
-        data, _st = read_log_file(eid, path)
+        data, _st = read_log_file(eid, path, data_dir=self._where())
         contents = parse_log(data, path=path)
         check_identity(eid, path, contents.records)
         return ExecutionView(eid, contents, path=path)
@@ -230,7 +238,7 @@ class DataDir:
         try:
             f = os.fdopen(open_regular(path), "rb")  # held open across yields, closed in finally
         except FileNotFoundError:
-            raise ExecutionNotFoundError(eid) from None
+            raise ExecutionNotFoundError(eid, self._where()) from None
         except OSError as e:
             raise StoreError.from_os_error("read the log", path, e) from e
         try:

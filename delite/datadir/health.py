@@ -201,9 +201,17 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
 
     With ``repair``, rebuild the listing index and delete snapshots that no longer match their log (or whose
     log is gone). Without it nothing is written. Logs are never modified: a torn tail is cut off by the next
-    claim of its execution (a resume), which is also when it is safe to do so.
+    claim of its execution (a resume), which is also when it is safe to do so. A data directory that does
+    not exist (or is not a directory) is not healthy: its one problem says so (``missing``,
+    ``not-a-directory``), and nothing is created.
     """
     started = time.perf_counter()
+    root = os.path.abspath(layout.root)
+    if not os.path.isdir(root):
+        exists = os.path.exists(root)
+        kind, what = ("not-a-directory", "is not a directory") if exists else ("missing", "does not exist")
+        problem = Problem(kind=kind, severity="error", path=root, detail=f"the data directory {root} {what}")
+        return HealthReport(healthy=False, problems=[problem])
     logs = scan_logs(layout)
     problems: list[Problem] = []
     total_bytes = 0

@@ -7,7 +7,8 @@ strings in dollars, or None when a provider did not report one. Field names are 
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Iterator
+from typing import Any, Final, overload
 
 import msgspec
 
@@ -239,12 +240,32 @@ class Export(_View, frozen=True, kw_only=True):
 
 
 class Page(_View, frozen=True, kw_only=True):
-    """One page of a listing, newest first: ``total`` executions match, these are from ``offset`` on."""
+    """One page of a listing, newest first: ``total`` executions match, these are from ``offset`` on.
+
+    A page is also the sequence of its ``items``: ``for s in data.list(): ...``, ``len(page)`` (the items on
+    this page, not ``total``), ``page[0]``, and an empty page is falsy.
+    """
 
     items: list[ExecutionSummary]
     total: int
     offset: int = 0
     limit: int | None = None
+
+    def __iter__(self) -> Iterator[ExecutionSummary]:
+        """The items of this page, newest first."""
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        """How many items this page holds (``total`` counts every match)."""
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> ExecutionSummary: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ExecutionSummary]: ...
+    def __getitem__(self, index: int | slice) -> ExecutionSummary | list[ExecutionSummary]:
+        """An item (or a slice of the items) of this page."""
+        return self.items[index]
 
     @property
     def next_offset(self) -> int | None:

@@ -1,8 +1,8 @@
 """``Runtime``: many agents' executions advancing at once in one process, as durable background work.
 
-A runtime owns an event loop in a thread of its own. ``rt.go(agent, text)`` starts an execution there and
-returns its id at once; every execution is ``agent.arun`` (or ``aresume``) as a task on that loop, so many
-slow model calls are in flight together. Async providers and tools run on the loop; sync ones in the
+A runtime owns an event loop in a thread of its own. ``rt.go(agent, text)`` writes the execution's start
+(durably) and returns its id; the execution advances on that loop, as ``agent.arun`` (or ``aresume``) does,
+so many slow model calls are in flight together. Async providers and tools run on the loop; sync ones in the
 runtime's ``workers`` threads; log writes in delite's I/O threads. Nothing here changes what a run records:
 the runtime is a host for the same durable operations as ``agent.run``.
 """
@@ -10,18 +10,22 @@ the runtime is a host for the same durable operations as ``agent.run``.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
 import os
 import queue
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from delite.engine._aio import Threads, worker_pool
+from delite.engine._aio import Threads, adrive, worker_pool
+from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
 from delite.engine.response import AnyResponse, Response, settled
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
@@ -76,7 +80,7 @@ class Runtime:
         def paused(agent_id, execution_id, reason):
             notify(f"{agent_id} needs a decision: {reason}")
 
-        eid = rt.go(researcher, "Research the topic")   # returns at once
+        eid = rt.go(researcher, "Research the topic")   # returns once the start is on disk
         ...
         rt.signal(eid, confirmation_id, True)          # records the decision, resumes in the background
         print(rt.wait(eid).answer)
@@ -87,6 +91,10 @@ class Runtime:
     process left ``running`` (nobody holds their claim) and resumes them, so restarting a crashed service
     continues its work with no manual step. Register callbacks before it starts to hear about those too.
     Sub-agents' executions are not resumed on their own: their parent's call resumes them.
+
+    **Exit.** A process that exits with runs in flight (no :meth:`wait` or :meth:`shutdown`) prints one
+    line on stderr saying how many and what becomes of them (``running`` on disk, resumed by the next runtime
+    on the same data directory); the threads end with the process, as after a crash.
 
     **Callbacks** run in a thread of their own, one at a time, in order; one that raises is logged (logger
     ``delite.runtime``) and changes nothing else. :meth:`wait` returns once the run's callbacks have run.
@@ -135,6 +143,7 @@ class Runtime:
         self._closing = False
         self._stopping = False
         self._recovering: set[str] = set()
+        self._pid = 0  # the process that started it (a forked child's exit says nothing of its parent's runs)
 
     # -- agents and callbacks --------------------------------------------------------------------------------
 
@@ -193,6 +202,8 @@ class Runtime:
             self._thread = threading.Thread(target=loop.run_forever, name="delite-runtime", daemon=True)
             self._notifier = threading.Thread(target=self._notify_loop, name="delite-rt-callbacks", daemon=True)
             self._loop = loop
+            self._pid = os.getpid()
+            _started.add(self)
             self._thread.start()
             self._notifier.start()
             agents = list(self._agents)
@@ -245,11 +256,18 @@ class Runtime:
     # -- starting and answering ------------------------------------------------------------------------------
 
     def go(self, agent: Agent, text: str, **run_kwargs: Any) -> str:
-        """Start an execution of ``agent`` in the background and return its id at once.
+        """Start an execution of ``agent``, durably, and return its id; it advances in the background.
 
         ``run_kwargs`` are those of :meth:`Agent.run <delite.Agent.run>` (``execution_id``, ``history``,
         ``metadata``, ``model``, ``idempotency_key``, ``output_type``). With an ``execution_id`` that exists,
         the execution is continued. :meth:`wait` returns its response.
+
+        **Durable on return.** A new execution's first record (``ExecutionStarted``) is written, with the
+        store's durability mode, in the calling thread before the id is returned; the model is called in the
+        background. So an id handed out (say, in a ``202`` answer) always names an execution that exists: a
+        crash right after ``go()`` loses nothing, and the next Runtime on the same data directory resumes it.
+        A mistake in the arguments raises here, before anything is written. An execution that already exists
+        (or that this runtime is still advancing) is continued in the background as before.
         """
         if not isinstance(text, str):
             raise UsageError("text must be a string")
@@ -265,7 +283,33 @@ class Runtime:
         else:
             eid = new_execution_id()
         self.start()
-        return self._launch(eid, agent, lambda: agent.arun(text, execution_id=eid, **run_kwargs))
+        started = self._begin(eid, agent, text, run_kwargs)
+        if started is None:
+            return self._launch(eid, agent, lambda: agent.arun(text, execution_id=eid, **run_kwargs))
+        try:
+            return self._launch(eid, agent, lambda: adrive(started.rest()))
+        except BaseException:
+            started.abandon()  # written and unclaimed: the next runtime resumes it
+            raise
+
+    def _begin(self, eid: str, agent: Agent, text: str, run_kwargs: dict[str, Any]) -> Begun | None:
+        """Start a new execution in this thread, through its first durable record; None to start it later.
+
+        Later (in the background, as before) when the execution already exists or this runtime ran it, or
+        when another owner holds it (the background run then reports that, as it always did).
+        """
+        with self._lock:
+            previous = self._runs.get(eid)
+        if previous is not None or agent.store.exists(eid):
+            return None
+        options = dict.fromkeys(("history", "metadata", "model", "idempotency_key", "output_type")) | run_kwargs
+        op = agent._start(text, execution_id=eid, **options)  # noqa: SLF001 - the runtime hosts the agent's run
+        try:
+            return begin(op)
+        except ExecutionAlreadyClaimedError as e:
+            if e.execution_id != eid:
+                raise
+            return None
 
     def resume(self, execution_id: str) -> str:
         """Continue an execution in the background (after a failure, say); returns its id."""
@@ -479,6 +523,24 @@ class Runtime:
                     else:
                         run.future.set_result(outcome)
 
+    def _exit_notice(self) -> str | None:
+        """The line to print at interpreter exit when runs are still in flight here (None: nothing to say)."""
+        with self._lock:
+            active = self._active
+        if not active or self._loop is None or self._pid != os.getpid():
+            return None
+        many = active > 1
+        runs = f"{active} execution{'s' if many else ''}"
+        if isinstance(self.store, FileStore):
+            fate = (
+                f"{'they stay' if many else 'it stays'} 'running' in {self.store.layout.root} and the next Runtime "
+                f"on that data directory resumes {'them' if many else 'it'} (rt.wait(id) or rt.shutdown() before "
+                "exit lets runs finish or stop at a step boundary)"
+            )
+        else:
+            fate = f"{'they are' if many else 'it is'} lost with this process (the store is in memory)"
+        return f"delite: the process exits with {runs} in flight in a Runtime; {fate}"
+
     def _recover(self, agent_ids: list[str]) -> None:
         """Resume the executions of these agents that a dead process left running."""
         store = self.store
@@ -504,3 +566,15 @@ class Runtime:
                 return agent.aresume(eid)
 
             self._launch(eid, agent, make)
+
+
+_started: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+@atexit.register
+def _warn_in_flight() -> None:
+    """At interpreter exit, say which runtimes still had runs in flight (their daemon threads die now)."""
+    for rt in list(_started):
+        notice = rt._exit_notice()  # noqa: SLF001
+        if notice is not None:
+            print(notice, file=sys.stderr, flush=True)

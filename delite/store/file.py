@@ -151,6 +151,10 @@ class FileStore(Store):
         self.durability = Durability(durability)
         self._ready = False
 
+    def _where(self) -> str:
+        """The data directory as an absolute path, for messages."""
+        return os.path.abspath(self.layout.root)
+
     def _ensure(self) -> None:
         if not self._ready:
             try:
@@ -177,7 +181,7 @@ class FileStore(Store):
         """Read an execution's log without claiming it (no write access needed)."""
         eid = validate_execution_id(execution_id)
         path = self.layout.log(eid)
-        data, _st = read_log_file(eid, path)
+        data, _st = read_log_file(eid, path, data_dir=self._where())
         contents = parse_log(data, path=path)
         check_identity(eid, path, contents.records)
         return contents
@@ -197,7 +201,7 @@ class FileStore(Store):
         validate_execution_id(execution_id)
         path = self.layout.log(execution_id)
         if create is None and not os.path.lexists(path):
-            raise ExecutionNotFoundError(execution_id)
+            raise ExecutionNotFoundError(execution_id, self._where())
         try:
             if not self._ready:
                 self.layout.ensure()
@@ -234,7 +238,7 @@ class FileStore(Store):
             log = FileExecutionLog(execution_id, list(create), None, writer, lock, snapshot_path=snap)  # type: ignore[arg-type]
             log.created = True
             return log
-        data, st = read_log_file(execution_id, path)
+        data, st = read_log_file(execution_id, path, data_dir=self._where())
         check_single_link(execution_id, path, st)
         outcome = load_snapshot(snap, data, execution_id=execution_id)
         if outcome is not None:
@@ -272,7 +276,7 @@ class FileStore(Store):
 
         Anything else needs to be written to, so it is refused with a ``StoreError`` carrying the cause.
         """
-        data, st = read_log_file(execution_id, path)
+        data, st = read_log_file(execution_id, path, data_dir=self._where())
         check_single_link(execution_id, path, st)
         outcome = load_snapshot(self.layout.snapshot(execution_id), data, execution_id=execution_id)
         if outcome is not None and outcome.status.is_terminal:
@@ -303,7 +307,7 @@ class FileStore(Store):
         it is started now, or, without ``create``, there is no such execution.
         """
         if create is None:
-            raise ExecutionNotFoundError(execution_id)
+            raise ExecutionNotFoundError(execution_id, self._where())
         path = self.layout.log(execution_id)
         writer = LogWriter.open(path, contents.end, self.durability)
         try:

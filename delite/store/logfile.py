@@ -18,11 +18,11 @@ from delite.log.records import AnyRecord, ExecutionStarted
 __all__ = ["check_identity", "check_single_link", "read_log_file"]
 
 
-def read_log_file(execution_id: str, path: str) -> tuple[bytes, os.stat_result]:
+def read_log_file(execution_id: str, path: str, *, data_dir: str | None = None) -> tuple[bytes, os.stat_result]:
     """The bytes of an execution's log file and its ``stat``, read safely (see :func:`~delite.log._os.open_regular`).
 
     Raises:
-        ExecutionNotFoundError: there is no such file.
+        ExecutionNotFoundError: there is no such file (naming ``data_dir``, where it was looked for).
         LogIdentityError: it is a symbolic link.
         StoreError: it cannot be read, or it is not a regular file (a directory, a FIFO); ``errno`` and
             ``filename`` say why and where.
@@ -30,7 +30,7 @@ def read_log_file(execution_id: str, path: str) -> tuple[bytes, os.stat_result]:
     try:
         return _os.read_regular(path)
     except FileNotFoundError:
-        raise ExecutionNotFoundError(execution_id) from None
+        raise ExecutionNotFoundError(execution_id, data_dir) from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise LogIdentityError(execution_id, path, "it is a symbolic link", errno=errno.ELOOP) from e

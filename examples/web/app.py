@@ -8,6 +8,7 @@ run records its configuration's id in its metadata (``config_id``), so it is con
 tools and provider even after the user changed their selection. Endpoints are ``async`` and use delite's
 async API; every delite error maps to its HTTP status in one place.
 
+Needs: ``pip install -e ".[web]"`` (Starlette and uvicorn), run from the repository root.
 Run it:  DELITE_DATA_DIR=./data uvicorn examples.web.app:app
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from delite import Agent, Response, ScriptedProvider, tool
-from delite.errors import DeliteError, UsageError
+from delite.errors import DeliteError, ExecutionNotFoundError, UsageError
 from delite.providers import call
 
 # ---- once per worker (startup): the shared, expensive parts ---------------------------------------------
@@ -154,7 +155,10 @@ def as_json(r: Response) -> dict[str, Any]:
 
 async def start(_: str, body: dict[str, Any]) -> dict[str, Any]:
     """A new turn: the client's current selection, the app's history, a model chosen per message."""
-    config = FLOWS[body.get("flow", "refund")]
+    flow = body.get("flow", "refund")
+    if flow not in FLOWS:
+        raise BadRequestError(f"unknown flow {flow!r}: choose one of {', '.join(FLOWS)}")
+    config = FLOWS[flow]
     agent = build_agent(config)
     r = await agent.arun(
         body["text"],
@@ -197,29 +201,84 @@ async def show(eid: str, _: dict[str, Any]) -> dict[str, Any]:
     return as_json(await Agent(data_dir()).aresponse(eid))
 
 
+class BadRequestError(Exception):
+    """A malformed request (not JSON, not an object, a field missing or of the wrong type): answered 400."""
+
+    http_status = 400
+
+
+Fields = Mapping[str, type]
+
+
+async def read_body(request: Request, needs: Fields, may: Fields) -> dict[str, Any]:
+    """The request's JSON object, checked before anything is done with it.
+
+    ``needs``: fields that must be there (``"a|b"``: one of them), ``may``: optional ones; each of the given
+    type. A body that is not JSON, not an object, or lacks a field or has one of another type is a
+    :class:`BadRequestError`.
+    """
+    if request.method != "POST":
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:  # not JSON, or not UTF-8
+        raise BadRequestError("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequestError(f"the request body must be a JSON object, not {type(body).__name__}")
+    for spec, kind in (*needs.items(), *may.items()):
+        names = spec.split("|")
+        present = [name for name in names if body.get(name) is not None]
+        if not present and spec in needs:
+            raise BadRequestError(f"the request body needs {' or '.join(repr(n) for n in names)}")
+        for name in present:
+            if not isinstance(body[name], kind):
+                wanted = _NAMES.get(kind, kind.__name__)
+                raise BadRequestError(f"{name!r} must be {wanted}, not {type(body[name]).__name__}")
+    return body
+
+
+_NAMES: dict[type, str] = {str: "a string", dict: "an object", list: "a list"}
+
+
 def route(
     handler: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]],
+    needs: Fields | None = None,
+    may: Fields | None = None,
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """Wrap a handler ``(execution_id, body) -> dict``: read the JSON body and map every delite error to its status."""
+    """Wrap a handler ``(execution_id, body) -> dict``: read and check the JSON body (400 when malformed, see
+    :func:`read_body`) and map every delite error to its status."""
 
     async def endpoint(request: Request) -> JSONResponse:
-        body = await request.json() if request.method == "POST" else {}
         eid = request.path_params.get("eid", "")
         try:
+            body = await read_body(request, needs or {}, may or {})
             return JSONResponse(await handler(eid, body))
-        except DeliteError as e:
-            return JSONResponse({"error": type(e).__name__, "message": str(e)}, status_code=e.http_status)
+        except (DeliteError, BadRequestError) as e:
+            return JSONResponse({"error": type(e).__name__, "message": public(e)}, status_code=e.http_status)
 
     return endpoint
 
 
+def public(e: Exception) -> str:
+    """The message for the client: a "not found" without the server's data directory in it."""
+    if isinstance(e, ExecutionNotFoundError):
+        return f"execution {e.execution_id!r} not found"
+    return str(e)
+
+
+TURN: Fields = {"flow": str, "history": list, "thread_id": str, "model": str, "idempotency_key": str}
+
 app = Starlette(
     routes=[
-        Route("/runs", route(start), methods=["POST"]),
+        Route("/runs", route(start, needs={"text": str}, may=TURN), methods=["POST"]),
         Route("/runs/{eid}", route(show), methods=["GET"]),
-        Route("/runs/{eid}/approval", route(approval), methods=["POST"]),
-        Route("/runs/{eid}/tool-results", route(tool_results), methods=["POST"]),
-        Route("/runs/{eid}/input", route(human_input), methods=["POST"]),
+        Route(
+            "/runs/{eid}/approval",
+            route(approval, needs={"approved|decisions": object}, may={"decisions": dict, "rejection_reason": str}),
+            methods=["POST"],
+        ),
+        Route("/runs/{eid}/tool-results", route(tool_results, needs={"results": dict}), methods=["POST"]),
+        Route("/runs/{eid}/input", route(human_input, needs={"text": str}), methods=["POST"]),
         Route("/runs/{eid}/cancel", route(cancel), methods=["POST"]),
     ]
 )

@@ -24,20 +24,42 @@ def test_unknown_id(run, built: Path) -> None:
     for command in ("inspect", "steps", "events", "export", "tail", "cancel", "approve", "submit-input"):
         args = [command, "nope"] + (["x"] if command == "submit-input" else [])
         line = one_error_line(run(*args, "--data-dir", built), 1)
-        assert line == "error: execution 'nope' not found", command
+        assert line == f"error: execution 'nope' not found in data directory {built}", command
+
+
+def test_unknown_id_in_a_data_directory_that_does_not_exist(run, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    for command in ("inspect", "steps", "events", "export", "tail", "cancel", "approve", "fork"):
+        args = [command, "01ABC"] + (["--at", "0"] if command == "fork" else [])
+        line = one_error_line(run(*args, "--data-dir", missing), 1)
+        assert line.startswith(f"error: execution '01ABC' not found in data directory {missing}"), (command, line)
+        assert "that directory does not exist" in line, command
+    assert not missing.exists()
+
+
+def test_health_of_a_data_directory_that_does_not_exist(run, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    line = one_error_line(run("health", "--data-dir", missing), 1)
+    assert line == f"error: the data directory {missing} does not exist; nothing to check (see --data-dir)"
+    report = json.loads(run("health", "--data-dir", missing, "--json").stdout)
+    assert report["healthy"] is False and [p["kind"] for p in report["problems"]] == ["missing"]
+    assert not missing.exists()
 
 
 def test_unknown_id_as_json(run, built: Path) -> None:
     r = run("inspect", "nope", "--data-dir", built, "--json")
     assert r.exit_code == 1 and r.stdout == ""
     assert json.loads(r.stderr) == {
-        "error": {"type": "ExecutionNotFoundError", "message": "execution 'nope' not found"}
+        "error": {"type": "ExecutionNotFoundError", "message": f"execution 'nope' not found in data directory {built}"}
     }
 
 
 def test_ambiguous_prefix(run, built: Path) -> None:
     line = one_error_line(run("inspect", "do", "--data-dir", built), 2)
-    assert line == "error: id prefix 'do' matches 2 executions (done-1, doubt-1); give more characters"
+    assert line == (
+        "error: id 'do' matches 2 executions by prefix or suffix (done-1, doubt-1); give more characters "
+        "(the end of a generated id is random, so a few of its last ones are enough)"
+    )
 
 
 def test_invalid_id(run, built: Path) -> None:

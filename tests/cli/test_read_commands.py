@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -38,6 +39,12 @@ LLM_KEYS = {
     "status_code",
 }  # fmt: skip
 EVENT_KEYS = {"seq", "offset", "kind", "at", "record"}
+HEADER = re.compile(r"^ *(\d+) +\+\d+\.\d{3}s  (\S+)")
+
+
+def record_kinds(stdout: str) -> list[str]:
+    """The kinds of the records in the human view of events or tail (a record's body may wrap below it)."""
+    return [m.group(2) for m in map(HEADER.match, stdout.splitlines()) if m]
 
 
 def test_status_lists_every_execution_newest_first(run, built: Path) -> None:
@@ -92,6 +99,7 @@ def test_status_on_a_missing_directory_is_empty_and_creates_nothing(run, tmp_pat
     r = run("status", "--data-dir", missing)
     assert r.exit_code == 0
     assert "No executions exist" in r.stdout
+    assert f"{missing}: that directory does not exist" in r.stdout.replace("\n", "")
     assert not missing.exists()
 
 
@@ -169,8 +177,8 @@ def test_steps_json_schema(run, built: Path) -> None:
 
 
 def test_events_human_json_and_ndjson(run, built: Path) -> None:
-    human = run("events", "done-1", "--data-dir", built).stdout.splitlines()
-    assert [line.split()[2] for line in human] == [
+    human = run("events", "done-1", "--data-dir", built).stdout
+    assert record_kinds(human) == [
         "execution-started",
         "model-responded",
         "tool-started",
@@ -210,6 +218,39 @@ def test_export_ndjson_lines_are_typed(run, built: Path) -> None:
     assert kinds == ["execution", "step", "step", "llm_call", "llm_call", "tool_call"] + ["event"] * 6
 
 
+def test_events_fit_80_columns_and_keep_their_content(run, data: Path, monkeypatch) -> None:
+    from rich.cells import cell_len
+
+    from delite import Agent, ScriptedProvider
+
+    wide = "\u65e5\u672c\u8a9e\u306e\u7b54\u3048 " * 30  # two cells per character
+    Agent(data, provider=ScriptedProvider([wide]), agent_id="wide-" + "x" * 40).run(wide, execution_id="wide-1")
+    monkeypatch.setenv("COLUMNS", "80")
+    for eid in ("done-1", "doubt-1", "approve-1", "hostile-1", "failed-1", "wide-1"):
+        records = json.loads(run("events", eid, "--data-dir", data, "--json").stdout)["events"]
+        for extra in ([], ["--full"]):
+            out = run("events", eid, "--data-dir", data, *extra).stdout
+            lines = out.splitlines()
+            assert all(cell_len(line) <= 80 for line in lines), [line for line in lines if cell_len(line) > 80]
+            assert record_kinds(out) == [e["kind"] for e in records]
+            # Each record's body is all there: its lines, joined, hold it (cut at 240 characters without --full).
+            bodies: list[str] = []
+            for line in lines:
+                m = HEADER.match(line)
+                if m:
+                    bodies.append(line[m.end() :].strip())
+                else:
+                    bodies[-1] += line.removeprefix(" " * 7)
+            for body, e in zip(bodies, records, strict=True):
+                fields = {k: v for k, v in e["record"].items() if k not in ("kind", "at")}
+                if extra:
+                    assert json.loads(body) == json.loads(json.dumps(fields)), eid
+                else:
+                    assert len(body) <= 240 and (body.endswith("\u2026") or json.loads(body) == fields), eid
+    tail = run("tail", "wide-1", "--data-dir", data).stdout
+    assert all(cell_len(line) <= 80 for line in tail.splitlines()) and record_kinds(tail)[-1] == "execution-completed"
+
+
 def test_failed_model_call_is_listed(run, built: Path) -> None:
     d = json.loads(run("export", "failed-1", "--data-dir", built).stdout)
     assert [(c["step"], c["ok"]) for c in d["llm_calls"]] == [(1, True), (2, False)]
@@ -218,7 +259,7 @@ def test_failed_model_call_is_listed(run, built: Path) -> None:
 
 def test_tail_prints_the_last_records(run, built: Path) -> None:
     r = run("tail", "done-1", "--data-dir", built, "-n", "2")
-    assert [line.split()[2] for line in r.stdout.splitlines()] == ["model-responded", "execution-completed"]
+    assert record_kinds(r.stdout) == ["model-responded", "execution-completed"]
     lines = run("tail", "done-1", "--data-dir", built, "-n", "1", "--json").stdout.splitlines()
     assert [json.loads(x)["kind"] for x in lines] == ["execution-completed"]
 

@@ -16,7 +16,7 @@ from delite.datadir.index import DERIVATION, MIGRATIONS, ListingIndex
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, LogCorruptError, UsageError
 from delite.log.records import ExecutionCompleted, ExecutionResumed, ModelResponded, ToolFinished
 from delite.providers import call
-from delite.store import Layout
+from delite.store import Layout, new_execution_id
 
 
 @tool
@@ -189,8 +189,69 @@ def test_resolve_prefixes(data: Path) -> None:
     with pytest.raises(AmbiguousExecutionIdError) as e:
         dd.resolve("run")
     assert e.value.matches == ["run-a", "run-b", "run-c"] and e.value.http_status == 400
-    with pytest.raises(ExecutionNotFoundError):
+    with pytest.raises(ExecutionNotFoundError) as missing:
         dd.resolve("zzz")
+    assert missing.value.data_dir == str(data) and str(data) in str(missing.value)
+
+
+def test_resolve_by_a_unique_suffix_when_prefixes_are_shared(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    now = time.time()
+    ids = [new_execution_id(now) for _ in range(3)]  # the same millisecond: the first 10 characters are shared
+    for eid in ids:
+        agent(d, ["ok"]).run("x", execution_id=eid)
+    dd = DataDir(d)
+    with pytest.raises(AmbiguousExecutionIdError) as e:
+        dd.resolve(ids[0][:8])  # a prefix the README's example would suggest: never unique here
+    assert sorted(e.value.matches) == sorted(ids) and "prefix or suffix" in str(e.value)
+    for eid in ids:
+        suffix = next(eid[-n:] for n in range(1, 27) if sum(i.endswith(eid[-n:]) for i in ids) == 1)
+        assert dd.resolve(suffix) == eid
+        assert dd.resolve(eid[-6:].lower()) == eid  # case-insensitive when nothing matches exactly
+        assert dd.resolve(eid) == eid
+
+
+def test_resolve_names_a_missing_data_directory(tmp_path: Path) -> None:
+    with pytest.raises(ExecutionNotFoundError) as e:
+        DataDir(tmp_path / "nowhere").resolve("01ABC")
+    assert e.value.data_dir == str(tmp_path / "nowhere") and str(tmp_path / "nowhere") in str(e.value)
+    with pytest.raises(ExecutionNotFoundError) as e:
+        DataDir(tmp_path / "nowhere").execution("01ABC")
+    assert str(tmp_path / "nowhere") in str(e.value)
+    with pytest.raises(ExecutionNotFoundError) as e:
+        FileStore(tmp_path / "nowhere").read("01ABC")
+    assert str(tmp_path / "nowhere") in str(e.value)
+    with pytest.raises(ExecutionNotFoundError) as e:
+        Agent(tmp_path / "nowhere").get("01ABC")
+    assert str(tmp_path / "nowhere") in str(e.value)
+    assert pickle_round_trip(e.value).data_dir == str(tmp_path / "nowhere")
+
+
+def pickle_round_trip(error: Exception) -> Any:
+    import copy
+
+    return copy.deepcopy(error)  # through __reduce__, as pickling is
+
+
+def test_list_pages_can_be_iterated_and_keep_their_attributes(data: Path) -> None:
+    page = DataDir(data).list()
+    assert [s.id for s in page] == [s.id for s in page.items] and len(page) == 3 == page.total
+    assert page[0] is page.items[0] and [s.id for s in page[1:]] == [s.id for s in page.items[1:]]
+    assert page.offset == 0 and page.limit == 50 and page.next_offset is None
+    assert sorted(s.id for s in DataDir(data).list(limit=None)) == ["run-a", "run-b", "run-c"]
+    empty = DataDir(data).list(agent="nobody")
+    assert list(empty) == [] and not empty and empty.total == 0
+
+
+def test_health_of_a_missing_data_directory_says_so(tmp_path: Path) -> None:
+    report = DataDir(tmp_path / "nowhere").health(repair=True)
+    assert not report.healthy
+    assert [(p.kind, p.severity) for p in report.problems] == [("missing", "error")]
+    assert str(tmp_path / "nowhere") in report.problems[0].detail
+    assert not (tmp_path / "nowhere").exists()  # nothing was created
+    (tmp_path / "a-file").write_text("x")
+    report = DataDir(tmp_path / "a-file").health()
+    assert [(p.kind, p.severity) for p in report.problems] == [("not-a-directory", "error")]
 
 
 def test_views_of_a_suspended_execution(data: Path) -> None:

@@ -127,7 +127,10 @@ def test_client_tool_input_cancel_and_error_mapping(server: str) -> None:
     assert code == 200 and cancelled["status"] == "cancelled"
     assert post(f"{server}/runs/{pending['execution_id']}/approval", {"approved": True})[0] == 409
 
-    assert get(f"{server}/runs/does-not-exist")[0] == 404
+    assert get(f"{server}/runs/does-not-exist") == (
+        404,
+        {"error": "ExecutionNotFoundError", "message": "execution 'does-not-exist' not found"},  # no server path
+    )
     assert get(f"{server}/runs/bad..id")[0] == 400
 
 
@@ -182,3 +185,46 @@ def test_racing_client_results_and_answers_get_one_200_and_409s(server: str) -> 
         done = next(body for code, body in results if code == 200)
         assert done["status"] == "completed"
         assert get(f"{server}/runs/{eid}")[1]["answer"] == done["answer"]
+
+
+def raw_post(url: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=data, headers={"content-type": "application/json"}, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_malformed_requests_get_400_with_a_json_error_and_change_nothing(server: str, tmp_path: Path) -> None:
+    _, run = post(f"{server}/runs", {"text": "refund order 42", "flow": "refund"})
+    eid = run["execution_id"]
+    bodies: list[tuple[str, bytes]] = [
+        ("/runs", b"{not json"),
+        ("/runs", b""),
+        ("/runs", b"\xff\xfe"),
+        ("/runs", b"[1, 2]"),
+        ("/runs", b'"text"'),
+        ("/runs", b"{}"),
+        ("/runs", b'{"text": 5}'),
+        ("/runs", b'{"text": "x", "flow": "no-such-flow"}'),
+        ("/runs", b'{"text": "x", "history": "not a list"}'),
+        ("/runs", b'{"text": "x", "model": 3}'),
+        (f"/runs/{eid}/approval", b"{}"),
+        (f"/runs/{eid}/approval", b"null"),
+        (f"/runs/{eid}/approval", b'{"decisions": [1]}'),
+        (f"/runs/{eid}/tool-results", b"{}"),
+        (f"/runs/{eid}/tool-results", b'{"results": [1, 2]}'),
+        (f"/runs/{eid}/input", b'{"answer": "x"}'),
+        (f"/runs/{eid}/input", b"{oops"),
+    ]
+    for path, data in bodies:
+        code, body = raw_post(server + path, data)
+        assert code == 400, (path, data, code, body)
+        assert body["error"] == "BadRequestError" and body["message"], (path, data, body)
+    # Nothing was started or changed by any of them.
+    assert [p.stem for p in (tmp_path / "data" / "executions").glob("*.log")] == [eid]
+    code, shown = get(f"{server}/runs/{eid}")
+    assert code == 200 and shown["status"] == "waiting_approval"
+    code, listed = post(f"{server}/runs/{eid}/approval", {"approved": True})
+    assert code == 200 and listed["status"] == "completed"
