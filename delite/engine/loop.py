@@ -530,12 +530,15 @@ class Runner:
         yield from self.flush(barrier=True)
         yield StartCalls(invocations)
         waits: list[_Wait] = []
-        for left in range(len(batch) - 1, -1, -1):
-            done: ToolOutcome = yield NEXT_RESULT
-            wait = self._record(done, batch[done.index])
-            if wait is not None:
-                waits.append(wait)
-            if left:  # more bodies are running: this result goes down now, as it came in
+        left = len(batch)
+        while left:
+            ended: list[ToolOutcome] = yield NEXT_RESULT
+            for done in ended:
+                wait = self._record(done, batch[done.index])
+                if wait is not None:
+                    waits.append(wait)
+            left -= len(ended)
+            if left:  # more bodies are running: these results go down now, as they came in
                 yield from self.flush(running=True)
         return waits
 

@@ -115,6 +115,15 @@ class Totals:
 
 
 @dataclass
+class _ResultTail:
+    """Where the latest turn's tool results sit in ``messages``: from ``start``, ordered by call ``indices``."""
+
+    step: int
+    start: int
+    indices: list[int] = field(default_factory=list)
+
+
+@dataclass
 class ExecutionState:
     """The fold of one execution's log. Built by :func:`delite.state.fold.fold`; treat as read-only."""
 
@@ -148,6 +157,7 @@ class ExecutionState:
     records: int = 0
     resumes: int = 0
     failed_attempts: int = 0
+    _results: _ResultTail | None = field(default=None, repr=False, compare=False)
 
     @property
     def steps(self) -> int:
