@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["fsync", "fsync_dir", "write_all"]
+__all__ = ["fsync", "fsync_dir", "link", "write_all"]
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -29,3 +29,8 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def link(src: str, dst: str) -> None:
+    """Give ``src`` a second name ``dst``, atomically; ``FileExistsError`` if ``dst`` exists (never overwrites)."""
+    os.link(src, dst)

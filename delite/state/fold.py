@@ -68,6 +68,8 @@ def _started(s: ExecutionState, r: ExecutionStarted) -> None:
     s.output_schema = r.output_schema
     s.created_at = r.at
     s.status = Status.RUNNING
+    s.dormant = r.forked_from is not None and s.resumes <= r.fork_resumes
+    s._fork_resumes = r.fork_resumes  # noqa: SLF001 - the fold's own bookkeeping
     if r.config.prompt:
         s.messages.append({"role": "system", "content": r.config.prompt})
     if r.output_prompt:
@@ -191,6 +193,8 @@ def _drift(s: ExecutionState, r: DriftAccepted) -> None:
 
 def _resumed(s: ExecutionState, _r: ExecutionResumed) -> None:
     s.resumes += 1
+    if s.dormant and s.resumes > s._fork_resumes:  # noqa: SLF001
+        s.dormant = False  # a process took the fork on (the copied resumes are the origin's)
     if not s.status.is_terminal:
         s.status = Status.RUNNING
         s.suspend_reason = None
