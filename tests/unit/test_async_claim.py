@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import random
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from delite import Agent, ScriptedProvider, tool
+from delite import Agent, ScriptedProvider, current_idempotency_key, tool
 from delite.engine._aio import worker_pool
 from delite.errors import ExecutionAlreadyClaimedError
 from delite.log.records import ToolFinished, ToolStarted
@@ -192,3 +194,57 @@ def test_bodies_not_started_when_the_run_is_cancelled_never_start(data_dir: Path
 
     asyncio.run(main())
     assert ran == [0]  # the two queued bodies were skipped: their calls are in doubt, as after a crash
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cancellations_at_random_points_never_overlap_two_bodies_of_one_call(tmp_path: Path, seed: int) -> None:
+    """A run cancelled at a random point while a resumer keeps trying: no call ever has two bodies at once."""
+    rng = random.Random(seed)
+    lock = threading.Lock()
+    running: dict[str, int] = {}
+    overlaps: list[str] = []
+    gate = threading.Event()
+    entered = threading.Event()
+
+    @tool
+    def work(i: int) -> int:
+        """Holds its call's key while it runs, until the gate opens."""
+        key = current_idempotency_key()
+        assert key is not None
+        with lock:
+            running[key] = running.get(key, 0) + 1
+            if running[key] > 1:
+                overlaps.append(key)
+        entered.set()
+        try:
+            assert gate.wait(WAIT)
+            return i
+        finally:
+            with lock:
+                running[key] -= 1
+
+    width = rng.randint(1, 6)
+    names = ["work"] * width
+
+    async def main() -> None:
+        agent = Agent(tmp_path, provider=_script(*names), tools=[work])
+        task = asyncio.ensure_future(agent.arun("go", execution_id="r"))
+        await asyncio.to_thread(entered.wait, WAIT)
+        for _ in range(rng.randint(0, 20)):  # cancel at a random point of the bodies' start-up
+            await asyncio.sleep(0)
+        task.cancel()
+        attempts = rng.randint(1, 5)
+        refused = 0
+        while refused < attempts:  # a resumer that keeps trying while the cancelled run still waits
+            try:
+                await agent.aresume("r")
+                break
+            except ExecutionAlreadyClaimedError:
+                refused += 1
+        gate.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert (await agent.aresume("r")).answer == "done"
+
+    asyncio.run(main())
+    assert overlaps == []
