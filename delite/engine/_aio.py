@@ -361,7 +361,13 @@ class _Batch:
             finally:
                 self.waiter = None
         ready, self.ready = self.ready, []
-        outcomes = [f.result() for f in ready]  # a crash in a body (KeyboardInterrupt) propagates from here
+        outcomes = []
+        for i, future in enumerate(ready):
+            try:
+                outcomes.append(future.result())
+            except BaseException:  # a crash in a body propagates from here; close() takes the others
+                self.ready[:0] = ready[i + 1 :]
+                raise
         outcomes.sort(key=_by_index)
         return outcomes
 
