@@ -322,14 +322,19 @@ class _Batch:
     outcomes costs nothing per body still running (a turn of n calls is O(n), not O(n²)).
     """
 
-    def __init__(self, invocations: list[Invocation]) -> None:
-        self.loop = loop = asyncio.get_running_loop()
-        self.bridge = bridge = _bridge(loop)
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.bridge = _bridge(self.loop)
         self.futures: list[asyncio.Future[ToolOutcome]] = []
         self.tasks: list[asyncio.Task[ToolOutcome]] = []
         self.jobs: list[_Job] = []
         self.ready: list[asyncio.Future[ToolOutcome]] = []
         self.waiter: asyncio.Future[None] | None = None
+
+    def start(self, invocations: list[Invocation]) -> None:
+        """Start every body (if starting one fails, those already started are still waited for by close)."""
+        loop = self.loop
+        bridge = self.bridge
         pool = work_pool()
         for inv in invocations:
             tool = inv.tool
@@ -435,7 +440,8 @@ async def adrive(steps: Steps[T]) -> T:
                 elif kind is StartCalls:
                     if batch is not None:
                         await batch.close()
-                    batch = _Batch(effect.invocations)  # type: ignore[attr-defined]
+                    batch = _Batch()
+                    batch.start(effect.invocations)  # type: ignore[attr-defined]
                 elif kind is Claim:
                     log = await _blocking(io, _claim, effect, undo=_release)
                     claims.append(log)

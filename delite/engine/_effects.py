@@ -269,9 +269,13 @@ class _Batch:
             max_workers=min(len(invocations), TOOL_THREADS), thread_name_prefix="delite-tool"
         )
         put = self.done.put
-        for inv in invocations:
-            context = contextvars.copy_context()  # each body enters its own copy
-            pool.submit(context.run, call_tool, inv).add_done_callback(put)
+        try:
+            for inv in invocations:
+                context = contextvars.copy_context()  # each body enters its own copy
+                pool.submit(context.run, call_tool, inv).add_done_callback(put)
+        except BaseException:  # no thread could be started: the bodies already started end first
+            self.close()
+            raise
 
     def next(self) -> list[ToolOutcome]:
         """The outcomes of the bodies that ended since last asked (at least one), in the order asked for."""
