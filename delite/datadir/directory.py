@@ -14,14 +14,12 @@ from delite.datadir.execution import ExecutionView
 from delite.datadir.views import Event, ExecutionSummary, HealthReport, Page
 from delite.errors import (
     AmbiguousExecutionIdError,
-    ExecutionAlreadyClaimedError,
     ExecutionNotFoundError,
     InvalidExecutionIdError,
     LogCorruptError,
     UsageError,
 )
 from delite.log.codec import decode_payloads
-from delite.log.durability import Durability
 from delite.log.framing import HEADER, FrameDamage, scan_frames
 from delite.log.reader import parse_log
 from delite.log.records import (
@@ -34,7 +32,6 @@ from delite.log.records import (
     ModelCallFailed,
     ModelResponded,
 )
-from delite.log.writer import publish_log
 from delite.state.model import Status
 from delite.store.ids import new_execution_id, validate_execution_id
 from delite.store.layout import Layout
@@ -326,30 +323,13 @@ class DataDir:
             idempotency_key=None,
             fork_resumes=sum(isinstance(r, ExecutionResumed) for r in kept),
         )
-        _publish_fork(self.layout, eid, [started, *kept])
+        from delite.store.file import FileStore  # noqa: PLC0415 - filelock only when writing
+
+        try:
+            FileStore(self.path).publish(eid, [started, *kept])
+        except FileExistsError:
+            raise UsageError(f"execution {eid!r} exists already; choose another id for the fork") from None
         return eid
-
-
-def _publish_fork(layout: Layout, eid: str, records: list[AnyRecord]) -> None:
-    """Write a fork's log whole or not at all, under its claim (see :func:`delite.log.writer.publish_log`).
-
-    A fork that a crash cut short left no log (at most a temporary file, removed here), so forking again with
-    the same id works.
-    """
-    import filelock  # noqa: PLC0415 - only when writing
-
-    layout.ensure()
-    lock = filelock.FileLock(layout.claim(eid), thread_local=False)
-    try:
-        lock.acquire(blocking=False)
-    except filelock.Timeout:
-        raise ExecutionAlreadyClaimedError(eid) from None
-    try:
-        publish_log(layout.log(eid), records, Durability.FULL)
-    except FileExistsError:
-        raise UsageError(f"execution {eid!r} exists already; choose another id for the fork") from None
-    finally:
-        lock.release()
 
 
 def _expand_statuses(status: str | Iterable[str] | None) -> list[str]:
