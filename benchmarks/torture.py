@@ -6,6 +6,7 @@ A standalone script (the CI runs a short form from ``tests/crash/test_torture.py
     python benchmarks/torture.py --kills 50 --json        # the short form, as JSON
     python benchmarks/torture.py --kills 100 --exec       # every worker a fresh interpreter (slower)
     python benchmarks/torture.py --smoke                  # or --quick; CI: one execution, a few kills, seed 7
+    python benchmarks/torture.py --kills 0 --forks 100 --cancels 100   # forks killed, async runs cancelled
 
 The workload is one execution of ten model turns that mixes every kind of step: plain tool calls (two in one
 turn too), a tool that needs a human's approval (approved once, rejected once), a client-side tool, a tool
@@ -484,6 +485,7 @@ class Summary:
     violations: list[str] = field(default_factory=list)
     seconds: float = 0.0
     mode: str = "fork"
+    more: dict[str, Any] = field(default_factory=dict)  # --forks and --cancels (benchmarks/torture_more.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -506,6 +508,7 @@ class Summary:
             "seconds": round(self.seconds, 2),
             "mode": self.mode,
             "durability": DURABILITY["mode"],
+            **self.more,
         }
 
 
@@ -712,11 +715,31 @@ def print_table(s: Summary) -> None:
         ("invariant breaches", len(d["violations"])),
         ("wall time", f"{d['seconds']} s ({d['mode']}, durability {d['durability']})"),
     ]
+    for name, counts in s.more.items():
+        rows.append((name.replace("_", " "), ", ".join(f"{k} {v}" for k, v in counts.items())))
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     for v in d["violations"][:20]:
         print("BREACH:", v)
+
+
+def more(summary: Summary, root: str, seed: int, *, forks: int, cancels: int) -> None:
+    """The fork and async-cancellation tortures (``benchmarks/torture_more.py``), counted into ``summary``."""
+    if not forks and not cancels:
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from torture_more import cancel_torture, fork_torture  # noqa: PLC0415 - only when asked for
+
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    if forks:
+        summary.more["forks"], breaches = fork_torture(root, forks, rng)
+        summary.violations.extend(breaches)
+    if cancels:
+        summary.more["async_cancels"], breaches = cancel_torture(root, cancels, rng)
+        summary.violations.extend(breaches)
+    summary.seconds += time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -727,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durability", choices=["full", "normal", "off"], default="full")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temp dir, removed)")
+    parser.add_argument("--forks", type=int, default=0, help="also fork N times in children killed at random points")
+    parser.add_argument("--cancels", type=int, default=0, help="also cancel N async runs at random points")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): 3 kills, seed 7")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
@@ -744,6 +769,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(root, exist_ok=True)
     try:
         summary = torture(args.kills, seed=seed, use_exec=args.use_exec, root=root)
+        more(summary, root, seed, forks=args.forks, cancels=args.cancels)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

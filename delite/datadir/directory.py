@@ -29,6 +29,7 @@ from delite.log.records import (
     ExecutionCancelled,
     ExecutionCompleted,
     ExecutionFailed,
+    ExecutionResumed,
     ExecutionStarted,
     ModelCallFailed,
     ModelResponded,
@@ -298,8 +299,15 @@ class DataDir:
         it with an agent configured like the origin's to continue from there; the origin is not changed.
         ``at=0`` keeps only the input.
 
+        The fork appears whole or not at all: it is written to a temporary file, synced, and linked to its
+        name, so a crash at any point leaves no fork or the whole one, and forking again with the same id
+        works after a crash. A fork is not started: nothing runs it until someone resumes it (a Runtime's
+        recovery leaves it alone; :attr:`ExecutionState.dormant` is true until a process takes it on).
+
         Raises:
             UsageError: ``at`` is not a step of the origin, or ``new_id`` exists already.
+            ExecutionAlreadyClaimedError: another process is creating an execution with ``new_id`` now.
+            StoreError: the file system refused; no fork was made.
         """
         view = self.execution(execution_id)
         records = view.records
@@ -312,6 +320,13 @@ class DataDir:
         if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= steps:
             raise UsageError(f"--at must be a step from 0 to {steps} for execution {execution_id!r}, not {at!r}")
         eid = validate_execution_id(new_id) if new_id is not None else new_execution_id()
+        kept: list[AnyRecord] = []
+        for record in records[1:]:
+            if isinstance(record, ModelResponded | ModelCallFailed) and record.step > at:
+                break
+            if isinstance(record, ExecutionCompleted | ExecutionCancelled | ExecutionFailed):
+                continue
+            kept.append(record)
         started = msgspec.structs.replace(
             origin,
             execution_id=eid,
@@ -319,20 +334,14 @@ class DataDir:
             forked_from=origin.execution_id,
             fork_step=at,
             idempotency_key=None,
+            fork_resumes=sum(isinstance(r, ExecutionResumed) for r in kept),
         )
-        kept: list[AnyRecord] = [started]
-        for record in records[1:]:
-            if isinstance(record, ModelResponded | ModelCallFailed) and record.step > at:
-                break
-            if isinstance(record, ExecutionCompleted | ExecutionCancelled | ExecutionFailed):
-                continue
-            kept.append(record)
         from delite.store.file import FileStore  # noqa: PLC0415 - filelock only when writing
 
-        store = FileStore(self.path)
-        with store.claim(eid, create=kept) as log:
-            if not log.created:
-                raise UsageError(f"execution {eid!r} exists already; choose another id for the fork")
+        try:
+            FileStore(self.path).publish(eid, [started, *kept])
+        except FileExistsError:
+            raise UsageError(f"execution {eid!r} exists already; choose another id for the fork") from None
         return eid
 
 

@@ -154,7 +154,7 @@ def work_pool() -> Pool:
 class _Job:
     """One blocking call handed to a thread, and its outcome."""
 
-    __slots__ = ("args", "error", "finished", "fn", "future", "value")
+    __slots__ = ("args", "error", "finished", "fn", "future", "skipped", "started", "value")
 
     def __init__(self, future: asyncio.Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.future = future
@@ -163,6 +163,8 @@ class _Job:
         self.value: Any = None
         self.error: BaseException | None = None
         self.finished = False
+        self.started = False
+        self.skipped = False
 
 
 class _Bridge:
@@ -179,7 +181,11 @@ class _Bridge:
         self.lock = threading.Lock()
 
     def run(self, job: _Job) -> None:
-        """In a worker thread: do the call, then queue its outcome for the loop."""
+        """In a worker thread: do the call (unless it was skipped before it started), then queue its outcome."""
+        with self.lock:
+            if job.skipped:
+                return
+            job.started = True
         try:
             job.value = job.fn(*job.args)
         except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
@@ -191,6 +197,13 @@ class _Bridge:
         if first:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody awaits the outcome
                 self.loop.call_soon_threadsafe(self.drain)
+
+    def skip(self, jobs: list[_Job]) -> None:
+        """Make sure the jobs not started yet never start (:meth:`run` checks under the same lock)."""
+        with self.lock:
+            for job in jobs:
+                if not job.started:
+                    job.skipped = True
 
     def drain(self) -> None:
         """On the loop: resolve every queued outcome's future."""
@@ -209,6 +222,13 @@ class _Bridge:
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge] = weakref.WeakKeyDictionary()
 
 
+def _bridge(loop: asyncio.AbstractEventLoop) -> _Bridge:
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        bridge = _bridges[loop] = _Bridge(loop)
+    return bridge
+
+
 async def _blocking(
     pool: Pool, fn: Callable[..., T], *args: Any, finish: bool = True, undo: Callable[[T], object] | None = None
 ) -> T:
@@ -219,9 +239,7 @@ async def _blocking(
     ``undo`` then gets what the call returned, which nobody else will (a claim taken for nobody is released).
     """
     loop = asyncio.get_running_loop()
-    bridge = _bridges.get(loop)
-    if bridge is None:
-        bridge = _bridges[loop] = _Bridge(loop)
+    bridge = _bridge(loop)
     job = _Job(loop.create_future(), fn, args)
     pool.submit(bridge.run, job)
     try:
@@ -285,11 +303,9 @@ async def _ask(effect: Ask) -> Any:
     return await _in_context(work_pool(), _sync_ask, effect)
 
 
-async def _run_tool(inv: Invocation) -> ToolOutcome:
-    tool = inv.tool
-    fn = tool.fn
-    if not tool.is_async or fn is None:
-        return await _in_context(work_pool(), call_tool, inv)
+async def _run_async_tool(inv: Invocation) -> ToolOutcome:
+    fn = inv.tool.fn
+    assert fn is not None
     started = time.perf_counter()
     with tool_body(inv.context):
         try:
@@ -300,29 +316,96 @@ async def _run_tool(inv: Invocation) -> ToolOutcome:
 
 
 class _Batch:
-    """The tool bodies of one StartCalls: one is awaited when asked for; several run as tasks, taken as they end."""
+    """The tool bodies of one StartCalls: async bodies run as tasks, sync ones in the bounded worker pool.
 
-    def __init__(self, invocations: list[Invocation]) -> None:
-        self.single = invocations[0] if len(invocations) == 1 else None
-        self.tasks: dict[asyncio.Task[ToolOutcome], int] = {}
-        if self.single is None:
-            loop = asyncio.get_running_loop()
-            self.tasks = {loop.create_task(_run_tool(inv)): inv.index for inv in invocations}
+    Every body's future, when done, goes on a ready list and wakes the one waiter, so taking the next
+    outcomes costs nothing per body still running (a turn of n calls is O(n), not O(n²)).
+    """
 
-    async def next(self) -> ToolOutcome:
-        single = self.single
-        if single is not None:
-            self.single = None
-            return await _run_tool(single)
-        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
-        first = min(done, key=self.tasks.__getitem__)  # of several finished at once, the earliest asked for
-        del self.tasks[first]
-        return first.result()
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.bridge = _bridge(self.loop)
+        self.futures: list[asyncio.Future[ToolOutcome]] = []
+        self.tasks: list[asyncio.Task[ToolOutcome]] = []
+        self.jobs: list[_Job] = []
+        self.ready: list[asyncio.Future[ToolOutcome]] = []
+        self.waiter: asyncio.Future[None] | None = None
 
-    def cancel(self) -> None:
+    def start(self, invocations: list[Invocation]) -> None:
+        """Start every body (if starting one fails, those already started are still waited for by close)."""
+        loop = self.loop
+        bridge = self.bridge
+        pool = work_pool()
+        for inv in invocations:
+            tool = inv.tool
+            future: asyncio.Future[ToolOutcome]
+            if tool.is_async and tool.fn is not None:
+                task = loop.create_task(_run_async_tool(inv))
+                self.tasks.append(task)
+                future = task
+            else:
+                future = loop.create_future()
+                job = _Job(future, contextvars.copy_context().run, (call_tool, inv))
+                self.jobs.append(job)
+                pool.submit(bridge.run, job)
+            future.add_done_callback(self._ended)
+            self.futures.append(future)
+
+    def _ended(self, future: asyncio.Future[ToolOutcome]) -> None:
+        self.ready.append(future)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next(self) -> list[ToolOutcome]:
+        """The outcomes of the bodies that ended since last asked (at least one), in the order asked for."""
+        while not self.ready:
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        ready, self.ready = self.ready, []
+        outcomes = []
+        for i, future in enumerate(ready):
+            try:
+                outcomes.append(future.result())
+            except BaseException:  # a crash in a body propagates from here; close() takes the others
+                self.ready[:0] = ready[i + 1 :]
+                raise
+        outcomes.sort(key=_by_index)
+        return outcomes
+
+    async def close(self) -> None:
+        """Stop the batch: wait for every body that started to end before returning.
+
+        Sync bodies not started yet never start; async bodies are cancelled and awaited; a sync body that is
+        running is let finish (a thread cannot be stopped), so the run keeps its claim until it has: a resume
+        elsewhere cannot run a second body of the same call at the same time. A caller cancelled again
+        meanwhile still waits (the cancellation is re-raised by the caller's own ``finally``).
+        """
+        self.bridge.skip(self.jobs)
         for task in self.tasks:
             task.cancel()
-        self.tasks.clear()
+        skipped = {id(job.future) for job in self.jobs if job.skipped}
+        pending = [f for f in self.futures if not f.done() and id(f) not in skipped]
+        self.futures, self.tasks, self.jobs = [], [], []
+        cancelled = False
+        while pending:
+            try:
+                await asyncio.wait(pending)  # does not cancel them when this task is cancelled
+            except asyncio.CancelledError:
+                cancelled = True
+            pending = [f for f in pending if not f.done()]
+        for future in self.ready:
+            if not future.cancelled():
+                future.exception()  # retrieved: an outcome nobody will record (its call stays in doubt)
+        if cancelled:
+            raise asyncio.CancelledError
+
+
+def _by_index(outcome: ToolOutcome) -> int:
+    return outcome.index
 
 
 async def adrive(steps: Steps[T]) -> T:
@@ -356,8 +439,9 @@ async def adrive(steps: Steps[T]) -> T:
                     value = await batch.next()
                 elif kind is StartCalls:
                     if batch is not None:
-                        batch.cancel()
-                    batch = _Batch(effect.invocations)  # type: ignore[attr-defined]
+                        await batch.close()
+                    batch = _Batch()
+                    batch.start(effect.invocations)  # type: ignore[attr-defined]
                 elif kind is Claim:
                     log = await _blocking(io, _claim, effect, undo=_release)
                     claims.append(log)
@@ -369,7 +453,9 @@ async def adrive(steps: Steps[T]) -> T:
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
                 error = e
     finally:
-        if batch is not None:
-            batch.cancel()
-        for log in reversed(claims):
-            await _blocking(io, log.release)
+        try:
+            if batch is not None:
+                await batch.close()  # no claim is released while a body the run started still runs
+        finally:
+            for log in reversed(claims):
+                await _blocking(io, log.release)

@@ -12,11 +12,11 @@ in nothing else, so the sync and async APIs have the same semantics by construct
 from __future__ import annotations
 
 import contextvars
+import queue
 import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from delite.engine.events import current_sink, sink_var
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STOP_REQUESTED",
+    "TOOL_THREADS",
     "Append",
     "Ask",
     "Claim",
@@ -175,7 +176,10 @@ class StartCalls(Effect):
 
 
 class NextResult(Effect):
-    """The next tool body of the started batch to finish, as a :class:`ToolOutcome`."""
+    """The outcomes of the started batch's bodies that ended since last asked.
+
+    The driver sends back a non-empty list of :class:`ToolOutcome`, in the order the calls were asked for.
+    """
 
     __slots__ = ()
 
@@ -241,43 +245,66 @@ def _ask(effect: Ask) -> Any:
     return provider(effect.messages, effect.tools, effect.model)
 
 
-@dataclass
+TOOL_THREADS = 32
+"""Most threads the sync API runs the tool bodies of one turn in; a wider turn queues the rest."""
+
+
 class _Batch:
-    """The tool bodies of one StartCalls: run inline one at a time, or in a pool of threads."""
+    """The tool bodies of one StartCalls: one runs inline when asked for; several run in a bounded pool.
 
-    waiting: list[Invocation]
-    pool: ThreadPoolExecutor | None = None
-    futures: dict[Future[ToolOutcome], int] = field(default_factory=dict)
+    Each body that ends puts its future on a queue, so taking the next outcomes costs nothing per body
+    still running (a turn of n calls is O(n), not O(n²)).
+    """
 
-    def next(self) -> ToolOutcome:
-        if self.pool is None:
-            return call_tool(self.waiting.pop(0))
-        from concurrent.futures import FIRST_COMPLETED, wait  # noqa: PLC0415 - only for calls run at once
+    def __init__(self, invocations: list[Invocation]) -> None:
+        self.single: Invocation | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.done: queue.SimpleQueue[Future[ToolOutcome]] = queue.SimpleQueue()
+        if len(invocations) == 1:
+            self.single = invocations[0]
+            return
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - importing it costs ~8 ms at startup
 
-        done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
-        first = min(done, key=self.futures.__getitem__)  # of several finished at once, the earliest asked for
-        del self.futures[first]
-        return first.result()
+        self.pool = pool = ThreadPoolExecutor(
+            max_workers=min(len(invocations), TOOL_THREADS), thread_name_prefix="delite-tool"
+        )
+        put = self.done.put
+        try:
+            for inv in invocations:
+                context = contextvars.copy_context()  # each body enters its own copy
+                pool.submit(context.run, call_tool, inv).add_done_callback(put)
+        except BaseException:  # no thread could be started: the bodies already started end first
+            self.close()
+            raise
+
+    def next(self) -> list[ToolOutcome]:
+        """The outcomes of the bodies that ended since last asked (at least one), in the order asked for."""
+        single = self.single
+        if single is not None:
+            self.single = None
+            return [call_tool(single)]
+        done = self.done
+        ended = [done.get()]
+        while not done.empty():
+            ended.append(done.get_nowait())
+        outcomes = [f.result() for f in ended]  # a crash in a body (KeyboardInterrupt) propagates from here
+        outcomes.sort(key=_by_index)
+        return outcomes
 
     def close(self) -> None:
         if self.pool is not None:
-            # Let bodies still running finish (a crash propagating from one of them leaves the rest in doubt).
-            self.pool.shutdown(wait=True)
+            # Let bodies still running finish; bodies not started yet never start (their calls stay in doubt,
+            # as after a crash: this happens only when the run stops with bodies in flight).
+            self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
 
-def _start(effect: StartCalls) -> _Batch:
-    invocations = effect.invocations
-    if len(invocations) == 1:
-        return _Batch(list(invocations))
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - importing it costs ~8 ms at startup
+def _by_index(outcome: ToolOutcome) -> int:
+    return outcome.index
 
-    pool = ThreadPoolExecutor(max_workers=len(invocations), thread_name_prefix="delite-tool")
-    batch = _Batch([], pool)
-    for inv in invocations:
-        context = contextvars.copy_context()  # each thread enters its own copy
-        batch.futures[pool.submit(context.run, call_tool, inv)] = inv.index
-    return batch
+
+def _start(effect: StartCalls) -> _Batch:
+    return _Batch(effect.invocations)
 
 
 def drive(steps: Steps[T]) -> T:

@@ -1,4 +1,4 @@
-"""Spending limits, checked before every model call against the totals folded from the log."""
+"""Spending limits, checked per call (each model call and retry, each tool body) against the folded totals."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ _COUNTS = ("max_llm_calls", "max_tokens", "max_tool_calls")
 class Budget:
     """Limits on what one execution may spend. ``None`` means no limit.
 
-    When a limit is reached the execution suspends (kind ``budget``) before its next model call; all
-    completed work is kept. Raise the limit on the agent and ``resume`` to continue.
+    Model-call limits (``max_llm_calls``, ``max_tokens``, ``max_dollars``) are checked before every model
+    call and before each retry of a failed one; ``max_tool_calls`` before every tool body starts, within one
+    turn too (a turn asking for more calls than are left runs only as many). When a limit is reached the
+    execution suspends (kind ``budget``) before the call; all completed work is kept. Raise the limit on the
+    agent and ``resume`` to continue.
 
     A dollar limit counts the calls whose cost is known. When a call's cost is unknown (a model missing from
     the price table) the limit cannot be enforced, and ``on_unknown_cost`` decides: ``"suspend"`` (default)

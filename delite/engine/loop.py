@@ -299,6 +299,7 @@ class Runner:
     # -- budget ----------------------------------------------------------------------------------------------
 
     def _budget_exhausted(self) -> Steps[bool]:
+        """Before a model call (and before each retry of one): suspend if any limit is reached."""
         budget = self.settings.budget
         if budget is None:
             return False
@@ -306,14 +307,30 @@ class Runner:
         hit = budget.exhausted(t)
         if hit is None:
             return False
-        spent = {
+        reason = SuspendReason(kind="budget", limit=hit, spent=self._spent(), message=budget.explain(hit, t))
+        yield from self.suspend(reason)
+        return True
+
+    def _spent(self) -> dict[str, Any]:
+        t = self.state.totals
+        return {
             "dollars": str(t.cost) if t.cost_known else None,
             "llm_calls": t.llm_calls,
             "tokens": t.total_tokens,
             "tool_calls": t.tool_calls,
         }
-        yield from self.suspend(SuspendReason(kind="budget", limit=hit, spent=spent, message=budget.explain(hit, t)))
-        return True
+
+    def _tool_room(self) -> int | None:
+        """How many more tool bodies the budget lets start (None: no limit on tool calls)."""
+        budget = self.settings.budget
+        if budget is None or budget.max_tool_calls is None:
+            return None
+        return max(budget.max_tool_calls - self.state.totals.tool_calls, 0)
+
+    def _budget_wait(self, limit: str, held: int) -> _Wait:
+        """The wait for a budget limit reached with ``held`` tool calls of the turn not started."""
+        message = f"budget limit {limit} reached; {held} tool call(s) of this turn not run"
+        return _Wait("budget", [], message=message, limit=limit, spent=self._spent())
 
     # -- model calls -----------------------------------------------------------------------------------------
 
@@ -353,6 +370,8 @@ class Runner:
                 yield Sleep(s.retry.delay(attempt, error.retry_after), s.sleep)
                 if (yield from self._cancel_seen()) or self._stopping():
                     return False
+                if s.budget is not None and (yield from self._budget_exhausted()):
+                    return False  # a failed attempt may have been billed (tokens, dollars): checked per call
                 continue
             break
         duration = (time.perf_counter() - started) * 1000
@@ -400,12 +419,22 @@ class Runner:
             elif decided is not None:
                 waiting.append(decided)
         batches = [runnable] if len(runnable) < 2 else self._batches(runnable)
+        held = len(runnable)
         for i, batch in enumerate(batches):
             if not batch:
                 break
             if i and ((yield from self._cancel_seen()) or self._stopping()):
                 yield from self.flush(barrier=True)
                 return True
+            room = self._tool_room()
+            if room is not None and room < len(batch):
+                # Only as many bodies start as the limit allows, even within one turn; the rest stay open
+                # (no intent recorded, never run) until the budget is raised and the execution resumed.
+                if room:
+                    waiting.extend((yield from self._run_batch(batch[:room])))
+                waiting.append(self._budget_wait("max_tool_calls", held - room))
+                break
+            held -= len(batch)
             waiting.extend((yield from self._run_batch(batch)))
         if not waiting:
             return False
@@ -528,12 +557,15 @@ class Runner:
         yield from self.flush(barrier=True)
         yield StartCalls(invocations)
         waits: list[_Wait] = []
-        for left in range(len(batch) - 1, -1, -1):
-            done: ToolOutcome = yield NEXT_RESULT
-            wait = self._record(done, batch[done.index])
-            if wait is not None:
-                waits.append(wait)
-            if left:  # more bodies are running: this result goes down now, as it came in
+        left = len(batch)
+        while left:
+            ended: list[ToolOutcome] = yield NEXT_RESULT
+            for done in ended:
+                wait = self._record(done, batch[done.index])
+                if wait is not None:
+                    waits.append(wait)
+            left -= len(ended)
+            if left:  # more bodies are running: these results go down now, as they came in
                 yield from self.flush(running=True)
         return waits
 

@@ -16,6 +16,7 @@ __all__ = [
     "FILE_MODE",
     "fsync",
     "fsync_dir",
+    "link",
     "make_private_dir",
     "open_private",
     "open_regular",
@@ -118,3 +119,8 @@ def read_regular(path: str) -> tuple[bytes, os.stat_result]:
     with open(fd, "rb", buffering=0) as f:  # closes fd; FileIO.readall sizes its buffer from fstat
         st = os.fstat(fd)
         return f.read(), st
+
+
+def link(src: str, dst: str) -> None:
+    """Give ``src`` a second name ``dst``, atomically; ``FileExistsError`` if ``dst`` exists (never overwrites)."""
+    os.link(src, dst)

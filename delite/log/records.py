@@ -152,7 +152,9 @@ class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, ta
     """The first record: the input, the app's history, metadata and the configuration fingerprint.
 
     ``forked_from`` and ``fork_step`` name the execution and step this one was forked from (see
-    :meth:`delite.DataDir.fork`); the records after this one were copied from that execution's log.
+    :meth:`delite.DataDir.fork`); the records after this one were copied from that execution's log, and
+    ``fork_resumes`` counts the ``execution-resumed`` records among them (a later one means a process took
+    the fork on: until then no process has advanced it, and a Runtime's recovery leaves it alone).
     A sub-agent's execution names its parent (``parent_id``) and the parent's tool call that started it
     (``parent_call``). ``output_schema`` is the JSON schema a structured answer must match, and
     ``output_prompt`` the instruction that tells the model so (sent after the system prompt).
@@ -173,6 +175,7 @@ class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, ta
     parent_call: str | None = None
     output_schema: dict[str, Any] | None = None
     output_prompt: str | None = None
+    fork_resumes: int = 0
 
 
 class ModelResponded(Record, frozen=True, kw_only=True, omit_defaults=True, tag="model-responded"):

@@ -16,7 +16,9 @@ pages, so the writer is closed and raises; reopening the log re-reads what is re
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 from collections.abc import Sequence
 
 from delite.errors import LogIdentityError, RecordTooLargeError, StoreError
@@ -26,7 +28,7 @@ from delite.log.durability import Durability
 from delite.log.framing import HEADER, MAX_RECORD_SIZE, encode_frame
 from delite.log.records import Record
 
-__all__ = ["LogWriter"]
+__all__ = ["LogWriter", "publish_log"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -200,3 +202,50 @@ class LogWriter:
         except OSError:
             # The reader will cut the partial frame as a torn tail; this writer must not append after it.
             self._broken = True
+
+
+def publish_log(path: str, records: Sequence[Record], durability: Durability) -> None:
+    """Create the log at ``path`` holding ``records``, whole or not at all (a fork is written this way).
+
+    The bytes go to a temporary file in the same directory (``.<name>.<pid>.<hex>.tmp``, which is not a log),
+    which is synced, then given the log's name with a hard link (atomic, and it fails if the name exists:
+    nothing is ever overwritten), then the directory is synced and the temporary name removed. A crash at
+    any point leaves either no log at ``path`` or the whole one. Temporary files that a crash left for the
+    same ``path`` are removed first: the caller holds the execution's claim, so no one else is writing them.
+
+    Raises:
+        FileExistsError: a log exists at ``path`` already.
+        StoreError: the file system refused (disk full, I/O error); nothing is left at ``path``.
+    """
+    folder, name = os.path.split(path)
+    folder = folder or "."
+    prefix = f".{name}."
+    for leftover in os.listdir(folder):
+        if leftover.startswith(prefix) and leftover.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, leftover))
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+    data = HEADER + _frames(records)[0]
+    tmp = os.path.join(folder, f"{prefix}{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = _os.open_private(tmp, os.O_WRONLY)
+    except OSError as e:
+        raise _store_error("create", path, e) from e
+    try:
+        try:
+            _os.write_all(fd, data)
+            if durability is not Durability.OFF:
+                _os.fsync(fd)
+        finally:
+            os.close(fd)
+        _os.link(tmp, path)
+        if durability is not Durability.OFF:
+            _os.fsync_dir(folder)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise _store_error("create", path, e) from e
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -90,7 +90,9 @@ class Runtime:
     signal), and whenever an agent joins a started runtime, it looks for executions of its agents that a dead
     process left ``running`` (nobody holds their claim) and resumes them, so restarting a crashed service
     continues its work with no manual step. Register callbacks before it starts to hear about those too.
-    Sub-agents' executions are not resumed on their own: their parent's call resumes them.
+    Sub-agents' executions are not resumed on their own: their parent's call resumes them. Only executions
+    a process was advancing are resumed: a fork (``delite fork``, :meth:`DataDir.fork`) that nobody has
+    resumed yet is left alone, whatever its status.
 
     **Exit.** A process that exits with runs in flight (no :meth:`wait` or :meth:`shutdown`) prints one
     line on stderr saying how many and what becomes of them (``running`` on disk, resumed by the next runtime
@@ -559,6 +561,8 @@ class Runtime:
             eid = summary.id
             if store.is_claimed(eid):
                 continue  # a live process is advancing it
+            if summary.forked_from is not None and _never_advanced(store, eid):
+                continue  # a fork nobody has resumed: no process was advancing it, so none died doing so
             agent = self._agents[summary.agent_id]
             self.recovered.append(eid)
 
@@ -566,6 +570,14 @@ class Runtime:
                 return agent.aresume(eid)
 
             self._launch(eid, agent, make)
+
+
+def _never_advanced(store: FileStore, execution_id: str) -> bool:
+    """Whether no process has taken this execution on yet (a fork nobody resumed); unreadable counts as no."""
+    try:
+        return fold(store.read(execution_id).records).dormant
+    except DeliteError:
+        return False  # the resume reports what is wrong with it, as before
 
 
 _started: weakref.WeakSet[Runtime] = weakref.WeakSet()

@@ -6,6 +6,7 @@ place (the engine keeps one state and applies each record as it appends it, so n
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -34,7 +35,7 @@ from delite.log.records import (
     ToolFinished,
     ToolStarted,
 )
-from delite.state.model import CallState, ExecutionState, Status
+from delite.state.model import CallState, ExecutionState, Status, _ResultTail
 
 __all__ = ["apply", "fold", "tool_message_content"]
 
@@ -67,6 +68,8 @@ def _started(s: ExecutionState, r: ExecutionStarted) -> None:
     s.output_schema = r.output_schema
     s.created_at = r.at
     s.status = Status.RUNNING
+    s.dormant = r.forked_from is not None and s.resumes <= r.fork_resumes
+    s._fork_resumes = r.fork_resumes  # noqa: SLF001 - the fold's own bookkeeping
     if r.config.prompt:
         s.messages.append({"role": "system", "content": r.config.prompt})
     if r.output_prompt:
@@ -107,6 +110,7 @@ def _responded(s: ExecutionState, r: ModelResponded) -> None:
         for i, c in enumerate(r.tool_calls):
             s.calls[c.id] = CallState(call=c, step=r.step, index=i)
     s.messages.append(message)
+    s._results = _ResultTail(r.step, len(s.messages)) if r.tool_calls else None  # noqa: SLF001 - the fold's own
     s.status = Status.RUNNING
     s.suspend_reason = None
 
@@ -132,15 +136,23 @@ def _tool_finished(s: ExecutionState, r: ToolFinished) -> None:
         message["is_error"] = True  # providers whose API has the flag (Anthropic) pass it on
     # Calls that ran at the same time finish in any order; their results are shown in the order the model
     # asked for them, so the conversation does not depend on timing. Every result of a turn comes after
-    # its assistant message and before anything else, so only that tail of tool messages is searched.
+    # its assistant message and before anything else: the fold keeps where that tail starts and the call
+    # indices in it, so placing a result is a binary search (a turn of n calls folds in O(n log n) at worst,
+    # O(n) when results come in the order asked, as they mostly do), never a scan of the tail.
     messages = s.messages
-    pos = len(messages)
-    turn = s.turns[-1] if s.turns else None
-    if turn is not None and turn.step == call.step and call.index + 1 < len(turn.tool_calls):
-        later = {c.provider_id or c.id for c in turn.tool_calls[call.index + 1 :]}
-        while pos > 0 and messages[pos - 1].get("role") == "tool" and messages[pos - 1].get("tool_call_id") in later:
-            pos -= 1
-    messages.insert(pos, message)
+    tail = s._results  # noqa: SLF001 - the fold's own bookkeeping
+    if tail is None or tail.step != call.step or tail.start + len(tail.indices) != len(messages):
+        messages.append(message)  # an older turn's call, or something was appended after the tail
+        s._results = None  # noqa: SLF001
+        return
+    indices = tail.indices
+    if not indices or indices[-1] <= call.index:
+        indices.append(call.index)
+        messages.append(message)
+        return
+    pos = bisect.bisect_right(indices, call.index)
+    indices.insert(pos, call.index)
+    messages.insert(tail.start + pos, message)
 
 
 def _suspended(s: ExecutionState, r: ExecutionSuspended) -> None:
@@ -181,6 +193,8 @@ def _drift(s: ExecutionState, r: DriftAccepted) -> None:
 
 def _resumed(s: ExecutionState, _r: ExecutionResumed) -> None:
     s.resumes += 1
+    if s.dormant and s.resumes > s._fork_resumes:  # noqa: SLF001
+        s.dormant = False  # a process took the fork on (the copied resumes are the origin's)
     if not s.status.is_terminal:
         s.status = Status.RUNNING
         s.suspend_reason = None

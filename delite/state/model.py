@@ -115,8 +115,21 @@ class Totals:
 
 
 @dataclass
+class _ResultTail:
+    """Where the latest turn's tool results sit in ``messages``: from ``start``, ordered by call ``indices``."""
+
+    step: int
+    start: int
+    indices: list[int] = field(default_factory=list)
+
+
+@dataclass
 class ExecutionState:
-    """The fold of one execution's log. Built by :func:`delite.state.fold.fold`; treat as read-only."""
+    """The fold of one execution's log. Built by :func:`delite.state.fold.fold`; treat as read-only.
+
+    ``dormant`` is true for a fork that no process has taken on yet (its log holds only what
+    :meth:`delite.DataDir.fork` wrote): it is not a run a dead process left behind.
+    """
 
     execution_id: str = ""
     agent_id: str = "default"
@@ -148,6 +161,9 @@ class ExecutionState:
     records: int = 0
     resumes: int = 0
     failed_attempts: int = 0
+    dormant: bool = False
+    _fork_resumes: int = field(default=0, repr=False, compare=False)
+    _results: _ResultTail | None = field(default=None, repr=False, compare=False)
 
     @property
     def steps(self) -> int:

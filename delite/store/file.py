@@ -33,7 +33,7 @@ from delite.log.durability import Durability
 from delite.log.framing import TornTail
 from delite.log.reader import LogContents, parse_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
-from delite.log.writer import LogWriter
+from delite.log.writer import LogWriter, publish_log
 from delite.state.outcome import Outcome
 from delite.store.base import ExecutionLog, Store
 from delite.store.ids import validate_execution_id
@@ -407,6 +407,31 @@ class FileStore(Store):
             pass
         except OSError as e:
             raise StoreError.from_os_error("clear the cancel request", path, e) from e
+
+
+    def publish(self, execution_id: str, records: Sequence[Record]) -> None:
+        """Create an execution holding ``records``, whole or not at all, without claiming it for a run.
+
+        Used for forks: under the execution's claim lock, the log is written to a temporary file, synced and
+        linked to its name (see :func:`delite.log.writer.publish_log`), so a crash leaves no log or the whole
+        one, and a later attempt with the same id works.
+
+        Raises:
+            FileExistsError: the execution exists already.
+            ExecutionAlreadyClaimedError: another process holds its claim (it is being created or run).
+            StoreError: the file system refused; nothing was created.
+        """
+        validate_execution_id(execution_id)
+        self._ensure()
+        lock = self._lock(execution_id)
+        try:
+            lock.acquire(timeout=0, blocking=False)
+        except filelock.Timeout:
+            raise ExecutionAlreadyClaimedError(execution_id) from None
+        try:
+            publish_log(self.layout.log(execution_id), records, self.durability)
+        finally:
+            lock.release()
 
 
 def _finished(records: Sequence[AnyRecord]) -> bool:
