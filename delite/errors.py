@@ -29,6 +29,7 @@ __all__ = [
     "ExecutionNotSuspendedError",
     "IdempotencyConflictError",
     "InvalidExecutionIdError",
+    "InvalidRecordError",
     "InvalidToolResultError",
     "LogCorruptError",
     "ProviderError",
@@ -74,6 +75,23 @@ class UsageError(DeliteError, ValueError):
     def __str__(self) -> str:
         """The message."""
         return self.message
+
+
+class InvalidRecordError(UsageError):
+    """A record would not read back with the reader's own types; it was not written (nothing was).
+
+    The writer's last line of defence: every record is encoded and decoded strictly before any byte of it is
+    appended, so a value of the wrong type (a number where the log holds text, text that is not valid
+    Unicode) can never make an execution unreadable. Public methods check their arguments first and raise a
+    plain :class:`UsageError` naming the argument; this names the record's kind and what is wrong.
+    """
+
+    def __init__(self, kind: str, detail: str) -> None:
+        """Build from the record's kind (its tag) and why it would not read back."""
+        super().__init__(f"refused to write a record of kind {kind!r} that would not read back: {detail}")
+        self.args = (kind, detail)
+        self.kind = kind
+        self.detail = detail
 
 
 class InvalidExecutionIdError(DeliteError, ValueError):

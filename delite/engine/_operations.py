@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from delite import _checks as checks
 from delite.engine._effects import Append, Claim, Io, Steps
 from delite.engine.loop import Runner, RunSettings
 from delite.engine.output import OutputSpec
@@ -89,12 +90,14 @@ def typed(response: Response, spec: OutputSpec | None) -> Response:
     return dataclasses.replace(response, output=spec.convert(response.output))
 
 
-def jsonable(value: Any) -> Any:
-    """A value as JSON values, or a :class:`UsageError`."""
+def jsonable(value: Any, name: str = "the value") -> Any:
+    """A value as plain JSON values (Structs, dataclasses... converted), or a :class:`UsageError` naming it."""
     try:
-        return msgspec.to_builtins(value, str_keys=True)
+        builtins = msgspec.to_builtins(value, str_keys=True)
     except (TypeError, ValueError) as e:
-        raise UsageError(f"the value cannot be stored as JSON: {e}") from e
+        raise UsageError(f"{name} cannot be stored as JSON: {e}") from e
+    checks.check_json(name, builtins)
+    return builtins
 
 
 def split_ids(ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -144,8 +147,7 @@ class Operations(abc.ABC):
         output: OutputSpec | None,
         link: Link | None,
     ) -> Steps[Response]:
-        if not isinstance(text, str):
-            raise UsageError("text must be a string")
+        checks.check_run_args(text, history=history, metadata=metadata, model=model, idempotency_key=idempotency_key)
         settings = self._settings(output=output, link=link)
         if execution_id is not None:
             eid = validate_execution_id(execution_id)
@@ -204,6 +206,7 @@ class Operations(abc.ABC):
         return str(bound)
 
     def _resume_op(self, execution_id: str, *, model: str | None, output: OutputSpec | None) -> Steps[Response]:
+        checks.check_optional_text("model", model)
         settings = self._settings(output=output)
         log = yield Claim(self.store, validate_execution_id(execution_id))
         done = log.outcome
@@ -358,6 +361,7 @@ class Operations(abc.ABC):
         advance: bool,
     ) -> Steps[Response]:
         kinds = ("approval", "contract")
+        _check_decisions(decisions, reasons, advance)
         if not decisions:
             raise InvalidToolResultError(execution_id, "no decision given")
         own, children = split_ids(decisions)
@@ -385,7 +389,7 @@ class Operations(abc.ABC):
             if settled:
                 raise AlreadyDecidedError(execution_id, state.status.value, f"call {', '.join(settled)} is not pending")
             now = self.clock()
-            return [DecisionRecorded(at=now, call_id=c, approved=bool(decisions[c]), reason=why.get(c)) for c in own]
+            return [DecisionRecorded(at=now, call_id=c, approved=decisions[c], reason=why.get(c)) for c in own]
 
         return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
 
@@ -397,6 +401,9 @@ class Operations(abc.ABC):
         rejection_reason: str | None,
         decisions: Mapping[str, bool] | None,
     ) -> Steps[Response]:
+        if approved is not None:
+            checks.check_flag("approved", approved)
+        checks.check_optional_text("rejection_reason", rejection_reason)
         if (approved is None) == (decisions is None):
             raise UsageError("pass exactly one of approved= or decisions=")
         if decisions is None:
@@ -405,12 +412,17 @@ class Operations(abc.ABC):
             ids = reason.confirmation_ids if reason is not None and reason.kind in ("approval", "contract") else []
             if not ids:
                 self._raise_not_waiting(execution_id, state, ("approval", "contract"))
-            decisions = dict.fromkeys(ids, bool(approved))
+            decisions = dict.fromkeys(ids, approved is True)
         reasons = {cid: rejection_reason for cid, ok in decisions.items() if not ok}
         return (yield from self._decide_op(execution_id, decisions, reasons=reasons, advance=True))
 
     def _tool_results_op(self, execution_id: str, results: Mapping[str, Any], *, advance: bool) -> Steps[Response]:
         kinds = ("client_tool",)
+        if not isinstance(results, Mapping):
+            raise UsageError(f"results must be a mapping {{call_id: result}}, not {type(results).__name__}")
+        for cid in results:
+            checks.check_text("results key", cid)
+        checks.check_flag("advance", advance)
         own, children = split_ids(results)
         if children:
 
@@ -431,13 +443,16 @@ class Operations(abc.ABC):
             if missing:
                 raise InvalidToolResultError(execution_id, f"missing results for {', '.join(missing)}")
             now = self.clock()
-            return [ToolFinished(at=now, call_id=c, result=jsonable(results[c]), source="client") for c in pending]
+            return [
+                ToolFinished(at=now, call_id=c, result=jsonable(results[c], f"results[{c!r}]"), source="client")
+                for c in pending
+            ]
 
         return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
 
     def _input_op(self, execution_id: str, text: str, *, advance: bool) -> Steps[Response]:
-        if not isinstance(text, str):
-            raise UsageError("text must be a string")
+        checks.check_text("text", text)
+        checks.check_flag("advance", advance)
         kinds = ("human_input",)
         state = yield from self._get_op(execution_id)
         reason = state.suspend_reason
@@ -462,6 +477,14 @@ class Operations(abc.ABC):
         self, execution_id: str, call_id: str, *, result: Any, error: str | None, rerun: bool, advance: bool
     ) -> Steps[Response]:
         kinds = ("in_doubt",)
+        checks.check_text("call_id", call_id)
+        checks.check_optional_text("error", error)
+        checks.check_flag("rerun", rerun)
+        checks.check_flag("advance", advance)
+        if rerun and (result is not None or error is not None):
+            raise UsageError("pass result=, error= or rerun=True, not several")
+        if not rerun:
+            jsonable(result, "result")
         child, sep, call = call_id.rpartition("/")
         if sep:
 
@@ -478,12 +501,15 @@ class Operations(abc.ABC):
             if rerun:
                 return [InDoubtResolved(at=self.clock(), call_id=call_id)]
             return [
-                ToolFinished(at=self.clock(), call_id=call_id, result=jsonable(result), error=error, source="operator")
+                ToolFinished(
+                    at=self.clock(), call_id=call_id, result=jsonable(result, "result"), error=error, source="operator"
+                )
             ]
 
         return (yield from self._submit_op(execution_id, kinds, build, advance=advance))
 
     def _cancel_op(self, execution_id: str, *, reason: str) -> Steps[Response]:
+        checks.check_text("reason", reason)
         eid = validate_execution_id(execution_id)
         store = self.store
         state = yield from self._get_op(eid)
@@ -512,3 +538,18 @@ class Operations(abc.ABC):
         if not state.status.is_suspended:
             raise ExecutionNotSuspendedError(execution_id, state.status.value)
         raise SuspendKindMismatchError(execution_id, state.status.value, f"it does not wait for {' or '.join(kinds)}")
+
+
+def _check_decisions(decisions: object, reasons: object, advance: object) -> None:
+    """Decisions are ``{call_id: bool}`` with real bools; reasons ``{call_id: str | None}``."""
+    if not isinstance(decisions, Mapping):
+        raise UsageError(f"decisions must be a mapping {{call_id: True or False}}, not {type(decisions).__name__}")
+    for cid, approved in decisions.items():
+        checks.check_text("a decision's call id", cid)
+        checks.check_flag(f"decisions[{cid!r}]", approved)
+    if reasons is not None:
+        if not isinstance(reasons, Mapping):
+            raise UsageError(f"reasons must be a mapping {{call_id: str or None}}, not {type(reasons).__name__}")
+        for cid, why in reasons.items():
+            checks.check_optional_text(f"reason for {cid!r}", why)
+    checks.check_flag("advance", advance)

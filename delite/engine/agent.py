@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from delite import _checks as checks
 from delite.engine._effects import Steps, drive
 from delite.engine._operations import DriftPolicy, Link, Operations
 from delite.engine.budget import Budget
@@ -109,6 +110,20 @@ class Agent(Operations):
         parallel_tool_calls: bool = True,
     ) -> None:
         """Configure the agent; nothing is read or written yet."""
+        checks.check_optional_text("prompt", prompt)
+        checks.check_optional_text("model", model)
+        if not checks.check_text("agent_id", agent_id):
+            raise UsageError("agent_id must not be empty")
+        checks.check_optional_text("human_input_tool", human_input_tool)
+        require_approval = checks.check_str_list("require_approval", require_approval)
+        checks.check_int("output_retries", output_retries)
+        checks.check_flag("parallel_tool_calls", parallel_tool_calls)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise UsageError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
+        if not callable(clock):
+            raise UsageError("clock must be a callable returning seconds since the epoch")
+        if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
+            raise UsageError("tools must be a list of functions or Tool objects")
         if store is None:
             if data_dir is None and runtime is not None:
                 store = runtime.store
@@ -151,6 +166,8 @@ class Agent(Operations):
 
     def add_tool(self, fn: Tool | Callable[..., Any]) -> Tool:
         """Offer a tool to the model (a plain function becomes a tool named after it)."""
+        if not isinstance(fn, Tool) and not callable(fn):
+            raise UsageError(f"a tool must be a function or a Tool, not {type(fn).__name__}")
         t = fn if isinstance(fn, Tool) else tool(fn)
         if t.name in self._tools:
             raise UsageError(f"a tool named {t.name!r} is already registered")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from delite._checks import check_run_args
 from delite.engine._aio import Threads, worker_pool
 from delite.engine._effects import STOP_REQUESTED, drive
 from delite.engine.response import Response
@@ -248,8 +249,13 @@ class Runtime:
         ``metadata``, ``model``, ``idempotency_key``, ``output_type``). With an ``execution_id`` that exists,
         the execution is continued. :meth:`wait` returns its response.
         """
-        if not isinstance(text, str):
-            raise UsageError("text must be a string")
+        check_run_args(
+            text,
+            history=run_kwargs.get("history"),
+            metadata=run_kwargs.get("metadata"),
+            model=run_kwargs.get("model"),
+            idempotency_key=run_kwargs.get("idempotency_key"),
+        )
         if self._agents.get(agent.agent_id) is not agent:
             self.join(agent)
         eid = run_kwargs.pop("execution_id", None)
