@@ -57,7 +57,7 @@ def _call(raw: object, where: str) -> dict[str, Any]:
         name, arguments = raw.get("name"), _arguments(raw.get("input"))
     else:
         name, arguments = raw.get("name"), _arguments(raw.get("arguments"))
-    call_id = raw.get("id", raw.get("call_id"))
+    call_id = raw.get("call_id", raw.get("id"))  # Responses: "call_id" answers the call, "id" names the item
     if call_id is None:
         call_id = ""
     if not isinstance(call_id, str):
@@ -114,19 +114,13 @@ def _usage(usage: object) -> tuple[Any, Any]:
         return usage, None  # None, a Usage, or a wrong type (refused by the caller)
     if "prompt_tokens" in usage or "completion_tokens" in usage:  # OpenAI chat completions
         cached = _count(usage, "prompt_tokens_details", "cached_tokens")
+        written = _count(usage, "prompt_tokens_details", "cache_write_tokens")
         buckets = {
-            "input_tokens": max(_count(usage, "prompt_tokens") - cached, 0),
+            "input_tokens": max(_count(usage, "prompt_tokens") - cached - written, 0),
             "cached_input_tokens": cached,
+            "cache_write_tokens": written,
             "output_tokens": _count(usage, "completion_tokens"),
             "reasoning_tokens": _count(usage, "completion_tokens_details", "reasoning_tokens"),
-        }
-    elif "input_tokens_details" in usage or "output_tokens_details" in usage:  # OpenAI Responses
-        cached = _count(usage, "input_tokens_details", "cached_tokens")
-        buckets = {
-            "input_tokens": max(_count(usage, "input_tokens") - cached, 0),
-            "cached_input_tokens": cached,
-            "output_tokens": _count(usage, "output_tokens"),
-            "reasoning_tokens": _count(usage, "output_tokens_details", "reasoning_tokens"),
         }
     elif "cache_read_input_tokens" in usage or "cache_creation_input_tokens" in usage:  # Anthropic
         buckets = {
@@ -134,6 +128,17 @@ def _usage(usage: object) -> tuple[Any, Any]:
             "cached_input_tokens": _count(usage, "cache_read_input_tokens"),
             "cache_write_tokens": _count(usage, "cache_creation_input_tokens"),
             "output_tokens": _count(usage, "output_tokens"),
+            "reasoning_tokens": _count(usage, "output_tokens_details", "thinking_tokens"),
+        }
+    elif "input_tokens_details" in usage or "output_tokens_details" in usage:  # OpenAI Responses
+        cached = _count(usage, "input_tokens_details", "cached_tokens")
+        written = _count(usage, "input_tokens_details", "cache_write_tokens")
+        buckets = {
+            "input_tokens": max(_count(usage, "input_tokens") - cached - written, 0),
+            "cached_input_tokens": cached,
+            "cache_write_tokens": written,
+            "output_tokens": _count(usage, "output_tokens"),
+            "reasoning_tokens": _count(usage, "output_tokens_details", "reasoning_tokens"),
         }
     else:
         return dict(usage), None
