@@ -420,8 +420,9 @@ class Operations(abc.ABC):
         kinds = ("client_tool",)
         if not isinstance(results, Mapping):
             raise UsageError(f"results must be a mapping {{call_id: result}}, not {type(results).__name__}")
-        for cid in results:
+        for cid, value in results.items():
             checks.check_text("results key", cid)
+            jsonable(value, f"results[{cid!r}]")
         checks.check_flag("advance", advance)
         own, children = split_ids(results)
         if children:
