@@ -361,7 +361,7 @@ class Operations(abc.ABC):
         advance: bool,
     ) -> Steps[Response]:
         kinds = ("approval", "contract")
-        _check_decisions(decisions, reasons, advance)
+        _check_decisions(decisions, reasons, advance=advance)
         if not decisions:
             raise InvalidToolResultError(execution_id, "no decision given")
         own, children = split_ids(decisions)
@@ -403,6 +403,8 @@ class Operations(abc.ABC):
     ) -> Steps[Response]:
         if approved is not None:
             checks.check_flag("approved", approved)
+        if decisions is not None:
+            _check_decisions(decisions, None, advance=True)
         checks.check_optional_text("rejection_reason", rejection_reason)
         if (approved is None) == (decisions is None):
             raise UsageError("pass exactly one of approved= or decisions=")
@@ -541,7 +543,7 @@ class Operations(abc.ABC):
         raise SuspendKindMismatchError(execution_id, state.status.value, f"it does not wait for {' or '.join(kinds)}")
 
 
-def _check_decisions(decisions: object, reasons: object, advance: object) -> None:
+def _check_decisions(decisions: object, reasons: object, *, advance: object) -> None:
     """Decisions are ``{call_id: bool}`` with real bools; reasons ``{call_id: str | None}``."""
     if not isinstance(decisions, Mapping):
         raise UsageError(f"decisions must be a mapping {{call_id: True or False}}, not {type(decisions).__name__}")

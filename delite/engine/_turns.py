@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from delite.errors import InvalidRecordError, ProviderError
-from delite.log.codec import check_record
+from delite.log.codec import as_read, check_record
 from delite.log.records import ModelCallFailed, ModelResponded, Record, RecordedToolCall, Usage
 from delite.providers.base import ModelTurn
 
@@ -48,14 +48,16 @@ def turn_record(
         raw_usage=turn.raw_usage,
     )
     try:
-        check_record(record)
+        read = as_read(record)
     except InvalidRecordError as e:
         error = ProviderError(f"malformed turn that cannot be recorded: {e.detail}", provider=provider, retryable=True)
         usage = turn.usage
         billed = isinstance(usage, Usage) and _recordable(ModelCallFailed(step=step, usage=usage))
         error.usage = usage if billed else None
         raise error from None
-    return record
+    if not isinstance(read, ModelResponded):  # pragma: no cover - the tag decides the type
+        raise TypeError(read)
+    return read
 
 
 def _recordable(record: Record) -> bool:

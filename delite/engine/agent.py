@@ -417,10 +417,12 @@ class Agent(Operations):
 
     def approve(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> Response:
         """Approve one pending call (or override a contract for it). Recorded; call :meth:`resume` to go on."""
+        checks.check_text("confirmation_id", confirmation_id)
         return self.decide(execution_id, {confirmation_id: True}, reasons={confirmation_id: reason}, advance=False)
 
     def reject(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> Response:
         """Reject one pending call: it never runs and the model is told why. Call :meth:`resume` to go on."""
+        checks.check_text("confirmation_id", confirmation_id)
         return self.decide(execution_id, {confirmation_id: False}, reasons={confirmation_id: reason}, advance=False)
 
     def submit_approval(

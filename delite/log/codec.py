@@ -7,7 +7,7 @@ import msgspec
 from delite.errors import InvalidRecordError, UnsupportedFormatError
 from delite.log.records import AnyRecord, Record
 
-__all__ = ["check_record", "decode_payloads", "decode_record", "encode_record"]
+__all__ = ["as_read", "check_record", "decode_payloads", "decode_record", "encode_record"]
 
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyRecord] = msgspec.json.Decoder(AnyRecord)
@@ -39,6 +39,15 @@ def encode_record(record: Record) -> bytes:
 def check_record(record: Record) -> None:
     """Raise :class:`~delite.errors.InvalidRecordError` if ``record`` would not read back (writes nothing)."""
     encode_record(record)
+
+
+def as_read(record: Record) -> AnyRecord:
+    """``record`` exactly as a reader will see it once written (or :class:`~delite.errors.InvalidRecordError`).
+
+    Use it for records built from foreign values (a provider's turn): the writer keeps the decoded copy, so the
+    state it folds in memory is the state every reader folds from the log.
+    """
+    return _decoder.decode(encode_record(record))
 
 
 def decode_record(payload: bytes, *, path: str = "", offset: int = 0) -> AnyRecord:

@@ -118,7 +118,12 @@ def normalize_turn(value: Any, *, provider: str = "") -> ModelTurn:
     its ``usage`` holds what the turn reported it was billed, when that could be read.
     """
     if isinstance(value, ModelTurn):
-        if value.content is None or isinstance(value.content, str):
+        if (
+            isinstance(value.content, str | None)
+            and isinstance(value.usage, Usage)
+            and isinstance(value.tool_calls, list)
+            and all(type(c) is ProviderCall for c in value.tool_calls)
+        ):
             return value  # the record of the turn is checked with the reader's types before it is written
         try:
             value = msgspec.to_builtins(value)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from delite._checks import check_run_args
+from delite._checks import check_run_args, check_text
 from delite.engine._aio import Threads, worker_pool
 from delite.engine._effects import STOP_REQUESTED, drive
 from delite.engine.response import Response
@@ -283,6 +283,7 @@ class Runtime:
         ``execution_id`` may be the execution that lists the call, or a sub-agent's: either way the top
         execution is resumed, and continues the sub-agent.
         """
+        check_text("confirmation_id", confirmation_id)
         _, agent = self._root(execution_id)
         agent.decide(execution_id, {confirmation_id: approved}, reasons={confirmation_id: reason}, advance=False)
         self.resume(execution_id)
