@@ -76,7 +76,11 @@ shaped = st.fixed_dictionaries(
     {},
     optional={
         "content": json_like
-        | st.lists(st.fixed_dictionaries({"type": st.sampled_from(BLOCK_TYPES)}, optional={k: json_like for k in KEYS if k != "type"}))
+        | st.lists(
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(BLOCK_TYPES)}, optional={k: json_like for k in KEYS if k != "type"}
+            )
+        )
         | text,
         "tool_calls": json_like
         | st.lists(st.fixed_dictionaries({"name": json_like}, optional={"id": json_like, "arguments": json_like})),
