@@ -94,16 +94,18 @@ class InvalidRecordError(UsageError):
         self.detail = detail
 
 
-class InvalidExecutionIdError(DeliteError, ValueError):
-    """An execution id that is empty, too long, or holds path separators, ``..`` or control characters."""
+class InvalidExecutionIdError(UsageError):
+    """An execution id that is not a string, is empty or too long, or holds ``/``, ``..`` or control characters.
 
-    http_status = 400
+    A :class:`UsageError`, so an id of the wrong type is caught like any other wrong argument.
+    """
 
     def __init__(self, execution_id: str, reason: str) -> None:
         """Build from the refused id and why it was refused."""
-        super().__init__(execution_id, reason)
+        DeliteError.__init__(self, execution_id, reason)
         self.execution_id = execution_id
         self.reason = reason
+        self.message = f"invalid execution id {execution_id[:160]!r}: {reason}"
 
     def __str__(self) -> str:
         """The id (repr, so control characters show) and the reason."""

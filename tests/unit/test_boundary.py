@@ -141,6 +141,11 @@ BAD_CALLS: dict[str, BadCall] = {
     "run(text=None)": lambda a, e: a.run(None),  # type: ignore[arg-type]
     "run(idempotency_key=5)": lambda a, e: a.run("hi", idempotency_key=5),  # type: ignore[arg-type]
     "run(idempotency_key=surrogate)": lambda a, e: a.run("hi", idempotency_key="k\udc80"),
+    "run(execution_id=7)": lambda a, e: a.run("hi", execution_id=7),  # type: ignore[arg-type]
+    "resume(execution_id=None)": lambda a, e: a.resume(None),  # type: ignore[arg-type]
+    "cancel(execution_id=b'x')": lambda a, e: a.cancel(b"x"),  # type: ignore[arg-type]
+    "approve(confirmation_id=1)": lambda a, e: a.approve(e, 1),  # type: ignore[arg-type]
+    "submit_input(advance='no')": lambda a, e: a.submit_input(e, "x", advance="no"),  # type: ignore[arg-type]
 }
 
 
@@ -171,11 +176,17 @@ def test_a_wrong_argument_is_a_usage_error_with_nothing_written(data_dir: Path, 
         {"retry": 3},
         {"tools": "pay"},
         {"tools": [42]},
+        {"provider": 123},
+        {"durability": "fast"},
+        {"durability": 1},
+        {"store": "memory"},
+        {"clock": 0},
     ],
 )
 def test_a_wrong_agent_option_is_a_usage_error(data_dir: Path, options: dict[str, Any]) -> None:
+    options.setdefault("provider", ScriptedProvider(["hi"]))
     with pytest.raises(UsageError):
-        Agent(data_dir, provider=ScriptedProvider(["hi"]), **options)
+        Agent(data_dir, **options)
     assert written(data_dir) == {}
 
 
