@@ -71,7 +71,7 @@ def _recordable(record: Record) -> bool:
 def failure_record(
     error: ProviderError, now: float, step: int, attempt: int, model: str | None, *, retry: bool
 ) -> ModelCallFailed:
-    """The record of a failed attempt; always writable (text made encodable, a usage that is not dropped)."""
+    """The record of a failed attempt, always writable: bad text replaced, a bad usage or model left out."""
     status = getattr(error, "status_code", None)
     usage = error.usage if isinstance(error.usage, Usage) else None
     record = ModelCallFailed(
@@ -84,6 +84,6 @@ def failure_record(
         status_code=status if isinstance(status, int) and not isinstance(status, bool) else None,
         usage=usage,
     )
-    if usage is not None and not _recordable(record):
-        record = msgspec.structs.replace(record, usage=None)
+    if not _recordable(record):  # a usage or a model that would not read back: keep the failure itself
+        record = msgspec.structs.replace(record, usage=None, model=model if isinstance(model, str) else None)
     return record

@@ -471,7 +471,7 @@ class Runner:
                 try:
                     check(name, arguments)
                 except Exception as e:  # noqa: BLE001 - a contract says no by raising anything
-                    message = f"contract {contract_name!r}: {e}"
+                    message = printable(f"contract {contract_name!r}: {e}")
                     return _Wait("contract", [msgspec.structs.replace(pending, message=message)])
             if tool.requires_confirmation or name in s.require_approval:
                 return _Wait("approval", [pending])
@@ -526,11 +526,11 @@ class Runner:
             self.buffer(ChildSuspended(at=self._now(), call_id=call_id, child_id=e.execution_id))
             return _child_wait(e.execution_id, e.reason)
         if isinstance(e, ToolError):
-            error = e.message
+            error = printable(str(e.message))
         elif e is not None:
-            error = f"{type(e).__name__}: {e}"
+            error = printable(f"{type(e).__name__}: {e}")
         elif isinstance(done.value, Clarification):
-            question = done.value.question
+            question = printable(str(done.value.question))
             self.buffer(InputRequested(at=self._now(), call_id=call_id, question=question))
             return _Wait("human_input", [run.pending], question)
         else:

@@ -243,3 +243,47 @@ def test_real_bools_still_decide(data_dir: Path) -> None:
     r = agent.submit_approval(eid, decisions={"c1.0": True})
     assert r.answer == "done"
     assert DataDir(data_dir).execution(eid).state.status.value == "completed"
+
+
+# -- text from inside a run ------------------------------------------------------------------------------------
+
+
+def test_unencodable_text_from_tools_and_contracts_is_recorded_readably(data_dir: Path) -> None:
+    from delite.tools.base import Clarification
+
+    @tool
+    def open_file(name: str) -> str:
+        """Open a file whose name came from a non-UTF-8 file system."""
+        raise FileNotFoundError(f"no such file: {name}\udcff")
+
+    @tool
+    def ask() -> Clarification:
+        """Ask a question that is not text."""
+        return Clarification(question=42)  # type: ignore[arg-type]
+
+    script = ScriptedProvider([{"tool_calls": [{"name": "open_file", "arguments": {"name": "a"}}]}, call("ask"), "ok"])
+    agent = Agent(data_dir, provider=script, tools=[open_file, ask])
+    r = agent.run("go")
+    assert r.status.value == "waiting_human_input"
+    assert r.suspend_reason is not None and r.suspend_reason.question == "42"
+    calls = DataDir(data_dir).execution(r.execution_id).tool_calls
+    assert calls[0].error is not None and "no such file: a" in calls[0].error
+    assert status_shows(data_dir) == {r.execution_id: "waiting_human_input"}
+
+
+def test_a_contract_message_that_is_not_utf8_is_recorded_readably(data_dir: Path) -> None:
+    @tool
+    def wipe(path: str) -> str:
+        """Wipe."""
+        return path
+
+    agent = Agent(data_dir, provider=ScriptedProvider([call("wipe", path="/"), "ok"]), tools=[wipe])
+
+    @agent.contract("no-root")
+    def no_root(name: str, arguments: dict[str, Any]) -> None:
+        raise ValueError("refused \udc80")
+
+    r = agent.run("wipe it")
+    assert r.suspend_reason is not None and r.suspend_reason.kind == "contract"
+    assert "refused" in r.suspend_reason.calls[0].message
+    assert status_shows(data_dir) == {r.execution_id: r.status.value}
