@@ -19,7 +19,7 @@ from delite.log.records import Usage
 
 __all__ = ["MalformedTurnError", "documented_turn"]
 
-_SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking", "reasoning", "refusal_reasoning"})
+_SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking", "reasoning"})
 _TEXT_BLOCKS = frozenset({"text", "output_text"})
 _HINT = (
     "return {'content': str | None, 'tool_calls': [{'id', 'name', 'arguments'}], 'usage': {...}}, "
@@ -82,6 +82,11 @@ def _blocks(content: list[Any], calls: list[dict[str, Any]]) -> str | None:
             if not isinstance(text, str):
                 raise MalformedTurnError(f"content[{i}] is a text block whose text has type {_kind(text)}")
             texts.append(text)
+        elif kind == "refusal":  # OpenAI Responses: the model's refusal is its answer
+            refusal = block.get("refusal")
+            if not isinstance(refusal, str):
+                raise MalformedTurnError(f"content[{i}] is a refusal block whose refusal has type {_kind(refusal)}")
+            texts.append(refusal)
         elif kind == "tool_use":
             calls.append(_call(block, f"content[{i}]"))
         elif kind in _SKIPPED_BLOCKS:
@@ -153,8 +158,13 @@ def _chat_completion(data: Mapping[str, Any]) -> dict[str, Any]:
     message = choice.get("message") if isinstance(choice, Mapping) else None
     if not isinstance(message, Mapping):
         raise MalformedTurnError("choices[0] has no 'message' object")
+    if choice.get("finish_reason") == "content_filter":
+        raise MalformedTurnError("no answer: it was withheld by the content filter")
+    content = message.get("content")
+    if content is None and isinstance(message.get("refusal"), str):
+        content = message["refusal"]  # the model's refusal is its answer, never an empty one
     return {
-        "content": message.get("content"),
+        "content": content,
         "tool_calls": message.get("tool_calls") or [],
         "usage": data.get("usage"),
         "model": data.get("model"),

@@ -119,8 +119,19 @@ def test_content_blocks_are_understood(tmp_path: Path) -> None:
         {"content": [{"type": "text", "text": 5}]},
         {"content": "x", "tool_calls": [{"id": "a"}]},
         {"content": "x", "tool_calls": {"name": "echo"}},
+        {"choices": [{"message": {"content": None}, "finish_reason": "content_filter"}]},
     ],
-    ids=["no-choice", "delta", "text-key", "output-text", "image-block", "text-not-str", "call-no-name", "calls-dict"],
+    ids=[
+        "no-choice",
+        "delta",
+        "text-key",
+        "output-text",
+        "image-block",
+        "text-not-str",
+        "call-no-name",
+        "calls-dict",
+        "content-filter",
+    ],
 )
 def test_unrecognised_shapes_are_a_recorded_provider_error(tmp_path: Path, reply: dict[str, Any]) -> None:
     calls = 0
@@ -140,3 +151,29 @@ def test_unrecognised_shapes_are_a_recorded_provider_error(tmp_path: Path, reply
     assert state.status.value == "failed"
     failures = [r for r in FileStore(tmp_path).read(eid).records if isinstance(r, ModelCallFailed)]
     assert [f.retryable for f in failures] == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("reply", "answer"),
+    [
+        (
+            {"choices": [{"message": {"content": None, "refusal": "I cannot help."}, "finish_reason": "stop"}]},
+            "I cannot help.",
+        ),
+        ({"output": [{"type": "message", "content": [{"type": "refusal", "refusal": "No."}]}]}, "No."),
+        (
+            {
+                "output": [
+                    {"type": "reasoning"},
+                    {"type": "message", "content": [{"type": "output_text", "text": "Hi."}]},
+                ]
+            },
+            "Hi.",
+        ),
+        ({"content": "Hi.", "tool_calls": None, "usage": None}, "Hi."),
+    ],
+    ids=["chat-refusal", "responses-refusal", "responses-text", "documented-nulls"],
+)
+def test_refusals_and_text_are_the_answer(tmp_path: Path, reply: dict[str, Any], answer: str) -> None:
+    r = Agent(tmp_path, provider=lambda m, t, model: reply).run("hi")
+    assert (r.status.value, r.answer) == ("completed", answer)
