@@ -17,7 +17,7 @@ from typing import Any
 
 from delite.log.records import Usage
 
-__all__ = ["MalformedTurnError", "documented_turn"]
+__all__ = ["MalformedTurnError", "documented_turn", "reported_usage"]
 
 _SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking", "reasoning"})
 _TEXT_BLOCKS = frozenset({"text", "output_text"})
@@ -189,6 +189,15 @@ def _responses(data: Mapping[str, Any]) -> dict[str, Any]:
         elif kind not in _SKIPPED_BLOCKS:
             raise MalformedTurnError(f"output[{i}] is an item of type {kind!r:.60} that delite does not understand")
     return {"content": content, "tool_calls": calls, "usage": data.get("usage"), "model": data.get("model")}
+
+
+def reported_usage(value: Mapping[str, Any]) -> Any:
+    """The usage a turn reported (top level, in any shape this module reads), or None when it cannot be read."""
+    try:
+        usage, _ = _usage(value.get("usage"))
+    except MalformedTurnError:
+        return None
+    return usage if isinstance(usage, Mapping | Usage) else None
 
 
 def documented_turn(value: Mapping[str, Any]) -> dict[str, Any]:

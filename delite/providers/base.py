@@ -29,7 +29,7 @@ import msgspec
 
 from delite.errors import ProviderError
 from delite.log.records import Usage
-from delite.providers._shapes import MalformedTurnError, documented_turn
+from delite.providers._shapes import MalformedTurnError, documented_turn, reported_usage
 
 __all__ = [
     "OUTPUT_RETRY_PREFIX",
@@ -134,7 +134,7 @@ def normalize_turn(value: Any, *, provider: str = "") -> ModelTurn:
     try:
         data = documented_turn(value)
     except MalformedTurnError as e:
-        raise _malformed(str(e), provider) from None
+        raise _malformed(str(e), provider, _billed(value)) from None
     usage = data["usage"]
     try:
         if usage is None:
@@ -150,6 +150,17 @@ def normalize_turn(value: Any, *, provider: str = "") -> ModelTurn:
     return ModelTurn(
         content=data["content"], tool_calls=calls, usage=usage, model=data["model"], raw_usage=data["raw_usage"]
     )
+
+
+def _billed(value: Mapping[str, Any]) -> Usage | None:
+    """What a turn that cannot be read said it cost, so the failed attempt records it (None if unreadable)."""
+    usage = reported_usage(value)
+    if usage is None or isinstance(usage, Usage):
+        return usage
+    try:
+        return msgspec.convert(usage, Usage)
+    except msgspec.ValidationError:
+        return None
 
 
 def _malformed(detail: str, provider: str, usage: Usage | None = None) -> ProviderError:

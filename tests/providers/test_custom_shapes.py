@@ -177,3 +177,31 @@ def test_unrecognised_shapes_are_a_recorded_provider_error(tmp_path: Path, reply
 def test_refusals_and_text_are_the_answer(tmp_path: Path, reply: dict[str, Any], answer: str) -> None:
     r = Agent(tmp_path, provider=lambda m, t, model: reply).run("hi")
     assert (r.status.value, r.answer) == ("completed", answer)
+
+
+def test_a_malformed_turn_from_an_async_provider_is_recorded_too(tmp_path: Path) -> None:
+    import asyncio
+
+    class Async:
+        name = "async-custom"
+        calls = 0
+
+        def __call__(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> Any:
+            raise AssertionError("the async API awaits acall")
+
+        async def acall(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> Any:
+            self.calls += 1
+            return {"content": {"text": "not a string"}, "usage": {"input_tokens": 3, "output_tokens": 1}}
+
+    provider = Async()
+    agent = Agent(tmp_path, provider=provider, retry=RetryPolicy(max_attempts=2, base_delay=0))
+    with pytest.raises(ProviderError, match="content has type dict"):
+        asyncio.run(agent.arun("hi"))
+    assert provider.calls == 2
+    eid = FileStore(tmp_path).list_ids()[0]
+    assert agent.get(eid).status.value == "failed"
+    failures = [r for r in FileStore(tmp_path).read(eid).records if isinstance(r, ModelCallFailed)]
+    assert len(failures) == 2
+    # What each malformed turn said it was billed is recorded with its failed attempt (and counts in the totals).
+    assert [(f.usage.input_tokens, f.usage.output_tokens) for f in failures if f.usage] == [(3, 1), (3, 1)]
+    assert agent.get(eid).totals.total_tokens == 8
