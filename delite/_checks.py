@@ -11,7 +11,7 @@ never read as a truth value.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from delite.errors import UsageError
@@ -149,7 +149,7 @@ def check_run_args(text: object, *, history: object, metadata: object, model: ob
     """The arguments of ``run``/``arun``/``Runtime.go`` that are recorded with a new execution."""
     check_text("text", text)
     check_history(history)
-    check_json_object("metadata", metadata)
+    check_json_object("metadata", dict(metadata) if isinstance(metadata, Mapping) else metadata)
     check_optional_text("model", model)
     if idempotency_key is not None and not check_text("idempotency_key", idempotency_key):
         raise UsageError("idempotency_key must be a non-empty string")
