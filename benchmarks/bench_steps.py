@@ -25,6 +25,8 @@ What is measured (docs/benchmarks.md explains the limits):
 * resume: a completed execution of N steps, continued by ``agent.run(text, execution_id=...)`` in a fresh
   process; timed inside the child after ``import delite`` (Agent built + run) and as the whole process.
   ``cold`` deletes the derived snapshot first, so the log is read, every frame verified, decoded and folded.
+* check: what the writer's read-back check costs (every record is decoded with the reader's own types before
+  it is appended): encoding the records of a 100-step log with and without it, per record and per step.
 * import: ``import delite`` and ``from delite import Agent, ScriptedProvider, tool`` in fresh processes, timed
   inside the child, and the whole process next to a bare ``python -c pass``.
 """
@@ -200,6 +202,42 @@ def bench_steps(sizes: list[int], modes: list[str], repeat: int, workdir: str) -
     return rows
 
 
+def bench_write_check(repeat: int, workdir: str, steps: int = 100) -> dict[str, Any]:
+    """The writer's read-back check: every record is decoded with the reader's types before it is appended.
+
+    Times encoding the records of a real ``steps``-step log with a plain encoder and with ``encode_record``
+    (encode, then strict decode) and reports what the check adds per record and per step (best of ``repeat``).
+    """
+    from delite.log.codec import encode_record  # noqa: PLC0415
+
+    data = tempfile.mkdtemp(prefix="check-", dir=workdir)
+    run_steps(steps, "off", data)
+    (log,) = Path(data, "executions").glob("*.log")
+    records = read_log(str(log)).records
+    plain = msgspec.json.Encoder()
+    loops = max(1, 20_000 // len(records))
+
+    def best(fn: Any) -> float:
+        times = []
+        for _ in range(max(repeat, 3)):
+            t0 = time.perf_counter()
+            for _ in range(loops):
+                for r in records:
+                    fn(r)
+            times.append((time.perf_counter() - t0) / (loops * len(records)))
+        return min(times) * 1e6
+
+    plain_us, checked_us = best(plain.encode), best(encode_record)
+    return {
+        "records": len(records),
+        "steps": steps,
+        "plain_us_per_record": plain_us,
+        "checked_us_per_record": checked_us,
+        "check_us_per_record": checked_us - plain_us,
+        "check_us_per_step": (checked_us - plain_us) * len(records) / steps,
+    }
+
+
 def bench_fixed(modes: list[str], repeat: int, workdir: str) -> list[dict[str, Any]]:
     """What every execution pays once: a run whose model answers at once (create, one model call, complete)."""
     rows = []
@@ -360,6 +398,14 @@ def render(result: dict[str, Any]) -> str:
     if result.get("fixed"):
         parts = [f"{r['mode']} {r['ms_per_execution']:.2f} ms" for r in result["fixed"]]
         out += ["fixed cost of one execution (create, one model call, complete): " + ", ".join(parts), ""]
+    if result.get("check"):
+        c = result["check"]
+        line = (
+            f"write check ({c['records']} records of a {c['steps']}-step log): encode {c['plain_us_per_record']:.2f} us"
+            f"/record, encode + read-back check {c['checked_us_per_record']:.2f} us/record: the check adds "
+            f"{c['check_us_per_record']:.2f} us/record, {c['check_us_per_step']:.2f} us/step"
+        )
+        out += [line, ""]
     if result.get("resume"):
         rows = [
             [
@@ -411,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         if "steps" not in skip:
             result["steps"] = bench_steps(sizes, modes, args.repeat, workdir)
             result["fixed"] = bench_fixed(modes, 1 if args.smoke else 10 * args.repeat, workdir)
+            result["check"] = bench_write_check(1 if args.smoke else args.repeat, workdir)
         if "resume" not in skip:
             result["resume"] = bench_resume(resume, args.processes, workdir)
         if "import" not in skip:

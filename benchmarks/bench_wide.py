@@ -65,11 +65,12 @@ def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: small turns, one repetition")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="CI's smoke run: small turns, one repetition")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per size (the median is reported)")
+    parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args()
-    sizes = [100, 400] if args.quick else [1000, 4000, 8000]
-    repeat = 1 if args.quick else max(1, args.repeat)
+    sizes = [100, 400] if args.smoke else [1000, 4000, 8000]
+    repeat = 1 if args.smoke else max(1, args.repeat)
     rows = []
     for mode in ("sync", "async"):
         for n in sizes:
@@ -85,8 +86,11 @@ def main() -> None:
                 }
             )
     machine = {"python": platform.python_version(), "machine": platform.machine(), "system": platform.system()}
+    result = {"machine": machine, "smoke": bool(args.smoke), "rows": rows}
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2))
     if args.json:
-        print(json.dumps({"machine": machine, "rows": rows}, indent=2))
+        print(json.dumps(result, indent=2))
         return
     print(f"{'api':<6} {'calls':>6} {'seconds':>8} {'µs/call':>8} {'threads':>8}")
     for r in rows:

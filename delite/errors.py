@@ -33,6 +33,7 @@ __all__ = [
     "ExecutionStateError",
     "IdempotencyConflictError",
     "InvalidExecutionIdError",
+    "InvalidRecordError",
     "InvalidToolResultError",
     "LogCorruptError",
     "LogIdentityError",
@@ -81,16 +82,35 @@ class UsageError(DeliteError, ValueError):
         return self.message
 
 
-class InvalidExecutionIdError(DeliteError, ValueError):
-    """An execution id that is empty, too long, or holds path separators, ``..`` or control characters."""
+class InvalidRecordError(UsageError):
+    """A record would not read back with the reader's own types; it was not written (nothing was).
 
-    http_status = 400
+    The writer's last line of defence: every record is encoded and decoded strictly before any byte of it is
+    appended, so a value of the wrong type (a number where the log holds text, text that is not valid
+    Unicode) can never make an execution unreadable. Public methods check their arguments first and raise a
+    plain :class:`UsageError` naming the argument; this names the record's kind and what is wrong.
+    """
+
+    def __init__(self, kind: str, detail: str) -> None:
+        """Build from the record's kind (its tag) and why it would not read back."""
+        super().__init__(f"refused to write a record of kind {kind!r} that would not read back: {detail}")
+        self.args = (kind, detail)
+        self.kind = kind
+        self.detail = detail
+
+
+class InvalidExecutionIdError(UsageError):
+    """An execution id that is not a string, is empty or too long, or holds ``/``, ``..`` or control characters.
+
+    A :class:`UsageError`, so an id of the wrong type is caught like any other wrong argument.
+    """
 
     def __init__(self, execution_id: str, reason: str) -> None:
         """Build from the refused id and why it was refused."""
-        super().__init__(execution_id, reason)
+        DeliteError.__init__(self, execution_id, reason)
         self.execution_id = execution_id
         self.reason = reason
+        self.message = f"invalid execution id {execution_id[:160]!r}: {reason}"
 
     def __str__(self) -> str:
         """The id (repr, so control characters show) and the reason."""

@@ -133,8 +133,9 @@ KNOWN = {
     "torture": Bench("torture.py", check_torture),
     "bench_compare": Bench("compare/bench_compare.py", check_compare),
 }
-# Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement.
-HELPERS = {"compare/workloads.py"}
+# Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
+# the fork and cancellation workloads that torture.py runs (--forks, --cancels).
+HELPERS = {"compare/workloads.py", "torture_more.py"}
 
 
 def discover() -> dict[str, Bench]:

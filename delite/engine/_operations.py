@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from delite import _checks as checks
 from delite.engine._answers import NOUNS, RECORDED, select, unanswered
 from delite.engine._effects import Append, Claim, Io, Steps
 from delite.engine.loop import Runner, RunSettings
@@ -93,12 +94,14 @@ def typed(response: Response, spec: OutputSpec | None) -> Response:
     return dataclasses.replace(response, output=spec.convert(response.output))
 
 
-def jsonable(value: Any) -> Any:
-    """A value as JSON values, or a :class:`UsageError`."""
+def jsonable(value: Any, name: str = "the value") -> Any:
+    """A value as plain JSON values (Structs, dataclasses... converted), or a :class:`UsageError` naming it."""
     try:
-        return msgspec.to_builtins(value, str_keys=True)
+        builtins = msgspec.to_builtins(value, str_keys=True)
     except (TypeError, ValueError) as e:
-        raise UsageError(f"the value cannot be stored as JSON: {e}") from e
+        raise UsageError(f"{name} cannot be stored as JSON: {e}") from e
+    checks.check_json(name, builtins)
+    return builtins
 
 
 def split_ids(ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -148,8 +151,7 @@ class Operations(abc.ABC):
         output: OutputSpec | None,
         link: Link | None,
     ) -> Steps[Response]:
-        if not isinstance(text, str):
-            raise UsageError("text must be a string")
+        checks.check_run_args(text, history=history, metadata=metadata, model=model, idempotency_key=idempotency_key)
         settings = self._settings(output=output, link=link)
         if execution_id is not None:
             eid = validate_execution_id(execution_id)
@@ -205,6 +207,7 @@ class Operations(abc.ABC):
         return str(bound)
 
     def _resume_op(self, execution_id: str, *, model: str | None, output: OutputSpec | None) -> Steps[Response]:
+        checks.check_optional_text("model", model)
         settings = self._settings(output=output)
         log = yield Claim(self.store, validate_execution_id(execution_id))
         done = log.outcome
@@ -378,13 +381,12 @@ class Operations(abc.ABC):
         reasons: Mapping[str, str | None] | None,
         advance: bool,
     ) -> Steps[Response]:
+        _check_decisions(decisions, reasons, advance=advance)
         why = reasons or {}
 
         def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
             now = self.clock()
-            return [
-                DecisionRecorded(at=now, call_id=c, approved=bool(decisions[g]), reason=why.get(g)) for c, g in calls
-            ]
+            return [DecisionRecorded(at=now, call_id=c, approved=decisions[g], reason=why.get(g)) for c, g in calls]
 
         return (yield from self._answer_op(execution_id, _DECIDED, list(decisions), build, advance=advance))
 
@@ -396,12 +398,17 @@ class Operations(abc.ABC):
         rejection_reason: str | None,
         decisions: Mapping[str, bool] | None,
     ) -> Steps[Response]:
+        if approved is not None:
+            checks.check_flag("approved", approved)
+        if decisions is not None:
+            _check_decisions(decisions, None, advance=True)
+        checks.check_optional_text("rejection_reason", rejection_reason)
         if (approved is None) == (decisions is None):
             raise UsageError("pass exactly one of approved= or decisions=")
         if decisions is not None:
             reasons = {cid: rejection_reason for cid, ok in decisions.items() if not ok}
             return (yield from self._decide_op(execution_id, decisions, reasons=reasons, advance=True))
-        yes = bool(approved)
+        yes = approved is True
         why = None if yes else rejection_reason
 
         def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
@@ -411,19 +418,29 @@ class Operations(abc.ABC):
         return (yield from self._answer_op(execution_id, _DECIDED, None, build, advance=True))
 
     def _tool_results_op(self, execution_id: str, results: Mapping[str, Any], *, advance: bool) -> Steps[Response]:
+        if not isinstance(results, Mapping):
+            raise UsageError(f"results must be a mapping {{call_id: result}}, not {type(results).__name__}")
+        for cid, value in results.items():
+            checks.check_text("results key", cid)
+            jsonable(value, f"results[{cid!r}]")
+        checks.check_flag("advance", advance)
+
         def build(state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
             given = {c for c, _ in calls}
             missing = [c for c in unanswered(state) if c not in given]
             if missing:
                 raise InvalidToolResultError(state.execution_id, f"missing results for {', '.join(missing)}")
             now = self.clock()
-            return [ToolFinished(at=now, call_id=c, result=jsonable(results[g]), source="client") for c, g in calls]
+            return [
+                ToolFinished(at=now, call_id=c, result=jsonable(results[g], f"results[{g!r}]"), source="client")
+                for c, g in calls
+            ]
 
         return (yield from self._answer_op(execution_id, ("client_tool",), list(results), build, advance=advance))
 
     def _input_op(self, execution_id: str, text: str, *, advance: bool) -> Steps[Response]:
-        if not isinstance(text, str):
-            raise UsageError("text must be a string")
+        checks.check_text("text", text)
+        checks.check_flag("advance", advance)
 
         def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
             now = self.clock()
@@ -434,16 +451,26 @@ class Operations(abc.ABC):
     def _resolve_op(
         self, execution_id: str, call_id: str, *, result: Any, error: str | None, rerun: bool, advance: bool
     ) -> Steps[Response]:
+        checks.check_text("call_id", call_id)
+        checks.check_optional_text("error", error)
+        checks.check_flag("rerun", rerun)
+        checks.check_flag("advance", advance)
+        if rerun and (result is not None or error is not None):
+            raise UsageError("pass result=, error= or rerun=True, not several")
+        if not rerun:
+            jsonable(result, "result")
+
         def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
             now = self.clock()
             if rerun:
                 return [InDoubtResolved(at=now, call_id=c) for c, _ in calls]
-            value = jsonable(result)
+            value = jsonable(result, "result")
             return [ToolFinished(at=now, call_id=c, result=value, error=error, source="operator") for c, _ in calls]
 
         return (yield from self._answer_op(execution_id, ("in_doubt",), [call_id], build, advance=advance))
 
     def _cancel_op(self, execution_id: str, *, reason: str) -> Steps[Response]:
+        checks.check_text("reason", reason)
         eid = validate_execution_id(execution_id)
         store = self.store
         state = yield from self._get_op(eid)
@@ -465,3 +492,18 @@ class Operations(abc.ABC):
             if cs.child_id is not None and cs.finished is None and (yield Io(store.exists, cs.child_id)):
                 yield from self._cancel_op(cs.child_id, reason="a parent execution was cancelled")
         return Response.from_state(state)
+
+
+def _check_decisions(decisions: object, reasons: object, *, advance: object) -> None:
+    """Decisions are ``{call_id: bool}`` with real bools; reasons ``{call_id: str | None}``."""
+    if not isinstance(decisions, Mapping):
+        raise UsageError(f"decisions must be a mapping {{call_id: True or False}}, not {type(decisions).__name__}")
+    for cid, approved in decisions.items():
+        checks.check_text("a decision's call id", cid)
+        checks.check_flag(f"decisions[{cid!r}]", approved)
+    if reasons is not None:
+        if not isinstance(reasons, Mapping):
+            raise UsageError(f"reasons must be a mapping {{call_id: str or None}}, not {type(reasons).__name__}")
+        for cid, why in reasons.items():
+            checks.check_optional_text(f"reason for {cid!r}", why)
+    checks.check_flag("advance", advance)

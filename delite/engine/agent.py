@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
+from delite import _checks as checks
 from delite.engine._effects import Steps, drive
 from delite.engine._operations import DriftPolicy, Link, Operations
 from delite.engine.budget import Budget
@@ -115,6 +116,22 @@ class Agent(Operations):
         parallel_tool_calls: bool = True,
     ) -> None:
         """Configure the agent; nothing is read or written yet."""
+        durability = _check_options(
+            data_dir=data_dir,
+            provider=provider,
+            prompt=prompt,
+            tools=tools,
+            model=model,
+            agent_id=agent_id,
+            durability=durability,
+            store=store,
+            human_input_tool=human_input_tool,
+            retry=retry,
+            clock=clock,
+            output_retries=output_retries,
+            parallel_tool_calls=parallel_tool_calls,
+        )
+        require_approval = checks.check_str_list("require_approval", require_approval)
         if store is None:
             if data_dir is None and runtime is not None:
                 store = runtime.store
@@ -155,6 +172,8 @@ class Agent(Operations):
 
     def add_tool(self, fn: Tool | Callable[..., Any]) -> Tool:
         """Offer a tool to the model (a plain function becomes a tool named after it)."""
+        if not isinstance(fn, Tool) and not callable(fn):
+            raise UsageError(f"a tool must be a function or a Tool, not {type(fn).__name__}")
         t = fn if isinstance(fn, Tool) else tool(fn)
         if t.name in self._tools:
             raise UsageError(f"a tool named {t.name!r} is already registered")
@@ -510,10 +529,12 @@ class Agent(Operations):
 
     def approve(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> AnyResponse:
         """Approve one pending call (or override a contract for it). Recorded; call :meth:`resume` to go on."""
+        checks.check_text("confirmation_id", confirmation_id)
         return self.decide(execution_id, {confirmation_id: True}, reasons={confirmation_id: reason}, advance=False)
 
     def reject(self, execution_id: str, confirmation_id: str, *, reason: str | None = None) -> AnyResponse:
         """Reject one pending call: it never runs and the model is told why. Call :meth:`resume` to go on."""
+        checks.check_text("confirmation_id", confirmation_id)
         return self.decide(execution_id, {confirmation_id: False}, reasons={confirmation_id: reason}, advance=False)
 
     def submit_approval(
@@ -710,3 +731,47 @@ def _resolve_provider(provider: Callable[..., Any] | str | None) -> Callable[...
     from delite.providers.recipe import from_recipe  # noqa: PLC0415 - only when a recipe is used
 
     return from_recipe(provider)
+
+
+def _check_options(
+    *,
+    data_dir: object,
+    provider: object,
+    prompt: object,
+    tools: object,
+    model: object,
+    agent_id: object,
+    durability: object,
+    store: object,
+    human_input_tool: object,
+    retry: object,
+    clock: object,
+    output_retries: object,
+    parallel_tool_calls: object,
+) -> Durability:
+    """A :class:`UsageError` naming the first option of the wrong type; the durability mode otherwise."""
+    checks.check_optional_text("prompt", prompt)
+    checks.check_optional_text("model", model)
+    if not checks.check_text("agent_id", agent_id):
+        raise UsageError("agent_id must not be empty")
+    checks.check_optional_text("human_input_tool", human_input_tool)
+    checks.check_int("output_retries", output_retries)
+    checks.check_flag("parallel_tool_calls", parallel_tool_calls)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise UsageError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
+    if not callable(clock):
+        raise UsageError("clock must be a callable returning seconds since the epoch")
+    if isinstance(tools, str | bytes) or not isinstance(tools, Iterable):
+        raise UsageError("tools must be a list of functions or Tool objects")
+    if provider is not None and not isinstance(provider, str) and not callable(provider):
+        kind = type(provider).__name__
+        raise UsageError(f"provider must be a provider, a callable or a recipe string, not {kind}")
+    if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
+        raise UsageError(f"data_dir must be a path (str or os.PathLike), not {type(data_dir).__name__}")
+    if store is not None and not isinstance(store, Store):
+        raise UsageError(f"store must be a delite Store, not {type(store).__name__}")
+    try:
+        return Durability(durability)
+    except ValueError:
+        choices = ", ".join(repr(d.value) for d in Durability)
+        raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None

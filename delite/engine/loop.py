@@ -38,6 +38,7 @@ from delite.engine._effects import (
     ToolOutcome,
     drive,
 )
+from delite.engine._turns import failure_record, printable, turn_record
 from delite.engine.budget import Budget
 from delite.engine.events import current_sink
 from delite.engine.output import OutputSpec
@@ -55,18 +56,15 @@ from delite.log.records import (
     ExecutionResumed,
     ExecutionSuspended,
     InputRequested,
-    ModelCallFailed,
     ModelResponded,
     OutputRejected,
     PendingCall,
     Record,
-    RecordedToolCall,
     SuspendReason,
     ToolFinished,
     ToolStarted,
-    Usage,
 )
-from delite.providers.base import ModelTurn, normalize_turn
+from delite.providers.base import normalize_turn
 from delite.state.fold import apply, fold
 from delite.state.model import CallState, ExecutionState
 from delite.state.outcome import outcome
@@ -270,7 +268,8 @@ class Runner:
 
     def fail(self, error: BaseException) -> Steps[None]:
         """Record that the run stopped on an error; ``resume`` retries from the last durable step."""
-        self.buffer(ExecutionFailed(at=self._now(), error_type=type(error).__name__, message=str(error)))
+        message = printable(str(error))
+        self.buffer(ExecutionFailed(at=self._now(), error_type=type(error).__name__, message=message))
         yield from self.flush(barrier=True)
 
     # -- the answer ------------------------------------------------------------------------------------------
@@ -347,22 +346,20 @@ class Runner:
             try:
                 raw = yield self._ask(model, step, attempt)
                 turn = normalize_turn(raw, provider=s.provider_name)
+                duration = (time.perf_counter() - started) * 1000
+                record = turn_record(
+                    turn,
+                    step=step,
+                    model=model,
+                    attempt=attempt,
+                    duration_ms=duration,
+                    now=self._now(),
+                    provider=s.provider_name,
+                )
             except Exception as e:
                 error = _as_provider_error(e, s.provider, s.provider_name)
                 retry = error.retryable and attempt < s.retry.max_attempts
-                status = getattr(error, "status_code", None)
-                self.buffer(
-                    ModelCallFailed(
-                        at=self._now(),
-                        step=step,
-                        attempt=attempt,
-                        error=str(error)[:2000],
-                        retryable=retry,
-                        model=model,
-                        status_code=status,
-                        usage=error.usage if isinstance(error.usage, Usage) else None,
-                    )
-                )
+                self.buffer(failure_record(error, self._now(), step, attempt, model, retry=retry))
                 if not retry:
                     yield from self.fail(error)
                     raise error from e
@@ -374,8 +371,7 @@ class Runner:
                     return False  # a failed attempt may have been billed (tokens, dollars): checked per call
                 continue
             break
-        duration = (time.perf_counter() - started) * 1000
-        self._record_turn(turn, step, model, attempt, duration)
+        self.buffer(record)
         return True
 
     def _ask(self, model: str | None, step: int, attempt: int) -> Ask:
@@ -384,25 +380,6 @@ class Runner:
         sink = self._sink
         on_text = None if sink is None else (lambda text: sink.text(step, attempt, text))
         return Ask(s.provider, list(self.state.messages), s.schemas, model, on_text)
-
-    def _record_turn(self, turn: ModelTurn, step: int, model: str | None, attempt: int, duration_ms: float) -> None:
-        calls = [
-            RecordedToolCall(id=f"c{step}.{i}", name=c.name, arguments=c.arguments, provider_id=c.id)
-            for i, c in enumerate(turn.tool_calls)
-        ]
-        self.buffer(
-            ModelResponded(
-                at=self._now(),
-                step=step,
-                model=turn.model or model,
-                content=turn.content,
-                tool_calls=calls,
-                usage=turn.usage,
-                duration_ms=round(duration_ms, 3),
-                attempt=attempt,
-                raw_usage=turn.raw_usage,
-            )
-        )
 
     # -- tool calls ------------------------------------------------------------------------------------------
 
@@ -521,7 +498,7 @@ class Runner:
                 try:
                     check(name, arguments)
                 except Exception as e:  # noqa: BLE001 - a contract says no by raising anything
-                    message = f"contract {contract_name!r}: {e}"
+                    message = printable(f"contract {contract_name!r}: {e}")
                     return _Wait("contract", [msgspec.structs.replace(pending, message=message)])
             if tool.requires_confirmation or name in s.require_approval:
                 return _Wait("approval", [pending])
@@ -579,11 +556,11 @@ class Runner:
             self.buffer(ChildSuspended(at=self._now(), call_id=call_id, child_id=e.execution_id))
             return _child_wait(e.execution_id, e.reason)
         if isinstance(e, ToolError):
-            error = e.message
+            error = printable(str(e.message))
         elif e is not None:
-            error = f"{type(e).__name__}: {e}"
+            error = printable(f"{type(e).__name__}: {e}")
         elif isinstance(done.value, Clarification):
-            question = done.value.question
+            question = printable(str(done.value.question))
             self.buffer(InputRequested(at=self._now(), call_id=call_id, question=question))
             return _Wait("human_input", [run.pending], question)
         else:

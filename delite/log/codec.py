@@ -4,18 +4,50 @@ from __future__ import annotations
 
 import msgspec
 
-from delite.errors import UnsupportedFormatError
+from delite.errors import InvalidRecordError, UnsupportedFormatError
 from delite.log.records import AnyRecord, Record
 
-__all__ = ["decode_payloads", "decode_record", "encode_record"]
+__all__ = ["as_read", "check_record", "decode_payloads", "decode_record", "encode_record"]
 
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyRecord] = msgspec.json.Decoder(AnyRecord)
 
 
+def _kind(record: Record) -> str:
+    return str(record.__struct_config__.tag or type(record).__name__)
+
+
 def encode_record(record: Record) -> bytes:
-    """The JSON payload of one record."""
-    return _encoder.encode(record)
+    """The JSON payload of one record, checked to read back with the reader's own (strict) types.
+
+    Whatever the writer accepts, the reader must read: a record holding a value of the wrong type (``None``
+    where the reader expects text, a number for a list) or one that cannot be encoded at all (a lone
+    surrogate, an object that is not JSON) raises :class:`~delite.errors.InvalidRecordError` here, before
+    any byte of it is written. The check decodes the payload once more (a few microseconds per record).
+    """
+    try:
+        payload = _encoder.encode(record)
+    except (TypeError, ValueError, OverflowError) as e:  # UnicodeEncodeError is a ValueError
+        raise InvalidRecordError(_kind(record), f"cannot be encoded as JSON: {e}") from e
+    try:
+        _decoder.decode(payload)
+    except msgspec.DecodeError as e:
+        raise InvalidRecordError(_kind(record), str(e)) from e
+    return payload
+
+
+def check_record(record: Record) -> None:
+    """Raise :class:`~delite.errors.InvalidRecordError` if ``record`` would not read back (writes nothing)."""
+    encode_record(record)
+
+
+def as_read(record: Record) -> AnyRecord:
+    """``record`` exactly as a reader will see it once written (or :class:`~delite.errors.InvalidRecordError`).
+
+    Use it for records built from foreign values (a provider's turn): the writer keeps the decoded copy, so the
+    state it folds in memory is the state every reader folds from the log.
+    """
+    return _decoder.decode(encode_record(record))
 
 
 def decode_record(payload: bytes, *, path: str = "", offset: int = 0) -> AnyRecord:

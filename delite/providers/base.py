@@ -10,7 +10,11 @@ use (or None for the provider's default). It returns::
      "usage": {"input_tokens": int, "output_tokens": int},
      "model": str}            # optional: the model that actually answered
 
-or a :class:`ModelTurn`. Providers must not modify ``messages``.
+or a :class:`ModelTurn`. A tool call's ``id`` may be left out (delite's own call id is then used with the
+model); ``content`` may also be a list of content blocks (text and ``tool_use`` blocks are read, thinking
+is left out), and the whole turn may be an OpenAI chat completion or an Anthropic message as a dict (see
+:func:`normalize_turn`). Anything else is a :class:`~delite.errors.ProviderError`, recorded as a failed
+attempt and retried under the agent's retry policy. Providers must not modify ``messages``.
 
 For the async API a provider may also have ``async def acall(messages, tools, model)`` (and ``astream``, like
 ``stream``): it is awaited on the event loop. A provider without them is called in a worker thread.
@@ -25,6 +29,7 @@ import msgspec
 
 from delite.errors import ProviderError
 from delite.log.records import Usage
+from delite.providers._shapes import MalformedTurnError, documented_turn, reported_usage
 
 __all__ = [
     "OUTPUT_RETRY_PREFIX",
@@ -41,9 +46,9 @@ OUTPUT_RETRY_PREFIX = "Your answer did not match the required output"
 
 
 class ProviderCall(msgspec.Struct, frozen=True, kw_only=True):
-    """A tool call as a provider returns it; ``id`` is the provider's own."""
+    """A tool call as a provider returns it; ``id`` is the provider's own ("" when it gave none)."""
 
-    id: str
+    id: str = ""
     name: str
     arguments: Any = None
 
@@ -103,21 +108,62 @@ def provider_name(provider: Callable[..., Any] | None) -> str:
 
 
 def normalize_turn(value: Any, *, provider: str = "") -> ModelTurn:
-    """Accept a :class:`ModelTurn` or the documented dict; anything else is a :class:`ProviderError`."""
+    """A :class:`ModelTurn` from what a provider returned, or a retryable :class:`ProviderError` saying why not.
+
+    Accepts a :class:`ModelTurn`, the documented dict, an OpenAI chat completion or Responses object (as
+    ``model_dump()`` gives it) or an Anthropic message; content may be a string or a list of content blocks
+    (see :mod:`delite.providers._shapes`). Tool calls may lack ids. Every field is converted strictly: a
+    number where text belongs, a model that is not a string, usage that is not an object are refused, never
+    recorded. The error is retryable, so the engine records the failed attempt and retries under its policy;
+    its ``usage`` holds what the turn reported it was billed, when that could be read.
+    """
     if isinstance(value, ModelTurn):
-        return value
-    if not isinstance(value, Mapping):
-        raise ProviderError(f"provider returned {type(value).__name__}, expected a dict", provider=provider)
-    data = dict(value)
-    usage = data.get("usage") or {}
-    calls = data.get("tool_calls") or []
+        if (
+            isinstance(value.content, str | None)
+            and isinstance(value.usage, Usage)
+            and isinstance(value.tool_calls, list)
+            and all(type(c) is ProviderCall for c in value.tool_calls)
+        ):
+            return value  # the record of the turn is checked with the reader's types before it is written
+        try:
+            value = msgspec.to_builtins(value)
+        except (TypeError, ValueError) as e:
+            raise _malformed(f"a ModelTurn that is not plain data: {e}", provider) from e
+    elif not isinstance(value, Mapping):
+        raise _malformed(f"the provider returned {type(value).__name__}, not a ModelTurn or a dict", provider)
     try:
-        return ModelTurn(
-            content=data.get("content"),
-            tool_calls=[msgspec.convert(c, ProviderCall) for c in calls],
-            usage=msgspec.convert(usage, Usage) if not isinstance(usage, Usage) else usage,
-            model=data.get("model"),
-            raw_usage=data.get("raw_usage"),
-        )
-    except (msgspec.ValidationError, TypeError) as e:
-        raise ProviderError(f"provider returned a malformed turn: {e}", provider=provider) from e
+        data = documented_turn(value)
+    except MalformedTurnError as e:
+        raise _malformed(str(e), provider, _billed(value)) from None
+    usage = data["usage"]
+    try:
+        if usage is None:
+            usage = Usage()
+        elif not isinstance(usage, Usage):
+            usage = msgspec.convert(usage, Usage)
+    except msgspec.ValidationError as e:
+        raise _malformed(f"usage: {e}", provider) from None
+    try:
+        calls = [msgspec.convert(c, ProviderCall) for c in data["tool_calls"]]
+    except msgspec.ValidationError as e:
+        raise _malformed(f"tool call: {e}", provider, usage) from None
+    return ModelTurn(
+        content=data["content"], tool_calls=calls, usage=usage, model=data["model"], raw_usage=data["raw_usage"]
+    )
+
+
+def _billed(value: Mapping[str, Any]) -> Usage | None:
+    """What a turn that cannot be read said it cost, so the failed attempt records it (None if unreadable)."""
+    usage = reported_usage(value)
+    if usage is None or isinstance(usage, Usage):
+        return usage
+    try:
+        return msgspec.convert(usage, Usage)
+    except msgspec.ValidationError:
+        return None
+
+
+def _malformed(detail: str, provider: str, usage: Usage | None = None) -> ProviderError:
+    error = ProviderError(f"malformed turn: {detail}", provider=provider, retryable=True)
+    error.usage = usage
+    return error

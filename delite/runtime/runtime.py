@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from delite._checks import check_run_args, check_text
 from delite.engine._aio import Threads, adrive, worker_pool
 from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
@@ -271,8 +272,13 @@ class Runtime:
         A mistake in the arguments raises here, before anything is written. An execution that already exists
         (or that this runtime is still advancing) is continued in the background as before.
         """
-        if not isinstance(text, str):
-            raise UsageError("text must be a string")
+        check_run_args(
+            text,
+            history=run_kwargs.get("history"),
+            metadata=run_kwargs.get("metadata"),
+            model=run_kwargs.get("model"),
+            idempotency_key=run_kwargs.get("idempotency_key"),
+        )
         if self._agents.get(agent.agent_id) is not agent:
             self.join(agent)
         eid = run_kwargs.pop("execution_id", None)
@@ -349,6 +355,7 @@ class Runtime:
         ``execution_id`` may be the execution that lists the call, or a sub-agent's: either way the top
         execution is resumed, and continues the sub-agent.
         """
+        check_text("confirmation_id", confirmation_id)
         _, agent = self._root(execution_id)
         agent.decide(execution_id, {confirmation_id: approved}, reasons={confirmation_id: reason}, advance=False)
         self._continue(execution_id)

@@ -14,6 +14,7 @@ from typing import Any, Literal, overload
 
 import msgspec
 
+from delite import _checks as checks
 from delite.errors import UsageError
 from delite.log.records import ToolSpec
 
@@ -315,8 +316,19 @@ def tool(
             the others (True, the default: in threads for the sync API, on the event loop or in threads for
             the async one); False runs it alone, with no other call of the turn in flight.
     """
+    if name is not None and not callable(name):
+        checks.check_text("tool name", name)
+    checks.check_optional_text("description", description)
+    if target not in ("server", "client"):
+        raise UsageError(f"target must be 'server' or 'client', not {target!r:.80}")
+    checks.check_flag("requires_confirmation", requires_confirmation)
+    checks.check_flag("retry_in_doubt", retry_in_doubt)
+    checks.check_flag("parallel", parallel)
+    checks.check_json_object("parameters", parameters)
 
     def wrap(fn: Callable[..., Any]) -> Tool:
+        if not callable(fn):
+            raise UsageError(f"@tool decorates a function, not {type(fn).__name__}")
         tool_name = name if isinstance(name, str) else fn.__name__
         if not tool_name or not tool_name.replace("_", "a").replace("-", "a").isalnum():
             raise UsageError(f"tool name {tool_name!r} must be letters, digits, '_' or '-'")

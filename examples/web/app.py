@@ -175,9 +175,8 @@ async def approval(eid: str, body: dict[str, Any]) -> dict[str, Any]:
     agent = await agent_for(eid)
     if "decisions" in body:
         return as_json(await agent.asubmit_approval(eid, decisions=body["decisions"]))
-    r = await agent.asubmit_approval(
-        eid, approved=bool(body["approved"]), rejection_reason=body.get("rejection_reason")
-    )
+    # Passed as sent: delite refuses anything but a JSON true/false (400), never reading "false" as a yes.
+    r = await agent.asubmit_approval(eid, approved=body.get("approved"), rejection_reason=body.get("rejection_reason"))
     return as_json(r)
 
 

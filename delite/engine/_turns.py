@@ -1,0 +1,89 @@
+"""The records of a model call's outcome, built so that they can always be written.
+
+A turn's record is checked with the reader's own types before it is buffered: a turn that would not read
+back (a number for text, a lone surrogate, a usage of the wrong shape) is a retryable
+:class:`~delite.errors.ProviderError` instead, recorded as a failed attempt under the retry policy. A failed
+attempt's record is made writable whatever the error says (text that UTF-8 cannot encode is replaced, a usage
+that would not read back is dropped), so a failure never leaves a run ``running`` with nothing recorded.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from delite.errors import InvalidRecordError, ProviderError
+from delite.log.codec import as_read, check_record
+from delite.log.records import ModelCallFailed, ModelResponded, Record, RecordedToolCall, Usage
+from delite.providers.base import ModelTurn
+
+__all__ = ["failure_record", "printable", "turn_record"]
+
+
+def printable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (lone surrogates) replaced, so a failure can always be recorded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def turn_record(
+    turn: ModelTurn, *, step: int, model: str | None, attempt: int, duration_ms: float, now: float, provider: str
+) -> ModelResponded:
+    """The record of a model turn, checked to read back with the reader's types (else a retryable error)."""
+    calls = [
+        RecordedToolCall(id=f"c{step}.{i}", name=c.name, arguments=c.arguments, provider_id=c.id)
+        for i, c in enumerate(turn.tool_calls)
+    ]
+    record = ModelResponded(
+        at=now,
+        step=step,
+        model=turn.model or model,
+        content=turn.content,
+        tool_calls=calls,
+        usage=turn.usage,
+        duration_ms=round(duration_ms, 3),
+        attempt=attempt,
+        raw_usage=turn.raw_usage,
+    )
+    try:
+        read = as_read(record)
+    except InvalidRecordError as e:
+        error = ProviderError(f"malformed turn that cannot be recorded: {e.detail}", provider=provider, retryable=True)
+        usage = turn.usage
+        billed = isinstance(usage, Usage) and _recordable(ModelCallFailed(step=step, usage=usage))
+        error.usage = usage if billed else None
+        raise error from None
+    if not isinstance(read, ModelResponded):  # pragma: no cover - the tag decides the type
+        raise TypeError(read)
+    return read
+
+
+def _recordable(record: Record) -> bool:
+    try:
+        check_record(record)
+    except InvalidRecordError:
+        return False
+    return True
+
+
+def failure_record(
+    error: ProviderError, now: float, step: int, attempt: int, model: str | None, *, retry: bool
+) -> ModelCallFailed:
+    """The record of a failed attempt, always writable: bad text replaced, a bad usage or model left out."""
+    status = getattr(error, "status_code", None)
+    usage = error.usage if isinstance(error.usage, Usage) else None
+    record = ModelCallFailed(
+        at=now,
+        step=step,
+        attempt=attempt,
+        error=printable(str(error)[:2000]),
+        retryable=retry,
+        model=model,
+        status_code=status if isinstance(status, int) and not isinstance(status, bool) else None,
+        usage=usage,
+    )
+    if not _recordable(record):  # a usage or a model that would not read back: keep the failure itself
+        record = msgspec.structs.replace(record, usage=None, model=model if isinstance(model, str) else None)
+    return record
