@@ -7,6 +7,7 @@ A standalone script (the CI runs a short form from ``tests/crash/test_torture.py
     python benchmarks/torture.py --kills 100 --exec       # every worker a fresh interpreter (slower)
     python benchmarks/torture.py --smoke                  # or --quick; CI: one execution, a few kills, seed 7
     python benchmarks/torture.py --kills 0 --forks 100 --cancels 100   # forks killed, async runs cancelled
+    python benchmarks/torture.py --kills 0 --inputs 2000               # bad inputs (torture_inputs.py)
 
 The workload is one execution of ten model turns that mixes every kind of step: plain tool calls (two in one
 turn too), a tool that needs a human's approval (approved once, rejected once), a client-side tool, a tool
@@ -724,9 +725,12 @@ def print_table(s: Summary) -> None:
         print("BREACH:", v)
 
 
-def more(summary: Summary, root: str, seed: int, *, forks: int, cancels: int) -> None:
-    """The fork and async-cancellation tortures (``benchmarks/torture_more.py``), counted into ``summary``."""
-    if not forks and not cancels:
+def more(summary: Summary, root: str, seed: int, *, forks: int, cancels: int, inputs: int = 0) -> None:
+    """The fork, async-cancellation and bad-input tortures, counted into ``summary``.
+
+    Forks and cancellations are in ``benchmarks/torture_more.py``, bad inputs in ``benchmarks/torture_inputs.py``.
+    """
+    if not forks and not cancels and not inputs:
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from torture_more import cancel_torture, fork_torture  # noqa: PLC0415 - only when asked for
@@ -739,6 +743,14 @@ def more(summary: Summary, root: str, seed: int, *, forks: int, cancels: int) ->
     if cancels:
         summary.more["async_cancels"], breaches = cancel_torture(root, cancels, rng)
         summary.violations.extend(breaches)
+    if inputs:
+        from torture_inputs import torture as input_torture  # noqa: PLC0415 - only when asked for
+
+        folder = os.path.join(root, "inputs")
+        os.makedirs(folder, exist_ok=True)
+        result = input_torture(inputs, seed=seed, root=folder)
+        summary.more["bad_inputs"] = {"trials": result["trials"], **result["counts"]}
+        summary.violations.extend(f"bad input: {b}" for b in result["breaches"])
     summary.seconds += time.perf_counter() - started
 
 
@@ -752,13 +764,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temp dir, removed)")
     parser.add_argument("--forks", type=int, default=0, help="also fork N times in children killed at random points")
     parser.add_argument("--cancels", type=int, default=0, help="also cancel N async runs at random points")
+    parser.add_argument("--inputs", type=int, default=0, help="also try N bad inputs (benchmarks/torture_inputs.py)")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): 3 kills, seed 7")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args(argv)
-    if args.smoke:
+    if args.smoke:  # a few of every kind, so none of them can rot
         args.kills = 3
         args.seed = 7 if args.seed is None else args.seed
+        args.forks, args.cancels, args.inputs = args.forks or 2, args.cancels or 2, args.inputs or 10
     if args.worker:
         data_dir, eid, plan = args.worker
         worker(data_dir, eid, json.loads(plan), sys.stdout.fileno())
@@ -769,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(root, exist_ok=True)
     try:
         summary = torture(args.kills, seed=seed, use_exec=args.use_exec, root=root)
-        more(summary, root, seed, forks=args.forks, cancels=args.cancels)
+        more(summary, root, seed, forks=args.forks, cancels=args.cancels, inputs=args.inputs)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -356,10 +356,11 @@ class ExecutionAlreadyActiveError(ExecutionStateError):
 
 
 class ExecutionIdConflictError(ExecutionStateError, UsageError):
-    """``run`` named an existing execution that was started with another input (nothing was recorded).
+    """A new execution was asked for under an id that is taken (nothing was recorded).
 
-    A state error (409): two callers that start one execution id with different inputs race, and the one
-    that comes second gets this. Also a :class:`UsageError`, as it was before it had a class of its own.
+    ``run`` named an existing execution that was started with another input, or a fork named an id that exists
+    already. A state error (409): of two callers that create one id, the one that comes second gets this. Also
+    a :class:`UsageError`, as it was before it had a class of its own.
     """
 
     def __init__(self, execution_id: str, current_status: str = "", detail: str = "") -> None:
@@ -371,6 +372,8 @@ class ExecutionIdConflictError(ExecutionStateError, UsageError):
         self.message = str(self)
 
     def _describe(self) -> str:
+        if self.detail:
+            return f"execution {self.execution_id!r}: {self.detail}"
         return (
             f"execution {self.execution_id!r} was started with another input; pass the same text to continue "
             "it, or omit execution_id to start a new execution"

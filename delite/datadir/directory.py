@@ -14,6 +14,7 @@ from delite.datadir.execution import ExecutionView
 from delite.datadir.views import Event, ExecutionSummary, HealthReport, Page
 from delite.errors import (
     AmbiguousExecutionIdError,
+    ExecutionIdConflictError,
     ExecutionNotFoundError,
     InvalidExecutionIdError,
     LogCorruptError,
@@ -305,8 +306,9 @@ class DataDir:
         recovery leaves it alone; :attr:`ExecutionState.dormant` is true until a process takes it on).
 
         Raises:
-            UsageError: ``at`` is not a step of the origin, or ``new_id`` exists already.
-            ExecutionAlreadyClaimedError: another process is creating an execution with ``new_id`` now.
+            UsageError: ``at`` is not a step of the origin.
+            ExecutionIdConflictError: ``new_id`` exists already (409; a racer that forked first won).
+            ExecutionAlreadyClaimedError: another process is creating an execution with ``new_id`` now (409).
             StoreError: the file system refused; no fork was made.
         """
         view = self.execution(execution_id)
@@ -341,7 +343,8 @@ class DataDir:
         try:
             FileStore(self.path).publish(eid, [started, *kept])
         except FileExistsError:
-            raise UsageError(f"execution {eid!r} exists already; choose another id for the fork") from None
+            detail = "an execution with this id exists already; choose another id for the fork"
+            raise ExecutionIdConflictError(eid, "", detail) from None
         return eid
 
 

@@ -1,10 +1,14 @@
-"""The records of a model call's outcome, built so that they can always be written.
+"""The records of a model call's or a tool body's outcome, built so that they can always be written.
 
 A turn's record is checked with the reader's own types before it is buffered: a turn that would not read
 back (a number for text, a lone surrogate, a usage of the wrong shape) is a retryable
 :class:`~delite.errors.ProviderError` instead, recorded as a failed attempt under the retry policy. A failed
 attempt's record is made writable whatever the error says (text that UTF-8 cannot encode is replaced, a usage
 that would not read back is dropped), so a failure never leaves a run ``running`` with nothing recorded.
+
+A tool body's result that cannot be stored (it does not encode, say a lone surrogate from a file name, or its
+record is over the size limit) is recorded once, as that call's tool error: the body ran, so it must never be
+left in doubt and run again on every resume.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import msgspec
 
 from delite.errors import InvalidRecordError, ProviderError
-from delite.log.codec import as_read, check_record
-from delite.log.records import ModelCallFailed, ModelResponded, Record, RecordedToolCall, Usage
+from delite.log.codec import as_read, check_record, encode_record
+from delite.log.framing import MAX_RECORD_SIZE
+from delite.log.records import ModelCallFailed, ModelResponded, Record, RecordedToolCall, ToolFinished, Usage
 from delite.providers.base import ModelTurn
 
-__all__ = ["failure_record", "printable", "turn_record"]
+__all__ = ["failure_record", "printable", "tool_record", "turn_record"]
 
 
 def printable(text: str) -> str:
@@ -87,3 +92,27 @@ def failure_record(
     if not _recordable(record):  # a usage or a model that would not read back: keep the failure itself
         record = msgspec.structs.replace(record, usage=None, model=model if isinstance(model, str) else None)
     return record
+
+
+_ERROR_LIMIT = 64 * 1024  # characters of a tool's error message kept when the whole would not fit in a record
+
+
+def tool_record(record: ToolFinished) -> ToolFinished:
+    """``record`` if it can be written as it is; else the same call recorded as a tool error saying why.
+
+    The check encodes the record as the writer will (with its read-back check), so a result that would fail
+    the append is caught here, while the body's outcome can still be recorded.
+    """
+    try:
+        size = len(encode_record(record))
+    except InvalidRecordError as e:
+        problem = f"that cannot be stored: {e.detail}"
+    else:
+        if size <= MAX_RECORD_SIZE:
+            return record
+        problem = f"of {size:,} bytes once recorded, over the limit of {MAX_RECORD_SIZE:,} bytes per record"
+    if record.error is not None:  # the error message itself is what does not fit
+        error = printable(record.error[:_ERROR_LIMIT]) + " [cut: the whole message was too large to record]"
+    else:
+        error = f"the tool returned a value {problem}"
+    return msgspec.structs.replace(record, result=None, error=error)

@@ -38,7 +38,7 @@ from delite.engine._effects import (
     ToolOutcome,
     drive,
 )
-from delite.engine._turns import failure_record, printable, turn_record
+from delite.engine._turns import failure_record, printable, tool_record, turn_record
 from delite.engine.budget import Budget
 from delite.engine.events import current_sink
 from delite.engine.output import OutputSpec
@@ -568,9 +568,8 @@ class Runner:
                 result = msgspec.to_builtins(done.value, str_keys=True)
             except (TypeError, ValueError) as exc:
                 error = f"tool returned a value that cannot be stored as JSON: {exc}"
-        self.buffer(
-            ToolFinished(at=self._now(), call_id=call_id, result=result, error=error, duration_ms=done.duration_ms)
-        )
+        record = ToolFinished(at=self._now(), call_id=call_id, result=result, error=error, duration_ms=done.duration_ms)
+        self.buffer(tool_record(record))
         return None
 
 

@@ -65,3 +65,31 @@ def test_a_resumed_fork_is_no_longer_dormant(data_dir: Path) -> None:
     assert not fold(FileStore(data_dir).read("f").records).dormant
     DataDir(data_dir).fork("f", at=3, new_id="ff")  # a fork of it copies its resume, and is dormant again
     assert fold(FileStore(data_dir).read("ff").records).dormant
+
+
+def test_racing_forks_onto_one_id_have_one_winner_and_409s(data_dir: Path) -> None:
+    """Forks raced from threads onto one new id: exactly one creates it, every other gets a 409 state error."""
+    import threading
+
+    from delite.errors import ExecutionStateError
+
+    agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(3, "step"), tools=[step])
+    origin = agent.run("go").execution_id
+    d = DataDir(data_dir)
+    barrier = threading.Barrier(6)
+    outcomes: list[object] = []
+
+    def fork() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(d.fork(origin, at=1, new_id="raced"))
+        except ExecutionStateError as e:
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=fork) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("raced") == 1, outcomes
+    assert all(isinstance(o, ExecutionStateError) and o.http_status == 409 for o in outcomes if o != "raced")
