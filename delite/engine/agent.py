@@ -155,7 +155,7 @@ class Agent(Operations):
         self.retry = retry or RetryPolicy()
         self.require_approval = frozenset(require_approval)
         self.clock = clock
-        self.max_delegation_depth = max_delegation_depth
+        self.max_delegation_depth: int = max_delegation_depth
         self.output_retries = output_retries
         self.parallel_tool_calls = parallel_tool_calls
         self._default_output = None if output_type is None else OutputSpec(output_type, retries=output_retries)

@@ -107,7 +107,7 @@ def _count(usage: Mapping[str, Any], *path: str) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise MalformedTurnError(f"usage {'.'.join(path)} is {value!r:.40}, not a token count")
-    return value
+    return int(value)
 
 
 def _usage(usage: object) -> tuple[Any, Any]:
