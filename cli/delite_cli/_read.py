@@ -499,8 +499,9 @@ def run_export(data_dir: str, ident: str, *, fmt: str, output: str | None) -> No
     if output is None or output == "-":
         click.echo(body, nl=False)
         return
-    try:
-        with open(output, "w", encoding="utf-8") as fh:
+    try:  # a new file is private (0600), as the log it copies is; an existing one keeps its mode
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as fh:
             fh.write(body)
     except OSError as e:
         raise CliError(f"cannot write {output}: {e.strerror}") from e

@@ -109,7 +109,8 @@ def build_agent(data_dir: str, steps: int, recipe: str | None = None) -> Agent:
         key = current_call().idempotency_key
         time.sleep(0.15)  # a slow payment API: gives the demo time to kill the worker mid-run
         entries = _read_ledger(data_dir)
-        with _ledger(data_dir).open("a") as f:
+        fd = os.open(_ledger(data_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # private, as the logs
+        with os.fdopen(fd, "a") as f:
             f.write(json.dumps({"key": key, "order": order, "amount": amount, "pid": os.getpid()}) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -214,8 +215,10 @@ def _run(data_dir: str | None, steps: int, model: str | None, workers: list[subp
     recipe, described = choose_model(model)
     console = Console(highlight=False)
     data_dir = os.path.abspath(data_dir or tempfile.mkdtemp(prefix="delite-demo-"))
-    try:
-        os.makedirs(data_dir, exist_ok=True)
+    try:  # private like every folder delite makes (0700 whatever the umask), so `delite health` finds it clean
+        if not os.path.isdir(data_dir):
+            os.makedirs(data_dir, mode=0o700)
+            os.chmod(data_dir, 0o700)
     except OSError as e:
         raise DemoError(f"cannot use {data_dir} as the data directory: {e.strerror or e}", exit_code=2) from e
     store = FileStore(data_dir)

@@ -97,3 +97,34 @@ def test_version() -> None:
     from delite import __version__
 
     assert out.stdout.strip() == f"delite, version {__version__}"
+
+
+def test_what_the_demo_leaves_is_private_and_healthy(tmp_path: Path) -> None:
+    """The demo's data directory passes `delite health` (0700 folders, 0600 files), and so does its export."""
+    import os
+    import stat
+
+    data = tmp_path / "fresh" / "d"
+    old = os.umask(0o022)  # a usual umask: without care the folder would be 0755 and the files 0644
+    try:
+        out = demo(tmp_path, "--data-dir", str(data), "--steps", "2")
+        assert out.returncode == 0, out.stdout + out.stderr
+        health = subprocess.run(
+            [sys.executable, "-m", "delite_cli", "health", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert health.returncode == 0, health.stdout + health.stderr
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert stat.S_IMODE((data / "demo-ledger.jsonl").stat().st_mode) == 0o600
+        eid = next(p.stem for p in (data / "executions").glob("*.log"))
+        page = tmp_path / "run.html"
+        subprocess.run(
+            [sys.executable, "-m", "delite_cli", "export", eid, "--data-dir", str(data), "--format", "html", "-o", page],
+            capture_output=True,
+            check=True,
+        )
+        assert stat.S_IMODE(page.stat().st_mode) == 0o600  # a copy of the log's content is as private as the log
+    finally:
+        os.umask(old)
