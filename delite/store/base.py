@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from delite.errors import DeliteError, SequenceConflictError
-from delite.log.framing import TornTail
 from delite.log.records import AnyRecord, Record
 from delite.state.fold import fold
 from delite.state.model import Status
@@ -33,13 +32,12 @@ __all__ = ["ExecutionLog", "LogStore", "Store"]
 class ExecutionLog(abc.ABC):
     """A claimed execution: the records it had when claimed, and the sole right to append to it.
 
-    Use as a context manager, or call :meth:`release`. The claim also ends if the process dies.
+    Use as a context manager, or call :meth:`release`. The claim also ends if the process dies. Nothing here
+    speaks of bytes: the torn tail a claim cut off is ``torn`` on the framed stores' own log classes.
     """
 
     execution_id: str
     records: list[AnyRecord]
-    torn: TornTail | None
-    """File stores only (the torn tail the claim cut off); always None in a store that keeps records, not bytes."""
     created: bool = False
     outcome: Outcome | None = None
     """The execution's outcome when the store kept one that matches the log exactly (see :meth:`save_outcome`).

@@ -61,6 +61,9 @@ class FileExecutionLog(ExecutionLog):
     the bytes read at claim time only if something reads them.
     """
 
+    torn: TornTail | None
+    """The torn tail (a crash's incomplete last write) that this claim cut off, if any."""
+
     def __init__(
         self,
         execution_id: str,

@@ -15,7 +15,7 @@ from delite.errors import (
     UsageError,
 )
 from delite.log.codec import encode_record
-from delite.log.framing import HEADER, encode_frame
+from delite.log.framing import HEADER, TornTail, encode_frame
 from delite.log.reader import LogContents, parse_log
 from delite.log.records import AnyRecord, Record
 from delite.store.base import ExecutionLog, Store
@@ -30,6 +30,8 @@ __all__ = ["MemoryStore"]
 
 
 class _MemoryLog(ExecutionLog):
+    torn: TornTail | None  # the memory store keeps framed bytes too, so a torn tail can be cut off
+
     def __init__(self, store: MemoryStore, execution_id: str, records: list[AnyRecord]) -> None:
         self.execution_id = execution_id
         self.records = records
