@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from delite.errors import DeliteError, SequenceConflictError
+from delite.errors import DeliteError, SequenceConflictError, UsageError
 from delite.log.records import AnyRecord, Record
 from delite.state.fold import fold
 from delite.state.model import Status
@@ -60,11 +60,16 @@ class ExecutionLog(abc.ABC):
 
         Raises:
             SequenceConflictError: the log's head is not ``expected`` (nothing was written).
+            UsageError: ``expected`` is not a whole number, 0 or more; or the claim was released.
         """
 
     def _fence(self, expected: int | None) -> None:
-        """Raise :class:`SequenceConflictError` unless ``expected`` is None or the head."""
-        if expected is not None and expected != self.head:
+        """Raise :class:`SequenceConflictError` unless ``expected`` is None or the head (checked first)."""
+        if expected is None:
+            return
+        if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+            raise UsageError(f"expected must be a sequence number (a whole number, 0 or more), not {expected!r}")
+        if expected != self.head:
             raise SequenceConflictError(self.execution_id, expected, self.head)
 
     @abc.abstractmethod

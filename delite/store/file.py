@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["FileExecutionLog", "FileStore"]
 
 _key_codec = msgspec.json.Decoder(dict[str, str])
+# Up to this many ids, a batched cancel check looks for each marker (one lstat each) rather than list them all.
+_FEW = 16
 # A data directory that cannot be written: reads go on without a claim.
 _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
@@ -439,10 +441,10 @@ class FileStore(Store):
         return os.path.lexists(self.layout.cancel_signal(execution_id))
 
     def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
-        """Which of these have a cancel marker: one listing of the signals directory for them all."""
+        """Which of these have a cancel marker: a look per id for a few, one listing of the markers for many."""
         wanted = set(execution_ids)
-        if not wanted:
-            return set()
+        if len(wanted) <= _FEW:
+            return {eid for eid in wanted if self.cancel_requested(eid)}
         try:
             names = os.listdir(self.layout.signals)
         except FileNotFoundError:

@@ -21,7 +21,7 @@ from delite.log.records import AnyRecord, Record
 from delite.store.base import ExecutionLog, Store
 from delite.store.ids import validate_execution_id
 from delite.store.query import check_listing, expand_statuses
-from delite.store.records import FramedRange, framed_range
+from delite.store.records import FramedRange, check_range, framed_range
 
 if TYPE_CHECKING:
     from delite.datadir.views import ExecutionSummary, Page
@@ -88,6 +88,7 @@ class MemoryStore(Store):
 
     def read(self, execution_id: str, *, after: int | None = None, limit: int | None = None) -> FramedRange:
         """Parse the execution's bytes; the records after sequence ``after``, at most ``limit`` of them."""
+        check_range(after, limit)
         return framed_range(execution_id, self._contents(execution_id), after=after, limit=limit)
 
     def _contents(self, execution_id: str) -> LogContents:
@@ -167,7 +168,7 @@ class MemoryStore(Store):
 
     # -- queries -------------------------------------------------------------------------------------------------
 
-    def summary(self, execution_id: str) -> ExecutionSummary:
+    def _summary(self, execution_id: str) -> ExecutionSummary:
         """The execution's summary as a listing shows it (derived from its records, kept until they change)."""
         from delite.datadir.derive import summarize, unreadable  # noqa: PLC0415 - the read side, when listing
 
@@ -210,12 +211,12 @@ class MemoryStore(Store):
         """Filter every execution's summary in memory, newest first."""
         from delite.datadir.views import Page  # noqa: PLC0415 - the read side, when listing
 
-        check_listing(limit=limit, offset=offset, metadata=metadata)
+        check_listing(limit=limit, offset=offset, metadata=metadata, since=since, until=until)
         statuses = set(expand_statuses(status))
         wanted = dict(metadata or {})
         matches = []
         for eid in list(self.logs):
-            s = self.summary(eid)
+            s = self._summary(eid)
             if statuses and s.status not in statuses:
                 continue
             if agent is not None and s.agent_id != agent:

@@ -49,8 +49,20 @@ def expand_statuses(status: str | Iterable[str] | None) -> list[str]:
     return out
 
 
-def check_listing(*, limit: int | None, offset: int, metadata: Mapping[str, Any] | None) -> None:
+def check_listing(
+    *,
+    limit: int | None,
+    offset: int,
+    metadata: Mapping[str, Any] | None,
+    since: float | None = None,
+    until: float | None = None,
+) -> None:
     """Refuse a listing's bad arguments the same way in every store (a :class:`UsageError`)."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise UsageError(f"{name} must be a time in seconds since the epoch, not {value!r}")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise UsageError(f"metadata must be a mapping of keys to values, not {type(metadata).__name__}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise UsageError("limit must be 0 or more")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:

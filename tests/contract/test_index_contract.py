@@ -150,6 +150,10 @@ class IndexContract:
             {"limit": -1},
             {"offset": -1},
             {"metadata": {'quo"te': 1}},
+            {"metadata": ["thread"]},
+            {"since": "yesterday"},
+            {"until": True},
+            {"limit": 1.5},
         ],
     )
     def test_bad_arguments_are_usage_errors(self, fleet: Store, bad: dict[str, Any]) -> None:
@@ -195,6 +199,19 @@ class IndexContract:
         fleet.clear_cancel("a-run")  # idempotent
         assert not other.cancel_requested("a-run")
         assert other.cancels_requested(["a-run", "b-wait"]) == {"b-wait"}
+
+    def test_a_batched_cancel_check_of_many_ids(self, store: Store) -> None:
+        ids = [f"e{i:02}" for i in range(40)]
+        for eid in ids:
+            make(store, eid)
+        for eid in ids[::3]:
+            store.request_cancel(eid)
+        store.request_cancel("not-asked-about")
+        assert store.cancels_requested(ids) == set(ids[::3])
+        assert store.cancels_requested(ids[:5]) == {"e00", "e03"}
+        for eid in ids[::3]:
+            store.clear_cancel(eid)
+        assert store.cancels_requested(ids) == set()
 
     def test_a_cancel_request_for_a_bad_id_is_refused(self, store: Store) -> None:
         with pytest.raises(InvalidExecutionIdError):

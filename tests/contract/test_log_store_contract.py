@@ -155,6 +155,14 @@ class LogStoreContract:
             log.append(FINISH, expected=3)  # the right head still works
         assert store.read("e1").records == ALL
 
+    @pytest.mark.parametrize("bad", [-1, True, 1.0, "1"])
+    def test_a_bad_expected_sequence_is_a_usage_error_and_writes_nothing(self, store: Store, bad: object) -> None:
+        with store.claim("e1", create=[started("e1")]) as log:
+            with pytest.raises(UsageError):
+                log.append(STEP, expected=bad)  # type: ignore[arg-type]
+            assert log.head == 1
+        assert store.read("e1").records == [started("e1")]
+
     def test_a_stale_writer_is_fenced_after_another_claim_appended(self, store: Store, tmp_path: Path) -> None:
         with store.claim("e1", create=[started("e1")]) as log:
             head = log.head
