@@ -39,7 +39,7 @@ def list_page(
     from delite.datadir.index import ListingIndex  # noqa: PLC0415 - the read side imports the store, not back
     from delite.datadir.views import Page  # noqa: PLC0415
 
-    check_listing(limit=limit, offset=offset, metadata=metadata, since=since, until=until)
+    check_listing(limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent)
     statuses = expand_statuses(status)
     if not os.path.isdir(layout.executions):
         return Page(items=[], total=0, offset=offset, limit=limit)

@@ -40,6 +40,7 @@ from delite.store.base import ExecutionLog, Store
 from delite.store.ids import validate_execution_id
 from delite.store.layout import Layout
 from delite.store.logfile import check_identity, check_single_link, read_log_file
+from delite.store.query import check_key
 from delite.store.records import FramedRange, check_range, count_records, framed_range
 from delite.store.snapshot import load as load_snapshot
 from delite.store.snapshot import save as save_snapshot
@@ -378,7 +379,7 @@ class FileStore(Store):
         every path; every failure is a :class:`~delite.errors.StoreError`.
         """
         keys = str(self.layout.keys)
-        path = os.path.join(keys, hashlib.sha256(key.encode()).hexdigest() + ".json")
+        path = os.path.join(keys, hashlib.sha256(check_key(key).encode()).hexdigest() + ".json")
         if not os.path.lexists(path):
             self._ensure()
             self._write_key(keys, path, {"key": key, "execution_id": execution_id, "fingerprint": fingerprint})
@@ -420,7 +421,7 @@ class FileStore(Store):
 
     def lookup_key(self, key: str) -> tuple[str, str] | None:
         """Read the key's binding file, if there is one (no write access needed)."""
-        path = os.path.join(str(self.layout.keys), hashlib.sha256(key.encode()).hexdigest() + ".json")
+        path = os.path.join(str(self.layout.keys), hashlib.sha256(check_key(key).encode()).hexdigest() + ".json")
         if not os.path.lexists(path):
             return None
         return self._read_key(path)
@@ -438,11 +439,11 @@ class FileStore(Store):
 
     def cancel_requested(self, execution_id: str) -> bool:
         """Whether a cancel marker exists."""
-        return os.path.lexists(self.layout.cancel_signal(execution_id))
+        return os.path.lexists(self.layout.cancel_signal(validate_execution_id(execution_id)))
 
     def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
         """Which of these have a cancel marker: a look per id for a few, one listing of the markers for many."""
-        wanted = set(execution_ids)
+        wanted = {validate_execution_id(eid) for eid in execution_ids}
         if len(wanted) <= _FEW:
             return {eid for eid in wanted if self.cancel_requested(eid)}
         try:
@@ -455,7 +456,7 @@ class FileStore(Store):
 
     def clear_cancel(self, execution_id: str) -> None:
         """Remove the cancel marker."""
-        path = self.layout.cancel_signal(execution_id)
+        path = self.layout.cancel_signal(validate_execution_id(execution_id))
         try:
             os.unlink(path)
         except FileNotFoundError:

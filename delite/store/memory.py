@@ -20,7 +20,7 @@ from delite.log.reader import LogContents, parse_log
 from delite.log.records import AnyRecord, Record
 from delite.store.base import ExecutionLog, Store
 from delite.store.ids import validate_execution_id
-from delite.store.query import check_listing, expand_statuses
+from delite.store.query import check_key, check_listing, expand_statuses
 from delite.store.records import FramedRange, check_range, framed_range
 
 if TYPE_CHECKING:
@@ -142,11 +142,13 @@ class MemoryStore(Store):
 
     def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
         """Bind the key unless it is bound already; return the binding that holds."""
+        check_key(key)
         with self._cond:
             return self._keys.setdefault(key, (execution_id, fingerprint))
 
     def lookup_key(self, key: str) -> tuple[str, str] | None:
         """The key's binding, if it is bound."""
+        check_key(key)
         with self._cond:
             return self._keys.get(key)
 
@@ -156,15 +158,15 @@ class MemoryStore(Store):
 
     def cancel_requested(self, execution_id: str) -> bool:
         """Whether a cancel is pending."""
-        return execution_id in self._cancels
+        return validate_execution_id(execution_id) in self._cancels
 
     def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
         """Which of these have a cancel pending (one set intersection)."""
-        return self._cancels.intersection(execution_ids)
+        return self._cancels.intersection([validate_execution_id(eid) for eid in execution_ids])
 
     def clear_cancel(self, execution_id: str) -> None:
         """Forget the cancel request."""
-        self._cancels.discard(execution_id)
+        self._cancels.discard(validate_execution_id(execution_id))
 
     # -- queries -------------------------------------------------------------------------------------------------
 
@@ -211,7 +213,9 @@ class MemoryStore(Store):
         """Filter every execution's summary in memory, newest first."""
         from delite.datadir.views import Page  # noqa: PLC0415 - the read side, when listing
 
-        check_listing(limit=limit, offset=offset, metadata=metadata, since=since, until=until)
+        check_listing(
+            limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent
+        )
         statuses = set(expand_statuses(status))
         wanted = dict(metadata or {})
         matches = []

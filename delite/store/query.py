@@ -13,18 +13,21 @@ import abc
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from delite.errors import UsageError
 from delite.state.model import Status
 
 if TYPE_CHECKING:
     from delite.datadir.views import ExecutionSummary, Page
 
-__all__ = ["WAITING", "ExecutionIndex", "check_listing", "expand_statuses"]
+__all__ = ["WAITING", "ExecutionIndex", "check_key", "check_listing", "expand_statuses"]
 
 WAITING = "waiting"
 """A status filter that matches every suspended status (``waiting_*`` and ``suspended``)."""
 
 _SUSPENDED = tuple(s.value for s in Status if s.is_suspended)
+_encode = msgspec.json.Encoder().encode
 _VALID = frozenset({s.value for s in Status} | {"unreadable", "empty"})
 
 
@@ -39,6 +42,8 @@ def expand_statuses(status: str | Iterable[str] | None) -> list[str]:
     wanted = [status] if isinstance(status, str) else list(status)
     out: list[str] = []
     for s in wanted:
+        if not isinstance(s, str):
+            raise UsageError(f"a status is a string such as 'running' or 'waiting', not {s!r}")
         if s == WAITING:
             out.extend(_SUSPENDED)
         elif s in _VALID:
@@ -56,6 +61,8 @@ def check_listing(
     metadata: Mapping[str, Any] | None,
     since: float | None = None,
     until: float | None = None,
+    agent: str | None = None,
+    parent: str | None = None,
 ) -> None:
     """Refuse a listing's bad arguments the same way in every store (a :class:`UsageError`)."""
     for name, value in (("since", since), ("until", until)):
@@ -67,9 +74,23 @@ def check_listing(
         raise UsageError("limit must be 0 or more")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise UsageError("offset must be 0 or more")
-    for key in metadata or {}:
+    for key, value in (metadata or {}).items():
         if not isinstance(key, str) or '"' in key or "\\" in key:
             raise UsageError(f"metadata key {key!r} may not contain quotes or backslashes")
+        try:
+            _encode(value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise UsageError(f"metadata value for {key!r} is not a JSON value: {e}") from None
+    for name, text in (("agent", agent), ("parent", parent)):
+        if text is not None and not isinstance(text, str):
+            raise UsageError(f"{name} must be a string, not {text!r}")
+
+
+def check_key(key: object) -> str:
+    """Return an idempotency key if it is a non-empty string, else raise :class:`UsageError`."""
+    if not isinstance(key, str) or not key:
+        raise UsageError(f"an idempotency key is a non-empty string, not {key!r}")
+    return key
 
 
 class ExecutionIndex(abc.ABC):

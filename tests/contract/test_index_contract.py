@@ -154,6 +154,10 @@ class IndexContract:
             {"since": "yesterday"},
             {"until": True},
             {"limit": 1.5},
+            {"status": [1]},
+            {"agent": 1},
+            {"parent": ["a-run"]},
+            {"metadata": {"k": object()}},
         ],
     )
     def test_bad_arguments_are_usage_errors(self, fleet: Store, bad: dict[str, Any]) -> None:
@@ -213,9 +217,26 @@ class IndexContract:
             store.clear_cancel(eid)
         assert store.cancels_requested(ids) == set()
 
-    def test_a_cancel_request_for_a_bad_id_is_refused(self, store: Store) -> None:
+    @pytest.mark.parametrize("bad", ["../x", "", "a/b", "..", 7])
+    def test_a_cancel_call_with_a_bad_id_is_refused(self, store: Store, tmp_path: Path, bad: object) -> None:
+        victim = tmp_path / "x.cancel"
+        victim.write_text("not a cancel marker")
+        for call in (store.request_cancel, store.cancel_requested, store.clear_cancel):
+            with pytest.raises(InvalidExecutionIdError):
+                call(bad)  # type: ignore[arg-type]
         with pytest.raises(InvalidExecutionIdError):
-            store.request_cancel("../x")
+            store.cancels_requested(["e1", bad])  # type: ignore[list-item]
+        with pytest.raises(InvalidExecutionIdError):
+            store.cancels_requested([*(f"e{i}" for i in range(40)), bad])  # type: ignore[list-item]
+        assert victim.read_text() == "not a cancel marker"  # nothing outside the store was touched
+
+    @pytest.mark.parametrize("bad", ["", None, 3, b"k"])
+    def test_a_bad_idempotency_key_is_a_usage_error(self, store: Store, bad: object) -> None:
+        with pytest.raises(UsageError):
+            store.bind_key(bad, "e1", "f1")  # type: ignore[arg-type]
+        with pytest.raises(UsageError):
+            store.lookup_key(bad)  # type: ignore[arg-type]
+        assert store.lookup_key("k") is None
 
     # -- idempotency keys ---------------------------------------------------------------------------------
 
