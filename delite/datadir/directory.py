@@ -35,6 +35,7 @@ from delite.log.records import (
     ModelCallFailed,
     ModelResponded,
 )
+from delite.store._listing import list_page, log_ids
 from delite.store.ids import new_execution_id, validate_execution_id
 from delite.store.layout import Layout
 from delite.store.logfile import check_identity, read_log_file
@@ -81,11 +82,7 @@ class DataDir:
 
     def ids(self) -> list[str]:
         """Every execution id, sorted (generated ids sort by creation time)."""
-        try:
-            names = os.listdir(self.layout.executions)
-        except FileNotFoundError:
-            return []
-        return sorted(n[:-4] for n in names if n.endswith(".log"))
+        return log_ids(self.layout)
 
     def resolve(self, id_or_prefix: str) -> str:
         """The full id of the one execution whose id is ``id_or_prefix``, or starts or ends with it.
@@ -149,8 +146,6 @@ class DataDir:
             progress: called as ``progress(done, total)`` while many logs are being indexed.
             parent: only the sub-agents' executions started by this execution.
         """
-        from delite.store._listing import list_page  # noqa: PLC0415 - sqlite3 only when listing
-
         return list_page(
             self.layout,
             status=status,

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from delite.errors import StoreError
 from delite.store.query import check_listing, expand_statuses
 
 if TYPE_CHECKING:
@@ -16,6 +17,17 @@ if TYPE_CHECKING:
 
     from delite.datadir.views import Page
     from delite.store.layout import Layout
+
+
+def log_ids(layout: Layout) -> list[str]:
+    """Every execution id with a log in the data directory, sorted (generated ids sort by creation time)."""
+    try:
+        names = os.listdir(layout.executions)
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise StoreError.from_os_error("list the executions", layout.executions, e) from e
+    return sorted(n[:-4] for n in names if n.endswith(".log"))
 
 
 def list_page(
@@ -36,13 +48,14 @@ def list_page(
     Only logs that changed since the index last saw them are read; ``progress(done, total)`` is called while
     many are.
     """
-    from delite.datadir.index import ListingIndex  # noqa: PLC0415 - the read side imports the store, not back
-    from delite.datadir.views import Page  # noqa: PLC0415
+    from delite.datadir.views import Page  # noqa: PLC0415 - the read side imports the store, not back
 
     check_listing(limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent)
     statuses = expand_statuses(status)
     if not os.path.isdir(layout.executions):
         return Page(items=[], total=0, offset=offset, limit=limit)
+    from delite.datadir.index import ListingIndex  # noqa: PLC0415 - sqlite3 only when there is something to list
+
     index = ListingIndex.open(layout)
     try:
         index.refresh(progress)

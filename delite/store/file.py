@@ -36,6 +36,7 @@ from delite.log.reader import LogContents, parse_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
 from delite.log.writer import LogWriter, publish_log
 from delite.state.outcome import Outcome
+from delite.store._listing import log_ids
 from delite.store.base import ExecutionLog, Store
 from delite.store.ids import validate_execution_id
 from delite.store.layout import Layout
@@ -197,13 +198,7 @@ class FileStore(Store):
 
     def list_ids(self) -> list[str]:
         """Every execution id, sorted (generated ids sort by creation time)."""
-        try:
-            names = os.listdir(self.layout.executions)
-        except FileNotFoundError:
-            return []
-        except OSError as e:
-            raise StoreError.from_os_error("list the executions", self.layout.executions, e) from e
-        return sorted(n[:-4] for n in names if n.endswith(".log"))
+        return log_ids(self.layout)
 
     def read(self, execution_id: str, *, after: int | None = None, limit: int | None = None) -> FramedRange:
         """Read an execution's log without claiming it (no write access needed); see :meth:`LogStore.read`.
