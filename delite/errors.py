@@ -41,6 +41,7 @@ __all__ = [
     "ProviderHTTPError",
     "RecordTooLargeError",
     "ReplayMismatchError",
+    "SequenceConflictError",
     "StoreError",
     "StructuredOutputValidationError",
     "SuspendKindMismatchError",
@@ -313,6 +314,36 @@ class ExecutionAlreadyClaimedError(ExecutionStateError):
 
     def _describe(self) -> str:
         return f"execution {self.execution_id!r} is being advanced by another process"
+
+
+class SequenceConflictError(ExecutionStateError):
+    """An append named the sequence it expected to follow, and the log's last record has another.
+
+    The fence of the record-level store (:meth:`delite.store.ExecutionLog.append` with ``expected``):
+    someone else appended to the execution, or took it over, since this writer last looked. Nothing of
+    the batch was written. Never retry blindly: read the execution again (``actual`` is the head found,
+    or None when the store could only tell that the log changed behind the claim).
+    """
+
+    def __init__(self, execution_id: str, expected: int, actual: int | None) -> None:
+        """Build from the id, the sequence the append expected to follow and the one found."""
+        DeliteError.__init__(self, execution_id, expected, actual)
+        self.execution_id = execution_id
+        self.expected = expected
+        self.actual = actual
+        self.current_status = ""
+        self.detail = ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (type(self), (self.execution_id, self.expected, self.actual))
+
+    def _describe(self) -> str:
+        found = "a log that changed behind the claim" if self.actual is None else f"sequence {self.actual}"
+        return (
+            f"execution {self.execution_id!r}: an append expected to follow sequence {self.expected} "
+            f"but found {found}; nothing was written"
+        )
 
 
 class ExecutionNotSuspendedError(ExecutionStateError):

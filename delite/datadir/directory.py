@@ -35,20 +35,17 @@ from delite.log.records import (
     ModelCallFailed,
     ModelResponded,
 )
-from delite.state.model import Status
+from delite.store._listing import list_page, log_ids
 from delite.store.ids import new_execution_id, validate_execution_id
 from delite.store.layout import Layout
 from delite.store.logfile import check_identity, read_log_file
+from delite.store.query import WAITING
 
 __all__ = ["WAITING", "DataDir", "Progress"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` during long work."""
 
-WAITING = "waiting"
-"""A status filter that matches every suspended status (``waiting_*`` and ``suspended``)."""
-
-_SUSPENDED = tuple(s.value for s in Status if s.is_suspended)
 _TERMINAL = (ExecutionCompleted, ExecutionCancelled)
 
 
@@ -85,11 +82,7 @@ class DataDir:
 
     def ids(self) -> list[str]:
         """Every execution id, sorted (generated ids sort by creation time)."""
-        try:
-            names = os.listdir(self.layout.executions)
-        except FileNotFoundError:
-            return []
-        return sorted(n[:-4] for n in names if n.endswith(".log"))
+        return log_ids(self.layout)
 
     def resolve(self, id_or_prefix: str) -> str:
         """The full id of the one execution whose id is ``id_or_prefix``, or starts or ends with it.
@@ -153,31 +146,18 @@ class DataDir:
             progress: called as ``progress(done, total)`` while many logs are being indexed.
             parent: only the sub-agents' executions started by this execution.
         """
-        if limit is not None and limit < 0:
-            raise UsageError("limit must be 0 or more")
-        if offset < 0:
-            raise UsageError("offset must be 0 or more")
-        statuses = _expand_statuses(status)
-        if not os.path.isdir(self.layout.executions):
-            return Page(items=[], total=0, offset=offset, limit=limit)
-        from delite.datadir.index import ListingIndex  # noqa: PLC0415 - sqlite3 only when listing
-
-        index = ListingIndex.open(self.layout)
-        try:
-            index.refresh(progress)
-            items, total = index.query(
-                statuses=statuses,
-                agent=agent,
-                metadata=metadata,
-                since=since,
-                until=until,
-                limit=limit,
-                offset=offset,
-                parent=parent,
-            )
-        finally:
-            index.close()
-        return Page(items=items, total=total, offset=offset, limit=limit)
+        return list_page(
+            self.layout,
+            status=status,
+            agent=agent,
+            metadata=metadata,
+            parent=parent,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+            progress=progress,
+        )
 
     def children(self, execution_id: str) -> builtins.list[ExecutionSummary]:
         """The sub-agents' executions that ``execution_id`` started (by its tool calls), oldest first."""
@@ -346,23 +326,6 @@ class DataDir:
             detail = "an execution with this id exists already; choose another id for the fork"
             raise ExecutionIdConflictError(eid, "", detail) from None
         return eid
-
-
-def _expand_statuses(status: str | Iterable[str] | None) -> list[str]:
-    if status is None:
-        return []
-    wanted = [status] if isinstance(status, str) else list(status)
-    out: list[str] = []
-    valid = {s.value for s in Status} | {"unreadable", "empty"}
-    for s in wanted:
-        if s == WAITING:
-            out.extend(_SUSPENDED)
-        elif s in valid:
-            out.append(s)
-        else:
-            choices = ", ".join(sorted([*valid, WAITING]))
-            raise UsageError(f"unknown status {s!r} (choose from {choices})")
-    return out
 
 
 def _complete_records(chunk: bytes, base: int, path: str) -> tuple[list[tuple[AnyRecord, int]], int]:

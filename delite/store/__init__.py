@@ -8,9 +8,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from delite.store.base import ExecutionLog, Store
+from delite.store.base import ExecutionLog, LogStore, Store
 from delite.store.ids import new_execution_id, validate_execution_id
 from delite.store.layout import Layout
+from delite.store.query import WAITING, ExecutionIndex
+from delite.store.records import FramedRange, RecordRange, SequencedRecord
 
 if TYPE_CHECKING:
     from delite.store.file import FileStore
@@ -18,7 +20,21 @@ if TYPE_CHECKING:
 
 _EXPORTS = {"FileStore": "delite.store.file", "MemoryStore": "delite.store.memory"}
 
-__all__ = ["ExecutionLog", "FileStore", "Layout", "MemoryStore", "Store", "new_execution_id", "validate_execution_id"]
+__all__ = [
+    "WAITING",
+    "ExecutionIndex",
+    "ExecutionLog",
+    "FileStore",
+    "FramedRange",
+    "Layout",
+    "LogStore",
+    "MemoryStore",
+    "RecordRange",
+    "SequencedRecord",
+    "Store",
+    "new_execution_id",
+    "validate_execution_id",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,8 @@ import errno
 import hashlib
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import filelock
 import msgspec
@@ -35,16 +36,24 @@ from delite.log.reader import LogContents, parse_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
 from delite.log.writer import LogWriter, publish_log
 from delite.state.outcome import Outcome
+from delite.store._listing import log_ids
 from delite.store.base import ExecutionLog, Store
 from delite.store.ids import validate_execution_id
 from delite.store.layout import Layout
 from delite.store.logfile import check_identity, check_single_link, read_log_file
+from delite.store.query import check_key
+from delite.store.records import FramedRange, check_range, count_records, framed_range
 from delite.store.snapshot import load as load_snapshot
 from delite.store.snapshot import save as save_snapshot
+
+if TYPE_CHECKING:
+    from delite.datadir.views import Page
 
 __all__ = ["FileExecutionLog", "FileStore"]
 
 _key_codec = msgspec.json.Decoder(dict[str, str])
+# Up to this many ids, a batched cancel check looks for each marker (one lstat each) rather than list them all.
+_FEW = 16
 # A data directory that cannot be written: reads go on without a claim.
 _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
@@ -55,6 +64,9 @@ class FileExecutionLog(ExecutionLog):
     When the claim found a snapshot that matches the log (``outcome`` is set), ``records`` are decoded from
     the bytes read at claim time only if something reads them.
     """
+
+    torn: TornTail | None
+    """The torn tail (a crash's incomplete last write) that this claim cut off, if any."""
 
     def __init__(
         self,
@@ -86,6 +98,8 @@ class FileExecutionLog(ExecutionLog):
         self._path = writer.path if writer is not None else path
         self._read_only = read_only
         self._read_size = len(data)
+        self._read_head: int | None = None if records is None else len(records)
+        self._appended = 0
 
     @property
     def read_only(self) -> bool:
@@ -104,14 +118,27 @@ class FileExecutionLog(ExecutionLog):
     def records(self, records: list[AnyRecord]) -> None:
         self._records = records
 
+    @property
+    def head(self) -> int:
+        """The sequence of the last record: those read at the claim plus those appended since."""
+        if self._read_head is None:
+            if self._records is not None:
+                self._read_head = len(self._records)
+            else:
+                self._read_head = count_records(self._data, path=self._path)
+        return self._read_head + self._appended
+
     def save_outcome(self, outcome: Outcome) -> None:
         """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim."""
         w = self._writer
         if self._lock is not None and self._snapshot_path and w is not None:
             save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset)
 
-    def append(self, records: Sequence[Record], *, barrier: bool = False) -> None:
-        """Append records as one write."""
+    def append(self, records: Sequence[Record], *, barrier: bool = False, expected: int | None = None) -> None:
+        """Append records as one write (fenced by ``expected``, see :meth:`ExecutionLog.append`).
+
+        The claim's lock is the file store's real fence: no other process can append while it is held.
+        """
         if self._read_only is not None:
             e = self._read_only
             raise StoreError(
@@ -123,7 +150,9 @@ class FileExecutionLog(ExecutionLog):
             )
         if self._lock is None or self._writer is None:
             raise UsageError(f"execution {self.execution_id!r} was released; claim it again to write")
+        self._fence(expected)
         self._writer.append(records, barrier=barrier)
+        self._appended += len(records)
 
     @property
     def size(self) -> int:
@@ -169,22 +198,21 @@ class FileStore(Store):
 
     def list_ids(self) -> list[str]:
         """Every execution id, sorted (generated ids sort by creation time)."""
-        try:
-            names = os.listdir(self.layout.executions)
-        except FileNotFoundError:
-            return []
-        except OSError as e:
-            raise StoreError.from_os_error("list the executions", self.layout.executions, e) from e
-        return sorted(n[:-4] for n in names if n.endswith(".log"))
+        return log_ids(self.layout)
 
-    def read(self, execution_id: str) -> LogContents:
-        """Read an execution's log without claiming it (no write access needed)."""
+    def read(self, execution_id: str, *, after: int | None = None, limit: int | None = None) -> FramedRange:
+        """Read an execution's log without claiming it (no write access needed); see :meth:`LogStore.read`.
+
+        The whole file is read and checked, whatever the range: a log file has no index by sequence number.
+        The result also carries the file's byte offsets and torn tail (file-store features).
+        """
+        check_range(after, limit)
         eid = validate_execution_id(execution_id)
         path = self.layout.log(eid)
         data, _st = read_log_file(eid, path, data_dir=self._where())
         contents = parse_log(data, path=path)
         check_identity(eid, path, contents.records)
-        return contents
+        return framed_range(eid, contents, after=after, limit=limit)
 
     def _lock(self, execution_id: str) -> filelock.BaseFileLock:
         return filelock.FileLock(self.layout.claim(execution_id), mode=_os.FILE_MODE, thread_local=False)
@@ -346,10 +374,13 @@ class FileStore(Store):
         every path; every failure is a :class:`~delite.errors.StoreError`.
         """
         keys = str(self.layout.keys)
-        path = os.path.join(keys, hashlib.sha256(key.encode()).hexdigest() + ".json")
+        path = os.path.join(keys, hashlib.sha256(check_key(key).encode()).hexdigest() + ".json")
         if not os.path.lexists(path):
             self._ensure()
             self._write_key(keys, path, {"key": key, "execution_id": execution_id, "fingerprint": fingerprint})
+        return self._read_key(path)
+
+    def _read_key(self, path: str) -> tuple[str, str]:
         try:
             raw, _st = _os.read_regular(path)
             bound = _key_codec.decode(raw)
@@ -383,6 +414,13 @@ class FileStore(Store):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
 
+    def lookup_key(self, key: str) -> tuple[str, str] | None:
+        """Read the key's binding file, if there is one (no write access needed)."""
+        path = os.path.join(str(self.layout.keys), hashlib.sha256(check_key(key).encode()).hexdigest() + ".json")
+        if not os.path.lexists(path):
+            return None
+        return self._read_key(path)
+
     def request_cancel(self, execution_id: str) -> None:
         """Drop a cancel marker that the owner checks at each step boundary."""
         path = self.layout.cancel_signal(validate_execution_id(execution_id))
@@ -396,11 +434,24 @@ class FileStore(Store):
 
     def cancel_requested(self, execution_id: str) -> bool:
         """Whether a cancel marker exists."""
-        return os.path.lexists(self.layout.cancel_signal(execution_id))
+        return os.path.lexists(self.layout.cancel_signal(validate_execution_id(execution_id)))
+
+    def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
+        """Which of these have a cancel marker: a look per id for a few, one listing of the markers for many."""
+        wanted = {validate_execution_id(eid) for eid in execution_ids}
+        if len(wanted) <= _FEW:
+            return {eid for eid in wanted if self.cancel_requested(eid)}
+        try:
+            names = os.listdir(self.layout.signals)
+        except FileNotFoundError:
+            return set()
+        except OSError as e:
+            raise StoreError.from_os_error("list the cancel requests", str(self.layout.signals), e) from e
+        return {n[: -len(".cancel")] for n in names if n.endswith(".cancel")} & wanted
 
     def clear_cancel(self, execution_id: str) -> None:
         """Remove the cancel marker."""
-        path = self.layout.cancel_signal(execution_id)
+        path = self.layout.cancel_signal(validate_execution_id(execution_id))
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -408,6 +459,32 @@ class FileStore(Store):
         except OSError as e:
             raise StoreError.from_os_error("clear the cancel request", path, e) from e
 
+    def list_executions(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        agent: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        parent: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+    ) -> Page:
+        """List from the SQLite listing index, brought up to date from the logs first (see :mod:`._listing`)."""
+        from delite.store._listing import list_page  # noqa: PLC0415 - sqlite3 only when listing
+
+        return list_page(
+            self.layout,
+            status=status,
+            agent=agent,
+            metadata=metadata,
+            parent=parent,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
 
     def publish(self, execution_id: str, records: Sequence[Record]) -> None:
         """Create an execution holding ``records``, whole or not at all, without claiming it for a run.

@@ -1,8 +1,10 @@
-"""One suite of behaviour every :class:`~delite.store.Store` must have, run against each implementation.
+"""The framed-bytes suite: the behaviour of the stores that keep the file format's bytes (file and memory).
 
-A new backend (a PostgreSQL store, say) subclasses :class:`StoreContract`, implements ``make_store``,
-``second_handle``, ``write_raw``, ``overwrite_raw`` and ``spoil_kept_outcome``, says whether it keeps outcomes
-(``keeps_outcomes``), and must pass every test here unchanged.
+It writes raw frames and torn tails behind the store's back, so it is for stores of framed logs only; the
+interface contracts every store passes, a store of rows included, are ``test_log_store_contract.py`` and
+``test_index_contract.py`` (see ``docs/architecture.md``). A framed store subclasses :class:`StoreContract`,
+implements ``make_store``, ``second_handle``, ``write_raw``, ``overwrite_raw`` and ``spoil_kept_outcome``,
+says whether it keeps outcomes (``keeps_outcomes``), and must pass every test here unchanged.
 
 Kept outcomes (``ExecutionLog.save_outcome`` / ``ExecutionLog.outcome``) are derived data: a store may keep none
 (then ``outcome`` is always None, as the base class documents) or keep one that the next claim returns only while

@@ -1,0 +1,74 @@
+"""The file store's answer to a listing: the SQLite listing index of ``delite.datadir.index``, brought up to date.
+
+Kept out of ``file.py`` so that listing a data directory does not import filelock (the read side needs none).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from delite.errors import StoreError
+from delite.store.query import check_listing, expand_statuses
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from delite.datadir.views import Page
+    from delite.store.layout import Layout
+
+
+def log_ids(layout: Layout) -> list[str]:
+    """Every execution id with a log in the data directory, sorted (generated ids sort by creation time)."""
+    try:
+        names = os.listdir(layout.executions)
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise StoreError.from_os_error("list the executions", layout.executions, e) from e
+    return sorted(n[:-4] for n in names if n.endswith(".log"))
+
+
+def list_page(
+    layout: Layout,
+    *,
+    status: str | Iterable[str] | None = None,
+    agent: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    parent: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Page:
+    """One page of the data directory's executions, newest first (see :meth:`ExecutionIndex.list_executions`).
+
+    Only logs that changed since the index last saw them are read; ``progress(done, total)`` is called while
+    many are.
+    """
+    from delite.datadir.views import Page  # noqa: PLC0415 - the read side imports the store, not back
+
+    check_listing(limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent)
+    statuses = expand_statuses(status)
+    if not os.path.isdir(layout.executions):
+        return Page(items=[], total=0, offset=offset, limit=limit)
+    from delite.datadir.index import ListingIndex  # noqa: PLC0415 - sqlite3 only when there is something to list
+
+    index = ListingIndex.open(layout)
+    try:
+        index.refresh(progress)
+        items, total = index.query(
+            statuses=statuses,
+            agent=agent,
+            metadata=metadata,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+            parent=parent,
+        )
+    finally:
+        index.close()
+    return Page(items=items, total=total, offset=offset, limit=limit)
