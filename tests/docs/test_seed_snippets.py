@@ -554,3 +554,138 @@ def test_cli_commands_as_listed(tmp_path: Path, fake: FakeLLM) -> None:
     assert json.dumps(exported).count(eid) >= 1
     for name, text in outputs.items():
         assert max(len(line) for line in text.splitlines()) <= 80 or name == "export", (name, text)
+
+
+# -- the dendrux seeds: the API names their users expect ---------------------------------------------------------
+
+# The dendrux error route (002), its imports renamed by the table in docs/reference/errors.md ("Coming from
+# dendrux"), `await agent.submit_approval(...)` spelled `asubmit_approval` (delite's async twin), and the FastAPI
+# pieces (`router`, `authorize`, `HTTPException`) replaced by a plain function that returns (status, body).
+DENDRUX_ROUTE = """
+import asyncio
+import sys
+
+from delite import Agent, tool
+from delite.errors import (
+    ExecutionStateError, ExecutionNotFoundError, UsageError,
+)
+from delite.providers import Anthropic
+
+
+@tool("refund", description="Refund an order", requires_confirmation=True)
+def refund(order_id: int) -> str:
+    return f"refunded {order_id}"
+
+
+agent = Agent(provider=Anthropic(), tools=[refund])  # the default data directory, ./data
+
+
+async def approval_route(run_id: str, body: dict):
+    try:
+        result = await agent.asubmit_approval(
+            run_id, approved=body["approved"], rejection_reason=body.get("rejection_reason"),
+        )
+    except ExecutionNotFoundError:
+        return 404, "run not found"
+    except ExecutionStateError as e:  # every dendrux 409 (not paused, wrong pause, claimed, terminal)
+        return 409, type(e).__name__
+    except UsageError as e:
+        return 400, str(e)
+    return 200, {"status": result.status.value, "answer": result.answer}
+
+
+async def main() -> None:
+    paused = await agent.arun("Refund order 42")
+    print(paused.status.value)
+    print(await approval_route("01JX0000000000000000000000", {"approved": True}))
+    print(await approval_route(paused.execution_id, {"approved": True}))
+    print(await approval_route(paused.execution_id, {"approved": True}))
+
+
+asyncio.run(main())
+"""
+
+
+def test_dendrux_error_route_shape(tmp_path: Path, fake: FakeLLM) -> None:
+    turns = [Turn(calls=[Call(name="refund", arguments={"order_id": 42})]), Turn(text="Refunded order 42.")]
+    out = ok(run_script(tmp_path, fake, DENDRUX_ROUTE, turns=turns)).splitlines()
+    assert out[0] == "waiting_approval"
+    assert out[1] == "(404, 'run not found')"
+    assert out[2] == "(200, {'status': 'completed', 'answer': 'Refunded order 42.'})"
+    assert out[3].startswith("(409, '") and "Error" in out[3]
+
+
+def test_the_dendrux_to_delite_error_table_names_real_classes() -> None:
+    import delite
+    from delite import errors
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "errors.md").read_text()
+    section = table.split("## Coming from dendrux", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert len(rows) >= 10
+    for row in rows:
+        dendrux_name, delite_cell = row.split("|")[1:3]
+        for name in re.findall(r"`(\w+Error)`", delite_cell):
+            if name in ("LookupError", "ValueError"):  # "(also a `LookupError`)": the builtin base
+                continue
+            cls = getattr(errors, name)
+            assert getattr(delite, name) is cls, f"{name} ({dendrux_name.strip()}) is importable from delite"
+
+
+# 001's shortcut for simple scripts, with the delite async spelling (`arun`) and no data directory given.
+DENDRUX_RECIPE = """
+import asyncio
+
+from delite import Agent
+
+
+async def main() -> None:
+    async with Agent(provider="anthropic:claude-haiku-4-5", prompt="...") as agent:
+        print((await agent.arun("hi")).answer)
+        r = await agent.arun("hi again", history=[], metadata={"thread_id": "t1"}, model="claude-opus-4-1")
+        print(r.answer)
+
+
+asyncio.run(main())
+"""
+
+
+def test_dendrux_recipe_string_shape(tmp_path: Path, fake: FakeLLM) -> None:
+    out = ok(run_script(tmp_path, fake, DENDRUX_RECIPE, turns=[Turn(text="hello")]))
+    assert out == "hello\nhello\n"
+    assert [r["body"]["model"] for r in fake.requests] == ["claude-haiku-4-5", "claude-opus-4-1"]
+    assert fake.requests[0]["body"]["system"] in ("...", [{"type": "text", "text": "..."}])
+    assert len(list((tmp_path / "data" / "executions").glob("*.log"))) == 2
+
+
+# 004: a run pauses in one process and a different process resumes it with submit_approval(run_id, approved=True).
+DENDRUX_PAUSE = """
+import sys
+
+from delite import Agent, tool
+from delite.providers import OpenAI
+
+
+@tool("refund", description="Refund an order", requires_confirmation=True)
+def refund(order_id: int) -> str:
+    with open("refunds.txt", "a") as f:
+        f.write(f"{order_id}\\n")
+    return f"refunded {order_id}"
+
+
+agent = Agent(provider=OpenAI(), tools=[refund])
+if sys.argv[1] == "start":
+    r = agent.run("Refund order 42")
+    print(r.status, r.execution_id)
+else:
+    r = agent.submit_approval(sys.argv[2], approved=True)
+    print(r.status, r.answer)
+"""
+
+
+def test_dendrux_pause_in_one_process_resume_in_another(tmp_path: Path, fake: FakeLLM) -> None:
+    turns = [Turn(calls=[Call(name="refund", arguments={"order_id": 42})]), Turn(text="Refunded.")]
+    status, run_id = ok(run_script(tmp_path, fake, DENDRUX_PAUSE, turns=turns, args=("start",))).split()
+    assert status == "waiting_approval" and not (tmp_path / "refunds.txt").exists()
+    out = ok(run_script(tmp_path, fake, DENDRUX_PAUSE, turns=turns, args=("approve", run_id)))
+    assert out == "completed Refunded.\n" and (tmp_path / "refunds.txt").read_text() == "42\n"
