@@ -222,7 +222,7 @@ def _run(data_dir: str | None, steps: int, model: str | None, workers: list[subp
     console = Console(highlight=False)
     data_dir = os.path.abspath(data_dir or tempfile.mkdtemp(prefix="delite-demo-"))
     try:
-        os.makedirs(data_dir, exist_ok=True)
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)  # private, as delite makes its own (health checks it)
     except OSError as e:
         raise DemoError(f"cannot use {data_dir} as the data directory: {e.strerror or e}", exit_code=2) from e
     store = FileStore(data_dir)
