@@ -432,7 +432,8 @@ class Runtime:
         """Wait until the execution stops advancing (completed, suspended, failed, cancelled); its response.
 
         Raises what the run raised. An execution this runtime is not running is read from the data directory
-        (waiting, by polling, while another process advances it).
+        (waiting, by polling, while another process advances it). One that a dead process left running, of an
+        agent that joined this runtime, is resumed: waiting on it starts the runtime (which recovers it).
 
         Raises:
             TimeoutError: it did not stop within ``timeout`` seconds.
@@ -449,10 +450,24 @@ class Runtime:
                     run = self._runs.get(execution_id)
                 if run is not None:  # recovery picked it up meanwhile
                     return settled(run.future.result(None if deadline is None else max(deadline - time.monotonic(), 0)))
+                if self._left_running_for_us(state):  # a dead process's run: start, which resumes it, then wait
+                    self.start()
+                    continue
                 return Response.from_state(state)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {execution_id!r} is still running")
             time.sleep(0.05)
+
+    def _left_running_for_us(self, state: ExecutionState) -> bool:
+        """A dead process left this execution running, and starting this runtime would resume it."""
+        return (
+            state.status is Status.RUNNING
+            and self._loop is None
+            and self.recover
+            and not self._closing
+            and state.parent_id is None
+            and state.agent_id in self._agents
+        )
 
     @property
     def running(self) -> int:
