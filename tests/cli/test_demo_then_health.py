@@ -30,3 +30,21 @@ def test_health_and_status_on_a_directory_that_is_not_a_data_directory(tmp_path:
     inspect = _delite("inspect", "01JX", "--data-dir", "project", cwd=tmp_path)
     assert inspect.returncode == 1 and "not found in data directory" in inspect.stderr
     assert "holds no executions" in inspect.stderr
+
+
+def test_events_at_80_columns_keep_ids_whole(tmp_path: Path) -> None:
+    from delite import Agent, ScriptedProvider
+
+    data = tmp_path / "data"
+    eid = Agent(data, provider=ScriptedProvider(["x"])).run("hello").execution_id
+    out = subprocess.run(
+        [sys.executable, "-m", "delite_cli", "events", eid[-5:], "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**__import__("os").environ, "COLUMNS": "80"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert all(len(line) <= 80 for line in out.stdout.splitlines()), out.stdout
+    assert eid in out.stdout  # the id in the execution-started record is on one line, copyable
