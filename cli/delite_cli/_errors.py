@@ -74,12 +74,15 @@ def exit_code(e: BaseException) -> int:
 
 def _convert(e: Exception, as_json: bool) -> CliError | None:
     from delite.errors import DeliteError
+    from delite.store.layout import Layout
 
     if isinstance(e, DeliteError):
         message = str(e)
         searched = getattr(e, "data_dir", None)  # a "not found" names the data directory it searched
         if isinstance(searched, str) and not os.path.isdir(searched):
             message += " (that directory does not exist: check --data-dir or DELITE_DATA_DIR)"
+        elif isinstance(searched, str) and not Layout(searched).executions.is_dir():
+            message += " (it holds no executions: is it the data directory? check --data-dir or DELITE_DATA_DIR)"
         return CliError(message, kind=type(e).__name__, exit_code=exit_code(e), as_json=as_json)
     if isinstance(e, OSError):
         where = f" {e.filename}" if e.filename else ""

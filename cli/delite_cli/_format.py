@@ -71,10 +71,11 @@ def text(value: object, style: str | None = None, *, newlines: bool = True, limi
 
 
 def wrap(s: str, width: int) -> list[str]:
-    """``s`` in pieces of at most ``width`` terminal cells, broken after a comma or space when one is near.
+    """``s`` in pieces of at most ``width`` terminal cells, broken after a comma or space where one fits.
 
-    Cells, not characters: a wide character (CJK, most emoji) takes two. Nothing is dropped; joining the
-    pieces gives ``s`` back.
+    The break comes after the last comma or space when it is near, or when that keeps the word being cut (an
+    id, a number) whole on the next line. Cells, not characters: a wide character (CJK, most emoji) takes
+    two. Nothing is dropped; joining the pieces gives ``s`` back.
     """
     from rich.cells import cell_len
 
@@ -93,7 +94,11 @@ def wrap(s: str, width: int) -> list[str]:
         end = max(end, start + 1)
         if end < len(s):
             soft = max(s.rfind(",", start, end), s.rfind(" ", start, end))
-            if soft >= start + (end - start) * 2 // 3:
+            # Break at the last comma or space when it is near, or when that keeps the word being cut (an id, a
+            # number, a key) whole on the next line: a copied id must not come out in two pieces.
+            after = [i for i in (s.find(",", end), s.find(" ", end)) if i != -1]
+            word_end = min(after) + 1 if after else len(s)
+            if soft >= start + (end - start) * 2 // 3 or (soft > start and cell_len(s[soft + 1 : word_end]) <= width):
                 end = soft + 1
         pieces.append(s[start:end])
         start = end

@@ -160,7 +160,8 @@ def run_status(
             out.print(f.text(f"No executions exist in {os.path.abspath(data_dir)}: that directory does not exist."))
             return
         where = "match these filters" if (statuses or agent or meta or since or until or parent) else "exist"
-        out.print(f.text(f"No executions {where} in {data_dir}.", "dim"))
+        hint = "" if _has_executions_folder(data_dir) else " (it has no executions folder: is it the data directory?)"
+        out.print(f.text(f"No executions {where} in {data_dir}{hint}.", "dim"))
         return
     from rich.table import Table
 
@@ -534,6 +535,12 @@ def run_health(data_dir: str, *, repair: bool, json_: bool) -> int:
     gone = [p for p in report.problems if p.kind in ("missing", "not-a-directory")]
     if gone:  # nothing to verify: one error line, never "Healthy"
         raise CliError(f"{gone[0].detail}; nothing to check (see --data-dir)", kind="HealthError")
+    if not report.logs and not _has_executions_folder(str(data.path)):  # a directory delite never wrote to
+        raise CliError(
+            f"{data.path} holds no executions (no executions folder): is it the data directory? nothing to check "
+            "(see --data-dir)",
+            kind="HealthError",
+        )
     out = f.console()
     rate = f" ({report.mb_per_second:.0f} MB/s)" if report.seconds > 0 and report.bytes else ""
     out.print(
@@ -555,3 +562,10 @@ def run_health(data_dir: str, *, repair: bool, json_: bool) -> int:
         bad = sum(1 for p in report.problems if p.severity != "derived")
         out.print(f.text(f"{bad} problem(s) found.", "red"))
     return 0 if report.healthy else 1
+
+
+def _has_executions_folder(data_dir: str) -> bool:
+    """Whether delite ever wrote an execution here (a wrong --data-dir usually has no executions folder)."""
+    from delite.store.layout import Layout
+
+    return Layout(data_dir).executions.is_dir()

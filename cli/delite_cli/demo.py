@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from delite import Agent, FileStore, ScriptedProvider, current_call, tool
+from delite import Agent, FileStore, RetryPolicy, ScriptedProvider, current_call, tool
 from delite.log.records import ToolFinished
 
 PROMPT = "You process orders: charge each one, then report the total."
@@ -38,6 +38,12 @@ SCRIPTED = "scripted"
 ERROR_PREFIX = "demo-error: "
 """How a worker reports its failure to the parent: the last line of its stderr."""
 # One tool call per turn keeps the run step by step, so the kill lands between charges.
+REAL_TIMEOUT = 20.0
+"""Seconds a real model's request may take in the demo before it is a (retried) error."""
+REAL_RETRY = RetryPolicy(max_attempts=2, base_delay=1.0)
+FIRST_STEP_DEADLINE = 2 * REAL_TIMEOUT + 20
+"""Seconds the demo waits for the worker's first recorded charges before it says the model is not answering."""
+
 SERIAL_TOOLS = {
     "openai": {"parallel_tool_calls": False},
     "openai-responses": {"parallel_tool_calls": False},
@@ -125,8 +131,9 @@ def build_agent(data_dir: str, steps: int, recipe: str | None = None) -> Agent:
         from delite.providers import from_recipe
 
         vendor = recipe.partition(":")[0]
-        real = from_recipe(recipe, params=SERIAL_TOOLS.get(vendor, {}))
-        return Agent(data_dir, provider=real, prompt=REAL_PROMPT, tools=[charge], agent_id="demo")
+        # A model that does not answer fails the demo in about a minute (not the SDKs' ten-minute default).
+        real = from_recipe(recipe, params=SERIAL_TOOLS.get(vendor, {}), timeout=REAL_TIMEOUT)
+        return Agent(data_dir, provider=real, prompt=REAL_PROMPT, tools=[charge], agent_id="demo", retry=REAL_RETRY)
     provider = ScriptedProvider.tool_loop(
         steps, "charge", lambda i: {"order": 100 + i, "amount": _amount(i)}, answer=total
     )
@@ -229,9 +236,13 @@ def _run(data_dir: str | None, steps: int, model: str | None, workers: list[subp
     worker = _spawn(data_dir, eid, steps, recipe)
     workers.append(worker)
     kill_after = max(1, steps // 2)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + FIRST_STEP_DEADLINE
     while _finished_calls(store, eid) < kill_after and worker.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    if worker.poll() is None and _finished_calls(store, eid) == 0:
+        worker.kill()
+        worker.communicate()
+        raise DemoError(f"the model did not answer within {FIRST_STEP_DEADLINE:.0f} seconds ({described})")
     time.sleep(0.05)  # land inside the next charge
     if worker.poll() is not None:
         _, err = worker.communicate()

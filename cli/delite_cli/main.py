@@ -220,10 +220,11 @@ def export(*, ident: str, data_dir: str, fmt: str, nl: bool, output: str | None,
 def health(*, data_dir: str, repair: bool, json_: bool) -> None:
     """Verify every checksum of every log; report torn tails, damage, bad entries, loose permissions, drift.
 
-    Exit 0 when healthy; 1 when the data directory does not exist, when a log is damaged, unreadable, not a
-    regular file, hard-linked, owned by another user or has a torn tail, when files or folders are open to
-    other users (delite makes them 0600/0700), or when a snapshot or an index entry disagrees with its
-    unchanged log; 2 on a usage error. Other findings about derived files (an index or snapshots out of
+    Exit 0 when healthy; 1 when the data directory does not exist or has no executions folder (delite never
+    wrote there: a wrong --data-dir), when a log is damaged, unreadable, not a regular file, hard-linked,
+    owned by another user or has a torn tail, when files or folders are open to other users (delite makes
+    them 0600/0700), or when a snapshot or an index entry disagrees with its unchanged log; 2 on a usage
+    error. Other findings about derived files (an index or snapshots out of
     date) are reported but do not fail the check: they are never trusted over the logs and are rebuilt
     from them as needed.
     """

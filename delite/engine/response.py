@@ -34,9 +34,10 @@ OutT = TypeVar("OutT", default=Any)
 class Response(Generic[OutT]):
     """The outcome of advancing an execution: its answer, or why it stopped.
 
-    ``str(response)`` is the answer (empty while there is none). ``output`` is the structured answer of a run
-    with an ``output_type`` (None until it completes). The agent's methods return one of the two subclasses,
-    :class:`SuspendedResponse` or :class:`NotSuspendedResponse` (see :data:`AnyResponse`).
+    ``str(response)`` is the answer (while there is none, the status in brackets and why). ``output`` is the
+    structured answer of a run with an ``output_type`` (None until it completes). The agent's methods return
+    one of the two subclasses, :class:`SuspendedResponse` or :class:`NotSuspendedResponse` (see
+    :data:`AnyResponse`).
     """
 
     execution_id: str
@@ -59,8 +60,14 @@ class Response(Generic[OutT]):
         return self.status is Status.COMPLETED
 
     def __str__(self) -> str:
-        """The answer, or an empty string."""
-        return self.answer or ""
+        """The answer; while there is none, the status in brackets and why (``[waiting_approval] approval: ...``).
+
+        So ``print(response)`` never prints an empty line for a run that stopped without an answer.
+        """
+        if self.answer is not None:
+            return self.answer
+        why = self.suspend_reason or self.error
+        return f"[{self.status.value}] {why}" if why else f"[{self.status.value}]"
 
     @classmethod
     def from_state(cls, state: ExecutionState) -> AnyResponse:

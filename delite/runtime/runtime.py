@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
+import functools
 import logging
 import os
 import queue
@@ -43,6 +45,9 @@ if TYPE_CHECKING:
     from delite.engine.agent import Agent
 
 __all__ = ["Runtime"]
+
+_UNHEARD_LIMIT = 1000
+"""Outcomes kept per kind for a callback registered late (see Runtime, Callbacks); older ones are dropped."""
 
 _CLAIM_PATIENCE = 5.0
 """Seconds a resume after a recorded answer keeps trying a claim that a racing submitter holds."""
@@ -101,6 +106,10 @@ class Runtime:
 
     **Callbacks** run in a thread of their own, one at a time, in order; one that raises is logged (logger
     ``delite.runtime``) and changes nothing else. :meth:`wait` returns once the run's callbacks have run.
+    Callbacks may be registered after :meth:`go` (as in ``rt.go(...)`` then ``@rt.on_complete``): an outcome
+    that came while no callback of its kind was registered is delivered to the first one registered later
+    (the latest 1,000 per kind are kept); a callback registered when others of its kind exist hears only
+    what comes next.
 
     Args:
         data_dir: the data directory its agents share (or pass ``store``); when omitted, ``$DELITE_DATA_DIR``
@@ -138,6 +147,11 @@ class Runtime:
         self._lock = threading.Condition()
         kinds = ("complete", "suspend", "fail", "cancel")
         self._callbacks: dict[str, list[Callable[..., Any]]] = {k: [] for k in kinds}
+        # Outcomes that came before any callback of their kind was registered (the seed registers its callbacks
+        # after go()): the first callback of that kind registered later hears them. Bounded: the oldest go.
+        self._unheard: dict[str, collections.deque[tuple[Any, ...]]] = {
+            k: collections.deque(maxlen=_UNHEARD_LIMIT) for k in kinds
+        }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pool: Threads | None = None
@@ -173,23 +187,35 @@ class Runtime:
 
     def on_complete(self, fn: OnComplete) -> OnComplete:
         """Decorator: ``fn(agent_id, execution_id, response)`` after an execution completes."""
-        self._callbacks["complete"].append(fn)
+        self._register("complete", fn)
         return fn
 
     def on_suspend(self, fn: OnSuspend) -> OnSuspend:
         """Decorator: ``fn(agent_id, execution_id, reason)`` after an execution suspends (a SuspendReason)."""
-        self._callbacks["suspend"].append(fn)
+        self._register("suspend", fn)
         return fn
 
     def on_fail(self, fn: OnFail) -> OnFail:
         """Decorator: ``fn(agent_id, execution_id, error)`` after a run raised (:meth:`wait` raises it too)."""
-        self._callbacks["fail"].append(fn)
+        self._register("fail", fn)
         return fn
 
     def on_cancel(self, fn: OnCancel) -> OnCancel:
         """Decorator: ``fn(agent_id, execution_id, response)`` after an execution is cancelled."""
-        self._callbacks["cancel"].append(fn)
+        self._register("cancel", fn)
         return fn
+
+    def _register(self, kind: str, fn: Callable[..., Any]) -> None:
+        with self._lock:
+            self._callbacks[kind].append(fn)
+            missed = list(self._unheard[kind])
+            self._unheard[kind].clear()
+        notifier = self._notifier
+        for args in missed:  # on the callback thread, in order, after whatever it is delivering now
+            if notifier is not None and notifier.is_alive():
+                self._notices.put((functools.partial(self._call_one, fn, args), None, None))
+            else:  # shut down: no callback thread any more
+                self._call_one(fn, args)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -406,7 +432,8 @@ class Runtime:
         """Wait until the execution stops advancing (completed, suspended, failed, cancelled); its response.
 
         Raises what the run raised. An execution this runtime is not running is read from the data directory
-        (waiting, by polling, while another process advances it).
+        (waiting, by polling, while another process advances it). One that a dead process left running, of an
+        agent that joined this runtime, is resumed: waiting on it starts the runtime (which recovers it).
 
         Raises:
             TimeoutError: it did not stop within ``timeout`` seconds.
@@ -423,10 +450,24 @@ class Runtime:
                     run = self._runs.get(execution_id)
                 if run is not None:  # recovery picked it up meanwhile
                     return settled(run.future.result(None if deadline is None else max(deadline - time.monotonic(), 0)))
+                if self._left_running_for_us(state):  # a dead process's run: start, which resumes it, then wait
+                    self.start()
+                    continue
                 return Response.from_state(state)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {execution_id!r} is still running")
             time.sleep(0.05)
+
+    def _left_running_for_us(self, state: ExecutionState) -> bool:
+        """A dead process left this execution running, and starting this runtime would resume it."""
+        return (
+            state.status is Status.RUNNING
+            and self._loop is None
+            and self.recover
+            and not self._closing
+            and state.parent_id is None
+            and state.agent_id in self._agents
+        )
 
     @property
     def running(self) -> int:
@@ -509,13 +550,20 @@ class Runtime:
             self._call("fail", agent_id, execution_id, DeliteError(response.error or "failed"))
 
     def _call(self, kind: str, *args: Any) -> None:
-        for fn in list(self._callbacks[kind]):
-            try:
-                result = fn(*args)
-                if asyncio.iscoroutine(result) and self._loop is not None:
-                    asyncio.run_coroutine_threadsafe(result, self._loop).result()
-            except Exception:
-                log.exception("runtime callback %s for execution %s raised", getattr(fn, "__name__", fn), args[1])
+        with self._lock:
+            fns = list(self._callbacks[kind])
+            if not fns:
+                self._unheard[kind].append(args)
+        for fn in fns:
+            self._call_one(fn, args)
+
+    def _call_one(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            result = fn(*args)
+            if asyncio.iscoroutine(result) and self._loop is not None:
+                asyncio.run_coroutine_threadsafe(result, self._loop).result()
+        except Exception:
+            log.exception("runtime callback %s for execution %s raised", getattr(fn, "__name__", fn), args[1])
 
     def _notify_loop(self) -> None:
         while True:
