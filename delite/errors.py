@@ -22,6 +22,7 @@ __all__ = [
     "AmbiguousExecutionIdError",
     "ClaimTimeoutError",
     "DelegationDepthExceededError",
+    "DeliteDeprecationWarning",
     "DeliteError",
     "DriftError",
     "ExecutionAlreadyActiveError",
@@ -49,6 +50,15 @@ __all__ = [
     "UnsupportedFormatError",
     "UsageError",
 ]
+
+
+class DeliteDeprecationWarning(DeprecationWarning):
+    """The category delite uses when it deprecates part of its own API (none is deprecated yet).
+
+    Its own category, so that a test suite (delite's included) can turn delite's deprecations into errors while a
+    dependency's deprecation notices stay notices, with the pytest filter
+    ``error::delite.errors.DeliteDeprecationWarning``.
+    """
 
 
 class DeliteError(Exception):
