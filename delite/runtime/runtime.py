@@ -28,10 +28,11 @@ from delite._checks import check_run_args, check_text
 from delite.engine._aio import Threads, adrive, worker_pool
 from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
+from delite.engine._operations import check_storable
 from delite.engine.response import AnyResponse, Response, settled
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
 from delite.log.durability import Durability
-from delite.log.records import SuspendReason
+from delite.log.records import ExecutionStarted, SuspendReason
 from delite.state.fold import fold
 from delite.state.model import ExecutionState, Status
 from delite.store.base import Store
@@ -279,6 +280,14 @@ class Runtime:
             model=run_kwargs.get("model"),
             idempotency_key=run_kwargs.get("idempotency_key"),
         )
+        probe = ExecutionStarted(
+            execution_id=new_execution_id(),
+            input=text,
+            history=list(run_kwargs.get("history") or []),
+            metadata=dict(run_kwargs.get("metadata") or {}),
+            config=agent.fingerprint(),
+        )
+        check_storable([probe], "the run's input (text, history and metadata)")  # before a key is bound
         if self._agents.get(agent.agent_id) is not agent:
             self.join(agent)
         eid = run_kwargs.pop("execution_id", None)
