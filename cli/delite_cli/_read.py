@@ -500,7 +500,10 @@ def run_export(data_dir: str, ident: str, *, fmt: str, output: str | None) -> No
         click.echo(body, nl=False)
         return
     try:
-        with open(output, "w", encoding="utf-8") as fh:
+        # the export holds every prompt, answer and tool result: a file it creates is private (0600) whatever
+        # the umask, like the logs it was read from; an existing file keeps the mode its owner gave it
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as fh:
             fh.write(body)
     except OSError as e:
         raise CliError(f"cannot write {output}: {e.strerror}") from e
