@@ -408,7 +408,6 @@ class FileStore(Store):
         except OSError as e:
             raise StoreError.from_os_error("clear the cancel request", path, e) from e
 
-
     def publish(self, execution_id: str, records: Sequence[Record]) -> None:
         """Create an execution holding ``records``, whole or not at all, without claiming it for a run.
 
@@ -428,6 +427,9 @@ class FileStore(Store):
             lock.acquire(timeout=0, blocking=False)
         except filelock.Timeout:
             raise ExecutionAlreadyClaimedError(execution_id) from None
+        except OSError as e:  # the lock file cannot be created: a full disk, a read-only directory
+            where = self.layout.claim(execution_id)
+            raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, e) from e
         try:
             publish_log(self.layout.log(execution_id), records, self.durability)
         finally:
