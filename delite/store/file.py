@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Sequence
 
 import filelock
@@ -395,12 +396,22 @@ class FileStore(Store):
             raise StoreError.from_os_error("request a cancel", path, e) from e
 
     def cancel_requested(self, execution_id: str) -> bool:
-        """Whether a cancel marker exists."""
-        return os.path.lexists(self.layout.cancel_signal(execution_id))
+        """Whether a cancel marker exists.
+
+        Only a regular file is a marker (:meth:`request_cancel` makes one): anything else under its name (a
+        FIFO, a directory, a symbolic link) is a bad entry that ``health`` reports, never a cancellation.
+        """
+        try:
+            st = os.lstat(self.layout.cancel_signal(execution_id))
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode)
 
     def clear_cancel(self, execution_id: str) -> None:
-        """Remove the cancel marker."""
+        """Remove the cancel marker (a bad entry under its name is left for ``health`` to report)."""
         path = self.layout.cancel_signal(execution_id)
+        if not self.cancel_requested(execution_id):
+            return
         try:
             os.unlink(path)
         except FileNotFoundError:
