@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from delite._checks import check_flag, check_int, check_json_object, check_optional_text
 from delite.datadir.execution import ExecutionView
 from delite.datadir.views import Event, ExecutionSummary, HealthReport, Page
 from delite.errors import (
@@ -153,10 +154,16 @@ class DataDir:
             progress: called as ``progress(done, total)`` while many logs are being indexed.
             parent: only the sub-agents' executions started by this execution.
         """
-        if limit is not None and limit < 0:
-            raise UsageError("limit must be 0 or more")
-        if offset < 0:
-            raise UsageError("offset must be 0 or more")
+        if limit is not None:
+            check_int("limit", limit)
+        check_int("offset", offset)
+        check_optional_text("agent", agent)
+        check_optional_text("parent", parent)
+        if metadata is not None:
+            check_json_object("metadata", dict(metadata) if isinstance(metadata, Mapping) else metadata)
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and (isinstance(moment, bool) or not isinstance(moment, int | float)):
+                raise UsageError(f"{name} must be a time in seconds since the epoch, not {type(moment).__name__}")
         statuses = _expand_statuses(status)
         if not os.path.isdir(self.layout.executions):
             return Page(items=[], total=0, offset=offset, limit=limit)
@@ -285,6 +292,7 @@ class DataDir:
 
         Read-only unless ``repair``, which rebuilds what is derived (the index). Logs are never modified.
         """
+        check_flag("repair", repair)
         from delite.datadir.health import check_health  # noqa: PLC0415 - sqlite3 only when needed
 
         return check_health(self.layout, repair=repair, progress=progress)
@@ -351,6 +359,8 @@ class DataDir:
 def _expand_statuses(status: str | Iterable[str] | None) -> list[str]:
     if status is None:
         return []
+    if not isinstance(status, str) and not isinstance(status, Iterable):
+        raise UsageError(f"status must be a status name or several, not {type(status).__name__}")
     wanted = [status] if isinstance(status, str) else list(status)
     out: list[str] = []
     valid = {s.value for s in Status} | {"unreadable", "empty"}

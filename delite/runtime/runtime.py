@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from delite._checks import check_run_args, check_text
+from delite._checks import check_flag, check_run_args, check_text
 from delite.engine._aio import Threads, adrive, worker_pool
 from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from delite.engine.agent import Agent
 
 __all__ = ["Runtime"]
+
+_RUN_OPTIONS = frozenset({"execution_id", "history", "metadata", "model", "idempotency_key", "output_type"})
+"""The options of :meth:`Runtime.go`, those of ``Agent.run``."""
 
 _CLAIM_PATIENCE = 5.0
 """Seconds a resume after a recorded answer keeps trying a claim that a racing submitter holds."""
@@ -128,6 +131,9 @@ class Runtime:
             store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise UsageError("workers must be 1 or more")
+        check_flag("recover", recover)
+        if not isinstance(store, Store):
+            raise UsageError(f"store must be a Store, not {type(store).__name__}")
         self.store = store
         self.workers = workers
         self.recover = recover
@@ -273,6 +279,15 @@ class Runtime:
         A mistake in the arguments raises here, before anything is written. An execution that already exists
         (or that this runtime is still advancing) is continued in the background as before.
         """
+        from delite.engine.agent import Agent  # noqa: PLC0415 - the agent module imports this one
+
+        if not isinstance(agent, Agent):
+            raise UsageError(f"go() needs an Agent, not {type(agent).__name__}")
+        unknown = sorted(set(run_kwargs) - _RUN_OPTIONS)
+        if unknown:
+            raise UsageError(
+                f"go() got unknown options {', '.join(unknown)}; it takes {', '.join(sorted(_RUN_OPTIONS))}"
+            )
         check_run_args(
             text,
             history=run_kwargs.get("history"),
@@ -420,6 +435,10 @@ class Runtime:
         Raises:
             TimeoutError: it did not stop within ``timeout`` seconds.
         """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+        ):
+            raise UsageError(f"timeout must be a number of seconds of 0 or more, or None; not {timeout!r:.80}")
         with self._lock:
             run = self._runs.get(execution_id)
         if run is not None:

@@ -149,7 +149,11 @@ class FileStore(Store):
     def __init__(self, root: str | os.PathLike[str], *, durability: Durability | str = Durability.FULL) -> None:
         """Point at a data directory; nothing is created until the first write."""
         self.layout = Layout(root)
-        self.durability = Durability(durability)
+        try:
+            self.durability = Durability(durability)
+        except ValueError:
+            choices = ", ".join(repr(d.value) for d in Durability)
+            raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
         self._ready = False
 
     def _where(self) -> str:
