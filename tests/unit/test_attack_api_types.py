@@ -104,3 +104,22 @@ def test_the_good_types_still_work(data_dir: Path) -> None:
         eid = rt.go(agent, "hello", metadata={"k": 1}, model="m")
         assert rt.wait(eid, timeout=60).answer == "hi"
         assert rt.wait(eid, timeout=0).answer == "hi"
+
+
+AGENT: dict[str, Callable[[Agent], Any]] = {
+    "set_llm(5)": lambda a: a.set_llm(5),  # type: ignore[arg-type]
+    "set_llm(None)": lambda a: a.set_llm(None),  # type: ignore[arg-type]
+    "contract(5)": lambda a: a.contract(5),  # type: ignore[arg-type]
+    "contract(None)": lambda a: a.contract(None),  # type: ignore[arg-type]
+    "contract(surrogate)": lambda a: a.contract("no-\udc80"),
+    "add_tool(5)": lambda a: a.add_tool(5),  # type: ignore[arg-type]
+    "budget = dict": lambda a: setattr(a, "budget", {"max_llm_calls": 1}),
+}
+
+
+@pytest.mark.parametrize("name", list(AGENT))
+def test_a_wrong_type_when_configuring_an_agent_is_a_usage_error(data_dir: Path, name: str) -> None:
+    agent = Agent(data_dir, provider=ScriptedProvider(["hi"]))
+    with pytest.raises(UsageError):
+        AGENT[name](agent)
+    assert agent.run("hello").answer == "hi"  # the agent is as it was
