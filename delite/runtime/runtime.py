@@ -284,10 +284,8 @@ class Runtime:
         if not isinstance(agent, Agent):
             raise UsageError(f"go() needs an Agent, not {type(agent).__name__}")
         unknown = sorted(set(run_kwargs) - _RUN_OPTIONS)
-        if unknown:
-            raise UsageError(
-                f"go() got unknown options {', '.join(unknown)}; it takes {', '.join(sorted(_RUN_OPTIONS))}"
-            )
+        if unknown:  # as a Python signature would say it (Agent.run raises the same), before anything is done
+            raise TypeError(f"Runtime.go() got an unexpected keyword argument {unknown[0]!r}")
         check_run_args(
             text,
             history=run_kwargs.get("history"),

@@ -71,7 +71,6 @@ def test_a_wrong_type_is_a_usage_error_with_nothing_written(data_dir: Path, name
 RUNTIME: dict[str, Callable[[Runtime, Agent], Any]] = {
     "go(agent=None)": lambda rt, a: rt.go(None, "hi"),  # type: ignore[arg-type]
     "go(agent='default')": lambda rt, a: rt.go("default", "hi"),  # type: ignore[arg-type]
-    "go(unknown option)": lambda rt, a: rt.go(a, "hi", bogus=1),
     "go(idempotency_key=5)": lambda rt, a: rt.go(a, "hi", idempotency_key=5),
     "wait(timeout='1')": lambda rt, a: rt.wait("e1", timeout="1"),  # type: ignore[arg-type]
     "wait(timeout=nan)": lambda rt, a: rt.wait("e1", timeout=float("nan")),
@@ -92,6 +91,16 @@ def test_a_wrong_type_on_the_runtime_is_a_usage_error_with_nothing_written(data_
         with pytest.raises(UsageError):
             RUNTIME[name](rt, agent)
     assert written(data_dir) == before
+
+
+def test_an_unknown_option_of_go_is_a_type_error_like_run(data_dir: Path) -> None:
+    with Runtime(data_dir) as rt:
+        agent = Agent(provider=ScriptedProvider(["hi"]), runtime=rt)
+        with pytest.raises(TypeError, match="colour"):
+            rt.go(agent, "hi", colour="red")
+        with pytest.raises(TypeError, match="colour"):
+            agent.run("hi", colour="red")  # type: ignore[call-overload]
+    assert not (data_dir / "executions").exists() or not os.listdir(data_dir / "executions")
 
 
 def test_the_good_types_still_work(data_dir: Path) -> None:
