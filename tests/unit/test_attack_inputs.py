@@ -242,3 +242,44 @@ def test_runtime_go_over_the_record_limit_binds_no_key(data_dir: Path) -> None:
         assert written(data_dir) == {}
         eid = rt.go(agent, "small", idempotency_key="k")
         assert rt.wait(eid).answer == "hi"
+
+
+# -- usage a provider reports must be countable: else the turn is malformed (never a crash mid-run) -----------
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"input_tokens": 5, "cost": "NaN"},
+        {"input_tokens": 5, "cost": "Infinity"},
+        {"input_tokens": 5, "cost": "-5"},
+        {"input_tokens": 5, "cost": "abc"},
+        {"input_tokens": -3},
+        {"output_tokens": -1},
+    ],
+    ids=["cost-nan", "cost-inf", "cost-negative", "cost-not-a-number", "tokens-negative", "output-negative"],
+)
+@pytest.mark.parametrize("as_turn", [False, True], ids=["dict", "ModelTurn"])
+def test_usage_that_cannot_be_counted_is_a_malformed_turn(data_dir: Path, usage: dict[str, Any], as_turn: bool) -> None:
+    from decimal import Decimal
+
+    from delite import Budget
+    from delite.log.records import Usage
+    from delite.providers.base import ModelTurn
+
+    seen = {"n": 0}
+
+    def provider(messages: Any, *args: Any, **kwargs: Any) -> Any:
+        seen["n"] += 1
+        if seen["n"] > 1:
+            return {"content": "fine", "usage": {"input_tokens": 1, "cost": "0.01"}}
+        return ModelTurn(content="x", usage=Usage(**usage)) if as_turn else {"content": "x", "usage": usage}
+
+    agent = Agent(data_dir, provider=provider, retry=RetryPolicy(2, **NO_WAIT), budget=Budget(max_dollars=1))
+    r = agent.run("go")  # never decimal.InvalidOperation from the budget, never a run left running
+    assert r.status.value == "completed" and r.answer == "fine"
+    records = DataDir(data_dir).execution(r.execution_id).records
+    failed = [x for x in records if isinstance(x, ModelCallFailed)]
+    assert len(failed) == 1 and "usage" in failed[0].error and failed[0].usage is None
+    assert r.usage.cost is not None and Decimal(r.usage.cost) == Decimal("0.01")
+    assert statuses(data_dir) == {r.execution_id: "completed"}
