@@ -118,6 +118,13 @@ def normalize_turn(value: Any, *, provider: str = "") -> ModelTurn:
     recorded. The error is retryable, so the engine records the failed attempt and retries under its policy;
     its ``usage`` holds what the turn reported it was billed, when that could be read.
     """
+    try:
+        return _normalize(value, provider)
+    except RecursionError:  # nested deeper than Python can walk: not a turn delite can read or record
+        raise _malformed("nested too deeply to read", provider) from None
+
+
+def _normalize(value: Any, provider: str) -> ModelTurn:
     if isinstance(value, ModelTurn):
         if (
             isinstance(value.content, str | None)

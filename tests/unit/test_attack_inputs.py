@@ -283,3 +283,30 @@ def test_usage_that_cannot_be_counted_is_a_malformed_turn(data_dir: Path, usage:
     assert len(failed) == 1 and "usage" in failed[0].error and failed[0].usage is None
     assert r.usage.cost is not None and Decimal(r.usage.cost) == Decimal("0.01")
     assert statuses(data_dir) == {r.execution_id: "completed"}
+
+
+def _deep(n: int) -> Any:
+    value: Any = 1
+    for _ in range(n):
+        value = {"k": value}
+    return value
+
+
+HUGE_TURNS: dict[str, Any] = {
+    "content-over-the-record-limit": {"content": "y" * (MAX_RECORD_SIZE + 16)},
+    "calls-over-the-record-limit": {
+        "tool_calls": [{"name": "add", "arguments": {"a": "z" * (1 << 20), "b": 1}} for _ in range(70)]
+    },
+    "arguments-nested-too-deep": {"tool_calls": [{"name": "add", "arguments": {"a": _deep(5000), "b": 1}}]},
+    "raw-usage-nested-too-deep": {"content": "x", "raw_usage": _deep(5000)},
+}
+
+
+@pytest.mark.parametrize("name", list(HUGE_TURNS))
+def test_a_turn_the_log_cannot_hold_is_a_failed_attempt_not_a_run_left_running(data_dir: Path, name: str) -> None:
+    agent = Agent(data_dir, provider=_once(HUGE_TURNS[name]), tools=[add], retry=RetryPolicy(2, **NO_WAIT))
+    r = agent.run("go")
+    assert r.status.value == "completed" and r.answer == "fine"
+    failed = [x for x in DataDir(data_dir).execution(r.execution_id).records if isinstance(x, ModelCallFailed)]
+    assert len(failed) == 1 and "malformed" in failed[0].error and failed[0].retryable
+    assert statuses(data_dir) == {r.execution_id: "completed"}
