@@ -205,7 +205,10 @@ def test_resolve_by_a_unique_suffix_when_prefixes_are_shared(tmp_path: Path) -> 
         dd.resolve(ids[0][:8])  # a prefix the README's example would suggest: never unique here
     assert sorted(e.value.matches) == sorted(ids) and "prefix or suffix" in str(e.value)
     for eid in ids:
-        suffix = next(eid[-n:] for n in range(1, 27) if sum(i.endswith(eid[-n:]) for i in ids) == 1)
+        # the shortest end of the id that no other id ends with and no id starts with ("0" is a prefix of all)
+        suffix = next(
+            eid[-n:] for n in range(1, 27) if sum(i.endswith(eid[-n:]) or i.startswith(eid[-n:]) for i in ids) == 1
+        )
         assert dd.resolve(suffix) == eid
         assert dd.resolve(eid[-6:].lower()) == eid  # case-insensitive when nothing matches exactly
         assert dd.resolve(eid) == eid
