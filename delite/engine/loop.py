@@ -394,7 +394,17 @@ class Runner:
         """One call to the provider; streamed to the run's consumer when it has one and the provider can."""
         s = self.settings
         sink = self._sink
-        on_text = None if sink is None else (lambda text: sink.text(step, attempt, text))
+        if sink is None:
+            return Ask(s.provider, list(self.state.messages), s.schemas, model, None)
+
+        def on_text(text: str) -> None:
+            """Pass a streamed delta on: text only (else the attempt is a malformed, retried one)."""
+            if not isinstance(text, str):
+                kind = type(text).__name__
+                detail = f"malformed turn: the stream passed {kind} to on_text, not text"
+                raise ProviderError(detail, provider=s.provider_name, retryable=True)
+            sink.text(step, attempt, printable(text))
+
         return Ask(s.provider, list(self.state.messages), s.schemas, model, on_text)
 
     # -- tool calls ------------------------------------------------------------------------------------------

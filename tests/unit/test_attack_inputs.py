@@ -310,3 +310,51 @@ def test_a_turn_the_log_cannot_hold_is_a_failed_attempt_not_a_run_left_running(d
     failed = [x for x in DataDir(data_dir).execution(r.execution_id).records if isinstance(x, ModelCallFailed)]
     assert len(failed) == 1 and "malformed" in failed[0].error and failed[0].retryable
     assert statuses(data_dir) == {r.execution_id: "completed"}
+
+
+class _OddStream:
+    """A streaming provider whose first attempt passes ``bad`` to ``on_text``, then streams properly."""
+
+    name = "odd-stream"
+
+    def __init__(self, bad: Any) -> None:
+        self.bad = bad
+        self.calls = 0
+
+    def __call__(self, messages: Any, tools: Any, model: Any) -> Any:
+        return {"content": "fine"}
+
+    def stream(self, messages: Any, tools: Any, model: Any, *, on_text: Callable[[str], None]) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            on_text(self.bad)
+            return {"content": "never recorded"}
+        on_text("fine")
+        return {"content": "fine"}
+
+
+@pytest.mark.parametrize("bad", [5, None, b"bytes", ["a"]], ids=["int", "none", "bytes", "list"])
+@pytest.mark.parametrize("api", ["stream", "astream"])
+def test_a_stream_delta_that_is_not_text_is_a_failed_attempt(data_dir: Path, bad: Any, api: str) -> None:
+    agent = Agent(data_dir, provider=_OddStream(bad), retry=RetryPolicy(2, **NO_WAIT))
+    if api == "stream":
+        text = "".join(agent.stream("go"))
+    else:
+
+        async def collect() -> str:
+            return "".join([t async for t in agent.astream("go")])
+
+        text = asyncio.run(collect())
+    assert text == "fine"
+    (eid,) = statuses(data_dir)
+    records = DataDir(data_dir).execution(eid).records
+    failed = [x for x in records if isinstance(x, ModelCallFailed)]
+    assert len(failed) == 1 and "on_text" in failed[0].error
+    assert statuses(data_dir) == {eid: "completed"}
+
+
+def test_a_streamed_lone_surrogate_reaches_the_consumer_printable(data_dir: Path) -> None:
+    agent = Agent(data_dir, provider=_OddStream("caf\udce9"), retry=RetryPolicy(2, **NO_WAIT))
+    text = "".join(agent.stream("go"))
+    text.encode("utf-8")  # never a UnicodeEncodeError when the consumer prints or sends it
+    assert text.startswith("caf")
