@@ -226,7 +226,9 @@ async def read_body(request: Request, needs: Fields, may: Fields) -> dict[str, A
     if request.method != "POST":
         return {}
     try:
-        body = await request.json()
+        body = json.loads(await request.body(), object_pairs_hook=_no_duplicates)
+    except _DuplicateKeyError as e:  # {"c1.0": 1, "c1.0": 2}: two answers for one call, never "the last wins"
+        raise BadRequestError(str(e)) from None
     except ValueError:  # not JSON, or not UTF-8
         raise BadRequestError("the request body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -241,6 +243,20 @@ async def read_body(request: Request, needs: Fields, may: Fields) -> dict[str, A
                 wanted = _NAMES.get(kind, kind.__name__)
                 raise BadRequestError(f"{name!r} must be {wanted}, not {type(body[name]).__name__}")
     return body
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (Python's ``json`` keeps the last one without a word)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(f"the key {key!r:.80} is given twice in the request body")
+        out[key] = value
+    return out
 
 
 _NAMES: dict[type, str] = {str: "a string", dict: "an object", list: "a list"}

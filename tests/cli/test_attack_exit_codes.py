@@ -133,3 +133,20 @@ def test_fork_onto_a_taken_id_exits_1(run: Any, data: Path) -> None:
     assert result.exit_code == FAILURE, result.output
     assert issubclass(getattr(errors, error_of(result)["type"]), errors.ExecutionStateError)
     assert durable(data) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (["submit-tool-results", "client-1", "-"], '{"c1.0": "Lisbon", "c1.0": "Paris"}'),
+        (["submit-tool-results", "client-1", "-"], '{"c1.0": {"city": "Lisbon", "city": "Paris"}}'),
+        (["resolve", "doubt-1", "c1.0", "--result", '{"sent": true, "sent": false}'], None),
+    ],
+    ids=["two-answers-for-one-call", "duplicate-inside-a-result", "duplicate-in-an-in-doubt-result"],
+)
+def test_a_json_answer_with_a_key_given_twice_exits_2(run: Any, data: Path, args: list[str], stdin: str | None) -> None:
+    before = durable(data)
+    result = run(*args, "--data-dir", data, "--json", stdin=stdin)
+    assert result.exit_code == USAGE, result.output
+    assert "twice" in result.stderr
+    assert durable(data) == before

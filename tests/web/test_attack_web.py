@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from test_web_example import get, post, server
+from test_web_example import get, post, raw_post, server
 
 from delite_cli.main import cli
 
@@ -69,3 +69,14 @@ def test_the_app_leaves_its_data_directory_healthy(server: str, tmp_path: Path) 
     assert post(f"{server}/runs/{eid}/approval", {"approved": True})[0] == 200
     result = CliRunner().invoke(cli, ["health", "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
+
+
+def test_a_body_with_a_key_given_twice_is_a_400_with_nothing_recorded(server: str) -> None:
+    _, run = post(f"{server}/runs", {"text": "cancel my order", "flow": "confirm"})
+    eid = run["execution_id"]
+    assert run["status"] == "waiting_client_tool"
+    call_id = run["suspend_reason"]["calls"][0]["id"]
+    data = f'{{"results": {{"{call_id}": "yes", "{call_id}": "no"}}}}'.encode()
+    code, error = raw_post(f"{server}/runs/{eid}/tool-results", data)
+    assert code == 400 and "twice" in error["message"], error
+    assert get(f"{server}/runs/{eid}")[1]["status"] == "waiting_client_tool"
