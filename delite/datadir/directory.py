@@ -169,21 +169,30 @@ class DataDir:
             return Page(items=[], total=0, offset=offset, limit=limit)
         from delite.datadir.index import ListingIndex  # noqa: PLC0415 - sqlite3 only when listing
 
-        index = ListingIndex.open(self.layout)
+        def listed(index: ListingIndex) -> tuple[builtins.list[ExecutionSummary], int]:
+            try:
+                index.refresh(progress)
+                return index.query(
+                    statuses=statuses,
+                    agent=agent,
+                    metadata=metadata,
+                    since=since,
+                    until=until,
+                    limit=limit,
+                    offset=offset,
+                    parent=parent,
+                )
+            finally:
+                index.close()
+
+        import sqlite3  # noqa: PLC0415 - with the index
+
         try:
-            index.refresh(progress)
-            items, total = index.query(
-                statuses=statuses,
-                agent=agent,
-                metadata=metadata,
-                since=since,
-                until=until,
-                limit=limit,
-                offset=offset,
-                parent=parent,
-            )
-        finally:
-            index.close()
+            items, total = listed(ListingIndex.open(self.layout))
+        except (sqlite3.DatabaseError, msgspec.DecodeError, UnicodeDecodeError):
+            # A damaged index is a derived file that cannot be trusted: the listing is derived again from
+            # the logs, in memory, for this call (``health`` reports the index; ``health --repair`` rebuilds it).
+            items, total = listed(ListingIndex.memory(self.layout))
         return Page(items=items, total=total, offset=offset, limit=limit)
 
     def children(self, execution_id: str) -> builtins.list[ExecutionSummary]:
