@@ -169,6 +169,25 @@ def run_submit_input(data_dir: str, ident: str, text: str, *, agent_spec: str | 
     _report(response, action="answered", advanced=advance, json_=json_)
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (``{"c1.0": 1, "c1.0": 2}`` is two answers for one call)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(f"the key {key!r:.80} is given twice")
+        out[key] = value
+    return out
+
+
+def _loads(raw: str) -> Any:
+    """``json.loads`` that refuses duplicate keys (Python's keeps the last one without a word)."""
+    return json.loads(raw, object_pairs_hook=_no_duplicates)
+
+
 def _read_json(source: str, what: str) -> Any:
     try:
         if source == "-":
@@ -179,7 +198,9 @@ def _read_json(source: str, what: str) -> Any:
     except OSError as e:
         raise _usage(f"cannot read {what} from {source}: {e.strerror}") from e
     try:
-        return json.loads(raw)
+        return _loads(raw)
+    except _DuplicateKeyError as e:
+        raise _usage(f"{what} from {source}: {e}; give one answer per call") from e
     except ValueError as e:
         raise _usage(f"{what} from {source} is not valid JSON: {e}") from e
 
@@ -215,7 +236,9 @@ def run_resolve(
     value: Any = None
     if result is not None:
         try:
-            value = json.loads(result)
+            value = _loads(result)
+        except _DuplicateKeyError as e:
+            raise _usage(f"--result: {e}") from e
         except ValueError as e:
             raise _usage(f"--result is not valid JSON: {e} (quote a string as '\"text\"')") from e
     elif result_file is not None:

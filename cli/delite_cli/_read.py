@@ -500,7 +500,9 @@ def run_export(data_dir: str, ident: str, *, fmt: str, output: str | None) -> No
     if output is None or output == "-":
         click.echo(body, nl=False)
         return
-    try:  # a new file is private (0600), as the log it copies is; an existing one keeps its mode
+    try:
+        # the export holds every prompt, answer and tool result: a file it creates is private (0600) whatever
+        # the umask, like the logs it was read from; an existing file keeps the mode its owner gave it
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "w", encoding="utf-8") as fh:
             fh.write(body)

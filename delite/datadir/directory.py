@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from delite._checks import check_flag
 from delite.datadir.execution import ExecutionView
 from delite.datadir.views import Event, ExecutionSummary, HealthReport, Page
 from delite.errors import (
@@ -265,6 +266,7 @@ class DataDir:
 
         Read-only unless ``repair``, which rebuilds what is derived (the index). Logs are never modified.
         """
+        check_flag("repair", repair)
         from delite.datadir.health import check_health  # noqa: PLC0415 - sqlite3 only when needed
 
         return check_health(self.layout, repair=repair, progress=progress)

@@ -42,6 +42,8 @@ from delite.errors import (
     SuspendKindMismatchError,
     UsageError,
 )
+from delite.log.codec import encode_record
+from delite.log.framing import MAX_RECORD_SIZE
 from delite.log.records import (
     ConfigFingerprint,
     DecisionRecorded,
@@ -104,6 +106,21 @@ def jsonable(value: Any, name: str = "the value") -> Any:
     return builtins
 
 
+def check_storable(records: Iterable[Record], what: str) -> None:
+    """Raise a :class:`UsageError` when a record built from the caller's arguments could not be written.
+
+    A value over the per-record size limit is the caller's mistake (too much text, too large a result): it is
+    refused here, before any byte is written, rather than failing at the append as a storage fault.
+    """
+    for record in records:
+        size = len(encode_record(record))
+        if size > MAX_RECORD_SIZE:
+            raise UsageError(
+                f"{what} is too large to record: {size:,} bytes once encoded, over the limit of "
+                f"{MAX_RECORD_SIZE:,} bytes per record"
+            )
+
+
 def split_ids(ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
     """Call ids of this execution, and those of sub-agents (``child/call``) grouped by child."""
     own: list[str] = []
@@ -157,8 +174,6 @@ class Operations(abc.ABC):
             eid = validate_execution_id(execution_id)
         else:
             eid = link.child_id if link is not None else new_execution_id()
-        if idempotency_key is not None:
-            eid = yield from self._bind_key_op(idempotency_key, eid, text, history, explicit=execution_id is not None)
         started = ExecutionStarted(
             at=self.clock(),
             execution_id=eid,
@@ -175,6 +190,10 @@ class Operations(abc.ABC):
             output_schema=output.schema if output is not None else None,
             output_prompt=output.prompt if output is not None else None,
         )
+        check_storable([started], "the run's input (text, history and metadata)")  # before a key is bound
+        if idempotency_key is not None:
+            eid = yield from self._bind_key_op(idempotency_key, eid, text, history, explicit=execution_id is not None)
+            started = msgspec.structs.replace(started, execution_id=eid)
         try:
             log = yield Claim(self.store, eid, [started])
         except ExecutionAlreadyClaimedError:
@@ -336,6 +355,7 @@ class Operations(abc.ABC):
                 staged.append((child_log, build(child_state, [(c, f"{child}/{c}") for c in chosen])))
         own = select(eid, state, kinds, own_ids, every=every)
         records = build(state, [(c, c) for c in own]) if own or not children else []
+        check_storable([r for _, rs in staged for r in rs] + records, "the answer")
         if every and not records and not staged:
             raise AlreadyDecidedError(
                 eid, state.status.value, f"every pending call already has its answer ({RECORDED})"
@@ -471,6 +491,7 @@ class Operations(abc.ABC):
 
     def _cancel_op(self, execution_id: str, *, reason: str) -> Steps[Response]:
         checks.check_text("reason", reason)
+        check_storable([ExecutionCancelled(reason=reason)], "the reason")
         eid = validate_execution_id(execution_id)
         store = self.store
         state = yield from self._get_op(eid)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import msgspec
 
 from delite.errors import InvalidRecordError, ProviderError
-from delite.log.codec import as_read, check_record, encode_record
+from delite.log.codec import check_record, decode_record, encode_record
 from delite.log.framing import MAX_RECORD_SIZE
 from delite.log.records import ModelCallFailed, ModelResponded, Record, RecordedToolCall, ToolFinished, Usage
 from delite.providers.base import ModelTurn
@@ -53,16 +53,25 @@ def turn_record(
         raw_usage=turn.raw_usage,
     )
     try:
-        read = as_read(record)
+        payload = encode_record(record)
     except InvalidRecordError as e:
-        error = ProviderError(f"malformed turn that cannot be recorded: {e.detail}", provider=provider, retryable=True)
-        usage = turn.usage
-        billed = isinstance(usage, Usage) and _recordable(ModelCallFailed(step=step, usage=usage))
-        error.usage = usage if billed else None
-        raise error from None
+        raise _unrecordable(f"malformed turn that cannot be recorded: {e.detail}", turn, step, provider) from None
+    if len(payload) > MAX_RECORD_SIZE:  # a turn the log cannot hold: a failed attempt, never a run left running
+        detail = f"{len(payload):,} bytes once recorded, over the limit of {MAX_RECORD_SIZE:,} bytes per record"
+        raise _unrecordable(f"malformed turn too large to record: {detail}", turn, step, provider)
+    read = decode_record(payload)
     if not isinstance(read, ModelResponded):  # pragma: no cover - the tag decides the type
         raise TypeError(read)
     return read
+
+
+def _unrecordable(message: str, turn: ModelTurn, step: int, provider: str) -> ProviderError:
+    """The retryable error for a turn that cannot be recorded; it carries the usage billed, when recordable."""
+    error = ProviderError(message, provider=provider, retryable=True)
+    usage = turn.usage
+    billed = isinstance(usage, Usage) and _recordable(ModelCallFailed(step=step, usage=usage))
+    error.usage = usage if billed else None
+    return error
 
 
 def _recordable(record: Record) -> bool:

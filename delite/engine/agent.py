@@ -208,7 +208,10 @@ class Agent(Operations):
         return None if self._default_output is None else self._default_output.type
 
     def set_llm(self, provider: Callable[..., Any] | str) -> None:
-        """Set the model provider (an object, a callable or a recipe string)."""
+        """Set the model provider (an object, a callable or a recipe string); anything else is a UsageError."""
+        if provider is None or (not isinstance(provider, str) and not callable(provider)):
+            kind = type(provider).__name__
+            raise UsageError(f"provider must be a provider, a callable or a recipe string, not {kind}")
         self._provider = _resolve_provider(provider)
 
     @property
@@ -220,8 +223,10 @@ class Agent(Operations):
         """Register a check ``(tool_name, arguments)`` that runs in code before every tool call.
 
         A check that raises stops that call before it runs and suspends the execution (kind ``contract``) with
-        the message; a human may then approve (override) or reject the call.
+        the message; a human may then approve (override) or reject the call. ``name`` is text (else a
+        :class:`~delite.errors.UsageError`).
         """
+        checks.check_text("contract name", name)
 
         def register(check: Contract) -> Contract:
             self._contracts.append((name, check))

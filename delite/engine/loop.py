@@ -17,6 +17,7 @@ the async API by awaiting, so both behave the same.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,7 @@ from delite.errors import (
     ReplayMismatchError,
     StructuredOutputValidationError,
     ToolError,
+    UsageError,
 )
 from delite.log.records import (
     ChildSuspended,
@@ -88,6 +90,20 @@ class RetryPolicy:
     max_attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        """Validate every field (a bad policy fails here, not mid-run when a model call first fails).
+
+        ``max_attempts`` is an int of 1 or more; the delays are finite numbers of 0 or more (seconds). Anything
+        else (a string, a bool, NaN, a negative delay) raises :class:`~delite.errors.UsageError`.
+        """
+        attempts = self.max_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise UsageError(f"RetryPolicy(max_attempts=...) must be an int of 1 or more; got {attempts!r:.80}")
+        for name in ("base_delay", "max_delay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise UsageError(f"RetryPolicy({name}=...) must be a finite number of 0 or more; got {value!r:.80}")
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait before attempt ``attempt + 1``."""
@@ -378,7 +394,17 @@ class Runner:
         """One call to the provider; streamed to the run's consumer when it has one and the provider can."""
         s = self.settings
         sink = self._sink
-        on_text = None if sink is None else (lambda text: sink.text(step, attempt, text))
+        if sink is None:
+            return Ask(s.provider, list(self.state.messages), s.schemas, model, None)
+
+        def on_text(text: str) -> None:
+            """Pass a streamed delta on: text only (else the attempt is a malformed, retried one)."""
+            if not isinstance(text, str):
+                kind = type(text).__name__
+                detail = f"malformed turn: the stream passed {kind} to on_text, not text"
+                raise ProviderError(detail, provider=s.provider_name, retryable=True)
+            sink.text(step, attempt, printable(text))
+
         return Ask(s.provider, list(self.state.messages), s.schemas, model, on_text)
 
     # -- tool calls ------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def encode_record(record: Record) -> bytes:
     """
     try:
         payload = _encoder.encode(record)
-    except (TypeError, ValueError, OverflowError) as e:  # UnicodeEncodeError is a ValueError
+    except (TypeError, ValueError, OverflowError, RecursionError) as e:  # UnicodeEncodeError is a ValueError
         raise InvalidRecordError(_kind(record), f"cannot be encoded as JSON: {e}") from e
     try:
         _decoder.decode(payload)

@@ -23,6 +23,7 @@ For the async API a provider may also have ``async def acall(messages, tools, mo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -117,6 +118,13 @@ def normalize_turn(value: Any, *, provider: str = "") -> ModelTurn:
     recorded. The error is retryable, so the engine records the failed attempt and retries under its policy;
     its ``usage`` holds what the turn reported it was billed, when that could be read.
     """
+    try:
+        return _normalize(value, provider)
+    except RecursionError:  # nested deeper than Python can walk: not a turn delite can read or record
+        raise _malformed("nested too deeply to read", provider) from None
+
+
+def _normalize(value: Any, provider: str) -> ModelTurn:
     if isinstance(value, ModelTurn):
         if (
             isinstance(value.content, str | None)
@@ -124,6 +132,7 @@ def normalize_turn(value: Any, *, provider: str = "") -> ModelTurn:
             and isinstance(value.tool_calls, list)
             and all(type(c) is ProviderCall for c in value.tool_calls)
         ):
+            _check_usage(value.usage, provider)
             return value  # the record of the turn is checked with the reader's types before it is written
         try:
             value = msgspec.to_builtins(value)
@@ -143,6 +152,7 @@ def normalize_turn(value: Any, *, provider: str = "") -> ModelTurn:
             usage = msgspec.convert(usage, Usage)
     except msgspec.ValidationError as e:
         raise _malformed(f"usage: {e}", provider) from None
+    _check_usage(usage, provider)
     try:
         calls = [msgspec.convert(c, ProviderCall) for c in data["tool_calls"]]
     except msgspec.ValidationError as e:
@@ -158,9 +168,39 @@ def _billed(value: Mapping[str, Any]) -> Usage | None:
     if usage is None or isinstance(usage, Usage):
         return usage
     try:
-        return msgspec.convert(usage, Usage)
+        billed = msgspec.convert(usage, Usage)
     except msgspec.ValidationError:
         return None
+    return billed if _usage_problem(billed) is None else None
+
+
+_COUNTS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+def _usage_problem(usage: Usage) -> str | None:
+    """Why ``usage`` cannot be counted, or None.
+
+    A negative or non-int token count, or a cost that is not a finite amount of 0 or more, would make budgets
+    and totals wrong, or fail when they are summed.
+    """
+    for name in _COUNTS:
+        count = getattr(usage, name)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            return f"usage {name} is {count!r:.40}, not a count of 0 or more"
+    if usage.cost is not None:
+        try:
+            cost = Decimal(usage.cost)
+        except (InvalidOperation, TypeError, ValueError):
+            return f"usage cost is {usage.cost!r:.40}, not a decimal amount of dollars"
+        if not cost.is_finite() or cost < 0:
+            return f"usage cost is {usage.cost!r:.40}, not a finite amount of 0 or more"
+    return None
+
+
+def _check_usage(usage: Usage, provider: str) -> None:
+    problem = _usage_problem(usage)
+    if problem is not None:
+        raise _malformed(problem, provider)
 
 
 def _malformed(detail: str, provider: str, usage: Usage | None = None) -> ProviderError:

@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from delite._checks import check_run_args, check_text
+from delite._checks import check_flag, check_run_args, check_text
 from delite.engine._aio import Threads, adrive, worker_pool
 from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
+from delite.engine._operations import check_storable
 from delite.engine.response import AnyResponse, Response, settled
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
 from delite.log.durability import Durability
-from delite.log.records import SuspendReason
+from delite.log.records import ExecutionStarted, SuspendReason
 from delite.state.fold import fold
 from delite.state.model import ExecutionState, Status
 from delite.store.base import Store
@@ -48,6 +49,9 @@ __all__ = ["Runtime"]
 
 _UNHEARD_LIMIT = 1000
 """Outcomes kept per kind for a callback registered late (see Runtime, Callbacks); older ones are dropped."""
+
+_RUN_OPTIONS = frozenset({"execution_id", "history", "metadata", "model", "idempotency_key", "output_type"})
+"""The options of :meth:`Runtime.go`, those of ``Agent.run``."""
 
 _CLAIM_PATIENCE = 5.0
 """Seconds a resume after a recorded answer keeps trying a claim that a racing submitter holds."""
@@ -136,6 +140,9 @@ class Runtime:
             store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise UsageError("workers must be 1 or more")
+        check_flag("recover", recover)
+        if not isinstance(store, Store):
+            raise UsageError(f"store must be a Store, not {type(store).__name__}")
         self.store = store
         self.workers = workers
         self.recover = recover
@@ -298,6 +305,13 @@ class Runtime:
         A mistake in the arguments raises here, before anything is written. An execution that already exists
         (or that this runtime is still advancing) is continued in the background as before.
         """
+        from delite.engine.agent import Agent  # noqa: PLC0415 - the agent module imports this one
+
+        if not isinstance(agent, Agent):
+            raise UsageError(f"go() needs an Agent, not {type(agent).__name__}")
+        unknown = sorted(set(run_kwargs) - _RUN_OPTIONS)
+        if unknown:  # as a Python signature would say it (Agent.run raises the same), before anything is done
+            raise TypeError(f"Runtime.go() got an unexpected keyword argument {unknown[0]!r}")
         check_run_args(
             text,
             history=run_kwargs.get("history"),
@@ -305,6 +319,14 @@ class Runtime:
             model=run_kwargs.get("model"),
             idempotency_key=run_kwargs.get("idempotency_key"),
         )
+        probe = ExecutionStarted(
+            execution_id=new_execution_id(),
+            input=text,
+            history=list(run_kwargs.get("history") or []),
+            metadata=dict(run_kwargs.get("metadata") or {}),
+            config=agent.fingerprint(),
+        )
+        check_storable([probe], "the run's input (text, history and metadata)")  # before a key is bound
         if self._agents.get(agent.agent_id) is not agent:
             self.join(agent)
         eid = run_kwargs.pop("execution_id", None)
@@ -438,6 +460,10 @@ class Runtime:
         Raises:
             TimeoutError: it did not stop within ``timeout`` seconds.
         """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+        ):
+            raise UsageError(f"timeout must be a number of seconds of 0 or more, or None; not {timeout!r:.80}")
         with self._lock:
             run = self._runs.get(execution_id)
         if run is not None:

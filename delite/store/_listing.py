@@ -15,7 +15,7 @@ from delite.store.query import check_listing, expand_statuses
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from delite.datadir.views import Page
+    from delite.datadir.views import ExecutionSummary, Page
     from delite.store.layout import Layout
 
 
@@ -54,21 +54,32 @@ def list_page(
     statuses = expand_statuses(status)
     if not os.path.isdir(layout.executions):
         return Page(items=[], total=0, offset=offset, limit=limit)
+    import sqlite3  # noqa: PLC0415 - with the index
+
+    import msgspec  # noqa: PLC0415
+
     from delite.datadir.index import ListingIndex  # noqa: PLC0415 - sqlite3 only when there is something to list
 
-    index = ListingIndex.open(layout)
+    def listed(index: ListingIndex) -> tuple[list[ExecutionSummary], int]:
+        try:
+            index.refresh(progress)
+            return index.query(
+                statuses=statuses,
+                agent=agent,
+                metadata=metadata,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+                parent=parent,
+            )
+        finally:
+            index.close()
+
     try:
-        index.refresh(progress)
-        items, total = index.query(
-            statuses=statuses,
-            agent=agent,
-            metadata=metadata,
-            since=since,
-            until=until,
-            limit=limit,
-            offset=offset,
-            parent=parent,
-        )
-    finally:
-        index.close()
+        items, total = listed(ListingIndex.open(layout))
+    except (sqlite3.DatabaseError, msgspec.DecodeError, UnicodeDecodeError):
+        # A damaged index is a derived file that cannot be trusted: the listing is derived again from the logs,
+        # in memory, for this call (``health`` reports the index; ``health --repair`` rebuilds it).
+        items, total = listed(ListingIndex.memory(layout))
     return Page(items=items, total=total, offset=offset, limit=limit)

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -177,7 +178,11 @@ class FileStore(Store):
     def __init__(self, root: str | os.PathLike[str], *, durability: Durability | str = Durability.FULL) -> None:
         """Point at a data directory; nothing is created until the first write."""
         self.layout = Layout(root)
-        self.durability = Durability(durability)
+        try:
+            self.durability = Durability(durability)
+        except ValueError:
+            choices = ", ".join(repr(d.value) for d in Durability)
+            raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
         self._ready = False
 
     def _where(self) -> str:
@@ -433,8 +438,16 @@ class FileStore(Store):
             raise StoreError.from_os_error("request a cancel", path, e) from e
 
     def cancel_requested(self, execution_id: str) -> bool:
-        """Whether a cancel marker exists."""
-        return os.path.lexists(self.layout.cancel_signal(validate_execution_id(execution_id)))
+        """Whether a cancel marker exists.
+
+        Only a regular file is a marker (:meth:`request_cancel` makes one): anything else under its name (a
+        FIFO, a directory, a symbolic link) is a bad entry that ``health`` reports, never a cancellation.
+        """
+        try:
+            st = os.lstat(self.layout.cancel_signal(validate_execution_id(execution_id)))
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode)
 
     def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
         """Which of these have a cancel marker: a look per id for a few, one listing of the markers for many."""
@@ -447,11 +460,14 @@ class FileStore(Store):
             return set()
         except OSError as e:
             raise StoreError.from_os_error("list the cancel requests", str(self.layout.signals), e) from e
-        return {n[: -len(".cancel")] for n in names if n.endswith(".cancel")} & wanted
+        named = {n[: -len(".cancel")] for n in names if n.endswith(".cancel")} & wanted
+        return {eid for eid in named if self.cancel_requested(eid)}  # only regular files are markers
 
     def clear_cancel(self, execution_id: str) -> None:
-        """Remove the cancel marker."""
+        """Remove the cancel marker (a bad entry under its name is left for ``health`` to report)."""
         path = self.layout.cancel_signal(validate_execution_id(execution_id))
+        if not self.cancel_requested(execution_id):
+            return
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -505,6 +521,9 @@ class FileStore(Store):
             lock.acquire(timeout=0, blocking=False)
         except filelock.Timeout:
             raise ExecutionAlreadyClaimedError(execution_id) from None
+        except OSError as e:  # the lock file cannot be created: a full disk, a read-only directory
+            where = self.layout.claim(execution_id)
+            raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, e) from e
         try:
             publish_log(self.layout.log(execution_id), records, self.durability)
         finally:

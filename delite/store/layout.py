@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from delite.errors import UsageError
 from delite.log._os import make_private_dir
 
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "Layout", "default_data_dir"]
@@ -38,7 +39,9 @@ class Layout:
     __slots__ = ("claims", "executions", "index", "keys", "root", "signals", "snapshots")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        """Name the paths under ``root``; nothing is created."""
+        """Name the paths under ``root``; nothing is created (a ``root`` that is not a path: UsageError)."""
+        if not isinstance(root, str | os.PathLike) or isinstance(root, bytes):
+            raise UsageError(f"the data directory must be a path (str or os.PathLike), not {type(root).__name__}")
         self.root = Path(root)
         self.executions = self.root / "executions"
         self.claims = self.root / "claims"

@@ -39,6 +39,8 @@ def expand_statuses(status: str | Iterable[str] | None) -> list[str]:
     """
     if status is None:
         return []
+    if not isinstance(status, str | Iterable):
+        raise UsageError(f"status must be a status name or several, not {type(status).__name__}")
     wanted = [status] if isinstance(status, str) else list(status)
     out: list[str] = []
     for s in wanted:

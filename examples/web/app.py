@@ -93,12 +93,19 @@ FLOWS = {name: Config(provider=f"scripted:{name}") for name in ("refund", "confi
 
 def save_config(config: Config) -> str:
     """Keep a run's configuration where every worker finds it (the app's store; here, a file per id)."""
-    folder = Path(data_dir()) / "app-configs"
-    folder.mkdir(parents=True, exist_ok=True)
+    root = Path(data_dir())
+    folder = root / "app-configs"
+    # Private like everything in a data directory (delite leaves a directory that exists as it is, so the
+    # app must not be the one to create it world-readable): 0700 folders, 0600 files, whatever the umask.
+    for directory in (*reversed(root.parents), root, folder):
+        if not directory.exists():
+            directory.mkdir(mode=0o700, exist_ok=True)
     path = folder / f"{config.id}.json"
     if not path.exists():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(config)))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(asdict(config)))
         tmp.replace(path)
     return config.id
 
@@ -173,7 +180,7 @@ async def start(_: str, body: dict[str, Any]) -> dict[str, Any]:
 async def approval(eid: str, body: dict[str, Any]) -> dict[str, Any]:
     """Approve or reject the pending calls, then continue the run."""
     agent = await agent_for(eid)
-    if "decisions" in body:
+    if body.get("decisions") is not None:  # a null field is an absent one, as read_body checks it
         return as_json(await agent.asubmit_approval(eid, decisions=body["decisions"]))
     # Passed as sent: delite refuses anything but a JSON true/false (400), never reading "false" as a yes.
     r = await agent.asubmit_approval(eid, approved=body.get("approved"), rejection_reason=body.get("rejection_reason"))
@@ -219,7 +226,9 @@ async def read_body(request: Request, needs: Fields, may: Fields) -> dict[str, A
     if request.method != "POST":
         return {}
     try:
-        body = await request.json()
+        body = json.loads(await request.body(), object_pairs_hook=_no_duplicates)
+    except _DuplicateKeyError as e:  # {"c1.0": 1, "c1.0": 2}: two answers for one call, never "the last wins"
+        raise BadRequestError(str(e)) from None
     except ValueError:  # not JSON, or not UTF-8
         raise BadRequestError("the request body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -234,6 +243,20 @@ async def read_body(request: Request, needs: Fields, may: Fields) -> dict[str, A
                 wanted = _NAMES.get(kind, kind.__name__)
                 raise BadRequestError(f"{name!r} must be {wanted}, not {type(body[name]).__name__}")
     return body
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (Python's ``json`` keeps the last one without a word)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(f"the key {key!r:.80} is given twice in the request body")
+        out[key] = value
+    return out
 
 
 _NAMES: dict[type, str] = {str: "a string", dict: "an object", list: "a list"}
