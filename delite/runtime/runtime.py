@@ -625,25 +625,18 @@ class Runtime:
         return f"delite: the process exits with {runs} in flight in a Runtime; {fate}"
 
     def _recover(self, agent_ids: list[str]) -> None:
-        """Resume the executions of these agents that a dead process left running."""
+        """Resume the executions of these agents that a dead process left running (asked of the store's index)."""
         store = self.store
-        if not isinstance(store, FileStore):
-            return  # nothing else outlives a process
         wanted = {a for a in agent_ids if a not in self._recovering}
         if not wanted:
             return
         self._recovering |= wanted
-        from delite.datadir import DataDir  # noqa: PLC0415 - the listing index, only when recovering
-
-        page = DataDir(store.layout.root).list(status="running", limit=None)
-        for summary in page.items:
-            if summary.agent_id not in wanted or summary.parent_id is not None:
+        # Top-level executions left running with no live owner; forks nobody resumed are left out (no process was
+        # advancing them, so none died doing so). Sub-agents are resumed through their parents.
+        for summary in store.runnable():
+            if summary.agent_id not in wanted:
                 continue
             eid = summary.id
-            if store.is_claimed(eid):
-                continue  # a live process is advancing it
-            if summary.forked_from is not None and _never_advanced(store, eid):
-                continue  # a fork nobody has resumed: no process was advancing it, so none died doing so
             agent = self._agents[summary.agent_id]
             self.recovered.append(eid)
 
@@ -651,14 +644,6 @@ class Runtime:
                 return agent.aresume(eid)
 
             self._launch(eid, agent, make)
-
-
-def _never_advanced(store: FileStore, execution_id: str) -> bool:
-    """Whether no process has taken this execution on yet (a fork nobody resumed); unreadable counts as no."""
-    try:
-        return fold(store.read(execution_id).records).dormant
-    except DeliteError:
-        return False  # the resume reports what is wrong with it, as before
 
 
 _started: weakref.WeakSet[Runtime] = weakref.WeakSet()

@@ -352,3 +352,37 @@ def test_callbacks_run_off_the_runtime_loop_and_may_signal(data_dir: Path) -> No
         assert first.status is Status.WAITING_APPROVAL
         assert rt.wait(eid).answer == "moved 2"
     assert threads == {"delite-rt-callbacks"}
+
+
+def test_recovery_asks_the_store_so_it_works_on_any_store() -> None:
+    """Recovery uses the store's index (``runnable()``), not the file layout: on a MemoryStore shared by two
+    runtimes of one process, an execution the first left running with no owner is resumed by the second, and a
+    fork nobody resumed is left alone."""
+    from delite import MemoryStore
+
+    class Stop(BaseException):
+        """Stands in for the owner dying."""
+
+    armed = {"on": True}
+
+    @tool
+    def work(i: int) -> str:
+        """Work; dies while armed."""
+        if armed["on"]:
+            raise Stop
+        return f"w{i}"
+
+    store = MemoryStore()
+    owner = Agent(store=store, agent_id="a", provider=ScriptedProvider.tool_loop(3, "work"), tools=[work])
+    with pytest.raises(Stop):
+        owner.run("go", execution_id="left")
+    armed["on"] = False
+    assert owner.get("left").status is Status.RUNNING and not store.is_claimed("left")
+    assert [s.id for s in store.runnable()] == ["left"]
+
+    rt = Runtime(store=store)
+    rt.join(Agent(store=store, agent_id="a", provider=ScriptedProvider.tool_loop(3, "work"), tools=[work]))
+    rt.start()
+    assert rt.recovered == ["left"]
+    assert rt.wait("left").answer == "done"
+    rt.shutdown()
