@@ -255,7 +255,7 @@ class Runner:
         store = self.store
         eid = self.state.execution_id
         own = store.cancel_requested(eid)
-        if not own and not any(store.cancel_requested(a) for a in self.settings.ancestors):
+        if not own and not store.cancels_requested(self.settings.ancestors):
             return False
         reason = "cancel requested" if own else "a parent execution was cancelled"
         self.buffer(ExecutionCancelled(at=self._now(), reason=reason))
@@ -265,12 +265,11 @@ class Runner:
         return True
 
     def _cancel_requested(self) -> bool:
-        """Whether a cancellation waits to be recorded (a stat per execution; no effect, no generator)."""
-        store = self.store
+        """Whether a cancellation waits to be recorded: one question to the store for the run and its ancestors."""
         ancestors = self.settings.ancestors
-        if store.cancel_requested(self.state.execution_id):
-            return True
-        return bool(ancestors) and any(store.cancel_requested(a) for a in ancestors)
+        if not ancestors:
+            return self.store.cancel_requested(self.state.execution_id)
+        return bool(self.store.cancels_requested([self.state.execution_id, *ancestors]))
 
     def suspend(self, reason: SuspendReason) -> Steps[None]:
         """Stop on purpose. Re-suspending for the same reason with nothing new to say writes nothing."""
