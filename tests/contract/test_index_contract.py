@@ -7,6 +7,7 @@ and behaviour. A new backend subclasses :class:`IndexContract` with its fixture 
 
 from __future__ import annotations
 
+import abc
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,14 +46,16 @@ def make(store: Store, eid: str, status: str = "running", *, at: float = 100.0, 
             log.append(ENDINGS[status], expected=1)
 
 
-class IndexContract:
+class IndexContract(abc.ABC):
     """Queries across executions, as every store answers them."""
 
+    @abc.abstractmethod
     def make_store(self, tmp_path: Path) -> Store:
-        raise NotImplementedError
+        """A new, empty store (each store's fixture class says how)."""
 
+    @abc.abstractmethod
     def second_handle(self, store: Store, tmp_path: Path) -> Store:
-        raise NotImplementedError
+        """Another handle on the same data, as a second process would open it."""
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> Store:

@@ -7,6 +7,7 @@ with its fixture class from ``store_fixtures.py`` and must pass every test here 
 
 from __future__ import annotations
 
+import abc
 import pickle
 import threading
 from pathlib import Path
@@ -50,14 +51,16 @@ FINISH: list[Record] = [
 ALL = [started("e1"), *STEP, *FINISH]
 
 
-class LogStoreContract:
+class LogStoreContract(abc.ABC):
     """Sequence numbers, ranged reads, fenced appends and claims, as every store has them."""
 
+    @abc.abstractmethod
     def make_store(self, tmp_path: Path) -> Store:
-        raise NotImplementedError
+        """A new, empty store (each store's fixture class says how)."""
 
+    @abc.abstractmethod
     def second_handle(self, store: Store, tmp_path: Path) -> Store:
-        raise NotImplementedError
+        """Another handle on the same data, as a second process would open it."""
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> Store:
