@@ -270,7 +270,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--write-docs", action="store_true", help="update the CLI section of docs/benchmarks.md")
-    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): 20 x 3, one run each")
+    parser.add_argument(
+        "--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): 20 x 3, one run each"
+    )
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args()
     if args.smoke:

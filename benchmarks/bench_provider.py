@@ -96,7 +96,9 @@ def fsync_floor(workdir: str, count: int = 300) -> float:
     return statistics.median(samples) * 1e3
 
 
-def bench_api(server: FakeLLMProcess, api: str, stream: bool, *, steps: int, repeat: int, workdir: str) -> dict[str, Any]:
+def bench_api(
+    server: FakeLLMProcess, api: str, stream: bool, *, steps: int, repeat: int, workdir: str
+) -> dict[str, Any]:
     cls, model, path, method = APIS[api]
     provider = cls(model, api_key="bench", base_url=server.url + path, timeout=30)
     create = method(provider.client)
@@ -220,13 +222,33 @@ def render(result: dict[str, Any]) -> str:
         ]
         for r in result["runs"]
     ]
-    headers = ["api", "wire", "calls", "raw ms", "off ms", "overhead", "full ms", "overhead", "fsync/call", "beyond fsync"]
+    headers = [
+        "api",
+        "wire",
+        "calls",
+        "raw ms",
+        "off ms",
+        "overhead",
+        "full ms",
+        "overhead",
+        "fsync/call",
+        "beyond fsync",
+    ]
     out += ["per model call (and its tool call), medians:", _table(headers, rows), ""]
     rows = [
-        [r["api"], "sse" if r["stream"] else "json", f"{r['raw_ms']:.3f}", f"{r['provider_ms']:.3f}", f"{r['overhead_ms']:.3f}"]
+        [
+            r["api"],
+            "sse" if r["stream"] else "json",
+            f"{r['raw_ms']:.3f}",
+            f"{r['provider_ms']:.3f}",
+            f"{r['overhead_ms']:.3f}",
+        ]
         for r in result["provider"]
     ]
-    out += ["the provider alone, one-message conversation:", _table(["api", "wire", "raw ms", "provider ms", "overhead"], rows)]
+    out += [
+        "the provider alone, one-message conversation:",
+        _table(["api", "wire", "raw ms", "provider ms", "overhead"], rows),
+    ]
     return "\n".join(out)
 
 
@@ -237,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (median; default 5)")
     parser.add_argument("--calls", type=int, default=200, help="calls for the provider-only figure (default 200)")
     parser.add_argument("--apis", default="chat,responses,messages", help="comma-separated APIs")
-    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): one step, a few seconds")
+    parser.add_argument(
+        "--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): one step, a few seconds"
+    )
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
     args = parser.parse_args(argv)
     probes = 300
@@ -251,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         result: dict[str, Any] = {"machine": machine(workdir, probes), "smoke": args.smoke, "runs": [], "provider": []}
         for api in apis:
             for stream in (False, True):
-                result["runs"].append(bench_api(server, api, stream, steps=args.steps, repeat=args.repeat, workdir=workdir))
+                result["runs"].append(
+                    bench_api(server, api, stream, steps=args.steps, repeat=args.repeat, workdir=workdir)
+                )
                 result["provider"].append(bench_provider_only(server, api, stream, args.calls))
     finally:
         server.stop()

@@ -224,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.05, help="seconds per model call (default 0.05)")
     parser.add_argument("--durability", default="full", choices=["full", "normal", "off"])
     parser.add_argument("--workers", type=int, default=32, help="the runtime's worker threads")
-    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): tiny sizes, a few seconds, no real numbers")
+    parser.add_argument(
+        "--smoke",
+        "--quick",
+        action="store_true",
+        help="CI smoke mode (also --quick): tiny sizes, a few seconds, no real numbers",
+    )
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
     args = parser.parse_args(argv)
     stall_runs, stall_steps = 50, 10
@@ -287,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     for r in wrong:
-        print(f"WRONG: {r['executions']} executions: logs healthy {r['logs_healthy']}, all answered {r['all_answered']}")
+        print(
+            f"WRONG: {r['executions']} executions: logs healthy {r['logs_healthy']}, all answered {r['all_answered']}"
+        )
     return 1 if wrong else 0
 
 

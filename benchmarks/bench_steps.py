@@ -208,7 +208,7 @@ def bench_write_check(repeat: int, workdir: str, steps: int = 100) -> dict[str, 
     Times encoding the records of a real ``steps``-step log with a plain encoder and with ``encode_record``
     (encode, then strict decode) and reports what the check adds per record and per step (best of ``repeat``).
     """
-    from delite.log.codec import encode_record  # noqa: PLC0415
+    from delite.log._codec import encode_record  # noqa: PLC0415
 
     data = tempfile.mkdtemp(prefix="check-", dir=workdir)
     run_steps(steps, "off", data)
@@ -439,7 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=7, help="fresh processes per resume/import figure")
     parser.add_argument("--dir", default=None, help="where to put the data directories (default: a temp dir)")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: steps,resume,import")
-    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): tiny sizes, a few seconds, no real numbers")
+    parser.add_argument(
+        "--smoke",
+        "--quick",
+        action="store_true",
+        help="CI smoke mode (also --quick): tiny sizes, a few seconds, no real numbers",
+    )
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
     args = parser.parse_args(argv)
     probes = 300

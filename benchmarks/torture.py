@@ -70,7 +70,7 @@ from delite.log import _os as log_os  # noqa: E402
 from delite.log import read_log  # noqa: E402
 from delite.log.records import ExecutionSuspended, ToolFinished, ToolStarted  # noqa: E402
 from delite.providers import call  # noqa: E402
-from delite.state.fold import fold  # noqa: E402
+from delite.state._fold import fold  # noqa: E402
 
 TEXT = "run the torture workload"
 FIRST_BUDGET = 4  # model calls before the first budget pause
@@ -704,7 +704,10 @@ def print_table(s: Summary) -> None:
     rows = [
         ("SIGKILLs", d["kills"]),
         ("worker processes", d["workers"]),
-        ("executions (completed, answer = uninterrupted run's)", f"{d['executions']} ({d['completed']}, {d['answers_matched']})"),
+        (
+            "executions (completed, answer = uninterrupted run's)",
+            f"{d['executions']} ({d['completed']}, {d['answers_matched']})",
+        ),
         ("kills by where", ", ".join(f"{k} {v}" for k, v in d["kills_by_seam"].items())),
         ("kills by action (timer kills: ?)", ", ".join(f"{k} {v}" for k, v in d["kills_by_action"].items())),
         ("actions of workers not killed", ", ".join(f"{k} {v}" for k, v in d["actions"].items())),

@@ -40,11 +40,11 @@ if str(ROOT) not in sys.path:
 
 from delite import Agent, RetryPolicy, ScriptedProvider, tool  # noqa: E402
 from delite.errors import DeliteError, UsageError  # noqa: E402
-from delite.providers.base import ModelTurn, ProviderCall  # noqa: E402
-from delite.providers.scripted import call  # noqa: E402
-from delite.state.model import Status  # noqa: E402
+from delite.providers._base import ModelTurn, ProviderCall  # noqa: E402
+from delite.providers._scripted import call  # noqa: E402
+from delite.state._model import Status  # noqa: E402
 from delite.store import FileStore  # noqa: E402
-from delite.store.ids import new_execution_id  # noqa: E402
+from delite.store._ids import new_execution_id  # noqa: E402
 
 ATTEMPTS = 2
 

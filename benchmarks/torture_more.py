@@ -39,7 +39,7 @@ import msgspec  # noqa: E402
 from delite import Agent, DataDir, Runtime, ScriptedProvider, current_idempotency_key, tool  # noqa: E402
 from delite.errors import ExecutionAlreadyClaimedError, UsageError  # noqa: E402
 from delite.log.records import ExecutionStarted, ToolFinished  # noqa: E402
-from delite.state.fold import fold  # noqa: E402
+from delite.state._fold import fold  # noqa: E402
 from delite.store import FileStore  # noqa: E402
 
 ORIGIN_STEPS = 30

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from delite.runtime import Runtime
     from delite.state import ExecutionState, Status
     from delite.store import FileStore, MemoryStore, Store
-    from delite.tools import Tool, current_call, current_idempotency_key, tool
+    from delite.tools import Clarification, Tool, current_call, current_idempotency_key, tool
 
 _EXPORTS = {
     "Agent": "delite.engine",
@@ -115,6 +115,7 @@ _EXPORTS = {
     "SuspendKindMismatchError": "delite.errors",
     "SuspendReason": "delite.log.records",
     "SuspendedResponse": "delite.engine",
+    "Clarification": "delite.tools",
     "Tool": "delite.tools",
     "ToolError": "delite.errors",
     "UnsupportedFormatError": "delite.errors",
@@ -134,6 +135,7 @@ __all__ = [
     "AnyResponse",
     "Budget",
     "ClaimTimeoutError",
+    "Clarification",
     "DataDir",
     "DelegationDepthExceededError",
     "DeliteDeprecationWarning",

@@ -2,7 +2,7 @@
 
 Every public method that records something checks its arguments here before it claims or writes anything, so
 a wrong type never reaches a log (the writer checks every record too, as a last line of defence: see
-:func:`delite.log.codec.encode_record`). Text must be a ``str`` that encodes as UTF-8 (no lone surrogates);
+:func:`delite.log._codec.encode_record`). Text must be a ``str`` that encodes as UTF-8 (no lone surrogates);
 JSON values must be plain JSON: ``dict`` with ``str`` keys, ``list``/``tuple``, ``str``, ``int``, finite
 ``float``, ``bool`` and ``None``. A flag must be a real ``bool``: ``"false"``, ``0`` or ``0.0`` are refused,
 never read as a truth value.

@@ -344,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=20, help="random-SIGKILL trials per implementation")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): N=10, one kill each")
+    parser.add_argument(
+        "--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): N=10, one kill each"
+    )
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
     args = parser.parse_args(argv)
     impls = [i for i in args.impls.split(",") if i]

@@ -74,7 +74,7 @@ def exit_code(e: BaseException) -> int:
 
 def _convert(e: Exception, as_json: bool) -> CliError | None:
     from delite.errors import DeliteError
-    from delite.store.layout import Layout
+    from delite.store._layout import Layout
 
     if isinstance(e, DeliteError):
         message = str(e)

@@ -568,6 +568,6 @@ def run_health(data_dir: str, *, repair: bool, json_: bool) -> int:
 
 def _has_executions_folder(data_dir: str) -> bool:
     """Whether delite ever wrote an execution here (a wrong --data-dir usually has no executions folder)."""
-    from delite.store.layout import Layout
+    from delite.store._layout import Layout
 
     return Layout(data_dir).executions.is_dir()

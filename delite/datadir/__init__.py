@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from delite.datadir.directory import WAITING, DataDir
-from delite.datadir.execution import ExecutionView
-from delite.datadir.views import (
+from delite.datadir._directory import WAITING, DataDir
+from delite.datadir._execution import ExecutionView
+from delite.datadir._views import (
     EXPORT_FORMAT,
     Decision,
     Event,

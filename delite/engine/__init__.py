@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from delite.engine.agent import Agent
-from delite.engine.budget import Budget
-from delite.engine.delegation import adelegate, delegate
-from delite.engine.loop import RetryPolicy
-from delite.engine.response import AnyResponse, NotSuspendedResponse, Response, SuspendedResponse
+from delite.engine._agent import Agent
+from delite.engine._budget import Budget
+from delite.engine._delegation import adelegate, delegate
+from delite.engine._loop import RetryPolicy
+from delite.engine._response import AnyResponse, NotSuspendedResponse, Response, SuspendedResponse
 
 __all__ = [
     "Agent",

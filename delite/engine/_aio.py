@@ -45,8 +45,8 @@ from delite.engine._effects import (
     ms_since,
     tool_body,
 )
-from delite.store.base import ExecutionLog
-from delite.tools.base import DelegationSuspended
+from delite.store._base import ExecutionLog
+from delite.tools._base import DelegationSuspended
 
 __all__ = ["IO_THREADS", "WORKERS", "Pool", "Threads", "adrive", "io_pool", "work_pool", "worker_pool"]
 

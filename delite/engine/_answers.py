@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from delite.errors import AlreadyDecidedError, InvalidToolResultError
-from delite.state.model import CallState, ExecutionState
+from delite.state._model import CallState, ExecutionState
 
 __all__ = ["NOUNS", "answered", "select", "unanswered"]
 

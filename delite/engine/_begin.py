@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from delite.engine._effects import Claim, Effect, Io, Steps
-from delite.store.base import ExecutionLog
+from delite.store._base import ExecutionLog
 
 __all__ = ["Begun", "begin"]
 

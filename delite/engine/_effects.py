@@ -19,10 +19,10 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from delite.engine.events import current_sink, sink_var
+from delite.engine._events import current_sink, sink_var
 from delite.log.records import Record
-from delite.store.base import ExecutionLog, Store
-from delite.tools.base import DelegationSuspended, Tool, ToolCallContext, call_var
+from delite.store._base import ExecutionLog, Store
+from delite.tools._base import DelegationSuspended, Tool, ToolCallContext, call_var
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor

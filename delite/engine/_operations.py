@@ -24,10 +24,10 @@ import msgspec
 from delite import _checks as checks
 from delite.engine._answers import NOUNS, RECORDED, select, unanswered
 from delite.engine._effects import Append, Claim, Io, Steps
-from delite.engine.loop import Runner, RunSettings
-from delite.engine.output import OutputSpec
-from delite.engine.replay import config_changes
-from delite.engine.response import Response
+from delite.engine._loop import Runner, RunSettings
+from delite.engine._output import OutputSpec
+from delite.engine._replay import config_changes
+from delite.engine._response import Response
 from delite.errors import (
     AlreadyDecidedError,
     DriftError,
@@ -42,8 +42,8 @@ from delite.errors import (
     SuspendKindMismatchError,
     UsageError,
 )
-from delite.log.codec import encode_record
-from delite.log.framing import MAX_RECORD_SIZE
+from delite.log._codec import encode_record
+from delite.log._framing import MAX_RECORD_SIZE
 from delite.log.records import (
     ConfigFingerprint,
     DecisionRecorded,
@@ -56,12 +56,12 @@ from delite.log.records import (
     Record,
     ToolFinished,
 )
-from delite.state.fold import fold
-from delite.state.model import ExecutionState
-from delite.state.outcome import outcome
-from delite.store.base import ExecutionLog, Store
-from delite.store.ids import new_execution_id, validate_execution_id
-from delite.tools.base import DelegationSuspended
+from delite.state._fold import fold
+from delite.state._model import ExecutionState
+from delite.state._outcome import outcome
+from delite.store._base import ExecutionLog, Store
+from delite.store._ids import new_execution_id, validate_execution_id
+from delite.tools._base import DelegationSuspended
 
 __all__ = ["Link", "Operations"]
 
@@ -71,7 +71,7 @@ _DECIDED = ("approval", "contract")  # the suspensions a decision answers
 
 @dataclasses.dataclass(frozen=True)
 class Link:
-    """How a sub-agent's execution hangs off its parent's tool call (see :mod:`delite.engine.delegation`)."""
+    """How a sub-agent's execution hangs off its parent's tool call (see :mod:`delite.engine._delegation`)."""
 
     child_id: str
     parent_id: str

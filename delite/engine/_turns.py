@@ -16,10 +16,10 @@ from __future__ import annotations
 import msgspec
 
 from delite.errors import InvalidRecordError, ProviderError
-from delite.log.codec import check_record, decode_record, encode_record
-from delite.log.framing import MAX_RECORD_SIZE
+from delite.log._codec import check_record, decode_record, encode_record
+from delite.log._framing import MAX_RECORD_SIZE
 from delite.log.records import ModelCallFailed, ModelResponded, Record, RecordedToolCall, ToolFinished, Usage
-from delite.providers.base import ModelTurn
+from delite.providers._base import ModelTurn
 
 __all__ = ["failure_record", "printable", "tool_record", "turn_record"]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from delite.log.durability import Durability
-from delite.log.framing import FORMAT, TornTail
-from delite.log.reader import LogContents, parse_log, read_log
-from delite.log.writer import LogWriter
+from delite.log._durability import Durability
+from delite.log._framing import FORMAT, TornTail
+from delite.log._reader import LogContents, parse_log, read_log
+from delite.log._writer import LogWriter
 
 __all__ = ["FORMAT", "Durability", "LogContents", "LogWriter", "TornTail", "parse_log", "read_log"]

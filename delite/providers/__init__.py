@@ -5,13 +5,13 @@ The vendor SDKs are imported when an SDK-backed provider is built, never when th
 
 from __future__ import annotations
 
-from delite.providers.anthropic import Anthropic
-from delite.providers.base import ModelTurn, Provider, ProviderCall, StreamingProvider
-from delite.providers.openai import OpenAI
-from delite.providers.openai_responses import OpenAIResponses
-from delite.providers.pricing import ModelPrice, PriceTable, UnknownPriceWarning
-from delite.providers.recipe import from_recipe
-from delite.providers.scripted import ScriptedProvider, call
+from delite.providers._anthropic import Anthropic
+from delite.providers._base import ModelTurn, Provider, ProviderCall, StreamingProvider
+from delite.providers._openai import OpenAI
+from delite.providers._openai_responses import OpenAIResponses
+from delite.providers._pricing import ModelPrice, PriceTable, UnknownPriceWarning
+from delite.providers._recipe import from_recipe
+from delite.providers._scripted import ScriptedProvider, call
 
 __all__ = [
     "Anthropic",

@@ -21,8 +21,8 @@ import msgspec
 
 from delite.errors import ProviderError, ProviderHTTPError, UsageError
 from delite.log.records import Usage
-from delite.providers.base import ModelTurn
-from delite.providers.pricing import PriceTable
+from delite.providers._base import ModelTurn
+from delite.providers._pricing import PriceTable
 
 __all__ = ["SDKProvider", "StreamProgress", "parse_retry_after"]
 
@@ -339,7 +339,7 @@ class SDKProvider(abc.ABC):
         cost = table.cost(self.price_vendor, model, usage, cache_write_1h=progress.cache_write_1h)
         if cost is None or usage.total_tokens == 0:
             return usage
-        from delite.providers.pricing import format_cost  # noqa: PLC0415
+        from delite.providers._pricing import format_cost  # noqa: PLC0415
 
         return msgspec.structs.replace(usage, cost=format_cost(cost), price_version=table.version)
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from delite.runtime.runtime import Runtime
+from delite.runtime._runtime import Runtime
 
 __all__ = ["Runtime"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from delite.state.fold import apply, fold
-from delite.state.model import CallState, ExecutionState, Status, Totals
+from delite.state._fold import apply, fold
+from delite.state._model import CallState, ExecutionState, Status, Totals
 
 __all__ = ["CallState", "ExecutionState", "Status", "Totals", "apply", "fold"]

@@ -8,17 +8,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from delite.store.base import ExecutionLog, LogStore, Store
-from delite.store.ids import new_execution_id, validate_execution_id
-from delite.store.layout import Layout
-from delite.store.query import WAITING, ExecutionIndex
-from delite.store.records import FramedRange, RecordRange, SequencedRecord
+from delite.store._base import ExecutionLog, LogStore, Store
+from delite.store._ids import new_execution_id, validate_execution_id
+from delite.store._layout import Layout
+from delite.store._query import WAITING, ExecutionIndex
+from delite.store._records import FramedRange, RecordRange, SequencedRecord
 
 if TYPE_CHECKING:
-    from delite.store.file import FileStore
-    from delite.store.memory import MemoryStore
+    from delite.store._file import FileStore
+    from delite.store._memory import MemoryStore
 
-_EXPORTS = {"FileStore": "delite.store.file", "MemoryStore": "delite.store.memory"}
+_EXPORTS = {"FileStore": "delite.store._file", "MemoryStore": "delite.store._memory"}
 
 __all__ = [
     "WAITING",

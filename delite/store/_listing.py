@@ -1,4 +1,4 @@
-"""The file store's answer to a listing: the SQLite listing index of ``delite.datadir.index``, brought up to date.
+"""The file store's answer to a listing: the SQLite listing index of ``delite.datadir._index``, brought up to date.
 
 Kept out of ``file.py`` so that listing a data directory does not import filelock (the read side needs none).
 """
@@ -10,13 +10,13 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from delite.errors import StoreError
-from delite.store.query import check_listing, expand_statuses
+from delite.store._query import check_listing, expand_statuses
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from delite.datadir.views import ExecutionSummary, Page
-    from delite.store.layout import Layout
+    from delite.datadir._views import ExecutionSummary, Page
+    from delite.store._layout import Layout
 
 
 def log_ids(layout: Layout) -> list[str]:
@@ -48,7 +48,7 @@ def list_page(
     Only logs that changed since the index last saw them are read; ``progress(done, total)`` is called while
     many are.
     """
-    from delite.datadir.views import Page  # noqa: PLC0415 - the read side imports the store, not back
+    from delite.datadir._views import Page  # noqa: PLC0415 - the read side imports the store, not back
 
     check_listing(limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent)
     statuses = expand_statuses(status)
@@ -58,7 +58,7 @@ def list_page(
 
     import msgspec  # noqa: PLC0415
 
-    from delite.datadir.index import ListingIndex  # noqa: PLC0415 - sqlite3 only when there is something to list
+    from delite.datadir._index import ListingIndex  # noqa: PLC0415 - sqlite3 only when there is something to list
 
     def listed(index: ListingIndex) -> tuple[list[ExecutionSummary], int]:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from delite.tools.base import (
+from delite.tools._base import (
     Clarification,
     DelegationSuspended,
     Tool,

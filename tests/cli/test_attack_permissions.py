@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from delite import Agent, Runtime, ScriptedProvider, tool
-from delite.providers.scripted import call
+from delite.providers._scripted import call
 from delite_cli.main import cli
 
 

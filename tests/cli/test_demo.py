@@ -121,7 +121,19 @@ def test_what_the_demo_leaves_is_private_and_healthy(tmp_path: Path) -> None:
         eid = next(p.stem for p in (data / "executions").glob("*.log"))
         page = tmp_path / "run.html"
         subprocess.run(
-            [sys.executable, "-m", "delite_cli", "export", eid, "--data-dir", str(data), "--format", "html", "-o", page],
+            [
+                sys.executable,
+                "-m",
+                "delite_cli",
+                "export",
+                eid,
+                "--data-dir",
+                str(data),
+                "--format",
+                "html",
+                "-o",
+                page,
+            ],
             capture_output=True,
             check=True,
         )

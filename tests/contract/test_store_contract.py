@@ -33,8 +33,8 @@ from delite.errors import (
     StoreError,
     UsageError,
 )
-from delite.log.codec import encode_record
-from delite.log.framing import encode_frame
+from delite.log._codec import encode_record
+from delite.log._framing import encode_frame
 from delite.log.records import (
     ExecutionCompleted,
     ExecutionResumed,
@@ -45,8 +45,8 @@ from delite.log.records import (
     ToolFinished,
     ToolStarted,
 )
-from delite.state.fold import fold
-from delite.state.outcome import outcome
+from delite.state._fold import fold
+from delite.state._outcome import outcome
 from delite.store import FileStore, MemoryStore, Store
 
 
@@ -71,7 +71,13 @@ SPOILS = ["flip-a-byte", "other-answer", "torn", "empty", "of-another-execution"
 def finished(eid: str, answer: str = "done") -> list[Record]:
     """A finished execution with a large log; ``answer`` changes the last two records."""
     big = ToolFinished(at=4.0, call_id="c1.0", result={"blob": BLOB})
-    return [started(eid), *STEP, big, ModelResponded(at=5.0, step=2, content=answer), ExecutionCompleted(at=6.0, answer=answer)]
+    return [
+        started(eid),
+        *STEP,
+        big,
+        ModelResponded(at=5.0, step=2, content=answer),
+        ExecutionCompleted(at=6.0, answer=answer),
+    ]
 
 
 def wait_until(condition: Callable[[], bool], deadline: float = 30.0) -> bool:

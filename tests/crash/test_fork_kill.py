@@ -13,7 +13,7 @@ import pytest
 from delite import Agent, DataDir, Runtime, ScriptedProvider, tool
 from delite.errors import UsageError
 from delite.log.records import ExecutionResumed, ExecutionStarted, Record, ToolStarted
-from delite.state.fold import fold
+from delite.state._fold import fold
 from delite.store import FileStore
 
 WORKER = str(Path(__file__).with_name("fork_worker.py"))

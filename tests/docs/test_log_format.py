@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from delite.log import records
-from delite.log.framing import FORMAT, FRAME_HEADER_SIZE, HEADER, MAX_RECORD_SIZE
+from delite.log._framing import FORMAT, FRAME_HEADER_SIZE, HEADER, MAX_RECORD_SIZE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "log-format.md"
 SECTION = re.compile(r"^#{3,4} `([A-Za-z-]+)`\n(.*?)(?=^#{2,4} |\Z)", re.DOTALL | re.MULTILINE)

@@ -127,7 +127,9 @@ def build_app(state: State) -> Starlette:
             model = state.script.model or body.get("model") or "fake-model"
         if index >= len(turns):
             entry["outcome"] = "exhausted"
-            return JSONResponse(api.error_body(400, Fault(kind="status", message=f"no turn {index} in the script")), 400)
+            return JSONResponse(
+                api.error_body(400, Fault(kind="status", message=f"no turn {index} in the script")), 400
+            )
         turn: Turn = turns[index]
         fault = state.next_fault(index)
         entry["fault"] = fault.kind if fault else None

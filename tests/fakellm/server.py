@@ -89,7 +89,9 @@ class FakeLLMProcess:
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
             self.proc.kill()
-            raise RuntimeError(f"the fake LLM process did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}")
+            raise RuntimeError(
+                f"the fake LLM process did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}"
+            )
         self.port = int(line.split()[1])
 
     @property

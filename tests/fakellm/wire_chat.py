@@ -94,7 +94,12 @@ def render_chunks(turn: Turn, model: str, n: int, *, include_usage: bool) -> lis
     chunks += [chunk({"content": p}) for p in pieces(turn.text or "")]
     for i, c in enumerate(turn.calls):
         args = json.dumps(c.arguments)
-        head = {"index": i, "id": call_id(n, i, c.id), "type": "function", "function": {"name": c.name, "arguments": ""}}
+        head = {
+            "index": i,
+            "id": call_id(n, i, c.id),
+            "type": "function",
+            "function": {"name": c.name, "arguments": ""},
+        }
         chunks.append(chunk({"tool_calls": [head]}))
         chunks += [chunk({"tool_calls": [{"index": i, "function": {"arguments": p}}]}) for p in pieces(args, 2)]
     chunks.append(chunk({}, finish_reason(turn)))

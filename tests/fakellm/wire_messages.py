@@ -89,7 +89,9 @@ def render_events(turn: Turn, model: str, n: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
     for index, block in enumerate(_blocks(turn, n)):
         if block["type"] == "text":
-            events.append({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
+            events.append(
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+            )
             if index == 0:
                 events.append({"type": "ping"})
             events += [
@@ -99,7 +101,11 @@ def render_events(turn: Turn, model: str, n: int) -> list[dict[str, Any]]:
         else:
             events.append({"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}})
             events += [
-                {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": p}}
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": p},
+                }
                 for p in pieces(json.dumps(block["input"]), 2)
             ]
         events.append({"type": "content_block_stop", "index": index})
@@ -129,7 +135,9 @@ def error_body(status: int, fault: Fault) -> dict[str, Any]:
 
 
 def stream_error(fault: Fault) -> bytes:
-    return _block({"type": "error", "error": {"type": fault.error_type or "overloaded_error", "message": fault.message}})
+    return _block(
+        {"type": "error", "error": {"type": fault.error_type or "overloaded_error", "message": fault.message}}
+    )
 
 
 def malformed_event() -> bytes:

@@ -105,20 +105,49 @@ def render_events(turn: Turn, model: str, n: int) -> list[dict[str, Any]]:
     for index, item in enumerate(_items(turn, n)):
         if item["type"] == "message":
             text = item["content"][0]["text"]
-            events.append({"type": "response.output_item.added", "output_index": index, "item": {**item, "content": [], "status": "in_progress"}})
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "content": [], "status": "in_progress"},
+                }
+            )
             ref = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            events.append({"type": "response.content_part.added", **ref, "part": {"type": "output_text", "text": "", "annotations": []}})
+            events.append(
+                {
+                    "type": "response.content_part.added",
+                    **ref,
+                    "part": {"type": "output_text", "text": "", "annotations": []},
+                }
+            )
             events += [{"type": "response.output_text.delta", **ref, "delta": p, "logprobs": []} for p in pieces(text)]
             events.append({"type": "response.output_text.done", **ref, "text": text, "logprobs": []})
-            events.append({"type": "response.content_part.done", **ref, "part": {"type": "output_text", "text": text, "annotations": []}})
+            events.append(
+                {
+                    "type": "response.content_part.done",
+                    **ref,
+                    "part": {"type": "output_text", "text": text, "annotations": []},
+                }
+            )
         else:
-            events.append({"type": "response.output_item.added", "output_index": index, "item": {**item, "arguments": "", "status": "in_progress"}})
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "arguments": "", "status": "in_progress"},
+                }
+            )
             ref = {"item_id": item["id"], "output_index": index}
-            events += [{"type": "response.function_call_arguments.delta", **ref, "delta": p} for p in pieces(item["arguments"], 2)]
+            events += [
+                {"type": "response.function_call_arguments.delta", **ref, "delta": p}
+                for p in pieces(item["arguments"], 2)
+            ]
             events.append({"type": "response.function_call_arguments.done", **ref, "arguments": item["arguments"]})
         events.append({"type": "response.output_item.done", "output_index": index, "item": item})
     final = _response(turn, model, n, final=True)
-    events.append({"type": "response.incomplete" if final["status"] == "incomplete" else "response.completed", "response": final})
+    events.append(
+        {"type": "response.incomplete" if final["status"] == "incomplete" else "response.completed", "response": final}
+    )
     return [{**e, "sequence_number": i} for i, e in enumerate(events)]
 
 
@@ -143,7 +172,13 @@ def error_body(status: int, fault: Fault) -> dict[str, Any]:
 
 
 def stream_error(fault: Fault) -> bytes:
-    event = {"type": "error", "code": fault.error_type or "server_error", "message": fault.message, "param": None, "sequence_number": 99}
+    event = {
+        "type": "error",
+        "code": fault.error_type or "server_error",
+        "message": fault.message,
+        "param": None,
+        "sequence_number": 99,
+    }
     return _block(event)
 
 

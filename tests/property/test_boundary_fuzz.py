@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from delite import Agent, RetryPolicy, ScriptedProvider, tool
 from delite.errors import DeliteError
-from delite.providers.base import ModelTurn, ProviderCall
-from delite.providers.scripted import call
-from delite.state.model import Status
+from delite.providers._base import ModelTurn, ProviderCall
+from delite.providers._scripted import call
+from delite.state._model import Status
 from delite.store import FileStore
 from delite_cli.main import cli
 

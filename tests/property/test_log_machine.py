@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from delite.log import Durability, LogWriter, parse_log, read_log
-from delite.log.codec import encode_record
-from delite.log.framing import FRAME_HEADER_SIZE, HEADER, encode_frame
+from delite.log._codec import encode_record
+from delite.log._framing import FRAME_HEADER_SIZE, HEADER, encode_frame
 from delite.log.records import (
     ExecutionCompleted,
     ExecutionResumed,
@@ -35,7 +35,7 @@ from delite.log.records import (
     ToolStarted,
     Usage,
 )
-from delite.state.fold import fold
+from delite.state._fold import fold
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 

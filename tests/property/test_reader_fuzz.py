@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from delite.errors import DeliteError, LogCorruptError, UnsupportedFormatError
 from delite.log import parse_log
-from delite.log.codec import encode_record
-from delite.log.framing import HEADER, MAX_RECORD_SIZE, encode_frame
+from delite.log._codec import encode_record
+from delite.log._framing import HEADER, MAX_RECORD_SIZE, encode_frame
 from delite.log.records import (
     DecisionRecorded,
     ExecutionCompleted,
@@ -40,7 +40,7 @@ from delite.log.records import (
     ToolStarted,
     Usage,
 )
-from delite.state.fold import fold
+from delite.state._fold import fold
 
 # No deadline: a timing limit fails on a loaded machine, not on a slow reader (speed is measured in benchmarks/).
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

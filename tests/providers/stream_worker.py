@@ -16,7 +16,11 @@ from typing import Any
 from delite import Agent, RetryPolicy, current_idempotency_key, tool
 from delite.providers import Anthropic, OpenAI, OpenAIResponses
 
-CLASSES = {"chat": (OpenAI, "gpt-4o-mini"), "responses": (OpenAIResponses, "gpt-4o-mini"), "messages": (Anthropic, "claude-haiku-4-5")}
+CLASSES = {
+    "chat": (OpenAI, "gpt-4o-mini"),
+    "responses": (OpenAIResponses, "gpt-4o-mini"),
+    "messages": (Anthropic, "claude-haiku-4-5"),
+}
 
 
 def main() -> int:

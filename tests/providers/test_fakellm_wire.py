@@ -11,8 +11,11 @@ from fakellm import Call, FakeLLM, Fault, Script, Tokens, Turn, wire_chat, wire_
 from pydantic import BaseModel, TypeAdapter
 
 TURNS = [
-    Turn(text="Checking both.", calls=[Call(name="get_weather", arguments={"city": "Paris"}), Call(name="get_time", arguments={"tz": "CET"})],
-         tokens=Tokens(input=20, cached=100, cache_write=30, cache_write_1h=10, output=20, reasoning=4)),
+    Turn(
+        text="Checking both.",
+        calls=[Call(name="get_weather", arguments={"city": "Paris"}), Call(name="get_time", arguments={"tz": "CET"})],
+        tokens=Tokens(input=20, cached=100, cache_write=30, cache_write_1h=10, output=20, reasoning=4),
+    ),
     Turn(text="It is 18C and sunny in Paris."),
     Turn(calls=[Call(name="get_weather", arguments={})]),
     Turn(text="cut short", stop="length"),
@@ -37,7 +40,11 @@ def no_unknown_fields(value: Any, path: str = "$") -> list[str]:
 
 def validate(adapter: Any, obj: dict[str, Any]) -> Any:
     # Through JSON, as the SDK sees it; strict about what is missing and about what is unknown.
-    parsed = adapter.validate_json(json.dumps(obj)) if isinstance(adapter, TypeAdapter) else adapter.model_validate_json(json.dumps(obj))
+    parsed = (
+        adapter.validate_json(json.dumps(obj))
+        if isinstance(adapter, TypeAdapter)
+        else adapter.model_validate_json(json.dumps(obj))
+    )
     assert no_unknown_fields(parsed) == [], obj
     return parsed
 
@@ -51,7 +58,9 @@ def test_chat_renderings_validate(n: int) -> None:
     message = completion.choices[0].message
     assert message.content == turn.text
     assert [c.function.name for c in message.tool_calls or []] == [c.name for c in turn.calls]
-    chunks = [validate(ChatCompletionChunk, c) for c in wire_chat.render_chunks(turn, "gpt-4o-mini", n, include_usage=True)]
+    chunks = [
+        validate(ChatCompletionChunk, c) for c in wire_chat.render_chunks(turn, "gpt-4o-mini", n, include_usage=True)
+    ]
     assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == turn.tokens.prompt
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == (turn.text or "")
@@ -83,7 +92,9 @@ def test_messages_renderings_validate(n: int) -> None:
 
     turn = TURNS[n]
     message = validate(Message, wire_messages.render_json(turn, "claude-haiku-4-5", n))
-    assert [b.type for b in message.content] == (["text"] if turn.text is not None else []) + ["tool_use"] * len(turn.calls)
+    assert [b.type for b in message.content] == (["text"] if turn.text is not None else []) + ["tool_use"] * len(
+        turn.calls
+    )
     assert message.usage.input_tokens == turn.tokens.input
     assert message.usage.cache_creation is not None
     assert message.usage.cache_creation.ephemeral_1h_input_tokens == turn.tokens.cache_write_1h
@@ -106,7 +117,13 @@ def test_in_band_errors_and_error_bodies_validate() -> None:
 
 
 def test_turns_are_picked_from_the_conversation() -> None:
-    chat = {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": []}, {"role": "tool", "content": "r"}]}
+    chat = {
+        "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": []},
+            {"role": "tool", "content": "r"},
+        ]
+    }
     assert wire_chat.turn_index(chat) == 1
     items = [
         {"role": "user", "content": "x"},
@@ -133,7 +150,16 @@ def test_turns_are_picked_from_the_conversation() -> None:
 def test_faults_are_used_up_one_per_request_and_requests_recorded(server: FakeLLM) -> None:
     import openai
 
-    server.load(Script(turns=[Turn(text="ok", faults=[Fault(kind="status", status=500), Fault(kind="status", status=429, retry_after="0")])]))
+    server.load(
+        Script(
+            turns=[
+                Turn(
+                    text="ok",
+                    faults=[Fault(kind="status", status=500), Fault(kind="status", status=429, retry_after="0")],
+                )
+            ]
+        )
+    )
     client = openai.OpenAI(api_key="k", base_url=server.url + "/v1", max_retries=0, _strict_response_validation=True)
     try:
         statuses = []

@@ -11,7 +11,7 @@ from fakellm import FakeLLM, Fault, Script, Turn
 from providerkit import APIS, make_agent, make_provider
 
 from delite import RetryPolicy
-from delite.engine.events import RetryScheduled, TextDelta
+from delite.engine._events import RetryScheduled, TextDelta
 from delite.errors import ProviderError, ProviderHTTPError
 from delite.log.records import ExecutionFailed, ModelCallFailed, ModelResponded
 from delite.store import FileStore
@@ -41,7 +41,9 @@ def records(data_dir: Path, eid: str) -> list[object]:
 
 @pytest.mark.parametrize(("name", "streamed"), CASES, ids=[f"{n}-{'sse' if s else 'json'}" for n, s in CASES])
 @pytest.mark.parametrize("api", APIS)
-def test_transient_fault_is_retried_and_recorded(fake: FakeLLM, data_dir: Path, api: str, name: str, streamed: bool) -> None:
+def test_transient_fault_is_retried_and_recorded(
+    fake: FakeLLM, data_dir: Path, api: str, name: str, streamed: bool
+) -> None:
     fault, status, billed = TRANSIENT[name]
     fake.load(Script(turns=[Turn(text=ANSWER, faults=[fault])]))
     # Long enough that the retry, served at once, never times out on a loaded machine; the stall outlasts it.
@@ -95,7 +97,9 @@ PERMANENT = {
     "401": Fault(kind="status", status=401, message="invalid x-api-key"),
     "403": Fault(kind="status", status=403, message="forbidden"),
     "404": Fault(kind="status", status=404, message="model not found"),
-    "content-policy": Fault(kind="status", status=400, error_type="content_policy_violation", message="blocked by policy"),
+    "content-policy": Fault(
+        kind="status", status=400, error_type="content_policy_violation", message="blocked by policy"
+    ),
     "503-should-not-retry": Fault(kind="status", status=503, should_retry="false", message="do not retry"),
 }
 

@@ -95,8 +95,12 @@ def test_unknown_model_gets_no_cost_and_a_warning() -> None:
 def test_extend_replaces_entries_for_the_same_model() -> None:
     base = PriceTable.default()
     assert base.lookup("openai", "gpt-4o-mini") is not None
-    local = base.extend([{"vendor": "openai", "model": "gpt-4o-mini", "input": 0, "output": 0},
-                         {"vendor": "openai", "model": "llama3.2", "input": 0, "output": 0}])
+    local = base.extend(
+        [
+            {"vendor": "openai", "model": "gpt-4o-mini", "input": 0, "output": 0},
+            {"vendor": "openai", "model": "llama3.2", "input": 0, "output": 0},
+        ]
+    )
     assert local.lookup("openai", "gpt-4o-mini").input == 0
     assert local.cost("openai", "llama3.2", Usage(input_tokens=1000, output_tokens=1000)) == 0
     assert local.version == f"{base.version}+custom"
@@ -106,8 +110,13 @@ def test_extend_replaces_entries_for_the_same_model() -> None:
 def test_shipped_table_loads_and_prices_the_documented_models() -> None:
     t = PriceTable.default()
     assert t.version == "2025-11-01"
-    for vendor, model in [("openai", "gpt-4o-mini"), ("openai", "gpt-5"), ("anthropic", "claude-haiku-4-5"),
-                          ("anthropic", "claude-sonnet-4-20250514"), ("anthropic", "claude-opus-4-1-20250805")]:
+    for vendor, model in [
+        ("openai", "gpt-4o-mini"),
+        ("openai", "gpt-5"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("anthropic", "claude-sonnet-4-20250514"),
+        ("anthropic", "claude-opus-4-1-20250805"),
+    ]:
         entry = t.lookup(vendor, model)
         assert isinstance(entry, ModelPrice) and entry.input > 0 and entry.output > 0, model
     haiku = Usage(input_tokens=1_000_000, output_tokens=1_000_000)

@@ -13,7 +13,7 @@ from fakellm import Call, FakeLLM, Script, Tokens, Turn
 from providerkit import APIS, MODELS, get_weather, make_agent, make_provider
 
 from delite import tool
-from delite.engine.events import Completed, TextDelta, ToolCallFinished, ToolCallStarted
+from delite.engine._events import Completed, TextDelta, ToolCallFinished, ToolCallStarted
 from delite.errors import ToolError
 from delite.log.records import ModelResponded, ToolFinished
 from delite.providers import PriceTable, UnknownPriceWarning
@@ -34,7 +34,11 @@ EXPECTED_COST = {
     "responses": Decimal("0.000027") + Decimal("0.000039"),
     "messages": Decimal("0.000175") + Decimal("0.000275"),
 }
-TOOL_IDS = {"chat": ["call_0_0", "call_0_1"], "responses": ["call_0_0", "call_0_1"], "messages": ["toolu_0_0", "toolu_0_1"]}
+TOOL_IDS = {
+    "chat": ["call_0_0", "call_0_1"],
+    "responses": ["call_0_0", "call_0_1"],
+    "messages": ["toolu_0_0", "toolu_0_1"],
+}
 
 
 def tool_results_sent(api: str, body: dict[str, Any]) -> dict[str, str]:
@@ -88,7 +92,12 @@ def test_tool_using_run(fake: FakeLLM, data_dir: Path, api: str, streamed: bool)
     assert response.steps == 2
     usage = response.usage
     reasoning = 4
-    assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens, usage.output_tokens) == (220, 100, 30, 35)
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens, usage.output_tokens) == (
+        220,
+        100,
+        30,
+        35,
+    )
     assert usage.reasoning_tokens == reasoning
     assert usage.known
     assert usage.cost is not None and Decimal(usage.cost) == EXPECTED_COST[api]
@@ -124,7 +133,12 @@ def test_tool_errors_and_invalid_arguments_reach_the_model(fake: FakeLLM, data_d
     fake.load(
         Script(
             turns=[
-                Turn(calls=[Call(name="explode", arguments={"reason": "no fuel"}), Call(name="get_weather", arguments={"town": "x"})]),
+                Turn(
+                    calls=[
+                        Call(name="explode", arguments={"reason": "no fuel"}),
+                        Call(name="get_weather", arguments={"town": "x"}),
+                    ]
+                ),
                 Turn(text="Sorry."),
             ]
         )
@@ -136,7 +150,9 @@ def test_tool_errors_and_invalid_arguments_reach_the_model(fake: FakeLLM, data_d
     assert sent[0] == "Error: cannot: no fuel"
     assert sent[1].startswith("Error: invalid arguments for get_weather")
     if api == "messages":
-        results = [b for m in body["messages"] if m["role"] == "user" for b in m["content"] if b["type"] == "tool_result"]
+        results = [
+            b for m in body["messages"] if m["role"] == "user" for b in m["content"] if b["type"] == "tool_result"
+        ]
         assert [r.get("is_error") for r in results] == [True, True]
 
 
@@ -147,7 +163,13 @@ def test_app_history_in_the_neutral_shape(fake: FakeLLM, data_dir: Path, api: st
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "call_old", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}],
+            "tool_calls": [
+                {
+                    "id": "call_old",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'},
+                }
+            ],
         },
         {"role": "tool", "tool_call_id": "call_old", "content": "22C"},
         {"role": "assistant", "content": "22C in Rome."},
@@ -165,7 +187,9 @@ def test_app_history_in_the_neutral_shape(fake: FakeLLM, data_dir: Path, api: st
         assert body["input"][1]["arguments"] == '{"city":"Rome"}'
     else:
         assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user", "assistant", "user"]
-        assert body["messages"][1]["content"] == [{"type": "tool_use", "id": "call_old", "name": "get_weather", "input": {"city": "Rome"}}]
+        assert body["messages"][1]["content"] == [
+            {"type": "tool_use", "id": "call_old", "name": "get_weather", "input": {"city": "Rome"}}
+        ]
 
 
 @pytest.mark.parametrize("api", ["chat", "messages"])

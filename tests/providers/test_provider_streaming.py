@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from delite import Agent, RetryPolicy, ScriptedProvider, tool
-from delite.engine.events import (
+from delite.engine._events import (
     Completed,
     RetryScheduled,
     Suspended,
@@ -38,10 +38,20 @@ def test_events_in_order(data_dir: Path) -> None:
     stream = agent.stream_events("2+3?")
     events = list(stream)
     assert [type(e).__name__ for e in events] == [
-        "ToolCallStarted", "ToolCallFinished", "TextDelta", "TextDelta", "TextDelta", "TextDelta", "Completed",
+        "ToolCallStarted",
+        "ToolCallFinished",
+        "TextDelta",
+        "TextDelta",
+        "TextDelta",
+        "TextDelta",
+        "Completed",
     ]
     started, finished = events[0], events[1]
-    assert isinstance(started, ToolCallStarted) and (started.name, started.arguments, started.attempt) == ("add", {"a": 2, "b": 3}, 1)
+    assert isinstance(started, ToolCallStarted) and (started.name, started.arguments, started.attempt) == (
+        "add",
+        {"a": 2, "b": 3},
+        1,
+    )
     assert isinstance(finished, ToolCallFinished) and (finished.result, finished.error) == (5, None)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "The sum is 5."
     assert {e.step for e in events if isinstance(e, TextDelta)} == {2}
@@ -75,7 +85,14 @@ class Flaky:
     def __call__(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:
         return ModelTurn(content=self.retry_text)
 
-    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, *, on_text: Callable[[str], None]) -> ModelTurn:
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        model: str | None,
+        *,
+        on_text: Callable[[str], None],
+    ) -> ModelTurn:
         self.calls += 1
         if self.calls == 1:
             on_text(self.first)
@@ -111,7 +128,14 @@ class Endless:
     def __call__(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:
         raise AssertionError("not used")
 
-    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, *, on_text: Callable[[str], None]) -> ModelTurn:
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        model: str | None,
+        *,
+        on_text: Callable[[str], None],
+    ) -> ModelTurn:
         on_text("Once upon")
         for _ in range(500):
             time.sleep(0.01)

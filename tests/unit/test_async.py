@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from delite import Agent, ScriptedProvider, Status, current_call, tool
-from delite.engine.events import Completed, TextDelta, ToolCallFinished, ToolCallStarted
+from delite.engine._events import Completed, TextDelta, ToolCallFinished, ToolCallStarted
 from delite.errors import ExecutionAlreadyClaimedError, ProviderError
 from delite.log import _os as log_os
 from delite.log.records import ExecutionCompleted, ToolFinished

@@ -16,7 +16,7 @@ import pytest
 
 from delite import Agent, DataDir, FileStore, Runtime, ScriptedProvider, tool
 from delite.errors import UsageError
-from delite.providers.scripted import call
+from delite.providers._scripted import call
 
 
 @tool(requires_confirmation=True)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from delite import Agent, DataDir, Runtime, ScriptedProvider, tool
-from delite.providers.scripted import call
+from delite.providers._scripted import call
 
 
 @tool(requires_confirmation=True)

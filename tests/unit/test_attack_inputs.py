@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from delite import Agent, RetryPolicy, Runtime, ScriptedProvider, tool
 from delite.datadir import DataDir
 from delite.errors import UsageError
-from delite.log.framing import MAX_RECORD_SIZE
+from delite.log._framing import MAX_RECORD_SIZE
 from delite.log.records import ModelCallFailed, ToolFinished
-from delite.providers.scripted import call
+from delite.providers._scripted import call
 from delite_cli.main import cli
 
 NO_WAIT = {"base_delay": 0, "max_delay": 0}
@@ -265,7 +265,7 @@ def test_usage_that_cannot_be_counted_is_a_malformed_turn(data_dir: Path, usage:
 
     from delite import Budget
     from delite.log.records import Usage
-    from delite.providers.base import ModelTurn
+    from delite.providers._base import ModelTurn
 
     seen = {"n": 0}
 

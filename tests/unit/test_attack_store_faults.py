@@ -17,7 +17,7 @@ import pytest
 
 from delite import Agent, DataDir, ScriptedProvider, tool
 from delite.errors import StoreError
-from delite.providers.scripted import call
+from delite.providers._scripted import call
 
 _real_open = os.open
 

@@ -151,7 +151,7 @@ def test_a_log_owned_by_someone_else_is_named_by_health(data_dir: Path) -> None:
 CHILD = textwrap.dedent(
     """
     import json, os, sys
-    import delite.datadir.health, delite.datadir.index, delite.engine.agent, delite.store.file, delite.runtime
+    import delite.datadir._health, delite.datadir._index, delite.engine._agent, delite.store._file, delite.runtime
     import filelock, sqlite3, msgspec, decimal, hashlib, secrets, warnings, asyncio, concurrent.futures
     from delite import Agent, DataDir, Runtime, ScriptedProvider, tool
     os.setgroups([]); os.setgid({uid}); os.setuid({uid})
@@ -234,7 +234,7 @@ def test_an_index_file_that_is_not_a_regular_file_never_blocks_listing_or_health
 
 
 def test_a_snapshot_or_key_file_that_is_a_fifo_never_blocks(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from delite.store import snapshot
+    from delite.store import _snapshot as snapshot
 
     monkeypatch.setattr(snapshot, "MIN_LOG_SIZE", 0)
     with agent(data_dir) as a:

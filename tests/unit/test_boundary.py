@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from delite import Agent, Runtime, ScriptedProvider, tool
 from delite.datadir import DataDir
 from delite.errors import InvalidRecordError, UsageError
-from delite.log.codec import decode_record, encode_record
+from delite.log._codec import decode_record, encode_record
 from delite.log.records import DecisionRecorded, ExecutionCancelled, ExecutionStarted, ModelResponded, Usage
-from delite.providers.scripted import call
+from delite.providers._scripted import call
 from delite.store import FileStore, MemoryStore
 from delite_cli.main import cli
 
@@ -249,7 +249,7 @@ def test_real_bools_still_decide(data_dir: Path) -> None:
 
 
 def test_unencodable_text_from_tools_and_contracts_is_recorded_readably(data_dir: Path) -> None:
-    from delite.tools.base import Clarification
+    from delite.tools._base import Clarification
 
     @tool
     def open_file(name: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from delite import Agent, Budget, ScriptedProvider, Status, tool
-from delite.engine.loop import RetryPolicy
+from delite.engine._loop import RetryPolicy
 from delite.errors import ProviderError
 from delite.log.records import ExecutionSuspended, ToolStarted, Usage
 from delite.store import FileStore

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
-from delite.datadir.index import DERIVATION, MIGRATIONS, ListingIndex
+from delite.datadir._index import DERIVATION, MIGRATIONS, ListingIndex
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, LogCorruptError, UsageError
 from delite.log.records import ExecutionCompleted, ExecutionResumed, ModelResponded, ToolFinished
 from delite.providers import call
@@ -349,7 +349,7 @@ def test_follow_yields_new_records_and_stops_at_the_end(data: Path) -> None:
 def test_health_checks_snapshots_and_repair_drops_the_stale_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("delite.store.snapshot.MIN_LOG_SIZE", 0)  # these runs are short: keep snapshots anyway
+    monkeypatch.setattr("delite.store._snapshot.MIN_LOG_SIZE", 0)  # these runs are short: keep snapshots anyway
     d = tmp_path / "data"
     agent(d, [call("add", a=1, b=2), "three"]).run("a", execution_id="s-1")
     agent(d, ["hi"]).run("b", execution_id="s-2")

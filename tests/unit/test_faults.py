@@ -20,7 +20,7 @@ from delite import Agent, ScriptedProvider, current_call, tool
 from delite.errors import StoreError
 from delite.log import Durability, LogWriter, read_log
 from delite.log import _os as log_os
-from delite.log import writer as log_writer
+from delite.log import _writer as log_writer
 from delite.log.records import ExecutionStarted, ToolFinished, ToolStarted
 
 STEPS = 3

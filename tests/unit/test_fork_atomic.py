@@ -11,7 +11,7 @@ import pytest
 from delite import Agent, DataDir, ScriptedProvider, tool
 from delite.errors import StoreError, UsageError
 from delite.log import _os as log_os
-from delite.state.fold import fold
+from delite.state._fold import fold
 from delite.store import FileStore
 
 

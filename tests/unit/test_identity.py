@@ -11,7 +11,7 @@ import pytest
 from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
 from delite.errors import LogIdentityError, StoreError
 from delite.log.records import ExecutionStarted
-from delite.store import snapshot
+from delite.store import _snapshot as snapshot
 
 
 @tool

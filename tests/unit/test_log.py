@@ -8,8 +8,8 @@ import pytest
 
 from delite.errors import LogCorruptError, RecordTooLargeError, UnsupportedFormatError
 from delite.log import Durability, LogWriter, parse_log, read_log
-from delite.log.codec import decode_record, encode_record
-from delite.log.framing import FRAME_HEADER_SIZE, HEADER, MAX_RECORD_SIZE
+from delite.log._codec import decode_record, encode_record
+from delite.log._framing import FRAME_HEADER_SIZE, HEADER, MAX_RECORD_SIZE
 from delite.log.records import (
     ConfigFingerprint,
     DecisionRecorded,

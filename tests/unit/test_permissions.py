@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from delite import Agent, DataDir, ScriptedProvider, tool
-from delite.datadir.index import ListingIndex
-from delite.store import snapshot
+from delite.datadir._index import ListingIndex
+from delite.store import _snapshot as snapshot
 
 
 @tool

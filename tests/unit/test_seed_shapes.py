@@ -181,7 +181,7 @@ def test_unknown_cost_is_never_reported_as_max_dollars_reached(data_dir: Path) -
 
 
 def test_a_reached_dollar_limit_still_says_reached() -> None:
-    from delite.state.model import Totals
+    from delite.state._model import Totals
 
     b = Budget(max_dollars="0.50")
     spent = Totals(cost=Decimal("0.75"), llm_calls=2)

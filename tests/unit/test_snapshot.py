@@ -16,11 +16,11 @@ from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
 from delite.errors import LogCorruptError, UsageError
 from delite.log import parse_log, read_log
 from delite.log.records import ExecutionStarted, ModelResponded, RecordedToolCall, ToolStarted
-from delite.state.fold import fold
-from delite.state.outcome import outcome
-from delite.store import file as file_store
-from delite.store import snapshot
-from delite.store.snapshot import SNAPSHOT_FORMAT
+from delite.state._fold import fold
+from delite.state._outcome import outcome
+from delite.store import _file as file_store
+from delite.store import _snapshot as snapshot
+from delite.store._snapshot import SNAPSHOT_FORMAT
 
 STEPS = 5
 

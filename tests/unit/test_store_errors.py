@@ -29,7 +29,7 @@ from delite.errors import (
 )
 from delite.log import _os
 from delite.log.records import ExecutionStarted
-from delite.store import file as file_store
+from delite.store import _file as file_store
 
 NOBODY = 65534
 
@@ -159,7 +159,7 @@ CHILD = textwrap.dedent(
     """
     import errno, json, os, sys
     # Everything is imported first: the interpreter's own files may not be readable by the other user.
-    import delite.datadir.health, delite.datadir.index, delite.engine.agent, delite.store.file
+    import delite.datadir._health, delite.datadir._index, delite.engine._agent, delite.store._file
     import filelock, sqlite3, msgspec, decimal, hashlib, secrets, warnings, asyncio, concurrent.futures
     from delite import Agent, DataDir, ScriptedProvider, tool
     from delite.errors import StoreError

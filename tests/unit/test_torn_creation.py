@@ -15,8 +15,8 @@ import pytest
 from delite import Agent, ScriptedProvider, tool
 from delite.errors import ExecutionNotFoundError
 from delite.log import Durability, LogWriter, read_log
-from delite.log.codec import encode_record
-from delite.log.framing import HEADER, encode_frame
+from delite.log._codec import encode_record
+from delite.log._framing import HEADER, encode_frame
 from delite.log.records import ExecutionStarted, ToolStarted
 
 TEXT = "go"

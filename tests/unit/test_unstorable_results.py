@@ -15,7 +15,7 @@ import pytest
 
 from delite import Agent, ScriptedProvider, tool
 from delite.log import read_log
-from delite.log.framing import MAX_RECORD_SIZE
+from delite.log._framing import MAX_RECORD_SIZE
 from delite.log.records import ToolFinished, ToolStarted
 from delite.providers import call
 from delite.store import FileStore

@@ -14,7 +14,7 @@ from delite import Agent, ScriptedProvider, tool
 from delite.engine._aio import WORKERS
 from delite.engine._effects import TOOL_THREADS
 from delite.log.records import ExecutionStarted, ModelResponded, RecordedToolCall, ToolFinished
-from delite.state.fold import fold
+from delite.state._fold import fold
 from delite.store import FileStore
 
 N = 300

@@ -1,0 +1,407 @@
+"""Derive the read API's views from an execution's records: pure functions, no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from delite.datadir._views import (
+    Decision,
+    Event,
+    ExecutionDetail,
+    ExecutionSummary,
+    LastError,
+    LlmCall,
+    Pause,
+    Step,
+    Tokens,
+    ToolCall,
+    TornInfo,
+)
+from delite.errors import LogCorruptError
+from delite.log._framing import TornTail
+from delite.log.records import (
+    AnyRecord,
+    DecisionRecorded,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ModelCallFailed,
+    ModelResponded,
+    ToolFinished,
+    ToolStarted,
+    Usage,
+)
+from delite.state._fold import apply, fold
+from delite.state._model import CallState, ExecutionState, Totals
+
+__all__ = [
+    "PREVIEW_CHARS",
+    "Derived",
+    "derive",
+    "events",
+    "fold_checked",
+    "summarize",
+    "summary_of_state",
+    "unreadable",
+]
+
+PREVIEW_CHARS = 500
+
+
+_FOLD_ERRORS = (LogCorruptError, KeyError, TypeError, ValueError, AttributeError)
+
+
+def fold_checked(records: list[AnyRecord], offsets: list[int] | None = None, *, path: str = "") -> ExecutionState:
+    """Fold the records; a record that does not fold raises :class:`LogCorruptError` naming its byte offset.
+
+    Records that pass their checksums can still be inconsistent (a result for a call never made) when a log
+    was not written by delite; that is damage too, and it is reported where it is.
+    """
+    try:
+        return fold(records)
+    except _FOLD_ERRORS:
+        pass
+    state = ExecutionState()
+    for i, record in enumerate(records):
+        try:
+            apply(state, record)
+        except _FOLD_ERRORS as e:
+            reason = e.reason if isinstance(e, LogCorruptError) else f"{type(e).__name__}: {e}"
+            offset = offsets[i] if offsets is not None and i < len(offsets) else -1
+            raise LogCorruptError(
+                path, offset, f"record {i + 1} ({type(record).__name__}) does not fold: {reason}"
+            ) from e
+    raise AssertionError("fold failed but no record failed to apply")  # pragma: no cover
+
+
+def _tokens_of_usage(u: Usage) -> Tokens:
+    return Tokens(
+        input=u.input_tokens,
+        output=u.output_tokens,
+        cached_input=u.cached_input_tokens,
+        cache_write=u.cache_write_tokens,
+        reasoning=u.reasoning_tokens,
+        total=u.total_tokens,
+        known=u.known,
+    )
+
+
+def _tokens_of_totals(t: Totals) -> Tokens:
+    return Tokens(
+        input=t.input_tokens,
+        output=t.output_tokens,
+        cached_input=t.cached_input_tokens,
+        cache_write=t.cache_write_tokens,
+        reasoning=t.reasoning_tokens,
+        total=t.total_tokens,
+        known=t.usage_known,
+    )
+
+
+def _preview(text: str | None) -> str | None:
+    if text is None or len(text) <= PREVIEW_CHARS:
+        return text
+    return text[: PREVIEW_CHARS - 1] + "\u2026"
+
+
+def _status(state: ExecutionState, records: list[AnyRecord]) -> str:
+    return state.status.value if records else "empty"
+
+
+def _models(state: ExecutionState) -> list[str]:
+    seen: dict[str, None] = {}
+    for turn in state.turns:
+        if turn.model:
+            seen[turn.model] = None
+    return list(seen)
+
+
+def _error(state: ExecutionState) -> str | None:
+    if state.error_type is None and state.error_message is None:
+        return None
+    if state.status.value != "failed":
+        return None
+    return f"{state.error_type}: {state.error_message}" if state.error_type else state.error_message
+
+
+def _summary_fields(
+    execution_id: str, records: list[AnyRecord], state: ExecutionState, *, log_bytes: int, torn: bool
+) -> dict[str, Any]:
+    t = state.totals
+    first = records[0] if records else None
+    started = first if isinstance(first, ExecutionStarted) else None
+    return {
+        "id": execution_id,  # the id the log is found by (health reports a log naming another)
+        "agent_id": state.agent_id,
+        "status": _status(state, records),
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+        "input": state.input,
+        "answer": state.answer,
+        "models": _models(state),
+        "steps": state.steps,
+        "llm_calls": t.llm_calls,
+        "tool_calls": len(state.calls),
+        "tokens": _tokens_of_totals(t),
+        "cost": str(t.cost) if t.cost_known else None,
+        "metadata": state.metadata,
+        "suspend_reason": state.suspend_reason if state.status.is_suspended else None,
+        "error": _error(state),
+        "parent_id": state.parent_id,
+        "parent_call": state.parent_call,
+        "forked_from": started.forked_from if started is not None else None,
+        "fork_step": started.fork_step if started is not None else None,
+        "records": len(records),
+        "log_bytes": log_bytes,
+        "torn": torn,
+    }
+
+
+def summarize(
+    execution_id: str,
+    records: list[AnyRecord],
+    offsets: list[int] | None = None,
+    *,
+    log_bytes: int,
+    torn: bool,
+    path: str = "",
+) -> ExecutionSummary:
+    """The listing summary of an execution (input and answer cut to :data:`PREVIEW_CHARS`).
+
+    Raises:
+        LogCorruptError: a record does not fold.
+    """
+    state = fold_checked(records, offsets, path=path)
+    return summary_of_state(execution_id, records, state, log_bytes=log_bytes, torn=torn)
+
+
+def summary_of_state(
+    execution_id: str, records: list[AnyRecord], state: ExecutionState, *, log_bytes: int, torn: bool
+) -> ExecutionSummary:
+    """:func:`summarize` for records already folded into ``state``."""
+    fields = _summary_fields(execution_id, records, state, log_bytes=log_bytes, torn=torn)
+    fields["input"] = _preview(fields["input"])
+    fields["answer"] = _preview(fields["answer"])
+    return ExecutionSummary(**fields)
+
+
+def unreadable(execution_id: str, damage: str, *, log_bytes: int) -> ExecutionSummary:
+    """The summary of an execution whose log cannot be read."""
+    return ExecutionSummary(id=execution_id, status="unreadable", damage=damage, log_bytes=log_bytes)
+
+
+def events(records: list[AnyRecord], offsets: list[int]) -> list[Event]:
+    """Every record as an :class:`Event`, in log order."""
+    out = []
+    for seq, (record, offset) in enumerate(zip(records, offsets, strict=True), start=1):
+        data = msgspec.to_builtins(record)
+        out.append(Event(seq=seq, offset=offset, kind=data.get("kind", ""), at=record.at, record=data))
+    return out
+
+
+class Derived:
+    """Every view of one execution, derived from its records in one pass over them."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        records: list[AnyRecord],
+        offsets: list[int],
+        *,
+        log_bytes: int,
+        torn: TornTail | None,
+        path: str = "",
+    ) -> None:
+        """Fold the records and derive the views (:class:`LogCorruptError` if a record does not fold)."""
+        self.execution_id = execution_id
+        self.records = records
+        self.offsets = offsets
+        self.state = state = fold_checked(records, offsets, path=path)
+        self._first_start: dict[str, float] = {}
+        self._last_start: dict[str, float] = {}
+        self._decided_at: dict[str, float] = {}
+        self.llm_calls: list[LlmCall] = []
+        self.pauses: list[Pause] = []
+        self.last_error: LastError | None = None
+        self._walk()
+        self.tool_calls = [self._tool_call(cs) for cs in state.calls.values()]
+        by_step: dict[int, list[ToolCall]] = {}
+        for tc in self.tool_calls:
+            by_step.setdefault(tc.step, []).append(tc)
+        self.steps = [self._step(turn, by_step.get(turn.step, [])) for turn in state.turns]
+        torn_info = TornInfo(offset=torn.offset, length=torn.length, reason=torn.reason) if torn else None
+        fields = _summary_fields(execution_id, records, state, log_bytes=log_bytes, torn=torn is not None)
+        model_ms = sum(c.duration_ms for c in self.llm_calls)
+        tool_ms = sum(tc.duration_ms or 0.0 for tc in self.tool_calls)
+        times = [r.at for r in records]
+        wall_ms = (max(times) - min(times)) * 1000 if times else 0.0
+        open_ids = {cs.call.id for cs in state.open_calls()}
+        self.detail = ExecutionDetail(
+            **fields,
+            config=state.config,
+            model=state.model,
+            idempotency_key=state.idempotency_key,
+            depth=state.depth,
+            resumes=state.resumes,
+            model_failures=state.totals.model_failures,
+            model_ms=round(model_ms, 3),
+            tool_ms=round(tool_ms, 3),
+            wall_ms=round(wall_ms, 3),
+            pending_calls=[tc for tc in self.tool_calls if tc.call_id in open_ids],
+            last_error=self.last_error,
+            torn_tail=torn_info,
+        )
+
+    def _walk(self) -> None:
+        open_pause: dict[str, Any] | None = None
+        step = 0
+        for r in self.records:
+            if isinstance(r, ModelResponded):
+                step = r.step
+                self.llm_calls.append(
+                    LlmCall(
+                        step=r.step,
+                        attempt=r.attempt,
+                        at=r.at,
+                        model=r.model,
+                        ok=True,
+                        tokens=_tokens_of_usage(r.usage),
+                        cost=r.usage.cost,
+                        duration_ms=r.duration_ms,
+                        tool_calls=len(r.tool_calls),
+                    )
+                )
+            elif isinstance(r, ModelCallFailed):
+                billed = r.usage  # what a failed attempt that got under way may have cost (a lower bound)
+                self.llm_calls.append(
+                    LlmCall(
+                        step=r.step,
+                        attempt=r.attempt,
+                        at=r.at,
+                        model=r.model,
+                        ok=False,
+                        tokens=_tokens_of_usage(billed) if billed is not None else None,
+                        cost=billed.cost if billed is not None else None,
+                        error=r.error,
+                        retryable=r.retryable,
+                        status_code=r.status_code,
+                    )
+                )
+                self.last_error = LastError(source="model", message=r.error, at=r.at, step=r.step)
+            elif isinstance(r, ToolStarted):
+                self._first_start.setdefault(r.call_id, r.at)
+                self._last_start[r.call_id] = r.at
+            elif isinstance(r, ToolFinished):
+                if r.error is not None:
+                    cs = self.state.calls.get(r.call_id)
+                    self.last_error = LastError(
+                        source="tool",
+                        message=r.error,
+                        at=r.at,
+                        step=cs.step if cs else None,
+                        call_id=r.call_id,
+                    )
+            elif isinstance(r, DecisionRecorded):
+                self._decided_at[r.call_id] = r.at
+            elif isinstance(r, ExecutionFailed):
+                message = f"{r.error_type}: {r.message}" if r.error_type else r.message
+                self.last_error = LastError(source="execution", message=message, at=r.at, step=step or None)
+            elif isinstance(r, ExecutionSuspended):
+                open_pause = {"kind": r.reason.kind, "at": r.at, "reason": r.reason, "step": step}
+                continue
+            if open_pause is not None and isinstance(
+                r, ExecutionResumed | ExecutionCancelled | ExecutionCompleted | ModelResponded | ToolStarted
+            ):
+                self.pauses.append(Pause(**open_pause, ended_at=r.at))
+                open_pause = None
+        if open_pause is not None:
+            self.pauses.append(Pause(**open_pause))
+
+    def _tool_call(self, cs: CallState) -> ToolCall:
+        f = cs.finished
+        if f is not None:
+            if f.source == "rejected":
+                status = "rejected"
+            elif f.error is not None:
+                status = "error"
+            else:
+                status = "ok"
+        elif cs.question is not None and cs.human_input is None:
+            status = "waiting_input"
+        elif cs.rerun_requested:
+            status = "rerun_requested"
+        elif cs.child_id is not None:
+            status = "waiting_child"
+        elif cs.attempts > 0:
+            status = "started"
+        else:
+            status = "pending"
+        d = cs.decision
+        decision = (
+            Decision(approved=d.approved, reason=d.reason, at=self._decided_at.get(cs.call.id, d.at))
+            if d is not None
+            else None
+        )
+        duration = f.duration_ms if f is not None and f.source == "tool" else None
+        return ToolCall(
+            call_id=cs.call.id,
+            step=cs.step,
+            name=cs.call.name,
+            arguments=cs.call.arguments,
+            status=status,
+            result=f.result if f is not None else None,
+            error=f.error if f is not None else None,
+            source=f.source if f is not None else None,
+            started_at=self._first_start.get(cs.call.id),
+            finished_at=f.at if f is not None else None,
+            duration_ms=duration,
+            attempts=cs.attempts,
+            retries=max(cs.attempts - 1, 0),
+            idempotency_key=cs.idempotency_key or None,
+            decision=decision,
+            question=cs.question,
+            human_input=cs.human_input,
+            provider_id=cs.call.provider_id,
+            child_id=cs.child_id,
+        )
+
+    def _step(self, turn: ModelResponded, calls: list[ToolCall]) -> Step:
+        started = turn.at - turn.duration_ms / 1000
+        ended = max([turn.at, *(c.finished_at for c in calls if c.finished_at is not None)])
+        cost = turn.usage.cost
+        return Step(
+            step=turn.step,
+            model=turn.model,
+            started_at=started,
+            ended_at=ended,
+            model_ms=turn.duration_ms,
+            tool_ms=round(sum(c.duration_ms or 0.0 for c in calls), 3),
+            wall_ms=round(max(ended - started, 0.0) * 1000, 3),
+            attempts=turn.attempt,
+            tokens=_tokens_of_usage(turn.usage),
+            cost=cost,
+            content=turn.content,
+            tool_calls=calls,
+        )
+
+    def events(self) -> list[Event]:
+        """Every record as an :class:`Event`."""
+        return events(self.records, self.offsets)
+
+
+def derive(
+    execution_id: str,
+    records: list[AnyRecord],
+    offsets: list[int],
+    *,
+    log_bytes: int,
+    torn: TornTail | None,
+    path: str = "",
+) -> Derived:
+    """Derive every view of an execution from its records (:class:`LogCorruptError` if one does not fold)."""
+    return Derived(execution_id, records, offsets, log_bytes=log_bytes, torn=torn, path=path)

@@ -1,0 +1,468 @@
+"""The listing index: a small SQLite database of execution summaries, derived from the logs.
+
+The logs are the source of truth and the index is never trusted over them. Before every listing,
+:meth:`ListingIndex.refresh` stats every log and compares its size, modification time and inode with those
+the row was derived from: a changed or new log is re-derived, a row whose log is gone is dropped. Deleting the file
+loses nothing; it is rebuilt on the next listing.
+
+Versioning. The schema is built by named migrations (``m001_…``), applied in order and recorded in the
+``_migrations`` table, with their count in ``PRAGMA user_version``. A database with more migrations than
+this code knows (made by a newer delite) is left untouched and an in-memory index is used instead.
+``DERIVATION`` versions how rows are derived from logs: when it changes, every row is re-derived.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+import stat
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from delite.datadir._derive import summarize, unreadable
+from delite.datadir._directory import Progress
+from delite.datadir._views import ExecutionSummary, Problem
+from delite.errors import StoreError, UsageError
+from delite.log._os import open_private, read_regular
+from delite.log._reader import parse_log
+from delite.log.records import ExecutionStarted
+from delite.store._ids import MAX_ID_LENGTH
+from delite.store._layout import Layout
+
+__all__ = ["DERIVATION", "MIGRATIONS", "ListingIndex", "Progress", "check_index", "scan_logs"]
+
+
+DERIVATION: Final = "2"  # 2: summaries name the parent call of a sub-agent
+
+MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (
+        "m001_executions",
+        (
+            """CREATE TABLE executions (
+                id TEXT PRIMARY KEY,
+                agent_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                metadata TEXT NOT NULL,
+                summary BLOB NOT NULL,
+                log_size INTEGER NOT NULL,
+                log_mtime_ns INTEGER NOT NULL
+            )""",
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ),
+    ),
+    (
+        "m002_listing_order",
+        (
+            "CREATE INDEX executions_by_created ON executions (created_at DESC, id DESC)",
+            "CREATE INDEX executions_by_status ON executions (status, created_at DESC)",
+        ),
+    ),
+    (
+        "m003_log_inode",  # a log replaced by a copy (a restore keeping size and mtime) is a changed log
+        ("ALTER TABLE executions ADD COLUMN log_ino INTEGER NOT NULL DEFAULT 0",),
+    ),
+)
+
+_COMMIT_EVERY = 500
+_encode = msgspec.json.Encoder().encode
+_decode_summary = msgspec.json.Decoder(ExecutionSummary).decode
+
+
+_VALID_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_ID_LENGTH - 1}}}").fullmatch
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    """What identifies a version of a log file: its size, modification time and inode."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+class _NewerIndexError(Exception):
+    """The database was made by a newer delite."""
+
+
+def scan_logs(layout: Layout) -> dict[str, os.stat_result]:
+    """Every entry named like a log under the data directory with a valid execution id, and its ``lstat``.
+
+    Whatever the entry is (a regular file, a link, a directory, a FIFO): each is listed, and reading it is
+    where an entry that is not a usable log is told apart, so one bad entry never hides the others.
+    """
+    out: dict[str, os.stat_result] = {}
+    try:
+        entries = os.scandir(layout.executions)
+    except FileNotFoundError:
+        return out
+    except OSError as e:
+        raise StoreError.from_os_error("list the executions", layout.executions, e) from e
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(".log"):
+                continue
+            eid = name[:-4]
+            if not _VALID_ID(eid) or ".." in eid:  # the rules of validate_execution_id, checked fast
+                continue
+            try:
+                out[eid] = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone since the listing
+    return out
+
+
+def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
+    path = layout.log(eid)
+    try:
+        data, st = read_regular(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        # Not a log this process can read (a link, a directory, a FIFO, no permission): listed as unreadable,
+        # with the reason, and everything else is listed as usual.
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        summary = unreadable(eid, f"cannot read the log: {e.strerror or e}", log_bytes=0)
+        data = b""
+    else:
+        try:
+            contents = parse_log(data, path=path)
+            records = contents.records
+            if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id != eid:
+                summary = unreadable(eid, f"the log names execution {records[0].execution_id!r}", log_bytes=len(data))
+            else:
+                summary = summarize(
+                    eid, records, contents.offsets, log_bytes=len(data), torn=contents.torn is not None, path=path
+                )
+        except StoreError as e:  # LogCorruptError, UnsupportedFormatError
+            summary = unreadable(eid, str(e), log_bytes=len(data))
+    created = summary.created_at or st.st_mtime
+    return (
+        eid,
+        summary.agent_id,
+        summary.status,
+        created,
+        summary.updated_at or created,
+        _encode(summary.metadata).decode(),
+        _encode(summary),
+        *_stamp(st),
+    )
+
+
+def _json_path(key: str) -> str:
+    if '"' in key or "\\" in key:
+        raise UsageError(f"metadata key {key!r} may not contain quotes or backslashes")
+    return f'$."{key}"'
+
+
+def _sql_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return _encode(value).decode()
+
+
+class ListingIndex:
+    """The index of one data directory. Use :meth:`open`, then :meth:`refresh` and :meth:`query`."""
+
+    def __init__(self, layout: Layout, conn: sqlite3.Connection, *, in_memory: bool) -> None:
+        """Wrap an open, migrated connection (use :meth:`open`)."""
+        self.layout = layout
+        self.conn = conn
+        self.in_memory = in_memory
+
+    @classmethod
+    def open(cls, layout: Layout) -> ListingIndex:
+        """Open (creating or migrating) the index file, or an in-memory index if the file cannot be used.
+
+        A damaged file is deleted and rebuilt; a file made by a newer delite, or one that cannot be written
+        (a read-only data directory, a lock held too long), is left alone and an in-memory index is used.
+        """
+        path = str(layout.index)
+        if _unusable(layout):
+            return cls.memory(layout)  # SQLite could block on a FIFO, or fail on a directory
+        for _attempt in range(2):
+            _create_private(path)
+            try:
+                conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            except sqlite3.Error:
+                break
+            try:
+                _prepare(conn)
+            except (_NewerIndexError, sqlite3.OperationalError):
+                conn.close()
+                break
+            except sqlite3.DatabaseError:
+                conn.close()
+                if _delete_index(layout):
+                    continue
+                break
+            return cls(layout, conn, in_memory=False)
+        return cls.memory(layout)
+
+    @classmethod
+    def memory(cls, layout: Layout) -> ListingIndex:
+        """An index held in memory for this process only."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        _prepare(conn)
+        return cls(layout, conn, in_memory=True)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.conn.close()
+
+    # -- keeping it true to the logs -------------------------------------------------------------------------
+
+    def refresh(self, progress: Progress | None = None) -> int:
+        """Re-derive the rows of new and changed logs and drop those of deleted ones; returns rows re-derived.
+
+        If the file cannot be written, the index moves to memory (for this process) and is built there.
+        """
+        logs = scan_logs(self.layout)
+        known = {
+            eid: (size, mtime, ino)
+            for eid, size, mtime, ino in self.conn.execute("SELECT id, log_size, log_mtime_ns, log_ino FROM executions")
+        }
+        stale = [eid for eid, st in logs.items() if known.get(eid) != _stamp(st)]
+        gone = [eid for eid in known if eid not in logs]
+        if not stale and not gone:
+            return 0
+        try:
+            self._write(stale, gone, progress)
+        except sqlite3.OperationalError:
+            if self.in_memory:
+                raise
+            self.conn.close()
+            fallback = ListingIndex.memory(self.layout)
+            self.conn, self.in_memory = fallback.conn, True
+            return self.refresh(progress)
+        return len(stale)
+
+    def _write(self, stale: list[str], gone: list[str], progress: Progress | None) -> None:
+        conn = self.conn
+        total = len(stale)
+        if gone:
+            with _transaction(conn):
+                conn.executemany("DELETE FROM executions WHERE id = ?", [(g,) for g in gone])
+        batch: list[tuple[Any, ...]] = []
+        deleted: list[tuple[str]] = []
+        for done, eid in enumerate(stale, start=1):
+            row = _row(self.layout, eid)
+            if row is None:
+                deleted.append((eid,))
+            else:
+                batch.append(row)
+            if len(batch) + len(deleted) >= _COMMIT_EVERY or done == total:
+                with _transaction(conn):
+                    conn.executemany("INSERT OR REPLACE INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+                    conn.executemany("DELETE FROM executions WHERE id = ?", deleted)
+                batch, deleted = [], []
+                if progress is not None:
+                    progress(done, total)
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop every row and derive them all again from the logs; returns the number of rows."""
+        with _transaction(self.conn):
+            self.conn.execute("DELETE FROM executions")
+        return self.refresh(progress)
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        statuses: Iterable[str] = (),
+        agent: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        parent: str | None = None,
+    ) -> tuple[list[ExecutionSummary], int]:
+        """The matching summaries, newest first, and how many match in all."""
+        where: list[str] = []
+        params: list[Any] = []
+        wanted = sorted(set(statuses))
+        if wanted:
+            where.append(f"status IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if agent is not None:
+            where.append("agent_id = ?")
+            params.append(agent)
+        for key, value in (metadata or {}).items():
+            where.append("json_extract(metadata, ?) = ?")
+            params.extend([_json_path(key), _sql_value(value)])
+        if parent is not None:
+            where.append("json_extract(CAST(summary AS TEXT), '$.parent_id') = ?")
+            params.append(parent)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("created_at < ?")
+            params.append(until)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        total = self.conn.execute(f"SELECT count(*) FROM executions{clause}", params).fetchone()[0]  # noqa: S608
+        rows = self.conn.execute(
+            f"SELECT summary FROM executions{clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",  # noqa: S608
+            [*params, -1 if limit is None else limit, offset],
+        ).fetchall()
+        return [_decode_summary(r[0]) for r in rows], int(total)
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Any:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    """Apply missing migrations and re-derive everything if the derivation changed."""
+    conn.execute("PRAGMA synchronous = OFF")  # derived data: a power loss at worst damages it, and it is rebuilt
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise _NewerIndexError
+    if version < len(MIGRATIONS):
+        with _transaction(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+            for name, statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+            conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'derivation'").fetchone()
+    if row is None or row[0] != DERIVATION:
+        with _transaction(conn):
+            conn.execute("DELETE FROM executions")
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('derivation', ?)", (DERIVATION,))
+
+
+def _unusable(layout: Layout) -> str:
+    """Why the index's files cannot be used ("" if they can): one of them is there but not a regular file."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        name = str(layout.index) + suffix
+        try:
+            st = os.lstat(name)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            return f"{os.path.basename(name)} is not a regular file"
+    return ""
+
+
+def _create_private(path: str) -> None:
+    """Create the empty database file ``0600`` before SQLite does (its journals then take the same mode).
+
+    A file that exists is left alone, and one that cannot be created (a read-only data directory) is not an
+    error: the index is then kept in memory.
+    """
+    with contextlib.suppress(OSError):
+        os.close(open_private(path, os.O_WRONLY))
+
+
+def _delete_index(layout: Layout) -> bool:
+    """Delete a damaged index file (and its journal); False if it could not be deleted."""
+    try:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(str(layout.index) + suffix)
+    except OSError:
+        return False
+    return True
+
+
+def check_index(
+    layout: Layout,
+    logs: Mapping[str, os.stat_result],
+    *,
+    expected: Mapping[str, ExecutionSummary] | None = None,
+) -> list[Problem]:
+    """Compare the index file with the logs, read-only. Returns one finding per kind of disagreement.
+
+    ``expected`` holds the summaries derived from the logs just read (by ``health``): a row whose log is
+    unchanged (same size, mtime and inode) but whose summary differs was not derived from that log (edited,
+    or written by someone else), and is reported as ``index-mismatch``, a warning.
+    """
+    path = Path(layout.index)
+    unusable = _unusable(layout)
+    if unusable:
+        detail = f"{unusable}; listings keep the index in memory until it is removed"
+        return [Problem(kind="index-unusable", severity="warning", path=str(path), detail=detail)]
+    if not path.exists():
+        if not logs:
+            return []
+        return [Problem(kind="index-missing", severity="derived", detail="no index yet; the next listing builds it")]
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=10.0)
+    except sqlite3.Error as e:
+        return [Problem(kind="index-damaged", severity="derived", detail=f"cannot open the index: {e}")]
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            return [Problem(kind="index-newer", severity="derived", detail="the index was made by a newer delite")]
+        if version < len(MIGRATIONS):
+            detail = f"the index has {version} of {len(MIGRATIONS)} migrations; the next listing applies the rest"
+            return [Problem(kind="index-outdated", severity="derived", detail=detail)]
+        derivation = conn.execute("SELECT value FROM meta WHERE key = 'derivation'").fetchone()
+        if derivation is None or derivation[0] != DERIVATION:
+            detail = "the index was derived by another version; the next listing re-derives it"
+            return [Problem(kind="index-outdated", severity="derived", detail=detail)]
+        rows: dict[str, tuple[int, int, int]] = {}
+        summaries: dict[str, bytes] = {}
+        for eid, size, mtime, ino, blob in conn.execute(
+            "SELECT id, log_size, log_mtime_ns, log_ino, summary FROM executions"
+        ):
+            rows[eid] = (size, mtime, ino)
+            summaries[eid] = blob
+    except sqlite3.DatabaseError as e:
+        return [Problem(kind="index-damaged", severity="derived", detail=f"the index cannot be read: {e}")]
+    finally:
+        conn.close()
+    found = {
+        "index-orphaned": sorted(eid for eid in rows if eid not in logs),
+        "index-missing": sorted(eid for eid in logs if eid not in rows),
+        "index-stale": sorted(eid for eid, st in logs.items() if eid in rows and rows[eid] != _stamp(st)),
+    }
+    what = {
+        "index-orphaned": "index entries whose log is gone",
+        "index-missing": "logs with no index entry",
+        "index-stale": "index entries older than their log",
+    }
+    problems = []
+    for kind, ids in found.items():
+        if ids:
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            problems.append(Problem(kind=kind, severity="derived", detail=f"{len(ids)} {what[kind]}: {shown}"))
+    wrong = sorted(
+        eid
+        for eid, summary in (expected or {}).items()
+        if eid in rows and rows[eid] == _stamp(logs[eid]) and _decoded(summaries[eid]) != summary
+    )
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (", ..." if len(wrong) > 5 else "")
+        detail = (
+            f"{len(wrong)} index entries disagree with their unchanged log (edited?); "
+            f"health --repair rebuilds them: {shown}"
+        )
+        problems.append(Problem(kind="index-mismatch", severity="warning", detail=detail))
+    return problems
+
+
+def _decoded(blob: Any) -> ExecutionSummary | None:
+    try:
+        return _decode_summary(blob)
+    except (msgspec.DecodeError, TypeError):
+        return None

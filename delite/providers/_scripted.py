@@ -1,0 +1,161 @@
+"""A deterministic model for tests, examples and the demo, shipped in the package.
+
+It picks its reply from the conversation it is given: reply *k* of the script answers a conversation with *k*
+assistant turns since the last user message. So a fresh process that resumes an execution gets exactly the
+reply the next step needs, with no state kept in the provider.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from delite.errors import ProviderError
+from delite.log.records import Usage
+from delite.providers._base import OUTPUT_RETRY_PREFIX, ModelTurn, ProviderCall
+
+__all__ = ["ScriptedProvider", "call"]
+
+Reply = ModelTurn | str | dict[str, Any] | Callable[[list[dict[str, Any]]], "ModelTurn | str | dict[str, Any]"]
+
+
+def call(name: str, /, **arguments: Any) -> dict[str, Any]:
+    """A scripted turn that calls one tool: ``call("add", a=1, b=2)``."""
+    return {"tool_calls": [{"name": name, "arguments": arguments}]}
+
+
+def _turn_index(messages: list[dict[str, Any]]) -> int:
+    count = 0
+    for message in reversed(messages):
+        role = message.get("role")
+        if role == "user":
+            content = message.get("content")
+            if isinstance(content, str) and content.startswith(OUTPUT_RETRY_PREFIX):
+                continue  # delite asking for a corrected answer: the script goes on with its next reply
+            break
+        if role == "assistant":
+            count += 1
+    return count
+
+
+class ScriptedProvider:
+    """Replies from a script instead of a model.
+
+    Each script entry is a string (a final answer), a dict with ``content`` and/or ``tool_calls`` (each
+    ``{"name", "arguments"}``, ids are filled in), a :class:`ModelTurn`, or a callable that receives the
+    messages and returns one of those (to answer from tool results).
+
+    ``delay`` makes every call take that many seconds, as a real model's latency would: the sync call sleeps,
+    the async one (``acall``, used by ``agent.arun`` and the :class:`~delite.Runtime`) awaits
+    ``asyncio.sleep``, so many calls can wait at once on one event loop.
+
+    Example::
+
+        provider = ScriptedProvider([call("add", a=2, b=3), lambda m: f"It is {m[-1]['content']}."])
+    """
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        script: Sequence[Reply] = (),
+        *,
+        model: str = "scripted-1",
+        usage: Usage | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Build from a script; ``usage`` overrides the synthetic per-turn token counts."""
+        self.script: list[Reply] = list(script)
+        self.model = model
+        self.usage = usage
+        self.delay = delay
+        self.calls = 0
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Append replies to the script."""
+        self.script.extend(replies)
+
+    @classmethod
+    def tool_loop(
+        cls,
+        steps: int,
+        tool_name: str,
+        arguments: Callable[[int], dict[str, Any]] | None = None,
+        *,
+        answer: str | Callable[[list[dict[str, Any]]], str] = "done",
+        model: str = "scripted-1",
+        delay: float = 0.0,
+    ) -> ScriptedProvider:
+        """A script of ``steps`` turns that each call ``tool_name`` once, then a final answer."""
+        args = arguments or (lambda i: {"i": i})
+
+        def step_reply(i: int) -> dict[str, Any]:
+            return {"tool_calls": [{"name": tool_name, "arguments": args(i)}]}
+
+        script: list[Reply] = [step_reply(i) for i in range(steps)]
+        script.append(answer)
+        return cls(script, model=model, delay=delay)
+
+    def __call__(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:
+        """The script's reply for this conversation (after ``delay`` seconds)."""
+        if self.delay:
+            time.sleep(self.delay)
+        return self._reply(messages, tools, model)
+
+    async def acall(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:
+        """The script's reply, awaiting ``delay`` seconds on the event loop."""
+        if self.delay:
+            import asyncio  # noqa: PLC0415 - only the async API needs it
+
+            await asyncio.sleep(self.delay)
+        return self._reply(messages, tools, model)
+
+    def _reply(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:  # noqa: ARG002
+        self.calls += 1
+        index = _turn_index(messages)
+        if index >= len(self.script):
+            raise ProviderError(f"script exhausted: no reply for turn {index + 1}", provider=self.name)
+        reply = self.script[index]
+        if callable(reply):
+            reply = reply(messages)
+        used = model or self.model
+        usage = self.usage or Usage(input_tokens=12 * len(messages), output_tokens=8)
+        if isinstance(reply, ModelTurn):
+            return reply
+        if isinstance(reply, str):
+            return ModelTurn(content=reply, usage=usage, model=used)
+        calls = [
+            ProviderCall(id=c.get("id") or f"call_{index}_{i}", name=c["name"], arguments=c.get("arguments", {}))
+            for i, c in enumerate(reply.get("tool_calls") or [])
+        ]
+        return ModelTurn(content=reply.get("content"), tool_calls=calls, usage=usage, model=used)
+
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        model: str | None,
+        *,
+        on_text: Callable[[str], None],
+    ) -> ModelTurn:
+        """The script's reply, its text handed to ``on_text`` word by word first (see ``agent.stream``)."""
+        turn = self(messages, tools, model)
+        for piece in re.findall(r"\S+\s*|\s+", turn.content or ""):
+            on_text(piece)
+        return turn
+
+    async def astream(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        model: str | None,
+        *,
+        on_text: Callable[[str], None],
+    ) -> ModelTurn:
+        """:meth:`stream` for the async API (``agent.astream``)."""
+        turn = await self.acall(messages, tools, model)
+        for piece in re.findall(r"\S+\s*|\s+", turn.content or ""):
+            on_text(piece)
+        return turn

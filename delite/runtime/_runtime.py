@@ -1,0 +1,658 @@
+"""``Runtime``: many agents' executions advancing at once in one process, as durable background work.
+
+A runtime owns an event loop in a thread of its own. ``rt.go(agent, text)`` writes the execution's start
+(durably) and returns its id; the execution advances on that loop, as ``agent.arun`` (or ``aresume``) does,
+so many slow model calls are in flight together. Async providers and tools run on the loop; sync ones in the
+runtime's ``workers`` threads; log writes in delite's I/O threads. Nothing here changes what a run records:
+the runtime is a host for the same durable operations as ``agent.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import concurrent.futures
+import functools
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from delite._checks import check_flag, check_run_args, check_text
+from delite.engine._aio import Threads, adrive, worker_pool
+from delite.engine._begin import Begun, begin
+from delite.engine._effects import STOP_REQUESTED, drive
+from delite.engine._operations import check_storable
+from delite.engine._response import AnyResponse, Response, settled
+from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
+from delite.log._durability import Durability
+from delite.log.records import ExecutionStarted, SuspendReason
+from delite.state._fold import fold
+from delite.state._model import ExecutionState, Status
+from delite.store._base import Store
+from delite.store._file import FileStore
+from delite.store._ids import new_execution_id, validate_execution_id
+from delite.store._layout import default_data_dir
+
+if TYPE_CHECKING:
+    from delite.engine._agent import Agent
+
+__all__ = ["Runtime"]
+
+_UNHEARD_LIMIT = 1000
+"""Outcomes kept per kind for a callback registered late (see Runtime, Callbacks); older ones are dropped."""
+
+_RUN_OPTIONS = frozenset({"execution_id", "history", "metadata", "model", "idempotency_key", "output_type"})
+"""The options of :meth:`Runtime.go`, those of ``Agent.run``."""
+
+_CLAIM_PATIENCE = 5.0
+"""Seconds a resume after a recorded answer keeps trying a claim that a racing submitter holds."""
+
+log = logging.getLogger("delite.runtime")
+
+OnComplete = Callable[[str, str, Response], Any]
+OnSuspend = Callable[[str, str, SuspendReason], Any]
+OnFail = Callable[[str, str, BaseException], Any]
+OnCancel = Callable[[str, str, Response], Any]
+
+
+@dataclass
+class _Run:
+    """One stretch of an execution's advance in this runtime (a start, a resume after a signal, a recovery).
+
+    ``future`` holds its response once its callbacks have run; ``task`` is the coroutine's own future,
+    done as soon as the run has let go of the execution (the next run of the same execution waits for it).
+    """
+
+    execution_id: str
+    agent_id: str
+    future: concurrent.futures.Future[Response] = field(default_factory=concurrent.futures.Future)
+    task: concurrent.futures.Future[None] | None = None
+
+
+class Runtime:
+    """Runs many agents' executions concurrently in this process, in the background, durably.
+
+    Example::
+
+        rt = Runtime("./data")
+        researcher = Agent("./data", runtime=rt, agent_id="researcher", provider=..., tools=[...])
+
+        @rt.on_suspend
+        def paused(agent_id, execution_id, reason):
+            notify(f"{agent_id} needs a decision: {reason}")
+
+        eid = rt.go(researcher, "Research the topic")   # returns once the start is on disk
+        ...
+        rt.signal(eid, confirmation_id, True)          # records the decision, resumes in the background
+        print(rt.wait(eid).answer)
+        rt.shutdown()
+
+    **Recovery.** When the runtime starts (explicitly with :meth:`start`, or on the first :meth:`go` or
+    signal), and whenever an agent joins a started runtime, it looks for executions of its agents that a dead
+    process left ``running`` (nobody holds their claim) and resumes them, so restarting a crashed service
+    continues its work with no manual step. Register callbacks before it starts to hear about those too.
+    Sub-agents' executions are not resumed on their own: their parent's call resumes them. Only executions
+    a process was advancing are resumed: a fork (``delite fork``, :meth:`DataDir.fork`) that nobody has
+    resumed yet is left alone, whatever its status.
+
+    **Exit.** A process that exits with runs in flight (no :meth:`wait` or :meth:`shutdown`) prints one
+    line on stderr saying how many and what becomes of them (``running`` on disk, resumed by the next runtime
+    on the same data directory); the threads end with the process, as after a crash.
+
+    **Callbacks** run in a thread of their own, one at a time, in order; one that raises is logged (logger
+    ``delite.runtime``) and changes nothing else. :meth:`wait` returns once the run's callbacks have run.
+    Callbacks may be registered after :meth:`go` (as in ``rt.go(...)`` then ``@rt.on_complete``): an outcome
+    that came while no callback of its kind was registered is delivered to the first one registered later
+    (the latest 1,000 per kind are kept); a callback registered when others of its kind exist hears only
+    what comes next.
+
+    Args:
+        data_dir: the data directory its agents share (or pass ``store``); when omitted, ``$DELITE_DATA_DIR``
+            or else ``./data``, as for an :class:`~delite.Agent`.
+        workers: threads for blocking work of its runs: sync model providers and sync tools. Async providers
+            and tools run on the runtime's event loop and are not limited by it; log writes have their own
+            threads.
+        recover: resume executions a dead process left running (see above); False to leave them.
+        store: a store to use instead of files under ``data_dir``.
+        durability: the durability mode of the store built from ``data_dir``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        workers: int = 32,
+        recover: bool = True,
+        store: Store | None = None,
+        durability: Durability | str = Durability.FULL,
+    ) -> None:
+        """Configure the runtime; nothing starts until :meth:`start` (or the first :meth:`go`)."""
+        if store is None:
+            store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise UsageError("workers must be 1 or more")
+        check_flag("recover", recover)
+        if not isinstance(store, Store):
+            raise UsageError(f"store must be a Store, not {type(store).__name__}")
+        self.store = store
+        self.workers = workers
+        self.recover = recover
+        self.recovered: list[str] = []
+        """Ids of the executions this runtime found left running and resumed."""
+        self._agents: dict[str, Agent] = {}
+        self._runs: dict[str, _Run] = {}
+        self._active = 0
+        self._lock = threading.Condition()
+        kinds = ("complete", "suspend", "fail", "cancel")
+        self._callbacks: dict[str, list[Callable[..., Any]]] = {k: [] for k in kinds}
+        # Outcomes that came before any callback of their kind was registered (the seed registers its callbacks
+        # after go()): the first callback of that kind registered later hears them. Bounded: the oldest go.
+        self._unheard: dict[str, collections.deque[tuple[Any, ...]]] = {
+            k: collections.deque(maxlen=_UNHEARD_LIMIT) for k in kinds
+        }
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pool: Threads | None = None
+        self._notices: queue.SimpleQueue[tuple[Callable[[], None], _Run | None, Any] | None] = queue.SimpleQueue()
+        self._notifier: threading.Thread | None = None
+        self._closing = False
+        self._stopping = False
+        self._recovering: set[str] = set()
+        self._pid = 0  # the process that started it (a forked child's exit says nothing of its parent's runs)
+
+    # -- agents and callbacks --------------------------------------------------------------------------------
+
+    def join(self, agent: Agent) -> None:
+        """Make ``agent`` the one this runtime uses for executions of its ``agent_id`` (the latest join wins).
+
+        ``Agent(..., runtime=rt)`` calls this. A started runtime looks for that agent's executions left
+        running by a dead process at once.
+        """
+        if isinstance(self.store, FileStore) and isinstance(agent.store, FileStore):
+            mine, theirs = os.path.realpath(self.store.layout.root), os.path.realpath(agent.store.layout.root)
+            if mine != theirs:
+                raise UsageError(f"agent {agent.agent_id!r} uses {theirs}, but this runtime runs {mine}")
+        with self._lock:
+            self._agents[agent.agent_id] = agent
+            started = self._loop is not None
+        if started and self.recover:
+            self._recover([agent.agent_id])
+
+    @property
+    def agents(self) -> Mapping[str, Agent]:
+        """The agents that joined, by ``agent_id``."""
+        return dict(self._agents)
+
+    def on_complete(self, fn: OnComplete) -> OnComplete:
+        """Decorator: ``fn(agent_id, execution_id, response)`` after an execution completes."""
+        self._register("complete", fn)
+        return fn
+
+    def on_suspend(self, fn: OnSuspend) -> OnSuspend:
+        """Decorator: ``fn(agent_id, execution_id, reason)`` after an execution suspends (a SuspendReason)."""
+        self._register("suspend", fn)
+        return fn
+
+    def on_fail(self, fn: OnFail) -> OnFail:
+        """Decorator: ``fn(agent_id, execution_id, error)`` after a run raised (:meth:`wait` raises it too)."""
+        self._register("fail", fn)
+        return fn
+
+    def on_cancel(self, fn: OnCancel) -> OnCancel:
+        """Decorator: ``fn(agent_id, execution_id, response)`` after an execution is cancelled."""
+        self._register("cancel", fn)
+        return fn
+
+    def _register(self, kind: str, fn: Callable[..., Any]) -> None:
+        with self._lock:
+            self._callbacks[kind].append(fn)
+            missed = list(self._unheard[kind])
+            self._unheard[kind].clear()
+        notifier = self._notifier
+        for args in missed:  # on the callback thread, in order, after whatever it is delivering now
+            if notifier is not None and notifier.is_alive():
+                self._notices.put((functools.partial(self._call_one, fn, args), None, None))
+            else:  # shut down: no callback thread any more
+                self._call_one(fn, args)
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the event loop and its threads, then resume the agents' executions left running (idempotent)."""
+        with self._lock:
+            if self._closing:
+                raise UsageError("the runtime is shut down")
+            if self._loop is not None:
+                return self
+            loop = asyncio.new_event_loop()
+            self._pool = Threads("delite-rt-work", self.workers)
+            self._thread = threading.Thread(target=loop.run_forever, name="delite-runtime", daemon=True)
+            self._notifier = threading.Thread(target=self._notify_loop, name="delite-rt-callbacks", daemon=True)
+            self._loop = loop
+            self._pid = os.getpid()
+            _started.add(self)
+            self._thread.start()
+            self._notifier.start()
+            agents = list(self._agents)
+        if self.recover and agents:
+            self._recover(agents)
+        return self
+
+    def shutdown(self, *, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop taking work; let each running execution reach a durable step boundary and let go of it.
+
+        New :meth:`go` and signals raise :class:`~delite.errors.UsageError`. A run stops before its next model
+        call or tool batch (a tool or model call in flight finishes and is recorded first), writes what it has
+        buffered and releases its claim; its execution stays ``running`` and a runtime started later resumes
+        it. With ``wait`` (the default) this returns once every run has stopped and every callback has run
+        (or ``timeout`` seconds passed); otherwise at once, the runs stopping in the background.
+        """
+        with self._lock:
+            self._closing = True
+            self._stopping = True
+            loop = self._loop
+        if loop is None or not wait:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._active:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                self._lock.wait(left)
+        self._notices.put(None)
+        if self._notifier is not None and self._notifier is not threading.current_thread():
+            self._notifier.join()
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+            loop.close()
+        if self._pool is not None:
+            self._pool.close()
+
+    def __enter__(self) -> Self:
+        """``with Runtime(...) as rt:`` shuts it down (waiting) at the end of the block."""
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Shut down, waiting for runs to reach a step boundary."""
+        self.shutdown()
+
+    # -- starting and answering ------------------------------------------------------------------------------
+
+    def go(self, agent: Agent, text: str, **run_kwargs: Any) -> str:
+        """Start an execution of ``agent``, durably, and return its id; it advances in the background.
+
+        ``run_kwargs`` are those of :meth:`Agent.run <delite.Agent.run>` (``execution_id``, ``history``,
+        ``metadata``, ``model``, ``idempotency_key``, ``output_type``). With an ``execution_id`` that exists,
+        the execution is continued. :meth:`wait` returns its response.
+
+        **Durable on return.** A new execution's first record (``ExecutionStarted``) is written, with the
+        store's durability mode, in the calling thread before the id is returned; the model is called in the
+        background. So an id handed out (say, in a ``202`` answer) always names an execution that exists: a
+        crash right after ``go()`` loses nothing, and the next Runtime on the same data directory resumes it.
+        A mistake in the arguments raises here, before anything is written. An execution that already exists
+        (or that this runtime is still advancing) is continued in the background as before.
+        """
+        from delite.engine._agent import Agent  # noqa: PLC0415 - the agent module imports this one
+
+        if not isinstance(agent, Agent):
+            raise UsageError(f"go() needs an Agent, not {type(agent).__name__}")
+        unknown = sorted(set(run_kwargs) - _RUN_OPTIONS)
+        if unknown:  # as a Python signature would say it (Agent.run raises the same), before anything is done
+            raise TypeError(f"Runtime.go() got an unexpected keyword argument {unknown[0]!r}")
+        check_run_args(
+            text,
+            history=run_kwargs.get("history"),
+            metadata=run_kwargs.get("metadata"),
+            model=run_kwargs.get("model"),
+            idempotency_key=run_kwargs.get("idempotency_key"),
+        )
+        probe = ExecutionStarted(
+            execution_id=new_execution_id(),
+            input=text,
+            history=list(run_kwargs.get("history") or []),
+            metadata=dict(run_kwargs.get("metadata") or {}),
+            config=agent.fingerprint(),
+        )
+        check_storable([probe], "the run's input (text, history and metadata)")  # before a key is bound
+        if self._agents.get(agent.agent_id) is not agent:
+            self.join(agent)
+        eid = run_kwargs.pop("execution_id", None)
+        key = run_kwargs.get("idempotency_key")
+        if eid is not None:
+            eid = validate_execution_id(eid)
+        elif key is not None:  # the key may already name an execution: that is the id to return
+            op = agent._bind_key_op(key, new_execution_id(), text, run_kwargs.get("history"), explicit=False)  # noqa: SLF001
+            eid = drive(op)
+        else:
+            eid = new_execution_id()
+        self.start()
+        started = self._begin(eid, agent, text, run_kwargs)
+        if started is None:
+            return self._launch(eid, agent, lambda: agent.arun(text, execution_id=eid, **run_kwargs))
+        try:
+            return self._launch(eid, agent, lambda: adrive(started.rest()))
+        except BaseException:
+            started.abandon()  # written and unclaimed: the next runtime resumes it
+            raise
+
+    def _begin(self, eid: str, agent: Agent, text: str, run_kwargs: dict[str, Any]) -> Begun | None:
+        """Start a new execution in this thread, through its first durable record; None to start it later.
+
+        Later (in the background, as before) when the execution already exists or this runtime ran it, or
+        when another owner holds it (the background run then reports that, as it always did).
+        """
+        with self._lock:
+            previous = self._runs.get(eid)
+        if previous is not None or agent.store.exists(eid):
+            return None
+        options = dict.fromkeys(("history", "metadata", "model", "idempotency_key", "output_type")) | run_kwargs
+        op = agent._start(text, execution_id=eid, **options)  # noqa: SLF001 - the runtime hosts the agent's run
+        try:
+            return begin(op)
+        except ExecutionAlreadyClaimedError as e:
+            if e.execution_id != eid:
+                raise
+            return None
+
+    def resume(self, execution_id: str) -> str:
+        """Continue an execution in the background (after a failure, say); returns its id."""
+        root, agent = self._root(execution_id)
+        return self._launch(root, agent, lambda: agent.aresume(root))
+
+    def _continue(self, execution_id: str) -> None:
+        """Resume, in the background, an execution whose answer this process has just recorded.
+
+        Another process that submitted an answer for the same call holds the claim for a moment while it
+        finds the call answered (and raises): the resume waits that moment out rather than give up on an
+        execution it owes a continuation. A claim held for longer (a process advancing it) ends the attempt
+        as :meth:`resume` does.
+        """
+        root, agent = self._root(execution_id)
+
+        async def make() -> Response:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + _CLAIM_PATIENCE
+            while True:
+                try:
+                    return await agent.aresume(root)
+                except ExecutionAlreadyClaimedError as e:
+                    if e.execution_id != root or loop.time() >= deadline:
+                        raise
+                await asyncio.sleep(0.005)
+
+        self._launch(root, agent, make)
+
+    def signal(self, execution_id: str, confirmation_id: str, approved: bool, *, reason: str | None = None) -> None:
+        """Record a decision on a pending call and resume the execution in the background.
+
+        The decision is recorded before this returns (a refused one raises, as ``agent.decide`` does:
+        :class:`~delite.errors.InvalidToolResultError`, :class:`~delite.errors.AlreadyDecidedError`, ...).
+        ``execution_id`` may be the execution that lists the call, or a sub-agent's: either way the top
+        execution is resumed, and continues the sub-agent.
+        """
+        check_text("confirmation_id", confirmation_id)
+        _, agent = self._root(execution_id)
+        agent.decide(execution_id, {confirmation_id: approved}, reasons={confirmation_id: reason}, advance=False)
+        self._continue(execution_id)
+
+    def submit_tool_results(self, execution_id: str, results: Mapping[str, Any]) -> None:
+        """Record client tool results (as ``agent.submit_tool_results``) and resume in the background."""
+        _, agent = self._root(execution_id)
+        agent.submit_tool_results(execution_id, results, advance=False)
+        self._continue(execution_id)
+
+    def submit_input(self, execution_id: str, text: str) -> None:
+        """Record a human's answer (as ``agent.submit_input``) and resume in the background."""
+        _, agent = self._root(execution_id)
+        agent.submit_input(execution_id, text, advance=False)
+        self._continue(execution_id)
+
+    def resolve(
+        self, execution_id: str, call_id: str, *, result: Any = None, error: str | None = None, rerun: bool = False
+    ) -> None:
+        """Settle an in-doubt call (as ``agent.resolve``) and resume in the background."""
+        _, agent = self._root(execution_id)
+        agent.resolve(execution_id, call_id, result=result, error=error, rerun=rerun, advance=False)
+        self._continue(execution_id)
+
+    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
+        """Cancel an execution (see ``agent.cancel``): a running one stops at its next step boundary."""
+        _, agent = self._root(execution_id)
+        response = agent.cancel(execution_id, reason=reason)
+        if response.status is Status.CANCELLED:
+            self._emit(agent.agent_id, execution_id, response, None)
+        return response
+
+    # -- waiting ---------------------------------------------------------------------------------------------
+
+    def future(self, execution_id: str) -> concurrent.futures.Future[Response]:
+        """The future of the latest run of the execution in this runtime (``await asyncio.wrap_future(...)``).
+
+        Raises:
+            LookupError: this runtime has not run the execution.
+        """
+        with self._lock:
+            run = self._runs.get(execution_id)
+        if run is None:
+            raise LookupError(f"execution {execution_id!r} was not run by this runtime")
+        return run.future
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> AnyResponse:
+        """Wait until the execution stops advancing (completed, suspended, failed, cancelled); its response.
+
+        Raises what the run raised. An execution this runtime is not running is read from the data directory
+        (waiting, by polling, while another process advances it). One that a dead process left running, of an
+        agent that joined this runtime, is resumed: waiting on it starts the runtime (which recovers it).
+
+        Raises:
+            TimeoutError: it did not stop within ``timeout`` seconds.
+        """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+        ):
+            raise UsageError(f"timeout must be a number of seconds of 0 or more, or None; not {timeout!r:.80}")
+        with self._lock:
+            run = self._runs.get(execution_id)
+        if run is not None:
+            return settled(run.future.result(timeout))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self._read(execution_id)
+            if state.status is not Status.RUNNING or not self.store.is_claimed(execution_id):
+                with self._lock:
+                    run = self._runs.get(execution_id)
+                if run is not None:  # recovery picked it up meanwhile
+                    return settled(run.future.result(None if deadline is None else max(deadline - time.monotonic(), 0)))
+                if self._left_running_for_us(state):  # a dead process's run: start, which resumes it, then wait
+                    self.start()
+                    continue
+                return Response.from_state(state)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"execution {execution_id!r} is still running")
+            time.sleep(0.05)
+
+    def _left_running_for_us(self, state: ExecutionState) -> bool:
+        """A dead process left this execution running, and starting this runtime would resume it."""
+        return (
+            state.status is Status.RUNNING
+            and self._loop is None
+            and self.recover
+            and not self._closing
+            and state.parent_id is None
+            and state.agent_id in self._agents
+        )
+
+    @property
+    def running(self) -> int:
+        """How many executions this runtime is advancing right now."""
+        return self._active
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _read(self, execution_id: str) -> ExecutionState:
+        return fold(self.store.read(validate_execution_id(execution_id)).records)
+
+    def _root(self, execution_id: str) -> tuple[str, Agent]:
+        """The top execution above ``execution_id`` (itself, unless it is a sub-agent's) and its agent."""
+        eid = validate_execution_id(execution_id)
+        state = self._read(eid)
+        seen = {eid}
+        while state.parent_id is not None and state.parent_id not in seen and self.store.exists(state.parent_id):
+            eid = state.parent_id
+            seen.add(eid)
+            state = self._read(eid)
+        agent = self._agents.get(state.agent_id)
+        if agent is None:
+            raise UsageError(f"no agent {state.agent_id!r} joined this runtime (execution {eid!r})")
+        return eid, agent
+
+    def _launch(self, execution_id: str, agent: Agent, make: Callable[[], Coroutine[Any, Any, Response]]) -> str:
+        self.start()
+        assert self._loop is not None
+        with self._lock:
+            if self._closing:
+                raise UsageError("the runtime is shut down")
+            previous = self._runs.get(execution_id)
+            run = self._runs[execution_id] = _Run(execution_id, agent.agent_id)
+            self._active += 1
+            # A run of the same execution still under way here (it may be just letting go): this one follows it.
+            after = previous.task if previous is not None else None
+            run.task = asyncio.run_coroutine_threadsafe(self._drive(run, make, after), self._loop)
+        return execution_id
+
+    async def _drive(
+        self,
+        run: _Run,
+        make: Callable[[], Coroutine[Any, Any, Response]],
+        after: concurrent.futures.Future[None] | None,
+    ) -> None:
+        STOP_REQUESTED.set(self._stop_requested)
+        worker_pool.set(self._pool)
+        try:
+            if after is not None and not after.done():
+                await asyncio.wait({asyncio.wrap_future(after)})
+            response = await make()
+        except BaseException as e:  # noqa: BLE001 - handed to wait() and on_fail
+            error = e
+            self._notices.put((lambda: self._emit(run.agent_id, run.execution_id, None, error), run, error))
+        else:
+            self._notices.put((lambda: self._emit(run.agent_id, run.execution_id, response, None), run, response))
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._lock.notify_all()
+
+    def _stop_requested(self) -> bool:
+        return self._stopping
+
+    def _emit(self, agent_id: str, execution_id: str, response: Response | None, error: BaseException | None) -> None:
+        if error is not None:
+            if isinstance(error, ExecutionAlreadyClaimedError) and error.execution_id == execution_id:
+                return  # another process advances it: not a failure of the execution
+            self._call("fail", agent_id, execution_id, error)
+            return
+        assert response is not None
+        status = response.status
+        if status is Status.COMPLETED:
+            self._call("complete", agent_id, execution_id, response)
+        elif status.is_suspended and response.suspend_reason is not None:
+            self._call("suspend", agent_id, execution_id, response.suspend_reason)
+        elif status is Status.CANCELLED:
+            self._call("cancel", agent_id, execution_id, response)
+        elif status is Status.FAILED:
+            self._call("fail", agent_id, execution_id, DeliteError(response.error or "failed"))
+
+    def _call(self, kind: str, *args: Any) -> None:
+        with self._lock:
+            fns = list(self._callbacks[kind])
+            if not fns:
+                self._unheard[kind].append(args)
+        for fn in fns:
+            self._call_one(fn, args)
+
+    def _call_one(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            result = fn(*args)
+            if asyncio.iscoroutine(result) and self._loop is not None:
+                asyncio.run_coroutine_threadsafe(result, self._loop).result()
+        except Exception:
+            log.exception("runtime callback %s for execution %s raised", getattr(fn, "__name__", fn), args[1])
+
+    def _notify_loop(self) -> None:
+        while True:
+            item = self._notices.get()
+            if item is None:
+                return
+            notify, run, outcome = item
+            try:
+                notify()
+            finally:
+                if run is not None:
+                    if isinstance(outcome, BaseException):
+                        run.future.set_exception(outcome)
+                    else:
+                        run.future.set_result(outcome)
+
+    def _exit_notice(self) -> str | None:
+        """The line to print at interpreter exit when runs are still in flight here (None: nothing to say)."""
+        with self._lock:
+            active = self._active
+        if not active or self._loop is None or self._pid != os.getpid():
+            return None
+        many = active > 1
+        runs = f"{active} execution{'s' if many else ''}"
+        if isinstance(self.store, FileStore):
+            fate = (
+                f"{'they stay' if many else 'it stays'} 'running' in {self.store.layout.root} and the next Runtime "
+                f"on that data directory resumes {'them' if many else 'it'} (rt.wait(id) or rt.shutdown() before "
+                "exit lets runs finish or stop at a step boundary)"
+            )
+        else:
+            fate = f"{'they are' if many else 'it is'} lost with this process (the store is in memory)"
+        return f"delite: the process exits with {runs} in flight in a Runtime; {fate}"
+
+    def _recover(self, agent_ids: list[str]) -> None:
+        """Resume the executions of these agents that a dead process left running (asked of the store's index)."""
+        store = self.store
+        wanted = {a for a in agent_ids if a not in self._recovering}
+        if not wanted:
+            return
+        self._recovering |= wanted
+        # Top-level executions left running with no live owner; forks nobody resumed are left out (no process was
+        # advancing them, so none died doing so). Sub-agents are resumed through their parents.
+        for summary in store.runnable():
+            if summary.agent_id not in wanted:
+                continue
+            eid = summary.id
+            agent = self._agents[summary.agent_id]
+            self.recovered.append(eid)
+
+            def make(agent: Agent = agent, eid: str = eid) -> Coroutine[Any, Any, Response]:
+                return agent.aresume(eid)
+
+            self._launch(eid, agent, make)
+
+
+_started: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+@atexit.register
+def _warn_in_flight() -> None:
+    """At interpreter exit, say which runtimes still had runs in flight (their daemon threads die now)."""
+    for rt in list(_started):
+        notice = rt._exit_notice()  # noqa: SLF001
+        if notice is not None:
+            print(notice, file=sys.stderr, flush=True)

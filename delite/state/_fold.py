@@ -1,0 +1,304 @@
+"""A pure fold from records to :class:`~delite.state._model.ExecutionState`: no I/O, no clock, no randomness.
+
+``fold(records)`` builds the state from scratch; ``apply(state, record)`` advances a state by one record in
+place (the engine keeps one state and applies each record as it appends it, so no step re-folds the log).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+
+from delite._gc import paused
+from delite.errors import LogCorruptError
+from delite.log.records import (
+    ChildSuspended,
+    DecisionRecorded,
+    DriftAccepted,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    InDoubtResolved,
+    InputRequested,
+    InputSubmitted,
+    ModelCallFailed,
+    ModelResponded,
+    OutputRejected,
+    Record,
+    ToolFinished,
+    ToolStarted,
+)
+from delite.state._model import CallState, ExecutionState, Status, _ResultTail
+
+__all__ = ["apply", "fold", "tool_message_content"]
+
+_json = msgspec.json.Encoder()
+
+
+def tool_message_content(finished: ToolFinished) -> str:
+    """What the model is shown for a tool call's outcome."""
+    if finished.error is not None:
+        return f"Error: {finished.error}"
+    result = finished.result
+    if isinstance(result, str):
+        return result
+    return _json.encode(result).decode()
+
+
+def _started(s: ExecutionState, r: ExecutionStarted) -> None:
+    s.execution_id = r.execution_id
+    s.agent_id = r.agent_id
+    s.input = r.input
+    s.history = r.history
+    s.metadata = r.metadata
+    s.config = r.config
+    s.known_tools.update(t.name for t in r.config.tools)
+    s.model = r.model
+    s.idempotency_key = r.idempotency_key
+    s.parent_id = r.parent_id
+    s.parent_call = r.parent_call
+    s.depth = r.depth
+    s.output_schema = r.output_schema
+    s.created_at = r.at
+    s.status = Status.RUNNING
+    s.dormant = r.forked_from is not None and s.resumes <= r.fork_resumes
+    s._fork_resumes = r.fork_resumes  # noqa: SLF001 - the fold's own bookkeeping
+    if r.config.prompt:
+        s.messages.append({"role": "system", "content": r.config.prompt})
+    if r.output_prompt:
+        s.messages.append({"role": "system", "content": r.output_prompt})
+    s.messages.extend(r.history)
+    s.messages.append({"role": "user", "content": r.input})
+
+
+def _responded(s: ExecutionState, r: ModelResponded) -> None:
+    s.turns.append(r)
+    t = s.totals
+    u = r.usage
+    t.llm_calls += 1
+    t.input_tokens += u.input_tokens
+    t.output_tokens += u.output_tokens
+    t.cached_input_tokens += u.cached_input_tokens
+    t.cache_write_tokens += u.cache_write_tokens
+    t.reasoning_tokens += u.reasoning_tokens
+    if not u.known:
+        t.usage_known = False
+    if u.cost is None:
+        t.cost_known = False
+    else:
+        try:
+            t.cost += Decimal(u.cost)
+        except InvalidOperation:
+            t.cost_known = False
+    message: dict[str, Any] = {"role": "assistant", "content": r.content}
+    if r.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": c.provider_id or c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": _json.encode(c.arguments).decode()},
+            }
+            for c in r.tool_calls
+        ]
+        for i, c in enumerate(r.tool_calls):
+            s.calls[c.id] = CallState(call=c, step=r.step, index=i)
+    s.messages.append(message)
+    s._results = _ResultTail(r.step, len(s.messages)) if r.tool_calls else None  # noqa: SLF001 - the fold's own
+    s.status = Status.RUNNING
+    s.suspend_reason = None
+
+
+def _tool_started(s: ExecutionState, r: ToolStarted) -> None:
+    call = s.calls[r.call_id]
+    call.attempts = max(call.attempts, r.attempt)
+    call.idempotency_key = r.idempotency_key
+    call.rerun_requested = False
+    call.child_id = None
+    s.totals.tool_calls += 1
+
+
+def _tool_finished(s: ExecutionState, r: ToolFinished) -> None:
+    call = s.calls[r.call_id]
+    call.finished = r
+    message: dict[str, Any] = {
+        "role": "tool",
+        "tool_call_id": call.call.provider_id or call.call.id,
+        "content": tool_message_content(r),
+    }
+    if r.error is not None:
+        message["is_error"] = True  # providers whose API has the flag (Anthropic) pass it on
+    # Calls that ran at the same time finish in any order; their results are shown in the order the model
+    # asked for them, so the conversation does not depend on timing. Every result of a turn comes after
+    # its assistant message and before anything else: the fold keeps where that tail starts and the call
+    # indices in it, so placing a result is a binary search (a turn of n calls folds in O(n log n) at worst,
+    # O(n) when results come in the order asked, as they mostly do), never a scan of the tail.
+    messages = s.messages
+    tail = s._results  # noqa: SLF001 - the fold's own bookkeeping
+    if tail is None or tail.step != call.step or tail.start + len(tail.indices) != len(messages):
+        messages.append(message)  # an older turn's call, or something was appended after the tail
+        s._results = None  # noqa: SLF001
+        return
+    indices = tail.indices
+    if not indices or indices[-1] <= call.index:
+        indices.append(call.index)
+        messages.append(message)
+        return
+    pos = bisect.bisect_right(indices, call.index)
+    indices.insert(pos, call.index)
+    messages.insert(tail.start + pos, message)
+
+
+def _suspended(s: ExecutionState, r: ExecutionSuspended) -> None:
+    s.status = Status.for_suspension(r.reason.kind)
+    s.suspend_reason = r.reason
+
+
+def _decision(s: ExecutionState, r: DecisionRecorded) -> None:
+    s.calls[r.call_id].decision = r
+
+
+def _input(s: ExecutionState, r: InputSubmitted) -> None:
+    s.calls[r.call_id].human_input = r.text
+
+
+def _input_requested(s: ExecutionState, r: InputRequested) -> None:
+    s.calls[r.call_id].question = r.question
+
+
+def _resolved(s: ExecutionState, r: InDoubtResolved) -> None:
+    s.calls[r.call_id].rerun_requested = True
+
+
+def _output_rejected(s: ExecutionState, r: OutputRejected) -> None:
+    s.rejected_outputs += 1
+    s.rejected_step = r.step
+    s.messages.append({"role": "user", "content": r.prompt})
+
+
+def _child_suspended(s: ExecutionState, r: ChildSuspended) -> None:
+    s.calls[r.call_id].child_id = r.child_id
+
+
+def _drift(s: ExecutionState, r: DriftAccepted) -> None:
+    s.config = r.config
+    s.known_tools.update(t.name for t in r.config.tools)
+
+
+def _resumed(s: ExecutionState, _r: ExecutionResumed) -> None:
+    s.resumes += 1
+    if s.dormant and s.resumes > s._fork_resumes:  # noqa: SLF001
+        s.dormant = False  # a process took the fork on (the copied resumes are the origin's)
+    if not s.status.is_terminal:
+        s.status = Status.RUNNING
+        s.suspend_reason = None
+
+
+def _model_failed(s: ExecutionState, r: ModelCallFailed) -> None:
+    s.totals.model_failures += 1
+    u = r.usage
+    if u is not None:  # an attempt that got under way before it failed: billed, its counts a lower bound
+        t = s.totals
+        t.input_tokens += u.input_tokens
+        t.output_tokens += u.output_tokens
+        t.cached_input_tokens += u.cached_input_tokens
+        t.cache_write_tokens += u.cache_write_tokens
+        t.reasoning_tokens += u.reasoning_tokens
+        if not u.known:
+            t.usage_known = False
+        if u.cost is not None:
+            try:
+                t.cost += Decimal(u.cost)
+            except InvalidOperation:
+                t.cost_known = False
+    if not r.retryable:
+        s.failed_attempts += 1
+
+
+def _completed(s: ExecutionState, r: ExecutionCompleted) -> None:
+    s.status = Status.COMPLETED
+    s.answer = r.answer
+    s.output = r.output
+    s.suspend_reason = None
+
+
+def _failed(s: ExecutionState, r: ExecutionFailed) -> None:
+    s.status = Status.FAILED
+    s.error_type = r.error_type
+    s.error_message = r.message
+
+
+def _cancelled(s: ExecutionState, _r: ExecutionCancelled) -> None:
+    s.status = Status.CANCELLED
+    s.suspend_reason = None
+
+
+_HANDLERS: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
+    ExecutionStarted: _started,
+    ModelResponded: _responded,
+    ToolStarted: _tool_started,
+    ToolFinished: _tool_finished,
+    ExecutionSuspended: _suspended,
+    DecisionRecorded: _decision,
+    InputSubmitted: _input,
+    InputRequested: _input_requested,
+    InDoubtResolved: _resolved,
+    DriftAccepted: _drift,
+    OutputRejected: _output_rejected,
+    ChildSuspended: _child_suspended,
+    ExecutionResumed: _resumed,
+    ModelCallFailed: _model_failed,
+    ExecutionCompleted: _completed,
+    ExecutionFailed: _failed,
+    ExecutionCancelled: _cancelled,
+}
+
+
+def _inconsistent(state: ExecutionState, index: int, record: Record, e: KeyError) -> LogCorruptError:
+    reason = f"record {index} ({type(record).__name__}) refers to unknown call {e.args[0]!r}"
+    return LogCorruptError(state.execution_id or "?", -1, reason)
+
+
+def apply(state: ExecutionState, record: Record) -> ExecutionState:
+    """Advance ``state`` by one record, in place, and return it.
+
+    Raises:
+        LogCorruptError: the record refers to a tool call the log never recorded.
+    """
+    try:
+        _HANDLERS[type(record)](state, record)
+    except KeyError as e:
+        raise _inconsistent(state, state.records, record, e) from None
+    state.records += 1
+    state.updated_at = record.at
+    return state
+
+
+def fold(records: Iterable[Record], state: ExecutionState | None = None) -> ExecutionState:
+    """Fold records into a new state (or onto ``state``).
+
+    Raises:
+        LogCorruptError: a record refers to a tool call the log never recorded (a log not written by delite).
+    """
+    s = ExecutionState() if state is None else state
+    handlers = _HANDLERS
+    n = 0
+    last = None
+    with paused():  # a long log builds a large conversation: trees only, nothing for the collector to find
+        for record in records:
+            try:
+                handlers[type(record)](s, record)
+            except KeyError as e:
+                raise _inconsistent(s, s.records + n, record, e) from None
+            n += 1
+            last = record
+    s.records += n
+    if last is not None:
+        s.updated_at = last.at
+    return s

@@ -1,0 +1,63 @@
+"""What an execution came to, in a few fields: the part of the folded state a :class:`Response` is built from.
+
+An :class:`Outcome` is small and fixed in size whatever the length of the run, so a store may keep it next to
+a finished execution's log (see :mod:`delite.store._snapshot`) and answer a later ``agent.run`` on that
+execution without decoding and folding the whole log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from delite.log.records import SuspendReason, Usage
+from delite.state._model import ExecutionState, Status
+
+__all__ = ["Outcome", "outcome"]
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An execution's status and result, its totals, and the input it was started with.
+
+    Derived data: :func:`outcome` computes it from an :class:`ExecutionState`; it is never a source of truth.
+    """
+
+    execution_id: str
+    status: Status
+    input: str = ""
+    answer: str | None = None
+    output: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    suspend_reason: SuspendReason | None = None
+    usage: Usage = msgspec.field(default_factory=Usage)
+    steps: int = 0
+    records: int = 0
+
+
+def outcome(state: ExecutionState) -> Outcome:
+    """The outcome of a folded execution (pure)."""
+    t = state.totals
+    usage = Usage(
+        input_tokens=t.input_tokens,
+        output_tokens=t.output_tokens,
+        cached_input_tokens=t.cached_input_tokens,
+        cache_write_tokens=t.cache_write_tokens,
+        reasoning_tokens=t.reasoning_tokens,
+        cost=str(t.cost) if t.cost_known else None,
+        known=t.usage_known,
+    )
+    return Outcome(
+        execution_id=state.execution_id,
+        status=state.status,
+        input=state.input,
+        answer=state.answer,
+        output=state.output,
+        error_type=state.error_type,
+        error_message=state.error_message,
+        suspend_reason=state.suspend_reason,
+        usage=usage,
+        steps=state.steps,
+        records=state.records,
+    )

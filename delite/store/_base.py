@@ -1,0 +1,183 @@
+"""The store interfaces: one execution's records (:class:`LogStore`), and questions across them.
+
+The engine only talks to :class:`Store` and :class:`ExecutionLog`, so a second backend (say, PostgreSQL for a
+fleet of workers) is a new implementation of them, not a change to the engine. :class:`Store` is the two
+interfaces in one object: :class:`LogStore` (records with sequence numbers, ranged reads, claims, fenced
+appends) and :class:`~delite.store._query.ExecutionIndex` (list, filter, find work, cancel requests,
+idempotency keys). ``tests/contract`` runs one suite per interface against every implementation; see
+``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from delite.errors import DeliteError, SequenceConflictError, UsageError
+from delite.log.records import AnyRecord, Record
+from delite.state._fold import fold
+from delite.state._model import Status
+from delite.state._outcome import Outcome
+from delite.store._query import ExecutionIndex
+from delite.store._records import RecordRange
+
+if TYPE_CHECKING:
+    from delite.datadir._views import ExecutionSummary
+
+__all__ = ["ExecutionLog", "LogStore", "Store"]
+
+
+class ExecutionLog(abc.ABC):
+    """A claimed execution: the records it had when claimed, and the sole right to append to it.
+
+    Use as a context manager, or call :meth:`release`. The claim also ends if the process dies. Nothing here
+    speaks of bytes: the torn tail a claim cut off is ``torn`` on the framed stores' own log classes.
+    """
+
+    execution_id: str
+    records: list[AnyRecord]
+    created: bool = False
+    outcome: Outcome | None = None
+    """The execution's outcome when the store kept one that matches the log exactly (see :meth:`save_outcome`).
+
+    When it is set, a caller that needs no more than the outcome (a finished execution asked for again) can
+    skip folding ``records``; a store may then decode ``records`` only when they are read.
+    """
+
+    @property
+    @abc.abstractmethod
+    def head(self) -> int:
+        """The sequence number of the log's last record as this claim knows it (0: no record yet)."""
+
+    @abc.abstractmethod
+    def append(self, records: Sequence[Record], *, barrier: bool = False, expected: int | None = None) -> None:
+        """Append records atomically as one write; ``barrier`` marks a point that must be durable (see modes).
+
+        With ``expected``, the append is fenced: it goes ahead only if the log's last record has that sequence
+        number (:attr:`head`), and the new records then have ``expected + 1`` on.
+
+        Raises:
+            SequenceConflictError: the log's head is not ``expected`` (nothing was written).
+            UsageError: ``expected`` is not a whole number, 0 or more; or the claim was released.
+        """
+
+    def _fence(self, expected: int | None) -> None:
+        """Raise :class:`SequenceConflictError` unless ``expected`` is None or the head (checked first)."""
+        if expected is None:
+            return
+        if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+            raise UsageError(f"expected must be a sequence number (a whole number, 0 or more), not {expected!r}")
+        if expected != self.head:
+            raise SequenceConflictError(self.execution_id, expected, self.head)
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Give up the claim (idempotent)."""
+
+    def save_outcome(self, outcome: Outcome) -> None:  # noqa: B027 - optional hook, most stores keep nothing
+        """Offer the outcome of the log as it is now (every append made) for the next claim to reuse.
+
+        Derived data: a store may keep it, verified against the log, or ignore it (the default).
+        """
+
+    def __enter__(self) -> Self:
+        """Hold the claim for the block."""
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Release the claim."""
+        self.release()
+
+
+class LogStore(abc.ABC):
+    """One append-only log of records per execution: ranged reads, claims and fenced appends.
+
+    Records carry sequence numbers from 1 (see :mod:`delite.store._records`). Nothing here speaks of bytes,
+    offsets or files: those are features of the file store's own class.
+    """
+
+    @abc.abstractmethod
+    def exists(self, execution_id: str) -> bool:
+        """Whether an execution with this id has a log."""
+
+    @abc.abstractmethod
+    def read(self, execution_id: str, *, after: int | None = None, limit: int | None = None) -> RecordRange:
+        """The execution's complete records after sequence ``after`` (all: None), at most ``limit`` of them.
+
+        Reads without claiming or repairing anything.
+
+        Raises:
+            ExecutionNotFoundError: there is no such execution.
+            LogCorruptError: a record before the tail is damaged.
+            UsageError: ``after`` or ``limit`` is not a whole number, 0 or more.
+        """
+
+    def head(self, execution_id: str) -> int:
+        """The sequence number of the execution's last complete record (0 for none).
+
+        Raises:
+            ExecutionNotFoundError: there is no such execution.
+        """
+        return self.read(execution_id, limit=0).head
+
+    @abc.abstractmethod
+    def claim(self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0) -> ExecutionLog:
+        """Take the sole right to advance an execution, and read it (a file store cuts off a torn tail).
+
+        With ``create``, a missing execution is created holding those records (``created`` is then True); an
+        existing one is claimed and read as usual, so two callers racing to create it both end up with it.
+
+        Raises:
+            ExecutionAlreadyClaimedError: another owner holds it and ``timeout`` is 0.
+            ClaimTimeoutError: another owner held it for all of ``timeout`` seconds.
+            ExecutionNotFoundError: no such execution (and no ``create``).
+        """
+
+    @abc.abstractmethod
+    def is_claimed(self, execution_id: str) -> bool:
+        """Whether a live owner holds the execution right now (a snapshot; it may change at once)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing open
+        """Release resources held by the store."""
+
+
+class Store(LogStore, ExecutionIndex):
+    """Where execution logs live: a :class:`LogStore` and an :class:`~delite.store._query.ExecutionIndex` in one.
+
+    Finding work (:meth:`recoverable`, :meth:`runnable`) is built here from a listing, the claims and a read
+    of each fork; a store that can answer it in one query overrides them.
+    """
+
+    def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
+        """Running executions with no live owner, forks nobody resumed left out, oldest first."""
+        return self._find_work(agent=agent, limit=limit, top_level=False)
+
+    def runnable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
+        """Top-level executions a worker may take on by itself now, oldest first."""
+        return self._find_work(agent=agent, limit=limit, top_level=True)
+
+    def _find_work(self, *, agent: str | None, limit: int | None, top_level: bool) -> list[ExecutionSummary]:
+        page = self.list_executions(status=Status.RUNNING.value, agent=agent, limit=None)
+        out: list[ExecutionSummary] = []
+        for summary in sorted(page.items, key=lambda s: (s.created_at, s.id)):
+            if limit is not None and len(out) >= limit:
+                break
+            if top_level and summary.parent_id is not None:
+                continue
+            if self.is_claimed(summary.id):
+                continue  # a live owner is advancing it
+            if summary.forked_from is not None and self._never_advanced(summary.id):
+                continue  # a fork nobody resumed: no process was advancing it
+            out.append(summary)
+        return out
+
+    def _never_advanced(self, execution_id: str) -> bool:
+        """Whether no process has taken this execution on yet (a fork nobody resumed); unreadable counts as no."""
+        try:
+            return fold(self.read(execution_id).records).dormant
+        except DeliteError:
+            return False  # taking it on reports what is wrong with it

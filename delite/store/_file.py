@@ -1,0 +1,535 @@
+"""The store on local files: one append-only log per execution under a data directory.
+
+Every file it creates is ``0600`` and every directory ``0700``, whatever the umask. A log is read only as a
+regular file (never through a symbolic link, never blocking on a FIFO), and claimed only when it is the
+execution's own: one link, and a first record that names the id it is claimed under. Every failure of the
+file system is a :class:`~delite.errors.StoreError` whose ``errno`` and ``filename`` are the cause's.
+Reading needs no write access: a finished execution in a data directory that cannot be written is
+"claimed" read-only (nothing to append, nothing to lock) and answers from its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import filelock
+import msgspec
+
+from delite.errors import (
+    ClaimTimeoutError,
+    ExecutionAlreadyClaimedError,
+    ExecutionNotFoundError,
+    StoreError,
+    UsageError,
+)
+from delite.log import _os
+from delite.log._durability import Durability
+from delite.log._framing import TornTail
+from delite.log._os import fsync_dir
+from delite.log._reader import LogContents, parse_log
+from delite.log._writer import LogWriter, publish_log
+from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
+from delite.state._outcome import Outcome
+from delite.store._base import ExecutionLog, Store
+from delite.store._ids import validate_execution_id
+from delite.store._layout import Layout
+from delite.store._listing import log_ids
+from delite.store._logfile import check_identity, check_single_link, read_log_file
+from delite.store._query import check_key
+from delite.store._records import FramedRange, check_range, count_records, framed_range
+from delite.store._snapshot import load as load_snapshot
+from delite.store._snapshot import save as save_snapshot
+
+if TYPE_CHECKING:
+    from delite.datadir._views import Page
+
+__all__ = ["FileExecutionLog", "FileStore"]
+
+_key_codec = msgspec.json.Decoder(dict[str, str])
+# Up to this many ids, a batched cancel check looks for each marker (one lstat each) rather than list them all.
+_FEW = 16
+# A data directory that cannot be written: reads go on without a claim.
+_READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+class FileExecutionLog(ExecutionLog):
+    """A claimed execution backed by a log file and a ``filelock`` claim.
+
+    When the claim found a snapshot that matches the log (``outcome`` is set), ``records`` are decoded from
+    the bytes read at claim time only if something reads them.
+    """
+
+    torn: TornTail | None
+    """The torn tail (a crash's incomplete last write) that this claim cut off, if any."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        records: list[AnyRecord] | None,
+        torn: TornTail | None,
+        writer: LogWriter | None,
+        lock: filelock.BaseFileLock | None,
+        *,
+        snapshot_path: str = "",
+        data: bytes = b"",
+        outcome: Outcome | None = None,
+        path: str = "",
+        read_only: OSError | None = None,
+    ) -> None:
+        """Wrap an open writer and a held lock (``records`` None: decode ``data`` when first read).
+
+        With ``read_only`` (why the data directory cannot be written), there is neither: the execution is
+        finished, so there is nothing to append, and the log is only read.
+        """
+        self.execution_id = execution_id
+        self._records = records
+        self._data = data
+        self.torn = torn
+        self.outcome = outcome
+        self._writer = writer
+        self._lock: filelock.BaseFileLock | None = lock
+        self._snapshot_path = snapshot_path
+        self._path = writer.path if writer is not None else path
+        self._read_only = read_only
+        self._read_size = len(data)
+        self._read_head: int | None = None if records is None else len(records)
+        self._appended = 0
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this claim can only read (a finished execution in a data directory that cannot be written)."""
+        return self._read_only is not None
+
+    @property
+    def records(self) -> list[AnyRecord]:
+        """The records the log held when it was claimed."""
+        if self._records is None:
+            self._records = parse_log(self._data, path=self._path).records
+            self._data = b""
+        return self._records
+
+    @records.setter
+    def records(self, records: list[AnyRecord]) -> None:
+        self._records = records
+
+    @property
+    def head(self) -> int:
+        """The sequence of the last record: those read at the claim plus those appended since."""
+        if self._read_head is None:
+            if self._records is not None:
+                self._read_head = len(self._records)
+            else:
+                self._read_head = count_records(self._data, path=self._path)
+        return self._read_head + self._appended
+
+    def save_outcome(self, outcome: Outcome) -> None:
+        """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim."""
+        w = self._writer
+        if self._lock is not None and self._snapshot_path and w is not None:
+            save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset)
+
+    def append(self, records: Sequence[Record], *, barrier: bool = False, expected: int | None = None) -> None:
+        """Append records as one write (fenced by ``expected``, see :meth:`ExecutionLog.append`).
+
+        The claim's lock is the file store's real fence: no other process can append while it is held.
+        """
+        if self._read_only is not None:
+            e = self._read_only
+            raise StoreError(
+                f"execution {self.execution_id!r} is finished and its data directory cannot be written: "
+                f"nothing can be appended ({e.strerror})",
+                self._path,
+                errno=e.errno,
+                strerror=e.strerror,
+            )
+        if self._lock is None or self._writer is None:
+            raise UsageError(f"execution {self.execution_id!r} was released; claim it again to write")
+        self._fence(expected)
+        self._writer.append(records, barrier=barrier)
+        self._appended += len(records)
+
+    @property
+    def size(self) -> int:
+        """Bytes of complete records in the log."""
+        return self._writer.size if self._writer is not None else self._read_size
+
+    def release(self) -> None:
+        """Close the log and release the claim."""
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            lock.release()
+
+
+class FileStore(Store):
+    """Execution logs as files under ``root`` (see :class:`~delite.store._layout.Layout`)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, durability: Durability | str = Durability.FULL) -> None:
+        """Point at a data directory; nothing is created until the first write."""
+        self.layout = Layout(root)
+        try:
+            self.durability = Durability(durability)
+        except ValueError:
+            choices = ", ".join(repr(d.value) for d in Durability)
+            raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
+        self._ready = False
+
+    def _where(self) -> str:
+        """The data directory as an absolute path, for messages."""
+        return os.path.abspath(self.layout.root)
+
+    def _ensure(self) -> None:
+        if not self._ready:
+            try:
+                self.layout.ensure()
+            except OSError as e:
+                raise StoreError.from_os_error("create the data directory", self.layout.root, e) from e
+            self._ready = True
+
+    def exists(self, execution_id: str) -> bool:
+        """Whether the execution's log exists (any entry under its name, even one that cannot be used)."""
+        return os.path.lexists(self.layout.log(validate_execution_id(execution_id)))
+
+    def list_ids(self) -> list[str]:
+        """Every execution id, sorted (generated ids sort by creation time)."""
+        return log_ids(self.layout)
+
+    def read(self, execution_id: str, *, after: int | None = None, limit: int | None = None) -> FramedRange:
+        """Read an execution's log without claiming it (no write access needed); see :meth:`LogStore.read`.
+
+        The whole file is read and checked, whatever the range: a log file has no index by sequence number.
+        The result also carries the file's byte offsets and torn tail (file-store features).
+        """
+        check_range(after, limit)
+        eid = validate_execution_id(execution_id)
+        path = self.layout.log(eid)
+        data, _st = read_log_file(eid, path, data_dir=self._where())
+        contents = parse_log(data, path=path)
+        check_identity(eid, path, contents.records)
+        return framed_range(eid, contents, after=after, limit=limit)
+
+    def _lock(self, execution_id: str) -> filelock.BaseFileLock:
+        return filelock.FileLock(self.layout.claim(execution_id), mode=_os.FILE_MODE, thread_local=False)
+
+    def claim(
+        self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0
+    ) -> FileExecutionLog:
+        """Lock the execution, then read it and repair a torn tail (or create it).
+
+        Raises:
+            LogIdentityError: the log is a link, or its records name another execution.
+            StoreError: the file system failed (``errno`` and ``filename`` are the cause's).
+        """
+        validate_execution_id(execution_id)
+        path = self.layout.log(execution_id)
+        if create is None and not os.path.lexists(path):
+            raise ExecutionNotFoundError(execution_id, self._where())
+        try:
+            if not self._ready:
+                self.layout.ensure()
+                self._ready = True
+        except OSError as e:
+            if create is not None and not os.path.lexists(path):
+                raise StoreError.from_os_error("create the data directory", self.layout.root, e) from e
+            return self._read_only_claim(execution_id, path, e)
+        lock = self._lock(execution_id)
+        try:
+            lock.acquire(timeout=timeout, blocking=timeout > 0)
+        except filelock.Timeout:
+            if timeout > 0:
+                raise ClaimTimeoutError(execution_id, timeout) from None
+            raise ExecutionAlreadyClaimedError(execution_id) from None
+        except OSError as e:
+            if e.errno in _READ_ONLY_ERRNOS and os.path.lexists(path):
+                return self._read_only_claim(execution_id, path, e)
+            where = self.layout.claim(execution_id)
+            raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, e) from e
+        try:
+            return self._claimed(execution_id, path, create, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    def _claimed(
+        self, execution_id: str, path: str, create: Sequence[Record] | None, lock: filelock.BaseFileLock
+    ) -> FileExecutionLog:
+        """Read (or create) the log of an execution whose lock is held."""
+        snap = self.layout.snapshot(execution_id)
+        if create is not None and not os.path.lexists(path):
+            writer = LogWriter.create(path, self.durability, create)
+            log = FileExecutionLog(execution_id, list(create), None, writer, lock, snapshot_path=snap)  # type: ignore[arg-type]
+            log.created = True
+            return log
+        data, st = read_log_file(execution_id, path, data_dir=self._where())
+        check_single_link(execution_id, path, st)
+        outcome = load_snapshot(snap, data, execution_id=execution_id)
+        if outcome is not None:
+            # The log is exactly the one the snapshot was made from: nothing to repair, decode lazily.
+            try:
+                writer = LogWriter.open(path, len(data), self.durability, expect=st)
+            except StoreError as e:
+                if e.errno not in _READ_ONLY_ERRNOS or not outcome.status.is_terminal:
+                    raise
+                lock.release()
+                return FileExecutionLog(
+                    execution_id, None, None, None, None, data=data, outcome=outcome, path=path, read_only=e
+                )
+            return FileExecutionLog(
+                execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome
+            )
+        contents = parse_log(data, path=path)
+        check_identity(execution_id, path, contents.records)
+        if not contents.records:
+            return self._finish_creation(execution_id, contents, create, lock=lock, snap=snap)
+        last = contents.offsets[-1]
+        try:
+            writer = LogWriter.open(path, contents.end, self.durability, last_offset=last, expect=st)
+        except StoreError as e:
+            if e.errno not in _READ_ONLY_ERRNOS or not _finished(contents.records):
+                raise
+            lock.release()
+            return FileExecutionLog(
+                execution_id, contents.records, contents.torn, None, None, data=data, path=path, read_only=e
+            )
+        return FileExecutionLog(execution_id, contents.records, contents.torn, writer, lock, snapshot_path=snap)
+
+    def _read_only_claim(self, execution_id: str, path: str, cause: OSError) -> FileExecutionLog:
+        """A finished execution read without a claim, because the data directory cannot be written.
+
+        Anything else needs to be written to, so it is refused with a ``StoreError`` carrying the cause.
+        """
+        data, st = read_log_file(execution_id, path, data_dir=self._where())
+        check_single_link(execution_id, path, st)
+        outcome = load_snapshot(self.layout.snapshot(execution_id), data, execution_id=execution_id)
+        if outcome is not None and outcome.status.is_terminal:
+            return FileExecutionLog(
+                execution_id, None, None, None, None, data=data, outcome=outcome, path=path, read_only=cause
+            )
+        contents = parse_log(data, path=path)
+        check_identity(execution_id, path, contents.records)
+        if not _finished(contents.records):
+            where = cause.filename if isinstance(cause.filename, str) else str(self.layout.root)
+            raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, cause) from cause
+        return FileExecutionLog(
+            execution_id, contents.records, contents.torn, None, None, data=data, path=path, read_only=cause
+        )
+
+    def _finish_creation(
+        self,
+        execution_id: str,
+        contents: LogContents,
+        create: Sequence[Record] | None,
+        *,
+        lock: filelock.BaseFileLock,
+        snap: str,
+    ) -> FileExecutionLog:
+        """Write the first records into a log that a crash cut short while it was being created.
+
+        Such a log holds no complete record: the execution was never started (no caller was told it was), so
+        it is started now, or, without ``create``, there is no such execution.
+        """
+        if create is None:
+            raise ExecutionNotFoundError(execution_id, self._where())
+        path = self.layout.log(execution_id)
+        writer = LogWriter.open(path, contents.end, self.durability)
+        try:
+            writer.append(create, barrier=True)
+            if self.durability is not Durability.OFF:
+                try:
+                    fsync_dir(os.path.dirname(path))  # the crash may have come before the name was made durable
+                except OSError as e:
+                    raise StoreError.from_os_error("sync the directory of", path, e) from e
+        except BaseException:
+            writer.close()
+            raise
+        log = FileExecutionLog(execution_id, list(create), contents.torn, writer, lock, snapshot_path=snap)  # type: ignore[arg-type]
+        log.created = True
+        return log
+
+    def is_claimed(self, execution_id: str) -> bool:
+        """Try the lock without waiting: held means claimed (a lock that cannot be opened is not held by us)."""
+        validate_execution_id(execution_id)
+        if not os.path.exists(self.layout.claim(execution_id)):
+            return False
+        lock = self._lock(execution_id)
+        try:
+            lock.acquire(timeout=0, blocking=False)
+        except filelock.Timeout:
+            return True
+        except OSError:
+            return False  # a read-only data directory: nobody can be advancing an execution in it
+        lock.release()
+        return False
+
+    def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
+        """Bind with a hard link (atomic, fails if the key exists) of a fully written, synced file.
+
+        A key that is bound already is only read (no write access needed). The temporary file is removed on
+        every path; every failure is a :class:`~delite.errors.StoreError`.
+        """
+        keys = str(self.layout.keys)
+        path = os.path.join(keys, hashlib.sha256(check_key(key).encode()).hexdigest() + ".json")
+        if not os.path.lexists(path):
+            self._ensure()
+            self._write_key(keys, path, {"key": key, "execution_id": execution_id, "fingerprint": fingerprint})
+        return self._read_key(path)
+
+    def _read_key(self, path: str) -> tuple[str, str]:
+        try:
+            raw, _st = _os.read_regular(path)
+            bound = _key_codec.decode(raw)
+        except OSError as e:
+            raise StoreError.from_os_error("read the idempotency key", path, e) from e
+        except msgspec.DecodeError as e:
+            raise StoreError(f"the idempotency key file is damaged: {e}", path) from e
+        return str(bound["execution_id"]), str(bound["fingerprint"])
+
+    def _write_key(self, keys: str, path: str, binding: dict[str, str]) -> None:
+        body = msgspec.json.encode(binding)
+        tmp = os.path.join(keys, f".tmp-{os.getpid()}-{secrets.token_hex(8)}")
+        created = False
+        try:
+            fd = _os.open_private(tmp, os.O_WRONLY)
+            created = True
+            try:
+                _os.write_all(fd, body)
+                if self.durability is not Durability.OFF:
+                    _os.fsync(fd)
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileExistsError):  # a racer bound it first: theirs holds
+                os.link(tmp, path)
+                if self.durability is not Durability.OFF:
+                    fsync_dir(keys)
+        except OSError as e:
+            raise StoreError.from_os_error("bind the idempotency key", tmp if created else keys, e) from e
+        finally:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+    def lookup_key(self, key: str) -> tuple[str, str] | None:
+        """Read the key's binding file, if there is one (no write access needed)."""
+        path = os.path.join(str(self.layout.keys), hashlib.sha256(check_key(key).encode()).hexdigest() + ".json")
+        if not os.path.lexists(path):
+            return None
+        return self._read_key(path)
+
+    def request_cancel(self, execution_id: str) -> None:
+        """Drop a cancel marker that the owner checks at each step boundary."""
+        path = self.layout.cancel_signal(validate_execution_id(execution_id))
+        self._ensure()
+        try:
+            os.close(_os.open_private(path, os.O_WRONLY))
+        except FileExistsError:
+            pass  # asked already
+        except OSError as e:
+            raise StoreError.from_os_error("request a cancel", path, e) from e
+
+    def cancel_requested(self, execution_id: str) -> bool:
+        """Whether a cancel marker exists.
+
+        Only a regular file is a marker (:meth:`request_cancel` makes one): anything else under its name (a
+        FIFO, a directory, a symbolic link) is a bad entry that ``health`` reports, never a cancellation.
+        """
+        try:
+            st = os.lstat(self.layout.cancel_signal(validate_execution_id(execution_id)))
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode)
+
+    def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
+        """Which of these have a cancel marker: a look per id for a few, one listing of the markers for many."""
+        wanted = {validate_execution_id(eid) for eid in execution_ids}
+        if len(wanted) <= _FEW:
+            return {eid for eid in wanted if self.cancel_requested(eid)}
+        try:
+            names = os.listdir(self.layout.signals)
+        except FileNotFoundError:
+            return set()
+        except OSError as e:
+            raise StoreError.from_os_error("list the cancel requests", str(self.layout.signals), e) from e
+        named = {n[: -len(".cancel")] for n in names if n.endswith(".cancel")} & wanted
+        return {eid for eid in named if self.cancel_requested(eid)}  # only regular files are markers
+
+    def clear_cancel(self, execution_id: str) -> None:
+        """Remove the cancel marker (a bad entry under its name is left for ``health`` to report)."""
+        path = self.layout.cancel_signal(validate_execution_id(execution_id))
+        if not self.cancel_requested(execution_id):
+            return
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise StoreError.from_os_error("clear the cancel request", path, e) from e
+
+    def list_executions(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        agent: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        parent: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+    ) -> Page:
+        """List from the SQLite listing index, brought up to date from the logs first (see :mod:`._listing`)."""
+        from delite.store._listing import list_page  # noqa: PLC0415 - sqlite3 only when listing
+
+        return list_page(
+            self.layout,
+            status=status,
+            agent=agent,
+            metadata=metadata,
+            parent=parent,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
+
+    def publish(self, execution_id: str, records: Sequence[Record]) -> None:
+        """Create an execution holding ``records``, whole or not at all, without claiming it for a run.
+
+        Used for forks: under the execution's claim lock, the log is written to a temporary file, synced and
+        linked to its name (see :func:`delite.log._writer.publish_log`), so a crash leaves no log or the whole
+        one, and a later attempt with the same id works.
+
+        Raises:
+            FileExistsError: the execution exists already.
+            ExecutionAlreadyClaimedError: another process holds its claim (it is being created or run).
+            StoreError: the file system refused; nothing was created.
+        """
+        validate_execution_id(execution_id)
+        self._ensure()
+        lock = self._lock(execution_id)
+        try:
+            lock.acquire(timeout=0, blocking=False)
+        except filelock.Timeout:
+            raise ExecutionAlreadyClaimedError(execution_id) from None
+        except OSError as e:  # the lock file cannot be created: a full disk, a read-only directory
+            where = self.layout.claim(execution_id)
+            raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, e) from e
+        try:
+            publish_log(self.layout.log(execution_id), records, self.durability)
+        finally:
+            lock.release()
+
+
+def _finished(records: Sequence[AnyRecord]) -> bool:
+    """Whether the log ends with a terminal record: nothing can be appended to it any more."""
+    return bool(records) and isinstance(records[-1], ExecutionCompleted | ExecutionCancelled)

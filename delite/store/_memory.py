@@ -1,0 +1,239 @@
+"""A store in memory: the same bytes and semantics as the file store, for tests and throw-away runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from delite.errors import (
+    ClaimTimeoutError,
+    ExecutionAlreadyClaimedError,
+    ExecutionNotFoundError,
+    StoreError,
+    UsageError,
+)
+from delite.log._codec import encode_record
+from delite.log._framing import HEADER, TornTail, encode_frame
+from delite.log._reader import LogContents, parse_log
+from delite.log.records import AnyRecord, Record
+from delite.store._base import ExecutionLog, Store
+from delite.store._ids import validate_execution_id
+from delite.store._query import check_key, check_listing, expand_statuses
+from delite.store._records import FramedRange, check_range, framed_range
+
+if TYPE_CHECKING:
+    from delite.datadir._views import ExecutionSummary, Page
+
+__all__ = ["MemoryStore"]
+
+
+class _MemoryLog(ExecutionLog):
+    torn: TornTail | None  # the memory store keeps framed bytes too, so a torn tail can be cut off
+
+    def __init__(self, store: MemoryStore, execution_id: str, records: list[AnyRecord]) -> None:
+        self.execution_id = execution_id
+        self.records = records
+        self.torn = None
+        self._store: MemoryStore | None = store
+        self._head = len(records)
+
+    @property
+    def head(self) -> int:
+        """The sequence of the last record: those read at the claim plus those appended since."""
+        return self._head
+
+    def append(
+        self,
+        records: Sequence[Record],
+        *,
+        barrier: bool = False,  # noqa: ARG002 - no disk
+        expected: int | None = None,
+    ) -> None:
+        """Append the records' frames (fenced by ``expected``, see :meth:`ExecutionLog.append`)."""
+        store = self._store
+        if store is None:
+            raise UsageError(f"execution {self.execution_id!r} was released; claim it again to write")
+        self._fence(expected)
+        data = b"".join(encode_frame(encode_record(r)) for r in records)
+        store.logs[self.execution_id] += data
+        self._head += len(records)
+
+    def release(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            store._release(self.execution_id)  # noqa: SLF001 - the store's own claim table
+
+
+class MemoryStore(Store):
+    """Logs held as bytes in a dict; claims are per-store, not per-process. Nothing survives the process."""
+
+    def __init__(self) -> None:
+        """An empty store."""
+        self.logs: dict[str, bytearray] = {}
+        self._claimed: set[str] = set()
+        self._cancels: set[str] = set()
+        self._keys: dict[str, tuple[str, str]] = {}
+        self._cond = threading.Condition()
+        self._summaries: dict[str, tuple[bytes, ExecutionSummary]] = {}
+
+    def exists(self, execution_id: str) -> bool:
+        """Whether the execution exists."""
+        return validate_execution_id(execution_id) in self.logs
+
+    def list_ids(self) -> list[str]:
+        """Every execution id, sorted."""
+        return sorted(self.logs)
+
+    def read(self, execution_id: str, *, after: int | None = None, limit: int | None = None) -> FramedRange:
+        """Parse the execution's bytes; the records after sequence ``after``, at most ``limit`` of them."""
+        check_range(after, limit)
+        return framed_range(execution_id, self._contents(execution_id), after=after, limit=limit)
+
+    def _contents(self, execution_id: str) -> LogContents:
+        validate_execution_id(execution_id)
+        try:
+            data = bytes(self.logs[execution_id])
+        except KeyError:
+            raise ExecutionNotFoundError(execution_id) from None
+        return parse_log(data, path=f"memory:{execution_id}")
+
+    def claim(self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0) -> ExecutionLog:
+        """Take the claim, then read (or create) the execution."""
+        validate_execution_id(execution_id)
+        if create is None and execution_id not in self.logs:
+            raise ExecutionNotFoundError(execution_id)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while execution_id in self._claimed:
+                remaining = deadline - time.monotonic()
+                if timeout <= 0:
+                    raise ExecutionAlreadyClaimedError(execution_id)
+                if remaining <= 0:
+                    raise ClaimTimeoutError(execution_id, timeout)
+                self._cond.wait(remaining)
+            self._claimed.add(execution_id)
+        try:
+            if create is not None and execution_id not in self.logs:
+                self.logs[execution_id] = bytearray(HEADER)
+                log = _MemoryLog(self, execution_id, [])
+                log.append(create)
+                log.records = list(create)  # type: ignore[arg-type]
+                log.created = True
+                return log
+            contents = self._contents(execution_id)
+            del self.logs[execution_id][contents.end :]
+            log = _MemoryLog(self, execution_id, contents.records)
+            log.torn = contents.torn
+        except BaseException:
+            self._release(execution_id)
+            raise
+        return log
+
+    def _release(self, execution_id: str) -> None:
+        with self._cond:
+            self._claimed.discard(execution_id)
+            self._cond.notify_all()
+
+    def is_claimed(self, execution_id: str) -> bool:
+        """Whether the claim is held."""
+        return execution_id in self._claimed
+
+    def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
+        """Bind the key unless it is bound already; return the binding that holds."""
+        check_key(key)
+        with self._cond:
+            return self._keys.setdefault(key, (execution_id, fingerprint))
+
+    def lookup_key(self, key: str) -> tuple[str, str] | None:
+        """The key's binding, if it is bound."""
+        check_key(key)
+        with self._cond:
+            return self._keys.get(key)
+
+    def request_cancel(self, execution_id: str) -> None:
+        """Mark the execution for cancellation."""
+        self._cancels.add(validate_execution_id(execution_id))
+
+    def cancel_requested(self, execution_id: str) -> bool:
+        """Whether a cancel is pending."""
+        return validate_execution_id(execution_id) in self._cancels
+
+    def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
+        """Which of these have a cancel pending (one set intersection)."""
+        return self._cancels.intersection([validate_execution_id(eid) for eid in execution_ids])
+
+    def clear_cancel(self, execution_id: str) -> None:
+        """Forget the cancel request."""
+        self._cancels.discard(validate_execution_id(execution_id))
+
+    # -- queries -------------------------------------------------------------------------------------------------
+
+    def _summary(self, execution_id: str) -> ExecutionSummary:
+        """The execution's summary as a listing shows it (derived from its records, kept until they change)."""
+        from delite.datadir._derive import summarize, unreadable  # noqa: PLC0415 - the read side, when listing
+
+        validate_execution_id(execution_id)
+        try:
+            data = bytes(self.logs[execution_id])
+        except KeyError:
+            raise ExecutionNotFoundError(execution_id) from None
+        kept = self._summaries.get(execution_id)
+        if kept is not None and kept[0] == data:
+            return kept[1]
+        path = f"memory:{execution_id}"
+        try:
+            contents = parse_log(data, path=path)
+            summary = summarize(
+                execution_id,
+                contents.records,
+                contents.offsets,
+                log_bytes=len(data),
+                torn=contents.torn is not None,
+                path=path,
+            )
+        except StoreError as e:
+            summary = unreadable(execution_id, str(e), log_bytes=len(data))
+        self._summaries[execution_id] = (data, summary)
+        return summary
+
+    def list_executions(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        agent: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        parent: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+    ) -> Page:
+        """Filter every execution's summary in memory, newest first."""
+        from delite.datadir._views import Page  # noqa: PLC0415 - the read side, when listing
+
+        check_listing(
+            limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent
+        )
+        statuses = set(expand_statuses(status))
+        wanted = dict(metadata or {})
+        matches = []
+        for eid in list(self.logs):
+            s = self._summary(eid)
+            if statuses and s.status not in statuses:
+                continue
+            if agent is not None and s.agent_id != agent:
+                continue
+            if parent is not None and s.parent_id != parent:
+                continue
+            if any(v is None or k not in s.metadata or s.metadata[k] != v for k, v in wanted.items()):
+                continue
+            if since is not None and s.created_at < since:
+                continue
+            if until is not None and s.created_at >= until:
+                continue
+            matches.append(s)
+        matches.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+        stop = None if limit is None else offset + limit
+        return Page(items=matches[offset:stop], total=len(matches), offset=offset, limit=limit)

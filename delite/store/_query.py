@@ -1,0 +1,181 @@
+"""The query interface: questions that span executions, answered by every store.
+
+:class:`ExecutionIndex` is the second half of the store seam (the first is :class:`~delite.store.LogStore`,
+one execution's records). It lists, filters and pages executions, finds work (running executions with no
+live owner), carries cancel requests and binds run-level idempotency keys. The file store answers it from
+its SQLite listing index (derived from the logs, never trusted over them), the memory store from its logs,
+and a database store from its tables.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from delite.errors import UsageError
+from delite.state._model import Status
+
+if TYPE_CHECKING:
+    from delite.datadir._views import ExecutionSummary, Page
+
+__all__ = ["WAITING", "ExecutionIndex", "check_key", "check_listing", "expand_statuses"]
+
+WAITING = "waiting"
+"""A status filter that matches every suspended status (``waiting_*`` and ``suspended``)."""
+
+_SUSPENDED = tuple(s.value for s in Status if s.is_suspended)
+_encode = msgspec.json.Encoder().encode
+_VALID = frozenset({s.value for s in Status} | {"unreadable", "empty"})
+
+
+def expand_statuses(status: str | Iterable[str] | None) -> list[str]:
+    """The status values a ``status`` filter stands for (``waiting`` is every suspended status).
+
+    Raises:
+        UsageError: a status that no execution can have.
+    """
+    if status is None:
+        return []
+    if not isinstance(status, str | Iterable):
+        raise UsageError(f"status must be a status name or several, not {type(status).__name__}")
+    wanted = [status] if isinstance(status, str) else list(status)
+    out: list[str] = []
+    for s in wanted:
+        if not isinstance(s, str):
+            raise UsageError(f"a status is a string such as 'running' or 'waiting', not {s!r}")
+        if s == WAITING:
+            out.extend(_SUSPENDED)
+        elif s in _VALID:
+            out.append(s)
+        else:
+            choices = ", ".join(sorted([*_VALID, WAITING]))
+            raise UsageError(f"unknown status {s!r} (choose from {choices})")
+    return out
+
+
+def check_listing(
+    *,
+    limit: int | None,
+    offset: int,
+    metadata: Mapping[str, Any] | None,
+    since: float | None = None,
+    until: float | None = None,
+    agent: str | None = None,
+    parent: str | None = None,
+) -> None:
+    """Refuse a listing's bad arguments the same way in every store (a :class:`UsageError`)."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise UsageError(f"{name} must be a time in seconds since the epoch, not {value!r}")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise UsageError(f"metadata must be a mapping of keys to values, not {type(metadata).__name__}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise UsageError("limit must be 0 or more")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise UsageError("offset must be 0 or more")
+    for key, value in (metadata or {}).items():
+        if not isinstance(key, str) or '"' in key or "\\" in key:
+            raise UsageError(f"metadata key {key!r} may not contain quotes or backslashes")
+        try:
+            _encode(value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise UsageError(f"metadata value for {key!r} is not a JSON value: {e}") from None
+    for name, text in (("agent", agent), ("parent", parent)):
+        if text is not None and not isinstance(text, str):
+            raise UsageError(f"{name} must be a string, not {text!r}")
+
+
+def check_key(key: object) -> str:
+    """Return an idempotency key if it is a non-empty string, else raise :class:`UsageError`."""
+    if not isinstance(key, str) or not key:
+        raise UsageError(f"an idempotency key is a non-empty string, not {key!r}")
+    return key
+
+
+class ExecutionIndex(abc.ABC):
+    """Questions across executions: list and page them, find work, cancel requests, idempotency keys.
+
+    Listings are snapshots: an execution may change the moment after it was listed. Every method raises
+    :class:`~delite.errors.UsageError` for bad arguments before it reads anything.
+    """
+
+    @abc.abstractmethod
+    def list_ids(self) -> list[str]:
+        """Every execution id, sorted (generated ids sort by creation time)."""
+
+    @abc.abstractmethod
+    def list_executions(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        agent: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        parent: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+    ) -> Page:
+        """One page of the matching executions' summaries, newest first (by creation time, then id).
+
+        Args:
+            status: one status or several (``Status`` values, ``unreadable``, ``empty``, or ``waiting``).
+            agent: only executions started by this ``agent_id``.
+            metadata: only executions whose metadata has each of these keys with this (non-null) value.
+            parent: only the sub-agents' executions started by this execution.
+            since: only executions created at or after this time (seconds since the epoch).
+            until: only executions created before this time.
+            limit: at most this many (None for all).
+            offset: skip this many matching executions first (``total`` on the page counts them all).
+        """
+
+    @abc.abstractmethod
+    def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
+        """Executions left running with no live owner (a process died advancing them), oldest first.
+
+        A fork nobody has resumed is not one of them (no process was advancing it). Sub-agents' executions
+        are included (``parent_id`` set): their parent's tool call resumes them, so a Runtime skips them.
+        """
+
+    @abc.abstractmethod
+    def runnable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
+        """Executions a worker may take on by itself now, oldest first: top-level recoverable ones.
+
+        A snapshot: a worker still has to win the claim (:meth:`~delite.store.LogStore.claim`), and loses
+        it to another worker with :class:`~delite.errors.ExecutionAlreadyClaimedError`.
+        """
+
+    @abc.abstractmethod
+    def request_cancel(self, execution_id: str) -> None:
+        """Ask whoever advances the execution to cancel it at its next step boundary."""
+
+    @abc.abstractmethod
+    def cancel_requested(self, execution_id: str) -> bool:
+        """Whether a cancel was requested and not yet carried out (cheap: checked at every step)."""
+
+    def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
+        """Which of these executions have a cancel pending: one question for a run and all its ancestors.
+
+        The default asks :meth:`cancel_requested` once per id; a store answers it in one round trip.
+        """
+        return {eid for eid in execution_ids if self.cancel_requested(eid)}
+
+    @abc.abstractmethod
+    def clear_cancel(self, execution_id: str) -> None:
+        """Forget a cancel request once it is recorded in the log."""
+
+    @abc.abstractmethod
+    def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
+        """Bind a run-level idempotency key to an execution, once and for all.
+
+        Returns the binding that holds, ``(execution_id, fingerprint)``: the one given if the key was new, the
+        earlier one otherwise. Atomic across processes: of two callers racing with the same key, one wins and
+        both get its binding.
+        """
+
+    @abc.abstractmethod
+    def lookup_key(self, key: str) -> tuple[str, str] | None:
+        """The binding of an idempotency key, ``(execution_id, fingerprint)``, or None if it is not bound."""

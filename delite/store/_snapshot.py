@@ -1,0 +1,190 @@
+"""A derived snapshot of a finished execution, so resuming it costs a hash rather than a fold.
+
+The file ``snapshots/<id>.snap`` under the data directory holds the :class:`~delite.state._outcome.Outcome` of
+an execution together with the size and the SHA-256 hash of the exact log bytes it was computed from::
+
+    "delite-snapshot/2 " crc32(body) as 8 hex digits LF
+    body := JSON {"log_size": int, "log_sha256": hex, "last_offset": int, "outcome": {...}}
+
+It is never trusted over the log. :func:`load` returns the outcome only when all of this holds, and is a
+miss otherwise (the caller then reads, verifies and folds the log as usual):
+
+- the snapshot is well formed (its own CRC-32 only catches accidents: it is not what binds it);
+- the log is, byte for byte, the one the snapshot describes: same size and same SHA-256 over every byte,
+  header included. A strong hash, unlike a CRC, cannot be matched by a different log, so no change to the log
+  (a damaged or an edited record) can hide behind a snapshot;
+- what a reader is answered with is in the log itself: the first record names this execution and its
+  input, and the last record (at ``last_offset``, its checksum verified) is the terminal record whose answer,
+  output or cancellation the outcome reports. So whoever can write a snapshot file but not the log cannot
+  make ``run()`` on a finished execution return an answer the log does not hold.
+
+What stays derived (usage totals, step and record counts) is covered by the hash binding only.
+
+Snapshots are written ``0600`` without ``fsync`` (tmp file + rename): losing one costs only speed.
+Deleting the ``snapshots`` directory is always safe. A snapshot format gets a new version in its first
+line; an unknown version (``delite-snapshot/1``, bound by a CRC, included) is a miss and is rewritten on
+the next finished run, so there is nothing to migrate. ``delite health`` reports snapshots that do not
+match their log; ``health --repair`` deletes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import struct
+import zlib
+from typing import Any, Final
+
+import msgspec
+
+from delite.log import _os
+from delite.log._codec import decode_record
+from delite.log._framing import FRAME_HEADER_SIZE, HEADER
+from delite.log.records import ExecutionCancelled, ExecutionCompleted, ExecutionStarted
+from delite.state._model import Status
+from delite.state._outcome import Outcome
+
+__all__ = ["MIN_LOG_SIZE", "SNAPSHOT_FORMAT", "load", "log_digest", "save", "verify"]
+
+SNAPSHOT_FORMAT: Final = "delite-snapshot/2"
+_PREFIX: Final = SNAPSHOT_FORMAT.encode() + b" "
+# A snapshot holds one outcome; anything larger than this is not one of ours (or is damaged).
+_MAX_SIZE: Final = 16 * 1024 * 1024
+# Below this size a log is read, verified and folded (about 1.5 ms for 64 KiB) faster than the snapshot
+# file is created on most file systems, so small executions get none.
+MIN_LOG_SIZE = 64 * 1024
+_HEAD = struct.Struct("<III")
+
+
+class _Body(msgspec.Struct, frozen=True, kw_only=True):
+    log_size: int
+    log_sha256: str
+    last_offset: int
+    outcome: Outcome
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(_Body)
+
+
+def log_digest(data: bytes) -> str:
+    """The SHA-256 of a log's bytes, in hex: what binds a snapshot to the log it was made from."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _record_at(data: bytes, offset: int) -> tuple[Any, int] | None:
+    """The record whose frame starts at ``offset`` (every checksum verified) and where it ends, or None."""
+    if offset < len(HEADER) or offset + FRAME_HEADER_SIZE > len(data):
+        return None
+    length, length_crc, payload_crc = _HEAD.unpack_from(data, offset)
+    end = offset + FRAME_HEADER_SIZE + length
+    if zlib.crc32(data[offset : offset + 4]) != length_crc or end > len(data):
+        return None
+    payload = data[offset + FRAME_HEADER_SIZE : end]
+    if zlib.crc32(payload) != payload_crc:
+        return None
+    try:
+        return decode_record(payload), end
+    except Exception:  # noqa: BLE001 - anything undecodable is a miss, never an error
+        return None
+
+
+def _told_by_log(data: bytes, last_offset: int, outcome: Outcome, execution_id: str | None) -> bool:
+    """Whether the log's own first and last records say what ``outcome`` answers with."""
+    if execution_id is not None and outcome.execution_id != execution_id:
+        return False
+    first = _record_at(data, len(HEADER))
+    last = _record_at(data, last_offset)
+    if first is None or last is None or last[1] != len(data):
+        return False
+    started, terminal = first[0], last[0]
+    if not isinstance(started, ExecutionStarted):
+        return False
+    if started.execution_id != outcome.execution_id or started.input != outcome.input:
+        return False
+    if isinstance(terminal, ExecutionCompleted):
+        same_output = msgspec.json.encode(terminal.output) == msgspec.json.encode(outcome.output)
+        return outcome.status is Status.COMPLETED and terminal.answer == outcome.answer and same_output
+    if isinstance(terminal, ExecutionCancelled):
+        return outcome.status is Status.CANCELLED and outcome.answer is None and outcome.output is None
+    return False
+
+
+def verify(path: str, log_data: bytes, *, execution_id: str | None = None) -> tuple[Outcome | None, str]:
+    """``(outcome, "")`` if the snapshot at ``path`` describes exactly ``log_data``, else ``(None, why)``.
+
+    ``why`` is ``"missing"``, ``"unreadable"``, ``"other-format"``, ``"damaged"``, ``"stale"`` (not the log's
+    bytes: another log, or a log that changed) or ``"mismatch"`` (bound to the log's bytes, yet it disagrees
+    with the log's own first or last record: only tampering or a bug makes one).
+    """
+    try:
+        raw, _st = _os.read_regular(path)
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError:
+        return None, "unreadable"
+    newline = raw.find(b"\n")
+    if newline < 0 or len(raw) > _MAX_SIZE or not raw.startswith(_PREFIX):
+        return None, "other-format"
+    body = raw[newline + 1 :]
+    try:
+        crc = int(raw[len(_PREFIX) : newline], 16)
+    except ValueError:
+        return None, "damaged"
+    if zlib.crc32(body) != crc:
+        return None, "damaged"
+    try:
+        snap = _decoder.decode(body)
+    except msgspec.DecodeError:
+        return None, "damaged"
+    if snap.log_size != len(log_data) or not secrets.compare_digest(log_digest(log_data), snap.log_sha256):
+        return None, "stale"
+    if not _told_by_log(log_data, snap.last_offset, snap.outcome, execution_id):
+        return None, "mismatch"
+    return snap.outcome, ""
+
+
+def load(path: str, log_data: bytes, *, execution_id: str | None = None) -> Outcome | None:
+    """The outcome stored at ``path`` if it describes exactly ``log_data`` (the whole log file), else None.
+
+    ``execution_id``, when given, must be the execution the snapshot and the log name.
+    """
+    return verify(path, log_data, execution_id=execution_id)[0]
+
+
+def save(path: str, log_path: str, log_size: int, outcome: Outcome, *, last_offset: int | None = None) -> bool:
+    """Write a snapshot of ``outcome`` for the first ``log_size`` bytes of the log; False if it could not.
+
+    ``last_offset`` is where the log's last (terminal) record starts; without it nothing is written. The log
+    is read back and hashed here, so the snapshot describes the bytes on disk. If the log is no longer
+    ``log_size`` bytes long, or smaller than :data:`MIN_LOG_SIZE`, nothing is written. Failures are not
+    errors: a missing snapshot only makes the next resume slower. The file is created ``0600``.
+    """
+    if log_size < MIN_LOG_SIZE or last_offset is None:
+        return False
+    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    created = False
+    try:
+        data, _st = _os.read_regular(log_path)
+        if len(data) != log_size or not _told_by_log(data, last_offset, outcome, None):
+            return False
+        snap = _Body(log_size=log_size, log_sha256=log_digest(data), last_offset=last_offset, outcome=outcome)
+        body = _encoder.encode(snap)
+        _os.make_private_dir(os.path.dirname(path))
+        fd = _os.open_private(tmp, os.O_WRONLY)
+        created = True
+        try:
+            _os.write_all(fd, _PREFIX + f"{zlib.crc32(body):08x}\n".encode() + body)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        created = False
+    except OSError:
+        return False
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return True
