@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from delite.datadir._directory import WAITING, DataDir
 from delite.datadir._execution import ExecutionView
-from delite.datadir._views import (
+from delite.store._views import (
     EXPORT_FORMAT,
     Decision,
     Event,

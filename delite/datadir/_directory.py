@@ -1,31 +1,28 @@
-"""``DataDir``: find, read, verify and fork the executions of a data directory, without an agent."""
+"""``DataDir``: find, read, verify and fork the executions of a store, without an agent.
+
+Everything goes through the store seam (:class:`~delite.store.LogStore` for one execution's records,
+:class:`~delite.store.ExecutionIndex` for questions across them), so it works the same on a data directory
+(a :class:`~delite.store.FileStore`), a :class:`~delite.store.MemoryStore` or any other store. Byte-level
+features (following a log file by offset, verifying its bytes, the SQLite listing index) are the file
+store's own, used when the store is one.
+"""
 
 from __future__ import annotations
 
 import builtins
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
 
 from delite._checks import check_flag
 from delite.datadir._execution import ExecutionView
-from delite.datadir._views import Event, ExecutionSummary, HealthReport, Page
-from delite.errors import (
-    AmbiguousExecutionIdError,
-    ExecutionIdConflictError,
-    ExecutionNotFoundError,
-    InvalidExecutionIdError,
-    LogCorruptError,
-    StoreError,
-    UsageError,
-)
-from delite.log._codec import decode_payloads
-from delite.log._framing import HEADER, FrameDamage, scan_frames
-from delite.log._os import open_regular
-from delite.log._reader import parse_log
+from delite.errors import LogCorruptError, UsageError
 from delite.log.records import (
     AnyRecord,
     ExecutionCancelled,
@@ -36,26 +33,32 @@ from delite.log.records import (
     ModelCallFailed,
     ModelResponded,
 )
-from delite.store._ids import new_execution_id, validate_execution_id
+from delite.store._base import Store
+from delite.store._derive import event
+from delite.store._ids import new_execution_id, resolve_execution_id, validate_execution_id
 from delite.store._layout import Layout
-from delite.store._listing import list_page, log_ids
-from delite.store._logfile import check_identity, read_log_file
-from delite.store._query import WAITING
+from delite.store._query import WAITING, Progress
+from delite.store._records import FramedRange
+from delite.store._views import Event, ExecutionSummary, HealthReport, Page
+
+if TYPE_CHECKING:
+    from delite.store._file import FileStore
 
 __all__ = ["WAITING", "DataDir", "Progress"]
 
-Progress = Callable[[int, int], None]
-"""Called as ``progress(done, total)`` during long work."""
-
 _TERMINAL = (ExecutionCompleted, ExecutionCancelled)
+
+Batches = Callable[[], Sequence[tuple[AnyRecord, int | None]]]
+"""Returns the complete records appended since it was last called, each with its byte offset (or None)."""
 
 
 class DataDir:
-    """A data directory, for reading, auditing and forking its executions (the read side of ``delite``).
+    """A store's executions, for reading, auditing and forking them (the read side of ``delite``).
 
-    Nothing here claims an execution or needs its tools, so it is safe to use while agents run. Listing
-    keeps a derived index (``index.sqlite3``) that is brought up to date from the logs on every call and is
-    never trusted over them.
+    Nothing here claims an execution or needs its tools, so it is safe to use while agents run. Give it a
+    data directory's path (it opens a file store there, creating nothing to read) or any
+    :class:`~delite.store.Store`. A data directory's listing keeps a derived index (``index.sqlite3``) that is
+    brought up to date from the logs on every call and is never trusted over them.
 
     Example::
 
@@ -66,24 +69,55 @@ class DataDir:
         run = data.execution(data.resolve("9K3Q"))  # a unique suffix (or prefix) of an id is enough
         print(run.detail.answer, [s.model for s in run.steps])
 
+    Who owns the store: ``DataDir(path)`` opens its own and closes it in :meth:`close` (or at the end of a
+    ``with`` block); ``DataDir(store)`` borrows the store and never closes it.
+
     Args:
-        path: the data directory (as given to ``Agent``).
+        target: the data directory (as given to ``Agent``), or a store.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = "./data") -> None:
-        """Point at a data directory; nothing is read or created yet."""
-        self.layout = Layout(path)
-        self.path = self.layout.root
+    def __init__(self, target: str | os.PathLike[str] | Store = "./data") -> None:
+        """Point at a data directory or a store; nothing is read or created yet."""
+        from delite.store._file import FileStore  # noqa: PLC0415 - filelock only when a DataDir is made
+
+        if isinstance(target, Store):
+            self.store: Store = target
+            self._owned = False
+        elif isinstance(target, str | os.PathLike):
+            self.store = FileStore(target)
+            self._owned = True
+        else:
+            raise UsageError(f"DataDir takes a data directory's path or a Store, not {type(target).__name__}")
+        self._files: FileStore | None = self.store if isinstance(self.store, FileStore) else None
+        self.layout: Layout | None = self._files.layout if self._files is not None else None
+        """The data directory's layout when the store is a file store, else None."""
+        self.path: Path | None = self.layout.root if self.layout is not None else None
+        """The data directory when the store is a file store, else None."""
 
     def __repr__(self) -> str:
-        """The path."""
-        return f"DataDir({str(self.path)!r})"
+        """The path, or the store."""
+        return f"DataDir({str(self.path)!r})" if self.path is not None else f"DataDir({self.store!r})"
+
+    def close(self) -> None:
+        """Close the store if this DataDir opened it (from a path); a store it was given is left open."""
+        if self._owned:
+            self.store.close()
+
+    def __enter__(self) -> Self:
+        """Use for the block, then :meth:`close`."""
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Close the store if this DataDir opened it."""
+        self.close()
 
     # -- finding executions ----------------------------------------------------------------------------------
 
-    def ids(self) -> list[str]:
+    def ids(self) -> builtins.list[str]:
         """Every execution id, sorted (generated ids sort by creation time)."""
-        return log_ids(self.layout)
+        return self.store.list_ids()
 
     def resolve(self, id_or_prefix: str) -> str:
         """The full id of the one execution whose id is ``id_or_prefix``, or starts or ends with it.
@@ -94,29 +128,15 @@ class DataDir:
         CLI resolves the ids it is given here.
 
         Raises:
-            ExecutionNotFoundError: nothing matches (the error names this data directory).
+            ExecutionNotFoundError: nothing matches (the error names the data directory, for a file store).
             AmbiguousExecutionIdError: more than one execution matches.
             InvalidExecutionIdError: the text is empty or could not be part of an id.
         """
-        if not isinstance(id_or_prefix, str) or not id_or_prefix:
-            raise InvalidExecutionIdError(str(id_or_prefix), "must not be empty")
-        text = validate_execution_id(id_or_prefix)
-        if os.path.exists(self.layout.log(text)):
-            return text
-        ids = self.ids()
-        matches = [i for i in ids if i.startswith(text) or i.endswith(text)]
-        if not matches:
-            folded = text.casefold()
-            matches = [i for i in ids if i.casefold().startswith(folded) or i.casefold().endswith(folded)]
-        if not matches:
-            raise ExecutionNotFoundError(text, self._where())
-        if len(matches) > 1:
-            raise AmbiguousExecutionIdError(text, matches)
-        return matches[0]
+        return resolve_execution_id(id_or_prefix, exists=self.store.exists, ids=self.ids, where=self._where())
 
-    def _where(self) -> str:
-        """The data directory as an absolute path, for messages."""
-        return os.path.abspath(self.path)
+    def _where(self) -> str | None:
+        """The data directory as an absolute path, for messages (None for a store without one)."""
+        return os.path.abspath(self.path) if self.path is not None else None
 
     def list(
         self,
@@ -133,7 +153,8 @@ class DataDir:
     ) -> Page:
         """List executions, newest first, one page at a time.
 
-        Brings the index up to date first: only logs that changed since it last saw them are read.
+        A data directory brings its index up to date first: only logs that changed since it last saw them
+        are read.
 
         Args:
             status: one status or several (``Status`` values, ``unreadable``, ``empty``, or ``waiting`` for
@@ -144,21 +165,22 @@ class DataDir:
             until: only executions created before this time.
             limit: at most this many (None for all).
             offset: skip this many of the matching executions first.
-            progress: called as ``progress(done, total)`` while many logs are being indexed.
+            progress: called as ``progress(done, total)`` while many logs are being indexed (a file store).
             parent: only the sub-agents' executions started by this execution.
         """
-        return list_page(
-            self.layout,
-            status=status,
-            agent=agent,
-            metadata=metadata,
-            parent=parent,
-            since=since,
-            until=until,
-            limit=limit,
-            offset=offset,
-            progress=progress,
-        )
+        query: dict[str, Any] = {
+            "status": status,
+            "agent": agent,
+            "metadata": metadata,
+            "parent": parent,
+            "since": since,
+            "until": until,
+            "limit": limit,
+            "offset": offset,
+        }
+        if self._files is not None:
+            return self._files.list_executions(**query, progress=progress)
+        return self.store.list_executions(**query)
 
     def children(self, execution_id: str) -> builtins.list[ExecutionSummary]:
         """The sub-agents' executions that ``execution_id`` started (by its tool calls), oldest first."""
@@ -166,21 +188,16 @@ class DataDir:
         return sorted(page.items, key=lambda s: (s.created_at, s.id))
 
     def reindex(self, progress: Progress | None = None) -> int:
-        """Rebuild the listing index from every log; returns the number of executions indexed."""
-        if not os.path.isdir(self.layout.executions):
-            return 0
-        from delite.datadir._index import ListingIndex  # noqa: PLC0415 - sqlite3 only when listing
+        """Rebuild a data directory's listing index from every log; returns the number of executions indexed.
 
-        index = ListingIndex.open(self.layout)
-        try:
-            return index.rebuild(progress)
-        finally:
-            index.close()
+        Only a file store keeps an index to rebuild; for any other store this does nothing and returns 0.
+        """
+        return self._files.reindex(progress) if self._files is not None else 0
 
     # -- reading one execution -------------------------------------------------------------------------------
 
     def execution(self, execution_id: str) -> ExecutionView:
-        """Read one execution's log (without claiming it) and return a view of it.
+        """Read one execution (without claiming it) and return a view of it.
 
         Raises:
             ExecutionNotFoundError: no such execution (give a full id; see :meth:`resolve` for prefixes).
@@ -190,11 +207,8 @@ class DataDir:
             StoreError: the log cannot be read, or it is not a regular file (a symbolic link, a FIFO).
         """
         eid = validate_execution_id(execution_id)
-        path = self.layout.log(eid)
-        data, _st = read_log_file(eid, path, data_dir=self._where())
-        contents = parse_log(data, path=path)
-        check_identity(eid, path, contents.records)
-        return ExecutionView(eid, contents, path=path)
+        path = self.layout.log(eid) if self.layout is not None else ""
+        return ExecutionView(self.store.read(eid), path=path)
 
     def follow(
         self,
@@ -208,68 +222,61 @@ class DataDir:
     ) -> Iterator[Event]:
         """Yield the execution's records as events, waiting for new ones as they are appended.
 
+        A file store is followed by byte offset (each look reads only the bytes appended since the last);
+        any other store by ranged reads after the last sequence number seen.
+
         Args:
             execution_id: the execution (a full id).
             start: skip the first ``start`` records (yield from record ``start + 1`` on).
-            poll: seconds between looks at the file.
+            poll: seconds between looks.
             until_done: stop after a completion or cancellation record.
             timeout: stop after this many seconds without a new record (None: never).
             sleep: how to wait (a seam for tests).
         """
         eid = validate_execution_id(execution_id)
-        path = self.layout.log(eid)
-        try:
-            f = os.fdopen(open_regular(path), "rb")  # held open across yields, closed in finally
-        except FileNotFoundError:
-            raise ExecutionNotFoundError(eid, self._where()) from None
-        except OSError as e:
-            raise StoreError.from_os_error("read the log", path, e) from e
-        try:
-            pos = 0
+        source: AbstractContextManager[Batches]
+        if self._files is not None:
+            source = _tail_batches(self._files, eid)
+        else:
+            self.store.head(eid)  # not found: raise now, as the file store does
+            source = nullcontext(_ranged_batches(self.store, eid))
+        with source as batches:
             seq = 0
             idle = 0.0
             while True:
-                f.seek(pos)
-                chunk = f.read()
-                if pos == 0:
-                    if len(chunk) < len(HEADER):
-                        chunk = b""
-                    else:
-                        parse_log(chunk[: len(HEADER)], path=path)  # checks the header
-                        pos = len(HEADER)
-                        chunk = chunk[len(HEADER) :]
-                records, consumed = _complete_records(chunk, pos, path)
+                found = batches()
                 done = False
-                for record, offset in records:
+                for record, offset in found:
                     seq += 1
                     if seq > start:
-                        data = msgspec.to_builtins(record)
-                        yield Event(seq=seq, offset=offset, kind=data.get("kind", ""), at=record.at, record=data)
+                        yield event(seq, record, offset)
                     done = done or isinstance(record, _TERMINAL)
-                pos += consumed
                 if done and until_done:
                     return
-                if records:
+                if found:
                     idle = 0.0
                     continue
                 if timeout is not None and idle >= timeout:
                     return
                 sleep(poll)
                 idle += poll
-        finally:
-            f.close()
 
     # -- verifying -------------------------------------------------------------------------------------------
 
     def health(self, *, repair: bool = False, progress: Progress | None = None) -> HealthReport:
-        """Verify every checksum of every log, report torn tails and damage, and check the index.
+        """Verify every execution: its records decode and fold, its identity is right, the listing agrees.
 
-        Read-only unless ``repair``, which rebuilds what is derived (the index). Logs are never modified.
+        On a data directory this also verifies every checksum of every log, reports torn tails, bad entries,
+        loose permissions and snapshots, and checks the SQLite index. Read-only unless ``repair``, which
+        rebuilds what is derived (a data directory's index; other stores have nothing to rebuild). Logs are
+        never modified.
         """
         check_flag("repair", repair)
-        from delite.datadir._health import check_health  # noqa: PLC0415 - sqlite3 only when needed
+        if self._files is not None:
+            return self._files.health(repair=repair, progress=progress)
+        from delite.datadir._health import check_store_health  # noqa: PLC0415 - only when verifying
 
-        return check_health(self.layout, repair=repair, progress=progress)
+        return check_store_health(self.store, progress=progress)
 
     # -- forking ---------------------------------------------------------------------------------------------
 
@@ -299,7 +306,8 @@ class DataDir:
         if origin is None:
             raise UsageError(f"execution {execution_id!r} has no complete record to fork from")
         if not isinstance(origin, ExecutionStarted):
-            raise LogCorruptError(view.path, view.contents.offsets[0], "the first record is not execution-started")
+            offset = view.offsets[0] if view.offsets else -1
+            raise LogCorruptError(view.path, offset, "the first record is not execution-started")
         steps = view.state.steps
         if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= steps:
             raise UsageError(f"--at must be a step from 0 to {steps} for execution {execution_id!r}, not {at!r}")
@@ -320,24 +328,26 @@ class DataDir:
             idempotency_key=None,
             fork_resumes=sum(isinstance(r, ExecutionResumed) for r in kept),
         )
-        from delite.store._file import FileStore  # noqa: PLC0415 - filelock only when writing
-
-        try:
-            FileStore(self.path).publish(eid, [started, *kept])
-        except FileExistsError:
-            detail = "an execution with this id exists already; choose another id for the fork"
-            raise ExecutionIdConflictError(eid, "", detail) from None
+        self.store.create(eid, [started, *kept])
         return eid
 
 
-def _complete_records(chunk: bytes, base: int, path: str) -> tuple[list[tuple[AnyRecord, int]], int]:
-    """The complete records at the start of ``chunk`` (which begins at file offset ``base``) and their size."""
-    if not chunk:
-        return [], 0
-    scanned = scan_frames(chunk, 0)
-    if isinstance(scanned, FrameDamage):
-        raise LogCorruptError(path, base + scanned.offset, scanned.reason)
-    frames = scanned.frames
-    offsets = [base + fr.offset for fr in frames]
-    records = decode_payloads([fr.payload for fr in frames], offsets, path=path)
-    return list(zip(records, offsets, strict=True)), scanned.end
+@contextmanager
+def _tail_batches(store: FileStore, execution_id: str) -> Iterator[Batches]:
+    """The file store's byte-offset reader, as a source of new ``(record, offset)`` batches."""
+    with store.tail(execution_id) as tail:
+        yield tail.more
+
+
+def _ranged_batches(store: Store, execution_id: str) -> Batches:
+    """New ``(record, offset)`` batches from ranged reads after the last sequence number seen."""
+    seen = 0
+
+    def more() -> list[tuple[AnyRecord, int | None]]:
+        nonlocal seen
+        got = store.read(execution_id, after=seen)
+        seen = got.last
+        offsets: list[int | None] = list(got.offsets) if isinstance(got, FramedRange) else [None] * len(got.records)
+        return list(zip(got.records, offsets, strict=True))
+
+    return more

@@ -5,11 +5,11 @@ from __future__ import annotations
 from functools import cached_property
 
 from delite._version import __version__
-from delite.datadir._derive import Derived, derive
-from delite.datadir._views import Event, ExecutionDetail, Export, LlmCall, Pause, Step, ToolCall
-from delite.log._reader import LogContents
 from delite.log.records import AnyRecord
 from delite.state._model import ExecutionState
+from delite.store._derive import Derived, derive
+from delite.store._records import FramedRange, RecordRange
+from delite.store._views import Event, ExecutionDetail, Export, LlmCall, Pause, Step, ToolCall
 
 __all__ = ["ExecutionView"]
 
@@ -18,24 +18,32 @@ class ExecutionView:
     """A read-only view of one execution's log as it was when read (see :meth:`delite.DataDir.execution`).
 
     Reading never claims or repairs the log, so it is safe while another process advances the execution;
-    read again to see newer records.
+    read again to see newer records. Built from one read of the store (:meth:`delite.store.LogStore.read`):
+    byte offsets, the log's size and its torn tail are known only when the store keeps framed bytes.
     """
 
-    def __init__(self, execution_id: str, contents: LogContents, *, path: str = "") -> None:
-        """Wrap a log's parsed contents."""
-        self.execution_id = execution_id
+    def __init__(self, read: RecordRange, *, path: str = "") -> None:
+        """Wrap a whole read of one execution (``path``: where its log is, for messages)."""
+        self.execution_id = read.execution_id
         self.path = path
-        self.contents = contents
+        self.read = read
 
     @property
     def records(self) -> list[AnyRecord]:
         """The raw records, in log order (a torn tail left out)."""
-        return self.contents.records
+        return self.read.records
+
+    @property
+    def offsets(self) -> list[int] | None:
+        """The byte offset of each record in the log file, or None when the store keeps no bytes."""
+        return self.read.offsets if isinstance(self.read, FramedRange) else None
 
     @cached_property
     def _derived(self) -> Derived:
-        c = self.contents
-        return derive(self.execution_id, c.records, c.offsets, log_bytes=c.size, torn=c.torn, path=self.path)
+        r = self.read
+        framed = r if isinstance(r, FramedRange) else None
+        size, torn = (framed.size, framed.torn) if framed is not None else (0, None)
+        return derive(self.execution_id, r.records, self.offsets, log_bytes=size, torn=torn, path=self.path)
 
     @property
     def state(self) -> ExecutionState:
@@ -73,7 +81,7 @@ class ExecutionView:
 
     @cached_property
     def events(self) -> list[Event]:
-        """Every record decoded, with its sequence number and byte offset."""
+        """Every record decoded, with its sequence number and byte offset (None when the store keeps no bytes)."""
         return self._derived.events()
 
     def export(self) -> Export:

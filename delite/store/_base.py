@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from delite.errors import DeliteError, SequenceConflictError, UsageError
 from delite.log.records import AnyRecord, Record
@@ -22,9 +22,7 @@ from delite.state._model import Status
 from delite.state._outcome import Outcome
 from delite.store._query import ExecutionIndex
 from delite.store._records import RecordRange
-
-if TYPE_CHECKING:
-    from delite.datadir._views import ExecutionSummary
+from delite.store._views import ExecutionSummary
 
 __all__ = ["ExecutionLog", "LogStore", "Store"]
 
@@ -123,6 +121,20 @@ class LogStore(abc.ABC):
             ExecutionNotFoundError: there is no such execution.
         """
         return self.read(execution_id, limit=0).head
+
+    @abc.abstractmethod
+    def create(self, execution_id: str, records: Sequence[Record]) -> None:
+        """Create an execution holding ``records``, whole or not at all, without claiming it for a run.
+
+        Used for forks: a crash or a failure leaves no execution or the whole one, and creating it again with
+        the same id works after a failure.
+
+        Raises:
+            ExecutionIdConflictError: an execution with this id exists already (nothing was written).
+            ExecutionAlreadyClaimedError: another owner holds the id's claim (it is being created or run).
+            UsageError: ``records`` is empty.
+            StoreError: the store refused; nothing was created.
+        """
 
     @abc.abstractmethod
     def claim(self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0) -> ExecutionLog:

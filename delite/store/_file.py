@@ -17,7 +17,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import filelock
 import msgspec
@@ -25,6 +25,7 @@ import msgspec
 from delite.errors import (
     ClaimTimeoutError,
     ExecutionAlreadyClaimedError,
+    ExecutionIdConflictError,
     ExecutionNotFoundError,
     StoreError,
     UsageError,
@@ -42,13 +43,12 @@ from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
 from delite.store._listing import log_ids
 from delite.store._logfile import check_identity, check_single_link, read_log_file
-from delite.store._query import check_key
+from delite.store._query import Progress, check_key
 from delite.store._records import FramedRange, check_range, count_records, framed_range
 from delite.store._snapshot import load as load_snapshot
 from delite.store._snapshot import save as save_snapshot
-
-if TYPE_CHECKING:
-    from delite.datadir._views import Page
+from delite.store._tail import LogTail
+from delite.store._views import HealthReport, Page
 
 __all__ = ["FileExecutionLog", "FileStore"]
 
@@ -486,8 +486,12 @@ class FileStore(Store):
         until: float | None = None,
         limit: int | None = 50,
         offset: int = 0,
+        progress: Progress | None = None,
     ) -> Page:
-        """List from the SQLite listing index, brought up to date from the logs first (see :mod:`._listing`)."""
+        """List from the SQLite listing index, brought up to date from the logs first (see :mod:`._listing`).
+
+        ``progress(done, total)`` is called while many logs are being indexed (a file-store extra).
+        """
         from delite.store._listing import list_page  # noqa: PLC0415 - sqlite3 only when listing
 
         return list_page(
@@ -500,21 +504,21 @@ class FileStore(Store):
             until=until,
             limit=limit,
             offset=offset,
+            progress=progress,
         )
 
-    def publish(self, execution_id: str, records: Sequence[Record]) -> None:
-        """Create an execution holding ``records``, whole or not at all, without claiming it for a run.
+    def create(self, execution_id: str, records: Sequence[Record]) -> None:
+        """Create an execution holding ``records``, whole or not at all (see :meth:`LogStore.create`).
 
-        Used for forks: under the execution's claim lock, the log is written to a temporary file, synced and
-        linked to its name (see :func:`delite.log._writer.publish_log`), so a crash leaves no log or the whole
-        one, and a later attempt with the same id works.
-
-        Raises:
-            FileExistsError: the execution exists already.
-            ExecutionAlreadyClaimedError: another process holds its claim (it is being created or run).
-            StoreError: the file system refused; nothing was created.
+        Under the execution's claim lock, the log is written to a temporary file, synced and linked to its
+        name (see :func:`delite.log._writer.publish_log`), so a crash leaves no log or the whole one, and a
+        later attempt with the same id works.
         """
         validate_execution_id(execution_id)
+        if not records:
+            raise UsageError(f"execution {execution_id!r} must be created with at least one record")
+        if os.path.lexists(self.layout.log(execution_id)):
+            raise _exists(execution_id)
         self._ensure()
         lock = self._lock(execution_id)
         try:
@@ -526,8 +530,44 @@ class FileStore(Store):
             raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, e) from e
         try:
             publish_log(self.layout.log(execution_id), records, self.durability)
+        except FileExistsError:
+            raise _exists(execution_id) from None
         finally:
             lock.release()
+
+    # -- file-store features: byte offsets, health of the bytes, the SQLite listing index -----------------------
+
+    def tail(self, execution_id: str) -> LogTail:
+        """Open the execution's log to follow it by byte offset (only appended bytes are read at each look)."""
+        eid = validate_execution_id(execution_id)
+        return LogTail(eid, self.layout.log(eid), data_dir=self._where())
+
+    def health(self, *, repair: bool = False, progress: Progress | None = None) -> HealthReport:
+        """Verify every checksum of every log, torn tails, bad entries, permissions, snapshots and the index.
+
+        Read-only unless ``repair``, which rebuilds what is derived (the index, stale snapshots); logs are
+        never modified. See :func:`delite.store._file_health.check_health`.
+        """
+        from delite.store._file_health import check_health  # noqa: PLC0415 - sqlite3 only when needed
+
+        return check_health(self.layout, repair=repair, progress=progress)
+
+    def reindex(self, progress: Progress | None = None) -> int:
+        """Rebuild the SQLite listing index from every log; returns the number of executions indexed."""
+        if not os.path.isdir(self.layout.executions):
+            return 0
+        from delite.store._index import ListingIndex  # noqa: PLC0415 - sqlite3 only when listing
+
+        index = ListingIndex.open(self.layout)
+        try:
+            return index.rebuild(progress)
+        finally:
+            index.close()
+
+
+def _exists(execution_id: str) -> ExecutionIdConflictError:
+    detail = "an execution with this id exists already; choose another id"
+    return ExecutionIdConflictError(execution_id, "", detail)
 
 
 def _finished(records: Sequence[AnyRecord]) -> bool:

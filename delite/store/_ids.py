@@ -1,14 +1,19 @@
-"""Execution ids: validation of supplied ids and generation of new, time-sortable ones."""
+"""Execution ids: validation of supplied ids, generation of new time-sortable ones, and resolving a part of one.
+
+The one place these rules are written: every store validates with :func:`validate_execution_id`, and
+``DataDir.resolve`` (so every ``delite`` command) resolves a prefix or suffix with :func:`resolve_execution_id`.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import time
+from collections.abc import Callable
 
-from delite.errors import InvalidExecutionIdError
+from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, InvalidExecutionIdError
 
-__all__ = ["MAX_ID_LENGTH", "new_execution_id", "validate_execution_id"]
+__all__ = ["MAX_ID_LENGTH", "new_execution_id", "resolve_execution_id", "validate_execution_id"]
 
 MAX_ID_LENGTH = 128
 _ALLOWED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
@@ -53,3 +58,32 @@ def new_execution_id(now: float | None = None) -> str:
         chars.append(_CROCKFORD[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+def resolve_execution_id(
+    text: object, *, exists: Callable[[str], bool], ids: Callable[[], list[str]], where: str | None = None
+) -> str:
+    """The full id of the one execution whose id is ``text``, or starts or ends with it.
+
+    ``exists`` answers for a full id (tried first), ``ids`` lists every id (asked only when ``text`` is not
+    one); ``where`` names the place searched in the "not found" error (a data directory). Matching is
+    case-sensitive first, then case-insensitive when nothing matched.
+
+    Raises:
+        InvalidExecutionIdError: the text is empty or could not be part of an id.
+        ExecutionNotFoundError: nothing matches.
+        AmbiguousExecutionIdError: more than one execution matches.
+    """
+    part = validate_execution_id(text)
+    if exists(part):
+        return part
+    every = ids()
+    matches = [i for i in every if i.startswith(part) or i.endswith(part)]
+    if not matches:
+        folded = part.casefold()
+        matches = [i for i in every if i.casefold().startswith(folded) or i.casefold().endswith(folded)]
+    if not matches:
+        raise ExecutionNotFoundError(part, where)
+    if len(matches) > 1:
+        raise AmbiguousExecutionIdError(part, matches)
+    return matches[0]

@@ -1,6 +1,6 @@
-"""The file store's answer to a listing: the SQLite listing index of ``delite.datadir._index``, brought up to date.
+"""The file store's answer to a listing: the SQLite listing index of ``delite.store._index``, brought up to date.
 
-Kept out of ``file.py`` so that listing a data directory does not import filelock (the read side needs none).
+Kept out of ``_file.py`` so that listing a data directory does not import filelock (the read side needs none).
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from delite.errors import StoreError
-from delite.store._query import check_listing, expand_statuses
+from delite.store._query import Progress, check_listing, expand_statuses
+from delite.store._views import ExecutionSummary, Page
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from delite.datadir._views import ExecutionSummary, Page
     from delite.store._layout import Layout
 
 
@@ -41,15 +39,13 @@ def list_page(
     until: float | None = None,
     limit: int | None = 50,
     offset: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Page:
     """One page of the data directory's executions, newest first (see :meth:`ExecutionIndex.list_executions`).
 
     Only logs that changed since the index last saw them are read; ``progress(done, total)`` is called while
     many are.
     """
-    from delite.datadir._views import Page  # noqa: PLC0415 - the read side imports the store, not back
-
     check_listing(limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent)
     statuses = expand_statuses(status)
     if not os.path.isdir(layout.executions):
@@ -58,7 +54,7 @@ def list_page(
 
     import msgspec  # noqa: PLC0415
 
-    from delite.datadir._index import ListingIndex  # noqa: PLC0415 - sqlite3 only when there is something to list
+    from delite.store._index import ListingIndex  # noqa: PLC0415 - sqlite3 only when there is something to list
 
     def listed(index: ListingIndex) -> tuple[list[ExecutionSummary], int]:
         try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from delite.errors import (
     ClaimTimeoutError,
     ExecutionAlreadyClaimedError,
+    ExecutionIdConflictError,
     ExecutionNotFoundError,
     StoreError,
     UsageError,
@@ -19,12 +20,11 @@ from delite.log._framing import HEADER, TornTail, encode_frame
 from delite.log._reader import LogContents, parse_log
 from delite.log.records import AnyRecord, Record
 from delite.store._base import ExecutionLog, Store
+from delite.store._derive import summarize, unreadable
 from delite.store._ids import validate_execution_id
 from delite.store._query import check_key, check_listing, expand_statuses
 from delite.store._records import FramedRange, check_range, framed_range
-
-if TYPE_CHECKING:
-    from delite.datadir._views import ExecutionSummary, Page
+from delite.store._views import ExecutionSummary, Page
 
 __all__ = ["MemoryStore"]
 
@@ -99,6 +99,20 @@ class MemoryStore(Store):
             raise ExecutionNotFoundError(execution_id) from None
         return parse_log(data, path=f"memory:{execution_id}")
 
+    def create(self, execution_id: str, records: Sequence[Record]) -> None:
+        """Create an execution holding ``records`` in one step (see :meth:`LogStore.create`)."""
+        validate_execution_id(execution_id)
+        if not records:
+            raise UsageError(f"execution {execution_id!r} must be created with at least one record")
+        data = HEADER + b"".join(encode_frame(encode_record(r)) for r in records)  # encoded before anything changes
+        with self._cond:
+            if execution_id in self.logs:
+                detail = "an execution with this id exists already; choose another id"
+                raise ExecutionIdConflictError(execution_id, "", detail)
+            if execution_id in self._claimed:
+                raise ExecutionAlreadyClaimedError(execution_id)
+            self.logs[execution_id] = bytearray(data)
+
     def claim(self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0) -> ExecutionLog:
         """Take the claim, then read (or create) the execution."""
         validate_execution_id(execution_id)
@@ -172,8 +186,6 @@ class MemoryStore(Store):
 
     def _summary(self, execution_id: str) -> ExecutionSummary:
         """The execution's summary as a listing shows it (derived from its records, kept until they change)."""
-        from delite.datadir._derive import summarize, unreadable  # noqa: PLC0415 - the read side, when listing
-
         validate_execution_id(execution_id)
         try:
             data = bytes(self.logs[execution_id])
@@ -211,8 +223,6 @@ class MemoryStore(Store):
         offset: int = 0,
     ) -> Page:
         """Filter every execution's summary in memory, newest first."""
-        from delite.datadir._views import Page  # noqa: PLC0415 - the read side, when listing
-
         check_listing(
             limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent
         )

@@ -10,18 +10,19 @@ and a database store from its tables.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import msgspec
 
 from delite.errors import UsageError
 from delite.state._model import Status
+from delite.store._views import ExecutionSummary, Page
 
-if TYPE_CHECKING:
-    from delite.datadir._views import ExecutionSummary, Page
+__all__ = ["WAITING", "ExecutionIndex", "Progress", "check_key", "check_listing", "expand_statuses"]
 
-__all__ = ["WAITING", "ExecutionIndex", "check_key", "check_listing", "expand_statuses"]
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` during long work (indexing or verifying many logs)."""
 
 WAITING = "waiting"
 """A status filter that matches every suspended status (``waiting_*`` and ``suspended``)."""

@@ -151,7 +151,7 @@ def test_a_log_owned_by_someone_else_is_named_by_health(data_dir: Path) -> None:
 CHILD = textwrap.dedent(
     """
     import json, os, sys
-    import delite.datadir._health, delite.datadir._index, delite.engine._agent, delite.store._file, delite.runtime
+    import delite.store._file_health, delite.store._index, delite.engine._agent, delite.store._file, delite.runtime
     import filelock, sqlite3, msgspec, decimal, hashlib, secrets, warnings, asyncio, concurrent.futures
     from delite import Agent, DataDir, Runtime, ScriptedProvider, tool
     os.setgroups([]); os.setgid({uid}); os.setuid({uid})

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
-from delite.datadir._index import DERIVATION, MIGRATIONS, ListingIndex
+from delite.store._index import DERIVATION, MIGRATIONS, ListingIndex
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, LogCorruptError, UsageError
 from delite.log.records import ExecutionCompleted, ExecutionResumed, ModelResponded, ToolFinished
 from delite.providers import call

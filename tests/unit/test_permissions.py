@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from delite import Agent, DataDir, ScriptedProvider, tool
-from delite.datadir._index import ListingIndex
+from delite.store._index import ListingIndex
 from delite.store import _snapshot as snapshot
 
 

@@ -159,7 +159,7 @@ CHILD = textwrap.dedent(
     """
     import errno, json, os, sys
     # Everything is imported first: the interpreter's own files may not be readable by the other user.
-    import delite.datadir._health, delite.datadir._index, delite.engine._agent, delite.store._file
+    import delite.store._file_health, delite.store._index, delite.engine._agent, delite.store._file
     import filelock, sqlite3, msgspec, decimal, hashlib, secrets, warnings, asyncio, concurrent.futures
     from delite import Agent, DataDir, ScriptedProvider, tool
     from delite.errors import StoreError

@@ -25,15 +25,15 @@ from typing import Any, Final
 
 import msgspec
 
-from delite.datadir._derive import summarize, unreadable
-from delite.datadir._directory import Progress
-from delite.datadir._views import ExecutionSummary, Problem
 from delite.errors import StoreError, UsageError
 from delite.log._os import open_private, read_regular
 from delite.log._reader import parse_log
 from delite.log.records import ExecutionStarted
+from delite.store._derive import summarize, unreadable
 from delite.store._ids import MAX_ID_LENGTH
 from delite.store._layout import Layout
+from delite.store._query import Progress
+from delite.store._views import ExecutionSummary, Problem
 
 __all__ = ["DERIVATION", "MIGRATIONS", "ListingIndex", "Progress", "check_index", "scan_logs"]
 

@@ -6,19 +6,6 @@ from typing import Any
 
 import msgspec
 
-from delite.datadir._views import (
-    Decision,
-    Event,
-    ExecutionDetail,
-    ExecutionSummary,
-    LastError,
-    LlmCall,
-    Pause,
-    Step,
-    Tokens,
-    ToolCall,
-    TornInfo,
-)
 from delite.errors import LogCorruptError
 from delite.log._framing import TornTail
 from delite.log.records import (
@@ -38,6 +25,19 @@ from delite.log.records import (
 )
 from delite.state._fold import apply, fold
 from delite.state._model import CallState, ExecutionState, Totals
+from delite.store._views import (
+    Decision,
+    Event,
+    ExecutionDetail,
+    ExecutionSummary,
+    LastError,
+    LlmCall,
+    Pause,
+    Step,
+    Tokens,
+    ToolCall,
+    TornInfo,
+)
 
 __all__ = [
     "PREVIEW_CHARS",
@@ -195,13 +195,17 @@ def unreadable(execution_id: str, damage: str, *, log_bytes: int) -> ExecutionSu
     return ExecutionSummary(id=execution_id, status="unreadable", damage=damage, log_bytes=log_bytes)
 
 
-def events(records: list[AnyRecord], offsets: list[int]) -> list[Event]:
-    """Every record as an :class:`Event`, in log order."""
-    out = []
-    for seq, (record, offset) in enumerate(zip(records, offsets, strict=True), start=1):
-        data = msgspec.to_builtins(record)
-        out.append(Event(seq=seq, offset=offset, kind=data.get("kind", ""), at=record.at, record=data))
-    return out
+def event(seq: int, record: AnyRecord, offset: int | None) -> Event:
+    """One record as an :class:`Event`: its sequence number, byte offset (None without bytes) and fields."""
+    data = msgspec.to_builtins(record)
+    return Event(seq=seq, offset=offset, kind=data.get("kind", ""), at=record.at, record=data)
+
+
+def events(records: list[AnyRecord], offsets: list[int] | None) -> list[Event]:
+    """Every record as an :class:`Event`, in log order (offsets None: the store keeps no bytes)."""
+    if offsets is None:
+        return [event(seq, r, None) for seq, r in enumerate(records, start=1)]
+    return [event(seq, r, o) for seq, (r, o) in enumerate(zip(records, offsets, strict=True), start=1)]
 
 
 class Derived:
@@ -211,7 +215,7 @@ class Derived:
         self,
         execution_id: str,
         records: list[AnyRecord],
-        offsets: list[int],
+        offsets: list[int] | None,
         *,
         log_bytes: int,
         torn: TornTail | None,
@@ -397,7 +401,7 @@ class Derived:
 def derive(
     execution_id: str,
     records: list[AnyRecord],
-    offsets: list[int],
+    offsets: list[int] | None,
     *,
     log_bytes: int,
     torn: TornTail | None,

@@ -179,10 +179,14 @@ class Pause(_View, frozen=True, kw_only=True):
 
 
 class Event(_View, frozen=True, kw_only=True):
-    """One raw record of the log: its position (1-based ``seq``), byte ``offset``, kind, time and fields."""
+    """One raw record of the log: its position (1-based ``seq``), byte ``offset``, kind, time and fields.
+
+    ``offset`` is where the record's frame starts in the log file; None when the store keeps no bytes (rows
+    in a database).
+    """
 
     seq: int
-    offset: int
+    offset: int | None = None
     kind: str
     at: float
     record: dict[str, Any]

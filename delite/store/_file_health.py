@@ -1,0 +1,280 @@
+"""Verify a data directory: every checksum of every log, torn tails, records that do not fold.
+
+Also compared with the logs: what is derived from them, the listing index and the snapshots of finished
+executions. And checked: entries that are not usable logs (links, directories, FIFOs, files that cannot
+be read or that another user owns), and files or directories that others may read or write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import time
+
+from delite.errors import LogCorruptError, StoreError, UnsupportedFormatError
+from delite.log._os import read_regular
+from delite.log._reader import parse_log
+from delite.log.records import ExecutionStarted
+from delite.store._derive import fold_checked, summary_of_state
+from delite.store._index import ListingIndex, check_index, scan_logs
+from delite.store._layout import Layout
+from delite.store._query import Progress
+from delite.store._snapshot import verify as verify_snapshot
+from delite.store._views import ExecutionSummary, HealthReport, Problem
+
+__all__ = ["check_health", "check_permissions"]
+
+_LOOSE = 0o077  # any access for the group or others
+_SHOWN = 5
+
+
+def _loose(path: str | os.PathLike[str]) -> int | None:
+    """The mode of ``path`` if the group or others may use it (a symbolic link is not followed), else None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    return mode if mode & _LOOSE and not stat.S_ISLNK(st.st_mode) else None
+
+
+def _not_regular(path: str) -> str:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return ""
+    if stat.S_ISREG(st.st_mode):
+        return ""
+    kinds = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO"}
+    return kinds.get(stat.S_IFMT(st.st_mode), "not a regular file")
+
+
+def check_permissions(layout: Layout) -> list[Problem]:
+    """A warning for each directory of the data directory, and each folder of files in it, that others may use.
+
+    delite creates directories ``0700`` and files ``0600`` whatever the umask; looser ones come from an
+    older delite, another tool or a ``chmod``. Each is named with its mode and the fix. Entries of the
+    claims, signals, keys and snapshots folders that are not regular files are named too.
+    """
+    problems: list[Problem] = []
+    folders = (layout.executions, layout.claims, layout.signals, layout.keys, layout.snapshots)
+    for d in (layout.root, *folders):
+        mode = _loose(d)
+        if mode is not None:
+            detail = f"directory mode {mode:04o}: others may list or use it; chmod 700 {d}"
+            problems.append(Problem(kind="permissions", severity="warning", path=str(d), detail=detail))
+    files: list[tuple[str, int]] = []
+    index = str(layout.index)
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        mode = _loose(index + suffix)
+        if mode is not None:
+            files.append((index + suffix, mode))
+    for d in folders:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(d, name)
+            if d != layout.executions:
+                bad = _not_regular(path)
+                if bad:
+                    detail = f"{bad} where delite keeps its own files: it is ignored or refused; remove it"
+                    problems.append(Problem(kind="bad-entry", severity="warning", path=path, detail=detail))
+                    continue
+            mode = _loose(path)
+            if mode is not None and not os.path.isdir(path):
+                files.append((path, mode))
+    if files:
+        shown = ", ".join(f"{os.path.relpath(p, layout.root)} ({m:04o})" for p, m in files[:_SHOWN])
+        more = ", ..." if len(files) > _SHOWN else ""
+        detail = (
+            f"{len(files)} files readable or writable by others (delite creates them 0600): {shown}{more}; "
+            f"chmod -R go-rwx {layout.root}"
+        )
+        problems.append(Problem(kind="permissions", severity="warning", path=files[0][0], detail=detail))
+    return problems
+
+
+def _check_owner(eid: str, path: str, st: os.stat_result, problems: list[Problem]) -> None:
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        detail = f"owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+        problems.append(Problem(kind="foreign-owner", severity="warning", execution_id=eid, path=path, detail=detail))
+
+
+def _check_log(
+    eid: str,
+    path: str,
+    problems: list[Problem],
+    snapshot: str,
+    *,
+    stale: list[str],
+    mismatched: list[str],
+    expected: dict[str, ExecutionSummary],
+) -> tuple[int, int]:
+    """Verify one log; append what is wrong. Returns ``(bytes, records)``."""
+    try:
+        data, st = read_regular(path)
+    except OSError as e:
+        detail = f"cannot read: {e.strerror or e}"
+        problems.append(Problem(kind="unreadable", severity="error", execution_id=eid, path=path, detail=detail))
+        with contextlib.suppress(OSError):
+            _check_owner(eid, path, os.lstat(path), problems)
+        return 0, 0
+    if st.st_nlink > 1:
+        detail = f"the log has {st.st_nlink} hard links: it is reachable under another name, and is not claimed"
+        problems.append(Problem(kind="hard-linked", severity="error", execution_id=eid, path=path, detail=detail))
+    _check_owner(eid, path, st, problems)
+    if os.path.lexists(snapshot):
+        _outcome, why = verify_snapshot(snapshot, data, execution_id=eid)
+        if why == "mismatch":
+            mismatched.append(eid)
+        elif why:
+            stale.append(eid)
+    try:
+        contents = parse_log(data, path=path)
+    except LogCorruptError as e:
+        problems.append(
+            Problem(kind="corrupt", severity="error", execution_id=eid, path=path, offset=e.offset, detail=e.reason)
+        )
+        return len(data), 0
+    except UnsupportedFormatError as e:
+        problems.append(
+            Problem(kind="unsupported-format", severity="error", execution_id=eid, path=path, detail=e.message)
+        )
+        return len(data), 0
+    if contents.torn is not None:
+        t = contents.torn
+        detail = f"{t.reason} ({t.length} bytes); it is cut off when the execution is next claimed"
+        problems.append(
+            Problem(kind="torn-tail", severity="warning", execution_id=eid, path=path, offset=t.offset, detail=detail)
+        )
+    records = contents.records
+    if not records and contents.torn is None:
+        detail = "the log holds no record: the process stopped while creating it; nothing ran"
+        problems.append(Problem(kind="empty", severity="warning", execution_id=eid, path=path, detail=detail))
+    if records and not isinstance(records[0], ExecutionStarted):
+        problems.append(
+            Problem(
+                kind="inconsistent",
+                severity="error",
+                execution_id=eid,
+                path=path,
+                offset=contents.offsets[0],
+                detail="the first record is not execution-started",
+            )
+        )
+        return len(data), len(records)
+    if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id != eid:
+        problems.append(
+            Problem(
+                kind="id-mismatch",
+                severity="error",
+                execution_id=eid,
+                path=path,
+                offset=contents.offsets[0],
+                detail=f"the log names execution {records[0].execution_id!r}",
+            )
+        )
+    try:
+        state = fold_checked(records, contents.offsets, path=path)
+        if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id == eid:
+            torn = contents.torn is not None
+            expected[eid] = summary_of_state(eid, records, state, log_bytes=len(data), torn=torn)
+    except LogCorruptError as e:
+        problems.append(
+            Problem(
+                kind="inconsistent",
+                severity="error",
+                execution_id=eid,
+                path=path,
+                offset=e.offset if e.offset >= 0 else None,
+                detail=e.reason,
+            )
+        )
+    return len(data), len(records)
+
+
+def check_health(layout: Layout, *, repair: bool = False, progress: Progress | None = None) -> HealthReport:
+    """Verify every log under ``layout`` and compare what is derived with them.
+
+    With ``repair``, rebuild the listing index and delete snapshots that no longer match their log (or whose
+    log is gone). Without it nothing is written. Logs are never modified: a torn tail is cut off by the next
+    claim of its execution (a resume), which is also when it is safe to do so. A data directory that does
+    not exist (or is not a directory) is not healthy: its one problem says so (``missing``,
+    ``not-a-directory``), and nothing is created.
+    """
+    started = time.perf_counter()
+    root = os.path.abspath(layout.root)
+    if not os.path.isdir(root):
+        exists = os.path.exists(root)
+        kind, what = ("not-a-directory", "is not a directory") if exists else ("missing", "does not exist")
+        problem = Problem(kind=kind, severity="error", path=root, detail=f"the data directory {root} {what}")
+        return HealthReport(healthy=False, problems=[problem])
+    logs = scan_logs(layout)
+    problems: list[Problem] = []
+    total_bytes = 0
+    total_records = 0
+    ids = sorted(logs)
+    stale: list[str] = []
+    mismatched: list[str] = []
+    expected: dict[str, ExecutionSummary] = {}
+    for done, eid in enumerate(ids, start=1):
+        size, count = _check_log(
+            eid, layout.log(eid), problems, layout.snapshot(eid), stale=stale, mismatched=mismatched, expected=expected
+        )
+        total_bytes += size
+        total_records += count
+        if progress is not None and (done % 200 == 0 or done == len(ids)):
+            progress(done, len(ids))
+    problems.extend(check_index(layout, logs, expected=expected))
+    problems.extend(check_permissions(layout))
+    try:
+        orphaned = sorted(n[:-5] for n in os.listdir(layout.snapshots) if n.endswith(".snap") and n[:-5] not in logs)
+    except OSError:
+        orphaned = []
+    if mismatched:
+        shown = ", ".join(mismatched[:5]) + (", ..." if len(mismatched) > 5 else "")
+        detail = (
+            f"{len(mismatched)} snapshots bound to their log's bytes disagree with its records (tampered with?); "
+            f"ignored, the log is read instead: {shown}"
+        )
+        problems.append(Problem(kind="snapshot-mismatch", severity="warning", detail=detail))
+    for kind, found, what in (
+        ("snapshot-stale", stale, "snapshots that no longer match their log (a miss, rewritten when a run ends)"),
+        ("snapshot-orphaned", orphaned, "snapshots whose log is gone"),
+    ):
+        if found:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            problems.append(Problem(kind=kind, severity="derived", detail=f"{len(found)} {what}: {shown}"))
+    repaired = False
+    if repair and os.path.isdir(layout.executions):
+        for eid in (*stale, *mismatched, *orphaned):
+            path = layout.snapshot(eid)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise StoreError.from_os_error("delete a snapshot that does not match its log", path, e) from e
+        index = ListingIndex.open(layout)
+        try:
+            index.rebuild()
+            repaired = not index.in_memory
+        finally:
+            index.close()
+        if repaired:
+            fixed = ("snapshot-mismatch", "index-mismatch")
+            problems = [p for p in problems if p.severity != "derived" and p.kind not in fixed]
+    seconds = time.perf_counter() - started
+    healthy = not any(p.severity in ("error", "warning") for p in problems)
+    return HealthReport(
+        healthy=healthy,
+        logs=len(ids),
+        bytes=total_bytes,
+        records=total_records,
+        seconds=round(seconds, 6),
+        problems=problems,
+        repaired=repaired,
+    )
