@@ -70,7 +70,7 @@ def test_invalid_id(run, built: Path) -> None:
 def corrupt(data: Path, eid: str) -> int:
     """Flip a byte in the payload of the second frame; returns the frame's offset."""
     view = DataDir(data).execution(eid)
-    offset = view.contents.offsets[1]
+    offset = view.offsets[1]
     path = data / "executions" / f"{eid}.log"
     raw = bytearray(path.read_bytes())
     raw[offset + 12 + 3] ^= 0x20

@@ -273,7 +273,7 @@ def test_a_record_that_does_not_fold_is_damage(data: Path) -> None:
     store = FileStore(data, durability="off")
     with store.claim("run-c") as log:
         log.append([ToolFinished(at=time.time(), call_id="c9.9", result=1)])
-    offset = DataDir(data).execution("run-c").contents.offsets[-1]
+    offset = DataDir(data).execution("run-c").offsets[-1]
     with pytest.raises(LogCorruptError) as e:
         _ = DataDir(data).execution("run-c").detail
     assert e.value.offset == offset and "does not fold" in e.value.reason
