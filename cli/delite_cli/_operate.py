@@ -19,6 +19,7 @@ from delite_cli._errors import CliError
 
 if TYPE_CHECKING:
     from delite import Agent, Response
+    from delite_cli._target import Target
 
 __all__ = [
     "load_agent",
@@ -36,11 +37,12 @@ def _usage(message: str) -> CliError:
     return CliError(message, kind="UsageError", exit_code=2)
 
 
-def load_agent(spec: str, data_dir: str) -> Agent:
+def load_agent(spec: str, target: Target) -> Agent:
     """Build the application's agent from ``MODULE:ATTR``.
 
-    ``ATTR`` is an ``Agent``, or a callable taking the data directory (a string) and returning one. The
-    current directory is importable, as with ``python -m``. The agent must use this data directory.
+    ``ATTR`` is an ``Agent``, or a callable taking the data directory (a string; the store, when the CLI was
+    given one) and returning one. The current directory is importable, as with ``python -m``. The agent must
+    use this data directory (or store).
     """
     from delite import Agent
 
@@ -53,34 +55,29 @@ def load_agent(spec: str, data_dir: str) -> Agent:
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise _usage(f"cannot import {module_name!r} for --agent: {e}") from e
-    target = module
+    attr_value: Any = module
     for part in attr.split("."):
         try:
-            target = getattr(target, part)
+            attr_value = getattr(attr_value, part)
         except AttributeError:
             raise _usage(f"{module_name!r} has no attribute {attr!r}") from None
-    agent = target if isinstance(target, Agent) else target(data_dir) if callable(target) else None
+    found: object = attr_value
+    agent = found if isinstance(found, Agent) else found(target.factory_argument) if callable(found) else None
     if not isinstance(agent, Agent):
         raise _usage(f"--agent {spec} must name an Agent or a factory returning one, got {type(agent).__name__}")
-    root = getattr(getattr(agent.store, "layout", None), "root", None)
-    if root is None or os.path.realpath(root) != os.path.realpath(data_dir):
-        raise _usage(f"the agent from {spec} uses another data directory ({root}), not {data_dir}")
+    if not target.uses(agent):
+        if target.data_dir is None:
+            raise _usage(f"the agent from {spec} uses another store ({agent.store!r}), not {target.where}")
+        root = getattr(getattr(agent.store, "layout", None), "root", None)
+        raise _usage(f"the agent from {spec} uses another data directory ({root}), not {target.data_dir}")
     return agent
 
 
-def _operator(data_dir: str, agent_spec: str | None) -> tuple[Agent, bool]:
+def _operator(target: Target, agent_spec: str | None) -> tuple[Agent, bool]:
     """The agent to act with, and whether it can advance the execution."""
     if agent_spec:
-        return load_agent(agent_spec, data_dir), True
-    from delite import Agent
-
-    return Agent(data_dir), False
-
-
-def _resolve(data_dir: str, ident: str) -> str:
-    from delite.datadir import DataDir
-
-    return DataDir(data_dir).resolve(ident)
+        return load_agent(agent_spec, target), True
+    return target.agent(), False
 
 
 def _report(
@@ -118,8 +115,8 @@ def _report(
 
 
 def run_decide(
-    data_dir: str,
-    ident: str,
+    target: Target,
+    execution_id: str,
     call_ids: tuple[str, ...],
     *,
     approve: bool,
@@ -129,12 +126,10 @@ def run_decide(
     json_: bool,
 ) -> None:
     """Approve or reject pending calls."""
-    from delite.datadir import DataDir
-
-    eid = _resolve(data_dir, ident)
+    eid = execution_id
     if every and call_ids:
         raise _usage("give call ids or --all, not both")
-    view = DataDir(data_dir).execution(eid)
+    view = target.data.execution(eid)
     waiting = view.detail.suspend_reason
     listed = waiting.confirmation_ids if waiting is not None and waiting.kind in ("approval", "contract") else []
     decided = {t.call_id for t in view.tool_calls if t.decision is not None}
@@ -149,7 +144,7 @@ def run_decide(
         if len(pending) > 1:
             raise _usage(f"execution {eid} waits on {len(pending)} calls ({', '.join(pending)}); name them or --all")
         ids = pending
-    agent, advance = _operator(data_dir, agent_spec)
+    agent, advance = _operator(target, agent_spec)
     with agent:
         decisions = dict.fromkeys(ids, approve)
         reasons = dict.fromkeys(ids, reason)
@@ -158,12 +153,12 @@ def run_decide(
     _report(response, action=f"{verb} {', '.join(ids)}", advanced=advance, json_=json_, extra={"calls": ids})
 
 
-def run_submit_input(data_dir: str, ident: str, text: str, *, agent_spec: str | None, json_: bool) -> None:
+def run_submit_input(target: Target, execution_id: str, text: str, *, agent_spec: str | None, json_: bool) -> None:
     """Answer a human-input question."""
-    eid = _resolve(data_dir, ident)
+    eid = execution_id
     if text == "-":
         text = sys.stdin.read()
-    agent, advance = _operator(data_dir, agent_spec)
+    agent, advance = _operator(target, agent_spec)
     with agent:
         response = agent.submit_input(eid, text, advance=advance)
     _report(response, action="answered", advanced=advance, json_=json_)
@@ -205,21 +200,23 @@ def _read_json(source: str, what: str) -> Any:
         raise _usage(f"{what} from {source} is not valid JSON: {e}") from e
 
 
-def run_submit_tool_results(data_dir: str, ident: str, source: str, *, agent_spec: str | None, json_: bool) -> None:
+def run_submit_tool_results(
+    target: Target, execution_id: str, source: str, *, agent_spec: str | None, json_: bool
+) -> None:
     """Give the results of client tool calls, as a JSON object ``{call_id: result}``."""
-    eid = _resolve(data_dir, ident)
+    eid = execution_id
     results = _read_json(source, "tool results")
     if not isinstance(results, dict):
         raise _usage('tool results must be a JSON object {"CALL_ID": result, ...}')
-    agent, advance = _operator(data_dir, agent_spec)
+    agent, advance = _operator(target, agent_spec)
     with agent:
         response = agent.submit_tool_results(eid, results, advance=advance)
     _report(response, action=f"submitted {', '.join(results)}", advanced=advance, json_=json_)
 
 
 def run_resolve(
-    data_dir: str,
-    ident: str,
+    target: Target,
+    execution_id: str,
     call_id: str,
     *,
     result: str | None,
@@ -243,34 +240,32 @@ def run_resolve(
             raise _usage(f"--result is not valid JSON: {e} (quote a string as '\"text\"')") from e
     elif result_file is not None:
         value = _read_json(result_file, "the result")
-    eid = _resolve(data_dir, ident)
-    agent, advance = _operator(data_dir, agent_spec)
+    eid = execution_id
+    agent, advance = _operator(target, agent_spec)
     with agent:
         response = agent.resolve(eid, call_id, result=value, error=error, rerun=rerun, advance=advance)
     action = f"{'rerun requested for' if rerun else 'resolved'} {call_id}"
     _report(response, action=action, advanced=advance, json_=json_)
 
 
-def run_resume(data_dir: str, ident: str, *, agent_spec: str | None, model: str | None, json_: bool) -> None:
+def run_resume(target: Target, execution_id: str, *, agent_spec: str | None, model: str | None, json_: bool) -> None:
     """Continue an execution with the application's agent."""
     if not agent_spec:
         raise _usage(
             "resume runs the model and tools, so it needs your agent: --agent MODULE:FACTORY "
             "(or DELITE_AGENT), a function taking the data directory and returning an Agent"
         )
-    eid = _resolve(data_dir, ident)
-    agent = load_agent(agent_spec, data_dir)
+    eid = execution_id
+    agent = load_agent(agent_spec, target)
     with agent:
         response = agent.resume(eid, model=model)
     _report(response, action="resumed", advanced=True, json_=json_)
 
 
-def run_cancel(data_dir: str, ident: str, *, reason: str, json_: bool) -> None:
+def run_cancel(target: Target, execution_id: str, *, reason: str, json_: bool) -> None:
     """Cancel an execution (at its next step boundary if a process is advancing it)."""
-    from delite import Agent
-
-    eid = _resolve(data_dir, ident)
-    with Agent(data_dir) as agent:
+    eid = execution_id
+    with target.agent() as agent:
         response = agent.cancel(eid, reason=reason)
     pending = not response.status.is_terminal
     if json_:
@@ -288,12 +283,10 @@ def run_cancel(data_dir: str, ident: str, *, reason: str, json_: bool) -> None:
         _report(response, action="cancel", advanced=False, json_=False)
 
 
-def run_fork(data_dir: str, ident: str, *, at: int, new_id: str | None, json_: bool) -> None:
+def run_fork(target: Target, execution_id: str, *, at: int, new_id: str | None, json_: bool) -> None:
     """Start a new execution from a prefix of another."""
-    from delite.datadir import DataDir
-
-    data = DataDir(data_dir)
-    origin = data.resolve(ident)
+    data = target.data
+    origin = execution_id
     eid = data.fork(origin, at=at, new_id=new_id)
     detail = data.execution(eid).detail
     if json_:

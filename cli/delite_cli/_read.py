@@ -1,6 +1,7 @@
 """The read commands: status, inspect, steps, events, export, health and tail.
 
-Each calls ``delite.DataDir`` and renders what it returns.
+Each calls ``delite.DataDir`` over the command's store (see :mod:`delite_cli._target`) and renders what it
+returns.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from delite.datadir import DataDir, Event, ExecutionDetail, ExecutionSummary, ExecutionView, Step, ToolCall
+    from delite.datadir import Event, ExecutionDetail, ExecutionSummary, ExecutionView, Step, ToolCall
+    from delite_cli._target import Target
 
 __all__ = [
     "parse_meta",
@@ -38,16 +40,9 @@ __all__ = [
 ]
 
 
-def _data(data_dir: str) -> DataDir:
-    from delite.datadir import DataDir
-
-    return DataDir(data_dir)
-
-
-def open_execution(data_dir: str, ident: str) -> ExecutionView:
-    """Resolve an id or unique prefix and read the execution."""
-    data = _data(data_dir)
-    return data.execution(data.resolve(ident))
+def open_execution(target: Target, execution_id: str) -> ExecutionView:
+    """Read the execution (its id resolved already, see :func:`~delite_cli._target.with_target`)."""
+    return target.data.execution(execution_id)
 
 
 @contextmanager
@@ -114,7 +109,7 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def run_status(
-    data_dir: str,
+    target: Target,
     *,
     statuses: tuple[str, ...],
     agent: str | None,
@@ -127,7 +122,7 @@ def run_status(
     parent: str | None = None,
 ) -> None:
     """List executions, newest first."""
-    data = _data(data_dir)
+    data = target.data
     with progress("indexing logs") as update:
         page = data.list(
             status=list(statuses) or None,
@@ -156,12 +151,14 @@ def run_status(
         if page.total:
             out.print(f.text(f"No executions on this page: {page.total} match, from --offset 0.", "dim"))
             return
-        if not os.path.isdir(data_dir):
+        data_dir = target.data_dir
+        if data_dir is not None and not os.path.isdir(data_dir):
             out.print(f.text(f"No executions exist in {os.path.abspath(data_dir)}: that directory does not exist."))
             return
         where = "match these filters" if (statuses or agent or meta or since or until or parent) else "exist"
-        hint = "" if _has_executions_folder(data_dir) else " (it has no executions folder: is it the data directory?)"
-        out.print(f.text(f"No executions {where} in {data_dir}{hint}.", "dim"))
+        missing = data_dir is not None and not _has_executions_folder(data_dir)
+        hint = " (it has no executions folder: is it the data directory?)" if missing else ""
+        out.print(f.text(f"No executions {where} in {target.where}{hint}.", "dim"))
         return
     from rich.table import Table
 
@@ -239,17 +236,17 @@ _WAITING_FOR = {
 }
 
 
-def _children(data_dir: str, d: ExecutionDetail) -> list[ExecutionSummary]:
+def _children(target: Target, d: ExecutionDetail) -> list[ExecutionSummary]:
     """The sub-agents' executions of ``d`` (only looked up when a log's name says there may be some)."""
-    data = _data(data_dir)
+    data = target.data
     if not any(tc.child_id for tc in d.pending_calls) and not any(i.startswith(d.id + ":") for i in data.ids()):
         return []
     return data.children(d.id)
 
 
-def run_inspect(data_dir: str, ident: str, *, json_: bool) -> None:
+def run_inspect(target: Target, execution_id: str, *, json_: bool) -> None:
     """Show one execution in depth."""
-    d = open_execution(data_dir, ident).detail
+    d = open_execution(target, execution_id).detail
     if json_:
         f.echo_json(d)
         return
@@ -298,7 +295,7 @@ def run_inspect(data_dir: str, ident: str, *, json_: bool) -> None:
         row("Idem. key", f.text(d.idempotency_key))
     if d.parent_id:
         row("Parent", f.text(f"{d.parent_id} (call {d.parent_call or '?'}, depth {d.depth})"))
-    children = _children(data_dir, d)
+    children = _children(target, d)
     if children:
         row(
             "Sub-agents",
@@ -342,9 +339,9 @@ def _tools_cell(step: Step) -> str:
     return ", ".join(parts) if parts else "(answer)"
 
 
-def run_steps(data_dir: str, ident: str, *, json_: bool) -> None:
+def run_steps(target: Target, execution_id: str, *, json_: bool) -> None:
     """Show the timeline, one row per step."""
-    view = open_execution(data_dir, ident)
+    view = open_execution(target, execution_id)
     steps = view.steps
     if json_:
         f.echo_json({"execution_id": view.execution_id, "steps": steps, "pauses": view.pauses})
@@ -421,8 +418,8 @@ def _print_events(out: Console, events: list[Event], origin: float, *, full: boo
 
 
 def run_events(
-    data_dir: str,
-    ident: str,
+    target: Target,
+    execution_id: str,
     *,
     kinds: tuple[str, ...],
     after: int,
@@ -432,7 +429,7 @@ def run_events(
     nl: bool,
 ) -> None:
     """Print the raw records, decoded, in order."""
-    view = open_execution(data_dir, ident)
+    view = open_execution(target, execution_id)
     events = [e for e in view.events if e.seq > after and (not kinds or e.kind in kinds)]
     if limit is not None:
         events = events[:limit]
@@ -448,11 +445,11 @@ def run_events(
 
 
 def run_tail(
-    data_dir: str, ident: str, *, lines: int, follow: bool, poll: float, timeout: float | None, json_: bool
+    target: Target, execution_id: str, *, lines: int, follow: bool, poll: float, timeout: float | None, json_: bool
 ) -> None:
     """Print the last records; with ``follow``, keep printing new ones until the execution ends."""
-    data = _data(data_dir)
-    eid = data.resolve(ident)
+    data = target.data
+    eid = execution_id
     view = data.execution(eid)
     events = view.events
     start = max(len(events) - lines, 0)
@@ -476,9 +473,9 @@ def run_tail(
 # -- export -----------------------------------------------------------------------------------------------------
 
 
-def run_export(data_dir: str, ident: str, *, fmt: str, output: str | None) -> None:
+def run_export(target: Target, execution_id: str, *, fmt: str, output: str | None) -> None:
     """Write the whole execution as JSON, NDJSON or HTML."""
-    view = open_execution(data_dir, ident)
+    view = open_execution(target, execution_id)
     export = view.export()
     if fmt == "json":
         body = f.json_text(export) + "\n"
@@ -514,16 +511,16 @@ def run_export(data_dir: str, ident: str, *, fmt: str, output: str | None) -> No
 # -- health -----------------------------------------------------------------------------------------------------
 
 
-def run_health(data_dir: str, *, repair: bool, json_: bool) -> int:
+def run_health(target: Target, *, repair: bool, json_: bool) -> int:
     """Verify every log; returns the exit code (0 healthy, 1 problems)."""
-    data = _data(data_dir)
+    data = target.data
     with progress("verifying logs") as update:
         report = data.health(repair=repair, progress=update)
     if json_:
         f.echo_json(
             {
                 "healthy": report.healthy,
-                "data_dir": str(data.path),
+                "data_dir": str(data.path) if data.path is not None else None,
                 "logs": report.logs,
                 "bytes": report.bytes,
                 "records": report.records,
@@ -537,7 +534,8 @@ def run_health(data_dir: str, *, repair: bool, json_: bool) -> int:
     gone = [p for p in report.problems if p.kind in ("missing", "not-a-directory")]
     if gone:  # nothing to verify: one error line, never "Healthy"
         raise CliError(f"{gone[0].detail}; nothing to check (see --data-dir)", kind="HealthError")
-    if not report.logs and not _has_executions_folder(str(data.path)):  # a directory delite never wrote to
+    never_written = target.data_dir is not None and not _has_executions_folder(target.data_dir)
+    if not report.logs and never_written:  # a directory delite never wrote to
         raise CliError(
             f"{data.path} holds no executions (no executions folder): is it the data directory? nothing to check "
             "(see --data-dir)",

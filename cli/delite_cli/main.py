@@ -13,6 +13,7 @@ import click
 
 from delite import __version__
 from delite_cli._errors import handle_errors
+from delite_cli._target import Target, with_target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,9 +101,10 @@ def cli() -> None:
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first (paging).")
 @json_option
 @handle_errors
+@with_target
 def status(
     *,
-    data_dir: str,
+    target: Target,
     statuses: tuple[str, ...],
     agent: str | None,
     meta: tuple[str, ...],
@@ -117,7 +119,7 @@ def status(
     from delite_cli._read import run_status
 
     run_status(
-        data_dir,
+        target,
         statuses=statuses,
         agent=agent,
         meta=meta,
@@ -135,11 +137,12 @@ def status(
 @data_dir_option
 @json_option
 @handle_errors
-def inspect(*, ident: str, data_dir: str, json_: bool) -> None:
+@with_target
+def inspect(*, execution_id: str, target: Target, json_: bool) -> None:
     """Show one execution in depth: configuration, suspension, totals, last error."""
     from delite_cli._read import run_inspect
 
-    run_inspect(data_dir, ident, json_=json_)
+    run_inspect(target, execution_id, json_=json_)
 
 
 @cli.command()
@@ -147,11 +150,12 @@ def inspect(*, ident: str, data_dir: str, json_: bool) -> None:
 @data_dir_option
 @json_option
 @handle_errors
-def steps(*, ident: str, data_dir: str, json_: bool) -> None:
+@with_target
+def steps(*, execution_id: str, target: Target, json_: bool) -> None:
     """Show the timeline: one row per step with durations, tool calls, tokens and cost."""
     from delite_cli._read import run_steps
 
-    run_steps(data_dir, ident, json_=json_)
+    run_steps(target, execution_id, json_=json_)
 
 
 @cli.command()
@@ -164,10 +168,11 @@ def steps(*, ident: str, data_dir: str, json_: bool) -> None:
 @click.option("--nl", is_flag=True, help="Print NDJSON: one JSON record per line.")
 @json_option
 @handle_errors
+@with_target
 def events(
     *,
-    ident: str,
-    data_dir: str,
+    execution_id: str,
+    target: Target,
     kinds: tuple[str, ...],
     after: int,
     limit: int | None,
@@ -178,7 +183,7 @@ def events(
     """Print the raw log records, decoded, in order."""
     from delite_cli._read import run_events
 
-    run_events(data_dir, ident, kinds=kinds, after=after, limit=limit, full=full, json_=json_, nl=nl)
+    run_events(target, execution_id, kinds=kinds, after=after, limit=limit, full=full, json_=json_, nl=nl)
 
 
 @cli.command()
@@ -196,7 +201,8 @@ def events(
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
 @json_option
 @handle_errors
-def export(*, ident: str, data_dir: str, fmt: str, nl: bool, output: str | None, json_: bool) -> None:
+@with_target
+def export(*, execution_id: str, target: Target, fmt: str, nl: bool, output: str | None, json_: bool) -> None:
     """Export the whole execution: summary, steps, LLM calls, tool calls, pauses and records.
 
     The JSON schema is documented in docs/export-format.md. --json is the same as --format json.
@@ -205,7 +211,7 @@ def export(*, ident: str, data_dir: str, fmt: str, nl: bool, output: str | None,
 
     if nl and json_:
         raise click.UsageError("give --nl or --json, not both")
-    run_export(data_dir, ident, fmt="ndjson" if nl else "json" if json_ else fmt, output=output)
+    run_export(target, execution_id, fmt="ndjson" if nl else "json" if json_ else fmt, output=output)
 
 
 @cli.command()
@@ -217,7 +223,8 @@ def export(*, ident: str, data_dir: str, fmt: str, nl: bool, output: str | None,
 )
 @json_option
 @handle_errors
-def health(*, data_dir: str, repair: bool, json_: bool) -> None:
+@with_target
+def health(*, target: Target, repair: bool, json_: bool) -> None:
     """Verify every checksum of every log; report torn tails, damage, bad entries, loose permissions, drift.
 
     Exit 0 when healthy; 1 when the data directory does not exist or has no executions folder (delite never
@@ -230,7 +237,7 @@ def health(*, data_dir: str, repair: bool, json_: bool) -> None:
     """
     from delite_cli._read import run_health
 
-    raise SystemExit(run_health(data_dir, repair=repair, json_=json_))
+    raise SystemExit(run_health(target, repair=repair, json_=json_))
 
 
 @cli.command()
@@ -244,13 +251,14 @@ def health(*, data_dir: str, repair: bool, json_: bool) -> None:
 )
 @json_option
 @handle_errors
+@with_target
 def tail(
-    *, ident: str, data_dir: str, lines: int, follow: bool, poll: float, timeout: float | None, json_: bool
+    *, execution_id: str, target: Target, lines: int, follow: bool, poll: float, timeout: float | None, json_: bool
 ) -> None:
     """Print the last records of an execution; with -f, follow new ones live (--json: one per line)."""
     from delite_cli._read import run_tail
 
-    run_tail(data_dir, ident, lines=lines, follow=follow, poll=poll, timeout=timeout, json_=json_)
+    run_tail(target, execution_id, lines=lines, follow=follow, poll=poll, timeout=timeout, json_=json_)
 
 
 # -- operating ----------------------------------------------------------------------------------------------------
@@ -265,11 +273,12 @@ def tail(
 @agent_option
 @json_option
 @handle_errors
+@with_target
 def approve(
     *,
-    ident: str,
+    execution_id: str,
     call_ids: tuple[str, ...],
-    data_dir: str,
+    target: Target,
     every: bool,
     reason: str | None,
     agent_spec: str | None,
@@ -278,7 +287,9 @@ def approve(
     """Approve pending calls (or override a contract). With one pending call, CALL_ID may be left out."""
     from delite_cli._operate import run_decide
 
-    run_decide(data_dir, ident, call_ids, approve=True, every=every, reason=reason, agent_spec=agent_spec, json_=json_)
+    run_decide(
+        target, execution_id, call_ids, approve=True, every=every, reason=reason, agent_spec=agent_spec, json_=json_
+    )
 
 
 @cli.command()
@@ -290,11 +301,12 @@ def approve(
 @agent_option
 @json_option
 @handle_errors
+@with_target
 def reject(
     *,
-    ident: str,
+    execution_id: str,
     call_ids: tuple[str, ...],
-    data_dir: str,
+    target: Target,
     every: bool,
     reason: str | None,
     agent_spec: str | None,
@@ -303,7 +315,9 @@ def reject(
     """Reject pending calls: they never run and the model is told why."""
     from delite_cli._operate import run_decide
 
-    run_decide(data_dir, ident, call_ids, approve=False, every=every, reason=reason, agent_spec=agent_spec, json_=json_)
+    run_decide(
+        target, execution_id, call_ids, approve=False, every=every, reason=reason, agent_spec=agent_spec, json_=json_
+    )
 
 
 @cli.command("submit-input")
@@ -313,11 +327,12 @@ def reject(
 @agent_option
 @json_option
 @handle_errors
-def submit_input(*, ident: str, text: str, data_dir: str, agent_spec: str | None, json_: bool) -> None:
+@with_target
+def submit_input(*, execution_id: str, text: str, target: Target, agent_spec: str | None, json_: bool) -> None:
     """Answer the question an execution waits on (TEXT, or - to read it from stdin)."""
     from delite_cli._operate import run_submit_input
 
-    run_submit_input(data_dir, ident, text, agent_spec=agent_spec, json_=json_)
+    run_submit_input(target, execution_id, text, agent_spec=agent_spec, json_=json_)
 
 
 @cli.command("submit-tool-results")
@@ -327,11 +342,12 @@ def submit_input(*, ident: str, text: str, data_dir: str, agent_spec: str | None
 @agent_option
 @json_option
 @handle_errors
-def submit_tool_results(*, ident: str, source: str, data_dir: str, agent_spec: str | None, json_: bool) -> None:
+@with_target
+def submit_tool_results(*, execution_id: str, source: str, target: Target, agent_spec: str | None, json_: bool) -> None:
     """Give the results of pending client tool calls: a JSON object {"CALL_ID": result} from FILE or stdin."""
     from delite_cli._operate import run_submit_tool_results
 
-    run_submit_tool_results(data_dir, ident, source, agent_spec=agent_spec, json_=json_)
+    run_submit_tool_results(target, execution_id, source, agent_spec=agent_spec, json_=json_)
 
 
 @cli.command()
@@ -345,11 +361,12 @@ def submit_tool_results(*, ident: str, source: str, data_dir: str, agent_spec: s
 @agent_option
 @json_option
 @handle_errors
+@with_target
 def resolve(
     *,
-    ident: str,
+    execution_id: str,
     call_id: str,
-    data_dir: str,
+    target: Target,
     result: str | None,
     result_file: str | None,
     error: str | None,
@@ -361,8 +378,8 @@ def resolve(
     from delite_cli._operate import run_resolve
 
     run_resolve(
-        data_dir,
-        ident,
+        target,
+        execution_id,
         call_id,
         result=result,
         result_file=result_file,
@@ -380,11 +397,12 @@ def resolve(
 @click.option("--model", help="Use this model for the remaining calls.")
 @json_option
 @handle_errors
-def resume(*, ident: str, data_dir: str, agent_spec: str | None, model: str | None, json_: bool) -> None:
+@with_target
+def resume(*, execution_id: str, target: Target, agent_spec: str | None, model: str | None, json_: bool) -> None:
     """Continue an execution with your agent (--agent is required: the model and tools live in your code)."""
     from delite_cli._operate import run_resume
 
-    run_resume(data_dir, ident, agent_spec=agent_spec, model=model, json_=json_)
+    run_resume(target, execution_id, agent_spec=agent_spec, model=model, json_=json_)
 
 
 @cli.command()
@@ -393,11 +411,12 @@ def resume(*, ident: str, data_dir: str, agent_spec: str | None, model: str | No
 @click.option("--reason", default="cancelled by operator", show_default=True, help="Recorded with the cancellation.")
 @json_option
 @handle_errors
-def cancel(*, ident: str, data_dir: str, reason: str, json_: bool) -> None:
+@with_target
+def cancel(*, execution_id: str, target: Target, reason: str, json_: bool) -> None:
     """Cancel an execution; one that another process is advancing stops at its next step boundary."""
     from delite_cli._operate import run_cancel
 
-    run_cancel(data_dir, ident, reason=reason, json_=json_)
+    run_cancel(target, execution_id, reason=reason, json_=json_)
 
 
 @cli.command()
@@ -407,11 +426,12 @@ def cancel(*, ident: str, data_dir: str, reason: str, json_: bool) -> None:
 @click.option("--id", "new_id", help="The new execution's id (default: a new generated id).")
 @json_option
 @handle_errors
-def fork(*, ident: str, data_dir: str, at: int, new_id: str | None, json_: bool) -> None:
+@with_target
+def fork(*, execution_id: str, target: Target, at: int, new_id: str | None, json_: bool) -> None:
     """Start a new execution from the first STEP steps of another, linked to it (forked_from)."""
     from delite_cli._operate import run_fork
 
-    run_fork(data_dir, ident, at=at, new_id=new_id, json_=json_)
+    run_fork(target, execution_id, at=at, new_id=new_id, json_=json_)
 
 
 @cli.command()

@@ -1,0 +1,111 @@
+"""Where a command's executions live: every command gets its store, and its execution id, from here.
+
+Today a store is a data directory given by ``--data-dir`` (or ``DELITE_DATA_DIR``): a file store. A caller
+that embeds the CLI (the test suites do) may instead pass any :class:`~delite.store.Store` as click's ``obj``
+(``cli.main(args, obj=store)``, ``CliRunner().invoke(cli, args, obj=store)``); every command then reads and
+acts on that store. Another kind of store (say ``--store postgresql://...``) is one more branch of
+:func:`open_target`; no command changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from delite import Agent
+    from delite.datadir import DataDir
+    from delite.store import Store
+
+__all__ = ["Target", "open_target", "with_target"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Target:
+    """The store one command works on: a data directory (``data_dir`` set), or a store object given to the CLI."""
+
+    def __init__(self, *, data_dir: str | None = None, store: Store | None = None) -> None:
+        """Name a data directory, or wrap a store (exactly one of them)."""
+        if (data_dir is None) == (store is None):
+            raise ValueError("a target is a data directory or a store, not both or neither")
+        self.data_dir = data_dir
+        self.store = store
+        self._data: DataDir | None = None
+
+    @property
+    def where(self) -> str:
+        """The place, for messages: the data directory's path, or the store."""
+        return self.data_dir if self.data_dir is not None else repr(self.store)
+
+    @property
+    def data(self) -> DataDir:
+        """The read side over the store (one per command)."""
+        if self._data is None:
+            from delite.datadir import DataDir
+
+            self._data = DataDir(self.store if self.store is not None else str(self.data_dir))
+        return self._data
+
+    def resolve(self, ident: str) -> str:
+        """The full id of the one execution that ``ident`` names (an id, or a unique prefix or suffix)."""
+        return self.data.resolve(ident)
+
+    def agent(self) -> Agent:
+        """An agent with no model or tools over this store: it records decisions and submissions."""
+        from delite import Agent
+
+        if self.store is not None:
+            return Agent(store=self.store)
+        return Agent(self.data_dir)
+
+    def uses(self, agent: Agent) -> bool:
+        """Whether ``agent`` works on this store (an application's agent given by ``--agent``)."""
+        if self.store is not None:
+            return agent.store is self.store
+        root = getattr(getattr(agent.store, "layout", None), "root", None)
+        return root is not None and os.path.realpath(root) == os.path.realpath(str(self.data_dir))
+
+    @property
+    def factory_argument(self) -> str | Store:
+        """What an ``--agent`` factory is called with: the data directory (a string), or the store."""
+        return self.data_dir if self.data_dir is not None else self.store  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Close what this target opened (a store given to the CLI is its caller's, and stays open)."""
+        if self._data is not None:
+            self._data.close()
+
+
+def open_target(data_dir: str | None, obj: object = None) -> Target:
+    """The one place a command's store comes from: a store object the CLI was given, else ``--data-dir``."""
+    from delite.store import Store
+
+    if isinstance(obj, Store):
+        return Target(store=obj)
+    return Target(data_dir=data_dir if data_dir is not None else "./data")
+
+
+def with_target(fn: F) -> F:
+    """Give a command ``target`` (from ``--data-dir`` or the CLI's store) in place of ``data_dir``.
+
+    When the command takes an execution id argument (``ident``), it is resolved here, once, and passed as
+    ``execution_id``. Goes below :func:`~delite_cli._errors.handle_errors`, so a failure to resolve is shown
+    like any other error.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        target = open_target(kwargs.pop("data_dir", None), click.get_current_context().obj)
+        try:
+            if "ident" in kwargs:
+                kwargs["execution_id"] = target.resolve(kwargs.pop("ident"))
+            return fn(*args, target=target, **kwargs)
+        finally:
+            target.close()
+
+    return wrapper  # type: ignore[return-value]
