@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ sys.path.insert(0, str(HERE))  # ``scenario_agent`` is importable, as ``--agent 
 
 import scenario_agent  # noqa: E402
 
-from delite import Agent, ScriptedProvider, tool  # noqa: E402
+from delite import Agent, DataDir, ScriptedProvider, tool  # noqa: E402
 from delite.errors import ProviderError  # noqa: E402
+from delite.store import MemoryStore  # noqa: E402
 
 
 def _build(root: Path) -> Path:
@@ -56,16 +58,73 @@ def data(built: Path, tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch) -> Any:
-    from delite_cli.main import cli
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "file_only(reason): the test is about files, so it runs on the file store only")
 
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with ``BOTH_STORES = True`` runs each of its CLI tests on the file store and on a MemoryStore.
+
+    A test marked ``file_only`` (bytes, offsets, torn tails, permissions, the directory itself) runs on files only.
+    """
+    if "run" not in metafunc.fixturenames or not getattr(metafunc.module, "BOTH_STORES", False):
+        return
+    if metafunc.definition.get_closest_marker("file_only") is None:
+        metafunc.parametrize("store_kind", ["file", "memory"])
+
+
+@pytest.fixture
+def store_kind() -> str:
+    """Which store the CLI runs on (``file`` unless the module asks for both)."""
+    return "file"
+
+
+def memory_copy(data_dir: str) -> MemoryStore:
+    """A MemoryStore holding the same log bytes as a data directory (torn tails and all)."""
+    store = MemoryStore()
+    executions = Path(data_dir) / "executions"
+    if executions.is_dir():
+        for log in sorted(executions.glob("*.log")):
+            store.logs[log.name[: -len(".log")]] = bytearray(log.read_bytes())
+    return store
+
+
+class Cli:
+    """Runs ``delite`` in process. On the memory store, ``--data-dir D`` names a MemoryStore copied from ``D`` on
+    first use and given to the CLI as its store (click's ``obj``); later commands and :meth:`data` see that store.
+    """
+
+    def __init__(self, store_kind: str) -> None:
+        from delite_cli.main import cli
+
+        self.cli = cli
+        self.store_kind = store_kind
+        self.runner = CliRunner()
+        self.stores: dict[str, MemoryStore] = {}
+
+    def store(self, data_dir: str | Path) -> MemoryStore:
+        key = os.path.abspath(data_dir)
+        if key not in self.stores:
+            self.stores[key] = memory_copy(key)
+        return self.stores[key]
+
+    def __call__(self, *args: Any, stdin: str | None = None) -> Result:
+        argv = [str(a) for a in args]
+        obj = None
+        if self.store_kind == "memory" and "--data-dir" in argv:
+            i = argv.index("--data-dir")
+            obj = self.store(argv[i + 1])
+            del argv[i : i + 2]
+        return self.runner.invoke(self.cli, argv, input=stdin, catch_exceptions=False, obj=obj)
+
+    def data(self, data_dir: str | Path) -> DataDir:
+        """The read API over the store the commands ran on."""
+        return DataDir(self.store(data_dir)) if self.store_kind == "memory" else DataDir(data_dir)
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, store_kind: str) -> Cli:
     monkeypatch.delenv("DELITE_DATA_DIR", raising=False)
     monkeypatch.delenv("DELITE_AGENT", raising=False)
     monkeypatch.setenv("COLUMNS", "120")
-    runner = CliRunner()
-
-    def invoke(*args: Any, stdin: str | None = None) -> Result:
-        return runner.invoke(cli, [str(a) for a in args], input=stdin, catch_exceptions=False)
-
-    return invoke
+    return Cli(store_kind)

@@ -10,6 +10,7 @@ from typing import Any
 
 from delite import Agent, ScriptedProvider, Usage, tool
 from delite.providers import call
+from delite.store import Store
 
 HOSTILE = "\x1b[31mRED\x1b[0m \x1b]0;pwned\x07 [bold red]markup[/bold red] :smile: \u202eevil\u202c <script>document.title='pwned'</script>"
 
@@ -75,10 +76,11 @@ class ScenarioModel:
         return ScriptedProvider(SCRIPTS[first], model="scripted-large", usage=usage)(messages, tools, model)
 
 
-def build(data_dir: str) -> Agent:
-    """The factory ``delite --agent scenario_agent:build`` calls."""
+def build(where: str | Store) -> Agent:
+    """The factory ``delite --agent scenario_agent:build`` calls: with the data directory, or the CLI's store."""
     return Agent(
-        data_dir,
+        None if isinstance(where, Store) else where,
+        store=where if isinstance(where, Store) else None,
         provider=ScenarioModel(),
         tools=[add, pay, locate, transfer, echo],
         agent_id="ops",

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from delite import DataDir, errors
+from delite import errors
 from delite_cli._errors import FAILURE, USAGE, exit_code
+
+BOTH_STORES = True  # a refused answer writes nothing, on any store
 
 
 def json_error(r: Any, code: int) -> dict[str, str]:
@@ -32,11 +34,11 @@ def json_error(r: Any, code: int) -> dict[str, str]:
 def test_deciding_every_call_of_an_execution_that_waits_for_none_is_a_409(
     run: Any, data: Path, args: list[str], error: str
 ) -> None:
-    size = (data / "executions" / f"{args[1]}.log").stat().st_size
+    head = run.data(data).store.head(args[1])
     e = json_error(run(*args, "--data-dir", data, "--json"), FAILURE)
     assert e["type"] == error
     assert issubclass(getattr(errors, error), errors.ExecutionStateError)
-    assert (data / "executions" / f"{args[1]}.log").stat().st_size == size
+    assert run.data(data).store.head(args[1]) == head  # nothing written
 
 
 def test_a_second_answer_of_each_kind_exits_1_with_already_decided(run: Any, data: Path, tmp_path: Path) -> None:
@@ -51,14 +53,14 @@ def test_a_second_answer_of_each_kind_exits_1_with_already_decided(run: Any, dat
     for first, second in cases:
         assert run(*first, "--data-dir", data).exit_code == 0, first
         eid = first[1]
-        size = (data / "executions" / f"{eid}.log").stat().st_size
+        head = run.data(data).store.head(eid)
         e = json_error(run(*second, "--data-dir", data, "--json"), FAILURE)
         assert e["type"] == "AlreadyDecidedError", (second, e)
         assert "already has its answer" in e["message"]
         r = run(*second, "--data-dir", data)
         assert r.exit_code == FAILURE and r.stderr.startswith("error: execution ")
-        assert (data / "executions" / f"{eid}.log").stat().st_size == size  # nothing written
-    assert DataDir(data).execution("doubt-1").detail.status == "suspended"  # recorded, until resumed
+        assert run.data(data).store.head(eid) == head  # nothing written
+    assert run.data(data).execution("doubt-1").detail.status == "suspended"  # recorded, until resumed
 
 
 def test_approve_all_decides_the_calls_still_undecided(run: Any, data: Path) -> None:
@@ -69,7 +71,7 @@ def test_approve_all_decides_the_calls_still_undecided(run: Any, data: Path) -> 
     r = run("reject", "two-1", "--all", "--reason", "no", "--data-dir", data, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["calls"] == ["c1.1"]
-    decisions = {c.call_id: c.decision.approved for c in DataDir(data).execution("two-1").tool_calls if c.decision}
+    decisions = {c.call_id: c.decision.approved for c in run.data(data).execution("two-1").tool_calls if c.decision}
     assert decisions == {"c1.0": True, "c1.1": False}
     e = json_error(run("approve", "two-1", "--all", "--data-dir", data, "--json"), FAILURE)
     assert e["type"] == "AlreadyDecidedError"

@@ -12,8 +12,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from delite import FileStore
 from delite.log.records import ExecutionCompleted, ModelResponded
+
+BOTH_STORES = True  # the read commands go through the store seam: the same views on files and in memory
 
 SUMMARY_KEYS = {
     "id", "agent_id", "status", "created_at", "updated_at", "input", "answer", "models", "steps", "llm_calls",
@@ -87,6 +91,7 @@ def test_status_filters(run, built: Path) -> None:
     assert len(ids("--since", "2000-01-01T00:00:00+00:00")) == 9
 
 
+@pytest.mark.file_only(reason="the message names the data directory")
 def test_status_past_the_last_page(run, built: Path) -> None:
     r = run("status", "--data-dir", built, "--offset", "50")
     assert r.exit_code == 0 and r.stdout.strip() == "No executions on this page: 9 match, from --offset 0."
@@ -94,6 +99,7 @@ def test_status_past_the_last_page(run, built: Path) -> None:
     assert r.stdout.strip() == f"No executions match these filters in {built}."
 
 
+@pytest.mark.file_only(reason="about a directory that does not exist")
 def test_status_on_a_missing_directory_is_empty_and_creates_nothing(run, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     r = run("status", "--data-dir", missing)
@@ -103,6 +109,7 @@ def test_status_on_a_missing_directory_is_empty_and_creates_nothing(run, tmp_pat
     assert not missing.exists()
 
 
+@pytest.mark.file_only(reason="DELITE_DATA_DIR names a directory")
 def test_data_dir_from_the_environment(run, built: Path, monkeypatch) -> None:
     monkeypatch.setenv("DELITE_DATA_DIR", str(built))
     r = run("status", "--json", "--limit", "0")
@@ -311,6 +318,7 @@ def test_tail_follow_prints_records_as_they_are_appended(data: Path) -> None:
                 stream.close()
 
 
+@pytest.mark.file_only(reason="checksums, the SQLite index and its repair are the file store's")
 def test_health_of_a_healthy_directory(run, data: Path) -> None:
     r = run("health", "--data-dir", data)
     assert r.exit_code == 0, r.output
@@ -340,3 +348,24 @@ def test_the_command_imports_lazily() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_health_verifies_every_record_and_the_listing(run, data: Path, store_kind: str) -> None:
+    d = json.loads(run("health", "--data-dir", data, "--json").stdout)
+    assert d["healthy"] is True and d["logs"] == 9 and d["records"] > 9
+    assert d["data_dir"] == (str(data) if store_kind == "file" else None)
+    # Flip a bit inside the second record of one log: the same damage, found on either store.
+    offset = run.data(data).execution("done-1").offsets[1]
+    if store_kind == "memory":
+        run.store(data).logs["done-1"][offset + 15] ^= 0x20
+    else:
+        path = data / "executions" / "done-1.log"
+        raw = bytearray(path.read_bytes())
+        raw[offset + 15] ^= 0x20
+        path.write_bytes(bytes(raw))
+    r = run("health", "--data-dir", data, "--json")
+    assert r.exit_code == 1
+    problems = json.loads(r.stdout)["problems"]
+    assert [(p["kind"], p["execution_id"], p["offset"]) for p in problems if p["severity"] == "error"] == [
+        ("corrupt", "done-1", offset)
+    ]

@@ -8,16 +8,25 @@ from typing import Any
 
 from delite import Agent, ScriptedProvider, delegate, tool
 from delite.providers import call
+from delite.store import Store
+
+BOTH_STORES = True  # parents, children and answers through the parent: the same on any store
 
 
-def _team(data: Path) -> Agent:
+def _team(where: Path | Store) -> Agent:
+    data, store = (None, where) if isinstance(where, Store) else (where, None)
+
     @tool(requires_confirmation=True)
     def pay(invoice: str) -> str:
         """Pay an invoice."""
         return f"paid {invoice}"
 
     child = Agent(
-        data, agent_id="accountant", provider=ScriptedProvider([call("pay", invoice="I-1"), "paid"]), tools=[pay]
+        data,
+        store=store,
+        agent_id="accountant",
+        provider=ScriptedProvider([call("pay", invoice="I-1"), "paid"]),
+        tools=[pay],
     )
 
     @tool
@@ -26,7 +35,11 @@ def _team(data: Path) -> Agent:
         return delegate(child, f"settle {invoice}").answer or ""
 
     return Agent(
-        data, agent_id="manager", provider=ScriptedProvider([call("settle", invoice="I-1"), "ok"]), tools=[settle]
+        data,
+        store=store,
+        agent_id="manager",
+        provider=ScriptedProvider([call("settle", invoice="I-1"), "ok"]),
+        tools=[settle],
     )
 
 
@@ -52,4 +65,4 @@ def test_status_parent_inspect_and_approve_through_the_parent(run: Any, tmp_path
 
     approved = run("approve", "m", "m:c1.0/c1.0", "--data-dir", data)  # recorded in the child's log
     assert approved.exit_code == 0, approved.output
-    assert _team(data).resume("m").answer == "ok"
+    assert _team(run.data(data).store).resume("m").answer == "ok"
