@@ -32,10 +32,16 @@ ANSWERS: dict[str, tuple[list[str], str]] = {
     "resolve --rerun": (["resolve", "{id}", "c1.0", "--rerun"], "doubt-1"),
 }
 STDIN = '{"c1.0": "Lisbon"}'
+BOTH_STORES = True  # a refused answer writes nothing to any store, and exits the same way
 
 
-def durable(data: Path) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
+def durable(run: Any, data: Path) -> dict[str, Any]:
+    """Everything a command may have written: the logs, cancel requests and idempotency keys of its store."""
+    if run.store_kind == "memory":
+        store = run.store(data)
+        logs = {f"executions/{eid}": bytes(raw) for eid, raw in store.logs.items()}
+        return {**logs, "signals": sorted(store._cancels), "keys": dict(store._keys)}
+    out: dict[str, Any] = {}
     for sub in ("executions", "keys", "signals"):
         folder = data / sub
         if folder.is_dir():
@@ -63,12 +69,12 @@ def test_an_answer_to_an_ended_execution_exits_1_and_writes_nothing(
     if target == "cancelled":
         target = ANSWERS[name][1]
         assert run("cancel", target, "--data-dir", data).exit_code == 0
-    before = durable(data)
+    before = durable(run, data)
     result = invoke(run, data, ANSWERS[name][0], target, *(AGENT if with_agent else ()))
     assert result.exit_code == FAILURE, result.output
     kind = getattr(errors, error_of(result)["type"])
     assert issubclass(kind, errors.ExecutionStateError), kind
-    assert durable(data) == before
+    assert durable(run, data) == before
 
 
 @pytest.mark.parametrize("with_agent", [False, True], ids=["record-only", "agent"])
@@ -78,11 +84,11 @@ def test_an_answer_of_the_wrong_kind_exits_1_and_writes_nothing(
 ) -> None:
     args, right = ANSWERS[name]
     wrong = "input-1" if right != "input-1" else "approve-1"
-    before = durable(data)
+    before = durable(run, data)
     result = invoke(run, data, args, wrong, *(AGENT if with_agent else ()))
     assert result.exit_code == FAILURE, result.output
     assert issubclass(getattr(errors, error_of(result)["type"]), errors.ExecutionStateError)
-    assert durable(data) == before
+    assert durable(run, data) == before
 
 
 @pytest.mark.parametrize("name", list(ANSWERS))
@@ -90,13 +96,13 @@ def test_a_second_answer_exits_1_already_decided(run: Any, data: Path, name: str
     args, eid = ANSWERS[name]
     first = invoke(run, data, args, eid)
     assert first.exit_code == 0, first.output
-    before = durable(data)
+    before = durable(run, data)
     for extra in ((), AGENT):
         again = invoke(run, data, args, eid, *extra)
         assert again.exit_code == FAILURE, again.output
         assert error_of(again)["type"] in ("AlreadyDecidedError", "ExecutionNotSuspendedError"), again.output
         assert issubclass(getattr(errors, error_of(again)["type"]), errors.ExecutionStateError)
-    assert durable(data) == before
+    assert durable(run, data) == before
 
 
 @pytest.mark.parametrize("name", list(ANSWERS))
@@ -121,18 +127,18 @@ def test_an_answer_to_an_unknown_execution_exits_1(run: Any, data: Path, name: s
     ids=lambda a: " ".join(a[:1] + a[2:]),
 )
 def test_a_malformed_answer_exits_2_and_writes_nothing(run: Any, data: Path, args: list[str]) -> None:
-    before = durable(data)
+    before = durable(run, data)
     result = run(*args, "--data-dir", data, "--json")
     assert result.exit_code == USAGE, result.output
-    assert durable(data) == before
+    assert durable(run, data) == before
 
 
 def test_fork_onto_a_taken_id_exits_1(run: Any, data: Path) -> None:
-    before = durable(data)
+    before = durable(run, data)
     result = run("fork", "done-1", "--at", "1", "--id", "approve-1", "--data-dir", data, "--json")
     assert result.exit_code == FAILURE, result.output
     assert issubclass(getattr(errors, error_of(result)["type"]), errors.ExecutionStateError)
-    assert durable(data) == before
+    assert durable(run, data) == before
 
 
 @pytest.mark.parametrize(
@@ -145,8 +151,8 @@ def test_fork_onto_a_taken_id_exits_1(run: Any, data: Path) -> None:
     ids=["two-answers-for-one-call", "duplicate-inside-a-result", "duplicate-in-an-in-doubt-result"],
 )
 def test_a_json_answer_with_a_key_given_twice_exits_2(run: Any, data: Path, args: list[str], stdin: str | None) -> None:
-    before = durable(data)
+    before = durable(run, data)
     result = run(*args, "--data-dir", data, "--json", stdin=stdin)
     assert result.exit_code == USAGE, result.output
     assert "twice" in result.stderr
-    assert durable(data) == before
+    assert durable(run, data) == before

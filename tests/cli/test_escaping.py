@@ -10,6 +10,7 @@ import scenario_agent
 
 from delite_cli._safe import clean, clean_json
 
+BOTH_STORES = True  # what the views print does not depend on where the records are kept
 HOSTILE = scenario_agent.HOSTILE
 RAW = ("\x1b", "\x07", "\u202e", "\u202c", "\x9b", "\U000e0041")
 
