@@ -49,8 +49,10 @@ def _check_one(store: Store, eid: str, problems: list[Problem]) -> tuple[int, in
         problems.append(Problem(kind="unreadable", severity="error", execution_id=eid, detail=f"cannot read: {e}"))
         return 0, 0, None
     records = read.records
-    size = read.size if isinstance(read, FramedRange) else 0
-    torn = isinstance(read, FramedRange) and read.torn is not None
+    framed = read if isinstance(read, FramedRange) else None
+    size = framed.size if framed is not None else 0
+    torn = framed is not None and framed.torn is not None
+    offsets = framed.offsets if framed is not None else None
     if not records:
         detail = "the execution holds no record: the process stopped while creating it; nothing ran"
         problems.append(Problem(kind="empty", severity="warning", execution_id=eid, detail=detail))
@@ -58,16 +60,18 @@ def _check_one(store: Store, eid: str, problems: list[Problem]) -> tuple[int, in
     first = records[0]
     if not isinstance(first, ExecutionStarted):
         detail = "the first record is not execution-started"
-        problems.append(Problem(kind="inconsistent", severity="error", execution_id=eid, detail=detail))
+        at = offsets[0] if offsets else None
+        problems.append(Problem(kind="inconsistent", severity="error", execution_id=eid, offset=at, detail=detail))
         return size, len(records), None
     if first.execution_id != eid:
         detail = f"the log names execution {first.execution_id!r}"
         problems.append(Problem(kind="id-mismatch", severity="error", execution_id=eid, detail=detail))
         return size, len(records), None
     try:
-        state = fold_checked(records)
+        state = fold_checked(records, offsets)
     except LogCorruptError as e:
-        problems.append(Problem(kind="inconsistent", severity="error", execution_id=eid, detail=e.reason))
+        at = e.offset if e.offset >= 0 else None
+        problems.append(Problem(kind="inconsistent", severity="error", execution_id=eid, offset=at, detail=e.reason))
         return size, len(records), None
     return size, len(records), summary_of_state(eid, records, state, log_bytes=size, torn=torn)
 

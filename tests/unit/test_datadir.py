@@ -1,4 +1,9 @@
-"""delite.DataDir: the listing index is derived, versioned and never trusted over the logs; fork; follow."""
+"""delite.DataDir: the listing index is derived, versioned and never trusted over the logs; fork; follow.
+
+What DataDir does through the store seam (list, resolve, views, fork, follow, health of records) runs on a
+data directory and on a MemoryStore (the ``target`` and ``blank`` fixtures); the SQLite index, snapshots,
+torn tails and the bytes of log files are the file store's, and their tests use a data directory (``data``).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ from delite.store._index import DERIVATION, MIGRATIONS, ListingIndex
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, LogCorruptError, UsageError
 from delite.log.records import ExecutionCompleted, ExecutionResumed, ModelResponded, ToolFinished
 from delite.providers import call
-from delite.store import Layout, new_execution_id
+from delite.store import Layout, MemoryStore, Store, new_execution_id
+
+Where = Path | MemoryStore
 
 
 @tool
@@ -31,17 +38,41 @@ def pay(amount: float) -> str:
     return f"paid {amount}"
 
 
-def agent(data: Path, script: list[Any], **kw: Any) -> Agent:
-    return Agent(data, provider=ScriptedProvider(script), tools=[add, pay], durability="off", **kw)
+def agent(where: Where, script: list[Any], **kw: Any) -> Agent:
+    data, store = (None, where) if isinstance(where, Store) else (where, None)
+    return Agent(data, store=store, provider=ScriptedProvider(script), tools=[add, pay], durability="off", **kw)
+
+
+def store_of(where: Where) -> Store:
+    """The store itself: the MemoryStore, or a file store on the data directory (as another process has)."""
+    return where if isinstance(where, MemoryStore) else FileStore(where, durability="off")
+
+
+def populate(where: Where) -> Where:
+    agent(where, [call("add", a=1, b=2), "three"]).run("a", execution_id="run-a", metadata={"thread_id": "x"})
+    agent(where, [call("pay", amount=3), "paid"], agent_id="payer").run("b", execution_id="run-b")
+    agent(where, ["hi"]).run("c", execution_id="run-c", metadata={"thread_id": "y", "n": 1})
+    return where
 
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
-    d = tmp_path / "data"
-    agent(d, [call("add", a=1, b=2), "three"]).run("a", execution_id="run-a", metadata={"thread_id": "x"})
-    agent(d, [call("pay", amount=3), "paid"], agent_id="payer").run("b", execution_id="run-b")
-    agent(d, ["hi"]).run("c", execution_id="run-c", metadata={"thread_id": "y", "n": 1})
+    """A data directory with three executions (for what only a file store has)."""
+    d = populate(tmp_path / "data")
+    assert isinstance(d, Path)
     return d
+
+
+@pytest.fixture(params=["file", "memory"])
+def blank(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    """An empty store: a data directory not made yet, or a MemoryStore."""
+    return tmp_path / "data" if request.param == "file" else MemoryStore()
+
+
+@pytest.fixture
+def target(blank: Where) -> Where:
+    """The same three executions, in a data directory or in a MemoryStore."""
+    return populate(blank)
 
 
 def rows(data: Path) -> dict[str, tuple[int, int, int]]:
@@ -157,8 +188,8 @@ def test_an_index_that_cannot_be_written_falls_back_to_memory(data: Path) -> Non
     assert [s.id for s in page.items] == ["run-b"]
 
 
-def test_filters_and_paging(data: Path) -> None:
-    dd = DataDir(data)
+def test_filters_and_paging(target: Where) -> None:
+    dd = DataDir(target)
     assert [s.id for s in dd.list(metadata={"thread_id": "y", "n": 1}).items] == ["run-c"]
     assert dd.list(metadata={"n": "1"}).total == 0  # JSON equality: the number 1 is not the string "1"
     assert [s.id for s in dd.list(status=["waiting", "completed"], limit=1, offset=1).items] == ["run-b"]
@@ -172,18 +203,17 @@ def test_filters_and_paging(data: Path) -> None:
         dd.list(metadata={'a"b': 1})
 
 
-def test_listing_preview_is_cut_but_the_view_is_whole(tmp_path: Path) -> None:
-    d = tmp_path / "data"
+def test_listing_preview_is_cut_but_the_view_is_whole(blank: Where) -> None:
     long = "x" * 2000
-    agent(d, [long]).run(long, execution_id="long")
-    item = DataDir(d).list().items[0]
+    agent(blank, [long]).run(long, execution_id="long")
+    item = DataDir(blank).list().items[0]
     assert len(item.input) == 500 and item.input.endswith("\u2026")
-    detail = DataDir(d).execution("long").detail
+    detail = DataDir(blank).execution("long").detail
     assert detail.input == long and detail.answer == long
 
 
-def test_resolve_prefixes(data: Path) -> None:
-    dd = DataDir(data)
+def test_resolve_prefixes(target: Where) -> None:
+    dd = DataDir(target)
     assert dd.resolve("run-a") == "run-a"
     assert dd.resolve("RUN-C") == "run-c"
     with pytest.raises(AmbiguousExecutionIdError) as e:
@@ -191,16 +221,18 @@ def test_resolve_prefixes(data: Path) -> None:
     assert e.value.matches == ["run-a", "run-b", "run-c"] and e.value.http_status == 400
     with pytest.raises(ExecutionNotFoundError) as missing:
         dd.resolve("zzz")
-    assert missing.value.data_dir == str(data) and str(data) in str(missing.value)
+    if isinstance(target, Path):
+        assert missing.value.data_dir == str(target) and str(target) in str(missing.value)
+    else:
+        assert missing.value.data_dir is None and str(missing.value) == "execution 'zzz' not found"
 
 
-def test_resolve_by_a_unique_suffix_when_prefixes_are_shared(tmp_path: Path) -> None:
-    d = tmp_path / "data"
+def test_resolve_by_a_unique_suffix_when_prefixes_are_shared(blank: Where) -> None:
     now = time.time()
     ids = [new_execution_id(now) for _ in range(3)]  # the same millisecond: the first 10 characters are shared
     for eid in ids:
-        agent(d, ["ok"]).run("x", execution_id=eid)
-    dd = DataDir(d)
+        agent(blank, ["ok"]).run("x", execution_id=eid)
+    dd = DataDir(blank)
     with pytest.raises(AmbiguousExecutionIdError) as e:
         dd.resolve(ids[0][:8])  # a prefix the README's example would suggest: never unique here
     assert sorted(e.value.matches) == sorted(ids) and "prefix or suffix" in str(e.value)
@@ -236,13 +268,13 @@ def pickle_round_trip(error: Exception) -> Any:
     return copy.deepcopy(error)  # through __reduce__, as pickling is
 
 
-def test_list_pages_can_be_iterated_and_keep_their_attributes(data: Path) -> None:
-    page = DataDir(data).list()
+def test_list_pages_can_be_iterated_and_keep_their_attributes(target: Where) -> None:
+    page = DataDir(target).list()
     assert [s.id for s in page] == [s.id for s in page.items] and len(page) == 3 == page.total
     assert page[0] is page.items[0] and [s.id for s in page[1:]] == [s.id for s in page.items[1:]]
     assert page.offset == 0 and page.limit == 50 and page.next_offset is None
-    assert sorted(s.id for s in DataDir(data).list(limit=None)) == ["run-a", "run-b", "run-c"]
-    empty = DataDir(data).list(agent="nobody")
+    assert sorted(s.id for s in DataDir(target).list(limit=None)) == ["run-a", "run-b", "run-c"]
+    empty = DataDir(target).list(agent="nobody")
     assert list(empty) == [] and not empty and empty.total == 0
 
 
@@ -257,8 +289,8 @@ def test_health_of_a_missing_data_directory_says_so(tmp_path: Path) -> None:
     assert [(p.kind, p.severity) for p in report.problems] == [("not-a-directory", "error")]
 
 
-def test_views_of_a_suspended_execution(data: Path) -> None:
-    view = DataDir(data).execution("run-b")
+def test_views_of_a_suspended_execution(target: Where) -> None:
+    view = DataDir(target).execution("run-b")
     d = view.detail
     assert d.status == "waiting_approval" and d.agent_id == "payer" and d.suspend_reason is not None
     assert [c.call_id for c in d.pending_calls] == ["c1.0"] and d.pending_calls[0].status == "pending"
@@ -269,19 +301,19 @@ def test_views_of_a_suspended_execution(data: Path) -> None:
     assert export["format"] == "delite-export/1" and export["execution"]["id"] == "run-b"
 
 
-def test_a_record_that_does_not_fold_is_damage(data: Path) -> None:
-    store = FileStore(data, durability="off")
+def test_a_record_that_does_not_fold_is_damage(target: Where) -> None:
+    store = store_of(target)
     with store.claim("run-c") as log:
         log.append([ToolFinished(at=time.time(), call_id="c9.9", result=1)])
-    offset = DataDir(data).execution("run-c").offsets[-1]
+    offset = DataDir(target).execution("run-c").offsets[-1]
     with pytest.raises(LogCorruptError) as e:
-        _ = DataDir(data).execution("run-c").detail
+        _ = DataDir(target).execution("run-c").detail
     assert e.value.offset == offset and "does not fold" in e.value.reason
-    report = DataDir(data).health()
+    report = DataDir(target).health()
     assert [(p.kind, p.execution_id, p.offset) for p in report.problems if p.severity == "error"] == [
         ("inconsistent", "run-c", offset)
     ]
-    item = DataDir(data).list(status="unreadable").items[0]
+    item = DataDir(target).list(status="unreadable").items[0]
     assert item.id == "run-c" and "does not fold" in (item.damage or "")
 
 
@@ -303,14 +335,14 @@ def test_health_repair_rebuilds_the_index_and_never_touches_logs(data: Path) -> 
     assert {p.name: p.read_bytes() for p in (data / "executions").iterdir()} == logs
 
 
-def test_fork_copies_a_prefix_and_links_it(data: Path) -> None:
-    dd = DataDir(data)
+def test_fork_copies_a_prefix_and_links_it(target: Where) -> None:
+    dd = DataDir(target)
     new = dd.fork("run-a", at=1, new_id="run-a2")
     fork = dd.execution(new)
     assert fork.detail.forked_from == "run-a" and fork.detail.fork_step == 1
     assert fork.detail.status == "running" and fork.detail.steps == 1 and fork.detail.answer is None
     assert [e.kind for e in fork.events] == ["execution-started", "model-responded", "tool-started", "tool-finished"]
-    done = agent(data, [call("add", a=1, b=2), "three"]).resume(new)
+    done = agent(target, [call("add", a=1, b=2), "three"]).resume(new)
     assert done.answer == "three"
     whole = dd.fork("run-a", at=2)  # the last step: everything but the completion
     assert dd.execution(whole).detail.status == "running"
@@ -323,9 +355,9 @@ def test_fork_copies_a_prefix_and_links_it(data: Path) -> None:
         dd.fork("run-a", at=1, new_id="run-b")
 
 
-def test_follow_yields_new_records_and_stops_at_the_end(data: Path) -> None:
-    dd = DataDir(data)
-    store = FileStore(data, durability="off")
+def test_follow_yields_new_records_and_stops_at_the_end(target: Where) -> None:
+    dd = DataDir(target)
+    store = store_of(target)
     appended = []
 
     def sleep(_seconds: float) -> None:  # each wait, another process appends a record
