@@ -17,11 +17,11 @@ import msgspec
 import pytest
 
 from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
-from delite.store._index import DERIVATION, MIGRATIONS, ListingIndex
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, LogCorruptError, UsageError
 from delite.log.records import ExecutionCompleted, ExecutionResumed, ModelResponded, ToolFinished
 from delite.providers import call
 from delite.store import Layout, MemoryStore, Store, new_execution_id
+from delite.store._index import DERIVATION, MIGRATIONS, ListingIndex
 
 Where = Path | MemoryStore
 

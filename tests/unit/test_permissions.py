@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from delite import Agent, DataDir, ScriptedProvider, tool
-from delite.store._index import ListingIndex
 from delite.store import _snapshot as snapshot
+from delite.store._index import ListingIndex
 
 
 @tool

@@ -20,6 +20,24 @@ def last_tool(messages: list[dict[str, Any]]) -> str:
     return next(m["content"] for m in reversed(messages) if m["role"] == "tool")
 
 
+@pytest.fixture(params=["file", "memory"])
+def place(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, Any]:
+    """Where recovery tests keep their executions, as Agent and Runtime take it: a data directory or a store.
+
+    Recovery asks the store (``runnable()``), so it behaves the same on both.
+    """
+    if request.param == "file":
+        return {"data_dir": data_dir}
+    from delite import MemoryStore
+
+    return {"store": MemoryStore()}
+
+
+def store_at(place: dict[str, Any]) -> Any:
+    """The store itself (a file store on the data directory, as another process has)."""
+    return place.get("store") or FileStore(place["data_dir"])
+
+
 @pytest.fixture
 def ledger() -> list[str]:
     return []
@@ -155,7 +173,7 @@ def test_a_failed_run_calls_on_fail_and_wait_raises(data_dir: Path) -> None:
     assert agent.get(eid).status is Status.FAILED
 
 
-def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(data_dir: Path, ledger: list[str]) -> None:
+def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(place: dict[str, Any], ledger: list[str]) -> None:
     held = threading.Condition()
     holding = {"on": True, "count": 0}
     release = threading.Event()
@@ -173,14 +191,14 @@ def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(data_dir: 
 
     def agent(rt: Runtime) -> Agent:
         return Agent(
-            data_dir,
+            **place,
             runtime=rt,
             agent_id="slow",
             provider=ScriptedProvider.tool_loop(60, "work", delay=0.01),
             tools=[work],
         )
 
-    rt = Runtime(data_dir)
+    rt = Runtime(**place)
     ids = [rt.go(agent(rt), "go") for _ in range(3)]
     with held:  # the barrier: all three runs are inside their third tool call
         assert held.wait_for(lambda: holding["count"] == 3, timeout=30)
@@ -191,14 +209,14 @@ def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(data_dir: 
     assert len(ledger) == 9  # each run stopped at the boundary after its third call: no fourth one started
     with pytest.raises(UsageError, match="shut down"):
         rt.go(agent(rt), "more")
-    store = FileStore(data_dir)
-    states = [Agent(data_dir, provider=ScriptedProvider([])).get(eid) for eid in ids]
+    store = store_at(place)
+    states = [Agent(**place, provider=ScriptedProvider([])).get(eid) for eid in ids]
     assert all(s.status is Status.RUNNING for s in states)  # left running, at a step boundary
     assert not any(store.is_claimed(eid) for eid in ids)  # every claim released
     assert all(not s.open_calls() or all(c.attempts == 0 for c in s.open_calls()) for s in states)  # none in doubt
 
     completed: list[str] = []
-    rt2 = Runtime(data_dir)
+    rt2 = Runtime(**place)
     agent(rt2)
     rt2.on_complete(lambda agent_id, eid, response: completed.append(eid))
     rt2.start()
@@ -209,7 +227,7 @@ def test_shutdown_stops_at_a_step_boundary_and_a_new_runtime_recovers(data_dir: 
     assert len(ledger) == 180 and len(set(ledger)) == 180  # every step once: nothing redone, nothing in doubt
 
 
-def test_recovery_can_be_turned_off_and_skips_other_agents(data_dir: Path) -> None:
+def test_recovery_can_be_turned_off_and_skips_other_agents(place: dict[str, Any]) -> None:
     class Stop(BaseException):
         """Stands in for the process dying."""
 
@@ -223,21 +241,21 @@ def test_recovery_can_be_turned_off_and_skips_other_agents(data_dir: Path) -> No
         return f"w{i}"
 
     def agent(agent_id: str) -> Agent:
-        return Agent(data_dir, agent_id=agent_id, provider=ScriptedProvider.tool_loop(3, "work"), tools=[work])
+        return Agent(**place, agent_id=agent_id, provider=ScriptedProvider.tool_loop(3, "work"), tools=[work])
 
     for agent_id, eid in (("a", "left"), ("b", "theirs")):
         with pytest.raises(Stop):
             agent(agent_id).run("go", execution_id=eid)
     armed["on"] = False
 
-    off = Runtime(data_dir, recover=False)
+    off = Runtime(**place, recover=False)
     off.join(agent("a"))
     off.start()
     assert off.recovered == []
     off.shutdown()
     assert agent("a").get("left").status is Status.RUNNING
 
-    on = Runtime(data_dir)
+    on = Runtime(**place)
     on.join(agent("a"))
     on.start()
     assert on.recovered == ["left"]  # not "theirs": agent b did not join
