@@ -17,6 +17,7 @@ from store_fixtures import FileStores, MemoryStores
 
 from delite.errors import (
     ExecutionAlreadyClaimedError,
+    ExecutionIdConflictError,
     ExecutionNotFoundError,
     ExecutionStateError,
     InvalidExecutionIdError,
@@ -25,6 +26,7 @@ from delite.errors import (
 )
 from delite.log.records import (
     ExecutionCompleted,
+    ExecutionResumed,
     ExecutionStarted,
     ModelResponded,
     Record,
@@ -192,6 +194,36 @@ class LogStoreContract(abc.ABC):
         with pytest.raises(UsageError):
             log.append(STEP, expected=1)
         assert store.read("e1").records == [started("e1")]
+
+    # -- whole-or-nothing creation (forks) ----------------------------------------------------------------
+
+    def test_create_makes_the_whole_execution_unclaimed(self, store: Store) -> None:
+        store.create("e1", ALL)
+        assert store.exists("e1") and store.read("e1").records == ALL
+        assert "e1" in store.list_ids() and not store.is_claimed("e1")
+        with store.claim("e1") as log:  # a claim reads what was created, and may go on from it
+            assert log.records == ALL and not log.created
+            log.append([ExecutionResumed(at=3.0)], expected=len(ALL))
+
+    def test_create_over_an_existing_id_is_a_conflict_and_writes_nothing(self, store: Store) -> None:
+        store.create("e1", [started("e1")])
+        with pytest.raises(ExecutionIdConflictError) as info:
+            store.create("e1", ALL)
+        assert isinstance(info.value, ExecutionStateError) and info.value.http_status == 409
+        assert store.read("e1").records == [started("e1")]
+
+    def test_create_over_an_execution_another_owner_runs_is_a_conflict(self, store: Store, tmp_path: Path) -> None:
+        other = self.second_handle(store, tmp_path)
+        with other.claim("e1", create=[started("e1")]), pytest.raises(ExecutionIdConflictError):
+            store.create("e1", ALL)
+        assert store.read("e1").records == [started("e1")]
+
+    def test_create_refuses_bad_input_before_writing(self, store: Store) -> None:
+        with pytest.raises(UsageError):
+            store.create("e1", [])
+        with pytest.raises(InvalidExecutionIdError):
+            store.create("../x", ALL)
+        assert store.list_ids() == []
 
     # -- claims -------------------------------------------------------------------------------------------
 
