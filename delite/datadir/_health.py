@@ -16,9 +16,8 @@ from delite.errors import (
     StoreError,
     UnsupportedFormatError,
 )
-from delite.log.records import ExecutionStarted
 from delite.store._base import Store
-from delite.store._derive import fold_checked, summary_of_state
+from delite.store._derive import check_records
 from delite.store._query import Progress
 from delite.store._records import FramedRange
 from delite.store._views import ExecutionSummary, HealthReport, Problem
@@ -56,24 +55,9 @@ def _check_one(store: Store, eid: str, problems: list[Problem]) -> tuple[int, in
     if not records:
         detail = "the execution holds no record: the process stopped while creating it; nothing ran"
         problems.append(Problem(kind="empty", severity="warning", execution_id=eid, detail=detail))
-        return size, 0, None
-    first = records[0]
-    if not isinstance(first, ExecutionStarted):
-        detail = "the first record is not execution-started"
-        at = offsets[0] if offsets else None
-        problems.append(Problem(kind="inconsistent", severity="error", execution_id=eid, offset=at, detail=detail))
-        return size, len(records), None
-    if first.execution_id != eid:
-        detail = f"the log names execution {first.execution_id!r}"
-        problems.append(Problem(kind="id-mismatch", severity="error", execution_id=eid, detail=detail))
-        return size, len(records), None
-    try:
-        state = fold_checked(records, offsets)
-    except LogCorruptError as e:
-        at = e.offset if e.offset >= 0 else None
-        problems.append(Problem(kind="inconsistent", severity="error", execution_id=eid, offset=at, detail=e.reason))
-        return size, len(records), None
-    return size, len(records), summary_of_state(eid, records, state, log_bytes=size, torn=torn)
+    found, summary = check_records(eid, records, offsets, log_bytes=size, torn=torn)
+    problems.extend(found)
+    return size, len(records), summary
 
 
 def _check_listing(store: Store, ids: list[str], expected: dict[str, ExecutionSummary]) -> list[Problem]:

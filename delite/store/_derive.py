@@ -6,8 +6,9 @@ from typing import Any
 
 import msgspec
 
-from delite.errors import LogCorruptError
+from delite.errors import LogCorruptError, StoreError
 from delite.log._framing import TornTail
+from delite.log._reader import parse_log
 from delite.log.records import (
     AnyRecord,
     DecisionRecorded,
@@ -33,6 +34,7 @@ from delite.store._views import (
     LastError,
     LlmCall,
     Pause,
+    Problem,
     Step,
     Tokens,
     ToolCall,
@@ -42,10 +44,12 @@ from delite.store._views import (
 __all__ = [
     "PREVIEW_CHARS",
     "Derived",
+    "check_records",
     "derive",
+    "event",
     "events",
     "fold_checked",
-    "summarize",
+    "summary_of_log",
     "summary_of_state",
     "unreadable",
 ]
@@ -162,28 +166,10 @@ def _summary_fields(
     }
 
 
-def summarize(
-    execution_id: str,
-    records: list[AnyRecord],
-    offsets: list[int] | None = None,
-    *,
-    log_bytes: int,
-    torn: bool,
-    path: str = "",
-) -> ExecutionSummary:
-    """The listing summary of an execution (input and answer cut to :data:`PREVIEW_CHARS`).
-
-    Raises:
-        LogCorruptError: a record does not fold.
-    """
-    state = fold_checked(records, offsets, path=path)
-    return summary_of_state(execution_id, records, state, log_bytes=log_bytes, torn=torn)
-
-
 def summary_of_state(
     execution_id: str, records: list[AnyRecord], state: ExecutionState, *, log_bytes: int, torn: bool
 ) -> ExecutionSummary:
-    """:func:`summarize` for records already folded into ``state``."""
+    """The listing summary of records already folded into ``state`` (input and answer cut to :data:`PREVIEW_CHARS`)."""
     fields = _summary_fields(execution_id, records, state, log_bytes=log_bytes, torn=torn)
     fields["input"] = _preview(fields["input"])
     fields["answer"] = _preview(fields["answer"])
@@ -193,6 +179,63 @@ def summary_of_state(
 def unreadable(execution_id: str, damage: str, *, log_bytes: int) -> ExecutionSummary:
     """The summary of an execution whose log cannot be read."""
     return ExecutionSummary(id=execution_id, status="unreadable", damage=damage, log_bytes=log_bytes)
+
+
+def summary_of_log(execution_id: str, data: bytes, *, path: str) -> ExecutionSummary:
+    """The listing summary of a framed log's bytes; ``unreadable`` (with the reason) when they are damaged.
+
+    The one "read and fold a log for a listing" of the framed stores (the file store's index, the memory
+    store): a log whose first record names another execution is unreadable under this id.
+    """
+    try:
+        contents = parse_log(data, path=path)
+    except StoreError as e:  # LogCorruptError, UnsupportedFormatError
+        return unreadable(execution_id, str(e), log_bytes=len(data))
+    torn = contents.torn is not None
+    problems, summary = check_records(
+        execution_id, contents.records, contents.offsets, log_bytes=len(data), torn=torn, path=path
+    )
+    if summary is not None:
+        return summary
+    if not contents.records:  # nothing complete yet: an "empty" execution, listed as such
+        return summary_of_state(execution_id, [], ExecutionState(), log_bytes=len(data), torn=torn)
+    return unreadable(execution_id, problems[0].detail, log_bytes=len(data))
+
+
+def check_records(
+    execution_id: str,
+    records: list[AnyRecord],
+    offsets: list[int] | None,
+    *,
+    log_bytes: int,
+    torn: bool,
+    path: str | None = None,
+) -> tuple[list[Problem], ExecutionSummary | None]:
+    """What is wrong with an execution's complete records, and its summary when nothing is.
+
+    Wrong: the first record is not ``execution-started`` (``inconsistent``), it names another execution
+    (``id-mismatch``), or a record does not fold (``inconsistent``, at the record's offset when known). No
+    record at all is no problem here (each caller says what an empty log means) and has no summary.
+    """
+    if not records:
+        return [], None
+    first = records[0]
+    at = offsets[0] if offsets else None
+    if not isinstance(first, ExecutionStarted):
+        detail = "the first record is not execution-started"
+        return [_problem("inconsistent", execution_id, path, at, detail)], None
+    if first.execution_id != execution_id:
+        detail = f"the log names execution {first.execution_id!r}"
+        return [_problem("id-mismatch", execution_id, path, at, detail)], None
+    try:
+        state = fold_checked(records, offsets, path=path or "")
+    except LogCorruptError as e:
+        return [_problem("inconsistent", execution_id, path, e.offset if e.offset >= 0 else None, e.reason)], None
+    return [], summary_of_state(execution_id, records, state, log_bytes=log_bytes, torn=torn)
+
+
+def _problem(kind: str, execution_id: str, path: str | None, offset: int | None, detail: str) -> Problem:
+    return Problem(kind=kind, severity="error", execution_id=execution_id, path=path, offset=offset, detail=detail)
 
 
 def event(seq: int, record: AnyRecord, offset: int | None) -> Event:

@@ -15,8 +15,7 @@ import time
 from delite.errors import LogCorruptError, StoreError, UnsupportedFormatError
 from delite.log._os import read_regular
 from delite.log._reader import parse_log
-from delite.log.records import ExecutionStarted
-from delite.store._derive import fold_checked, summary_of_state
+from delite.store._derive import check_records
 from delite.store._index import ListingIndex, check_index, scan_logs
 from delite.store._layout import Layout
 from delite.store._query import Progress
@@ -154,45 +153,11 @@ def _check_log(
     if not records and contents.torn is None:
         detail = "the log holds no record: the process stopped while creating it; nothing ran"
         problems.append(Problem(kind="empty", severity="warning", execution_id=eid, path=path, detail=detail))
-    if records and not isinstance(records[0], ExecutionStarted):
-        problems.append(
-            Problem(
-                kind="inconsistent",
-                severity="error",
-                execution_id=eid,
-                path=path,
-                offset=contents.offsets[0],
-                detail="the first record is not execution-started",
-            )
-        )
-        return len(data), len(records)
-    if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id != eid:
-        problems.append(
-            Problem(
-                kind="id-mismatch",
-                severity="error",
-                execution_id=eid,
-                path=path,
-                offset=contents.offsets[0],
-                detail=f"the log names execution {records[0].execution_id!r}",
-            )
-        )
-    try:
-        state = fold_checked(records, contents.offsets, path=path)
-        if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id == eid:
-            torn = contents.torn is not None
-            expected[eid] = summary_of_state(eid, records, state, log_bytes=len(data), torn=torn)
-    except LogCorruptError as e:
-        problems.append(
-            Problem(
-                kind="inconsistent",
-                severity="error",
-                execution_id=eid,
-                path=path,
-                offset=e.offset if e.offset >= 0 else None,
-                detail=e.reason,
-            )
-        )
+    torn = contents.torn is not None
+    found, summary = check_records(eid, records, contents.offsets, log_bytes=len(data), torn=torn, path=path)
+    problems.extend(found)
+    if summary is not None:
+        expected[eid] = summary
     return len(data), len(records)
 
 

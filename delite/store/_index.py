@@ -27,9 +27,7 @@ import msgspec
 
 from delite.errors import StoreError, UsageError
 from delite.log._os import open_private, read_regular
-from delite.log._reader import parse_log
-from delite.log.records import ExecutionStarted
-from delite.store._derive import summarize, unreadable
+from delite.store._derive import summary_of_log, unreadable
 from delite.store._ids import MAX_ID_LENGTH
 from delite.store._layout import Layout
 from delite.store._query import Progress
@@ -132,17 +130,7 @@ def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
         summary = unreadable(eid, f"cannot read the log: {e.strerror or e}", log_bytes=0)
         data = b""
     else:
-        try:
-            contents = parse_log(data, path=path)
-            records = contents.records
-            if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id != eid:
-                summary = unreadable(eid, f"the log names execution {records[0].execution_id!r}", log_bytes=len(data))
-            else:
-                summary = summarize(
-                    eid, records, contents.offsets, log_bytes=len(data), torn=contents.torn is not None, path=path
-                )
-        except StoreError as e:  # LogCorruptError, UnsupportedFormatError
-            summary = unreadable(eid, str(e), log_bytes=len(data))
+        summary = summary_of_log(eid, data, path=path)
     created = summary.created_at or st.st_mtime
     return (
         eid,

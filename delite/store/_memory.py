@@ -12,7 +12,6 @@ from delite.errors import (
     ExecutionAlreadyClaimedError,
     ExecutionIdConflictError,
     ExecutionNotFoundError,
-    StoreError,
     UsageError,
 )
 from delite.log._codec import encode_record
@@ -20,7 +19,7 @@ from delite.log._framing import HEADER, TornTail, encode_frame
 from delite.log._reader import LogContents, parse_log
 from delite.log.records import AnyRecord, Record
 from delite.store._base import ExecutionLog, Store
-from delite.store._derive import summarize, unreadable
+from delite.store._derive import summary_of_log
 from delite.store._ids import validate_execution_id
 from delite.store._query import check_key, check_listing, expand_statuses
 from delite.store._records import FramedRange, check_range, framed_range
@@ -194,19 +193,7 @@ class MemoryStore(Store):
         kept = self._summaries.get(execution_id)
         if kept is not None and kept[0] == data:
             return kept[1]
-        path = f"memory:{execution_id}"
-        try:
-            contents = parse_log(data, path=path)
-            summary = summarize(
-                execution_id,
-                contents.records,
-                contents.offsets,
-                log_bytes=len(data),
-                torn=contents.torn is not None,
-                path=path,
-            )
-        except StoreError as e:
-            summary = unreadable(execution_id, str(e), log_bytes=len(data))
+        summary = summary_of_log(execution_id, data, path=f"memory:{execution_id}")
         self._summaries[execution_id] = (data, summary)
         return summary
 
