@@ -13,7 +13,7 @@ import builtins
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -335,7 +335,7 @@ class DataDir:
 @contextmanager
 def _tail_batches(store: FileStore, execution_id: str) -> Iterator[Batches]:
     """The file store's byte-offset reader, as a source of new ``(record, offset)`` batches."""
-    with store.tail(execution_id) as tail:
+    with closing(store.tail(execution_id)) as tail:
         yield tail.more
 
 

@@ -7,7 +7,7 @@ from functools import cached_property
 from delite._version import __version__
 from delite.log.records import AnyRecord
 from delite.state._model import ExecutionState
-from delite.store._derive import Derived, derive
+from delite.store._derive import Derived
 from delite.store._records import FramedRange, RecordRange
 from delite.store._views import Event, ExecutionDetail, Export, LlmCall, Pause, Step, ToolCall
 
@@ -43,7 +43,7 @@ class ExecutionView:
         r = self.read
         framed = r if isinstance(r, FramedRange) else None
         size, torn = (framed.size, framed.torn) if framed is not None else (0, None)
-        return derive(self.execution_id, r.records, self.offsets, log_bytes=size, torn=torn, path=self.path)
+        return Derived(self.execution_id, r.records, self.offsets, log_bytes=size, torn=torn, path=self.path)
 
     @property
     def state(self) -> ExecutionState:

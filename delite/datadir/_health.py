@@ -20,7 +20,7 @@ from delite.store._base import Store
 from delite.store._derive import check_records
 from delite.store._query import Progress
 from delite.store._records import FramedRange
-from delite.store._views import ExecutionSummary, HealthReport, Problem
+from delite.store._views import ExecutionSummary, HealthReport, Problem, many
 
 __all__ = ["check_store_health"]
 
@@ -77,8 +77,7 @@ def _check_listing(store: Store, ids: list[str], expected: dict[str, ExecutionSu
         ("index-mismatch", wrong, "listed executions that disagree with their records"),
     ):
         if found:
-            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
-            problems.append(Problem(kind=kind, severity="warning", detail=f"{len(found)} {what}: {shown}"))
+            problems.append(many(kind, "warning", found, what))
     return problems
 
 

@@ -45,7 +45,6 @@ __all__ = [
     "PREVIEW_CHARS",
     "Derived",
     "check_records",
-    "derive",
     "event",
     "events",
     "fold_checked",
@@ -83,7 +82,7 @@ def fold_checked(records: list[AnyRecord], offsets: list[int] | None = None, *, 
     raise AssertionError("fold failed but no record failed to apply")  # pragma: no cover
 
 
-def _tokens_of_usage(u: Usage) -> Tokens:
+def _tokens(u: Usage | Totals, *, known: bool) -> Tokens:
     return Tokens(
         input=u.input_tokens,
         output=u.output_tokens,
@@ -91,19 +90,7 @@ def _tokens_of_usage(u: Usage) -> Tokens:
         cache_write=u.cache_write_tokens,
         reasoning=u.reasoning_tokens,
         total=u.total_tokens,
-        known=u.known,
-    )
-
-
-def _tokens_of_totals(t: Totals) -> Tokens:
-    return Tokens(
-        input=t.input_tokens,
-        output=t.output_tokens,
-        cached_input=t.cached_input_tokens,
-        cache_write=t.cache_write_tokens,
-        reasoning=t.reasoning_tokens,
-        total=t.total_tokens,
-        known=t.usage_known,
+        known=known,
     )
 
 
@@ -151,7 +138,7 @@ def _summary_fields(
         "steps": state.steps,
         "llm_calls": t.llm_calls,
         "tool_calls": len(state.calls),
-        "tokens": _tokens_of_totals(t),
+        "tokens": _tokens(t, known=t.usage_known),
         "cost": str(t.cost) if t.cost_known else None,
         "metadata": state.metadata,
         "suspend_reason": state.suspend_reason if state.status.is_suspended else None,
@@ -251,6 +238,13 @@ def events(records: list[AnyRecord], offsets: list[int] | None) -> list[Event]:
     return [event(seq, r, o) for seq, (r, o) in enumerate(zip(records, offsets, strict=True), start=1)]
 
 
+def _llm_call(r: ModelResponded | ModelCallFailed, usage: Usage | None, **fields: Any) -> LlmCall:
+    """One model call attempt as listed: its step, attempt, time and model, what it cost, and ``fields``."""
+    tokens = _tokens(usage, known=usage.known) if usage is not None else None
+    cost = usage.cost if usage is not None else None
+    return LlmCall(step=r.step, attempt=r.attempt, at=r.at, model=r.model, tokens=tokens, cost=cost, **fields)
+
+
 class Derived:
     """Every view of one execution, derived from its records in one pass over them."""
 
@@ -310,35 +304,11 @@ class Derived:
         for r in self.records:
             if isinstance(r, ModelResponded):
                 step = r.step
-                self.llm_calls.append(
-                    LlmCall(
-                        step=r.step,
-                        attempt=r.attempt,
-                        at=r.at,
-                        model=r.model,
-                        ok=True,
-                        tokens=_tokens_of_usage(r.usage),
-                        cost=r.usage.cost,
-                        duration_ms=r.duration_ms,
-                        tool_calls=len(r.tool_calls),
-                    )
-                )
+                self.llm_calls.append(_llm_call(r, r.usage, duration_ms=r.duration_ms, tool_calls=len(r.tool_calls)))
             elif isinstance(r, ModelCallFailed):
-                billed = r.usage  # what a failed attempt that got under way may have cost (a lower bound)
-                self.llm_calls.append(
-                    LlmCall(
-                        step=r.step,
-                        attempt=r.attempt,
-                        at=r.at,
-                        model=r.model,
-                        ok=False,
-                        tokens=_tokens_of_usage(billed) if billed is not None else None,
-                        cost=billed.cost if billed is not None else None,
-                        error=r.error,
-                        retryable=r.retryable,
-                        status_code=r.status_code,
-                    )
-                )
+                # what a failed attempt that got under way may have cost (a lower bound)
+                failed = {"ok": False, "error": r.error, "retryable": r.retryable, "status_code": r.status_code}
+                self.llm_calls.append(_llm_call(r, r.usage, **failed))
                 self.last_error = LastError(source="model", message=r.error, at=r.at, step=r.step)
             elif isinstance(r, ToolStarted):
                 self._first_start.setdefault(r.call_id, r.at)
@@ -430,7 +400,7 @@ class Derived:
             tool_ms=round(sum(c.duration_ms or 0.0 for c in calls), 3),
             wall_ms=round(max(ended - started, 0.0) * 1000, 3),
             attempts=turn.attempt,
-            tokens=_tokens_of_usage(turn.usage),
+            tokens=_tokens(turn.usage, known=turn.usage.known),
             cost=cost,
             content=turn.content,
             tool_calls=calls,
@@ -439,16 +409,3 @@ class Derived:
     def events(self) -> list[Event]:
         """Every record as an :class:`Event`."""
         return events(self.records, self.offsets)
-
-
-def derive(
-    execution_id: str,
-    records: list[AnyRecord],
-    offsets: list[int] | None,
-    *,
-    log_bytes: int,
-    torn: TornTail | None,
-    path: str = "",
-) -> Derived:
-    """Derive every view of an execution from its records (:class:`LogCorruptError` if one does not fold)."""
-    return Derived(execution_id, records, offsets, log_bytes=log_bytes, torn=torn, path=path)

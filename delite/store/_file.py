@@ -42,7 +42,7 @@ from delite.store._base import ExecutionLog, Store
 from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
 from delite.store._listing import log_ids
-from delite.store._logfile import check_identity, check_single_link, read_log_file
+from delite.store._logfile import check_identity, check_single_link, read_log_file, remove
 from delite.store._query import Progress, check_key
 from delite.store._records import FramedRange, check_range, count_records, framed_range
 from delite.store._snapshot import load as load_snapshot
@@ -466,14 +466,8 @@ class FileStore(Store):
     def clear_cancel(self, execution_id: str) -> None:
         """Remove the cancel marker (a bad entry under its name is left for ``health`` to report)."""
         path = self.layout.cancel_signal(validate_execution_id(execution_id))
-        if not self.cancel_requested(execution_id):
-            return
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise StoreError.from_os_error("clear the cancel request", path, e) from e
+        if self.cancel_requested(execution_id):
+            remove(path, "clear the cancel request")
 
     def list_executions(
         self,

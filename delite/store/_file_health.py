@@ -12,15 +12,16 @@ import os
 import stat
 import time
 
-from delite.errors import LogCorruptError, StoreError, UnsupportedFormatError
+from delite.errors import LogCorruptError, UnsupportedFormatError
 from delite.log._os import read_regular
 from delite.log._reader import parse_log
 from delite.store._derive import check_records
 from delite.store._index import ListingIndex, check_index, scan_logs
 from delite.store._layout import Layout
+from delite.store._logfile import remove
 from delite.store._query import Progress
 from delite.store._snapshot import verify as verify_snapshot
-from delite.store._views import ExecutionSummary, HealthReport, Problem
+from delite.store._views import ExecutionSummary, HealthReport, Problem, many
 
 __all__ = ["check_health", "check_permissions"]
 
@@ -200,29 +201,21 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
     except OSError:
         orphaned = []
     if mismatched:
-        shown = ", ".join(mismatched[:5]) + (", ..." if len(mismatched) > 5 else "")
-        detail = (
-            f"{len(mismatched)} snapshots bound to their log's bytes disagree with its records (tampered with?); "
-            f"ignored, the log is read instead: {shown}"
+        tampered = (
+            "snapshots bound to their log's bytes disagree with its records (tampered with?); "
+            "ignored, the log is read instead"
         )
-        problems.append(Problem(kind="snapshot-mismatch", severity="warning", detail=detail))
+        problems.append(many("snapshot-mismatch", "warning", mismatched, tampered))
     for kind, found, what in (
         ("snapshot-stale", stale, "snapshots that no longer match their log (a miss, rewritten when a run ends)"),
         ("snapshot-orphaned", orphaned, "snapshots whose log is gone"),
     ):
         if found:
-            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
-            problems.append(Problem(kind=kind, severity="derived", detail=f"{len(found)} {what}: {shown}"))
+            problems.append(many(kind, "derived", found, what))
     repaired = False
     if repair and os.path.isdir(layout.executions):
         for eid in (*stale, *mismatched, *orphaned):
-            path = layout.snapshot(eid)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                raise StoreError.from_os_error("delete a snapshot that does not match its log", path, e) from e
+            remove(layout.snapshot(eid), "delete a snapshot that does not match its log")
         index = ListingIndex.open(layout)
         try:
             index.rebuild()

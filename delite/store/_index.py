@@ -31,7 +31,7 @@ from delite.store._derive import summary_of_log, unreadable
 from delite.store._ids import MAX_ID_LENGTH
 from delite.store._layout import Layout
 from delite.store._query import Progress
-from delite.store._views import ExecutionSummary, Problem
+from delite.store._views import ExecutionSummary, Problem, many
 
 __all__ = ["DERIVATION", "MIGRATIONS", "ListingIndex", "Progress", "check_index", "scan_logs"]
 
@@ -429,23 +429,15 @@ def check_index(
         "index-missing": "logs with no index entry",
         "index-stale": "index entries older than their log",
     }
-    problems = []
-    for kind, ids in found.items():
-        if ids:
-            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-            problems.append(Problem(kind=kind, severity="derived", detail=f"{len(ids)} {what[kind]}: {shown}"))
+    problems = [many(kind, "derived", ids, what[kind]) for kind, ids in found.items() if ids]
     wrong = sorted(
         eid
         for eid, summary in (expected or {}).items()
         if eid in rows and rows[eid] == _stamp(logs[eid]) and _decoded(summaries[eid]) != summary
     )
     if wrong:
-        shown = ", ".join(wrong[:5]) + (", ..." if len(wrong) > 5 else "")
-        detail = (
-            f"{len(wrong)} index entries disagree with their unchanged log (edited?); "
-            f"health --repair rebuilds them: {shown}"
-        )
-        problems.append(Problem(kind="index-mismatch", severity="warning", detail=detail))
+        what_wrong = "index entries disagree with their unchanged log (edited?); health --repair rebuilds them"
+        problems.append(many("index-mismatch", "warning", wrong, what_wrong))
     return problems
 
 

@@ -15,7 +15,7 @@ from delite.errors import ExecutionNotFoundError, LogIdentityError, StoreError
 from delite.log import _os
 from delite.log.records import AnyRecord, ExecutionStarted
 
-__all__ = ["check_identity", "check_single_link", "read_log_file"]
+__all__ = ["check_identity", "check_single_link", "read_log_file", "remove"]
 
 
 def read_log_file(execution_id: str, path: str, *, data_dir: str | None = None) -> tuple[bytes, os.stat_result]:
@@ -51,3 +51,13 @@ def check_single_link(execution_id: str, path: str, st: os.stat_result) -> None:
         raise LogIdentityError(
             execution_id, path, f"the file has {st.st_nlink} hard links; a log must be reachable under one id"
         )
+
+
+def remove(path: str, doing: str) -> None:
+    """Remove a file that may be gone already; any other failure is a :class:`StoreError` saying what was done."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise StoreError.from_os_error(doing, path, e) from e

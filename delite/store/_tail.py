@@ -7,8 +7,6 @@ ranged reads (:meth:`delite.store.LogStore.read` with ``after``). Nothing here i
 from __future__ import annotations
 
 import os
-from types import TracebackType
-from typing import Self
 
 from delite.errors import ExecutionNotFoundError, LogCorruptError, StoreError
 from delite.log._codec import decode_payloads
@@ -23,7 +21,7 @@ __all__ = ["LogTail"]
 class LogTail:
     """An open log file and how far it has been read; :meth:`more` returns the complete records added since.
 
-    Use as a context manager (the file stays open between looks).
+    The file stays open between looks until :meth:`close` (``contextlib.closing`` makes it a block).
     """
 
     def __init__(self, execution_id: str, path: str, *, data_dir: str | None = None) -> None:
@@ -70,13 +68,3 @@ class LogTail:
     def close(self) -> None:
         """Close the file."""
         self._file.close()
-
-    def __enter__(self) -> Self:
-        """Keep the file open for the block."""
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Close the file."""
-        self.close()

@@ -297,6 +297,12 @@ class Problem(_View, frozen=True, kw_only=True):
     offset: int | None = None
 
 
+def many(kind: str, severity: str, ids: list[str], what: str) -> Problem:
+    """One finding about several executions: how many, what is wrong with them, and the first few ids."""
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+    return Problem(kind=kind, severity=severity, detail=f"{len(ids)} {what}: {shown}")
+
+
 class HealthReport(_View, frozen=True, kw_only=True):
     """What :meth:`delite.DataDir.health` found: every log's checksums verified, and the index checked."""
 
