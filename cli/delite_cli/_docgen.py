@@ -31,9 +31,10 @@ public Python API: the read commands call `delite.DataDir`, the operating comman
   `delite.store.Store` instead, as click's `obj` (`cli.main(args, obj=store)`); `health` then verifies
   records and the listing, and the byte-level checks are the data directory's.
 - **IDs.** An execution may be named by any unique prefix or suffix of its id (case-insensitive if nothing
-  matches exactly), resolved once, before the command runs. Generated ids begin with their creation time, so ids made the same second share their
-  first characters; their last characters are random, so a few of those are the shortest unique name. An
-  ambiguous id is a usage error that lists a few matches; an id not found names the data directory searched.
+  matches exactly), resolved once, before the command runs. Generated ids begin with their creation time,
+  so ids made the same second share their first characters; their last characters are random, so a few of
+  those are the shortest unique name. An ambiguous id is a usage error that lists a few matches; an id not
+  found names the data directory searched.
 - **Output.** Every command takes `--json` (one JSON document on stdout; `events`, `export` and `tail` can
   also write NDJSON). Errors go to stderr as one line, `error: ...` (with `--json`, one JSON object
   `{"error": {"type", "message"}}`).

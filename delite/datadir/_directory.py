@@ -22,6 +22,7 @@ import msgspec
 
 from delite._checks import check_flag
 from delite.datadir._execution import ExecutionView
+from delite.datadir._health import check_store_health
 from delite.errors import LogCorruptError, UsageError
 from delite.log.records import (
     AnyRecord,
@@ -274,8 +275,6 @@ class DataDir:
         check_flag("repair", repair)
         if self._files is not None:
             return self._files.health(repair=repair, progress=progress)
-        from delite.datadir._health import check_store_health  # noqa: PLC0415 - only when verifying
-
         return check_store_health(self.store, progress=progress)
 
     # -- forking ---------------------------------------------------------------------------------------------

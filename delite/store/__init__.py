@@ -1,7 +1,8 @@
-"""The store layer: where logs live and who may advance an execution."""
+"""The store layer: where logs live, who may advance an execution, and what a listing of executions holds."""
 
-# FileStore and MemoryStore are imported on first use (PEP 562), so that reading a data directory
-# (``delite.datadir``, the ``delite`` command) does not import filelock. Add new names to ``_EXPORTS`` too.
+# FileStore and MemoryStore are imported on first use (PEP 562), so that importing the read side
+# (``delite.datadir``, the ``delite`` command) does not import filelock before a store is opened.
+# Add new names to ``_EXPORTS`` too.
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from delite.store._ids import new_execution_id, validate_execution_id
 from delite.store._layout import Layout
 from delite.store._query import WAITING, ExecutionIndex
 from delite.store._records import FramedRange, RecordRange, SequencedRecord
+from delite.store._views import ExecutionSummary, Page
 
 if TYPE_CHECKING:
     from delite.store._file import FileStore
@@ -24,11 +26,13 @@ __all__ = [
     "WAITING",
     "ExecutionIndex",
     "ExecutionLog",
+    "ExecutionSummary",
     "FileStore",
     "FramedRange",
     "Layout",
     "LogStore",
     "MemoryStore",
+    "Page",
     "RecordRange",
     "SequencedRecord",
     "Store",
