@@ -414,3 +414,44 @@ def test_logs_cut_while_being_created(data: Path) -> None:
     assert found == {("empty", "blank-1"), ("torn-tail", "cut-1")}
     with pytest.raises(UsageError, match="no complete record"):
         dd.fork("blank-1", at=0)
+
+
+class ClosingStore(MemoryStore):
+    """A MemoryStore that counts how often it was closed (to see who owns a store)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_datadir_closes_the_store_it_opened_and_never_one_it_was_given(tmp_path: Path) -> None:
+    given = populate(ClosingStore())
+    assert isinstance(given, ClosingStore)
+    with DataDir(given) as dd:
+        assert dd.store is given and dd.path is None and dd.layout is None
+        assert dd.ids() == ["run-a", "run-b", "run-c"] and dd.reindex() == 0  # no index to rebuild
+    dd.close()
+    assert given.closed == 0  # borrowed: its owner closes it
+    with DataDir(tmp_path / "data") as owned:
+        assert isinstance(owned.store, FileStore) and owned.path == tmp_path / "data"
+        assert owned.ids() == [] and not (tmp_path / "data").exists()  # reading creates nothing
+    with pytest.raises(UsageError, match="path or a Store"):
+        DataDir(42)  # type: ignore[arg-type]
+
+
+def test_a_store_without_bytes_shows_no_offsets(target: Where) -> None:
+    """A store of rows returns a plain RecordRange: the view has every record and no byte offsets."""
+    from delite.datadir import ExecutionView
+    from delite.store import RecordRange
+
+    read = DataDir(target).store.read("run-a")
+    rows = ExecutionView(RecordRange(execution_id="run-a", records=read.records, after=0, head=read.head))
+    assert rows.offsets is None and rows.detail.log_bytes == 0 and rows.detail.torn_tail is None
+    assert [e.offset for e in rows.events] == [None] * len(read.records)
+    framed = DataDir(target).execution("run-a")
+    assert framed.offsets is not None and [e.offset for e in framed.events] == framed.offsets
+    assert [e.record for e in rows.events] == [e.record for e in framed.events]
+    assert rows.detail.steps == framed.detail.steps == 2 and rows.detail.answer == framed.detail.answer == "three"
