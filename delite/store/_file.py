@@ -185,6 +185,10 @@ class FileStore(Store):
             raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
         self._ready = False
 
+    def __repr__(self) -> str:
+        """The data directory."""
+        return f"FileStore({str(self.layout.root)!r})"
+
     def _where(self) -> str:
         """The data directory as an absolute path, for messages."""
         return os.path.abspath(self.layout.root)

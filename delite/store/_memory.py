@@ -77,6 +77,10 @@ class MemoryStore(Store):
         self._cond = threading.Condition()
         self._summaries: dict[str, tuple[bytes, ExecutionSummary]] = {}
 
+    def __repr__(self) -> str:
+        """How many executions it holds (the CLI names a store this way)."""
+        return f"MemoryStore({len(self.logs)} executions)"
+
     def exists(self, execution_id: str) -> bool:
         """Whether the execution exists."""
         return validate_execution_id(execution_id) in self.logs
