@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, InvalidExecutionIdError
 
-__all__ = ["MAX_ID_LENGTH", "new_execution_id", "resolve_execution_id", "validate_execution_id"]
+__all__ = ["MAX_ID_LENGTH", "is_execution_id", "new_execution_id", "resolve_execution_id", "validate_execution_id"]
 
 MAX_ID_LENGTH = 128
 _ALLOWED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
@@ -44,6 +44,11 @@ def validate_execution_id(execution_id: object) -> str:
             execution_id, "may hold only letters, digits, '.', '_', ':' and '-', and must start with a letter or digit"
         )
     return execution_id
+
+
+def is_execution_id(text: str) -> bool:
+    """Whether :func:`validate_execution_id` accepts ``text`` (a fast check, for names found in a listing)."""
+    return 0 < len(text) <= MAX_ID_LENGTH and ".." not in text and _ALLOWED.fullmatch(text) is not None
 
 
 def new_execution_id(now: float | None = None) -> str:

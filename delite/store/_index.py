@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sqlite3
 import stat
 import time
@@ -28,7 +27,7 @@ import msgspec
 from delite.errors import StoreError, UsageError
 from delite.log._os import open_private, read_regular
 from delite.store._derive import summary_of_log, unreadable
-from delite.store._ids import MAX_ID_LENGTH
+from delite.store._ids import is_execution_id
 from delite.store._layout import Layout
 from delite.store._query import Progress
 from delite.store._views import ExecutionSummary, Problem, many
@@ -74,9 +73,6 @@ _encode = msgspec.json.Encoder().encode
 _decode_summary = msgspec.json.Decoder(ExecutionSummary).decode
 
 
-_VALID_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_ID_LENGTH - 1}}}").fullmatch
-
-
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
     """What identifies a version of a log file: its size, modification time and inode."""
     return (st.st_size, st.st_mtime_ns, st.st_ino)
@@ -105,7 +101,7 @@ def scan_logs(layout: Layout) -> dict[str, os.stat_result]:
             if not name.endswith(".log"):
                 continue
             eid = name[:-4]
-            if not _VALID_ID(eid) or ".." in eid:  # the rules of validate_execution_id, checked fast
+            if not is_execution_id(eid):
                 continue
             try:
                 out[eid] = entry.stat(follow_symlinks=False)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from delite.errors import StoreError
+from delite.store._ids import is_execution_id
 from delite.store._query import Progress, check_listing, expand_statuses
 from delite.store._views import ExecutionSummary, Page
 
@@ -25,7 +26,7 @@ def log_ids(layout: Layout) -> list[str]:
         return []
     except OSError as e:
         raise StoreError.from_os_error("list the executions", layout.executions, e) from e
-    return sorted(n[:-4] for n in names if n.endswith(".log"))
+    return sorted(n[:-4] for n in names if n.endswith(".log") and is_execution_id(n[:-4]))
 
 
 def list_page(
