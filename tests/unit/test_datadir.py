@@ -455,3 +455,28 @@ def test_a_store_without_bytes_shows_no_offsets(target: Where) -> None:
     assert framed.offsets is not None and [e.offset for e in framed.events] == framed.offsets
     assert [e.record for e in rows.events] == [e.record for e in framed.events]
     assert rows.detail.steps == framed.detail.steps == 2 and rows.detail.answer == framed.detail.answer == "three"
+
+
+def test_following_a_log_file_reads_only_appended_bytes_and_waits_out_a_torn_tail(data: Path) -> None:
+    """File-store only: ``FileStore.tail`` follows by byte offset, the way ``DataDir.follow`` uses on files."""
+    from delite.log._codec import encode_record
+    from delite.log._framing import encode_frame
+
+    tail = FileStore(data).tail("run-b")
+    try:
+        first = tail.more()
+        view = DataDir(data).execution("run-b")
+        assert [r for r, _ in first] == view.records and [o for _, o in first] == view.offsets
+        assert tail.more() == []
+        frame = encode_frame(encode_record(ModelResponded(at=time.time(), step=2, content="later")))
+        log = data / "executions" / "run-b.log"
+        end = log.stat().st_size
+        with log.open("ab") as f:
+            f.write(frame[:7])  # a write cut short: not a record yet
+        assert tail.more() == []
+        with log.open("ab") as f:
+            f.write(frame[7:])
+        [(record, offset)] = tail.more()
+        assert isinstance(record, ModelResponded) and record.content == "later" and offset == end
+    finally:
+        tail.close()
