@@ -73,7 +73,7 @@ class Target:
     @property
     def factory_argument(self) -> str | Store:
         """What an ``--agent`` factory is called with: the data directory (a string), or the store."""
-        return self.data_dir if self.data_dir is not None else self.store  # type: ignore[return-value]
+        return self.store if self.store is not None else str(self.data_dir)
 
     def close(self) -> None:
         """Close what this target opened (a store given to the CLI is its caller's, and stays open)."""

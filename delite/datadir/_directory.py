@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -53,7 +53,7 @@ Batches = Callable[[], Sequence[tuple[AnyRecord, int | None]]]
 """Returns the complete records appended since it was last called, each with its byte offset (or None)."""
 
 
-class DataDir:
+class DataDir(AbstractContextManager["DataDir"]):
     """A store's executions, for reading, auditing and forking them (the read side of ``delite``).
 
     Nothing here claims an execution or needs its tools, so it is safe to use while agents run. Give it a
@@ -71,7 +71,7 @@ class DataDir:
         print(run.detail.answer, [s.model for s in run.steps])
 
     Who owns the store: ``DataDir(path)`` opens its own and closes it in :meth:`close` (or at the end of a
-    ``with`` block); ``DataDir(store)`` borrows the store and never closes it.
+    ``with`` block, which gives the DataDir); ``DataDir(store)`` borrows the store and never closes it.
 
     Args:
         target: the data directory (as given to ``Agent``), or a store.
@@ -103,10 +103,6 @@ class DataDir:
         """Close the store if this DataDir opened it (from a path); a store it was given is left open."""
         if self._owned:
             self.store.close()
-
-    def __enter__(self) -> Self:
-        """Use for the block, then :meth:`close`."""
-        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -297,7 +293,7 @@ class DataDir:
             UsageError: ``at`` is not a step of the origin.
             ExecutionIdConflictError: ``new_id`` exists already (409; a racer that forked first won).
             ExecutionAlreadyClaimedError: another process is creating an execution with ``new_id`` now (409).
-            StoreError: the file system refused; no fork was made.
+            StoreError: the store refused (for a data directory, the file system); no fork was made.
         """
         view = self.execution(execution_id)
         records = view.records

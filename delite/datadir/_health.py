@@ -98,12 +98,4 @@ def check_store_health(store: Store, *, progress: Progress | None = None) -> Hea
         if progress is not None and (done % 200 == 0 or done == len(ids)):
             progress(done, len(ids))
     problems.extend(_check_listing(store, ids, expected))
-    healthy = not any(p.severity in ("error", "warning") for p in problems)
-    return HealthReport(
-        healthy=healthy,
-        logs=len(ids),
-        bytes=total_bytes,
-        records=total_records,
-        seconds=round(time.perf_counter() - started, 6),
-        problems=problems,
-    )
+    return HealthReport.of(problems, logs=len(ids), size=total_bytes, records=total_records, started=started)

@@ -225,14 +225,6 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
         if repaired:
             fixed = ("snapshot-mismatch", "index-mismatch")
             problems = [p for p in problems if p.severity != "derived" and p.kind not in fixed]
-    seconds = time.perf_counter() - started
-    healthy = not any(p.severity in ("error", "warning") for p in problems)
-    return HealthReport(
-        healthy=healthy,
-        logs=len(ids),
-        bytes=total_bytes,
-        records=total_records,
-        seconds=round(seconds, 6),
-        problems=problems,
-        repaired=repaired,
+    return HealthReport.of(
+        problems, logs=len(ids), size=total_bytes, records=total_records, started=started, repaired=repaired
     )

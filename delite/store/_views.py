@@ -7,6 +7,7 @@ strings in dollars, or None when a provider did not report one. Field names are 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any, Final, overload
 
@@ -313,6 +314,23 @@ class HealthReport(_View, frozen=True, kw_only=True):
     seconds: float = 0.0
     problems: list[Problem] = msgspec.field(default_factory=list)
     repaired: bool = False
+
+    @classmethod
+    def of(
+        cls, problems: list[Problem], *, logs: int, size: int, records: int, started: float, repaired: bool = False
+    ) -> HealthReport:
+        """The report of a check begun at ``started`` (``time.perf_counter()``): healthy unless an error or warning."""
+        healthy = not any(p.severity in ("error", "warning") for p in problems)
+        seconds = round(time.perf_counter() - started, 6)
+        return cls(
+            healthy=healthy,
+            logs=logs,
+            bytes=size,
+            records=records,
+            seconds=seconds,
+            problems=problems,
+            repaired=repaired,
+        )
 
     @property
     def mb_per_second(self) -> float:
