@@ -1,4 +1,4 @@
-"""The read side: list, inspect, verify, export and fork a data directory's executions without an agent."""
+"""The read side: list, inspect, verify, export and fork the executions of a data directory, or of any store."""
 
 from __future__ import annotations
 

@@ -173,7 +173,12 @@ class FileExecutionLog(ExecutionLog):
 
 
 class FileStore(Store):
-    """Execution logs as files under ``root`` (see :class:`~delite.store._layout.Layout`)."""
+    """Execution logs as files under ``root`` (see :class:`~delite.store._layout.Layout`).
+
+    Beyond the store interfaces it has what only files have: reads with byte offsets and torn tails
+    (:class:`~delite.store.FramedRange`), :meth:`tail` (follow a log by byte offset), :meth:`health` (the bytes,
+    entries, permissions, snapshots and index of the data directory) and :meth:`reindex`.
+    """
 
     def __init__(self, root: str | os.PathLike[str], *, durability: Durability | str = Durability.FULL) -> None:
         """Point at a data directory; nothing is created until the first write."""

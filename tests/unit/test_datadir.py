@@ -20,7 +20,7 @@ from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, LogCorruptError, UsageError
 from delite.log.records import ExecutionCompleted, ExecutionResumed, ModelResponded, ToolFinished
 from delite.providers import call
-from delite.store import Layout, MemoryStore, Store, new_execution_id
+from delite.store import Layout, MemoryStore, Page, Store, new_execution_id
 from delite.store._index import DERIVATION, MIGRATIONS, ListingIndex
 
 Where = Path | MemoryStore
@@ -480,3 +480,29 @@ def test_following_a_log_file_reads_only_appended_bytes_and_waits_out_a_torn_tai
         assert isinstance(record, ModelResponded) and record.content == "later" and offset == end
     finally:
         tail.close()
+
+
+class MisListingStore(MemoryStore):
+    """A store whose listing leaves run-c out and says run-b completed (as a stale or edited index would)."""
+
+    def list_executions(self, **query: Any) -> Page:
+        page = super().list_executions(**query)
+        items = [
+            msgspec.structs.replace(s, status="completed") if s.id == "run-b" else s
+            for s in page.items
+            if s.id != "run-c"
+        ]
+        return Page(items=items, total=len(items), offset=page.offset, limit=page.limit)
+
+
+def test_health_of_any_store_compares_its_listing_with_the_records() -> None:
+    store = populate(MisListingStore())
+    assert isinstance(store, MisListingStore)
+    report = DataDir(store).health()
+    assert not report.healthy and report.logs == 3 and report.records > 3 and report.repaired is False
+    found = {p.kind: p for p in report.problems}
+    assert set(found) == {"index-missing", "index-mismatch"}
+    assert found["index-missing"].detail.endswith(": run-c") and found["index-mismatch"].detail.endswith(": run-b")
+    assert all(p.severity == "warning" for p in report.problems)
+    empty = DataDir(MemoryStore()).health()
+    assert empty.healthy and empty.logs == 0 and empty.problems == []
