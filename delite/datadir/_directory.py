@@ -38,7 +38,7 @@ from delite.store._base import Store
 from delite.store._derive import event
 from delite.store._ids import new_execution_id, resolve_execution_id, validate_execution_id
 from delite.store._layout import Layout
-from delite.store._query import WAITING, Progress
+from delite.store._query import WAITING, ListingQuery, Progress
 from delite.store._records import FramedRange
 from delite.store._views import Event, ExecutionSummary, HealthReport, Page
 
@@ -165,19 +165,19 @@ class DataDir(AbstractContextManager["DataDir"]):
             progress: called as ``progress(done, total)`` while many logs are being indexed (a file store).
             parent: only the sub-agents' executions started by this execution.
         """
-        query: dict[str, Any] = {
-            "status": status,
-            "agent": agent,
-            "metadata": metadata,
-            "parent": parent,
-            "since": since,
-            "until": until,
-            "limit": limit,
-            "offset": offset,
-        }
+        query = ListingQuery(
+            status=status,
+            agent=agent,
+            metadata=metadata,
+            parent=parent,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
         if self._files is not None:
-            return self._files.list_executions(**query, progress=progress)
-        return self.store.list_executions(**query)
+            return self._files.query_executions(query, progress=progress)
+        return self.store.query_executions(query)
 
     def children(self, execution_id: str) -> builtins.list[ExecutionSummary]:
         """The sub-agents' executions that ``execution_id`` started (by its tool calls), oldest first."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from delite.store._base import ExecutionLog, LogStore, Store
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.store._layout import Layout
-from delite.store._query import WAITING, ExecutionIndex
+from delite.store._query import WAITING, ExecutionIndex, ListingQuery
 from delite.store._records import FramedRange, RecordRange, SequencedRecord
 from delite.store._views import ExecutionSummary, Page
 
@@ -30,6 +30,7 @@ __all__ = [
     "FileStore",
     "FramedRange",
     "Layout",
+    "ListingQuery",
     "LogStore",
     "MemoryStore",
     "Page",

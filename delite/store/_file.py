@@ -16,8 +16,7 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import filelock
 import msgspec
@@ -43,7 +42,7 @@ from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
 from delite.store._listing import log_ids
 from delite.store._logfile import check_identity, check_single_link, read_log_file, remove
-from delite.store._query import Progress, check_key
+from delite.store._query import ListingQuery, Progress, check_key
 from delite.store._records import FramedRange, check_range, count_records, framed_range
 from delite.store._snapshot import load as load_snapshot
 from delite.store._snapshot import save as save_snapshot
@@ -478,37 +477,14 @@ class FileStore(Store):
         if self.cancel_requested(execution_id):
             remove(path, "clear the cancel request")
 
-    def list_executions(
-        self,
-        *,
-        status: str | Iterable[str] | None = None,
-        agent: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        parent: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int | None = 50,
-        offset: int = 0,
-        progress: Progress | None = None,
-    ) -> Page:
+    def query_executions(self, query: ListingQuery, *, progress: Progress | None = None) -> Page:
         """List from the SQLite listing index, brought up to date from the logs first (see :mod:`._listing`).
 
         ``progress(done, total)`` is called while many logs are being indexed (a file-store extra).
         """
         from delite.store._listing import list_page  # noqa: PLC0415 - sqlite3 only when listing
 
-        return list_page(
-            self.layout,
-            status=status,
-            agent=agent,
-            metadata=metadata,
-            parent=parent,
-            since=since,
-            until=until,
-            limit=limit,
-            offset=offset,
-            progress=progress,
-        )
+        return list_page(self.layout, query, progress=progress)
 
     def create(self, execution_id: str, records: Sequence[Record]) -> None:
         """Create an execution holding ``records``, whole or not at all (see :meth:`LogStore.create`).

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,7 +29,7 @@ from delite.log._os import open_private, read_regular
 from delite.store._derive import summary_of_log, unreadable
 from delite.store._ids import is_execution_id
 from delite.store._layout import Layout
-from delite.store._query import Progress
+from delite.store._query import ListingQuery, Progress
 from delite.store._views import ExecutionSummary, Problem, many
 
 __all__ = ["DERIVATION", "MIGRATIONS", "ListingIndex", "Progress", "check_index", "scan_logs"]
@@ -258,45 +258,34 @@ class ListingIndex:
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    def query(
-        self,
-        *,
-        statuses: Iterable[str] = (),
-        agent: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        parent: str | None = None,
-    ) -> tuple[list[ExecutionSummary], int]:
+    def query(self, query: ListingQuery) -> tuple[list[ExecutionSummary], int]:
         """The matching summaries, newest first, and how many match in all."""
         where: list[str] = []
         params: list[Any] = []
-        wanted = sorted(set(statuses))
+        wanted = query.statuses
         if wanted:
             where.append(f"status IN ({', '.join('?' * len(wanted))})")
             params.extend(wanted)
-        if agent is not None:
+        if query.agent is not None:
             where.append("agent_id = ?")
-            params.append(agent)
-        for key, value in (metadata or {}).items():
+            params.append(query.agent)
+        for key, value in (query.metadata or {}).items():
             where.append("json_extract(metadata, ?) = ?")
             params.extend([_json_path(key), _sql_value(value)])
-        if parent is not None:
+        if query.parent is not None:
             where.append("json_extract(CAST(summary AS TEXT), '$.parent_id') = ?")
-            params.append(parent)
-        if since is not None:
+            params.append(query.parent)
+        if query.since is not None:
             where.append("created_at >= ?")
-            params.append(since)
-        if until is not None:
+            params.append(query.since)
+        if query.until is not None:
             where.append("created_at < ?")
-            params.append(until)
+            params.append(query.until)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         total = self.conn.execute(f"SELECT count(*) FROM executions{clause}", params).fetchone()[0]  # noqa: S608
         rows = self.conn.execute(
             f"SELECT summary FROM executions{clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",  # noqa: S608
-            [*params, -1 if limit is None else limit, offset],
+            [*params, -1 if query.limit is None else query.limit, query.offset],
         ).fetchall()
         return [_decode_summary(r[0]) for r in rows], int(total)
 

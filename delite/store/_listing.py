@@ -6,12 +6,11 @@ Kept out of ``_file.py`` so that listing a data directory does not import filelo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from delite.errors import StoreError
 from delite.store._ids import is_execution_id
-from delite.store._query import Progress, check_listing, expand_statuses
+from delite.store._query import ListingQuery, Progress
 from delite.store._views import ExecutionSummary, Page
 
 if TYPE_CHECKING:
@@ -29,28 +28,14 @@ def log_ids(layout: Layout) -> list[str]:
     return sorted(n[:-4] for n in names if n.endswith(".log") and is_execution_id(n[:-4]))
 
 
-def list_page(
-    layout: Layout,
-    *,
-    status: str | Iterable[str] | None = None,
-    agent: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    parent: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    limit: int | None = 50,
-    offset: int = 0,
-    progress: Progress | None = None,
-) -> Page:
+def list_page(layout: Layout, query: ListingQuery, *, progress: Progress | None = None) -> Page:
     """One page of the data directory's executions, newest first (see :meth:`ExecutionIndex.list_executions`).
 
     Only logs that changed since the index last saw them are read; ``progress(done, total)`` is called while
     many are.
     """
-    check_listing(limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent)
-    statuses = expand_statuses(status)
     if not os.path.isdir(layout.executions):
-        return Page(items=[], total=0, offset=offset, limit=limit)
+        return Page(items=[], total=0, offset=query.offset, limit=query.limit)
     import sqlite3  # noqa: PLC0415 - with the index
 
     import msgspec  # noqa: PLC0415
@@ -60,16 +45,7 @@ def list_page(
     def listed(index: ListingIndex) -> tuple[list[ExecutionSummary], int]:
         try:
             index.refresh(progress)
-            return index.query(
-                statuses=statuses,
-                agent=agent,
-                metadata=metadata,
-                since=since,
-                until=until,
-                limit=limit,
-                offset=offset,
-                parent=parent,
-            )
+            return index.query(query)
         finally:
             index.close()
 
@@ -79,4 +55,4 @@ def list_page(
         # A damaged index is a derived file that cannot be trusted: the listing is derived again from the logs,
         # in memory, for this call (``health`` reports the index; ``health --repair`` rebuilds it).
         items, total = listed(ListingIndex.memory(layout))
-    return Page(items=items, total=total, offset=offset, limit=limit)
+    return Page(items=items, total=total, offset=query.offset, limit=query.limit)

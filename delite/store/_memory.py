@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from delite.errors import (
     ClaimTimeoutError,
@@ -21,7 +20,7 @@ from delite.log.records import AnyRecord, Record
 from delite.store._base import ExecutionLog, Store
 from delite.store._derive import summary_of_log
 from delite.store._ids import validate_execution_id
-from delite.store._query import check_key, check_listing, expand_statuses
+from delite.store._query import ListingQuery, check_key
 from delite.store._records import FramedRange, check_range, framed_range
 from delite.store._views import ExecutionSummary, Page
 
@@ -201,40 +200,6 @@ class MemoryStore(Store):
         self._summaries[execution_id] = (data, summary)
         return summary
 
-    def list_executions(
-        self,
-        *,
-        status: str | Iterable[str] | None = None,
-        agent: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        parent: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int | None = 50,
-        offset: int = 0,
-    ) -> Page:
+    def query_executions(self, query: ListingQuery) -> Page:
         """Filter every execution's summary in memory, newest first."""
-        check_listing(
-            limit=limit, offset=offset, metadata=metadata, since=since, until=until, agent=agent, parent=parent
-        )
-        statuses = set(expand_statuses(status))
-        wanted = dict(metadata or {})
-        matches = []
-        for eid in list(self.logs):
-            s = self._summary(eid)
-            if statuses and s.status not in statuses:
-                continue
-            if agent is not None and s.agent_id != agent:
-                continue
-            if parent is not None and s.parent_id != parent:
-                continue
-            if any(v is None or k not in s.metadata or s.metadata[k] != v for k, v in wanted.items()):
-                continue
-            if since is not None and s.created_at < since:
-                continue
-            if until is not None and s.created_at >= until:
-                continue
-            matches.append(s)
-        matches.sort(key=lambda s: (s.created_at, s.id), reverse=True)
-        stop = None if limit is None else offset + limit
-        return Page(items=matches[offset:stop], total=len(matches), offset=offset, limit=limit)
+        return query.page(self._summary(eid) for eid in list(self.logs))

@@ -19,7 +19,15 @@ from delite.errors import UsageError
 from delite.state._model import Status
 from delite.store._views import ExecutionSummary, Page
 
-__all__ = ["WAITING", "ExecutionIndex", "Progress", "check_key", "check_listing", "expand_statuses"]
+__all__ = [
+    "WAITING",
+    "ExecutionIndex",
+    "ListingQuery",
+    "Progress",
+    "check_key",
+    "check_listing",
+    "expand_statuses",
+]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` during long work (indexing or verifying many logs)."""
@@ -89,6 +97,70 @@ def check_listing(
             raise UsageError(f"{name} must be a string, not {text!r}")
 
 
+class ListingQuery(msgspec.Struct, kw_only=True):
+    """A listing's filters and page, checked when built: what :meth:`ExecutionIndex.query_executions` answers.
+
+    The fields mean what the arguments of :meth:`ExecutionIndex.list_executions` mean. A store turns it into
+    its own query (SQL for the file store's index and a database) or filters summaries with :meth:`page`.
+
+    Raises:
+        UsageError: when built with an argument no listing can take (see :func:`check_listing`).
+    """
+
+    status: str | Iterable[str] | None = None
+    """As given; once built, the status values it stands for (``waiting`` expanded), sorted."""
+    agent: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    parent: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int | None = 50
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse bad arguments before any store reads anything."""
+        check_listing(
+            limit=self.limit,
+            offset=self.offset,
+            metadata=self.metadata,
+            since=self.since,
+            until=self.until,
+            agent=self.agent,
+            parent=self.parent,
+        )
+        self.status = tuple(sorted(set(expand_statuses(self.status))))
+
+    @property
+    def statuses(self) -> list[str]:
+        """The status values wanted (``waiting`` expanded), sorted; empty: any."""
+        return list(self.status or ())
+
+    def matches(self, s: ExecutionSummary) -> bool:
+        """Whether a summary passes every filter (a metadata value of None matches nothing)."""
+        return self._passes(s, set(self.statuses))
+
+    def _passes(self, s: ExecutionSummary, wanted: set[str]) -> bool:
+        if wanted and s.status not in wanted:
+            return False
+        if self.agent is not None and s.agent_id != self.agent:
+            return False
+        if self.parent is not None and s.parent_id != self.parent:
+            return False
+        if any(v is None or k not in s.metadata or s.metadata[k] != v for k, v in (self.metadata or {}).items()):
+            return False
+        if self.since is not None and s.created_at < self.since:
+            return False
+        return self.until is None or s.created_at < self.until
+
+    def page(self, summaries: Iterable[ExecutionSummary]) -> Page:
+        """The page of the matching summaries among ``summaries``, newest first (by creation time, then id)."""
+        wanted = set(self.statuses)
+        found = [s for s in summaries if self._passes(s, wanted)]
+        found.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+        stop = None if self.limit is None else self.offset + self.limit
+        return Page(items=found[self.offset : stop], total=len(found), offset=self.offset, limit=self.limit)
+
+
 def check_key(key: object) -> str:
     """Return an idempotency key if it is a non-empty string, else raise :class:`UsageError`."""
     if not isinstance(key, str) or not key:
@@ -107,7 +179,6 @@ class ExecutionIndex(abc.ABC):
     def list_ids(self) -> list[str]:
         """Every execution id, sorted (generated ids sort by creation time)."""
 
-    @abc.abstractmethod
     def list_executions(
         self,
         *,
@@ -131,6 +202,26 @@ class ExecutionIndex(abc.ABC):
             until: only executions created before this time.
             limit: at most this many (None for all).
             offset: skip this many matching executions first (``total`` on the page counts them all).
+        """
+        return self.query_executions(
+            ListingQuery(
+                status=status,
+                agent=agent,
+                metadata=metadata,
+                parent=parent,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    @abc.abstractmethod
+    def query_executions(self, query: ListingQuery) -> Page:
+        """The page of executions a checked :class:`ListingQuery` asks for: what a store implements.
+
+        :meth:`list_executions` checks its arguments into a query and calls this; a store answers it from
+        its own index (newest first, by creation time then id; ``total`` counts every match).
         """
 
     @abc.abstractmethod

@@ -27,7 +27,7 @@ from delite.log.records import (
     Record,
     SuspendReason,
 )
-from delite.store import Store
+from delite.store import ListingQuery, Store
 
 ENDINGS: dict[str, list[Record]] = {
     "running": [],
@@ -123,6 +123,14 @@ class IndexContract(abc.ABC):
         assert self.ids(page) == expected
         assert page.total == len(expected)
 
+    def test_query_executions_is_what_a_listing_asks(self, fleet: Store) -> None:
+        # list_executions checks its arguments into a ListingQuery; query_executions is what a store implements
+        query = ListingQuery(status=(s for s in ["failed", "cancelled"]), limit=None)  # a generator, read once
+        assert query.statuses == ["cancelled", "failed"]
+        assert self.ids(fleet.query_executions(query)) == ["b-cancel", "b-fail"]
+        assert self.ids(fleet.query_executions(query)) == ["b-cancel", "b-fail"]  # the query is reusable
+        assert fleet.query_executions(ListingQuery(status="waiting")).total == 1
+
     def test_pages_cover_every_match_once(self, fleet: Store) -> None:
         seen: list[str] = []
         offset = 0
@@ -166,6 +174,8 @@ class IndexContract(abc.ABC):
     def test_bad_arguments_are_usage_errors(self, fleet: Store, bad: dict[str, Any]) -> None:
         with pytest.raises(UsageError):
             fleet.list_executions(**bad)
+        with pytest.raises(UsageError):
+            ListingQuery(**bad)  # refused when built, before a store sees it
 
     # -- finding work ---------------------------------------------------------------------------------------
 
