@@ -58,6 +58,14 @@ def json_option(fn: F) -> F:
     return click.option("--json", "json_", is_flag=True, help="Print JSON instead of the human view.")(fn)
 
 
+def on_store(fn: F) -> F:
+    """What every command on a store has: ``--data-dir``, ``--json``, errors as exit codes, the store and id resolved.
+
+    Put it last (nearest the function): the command's own options come before ``--data-dir`` in its help.
+    """
+    return data_dir_option(json_option(handle_errors(with_target(fn))))
+
+
 def agent_option(fn: F) -> F:
     """``--agent MODULE:FACTORY``, also from ``DELITE_AGENT``."""
     return click.option(
@@ -90,7 +98,6 @@ def cli() -> None:
 
 
 @cli.command()
-@data_dir_option
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES), help="Only this status (repeatable).")
 @click.option("--agent", help="Only executions of this agent id.")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Only executions with this metadata (repeatable).")
@@ -99,9 +106,7 @@ def cli() -> None:
 @click.option("--parent", metavar="ID", help="Only the sub-agents' executions that this execution started.")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="At most this many.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first (paging).")
-@json_option
-@handle_errors
-@with_target
+@on_store
 def status(
     *,
     target: Target,
@@ -134,10 +139,7 @@ def status(
 
 @cli.command()
 @ID
-@data_dir_option
-@json_option
-@handle_errors
-@with_target
+@on_store
 def inspect(*, execution_id: str, target: Target, json_: bool) -> None:
     """Show one execution in depth: configuration, suspension, totals, last error."""
     from delite_cli._read import run_inspect
@@ -147,10 +149,7 @@ def inspect(*, execution_id: str, target: Target, json_: bool) -> None:
 
 @cli.command()
 @ID
-@data_dir_option
-@json_option
-@handle_errors
-@with_target
+@on_store
 def steps(*, execution_id: str, target: Target, json_: bool) -> None:
     """Show the timeline: one row per step with durations, tool calls, tokens and cost."""
     from delite_cli._read import run_steps
@@ -160,15 +159,12 @@ def steps(*, execution_id: str, target: Target, json_: bool) -> None:
 
 @cli.command()
 @ID
-@data_dir_option
 @click.option("--kind", "kinds", multiple=True, help="Only records of this kind, e.g. tool-finished (repeatable).")
 @click.option("--after", type=click.IntRange(min=0), default=0, help="Only records after this sequence number.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many records.")
 @click.option("--full", is_flag=True, help="Do not cut long records.")
 @click.option("--nl", is_flag=True, help="Print NDJSON: one JSON record per line.")
-@json_option
-@handle_errors
-@with_target
+@on_store
 def events(
     *,
     execution_id: str,
@@ -188,7 +184,6 @@ def events(
 
 @cli.command()
 @ID
-@data_dir_option
 @click.option(
     "--format",
     "fmt",
@@ -199,9 +194,7 @@ def events(
 )
 @click.option("--nl", is_flag=True, help="Same as --format ndjson.")
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
-@json_option
-@handle_errors
-@with_target
+@on_store
 def export(*, execution_id: str, target: Target, fmt: str, nl: bool, output: str | None, json_: bool) -> None:
     """Export the whole execution: summary, steps, LLM calls, tool calls, pauses and records.
 
@@ -215,15 +208,12 @@ def export(*, execution_id: str, target: Target, fmt: str, nl: bool, output: str
 
 
 @cli.command()
-@data_dir_option
 @click.option(
     "--repair",
     is_flag=True,
     help="Rebuild what is derived: the listing index, and drop stale snapshots. Logs are never modified.",
 )
-@json_option
-@handle_errors
-@with_target
+@on_store
 def health(*, target: Target, repair: bool, json_: bool) -> None:
     """Verify every checksum of every log; report torn tails, damage, bad entries, loose permissions, drift.
 
@@ -242,16 +232,13 @@ def health(*, target: Target, repair: bool, json_: bool) -> None:
 
 @cli.command()
 @ID
-@data_dir_option
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=10, show_default=True, help="Records to show first.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new records until the execution completes.")
 @click.option("--poll", type=click.FloatRange(min=0.01), default=0.25, show_default=True, help="Seconds between looks.")
 @click.option(
     "--timeout", type=click.FloatRange(min=0), default=None, help="With -f, stop after this many idle seconds."
 )
-@json_option
-@handle_errors
-@with_target
+@on_store
 def tail(
     *, execution_id: str, target: Target, lines: int, follow: bool, poll: float, timeout: float | None, json_: bool
 ) -> None:
@@ -264,70 +251,63 @@ def tail(
 # -- operating ----------------------------------------------------------------------------------------------------
 
 
-@cli.command()
-@ID
-@click.argument("call_ids", nargs=-1, metavar="[CALL_ID]...")
-@data_dir_option
-@click.option("--all", "every", is_flag=True, help="Approve every pending call.")
-@click.option("--reason", help="Why (recorded with the decision).")
-@agent_option
-@json_option
-@handle_errors
-@with_target
-def approve(
-    *,
-    execution_id: str,
-    call_ids: tuple[str, ...],
-    target: Target,
-    every: bool,
-    reason: str | None,
-    agent_spec: str | None,
-    json_: bool,
-) -> None:
-    """Approve pending calls (or override a contract). With one pending call, CALL_ID may be left out."""
-    from delite_cli._operate import run_decide
+def _decision_command(name: str, *, approve: bool, every_help: str, reason_help: str, doc: str) -> click.Command:
+    """``approve`` and ``reject``: the same command but for the decision it records."""
 
-    run_decide(
-        target, execution_id, call_ids, approve=True, every=every, reason=reason, agent_spec=agent_spec, json_=json_
-    )
+    @cli.command(name, help=doc)
+    @ID
+    @click.argument("call_ids", nargs=-1, metavar="[CALL_ID]...")
+    @click.option("--all", "every", is_flag=True, help=every_help)
+    @click.option("--reason", help=reason_help)
+    @agent_option
+    @on_store
+    def command(
+        *,
+        execution_id: str,
+        call_ids: tuple[str, ...],
+        target: Target,
+        every: bool,
+        reason: str | None,
+        agent_spec: str | None,
+        json_: bool,
+    ) -> None:
+        from delite_cli._operate import run_decide
+
+        run_decide(
+            target,
+            execution_id,
+            call_ids,
+            approve=approve,
+            every=every,
+            reason=reason,
+            agent_spec=agent_spec,
+            json_=json_,
+        )
+
+    return command
 
 
-@cli.command()
-@ID
-@click.argument("call_ids", nargs=-1, metavar="[CALL_ID]...")
-@data_dir_option
-@click.option("--all", "every", is_flag=True, help="Reject every pending call.")
-@click.option("--reason", help="Why (recorded, and shown to the model).")
-@agent_option
-@json_option
-@handle_errors
-@with_target
-def reject(
-    *,
-    execution_id: str,
-    call_ids: tuple[str, ...],
-    target: Target,
-    every: bool,
-    reason: str | None,
-    agent_spec: str | None,
-    json_: bool,
-) -> None:
-    """Reject pending calls: they never run and the model is told why."""
-    from delite_cli._operate import run_decide
-
-    run_decide(
-        target, execution_id, call_ids, approve=False, every=every, reason=reason, agent_spec=agent_spec, json_=json_
-    )
+approve = _decision_command(
+    "approve",
+    approve=True,
+    every_help="Approve every pending call.",
+    reason_help="Why (recorded with the decision).",
+    doc="Approve pending calls (or override a contract). With one pending call, CALL_ID may be left out.",
+)
+reject = _decision_command(
+    "reject",
+    approve=False,
+    every_help="Reject every pending call.",
+    reason_help="Why (recorded, and shown to the model).",
+    doc="Reject pending calls: they never run and the model is told why.",
+)
 
 
 @cli.command("submit-input")
 @ID
 @click.argument("text")
-@data_dir_option
 @agent_option
-@json_option
-@handle_errors
-@with_target
+@on_store
 def submit_input(*, execution_id: str, text: str, target: Target, agent_spec: str | None, json_: bool) -> None:
     """Answer the question an execution waits on (TEXT, or - to read it from stdin)."""
     from delite_cli._operate import run_submit_input
@@ -338,11 +318,8 @@ def submit_input(*, execution_id: str, text: str, target: Target, agent_spec: st
 @cli.command("submit-tool-results")
 @ID
 @click.argument("source", metavar="[FILE]", default="-")
-@data_dir_option
 @agent_option
-@json_option
-@handle_errors
-@with_target
+@on_store
 def submit_tool_results(*, execution_id: str, source: str, target: Target, agent_spec: str | None, json_: bool) -> None:
     """Give the results of pending client tool calls: a JSON object {"CALL_ID": result} from FILE or stdin."""
     from delite_cli._operate import run_submit_tool_results
@@ -353,15 +330,12 @@ def submit_tool_results(*, execution_id: str, source: str, target: Target, agent
 @cli.command()
 @ID
 @click.argument("call_id")
-@data_dir_option
 @click.option("--result", metavar="JSON", help="The call's result, as JSON (it did act).")
 @click.option("--result-file", metavar="FILE", help="The call's result, as JSON read from FILE (- for stdin).")
 @click.option("--error", metavar="TEXT", help="Record the call as failed with this error (it did not act).")
 @click.option("--rerun", is_flag=True, help="Run the call again (with the same idempotency key).")
 @agent_option
-@json_option
-@handle_errors
-@with_target
+@on_store
 def resolve(
     *,
     execution_id: str,
@@ -392,12 +366,9 @@ def resolve(
 
 @cli.command()
 @ID
-@data_dir_option
 @agent_option
 @click.option("--model", help="Use this model for the remaining calls.")
-@json_option
-@handle_errors
-@with_target
+@on_store
 def resume(*, execution_id: str, target: Target, agent_spec: str | None, model: str | None, json_: bool) -> None:
     """Continue an execution with your agent (--agent is required: the model and tools live in your code)."""
     from delite_cli._operate import run_resume
@@ -407,11 +378,8 @@ def resume(*, execution_id: str, target: Target, agent_spec: str | None, model: 
 
 @cli.command()
 @ID
-@data_dir_option
 @click.option("--reason", default="cancelled by operator", show_default=True, help="Recorded with the cancellation.")
-@json_option
-@handle_errors
-@with_target
+@on_store
 def cancel(*, execution_id: str, target: Target, reason: str, json_: bool) -> None:
     """Cancel an execution; one that another process is advancing stops at its next step boundary."""
     from delite_cli._operate import run_cancel
@@ -421,12 +389,9 @@ def cancel(*, execution_id: str, target: Target, reason: str, json_: bool) -> No
 
 @cli.command()
 @ID
-@data_dir_option
 @click.option("--at", "at", type=click.IntRange(min=0), required=True, help="Keep steps 1 to STEP (0: only the input).")
 @click.option("--id", "new_id", help="The new execution's id (default: a new generated id).")
-@json_option
-@handle_errors
-@with_target
+@on_store
 def fork(*, execution_id: str, target: Target, at: int, new_id: str | None, json_: bool) -> None:
     """Start a new execution from the first STEP steps of another, linked to it (forked_from)."""
     from delite_cli._operate import run_fork
