@@ -303,10 +303,6 @@ def _by_index(outcome: ToolOutcome) -> int:
     return outcome.index
 
 
-def _start(effect: StartCalls) -> _Batch:
-    return _Batch(effect.invocations)
-
-
 def drive(steps: Steps[T]) -> T:
     """Run an operation to its end in this thread, performing each effect as it is yielded.
 
@@ -325,31 +321,28 @@ def drive(steps: Steps[T]) -> T:
                 return result
             value = error = None
             try:
-                kind = type(effect)
-                if kind is Append:
-                    a: Any = effect
-                    a.log.append(a.records, barrier=a.barrier)
-                elif kind is Ask:
-                    value = _ask(effect)  # type: ignore[arg-type]
-                elif kind is Io:
-                    value = effect.fn(*effect.args)  # type: ignore[attr-defined]
-                elif kind is NextResult:
-                    assert batch is not None
-                    value = batch.next()
-                elif kind is StartCalls:
-                    if batch is not None:
-                        batch.close()
-                    batch = _start(effect)  # type: ignore[arg-type]
-                elif kind is Claim:
-                    c: Any = effect
-                    log = c.store.claim(c.execution_id, create=c.create)
-                    claims.append(log)
-                    value = log
-                elif kind is Sleep:
-                    s: Any = effect
-                    s.sleep(s.seconds)
-                else:  # pragma: no cover - every effect is handled above
-                    error = TypeError(f"unknown effect {effect!r}")
+                match effect:
+                    case Append():
+                        effect.log.append(effect.records, barrier=effect.barrier)
+                    case Ask():
+                        value = _ask(effect)
+                    case Io():
+                        value = effect.fn(*effect.args)
+                    case NextResult():
+                        assert batch is not None
+                        value = batch.next()
+                    case StartCalls():
+                        if batch is not None:
+                            batch.close()
+                        batch = _Batch(effect.invocations)
+                    case Claim():
+                        log = effect.store.claim(effect.execution_id, create=effect.create)
+                        claims.append(log)
+                        value = log
+                    case Sleep():
+                        effect.sleep(effect.seconds)
+                    case _:  # pragma: no cover - every effect is handled above
+                        error = TypeError(f"unknown effect {effect!r}")
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
                 error = e
     finally:

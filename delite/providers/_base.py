@@ -34,6 +34,8 @@ from delite.providers._shapes import MalformedTurnError, documented_turn, report
 
 __all__ = [
     "OUTPUT_RETRY_PREFIX",
+    "AnyProvider",
+    "AsyncProvider",
     "ModelTurn",
     "Provider",
     "ProviderCall",
@@ -69,10 +71,28 @@ class Provider(Protocol):
     """What delite calls to get the model's next turn."""
 
     def __call__(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, /
+    ) -> Mapping[str, Any] | ModelTurn:
+        """Return the next turn for this conversation (delite passes the three arguments by position)."""
+        ...
+
+
+class AsyncProvider(Protocol):
+    """A provider written as a coroutine function, ``async def model(messages, tools, model)``.
+
+    Only the async API (``arun``, ``astream``, a :class:`~delite.Runtime`) can use it: it awaits it on the
+    event loop. A provider object serves both APIs: a :class:`Provider` with an ``async def acall`` method.
+    """
+
+    async def __call__(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, /
     ) -> Mapping[str, Any] | ModelTurn:
         """Return the next turn for this conversation."""
         ...
+
+
+AnyProvider = Provider | AsyncProvider
+"""What an :class:`~delite.Agent` takes as its model: a :class:`Provider` or an :class:`AsyncProvider`."""
 
 
 @runtime_checkable
@@ -96,7 +116,7 @@ class StreamingProvider(Provider, Protocol):
         ...
 
 
-def provider_name(provider: Callable[..., Any] | None) -> str:
+def provider_name(provider: AnyProvider | Callable[..., Any] | None) -> str:
     """A stable name for the configuration fingerprint: the provider's ``name`` attribute or its class."""
     if provider is None:
         return ""
