@@ -9,11 +9,12 @@ the event loop, sync ones and every log write in threads, so the loop never wait
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, cast, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar, Unpack, cast, overload
 
 from delite import _checks as checks
 from delite.engine._budget import Budget
@@ -42,12 +43,56 @@ if TYPE_CHECKING:
 __all__ = ["Agent"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _HUMAN_INPUT_SCHEMA = {
     "type": "object",
     "properties": {"question": {"type": "string", "description": "The question to ask the human."}},
     "required": ["question"],
 }
+
+
+def _blocking(steps: Steps[Response[T]]) -> AnyResponse[T]:
+    """Drive an operation in this thread; its response as one of the two kinds (the sync entry points)."""
+    return settled(drive(steps))
+
+
+async def _awaited(steps: Steps[Response[T]]) -> AnyResponse[T]:
+    """Drive an operation on the running event loop; its response as one of the two kinds (the async ones)."""
+    from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
+
+    return settled(await adrive(steps))
+
+
+def _entry(op: Callable[Concatenate[Agent, P], Steps[Response]]) -> Callable[Concatenate[Agent, P], AnyResponse]:
+    """The sync entry point of an operation: ``op``'s signature and docstring, the operation driven in this thread.
+
+    ``op`` (``Agent._cancel``) builds the operation from the public arguments; the entry point is named after it
+    (``Agent.cancel``), and :func:`_twin` makes its async twin from the same ``op``.
+    """
+    name = op.__name__.removeprefix("_")
+
+    @functools.wraps(op)
+    def entry(self: Agent, /, *args: P.args, **kwargs: P.kwargs) -> AnyResponse:
+        return _blocking(op(self, *args, **kwargs))
+
+    entry.__name__, entry.__qualname__ = name, f"Agent.{name}"
+    return entry
+
+
+def _twin(
+    op: Callable[Concatenate[Agent, P], Steps[Response]],
+) -> Callable[Concatenate[Agent, P], Coroutine[Any, Any, AnyResponse]]:
+    """The async twin of :func:`_entry`'s entry point (``Agent.acancel``): the same operation, awaited."""
+    name = op.__name__.removeprefix("_")
+
+    @functools.wraps(op)
+    async def twin(self: Agent, /, *args: P.args, **kwargs: P.kwargs) -> AnyResponse:
+        return await _awaited(op(self, *args, **kwargs))
+
+    twin.__name__, twin.__qualname__ = f"a{name}", f"Agent.a{name}"
+    twin.__doc__ = f":meth:`{name}`, awaited (same arguments and semantics)."
+    return twin
 
 
 class Agent(Operations):
@@ -416,13 +461,12 @@ class Agent(Operations):
 
         return await adrive(self._get_op(execution_id))
 
-    def response(self, execution_id: str) -> AnyResponse:
+    def _response(self, execution_id: str) -> Steps[Response]:
         """The execution's current outcome as a :class:`Response`, without advancing it."""
-        return _blocking(self._response_op(execution_id, self._default_output))
+        return self._response_op(execution_id, self._default_output)
 
-    async def aresponse(self, execution_id: str) -> AnyResponse:
-        """:meth:`response`, read in a thread."""
-        return await _awaited(self._response_op(execution_id, self._default_output))
+    response = _entry(_response)
+    aresponse = _twin(_response)
 
     # -- answering suspensions -------------------------------------------------------------------------------
 
@@ -436,48 +480,34 @@ class Agent(Operations):
         checks.check_text("confirmation_id", confirmation_id)
         return self.decide(execution_id, {confirmation_id: False}, reasons={confirmation_id: reason}, advance=False)
 
-    def submit_approval(
+    def _submit_approval(
         self,
         execution_id: str,
         *,
         approved: bool | None = None,
         rejection_reason: str | None = None,
         decisions: Mapping[str, bool] | None = None,
-    ) -> AnyResponse:
+    ) -> Steps[Response]:
         """Decide every pending call (``approved=``) or each by id (``decisions=``), then continue the run.
 
         ``approved=`` decides the pending calls that have no decision yet (checked under the claim); when
         every one already has one, it raises :class:`~delite.errors.AlreadyDecidedError`.
         """
-        return _blocking(
-            self._submit_approval_op(
-                execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
-            )
+        return self._submit_approval_op(
+            execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
         )
 
-    async def asubmit_approval(
-        self,
-        execution_id: str,
-        *,
-        approved: bool | None = None,
-        rejection_reason: str | None = None,
-        decisions: Mapping[str, bool] | None = None,
-    ) -> AnyResponse:
-        """:meth:`submit_approval`, awaited."""
-        return await _awaited(
-            self._submit_approval_op(
-                execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
-            )
-        )
+    submit_approval = _entry(_submit_approval)
+    asubmit_approval = _twin(_submit_approval)
 
-    def decide(
+    def _decide(
         self,
         execution_id: str,
         decisions: Mapping[str, bool],
         *,
         reasons: Mapping[str, str | None] | None = None,
         advance: bool = True,
-    ) -> AnyResponse:
+    ) -> Steps[Response]:
         """Record decisions on pending approval or contract calls; continue the run when ``advance``.
 
         Each call takes one decision: a call that already has one, or no longer waits for one, raises
@@ -486,49 +516,37 @@ class Agent(Operations):
         recorded. A call id ``<child>/<call>`` (a sub-agent's call, as the suspension lists it) is recorded
         in the child's log.
         """
-        return _blocking(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance))
+        return self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)
 
-    async def adecide(
-        self,
-        execution_id: str,
-        decisions: Mapping[str, bool],
-        *,
-        reasons: Mapping[str, str | None] | None = None,
-        advance: bool = True,
-    ) -> AnyResponse:
-        """:meth:`decide`, awaited."""
-        return await _awaited(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance))
+    decide = _entry(_decide)
+    adecide = _twin(_decide)
 
-    def submit_tool_results(
+    def _submit_tool_results(
         self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
-    ) -> AnyResponse:
+    ) -> Steps[Response]:
         """Give the results of client tool calls (``{call_id: value}``, every pending one) and continue.
 
         With ``advance=False`` the results are only recorded (no provider or tools needed, as in the
         ``delite`` command); :meth:`resume` continues later. Each call takes one result: naming a call that
         already has one raises :class:`~delite.errors.AlreadyDecidedError` and records nothing.
         """
-        return _blocking(self._tool_results_op(execution_id, results, advance=advance))
+        return self._tool_results_op(execution_id, results, advance=advance)
 
-    async def asubmit_tool_results(
-        self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
-    ) -> AnyResponse:
-        """:meth:`submit_tool_results`, awaited."""
-        return await _awaited(self._tool_results_op(execution_id, results, advance=advance))
+    submit_tool_results = _entry(_submit_tool_results)
+    asubmit_tool_results = _twin(_submit_tool_results)
 
-    def submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
+    def _submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Steps[Response]:
         """Answer the model's clarifying question and continue (only record it with ``advance=False``).
 
         A question takes one answer: once answered, a second one raises
         :class:`~delite.errors.AlreadyDecidedError` and records nothing.
         """
-        return _blocking(self._input_op(execution_id, text, advance=advance))
+        return self._input_op(execution_id, text, advance=advance)
 
-    async def asubmit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
-        """:meth:`submit_input`, awaited."""
-        return await _awaited(self._input_op(execution_id, text, advance=advance))
+    submit_input = _entry(_submit_input)
+    asubmit_input = _twin(_submit_input)
 
-    def resolve(
+    def _resolve(
         self,
         execution_id: str,
         call_id: str,
@@ -537,33 +555,19 @@ class Agent(Operations):
         error: str | None = None,
         rerun: bool = False,
         advance: bool = True,
-    ) -> AnyResponse:
+    ) -> Steps[Response]:
         """Settle an in-doubt call: supply its ``result`` (or ``error``), or ``rerun=True`` it; then continue.
 
         With ``advance=False`` the settlement is only recorded; :meth:`resume` continues later. A call is
         settled once: a second resolution (a result, an error or a re-run request) raises
         :class:`~delite.errors.AlreadyDecidedError` and records nothing.
         """
-        return _blocking(
-            self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance)
-        )
+        return self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance)
 
-    async def aresolve(
-        self,
-        execution_id: str,
-        call_id: str,
-        *,
-        result: Any = None,
-        error: str | None = None,
-        rerun: bool = False,
-        advance: bool = True,
-    ) -> AnyResponse:
-        """:meth:`resolve`, awaited."""
-        return await _awaited(
-            self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance)
-        )
+    resolve = _entry(_resolve)
+    aresolve = _twin(_resolve)
 
-    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
+    def _cancel(self, execution_id: str, *, reason: str = "cancelled") -> Steps[Response]:
         """Cancel an execution from any process.
 
         A suspended or stopped execution is cancelled at once; one that a live process is advancing stops at
@@ -571,11 +575,10 @@ class Agent(Operations):
         cancelled execution changes nothing and returns its status. Sub-agents go with their parent: a
         running one stops at its next step boundary, one the parent was waiting on is cancelled too.
         """
-        return _blocking(self._cancel_op(execution_id, reason=reason))
+        return self._cancel_op(execution_id, reason=reason)
 
-    async def acancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
-        """:meth:`cancel`, awaited."""
-        return await _awaited(self._cancel_op(execution_id, reason=reason))
+    cancel = _entry(_cancel)
+    acancel = _twin(_cancel)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -664,18 +667,6 @@ def _check_options(
     except ValueError:
         choices = ", ".join(repr(d.value) for d in Durability)
         raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
-
-
-def _blocking(steps: Steps[Response[T]]) -> AnyResponse[T]:
-    """Drive an operation in this thread; its response as one of the two kinds (the sync entry points)."""
-    return settled(drive(steps))
-
-
-async def _awaited(steps: Steps[Response[T]]) -> AnyResponse[T]:
-    """Drive an operation on the running event loop; its response as one of the two kinds (the async ones)."""
-    from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
-
-    return settled(await adrive(steps))
 
 
 def _run_args(entry: str, options: Mapping[str, Any]) -> RunArgs:

@@ -66,14 +66,21 @@ class ModelTurn(msgspec.Struct, frozen=True, kw_only=True):
     raw_usage: dict[str, Any] | None = None
 
 
+ProviderTurn = Mapping[str, Any] | ModelTurn
+"""What a provider returns: the documented dict (or a chat completion, a message...) or a :class:`ModelTurn`."""
+
+
 @runtime_checkable
 class Provider(Protocol):
     """What delite calls to get the model's next turn."""
 
-    def __call__(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, /
-    ) -> Mapping[str, Any] | ModelTurn:
-        """Return the next turn for this conversation (delite passes the three arguments by position)."""
+    def __call__(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: Any, /) -> ProviderTurn:
+        """Return the next turn for this conversation.
+
+        delite passes the three arguments by position. ``model`` is the model id, or None when neither the run
+        nor the agent names one; it is typed ``Any`` so that a function declaring ``model: str`` (for an agent
+        that always names its model) is a provider too.
+        """
         ...
 
 
@@ -85,9 +92,9 @@ class AsyncProvider(Protocol):
     """
 
     async def __call__(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, /
-    ) -> Mapping[str, Any] | ModelTurn:
-        """Return the next turn for this conversation."""
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: Any, /
+    ) -> ProviderTurn:
+        """Return the next turn for this conversation (the arguments as for :class:`Provider`)."""
         ...
 
 
