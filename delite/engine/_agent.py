@@ -2,19 +2,18 @@
 
 Every method has an async twin (``arun``, ``aresume``, ``asubmit_approval``...) with the same semantics:
 each operation is written once in :mod:`delite.engine._operations` (its argument checks, its records); a
-sync method builds it and drives it with blocking calls (:func:`_blocking`), its twin builds the same one
-and awaits it at each edge (:func:`_awaited`, :mod:`delite.engine._aio`): async tools and providers run on
-the event loop, sync ones and every log write in threads, so the loop never waits on the disk.
+sync method builds it and drives it with blocking calls, its twin builds the same one and awaits it at each
+edge (:mod:`delite.engine._twins`, :mod:`delite.engine._aio`): async tools and providers run on the event
+loop, sync ones and every log write in threads, so the loop never waits on the disk.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar, Unpack, cast, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, cast, overload
 
 from delite import _checks as checks
 from delite.engine._budget import Budget
@@ -24,8 +23,9 @@ from delite.engine._loop import Contract, RetryPolicy, RunSettings
 from delite.engine._operations import DriftPolicy, Link, Operations
 from delite.engine._options import RUN_ARGS, History, Metadata, RunArgs, RunOptions
 from delite.engine._output import OutputSpec
-from delite.engine._response import AnyResponse, Response, settled
+from delite.engine._response import AnyResponse, Response
 from delite.engine._streaming import EventStream, TextStream
+from delite.engine._twins import awaited, blocking, entry, twin
 from delite.errors import UsageError
 from delite.log._durability import Durability
 from delite.log.records import ConfigFingerprint
@@ -43,56 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["Agent"]
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 _HUMAN_INPUT_SCHEMA = {
     "type": "object",
     "properties": {"question": {"type": "string", "description": "The question to ask the human."}},
     "required": ["question"],
 }
-
-
-def _blocking(steps: Steps[Response[T]]) -> AnyResponse[T]:
-    """Drive an operation in this thread; its response as one of the two kinds (the sync entry points)."""
-    return settled(drive(steps))
-
-
-async def _awaited(steps: Steps[Response[T]]) -> AnyResponse[T]:
-    """Drive an operation on the running event loop; its response as one of the two kinds (the async ones)."""
-    from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
-
-    return settled(await adrive(steps))
-
-
-def _entry(op: Callable[Concatenate[Agent, P], Steps[Response]]) -> Callable[Concatenate[Agent, P], AnyResponse]:
-    """The sync entry point of an operation: ``op``'s signature and docstring, the operation driven in this thread.
-
-    ``op`` (``Agent._cancel``) builds the operation from the public arguments; the entry point is named after it
-    (``Agent.cancel``), and :func:`_twin` makes its async twin from the same ``op``.
-    """
-    name = op.__name__.removeprefix("_")
-
-    @functools.wraps(op)
-    def entry(self: Agent, /, *args: P.args, **kwargs: P.kwargs) -> AnyResponse:
-        return _blocking(op(self, *args, **kwargs))
-
-    entry.__name__, entry.__qualname__ = name, f"Agent.{name}"
-    return entry
-
-
-def _twin(
-    op: Callable[Concatenate[Agent, P], Steps[Response]],
-) -> Callable[Concatenate[Agent, P], Coroutine[Any, Any, AnyResponse]]:
-    """The async twin of :func:`_entry`'s entry point (``Agent.acancel``): the same operation, awaited."""
-    name = op.__name__.removeprefix("_")
-
-    @functools.wraps(op)
-    async def twin(self: Agent, /, *args: P.args, **kwargs: P.kwargs) -> AnyResponse:
-        return await _awaited(op(self, *args, **kwargs))
-
-    twin.__name__, twin.__qualname__ = f"a{name}", f"Agent.a{name}"
-    twin.__doc__ = f":meth:`{name}`, awaited (same arguments and semantics)."
-    return twin
 
 
 class Agent(Operations):
@@ -377,7 +333,7 @@ class Agent(Operations):
         args = RunArgs(
             execution_id=execution_id, history=history, metadata=metadata, model=model, idempotency_key=idempotency_key
         )
-        return _blocking(self._start(text, output_type, args))
+        return blocking(self._start(text, output_type, args))
 
     @overload
     async def arun(self, text: str, *, output_type: type[T], **options: Unpack[RunArgs]) -> AnyResponse[T]: ...
@@ -385,7 +341,7 @@ class Agent(Operations):
     async def arun(self, text: str, *, output_type: Any = None, **options: Unpack[RunArgs]) -> AnyResponse: ...
     async def arun(self, text: str, *, output_type: Any = None, **options: Unpack[RunArgs]) -> AnyResponse:
         """:meth:`run`, awaited (same arguments and semantics); the event loop never waits on the disk."""
-        return await _awaited(self._start(text, output_type, _run_args("arun", options)))
+        return await awaited(self._start(text, output_type, _run_args("arun", options)))
 
     def _start(self, text: str, output_type: Any, args: RunArgs) -> Steps[Response]:
         """The run operation for ``run(text, output_type=..., **args)`` (also what a Runtime starts)."""
@@ -407,7 +363,7 @@ class Agent(Operations):
     def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse: ...
     def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse:
         """Continue an execution after its suspension was answered, a crash, or a failure."""
-        return _blocking(self._resume_op(execution_id, model=model, output=self._output(output_type)))
+        return blocking(self._resume_op(execution_id, model=model, output=self._output(output_type)))
 
     @overload
     async def aresume(self, execution_id: str, *, model: str | None = None, output_type: type[T]) -> AnyResponse[T]: ...
@@ -415,7 +371,7 @@ class Agent(Operations):
     async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse: ...
     async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse:
         """:meth:`resume`, awaited."""
-        return await _awaited(self._resume_op(execution_id, model=model, output=self._output(output_type)))
+        return await awaited(self._resume_op(execution_id, model=model, output=self._output(output_type)))
 
     def stream(self, text: str, **options: Unpack[RunOptions]) -> TextStream:
         """Run like :meth:`run` (same arguments), yielding the model's text as it arrives.
@@ -434,7 +390,7 @@ class Agent(Operations):
         ``Cancelled`` or ``Failed`` carrying the :class:`Response`; see :mod:`delite.engine._events`.
         """
         output_type, args = _split_options("stream", options)
-        return EventStream(lambda: _blocking(self._start(text, output_type, args)))
+        return EventStream(lambda: blocking(self._start(text, output_type, args)))
 
     def astream(self, text: str, **options: Unpack[RunOptions]) -> AsyncTextStream:
         """:meth:`stream` for asyncio: ``async for chunk in agent.astream("...")``, the run on the event loop."""
@@ -447,7 +403,7 @@ class Agent(Operations):
         from delite.engine._astreaming import AsyncEventStream  # noqa: PLC0415
 
         output_type, args = _split_options("astream", options)
-        return AsyncEventStream(lambda: _awaited(self._start(text, output_type, args)))
+        return AsyncEventStream(lambda: awaited(self._start(text, output_type, args)))
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -465,8 +421,8 @@ class Agent(Operations):
         """The execution's current outcome as a :class:`Response`, without advancing it."""
         return self._response_op(execution_id, self._default_output)
 
-    response = _entry(_response)
-    aresponse = _twin(_response)
+    response = entry(_response)
+    aresponse = twin(_response)
 
     # -- answering suspensions -------------------------------------------------------------------------------
 
@@ -497,8 +453,8 @@ class Agent(Operations):
             execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
         )
 
-    submit_approval = _entry(_submit_approval)
-    asubmit_approval = _twin(_submit_approval)
+    submit_approval = entry(_submit_approval)
+    asubmit_approval = twin(_submit_approval)
 
     def _decide(
         self,
@@ -518,8 +474,8 @@ class Agent(Operations):
         """
         return self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)
 
-    decide = _entry(_decide)
-    adecide = _twin(_decide)
+    decide = entry(_decide)
+    adecide = twin(_decide)
 
     def _submit_tool_results(
         self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
@@ -532,8 +488,8 @@ class Agent(Operations):
         """
         return self._tool_results_op(execution_id, results, advance=advance)
 
-    submit_tool_results = _entry(_submit_tool_results)
-    asubmit_tool_results = _twin(_submit_tool_results)
+    submit_tool_results = entry(_submit_tool_results)
+    asubmit_tool_results = twin(_submit_tool_results)
 
     def _submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Steps[Response]:
         """Answer the model's clarifying question and continue (only record it with ``advance=False``).
@@ -543,8 +499,8 @@ class Agent(Operations):
         """
         return self._input_op(execution_id, text, advance=advance)
 
-    submit_input = _entry(_submit_input)
-    asubmit_input = _twin(_submit_input)
+    submit_input = entry(_submit_input)
+    asubmit_input = twin(_submit_input)
 
     def _resolve(
         self,
@@ -564,8 +520,8 @@ class Agent(Operations):
         """
         return self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance)
 
-    resolve = _entry(_resolve)
-    aresolve = _twin(_resolve)
+    resolve = entry(_resolve)
+    aresolve = twin(_resolve)
 
     def _cancel(self, execution_id: str, *, reason: str = "cancelled") -> Steps[Response]:
         """Cancel an execution from any process.
@@ -577,8 +533,8 @@ class Agent(Operations):
         """
         return self._cancel_op(execution_id, reason=reason)
 
-    cancel = _entry(_cancel)
-    acancel = _twin(_cancel)
+    cancel = entry(_cancel)
+    acancel = twin(_cancel)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
