@@ -34,6 +34,7 @@ from delite.engine._effects import (
     Append,
     Ask,
     Claim,
+    Cursor,
     Invocation,
     Io,
     NextResult,
@@ -416,27 +417,20 @@ async def adrive(steps: Steps[T]) -> T:
     io = io_pool()
     claims: list[ExecutionLog] = []
     batch: _Batch | None = None
-    value: Any = None
-    error: BaseException | None = None
+    op = Cursor(steps)
     try:
-        while True:
-            try:
-                effect = steps.send(value) if error is None else steps.throw(error)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            value = error = None
+        while (effect := op.next()) is not None:
             try:
                 match effect:
                     case Append():
                         await _blocking(io, _append, effect)
                     case Ask():
-                        value = await _ask(effect)
+                        op.value = await _ask(effect)
                     case Io():
-                        value = await _blocking(io, effect.fn, *effect.args)
+                        op.value = await _blocking(io, effect.fn, *effect.args)
                     case NextResult():
                         assert batch is not None
-                        value = await batch.next()
+                        op.value = await batch.next()
                     case StartCalls():
                         if batch is not None:
                             await batch.close()
@@ -445,13 +439,14 @@ async def adrive(steps: Steps[T]) -> T:
                     case Claim():
                         log = await _blocking(io, _claim, effect, undo=_release)
                         claims.append(log)
-                        value = log
+                        op.value = log
                     case Sleep():
                         await asyncio.sleep(effect.seconds)
                     case _:  # pragma: no cover - every effect is handled above
-                        error = TypeError(f"unknown effect {effect!r}")
+                        op.error = TypeError(f"unknown effect {effect!r}")
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
-                error = e
+                op.error = e
+        return op.result
     finally:
         try:
             if batch is not None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from delite.engine._events import current_sink, sink_var
 from delite.log.records import Record
@@ -33,6 +33,7 @@ __all__ = [
     "Append",
     "Ask",
     "Claim",
+    "Cursor",
     "Effect",
     "Invocation",
     "Io",
@@ -65,6 +66,37 @@ class Effect:
 
 Steps = Generator[Effect, Any, T]
 """An operation: a generator of effects that returns ``T``."""
+
+
+class Cursor(Generic[T]):
+    """An operation as a driver walks it: the next effect, then the effect's outcome handed back.
+
+    A driver sets :attr:`value` (what the effect returned) or :attr:`error` (what it raised, thrown into the
+    operation, which decides) before asking for the next effect.
+    """
+
+    __slots__ = ("error", "result", "steps", "value")
+
+    def __init__(self, steps: Steps[T], value: Any = None) -> None:
+        """Start at ``steps``' next effect, sending it ``value``."""
+        self.steps = steps
+        self.value: Any = value
+        self.error: BaseException | None = None
+        self.result: T
+
+    def next(self) -> Effect | None:
+        """The operation's next effect, or None once it returned (its value is then :attr:`result`).
+
+        An exception the operation raises (an error thrown in that it did not handle, say) propagates.
+        """
+        steps = self.steps
+        try:
+            effect = steps.send(self.value) if self.error is None else steps.throw(self.error)
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+        self.value = self.error = None
+        return effect
 
 
 class Io(Effect):
@@ -310,27 +342,20 @@ def drive(steps: Steps[T]) -> T:
     """
     claims: list[ExecutionLog] = []
     batch: _Batch | None = None
-    value: Any = None
-    error: BaseException | None = None
+    op = Cursor(steps)
     try:
-        while True:
-            try:
-                effect = steps.send(value) if error is None else steps.throw(error)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            value = error = None
+        while (effect := op.next()) is not None:
             try:
                 match effect:
                     case Append():
                         effect.log.append(effect.records, barrier=effect.barrier)
                     case Ask():
-                        value = _ask(effect)
+                        op.value = _ask(effect)
                     case Io():
-                        value = effect.fn(*effect.args)
+                        op.value = effect.fn(*effect.args)
                     case NextResult():
                         assert batch is not None
-                        value = batch.next()
+                        op.value = batch.next()
                     case StartCalls():
                         if batch is not None:
                             batch.close()
@@ -338,13 +363,14 @@ def drive(steps: Steps[T]) -> T:
                     case Claim():
                         log = effect.store.claim(effect.execution_id, create=effect.create)
                         claims.append(log)
-                        value = log
+                        op.value = log
                     case Sleep():
                         effect.sleep(effect.seconds)
                     case _:  # pragma: no cover - every effect is handled above
-                        error = TypeError(f"unknown effect {effect!r}")
+                        op.error = TypeError(f"unknown effect {effect!r}")
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
-                error = e
+                op.error = e
+        return op.result
     finally:
         if batch is not None:
             batch.close()
