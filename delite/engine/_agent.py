@@ -330,10 +330,17 @@ class Agent(Operations):
                 fails with :class:`~delite.errors.StructuredOutputValidationError`. Continue such an
                 execution with the same type.
         """
-        args = RunArgs(
-            execution_id=execution_id, history=history, metadata=metadata, model=model, idempotency_key=idempotency_key
+        return blocking(
+            self._start(
+                text,
+                output_type=output_type,
+                execution_id=execution_id,
+                history=history,
+                metadata=metadata,
+                model=model,
+                idempotency_key=idempotency_key,
+            )
         )
-        return blocking(self._start(text, output_type, args))
 
     @overload
     async def arun(self, text: str, *, output_type: type[T], **options: Unpack[RunArgs]) -> AnyResponse[T]: ...
@@ -341,10 +348,10 @@ class Agent(Operations):
     async def arun(self, text: str, *, output_type: Any = None, **options: Unpack[RunArgs]) -> AnyResponse: ...
     async def arun(self, text: str, *, output_type: Any = None, **options: Unpack[RunArgs]) -> AnyResponse:
         """:meth:`run`, awaited (same arguments and semantics); the event loop never waits on the disk."""
-        return await awaited(self._start(text, output_type, _run_args("arun", options)))
+        return await awaited(self._start(text, output_type=output_type, **_run_args("arun", options)))
 
-    def _start(self, text: str, output_type: Any, args: RunArgs) -> Steps[Response]:
-        """The run operation for ``run(text, output_type=..., **args)`` (also what a Runtime starts)."""
+    def _start(self, text: str, *, output_type: Any = None, **args: Unpack[RunArgs]) -> Steps[Response]:
+        """The run operation for ``run(text, ...)``, with its arguments (also what a Runtime starts)."""
         execution_id = args.get("execution_id")
         return self._run_op(
             text,
@@ -390,7 +397,7 @@ class Agent(Operations):
         ``Cancelled`` or ``Failed`` carrying the :class:`Response`; see :mod:`delite.engine._events`.
         """
         output_type, args = _split_options("stream", options)
-        return EventStream(lambda: blocking(self._start(text, output_type, args)))
+        return EventStream(lambda: blocking(self._start(text, output_type=output_type, **args)))
 
     def astream(self, text: str, **options: Unpack[RunOptions]) -> AsyncTextStream:
         """:meth:`stream` for asyncio: ``async for chunk in agent.astream("...")``, the run on the event loop."""
@@ -403,7 +410,7 @@ class Agent(Operations):
         from delite.engine._astreaming import AsyncEventStream  # noqa: PLC0415
 
         output_type, args = _split_options("astream", options)
-        return AsyncEventStream(lambda: awaited(self._start(text, output_type, args)))
+        return AsyncEventStream(lambda: awaited(self._start(text, output_type=output_type, **args)))
 
     # -- reading ---------------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from delite.engine._aio import Threads, adrive, worker_pool
 from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
 from delite.engine._operations import check_storable
-from delite.engine._options import RUN_OPTIONS, RunArgs, RunOptions
+from delite.engine._options import RUN_OPTIONS, RunOptions
 from delite.engine._response import AnyResponse, Response, settled
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
 from delite.log._durability import Durability
@@ -371,16 +371,7 @@ class Runtime:
             previous = self._runs.get(eid)
         if previous is not None or agent.store.exists(eid):
             return None
-        options = dict(run_kwargs)
-        output_type = options.pop("output_type", None)
-        args = RunArgs(
-            execution_id=eid,
-            history=options.get("history"),
-            metadata=options.get("metadata"),
-            model=options.get("model"),
-            idempotency_key=options.get("idempotency_key"),
-        )
-        op = agent._start(text, output_type, args)  # noqa: SLF001 - the runtime hosts the agent's run
+        op = agent._start(text, **(run_kwargs | {"execution_id": eid}))  # noqa: SLF001 - the runtime hosts the run
         try:
             return begin(op)
         except ExecutionAlreadyClaimedError as e:
