@@ -388,7 +388,7 @@ class Agent(Operations):
         a broken or stalled stream is a failed attempt that is retried. See
         :class:`~delite.engine._streaming.TextStream`.
         """
-        return TextStream(self.stream_events(text, **options))
+        return TextStream(self._events("stream", text, options))
 
     def stream_events(self, text: str, **options: Unpack[RunOptions]) -> EventStream:
         """Run like :meth:`run` (same arguments), yielding typed events for a UI.
@@ -396,20 +396,26 @@ class Agent(Operations):
         Text deltas, tool calls started and finished, retries, and a last event ``Completed``, ``Suspended``,
         ``Cancelled`` or ``Failed`` carrying the :class:`Response`; see :mod:`delite.engine._events`.
         """
-        output_type, args = _split_options("stream", options)
+        return self._events("stream_events", text, options)
+
+    def _events(self, method: str, text: str, options: RunOptions) -> EventStream:
+        output_type, args = _split_options(method, options)
         return EventStream(lambda: blocking(self._start(text, output_type=output_type, **args)))
 
     def astream(self, text: str, **options: Unpack[RunOptions]) -> AsyncTextStream:
         """:meth:`stream` for asyncio: ``async for chunk in agent.astream("...")``, the run on the event loop."""
         from delite.engine._astreaming import AsyncTextStream  # noqa: PLC0415
 
-        return AsyncTextStream(self.astream_events(text, **options))
+        return AsyncTextStream(self._aevents("astream", text, options))
 
     def astream_events(self, text: str, **options: Unpack[RunOptions]) -> AsyncEventStream:
         """:meth:`stream_events` for asyncio: ``async for event in agent.astream_events("...")``."""
-        from delite.engine._astreaming import AsyncEventStream  # noqa: PLC0415
+        return self._aevents("astream_events", text, options)
 
-        output_type, args = _split_options("astream", options)
+    def _aevents(self, method: str, text: str, options: RunOptions) -> AsyncEventStream:
+        from delite.engine._astreaming import AsyncEventStream  # noqa: PLC0415 - asyncio only for the async API
+
+        output_type, args = _split_options(method, options)
         return AsyncEventStream(lambda: awaited(self._start(text, output_type=output_type, **args)))
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -632,16 +638,16 @@ def _check_options(
         raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
 
 
-def _run_args(entry: str, options: Mapping[str, Any]) -> RunArgs:
+def _run_args(method: str, options: Mapping[str, Any]) -> RunArgs:
     """The run options as given, after refusing a keyword ``run`` does not take, as its signature would."""
     unknown = sorted(options.keys() - RUN_ARGS)
     if unknown:
-        raise TypeError(f"{entry}() got an unexpected keyword argument {unknown[0]!r}")
+        raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}")
     return cast("RunArgs", dict(options))
 
 
-def _split_options(entry: str, options: RunOptions) -> tuple[Any, RunArgs]:
+def _split_options(method: str, options: RunOptions) -> tuple[Any, RunArgs]:
     """``(output_type, the other options)`` of a streaming entry point, unknown keywords refused as by ``run``."""
     args = dict(options)
     output_type = args.pop("output_type", None)
-    return output_type, _run_args(entry, args)
+    return output_type, _run_args(method, args)

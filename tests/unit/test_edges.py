@@ -156,10 +156,14 @@ def test_unknown_run_options_are_refused_before_anything_is_written(data_dir: Pa
     agent = Agent(data_dir, provider=scripted("ok"))
     with pytest.raises(TypeError, match="stream\\(\\) got an unexpected keyword argument 'executon_id'"):
         agent.stream("x", executon_id="e1")  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="astream\\(\\) got an unexpected keyword argument 'meta'"):
+    with pytest.raises(TypeError, match="astream_events\\(\\) got an unexpected keyword argument 'meta'"):
         agent.astream_events("x", meta={})  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="arun\\(\\) got an unexpected keyword argument 'modl'"):
         asyncio.run(agent.arun("x", modl="m"))  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="astream\\(\\) got an unexpected keyword argument 'id'"):
+        agent.astream("x", id="e1")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="stream_events\\(\\) got an unexpected keyword argument 'id'"):
+        agent.stream_events("x", id="e1")  # type: ignore[call-arg]
     assert not (data_dir / "executions").exists() or not any((data_dir / "executions").iterdir())
     chunks = list(stream := agent.stream("x", execution_id="e1", metadata={"k": 1}))
     assert "".join(chunks) == "ok" and stream.response is not None and stream.response.execution_id == "e1"
