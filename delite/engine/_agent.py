@@ -62,10 +62,10 @@ class Agent(Operations):
             with ``runtime`` (the runtime's is used). When omitted, ``$DELITE_DATA_DIR`` or else ``./data``
             (resolved against the working directory now): the same default as the ``delite`` command, so
             ``Agent(provider="openai:gpt-4o-mini")`` and ``delite status`` see the same executions.
-        provider: the model: a provider object, any callable ``(messages, tools, model) -> dict``, or a
-            recipe string such as ``"anthropic:claude-haiku-4-5"`` (see :func:`delite.providers.from_recipe`).
-            The async API awaits a provider's ``acall`` (or an ``async`` callable) on the event loop and runs
-            any other provider in a thread.
+        provider: the model: a provider object or any callable ``(messages, tools, model) -> dict`` (typed
+            as :class:`~delite.providers.Provider`), or a recipe string such as ``"anthropic:claude-haiku-4-5"``
+            (see :func:`delite.providers.from_recipe`). The async API awaits a provider's ``acall`` (or an
+            ``async def`` provider) on the event loop and runs any other provider in a thread.
         prompt: the system prompt.
         tools: functions or :class:`~delite.tools.Tool` objects the model may call.
         model: the default model id passed to the provider.
@@ -85,7 +85,8 @@ class Agent(Operations):
         retry: how model calls are retried.
         clock: the wall clock for record timestamps (a seam for tests).
         runtime: a :class:`~delite.Runtime` this agent joins: the runtime runs its executions in the
-            background, resumes them after a crash and answers signals for them.
+            background, resumes them after a crash and answers signals for them. With no ``data_dir`` and no
+            ``store`` the agent borrows the runtime's store (the runtime closes it, not :meth:`close`).
         max_delegation_depth: how deep sub-agents started under this agent may go (see
             :func:`~delite.delegate`); a deeper one raises :class:`~delite.errors.DelegationDepthExceededError`.
         output_type: validate every run's final answer as this type (a msgspec Struct, dataclass or
