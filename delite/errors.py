@@ -9,6 +9,9 @@ route should answer with, so that mapping an error is one line::
 Errors that also mean something to Python code outside delite subclass the matching builtin as well
 (``ExecutionNotFoundError`` is a ``LookupError``, ``InvalidExecutionIdError`` a ``ValueError``, store errors
 are ``OSError``), so generic handlers keep working.
+
+Beside the tree stands :class:`ControlSignal`: the ``BaseException`` delite raises to unwind a run on
+purpose (a sub-agent waiting, a stream's consumer gone). It is not an error; never catch it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ __all__ = [
     "AlreadyDecidedError",
     "AmbiguousExecutionIdError",
     "ClaimTimeoutError",
+    "ControlSignal",
     "DelegationDepthExceededError",
     "DeliteDeprecationWarning",
     "DeliteError",
@@ -58,6 +62,17 @@ class DeliteDeprecationWarning(DeprecationWarning):
     Its own category, so that a test suite (delite's included) can turn delite's deprecations into errors while a
     dependency's deprecation notices stay notices, with the pytest filter
     ``error::delite.errors.DeliteDeprecationWarning``.
+    """
+
+
+class ControlSignal(BaseException):
+    """Base of delite's control signals: not an error, and never to be caught (nor raised) by user code.
+
+    The engine raises one to unwind a run through user code on purpose and catches it itself:
+    ``DelegationSuspended`` when a sub-agent started inside a tool suspends (the parent's call waits on it),
+    ``StreamClosed`` when the consumer of ``agent.stream(...)`` goes away. A ``BaseException``, like
+    ``KeyboardInterrupt``, so a tool's ``except Exception`` lets it through; code that must catch everything
+    re-raises it: ``except ControlSignal: raise``.
     """
 
 

@@ -1,8 +1,9 @@
 """The embedded agent: ``with Agent("./data") as agent: agent.run(...)``, or ``await agent.arun(...)``.
 
 Every method has an async twin (``arun``, ``aresume``, ``asubmit_approval``...) with the same semantics:
-both drive the same operation (:mod:`delite.engine._operations`), the sync one with blocking calls, the
-async one by awaiting at each edge (:mod:`delite.engine._aio`): async tools and providers run on the event
+each operation is written once in :mod:`delite.engine._operations` (its argument checks, its records); a
+sync method builds it and drives it with blocking calls, its twin builds the same one and awaits it at each
+edge (:mod:`delite.engine._twins`, :mod:`delite.engine._aio`): async tools and providers run on the event
 loop, sync ones and every log write in threads, so the loop never waits on the disk.
 """
 
@@ -12,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, cast, overload
 
 from delite import _checks as checks
 from delite.engine._budget import Budget
@@ -20,13 +21,15 @@ from delite.engine._delegation import link_for
 from delite.engine._effects import Steps, drive
 from delite.engine._loop import Contract, RetryPolicy, RunSettings
 from delite.engine._operations import DriftPolicy, Link, Operations
+from delite.engine._options import RUN_ARGS, History, Metadata, RunArgs, RunOptions
 from delite.engine._output import OutputSpec
-from delite.engine._response import AnyResponse, Response, settled
+from delite.engine._response import AnyResponse, Response
 from delite.engine._streaming import EventStream, TextStream
+from delite.engine._twins import awaited, blocking, entry, twin
 from delite.errors import UsageError
 from delite.log._durability import Durability
 from delite.log.records import ConfigFingerprint
-from delite.providers._base import provider_name
+from delite.providers._base import AnyProvider, provider_name
 from delite.state._model import ExecutionState
 from delite.store._base import Store
 from delite.store._file import FileStore
@@ -59,17 +62,18 @@ class Agent(Operations):
             with ``runtime`` (the runtime's is used). When omitted, ``$DELITE_DATA_DIR`` or else ``./data``
             (resolved against the working directory now): the same default as the ``delite`` command, so
             ``Agent(provider="openai:gpt-4o-mini")`` and ``delite status`` see the same executions.
-        provider: the model: a provider object, any callable ``(messages, tools, model) -> dict``, or a
-            recipe string such as ``"anthropic:claude-haiku-4-5"`` (see :func:`delite.providers.from_recipe`).
-            The async API awaits a provider's ``acall`` (or an ``async`` callable) on the event loop and runs
-            any other provider in a thread.
+        provider: the model: a provider object or any callable ``(messages, tools, model) -> dict`` (typed
+            as :class:`~delite.providers.Provider`), or a recipe string such as ``"anthropic:claude-haiku-4-5"``
+            (see :func:`delite.providers.from_recipe`). The async API awaits a provider's ``acall`` (or an
+            ``async def`` provider) on the event loop and runs any other provider in a thread.
         prompt: the system prompt.
         tools: functions or :class:`~delite.tools.Tool` objects the model may call.
         model: the default model id passed to the provider.
         agent_id: a name for this agent, recorded with each execution it starts (and how a
             :class:`~delite.Runtime` finds the agent for an execution).
         durability: ``"full"`` (default), ``"normal"`` or ``"off"``; see :class:`~delite.log.Durability`.
-        store: a :class:`~delite.store.Store` to use instead of files under ``data_dir``.
+        store: a :class:`~delite.store.Store` to use instead of files under ``data_dir``. The agent borrows it:
+            :meth:`close` leaves it open (see ``owns_store``).
         require_approval: names of tools that need a human's approval before they run.
         budget: spending limits per execution (a :class:`Budget` or None; ``agent.budget = ...`` is checked
             the same way).
@@ -81,7 +85,8 @@ class Agent(Operations):
         retry: how model calls are retried.
         clock: the wall clock for record timestamps (a seam for tests).
         runtime: a :class:`~delite.Runtime` this agent joins: the runtime runs its executions in the
-            background, resumes them after a crash and answers signals for them.
+            background, resumes them after a crash and answers signals for them. With no ``data_dir`` and no
+            ``store`` the agent borrows the runtime's store (the runtime closes it, not :meth:`close`).
         max_delegation_depth: how deep sub-agents started under this agent may go (see
             :func:`~delite.delegate`); a deeper one raises :class:`~delite.errors.DelegationDepthExceededError`.
         output_type: validate every run's final answer as this type (a msgspec Struct, dataclass or
@@ -96,7 +101,7 @@ class Agent(Operations):
         self,
         data_dir: str | os.PathLike[str] | None = None,
         *,
-        provider: Callable[..., Any] | str | None = None,
+        provider: AnyProvider | str | None = None,
         prompt: str | None = None,
         tools: Iterable[Tool | Callable[..., Any]] = (),
         model: str | None = None,
@@ -132,11 +137,16 @@ class Agent(Operations):
             parallel_tool_calls=parallel_tool_calls,
         )
         require_approval = checks.check_str_list("require_approval", require_approval)
+        self.owns_store = store is None and (data_dir is not None or runtime is None)
+        """Whether :meth:`close` closes :attr:`store`: True when the agent opened it (from ``data_dir`` or the
+        default data directory); False for a store it was handed (``store=``) or borrowed from its
+        ``runtime``: whoever opened that one closes it (a store may be shared by many agents)."""
         if store is None:
-            if data_dir is None and runtime is not None:
-                store = runtime.store
-            else:
+            if self.owns_store:
                 store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
+            else:
+                assert runtime is not None
+                store = runtime.store
         if on_drift not in ("error", "warn", "allow"):
             raise UsageError(f"on_drift must be 'error', 'warn' or 'allow', not {on_drift!r}")
         if (
@@ -207,7 +217,7 @@ class Agent(Operations):
         """The default output type of this agent's runs, or None."""
         return None if self._default_output is None else self._default_output.type
 
-    def set_llm(self, provider: Callable[..., Any] | str) -> None:
+    def set_llm(self, provider: AnyProvider | str) -> None:
         """Set the model provider (an object, a callable or a recipe string); anything else is a UsageError."""
         if provider is None or (not isinstance(provider, str) and not callable(provider)):
             kind = type(provider).__name__
@@ -215,7 +225,7 @@ class Agent(Operations):
         self._provider = _resolve_provider(provider)
 
     @property
-    def provider(self) -> Callable[..., Any] | None:
+    def provider(self) -> AnyProvider | None:
         """The model provider."""
         return self._provider
 
@@ -282,48 +292,16 @@ class Agent(Operations):
     # -- running ---------------------------------------------------------------------------------------------
 
     @overload
-    def run(
-        self,
-        text: str,
-        *,
-        execution_id: str | None = None,
-        history: list[dict[str, Any]] | None = None,
-        metadata: dict[str, Any] | None = None,
-        model: str | None = None,
-        idempotency_key: str | None = None,
-        output_type: type[T],
-    ) -> AnyResponse[T]: ...
+    def run(self, text: str, *, output_type: type[T], **options: Unpack[RunArgs]) -> AnyResponse[T]: ...
     @overload
+    def run(self, text: str, *, output_type: Any = None, **options: Unpack[RunArgs]) -> AnyResponse: ...
     def run(
         self,
         text: str,
         *,
         execution_id: str | None = None,
-        history: list[dict[str, Any]] | None = None,
-        metadata: dict[str, Any] | None = None,
-        model: str | None = None,
-        idempotency_key: str | None = None,
-        output_type: None = None,
-    ) -> AnyResponse: ...
-    @overload
-    def run(
-        self,
-        text: str,
-        *,
-        execution_id: str | None = None,
-        history: list[dict[str, Any]] | None = None,
-        metadata: dict[str, Any] | None = None,
-        model: str | None = None,
-        idempotency_key: str | None = None,
-        output_type: Any = None,
-    ) -> AnyResponse: ...
-    def run(
-        self,
-        text: str,
-        *,
-        execution_id: str | None = None,
-        history: list[dict[str, Any]] | None = None,
-        metadata: dict[str, Any] | None = None,
+        history: History | None = None,
+        metadata: Metadata | None = None,
         model: str | None = None,
         idempotency_key: str | None = None,
         output_type: Any = None,
@@ -353,132 +331,57 @@ class Agent(Operations):
                 fails with :class:`~delite.errors.StructuredOutputValidationError`. Continue such an
                 execution with the same type.
         """
-        return settled(
-            drive(
-                self._start(
-                    text,
-                    execution_id=execution_id,
-                    history=history,
-                    metadata=metadata,
-                    model=model,
-                    idempotency_key=idempotency_key,
-                    output_type=output_type,
-                )
+        return blocking(
+            self._start(
+                text,
+                output_type=output_type,
+                execution_id=execution_id,
+                history=history,
+                metadata=metadata,
+                model=model,
+                idempotency_key=idempotency_key,
             )
         )
 
     @overload
-    async def arun(
-        self,
-        text: str,
-        *,
-        execution_id: str | None = None,
-        history: list[dict[str, Any]] | None = None,
-        metadata: dict[str, Any] | None = None,
-        model: str | None = None,
-        idempotency_key: str | None = None,
-        output_type: type[T],
-    ) -> AnyResponse[T]: ...
+    async def arun(self, text: str, *, output_type: type[T], **options: Unpack[RunArgs]) -> AnyResponse[T]: ...
     @overload
-    async def arun(
-        self,
-        text: str,
-        *,
-        execution_id: str | None = None,
-        history: list[dict[str, Any]] | None = None,
-        metadata: dict[str, Any] | None = None,
-        model: str | None = None,
-        idempotency_key: str | None = None,
-        output_type: None = None,
-    ) -> AnyResponse: ...
-    @overload
-    async def arun(
-        self,
-        text: str,
-        *,
-        execution_id: str | None = None,
-        history: list[dict[str, Any]] | None = None,
-        metadata: dict[str, Any] | None = None,
-        model: str | None = None,
-        idempotency_key: str | None = None,
-        output_type: Any = None,
-    ) -> AnyResponse: ...
-    async def arun(
-        self,
-        text: str,
-        *,
-        execution_id: str | None = None,
-        history: list[dict[str, Any]] | None = None,
-        metadata: dict[str, Any] | None = None,
-        model: str | None = None,
-        idempotency_key: str | None = None,
-        output_type: Any = None,
-    ) -> AnyResponse:
+    async def arun(self, text: str, *, output_type: Any = None, **options: Unpack[RunArgs]) -> AnyResponse: ...
+    async def arun(self, text: str, *, output_type: Any = None, **options: Unpack[RunArgs]) -> AnyResponse:
         """:meth:`run`, awaited (same arguments and semantics); the event loop never waits on the disk."""
-        from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
+        return await awaited(self._start(text, output_type=output_type, **_run_args("arun", options)))
 
-        return settled(
-            await adrive(
-                self._start(
-                    text,
-                    execution_id=execution_id,
-                    history=history,
-                    metadata=metadata,
-                    model=model,
-                    idempotency_key=idempotency_key,
-                    output_type=output_type,
-                )
-            )
-        )
-
-    def _start(
-        self,
-        text: str,
-        *,
-        execution_id: str | None,
-        history: list[dict[str, Any]] | None,
-        metadata: dict[str, Any] | None,
-        model: str | None,
-        idempotency_key: str | None,
-        output_type: Any,
-    ) -> Steps[Response]:
-        link = link_for(self) if execution_id is None else None
+    def _start(self, text: str, *, output_type: Any = None, **args: Unpack[RunArgs]) -> Steps[Response]:
+        """The run operation for ``run(text, ...)``, with its arguments (also what a Runtime starts)."""
+        execution_id = args.get("execution_id")
         return self._run_op(
             text,
             execution_id=execution_id,
-            history=history,
-            metadata=metadata,
-            model=model,
-            idempotency_key=idempotency_key,
+            history=args.get("history"),
+            metadata=args.get("metadata"),
+            model=args.get("model"),
+            idempotency_key=args.get("idempotency_key"),
             output=self._output(output_type),
-            link=link,
+            link=link_for(self) if execution_id is None else None,
         )
 
     @overload
     def resume(self, execution_id: str, *, model: str | None = None, output_type: type[T]) -> AnyResponse[T]: ...
     @overload
-    def resume(self, execution_id: str, *, model: str | None = None, output_type: None = None) -> AnyResponse: ...
-    @overload
     def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse: ...
     def resume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse:
         """Continue an execution after its suspension was answered, a crash, or a failure."""
-        return settled(drive(self._resume_op(execution_id, model=model, output=self._output(output_type))))
+        return blocking(self._resume_op(execution_id, model=model, output=self._output(output_type)))
 
     @overload
     async def aresume(self, execution_id: str, *, model: str | None = None, output_type: type[T]) -> AnyResponse[T]: ...
     @overload
-    async def aresume(
-        self, execution_id: str, *, model: str | None = None, output_type: None = None
-    ) -> AnyResponse: ...
-    @overload
     async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse: ...
     async def aresume(self, execution_id: str, *, model: str | None = None, output_type: Any = None) -> AnyResponse:
         """:meth:`resume`, awaited."""
-        from delite.engine._aio import adrive  # noqa: PLC0415
+        return await awaited(self._resume_op(execution_id, model=model, output=self._output(output_type)))
 
-        return settled(await adrive(self._resume_op(execution_id, model=model, output=self._output(output_type))))
-
-    def stream(self, text: str, **options: Any) -> TextStream:
+    def stream(self, text: str, **options: Unpack[RunOptions]) -> TextStream:
         """Run like :meth:`run` (same arguments), yielding the model's text as it arrives.
 
         ``for chunk in agent.stream("...")`` prints the answer as it is written; ``.response`` holds the
@@ -486,27 +389,35 @@ class Agent(Operations):
         a broken or stalled stream is a failed attempt that is retried. See
         :class:`~delite.engine._streaming.TextStream`.
         """
-        return TextStream(self.stream_events(text, **options))
+        return TextStream(self._events("stream", text, options))
 
-    def stream_events(self, text: str, **options: Any) -> EventStream:
+    def stream_events(self, text: str, **options: Unpack[RunOptions]) -> EventStream:
         """Run like :meth:`run` (same arguments), yielding typed events for a UI.
 
         Text deltas, tool calls started and finished, retries, and a last event ``Completed``, ``Suspended``,
         ``Cancelled`` or ``Failed`` carrying the :class:`Response`; see :mod:`delite.engine._events`.
         """
-        return EventStream(lambda: self.run(text, **options))
+        return self._events("stream_events", text, options)
 
-    def astream(self, text: str, **options: Any) -> AsyncTextStream:
+    def _events(self, method: str, text: str, options: RunOptions) -> EventStream:
+        output_type, args = _split_options(method, options)
+        return EventStream(lambda: blocking(self._start(text, output_type=output_type, **args)))
+
+    def astream(self, text: str, **options: Unpack[RunOptions]) -> AsyncTextStream:
         """:meth:`stream` for asyncio: ``async for chunk in agent.astream("...")``, the run on the event loop."""
         from delite.engine._astreaming import AsyncTextStream  # noqa: PLC0415
 
-        return AsyncTextStream(self.astream_events(text, **options))
+        return AsyncTextStream(self._aevents("astream", text, options))
 
-    def astream_events(self, text: str, **options: Any) -> AsyncEventStream:
+    def astream_events(self, text: str, **options: Unpack[RunOptions]) -> AsyncEventStream:
         """:meth:`stream_events` for asyncio: ``async for event in agent.astream_events("...")``."""
-        from delite.engine._astreaming import AsyncEventStream  # noqa: PLC0415
+        return self._aevents("astream_events", text, options)
 
-        return AsyncEventStream(lambda: self.arun(text, **options))
+    def _aevents(self, method: str, text: str, options: RunOptions) -> AsyncEventStream:
+        from delite.engine._astreaming import AsyncEventStream  # noqa: PLC0415 - asyncio only for the async API
+
+        output_type, args = _split_options(method, options)
+        return AsyncEventStream(lambda: awaited(self._start(text, output_type=output_type, **args)))
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -520,15 +431,12 @@ class Agent(Operations):
 
         return await adrive(self._get_op(execution_id))
 
-    def response(self, execution_id: str) -> AnyResponse:
+    def _response(self, execution_id: str) -> Steps[Response]:
         """The execution's current outcome as a :class:`Response`, without advancing it."""
-        return settled(drive(self._response_op(execution_id, self._default_output)))
+        return self._response_op(execution_id, self._default_output)
 
-    async def aresponse(self, execution_id: str) -> AnyResponse:
-        """:meth:`response`, read in a thread."""
-        from delite.engine._aio import adrive  # noqa: PLC0415
-
-        return settled(await adrive(self._response_op(execution_id, self._default_output)))
+    response = entry(_response)
+    aresponse = twin(_response)
 
     # -- answering suspensions -------------------------------------------------------------------------------
 
@@ -542,54 +450,34 @@ class Agent(Operations):
         checks.check_text("confirmation_id", confirmation_id)
         return self.decide(execution_id, {confirmation_id: False}, reasons={confirmation_id: reason}, advance=False)
 
-    def submit_approval(
+    def _submit_approval(
         self,
         execution_id: str,
         *,
         approved: bool | None = None,
         rejection_reason: str | None = None,
         decisions: Mapping[str, bool] | None = None,
-    ) -> AnyResponse:
+    ) -> Steps[Response]:
         """Decide every pending call (``approved=``) or each by id (``decisions=``), then continue the run.
 
         ``approved=`` decides the pending calls that have no decision yet (checked under the claim); when
         every one already has one, it raises :class:`~delite.errors.AlreadyDecidedError`.
         """
-        return settled(
-            drive(
-                self._submit_approval_op(
-                    execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
-                )
-            )
+        return self._submit_approval_op(
+            execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
         )
 
-    async def asubmit_approval(
-        self,
-        execution_id: str,
-        *,
-        approved: bool | None = None,
-        rejection_reason: str | None = None,
-        decisions: Mapping[str, bool] | None = None,
-    ) -> AnyResponse:
-        """:meth:`submit_approval`, awaited."""
-        from delite.engine._aio import adrive  # noqa: PLC0415
+    submit_approval = entry(_submit_approval)
+    asubmit_approval = twin(_submit_approval)
 
-        return settled(
-            await adrive(
-                self._submit_approval_op(
-                    execution_id, approved=approved, rejection_reason=rejection_reason, decisions=decisions
-                )
-            )
-        )
-
-    def decide(
+    def _decide(
         self,
         execution_id: str,
         decisions: Mapping[str, bool],
         *,
         reasons: Mapping[str, str | None] | None = None,
         advance: bool = True,
-    ) -> AnyResponse:
+    ) -> Steps[Response]:
         """Record decisions on pending approval or contract calls; continue the run when ``advance``.
 
         Each call takes one decision: a call that already has one, or no longer waits for one, raises
@@ -598,55 +486,37 @@ class Agent(Operations):
         recorded. A call id ``<child>/<call>`` (a sub-agent's call, as the suspension lists it) is recorded
         in the child's log.
         """
-        return settled(drive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)))
+        return self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)
 
-    async def adecide(
-        self,
-        execution_id: str,
-        decisions: Mapping[str, bool],
-        *,
-        reasons: Mapping[str, str | None] | None = None,
-        advance: bool = True,
-    ) -> AnyResponse:
-        """:meth:`decide`, awaited."""
-        from delite.engine._aio import adrive  # noqa: PLC0415
+    decide = entry(_decide)
+    adecide = twin(_decide)
 
-        return settled(await adrive(self._decide_op(execution_id, decisions, reasons=reasons, advance=advance)))
-
-    def submit_tool_results(
+    def _submit_tool_results(
         self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
-    ) -> AnyResponse:
+    ) -> Steps[Response]:
         """Give the results of client tool calls (``{call_id: value}``, every pending one) and continue.
 
         With ``advance=False`` the results are only recorded (no provider or tools needed, as in the
         ``delite`` command); :meth:`resume` continues later. Each call takes one result: naming a call that
         already has one raises :class:`~delite.errors.AlreadyDecidedError` and records nothing.
         """
-        return settled(drive(self._tool_results_op(execution_id, results, advance=advance)))
+        return self._tool_results_op(execution_id, results, advance=advance)
 
-    async def asubmit_tool_results(
-        self, execution_id: str, results: Mapping[str, Any], *, advance: bool = True
-    ) -> AnyResponse:
-        """:meth:`submit_tool_results`, awaited."""
-        from delite.engine._aio import adrive  # noqa: PLC0415
+    submit_tool_results = entry(_submit_tool_results)
+    asubmit_tool_results = twin(_submit_tool_results)
 
-        return settled(await adrive(self._tool_results_op(execution_id, results, advance=advance)))
-
-    def submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
+    def _submit_input(self, execution_id: str, text: str, *, advance: bool = True) -> Steps[Response]:
         """Answer the model's clarifying question and continue (only record it with ``advance=False``).
 
         A question takes one answer: once answered, a second one raises
         :class:`~delite.errors.AlreadyDecidedError` and records nothing.
         """
-        return settled(drive(self._input_op(execution_id, text, advance=advance)))
+        return self._input_op(execution_id, text, advance=advance)
 
-    async def asubmit_input(self, execution_id: str, text: str, *, advance: bool = True) -> AnyResponse:
-        """:meth:`submit_input`, awaited."""
-        from delite.engine._aio import adrive  # noqa: PLC0415
+    submit_input = entry(_submit_input)
+    asubmit_input = twin(_submit_input)
 
-        return settled(await adrive(self._input_op(execution_id, text, advance=advance)))
-
-    def resolve(
+    def _resolve(
         self,
         execution_id: str,
         call_id: str,
@@ -655,34 +525,19 @@ class Agent(Operations):
         error: str | None = None,
         rerun: bool = False,
         advance: bool = True,
-    ) -> AnyResponse:
+    ) -> Steps[Response]:
         """Settle an in-doubt call: supply its ``result`` (or ``error``), or ``rerun=True`` it; then continue.
 
         With ``advance=False`` the settlement is only recorded; :meth:`resume` continues later. A call is
         settled once: a second resolution (a result, an error or a re-run request) raises
         :class:`~delite.errors.AlreadyDecidedError` and records nothing.
         """
-        return settled(
-            drive(self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance))
-        )
+        return self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance)
 
-    async def aresolve(
-        self,
-        execution_id: str,
-        call_id: str,
-        *,
-        result: Any = None,
-        error: str | None = None,
-        rerun: bool = False,
-        advance: bool = True,
-    ) -> AnyResponse:
-        """:meth:`resolve`, awaited."""
-        from delite.engine._aio import adrive  # noqa: PLC0415
+    resolve = entry(_resolve)
+    aresolve = twin(_resolve)
 
-        op = self._resolve_op(execution_id, call_id, result=result, error=error, rerun=rerun, advance=advance)
-        return settled(await adrive(op))
-
-    def cancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
+    def _cancel(self, execution_id: str, *, reason: str = "cancelled") -> Steps[Response]:
         """Cancel an execution from any process.
 
         A suspended or stopped execution is cancelled at once; one that a live process is advancing stops at
@@ -690,19 +545,21 @@ class Agent(Operations):
         cancelled execution changes nothing and returns its status. Sub-agents go with their parent: a
         running one stops at its next step boundary, one the parent was waiting on is cancelled too.
         """
-        return settled(drive(self._cancel_op(execution_id, reason=reason)))
+        return self._cancel_op(execution_id, reason=reason)
 
-    async def acancel(self, execution_id: str, *, reason: str = "cancelled") -> AnyResponse:
-        """:meth:`cancel`, awaited."""
-        from delite.engine._aio import adrive  # noqa: PLC0415
-
-        return settled(await adrive(self._cancel_op(execution_id, reason=reason)))
+    cancel = entry(_cancel)
+    acancel = twin(_cancel)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release what the agent holds (the store's handles). The provider is the caller's to close."""
-        self.store.close()
+        """Close the store if the agent opened it (:attr:`owns_store`); a borrowed store stays open.
+
+        The provider, and a store handed in or borrowed from a :class:`~delite.Runtime`, are their owner's to
+        close.
+        """
+        if self.owns_store:
+            self.store.close()
 
     async def aclose(self) -> None:
         """:meth:`close`, for ``async with``."""
@@ -729,7 +586,7 @@ class Agent(Operations):
         await self.aclose()
 
 
-def _resolve_provider(provider: Callable[..., Any] | str | None) -> Callable[..., Any] | None:
+def _resolve_provider(provider: AnyProvider | str | None) -> AnyProvider | None:
     """A recipe string becomes its provider now, so a bad recipe or a missing key fails at construction."""
     if not isinstance(provider, str):
         return provider
@@ -780,3 +637,18 @@ def _check_options(
     except ValueError:
         choices = ", ".join(repr(d.value) for d in Durability)
         raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
+
+
+def _run_args(method: str, options: Mapping[str, Any]) -> RunArgs:
+    """The run options as given, after refusing a keyword ``run`` does not take, as its signature would."""
+    unknown = sorted(options.keys() - RUN_ARGS)
+    if unknown:
+        raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}")
+    return cast("RunArgs", dict(options))
+
+
+def _split_options(method: str, options: RunOptions) -> tuple[Any, RunArgs]:
+    """``(output_type, the other options)`` of a streaming entry point, unknown keywords refused as by ``run``."""
+    args = dict(options)
+    output_type = args.pop("output_type", None)
+    return output_type, _run_args(method, args)

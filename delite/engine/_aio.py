@@ -34,6 +34,7 @@ from delite.engine._effects import (
     Append,
     Ask,
     Claim,
+    Cursor,
     Invocation,
     Io,
     NextResult,
@@ -416,42 +417,36 @@ async def adrive(steps: Steps[T]) -> T:
     io = io_pool()
     claims: list[ExecutionLog] = []
     batch: _Batch | None = None
-    value: Any = None
-    error: BaseException | None = None
+    op = Cursor(steps)
     try:
-        while True:
+        while (effect := op.next()) is not None:
             try:
-                effect = steps.send(value) if error is None else steps.throw(error)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            value = error = None
-            try:
-                kind = type(effect)
-                if kind is Append:
-                    await _blocking(io, _append, effect)
-                elif kind is Ask:
-                    value = await _ask(effect)  # type: ignore[arg-type]
-                elif kind is Io:
-                    value = await _blocking(io, effect.fn, *effect.args)  # type: ignore[attr-defined]
-                elif kind is NextResult:
-                    assert batch is not None
-                    value = await batch.next()
-                elif kind is StartCalls:
-                    if batch is not None:
-                        await batch.close()
-                    batch = _Batch()
-                    batch.start(effect.invocations)  # type: ignore[attr-defined]
-                elif kind is Claim:
-                    log = await _blocking(io, _claim, effect, undo=_release)
-                    claims.append(log)
-                    value = log
-                elif kind is Sleep:
-                    await asyncio.sleep(effect.seconds)  # type: ignore[attr-defined]
-                else:  # pragma: no cover - every effect is handled above
-                    error = TypeError(f"unknown effect {effect!r}")
+                match effect:
+                    case Append():
+                        await _blocking(io, _append, effect)
+                    case Ask():
+                        op.value = await _ask(effect)
+                    case Io():
+                        op.value = await _blocking(io, effect.fn, *effect.args)
+                    case NextResult():
+                        assert batch is not None
+                        op.value = await batch.next()
+                    case StartCalls():
+                        if batch is not None:
+                            await batch.close()
+                        batch = _Batch()
+                        batch.start(effect.invocations)
+                    case Claim():
+                        log = await _blocking(io, _claim, effect, undo=_release)
+                        claims.append(log)
+                        op.value = log
+                    case Sleep():
+                        await asyncio.sleep(effect.seconds)
+                    case _:  # pragma: no cover - every effect is handled above
+                        op.error = TypeError(f"unknown effect {effect!r}")
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
-                error = e
+                op.error = e
+        return op.result
     finally:
         try:
             if batch is not None:

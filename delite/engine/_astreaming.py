@@ -14,7 +14,7 @@ from typing import Any, Self
 
 from delite.engine._events import EventSink, StreamClosed, StreamEvent
 from delite.engine._response import AnyResponse
-from delite.engine._streaming import TextAssembler, final_event
+from delite.engine._streaming import TextAssembler, TextView, item_event
 
 __all__ = ["AsyncEventStream", "AsyncTextStream"]
 
@@ -57,18 +57,8 @@ class AsyncEventStream:
         sink = self._sink
         assert sink is not None
         try:
-            while True:
-                kind, value = await sink.items.get()
-                if kind == "event":
-                    yield value
-                elif kind == "done":
-                    self.response = value
-                    yield final_event(value)
-                    return
-                elif kind == "error":
-                    raise value
-                else:
-                    return
+            while self.response is None and (event := item_event(self, *(await sink.items.get()))) is not None:
+                yield event
         finally:
             await self.aclose()
 
@@ -89,22 +79,8 @@ class AsyncEventStream:
         await self.aclose()
 
 
-class AsyncTextStream:
+class AsyncTextStream(TextView[AsyncEventStream]):
     """:class:`TextStream` for asyncio: ``async for chunk in agent.astream(...)``."""
-
-    def __init__(self, events: AsyncEventStream) -> None:
-        """Wrap an async event stream."""
-        self.events = events
-
-    @property
-    def response(self) -> AnyResponse | None:
-        """The run's response, once the stream is exhausted."""
-        return self.events.response
-
-    @property
-    def execution_id(self) -> str:
-        """The execution's id ("" until the run has started)."""
-        return self.events.execution_id
 
     async def aclose(self) -> None:
         """Stop the run at its next event; see :meth:`AsyncEventStream.aclose`."""

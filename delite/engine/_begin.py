@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from delite.engine._effects import Claim, Effect, Io, Steps
+from delite.engine._effects import Claim, Cursor, Io, Steps
 from delite.store._base import ExecutionLog
 
 __all__ = ["Begun", "begin"]
@@ -52,45 +52,38 @@ def begin(steps: Steps[T]) -> Begun:
     Only :class:`Io` and :class:`Claim` effects may come first; anything else is a programming error. An
     error raised by the operation before its claim is raised here, and nothing is held.
     """
-    value: Any = None
-    error: BaseException | None = None
+    op = Cursor(steps)
     while True:
-        effect: Effect = steps.send(value) if error is None else steps.throw(error)  # StopIteration: a bug
-        value = error = None
+        effect = op.next()
+        if effect is None:  # pragma: no cover - the operations claim before they return
+            raise RuntimeError("the operation returned before it claimed its execution")
         if isinstance(effect, Claim):
             try:
                 log = effect.store.claim(effect.execution_id, create=effect.create)
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
-                error = e
+                op.error = e
                 continue
             return Begun(steps, log)
         if not isinstance(effect, Io):  # pragma: no cover - the operations claim before anything else
             steps.close()
             raise TypeError(f"an operation must claim before {effect!r}")
         try:
-            value = effect.fn(*effect.args)
+            op.value = effect.fn(*effect.args)
         except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
-            error = e
+            op.error = e
 
 
 def _carry_on(steps: Steps[T], log: ExecutionLog) -> Steps[T]:
     """Delegate to ``steps`` (suspended at its claim, which ``log`` answers), then release ``log``."""
-    value: Any = log
-    error: BaseException | None = None
+    op = Cursor(steps, log)
     try:
-        while True:
+        while (effect := op.next()) is not None:
             try:
-                effect = steps.send(value) if error is None else steps.throw(error)
-            except StopIteration as stop:
-                result: T = stop.value
-                break
-            value = error = None
-            try:
-                value = yield effect
+                op.value = yield effect
             except GeneratorExit:
                 raise
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, as the driver does
-                error = e
+                op.error = e
     except GeneratorExit:
         steps.close()
         log.release()
@@ -99,4 +92,4 @@ def _carry_on(steps: Steps[T], log: ExecutionLog) -> Steps[T]:
         yield Io(log.release)
         raise
     yield Io(log.release)
-    return result
+    return op.result

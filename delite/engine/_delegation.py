@@ -24,16 +24,16 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from delite.engine._effects import drive
+from delite.engine._effects import Steps
 from delite.engine._operations import Link
-from delite.engine._response import settled
+from delite.engine._twins import entry, twin
 from delite.errors import DelegationDepthExceededError, UsageError
 from delite.store._ids import MAX_ID_LENGTH, validate_execution_id
 from delite.tools._base import active_call
 
 if TYPE_CHECKING:
     from delite.engine._agent import Agent
-    from delite.engine._response import AnyResponse
+    from delite.engine._response import Response
 
 __all__ = ["adelegate", "delegate", "link_for"]
 
@@ -74,14 +74,7 @@ def link_for(agent: Agent, key: str | None = None) -> Link | None:
     )
 
 
-def _link(agent: Agent, key: str | None) -> Link:
-    link = link_for(agent, key)
-    if link is None:
-        raise UsageError("delegate() runs a sub-agent from inside a tool; outside one, call agent.run()")
-    return link
-
-
-def delegate(
+def _delegate(
     agent: Agent,
     text: str,
     *,
@@ -90,11 +83,12 @@ def delegate(
     metadata: dict[str, Any] | None = None,
     model: str | None = None,
     output_type: Any = None,
-) -> AnyResponse:
+) -> Steps[Response]:
     """Run ``agent`` on ``text`` as a sub-agent of the tool call running now, and return its response.
 
-    Call it inside a tool. If the child suspends, this raises :class:`~delite.errors.DelegationSuspended`,
-    which the engine turns into the parent's suspension (see the module docstring); leave it uncaught.
+    Call it inside a tool (``adelegate`` in an ``async def`` tool: the child runs on the event loop). If the
+    child suspends, this raises :class:`~delite.errors.DelegationSuspended`, which the engine turns into the
+    parent's suspension (see the module docstring); leave it uncaught.
 
     Args:
         agent: the agent to run (its own tools, prompt, provider).
@@ -109,9 +103,11 @@ def delegate(
         DelegationDepthExceededError: the child would be too deep.
         UsageError: not inside a tool.
     """
-    link = _link(agent, key)
+    link = link_for(agent, key)
+    if link is None:
+        raise UsageError("delegate() runs a sub-agent from inside a tool; outside one, call agent.run()")
     spec = agent._output(output_type)  # noqa: SLF001 - the engine's own operation
-    op = agent._run_op(  # noqa: SLF001
+    return agent._run_op(  # noqa: SLF001
         text,
         execution_id=None,
         history=history,
@@ -121,32 +117,7 @@ def delegate(
         output=spec,
         link=link,
     )
-    return settled(drive(op))
 
 
-async def adelegate(
-    agent: Agent,
-    text: str,
-    *,
-    key: str | None = None,
-    history: list[dict[str, Any]] | None = None,
-    metadata: dict[str, Any] | None = None,
-    model: str | None = None,
-    output_type: Any = None,
-) -> AnyResponse:
-    """:func:`delegate` for an ``async def`` tool: the child runs on the event loop (same arguments)."""
-    from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
-
-    link = _link(agent, key)
-    spec = agent._output(output_type)  # noqa: SLF001
-    op = agent._run_op(  # noqa: SLF001
-        text,
-        execution_id=None,
-        history=history,
-        metadata=metadata,
-        model=model,
-        idempotency_key=None,
-        output=spec,
-        link=link,
-    )
-    return settled(await adrive(op))
+delegate = entry(_delegate)
+adelegate = twin(_delegate)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from delite.engine._events import current_sink, sink_var
 from delite.log.records import Record
@@ -33,6 +33,7 @@ __all__ = [
     "Append",
     "Ask",
     "Claim",
+    "Cursor",
     "Effect",
     "Invocation",
     "Io",
@@ -65,6 +66,37 @@ class Effect:
 
 Steps = Generator[Effect, Any, T]
 """An operation: a generator of effects that returns ``T``."""
+
+
+class Cursor(Generic[T]):
+    """An operation as a driver walks it: the next effect, then the effect's outcome handed back.
+
+    A driver sets :attr:`value` (what the effect returned) or :attr:`error` (what it raised, thrown into the
+    operation, which decides) before asking for the next effect.
+    """
+
+    __slots__ = ("error", "result", "steps", "value")
+
+    def __init__(self, steps: Steps[T], value: Any = None) -> None:
+        """Start at ``steps``' next effect, sending it ``value``."""
+        self.steps = steps
+        self.value: Any = value
+        self.error: BaseException | None = None
+        self.result: T
+
+    def next(self) -> Effect | None:
+        """The operation's next effect, or None once it returned (its value is then :attr:`result`).
+
+        An exception the operation raises (an error thrown in that it did not handle, say) propagates.
+        """
+        steps = self.steps
+        try:
+            effect = steps.send(self.value) if self.error is None else steps.throw(self.error)
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+        self.value = self.error = None
+        return effect
 
 
 class Io(Effect):
@@ -303,10 +335,6 @@ def _by_index(outcome: ToolOutcome) -> int:
     return outcome.index
 
 
-def _start(effect: StartCalls) -> _Batch:
-    return _Batch(effect.invocations)
-
-
 def drive(steps: Steps[T]) -> T:
     """Run an operation to its end in this thread, performing each effect as it is yielded.
 
@@ -314,44 +342,35 @@ def drive(steps: Steps[T]) -> T:
     """
     claims: list[ExecutionLog] = []
     batch: _Batch | None = None
-    value: Any = None
-    error: BaseException | None = None
+    op = Cursor(steps)
     try:
-        while True:
+        while (effect := op.next()) is not None:
             try:
-                effect = steps.send(value) if error is None else steps.throw(error)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            value = error = None
-            try:
-                kind = type(effect)
-                if kind is Append:
-                    a: Any = effect
-                    a.log.append(a.records, barrier=a.barrier)
-                elif kind is Ask:
-                    value = _ask(effect)  # type: ignore[arg-type]
-                elif kind is Io:
-                    value = effect.fn(*effect.args)  # type: ignore[attr-defined]
-                elif kind is NextResult:
-                    assert batch is not None
-                    value = batch.next()
-                elif kind is StartCalls:
-                    if batch is not None:
-                        batch.close()
-                    batch = _start(effect)  # type: ignore[arg-type]
-                elif kind is Claim:
-                    c: Any = effect
-                    log = c.store.claim(c.execution_id, create=c.create)
-                    claims.append(log)
-                    value = log
-                elif kind is Sleep:
-                    s: Any = effect
-                    s.sleep(s.seconds)
-                else:  # pragma: no cover - every effect is handled above
-                    error = TypeError(f"unknown effect {effect!r}")
+                match effect:
+                    case Append():
+                        effect.log.append(effect.records, barrier=effect.barrier)
+                    case Ask():
+                        op.value = _ask(effect)
+                    case Io():
+                        op.value = effect.fn(*effect.args)
+                    case NextResult():
+                        assert batch is not None
+                        op.value = batch.next()
+                    case StartCalls():
+                        if batch is not None:
+                            batch.close()
+                        batch = _Batch(effect.invocations)
+                    case Claim():
+                        log = effect.store.claim(effect.execution_id, create=effect.create)
+                        claims.append(log)
+                        op.value = log
+                    case Sleep():
+                        effect.sleep(effect.seconds)
+                    case _:  # pragma: no cover - every effect is handled above
+                        op.error = TypeError(f"unknown effect {effect!r}")
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
-                error = e
+                op.error = e
+        return op.result
     finally:
         if batch is not None:
             batch.close()

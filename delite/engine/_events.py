@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from delite.engine._response import Response
+from delite.errors import ControlSignal
 from delite.log.records import ModelCallFailed, ModelResponded, Record, ToolFinished, ToolStarted
 from delite.state._model import ExecutionState
 
@@ -111,12 +112,12 @@ class Failed(StreamEvent):
     response: Response
 
 
-class StreamClosed(BaseException):
+class StreamClosed(ControlSignal):
     """The consumer of a stream went away: unwinds the run as a crash would at that point.
 
     Raised at the next event that is not a tool call's start, so a tool whose intent was just written runs to
-    its end and records its result instead of being left in doubt. A ``BaseException``, so a tool's
-    ``except Exception`` cannot swallow it.
+    its end and records its result instead of being left in doubt. A :class:`~delite.errors.ControlSignal`
+    (a ``BaseException``), so a tool's ``except Exception`` cannot swallow it.
     """
 
 

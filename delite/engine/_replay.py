@@ -31,11 +31,8 @@ def config_changes(old: ConfigFingerprint, new: ConfigFingerprint) -> list[tuple
     old_tools = {t.name: t for t in old.tools}
     new_tools = {t.name: t for t in new.tools}
     for name in sorted(old_tools.keys() | new_tools.keys()):
-        before, after = old_tools.get(name), new_tools.get(name)
-        if before is None:
-            changes.append((f"tool {name}", "(absent)", _tool_text(after)))  # type: ignore[arg-type]
-        elif after is None:
-            changes.append((f"tool {name}", _tool_text(before), "(absent)"))
-        elif _tool_text(before) != _tool_text(after):
-            changes.append((f"tool {name}", _tool_text(before), _tool_text(after)))
+        before = _tool_text(old_tools[name]) if name in old_tools else "(absent)"
+        after = _tool_text(new_tools[name]) if name in new_tools else "(absent)"
+        if before != after:
+            changes.append((f"tool {name}", before, after))
     return changes

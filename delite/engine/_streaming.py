@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from delite.engine._events import (
     Cancelled,
@@ -27,7 +27,56 @@ from delite.engine._events import (
 from delite.engine._response import AnyResponse, Response
 from delite.state._model import Status
 
-__all__ = ["EventStream", "TextAssembler", "TextStream", "final_event"]
+__all__ = ["EventStream", "TextAssembler", "TextStream", "TextView", "final_event", "item_event"]
+
+
+class _RunView(Protocol):
+    """What a text stream reads of its event stream (sync or async)."""
+
+    response: AnyResponse | None
+
+    @property
+    def execution_id(self) -> str:
+        """The execution's id ("" until the run has started)."""
+        ...
+
+
+E = TypeVar("E", bound=_RunView)
+
+
+def item_event(stream: _RunView, kind: str, value: Any) -> StreamEvent | None:
+    """The event a sink's item stands for, or None when the stream ends without one.
+
+    ``("done", response)`` is the last event's: the response is kept on ``stream``, which then ends; an
+    ``("error", e)`` item raises the run's error.
+    """
+    if kind == "event":
+        event: StreamEvent = value
+        return event
+    if kind == "done":
+        stream.response = value
+        return final_event(value)
+    if kind == "error":
+        raise value
+    return None
+
+
+class TextView(Generic[E]):
+    """The part of a text stream that reads its event stream: its response and execution id (sync or async)."""
+
+    def __init__(self, events: E) -> None:
+        """Wrap an event stream."""
+        self.events = events
+
+    @property
+    def response(self) -> AnyResponse | None:
+        """The run's response, once the stream is exhausted."""
+        return self.events.response
+
+    @property
+    def execution_id(self) -> str:
+        """The execution's id ("" until the run has started)."""
+        return self.events.execution_id
 
 
 def final_event(response: Response) -> StreamEvent:
@@ -89,19 +138,10 @@ class EventStream:
         return self._events()
 
     def _events(self) -> Iterator[StreamEvent]:
+        queue = self._sink.queue
         try:
-            while True:
-                kind, value = self._sink.queue.get()
-                if kind == "event":
-                    yield value
-                elif kind == "done":
-                    self.response = value
-                    yield final_event(value)
-                    return
-                elif kind == "error":
-                    raise value
-                else:
-                    return
+            while self.response is None and (event := item_event(self, *queue.get())) is not None:
+                yield event
         finally:
             self.close()
 
@@ -113,7 +153,7 @@ class EventStream:
             thread.join()
 
 
-class TextStream:
+class TextStream(TextView[EventStream]):
     """The text of a run's model turns as it arrives (``for chunk in agent.stream(...)``).
 
     Each model turn's text is streamed; turns are separated by a blank line. If a stream breaks and the call
@@ -123,20 +163,6 @@ class TextStream:
     execution replayed from its log) the answer is yielded whole. ``response`` holds the run's
     :class:`~delite.Response` once the stream is exhausted.
     """
-
-    def __init__(self, events: EventStream) -> None:
-        """Wrap an event stream."""
-        self.events = events
-
-    @property
-    def response(self) -> AnyResponse | None:
-        """The run's response, once the stream is exhausted."""
-        return self.events.response
-
-    @property
-    def execution_id(self) -> str:
-        """The execution's id ("" until the run has started)."""
-        return self.events.execution_id
 
     def close(self) -> None:
         """Stop the run at its next event; see :meth:`EventStream.close`."""

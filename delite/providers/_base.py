@@ -34,6 +34,8 @@ from delite.providers._shapes import MalformedTurnError, documented_turn, report
 
 __all__ = [
     "OUTPUT_RETRY_PREFIX",
+    "AnyProvider",
+    "AsyncProvider",
     "ModelTurn",
     "Provider",
     "ProviderCall",
@@ -64,15 +66,40 @@ class ModelTurn(msgspec.Struct, frozen=True, kw_only=True):
     raw_usage: dict[str, Any] | None = None
 
 
+ProviderTurn = Mapping[str, Any] | ModelTurn
+"""What a provider returns: the documented dict (or a chat completion, a message...) or a :class:`ModelTurn`."""
+
+
 @runtime_checkable
 class Provider(Protocol):
     """What delite calls to get the model's next turn."""
 
-    def __call__(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None
-    ) -> Mapping[str, Any] | ModelTurn:
-        """Return the next turn for this conversation."""
+    def __call__(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: Any, /) -> ProviderTurn:
+        """Return the next turn for this conversation.
+
+        delite passes the three arguments by position. ``model`` is the model id, or None when neither the run
+        nor the agent names one; it is typed ``Any`` so that a function declaring ``model: str`` (for an agent
+        that always names its model) is a provider too.
+        """
         ...
+
+
+class AsyncProvider(Protocol):
+    """A provider written as a coroutine function, ``async def model(messages, tools, model)``.
+
+    Only the async API (``arun``, ``astream``, a :class:`~delite.Runtime`) can use it: it awaits it on the
+    event loop. A provider object serves both APIs: a :class:`Provider` with an ``async def acall`` method.
+    """
+
+    async def __call__(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: Any, /
+    ) -> ProviderTurn:
+        """Return the next turn for this conversation (the arguments as for :class:`Provider`)."""
+        ...
+
+
+AnyProvider = Provider | AsyncProvider
+"""What an :class:`~delite.Agent` takes as its model: a :class:`Provider` or an :class:`AsyncProvider`."""
 
 
 @runtime_checkable
@@ -96,7 +123,7 @@ class StreamingProvider(Provider, Protocol):
         ...
 
 
-def provider_name(provider: Callable[..., Any] | None) -> str:
+def provider_name(provider: AnyProvider | Callable[..., Any] | None) -> str:
     """A stable name for the configuration fingerprint: the provider's ``name`` attribute or its class."""
     if provider is None:
         return ""

@@ -24,13 +24,14 @@ import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from delite._checks import check_flag, check_run_args, check_text
 from delite.engine._aio import Threads, adrive, worker_pool
 from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
 from delite.engine._operations import check_storable
+from delite.engine._options import RUN_OPTIONS, RunOptions
 from delite.engine._response import AnyResponse, Response, settled
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
 from delite.log._durability import Durability
@@ -49,9 +50,6 @@ __all__ = ["Runtime"]
 
 _UNHEARD_LIMIT = 1000
 """Outcomes kept per kind for a callback registered late (see Runtime, Callbacks); older ones are dropped."""
-
-_RUN_OPTIONS = frozenset({"execution_id", "history", "metadata", "model", "idempotency_key", "output_type"})
-"""The options of :meth:`Runtime.go`, those of ``Agent.run``."""
 
 _CLAIM_PATIENCE = 5.0
 """Seconds a resume after a recorded answer keeps trying a claim that a racing submitter holds."""
@@ -122,7 +120,9 @@ class Runtime:
             and tools run on the runtime's event loop and are not limited by it; log writes have their own
             threads.
         recover: resume executions a dead process left running (see above); False to leave them.
-        store: a store to use instead of files under ``data_dir``.
+        store: a store to use instead of files under ``data_dir``. The runtime borrows it: :meth:`close` leaves
+            it open (see ``owns_store``); agents built with ``runtime=rt`` and no ``data_dir`` borrow the
+            runtime's store in turn.
         durability: the durability mode of the store built from ``data_dir``.
     """
 
@@ -136,6 +136,8 @@ class Runtime:
         durability: Durability | str = Durability.FULL,
     ) -> None:
         """Configure the runtime; nothing starts until :meth:`start` (or the first :meth:`go`)."""
+        self.owns_store = store is None
+        """Whether :meth:`close` closes :attr:`store`: True when the runtime opened it from ``data_dir``."""
         if store is None:
             store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -279,22 +281,32 @@ class Runtime:
         if self._pool is not None:
             self._pool.close()
 
+    def close(self) -> None:
+        """Shut down (waiting for runs to reach a step boundary), then close the store if the runtime opened it.
+
+        A store handed in (``store=``) stays open: its owner closes it (:attr:`owns_store`). Agents that
+        borrow the runtime's store do not close it; this does, once their runs here have stopped.
+        """
+        self.shutdown()
+        if self.owns_store:
+            self.store.close()
+
     def __enter__(self) -> Self:
-        """``with Runtime(...) as rt:`` shuts it down (waiting) at the end of the block."""
+        """``with Runtime(...) as rt:`` closes it (see :meth:`close`) at the end of the block."""
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """Shut down, waiting for runs to reach a step boundary."""
-        self.shutdown()
+        """Close: shut down, waiting for runs to reach a step boundary, and close a store the runtime opened."""
+        self.close()
 
     # -- starting and answering ------------------------------------------------------------------------------
 
-    def go(self, agent: Agent, text: str, **run_kwargs: Any) -> str:
+    def go(self, agent: Agent, text: str, **options: Unpack[RunOptions]) -> str:
         """Start an execution of ``agent``, durably, and return its id; it advances in the background.
 
-        ``run_kwargs`` are those of :meth:`Agent.run <delite.Agent.run>` (``execution_id``, ``history``,
+        ``options`` are those of :meth:`Agent.run <delite.Agent.run>` (``execution_id``, ``history``,
         ``metadata``, ``model``, ``idempotency_key``, ``output_type``). With an ``execution_id`` that exists,
         the execution is continued. :meth:`wait` returns its response.
 
@@ -309,7 +321,8 @@ class Runtime:
 
         if not isinstance(agent, Agent):
             raise UsageError(f"go() needs an Agent, not {type(agent).__name__}")
-        unknown = sorted(set(run_kwargs) - _RUN_OPTIONS)
+        run_kwargs: dict[str, Any] = dict(options)
+        unknown = sorted(set(run_kwargs) - RUN_OPTIONS)
         if unknown:  # as a Python signature would say it (Agent.run raises the same), before anything is done
             raise TypeError(f"Runtime.go() got an unexpected keyword argument {unknown[0]!r}")
         check_run_args(
@@ -358,8 +371,7 @@ class Runtime:
             previous = self._runs.get(eid)
         if previous is not None or agent.store.exists(eid):
             return None
-        options = dict.fromkeys(("history", "metadata", "model", "idempotency_key", "output_type")) | run_kwargs
-        op = agent._start(text, execution_id=eid, **options)  # noqa: SLF001 - the runtime hosts the agent's run
+        op = agent._start(text, **(run_kwargs | {"execution_id": eid}))  # noqa: SLF001 - the runtime hosts the run
         try:
             return begin(op)
         except ExecutionAlreadyClaimedError as e:

@@ -217,8 +217,6 @@ def _model_failed(s: ExecutionState, r: ModelCallFailed) -> None:
                 t.cost += Decimal(u.cost)
             except InvalidOperation:
                 t.cost_known = False
-    if not r.retryable:
-        s.failed_attempts += 1
 
 
 def _completed(s: ExecutionState, r: ExecutionCompleted) -> None:

@@ -160,7 +160,6 @@ class ExecutionState:
     totals: Totals = field(default_factory=Totals)
     records: int = 0
     resumes: int = 0
-    failed_attempts: int = 0
     dormant: bool = False
     _fork_resumes: int = field(default=0, repr=False, compare=False)
     _results: _ResultTail | None = field(default=None, repr=False, compare=False)

@@ -8,14 +8,13 @@ import threading
 import types
 import typing
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 import msgspec
 
 from delite import _checks as checks
-from delite.errors import UsageError
+from delite.errors import ControlSignal, UsageError
 from delite.log.records import ToolSpec
 
 __all__ = [
@@ -42,13 +41,13 @@ class Clarification:
     question: str
 
 
-class DelegationSuspended(BaseException):
+class DelegationSuspended(ControlSignal):
     """Control signal: a sub-agent run inside a tool stopped to wait for something (approval, input...).
 
     Raised by :func:`~delite.delegate` (or a plain ``agent.run`` inside a tool) when the child execution
     suspends, and caught by the engine running the parent: the parent's tool call waits on the child and the
-    parent suspends too, listing the child's pending calls. A ``BaseException``, so a tool's
-    ``except Exception`` cannot swallow it.
+    parent suspends too, listing the child's pending calls. A :class:`~delite.errors.ControlSignal` (a
+    ``BaseException``), so a tool's ``except Exception`` cannot swallow it.
 
     Attributes:
         execution_id: the child execution that suspended.
@@ -119,26 +118,6 @@ def current_idempotency_key() -> str:
     Forward it to payment and other APIs that deduplicate by key, so a retried call does not act twice.
     """
     return current_call().idempotency_key
-
-
-class _Running:
-    """The context manager :func:`running` returns (a class: this is on every tool call's path)."""
-
-    __slots__ = ("ctx", "token")
-
-    def __init__(self, ctx: ToolCallContext) -> None:
-        self.ctx = ctx
-
-    def __enter__(self) -> None:
-        self.token = _current.set(self.ctx)
-
-    def __exit__(self, *exc: object) -> None:
-        _current.reset(self.token)
-
-
-def running(ctx: ToolCallContext) -> AbstractContextManager[None]:
-    """Make ``ctx`` the current call for the block."""
-    return _Running(ctx)
 
 
 class Tool:

@@ -18,6 +18,7 @@ USER_SCRIPT = """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from delite import Agent, Budget, Response, Runtime, ScriptedProvider, tool
 from delite.agent import current_idempotency_key
@@ -72,6 +73,26 @@ def defaults() -> None:
     for provider in (OpenAI(), Anthropic(), OpenAIResponses()):
         Agent(provider=provider)
     Agent(provider="anthropic:claude-haiku-4-5")
+
+
+def plain(messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> dict[str, Any]:
+    return {"content": "hi"}
+
+
+async def aplain(messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> dict[str, Any]:
+    return {"content": "hi"}
+
+
+async def typed_edges(rt: Runtime) -> str:
+    agent = Agent(provider=plain)
+    agent.set_llm(aplain)
+    for chunk in agent.stream("x", execution_id="e1", metadata={"k": 1}, output_type=Quote):
+        print(chunk)
+    async for piece in agent.astream("x", history=[], model="m"):
+        print(piece)
+    r = await agent.arun("x", idempotency_key="k", output_type=Quote)
+    settled = await agent.acancel(r.execution_id, reason="done")
+    return rt.go(agent, "y", metadata={"k": 1}, output_type=Quote) + str(settled.status)
 """
 
 # What the checker infers (reveal_type), so a regression to Optional or Any shows up as a failed match.
@@ -104,6 +125,23 @@ from delite import Agent
 def check(agent: Agent) -> None:
     r = agent.run("x")
     agent.approve(r.execution_id, r.suspend_reason.confirmation_id)
+"""
+
+
+# Typed keyword arguments at the edges: a misspelt or mistyped option, or a provider of the wrong shape, is caught.
+MISTYPED_SCRIPT = """
+from delite import Agent, Runtime
+
+
+def not_a_provider(text: str) -> str:
+    return text
+
+
+def check(agent: Agent, rt: Runtime) -> None:
+    agent.stream("x", executon_id="e1")
+    agent.astream_events("x", history="not a list")
+    rt.go(agent, "x", metdata={})
+    agent.set_llm(not_a_provider)
 """
 
 
@@ -162,3 +200,11 @@ def test_a_users_typed_script_passes_pyright(tmp_path: Path) -> None:
     (tmp_path / "user.py").write_text(textwrap.dedent(PYRIGHT_SCRIPT))
     out = _run(sys.executable, "-m", "pyright", "--pythonpath", sys.executable, "user.py", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_mypy_rejects_mistyped_options_and_providers(tmp_path: Path) -> None:
+    out = _mypy(tmp_path, MISTYPED_SCRIPT)
+    errors = [line for line in out.stdout.splitlines() if ": error:" in line]
+    assert out.returncode == 1 and len(errors) == 4, out.stdout
+    assert '"executon_id"' in errors[0] and '"history"' in errors[1] and '"metdata"' in errors[2], out.stdout
+    assert '"set_llm"' in errors[3], out.stdout
