@@ -8,12 +8,15 @@ failures a retry may fix (see ``docs/providers.md``, "Retries").
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import email.utils
+import functools
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from types import ModuleType
 from typing import Any, ClassVar, Self
 
@@ -24,7 +27,7 @@ from delite.log.records import Usage
 from delite.providers._base import ModelTurn
 from delite.providers._pricing import PriceTable
 
-__all__ = ["SDKProvider", "StreamProgress", "parse_retry_after"]
+__all__ = ["SDKProvider", "StreamProgress", "StreamReader", "parse_retry_after"]
 
 # Error types that a vendor reports in a body or in-band stream event and that a retry may fix.
 _RETRYABLE_TYPES = frozenset(
@@ -92,31 +95,101 @@ def _error_type(body: object) -> str | None:
     return None
 
 
+def _httpx2() -> ModuleType:
+    import httpx2  # noqa: PLC0415 - the SDKs' HTTP client, loaded with them
+
+    return httpx2
+
+
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
 _MAX_SHARED = 32
 _CLIENTS_LOCK = threading.Lock()
 
 
-def _shared_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
-    """A client for these options: shared by every provider configured alike while it stays open."""
-    import httpx2  # noqa: PLC0415 - the SDKs' HTTP client, loaded with them
-
-    read, connect = options["timeout"]
-    built = {**options, "timeout": httpx2.Timeout(read, connect=connect)}
+def _client_key(provider: SDKProvider, options: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What makes two providers' clients interchangeable, or None when an option cannot be compared."""
     try:
-        key: tuple[Any, ...] | None = (type(provider), *sorted(options.items()))
+        key = (type(provider), *sorted(options.items()))
         hash(key)
     except TypeError:  # an unhashable client option (an http_client object): not shared
-        key = None
+        return None
+    return key
+
+
+def _built_options(options: dict[str, Any]) -> dict[str, Any]:
+    read, connect = options["timeout"]
+    return {**options, "timeout": _httpx2().Timeout(read, connect=connect)}
+
+
+def _shared(clients: dict[tuple[Any, ...], Any], key: tuple[Any, ...] | None, make: Callable[[], Any]) -> Any:
+    """The open client under ``key`` in ``clients``, made (and kept) when there is none; unshared without a key."""
     if key is None:
-        return provider._make_client(built)  # noqa: SLF001 - the provider's own factory
+        return make()
     with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
+        client = clients.get(key)
         if client is None or client.is_closed():
-            while len(_CLIENTS) >= _MAX_SHARED:  # many keys (one per tenant?): forget the oldest, unclosed
-                del _CLIENTS[next(iter(_CLIENTS))]
-            client = _CLIENTS[key] = provider._make_client(built)  # noqa: SLF001
+            while len(clients) >= _MAX_SHARED:  # many keys (one per tenant?): forget the oldest, unclosed
+                del clients[next(iter(clients))]
+            client = clients[key] = make()
         return client
+
+
+def _shared_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
+    """A client for these options: shared by every provider configured alike while it stays open."""
+    built = _built_options(options)
+    return _shared(_CLIENTS, _client_key(provider, options), lambda: provider._make_client(built))  # noqa: SLF001
+
+
+class _LoopClients:
+    """The async clients made on one event loop, closed on that loop when it shuts down.
+
+    An async SDK client's connections belong to the loop that opened them (used from another loop they fail
+    with "Event loop is closed"), so each loop gets its own clients. They are closed by an async generator
+    the loop itself finalizes when it shuts down (``loop.shutdown_asyncgens()``: ``asyncio.run`` and the
+    :class:`~delite.Runtime` call it), the same way the loop closes any other async generator left open.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.clients: dict[tuple[Any, ...], Any] = {}
+        self.closer: AsyncGenerator[None, None] | None = None
+
+    async def close_at_shutdown(self) -> AsyncGenerator[None, None]:
+        """Wait at a ``yield`` for the loop's shutdown, then close every client (when the loop still runs)."""
+        try:
+            yield
+        finally:
+            clients = list(self.clients.values())
+            self.clients.clear()
+            if not self.loop.is_closed():
+                for client in clients:
+                    await client.close()
+
+    def forget(self) -> None:
+        """For a loop closed without shutting its generators down: drop the clients (nothing can close them)."""
+        closer, self.closer = self.closer, None
+        if closer is not None:
+            with contextlib.suppress(StopIteration, RuntimeError):
+                closer.aclose().send(None)  # finishes at once: the loop is closed, so nothing is awaited
+
+
+_LOOPS: dict[asyncio.AbstractEventLoop, _LoopClients] = {}
+
+
+async def _loop_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
+    """An async client for these options on the running loop, shared like :func:`_shared_client`'s."""
+    loop = asyncio.get_running_loop()
+    with _CLIENTS_LOCK:
+        for closed in [other for other in _LOOPS if other.is_closed()]:
+            _LOOPS.pop(closed).forget()
+        here = _LOOPS.get(loop)
+        if here is None:
+            here = _LOOPS[loop] = _LoopClients(loop)
+    if here.closer is None:
+        here.closer = here.close_at_shutdown()
+        await here.closer.__anext__()  # started on this loop, so the loop finalizes it at shutdown
+    built = _built_options(options)
+    return _shared(here.clients, _client_key(provider, options), lambda: provider._make_async_client(built))  # noqa: SLF001
 
 
 def int_field(obj: Any, name: str, default: int = 0) -> int:
@@ -135,13 +208,53 @@ class StreamProgress:
         self.cache_write_1h = 0
 
 
+class _Failures:
+    """A ``with`` block around one call: what it raises leaves as a ProviderError (see ``SDKProvider._errors``)."""
+
+    def __init__(self, provider: SDKProvider, progress: StreamProgress, model: str, streamed: bool) -> None:
+        self.provider = provider
+        self.progress = progress
+        self.model = model
+        self.streamed = streamed
+
+    def __enter__(self) -> None:
+        """Nothing to set up."""
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        """Re-raise a ProviderError (a broken stream's with the usage seen so far), translate other errors."""
+        provider, progress = self.provider, self.progress
+        if isinstance(exc, ProviderError):
+            if self.streamed and exc.usage is None and progress.started:
+                exc.usage = provider._partial_usage(progress, self.model)  # noqa: SLF001 - the provider's own helper
+        elif isinstance(exc, Exception):
+            raise provider._failed(exc, progress, self.model) from exc  # noqa: SLF001
+
+
+class StreamReader(abc.ABC):
+    """Reads one streamed answer event by event, whichever client (sync or async) receives the events."""
+
+    @abc.abstractmethod
+    def read(self, event: Any) -> bool:
+        """Take one event (passing its text on); True once the answer's terminal event was read."""
+
+    @abc.abstractmethod
+    def turn(self) -> ModelTurn:
+        """The complete turn, or a retryable error when the stream ended before its terminal event."""
+
+
 class SDKProvider(abc.ABC):
     """Base of the SDK-backed providers: a model id, a client, and the behaviour they share.
 
     :class:`~delite.providers.OpenAI`, :class:`~delite.providers.OpenAIResponses` and
     :class:`~delite.providers.Anthropic` derive from it.
 
-    Subclasses implement ``_make_client``, ``_complete`` (one non-streaming call) and ``_stream``.
+    Under the async API (``agent.arun``, ``astream``, a :class:`~delite.Runtime`) the engine awaits
+    :meth:`acall` and :meth:`astream`, which use the SDK's async client on the running event loop: no thread
+    per model call. Both paths build the same request and read the answer with the same code; only the
+    awaited I/O differs.
+
+    Subclasses name their SDK client classes (``client_class``, ``async_client_class``) and implement
+    ``_create`` (the SDK call), ``_parse`` (a non-streaming answer) and ``_reader`` (a streamed one).
     """
 
     vendor: ClassVar[str] = ""
@@ -151,6 +264,10 @@ class SDKProvider(abc.ABC):
     env_model: ClassVar[str] = ""
     default_model: ClassVar[str] = ""
     sdk_name: ClassVar[str] = ""
+    client_class: ClassVar[str] = ""
+    async_client_class: ClassVar[str] = ""
+    stream_request: ClassVar[Mapping[str, Any]] = {}
+    """What a streamed request asks for beyond ``stream=True``, unless ``params`` says otherwise."""
 
     def __init__(
         self,
@@ -167,6 +284,7 @@ class SDKProvider(abc.ABC):
         prices: PriceTable | None = None,
         client: Any = None,
         client_options: Mapping[str, Any] | None = None,
+        async_client: Any = None,
     ) -> None:
         """Configure the provider; its SDK client is built on first use (no network I/O happens here).
 
@@ -187,6 +305,10 @@ class SDKProvider(abc.ABC):
             prices: the price table for cost; defaults to :meth:`PriceTable.default`.
             client: a ready SDK client to use instead of building one (build it with ``max_retries=0``).
             client_options: extra keyword arguments for the SDK client's constructor (``default_headers``...).
+            async_client: a ready async SDK client (``openai.AsyncOpenAI``, ``anthropic.AsyncAnthropic``) for
+                the async API, used on one event loop only. Without it the async client is built from the same
+                options, one per event loop; with ``client`` and no ``async_client`` (or an ``http_client``
+                option that is not an ``httpx2.AsyncClient``) the async API runs the sync call in a thread.
         """
         if model is None:
             model = os.environ.get(self.env_model) or self.default_model
@@ -201,6 +323,8 @@ class SDKProvider(abc.ABC):
         self.prices = prices
         self._sdk = self._import_sdk()
         self._client: Any = client
+        self._async_client: Any = async_client
+        self._loop_client: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._options: dict[str, Any] = {}
         if client is None:
             key = api_key or os.environ.get(self.env_key)
@@ -231,9 +355,13 @@ class SDKProvider(abc.ABC):
                 f"{type(self).__name__} needs the {self.sdk_name!r} package: pip install {self.sdk_name}"
             ) from e
 
-    @abc.abstractmethod
     def _make_client(self, options: dict[str, Any]) -> Any:
         """Build the vendor SDK's client from ``options``."""
+        return getattr(self._sdk, self.client_class)(**options)
+
+    def _make_async_client(self, options: dict[str, Any]) -> Any:
+        """Build the vendor SDK's async client from ``options``."""
+        return getattr(self._sdk, self.async_client_class)(**options)
 
     @property
     def client(self) -> Any:
@@ -247,6 +375,23 @@ class SDKProvider(abc.ABC):
             client = self._client = _shared_client(self, self._options)
         return client
 
+    async def _aclient(self) -> Any:
+        """The async SDK client for the running event loop, or None when the async path is a thread."""
+        if self._async_client is not None:
+            return self._async_client
+        loop = asyncio.get_running_loop()
+        cached = self._loop_client
+        if cached is not None and cached[0] is loop and not cached[1].is_closed():
+            return cached[1]
+        if not self._options:  # a ready sync client was given, and no async one
+            return None
+        http_client = self._options.get("http_client")
+        if http_client is not None and not isinstance(http_client, _httpx2().AsyncClient):
+            return None
+        client = await _loop_client(self, self._options)
+        self._loop_client = (loop, client)
+        return client
+
     @property
     def name(self) -> str:
         """``vendor:model``, the recipe string; recorded in each execution's configuration fingerprint."""
@@ -258,9 +403,30 @@ class SDKProvider(abc.ABC):
         return f"{type(self).__name__}({self.model!r}{where})"
 
     def close(self) -> None:
-        """Close the SDK client's connections (a provider that uses it again opens a new one)."""
+        """Close the SDK client's connections (a provider that uses it again opens a new one).
+
+        An async client is closed by :meth:`aclose` on its event loop, or when that loop shuts down.
+        """
         if self._client is not None:
             self._client.close()
+        self._loop_client = None
+
+    async def aclose(self) -> None:
+        """Close the sync client and the running event loop's async client (a later call opens new ones)."""
+        self.close()
+        client = self._async_client
+        if client is None and self._options:
+            client = await _loop_client(self, self._options)
+        if client is not None:
+            await client.close()
+
+    async def __aenter__(self) -> Self:
+        """Use as an async context manager that closes the clients."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close the clients."""
+        await self.aclose()
 
     def __enter__(self) -> Self:
         """Use as a context manager that closes the client."""
@@ -274,13 +440,24 @@ class SDKProvider(abc.ABC):
 
     def __call__(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:
         """One non-streaming call: the model's next turn for ``messages`` (OpenAI chat shape)."""
+        model = model or self.model
         progress = StreamProgress()
-        try:
-            return self._complete(messages, tools, model or self.model, progress)
-        except ProviderError:
-            raise
-        except Exception as e:
-            raise self._failed(e, progress, model or self.model) from e
+        with self._errors(progress, model, streamed=False):
+            response = self._create(self.client, messages, tools, model, stream=False)
+            progress.started = True
+            return self._parse(response, model)
+
+    async def acall(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:
+        """:meth:`__call__` for the async API: awaited on the running event loop with the SDK's async client."""
+        client = await self._aclient()
+        if client is None:
+            return await asyncio.to_thread(self, messages, tools, model)
+        model = model or self.model
+        progress = StreamProgress()
+        with self._errors(progress, model, streamed=False):
+            response = await self._create(client, messages, tools, model, stream=False)
+            progress.started = True
+            return self._parse(response, model)
 
     def stream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, *, on_text: TextSink
@@ -290,32 +467,65 @@ class SDKProvider(abc.ABC):
         A stream that breaks, stalls past the timeout, or ends without its terminal event raises a retryable
         :class:`~delite.errors.ProviderError`; nothing of it is returned.
         """
+        model = model or self.model
         progress = StreamProgress()
-        try:
-            return self._stream(messages, tools, model or self.model, on_text, progress)
-        except ProviderError as e:
-            if e.usage is None and progress.started:
-                e.usage = self._partial_usage(progress, model or self.model)
-            raise
-        except Exception as e:
-            raise self._failed(e, progress, model or self.model) from e
+        reader = self._reader(model, on_text, progress)
+        with self._errors(progress, model, streamed=True):
+            with self._create(self.client, messages, tools, model, stream=True) as events:
+                progress.started = True
+                for event in events:
+                    if reader.read(event):
+                        break
+            return reader.turn()
+
+    async def astream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, *, on_text: TextSink
+    ) -> ModelTurn:
+        """:meth:`stream` for the async API: the events are read on the running loop with the async client."""
+        client = await self._aclient()
+        if client is None:
+            return await asyncio.to_thread(functools.partial(self.stream, on_text=on_text), messages, tools, model)
+        model = model or self.model
+        progress = StreamProgress()
+        reader = self._reader(model, on_text, progress)
+        with self._errors(progress, model, streamed=True):
+            async with await self._create(client, messages, tools, model, stream=True) as events:
+                progress.started = True
+                async for event in events:
+                    if reader.read(event):
+                        break
+            return reader.turn()
+
+    def _errors(self, progress: StreamProgress, model: str, *, streamed: bool) -> _Failures:
+        """Turn what a call raises into a :class:`~delite.errors.ProviderError` with what it may have cost."""
+        return _Failures(self, progress, model, streamed)
+
+    def _create(
+        self, client: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str, *, stream: bool
+    ) -> Any:
+        """The SDK call for this request on ``client`` (sync or async: the same method, awaited or not)."""
+        request = self._request(messages, tools, model)
+        if stream:
+            request["stream"] = True
+            for key, value in self.stream_request.items():
+                request.setdefault(key, value)
+        return self._endpoint(client)(**request)
 
     @abc.abstractmethod
-    def _complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str, progress: StreamProgress
-    ) -> ModelTurn:
-        """One non-streaming call."""
+    def _endpoint(self, client: Any) -> Callable[..., Any]:
+        """The SDK's create method on ``client`` (``client.chat.completions.create``...)."""
 
     @abc.abstractmethod
-    def _stream(
-        self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        model: str,
-        on_text: TextSink,
-        progress: StreamProgress,
-    ) -> ModelTurn:
-        """One streaming call, passing text to ``on_text`` as it arrives."""
+    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str) -> dict[str, Any]:
+        """The create call's keyword arguments for this conversation."""
+
+    @abc.abstractmethod
+    def _parse(self, response: Any, model: str) -> ModelTurn:
+        """The turn in a non-streaming response."""
+
+    @abc.abstractmethod
+    def _reader(self, model: str, on_text: TextSink, progress: StreamProgress) -> StreamReader:
+        """A reader for one streamed answer's events."""
 
     def _sampling(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
