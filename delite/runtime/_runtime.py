@@ -10,6 +10,7 @@ the runtime is a host for the same durable operations as ``agent.run``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import atexit
 import collections
 import concurrent.futures
@@ -272,6 +273,11 @@ class Runtime:
         self._notices.put(None)
         if self._notifier is not None and self._notifier is not threading.current_thread():
             self._notifier.join()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            # Like asyncio.run: async generators still open are closed on the loop (the providers' async clients
+            # close their connections that way), before it stops.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
