@@ -116,78 +116,11 @@ def to_anthropic_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-class Anthropic(SDKProvider):
-    """Anthropic's Messages API.
-
-    Example::
-
-        provider = Anthropic()            # claude-haiku-4-5 (or $DELITE_ANTHROPIC_MODEL); key from ANTHROPIC_API_KEY
-        provider = Anthropic("claude-sonnet-4-5", max_tokens=2048)
-
-    See :class:`~delite.providers._sdk.SDKProvider` for every option. ``max_tokens`` defaults to 4096
-    (the API requires a limit). Thinking blocks are not sent back between calls.
-    """
-
-    vendor = "anthropic"
-    price_vendor = "anthropic"
-    env_key = "ANTHROPIC_API_KEY"
-    env_base_url = "ANTHROPIC_BASE_URL"
-    env_model = "DELITE_ANTHROPIC_MODEL"
-    default_model = "claude-haiku-4-5"
-    sdk_name = "anthropic"
-
-    client_class = "Anthropic"
-    async_client_class = "AsyncAnthropic"
-
-    def _endpoint(self, client: Any) -> Any:
-        return client.messages.create
-
-    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str) -> dict[str, Any]:
-        system, wire = to_anthropic_messages(messages)
-        request: dict[str, Any] = {
-            "model": model,
-            "max_tokens": self.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": wire,
-            **self._sampling(),
-        }
-        if system:
-            request["system"] = system
-        if tools:
-            request["tools"] = to_anthropic_tools(tools)
-        request.update(self.params)
-        return request
-
-    def _turn(
-        self, text: list[str], calls: list[ProviderCall], model: str, usage: tuple[Usage, int] | None, raw: Any
-    ) -> ModelTurn:
-        priced = Usage(known=False) if usage is None else self._price(model, usage[0], cache_write_1h=usage[1])
-        return ModelTurn(
-            content="".join(text) if text else None, tool_calls=calls, usage=priced, model=model, raw_usage=raw
-        )
-
-    def _parse(self, response: Any, model: str) -> ModelTurn:
-        message = response
-        text: list[str] = []
-        calls: list[ProviderCall] = []
-        for block in message.content:
-            if block.type == "text":
-                text.append(block.text)
-            elif block.type == "tool_use":
-                calls.append(ProviderCall(id=block.id, name=block.name, arguments=block.input))
-        usage = anthropic_usage(message.usage)
-        return self._turn(text, calls, message.model or model, usage, message.usage.to_dict())
-
-    def _reader(self, model: str, on_text: TextSink, progress: StreamProgress) -> StreamReader:
-        return _MessagesReader(self, model, on_text, progress)
-
-
-class _MessagesReader(StreamReader):
+class _MessagesReader(StreamReader["Anthropic"]):
     """A streamed message: usage at its start, text and tool-input pieces by block, cumulative usage, the stop."""
 
     def __init__(self, provider: Anthropic, model: str, on_text: TextSink, progress: StreamProgress) -> None:
-        self.provider = provider
-        self.on_text = on_text
-        self.progress = progress
+        super().__init__(provider, model, on_text, progress)
         self.text: list[str] = []
         self.blocks: dict[int, dict[str, Any]] = {}
         self.raw_usage: dict[str, Any] = {}
@@ -233,6 +166,69 @@ class _MessagesReader(StreamReader):
         raw_usage = self.raw_usage
         usage = anthropic_usage(_Namespace(raw_usage)) if raw_usage else None
         return self.provider._turn(self.text, calls, self.answered_by, usage, raw_usage or None)  # noqa: SLF001
+
+
+class Anthropic(SDKProvider):
+    """Anthropic's Messages API.
+
+    Example::
+
+        provider = Anthropic()            # claude-haiku-4-5 (or $DELITE_ANTHROPIC_MODEL); key from ANTHROPIC_API_KEY
+        provider = Anthropic("claude-sonnet-4-5", max_tokens=2048)
+
+    See :class:`~delite.providers._sdk.SDKProvider` for every option. ``max_tokens`` defaults to 4096
+    (the API requires a limit). Thinking blocks are not sent back between calls.
+    """
+
+    vendor = "anthropic"
+    price_vendor = "anthropic"
+    env_key = "ANTHROPIC_API_KEY"
+    env_base_url = "ANTHROPIC_BASE_URL"
+    env_model = "DELITE_ANTHROPIC_MODEL"
+    default_model = "claude-haiku-4-5"
+    sdk_name = "anthropic"
+
+    client_class = "Anthropic"
+    reader = _MessagesReader
+    async_client_class = "AsyncAnthropic"
+
+    def _endpoint(self, client: Any) -> Any:
+        return client.messages.create
+
+    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str) -> dict[str, Any]:
+        system, wire = to_anthropic_messages(messages)
+        request: dict[str, Any] = {
+            "model": model,
+            "max_tokens": self.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": wire,
+            **self._sampling(),
+        }
+        if system:
+            request["system"] = system
+        if tools:
+            request["tools"] = to_anthropic_tools(tools)
+        request.update(self.params)
+        return request
+
+    def _turn(
+        self, text: list[str], calls: list[ProviderCall], model: str, usage: tuple[Usage, int] | None, raw: Any
+    ) -> ModelTurn:
+        priced = Usage(known=False) if usage is None else self._price(model, usage[0], cache_write_1h=usage[1])
+        return ModelTurn(
+            content="".join(text) if text else None, tool_calls=calls, usage=priced, model=model, raw_usage=raw
+        )
+
+    def _parse(self, response: Any, model: str) -> ModelTurn:
+        message = response
+        text: list[str] = []
+        calls: list[ProviderCall] = []
+        for block in message.content:
+            if block.type == "text":
+                text.append(block.text)
+            elif block.type == "tool_use":
+                calls.append(ProviderCall(id=block.id, name=block.name, arguments=block.input))
+        usage = anthropic_usage(message.usage)
+        return self._turn(text, calls, message.model or model, usage, message.usage.to_dict())
 
 
 class _Namespace:

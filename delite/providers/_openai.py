@@ -72,80 +72,11 @@ def to_chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-class OpenAI(SDKProvider):
-    """OpenAI's Chat Completions API, or any server that speaks it (``base_url=``).
-
-    Example::
-
-        provider = OpenAI()               # gpt-4o-mini (or $DELITE_OPENAI_MODEL); OPENAI_API_KEY from the env
-        provider = OpenAI("gpt-4.1-mini")                                      # any model id
-        local = OpenAI("llama3.2", base_url="http://localhost:11434/v1")      # Ollama: no key needed
-
-    See :class:`~delite.providers._sdk.SDKProvider` for every option. ``max_tokens`` is sent as
-    ``max_completion_tokens``; streamed calls ask for usage (``stream_options.include_usage``).
-    """
-
-    vendor = "openai"
-    price_vendor = "openai"
-    env_key = "OPENAI_API_KEY"
-    env_base_url = "OPENAI_BASE_URL"
-    env_model = "DELITE_OPENAI_MODEL"
-    default_model = "gpt-4o-mini"
-    sdk_name = "openai"
-
-    client_class = "OpenAI"
-    async_client_class = "AsyncOpenAI"
-
-    def _endpoint(self, client: Any) -> Any:
-        return client.chat.completions.create
-
-    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str) -> dict[str, Any]:
-        request: dict[str, Any] = {"model": model, "messages": to_chat_messages(messages), **self._sampling()}
-        if tools:
-            request["tools"] = to_chat_tools(tools)
-        if self.max_tokens is not None:
-            request["max_completion_tokens"] = self.max_tokens
-        request.update(self.params)
-        return request
-
-    stream_request: ClassVar[Mapping[str, Any]] = {"stream_options": {"include_usage": True}}
-
-    def _turn(
-        self, content: str | None, calls: list[ProviderCall], finish: str | None, model: str, raw_usage: Any
-    ) -> ModelTurn:
-        if finish == "content_filter":
-            raise ProviderError("the answer was withheld by the content filter", provider=self.name)
-        if raw_usage is None:
-            usage = Usage(known=False)
-            raw = None
-        else:
-            usage = self._price(model, chat_usage(raw_usage))
-            raw = raw_usage.to_dict()
-        return ModelTurn(content=content, tool_calls=calls, usage=usage, model=model, raw_usage=raw)
-
-    def _parse(self, response: Any, model: str) -> ModelTurn:
-        if not response.choices:
-            raise ProviderError("the response has no choices", provider=self.name, retryable=True)
-        choice = response.choices[0]
-        message = choice.message
-        calls = [
-            ProviderCall(id=c.id, name=c.function.name, arguments=parse_arguments(c.function.arguments))
-            for c in message.tool_calls or []
-            if getattr(c, "function", None) is not None
-        ]
-        return self._turn(message.content, calls, choice.finish_reason, response.model or model, response.usage)
-
-    def _reader(self, model: str, on_text: TextSink, progress: StreamProgress) -> StreamReader:
-        return _ChatReader(self, model, on_text, progress)
-
-
-class _ChatReader(StreamReader):
+class _ChatReader(StreamReader["OpenAI"]):
     """A streamed chat completion: text and tool-call pieces by choice 0, then the finish reason and usage."""
 
     def __init__(self, provider: OpenAI, model: str, on_text: TextSink, progress: StreamProgress) -> None:
-        self.provider = provider
-        self.on_text = on_text
-        self.progress = progress
+        super().__init__(provider, model, on_text, progress)
         self.text: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish: str | None = None
@@ -187,3 +118,68 @@ class _ChatReader(StreamReader):
         ]
         content = "".join(self.text) if self.text else None
         return self.provider._turn(content, turn_calls, self.finish, self.answered_by, self.raw_usage)  # noqa: SLF001
+
+
+class OpenAI(SDKProvider):
+    """OpenAI's Chat Completions API, or any server that speaks it (``base_url=``).
+
+    Example::
+
+        provider = OpenAI()               # gpt-4o-mini (or $DELITE_OPENAI_MODEL); OPENAI_API_KEY from the env
+        provider = OpenAI("gpt-4.1-mini")                                      # any model id
+        local = OpenAI("llama3.2", base_url="http://localhost:11434/v1")      # Ollama: no key needed
+
+    See :class:`~delite.providers._sdk.SDKProvider` for every option. ``max_tokens`` is sent as
+    ``max_completion_tokens``; streamed calls ask for usage (``stream_options.include_usage``).
+    """
+
+    vendor = "openai"
+    price_vendor = "openai"
+    env_key = "OPENAI_API_KEY"
+    env_base_url = "OPENAI_BASE_URL"
+    env_model = "DELITE_OPENAI_MODEL"
+    default_model = "gpt-4o-mini"
+    sdk_name = "openai"
+
+    client_class = "OpenAI"
+    reader = _ChatReader
+    async_client_class = "AsyncOpenAI"
+
+    def _endpoint(self, client: Any) -> Any:
+        return client.chat.completions.create
+
+    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": model, "messages": to_chat_messages(messages), **self._sampling()}
+        if tools:
+            request["tools"] = to_chat_tools(tools)
+        if self.max_tokens is not None:
+            request["max_completion_tokens"] = self.max_tokens
+        request.update(self.params)
+        return request
+
+    stream_request: ClassVar[Mapping[str, Any]] = {"stream_options": {"include_usage": True}}
+
+    def _turn(
+        self, content: str | None, calls: list[ProviderCall], finish: str | None, model: str, raw_usage: Any
+    ) -> ModelTurn:
+        if finish == "content_filter":
+            raise ProviderError("the answer was withheld by the content filter", provider=self.name)
+        if raw_usage is None:
+            usage = Usage(known=False)
+            raw = None
+        else:
+            usage = self._price(model, chat_usage(raw_usage))
+            raw = raw_usage.to_dict()
+        return ModelTurn(content=content, tool_calls=calls, usage=usage, model=model, raw_usage=raw)
+
+    def _parse(self, response: Any, model: str) -> ModelTurn:
+        if not response.choices:
+            raise ProviderError("the response has no choices", provider=self.name, retryable=True)
+        choice = response.choices[0]
+        message = choice.message
+        calls = [
+            ProviderCall(id=c.id, name=c.function.name, arguments=parse_arguments(c.function.arguments))
+            for c in message.tool_calls or []
+            if getattr(c, "function", None) is not None
+        ]
+        return self._turn(message.content, calls, choice.finish_reason, response.model or model, response.usage)

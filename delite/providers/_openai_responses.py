@@ -83,6 +83,34 @@ def to_responses_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+class _ResponsesReader(StreamReader["OpenAIResponses"]):
+    """A streamed response: text deltas, then the whole response in its terminal event."""
+
+    def __init__(self, provider: OpenAIResponses, model: str, on_text: TextSink, progress: StreamProgress) -> None:
+        super().__init__(provider, model, on_text, progress)
+        self.final: Any = None
+
+    def read(self, event: Any) -> bool:
+        kind = event.type
+        if kind == "response.output_text.delta":
+            self.on_text(event.delta)
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.final = event.response
+            return True
+        elif kind == "error":
+            code = getattr(event, "code", None)
+            raise self.provider._stream_error(code, str(getattr(event, "message", "")))  # noqa: SLF001
+        return False
+
+    def turn(self) -> ModelTurn:
+        final = self.final
+        if final is None:
+            raise self.provider._incomplete("response.completed")  # noqa: SLF001 - the reader's own provider
+        if final.usage is not None:
+            self.progress.usage = responses_usage(final.usage)
+        return self.provider._parse(final, self.model)  # noqa: SLF001
+
+
 class OpenAIResponses(SDKProvider):
     """OpenAI's Responses API.
 
@@ -104,6 +132,7 @@ class OpenAIResponses(SDKProvider):
     sdk_name = "openai"
 
     client_class = "OpenAI"
+    reader = _ResponsesReader
     async_client_class = "AsyncOpenAI"
 
     def _endpoint(self, client: Any) -> Any:
@@ -149,37 +178,3 @@ class OpenAIResponses(SDKProvider):
             model=answered_by,
             raw_usage=None if raw is None else raw.to_dict(),
         )
-
-    def _reader(self, model: str, on_text: TextSink, progress: StreamProgress) -> StreamReader:
-        return _ResponsesReader(self, model, on_text, progress)
-
-
-class _ResponsesReader(StreamReader):
-    """A streamed response: text deltas, then the whole response in its terminal event."""
-
-    def __init__(self, provider: OpenAIResponses, model: str, on_text: TextSink, progress: StreamProgress) -> None:
-        self.provider = provider
-        self.model = model
-        self.on_text = on_text
-        self.progress = progress
-        self.final: Any = None
-
-    def read(self, event: Any) -> bool:
-        kind = event.type
-        if kind == "response.output_text.delta":
-            self.on_text(event.delta)
-        elif kind in ("response.completed", "response.incomplete", "response.failed"):
-            self.final = event.response
-            return True
-        elif kind == "error":
-            code = getattr(event, "code", None)
-            raise self.provider._stream_error(code, str(getattr(event, "message", "")))  # noqa: SLF001
-        return False
-
-    def turn(self) -> ModelTurn:
-        final = self.final
-        if final is None:
-            raise self.provider._incomplete("response.completed")  # noqa: SLF001 - the reader's own provider
-        if final.usage is not None:
-            self.progress.usage = responses_usage(final.usage)
-        return self.provider._parse(final, self.model)  # noqa: SLF001

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from types import ModuleType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import msgspec
 
@@ -230,8 +230,18 @@ class _Failures:
             raise provider._failed(exc, progress, self.model) from exc  # noqa: SLF001
 
 
-class StreamReader(abc.ABC):
+P = TypeVar("P", bound="SDKProvider")
+
+
+class StreamReader(abc.ABC, Generic[P]):
     """Reads one streamed answer event by event, whichever client (sync or async) receives the events."""
+
+    def __init__(self, provider: P, model: str, on_text: TextSink, progress: StreamProgress) -> None:
+        """A reader for ``provider``'s answer from ``model``; text goes to ``on_text``, usage to ``progress``."""
+        self.provider = provider
+        self.model = model
+        self.on_text = on_text
+        self.progress = progress
 
     @abc.abstractmethod
     def read(self, event: Any) -> bool:
@@ -253,8 +263,9 @@ class SDKProvider(abc.ABC):
     per model call. Both paths build the same request and read the answer with the same code; only the
     awaited I/O differs.
 
-    Subclasses name their SDK client classes (``client_class``, ``async_client_class``) and implement
-    ``_create`` (the SDK call), ``_parse`` (a non-streaming answer) and ``_reader`` (a streamed one).
+    Subclasses name their SDK client classes (``client_class``, ``async_client_class``) and the
+    :class:`StreamReader` of a streamed answer (``reader``), and implement ``_endpoint`` (the SDK's create
+    method), ``_request`` (its arguments) and ``_parse`` (a non-streaming answer).
     """
 
     vendor: ClassVar[str] = ""
@@ -266,6 +277,8 @@ class SDKProvider(abc.ABC):
     sdk_name: ClassVar[str] = ""
     client_class: ClassVar[str] = ""
     async_client_class: ClassVar[str] = ""
+    reader: ClassVar[type[StreamReader[Any]]]
+    """The class that reads a streamed answer's events."""
     stream_request: ClassVar[Mapping[str, Any]] = {}
     """What a streamed request asks for beyond ``stream=True``, unless ``params`` says otherwise."""
 
@@ -523,9 +536,9 @@ class SDKProvider(abc.ABC):
     def _parse(self, response: Any, model: str) -> ModelTurn:
         """The turn in a non-streaming response."""
 
-    @abc.abstractmethod
-    def _reader(self, model: str, on_text: TextSink, progress: StreamProgress) -> StreamReader:
+    def _reader(self, model: str, on_text: TextSink, progress: StreamProgress) -> StreamReader[Any]:
         """A reader for one streamed answer's events."""
+        return self.reader(self, model, on_text, progress)
 
     def _sampling(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
