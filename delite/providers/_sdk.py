@@ -152,18 +152,27 @@ class _LoopClients:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.clients: dict[tuple[Any, ...], Any] = {}
+        self.opened: list[Any] = []  # every shared client made here, those evicted from ``clients`` included
         self.closer: AsyncGenerator[None, None] | None = None
+
+    def make(self, provider: SDKProvider, options: dict[str, Any]) -> Any:
+        """A new async client for ``provider``, closed with the others when the loop shuts down."""
+        client = provider._make_async_client(_built_options(options))  # noqa: SLF001 - the provider's own factory
+        self.opened.append(client)
+        return client
 
     async def close_at_shutdown(self) -> AsyncGenerator[None, None]:
         """Wait at a ``yield`` for the loop's shutdown, then close every client (when the loop still runs)."""
         try:
             yield
         finally:
-            clients = list(self.clients.values())
+            clients, self.opened = self.opened, []
             self.clients.clear()
+            self.closer = None  # a loop that goes on after its shutdown (rare) starts a new one
             if not self.loop.is_closed():
                 for client in clients:
-                    await client.close()
+                    if not client.is_closed():
+                        await client.close()
 
     def forget(self) -> None:
         """For a loop closed without shutting its generators down: drop the clients (nothing can close them)."""
@@ -188,8 +197,10 @@ async def _loop_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
     if here.closer is None:
         here.closer = here.close_at_shutdown()
         await here.closer.__anext__()  # started on this loop, so the loop finalizes it at shutdown
-    built = _built_options(options)
-    return _shared(here.clients, _client_key(provider, options), lambda: provider._make_async_client(built))  # noqa: SLF001
+    key = _client_key(provider, options)
+    if key is None:  # an unhashable option (the caller's own http_client): the caller closes it
+        return provider._make_async_client(_built_options(options))  # noqa: SLF001 - the provider's own factory
+    return _shared(here.clients, key, lambda: here.make(provider, options))
 
 
 def int_field(obj: Any, name: str, default: int = 0) -> int:
@@ -422,14 +433,14 @@ class SDKProvider(abc.ABC):
         """
         if self._client is not None:
             self._client.close()
-        self._loop_client = None
 
     async def aclose(self) -> None:
-        """Close the sync client and the running event loop's async client (a later call opens new ones)."""
+        """Close the sync client and the async client this provider used on the running event loop."""
         self.close()
         client = self._async_client
-        if client is None and self._options:
-            client = await _loop_client(self, self._options)
+        cached = self._loop_client
+        if client is None and cached is not None and cached[0] is asyncio.get_running_loop():
+            client = cached[1]
         if client is not None:
             await client.close()
 
