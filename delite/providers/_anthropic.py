@@ -191,6 +191,8 @@ class Anthropic(SDKProvider):
     client_class = "Anthropic"
     reader = _MessagesReader
     async_client_class = "AsyncAnthropic"
+    as_is = ("messages", "tools")
+    required = ("messages",)
 
     def _endpoint(self, client: Any) -> Any:
         return client.messages.create

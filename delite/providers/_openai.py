@@ -144,6 +144,8 @@ class OpenAI(SDKProvider):
     client_class = "OpenAI"
     reader = _ChatReader
     async_client_class = "AsyncOpenAI"
+    as_is = ("messages", "tools")
+    required = ("messages",)
 
     def _endpoint(self, client: Any) -> Any:
         return client.chat.completions.create

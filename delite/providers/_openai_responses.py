@@ -134,6 +134,7 @@ class OpenAIResponses(SDKProvider):
     client_class = "OpenAI"
     reader = _ResponsesReader
     async_client_class = "AsyncOpenAI"
+    as_is = ("input", "tools")
 
     def _endpoint(self, client: Any) -> Any:
         return client.responses.create

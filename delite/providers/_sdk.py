@@ -290,6 +290,10 @@ class SDKProvider(abc.ABC):
     async_client_class: ClassVar[str] = ""
     reader: ClassVar[type[StreamReader[Any]]]
     """The class that reads a streamed answer's events."""
+    as_is: ClassVar[tuple[str, ...]] = ()
+    """Request fields delite builds as plain JSON, sent as they are (see ``_create``)."""
+    required: ClassVar[tuple[str, ...]] = ()
+    """Those of ``as_is`` that the SDK's create requires (given an empty placeholder)."""
     stream_request: ClassVar[Mapping[str, Any]] = {}
     """What a streamed request asks for beyond ``stream=True``, unless ``params`` says otherwise."""
 
@@ -533,6 +537,15 @@ class SDKProvider(abc.ABC):
             request["stream"] = True
             for key, value in self.stream_request.items():
                 request.setdefault(key, value)
+        # The conversation and the tool schemas are built here as plain JSON, field by field, so they go into the
+        # body as they are (``extra_body``) rather than through the SDK's recursive transform of typed params: that
+        # transform changes nothing in them and costs more CPU than the rest of the call (about 2.5 ms of 4.5 ms
+        # for a 12-message conversation). A field the SDK's create requires is given as an empty placeholder that
+        # the body's own field replaces; the caller's own ``extra_body`` (in ``params``) still wins.
+        as_is = {key: request.pop(key) for key in self.as_is if key in request}
+        if as_is:
+            request["extra_body"] = {**as_is, **(request.get("extra_body") or {})}
+            request.update({key: [] for key in self.required if key in as_is})
         return self._endpoint(client)(**request)
 
     @abc.abstractmethod
