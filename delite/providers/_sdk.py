@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -140,6 +140,54 @@ def _shared_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
     return _shared(_CLIENTS, _client_key(provider, options), lambda: provider._make_client(built))  # noqa: SLF001
 
 
+SHARD = 64
+"""Requests in flight per async client: past that, the next request goes to another client of its own.
+
+httpx2's connection pool walks every queued request and every connection on each request and response, so a
+pool with a thousand requests in flight spends most of the event loop's time walking them; small pools,
+each with its own connections (kept alive, up to this many), do not.
+"""
+
+
+class _Shards:
+    """The async clients of one configuration on one loop; each request leases the least busy one.
+
+    A new client is made when every one has :data:`SHARD` requests in flight; a client closed meanwhile
+    (``aclose``) is replaced. With ``size`` None there is one client (the caller's own ``http_client``).
+    """
+
+    def __init__(self, make: Callable[[], Any], size: int | None) -> None:
+        self.make = make
+        self.size = size
+        self.clients: list[Any] = []
+        self.busy: list[int] = []
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Any]:
+        """A client for one request, counted as busy until the request (its stream included) is over."""
+        clients, busy = self.clients, self.busy
+        best = -1
+        for i, client in enumerate(clients):
+            if client.is_closed():
+                clients[i] = self.make()
+            if best < 0 or busy[i] < busy[best]:
+                best = i
+        if best < 0 or (self.size is not None and busy[best] >= self.size):
+            clients.append(self.make())
+            busy.append(0)
+            best = len(clients) - 1
+        busy[best] += 1
+        try:
+            yield clients[best]
+        finally:
+            busy[best] -= 1
+
+    async def aclose(self) -> None:
+        """Close every client (a later lease makes new ones)."""
+        for client in self.clients:
+            await client.close()
+
+
 class _LoopClients:
     """The async clients made on one event loop, closed on that loop when it shuts down.
 
@@ -151,13 +199,19 @@ class _LoopClients:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.clients: dict[tuple[Any, ...], Any] = {}
-        self.opened: list[Any] = []  # every shared client made here, those evicted from ``clients`` included
+        self.shards: dict[tuple[Any, ...], _Shards] = {}
+        self.opened: list[Any] = []  # every client made here, those of shards no longer listed included
         self.closer: AsyncGenerator[None, None] | None = None
+        self.tls: Any = None
 
     def make(self, provider: SDKProvider, options: dict[str, Any]) -> Any:
-        """A new async client for ``provider``, closed with the others when the loop shuts down."""
-        client = provider._make_async_client(_built_options(options))  # noqa: SLF001 - the provider's own factory
+        """A new async client for ``provider`` with a pool of :data:`SHARD` connections, closed at shutdown."""
+        httpx2 = _httpx2()
+        if self.tls is None:  # loading the certificates takes tens of milliseconds: once per loop, not per client
+            self.tls = httpx2.create_ssl_context()
+        limits = httpx2.Limits(max_connections=SHARD, max_keepalive_connections=SHARD)
+        http_client = provider._sdk.DefaultAsyncHttpxClient(limits=limits, verify=self.tls)  # noqa: SLF001
+        client = provider._make_async_client({**_built_options(options), "http_client": http_client})  # noqa: SLF001
         self.opened.append(client)
         return client
 
@@ -167,7 +221,7 @@ class _LoopClients:
             yield
         finally:
             clients, self.opened = self.opened, []
-            self.clients.clear()
+            self.shards.clear()
             self.closer = None  # a loop that goes on after its shutdown (rare) starts a new one
             if not self.loop.is_closed():
                 for client in clients:
@@ -185,8 +239,8 @@ class _LoopClients:
 _LOOPS: dict[asyncio.AbstractEventLoop, _LoopClients] = {}
 
 
-async def _loop_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
-    """An async client for these options on the running loop, shared like :func:`_shared_client`'s."""
+async def _loop_shards(provider: SDKProvider, options: dict[str, Any]) -> _Shards:
+    """The async clients for these options on the running loop, shared like :func:`_shared_client`'s."""
     loop = asyncio.get_running_loop()
     with _CLIENTS_LOCK:
         for closed in [other for other in _LOOPS if other.is_closed()]:
@@ -198,9 +252,14 @@ async def _loop_client(provider: SDKProvider, options: dict[str, Any]) -> Any:
         here.closer = here.close_at_shutdown()
         await here.closer.__anext__()  # started on this loop, so the loop finalizes it at shutdown
     key = _client_key(provider, options)
-    if key is None:  # an unhashable option (the caller's own http_client): the caller closes it
-        return provider._make_async_client(_built_options(options))  # noqa: SLF001 - the provider's own factory
-    return _shared(here.clients, key, lambda: here.make(provider, options))
+    if key is None:  # an unhashable option (the caller's own http_client): one client, the caller closes it
+        return _Shards(lambda: provider._make_async_client(_built_options(options)), None)  # noqa: SLF001
+    shards = here.shards.get(key)
+    if shards is None:
+        while len(here.shards) >= _MAX_SHARED:  # many keys (one per tenant?): forget the oldest (closed at shutdown)
+            del here.shards[next(iter(here.shards))]
+        shards = here.shards[key] = _Shards(lambda: here.make(provider, options), SHARD)
+    return shards
 
 
 def int_field(obj: Any, name: str, default: int = 0) -> int:
@@ -352,7 +411,7 @@ class SDKProvider(abc.ABC):
         self._sdk = self._import_sdk()
         self._client: Any = client
         self._async_client: Any = async_client
-        self._loop_client: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._loop_shards: tuple[asyncio.AbstractEventLoop, _Shards] | None = None
         self._options: dict[str, Any] = {}
         if client is None:
             key = api_key or os.environ.get(self.env_key)
@@ -403,22 +462,23 @@ class SDKProvider(abc.ABC):
             client = self._client = _shared_client(self, self._options)
         return client
 
-    async def _aclient(self) -> Any:
-        """The async SDK client for the running event loop, or None when the async path is a thread."""
-        if self._async_client is not None:
-            return self._async_client
+    async def _aclients(self) -> _Shards | None:
+        """The async SDK clients for the running event loop, or None when the async path is a thread."""
         loop = asyncio.get_running_loop()
-        cached = self._loop_client
-        if cached is not None and cached[0] is loop and not cached[1].is_closed():
+        cached = self._loop_shards
+        if cached is not None and cached[0] is loop:
             return cached[1]
-        if not self._options:  # a ready sync client was given, and no async one
+        given = self._async_client
+        if given is not None:
+            shards = _Shards(lambda: given, None)
+        elif not self._options:  # a ready sync client was given, and no async one
             return None
-        http_client = self._options.get("http_client")
-        if http_client is not None and not isinstance(http_client, _httpx2().AsyncClient):
-            return None
-        client = await _loop_client(self, self._options)
-        self._loop_client = (loop, client)
-        return client
+        elif not isinstance(self._options.get("http_client"), _httpx2().AsyncClient | None):
+            return None  # the caller's own sync http_client: no async client can use it
+        else:
+            shards = await _loop_shards(self, self._options)
+        self._loop_shards = (loop, shards)
+        return shards
 
     @property
     def name(self) -> str:
@@ -439,14 +499,13 @@ class SDKProvider(abc.ABC):
             self._client.close()
 
     async def aclose(self) -> None:
-        """Close the sync client and the async client this provider used on the running event loop."""
+        """Close the sync client and the async clients this provider used on the running event loop."""
         self.close()
-        client = self._async_client
-        cached = self._loop_client
-        if client is None and cached is not None and cached[0] is asyncio.get_running_loop():
-            client = cached[1]
-        if client is not None:
-            await client.close()
+        cached = self._loop_shards
+        if cached is not None and cached[0] is asyncio.get_running_loop():
+            await cached[1].aclose()
+        elif self._async_client is not None:
+            await self._async_client.close()
 
     async def __aenter__(self) -> Self:
         """Use as an async context manager that closes the clients."""
@@ -477,12 +536,12 @@ class SDKProvider(abc.ABC):
 
     async def acall(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:
         """:meth:`__call__` for the async API: awaited on the running event loop with the SDK's async client."""
-        client = await self._aclient()
-        if client is None:
+        clients = await self._aclients()
+        if clients is None:
             return await asyncio.to_thread(self, messages, tools, model)
         model = model or self.model
         progress = StreamProgress()
-        with self._errors(progress, model, streamed=False):
+        with clients.lease() as client, self._errors(progress, model, streamed=False):
             response = await self._create(client, messages, tools, model, stream=False)
             progress.started = True
             return self._parse(response, model)
@@ -510,13 +569,13 @@ class SDKProvider(abc.ABC):
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, *, on_text: TextSink
     ) -> ModelTurn:
         """:meth:`stream` for the async API: the events are read on the running loop with the async client."""
-        client = await self._aclient()
-        if client is None:
+        clients = await self._aclients()
+        if clients is None:
             return await asyncio.to_thread(functools.partial(self.stream, on_text=on_text), messages, tools, model)
         model = model or self.model
         progress = StreamProgress()
         reader = self._reader(model, on_text, progress)
-        with self._errors(progress, model, streamed=True):
+        with clients.lease() as client, self._errors(progress, model, streamed=True):
             async with await self._create(client, messages, tools, model, stream=True) as events:
                 progress.started = True
                 async for event in events:

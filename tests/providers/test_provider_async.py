@@ -22,6 +22,7 @@ from delite.engine import _aio
 from delite.engine._events import RetryScheduled, TextDelta
 from delite.errors import ProviderError, ProviderHTTPError
 from delite.log.records import ModelCallFailed, ModelResponded
+from delite.providers import _sdk
 from delite.providers._sdk import SDKProvider
 from delite.store import FileStore
 
@@ -245,7 +246,7 @@ def test_one_provider_across_two_event_loops(fake: FakeLLM, api: str) -> None:
 
     async def one() -> str | None:
         turn = await provider.acall(MESSAGES, [], None)
-        clients.append(provider._loop_client[1] if provider._loop_client else None)
+        clients.append(provider._loop_shards[1].clients[0] if provider._loop_shards else None)
         return turn.content
 
     for _ in range(2):
@@ -258,7 +259,7 @@ def test_one_provider_across_two_event_loops(fake: FakeLLM, api: str) -> None:
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_providers_configured_alike_share_the_loops_client_and_aclose_closes_it(fake: FakeLLM, api: str) -> None:
+def test_providers_configured_alike_share_the_loops_clients_and_aclose_closes_them(fake: FakeLLM, api: str) -> None:
     fake.load(Script(turns=[Turn(text="ok")]))
 
     async def main() -> None:
@@ -266,14 +267,35 @@ def test_providers_configured_alike_share_the_loops_client_and_aclose_closes_it(
             second = make_provider(fake, api)
             assert (await first.acall(MESSAGES, [], None)).content == "ok"
             assert (await second.acall(MESSAGES, [], None)).content == "ok"
-            shared = first._loop_client
-            assert shared is not None and second._loop_client is not None
-            assert shared[1] is second._loop_client[1]
-        assert shared[1].is_closed()
+            assert first._loop_shards is not None and second._loop_shards is not None
+            shards = first._loop_shards[1]
+            assert shards is second._loop_shards[1] and len(shards.clients) == 1
+            client = shards.clients[0]
+        assert client.is_closed()
         assert (await second.acall(MESSAGES, [], None)).content == "ok"  # a closed client is replaced
-        assert not second._loop_client[1].is_closed()
+        assert shards.clients[0] is not client and not shards.clients[0].is_closed()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_many_requests_in_flight_are_spread_over_small_connection_pools(
+    fake: FakeLLM, api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sdk, "SHARD", 3)
+    requests = 8
+    fake.load(Script(turns=[Turn(text="ok", faults=[Fault(kind="stall", seconds=0.3)] * requests)]))
+    provider = make_provider(fake, api)
+
+    async def main() -> int:
+        turns = await asyncio.gather(*(provider.acall(MESSAGES, [], None) for _ in range(requests)))
+        assert [t.content for t in turns] == ["ok"] * requests
+        assert provider._loop_shards is not None
+        shards = provider._loop_shards[1]
+        assert shards.busy == [0, 0, 0]  # every lease given back
+        return len(shards.clients)
+
+    assert asyncio.run(main()) == 3  # 8 at once, at most 3 on each client
 
 
 def test_a_given_sync_client_runs_the_async_call_in_a_thread(fake: FakeLLM) -> None:
