@@ -333,3 +333,21 @@ def test_a_given_async_client_is_used(fake: FakeLLM) -> None:
         assert client.is_closed()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_the_callers_extra_body_still_wins_over_the_conversation_sent_as_built(fake: FakeLLM, api: str) -> None:
+    fake.load(Script(turns=[Turn(text="ok")]))
+    field = "input" if api == "responses" else "messages"
+    plain = make_provider(fake, api)
+    assert plain(MESSAGES, [], None).content == "ok"
+    assert fake.requests[-1]["body"][field]  # the conversation went out, not the SDK's empty placeholder
+    replaced = [{"role": "user", "content": "instead"}]
+    provider = make_provider(fake, api, params={"extra_body": {field: replaced, "seed": 7}})
+
+    async def main() -> str | None:
+        return (await provider.acall(MESSAGES, [], None)).content
+
+    assert asyncio.run(main()) == "ok"
+    body = fake.requests[-1]["body"]
+    assert body[field] == replaced and body["seed"] == 7
