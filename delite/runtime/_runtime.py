@@ -10,10 +10,10 @@ the runtime is a host for the same durable operations as ``agent.run``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import atexit
 import collections
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import os
