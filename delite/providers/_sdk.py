@@ -252,7 +252,7 @@ async def _loop_shards(provider: SDKProvider, options: dict[str, Any]) -> _Shard
         here.closer = here.close_at_shutdown()
         await here.closer.__anext__()  # started on this loop, so the loop finalizes it at shutdown
     key = _client_key(provider, options)
-    if key is None:  # an unhashable option (the caller's own http_client): one client, the caller closes it
+    if key is None or "http_client" in options:  # the caller's own http_client (or an option that is no key)
         return _Shards(lambda: provider._make_async_client(_built_options(options)), None)  # noqa: SLF001
     shards = here.shards.get(key)
     if shards is None:

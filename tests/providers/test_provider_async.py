@@ -351,3 +351,22 @@ def test_the_callers_extra_body_still_wins_over_the_conversation_sent_as_built(f
     assert asyncio.run(main()) == "ok"
     body = fake.requests[-1]["body"]
     assert body[field] == replaced and body["seed"] == 7
+
+
+def test_the_callers_own_async_http_client_is_used(fake: FakeLLM) -> None:
+    import httpx2
+
+    fake.load(Script(turns=[Turn(text="ok")]))
+    seen: list[str] = []
+
+    async def main() -> None:
+        async def hook(request: httpx2.Request) -> None:
+            seen.append(request.url.path)
+
+        async with httpx2.AsyncClient(event_hooks={"request": [hook]}) as http_client:
+            provider = make_provider(fake, "chat", client_options={"http_client": http_client})
+            assert (await provider.acall(MESSAGES, [], None)).content == "ok"
+            assert (await provider.acall(MESSAGES, [], None)).content == "ok"
+
+    asyncio.run(main())
+    assert seen == ["/v1/chat/completions"] * 2
