@@ -189,8 +189,8 @@ class Anthropic(SDKProvider):
     sdk_name = "anthropic"
 
     client_class = "Anthropic"
-    reader = _MessagesReader
     async_client_class = "AsyncAnthropic"
+    reader = _MessagesReader
     as_is = ("messages", "tools")
     required = ("messages",)
 

@@ -142,8 +142,8 @@ class OpenAI(SDKProvider):
     sdk_name = "openai"
 
     client_class = "OpenAI"
-    reader = _ChatReader
     async_client_class = "AsyncOpenAI"
+    reader = _ChatReader
     as_is = ("messages", "tools")
     required = ("messages",)
 

@@ -132,8 +132,8 @@ class OpenAIResponses(SDKProvider):
     sdk_name = "openai"
 
     client_class = "OpenAI"
-    reader = _ResponsesReader
     async_client_class = "AsyncOpenAI"
+    reader = _ResponsesReader
     as_is = ("input", "tools")
 
     def _endpoint(self, client: Any) -> Any:

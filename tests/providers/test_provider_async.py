@@ -3,7 +3,8 @@
 Every run here uses async tools, so nothing at all needs a worker thread: a fresh worker pool (the
 ``worker_pool`` context variable the engine reads, or a Runtime's own pool) that never started a thread
 shows that no model call ran in one. Each result, error, usage and cost is compared with the sync path's
-for the same script.
+for the same script. Then the clients: one per event loop (closed when the loop shuts down), shared by
+providers configured alike, spread over small pools when many requests are in flight, and the caller's own.
 """
 
 from __future__ import annotations
