@@ -10,13 +10,25 @@ Standalone; sets baselines and gates nothing.
 Every run checks what it measured (every execution answered, every log healthy) and exits 1 if it did not.
 
 **Throughput.** N executions are started at once in one :class:`~delite.Runtime` (``rt.go``) and waited
-for. Each is ``ScriptedProvider.tool_loop(S)`` with a model that takes ``--delay`` seconds per call (awaited
-on the runtime's loop, as an async SDK's call is) and a trivial sync tool: S steps of one model call and one
-tool call, then the answer (S + 1 model calls). On its own, an execution takes at least (S + 1) x delay; that
-is the ideal wall time of N of them running at once. The table gives the wall time, its ratio to the ideal,
-the steps per second (N x S / wall), and checks every log afterwards (``DataDir.health``: checksums, no torn
-tail, every execution completed). ``go_ms`` is the latency of one ``rt.go()`` call: it returns once the
-execution's start is on disk (its log created and, in ``full`` and ``normal``, synced with its directory).
+for. Each is S steps of one model call and one call of a trivial sync tool, then the answer (S + 1 model
+calls), with a model that takes ``--delay`` seconds per call. On its own, an execution takes at least
+(S + 1) x delay; that is the ideal wall time of N of them running at once. The model is, by ``--providers``:
+
+* ``scripted``: ``ScriptedProvider.tool_loop(S)``, its delay awaited on the runtime's loop (no HTTP);
+* ``openai``: the real ``OpenAI`` provider (the ``openai`` SDK, Chat Completions, JSON) against the fake LLM
+  server of ``tests/fakellm`` in a process of its own on 127.0.0.1, where every request waits ``--delay``
+  before its answer (the server's stall fault, one per request). Under the Runtime the provider's ``acall``
+  is awaited on the loop with the SDK's async client: no thread per model call;
+* ``openai-threads``: the same provider behind a plain sync function, which the engine runs in a worker
+  thread per model call (what every vendor provider did before it had ``acall``), for comparison.
+
+The table gives the wall time, its ratio to the ideal, the steps per second (N x S / wall) and per second of
+this process's CPU time (``steps_per_cpu_s``: what one core sustains; the fake server's CPU is not counted
+but shown, ``server_cpu_s``: on a 2-core machine the two share the cores),
+the thread hops per step (calls handed to delite's I/O threads and to the runtime's worker threads, per model
+call + tool call step), and checks every log afterwards (``DataDir.health``: checksums, no torn tail, every
+execution completed). ``go_ms`` is the latency of one ``rt.go()`` call: it returns once the execution's start
+is on disk (its log created and, in ``full`` and ``normal``, synced with its directory).
 
 **Event-loop stall.** ``agent.arun`` hands every log append (``write`` + ``fsync``) to delite's I/O
 threads. The stall per write is the time the loop itself spends on one: submitting it and taking its result
@@ -39,14 +51,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from fakellm import Call, FakeLLMProcess, Fault, Script, Turn  # noqa: E402
 
 import delite  # noqa: E402
 from delite import Agent, DataDir, Runtime, ScriptedProvider, tool  # noqa: E402
 from delite.engine import _aio  # noqa: E402
+from delite.providers import OpenAI  # noqa: E402
+
+PROVIDERS = ("scripted", "openai", "openai-threads")
 
 
 @tool
@@ -62,27 +81,99 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def throughput(n: int, steps: int, delay: float, durability: str, workers: int) -> dict[str, Any]:
+def vendor_script(n: int, steps: int, delay: float) -> Script:
+    """S tool-call turns and an answer, each request of each turn held ``delay`` seconds (n executions)."""
+    wait = [Fault(kind="stall", seconds=delay)] * n  # one per request: a fault is used up by the request it delays
+    turns = [Turn(calls=[Call(name="step", arguments={"i": i})], faults=wait) for i in range(steps)]
+    return Script(turns=[*turns, Turn(text="done", faults=wait)])
+
+
+def model(kind: str, server: FakeLLMProcess | None, steps: int, delay: float) -> Any:
+    if kind == "scripted":
+        return ScriptedProvider.tool_loop(steps, "step", delay=delay)
+    assert server is not None
+    vendor = OpenAI("gpt-4o-mini", base_url=server.url + "/v1", api_key="bench")
+    if kind == "openai":
+        return vendor
+
+    def in_a_thread(messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> Any:
+        return vendor(messages, tools, model)  # a plain sync callable: the engine runs it in a worker thread
+
+    in_a_thread.name = vendor.name  # type: ignore[attr-defined]
+    return in_a_thread
+
+
+def server_cpu(server: FakeLLMProcess | None) -> float:
+    """CPU seconds the fake server's process has used (0 without one, or where /proc cannot tell)."""
+    if server is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+class Hops:
+    """Counts the calls handed to thread pools (``submit``) while installed."""
+
+    def __init__(self, *pools: Any) -> None:
+        self.pools = pools
+        self.count = 0
+        self.real = [pool.submit for pool in pools]
+
+    def __enter__(self) -> Self:
+        for pool, real in zip(self.pools, self.real, strict=True):
+
+            def submit(fn: Any, *args: Any, _real: Any = real) -> None:
+                self.count += 1  # from the event loop thread only: no lock needed
+                _real(fn, *args)
+
+            pool.submit = submit
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for pool, real in zip(self.pools, self.real, strict=True):
+            pool.submit = real
+
+
+def throughput(
+    n: int,
+    steps: int,
+    delay: float,
+    durability: str,
+    workers: int,
+    kind: str = "scripted",
+    server: FakeLLMProcess | None = None,
+) -> dict[str, Any]:
     data = tempfile.mkdtemp(prefix="delite-bench-rt-")
     try:
+        if server is not None:
+            server.load(vendor_script(n, steps, delay))
         rt = Runtime(data, workers=workers, durability=durability)
-        provider = ScriptedProvider.tool_loop(steps, "step", delay=delay)
+        provider = model(kind, server, steps, delay)
         agent = Agent(data, runtime=rt, agent_id="bench", provider=provider, tools=[step], durability=durability)
         rt.start()
+        cpu = time.process_time()
+        served = server_cpu(server)
         started = time.perf_counter()
         ids = []
         go_ms = []
-        for _ in range(n):
-            t = time.perf_counter()
-            ids.append(rt.go(agent, "go"))  # returns once the start is on disk (a log created, synced per mode)
-            go_ms.append((time.perf_counter() - t) * 1000)
-        answers = [rt.wait(eid, timeout=600).answer for eid in ids]
+        with Hops(_aio.io_pool(), rt._pool) as hops:  # noqa: SLF001 - the runtime's worker threads
+            for _ in range(n):
+                t = time.perf_counter()
+                ids.append(rt.go(agent, "go"))  # returns once the start is on disk (a log created, synced per mode)
+                go_ms.append((time.perf_counter() - t) * 1000)
+            answers = [rt.wait(eid, timeout=600).answer for eid in ids]
         wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        served = server_cpu(server) - served
         rt.shutdown()
         report = DataDir(data).health()
         page = DataDir(data).list(status="completed", limit=0)
         ideal = (steps + 1) * delay
         return {
+            "provider": kind,
             "executions": n,
             "steps_each": steps,
             "model_delay_s": delay,
@@ -91,6 +182,10 @@ def throughput(n: int, steps: int, delay: float, durability: str, workers: int) 
             "ideal_s": round(ideal, 3),
             "ratio_to_ideal": round(wall / ideal, 2),
             "steps_per_s": round(n * steps / wall, 1),
+            "cpu_s": round(cpu, 3),
+            "steps_per_cpu_s": round(n * steps / cpu, 1) if cpu > 0 else None,
+            "server_cpu_s": round(served, 2),
+            "hops_per_step": round(hops.count / (n * steps), 2),
             "go_ms_p50": round(statistics.median(go_ms), 3),
             "go_ms_p99": round(pct(go_ms, 99), 3),
             "model_calls_per_s": round(n * (steps + 1) / wall, 1),
@@ -225,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durability", default="full", choices=["full", "normal", "off"])
     parser.add_argument("--workers", type=int, default=32, help="the runtime's worker threads")
     parser.add_argument(
+        "--providers", nargs="*", choices=PROVIDERS, default=list(PROVIDERS), help="models to measure (default all)"
+    )
+    parser.add_argument(
         "--smoke",
         "--quick",
         action="store_true",
@@ -238,7 +336,16 @@ def main(argv: list[str] | None = None) -> int:
         args.steps, args.delay = 2, 0.01
         stall_runs, stall_steps = 4, 2
     levels = args.concurrency or [1, 10, 100, 200, 1000]
-    rows = [throughput(n, args.steps, args.delay, args.durability, args.workers) for n in levels]
+    server = FakeLLMProcess() if set(args.providers) - {"scripted"} else None
+    try:
+        rows = [
+            throughput(n, args.steps, args.delay, args.durability, args.workers, kind, server)
+            for kind in args.providers
+            for n in levels
+        ]
+    finally:
+        if server is not None:
+            server.stop()
     stalls = [
         stall(stall_runs, stall_steps, "full", on_loop=False),
         stall(stall_runs, stall_steps, "full", on_loop=True),
@@ -259,11 +366,16 @@ def main(argv: list[str] | None = None) -> int:
         table(
             rows,
             [
+                "provider",
                 "executions",
                 "wall_s",
                 "ideal_s",
                 "ratio_to_ideal",
                 "steps_per_s",
+                "cpu_s",
+                "steps_per_cpu_s",
+                "server_cpu_s",
+                "hops_per_step",
                 "model_calls_per_s",
                 "go_ms_p50",
                 "go_ms_p99",
@@ -293,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for r in wrong:
         print(
-            f"WRONG: {r['executions']} executions: logs healthy {r['logs_healthy']}, all answered {r['all_answered']}"
+            f"WRONG: {r['provider']}, {r['executions']} executions: logs healthy {r['logs_healthy']}, all answered {r['all_answered']}"
         )
     return 1 if wrong else 0
 

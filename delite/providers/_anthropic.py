@@ -8,7 +8,7 @@ from typing import Any
 from delite.log.records import Usage
 from delite.providers._base import ModelTurn, ProviderCall
 from delite.providers._messages import parse_arguments, system_text, text_of, tool_calls_of
-from delite.providers._sdk import SDKProvider, StreamProgress, TextSink, int_field
+from delite.providers._sdk import SDKProvider, StreamProgress, StreamReader, TextSink, int_field
 
 __all__ = ["Anthropic", "anthropic_usage"]
 
@@ -116,6 +116,58 @@ def to_anthropic_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+class _MessagesReader(StreamReader["Anthropic"]):
+    """A streamed message: usage at its start, text and tool-input pieces by block, cumulative usage, the stop."""
+
+    def __init__(self, provider: Anthropic, model: str, on_text: TextSink, progress: StreamProgress) -> None:
+        super().__init__(provider, model, on_text, progress)
+        self.text: list[str] = []
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.raw_usage: dict[str, Any] = {}
+        self.answered_by = model
+        self.stopped = False
+
+    def read(self, event: Any) -> bool:
+        kind = event.type
+        progress = self.progress
+        if kind == "message_start":
+            self.answered_by = event.message.model or self.answered_by
+            self.raw_usage = event.message.usage.to_dict()
+            progress.usage, progress.cache_write_1h = anthropic_usage(_Namespace(self.raw_usage))
+        elif kind == "content_block_start":
+            block = event.content_block
+            if block.type == "tool_use":
+                self.blocks[event.index] = {"id": block.id, "name": block.name, "json": []}
+            elif block.type == "text" and block.text:
+                self.text.append(block.text)
+                self.on_text(block.text)
+        elif kind == "content_block_delta":
+            delta = event.delta
+            if delta.type == "text_delta":
+                self.text.append(delta.text)
+                self.on_text(delta.text)
+            elif delta.type == "input_json_delta" and event.index in self.blocks:
+                self.blocks[event.index]["json"].append(delta.partial_json)
+        elif kind == "message_delta":
+            # Cumulative counts: overwrite what message_start said.
+            self.raw_usage.update({k: v for k, v in event.usage.to_dict().items() if v is not None})
+            progress.usage, progress.cache_write_1h = anthropic_usage(_Namespace(self.raw_usage))
+        elif kind == "message_stop":
+            self.stopped = True
+        return self.stopped
+
+    def turn(self) -> ModelTurn:
+        if not self.stopped:
+            raise self.provider._incomplete("message_stop")  # noqa: SLF001 - the reader's own provider
+        calls = [
+            ProviderCall(id=b["id"], name=b["name"], arguments=parse_arguments("".join(b["json"])))
+            for _, b in sorted(self.blocks.items())
+        ]
+        raw_usage = self.raw_usage
+        usage = anthropic_usage(_Namespace(raw_usage)) if raw_usage else None
+        return self.provider._turn(self.text, calls, self.answered_by, usage, raw_usage or None)  # noqa: SLF001
+
+
 class Anthropic(SDKProvider):
     """Anthropic's Messages API.
 
@@ -136,8 +188,14 @@ class Anthropic(SDKProvider):
     default_model = "claude-haiku-4-5"
     sdk_name = "anthropic"
 
-    def _make_client(self, options: dict[str, Any]) -> Any:
-        return self._sdk.Anthropic(**options)
+    client_class = "Anthropic"
+    async_client_class = "AsyncAnthropic"
+    reader = _MessagesReader
+    as_is = ("messages", "tools")
+    required = ("messages",)
+
+    def _endpoint(self, client: Any) -> Any:
+        return client.messages.create
 
     def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str) -> dict[str, Any]:
         system, wire = to_anthropic_messages(messages)
@@ -162,11 +220,8 @@ class Anthropic(SDKProvider):
             content="".join(text) if text else None, tool_calls=calls, usage=priced, model=model, raw_usage=raw
         )
 
-    def _complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str, progress: StreamProgress
-    ) -> ModelTurn:
-        message = self.client.messages.create(**self._request(messages, tools, model))
-        progress.started = True
+    def _parse(self, response: Any, model: str) -> ModelTurn:
+        message = response
         text: list[str] = []
         calls: list[ProviderCall] = []
         for block in message.content:
@@ -176,59 +231,6 @@ class Anthropic(SDKProvider):
                 calls.append(ProviderCall(id=block.id, name=block.name, arguments=block.input))
         usage = anthropic_usage(message.usage)
         return self._turn(text, calls, message.model or model, usage, message.usage.to_dict())
-
-    def _stream(
-        self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        model: str,
-        on_text: TextSink,
-        progress: StreamProgress,
-    ) -> ModelTurn:
-        request = self._request(messages, tools, model)
-        request["stream"] = True
-        text: list[str] = []
-        blocks: dict[int, dict[str, Any]] = {}
-        raw_usage: dict[str, Any] = {}
-        answered_by = model
-        stopped = False
-        with self.client.messages.create(**request) as stream:
-            progress.started = True
-            for event in stream:
-                kind = event.type
-                if kind == "message_start":
-                    answered_by = event.message.model or answered_by
-                    raw_usage = event.message.usage.to_dict()
-                    progress.usage, progress.cache_write_1h = anthropic_usage(_Namespace(raw_usage))
-                elif kind == "content_block_start":
-                    block = event.content_block
-                    if block.type == "tool_use":
-                        blocks[event.index] = {"id": block.id, "name": block.name, "json": []}
-                    elif block.type == "text" and block.text:
-                        text.append(block.text)
-                        on_text(block.text)
-                elif kind == "content_block_delta":
-                    delta = event.delta
-                    if delta.type == "text_delta":
-                        text.append(delta.text)
-                        on_text(delta.text)
-                    elif delta.type == "input_json_delta" and event.index in blocks:
-                        blocks[event.index]["json"].append(delta.partial_json)
-                elif kind == "message_delta":
-                    # Cumulative counts: overwrite what message_start said.
-                    raw_usage.update({k: v for k, v in event.usage.to_dict().items() if v is not None})
-                    progress.usage, progress.cache_write_1h = anthropic_usage(_Namespace(raw_usage))
-                elif kind == "message_stop":
-                    stopped = True
-                    break
-        if not stopped:
-            raise self._incomplete("message_stop")
-        calls = [
-            ProviderCall(id=b["id"], name=b["name"], arguments=parse_arguments("".join(b["json"])))
-            for _, b in sorted(blocks.items())
-        ]
-        usage = anthropic_usage(_Namespace(raw_usage)) if raw_usage else None
-        return self._turn(text, calls, answered_by, usage, raw_usage or None)
 
 
 class _Namespace:

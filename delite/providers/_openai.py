@@ -5,13 +5,14 @@ The ``openai`` SDK is imported when a provider is built, never when delite is im
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from delite.errors import ProviderError
 from delite.log.records import Usage
 from delite.providers._base import ModelTurn, ProviderCall
 from delite.providers._messages import dump_arguments, parse_arguments, tool_calls_of
-from delite.providers._sdk import SDKProvider, StreamProgress, TextSink, int_field
+from delite.providers._sdk import SDKProvider, StreamProgress, StreamReader, TextSink, int_field
 
 __all__ = ["OpenAI", "chat_usage"]
 
@@ -71,6 +72,54 @@ def to_chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+class _ChatReader(StreamReader["OpenAI"]):
+    """A streamed chat completion: text and tool-call pieces by choice 0, then the finish reason and usage."""
+
+    def __init__(self, provider: OpenAI, model: str, on_text: TextSink, progress: StreamProgress) -> None:
+        super().__init__(provider, model, on_text, progress)
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+        self.answered_by = model
+        self.raw_usage: Any = None
+
+    def read(self, event: Any) -> bool:
+        chunk = event
+        self.answered_by = chunk.model or self.answered_by
+        if chunk.usage is not None:
+            self.raw_usage = chunk.usage
+            self.progress.usage = chat_usage(chunk.usage)
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            if delta is not None and delta.content:
+                self.text.append(delta.content)
+                self.on_text(delta.content)
+            for tc in (delta.tool_calls if delta is not None else None) or []:
+                slot = self.calls.setdefault(tc.index, {"id": None, "name": "", "arguments": []})
+                if tc.id:
+                    slot["id"] = tc.id
+                if tc.function is not None:
+                    if tc.function.name:
+                        slot["name"] = tc.function.name
+                    if tc.function.arguments:
+                        slot["arguments"].append(tc.function.arguments)
+            if choice.finish_reason is not None:
+                self.finish = choice.finish_reason
+        return False  # the usage chunk comes after the finish reason: read to the end
+
+    def turn(self) -> ModelTurn:
+        if self.finish is None:
+            raise self.provider._incomplete("a finish_reason")  # noqa: SLF001 - the reader's own provider
+        turn_calls = [
+            ProviderCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=parse_arguments("".join(c["arguments"])))
+            for i, c in sorted(self.calls.items())
+        ]
+        content = "".join(self.text) if self.text else None
+        return self.provider._turn(content, turn_calls, self.finish, self.answered_by, self.raw_usage)  # noqa: SLF001
+
+
 class OpenAI(SDKProvider):
     """OpenAI's Chat Completions API, or any server that speaks it (``base_url=``).
 
@@ -92,8 +141,14 @@ class OpenAI(SDKProvider):
     default_model = "gpt-4o-mini"
     sdk_name = "openai"
 
-    def _make_client(self, options: dict[str, Any]) -> Any:
-        return self._sdk.OpenAI(**options)
+    client_class = "OpenAI"
+    async_client_class = "AsyncOpenAI"
+    reader = _ChatReader
+    as_is = ("messages", "tools")
+    required = ("messages",)
+
+    def _endpoint(self, client: Any) -> Any:
+        return client.chat.completions.create
 
     def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str) -> dict[str, Any]:
         request: dict[str, Any] = {"model": model, "messages": to_chat_messages(messages), **self._sampling()}
@@ -103,6 +158,8 @@ class OpenAI(SDKProvider):
             request["max_completion_tokens"] = self.max_tokens
         request.update(self.params)
         return request
+
+    stream_request: ClassVar[Mapping[str, Any]] = {"stream_options": {"include_usage": True}}
 
     def _turn(
         self, content: str | None, calls: list[ProviderCall], finish: str | None, model: str, raw_usage: Any
@@ -117,11 +174,7 @@ class OpenAI(SDKProvider):
             raw = raw_usage.to_dict()
         return ModelTurn(content=content, tool_calls=calls, usage=usage, model=model, raw_usage=raw)
 
-    def _complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str, progress: StreamProgress
-    ) -> ModelTurn:
-        response = self.client.chat.completions.create(**self._request(messages, tools, model))
-        progress.started = True
+    def _parse(self, response: Any, model: str) -> ModelTurn:
         if not response.choices:
             raise ProviderError("the response has no choices", provider=self.name, retryable=True)
         choice = response.choices[0]
@@ -132,53 +185,3 @@ class OpenAI(SDKProvider):
             if getattr(c, "function", None) is not None
         ]
         return self._turn(message.content, calls, choice.finish_reason, response.model or model, response.usage)
-
-    def _stream(
-        self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        model: str,
-        on_text: TextSink,
-        progress: StreamProgress,
-    ) -> ModelTurn:
-        request = self._request(messages, tools, model)
-        request["stream"] = True
-        request.setdefault("stream_options", {"include_usage": True})
-        text: list[str] = []
-        calls: dict[int, dict[str, Any]] = {}
-        finish: str | None = None
-        answered_by = model
-        raw_usage: Any = None
-        with self.client.chat.completions.create(**request) as stream:
-            progress.started = True
-            for chunk in stream:
-                answered_by = chunk.model or answered_by
-                if chunk.usage is not None:
-                    raw_usage = chunk.usage
-                    progress.usage = chat_usage(chunk.usage)
-                for choice in chunk.choices:
-                    if choice.index != 0:
-                        continue
-                    delta = choice.delta
-                    if delta is not None and delta.content:
-                        text.append(delta.content)
-                        on_text(delta.content)
-                    for tc in (delta.tool_calls if delta is not None else None) or []:
-                        slot = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": []})
-                        if tc.id:
-                            slot["id"] = tc.id
-                        if tc.function is not None:
-                            if tc.function.name:
-                                slot["name"] = tc.function.name
-                            if tc.function.arguments:
-                                slot["arguments"].append(tc.function.arguments)
-                    if choice.finish_reason is not None:
-                        finish = choice.finish_reason
-        if finish is None:
-            raise self._incomplete("a finish_reason")
-        turn_calls = [
-            ProviderCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=parse_arguments("".join(c["arguments"])))
-            for i, c in sorted(calls.items())
-        ]
-        content = "".join(text) if text else None
-        return self._turn(content, turn_calls, finish, answered_by, raw_usage)

@@ -12,7 +12,7 @@ from typing import Any
 from delite.log.records import Usage
 from delite.providers._base import ModelTurn, ProviderCall
 from delite.providers._messages import dump_arguments, parse_arguments, system_text, text_of, tool_calls_of
-from delite.providers._sdk import SDKProvider, StreamProgress, TextSink, int_field
+from delite.providers._sdk import SDKProvider, StreamProgress, StreamReader, TextSink, int_field
 
 __all__ = ["OpenAIResponses", "responses_usage"]
 
@@ -83,6 +83,34 @@ def to_responses_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+class _ResponsesReader(StreamReader["OpenAIResponses"]):
+    """A streamed response: text deltas, then the whole response in its terminal event."""
+
+    def __init__(self, provider: OpenAIResponses, model: str, on_text: TextSink, progress: StreamProgress) -> None:
+        super().__init__(provider, model, on_text, progress)
+        self.final: Any = None
+
+    def read(self, event: Any) -> bool:
+        kind = event.type
+        if kind == "response.output_text.delta":
+            self.on_text(event.delta)
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.final = event.response
+            return True
+        elif kind == "error":
+            code = getattr(event, "code", None)
+            raise self.provider._stream_error(code, str(getattr(event, "message", "")))  # noqa: SLF001
+        return False
+
+    def turn(self) -> ModelTurn:
+        final = self.final
+        if final is None:
+            raise self.provider._incomplete("response.completed")  # noqa: SLF001 - the reader's own provider
+        if final.usage is not None:
+            self.progress.usage = responses_usage(final.usage)
+        return self.provider._parse(final, self.model)  # noqa: SLF001
+
+
 class OpenAIResponses(SDKProvider):
     """OpenAI's Responses API.
 
@@ -103,8 +131,13 @@ class OpenAIResponses(SDKProvider):
     default_model = "gpt-5-mini"
     sdk_name = "openai"
 
-    def _make_client(self, options: dict[str, Any]) -> Any:
-        return self._sdk.OpenAI(**options)
+    client_class = "OpenAI"
+    async_client_class = "AsyncOpenAI"
+    reader = _ResponsesReader
+    as_is = ("input", "tools")
+
+    def _endpoint(self, client: Any) -> Any:
+        return client.responses.create
 
     def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str) -> dict[str, Any]:
         instructions, items = to_responses_input(messages)
@@ -118,7 +151,7 @@ class OpenAIResponses(SDKProvider):
         request.update(self.params)
         return request
 
-    def _turn(self, response: Any, model: str) -> ModelTurn:
+    def _parse(self, response: Any, model: str) -> ModelTurn:
         status = getattr(response, "status", None)
         if status == "failed" or (status not in (None, "completed", "incomplete")):
             error = getattr(response, "error", None)
@@ -146,38 +179,3 @@ class OpenAIResponses(SDKProvider):
             model=answered_by,
             raw_usage=None if raw is None else raw.to_dict(),
         )
-
-    def _complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str, progress: StreamProgress
-    ) -> ModelTurn:
-        response = self.client.responses.create(**self._request(messages, tools, model))
-        progress.started = True
-        return self._turn(response, model)
-
-    def _stream(
-        self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        model: str,
-        on_text: TextSink,
-        progress: StreamProgress,
-    ) -> ModelTurn:
-        request = self._request(messages, tools, model)
-        request["stream"] = True
-        final: Any = None
-        with self.client.responses.create(**request) as stream:
-            progress.started = True
-            for event in stream:
-                kind = event.type
-                if kind == "response.output_text.delta":
-                    on_text(event.delta)
-                elif kind in ("response.completed", "response.incomplete", "response.failed"):
-                    final = event.response
-                    break
-                elif kind == "error":
-                    raise self._stream_error(getattr(event, "code", None), str(getattr(event, "message", "")))
-        if final is None:
-            raise self._incomplete("response.completed")
-        if final.usage is not None:
-            progress.usage = responses_usage(final.usage)
-        return self._turn(final, model)

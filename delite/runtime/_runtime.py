@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import collections
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import os
@@ -274,6 +275,11 @@ class Runtime:
         self._notices.put(None)
         if self._notifier is not None and self._notifier is not threading.current_thread():
             self._notifier.join()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            # Like asyncio.run: async generators still open are closed on the loop (the providers' async clients
+            # close their connections that way), before it stops.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
