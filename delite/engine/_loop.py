@@ -173,10 +173,6 @@ class _Run:
     pending: PendingCall
 
 
-def _refold(log: ExecutionLog) -> ExecutionState:
-    return fold(log.records)
-
-
 class Runner:
     """Advances one claimed execution until it completes, suspends, fails or is cancelled."""
 
@@ -276,7 +272,7 @@ class Runner:
         if reason == self._resumed_from and all(isinstance(r, ExecutionResumed) for r in self._pending):
             # Nothing happened since the execution last suspended for this: leave the log as it was.
             self._pending.clear()
-            self.state = yield Io(_refold, self.log)
+            self.state = yield Io(self.log.state)
             return
         self.buffer(ExecutionSuspended(at=self._now(), reason=reason))
         yield from self.flush(barrier=True)

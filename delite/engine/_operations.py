@@ -81,14 +81,6 @@ class Link:
     max_depth: int
 
 
-def _fold_log(log: ExecutionLog) -> ExecutionState:
-    return fold(log.records)
-
-
-def _read_state(store: Store, execution_id: str) -> ExecutionState:
-    return fold(store.read(execution_id).records)
-
-
 def typed(response: Response, spec: OutputSpec | None) -> Response:
     """The response with its recorded output converted to the output type (when there are both)."""
     if spec is None or response.output is None:
@@ -203,7 +195,7 @@ class Operations(abc.ABC):
         done = log.outcome  # a finished execution's outcome, from a snapshot verified against the log
         if done is not None and done.status.is_terminal and done.input == text:
             return typed(Response.from_outcome(done), output)
-        state = yield Io(_fold_log, log)
+        state = yield Io(log.state)
         if not log.created and state.input != text:
             raise ExecutionIdConflictError(eid, state.status.value)
         response = yield from self._advance_op(log, state, settings, model=model, resumed=not log.created)
@@ -232,7 +224,7 @@ class Operations(abc.ABC):
         done = log.outcome
         if done is not None and done.status.is_terminal:
             return typed(Response.from_outcome(done), output)
-        state = yield Io(_fold_log, log)
+        state = yield Io(log.state)
         return (yield from self._advance_op(log, state, settings, model=model, resumed=True))
 
     def _advance_op(
@@ -304,7 +296,7 @@ class Operations(abc.ABC):
     # -- reading ---------------------------------------------------------------------------------------------
 
     def _get_op(self, execution_id: str) -> Steps[ExecutionState]:
-        state: ExecutionState = yield Io(_read_state, self.store, validate_execution_id(execution_id))
+        state: ExecutionState = yield Io(self.store.state, validate_execution_id(execution_id))
         return state
 
     def _response_op(self, execution_id: str, spec: OutputSpec | None) -> Steps[Response]:
@@ -335,7 +327,7 @@ class Operations(abc.ABC):
         settings = self._settings(output=self._output(None)) if advance else None
         eid = validate_execution_id(execution_id)
         log = yield Claim(self.store, eid)
-        state = yield Io(_fold_log, log)
+        state = yield Io(log.state)
         self._check_waiting(eid, state, kinds)
         listed = state.suspend_reason.confirmation_ids if state.suspend_reason is not None else []
         if ids is not None and not ids:
@@ -348,7 +340,7 @@ class Operations(abc.ABC):
             if gone:
                 yield from self._refuse_gone(eid, state, kinds, child, gone)
             child_log = yield Claim(self.store, validate_execution_id(child))
-            child_state = yield Io(_fold_log, child_log)
+            child_state = yield Io(child_log.state)
             self._check_waiting(child, child_state, kinds)
             chosen = select(child, child_state, kinds, calls, every=every)
             if chosen:
@@ -375,7 +367,7 @@ class Operations(abc.ABC):
     ) -> Steps[None]:
         """Sub-agents' calls the execution no longer lists: answered already (409), or never there (400)."""
         try:
-            child_state: ExecutionState | None = yield Io(_read_state, self.store, validate_execution_id(child))
+            child_state: ExecutionState | None = yield Io(self.store.state, validate_execution_id(child))
         except ExecutionNotFoundError:
             child_state = None
         if child_state is not None and any(g.rpartition("/")[2] in child_state.calls for g in gone):
@@ -502,7 +494,7 @@ class Operations(abc.ABC):
             log = yield Claim(store, eid)
         except ExecutionAlreadyClaimedError:
             return Response.from_state(state)  # its owner stops at its next step boundary
-        state = yield Io(_fold_log, log)
+        state = yield Io(log.state)
         if not state.status.is_terminal:
             record = ExecutionCancelled(at=self.clock(), reason=reason)
             yield Append(log, [record], barrier=True)

@@ -37,7 +37,6 @@ from delite.engine._response import AnyResponse, Response, settled
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
 from delite.log._durability import Durability
 from delite.log.records import ExecutionStarted, SuspendReason
-from delite.state._fold import fold
 from delite.state._model import ExecutionState, Status
 from delite.store._base import Store
 from delite.store._file import FileStore
@@ -521,7 +520,7 @@ class Runtime:
     # -- internals -------------------------------------------------------------------------------------------
 
     def _read(self, execution_id: str) -> ExecutionState:
-        return fold(self.store.read(validate_execution_id(execution_id)).records)
+        return self.store.state(validate_execution_id(execution_id))
 
     def _root(self, execution_id: str) -> tuple[str, Agent]:
         """The top execution above ``execution_id`` (itself, unless it is a sub-agent's) and its agent."""

@@ -18,7 +18,7 @@ from typing import Self
 from delite.errors import DeliteError, SequenceConflictError, UsageError
 from delite.log.records import AnyRecord, Record
 from delite.state._fold import fold
-from delite.state._model import Status
+from delite.state._model import ExecutionState, Status
 from delite.state._outcome import Outcome
 from delite.store._query import ExecutionIndex
 from delite.store._records import RecordRange
@@ -73,6 +73,10 @@ class ExecutionLog(abc.ABC):
     @abc.abstractmethod
     def release(self) -> None:
         """Give up the claim (idempotent)."""
+
+    def state(self) -> ExecutionState:
+        """The execution's state as this claim holds it: the fold of :attr:`records` (the one read-and-fold)."""
+        return fold(self.records)
 
     def save_outcome(self, outcome: Outcome) -> None:  # noqa: B027 - optional hook, most stores keep nothing
         """Offer the outcome of the log as it is now (every append made) for the next claim to reuse.
@@ -153,6 +157,15 @@ class LogStore(abc.ABC):
     def is_claimed(self, execution_id: str) -> bool:
         """Whether a live owner holds the execution right now (a snapshot; it may change at once)."""
 
+    def state(self, execution_id: str) -> ExecutionState:
+        """The execution's state now, without claiming it: the fold of all its records.
+
+        Raises:
+            ExecutionNotFoundError: there is no such execution.
+            LogCorruptError: a record before the tail is damaged.
+        """
+        return fold(self.read(execution_id).records)
+
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing open
         """Release resources held by the store."""
 
@@ -190,6 +203,6 @@ class Store(LogStore, ExecutionIndex):
     def _never_advanced(self, execution_id: str) -> bool:
         """Whether no process has taken this execution on yet (a fork nobody resumed); unreadable counts as no."""
         try:
-            return fold(self.read(execution_id).records).dormant
+            return self.state(execution_id).dormant
         except DeliteError:
             return False  # taking it on reports what is wrong with it
