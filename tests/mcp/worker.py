@@ -41,7 +41,8 @@ def main() -> None:
             r = agent.resume(eid)
         else:
             r = agent.submit_approval(eid, approved=True)
-        print(json.dumps({"status": r.status.value, "answer": getattr(r, "answer", None)}))
+        kind = r.suspend_reason.kind if r.suspend_reason is not None else None
+        print(json.dumps({"status": r.status.value, "answer": getattr(r, "answer", None), "kind": kind}))
     server.close()
 
 
