@@ -110,7 +110,9 @@ def test_the_catalog_is_recorded_once_and_offered_as_recorded_on_resume(data_dir
         r = agent.run("go")
         assert r.is_suspended
     second = Recording([call("srv__add", a=1, b=2), _answer])
-    with Agent(data_dir, provider=second, tools=[MCPServer("srv", app=make_app(variant="3"), requires_confirmation=True)]) as agent:
+    with Agent(
+        data_dir, provider=second, tools=[MCPServer("srv", app=make_app(variant="3"), requires_confirmation=True)]
+    ) as agent:
         r = agent.submit_approval(r.execution_id, approved=True)
         assert r.status.value == "completed"
         records = _records(agent, r.execution_id)
@@ -124,9 +126,7 @@ def test_stdio_server_gets_an_explicit_environment_and_stderr_goes_to_a_file(
 ) -> None:
     monkeypatch.setenv("MCP_TEST_PARENT_ONLY", "leak")
     stderr = tmp_path / "server.err"
-    server = MCPServer(
-        "srv", command=[sys.executable, SERVER, "stdio"], env={"MCP_TEST_SECRET": "s3"}, stderr=stderr
-    )
+    server = MCPServer("srv", command=[sys.executable, SERVER, "stdio"], env={"MCP_TEST_SECRET": "s3"}, stderr=stderr)
     provider = ScriptedProvider([call("srv__whoami"), _answer])
     try:
         with Agent(data_dir, provider=provider, tools=[server]) as agent:
@@ -202,9 +202,9 @@ def test_a_tool_name_taken_by_a_local_tool_is_refused(data_dir: Path) -> None:
         return a + b
 
     provider = ScriptedProvider(["hi"])
-    with Agent(data_dir, provider=provider, tools=[srv__add, MCPServer("srv", app=make_app())]) as agent:
-        with pytest.raises(UsageError, match="srv__add"):
-            agent.run("go")
+    agent = Agent(data_dir, provider=provider, tools=[srv__add, MCPServer("srv", app=make_app())])
+    with agent, pytest.raises(UsageError, match="srv__add"):
+        agent.run("go")
 
 
 def test_importing_delite_does_not_import_mcp() -> None:

@@ -111,9 +111,9 @@ def test_catalog_changed_between_crash_and_resume_goes_through_the_drift_policy(
     url, _ = http_servers.start(MCP_TEST_JOURNAL=str(journal), MCP_TEST_VARIANT=variant)
     server = MCPServer("srv", url=url, trusted=True)
     try:
-        with Agent(data_dir, provider=Recording(["unused"]), tools=[server]) as agent:
-            with pytest.raises(DriftError, match="MCP server 'srv' tool 'block'"):
-                agent.resume(EID)
+        agent = Agent(data_dir, provider=Recording(["unused"]), tools=[server])
+        with agent, pytest.raises(DriftError, match="MCP server 'srv' tool 'block'"):
+            agent.resume(EID)
         assert len(_journal(journal)) == 1
         provider = Recording([call("srv__block", tag="t1"), "finished anyway"])
         with Agent(data_dir, provider=provider, tools=[server], on_drift="allow") as agent:
