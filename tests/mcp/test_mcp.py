@@ -233,3 +233,29 @@ def test_approval_answered_from_another_process(data_dir: Path, tmp_path: Path) 
     done = json.loads(out.stdout.strip().splitlines()[-1])
     assert done["status"] == "completed"
     assert '"structuredContent":{"result":7}' in done["answer"]
+
+
+def test_under_the_runtime(data_dir: Path) -> None:
+    from delite import Runtime
+
+    with Runtime(data_dir) as rt:
+        agent = Agent(
+            data_dir,
+            runtime=rt,
+            provider=ScriptedProvider([call("srv__add", a=5, b=6), _answer]),
+            tools=[MCPServer("srv", app=make_app())],
+        )
+        eid = rt.go(agent, "go")
+        r = rt.wait(eid, timeout=30)
+    assert r.status.value == "completed"
+    assert '"structuredContent":{"result":11}' in r.answer
+
+
+def test_parallel_calls_of_one_turn_share_the_session(data_dir: Path) -> None:
+    turn = {"tool_calls": [{"name": "srv__add", "arguments": {"a": i, "b": 1}} for i in range(4)]}
+    server = MCPServer("srv", app=make_app())
+    with Agent(data_dir, provider=ScriptedProvider([turn, "done"]), tools=[server]) as agent:
+        r = agent.run("go")
+        finished = [x for x in _records(agent, r.execution_id) if isinstance(x, ToolFinished)]
+    assert r.status.value == "completed"
+    assert sorted(f.result["structuredContent"]["result"] for f in finished) == [1, 2, 3, 4]
