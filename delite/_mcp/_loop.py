@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
+import weakref
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -62,7 +63,7 @@ class MCPLoop:
 
 _lock = threading.Lock()
 _instance: MCPLoop | None = None
-_closers: list[Any] = []
+_closers: weakref.WeakSet[Any] = weakref.WeakSet()  # sessions to close at exit (none kept alive by it)
 
 
 def mcp_loop() -> MCPLoop:
@@ -75,17 +76,17 @@ def mcp_loop() -> MCPLoop:
         return _instance
 
 
-def on_shutdown(close: Any) -> None:
-    """Register an async ``close()`` to run (briefly) when the process exits: sessions end, servers stop."""
-    _closers.append(close)
+def on_shutdown(session: Any) -> None:
+    """Close ``session`` (its async ``close()``, briefly) when the process exits: sessions end, servers stop."""
+    _closers.add(session)
 
 
 def _shutdown() -> None:
     loop = _instance
     if loop is None:
         return
-    for close in _closers:
+    for session in list(_closers):
         try:
-            loop.submit(close()).result(timeout=5)
+            loop.submit(session.close()).result(timeout=5)
         except Exception:  # noqa: BLE001, S112 - best effort at exit: a server that does not stop is left
             continue

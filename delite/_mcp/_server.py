@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -189,6 +190,7 @@ class MCPServer:
             "connect_attempts": connect_attempts,
         }
         self._session: Session | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         """The name and how it is reached."""
@@ -200,16 +202,17 @@ class MCPServer:
 
     def _connection(self) -> Session:
         """The server's session manager (importing the ``mcp`` package on first use)."""
-        if self._session is None:
-            try:
-                from delite._mcp._connection import Session, SessionConfig  # noqa: PLC0415 - mcp on first use
-            except ImportError as e:
-                raise UsageError("MCP servers need the mcp package: pip install 'delite-agents[mcp]'") from e
-            from delite._mcp._loop import on_shutdown  # noqa: PLC0415
+        with self._lock:  # the tool calls of one turn may ask at once, from several threads
+            if self._session is None:
+                try:
+                    from delite._mcp._connection import Session, SessionConfig  # noqa: PLC0415 - mcp on first use
+                except ImportError as e:
+                    raise UsageError("MCP servers need the mcp package: pip install 'delite-agents[mcp]'") from e
+                from delite._mcp._loop import on_shutdown  # noqa: PLC0415
 
-            self._session = Session(SessionConfig(**self._config))
-            on_shutdown(self._session.close)
-        return self._session
+                self._session = Session(SessionConfig(**self._config))
+                on_shutdown(self._session)
+            return self._session
 
     def _list(self) -> Listing:
         """List the server's tools now (blocking, from any thread but the MCP loop's)."""

@@ -50,6 +50,11 @@ def make_app(*, variant: str = "1", journal: str | None = None, delay: float = 0
         }
 
     @app.tool()
+    def trace(ctx: Context[Any, Any]) -> str:
+        """The W3C trace context the call came with."""
+        return str((ctx.request_context.meta or {}).get("traceparent", ""))
+
+    @app.tool()
     def fail(reason: str) -> str:
         """Always fails."""
         raise ToolError(reason)

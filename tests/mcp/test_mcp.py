@@ -259,3 +259,20 @@ def test_parallel_calls_of_one_turn_share_the_session(data_dir: Path) -> None:
         finished = [x for x in _records(agent, r.execution_id) if isinstance(x, ToolFinished)]
     assert r.status.value == "completed"
     assert sorted(f.result["structuredContent"]["result"] for f in finished) == [1, 2, 3, 4]
+
+
+def test_the_callers_trace_context_travels_in_meta(data_dir: Path) -> None:
+    from opentelemetry import context, trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    parent = SpanContext(trace_id=0x1234, span_id=0x5678, is_remote=False, trace_flags=TraceFlags(1))
+    token = context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+    server = MCPServer("srv", command=[sys.executable, SERVER, "stdio"])
+    try:
+        with Agent(data_dir, provider=ScriptedProvider([call("srv__trace"), _answer]), tools=[server]) as agent:
+            r = agent.run("go")
+            finished = next(x for x in _records(agent, r.execution_id) if isinstance(x, ToolFinished))
+    finally:
+        context.detach(token)
+        server.close()
+    assert finished.result["content"][0]["text"].startswith(f"00-{0x1234:032x}-")
