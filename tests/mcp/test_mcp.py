@@ -13,8 +13,8 @@ import pytest
 from conftest import SERVER, HttpServers, Recording, free_port
 from servers import make_app
 
-from delite import Agent, MCPServer, ToolError, UsageError
-from delite.log.records import ExecutionFailed, MCPCatalogRecorded, ToolFinished, ToolStarted
+from delite import Agent, DriftError, MCPServer, ToolError, UsageError
+from delite.log.records import DriftAccepted, ExecutionFailed, MCPCatalogRecorded, ToolFinished, ToolStarted
 from delite.mcp import MCPToolOptions
 from delite.providers import ScriptedProvider, call
 
@@ -276,3 +276,23 @@ def test_the_callers_trace_context_travels_in_meta(data_dir: Path) -> None:
         context.detach(token)
         server.close()
     assert finished.result["content"][0]["text"].startswith(f"00-{0x1234:032x}-")
+
+
+def test_an_approved_call_whose_tool_changed_goes_through_the_drift_policy(data_dir: Path) -> None:
+    provider = ScriptedProvider([call("srv__block", tag="t"), _answer])
+    with Agent(data_dir, provider=provider, tools=[MCPServer("srv", app=make_app(), requires_confirmation=True)]) as a:
+        r = a.run("go")
+        assert r.is_suspended
+    changed = MCPServer("srv", app=make_app(variant="2"), requires_confirmation=True)
+    with Agent(data_dir, provider=provider, tools=[changed]) as agent:
+        with pytest.raises(DriftError, match="MCP server 'srv' tool 'block'"):
+            agent.submit_approval(r.execution_id, approved=True)
+        assert agent.get(r.execution_id).suspend_reason is not None  # nothing was recorded
+    with Agent(data_dir, provider=provider, tools=[changed], on_drift="warn") as agent:
+        with pytest.warns(RuntimeWarning, match="MCP server 'srv' tool 'block'"):
+            done = agent.submit_approval(r.execution_id, approved=True)
+        records = _records(agent, r.execution_id)
+    assert done.status.value == "completed"
+    assert [x.policy for x in records if isinstance(x, DriftAccepted)] == ["warn"]
+    finished = next(x for x in records if isinstance(x, ToolFinished))
+    assert finished.result["isError"] is True  # the server refused the call made against the recorded schema
