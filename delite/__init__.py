@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     )
     from delite.log import Durability
     from delite.log.records import SuspendReason, Usage
+    from delite.mcp import MCPServer
     from delite.providers import ScriptedProvider
     from delite.runtime import Runtime
     from delite.state import ExecutionState, Status
@@ -99,6 +100,7 @@ _EXPORTS = {
     "InvalidToolResultError": "delite.errors",
     "LogCorruptError": "delite.errors",
     "LogIdentityError": "delite.errors",
+    "MCPServer": "delite.mcp",
     "MemoryStore": "delite.store",
     "NotSuspendedResponse": "delite.engine",
     "ProviderError": "delite.errors",
@@ -160,6 +162,7 @@ __all__ = [
     "InvalidToolResultError",
     "LogCorruptError",
     "LogIdentityError",
+    "MCPServer",
     "MemoryStore",
     "NotSuspendedResponse",
     "ProviderError",

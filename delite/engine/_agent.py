@@ -19,7 +19,7 @@ from delite import _checks as checks
 from delite.engine._budget import Budget
 from delite.engine._delegation import link_for
 from delite.engine._effects import Steps, drive
-from delite.engine._loop import Contract, RetryPolicy, RunSettings
+from delite.engine._loop import Contract, RetryPolicy, RunSettings, ToolSource
 from delite.engine._operations import DriftPolicy, Link, Operations
 from delite.engine._options import RUN_ARGS, History, Metadata, RunArgs, RunOptions
 from delite.engine._output import OutputSpec
@@ -67,7 +67,8 @@ class Agent(Operations):
             (see :func:`delite.providers.from_recipe`). The async API awaits a provider's ``acall`` (or an
             ``async def`` provider) on the event loop and runs any other provider in a thread.
         prompt: the system prompt.
-        tools: functions or :class:`~delite.tools.Tool` objects the model may call.
+        tools: functions or :class:`~delite.tools.Tool` objects the model may call, and tool sources such as
+            :class:`~delite.mcp.MCPServer` (whose tools are listed, and recorded, when an execution first runs).
         model: the default model id passed to the provider.
         agent_id: a name for this agent, recorded with each execution it starts (and how a
             :class:`~delite.Runtime` finds the agent for an execution).
@@ -103,7 +104,7 @@ class Agent(Operations):
         *,
         provider: AnyProvider | str | None = None,
         prompt: str | None = None,
-        tools: Iterable[Tool | Callable[..., Any]] = (),
+        tools: Iterable[Tool | Callable[..., Any] | ToolSource] = (),
         model: str | None = None,
         agent_id: str = "default",
         durability: Durability | str = Durability.FULL,
@@ -171,9 +172,15 @@ class Agent(Operations):
         self._default_output = None if output_type is None else OutputSpec(output_type, retries=output_retries)
         self._provider = _resolve_provider(provider)
         self._tools: dict[str, Tool] = {}
+        self._sources: dict[str, ToolSource] = {}
         self._contracts: list[tuple[str, Contract]] = []
         for t in tools:
-            self.add_tool(t)
+            if isinstance(t, ToolSource) and not callable(t):  # an MCP server: its tools come per execution
+                if t.name in self._sources:
+                    raise UsageError(f"a tool source named {t.name!r} is already registered")
+                self._sources[t.name] = t
+            else:
+                self.add_tool(t)
         self.runtime = runtime
         if runtime is not None:
             runtime.join(self)
@@ -246,7 +253,7 @@ class Agent(Operations):
 
     def fingerprint(self) -> ConfigFingerprint:
         """This agent's configuration as recorded when it starts an execution and compared when it resumes."""
-        specs = [t.spec for t in self._tools.values()]
+        specs = [t.spec for t in self._tools.values()] + [s.spec for s in self._sources.values()]
         return ConfigFingerprint(
             prompt=self.prompt, tools=specs, provider=provider_name(self._provider), model=self.model
         )
@@ -287,6 +294,7 @@ class Agent(Operations):
             agent_id=self.agent_id,
             max_depth=min(self.max_delegation_depth, link.max_depth) if link else self.max_delegation_depth,
             ancestors=link.lineage if link is not None else (),
+            sources=tuple(self._sources.values()),
         )
 
     # -- running ---------------------------------------------------------------------------------------------

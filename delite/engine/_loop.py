@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -64,6 +64,7 @@ from delite.log.records import (
     Record,
     SuspendReason,
     ToolFinished,
+    ToolSpec,
     ToolStarted,
 )
 from delite.providers._base import normalize_turn
@@ -73,7 +74,7 @@ from delite.state._outcome import outcome
 from delite.store._base import ExecutionLog, Store
 from delite.tools._base import Clarification, DelegationSuspended, Tool, ToolCallContext
 
-__all__ = ["Contract", "RetryPolicy", "RunSettings", "Runner", "idempotency_key", "read_child"]
+__all__ = ["Contract", "RetryPolicy", "RunSettings", "Runner", "ToolSource", "idempotency_key", "read_child"]
 
 Contract = Callable[[str, dict[str, Any]], object]
 
@@ -114,6 +115,27 @@ class RetryPolicy:
         return raw * (1 - 0.25 * jitter)
 
 
+@runtime_checkable
+class ToolSource(Protocol):
+    """Tools known only once an execution first uses their source (an MCP server: see :mod:`delite._mcp`).
+
+    The engine's one hook for them: ``attach`` runs each time a claimed execution is about to advance, after
+    the records that answer a suspension are buffered. It may buffer records on the runner (the source's
+    catalog, a drift acceptance), fail the run, and add its tools to ``runner.settings``.
+    """
+
+    name: str
+
+    @property
+    def spec(self) -> ToolSpec:
+        """How the source appears in the agent's configuration fingerprint."""
+        ...
+
+    def attach(self, runner: Runner, *, resumed: bool, on_drift: str) -> Steps[None]:
+        """Offer the source's tools to this run (see the class docstring)."""
+        ...
+
+
 @dataclass
 class RunSettings:
     """Everything about the agent that the loop needs, resolved once per run."""
@@ -135,6 +157,7 @@ class RunSettings:
     agent_id: str = "default"
     max_depth: int = 5
     ancestors: tuple[str, ...] = ()
+    sources: Sequence[ToolSource] = ()
 
 
 def idempotency_key(execution_id: str, call_id: str) -> str:

@@ -246,6 +246,8 @@ class Operations(abc.ABC):
             runner.buffer(ExecutionResumed(at=self.clock(), pid=os.getpid()))
         for record in records:
             runner.buffer(record)
+        for source in settings.sources:  # tool sources (MCP servers): catalog, drift, their tools
+            yield from source.attach(runner, resumed=resumed, on_drift=self.on_drift)
         yield from runner.steps(model=model)
         return (yield from self._respond_op(log, runner.state, settings.output))
 

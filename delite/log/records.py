@@ -28,6 +28,8 @@ __all__ = [
     "InDoubtResolved",
     "InputRequested",
     "InputSubmitted",
+    "MCPCatalogRecorded",
+    "MCPToolEntry",
     "ModelCallFailed",
     "ModelResponded",
     "OutputRejected",
@@ -318,6 +320,32 @@ class ExecutionCancelled(Record, frozen=True, kw_only=True, omit_defaults=True, 
     reason: str = ""
 
 
+class MCPToolEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One tool of an MCP server's catalog, as the server listed it (see :class:`MCPCatalogRecorded`)."""
+
+    name: str
+    title: str | None = None
+    description: str = ""
+    input_schema: dict[str, Any] = msgspec.field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
+    annotations: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class MCPCatalogRecorded(Record, frozen=True, kw_only=True, omit_defaults=True, tag="mcp-catalog-recorded"):
+    """The tools an MCP server offered when the execution first used it; the model sees these ever after.
+
+    ``server`` is the name the agent gives the server (its tools are offered as ``<server>__<tool>``);
+    ``server_name`` and ``server_version`` are what the server said about itself (None when it did not);
+    ``tools`` holds only the tools the agent's filter kept.
+    """
+
+    server: str = ""
+    server_name: str | None = None
+    server_version: str | None = None
+    protocol_version: str = ""
+    tools: list[MCPToolEntry] = msgspec.field(default_factory=list)
+
+
 AnyRecord = (
     ExecutionStarted
     | ModelResponded
@@ -336,4 +364,5 @@ AnyRecord = (
     | ExecutionCompleted
     | ExecutionFailed
     | ExecutionCancelled
+    | MCPCatalogRecorded
 )

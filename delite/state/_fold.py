@@ -28,6 +28,7 @@ from delite.log.records import (
     InDoubtResolved,
     InputRequested,
     InputSubmitted,
+    MCPCatalogRecorded,
     ModelCallFailed,
     ModelResponded,
     OutputRejected,
@@ -237,6 +238,12 @@ def _cancelled(s: ExecutionState, _r: ExecutionCancelled) -> None:
     s.suspend_reason = None
 
 
+def _mcp_catalog(s: ExecutionState, r: MCPCatalogRecorded) -> None:
+    # The catalog itself is read from the log by the MCP tool source; the state only knows the tools' names,
+    # so a call to one of them that the resuming agent cannot serve is a replay mismatch, not an unknown tool.
+    s.known_tools.update(f"{r.server}__{t.name}" for t in r.tools)
+
+
 _HANDLERS: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
     ExecutionStarted: _started,
     ModelResponded: _responded,
@@ -255,6 +262,7 @@ _HANDLERS: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
     ExecutionCompleted: _completed,
     ExecutionFailed: _failed,
     ExecutionCancelled: _cancelled,
+    MCPCatalogRecorded: _mcp_catalog,
 }
 
 
