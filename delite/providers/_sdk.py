@@ -233,7 +233,8 @@ class _LoopClients:
         closer, self.closer = self.closer, None
         if closer is not None:
             with contextlib.suppress(StopIteration, RuntimeError):
-                closer.aclose().send(None)  # finishes at once: the loop is closed, so nothing is awaited
+                finishing: Any = closer.aclose()  # a coroutine; typeshed types it Awaitable (older) or Coroutine
+                finishing.send(None)  # finishes at once: the loop is closed, so nothing is awaited
 
 
 _LOOPS: dict[asyncio.AbstractEventLoop, _LoopClients] = {}
