@@ -15,7 +15,7 @@ execution into the same spans, as an OTLP/JSON document a collector accepts.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from delite import _checks as checks
 from delite._telemetry import _names as names
@@ -25,6 +25,9 @@ from delite._telemetry._otlp import SCHEMA_URL, encode, project
 from delite._telemetry._projection import Options
 from delite.errors import UsageError
 from delite.store._base import Store
+
+if TYPE_CHECKING:
+    from delite.datadir._directory import DataDir
 
 __all__ = ["Instrumentation", "instrument", "instrumentation", "otlp_json", "uninstrument"]
 
@@ -116,6 +119,7 @@ def instrument(
     schema_url = SCHEMA_URL.format(version=options.names.version)
     sink: LiveSink
     meter: Meter | None
+    broken: Exception | None = None
     try:
         from delite._telemetry._otel import OtelMeter, OtelSink  # noqa: PLC0415 - only with the API installed
     except ImportError:
@@ -125,9 +129,15 @@ def instrument(
             ) from None
         sink, meter, tracing = QuietSink(), None, False
     else:
-        sink, meter, tracing = OtelSink(tracer_provider, schema_url), OtelMeter(meter_provider, schema_url), True
+        sink, tracing = OtelSink(tracer_provider, schema_url), True
+        try:
+            meter = OtelMeter(meter_provider, schema_url)
+        except Exception as e:  # noqa: BLE001 - fail open: a broken meter provider costs the metrics, nothing more
+            meter, broken = None, e
     uninstrument()
     observer = LiveObserver(sink, meter, options, logs=logs)
+    if broken is not None:
+        observer.errors, observer.last_error = 1, broken
     set_active(observer)
     return Instrumentation(observer, tracing=tracing)
 
@@ -149,7 +159,7 @@ def uninstrument() -> None:
 
 
 def otlp_json(
-    source: Store | str | os.PathLike[str],
+    source: Store | DataDir | str | os.PathLike[str],
     execution_id: str,
     *,
     capture_content: bool = False,

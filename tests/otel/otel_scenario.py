@@ -15,8 +15,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from delite import Agent, ScriptedProvider, Usage, current_call, delegate, tool
 from delite.providers import ModelTurn, call
 
-SECRET_KEY_MARK = "idempotency"
-
 
 @tool(description="Look something up")
 def lookup(q: str) -> dict[str, Any]:
@@ -83,8 +81,7 @@ class FileExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         with open(self.path, "a", encoding="utf-8") as f:
-            for s in spans:
-                f.write(json.dumps(span_dict(s)) + "\n")
+            f.writelines(json.dumps(span_dict(s)) + "\n" for s in spans)
             f.flush()
             os.fsync(f.fileno())
         return SpanExportResult.SUCCESS

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 sys.path.insert(0, __file__.rpartition("/")[0])
 
-from otel_scenario import FileExporter, approval_agent, crash_agent  # noqa: E402
+from otel_scenario import FileExporter, approval_agent, crash_agent
 
-from delite.telemetry import instrument  # noqa: E402
+from delite.telemetry import instrument
 
 
 def main() -> None:

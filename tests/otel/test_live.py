@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 from conftest import Otel, make_otel
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_scenario import approval_agent, crash_agent, lookup, priced, tree_agents
 
@@ -34,9 +37,7 @@ def records(data_dir: Path, eid: str) -> list[Any]:
 
 
 def test_span_tree_of_a_run(otel: Otel, data_dir: Path) -> None:
-    model = ScriptedProvider(
-        [priced(call("lookup", q="paris"), "0.0010"), priced("It is sunny.", "0.0020")]
-    )
+    model = ScriptedProvider([priced(call("lookup", q="paris"), "0.0010"), priced("It is sunny.", "0.0020")])
     with Agent(data_dir, provider=model, tools=[lookup], model="gpt-test", agent_id="weather") as agent:
         response = agent.run("Weather in Paris?")
     assert response.status == "completed"
@@ -82,7 +83,9 @@ def test_span_tree_of_a_run(otel: Otel, data_dir: Path) -> None:
     assert (tool.start_time, tool.end_time) == (round(tool_start.at * 1e9), round(tool_end.at * 1e9))
     # the first advance's context is in the log
     assert started.trace_context is not None
-    assert started.trace_context["traceparent"].startswith(f"00-{root.context.trace_id:032x}-{root.context.span_id:016x}-")
+    assert started.trace_context["traceparent"].startswith(
+        f"00-{root.context.trace_id:032x}-{root.context.span_id:016x}-"
+    )
     assert otel.instrumentation.errors == 0
 
 
@@ -100,7 +103,9 @@ def test_content_is_off_by_default_and_never_holds_idempotency_keys(otel: Otel, 
     with crash_agent(data_dir) as agent:
         response = agent.run("secret question")
     values = [json.dumps(list(attrs(s).values()), default=str) for s in otel.spans()]
-    assert not any("gen_ai.input.messages" in attrs(s) or "gen_ai.tool.call.arguments" in attrs(s) for s in otel.spans())
+    assert not any(
+        "gen_ai.input.messages" in attrs(s) or "gen_ai.tool.call.arguments" in attrs(s) for s in otel.spans()
+    )
     assert not any("secret question" in v or "charged" in v for v in values)
     key = next(r for r in records(data_dir, response.execution_id) if isinstance(r, ToolStarted)).idempotency_key
     assert key and not any(key in v for v in values if v != response.execution_id)
@@ -140,7 +145,9 @@ def test_chat_spans_can_be_turned_off(data_dir: Path) -> None:
     with crash_agent(data_dir) as agent:
         agent.run("go")
     assert o.names() == ["invoke_agent payer", "execute_tool lookup", "execute_tool charge"]
-    names = {m.name for rm in o.metrics.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    names = {
+        m.name for rm in o.metrics.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
     assert "gen_ai.client.token.usage" not in names
 
 
@@ -285,7 +292,12 @@ def test_metrics(otel: Otel, data_dir: Path) -> None:
     assert points["delite.cost"] == [({"gen_ai.agent.name": "priced"}, pytest.approx(0.5))]  # 0.25 per run
     tokens = {a["gen_ai.token.type"]: v for a, v in points["gen_ai.client.token.usage"]}
     store = FileStore(data_dir)
-    usages = [r.usage for s in store.list_executions(limit=None).items for r in store.read(s.id).records if isinstance(r, ModelResponded)]
+    usages = [
+        r.usage
+        for s in store.list_executions(limit=None).items
+        for r in store.read(s.id).records
+        if isinstance(r, ModelResponded)
+    ]
     assert len(usages) == 4
     assert tokens == {
         "input": (4, sum(u.input_tokens + u.cached_input_tokens + u.cache_write_tokens for u in usages)),
@@ -306,7 +318,9 @@ def test_in_doubt_calls_are_counted(otel: Otel, data_dir: Path, tmp_path: Path) 
     assert killed.returncode == -9
     with crash_agent(data_dir) as agent:
         agent.resume("job")
-    assert metric_points(otel)["delite.tool.in_doubt"] == [({"gen_ai.agent.name": "payer", "gen_ai.tool.name": "charge"}, 1)]
+    assert metric_points(otel)["delite.tool.in_doubt"] == [
+        ({"gen_ai.agent.name": "payer", "gen_ai.tool.name": "charge"}, 1)
+    ]
 
 
 def metric_points(o: Otel) -> dict[str, list[tuple[dict[str, Any], Any]]]:
@@ -337,19 +351,25 @@ def test_one_log_line_per_step(otel: Otel, data_dir: Path, caplog: pytest.LogCap
     ]
     assert {r.execution_id for r in lines} == {response.execution_id}  # type: ignore[attr-defined]
     assert f"execution_id={response.execution_id}" in lines[1].getMessage()
-    assert lines[2].delite == {"call_id": "c1.0", "tool": "lookup", "source": "tool", "error": False, "duration_ms": lines[2].delite["duration_ms"]}  # type: ignore[attr-defined]
+    assert lines[2].delite == {
+        "call_id": "c1.0",
+        "tool": "lookup",
+        "source": "tool",
+        "error": False,
+        "duration_ms": lines[2].delite["duration_ms"],
+    }  # type: ignore[attr-defined]
 
 
-class Boom(RuntimeError):
+class BoomError(RuntimeError):
     pass
 
 
 class BrokenTracer:
     def start_span(self, *args: Any, **kwargs: Any) -> Any:
-        raise Boom("tracer down")
+        raise BoomError("tracer down")
 
     def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
-        raise Boom("tracer down")
+        raise BoomError("tracer down")
 
 
 class BrokenProvider:
@@ -359,7 +379,7 @@ class BrokenProvider:
 
 class BrokenMeterProvider:
     def get_meter(self, *args: Any, **kwargs: Any) -> Any:
-        raise Boom("meter down")
+        raise BoomError("meter down")
 
 
 def test_telemetry_that_raises_does_not_break_the_run(data_dir: Path) -> None:
@@ -368,13 +388,19 @@ def test_telemetry_that_raises_does_not_break_the_run(data_dir: Path) -> None:
         response = agent.run("go")
         resumed = agent.run("go", execution_id=response.execution_id)
     assert response.answer == resumed.answer == "done"
-    assert inst.errors > 0 and isinstance(inst.last_error, Boom)
+    assert inst.errors > 0 and isinstance(inst.last_error, BoomError)
     assert FileStore(data_dir).read(response.execution_id).records[0].trace_context is None
 
 
-def test_a_meter_provider_that_raises_is_refused_or_contained(data_dir: Path) -> None:
-    with pytest.raises(Boom):
-        telemetry.instrument(meter_provider=BrokenMeterProvider())
+def test_a_meter_provider_that_raises_costs_the_metrics_only(data_dir: Path) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = telemetry.instrument(tracer_provider=provider, meter_provider=BrokenMeterProvider())
+    assert inst.errors == 1 and isinstance(inst.last_error, BoomError)
+    with crash_agent(data_dir) as agent:
+        assert agent.run("go").answer == "done"
+    assert len(exporter.get_finished_spans()) == 6
 
 
 def test_bad_options_are_usage_errors() -> None:
