@@ -439,3 +439,58 @@ def test_a_status_error_on_a_failed_tool(otel: Otel, data_dir: Path) -> None:
     span = next(s for s in otel.spans() if s.name == "execute_tool broken")
     assert span.status.status_code is StatusCode.ERROR
     assert attrs(span)["error.type"] == "tool_error"
+
+
+def test_a_failed_execution_ends_its_span_with_an_error(otel: Otel, data_dir: Path) -> None:
+    from delite.errors import ProviderError
+
+    def model(messages: list[dict[str, Any]], tools: Any, model: Any) -> dict[str, Any]:
+        raise ProviderError("the model is gone", provider="fake", retryable=False)
+
+    with Agent(data_dir, provider=model) as agent, pytest.raises(ProviderError):
+        agent.run("go")  # recorded as failed (resumable), then raised
+    root = next(s for s in otel.spans() if s.name.startswith("invoke_agent"))
+    assert root.status.status_code is StatusCode.ERROR
+    assert attrs(root)["delite.execution.status"] == "failed"
+    assert "delite.failed" in [e.name for e in root.events]
+    chat = next(s for s in otel.spans() if s.name.startswith("chat"))
+    assert chat.status.status_code is StatusCode.ERROR
+
+
+def test_a_cancel_at_a_step_boundary_ends_the_span(otel: Otel, data_dir: Path) -> None:
+    from delite import current_call, tool
+
+    holder: list[Agent] = []
+
+    @tool(description="asks for its own run to stop")
+    def stop() -> str:
+        holder[0].cancel(current_call().execution_id, reason="operator said so")  # held: recorded as a request
+        return "asked"
+
+    model = ScriptedProvider([call("stop"), "never"])
+    with Agent(data_dir, provider=model, tools=[stop], agent_id="stopper") as agent:
+        holder.append(agent)
+        response = agent.run("go")
+    assert response.status == "cancelled"
+    root = next(s for s in otel.spans() if s.name == "invoke_agent stopper")
+    assert attrs(root)["delite.execution.status"] == "cancelled"
+    events = {e.name: dict(e.attributes or {}) for e in root.events}
+    assert events["delite.cancelled"]["delite.cancel.reason"]
+    assert [s.name for s in otel.spans()].count("execute_tool stop") == 1
+
+
+def test_an_exception_out_of_a_tool_still_ends_every_span(otel: Otel, data_dir: Path) -> None:
+    from delite import tool
+
+    @tool(description="exits")
+    def leave() -> str:
+        raise SystemExit(3)
+
+    model = ScriptedProvider([call("leave"), "never"])
+    with Agent(data_dir, provider=model, tools=[leave], agent_id="leaver") as agent, pytest.raises(SystemExit):
+        agent.run("go")
+    names = otel.names()
+    assert names[0] == "invoke_agent leaver" and "execute_tool leave" in names
+    tool_span = next(s for s in otel.spans() if s.name == "execute_tool leave")
+    assert attrs(tool_span)["delite.tool.outcome"] == "unfinished"
+    assert attrs(otel.spans()[0])["delite.execution.status"] == "running"
