@@ -180,6 +180,7 @@ class Projector:
         self.started: set[str] = set()
         self.finished: set[str] = set()
         self.segment: _Segment | None = None
+        self.drift: tuple[int, DriftAccepted] | None = None
         self.last_at = 0.0
         self.status = "running"
 
@@ -191,20 +192,28 @@ class Projector:
         try:
             for seq, record in enumerate(records, start=1):
                 self.feed(seq, record)
-            self.segment = None
+            self.segment = self.drift = None
         finally:
             self.sink = sink
 
     def feed(self, seq: int, record: Record) -> None:
         """Project one record, the ``seq``-th of the log."""
+        drift, self.drift = self.drift, None
         if isinstance(record, ExecutionStarted):
             self._started(seq, record)
         elif isinstance(record, ExecutionResumed):
             self._begin(seq, record.at, resumed=True)
+            if drift is not None and self.segment is not None:  # the drift this advance went on despite
+                self._in_segment(drift[0], drift[1], self.segment)
+            drift = None
+        elif self.segment is None and isinstance(record, DriftAccepted):
+            self.drift = (seq, record)  # written just before the resumption it belongs to: wait for it
         elif self.segment is None:
             self._detached(seq, record)
         else:
             self._in_segment(seq, record, self.segment)
+        if drift is not None:
+            self._detached(*drift)
         self.last_at = max(self.last_at, record.at)
 
     def is_retry(self, call_id: str) -> bool:
@@ -218,6 +227,9 @@ class Projector:
 
     def close(self) -> None:
         """End the open advance at its last record's time (the claim was released, or the records ran out)."""
+        if self.drift is not None:
+            drift, self.drift = self.drift, None
+            self._detached(*drift)
         if self.segment is not None:
             self._end_segment(self.segment, self.last_at)
 

@@ -494,3 +494,77 @@ def test_an_exception_out_of_a_tool_still_ends_every_span(otel: Otel, data_dir: 
     tool_span = next(s for s in otel.spans() if s.name == "execute_tool leave")
     assert attrs(tool_span)["delite.tool.outcome"] == "unfinished"
     assert attrs(otel.spans()[0])["delite.execution.status"] == "running"
+
+
+def suspension_events(o: Otel) -> list[tuple[str, dict[str, Any]]]:
+    root = next(s for s in o.spans() if s.name.startswith("invoke_agent"))
+    return [(e.name, dict(e.attributes or {})) for e in root.events]
+
+
+def test_a_contract_refusal_is_an_event(otel: Otel, data_dir: Path) -> None:
+    model = ScriptedProvider([call("charge", amount=5000), "ok"])
+    agent = Agent(data_dir, provider=model, tools=[__import__("otel_scenario").charge])
+
+    @agent.contract("max-charge")
+    def limit(step_name: str, args: dict[str, Any]) -> None:
+        if args.get("amount", 0) > 1000:
+            raise ValueError("needs a VP")
+
+    assert agent.run("go").suspend_reason.kind == "contract"  # type: ignore[union-attr]
+    names = [name for name, _ in suspension_events(otel)]
+    assert names == ["delite.suspended", "delite.contract_refusal"]
+    assert suspension_events(otel)[0][1]["delite.suspend.kind"] == "contract"
+    agent.close()
+
+
+def test_a_budget_stop_is_an_event(otel: Otel, data_dir: Path) -> None:
+    from delite import Budget
+
+    model = ScriptedProvider([call("lookup", q="1"), call("lookup", q="2"), "ok"])
+    with Agent(data_dir, provider=model, tools=[lookup], budget=Budget(max_llm_calls=1)) as agent:
+        assert agent.run("go").suspend_reason.kind == "budget"  # type: ignore[union-attr]
+    events = dict(suspension_events(otel))
+    assert events["delite.budget_stop"]["delite.suspend.limit"] == "max_llm_calls"
+
+
+def test_drift_on_resume_is_an_event(otel: Otel, data_dir: Path) -> None:
+    with approval_agent(data_dir) as agent:
+        first = agent.run("go")
+    drifted = Agent(
+        data_dir,
+        provider=ScriptedProvider([call("refund", order_id=7), "refunded"]),
+        tools=[__import__("otel_scenario").refund],
+        agent_id="refunder",
+        prompt="Be brief.",
+        on_drift="allow",
+    )
+    drifted.submit_approval(first.execution_id, approved=True)
+    resumed = [s for s in otel.spans() if s.name == "invoke_agent refunder"][1]
+    drift = next(e for e in resumed.events if e.name == "delite.drift_accepted")
+    assert drift.attributes is not None and "prompt" in drift.attributes["delite.drift.changes"]
+    drifted.close()
+
+
+def test_runtime_runs_are_traced(otel: Otel, data_dir: Path) -> None:
+    from delite import Runtime
+
+    with Runtime(data_dir) as rt:
+        agent = crash_agent(data_dir)
+        rt.join(agent)
+        eid = rt.go(agent, "go")
+        assert rt.wait(eid).answer == "done"
+    assert otel.names()[0] == "invoke_agent payer" and len(otel.names()) == 6
+
+
+def test_parallel_async_tool_calls_each_get_a_span(otel: Otel, data_dir: Path) -> None:
+    turn = {"tool_calls": [{"name": "lookup", "arguments": {"q": str(i)}} for i in range(8)]}
+
+    async def main() -> None:
+        with Agent(data_dir, provider=ScriptedProvider([turn, "ok"]), tools=[lookup], agent_id="wide") as agent:
+            await agent.arun("go")
+
+    asyncio.run(main())
+    tools = [s for s in otel.spans() if s.name == "execute_tool lookup"]
+    assert sorted(attrs(s)["gen_ai.tool.call.id"] for s in tools) == sorted(f"c1.{i}" for i in range(8))
+    assert all(otel.parent_name(s) == "invoke_agent wide" for s in tools)
+    assert otel.instrumentation.errors == 0

@@ -186,3 +186,31 @@ def test_the_scenario_covers_every_kind_of_span(otel: Otel, data_dir: Path) -> N
         ("chat scripted-1", "invoke_agent clerk"),
         ("chat scripted-1", "invoke_agent lead"),
     ]
+
+
+def test_offline_equals_live_with_drift_a_rejection_and_an_answer_recorded_apart(otel: Otel, data_dir: Path) -> None:
+    first = Agent(data_dir, provider=ScriptedProvider([call("refund", order_id=1), "no"]), tools=[refund], agent_id="r")
+    started = first.run("go")
+    first.decide(started.execution_id, {started.suspend_reason.confirmation_id: False}, advance=False)  # type: ignore[union-attr]
+    drifted = Agent(
+        data_dir,
+        provider=ScriptedProvider([call("refund", order_id=1), "no"]),
+        tools=[refund],
+        agent_id="r",
+        prompt="new prompt",
+        on_drift="allow",
+    )
+    done = drifted.resume(started.execution_id)
+    assert done.status == "completed"
+    live = live_view(otel)
+    assert [t[0] for t in live] == [
+        "invoke_agent r",
+        "chat scripted-1",
+        "delite.record r",
+        "invoke_agent r",
+        "chat scripted-1",
+    ]
+    assert "delite.drift_accepted" in [e[0] for e in live[3][4]]
+    assert offline_view(telemetry.otlp_json(data_dir, started.execution_id)) == live
+    first.close()
+    drifted.close()
