@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,21 @@ def priced(turn: dict[str, Any] | str, cost: str) -> ModelTurn:
         tool_calls=[{"name": c["name"], "arguments": c["arguments"]} for c in calls],
         usage=Usage(input_tokens=100, output_tokens=20, cached_input_tokens=30, cost=cost),
         model="scripted-1",
+    )
+
+
+@tool(description="Take a nap")
+def nap(seconds: float) -> str:
+    ready = os.environ.get("DELITE_TEST_READY")
+    if ready:
+        Path(ready).write_text("napping")
+    time.sleep(seconds)
+    return "rested"
+
+
+def napping_agent(data_dir: str | Path) -> Agent:
+    return Agent(
+        data_dir, provider=ScriptedProvider([call("nap", seconds=60), "rested"]), tools=[nap], agent_id="napper"
     )
 
 

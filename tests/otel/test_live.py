@@ -568,3 +568,26 @@ def test_parallel_async_tool_calls_each_get_a_span(otel: Otel, data_dir: Path) -
     assert sorted(attrs(s)["gen_ai.tool.call.id"] for s in tools) == sorted(f"c1.{i}" for i in range(8))
     assert all(otel.parent_name(s) == "invoke_agent wide" for s in tools)
     assert otel.instrumentation.errors == 0
+
+
+def test_sigterm_handled_as_servers_do_ends_and_exports_every_span(data_dir: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    spans_file, ready = tmp_path / "spans.jsonl", tmp_path / "ready"
+    with subprocess.Popen(
+        [sys.executable, WORKER, str(data_dir), "nap", "nap-1", str(spans_file)],
+        env={**os.environ, "DELITE_TEST_READY": str(ready)},
+        stdout=subprocess.DEVNULL,
+    ) as worker:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline and worker.poll() is None:
+            time.sleep(0.05)
+        assert ready.exists()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 143
+    spans = {s["name"]: s for s in map(json.loads, spans_file.read_text().splitlines())}
+    assert set(spans) == {"invoke_agent napper", "chat scripted-1", "execute_tool nap"}
+    assert spans["execute_tool nap"]["attributes"]["delite.tool.outcome"] == "unfinished"
+    assert spans["invoke_agent napper"]["attributes"]["delite.execution.status"] == "running"
