@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 
+import test_store_contract  # the module: its own test classes are not collected here again
 from test_index_contract import IndexContract
 from test_log_store_contract import LogStoreContract
-from test_store_contract import TestFileStore, TestMemoryStore
 
 from delite._telemetry._hook import ObservedStore, observe, set_active
 from delite._telemetry._observer import LiveObserver
@@ -100,7 +100,7 @@ class TestObservedFileIndex(ObservedFile, IndexContract):
     pass
 
 
-class TestObservedMemoryStore(TestMemoryStore):
+class TestObservedMemoryStore(test_store_contract.TestMemoryStore):
     def make_store(self, tmp_path: Path) -> Store:
         return wrap(super().make_store(tmp_path))
 
@@ -114,7 +114,7 @@ class TestObservedMemoryStore(TestMemoryStore):
         super().spoil_kept_outcome(inner(store), execution_id, how, other)
 
 
-class TestObservedFileStore(TestFileStore):
+class TestObservedFileStore(test_store_contract.TestFileStore):
     def make_store(self, tmp_path: Path) -> Store:
         return wrap(super().make_store(tmp_path))
 
