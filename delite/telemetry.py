@@ -85,7 +85,7 @@ def instrument(
     """Turn telemetry on for every Agent built from now on in this process (calling it again replaces it).
 
     Args:
-        tracer_provider: an OpenTelemetry ``TracerProvider`` (default: the global one, looked up at each span,
+        tracer_provider: an OpenTelemetry ``TracerProvider`` (default: the global one, through the API's proxy,
             so one set later is used too).
         meter_provider: an OpenTelemetry ``MeterProvider`` (default: the global one).
         capture_content: record prompts, answers, tool arguments and results on spans. Default: the

@@ -31,7 +31,7 @@ class OtelSink:
     """Spans on an OpenTelemetry tracer (the ``LiveSink`` protocol of :mod:`delite._telemetry._observer`)."""
 
     def __init__(self, tracer_provider: Any = None, schema_url: str | None = None) -> None:
-        """Get delite's tracer from ``tracer_provider`` (default: the global one, looked up at each span)."""
+        """Get delite's tracer from ``tracer_provider`` (default: the global one, even one set later)."""
         self._provider = tracer_provider
         self._schema_url = schema_url
         self._tracer: Any = None
@@ -39,12 +39,10 @@ class OtelSink:
         self.tools: dict[tuple[str, str], Any] = {}
 
     def _get_tracer(self) -> Any:
-        if self._provider is not None:
-            if self._tracer is None:
-                self._tracer = trace.get_tracer("delite", __version__, self._provider, schema_url=self._schema_url)
-            return self._tracer
-        # the global provider may be set after instrument(): ask it each time (the API caches the proxy)
-        return trace.get_tracer("delite", __version__, schema_url=self._schema_url)
+        # Without a provider this is the API's proxy tracer, which follows a global provider set later.
+        if self._tracer is None:
+            self._tracer = trace.get_tracer("delite", __version__, self._provider, schema_url=self._schema_url)
+        return self._tracer
 
     def start(self, span: SpanStart) -> None:
         """Start the span with its recorded start time, under its parent (or the caller's current span)."""

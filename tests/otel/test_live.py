@@ -591,3 +591,33 @@ def test_sigterm_handled_as_servers_do_ends_and_exports_every_span(data_dir: Pat
     assert set(spans) == {"invoke_agent napper", "chat scripted-1", "execute_tool nap"}
     assert spans["execute_tool nap"]["attributes"]["delite.tool.outcome"] == "unfinished"
     assert spans["invoke_agent napper"]["attributes"]["delite.execution.status"] == "running"
+
+
+def test_the_global_providers_are_followed_even_when_set_after_instrument(tmp_path: Path) -> None:
+    code = """
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from delite import Agent, ScriptedProvider, telemetry
+
+telemetry.instrument()  # at import time of the app, before its tracing is configured
+agent = Agent("./data", provider=ScriptedProvider(["hi"]), agent_id="late")
+exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+agent.run("x")
+print(sorted(s.name for s in exporter.get_finished_spans()))
+print(sorted(m.name for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    spans, metrics = out.stdout.splitlines()
+    assert spans == str(["chat scripted-1", "invoke_agent late"])
+    assert "gen_ai.client.token.usage" in metrics and "delite.executions" in metrics
