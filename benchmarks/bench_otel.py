@@ -4,9 +4,10 @@ Each step is one model call (a scripted model, no latency) and one tool call, re
 tracing on, each step also makes a ``chat`` and an ``execute_tool`` span, the metrics and the log line (the
 ``delite`` logger left at its default level, as most applications do). Runs alternate off/on so that drift
 hits both alike; the median of the repetitions is reported. The target (issue 15) is under 5% with an SDK and
-a batch processor. ``durability=off`` (no fsync) is the harshest comparison: with ``full`` the fsyncs dominate.
+a batch processor. ``durability=off`` with a model that answers at once is the harshest comparison; the last
+row has a model that takes ``--latency-ms`` (20 ms, a fast model) with the default ``full`` durability.
 
-    python benchmarks/bench_otel.py [--steps 200] [--repeat 7] [--json | --json-out PATH]
+    python benchmarks/bench_otel.py [--steps 200] [--repeat 7] [--latency-ms 20] [--json | --json-out PATH]
     python benchmarks/bench_otel.py --smoke          # or --quick: a few seconds
 """
 
@@ -51,9 +52,10 @@ def add_one(n: int) -> int:
     return n + 1
 
 
-def one_run(data_dir: str, steps: int, durability: str, i: int) -> float:
+def one_run(data_dir: str, steps: int, durability: str, i: int, latency_ms: float = 0.0) -> float:
     script: list[Any] = [call("add_one", n=k) for k in range(steps)] + ["done"]
-    agent = Agent(data_dir, provider=ScriptedProvider(script), tools=[add_one], durability=durability)
+    model = ScriptedProvider(script, delay=latency_ms / 1000)
+    agent = Agent(data_dir, provider=model, tools=[add_one], durability=durability)
     t0 = time.perf_counter()
     response = agent.run("count", execution_id=f"run-{i}")
     elapsed = time.perf_counter() - t0
@@ -62,7 +64,7 @@ def one_run(data_dir: str, steps: int, durability: str, i: int) -> float:
     return elapsed * 1000 / steps
 
 
-def measure(steps: int, repeat: int, durability: str, root: str) -> dict[str, Any]:
+def measure(steps: int, repeat: int, durability: str, root: str, latency_ms: float = 0.0) -> dict[str, Any]:
     exporter = CountingExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -72,9 +74,9 @@ def measure(steps: int, repeat: int, durability: str, root: str) -> dict[str, An
     for r in range(repeat):
         with tempfile.TemporaryDirectory(dir=root) as d:
             telemetry.uninstrument()
-            off.append(one_run(d, steps, durability, 2 * r))
+            off.append(one_run(d, steps, durability, 2 * r, latency_ms))
             inst = telemetry.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-            on.append(one_run(d, steps, durability, 2 * r + 1))
+            on.append(one_run(d, steps, durability, 2 * r + 1, latency_ms))
             telemetry.uninstrument()
             assert inst.errors == 0, inst.last_error
     tracer_provider.force_flush()
@@ -84,6 +86,7 @@ def measure(steps: int, repeat: int, durability: str, root: str) -> dict[str, An
     off_ms, on_ms = statistics.median(off), statistics.median(on)
     return {
         "durability": durability,
+        "model_latency_ms": latency_ms,
         "steps": steps,
         "repeat": repeat,
         "off_ms_per_step": round(off_ms, 4),
@@ -100,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="steps per run (default 200)")
     parser.add_argument("--repeat", type=int, default=7, help="runs of each variant (median; default 7)")
     parser.add_argument("--modes", default="off,full", help="durability modes (default off,full)")
+    parser.add_argument(
+        "--latency-ms", type=float, default=20.0, help="a last row with a model this slow, durability full (default 20)"
+    )
     parser.add_argument("--smoke", "--quick", action="store_true", help="the smallest workload (a few seconds)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON there")
@@ -107,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     steps, repeat = (10, 2) if args.smoke else (args.steps, args.repeat)
     with tempfile.TemporaryDirectory() as root:
         rows = [measure(steps, repeat, mode, root) for mode in args.modes.split(",")]
+        if args.latency_ms > 0:
+            rows.append(measure(min(steps, 50), repeat, "full", root, args.latency_ms))
     result = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()},
         "smoke": args.smoke,
@@ -120,10 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"Tracing cost per step ({steps} steps per run, median of {repeat}):")
-    print(f"{'durability':>10} {'off ms/step':>12} {'on ms/step':>11} {'+ms/step':>9} {'overhead':>9} {'spans':>6}")
+    print(
+        f"{'durability':>10} {'model ms':>8} {'off ms/step':>12} {'on ms/step':>11} {'+ms/step':>9} {'overhead':>9} "
+        f"{'spans':>6}"
+    )
     for row in rows:
         print(
-            f"{row['durability']:>10} {row['off_ms_per_step']:>12.3f} {row['on_ms_per_step']:>11.3f} "
+            f"{row['durability']:>10} {row['model_latency_ms']:>8.0f} {row['off_ms_per_step']:>12.3f} "
+            f"{row['on_ms_per_step']:>11.3f} "
             f"{row['overhead_ms_per_step']:>9.3f} {row['overhead_pct']:>8.1f}% {row['spans_exported']:>6}"
         )
     return 0

@@ -120,7 +120,7 @@ class Bench:
 
 def check_otel(d: dict[str, Any], out: str) -> None:
     assert set(d) >= {"machine", "smoke", "rows"}
-    assert [r["durability"] for r in d["rows"]] == ["off", "full"]
+    assert [(r["durability"], r["model_latency_ms"]) for r in d["rows"]] == [("off", 0), ("full", 0), ("full", 20)]
     for row in d["rows"]:
         assert set(row) >= {"off_ms_per_step", "on_ms_per_step", "overhead_pct"}
         assert row["spans_exported"] == row["spans_expected"] > 0, row  # tracing on really traced
