@@ -2,7 +2,7 @@
 
 A :class:`Projector` reads one execution's records in order and tells a :class:`Sink` which spans start,
 which events happen on them and when they end, with the times the records carry. The live observer
-(:mod:`delite._telemetry._live`) feeds it each batch as it is appended and its sink drives the OpenTelemetry
+(:mod:`delite._telemetry._observer`) feeds it each batch as it is appended and its sink drives the OpenTelemetry
 API; the offline export (:mod:`delite._telemetry._otlp`) feeds it a whole log and its sink writes OTLP/JSON.
 Both see the same calls, so both produce the same spans.
 

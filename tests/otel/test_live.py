@@ -621,3 +621,17 @@ print(sorted(m.name for rm in reader.get_metrics_data().resource_metrics for sm 
     spans, metrics = out.stdout.splitlines()
     assert spans == str(["chat scripted-1", "invoke_agent late"])
     assert "gen_ai.client.token.usage" in metrics and "delite.executions" in metrics
+
+
+def test_the_callers_span_is_the_parent_of_an_async_run(otel: Otel, data_dir: Path) -> None:
+    tracer = otel.tracer_provider.get_tracer("web")
+
+    async def handler() -> int:
+        with tracer.start_as_current_span("POST /chat/async") as request:
+            with crash_agent(data_dir) as agent:
+                await agent.arun("go")
+            return request.get_span_context().span_id
+
+    request_id = asyncio.run(handler())
+    root = next(s for s in otel.spans() if s.name == "invoke_agent payer")
+    assert root.parent is not None and root.parent.span_id == request_id
