@@ -23,6 +23,9 @@ class Observer(Protocol):
 
     enabled: bool
 
+    def claiming(self) -> object | None:
+        """The caller's tracing context, taken when a claim is made (the claim runs in the caller's context)."""
+
     def creating(self, records: list[Record]) -> tuple[list[Record], object | None]:
         """The records a claim will create the execution with (maybe changed) and a token for the claim."""
 
@@ -64,12 +67,15 @@ def observe(store: Store) -> Store:
 class ObservedLog(ExecutionLog):
     """A claimed log whose appends are reported to the observer once they are written."""
 
-    def __init__(self, inner: ExecutionLog, observer: Observer, token: object | None) -> None:
-        """Wrap ``inner``; ``token`` is the observer's state for a claim that created the execution."""
+    def __init__(self, inner: ExecutionLog, observer: Observer, token: object | None, caller: object | None) -> None:
+        """Wrap ``inner``; ``token`` is the observer's state for a claim that created the execution, ``caller``
+        the tracing context the claim was made in.
+        """
         self._inner = inner
         self._observer = observer
         self.execution_id = inner.execution_id
         self.token = token
+        self.caller = caller
 
     @property
     def records(self) -> list[AnyRecord]:
@@ -142,6 +148,7 @@ class ObservedStore(Store):
         """Claim through the wrapped store; a creating claim first lets the observer add the trace context."""
         token: object | None = None
         observer = self._observer
+        caller = observer.claiming() if observer.enabled else None
         if create and observer.enabled:
             create, token = observer.creating(list(create))
         try:
@@ -153,7 +160,7 @@ class ObservedStore(Store):
         if token is not None and not log.created:
             observer.dropped(token)
             token = None
-        return ObservedLog(log, observer, token)
+        return ObservedLog(log, observer, token, caller)
 
     def __getattr__(self, name: str) -> Any:
         """Attributes of the wrapped store's own class (``layout``, ``durability``...)."""

@@ -49,6 +49,9 @@ class LiveSink(Sink, Protocol):
     def discard(self, key: str) -> None:
         """Forget the span ``key`` without ending it (it is never exported)."""
 
+    def capture(self) -> object | None:
+        """The current tracing context (the caller's), to parent spans started later in another thread."""
+
 
 class Meter(Protocol):
     """Where metrics go: counters and up-down counters are ``add``-ed, histograms ``record``-ed, by name."""
@@ -79,6 +82,10 @@ class QuietSink:
     def discard(self, key: str) -> None:
         """Nothing to forget."""
 
+    def capture(self) -> object | None:
+        """No context."""
+        return None
+
 
 class _Claim:
     """The observer's state for one claim: its projector, and for a creating claim the records it created."""
@@ -107,6 +114,14 @@ class LiveObserver:
         self.last_error = error
 
     # -- the store wrapper's calls ---------------------------------------------------------------------------
+
+    def claiming(self) -> object | None:
+        """The caller's tracing context, taken as the claim is made."""
+        try:
+            return self.sink.capture()
+        except Exception as e:  # noqa: BLE001 - fail open
+            self._failed(e)
+            return None
 
     def creating(self, records: list[Record]) -> tuple[list[Record], object | None]:
         """Start the first advance's span and store its context in the ``execution-started`` record."""
@@ -148,6 +163,7 @@ class LiveObserver:
                 if not isinstance(claim, _Claim):
                     projector = Projector(self.sink, self.options)
                     projector.learn(list(log.records)[:before])
+                    projector.caller = log.caller
                     claim = _Claim(projector)
                     log.token = claim
                 if claim.created is not None:  # the records the claim created: counted once it is sure it did

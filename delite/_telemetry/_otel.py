@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -51,6 +52,8 @@ class OtelSink:
             context = trace.set_span_in_context(self.spans[span.parent])
         elif span.delegated_by is not None and span.delegated_by in self.tools:
             context = trace.set_span_in_context(self.tools[span.delegated_by])
+        elif span.caller is not None:
+            context = span.caller  # type: ignore[assignment]
         links = []
         if span.link:
             linked = trace.get_current_span(_PROPAGATOR.extract(span.link)).get_span_context()
@@ -94,6 +97,10 @@ class OtelSink:
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
         return carrier or None
+
+    def capture(self) -> object | None:
+        """The current OpenTelemetry context (the claim's caller's)."""
+        return otel_context.get_current()
 
     def discard(self, key: str) -> None:
         """Forget the span without ending it: it is never exported."""

@@ -109,6 +109,8 @@ class SpanStart:
     first: bool = False
     call: tuple[str, str] | None = None
     """For a tool span, (execution id, call id): where a sub-agent it starts finds its parent."""
+    caller: object | None = None
+    """Live only: the tracing context the claim was made in (a web request's span): an advance's parent."""
 
 
 class Sink(Protocol):
@@ -183,6 +185,7 @@ class Projector:
         self.drift: tuple[int, DriftAccepted] | None = None
         self.last_at = 0.0
         self.status = "running"
+        self.caller: object | None = None  # live: the context of the claim that feeds this projector
 
     # -- feeding -------------------------------------------------------------------------------------------------
 
@@ -279,6 +282,7 @@ class Projector:
                 delegated_by=self.parent,
                 link=self.trace_context if resumed else None,
                 first=not resumed,
+                caller=self.caller,
             )
         )
 
@@ -539,6 +543,7 @@ class Projector:
                 start=r.at,
                 attributes=span_attrs,
                 link=self.trace_context,
+                caller=self.caller,
             )
         )
         self.sink.event(key, name, r.at, attrs)

@@ -428,8 +428,8 @@ async def adrive(steps: Steps[T]) -> T:
             value = error = None
             try:
                 kind = type(effect)
-                if kind is Append:  # in the caller's context: telemetry parents an advance to the caller's span
-                    await _blocking(io, contextvars.copy_context().run, _append, effect)
+                if kind is Append:
+                    await _blocking(io, _append, effect)
                 elif kind is Ask:
                     value = await _ask(effect)  # type: ignore[arg-type]
                 elif kind is Io:
@@ -443,6 +443,7 @@ async def adrive(steps: Steps[T]) -> T:
                     batch = _Batch()
                     batch.start(effect.invocations)  # type: ignore[attr-defined]
                 elif kind is Claim:
+                    # in (a copy of) the caller's context: telemetry parents the run's spans to the caller's span
                     log = await _blocking(io, contextvars.copy_context().run, _claim, effect, undo=_release)
                     claims.append(log)
                     value = log
