@@ -68,9 +68,7 @@ class ObservedLog(ExecutionLog):
     """A claimed log whose appends are reported to the observer once they are written."""
 
     def __init__(self, inner: ExecutionLog, observer: Observer, token: object | None, caller: object | None) -> None:
-        """Wrap ``inner``; ``token`` is the observer's state for a claim that created the execution, ``caller``
-        the tracing context the claim was made in.
-        """
+        """Wrap ``inner``; ``token``: the observer's state for a creating claim; ``caller``: the claim's context."""
         self._inner = inner
         self._observer = observer
         self.execution_id = inner.execution_id
