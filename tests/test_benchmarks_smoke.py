@@ -118,6 +118,15 @@ class Bench:
     check: Callable[[Any, str], None]
 
 
+def check_otel(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "rows"}
+    assert [(r["durability"], r["model_latency_ms"]) for r in d["rows"]] == [("off", 0), ("full", 0), ("full", 20)]
+    for row in d["rows"]:
+        assert set(row) >= {"off_ms_per_step", "on_ms_per_step", "overhead_pct"}
+        assert row["spans_exported"] == row["spans_expected"] > 0, row  # tracing on really traced
+    assert "Tracing cost per step" in out
+
+
 def check_any(d: Any, out: str) -> None:
     """A benchmark without checks of its own here: it ran, printed something and wrote some JSON."""
     assert d, d
@@ -132,6 +141,7 @@ KNOWN = {
     "bench_provider": Bench("bench_provider.py", check_provider),
     "torture": Bench("torture.py", check_torture),
     "bench_compare": Bench("compare/bench_compare.py", check_compare),
+    "bench_otel": Bench("bench_otel.py", check_otel),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
 # the fork and cancellation workloads that torture.py runs (--forks, --cancels).

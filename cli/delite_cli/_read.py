@@ -474,7 +474,14 @@ def run_tail(
 
 
 def run_export(target: Target, execution_id: str, *, fmt: str, output: str | None) -> None:
-    """Write the whole execution as JSON, NDJSON or HTML."""
+    """Write the whole execution as JSON, NDJSON, HTML, or OTLP/JSON spans (with its sub-agents)."""
+    if fmt == "otlp-json":
+        from delite._telemetry._names import capture_content_from_env
+        from delite.telemetry import otlp_json
+
+        body = f.json_text(otlp_json(target.data, execution_id, capture_content=capture_content_from_env())) + "\n"
+        _write_export(body, output)
+        return
     view = open_execution(target, execution_id)
     export = view.export()
     if fmt == "json":
@@ -494,6 +501,10 @@ def run_export(target: Target, execution_id: str, *, fmt: str, output: str | Non
         from delite_cli._html import render_html
 
         body = render_html(export)
+    _write_export(body, output)
+
+
+def _write_export(body: str, output: str | None) -> None:
     if output is None or output == "-":
         click.echo(body, nl=False)
         return

@@ -187,10 +187,11 @@ def events(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["json", "ndjson", "html"]),
+    type=click.Choice(["json", "ndjson", "html", "otlp-json"]),
     default="json",
     show_default=True,
-    help="JSON (schema delite-export/1), NDJSON (one typed object per line) or a self-contained HTML page.",
+    help="JSON (schema delite-export/1), NDJSON (one typed object per line), a self-contained HTML page, or "
+    "otlp-json: OpenTelemetry spans a collector accepts (see docs/observability.md).",
 )
 @click.option("--nl", is_flag=True, help="Same as --format ndjson.")
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")

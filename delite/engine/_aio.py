@@ -437,7 +437,8 @@ async def adrive(steps: Steps[T]) -> T:
                         batch = _Batch()
                         batch.start(effect.invocations)
                     case Claim():
-                        log = await _blocking(io, _claim, effect, undo=_release)
+                        # in (a copy of) the caller's context: telemetry parents the run's spans to the caller's span
+                        log = await _blocking(io, contextvars.copy_context().run, _claim, effect, undo=_release)
                         claims.append(log)
                         op.value = log
                     case Sleep():

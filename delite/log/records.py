@@ -160,6 +160,8 @@ class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, ta
     A sub-agent's execution names its parent (``parent_id``) and the parent's tool call that started it
     (``parent_call``). ``output_schema`` is the JSON schema a structured answer must match, and
     ``output_prompt`` the instruction that tells the model so (sent after the system prompt).
+    ``trace_context`` is the W3C trace context (``traceparent``, maybe ``tracestate``) of the span of the
+    execution's first advance when telemetry was on (see ``docs/observability.md``): later advances link to it.
     """
 
     execution_id: str
@@ -178,6 +180,7 @@ class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, ta
     output_schema: dict[str, Any] | None = None
     output_prompt: str | None = None
     fork_resumes: int = 0
+    trace_context: dict[str, str] | None = None
 
 
 class ModelResponded(Record, frozen=True, kw_only=True, omit_defaults=True, tag="model-responded"):
