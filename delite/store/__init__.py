@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from delite.store._base import ExecutionLog, LogStore, Store
+from delite.store._derive import summarize
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.store._layout import Layout
 from delite.store._query import WAITING, ExecutionIndex, ListingQuery
@@ -38,6 +39,7 @@ __all__ = [
     "SequencedRecord",
     "Store",
     "new_execution_id",
+    "summarize",
     "validate_execution_id",
 ]
 

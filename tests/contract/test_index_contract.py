@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_fixtures import FileStores, MemoryStores
+from store_fixtures import FileStores, ListStores, MemoryStores
 
 from delite.errors import InvalidExecutionIdError, UsageError
 from delite.log.records import (
@@ -285,3 +285,7 @@ class TestMemoryIndex(MemoryStores, IndexContract):
 
 class TestFileIndex(FileStores, IndexContract):
     pass
+
+
+class TestListIndex(ListStores, IndexContract):
+    """The toy third backend (records in a dict, public seam only) passes the suite unchanged."""

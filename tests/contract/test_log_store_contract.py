@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from store_fixtures import FileStores, MemoryStores
+from store_fixtures import FileStores, ListStores, MemoryStores
 
 from delite.errors import (
     ExecutionAlreadyClaimedError,
@@ -278,3 +278,7 @@ class TestMemoryLogStore(MemoryStores, LogStoreContract):
 
 class TestFileLogStore(FileStores, LogStoreContract):
     pass
+
+
+class TestListLogStore(ListStores, LogStoreContract):
+    """The toy third backend (records in a dict, public seam only) passes the suite unchanged."""
