@@ -177,6 +177,13 @@ class Store(LogStore, ExecutionIndex):
     of each fork; a store that can answer it in one query overrides them.
     """
 
+    def __repr__(self) -> str:
+        """The store's class name: how messages (the CLI's) name a store that is not a data directory.
+
+        A store overrides it to say more (where it is, how many executions it holds) without doing I/O.
+        """
+        return type(self).__name__
+
     def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """Running executions with no live owner, forks nobody resumed left out, oldest first."""
         return self._find_work(agent=agent, limit=limit, top_level=False)
