@@ -11,10 +11,9 @@ from click.testing import CliRunner, Result
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # ``scenario_agent`` is importable, as ``--agent scenario_agent:build`` needs
-sys.path.insert(0, str(HERE.parent / "contract"))  # the toy third store, ``store_fixtures.ListStore``
 
 import scenario_agent  # noqa: E402
-from store_fixtures import ListStore  # noqa: E402
+from store_fixtures import ListStore  # noqa: E402 - tests/contract is on the path (tests/conftest.py)
 
 from delite import Agent, DataDir, ScriptedProvider, tool  # noqa: E402
 from delite.errors import ProviderError  # noqa: E402
