@@ -48,8 +48,8 @@ __all__ = [
     "event",
     "events",
     "fold_checked",
-    "summary_of_log",
     "summarize",
+    "summary_of_log",
     "summary_of_state",
     "unreadable",
 ]
