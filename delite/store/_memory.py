@@ -154,7 +154,7 @@ class MemoryStore(Store):
 
     def is_claimed(self, execution_id: str) -> bool:
         """Whether the claim is held."""
-        return execution_id in self._claimed
+        return validate_execution_id(execution_id) in self._claimed
 
     def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
         """Bind the key unless it is bound already; return the binding that holds."""
