@@ -20,7 +20,7 @@ from delite.log.records import AnyRecord, Record
 from delite.state._fold import fold
 from delite.state._model import ExecutionState, Status
 from delite.state._outcome import Outcome
-from delite.store._query import ExecutionIndex
+from delite.store._query import ExecutionIndex, check_listing
 from delite.store._records import RecordRange
 from delite.store._views import ExecutionSummary
 
@@ -193,6 +193,7 @@ class Store(LogStore, ExecutionIndex):
         return self._find_work(agent=agent, limit=limit, top_level=True)
 
     def _find_work(self, *, agent: str | None, limit: int | None, top_level: bool) -> list[ExecutionSummary]:
+        check_listing(limit=limit, offset=0, metadata=None, agent=agent)  # a UsageError before anything is read
         page = self.list_executions(status=Status.RUNNING.value, agent=agent, limit=None)
         out: list[ExecutionSummary] = []
         for summary in sorted(page.items, key=lambda s: (s.created_at, s.id)):

@@ -190,6 +190,12 @@ class IndexContract(abc.ABC):
             assert fleet.runnable() == []
         assert [s.id for s in fleet.runnable(agent="a")] == ["a-run"]
 
+    @pytest.mark.parametrize("bad", [{"limit": -1}, {"limit": "x"}, {"limit": True}, {"limit": 1.5}, {"agent": 5}])
+    def test_finding_work_with_bad_arguments_is_a_usage_error(self, fleet: Store, bad: dict[str, Any]) -> None:
+        for find in (fleet.recoverable, fleet.runnable):
+            with pytest.raises(UsageError):
+                find(**bad)
+
     def test_a_fork_nobody_resumed_is_not_work(self, store: Store) -> None:
         make(store, "fork", "running", at=100.0, forked_from="origin", fork_step=1)
         assert store.recoverable() == [] and store.runnable() == []
