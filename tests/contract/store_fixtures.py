@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from delite.errors import (
@@ -28,6 +28,9 @@ from delite.store import (
     Page,
     RecordRange,
     Store,
+    check_binding,
+    check_ids,
+    check_range,
     summarize,
     validate_execution_id,
 )
@@ -81,9 +84,7 @@ class ListStore(Store):
             return sorted(self.logs)
 
     def read(self, execution_id: str, *, after: int | None = None, limit: int | None = None) -> RecordRange:
-        for name, value in (("after", after), ("limit", limit)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise UsageError(f"{name} must be a whole number, 0 or more, or None; not {value!r}")
+        check_range(after, limit)
         validate_execution_id(execution_id)
         with self.lock:
             if execution_id not in self.logs:
@@ -143,12 +144,14 @@ class ListStore(Store):
     def cancel_requested(self, execution_id: str) -> bool:
         return validate_execution_id(execution_id) in self.cancels
 
+    def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
+        return self.cancels.intersection(check_ids(execution_ids))
+
     def clear_cancel(self, execution_id: str) -> None:
         self.cancels.discard(validate_execution_id(execution_id))
 
     def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
-        if not isinstance(key, str) or not key:
-            raise UsageError(f"an idempotency key is a non-empty string, not {key!r}")
+        check_binding(key, execution_id, fingerprint)
         with self.lock:
             return self.keys.setdefault(key, (execution_id, fingerprint))
 
