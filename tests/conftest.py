@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The contract suites' store fixtures (and the toy third store, ``ListStore``) are importable by every suite.
+sys.path.insert(0, str(ROOT / "tests" / "contract"))
 
 # No test may reach a real model API: clear the keys so a provider built from the environment fails fast.
 # Nor may the environment pick the default data directory or model of a test.

@@ -228,7 +228,7 @@ def health(*, target: Target, repair: bool, json_: bool) -> None:
     """
     from delite_cli._read import run_health
 
-    raise SystemExit(run_health(target, repair=repair, json_=json_))
+    click.get_current_context().exit(run_health(target, repair=repair, json_=json_))  # returned when embedded
 
 
 @cli.command()
@@ -427,7 +427,7 @@ def demo(data_dir: str | None, steps: int, model: str) -> None:
     """
     from delite_cli.demo import run_demo
 
-    raise SystemExit(run_demo(data_dir, steps, model))
+    click.get_current_context().exit(run_demo(data_dir, steps, model))
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from delite.engine._effects import (
     Append,
@@ -42,12 +42,16 @@ from delite.engine._effects import (
     StartCalls,
     Steps,
     ToolOutcome,
+    ask,
     call_tool,
     ms_since,
     tool_body,
 )
 from delite.store._base import ExecutionLog
 from delite.tools._base import DelegationSuspended
+
+if TYPE_CHECKING:
+    from delite.providers._base import AsyncProvider
 
 __all__ = ["IO_THREADS", "WORKERS", "Pool", "Threads", "adrive", "io_pool", "work_pool", "worker_pool"]
 
@@ -274,17 +278,8 @@ def _release(log: ExecutionLog) -> None:
     log.release()
 
 
-def _is_async(fn: object) -> bool:
+def _is_async(fn: object) -> TypeGuard[AsyncProvider]:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
-
-
-def _sync_ask(effect: Ask) -> Any:
-    provider = effect.provider
-    on_text = effect.on_text
-    stream = getattr(provider, "stream", None)
-    if on_text is not None and callable(stream):
-        return stream(effect.messages, effect.tools, effect.model, on_text=on_text)
-    return provider(effect.messages, effect.tools, effect.model)
 
 
 async def _ask(effect: Ask) -> Any:
@@ -295,13 +290,13 @@ async def _ask(effect: Ask) -> Any:
         if callable(astream):
             return await astream(*args, on_text=effect.on_text)
         if callable(getattr(provider, "stream", None)):
-            return await _in_context(work_pool(), _sync_ask, effect)
+            return await _in_context(work_pool(), ask, effect)
     acall = getattr(provider, "acall", None)
     if callable(acall):
         return await acall(*args)
     if _is_async(provider):
         return await provider(*args)
-    return await _in_context(work_pool(), _sync_ask, effect)
+    return await _in_context(work_pool(), ask, effect)
 
 
 async def _run_async_tool(inv: Invocation) -> ToolOutcome:

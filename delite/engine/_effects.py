@@ -27,6 +27,8 @@ from delite.tools._base import DelegationSuspended, Tool, ToolCallContext, call_
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from delite.providers._base import AnyProvider
+
 __all__ = [
     "STOP_REQUESTED",
     "TOOL_THREADS",
@@ -42,6 +44,7 @@ __all__ = [
     "StartCalls",
     "Steps",
     "ToolOutcome",
+    "ask",
     "call_tool",
     "drive",
     "tool_body",
@@ -144,7 +147,7 @@ class Ask(Effect):
 
     def __init__(
         self,
-        provider: Callable[..., Any],
+        provider: AnyProvider,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         model: str | None,
@@ -267,7 +270,11 @@ def ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _ask(effect: Ask) -> Any:
+def ask(effect: Ask) -> Any:
+    """Make a model call in this thread: streamed to ``on_text`` when it is set and the provider can stream.
+
+    The one sync call of a provider: :func:`drive` makes it, and the async API in a worker thread.
+    """
     provider = effect.provider
     on_text = effect.on_text
     if on_text is not None:
@@ -350,7 +357,7 @@ def drive(steps: Steps[T]) -> T:
                     case Append():
                         effect.log.append(effect.records, barrier=effect.barrier)
                     case Ask():
-                        op.value = _ask(effect)
+                        op.value = ask(effect)
                     case Io():
                         op.value = effect.fn(*effect.args)
                     case NextResult():

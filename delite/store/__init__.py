@@ -10,10 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from delite.store._base import ExecutionLog, LogStore, Store
+from delite.store._derive import summarize
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.store._layout import Layout
-from delite.store._query import WAITING, ExecutionIndex, ListingQuery
-from delite.store._records import FramedRange, RecordRange, SequencedRecord
+from delite.store._query import WAITING, ExecutionIndex, ListingQuery, check_binding, check_ids
+from delite.store._records import FramedRange, RecordRange, SequencedRecord, check_range
 from delite.store._views import ExecutionSummary, Page
 
 if TYPE_CHECKING:
@@ -37,7 +38,11 @@ __all__ = [
     "RecordRange",
     "SequencedRecord",
     "Store",
+    "check_binding",
+    "check_ids",
+    "check_range",
     "new_execution_id",
+    "summarize",
     "validate_execution_id",
 ]
 

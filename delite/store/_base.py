@@ -20,7 +20,7 @@ from delite.log.records import AnyRecord, Record
 from delite.state._fold import fold
 from delite.state._model import ExecutionState, Status
 from delite.state._outcome import Outcome
-from delite.store._query import ExecutionIndex
+from delite.store._query import ExecutionIndex, check_listing
 from delite.store._records import RecordRange
 from delite.store._views import ExecutionSummary
 
@@ -177,6 +177,13 @@ class Store(LogStore, ExecutionIndex):
     of each fork; a store that can answer it in one query overrides them.
     """
 
+    def __repr__(self) -> str:
+        """The store's class name: how messages (the CLI's) name a store that is not a data directory.
+
+        A store overrides it to say more (where it is, how many executions it holds) without doing I/O.
+        """
+        return type(self).__name__
+
     def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """Running executions with no live owner, forks nobody resumed left out, oldest first."""
         return self._find_work(agent=agent, limit=limit, top_level=False)
@@ -186,6 +193,7 @@ class Store(LogStore, ExecutionIndex):
         return self._find_work(agent=agent, limit=limit, top_level=True)
 
     def _find_work(self, *, agent: str | None, limit: int | None, top_level: bool) -> list[ExecutionSummary]:
+        check_listing(limit=limit, offset=0, metadata=None, agent=agent)  # a UsageError before anything is read
         page = self.list_executions(status=Status.RUNNING.value, agent=agent, limit=None)
         out: list[ExecutionSummary] = []
         for summary in sorted(page.items, key=lambda s: (s.created_at, s.id)):

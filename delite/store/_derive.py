@@ -48,6 +48,7 @@ __all__ = [
     "event",
     "events",
     "fold_checked",
+    "summarize",
     "summary_of_log",
     "summary_of_state",
     "unreadable",
@@ -187,6 +188,22 @@ def summary_of_log(execution_id: str, data: bytes, *, path: str) -> ExecutionSum
     if not contents.records:  # nothing complete yet: an "empty" execution, listed as such
         return summary_of_state(execution_id, [], ExecutionState(), log_bytes=len(data), torn=torn)
     return unreadable(execution_id, problems[0].detail, log_bytes=len(data))
+
+
+def summarize(execution_id: str, records: list[AnyRecord]) -> ExecutionSummary:
+    """The listing summary of an execution's complete records, as every store lists it.
+
+    What a backend that keeps records (not framed bytes) answers :meth:`~delite.store.ExecutionIndex.query_executions`
+    with (filtered and paged by :meth:`~delite.store.ListingQuery.page`, or kept in its own table): no records
+    is an ``empty`` execution, records that do not fold (or whose first names another execution) an
+    ``unreadable`` one, with the reason in ``damage``.
+    """
+    problems, summary = check_records(execution_id, records, None, log_bytes=0, torn=False)
+    if summary is not None:
+        return summary
+    if not records:
+        return summary_of_state(execution_id, [], ExecutionState(), log_bytes=0, torn=False)
+    return unreadable(execution_id, problems[0].detail, log_bytes=0)
 
 
 def check_records(

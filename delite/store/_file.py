@@ -42,7 +42,7 @@ from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
 from delite.store._listing import log_ids
 from delite.store._logfile import check_identity, check_single_link, read_log_file, remove
-from delite.store._query import ListingQuery, Progress, check_key
+from delite.store._query import ListingQuery, Progress, check_binding, check_ids, check_key
 from delite.store._records import FramedRange, check_range, count_records, framed_range
 from delite.store._snapshot import load as load_snapshot
 from delite.store._snapshot import save as save_snapshot
@@ -387,7 +387,9 @@ class FileStore(Store):
         every path; every failure is a :class:`~delite.errors.StoreError`.
         """
         keys = str(self.layout.keys)
-        path = os.path.join(keys, hashlib.sha256(check_key(key).encode()).hexdigest() + ".json")
+        path = os.path.join(
+            keys, hashlib.sha256(check_binding(key, execution_id, fingerprint).encode()).hexdigest() + ".json"
+        )
         if not os.path.lexists(path):
             self._ensure()
             self._write_key(keys, path, {"key": key, "execution_id": execution_id, "fingerprint": fingerprint})
@@ -459,7 +461,7 @@ class FileStore(Store):
 
     def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
         """Which of these have a cancel marker: a look per id for a few, one listing of the markers for many."""
-        wanted = {validate_execution_id(eid) for eid in execution_ids}
+        wanted = set(check_ids(execution_ids))
         if len(wanted) <= _FEW:
             return {eid for eid in wanted if self.cancel_requested(eid)}
         try:

@@ -20,7 +20,7 @@ from delite.log.records import AnyRecord, Record
 from delite.store._base import ExecutionLog, Store
 from delite.store._derive import summary_of_log
 from delite.store._ids import validate_execution_id
-from delite.store._query import ListingQuery, check_key
+from delite.store._query import ListingQuery, check_binding, check_ids, check_key
 from delite.store._records import FramedRange, check_range, framed_range
 from delite.store._views import ExecutionSummary, Page
 
@@ -154,11 +154,11 @@ class MemoryStore(Store):
 
     def is_claimed(self, execution_id: str) -> bool:
         """Whether the claim is held."""
-        return execution_id in self._claimed
+        return validate_execution_id(execution_id) in self._claimed
 
     def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
         """Bind the key unless it is bound already; return the binding that holds."""
-        check_key(key)
+        check_binding(key, execution_id, fingerprint)
         with self._cond:
             return self._keys.setdefault(key, (execution_id, fingerprint))
 
@@ -178,7 +178,7 @@ class MemoryStore(Store):
 
     def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
         """Which of these have a cancel pending (one set intersection)."""
-        return self._cancels.intersection([validate_execution_id(eid) for eid in execution_ids])
+        return self._cancels.intersection(check_ids(execution_ids))
 
     def clear_cancel(self, execution_id: str) -> None:
         """Forget the cancel request."""

@@ -17,6 +17,7 @@ import msgspec
 
 from delite.errors import UsageError
 from delite.state._model import Status
+from delite.store._ids import validate_execution_id
 from delite.store._views import ExecutionSummary, Page
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "ExecutionIndex",
     "ListingQuery",
     "Progress",
+    "check_binding",
+    "check_ids",
     "check_key",
     "check_listing",
     "expand_statuses",
@@ -168,6 +171,32 @@ def check_key(key: object) -> str:
     return key
 
 
+def check_binding(key: object, execution_id: object, fingerprint: object) -> str:
+    """Check :meth:`ExecutionIndex.bind_key`'s arguments before anything is written; returns the key.
+
+    Raises:
+        UsageError: the key is not a non-empty string, or the fingerprint is not a string.
+        InvalidExecutionIdError: the execution id is not one (see :func:`~delite.store.validate_execution_id`).
+    """
+    checked = check_key(key)
+    validate_execution_id(execution_id)
+    if not isinstance(fingerprint, str):
+        raise UsageError(f"an idempotency key's fingerprint is a string, not {fingerprint!r}")
+    return checked
+
+
+def check_ids(execution_ids: object) -> list[str]:
+    """Check a batch of execution ids (:meth:`ExecutionIndex.cancels_requested`) before anything is read.
+
+    Raises:
+        UsageError: ``execution_ids`` is a single string or not a collection.
+        InvalidExecutionIdError: one of them is not an execution id.
+    """
+    if isinstance(execution_ids, str | bytes) or not isinstance(execution_ids, Iterable):
+        raise UsageError(f"execution_ids must be a collection of execution ids, not {execution_ids!r}")
+    return [validate_execution_id(eid) for eid in execution_ids]
+
+
 class ExecutionIndex(abc.ABC):
     """Questions across executions: list and page them, find work, cancel requests, idempotency keys.
 
@@ -251,9 +280,10 @@ class ExecutionIndex(abc.ABC):
     def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
         """Which of these executions have a cancel pending: one question for a run and all its ancestors.
 
-        The default asks :meth:`cancel_requested` once per id; a store answers it in one round trip.
+        The default asks :meth:`cancel_requested` once per id; a store answers it in one round trip (and
+        checks the ids first with :func:`check_ids`).
         """
-        return {eid for eid in execution_ids if self.cancel_requested(eid)}
+        return {eid for eid in check_ids(execution_ids) if self.cancel_requested(eid)}
 
     @abc.abstractmethod
     def clear_cancel(self, execution_id: str) -> None:
@@ -265,7 +295,7 @@ class ExecutionIndex(abc.ABC):
 
         Returns the binding that holds, ``(execution_id, fingerprint)``: the one given if the key was new, the
         earlier one otherwise. Atomic across processes: of two callers racing with the same key, one wins and
-        both get its binding.
+        both get its binding. A store checks the arguments with :func:`check_binding` before it writes.
         """
 
     @abc.abstractmethod

@@ -13,10 +13,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # ``scenario_agent`` is importable, as ``--agent scenario_agent:build`` needs
 
 import scenario_agent  # noqa: E402
+from store_fixtures import ListStore  # noqa: E402 - tests/contract is on the path (tests/conftest.py)
 
 from delite import Agent, DataDir, ScriptedProvider, tool  # noqa: E402
 from delite.errors import ProviderError  # noqa: E402
-from delite.store import MemoryStore  # noqa: E402
+from delite.store import MemoryStore, Store  # noqa: E402
 
 
 def _build(root: Path) -> Path:
@@ -63,14 +64,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A module with ``BOTH_STORES = True`` runs each of its CLI tests on the file store and on a MemoryStore.
+    """A module with ``BOTH_STORES = True`` runs each of its CLI tests on the file store, on a MemoryStore and on
+    the toy third store of the contract suites (``ListStore``: records in a dict, no bytes), which proves the CLI
+    needs nothing of a store but the two interfaces.
 
     A test marked ``file_only`` (bytes, offsets, torn tails, permissions, the directory itself) runs on files only.
     """
     if "run" not in metafunc.fixturenames or not getattr(metafunc.module, "BOTH_STORES", False):
         return
     if metafunc.definition.get_closest_marker("file_only") is None:
-        metafunc.parametrize("store_kind", ["file", "memory"])
+        metafunc.parametrize("store_kind", ["file", "memory", "list"])
 
 
 @pytest.fixture
@@ -89,6 +92,20 @@ def memory_copy(data_dir: str) -> MemoryStore:
     return store
 
 
+def list_copy(data_dir: str) -> ListStore:
+    """A ListStore holding the same executions as a data directory: their complete records (a torn tail is gone)."""
+    from delite.store import FileStore
+
+    store = ListStore()
+    files = FileStore(data_dir)
+    try:
+        for eid in files.list_ids():
+            store.logs[eid] = files.read(eid).records
+    finally:
+        files.close()
+    return store
+
+
 class Cli:
     """Runs ``delite`` in process. On the memory store, ``--data-dir D`` names a MemoryStore copied from ``D`` on
     first use and given to the CLI as its store (click's ``obj``); later commands and :meth:`data` see that store.
@@ -100,18 +117,18 @@ class Cli:
         self.cli = cli
         self.store_kind = store_kind
         self.runner = CliRunner()
-        self.stores: dict[str, MemoryStore] = {}
+        self.stores: dict[str, Store] = {}
 
-    def store(self, data_dir: str | Path) -> MemoryStore:
+    def store(self, data_dir: str | Path) -> Store:
         key = os.path.abspath(data_dir)
         if key not in self.stores:
-            self.stores[key] = memory_copy(key)
+            self.stores[key] = list_copy(key) if self.store_kind == "list" else memory_copy(key)
         return self.stores[key]
 
     def __call__(self, *args: Any, stdin: str | None = None) -> Result:
         argv = [str(a) for a in args]
         obj = None
-        if self.store_kind == "memory" and "--data-dir" in argv:
+        if self.store_kind != "file" and "--data-dir" in argv:
             i = argv.index("--data-dir")
             obj = self.store(argv[i + 1])
             del argv[i : i + 2]
@@ -119,7 +136,7 @@ class Cli:
 
     def data(self, data_dir: str | Path) -> DataDir:
         """The read API over the store the commands ran on."""
-        return DataDir(self.store(data_dir)) if self.store_kind == "memory" else DataDir(data_dir)
+        return DataDir(self.store(data_dir)) if self.store_kind != "file" else DataDir(data_dir)
 
 
 @pytest.fixture

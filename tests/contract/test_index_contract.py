@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_fixtures import FileStores, MemoryStores
+from store_fixtures import FileStores, ListStores, MemoryStores
 
 from delite.errors import InvalidExecutionIdError, UsageError
 from delite.log.records import (
@@ -190,6 +190,12 @@ class IndexContract(abc.ABC):
             assert fleet.runnable() == []
         assert [s.id for s in fleet.runnable(agent="a")] == ["a-run"]
 
+    @pytest.mark.parametrize("bad", [{"limit": -1}, {"limit": "x"}, {"limit": True}, {"limit": 1.5}, {"agent": 5}])
+    def test_finding_work_with_bad_arguments_is_a_usage_error(self, fleet: Store, bad: dict[str, Any]) -> None:
+        for find in (fleet.recoverable, fleet.runnable):
+            with pytest.raises(UsageError):
+                find(**bad)
+
     def test_a_fork_nobody_resumed_is_not_work(self, store: Store) -> None:
         make(store, "fork", "running", at=100.0, forked_from="origin", fork_step=1)
         assert store.recoverable() == [] and store.runnable() == []
@@ -243,6 +249,30 @@ class IndexContract(abc.ABC):
             store.cancels_requested([*(f"e{i}" for i in range(40)), bad])  # type: ignore[list-item]
         assert victim.read_text() == "not a cancel marker"  # nothing outside the store was touched
 
+    @pytest.mark.parametrize("bad", ["e1", b"e1", 5, None])
+    def test_a_batched_cancel_check_wants_a_collection_of_ids(self, store: Store, bad: object) -> None:
+        """A single id (a string is iterable: its letters) or a non-collection is a UsageError, never a guess."""
+        store.request_cancel("e")
+        with pytest.raises(UsageError):
+            store.cancels_requested(bad)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        ("binding", "error"),
+        [
+            (("k", "../x", "f"), InvalidExecutionIdError),
+            (("k", 5, "f"), InvalidExecutionIdError),
+            (("k", "e1", 5), UsageError),
+            (("k", "e1", None), UsageError),
+        ],
+    )
+    def test_a_bad_binding_is_refused_before_anything_is_written(
+        self, store: Store, binding: tuple[Any, Any, Any], error: type[Exception]
+    ) -> None:
+        with pytest.raises(error):
+            store.bind_key(*binding)
+        assert store.lookup_key("k") is None
+        assert store.bind_key("k", "e1", "f") == ("e1", "f")  # the key is still free
+
     @pytest.mark.parametrize("bad", ["", None, 3, b"k"])
     def test_a_bad_idempotency_key_is_a_usage_error(self, store: Store, bad: object) -> None:
         with pytest.raises(UsageError):
@@ -285,3 +315,7 @@ class TestMemoryIndex(MemoryStores, IndexContract):
 
 class TestFileIndex(FileStores, IndexContract):
     pass
+
+
+class TestListIndex(ListStores, IndexContract):
+    """The toy third backend (records in a dict, public seam only) passes the suite unchanged."""

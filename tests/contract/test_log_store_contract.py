@@ -10,10 +10,12 @@ from __future__ import annotations
 import abc
 import pickle
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from store_fixtures import FileStores, MemoryStores
+from store_fixtures import FileStores, ListStores, MemoryStores
 
 from delite.errors import (
     ExecutionAlreadyClaimedError,
@@ -218,6 +220,25 @@ class LogStoreContract(abc.ABC):
             store.create("e1", ALL)
         assert store.read("e1").records == [started("e1")]
 
+    @pytest.mark.parametrize("bad", ["../etc/passwd", "a/b", "", "x" * 200, "a\x00b", 5, None])
+    def test_every_method_refuses_a_hostile_id_before_touching_anything(self, store: Store, bad: object) -> None:
+        """The same typed error from every method that takes an id, in every store (nothing is read or written)."""
+        self.full(store)
+        calls: list[Callable[[Any], object]] = [
+            store.exists,
+            store.read,
+            store.head,
+            store.state,
+            store.claim,
+            store.is_claimed,
+            lambda i: store.create(i, ALL),
+            lambda i: store.claim(i, create=ALL),
+        ]
+        for fn in calls:
+            with pytest.raises(InvalidExecutionIdError):
+                fn(bad)
+        assert store.list_ids() == ["e1"] and not store.is_claimed("e1")
+
     def test_create_refuses_bad_input_before_writing(self, store: Store) -> None:
         with pytest.raises(UsageError):
             store.create("e1", [])
@@ -278,3 +299,7 @@ class TestMemoryLogStore(MemoryStores, LogStoreContract):
 
 class TestFileLogStore(FileStores, LogStoreContract):
     pass
+
+
+class TestListLogStore(ListStores, LogStoreContract):
+    """The toy third backend (records in a dict, public seam only) passes the suite unchanged."""

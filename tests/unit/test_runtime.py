@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_fixtures import ListStore
 
 from delite import Agent, DataDir, Runtime, ScriptedProvider, Status, current_call, delegate, tool
 from delite.errors import DeliteError, ProviderError, UsageError
@@ -20,7 +21,7 @@ def last_tool(messages: list[dict[str, Any]]) -> str:
     return next(m["content"] for m in reversed(messages) if m["role"] == "tool")
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", "list"])
 def place(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, Any]:
     """Where recovery tests keep their executions, as Agent and Runtime take it: a data directory or a store.
 
@@ -30,7 +31,7 @@ def place(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, Any]:
         return {"data_dir": data_dir}
     from delite import MemoryStore
 
-    return {"store": MemoryStore()}
+    return {"store": MemoryStore() if request.param == "memory" else ListStore()}
 
 
 def store_at(place: dict[str, Any]) -> Any:
