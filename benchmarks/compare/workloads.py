@@ -97,10 +97,7 @@ def run_delite(command: str, data_dir: str, n: int, *, once: bool = False) -> tu
     agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "append"), tools=tools)
     ready()
     started = time.perf_counter()
-    if command == "recover":
-        response = agent.resume(EID)
-    else:
-        response = agent.run(TEXT, execution_id=EID)
+    response = agent.resume(EID) if command == "recover" else agent.run(TEXT, execution_id=EID)
     while response.status == "suspended" and response.suspend_reason.kind == "in_doubt":
         # The operator looks at the outside world (the side file) and supplies the result, or asks for a re-run.
         call_id = response.suspend_reason.confirmation_ids[0]
@@ -182,7 +179,7 @@ def run_dbos(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
         started = time.perf_counter()
         DBOS.launch()
         EXTRA["launch_seconds"] = time.perf_counter() - started
-        answer = DBOS.retrieve_workflow(EID).get_result(polling_interval_sec=0.005)  # our wait adds no poll delay
+        answer: Any = DBOS.retrieve_workflow(EID).get_result(polling_interval_sec=0.005)  # our wait adds no poll delay
         seconds = time.perf_counter() - started
         DBOS.destroy()
         return seconds, imported, answer
@@ -268,12 +265,12 @@ def run_langgraph_min(command: str, data_dir: str, n: int) -> tuple[float, float
         return {"message": AIMessage(content="done")}
 
     def tools(state: Any) -> dict[str, Any]:
-        call = state["message"].tool_calls[0]  # type: ignore[union-attr]
+        call = state["message"].tool_calls[0]
         side_effect(data_dir, call["args"]["i"])
         return {"message": ToolMessage(content="ok", tool_call_id=call["id"])}
 
     def route(state: Any) -> str:
-        return "tools" if state["message"].tool_calls else END  # type: ignore[union-attr]
+        return "tools" if state["message"].tool_calls else END
 
     builder = StateGraph(State)
     builder.add_node("model", model)
