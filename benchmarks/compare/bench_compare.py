@@ -398,6 +398,28 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def conditions(root: str) -> dict[str, Any]:
+    """How busy the machine is now: the load average and the median of 200 small appends + ``fsync``."""
+    probe = os.path.join(root, "fsync-probe")
+    times = []
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(200):
+            os.write(fd, b"x" * 200)
+            started = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+    times.sort()
+    return {
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "fsync_ms_median": round(statistics.median(times) * 1000, 3),
+        "fsync_ms_p90": round(times[int(len(times) * 0.9)] * 1000, 3),
+    }
+
+
 def table(report: dict[str, Any]) -> str:
     """A Markdown table: one column per implementation (ratios to delite), then the best peer and delite's lead."""
     impls = report["impls"]
@@ -472,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         recover_steps, recover_reps = 10, 1
     root = tempfile.mkdtemp(prefix="delite-compare-")
     try:
+        before = conditions(root)
         steps = measure_steps(args.python, impls, sizes, reps, root)
         ms = {i: {str(n): median(steps["per_step"][i][n]) for n in sizes} for i in impls}
         disk = {
@@ -507,10 +530,12 @@ def main(argv: list[str] | None = None) -> int:
         per_step_100 = {i: ms[i].get("100") or ms[i].get(str(max(sizes))) or 10.0 for i in impls}
         per_step_100["delite-once"] = per_step_100["delite"]
         crashes = measure_crashes(args.python, [*impls, "delite-once"], kills, per_step_100, root, args.seed)
+        after = conditions(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report = {
         "machine": machine(),
+        "conditions": {"before": before, "after": after},
         "smoke": args.smoke,
         "versions": installed,
         "impls": impls,
@@ -540,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"machine: {report['machine']}")
+        print(f"load and fsync (before, after): {before}, {after}")
         print("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
         print(table(report))
         for impl, error in report["errors"].items():
