@@ -93,7 +93,8 @@ def check_memory(d: dict[str, Any], out: str) -> None:
     assert set(d) >= {"machine", "smoke", "floor_mb", "one", "many", "resume", "failures"}
     assert d["smoke"] is True and d["failures"] == []
     assert [r["executions"] for r in d["many"]] == [1, 10]
-    assert all(r["peak_mb"] >= r["before_mb"] > 0 for r in [*d["one"], *d["many"], *d["resume"]])
+    if sys.platform.startswith("linux"):  # resident memory is read from /proc
+        assert all(r["peak_mb"] >= r["before_mb"] > 0 for r in [*d["one"], *d["many"], *d["resume"]])
     assert [r["steps"] for r in d["resume"]] == [1000] and d["resume"][0]["log_mb"] > 0
     assert "Many executions at once" in out and "Resume an unfinished execution" in out
 
@@ -118,7 +119,8 @@ def check_compare(d: dict[str, Any], out: str) -> None:
     assert d["resume"]["delite"]["ms"] is not None
     for way in ("delite", "delite-rt"):  # an unfinished run recovered, every step's tool run exactly once
         assert d["recovery"][way]["ms"] is not None and d["recovery"][way]["duplicates"] == 0, d["recovery"][way]
-    assert d["peak_rss_mb"]["delite"]["10"] > 0
+    if sys.platform.startswith("linux"):  # peak RSS is read from /proc
+        assert d["peak_rss_mb"]["delite"]["10"] > 0
     for row in d["versus_best_peer"]:  # delite's lead on the best peer of each row, where a peer was measured
         assert row["best_peer"] in peers and row["lead"] > 0, row
     assert d["crashes"]["delite"]["trials"] == 1 and d["crashes"]["delite"]["with_duplicates"] == 0

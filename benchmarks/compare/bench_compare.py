@@ -1,4 +1,4 @@
-"""delite side by side with its peers on one workload: per-step time, disk, resume, import, duplicates.
+"""delite side by side with its peers on one workload: per-step time, disk, resume, recovery, memory, duplicates.
 
 A standalone script; it gates nothing. The peers are not test dependencies: install them with the ``bench``
 extra (``pip install -e ".[bench]"``), or into a separate virtualenv and pass its interpreter::
@@ -12,17 +12,28 @@ A peer that is not installed for ``--python`` is left out, and the script says s
 ``missing_peers`` in the JSON); with none installed it measures delite alone and still exits 0.
 
 The workload (``workloads.py``): an agent loop of N steps, each one scripted model call plus one trivial tool
-that appends a line to a side file, for delite, DBOS (SQLite), LangGraph (``langgraph-checkpoint-sqlite``, the
-usual message-history state, ``durability="sync"``) and dendrux (SQLite). Every run is a fresh process and a
-fresh data directory; implementations alternate within each repetition and medians are reported:
+that appends a line to a side file, for delite, DBOS (SQLite), LangGraph (``langgraph-checkpoint-sqlite``,
+``durability="sync"``) with the usual message-history state (``langgraph``) and with only the last message in
+its state (``langgraph-min``), and dendrux (SQLite). Every run is a fresh process and a fresh data directory;
+implementations alternate within each repetition and medians are reported:
 
-* ms/step at N = 10, 100, 1000: the time inside the run call (after import and setup) divided by N;
+* ms/step at N = 10, 100, 1000: the time inside the run call (after import and setup) divided by N; and the
+  fastest repetition of each (the least disturbed one, on a shared machine); every repetition is in the JSON;
 * bytes on disk per step at N = 1000 (all files the store wrote, the side file excluded), and the marginal
   bytes per extra step between N = 100 and N = 1000 (linear in N means the two agree);
 * resume: continuing a finished 1,000-step execution in a fresh process, inside the call and the whole process;
+* recovery: a ``--recover-steps`` run (1,000) SIGKILLs itself inside its last tool, before the tool acts; a new
+  process recovers it the library's own way (delite ``agent.resume``, and a ``Runtime`` that finds it; DBOS
+  ``DBOS.launch()``; LangGraph ``invoke(None)`` with its checkpointer) and runs it to its answer; checked every
+  time: every step's tool ran exactly once;
+* peak RSS (``VmHWM``) of the process of each run and of each recovery;
 * import: the library's import in a fresh process;
 * duplicates: ``--kills`` runs of 40 steps each SIGKILLed at a random instant, then resumed in a new process;
   a duplicate is a tool that ran twice for one step (a repeated line in the side file).
+
+Every row also names the best peer on it (the lowest number) and delite's lead on it: that number divided by
+delite's, below 1 when the peer wins the row (``versus_best_peer`` in the JSON). The load average and an
+``fsync`` probe before and after the run are under ``conditions``.
 
 ``delite-core`` is left out: its Python SDK (``durable``) is not on PyPI, only the engine binary is.
 """
