@@ -89,6 +89,16 @@ def check_provider(d: dict[str, Any], out: str) -> None:
     assert "per model call" in out and "the provider alone" in out
 
 
+def check_memory(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "floor_mb", "one", "many", "resume", "failures"}
+    assert d["smoke"] is True and d["failures"] == []
+    assert [r["executions"] for r in d["many"]] == [1, 10]
+    if sys.platform.startswith("linux"):  # resident memory is read from /proc
+        assert all(r["peak_mb"] >= r["before_mb"] > 0 for r in [*d["one"], *d["many"], *d["resume"]])
+    assert [r["steps"] for r in d["resume"]] == [1000] and d["resume"][0]["log_mb"] > 0
+    assert "Many executions at once" in out and "Resume an unfinished execution" in out
+
+
 def check_torture(d: dict[str, Any], out: str) -> None:
     assert d["violations"] == [], d["violations"][:5]
     assert d["seed"] == 7 and d["kills"] >= 3
@@ -99,13 +109,20 @@ def check_torture(d: dict[str, Any], out: str) -> None:
 
 
 def check_compare(d: dict[str, Any], out: str) -> None:
-    peers = {"dbos", "langgraph", "dendrux"}
+    peers = {"dbos", "langgraph", "langgraph-min", "dendrux"}
     assert set(d) >= {"impls", "missing_peers", "ms_per_step", "resume", "import_ms", "crashes", "errors", "versions"}
+    assert set(d) >= {"recovery", "peak_rss_mb", "versus_best_peer"}
     assert d["smoke"] is True and d["sizes"] == [10]
     assert d["impls"][0] == "delite" and set(d["impls"]) | set(d["missing_peers"]) == {"delite"} | peers
     assert "delite" not in d["errors"], d["errors"]  # a peer's own failure is its business, not a test failure
     assert d["ms_per_step"]["delite"]["10"] is not None
     assert d["resume"]["delite"]["ms"] is not None
+    for way in ("delite", "delite-rt"):  # an unfinished run recovered, every step's tool run exactly once
+        assert d["recovery"][way]["ms"] is not None and d["recovery"][way]["duplicates"] == 0, d["recovery"][way]
+    if sys.platform.startswith("linux"):  # peak RSS is read from /proc
+        assert d["peak_rss_mb"]["delite"]["10"] > 0
+    for row in d["versus_best_peer"]:  # delite's lead on the best peer of each row, where a peer was measured
+        assert row["best_peer"] in peers and row["lead"] > 0, row
     assert d["crashes"]["delite"]["trials"] == 1 and d["crashes"]["delite"]["with_duplicates"] == 0
     assert "| measure | delite" in out
     if d["missing_peers"]:  # it says so, and names them
@@ -142,6 +159,7 @@ KNOWN = {
     "torture": Bench("torture.py", check_torture),
     "bench_compare": Bench("compare/bench_compare.py", check_compare),
     "bench_otel": Bench("bench_otel.py", check_otel),
+    "bench_memory": Bench("bench_memory.py", check_memory),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
 # the fork and cancellation workloads that torture.py runs (--forks, --cancels).

@@ -1,4 +1,4 @@
-"""delite side by side with its peers on one workload: per-step time, disk, resume, import, duplicates.
+"""delite side by side with its peers on one workload: per-step time, disk, resume, recovery, memory, duplicates.
 
 A standalone script; it gates nothing. The peers are not test dependencies: install them with the ``bench``
 extra (``pip install -e ".[bench]"``), or into a separate virtualenv and pass its interpreter::
@@ -12,17 +12,28 @@ A peer that is not installed for ``--python`` is left out, and the script says s
 ``missing_peers`` in the JSON); with none installed it measures delite alone and still exits 0.
 
 The workload (``workloads.py``): an agent loop of N steps, each one scripted model call plus one trivial tool
-that appends a line to a side file, for delite, DBOS (SQLite), LangGraph (``langgraph-checkpoint-sqlite``, the
-usual message-history state, ``durability="sync"``) and dendrux (SQLite). Every run is a fresh process and a
-fresh data directory; implementations alternate within each repetition and medians are reported:
+that appends a line to a side file, for delite, DBOS (SQLite), LangGraph (``langgraph-checkpoint-sqlite``,
+``durability="sync"``) with the usual message-history state (``langgraph``) and with only the last message in
+its state (``langgraph-min``), and dendrux (SQLite). Every run is a fresh process and a fresh data directory;
+implementations alternate within each repetition and medians are reported:
 
-* ms/step at N = 10, 100, 1000: the time inside the run call (after import and setup) divided by N;
+* ms/step at N = 10, 100, 1000: the time inside the run call (after import and setup) divided by N; and the
+  fastest repetition of each (the least disturbed one, on a shared machine); every repetition is in the JSON;
 * bytes on disk per step at N = 1000 (all files the store wrote, the side file excluded), and the marginal
   bytes per extra step between N = 100 and N = 1000 (linear in N means the two agree);
 * resume: continuing a finished 1,000-step execution in a fresh process, inside the call and the whole process;
+* recovery: a ``--recover-steps`` run (1,000) SIGKILLs itself inside its last tool, before the tool acts; a new
+  process recovers it the library's own way (delite ``agent.resume``, and a ``Runtime`` that finds it; DBOS
+  ``DBOS.launch()``; LangGraph ``invoke(None)`` with its checkpointer) and runs it to its answer; checked every
+  time: every step's tool ran exactly once;
+* peak RSS (``VmHWM``) of the process of each run and of each recovery;
 * import: the library's import in a fresh process;
 * duplicates: ``--kills`` runs of 40 steps each SIGKILLed at a random instant, then resumed in a new process;
   a duplicate is a tool that ran twice for one step (a repeated line in the side file).
+
+Every row also names the best peer on it (the lowest number) and delite's lead on it: that number divided by
+delite's, below 1 when the peer wins the row (``versus_best_peer`` in the JSON). The load average and an
+``fsync`` probe before and after the run are under ``conditions``.
 
 ``delite-core`` is left out: its Python SDK (``durable``) is not on PyPI, only the engine binary is.
 """
@@ -47,15 +58,31 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = str(HERE / "workloads.py")
-IMPLS = ["delite", "dbos", "langgraph", "dendrux"]
+IMPLS = ["delite", "dbos", "langgraph", "langgraph-min", "dendrux"]
 IMPORTS = {
     "delite": "import sys; sys.path.insert(0, {root!r}); from delite import Agent, ScriptedProvider, tool",
     "dbos": "from dbos import DBOS, SetWorkflowID",
     "langgraph": "from langgraph.graph import StateGraph; from langgraph.checkpoint.sqlite import SqliteSaver",
+    "langgraph-min": "from langgraph.graph import StateGraph; from langgraph.checkpoint.sqlite import SqliteSaver",
     "dendrux": "from dendrux import Agent, tool",
 }
-DISTS = {"delite": "delite-agents", "dbos": "dbos", "langgraph": "langgraph", "dendrux": "dendrux"}
+DISTS = {
+    "delite": "delite-agents",
+    "dbos": "dbos",
+    "langgraph": "langgraph",
+    "langgraph-min": "langgraph",
+    "dendrux": "dendrux",
+}
 CRASH_STEPS = 40
+RECOVER_STEPS = 1000
+# How each one recovers an unfinished run in a new process (workloads.py, ``recover``); dendrux cannot.
+RECOVERY = {
+    "delite": "agent.resume(id)",
+    "delite-rt": "Runtime(...).start() finds it, rt.wait(id)",
+    "dbos": "DBOS.launch() recovers pending workflows; handle.get_result()",
+    "langgraph": "graph.invoke(None, config) on the thread",
+    "langgraph-min": "graph.invoke(None, config) on the thread",
+}
 
 
 def child(python: str, impl: str, command: str, data_dir: str, n: int, timeout: float = 1800) -> dict[str, Any]:
@@ -107,6 +134,7 @@ def median(values: list[float]) -> float | None:
 def measure_steps(python: str, impls: list[str], sizes: list[int], reps: dict[int, int], root: str) -> dict[str, Any]:
     per_step: dict[str, dict[int, list[float]]] = {i: {n: [] for n in sizes} for i in impls}
     disk: dict[str, dict[int, list[int]]] = {i: {n: [] for n in sizes} for i in impls}
+    rss: dict[str, dict[int, list[float]]] = {i: {n: [] for n in sizes} for i in impls}
     errors: dict[str, str] = {}
     finished: dict[str, str] = {}
     for n in sizes:
@@ -122,12 +150,14 @@ def measure_steps(python: str, impls: list[str], sizes: list[int], reps: dict[in
                     continue
                 per_step[impl][n].append(result["seconds"] * 1000 / n)
                 disk[impl][n].append(disk_bytes(data_dir))
+                if result.get("peak_rss_kb"):
+                    rss[impl][n].append(result["peak_rss_kb"] / 1024)
                 if n == max(sizes):
                     finished.setdefault(impl, data_dir)
                 else:
                     shutil.rmtree(data_dir, ignore_errors=True)
                 print(f"  {impl} N={n} rep {rep}: {result['seconds'] * 1000 / n:.2f} ms/step", file=sys.stderr)
-    return {"per_step": per_step, "disk": disk, "errors": errors, "finished": finished}
+    return {"per_step": per_step, "disk": disk, "rss": rss, "errors": errors, "finished": finished}
 
 
 def measure_resume(python: str, finished: dict[str, str], n: int, reps: int) -> dict[str, dict[str, Any]]:
@@ -149,6 +179,63 @@ def measure_resume(python: str, finished: dict[str, str], n: int, reps: int) -> 
     for impl in impls:
         if impl not in out:
             out[impl] = {"ms": median(inner[impl]), "process_ms": median(wall[impl])}
+    return out
+
+
+def measure_recovery(python: str, impls: list[str], n: int, reps: int, root: str) -> dict[str, dict[str, Any]]:
+    """Recover an unfinished run: ``crash`` (SIGKILL inside step n's tool), then ``recover`` in a new process.
+
+    Checked every time: the crash left exactly steps 0 to n - 2 done, and after the recovery every step ran
+    exactly once (the side file) and the run answered.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    inner: dict[str, list[float]] = {i: [] for i in impls}
+    wall: dict[str, list[float]] = {i: [] for i in impls}
+    crash_wall: dict[str, list[float]] = {i: [] for i in impls}
+    rss: dict[str, list[float]] = {i: [] for i in impls}
+    for rep in range(reps):
+        for impl in impls[rep % len(impls) :] + impls[: rep % len(impls)]:
+            if impl in out:
+                continue
+            data_dir = os.path.join(root, f"recover-{impl}-{rep}")
+            os.makedirs(data_dir)
+            started = time.perf_counter()
+            crashed = subprocess.run(
+                [python, WORKLOADS, impl, "crash", data_dir, str(n)],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                check=False,
+            )
+            crash_wall[impl].append(time.perf_counter() - started)
+            before = side_lines(data_dir)
+            if crashed.returncode != -signal.SIGKILL or before != [str(i) for i in range(n - 1)]:
+                why = crashed.stderr.strip().splitlines()[-1:] or [f"exit {crashed.returncode}"]
+                out[impl] = {"error": f"the crash run did not stop at step {n - 1}: {why[0][:200]}"}
+                continue
+            result = child(python, impl, "recover", data_dir, n, timeout=1800)
+            after = side_lines(data_dir)
+            if "error" in result or result.get("answer") != "done":
+                out[impl] = {"error": str(result.get("error", result)).strip().splitlines()[-1][:200]}
+            elif sorted(after, key=int) != [str(i) for i in range(n)]:
+                extra = len(after) - len(set(after))
+                out[impl] = {"error": f"after recovery: {extra} tool runs repeated, {n - len(set(after))} missing"}
+            else:
+                inner[impl].append(result["seconds"] * 1000)
+                wall[impl].append(result["wall"] * 1000)
+                rss[impl].append(result.get("peak_rss_kb", 0) / 1024)
+                print(f"  recover {impl} rep {rep}: {result['seconds'] * 1000:.1f} ms", file=sys.stderr)
+            shutil.rmtree(data_dir, ignore_errors=True)
+    for impl in impls:
+        if impl not in out:
+            out[impl] = {
+                "ms": median(inner[impl]),
+                "process_ms": median(wall[impl]),
+                "ms_all": [round(v, 2) for v in inner[impl]],
+                "peak_rss_mb": median(rss[impl]),
+                "how": RECOVERY[impl],
+                "duplicates": 0,
+            }
     return out
 
 
@@ -246,91 +333,133 @@ def machine() -> str:
     return f"{platform.system()} {platform.release()}, {platform.machine()}, {os.cpu_count()} CPUs {cpu}".strip()
 
 
-def table(report: dict[str, Any]) -> str:
+def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's rows: per implementation a number (lower is better) or a note, and delite's lead on the best peer.
+
+    ``best_peer`` is the peer with the lowest number on the row; ``lead`` is that number divided by delite's
+    (above 1: delite is ahead by that factor; below 1: the peer wins the row).
+    """
     impls = report["impls"]
     sizes = report["sizes"]
-    ps = report["ms_per_step"]
-    rows: list[tuple[str, list[str]]] = []
-
-    def num(value: float | None, digits: int = 2) -> str:
-        return "n/a" if value is None else f"{value:,.{digits}f}"
-
-    def ratio(impl: str, value: float | None, base: float | None) -> str:
-        if value is None or not base:
-            return ""
-        return "" if impl == "delite" else f" ({value / base:,.1f}x)"
-
-    for n in sizes:
-        base = ps["delite"].get(str(n))
-        rows.append((f"ms/step, N={n}", [num(ps[i].get(str(n))) + ratio(i, ps[i].get(str(n)), base) for i in impls]))
     big = str(max(sizes))
-    base_disk = report["bytes_per_step"]["delite"].get(big)
-    rows.append(
-        (
-            f"bytes/step on disk, N={big}",
-            [
-                num(report["bytes_per_step"][i].get(big), 0) + ratio(i, report["bytes_per_step"][i].get(big), base_disk)
-                for i in impls
-            ],
-        )
-    )
-    rows.append(
-        ("marginal bytes/step (N=100 to 1000)", [num(report["marginal_bytes_per_step"].get(i), 0) for i in impls])
+    out: list[dict[str, Any]] = []
+
+    def add(measure: str, values: dict[str, Any], digits: int = 2, *, versus: bool = True) -> None:
+        row: dict[str, Any] = {"measure": measure, "values": values, "digits": digits}
+        numbers = {i: v for i, v in values.items() if i in impls and i != "delite" and isinstance(v, (int, float))}
+        base = values.get("delite")
+        if versus and numbers and isinstance(base, (int, float)) and base > 0:
+            best = min(numbers, key=lambda i: numbers[i])
+            row.update(best_peer=best, best_peer_value=numbers[best], lead=numbers[best] / base)
+        out.append(row)
+
+    ps = report["ms_per_step"]
+    for n in sizes:
+        add(f"ms/step, N={n}", {i: ps[i].get(str(n)) for i in impls})
+    fastest = report.get("ms_per_step_min", {})
+    for n in sizes if fastest else []:  # the least disturbed repetition of each: the machine is shared
+        add(f"  ms/step, N={n}, fastest repetition", {i: fastest[i].get(str(n)) for i in impls})
+    add(f"bytes/step on disk, N={big}", {i: report["bytes_per_step"][i].get(big) for i in impls}, 0)
+    add(
+        "marginal bytes/step (N=100 to 1000)",
+        {i: report["marginal_bytes_per_step"].get(i) for i in impls},
+        0,
     )
     res = report["resume"]
-    base_res = res.get("delite", {}).get("ms")
-    rows.append(
-        (
-            f"resume a finished {big}-step run, ms",
-            [
-                (
-                    res[i].get("error", "n/a")
-                    if res.get(i, {}).get("ms") is None
-                    else num(res[i]["ms"]) + ratio(i, res[i]["ms"], base_res)
-                )
-                if i in res
-                else "n/a"
-                for i in impls
-            ],
+
+    def outcome(entry: dict[str, Any] | None, key: str) -> Any:
+        if entry is None:
+            return None
+        return entry.get(key) if entry.get(key) is not None else entry.get("error") or entry.get("note")
+
+    add(f"resume a finished {big}-step run, ms", {i: outcome(res.get(i), "ms") for i in impls})
+    add("  the same, whole process, ms", {i: outcome(res.get(i), "process_ms") for i in impls}, 0)
+    rec = report.get("recovery", {})
+    if rec:
+        steps = report["recover_steps"]
+        add(
+            f"recover an unfinished {steps}-step run (killed in step {steps}), ms",
+            {i: outcome(rec.get(i), "ms") for i in impls},
         )
-    )
-    rows.append(("  the same, whole process, ms", [num(res.get(i, {}).get("process_ms"), 0) for i in impls]))
-    base_imp = report["import_ms"].get("delite")
-    rows.append(
-        (
-            "import, ms",
-            [num(report["import_ms"].get(i), 0) + ratio(i, report["import_ms"].get(i), base_imp) for i in impls],
-        )
-    )
+        add("  the same, whole process, ms", {i: outcome(rec.get(i), "process_ms") for i in impls}, 0)
+        if "delite-rt" in rec:
+            rt = dict.fromkeys(impls, "")
+            rt.update({i: outcome(rec.get(i), "ms") for i in impls if i != "delite"})
+            rt["delite"] = outcome(rec["delite-rt"], "ms")
+            add("  delite recovering through a Runtime, ms", rt)
+        add("  peak RSS of the recovering process, MB", {i: outcome(rec.get(i), "peak_rss_mb") for i in impls}, 1)
+    rss = report.get("peak_rss_mb", {})
+    for n in sizes:
+        add(f"peak RSS, one N={n} run, MB", {i: rss.get(i, {}).get(str(n)) for i in impls}, 1)
+    add("import, ms", {i: report["import_ms"].get(i) for i in impls}, 0)
     cr = report["crashes"]
-    rows.append(
-        (
-            "random SIGKILLs: trials with a duplicate tool run",
-            [
-                cr[i].get("note")
-                or f"{cr[i]['with_duplicates']} of {cr[i]['trials']} ({cr[i]['extra_runs']} extra runs"
-                + (", same key" if cr[i]["keyed"] and not cr[i].get("new_key_on_rerun") else "")
-                + (f", {cr[i]['resume_failures']} resumes failed" if cr[i].get("resume_failures") else "")
-                + ")"
-                for i in impls
-            ],
+    kills: dict[str, Any] = {}
+    for i in impls:
+        c = cr.get(i, {})
+        kills[i] = c.get("note") or (
+            f"{c['with_duplicates']} of {c['trials']} ({c['extra_runs']} extra runs"
+            + (", same key" if c["keyed"] and not c.get("new_key_on_rerun") else "")
+            + (f", {c['resume_failures']} resumes failed" if c.get("resume_failures") else "")
+            + ")"
+            if c
+            else None
         )
-    )
+    add("random SIGKILLs: trials with a duplicate tool run", kills, versus=False)
     once = cr.get("delite-once")
     if once:
-        rows.append(
-            (
-                "  delite, tool declared retry_in_doubt=False",
-                [
-                    f"{once['with_duplicates']} of {once['trials']} ({once.get('in_doubt', 0)} settled by the operator)",
-                    *["" for _ in impls[1:]],
-                ],
-            )
-        )
-    widths = [max(len(r[0]) for r in rows)] + [max(len(i), *(len(r[1][k]) for r in rows)) for k, i in enumerate(impls)]
-    lines = ["| " + " | ".join(["measure", *impls]) + " |", "|" + "|".join("---" for _ in range(len(impls) + 1)) + "|"]
-    lines += ["| " + " | ".join([name, *cells]) + " |" for name, cells in rows]
-    del widths
+        settled = f"{once['with_duplicates']} of {once['trials']} ({once.get('in_doubt', 0)} settled by the operator)"
+        add("  delite, tool declared retry_in_doubt=False", {"delite": settled}, versus=False)
+    return out
+
+
+def conditions(root: str) -> dict[str, Any]:
+    """How busy the machine is now: the load average and the median of 200 small appends + ``fsync``."""
+    probe = os.path.join(root, "fsync-probe")
+    times = []
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(200):
+            os.write(fd, b"x" * 200)
+            started = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+    times.sort()
+    return {
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "fsync_ms_median": round(statistics.median(times) * 1000, 3),
+        "fsync_ms_p90": round(times[int(len(times) * 0.9)] * 1000, 3),
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    """A Markdown table: one column per implementation (ratios to delite), then the best peer and delite's lead."""
+    impls = report["impls"]
+
+    def cell(row: dict[str, Any], impl: str) -> str:
+        value = row["values"].get(impl)
+        if value is None:
+            return "n/a" if impl in row["values"] else ""
+        if not isinstance(value, (int, float)):
+            return str(value)
+        text = f"{value:,.{row['digits']}f}"
+        base = row["values"].get("delite")
+        if impl != "delite" and isinstance(base, (int, float)) and base > 0 and "lead" in row:
+            text += f" ({value / base:,.1f}x)"
+        return text
+
+    def lead(row: dict[str, Any]) -> str:
+        if "lead" not in row:
+            return ""
+        verdict = "delite ahead" if row["lead"] > 1 else "delite behind"
+        return f"{row['best_peer']}: {row['lead']:,.2f}x, {verdict}"
+
+    head = ["measure", *impls, "delite vs the best peer"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for row in rows(report):
+        lines.append("| " + " | ".join([row["measure"], *(cell(row, i) for i in impls), lead(row)]) + " |")
     return "\n".join(lines)
 
 
@@ -342,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="repetitions per size (N=1000: --reps-big)")
     parser.add_argument("--reps-big", type=int, default=2)
     parser.add_argument("--kills", type=int, default=20, help="random-SIGKILL trials per implementation")
+    parser.add_argument("--recover-steps", type=int, default=RECOVER_STEPS, help="length of the run to recover")
+    parser.add_argument("--recover-reps", type=int, default=3, help="crash-and-recover repetitions per implementation")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
@@ -357,8 +488,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown implementations: {', '.join(unknown)} (choose from {', '.join(IMPLS)})")
     installed = versions(args.python, impls)
     missing = [i for i in impls if i != "delite" and not installed.get(DISTS[i])]
-    if "langgraph" in impls and "langgraph" not in missing and not installed.get("langgraph-checkpoint-sqlite"):
-        missing.append("langgraph")
+    for lg in ("langgraph", "langgraph-min"):
+        if lg in impls and lg not in missing and not installed.get("langgraph-checkpoint-sqlite"):
+            missing.append(lg)
     if missing:
         print(
             f"peers not installed for {args.python}: {', '.join(missing)} (pip install -e '.[bench]');"
@@ -370,10 +502,13 @@ def main(argv: list[str] | None = None) -> int:
     reps = {n: (args.reps_big if n >= 1000 else args.reps) for n in sizes}
     kills = args.kills
     resume_reps, import_reps = 3, 5
+    recover_steps, recover_reps = args.recover_steps, args.recover_reps
     if args.smoke:
         sizes, reps, kills, resume_reps, import_reps = [10], {10: 1}, 1, 1, 1
+        recover_steps, recover_reps = 10, 1
     root = tempfile.mkdtemp(prefix="delite-compare-")
     try:
+        before = conditions(root)
         steps = measure_steps(args.python, impls, sizes, reps, root)
         ms = {i: {str(n): median(steps["per_step"][i][n]) for n in sizes} for i in impls}
         disk = {
@@ -393,16 +528,28 @@ def main(argv: list[str] | None = None) -> int:
             )
         print("resume...", file=sys.stderr)
         resume = measure_resume(args.python, steps["finished"], max(sizes), resume_reps)
+        print(f"recovery of an unfinished {recover_steps}-step run...", file=sys.stderr)
+        recovery = measure_recovery(
+            args.python,
+            [i for i in ["delite", "delite-rt", *impls[1:]] if i in RECOVERY],
+            recover_steps,
+            recover_reps,
+            root,
+        )
+        if "dendrux" in impls:
+            recovery["dendrux"] = {"note": "cannot resume a crashed run"}
         print("imports...", file=sys.stderr)
         imports = measure_imports(args.python, impls, import_reps)
         print("crashes...", file=sys.stderr)
         per_step_100 = {i: ms[i].get("100") or ms[i].get(str(max(sizes))) or 10.0 for i in impls}
         per_step_100["delite-once"] = per_step_100["delite"]
         crashes = measure_crashes(args.python, [*impls, "delite-once"], kills, per_step_100, root, args.seed)
+        after = conditions(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report = {
         "machine": machine(),
+        "conditions": {"before": before, "after": after},
         "smoke": args.smoke,
         "versions": installed,
         "impls": impls,
@@ -412,17 +559,28 @@ def main(argv: list[str] | None = None) -> int:
         "bytes_per_step": disk,
         "marginal_bytes_per_step": marginal,
         "resume": resume,
+        "recovery": recovery,
+        "recover_steps": recover_steps,
+        "peak_rss_mb": {i: {str(n): median(steps["rss"][i][n]) for n in sizes} for i in impls},
+        "ms_per_step_min": {i: {str(n): min(steps["per_step"][i][n], default=None) for n in sizes} for i in impls},
+        "ms_per_step_all": {i: {str(n): [round(v, 3) for v in steps["per_step"][i][n]] for n in sizes} for i in impls},
         "import_ms": imports,
         "crashes": crashes,
         "errors": steps["errors"],
         "crash_steps": CRASH_STEPS,
     }
+    report["versus_best_peer"] = [
+        {k: row[k] for k in ("measure", "best_peer", "best_peer_value", "lead")} | {"delite": row["values"]["delite"]}
+        for row in rows(report)
+        if "lead" in row
+    ]
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(f"machine: {report['machine']}")
+        print(f"load and fsync (before, after): {before}, {after}")
         print("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
         print(table(report))
         for impl, error in report["errors"].items():
@@ -435,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         for why in (
             report["errors"].get("delite"),
             report["resume"].get("delite", {}).get("error"),
+            report["recovery"].get("delite", {}).get("error"),
+            report["recovery"].get("delite-rt", {}).get("error"),
             *(report["crashes"].get(i, {}).get("last_error") for i in ("delite", "delite-once")),
         )
         if why

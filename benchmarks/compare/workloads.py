@@ -2,25 +2,37 @@
 
 Usage: python workloads.py IMPL COMMAND DATA_DIR N
 
-IMPL is delite, dbos, langgraph or dendrux; delite-once is delite with the tool declared ``retry_in_doubt=False``
-(a call in doubt after a crash waits for an operator, who checks the side file). COMMAND is:
+IMPL is delite, dbos, langgraph, langgraph-min or dendrux; delite-once is delite with the tool declared
+``retry_in_doubt=False`` (a call in doubt after a crash waits for an operator, who checks the side file), and
+delite-rt is delite whose ``recover`` is a :class:`~delite.Runtime` starting on the data directory (its own
+recovery of executions a dead process left running). COMMAND is:
 
-  run     start a new execution of N steps and run it to the end
-  resume  continue the execution in DATA_DIR (after a crash), or return a finished one's result
+  run      start a new execution of N steps and run it to the end
+  resume   continue the execution in DATA_DIR (after a crash), or return a finished one's result
+  crash    start a new execution of N steps; the process SIGKILLs itself inside the last step's tool, before
+           its side effect (so N - 1 steps are done and the last one is in flight)
+  recover  complete the execution a ``crash`` left unfinished, the way each library recovers one: delite
+           ``agent.resume(id)`` (delite-rt: a Runtime that finds and resumes it), DBOS ``DBOS.launch()`` (which
+           recovers the pending workflows of this executor) then waiting on the workflow's handle, LangGraph
+           ``graph.invoke(None, config)`` on the thread with its checkpointer
 
 One step is one scripted model call (it asks for the tool with the step's number, and after N steps answers)
 and one call of a trivial tool that appends the step's number to DATA_DIR/side.txt, so a tool that runs twice
 shows as a repeated line. Every peer runs with its own SQLite store and its default sync settings (fsync on);
-LangGraph keeps the usual message history in its state and checkpoints with ``durability="sync"``.
+LangGraph checkpoints with ``durability="sync"`` and keeps either the usual message history in its state
+(``langgraph``) or only the last message (``langgraph-min``: the model reads the step's number from the tool
+message's call id, so nothing else is needed).
 
 Prints ``ready`` once imported and set up (the driver may kill the process after it), then one JSON line:
-``{"seconds": time inside the run or resume call, "import_seconds": ..., "answer": ...}``.
+``{"seconds": time inside the run, resume or recover call, "import_seconds": ..., "answer": ...,
+"ready_rss_kb": resident memory at "ready", "peak_rss_kb": the process's peak resident memory (VmHWM)}``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -31,15 +43,31 @@ ROOT = Path(__file__).resolve().parents[2]
 EID = "bench"
 TEXT = "run the loop"
 EXTRA: dict[str, Any] = {}  # more to report, beside the time and the answer
+KILL_AT: list[int] = []  # ``crash``: the step whose tool kills the process before its side effect
+
+
+def memory_kb(field: str) -> int:
+    """A field of /proc/self/status in KiB (VmRSS now, VmHWM the peak so far); 0 where there is no /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def side_effect(data_dir: str, i: int, key: str = "") -> None:
     """One line per tool run: the step's number, and the idempotency key where the library gives one."""
+    if KILL_AT and i == KILL_AT[0]:
+        os.kill(os.getpid(), signal.SIGKILL)  # a crash inside the tool, before it acts
     with open(os.path.join(data_dir, "side.txt"), "a") as f:
         f.write(f"{i} {key}\n" if key else f"{i}\n")
 
 
 def ready() -> None:
+    EXTRA["ready_rss_kb"] = memory_kb("VmRSS")
     sys.stdout.write("ready\n")
     sys.stdout.flush()
 
@@ -69,7 +97,7 @@ def run_delite(command: str, data_dir: str, n: int, *, once: bool = False) -> tu
     agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "append"), tools=tools)
     ready()
     started = time.perf_counter()
-    response = agent.run(TEXT, execution_id=EID)
+    response = agent.resume(EID) if command == "recover" else agent.run(TEXT, execution_id=EID)
     while response.status == "suspended" and response.suspend_reason.kind == "in_doubt":
         # The operator looks at the outside world (the side file) and supplies the result, or asks for a re-run.
         call_id = response.suspend_reason.confirmation_ids[0]
@@ -83,6 +111,34 @@ def run_delite(command: str, data_dir: str, n: int, *, once: bool = False) -> tu
 
 def run_delite_once(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
     return run_delite(command, data_dir, n, once=True)
+
+
+def run_delite_rt(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
+    """``recover`` through a Runtime: starting it finds the execution a dead process left running and resumes it."""
+    if command != "recover":
+        return run_delite(command, data_dir, n)
+    sys.path.insert(0, str(ROOT))
+    from delite import Agent, Runtime, ScriptedProvider, current_idempotency_key, tool  # noqa: PLC0415
+
+    imported = time.perf_counter() - T0
+
+    @tool
+    def append(i: int) -> str:
+        """Append the step's number to the side file."""
+        side_effect(data_dir, i, current_idempotency_key())
+        return "ok"
+
+    rt = Runtime(data_dir)
+    Agent(data_dir, runtime=rt, provider=ScriptedProvider.tool_loop(n, "append"), tools=[append])
+    ready()
+    started = time.perf_counter()
+    rt.start()
+    if rt.recovered != [EID]:
+        raise SystemExit(f"the runtime recovered {rt.recovered!r}, not [{EID!r}]")
+    response = rt.wait(EID, timeout=600)
+    seconds = time.perf_counter() - started
+    rt.shutdown()
+    return seconds, imported, response.answer
 
 
 # -- DBOS ----------------------------------------------------------------------------------------------------------
@@ -117,6 +173,16 @@ def run_dbos(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
             for call in reply["tool_calls"]:
                 messages.append({"role": "tool", "content": append(call["arguments"]["i"])})
 
+    if command == "recover":
+        # DBOS's own path: launch() finds this executor's pending workflows and recovers them in a thread.
+        ready()
+        started = time.perf_counter()
+        DBOS.launch()
+        EXTRA["launch_seconds"] = time.perf_counter() - started
+        answer: Any = DBOS.retrieve_workflow(EID).get_result(polling_interval_sec=0.005)  # our wait adds no poll delay
+        seconds = time.perf_counter() - started
+        DBOS.destroy()
+        return seconds, imported, answer
     DBOS.launch()
     ready()
     started = time.perf_counter()
@@ -167,7 +233,7 @@ def run_langgraph(command: str, data_dir: str, n: int) -> tuple[float, float, An
     config: Any = {"configurable": {"thread_id": EID}, "recursion_limit": 10 * n + 100}
     ready()
     started = time.perf_counter()
-    if command == "run" or not graph.get_state(config).values:
+    if command in ("run", "crash") or not graph.get_state(config).values:
         # Killed before its first checkpoint: nothing was kept, so the run starts over from its input.
         state = graph.invoke({"messages": [HumanMessage(TEXT)]}, config, durability="sync")
     else:
@@ -175,6 +241,55 @@ def run_langgraph(command: str, data_dir: str, n: int) -> tuple[float, float, An
     seconds = time.perf_counter() - started
     conn.close()
     return seconds, imported, state["messages"][-1].content
+
+
+def run_langgraph_min(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
+    """LangGraph with minimal state: only the last message, overwritten at every node (no history kept)."""
+    import sqlite3  # noqa: PLC0415
+    from typing import TypedDict  # noqa: PLC0415
+
+    from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage  # noqa: PLC0415
+    from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: PLC0415
+    from langgraph.graph import END, START, StateGraph  # noqa: PLC0415
+
+    imported = time.perf_counter() - T0
+
+    State = TypedDict("State", {"message": AnyMessage})  # noqa: UP013 - a class body's annotation would be a string
+
+    def model(state: Any) -> dict[str, Any]:
+        last = state["message"]
+        done = int(last.tool_call_id.rpartition("_")[2]) + 1 if isinstance(last, ToolMessage) else 0
+        if done < n:
+            call = {"name": "append", "args": {"i": done}, "id": f"call_{done}"}
+            return {"message": AIMessage(content="", tool_calls=[call])}
+        return {"message": AIMessage(content="done")}
+
+    def tools(state: Any) -> dict[str, Any]:
+        call = state["message"].tool_calls[0]
+        side_effect(data_dir, call["args"]["i"])
+        return {"message": ToolMessage(content="ok", tool_call_id=call["id"])}
+
+    def route(state: Any) -> str:
+        return "tools" if state["message"].tool_calls else END
+
+    builder = StateGraph(State)
+    builder.add_node("model", model)
+    builder.add_node("tools", tools)
+    builder.add_edge(START, "model")
+    builder.add_conditional_edges("model", route, ["tools", END])
+    builder.add_edge("tools", "model")
+    conn = sqlite3.connect(os.path.join(data_dir, "langgraph.sqlite"), check_same_thread=False)
+    graph = builder.compile(checkpointer=SqliteSaver(conn))
+    config: Any = {"configurable": {"thread_id": EID}, "recursion_limit": 10 * n + 100}
+    ready()
+    started = time.perf_counter()
+    if command in ("run", "crash") or not graph.get_state(config).values:
+        state = graph.invoke({"message": HumanMessage(TEXT)}, config, durability="sync")
+    else:
+        state = graph.invoke(None, config, durability="sync")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return seconds, imported, state["message"].content
 
 
 # -- dendrux -------------------------------------------------------------------------------------------------------
@@ -229,8 +344,10 @@ def run_dendrux(command: str, data_dir: str, n: int) -> tuple[float, float, Any]
 IMPLS = {
     "delite": run_delite,
     "delite-once": run_delite_once,
+    "delite-rt": run_delite_rt,
     "dbos": run_dbos,
     "langgraph": run_langgraph,
+    "langgraph-min": run_langgraph_min,
     "dendrux": run_dendrux,
 }
 
@@ -238,7 +355,10 @@ IMPLS = {
 def main() -> int:
     impl, command, data_dir, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     os.makedirs(data_dir, exist_ok=True)
+    if command == "crash":
+        KILL_AT.append(n - 1)
     seconds, imported, answer = IMPLS[impl](command, data_dir, n)
+    EXTRA["peak_rss_kb"] = memory_kb("VmHWM")
     print(json.dumps({"seconds": seconds, "import_seconds": imported, "answer": answer, **EXTRA}))
     sys.stdout.flush()
     return 0
