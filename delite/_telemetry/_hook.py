@@ -1,7 +1,8 @@
 """The one point where telemetry meets the engine: a store whose logs report each append after it is written.
 
-:func:`observe` wraps an agent's store when :func:`delite.telemetry.instrument` is in effect (``Agent``
-calls it once, when it is built). The wrapper's :meth:`ObservedLog.append` writes first, then tells the
+:func:`observe` wraps a store when :func:`delite.telemetry.instrument` is in effect; the engine calls it for
+every claim it makes (``delite.engine._effects.Claim``), so an agent built before ``instrument()`` is observed
+too, and ``agent.store`` is always the store the agent was given. The wrapper's :meth:`ObservedLog.append` writes first, then tells the
 observer; the observer catches and counts every exception of its own (fail open), so telemetry never breaks,
 retries or delays a run. A replayed step appends nothing, so it reports nothing.
 """
@@ -115,10 +116,9 @@ class ObservedLog(ExecutionLog):
             self._observer.appended(self, before, records)
 
     def release(self) -> None:
-        """Release the inner claim, then tell the observer."""
+        """Release the inner claim, then tell the observer (even a turned-off one ends the spans it started)."""
         self._inner.release()
-        if self._observer.enabled:
-            self._observer.released(self)
+        self._observer.released(self)
 
     def save_outcome(self, outcome: Outcome) -> None:
         """Offer the outcome to the inner log."""

@@ -214,10 +214,15 @@ class LiveObserver:
                 meter.add(n.METRIC_COST, float(Decimal(usage.cost)), agent)
             if isinstance(r, ModelResponded) and self.options.chat_spans:
                 attrs: Attributes = {n.OPERATION_NAME: n.OP_CHAT, p.names.provider: p.provider}
-                if p.request_model:
-                    attrs[n.REQUEST_MODEL] = p.request_model
+                request_model = r.request_model or p.request_model
+                if request_model:
+                    attrs[n.REQUEST_MODEL] = request_model
                 if r.model:
                     attrs[n.RESPONSE_MODEL] = r.model
+                if r.server_address:
+                    attrs[n.SERVER_ADDRESS] = r.server_address
+                    if r.server_port is not None:
+                        attrs[n.SERVER_PORT] = r.server_port
                 u = r.usage
                 meter.record(
                     n.METRIC_TOKEN_USAGE,
@@ -254,6 +259,7 @@ class LiveObserver:
             fields = {
                 "step": r.step,
                 "model": r.model,
+                "response_id": r.response_id,
                 "input_tokens": r.usage.input_tokens,
                 "output_tokens": r.usage.output_tokens,
                 "cost": r.usage.cost,

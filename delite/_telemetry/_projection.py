@@ -388,7 +388,7 @@ class Projector:
 
     # -- steps -----------------------------------------------------------------------------------------------
 
-    def _chat_attrs(self, model: str | None, step: int, attempt: int) -> Attributes:
+    def _chat_attrs(self, model: str | None, step: int, attempt: int, requested: str | None = None) -> Attributes:
         attrs: Attributes = {
             n.OPERATION_NAME: n.OP_CHAT,
             self.names.provider: self.provider,
@@ -397,14 +397,15 @@ class Projector:
             n.STEP: step,
             n.ATTEMPT: attempt,
         }
-        if self.request_model:
-            attrs[n.REQUEST_MODEL] = self.request_model
+        request_model = requested or self.request_model
+        if request_model:
+            attrs[n.REQUEST_MODEL] = request_model
         if model:
             attrs[n.RESPONSE_MODEL] = model
         return attrs
 
-    def _chat_name(self, model: str | None) -> str:
-        chosen = self.request_model or model
+    def _chat_name(self, model: str | None, requested: str | None = None) -> str:
+        chosen = requested or self.request_model or model
         return f"{n.OP_CHAT} {chosen}" if chosen else n.OP_CHAT
 
     def _chat(self, seq: int, r: ModelResponded, seg: _Segment) -> None:
@@ -416,8 +417,15 @@ class Projector:
         if not self.options.chat_spans:
             return
         u = r.usage
-        attrs = self._chat_attrs(r.model, r.step, r.attempt)
-        attrs[n.RESPONSE_FINISH_REASONS] = ["tool_calls" if r.tool_calls else "stop"]
+        attrs = self._chat_attrs(r.model, r.step, r.attempt, r.request_model)
+        # The provider's own reasons when it reported them (records from before they were kept: inferred).
+        attrs[n.RESPONSE_FINISH_REASONS] = list(r.finish_reasons) or ["tool_calls" if r.tool_calls else "stop"]
+        if r.response_id:
+            attrs[n.RESPONSE_ID] = r.response_id
+        if r.server_address:
+            attrs[n.SERVER_ADDRESS] = r.server_address
+            if r.server_port is not None:
+                attrs[n.SERVER_PORT] = r.server_port
         attrs[n.INPUT_TOKENS] = u.input_tokens + u.cached_input_tokens + u.cache_write_tokens
         attrs[n.OUTPUT_TOKENS] = u.output_tokens
         attrs[self.names.cache_read_tokens] = u.cached_input_tokens
@@ -438,7 +446,12 @@ class Projector:
         start = r.at - r.duration_ms / 1000.0
         self.sink.start(
             SpanStart(
-                key=key, name=self._chat_name(r.model), client=True, start=start, attributes=attrs, parent=seg.key
+                key=key,
+                name=self._chat_name(r.model, r.request_model),
+                client=True,
+                start=start,
+                attributes=attrs,
+                parent=seg.key,
             )
         )
         self.sink.end(key, r.at, {}, None)

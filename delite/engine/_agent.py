@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, cast, overload
 
 from delite import _checks as checks
-from delite._telemetry._hook import observe
 from delite.engine._budget import Budget
 from delite.engine._delegation import link_for
 from delite.engine._effects import Steps, drive
@@ -157,7 +156,7 @@ class Agent(Operations):
             or max_delegation_depth < 0
         ):
             raise UsageError("max_delegation_depth must be 0 or more")
-        self.store = observe(store)  # telemetry on (delite.telemetry.instrument): appends are reported
+        self.store = store
         self.prompt = prompt
         self.model = model
         self.agent_id = agent_id

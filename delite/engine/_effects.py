@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from delite._telemetry._hook import observe
 from delite.engine._events import current_sink, sink_var
 from delite.log.records import Record
 from delite.store._base import ExecutionLog, Store
@@ -122,8 +123,8 @@ class Claim(Effect):
     __slots__ = ("create", "execution_id", "store")
 
     def __init__(self, store: Store, execution_id: str, create: Sequence[Record] | None = None) -> None:
-        """Describe the claim."""
-        self.store = store
+        """Describe the claim; with telemetry on (now, whenever the agent was built) the claim is observed."""
+        self.store = observe(store)
         self.execution_id = execution_id
         self.create = create
 

@@ -51,6 +51,11 @@ def turn_record(
         duration_ms=round(duration_ms, 3),
         attempt=attempt,
         raw_usage=turn.raw_usage,
+        request_model=turn.request_model or model,
+        response_id=turn.response_id,
+        finish_reasons=[turn.finish_reasons] if isinstance(turn.finish_reasons, str) else list(turn.finish_reasons),
+        server_address=turn.server_address,
+        server_port=turn.server_port,
     )
     try:
         payload = encode_record(record)

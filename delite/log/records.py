@@ -184,7 +184,11 @@ class ExecutionStarted(Record, frozen=True, kw_only=True, omit_defaults=True, ta
 
 
 class ModelResponded(Record, frozen=True, kw_only=True, omit_defaults=True, tag="model-responded"):
-    """One completed model call: its text, its tool calls, its usage and the model that answered."""
+    """One completed model call: its text, its tool calls, its usage and the model that answered.
+
+    ``request_model`` (the model asked for), ``response_id``, ``finish_reasons``, ``server_address`` and
+    ``server_port`` describe the call as the provider reported it, when it did (telemetry emits them).
+    """
 
     step: int
     model: str | None = None
@@ -194,6 +198,11 @@ class ModelResponded(Record, frozen=True, kw_only=True, omit_defaults=True, tag=
     duration_ms: float = 0.0
     attempt: int = 1
     raw_usage: dict[str, Any] | None = None
+    request_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] = msgspec.field(default_factory=list)
+    server_address: str | None = None
+    server_port: int | None = None
 
 
 class ModelCallFailed(Record, frozen=True, kw_only=True, omit_defaults=True, tag="model-call-failed"):

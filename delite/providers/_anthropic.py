@@ -126,12 +126,15 @@ class _MessagesReader(StreamReader["Anthropic"]):
         self.raw_usage: dict[str, Any] = {}
         self.answered_by = model
         self.stopped = False
+        self.response_id: str | None = None
+        self.stop_reason: str | None = None
 
     def read(self, event: Any) -> bool:
         kind = event.type
         progress = self.progress
         if kind == "message_start":
             self.answered_by = event.message.model or self.answered_by
+            self.response_id = getattr(event.message, "id", None) or self.response_id
             self.raw_usage = event.message.usage.to_dict()
             progress.usage, progress.cache_write_1h = anthropic_usage(_Namespace(self.raw_usage))
         elif kind == "content_block_start":
@@ -149,6 +152,7 @@ class _MessagesReader(StreamReader["Anthropic"]):
             elif delta.type == "input_json_delta" and event.index in self.blocks:
                 self.blocks[event.index]["json"].append(delta.partial_json)
         elif kind == "message_delta":
+            self.stop_reason = getattr(getattr(event, "delta", None), "stop_reason", None) or self.stop_reason
             # Cumulative counts: overwrite what message_start said.
             self.raw_usage.update({k: v for k, v in event.usage.to_dict().items() if v is not None})
             progress.usage, progress.cache_write_1h = anthropic_usage(_Namespace(self.raw_usage))
@@ -165,7 +169,9 @@ class _MessagesReader(StreamReader["Anthropic"]):
         ]
         raw_usage = self.raw_usage
         usage = anthropic_usage(_Namespace(raw_usage)) if raw_usage else None
-        return self.provider._turn(self.text, calls, self.answered_by, usage, raw_usage or None)  # noqa: SLF001
+        return self.provider._turn(  # noqa: SLF001 - the reader's own provider
+            self.text, calls, self.answered_by, usage, raw_usage or None, self.response_id, self.stop_reason
+        )
 
 
 class Anthropic(SDKProvider):
@@ -186,6 +192,7 @@ class Anthropic(SDKProvider):
     env_base_url = "ANTHROPIC_BASE_URL"
     env_model = "DELITE_ANTHROPIC_MODEL"
     default_model = "claude-haiku-4-5"
+    default_host = "api.anthropic.com"
     sdk_name = "anthropic"
 
     client_class = "Anthropic"
@@ -213,11 +220,24 @@ class Anthropic(SDKProvider):
         return request
 
     def _turn(
-        self, text: list[str], calls: list[ProviderCall], model: str, usage: tuple[Usage, int] | None, raw: Any
+        self,
+        text: list[str],
+        calls: list[ProviderCall],
+        model: str,
+        usage: tuple[Usage, int] | None,
+        raw: Any,
+        response_id: object,
+        stop_reason: object,
     ) -> ModelTurn:
         priced = Usage(known=False) if usage is None else self._price(model, usage[0], cache_write_1h=usage[1])
         return ModelTurn(
-            content="".join(text) if text else None, tool_calls=calls, usage=priced, model=model, raw_usage=raw
+            content="".join(text) if text else None,
+            tool_calls=calls,
+            usage=priced,
+            model=model,
+            raw_usage=raw,
+            response_id=response_id if isinstance(response_id, str) and response_id else None,
+            finish_reasons=[stop_reason] if isinstance(stop_reason, str) and stop_reason else [],
         )
 
     def _parse(self, response: Any, model: str) -> ModelTurn:
@@ -230,7 +250,15 @@ class Anthropic(SDKProvider):
             elif block.type == "tool_use":
                 calls.append(ProviderCall(id=block.id, name=block.name, arguments=block.input))
         usage = anthropic_usage(message.usage)
-        return self._turn(text, calls, message.model or model, usage, message.usage.to_dict())
+        return self._turn(
+            text,
+            calls,
+            message.model or model,
+            usage,
+            message.usage.to_dict(),
+            getattr(message, "id", None),
+            getattr(message, "stop_reason", None),
+        )
 
 
 class _Namespace:

@@ -57,13 +57,24 @@ class ProviderCall(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ModelTurn(msgspec.Struct, frozen=True, kw_only=True):
-    """A model's normalised answer: text, tool calls, usage and the model id."""
+    """A model's normalised answer: text, tool calls, usage and the model id.
+
+    ``model`` is the model that answered (as the provider reported it). The other fields describe the call for
+    the log and for telemetry, and are optional: ``request_model`` the model asked for, ``response_id`` the
+    provider's id of the answer, ``finish_reasons`` why the model stopped (as the provider says it: ``stop``,
+    ``tool_calls``, ``end_turn``...), ``server_address`` and ``server_port`` the API's host and port.
+    """
 
     content: str | None = None
     tool_calls: list[ProviderCall] = msgspec.field(default_factory=list)
     usage: Usage = msgspec.field(default_factory=Usage)
     model: str | None = None
     raw_usage: dict[str, Any] | None = None
+    request_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] = msgspec.field(default_factory=list)
+    server_address: str | None = None
+    server_port: int | None = None
 
 
 ProviderTurn = Mapping[str, Any] | ModelTurn

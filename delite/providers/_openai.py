@@ -82,10 +82,12 @@ class _ChatReader(StreamReader["OpenAI"]):
         self.finish: str | None = None
         self.answered_by = model
         self.raw_usage: Any = None
+        self.response_id: str | None = None
 
     def read(self, event: Any) -> bool:
         chunk = event
         self.answered_by = chunk.model or self.answered_by
+        self.response_id = getattr(chunk, "id", None) or self.response_id
         if chunk.usage is not None:
             self.raw_usage = chunk.usage
             self.progress.usage = chat_usage(chunk.usage)
@@ -117,7 +119,9 @@ class _ChatReader(StreamReader["OpenAI"]):
             for i, c in sorted(self.calls.items())
         ]
         content = "".join(self.text) if self.text else None
-        return self.provider._turn(content, turn_calls, self.finish, self.answered_by, self.raw_usage)  # noqa: SLF001
+        return self.provider._turn(  # noqa: SLF001 - the reader's own provider
+            content, turn_calls, self.finish, self.answered_by, self.raw_usage, response_id=self.response_id
+        )
 
 
 class OpenAI(SDKProvider):
@@ -139,6 +143,7 @@ class OpenAI(SDKProvider):
     env_base_url = "OPENAI_BASE_URL"
     env_model = "DELITE_OPENAI_MODEL"
     default_model = "gpt-4o-mini"
+    default_host = "api.openai.com"
     sdk_name = "openai"
 
     client_class = "OpenAI"
@@ -162,7 +167,14 @@ class OpenAI(SDKProvider):
     stream_request: ClassVar[Mapping[str, Any]] = {"stream_options": {"include_usage": True}}
 
     def _turn(
-        self, content: str | None, calls: list[ProviderCall], finish: str | None, model: str, raw_usage: Any
+        self,
+        content: str | None,
+        calls: list[ProviderCall],
+        finish: str | None,
+        model: str,
+        raw_usage: Any,
+        *,
+        response_id: str | None = None,
     ) -> ModelTurn:
         if finish == "content_filter":
             raise ProviderError("the answer was withheld by the content filter", provider=self.name)
@@ -172,7 +184,15 @@ class OpenAI(SDKProvider):
         else:
             usage = self._price(model, chat_usage(raw_usage))
             raw = raw_usage.to_dict()
-        return ModelTurn(content=content, tool_calls=calls, usage=usage, model=model, raw_usage=raw)
+        return ModelTurn(
+            content=content,
+            tool_calls=calls,
+            usage=usage,
+            model=model,
+            raw_usage=raw,
+            response_id=response_id if isinstance(response_id, str) and response_id else None,
+            finish_reasons=[finish] if isinstance(finish, str) and finish else [],
+        )
 
     def _parse(self, response: Any, model: str) -> ModelTurn:
         if not response.choices:
@@ -184,4 +204,11 @@ class OpenAI(SDKProvider):
             for c in message.tool_calls or []
             if getattr(c, "function", None) is not None
         ]
-        return self._turn(message.content, calls, choice.finish_reason, response.model or model, response.usage)
+        return self._turn(
+            message.content,
+            calls,
+            choice.finish_reason,
+            response.model or model,
+            response.usage,
+            response_id=getattr(response, "id", None),
+        )

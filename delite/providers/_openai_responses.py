@@ -129,6 +129,7 @@ class OpenAIResponses(SDKProvider):
     env_base_url = "OPENAI_BASE_URL"
     env_model = "DELITE_OPENAI_RESPONSES_MODEL"
     default_model = "gpt-5-mini"
+    default_host = "api.openai.com"
     sdk_name = "openai"
 
     client_class = "OpenAI"
@@ -178,4 +179,18 @@ class OpenAIResponses(SDKProvider):
             usage=usage,
             model=answered_by,
             raw_usage=None if raw is None else raw.to_dict(),
+            response_id=_text_or_none(getattr(response, "id", None)),
+            finish_reasons=[_finish_reason(response, calls)],
         )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _finish_reason(response: Any, calls: list[ProviderCall]) -> str:
+    """Why a response stopped, in the chat API's words: the incomplete reason, else tool calls or a stop."""
+    if getattr(response, "status", None) == "incomplete":
+        reason = getattr(getattr(response, "incomplete_details", None), "reason", None)
+        return reason if isinstance(reason, str) and reason else "incomplete"
+    return "tool_calls" if calls else "stop"

@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, ClassVar, Generic, Self, TypeVar
@@ -345,6 +346,8 @@ class SDKProvider(abc.ABC):
     env_base_url: ClassVar[str] = ""
     env_model: ClassVar[str] = ""
     default_model: ClassVar[str] = ""
+    default_host: ClassVar[str] = ""
+    """The API's host when no ``base_url`` names another (``server.address`` in telemetry)."""
     sdk_name: ClassVar[str] = ""
     client_class: ClassVar[str] = ""
     async_client_class: ClassVar[str] = ""
@@ -533,7 +536,7 @@ class SDKProvider(abc.ABC):
         with self._errors(progress, model, streamed=False):
             response = self._create(self.client, messages, tools, model, stream=False)
             progress.started = True
-            return self._parse(response, model)
+            return self._described(self._parse(response, model), model)
 
     async def acall(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:
         """:meth:`__call__` for the async API: awaited on the running event loop with the SDK's async client."""
@@ -545,7 +548,7 @@ class SDKProvider(abc.ABC):
         with clients.lease() as client, self._errors(progress, model, streamed=False):
             response = await self._create(client, messages, tools, model, stream=False)
             progress.started = True
-            return self._parse(response, model)
+            return self._described(self._parse(response, model), model)
 
     def stream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, *, on_text: TextSink
@@ -564,7 +567,7 @@ class SDKProvider(abc.ABC):
                 for event in events:
                     if reader.read(event):
                         break
-            return reader.turn()
+            return self._described(reader.turn(), model)
 
     async def astream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None, *, on_text: TextSink
@@ -582,7 +585,31 @@ class SDKProvider(abc.ABC):
                 async for event in events:
                     if reader.read(event):
                         break
-            return reader.turn()
+            return self._described(reader.turn(), model)
+
+    def _described(self, turn: ModelTurn, model: str) -> ModelTurn:
+        """``turn`` with the model asked for and the API's host and port, for the log and telemetry."""
+        address, port = self._server
+        return msgspec.structs.replace(
+            turn,
+            request_model=turn.request_model or model,
+            server_address=turn.server_address or address,
+            server_port=turn.server_port or port,
+        )
+
+    @functools.cached_property
+    def _server(self) -> tuple[str | None, int | None]:
+        """The host and port of ``base_url`` (the scheme's default port when it names none), else the vendor's."""
+        if not self.base_url:
+            return (self.default_host or None), (443 if self.default_host else None)
+        try:
+            parts = urllib.parse.urlsplit(self.base_url)
+            port = parts.port
+        except ValueError:
+            return None, None
+        if not parts.hostname:
+            return None, None
+        return parts.hostname, port if port is not None else {"http": 80, "https": 443}.get(parts.scheme)
 
     def _errors(self, progress: StreamProgress, model: str, *, streamed: bool) -> _Failures:
         """Turn what a call raises into a :class:`~delite.errors.ProviderError` with what it may have cost."""
