@@ -68,7 +68,11 @@ def to_ns(seconds: float) -> int:
 def provider_value(fingerprint_provider: str) -> str:
     """The conventions' provider name from the provider recorded in the fingerprint (``openai:gpt-4o`` -> openai)."""
     vendor = fingerprint_provider.partition(":")[0].strip().lower()
-    return vendor or "_OTHER"
+    return _CONVENTION_PROVIDERS.get(vendor, vendor) or "_OTHER"
+
+
+_CONVENTION_PROVIDERS = {"openai-responses": "openai"}
+"""delite's provider names that are not the conventions' (the Responses API is OpenAI's, as the Chat API)."""
 
 
 @dataclass(frozen=True)
