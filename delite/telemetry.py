@@ -1,7 +1,6 @@
 """OpenTelemetry GenAI spans and metrics, live and from the log; one log line per step (``docs/observability.md``).
 
-Live: call :func:`instrument` once at startup, before building agents. Every :class:`~delite.Agent` built
-afterwards reports each batch of records its executions append: an ``invoke_agent {agent}`` span per advance
+Live: call :func:`instrument` once at startup. Every :class:`~delite.Agent`, built before or after, reports each batch of records its executions append: an ``invoke_agent {agent}`` span per advance
 with ``chat {model}`` and ``execute_tool {tool}`` children, sub-agents under the tool call that delegated,
 suspensions, decisions, budget stops, contract refusals, drift, in-doubt retries and cancels as events; the
 conventions' client metrics and delite's own; a line per step under the ``delite`` :mod:`logging` logger.
@@ -82,7 +81,7 @@ def instrument(
     semconv_opt_in: str | None = None,
     logs: bool = True,
 ) -> Instrumentation:
-    """Turn telemetry on for every Agent built from now on in this process (calling it again replaces it).
+    """Turn telemetry on for every Agent in this process, built before or after (calling it again replaces it).
 
     Args:
         tracer_provider: an OpenTelemetry ``TracerProvider`` (default: the global one, through the API's proxy,
@@ -151,7 +150,7 @@ def instrumentation() -> Instrumentation | None:
 
 
 def uninstrument() -> None:
-    """Turn telemetry off: agents built before stop reporting, agents built after are not observed."""
+    """Turn telemetry off for every agent (an advance under way still ends the spans it started)."""
     observer = active()
     if observer is not None:
         observer.enabled = False

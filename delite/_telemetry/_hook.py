@@ -2,9 +2,9 @@
 
 :func:`observe` wraps a store when :func:`delite.telemetry.instrument` is in effect; the engine calls it for
 every claim it makes (``delite.engine._effects.Claim``), so an agent built before ``instrument()`` is observed
-too, and ``agent.store`` is always the store the agent was given. The wrapper's :meth:`ObservedLog.append` writes first, then tells the
-observer; the observer catches and counts every exception of its own (fail open), so telemetry never breaks,
-retries or delays a run. A replayed step appends nothing, so it reports nothing.
+too, and ``agent.store`` is always the store the agent was given. The wrapper's :meth:`ObservedLog.append`
+writes first, then tells the observer; the observer catches and counts every exception of its own (fail
+open), so telemetry never breaks, retries or delays a run. A replayed step appends nothing, so it reports nothing.
 """
 
 from __future__ import annotations

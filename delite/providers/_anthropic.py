@@ -170,7 +170,13 @@ class _MessagesReader(StreamReader["Anthropic"]):
         raw_usage = self.raw_usage
         usage = anthropic_usage(_Namespace(raw_usage)) if raw_usage else None
         return self.provider._turn(  # noqa: SLF001 - the reader's own provider
-            self.text, calls, self.answered_by, usage, raw_usage or None, self.response_id, self.stop_reason
+            self.text,
+            calls,
+            self.answered_by,
+            usage,
+            raw_usage or None,
+            response_id=self.response_id,
+            stop_reason=self.stop_reason,
         )
 
 
@@ -226,6 +232,7 @@ class Anthropic(SDKProvider):
         model: str,
         usage: tuple[Usage, int] | None,
         raw: Any,
+        *,
         response_id: object,
         stop_reason: object,
     ) -> ModelTurn:
@@ -256,8 +263,8 @@ class Anthropic(SDKProvider):
             message.model or model,
             usage,
             message.usage.to_dict(),
-            getattr(message, "id", None),
-            getattr(message, "stop_reason", None),
+            response_id=getattr(message, "id", None),
+            stop_reason=getattr(message, "stop_reason", None),
         )
 
 

@@ -121,10 +121,10 @@ def test_the_metrics_say_where_and_which_model(otel: Otel, server: FakeLLM, data
 
 
 def test_the_default_host_is_the_vendors() -> None:
-    assert OpenAI("gpt-4o-mini", api_key="k")._server == ("api.openai.com", 443)  # noqa: SLF001
-    assert Anthropic("claude-haiku-4-5", api_key="k")._server == ("api.anthropic.com", 443)  # noqa: SLF001
+    assert OpenAI("gpt-4o-mini", api_key="k")._server == ("api.openai.com", 443)
+    assert Anthropic("claude-haiku-4-5", api_key="k")._server == ("api.anthropic.com", 443)
     local = OpenAI("llama3.2", base_url="http://localhost:11434/v1")
-    assert local._server == ("localhost", 11434)  # noqa: SLF001
+    assert local._server == ("localhost", 11434)
 
 
 def test_an_agent_built_before_instrument_is_traced(data_dir: Path) -> None:
