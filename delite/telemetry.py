@@ -1,11 +1,12 @@
 """OpenTelemetry GenAI spans and metrics, live and from the log; one log line per step (``docs/observability.md``).
 
-Live: call :func:`instrument` once at startup. Every :class:`~delite.Agent`, built before or after, reports each batch of records its executions append: an ``invoke_agent {agent}`` span per advance
-with ``chat {model}`` and ``execute_tool {tool}`` children, sub-agents under the tool call that delegated,
-suspensions, decisions, budget stops, contract refusals, drift, in-doubt retries and cancels as events; the
-conventions' client metrics and delite's own; a line per step under the ``delite`` :mod:`logging` logger.
-Only ``opentelemetry-api`` is used (``pip install "delite-agents[otel]"``); the application configures the
-SDK and exporters. Without the API installed, spans and metrics are no-ops and the log lines still come.
+Live: call :func:`instrument` once at startup. Every :class:`~delite.Agent`, built before or after, reports each
+batch of records its executions append: an ``invoke_agent {agent}`` span per advance with ``chat {model}`` and
+``execute_tool {tool}`` children, sub-agents under the tool call that delegated, suspensions, decisions, budget
+stops, contract refusals, drift, in-doubt retries and cancels as events; the conventions' client metrics and
+delite's own; a line per step under the ``delite`` :mod:`logging` logger. Only ``opentelemetry-api`` is used (``pip
+install "delite-agents[otel]"``); the application configures the SDK and exporters. Without the API installed, spans
+and metrics are no-ops and the log lines still come.
 
 After the fact: :func:`otlp_json` (and ``delite export ID --format otlp-json``) projects a recorded
 execution into the same spans, as an OTLP/JSON document a collector accepts.

@@ -9,14 +9,15 @@ open), so telemetry never breaks, retries or delays a run. A replayed step appen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from delite.log.records import AnyRecord, Record
 from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store
 
-__all__ = ["ObservedLog", "ObservedStore", "Observer", "active", "observe", "set_active"]
+__all__ = ["ObservedLog", "ObservedStore", "Observer", "active", "caller_context", "observe", "set_active", "within"]
 
 
 class Observer(Protocol):
@@ -39,6 +40,12 @@ class Observer(Protocol):
     def dropped(self, token: object) -> None:
         """A token from :meth:`creating` whose claim found the execution already there."""
 
+    def enter(self, context: object | None) -> object | None:
+        """Make ``context`` (from :meth:`claiming`) current in this thread or task; a token for :meth:`leave`."""
+
+    def leave(self, token: object | None) -> None:
+        """Undo :meth:`enter`."""
+
 
 _active: list[Observer] = []
 
@@ -53,6 +60,26 @@ def set_active(observer: Observer | None) -> None:
     _active.clear()
     if observer is not None:
         _active.append(observer)
+
+
+def caller_context() -> object | None:
+    """The caller's tracing context, for work it hands to another thread (a Runtime's loop); None when off."""
+    observer = active()
+    return observer.claiming() if observer is not None and observer.enabled else None
+
+
+@contextlib.contextmanager
+def within(context: object | None) -> Iterator[None]:
+    """Run the block in ``context`` (from :func:`caller_context`), so the claims it makes have that parent."""
+    observer = active()
+    if context is None or observer is None:
+        yield
+        return
+    token = observer.enter(context)
+    try:
+        yield
+    finally:
+        observer.leave(token)
 
 
 def observe(store: Store) -> Store:

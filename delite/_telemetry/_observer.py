@@ -52,6 +52,12 @@ class LiveSink(Sink, Protocol):
     def capture(self) -> object | None:
         """The current tracing context (the caller's), to parent spans started later in another thread."""
 
+    def attach(self, context: object) -> object | None:
+        """Make a context from :meth:`capture` current; a token for :meth:`detach`."""
+
+    def detach(self, token: object) -> None:
+        """Undo :meth:`attach`."""
+
 
 class Meter(Protocol):
     """Where metrics go: counters and up-down counters are ``add``-ed, histograms ``record``-ed, by name."""
@@ -85,6 +91,13 @@ class QuietSink:
     def capture(self) -> object | None:
         """No context."""
         return None
+
+    def attach(self, context: object) -> object | None:  # noqa: ARG002 - the protocol's signature
+        """Nothing to attach."""
+        return None
+
+    def detach(self, token: object) -> None:
+        """Nothing to detach."""
 
 
 class _Claim:
@@ -122,6 +135,22 @@ class LiveObserver:
         except Exception as e:  # noqa: BLE001 - fail open
             self._failed(e)
             return None
+
+    def enter(self, context: object | None) -> object | None:
+        """Make the caller's context current (for a claim made on its behalf in another thread)."""
+        try:
+            return None if context is None else self.sink.attach(context)
+        except Exception as e:  # noqa: BLE001 - fail open
+            self._failed(e)
+            return None
+
+    def leave(self, token: object | None) -> None:
+        """Undo :meth:`enter`."""
+        try:
+            if token is not None:
+                self.sink.detach(token)
+        except Exception as e:  # noqa: BLE001 - fail open
+            self._failed(e)
 
     def creating(self, records: list[Record]) -> tuple[list[Record], object | None]:
         """Start the first advance's span and store its context in the ``execution-started`` record."""

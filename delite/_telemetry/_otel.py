@@ -102,6 +102,14 @@ class OtelSink:
         """The current OpenTelemetry context (the claim's caller's)."""
         return otel_context.get_current()
 
+    def attach(self, context: object) -> object | None:
+        """Make ``context`` current; the token to detach it."""
+        return otel_context.attach(context)  # type: ignore[arg-type]
+
+    def detach(self, token: object) -> None:
+        """Undo :meth:`attach`."""
+        otel_context.detach(token)  # type: ignore[arg-type]
+
     def discard(self, key: str) -> None:
         """Forget the span without ending it: it is never exported."""
         span = self.spans.pop(key, None)

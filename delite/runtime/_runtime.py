@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from delite._checks import check_flag, check_run_args, check_text
+from delite._telemetry._hook import caller_context, within
 from delite.engine._aio import Threads, adrive, worker_pool
 from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
@@ -547,7 +548,8 @@ class Runtime:
             self._active += 1
             # A run of the same execution still under way here (it may be just letting go): this one follows it.
             after = previous.task if previous is not None else None
-            run.task = asyncio.run_coroutine_threadsafe(self._drive(run, make, after), self._loop)
+            caller = caller_context()  # a web request's span, say: the parent of what the run does in the loop
+            run.task = asyncio.run_coroutine_threadsafe(self._drive(run, make, after, caller), self._loop)
         return execution_id
 
     async def _drive(
@@ -555,13 +557,15 @@ class Runtime:
         run: _Run,
         make: Callable[[], Coroutine[Any, Any, Response]],
         after: concurrent.futures.Future[None] | None,
+        caller: object | None = None,
     ) -> None:
         STOP_REQUESTED.set(self._stop_requested)
         worker_pool.set(self._pool)
         try:
             if after is not None and not after.done():
                 await asyncio.wait({asyncio.wrap_future(after)})
-            response = await make()
+            with within(caller):
+                response = await make()
         except BaseException as e:  # noqa: BLE001 - handed to wait() and on_fail
             error = e
             self._notices.put((lambda: self._emit(run.agent_id, run.execution_id, None, error), run, error))

@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import Otel, make_otel
 from fakellm import FakeLLM, Script
 from fakellm.script import Call, Tokens, Turn
 from otel_scenario import crash_agent
@@ -23,6 +22,9 @@ from delite.providers import Anthropic, OpenAI, OpenAIResponses
 from delite.providers._sdk import SDKProvider
 from delite.store import FileStore
 from delite.telemetry import otlp_json
+
+if TYPE_CHECKING:  # the fixture's type; ``conftest`` is another module when other suites run in the same session
+    from conftest import Otel
 
 CLASSES: dict[str, type[SDKProvider]] = {"chat": OpenAI, "responses": OpenAIResponses, "messages": Anthropic}
 REQUESTED = {"chat": "gpt-4o-mini", "responses": "gpt-4o-mini", "messages": "claude-haiku-4-5"}
@@ -128,12 +130,22 @@ def test_the_default_host_is_the_vendors() -> None:
 
 
 def test_an_agent_built_before_instrument_is_traced(data_dir: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from delite import telemetry
+
     with crash_agent(data_dir) as agent:
-        o = make_otel()  # instrument() after the agent exists
+        exporter = InMemorySpanExporter()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+        telemetry.instrument(tracer_provider=tracer_provider)  # after the agent exists
         response = agent.run("go")
         assert agent.store.__class__ is FileStore  # the store it was given, never a wrapper
-    assert o.names()[0] == "invoke_agent payer" and len(o.names()) == 6
-    assert attrs(o.spans()[0])["delite.execution.id"] == response.execution_id
+    spans = sorted(exporter.get_finished_spans(), key=lambda s: (s.start_time or 0, s.name))
+    assert spans[0].name == "invoke_agent payer" and len(spans) == 6
+    assert attrs(spans[0])["delite.execution.id"] == response.execution_id
 
 
 def test_the_runtime_refuses_an_agent_on_another_directory_with_telemetry_on(otel: Otel, tmp_path: Path) -> None:
@@ -180,3 +192,23 @@ def test_uninstrument_during_an_async_run_still_ends_its_spans(otel: Otel, data_
     names = otel.names()
     assert names[0] == "invoke_agent sw"  # ended when the claim was released, though reporting had stopped
     assert "execute_tool switch_off" in names
+
+
+def test_the_callers_span_is_the_parent_of_a_runtime_resume(otel: Otel, data_dir: Path) -> None:
+    from otel_scenario import approval_agent
+
+    tracer = otel.tracer_provider.get_tracer("web")
+    with Runtime(data_dir) as rt:
+        agent = approval_agent(data_dir)
+        rt.join(agent)
+        eid = rt.go(agent, "refund order 7")
+        waiting = rt.wait(eid)
+        assert waiting.status == "waiting_approval" and waiting.suspend_reason is not None
+        with tracer.start_as_current_span("POST /approve") as request:
+            rt.signal(eid, waiting.suspend_reason.confirmation_id, True)
+        assert rt.wait(eid).status == "completed"
+    roots = [s for s in otel.spans() if s.name == "invoke_agent refunder"]
+    assert len(roots) == 2
+    second = roots[1]
+    assert second.parent is not None and second.parent.span_id == request.get_span_context().span_id
+    assert [link.context.trace_id for link in second.links] == [roots[0].context.trace_id]
