@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -43,6 +44,9 @@ META_PREFIX = "dev.delite/"
 """The prefix of the keys delite puts in a call's ``_meta``: ``idempotencyKey``, ``executionId``, ``callId``..."""
 
 _enc = msgspec.json.Encoder(order="sorted")
+_MAX_NAME = 64  # the longest tool name every provider takes
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_TOOL_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{_MAX_NAME}}}")
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,8 @@ class MCPServer:
     ) -> None:
         """Check the configuration; nothing is connected yet."""
         checks.check_text("MCP server name", name)
-        if not name or SEPARATOR in name or not name.replace("_", "a").replace("-", "a").isalnum():
-            raise UsageError(f"MCP server name {name!r} must be letters, digits, '_' or '-', without '__'")
+        if not _SERVER_NAME.fullmatch(name) or SEPARATOR in name:
+            raise UsageError(f"MCP server name {name!r:.80} must be 1 to 32 letters, digits, '_' or '-', without '__'")
         given = [k for k, v in (("command", command), ("url", url), ("app", app)) if v is not None]
         if len(given) != 1:
             raise UsageError(f"MCPServer {name!r}: give exactly one of command=, url= or app= (got {given or 'none'})")
@@ -229,11 +233,15 @@ class MCPServer:
 
         The session is shared by every ``MCPServer`` of this process built with the same configuration.
         """
-        if self._session is None:
+        session = self._session
+        if session is None:
+            with _pool_lock:
+                session = _pool.get(_pool_key(self._config))
+        if session is None:
             return
         from delite._mcp._loop import mcp_loop  # noqa: PLC0415
 
-        mcp_loop().run(self._session.close())
+        mcp_loop().run(session.close())
 
     # -- the tool source -------------------------------------------------------------------------------------
 
@@ -292,6 +300,20 @@ class MCPServer:
     def _catalog(self, listing: Listing, now: float) -> MCPCatalogRecorded:
         entries = [_entry(t) for t in listing.tools]
         kept = [e for e in entries if self._filter(e.name)]
+        seen: set[str] = set()
+        for entry in kept:
+            full = f"{self.name}{SEPARATOR}{entry.name}"
+            if not entry.name or not _TOOL_NAME.fullmatch(full):
+                raise UsageError(
+                    f"MCP server {self.name!r} lists a tool {entry.name!r:.80} that models cannot call as "
+                    f"{full!r:.100} (letters, digits, '_' and '-', at most {_MAX_NAME} characters in all); "
+                    "leave it out with tools=[...]"
+                )
+            if entry.name in seen:
+                raise UsageError(
+                    f"MCP server {self.name!r} lists the tool {entry.name!r} twice; leave it out with tools=[...]"
+                )
+            seen.add(entry.name)
         return MCPCatalogRecorded(
             at=now,
             server=self.name,
@@ -409,10 +431,7 @@ def _pooled(config: Mapping[str, Any]) -> Session:
     A pooled session holds its ``app`` and ``auth`` objects, so their identities cannot be reused while the
     key is in the pool.
     """
-    key = tuple(
-        (k, id(v) if k in ("app", "auth") else tuple(sorted(v.items())) if isinstance(v, dict) else v)
-        for k, v in sorted(config.items())
-    )
+    key = _pool_key(config)
     with _pool_lock:
         session = _pool.get(key)
         if session is None:
@@ -425,6 +444,13 @@ def _pooled(config: Mapping[str, Any]) -> Session:
             session = _pool[key] = Session(SessionConfig(**config))
             on_shutdown(session)
         return session
+
+
+def _pool_key(config: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        (k, id(v) if k in ("app", "auth") else tuple(sorted(v.items())) if isinstance(v, dict) else v)
+        for k, v in sorted(config.items())
+    )
 
 
 def _recorded(records: Iterable[Any], server: str) -> MCPCatalogRecorded | None:
