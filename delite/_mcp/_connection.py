@@ -188,7 +188,7 @@ class Session:
         A failure before the request is sent (no session) is retried by :meth:`client`. A failure after it
         may have reached the server is retried once on a new session only when ``retry_safe``. Otherwise a
         timeout is a :class:`~delite.errors.ToolError` the model sees (the server was told to cancel), and a
-        connection lost with the request in flight is a :class:`~delite.tools.CallInDoubtError`: the call stays in
+        connection lost with the request in flight is a :class:`~delite.tools._base.CallInDoubtError`: the call stays in
         doubt and the execution waits for an operator, as after a crash.
         """
         c = self.config
