@@ -333,3 +333,48 @@ def test_bad_server_names_are_usage_errors(name: str) -> None:
 def test_two_servers_with_one_name_are_a_usage_error(data_dir: Path) -> None:
     with pytest.raises(UsageError, match="'s'"):
         Agent(data_dir, provider=ScriptedProvider([_answer]), tools=[MCPServer("s", app=make_app())] * 2)
+
+
+def test_async_api_a_call_lost_mid_flight_waits_for_an_operator(
+    data_dir: Path, tmp_path: Path, http_servers: HttpServers
+) -> None:
+    journal = tmp_path / "journal"
+    url, proc = http_servers.start(MCP_TEST_BLOCK="60", MCP_TEST_JOURNAL=str(journal))
+    server = MCPServer("srv", url=url, connect_timeout=2.0, connect_attempts=1)
+    provider = ScriptedProvider([call("srv__block_once", tag="t1"), _answer])
+
+    async def main() -> Any:
+        async with Agent(data_dir, provider=provider, tools=[server]) as agent:
+            return await agent.arun("go")
+
+    watcher = _kill_when_called(journal, lambda: http_servers.stop(proc))
+    try:
+        r = asyncio.run(main())
+        watcher.join(5)
+    finally:
+        server.close()
+    assert r.suspend_reason is not None and r.suspend_reason.kind == "in_doubt"
+
+
+def test_streamable_http_auth_signs_every_request(data_dir: Path, http_servers: HttpServers) -> None:
+    import httpx2
+
+    seen: list[str] = []
+
+    class Bearer(httpx2.Auth):
+        def auth_flow(self, request: httpx2.Request) -> Any:
+            request.headers["Authorization"] = "Bearer secret"
+            seen.append(request.method)
+            yield request
+
+    url, _ = http_servers.start()
+    server = MCPServer("srv", url=url, auth=Bearer(), headers={"X-Tenant": "t1"})
+    provider = ScriptedProvider([call("srv__add", a=1, b=1), _answer])
+    try:
+        with Agent(data_dir, provider=provider, tools=[server]) as agent:
+            r = agent.run("go")
+    finally:
+        server.close()
+    assert r.status.value == "completed"
+    assert '"structuredContent":{"result":2}' in (r.answer or "")
+    assert seen.count("POST") >= 3  # initialize, tools/list, tools/call at least
