@@ -378,3 +378,34 @@ def test_streamable_http_auth_signs_every_request(data_dir: Path, http_servers: 
     assert r.status.value == "completed"
     assert '"structuredContent":{"result":2}' in (r.answer or "")
     assert seen.count("POST") >= 3  # initialize, tools/list, tools/call at least
+
+
+def test_results_and_catalogs_over_the_record_limit(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import delite._mcp._server as mcp_server
+    import delite.engine._turns as turns
+
+    limit = 200_000  # the real limit (64 MiB) lowered, so the test stays small
+    monkeypatch.setattr(turns, "MAX_RECORD_SIZE", limit)
+    monkeypatch.setattr(mcp_server, "MAX_RECORD_SIZE", limit)
+    app = AppServer[Any]("big")
+
+    @app.tool()
+    def big() -> str:
+        """A huge answer."""
+        return "x" * (2 * limit)
+
+    @app.tool(description="y" * (2 * limit))
+    def wordy() -> str:
+        return "ok"
+
+    provider = ScriptedProvider([call("srv__big"), _answer])
+    with (
+        Agent(data_dir, provider=provider, tools=[MCPServer("srv", app=app)]) as agent,
+        pytest.raises(UsageError, match="over the limit"),
+    ):
+        agent.run("go", execution_id="e-big")
+    with Agent(data_dir, provider=provider, tools=[MCPServer("srv", app=app, tools=["big"])]) as agent:
+        r = agent.run("go", execution_id="e-big")  # nothing poisoned: the same id runs once the tool is left out
+        finished = next(x for x in _records(agent, r.execution_id) if isinstance(x, ToolFinished))
+    assert r.status.value == "completed"
+    assert finished.result is None and finished.error is not None and "over the limit" in finished.error
