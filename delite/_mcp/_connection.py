@@ -21,9 +21,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import RequestParamsMeta
 
 from delite.errors import ToolError
+from delite.tools._base import CallInDoubtError
 
 __all__ = ["Listing", "MCPUnavailableError", "Session", "SessionConfig"]
 
+_CONNECTION_CLOSED = -32000  # the mcp package's code for a session that ended with requests in flight
+_REQUEST_TIMEOUT = -32001
 _PAGES = 100  # most pages of a tools/list walk: a server whose cursor never ends cannot hang a listing
 
 
@@ -183,8 +186,10 @@ class Session:
         """Call ``tool``; the result as the server gave it (``content``, ``structuredContent``, ``isError``).
 
         A failure before the request is sent (no session) is retried by :meth:`client`. A failure after it
-        may have reached the server (a timeout, a dropped connection) is retried once on a new session only
-        when ``retry_safe``; otherwise it is a :class:`~delite.errors.ToolError` saying the call may have acted.
+        may have reached the server is retried once on a new session only when ``retry_safe``. Otherwise a
+        timeout is a :class:`~delite.errors.ToolError` the model sees (the server was told to cancel), and a
+        connection lost with the request in flight is a :class:`~delite.tools._base.CallInDoubtError`: the call stays in
+        doubt and the execution waits for an operator, as after a crash.
         """
         c = self.config
         attempts = 2 if retry_safe else 1
@@ -198,20 +203,29 @@ class Session:
                     seconds + 1.0,
                 )
             except MCPError as e:
-                if e.code == -32000 and attempt < attempts:  # CONNECTION_CLOSED: the session died under us
-                    await self.discard(client)
+                if e.code == _REQUEST_TIMEOUT:  # the mcp package gave up waiting, told the server to cancel
+                    if attempt < attempts:
+                        continue
+                    raise ToolError(
+                        f"MCP server {c.name!r}, tool {tool!r}: timed out after {seconds:g} s; "
+                        "the call may or may not have acted"
+                    ) from e
+                if e.code != _CONNECTION_CLOSED:  # the server answered with an error
+                    raise ToolError(f"MCP server {c.name!r}, tool {tool!r}: error {e.code}: {e.message}") from e
+                await self.discard(client)  # the session died under us
+                if attempt < attempts:
                     continue
-                if e.code == -32000:
-                    await self.discard(client)
-                raise ToolError(f"MCP server {c.name!r}, tool {tool!r}: error {e.code}: {e.message}") from e
+                raise self._lost(tool, f"error {e.code}: {e.message}", retry_safe=retry_safe) from e
             except (Exception, TimeoutError) as e:  # transport failures, timeouts
                 await self.discard(client)
                 if attempt < attempts:
                     continue
-                what = f"timed out after {seconds:g} s" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {e}"
-                raise ToolError(
-                    f"MCP server {c.name!r}, tool {tool!r}: {what}; the call may or may not have acted"
-                ) from e
+                if isinstance(e, TimeoutError):
+                    raise ToolError(
+                        f"MCP server {c.name!r}, tool {tool!r}: timed out after {seconds:g} s; "
+                        "the call may or may not have acted"
+                    ) from e
+                raise self._lost(tool, f"{type(e).__name__}: {e}", retry_safe=retry_safe) from e
             wire = result.model_dump(by_alias=True, mode="json", exclude_none=True)
             out: dict[str, Any] = {"content": wire.get("content", [])}
             if "structuredContent" in wire:
@@ -219,6 +233,13 @@ class Session:
             out["isError"] = bool(wire.get("isError", False))
             return out
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lost(self, tool: str, detail: str, *, retry_safe: bool) -> ToolError:
+        """The error for a call whose connection was lost in flight: in doubt unless it is safe to repeat."""
+        message = f"MCP server {self.config.name!r}, tool {tool!r}: the connection was lost mid-call ({detail})"
+        if retry_safe:  # sent twice already; the model may call it again
+            return ToolError(f"{message}; the call may or may not have acted")
+        return CallInDoubtError(message)
 
 
 async def _listing(client: Client) -> Listing:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -43,6 +44,9 @@ META_PREFIX = "dev.delite/"
 """The prefix of the keys delite puts in a call's ``_meta``: ``idempotencyKey``, ``executionId``, ``callId``..."""
 
 _enc = msgspec.json.Encoder(order="sorted")
+_MAX_NAME = 64  # the longest tool name every provider takes
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_TOOL_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{_MAX_NAME}}}")
 
 
 @dataclass(frozen=True)
@@ -53,11 +57,14 @@ class MCPToolOptions:
         requires_confirmation: a human approves each call before it is sent (None: the server's default).
         timeout: seconds a call may take before it fails (None: the server's ``call_timeout``).
         parallel: may run at the same time as the turn's other calls (None: the server's ``parallel``).
+        target: ``"client"``: the client runs this tool, not delite (the run suspends with the call, as for a
+            local tool declared ``target="client"``); ``"server"`` (the default): delite calls the server.
     """
 
     requires_confirmation: bool | None = None
     timeout: float | None = None
     parallel: bool | None = None
+    target: Literal["server", "client"] = "server"
 
     def __post_init__(self) -> None:
         """Validate every field; a bad option is a :class:`~delite.errors.UsageError` here."""
@@ -67,6 +74,8 @@ class MCPToolOptions:
             checks.check_flag("parallel", self.parallel)
         if self.timeout is not None:
             _check_seconds("timeout", self.timeout)
+        if self.target not in ("server", "client"):
+            raise UsageError(f"target must be 'server' or 'client', not {self.target!r:.80}")
 
 
 class MCPServer:
@@ -129,8 +138,8 @@ class MCPServer:
     ) -> None:
         """Check the configuration; nothing is connected yet."""
         checks.check_text("MCP server name", name)
-        if not name or SEPARATOR in name or not name.replace("_", "a").replace("-", "a").isalnum():
-            raise UsageError(f"MCP server name {name!r} must be letters, digits, '_' or '-', without '__'")
+        if not _SERVER_NAME.fullmatch(name) or SEPARATOR in name:
+            raise UsageError(f"MCP server name {name!r:.80} must be 1 to 32 letters, digits, '_' or '-', without '__'")
         given = [k for k, v in (("command", command), ("url", url), ("app", app)) if v is not None]
         if len(given) != 1:
             raise UsageError(f"MCPServer {name!r}: give exactly one of command=, url= or app= (got {given or 'none'})")
@@ -201,17 +210,15 @@ class MCPServer:
     # -- the connection --------------------------------------------------------------------------------------
 
     def _connection(self) -> Session:
-        """The server's session manager (importing the ``mcp`` package on first use)."""
+        """The server's session manager (importing the ``mcp`` package on first use).
+
+        Sessions are pooled by the server's configuration, process-wide: ``MCPServer`` objects built alike
+        (a web app building its agent per request) share one session, one stdio process, instead of
+        leaving one behind per object.
+        """
         with self._lock:  # the tool calls of one turn may ask at once, from several threads
             if self._session is None:
-                try:
-                    from delite._mcp._connection import Session, SessionConfig  # noqa: PLC0415 - mcp on first use
-                except ImportError as e:
-                    raise UsageError("MCP servers need the mcp package: pip install 'delite-agents[mcp]'") from e
-                from delite._mcp._loop import on_shutdown  # noqa: PLC0415
-
-                self._session = Session(SessionConfig(**self._config))
-                on_shutdown(self._session)
+                self._session = _pooled(self._config)
             return self._session
 
     def _list(self) -> Listing:
@@ -222,12 +229,19 @@ class MCPServer:
         return mcp_loop().run(session.list_tools())
 
     def close(self) -> None:
-        """End this process's session with the server (a stdio server's process exits); reopened on demand."""
-        if self._session is None:
+        """End this process's session with the server (a stdio server's process exits); reopened on demand.
+
+        The session is shared by every ``MCPServer`` of this process built with the same configuration.
+        """
+        session = self._session
+        if session is None:
+            with _pool_lock:
+                session = _pool.get(_pool_key(self._config))
+        if session is None:
             return
         from delite._mcp._loop import mcp_loop  # noqa: PLC0415
 
-        mcp_loop().run(self._session.close())
+        mcp_loop().run(session.close())
 
     # -- the tool source -------------------------------------------------------------------------------------
 
@@ -286,6 +300,20 @@ class MCPServer:
     def _catalog(self, listing: Listing, now: float) -> MCPCatalogRecorded:
         entries = [_entry(t) for t in listing.tools]
         kept = [e for e in entries if self._filter(e.name)]
+        seen: set[str] = set()
+        for entry in kept:
+            full = f"{self.name}{SEPARATOR}{entry.name}"
+            if not entry.name or not _TOOL_NAME.fullmatch(full):
+                raise UsageError(
+                    f"MCP server {self.name!r} lists a tool {entry.name!r:.80} that models cannot call as "
+                    f"{full!r:.100} (letters, digits, '_' and '-', at most {_MAX_NAME} characters in all); "
+                    "leave it out with tools=[...]"
+                )
+            if entry.name in seen:
+                raise UsageError(
+                    f"MCP server {self.name!r} lists the tool {entry.name!r} twice; leave it out with tools=[...]"
+                )
+            seen.add(entry.name)
         return MCPCatalogRecorded(
             at=now,
             server=self.name,
@@ -355,6 +383,7 @@ class MCPTool(Tool):
             description=entry.description or entry.title or "",
             parameters=entry.input_schema,
             args_type=None,
+            target=opts.target,
             requires_confirmation=server.requires_confirmation if confirm is None else confirm,
             retry_in_doubt=safe,
             parallel=server.parallel if opts.parallel is None else opts.parallel,
@@ -390,6 +419,38 @@ class MCPTool(Tool):
         from delite._mcp._loop import mcp_loop  # noqa: PLC0415
 
         return mcp_loop().run(self._request(arguments))
+
+
+_pool: dict[tuple[Any, ...], Session] = {}
+_pool_lock = threading.Lock()
+
+
+def _pooled(config: Mapping[str, Any]) -> Session:
+    """The process's one session for ``config`` (made now if there is none); ``app`` and ``auth`` by identity.
+
+    A pooled session holds its ``app`` and ``auth`` objects, so their identities cannot be reused while the
+    key is in the pool.
+    """
+    key = _pool_key(config)
+    with _pool_lock:
+        session = _pool.get(key)
+        if session is None:
+            try:
+                from delite._mcp._connection import Session, SessionConfig  # noqa: PLC0415 - mcp on first use
+            except ImportError as e:
+                raise UsageError("MCP servers need the mcp package: pip install 'delite-agents[mcp]'") from e
+            from delite._mcp._loop import on_shutdown  # noqa: PLC0415
+
+            session = _pool[key] = Session(SessionConfig(**config))
+            on_shutdown(session)
+        return session
+
+
+def _pool_key(config: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        (k, id(v) if k in ("app", "auth") else tuple(sorted(v.items())) if isinstance(v, dict) else v)
+        for k, v in sorted(config.items())
+    )
 
 
 def _recorded(records: Iterable[Any], server: str) -> MCPCatalogRecorded | None:

@@ -72,7 +72,7 @@ from delite.state._fold import apply, fold
 from delite.state._model import CallState, ExecutionState
 from delite.state._outcome import outcome
 from delite.store._base import ExecutionLog, Store
-from delite.tools._base import Clarification, DelegationSuspended, Tool, ToolCallContext
+from delite.tools._base import CallInDoubtError, Clarification, DelegationSuspended, Tool, ToolCallContext
 
 __all__ = ["Contract", "RetryPolicy", "RunSettings", "Runner", "ToolSource", "idempotency_key", "read_child"]
 
@@ -599,6 +599,9 @@ class Runner:
         if isinstance(e, DelegationSuspended):
             self.buffer(ChildSuspended(at=self._now(), call_id=call_id, child_id=e.execution_id))
             return _child_wait(e.execution_id, e.reason)
+        if isinstance(e, CallInDoubtError):  # sent, answer lost: no result is recorded, the call stays in doubt
+            message = printable(f"{e.message}; it may or may not have acted")
+            return _Wait("in_doubt", [msgspec.structs.replace(run.pending, message=message)])
         if isinstance(e, ToolError):
             error = printable(str(e.message))
         elif e is not None:

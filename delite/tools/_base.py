@@ -14,10 +14,11 @@ from typing import Any, Literal, overload
 import msgspec
 
 from delite import _checks as checks
-from delite.errors import ControlSignal, UsageError
+from delite.errors import ControlSignal, ToolError, UsageError
 from delite.log.records import ToolSpec
 
 __all__ = [
+    "CallInDoubtError",
     "Clarification",
     "DelegationSuspended",
     "Tool",
@@ -39,6 +40,15 @@ class Clarification:
     """
 
     question: str
+
+
+class CallInDoubtError(ToolError):
+    """Raised by a tool body whose request was sent but whose answer was lost (a dropped connection).
+
+    The call may or may not have acted. The engine records no result for it: the call stays in doubt, as
+    after a crash, and the execution waits for an operator (``agent.resolve``), exactly as it would on
+    resume for a tool that is not retry-safe. Raise it only for a call that must not be sent again blindly.
+    """
 
 
 class DelegationSuspended(ControlSignal):
