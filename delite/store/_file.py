@@ -155,6 +155,11 @@ class FileExecutionLog(ExecutionLog):
         self._writer.append(records, barrier=barrier)
         self._appended += len(records)
 
+    def waits(self, *, barrier: bool) -> bool:
+        """Whether the append ``fsync``s (``full``; ``normal`` at a barrier): a ``write`` alone does not wait."""
+        writer = self._writer
+        return writer is None or writer.syncs(barrier=barrier)
+
     @property
     def size(self) -> int:
         """Bytes of complete records in the log."""
