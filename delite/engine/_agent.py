@@ -32,7 +32,6 @@ from delite.log.records import ConfigFingerprint
 from delite.providers._base import AnyProvider, provider_name
 from delite.state._model import ExecutionState
 from delite.store._base import Store
-from delite.store._file import FileStore
 from delite.store._layout import default_data_dir
 from delite.tools._base import Tool, tool
 
@@ -144,6 +143,8 @@ class Agent(Operations):
         ``runtime``: whoever opened that one closes it (a store may be shared by many agents)."""
         if store is None:
             if self.owns_store:
+                from delite.store._file import FileStore  # noqa: PLC0415 - filelock only when a store is opened
+
                 store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
             else:
                 assert runtime is not None

@@ -2,9 +2,11 @@
 
 :func:`adrive` runs an operation (:mod:`delite.engine._operations`) on the running event loop:
 
-* log appends, claims and every other store call run in delite's I/O threads (``delite-io``), so the loop
-  never waits on ``write`` or ``fsync``; once started they are let finish even if the caller is cancelled
-  (a claim or an append abandoned half-way would leak a lock or race a release);
+* log appends that ``fsync`` (every one in ``full`` mode, barriers in ``normal``), claims and every other
+  store call run in delite's I/O threads (``delite-io``), so the loop never waits on the disk; once started
+  they are let finish even if the caller is cancelled (a claim or an append abandoned half-way would leak a
+  lock or race a release); an append that only calls ``write`` (``off`` mode, a non-barrier in ``normal``, the
+  memory store: :meth:`~delite.store.ExecutionLog.waits`) is made on the loop, with no thread hop;
 * a provider with an ``acall`` (or ``astream``) method, or an ``async`` callable, is awaited on the loop;
   any other runs in a worker thread;
 * ``async def`` tools run on the loop, as tasks; sync tools run in worker threads; several calls of one
@@ -418,7 +420,10 @@ async def adrive(steps: Steps[T]) -> T:
             try:
                 match effect:
                     case Append():
-                        await _blocking(io, _append, effect)
+                        if effect.log.waits(barrier=effect.barrier):
+                            await _blocking(io, _append, effect)
+                        else:  # a write to the page cache or to memory: no hop to a thread and back
+                            _append(effect)
                     case Ask():
                         op.value = await _ask(effect)
                     case Io():

@@ -172,6 +172,11 @@ class LogWriter:
             self._unsynced = True
         return start
 
+    def syncs(self, *, barrier: bool) -> bool:
+        """Whether :meth:`append` with this ``barrier`` calls ``fsync`` (per the durability mode)."""
+        mode = self._durability
+        return mode is Durability.FULL or (barrier and mode is Durability.NORMAL)
+
     def sync(self) -> None:
         """``fsync`` now, whatever the mode (``OFF`` included)."""
         try:

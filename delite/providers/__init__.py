@@ -3,15 +3,36 @@
 The vendor SDKs are imported when an SDK-backed provider is built, never when this package is imported.
 """
 
+# The names below are imported on first use (PEP 562): the engine needs only the contract
+# (``delite.providers._base``), so ``from delite import Agent`` does not import the SDK-backed providers, their
+# helpers (asyncio, email, the price table) nor the scripted model. Add new names to ``_EXPORTS`` too.
+
 from __future__ import annotations
 
-from delite.providers._anthropic import Anthropic
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from delite.providers._base import ModelTurn, Provider, ProviderCall, StreamingProvider
-from delite.providers._openai import OpenAI
-from delite.providers._openai_responses import OpenAIResponses
-from delite.providers._pricing import ModelPrice, PriceTable, UnknownPriceWarning
-from delite.providers._recipe import from_recipe
-from delite.providers._scripted import ScriptedProvider, call
+
+if TYPE_CHECKING:
+    from delite.providers._anthropic import Anthropic
+    from delite.providers._openai import OpenAI
+    from delite.providers._openai_responses import OpenAIResponses
+    from delite.providers._pricing import ModelPrice, PriceTable, UnknownPriceWarning
+    from delite.providers._recipe import from_recipe
+    from delite.providers._scripted import ScriptedProvider, call
+
+_EXPORTS = {
+    "Anthropic": "delite.providers._anthropic",
+    "ModelPrice": "delite.providers._pricing",
+    "OpenAI": "delite.providers._openai",
+    "OpenAIResponses": "delite.providers._openai_responses",
+    "PriceTable": "delite.providers._pricing",
+    "ScriptedProvider": "delite.providers._scripted",
+    "UnknownPriceWarning": "delite.providers._pricing",
+    "call": "delite.providers._scripted",
+    "from_recipe": "delite.providers._recipe",
+}
 
 __all__ = [
     "Anthropic",
@@ -28,3 +49,18 @@ __all__ = [
     "call",
     "from_recipe",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an exported name on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'delite.providers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The exported names."""
+    return sorted({*globals(), *__all__})

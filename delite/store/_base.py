@@ -61,6 +61,15 @@ class ExecutionLog(abc.ABC):
             UsageError: ``expected`` is not a whole number, 0 or more; or the claim was released.
         """
 
+    def waits(self, *, barrier: bool) -> bool:
+        """Whether an append with this ``barrier`` may wait on a disk or a server (an ``fsync``, a round trip).
+
+        The async driver makes the appends that do not wait on the event loop itself, and hands the others to
+        its I/O threads. The default is True: a store that does not say is never called on the loop.
+        """
+        del barrier
+        return True
+
     def _fence(self, expected: int | None) -> None:
         """Raise :class:`SequenceConflictError` unless ``expected`` is None or the head (checked first)."""
         if expected is None:

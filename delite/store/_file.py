@@ -38,6 +38,7 @@ from delite.log._writer import LogWriter, publish_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
 from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store
+from delite.store._cancels import CancelWatch, bump
 from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
 from delite.store._listing import log_ids
@@ -154,6 +155,11 @@ class FileExecutionLog(ExecutionLog):
         self._writer.append(records, barrier=barrier)
         self._appended += len(records)
 
+    def waits(self, *, barrier: bool) -> bool:
+        """Whether the append ``fsync``s (``full``; ``normal`` at a barrier): a ``write`` alone does not wait."""
+        writer = self._writer
+        return writer is None or writer.syncs(barrier=barrier)
+
     @property
     def size(self) -> int:
         """Bytes of complete records in the log."""
@@ -188,6 +194,7 @@ class FileStore(Store):
             choices = ", ".join(repr(d.value) for d in Durability)
             raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
         self._ready = False
+        self._cancels = CancelWatch(str(self.layout.signals))
 
     def __repr__(self) -> str:
         """The data directory."""
@@ -446,24 +453,42 @@ class FileStore(Store):
             pass  # asked already
         except OSError as e:
             raise StoreError.from_os_error("request a cancel", path, e) from e
+        try:
+            bump(str(self.layout.signals))  # after the marker: an owner that reads the new value sees it
+        except OSError as e:
+            raise StoreError.from_os_error("request a cancel", str(self.layout.signals), e) from e
 
     def cancel_requested(self, execution_id: str) -> bool:
         """Whether a cancel marker exists.
 
         Only a regular file is a marker (:meth:`request_cancel` makes one): anything else under its name (a
         FIFO, a directory, a symbolic link) is a bad entry that ``health`` reports, never a cancellation.
+        No system call is made while no cancel was requested since the last look (see :mod:`._cancels`).
         """
+        return self._cancels.requested(validate_execution_id(execution_id), self._has_marker)
+
+    def _has_marker(self, execution_id: str) -> bool:
         try:
-            st = os.lstat(self.layout.cancel_signal(validate_execution_id(execution_id)))
+            st = os.lstat(self.layout.cancel_signal(execution_id))
         except OSError:
             return False
         return stat.S_ISREG(st.st_mode)
 
     def cancels_requested(self, execution_ids: Iterable[str]) -> set[str]:
-        """Which of these have a cancel marker: a look per id for a few, one listing of the markers for many."""
-        wanted = set(check_ids(execution_ids))
+        """Which of these have a cancel marker: a look per id for a few, one listing of the markers for many.
+
+        Those known to have none since the last look are not looked for (see :mod:`._cancels`).
+        """
+        generation, wanted = self._cancels.unknown(set(check_ids(execution_ids)))
+        found = self._markers(wanted)
+        self._cancels.saw_none(generation, wanted - found)
+        return found
+
+    def _markers(self, wanted: set[str]) -> set[str]:
+        if not wanted:
+            return set()
         if len(wanted) <= _FEW:
-            return {eid for eid in wanted if self.cancel_requested(eid)}
+            return {eid for eid in wanted if self._has_marker(eid)}
         try:
             names = os.listdir(self.layout.signals)
         except FileNotFoundError:
@@ -471,12 +496,12 @@ class FileStore(Store):
         except OSError as e:
             raise StoreError.from_os_error("list the cancel requests", str(self.layout.signals), e) from e
         named = {n[: -len(".cancel")] for n in names if n.endswith(".cancel")} & wanted
-        return {eid for eid in named if self.cancel_requested(eid)}  # only regular files are markers
+        return {eid for eid in named if self._has_marker(eid)}  # only regular files are markers
 
     def clear_cancel(self, execution_id: str) -> None:
         """Remove the cancel marker (a bad entry under its name is left for ``health`` to report)."""
         path = self.layout.cancel_signal(validate_execution_id(execution_id))
-        if self.cancel_requested(execution_id):
+        if self._has_marker(execution_id):
             remove(path, "clear the cancel request")
 
     def query_executions(self, query: ListingQuery, *, progress: Progress | None = None) -> Page:

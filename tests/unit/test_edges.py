@@ -60,7 +60,7 @@ def test_an_agent_handed_a_store_leaves_it_open_for_the_next_agent(data_dir: Pat
 
 
 def test_an_agent_closes_the_store_it_opened(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("delite.engine._agent.FileStore", CountingFileStore)
+    monkeypatch.setattr("delite.store._file.FileStore", CountingFileStore)  # the agent imports it when it opens one
     agent = Agent(data_dir, provider=scripted("ok"))
     assert agent.owns_store is True and isinstance(agent.store, CountingFileStore)
     agent.run("x")
