@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from delite._lazy import lazy_exports
 from delite.log._durability import Durability
 from delite.log._framing import FORMAT, TornTail
 
@@ -26,16 +26,4 @@ _EXPORTS = {
 __all__ = ["FORMAT", "Durability", "LogContents", "LogWriter", "TornTail", "parse_log", "read_log"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import an exported name on first use."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'delite.log' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The exported names."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
