@@ -108,7 +108,7 @@ class OtelSink:
 
     def detach(self, token: object) -> None:
         """Undo :meth:`attach`."""
-        otel_context.detach(token)  # type: ignore[arg-type]
+        otel_context.detach(token)  # type: ignore[arg-type, unused-ignore]  # typed Token in newer releases
 
     def discard(self, key: str) -> None:
         """Forget the span without ending it: it is never exported."""

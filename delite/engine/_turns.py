@@ -53,7 +53,7 @@ def turn_record(
         raw_usage=turn.raw_usage,
         request_model=turn.request_model or model,
         response_id=turn.response_id,
-        finish_reasons=[turn.finish_reasons] if isinstance(turn.finish_reasons, str) else list(turn.finish_reasons),
+        finish_reasons=_reasons(turn),
         server_address=turn.server_address,
         server_port=turn.server_port,
     )
@@ -130,3 +130,9 @@ def tool_record(record: ToolFinished) -> ToolFinished:
     else:
         error = f"the tool returned a value {problem}"
     return msgspec.structs.replace(record, result=None, error=error)
+
+
+def _reasons(turn: ModelTurn) -> list[str]:
+    """The turn's finish reasons as a list (a provider of its own may have given one reason as a string)."""
+    given: object = turn.finish_reasons
+    return [given] if isinstance(given, str) else list(turn.finish_reasons)

@@ -582,9 +582,17 @@ class SDKProvider(abc.ABC):
         with clients.lease() as client, self._errors(progress, model, streamed=True):
             async with await self._create(client, messages, tools, model, stream=True) as events:
                 progress.started = True
-                async for event in events:
-                    if reader.read(event):
-                        break
+                # the SDK's iterator is an async generator: closed here, not left to the garbage collector, which
+                # would finalize it on the loop later (and may find it still running)
+                iterator = aiter(events)
+                try:
+                    async for event in iterator:
+                        if reader.read(event):
+                            break
+                finally:
+                    close = getattr(iterator, "aclose", None)
+                    if close is not None:
+                        await close()
             return self._described(reader.turn(), model)
 
     def _described(self, turn: ModelTurn, model: str) -> ModelTurn:
