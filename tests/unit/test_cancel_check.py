@@ -59,6 +59,35 @@ def test_the_cancel_check_makes_no_system_call_per_step(tmp_path: Path) -> None:
     assert len(looks) < 10, looks
 
 
+def test_the_cancel_check_looks_at_no_file_per_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same property as above without strace: every file-system call that names a path is counted while a
+    # run of STEPS steps goes on, and those that look at the signals (markers or the generation) are few.
+    import os
+
+    looks: list[str] = []
+
+    def counted(name: str) -> None:
+        real = getattr(os, name)
+
+        def wrapper(path: object, *args: object, **kwargs: object) -> object:
+            if "signals" in os.fsdecode(path) if isinstance(path, str | bytes | os.PathLike) else False:
+                looks.append(f"{name} {path}")
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, wrapper)
+
+    @tool
+    def step(n: int) -> int:
+        return n
+
+    script = [call("step", n=i) for i in range(STEPS)] + ["done"]
+    agent = Agent(str(tmp_path / "data"), provider=ScriptedProvider(script), tools=[step], durability="off")
+    for name in ("stat", "lstat", "open", "access", "listdir", "scandir"):
+        counted(name)
+    assert agent.run("go", execution_id="e1").answer == "done"
+    assert len(looks) < 10, looks  # a look when the run starts (and once a second at most), not one per step
+
+
 def test_a_cancel_from_another_process_is_seen_at_the_next_step(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
     seen: list[int] = []
