@@ -141,10 +141,7 @@ class ScriptedProvider:
         on_text: Callable[[str], None],
     ) -> ModelTurn:
         """The script's reply, its text handed to ``on_text`` word by word first (see ``agent.stream``)."""
-        turn = self(messages, tools, model)
-        for piece in re.findall(r"\S+\s*|\s+", turn.content or ""):
-            on_text(piece)
-        return turn
+        return _spoken(self(messages, tools, model), on_text)
 
     async def astream(
         self,
@@ -155,7 +152,11 @@ class ScriptedProvider:
         on_text: Callable[[str], None],
     ) -> ModelTurn:
         """:meth:`stream` for the async API (``agent.astream``)."""
-        turn = await self.acall(messages, tools, model)
-        for piece in re.findall(r"\S+\s*|\s+", turn.content or ""):
-            on_text(piece)
-        return turn
+        return _spoken(await self.acall(messages, tools, model), on_text)
+
+
+def _spoken(turn: ModelTurn, on_text: Callable[[str], None]) -> ModelTurn:
+    """Hand the turn's text to ``on_text`` word by word, as a streaming model would; return the turn."""
+    for piece in re.findall(r"\S+\s*|\s+", turn.content or ""):
+        on_text(piece)
+    return turn

@@ -35,8 +35,9 @@ from delite.log.records import (
     Record,
     ToolFinished,
     ToolStarted,
+    Usage,
 )
-from delite.state._model import CallState, ExecutionState, Status, _ResultTail
+from delite.state._model import CallState, ExecutionState, Status, Totals, _ResultTail
 
 __all__ = ["apply", "fold", "tool_message_content"]
 
@@ -81,23 +82,8 @@ def _started(s: ExecutionState, r: ExecutionStarted) -> None:
 
 def _responded(s: ExecutionState, r: ModelResponded) -> None:
     s.turns.append(r)
-    t = s.totals
-    u = r.usage
-    t.llm_calls += 1
-    t.input_tokens += u.input_tokens
-    t.output_tokens += u.output_tokens
-    t.cached_input_tokens += u.cached_input_tokens
-    t.cache_write_tokens += u.cache_write_tokens
-    t.reasoning_tokens += u.reasoning_tokens
-    if not u.known:
-        t.usage_known = False
-    if u.cost is None:
-        t.cost_known = False
-    else:
-        try:
-            t.cost += Decimal(u.cost)
-        except InvalidOperation:
-            t.cost_known = False
+    s.totals.llm_calls += 1
+    _add_usage(s.totals, r.usage, unknown_cost=True)
     message: dict[str, Any] = {"role": "assistant", "content": r.content}
     if r.tool_calls:
         message["tool_calls"] = [
@@ -205,19 +191,26 @@ def _model_failed(s: ExecutionState, r: ModelCallFailed) -> None:
     s.totals.model_failures += 1
     u = r.usage
     if u is not None:  # an attempt that got under way before it failed: billed, its counts a lower bound
-        t = s.totals
-        t.input_tokens += u.input_tokens
-        t.output_tokens += u.output_tokens
-        t.cached_input_tokens += u.cached_input_tokens
-        t.cache_write_tokens += u.cache_write_tokens
-        t.reasoning_tokens += u.reasoning_tokens
-        if not u.known:
-            t.usage_known = False
-        if u.cost is not None:
-            try:
-                t.cost += Decimal(u.cost)
-            except InvalidOperation:
-                t.cost_known = False
+        _add_usage(s.totals, u, unknown_cost=False)
+
+
+def _add_usage(t: Totals, u: Usage, *, unknown_cost: bool) -> None:
+    """Add a call's usage to the totals; ``unknown_cost``: a cost of None makes the total's cost unknown."""
+    t.input_tokens += u.input_tokens
+    t.output_tokens += u.output_tokens
+    t.cached_input_tokens += u.cached_input_tokens
+    t.cache_write_tokens += u.cache_write_tokens
+    t.reasoning_tokens += u.reasoning_tokens
+    if not u.known:
+        t.usage_known = False
+    if u.cost is None:
+        if unknown_cost:
+            t.cost_known = False
+        return
+    try:
+        t.cost += Decimal(u.cost)
+    except InvalidOperation:
+        t.cost_known = False
 
 
 def _completed(s: ExecutionState, r: ExecutionCompleted) -> None:
