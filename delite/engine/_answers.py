@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from delite.errors import AlreadyDecidedError, InvalidToolResultError
-from delite.state._model import CallState, ExecutionState
+from delite.state._model import ExecutionState
+from delite.state._ready import answered, unanswered
 
 __all__ = ["NOUNS", "answered", "select", "unanswered"]
 
@@ -27,23 +28,6 @@ NOUNS = {
 
 RECORDED = "recorded; the execution goes on when it is resumed"
 """Said of an answer that is in the log of an execution still suspended (recorded only, not yet resumed)."""
-
-
-def answered(cs: CallState, kind: str) -> bool:
-    """Whether the call already has the answer a suspension of this ``kind`` waits for.
-
-    A result (whoever gave it) answers every kind; otherwise an approval waits for a decision, a question for
-    the human's text, an in-doubt call for a result or a request to run it again.
-    """
-    if cs.finished is not None:
-        return True
-    if kind in ("approval", "contract"):
-        return cs.decision is not None
-    if kind == "human_input":
-        return cs.human_input is not None
-    if kind == "in_doubt":
-        return cs.rerun_requested
-    return False
 
 
 def select(
@@ -76,12 +60,3 @@ def select(
     if gone:
         raise AlreadyDecidedError(execution_id, state.status.value, f"call {', '.join(gone)} is not pending")
     return list(ids)
-
-
-def unanswered(state: ExecutionState) -> list[str]:
-    """This log's calls that its suspension lists and that have no answer yet, in the listed order."""
-    reason = state.suspend_reason
-    if reason is None:
-        return []
-    calls = state.calls
-    return [c for c in reason.confirmation_ids if "/" not in c and not answered(calls[c], reason.kind)]

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from delite._lazy import lazy_exports
-from delite.store._base import ExecutionLog, LogStore, Store
+from delite.store._base import ExecutionLog, LogStore, Store, decode_stored
 from delite.store._derive import summarize
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.store._layout import Layout
 from delite.store._query import WAITING, ExecutionIndex, ListingQuery, check_binding, check_ids
-from delite.store._records import FramedRange, RecordRange, SequencedRecord, check_range
+from delite.store._records import FramedRange, RecordRange, SequencedRecord, StoredPayload, check_range
 from delite.store._views import ExecutionSummary, Page
 
 if TYPE_CHECKING:
@@ -38,9 +38,11 @@ __all__ = [
     "RecordRange",
     "SequencedRecord",
     "Store",
+    "StoredPayload",
     "check_binding",
     "check_ids",
     "check_range",
+    "decode_stored",
     "new_execution_id",
     "summarize",
     "validate_execution_id",

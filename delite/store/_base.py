@@ -11,20 +11,23 @@ idempotency keys). ``tests/contract`` runs one suite per interface against every
 from __future__ import annotations
 
 import abc
+import time
+import zlib
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
-from delite.errors import DeliteError, SequenceConflictError, UsageError
+from delite.errors import DeliteError, LogCorruptError, SequenceConflictError, UsageError
+from delite.log._codec import decode_record, encode_record
 from delite.log.records import AnyRecord, Record
 from delite.state._fold import fold
 from delite.state._model import ExecutionState, Status
 from delite.state._outcome import Outcome
 from delite.store._query import ExecutionIndex, check_listing
-from delite.store._records import RecordRange
+from delite.store._records import RecordRange, StoredPayload
 from delite.store._views import ExecutionSummary
 
-__all__ = ["ExecutionLog", "LogStore", "Store"]
+__all__ = ["ExecutionLog", "LogStore", "Store", "decode_stored"]
 
 
 class ExecutionLog(abc.ABC):
@@ -175,6 +178,33 @@ class LogStore(abc.ABC):
         """
         return fold(self.read(execution_id).records)
 
+    def read_payloads(self, execution_id: str) -> list[StoredPayload]:
+        """Every complete record of the execution as stored bytes: payloads and their CRC-32, in order.
+
+        What ``delite copy`` moves between stores. The default re-encodes the decoded records (a store that
+        keeps payload bytes returns them exactly, checksums verified).
+
+        Raises:
+            ExecutionNotFoundError: there is no such execution.
+            LogCorruptError: a record is damaged.
+        """
+        return [
+            StoredPayload(seq, payload, zlib.crc32(payload))
+            for seq, payload in enumerate((encode_record(r) for r in self.read(execution_id).records), start=1)
+        ]
+
+    def create_payloads(self, execution_id: str, payloads: Sequence[StoredPayload]) -> None:
+        """Create an execution from stored payloads, whole or not at all, as :meth:`create` does.
+
+        Every payload's checksum is verified and every payload decoded before anything is written; a store that
+        keeps payload bytes stores them exactly as given.
+
+        Raises:
+            LogCorruptError: a payload does not match its checksum or sequence numbers are not 1, 2, 3...
+            ExecutionIdConflictError: an execution with this id exists already (nothing was written).
+        """
+        self.create(execution_id, decode_stored(execution_id, payloads))
+
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing open
         """Release resources held by the store."""
 
@@ -201,6 +231,16 @@ class Store(LogStore, ExecutionIndex):
         """Top-level executions a worker may take on by itself now, oldest first."""
         return self._find_work(agent=agent, limit=limit, top_level=True)
 
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until work may have appeared (an execution enqueued, answered or let go) or ``timeout`` passes.
+
+        Returns True when woken by such news, False on timeout. A worker polls :meth:`runnable` after each
+        return, so a store with no way to hear of news (the default) just sleeps; one that can (PostgreSQL's
+        ``LISTEN``) returns early.
+        """
+        time.sleep(max(0.0, timeout))
+        return False
+
     def _find_work(self, *, agent: str | None, limit: int | None, top_level: bool) -> list[ExecutionSummary]:
         check_listing(limit=limit, offset=0, metadata=None, agent=agent)  # a UsageError before anything is read
         page = self.list_executions(status=Status.RUNNING.value, agent=agent, limit=None)
@@ -223,3 +263,16 @@ class Store(LogStore, ExecutionIndex):
             return self.state(execution_id).dormant
         except DeliteError:
             return False  # taking it on reports what is wrong with it
+
+
+def decode_stored(execution_id: str, payloads: Sequence[StoredPayload]) -> list[AnyRecord]:
+    """Verify stored payloads (checksums, sequence 1, 2, 3...) and decode them; :class:`LogCorruptError` if not."""
+    out: list[AnyRecord] = []
+    where = f"copy of {execution_id}"
+    for i, p in enumerate(payloads, start=1):
+        if p.seq != i:
+            raise LogCorruptError(where, i, f"record {i} arrived as sequence {p.seq}")
+        if zlib.crc32(p.payload) != p.crc:
+            raise LogCorruptError(where, i, f"record {i} does not match its checksum")
+        out.append(decode_record(p.payload, path=where, offset=i))
+    return out

@@ -15,7 +15,15 @@ from delite.log._framing import HEADER, FrameDamage, TornTail, scan_payloads
 from delite.log._reader import LogContents, parse_log
 from delite.log.records import AnyRecord
 
-__all__ = ["FramedRange", "RecordRange", "SequencedRecord", "check_range", "count_records", "framed_range"]
+__all__ = [
+    "FramedRange",
+    "RecordRange",
+    "SequencedRecord",
+    "StoredPayload",
+    "check_range",
+    "count_records",
+    "framed_range",
+]
 
 
 class SequencedRecord(NamedTuple):
@@ -23,6 +31,19 @@ class SequencedRecord(NamedTuple):
 
     seq: int
     record: AnyRecord
+
+
+class StoredPayload(NamedTuple):
+    """One record as every store keeps it: its sequence number, its payload bytes and their CRC-32.
+
+    The payload is the record's JSON exactly as the file store frames it; ``crc`` is ``zlib.crc32(payload)``,
+    the frame's payload checksum. Copies between stores move these, so the bytes and checksums are identical
+    in every store (see :meth:`delite.store.LogStore.read_payloads`).
+    """
+
+    seq: int
+    payload: bytes
+    crc: int
 
 
 @dataclass(frozen=True, slots=True)
