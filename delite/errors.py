@@ -42,6 +42,7 @@ __all__ = [
     "InvalidToolResultError",
     "LogCorruptError",
     "LogIdentityError",
+    "MissingExtraError",
     "ProviderError",
     "ProviderHTTPError",
     "RecordTooLargeError",
@@ -106,6 +107,23 @@ class UsageError(DeliteError, ValueError):
     def __str__(self) -> str:
         """The message."""
         return self.message
+
+
+class MissingExtraError(UsageError):
+    """Part of delite was asked for whose dependencies are an optional extra that is not installed.
+
+    A :class:`UsageError` (the CLI exits with 2): nothing was opened or written. The message names the pip
+    command that installs the extra, e.g. ``pip install "delite-agents[postgres]"`` for a ``postgresql://`` URL.
+    """
+
+    def __init__(self, extra: str, feature: str) -> None:
+        """Build from the extra's name (``"postgres"``) and what needed it (``"a PostgreSQL store"``)."""
+        super().__init__(
+            f'{feature} needs the {extra!r} extra, which is not installed: pip install "delite-agents[{extra}]"'
+        )
+        self.args = (extra, feature)
+        self.extra = extra
+        self.feature = feature
 
 
 class InvalidRecordError(UsageError):
