@@ -5,6 +5,7 @@ A store is named as for every command: a data directory's path or a ``postgresql
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from delite_cli import _format as f
@@ -80,6 +81,8 @@ def run_copy(source: str, destination: str, idents: tuple[str, ...], *, json_: b
     try:
         if same_location(src.data.store, destination):
             raise _usage(f"SRC and DST are the same store ({src.where}): nothing to copy")
+        if src.directory is not None and not os.path.isdir(src.directory):
+            raise CliError(f"{src.where} does not exist: nothing to copy (check SRC)", kind="ExecutionNotFoundError")
         ids = [src.resolve(i) for i in idents] if idents else src.data.ids()
         ids = with_descendants(src.data.store, ids) if idents else ids
 
