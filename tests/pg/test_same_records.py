@@ -139,4 +139,6 @@ def test_an_agent_on_postgres_answers_like_one_on_files(tmp_path: Path, pg: Post
     on_files = Agent(tmp_path / "data", provider=ScriptedProvider(["hi there"])).run("hello", execution_id="g1")
     on_pg = Agent(store=pg, provider=ScriptedProvider(["hi there"])).run("hello", execution_id="g1")
     assert (on_pg.answer, on_pg.status) == (on_files.answer, on_files.status)
-    assert [type(r) for r in pg.read("g1").records] == [type(r) for r in FileStore(tmp_path / "data").read("g1").records]
+    assert [type(r) for r in pg.read("g1").records] == [
+        type(r) for r in FileStore(tmp_path / "data").read("g1").records
+    ]
