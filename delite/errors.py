@@ -109,17 +109,17 @@ class UsageError(DeliteError, ValueError):
         return self.message
 
 
-class MissingExtraError(UsageError):
-    """Part of delite was asked for whose dependencies are an optional extra that is not installed.
+class MissingExtraError(UsageError, ImportError):
+    """A feature needs an optional extra that is not installed (``pip install "delite-agents[extra]"``).
 
-    A :class:`UsageError` (the CLI exits with 2): nothing was opened or written. The message names the pip
-    command that installs the extra, e.g. ``pip install "delite-agents[postgres]"`` for a ``postgresql://`` URL.
+    Also an ``ImportError``: it is raised when the module that needs the extra is imported. Nothing was
+    opened or written.
     """
 
     def __init__(self, extra: str, feature: str) -> None:
-        """Build from the extra's name (``"postgres"``) and what needed it (``"a PostgreSQL store"``)."""
-        super().__init__(
-            f'{feature} needs the {extra!r} extra, which is not installed: pip install "delite-agents[{extra}]"'
+        """Build from the extra's name (``postgres``) and what needed it (``a postgresql:// URL``)."""
+        UsageError.__init__(
+            self, f'{feature} needs the {extra!r} extra: install it with pip install "delite-agents[{extra}]"'
         )
         self.args = (extra, feature)
         self.extra = extra
