@@ -107,7 +107,6 @@ _EXPORTS = {
     "LogIdentityError": "delite.errors",
     "MCPServer": "delite.mcp",
     "MemoryStore": "delite.store",
-    "MissingExtraError": "delite.errors",
     "NotSuspendedResponse": "delite.engine",
     "ProviderError": "delite.errors",
     "ProviderHTTPError": "delite.errors",

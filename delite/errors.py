@@ -122,7 +122,7 @@ class MissingExtraError(UsageError, ImportError):
     def __init__(self, extra: str, feature: str) -> None:
         """Build from the extra's name (``postgres``) and what needed it (``a postgresql:// URL``)."""
         UsageError.__init__(
-            self, f'{feature} needs the {extra!r} extra: install it with pip install "delite-agents[{extra}]"'
+            self, f'{feature} needs the {extra!r} extra, which is not installed: pip install "delite-agents[{extra}]"'
         )
         self.args = (extra, feature)
         self.extra = extra

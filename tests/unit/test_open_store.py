@@ -274,7 +274,7 @@ def test_missing_extra_error_is_a_usage_error_with_exit_code_2() -> None:
     assert isinstance(e, UsageError) and e.http_status == 400
     assert exit_code(e) == USAGE
     assert str(e) == (
-        "a PostgreSQL store needs the 'postgres' extra: install it with pip install \"delite-agents[postgres]\""
+        "a PostgreSQL store needs the 'postgres' extra, which is not installed: pip install \"delite-agents[postgres]\""
     )
     again = pickle.loads(pickle.dumps(e))
     assert (type(again), again.extra, again.feature, str(again)) == (MissingExtraError, "postgres", e.feature, str(e))
