@@ -3,8 +3,9 @@
 The model is scripted (offline, no API key): each execution charges three orders, one tool call each, then
 answers. A charge takes ``FLEET_CHARGE_SECONDS`` (default 1), so there is time to kill a worker inside one, and is
 written to a ledger (``FLEET_LEDGER``, default ``./fleet-ledger.jsonl``) under the call's idempotency key, as a
-payment API that deduplicates by key would: a call retried after its worker died finds its charge made and does
-not charge again. The ledger also keeps every attempt, so the report shows which calls ran more than once.
+payment API that deduplicates by key would: a call retried after its worker died finds its charge made, if it
+was, and does not charge again. The ledger also notes every start of a call, so the report shows which calls
+ran more than once (the ones a worker was inside when it was killed).
 
     delite worker --agent examples.fleet.app:build     # serve the agent (start as many as you like)
     python -m examples.fleet.app enqueue 12            # enqueue 12 executions; prints their ids
@@ -41,22 +42,29 @@ def _entries(path: str) -> list[dict[str, Any]]:
         return []
 
 
+def _append(entry: dict[str, Any], *, decide: bool = False) -> dict[str, Any]:
+    """Append to the ledger under a lock; with ``decide``, first say whether this key was charged already."""
+    fd = os.open(_ledger(), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # one process at a time decides whether this key was charged
+        if decide:
+            fh.seek(0)
+            earlier = [json.loads(line) for line in fh if line.strip()]
+            done = any(e["key"] == entry["key"] and e["event"] == "charged" for e in earlier)
+            entry = {**entry, "event": "deduplicated" if done else "charged"}
+        fh.write(json.dumps(entry) + "\n")
+        fh.flush()
+    return entry
+
+
 @tool
 def charge(order: int) -> str:
     """Charge one order (a deduplicating payment API: one charge per idempotency key)."""
     key = current_idempotency_key()
+    _append({"key": key, "order": order, "event": "started", "pid": os.getpid()})
     time.sleep(float(os.environ.get("FLEET_CHARGE_SECONDS") or 1))
-    path = _ledger()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "r+", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # one process at a time decides whether this key was charged
-        fh.seek(0)
-        earlier = [json.loads(line) for line in fh if line.strip()]
-        seen = any(e["key"] == key and e["charged"] for e in earlier)
-        entry = {"key": key, "order": order, "charged": not seen, "pid": os.getpid()}
-        fh.write(json.dumps(entry) + "\n")
-        fh.flush()
-    return f"order {order}: {'already charged' if seen else 'charged'}"
+    entry = _append({"key": key, "order": order, "pid": os.getpid()}, decide=True)
+    return f"order {order}: {'charged' if entry['event'] == 'charged' else 'already charged'}"
 
 
 def build(data_dir: str | None = None) -> Agent:
@@ -70,8 +78,8 @@ def build(data_dir: str | None = None) -> Agent:
 def report() -> dict[str, int]:
     """Executions of this agent by status, charges made, and calls that ran more than once."""
     entries = _entries(_ledger())
-    attempts = Counter(e["key"] for e in entries)
-    charged = Counter(e["key"] for e in entries if e["charged"])
+    attempts = Counter(e["key"] for e in entries if e["event"] == "started")
+    charged = Counter(e["key"] for e in entries if e["event"] == "charged")
     with DataDir(os.environ.get("DELITE_DATA_DIR") or "./data") as data:
         summaries = data.list(agent=AGENT_ID, limit=None).items
     statuses = Counter(s.status for s in summaries)

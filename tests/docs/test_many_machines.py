@@ -87,10 +87,12 @@ def _many_machines(store: str, tmp_path: Path) -> None:
         report = _app(env, "report")
         assert "36 charges, 0 made twice" in report, report
         entries = _ledger(ledger)
-        attempts = Counter(str(e["key"]) for e in entries)
+        attempts = Counter(str(e["key"]) for e in entries if e["event"] == "started")
         assert len(attempts) == 36  # three calls per execution, each with its own key
         retried = [k for k, n in attempts.items() if n > 1]
-        assert len(retried) <= 4 and all(attempts[k] == 2 for k in retried)  # only calls the killed worker was in
+        # only the calls the killed worker was inside ran again (once more each, on the other worker, same key)
+        assert 1 <= len(retried) <= 4 and all(attempts[k] == 2 for k in retried)
+        assert f"{len(retried)} calls ran again" in report
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=60) == 0, (tmp_path / "worker-2.log").read_text()  # drained, nothing left
     finally:
