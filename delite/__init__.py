@@ -105,7 +105,6 @@ _EXPORTS = {
     "InvalidToolResultError": "delite.errors",
     "LogCorruptError": "delite.errors",
     "LogIdentityError": "delite.errors",
-    "MissingExtraError": "delite.errors",
     "MCPServer": "delite.mcp",
     "MemoryStore": "delite.store",
     "NotSuspendedResponse": "delite.engine",
