@@ -31,7 +31,7 @@ from delite.log._durability import Durability
 from delite.log.records import ConfigFingerprint
 from delite.providers._base import AnyProvider, provider_name
 from delite.state._model import ExecutionState
-from delite.store._base import Store
+from delite.store._base import ExecutionLog, Store
 from delite.store._layout import default_data_dir
 from delite.tools._base import Tool, tool
 
@@ -412,9 +412,9 @@ class Agent(Operations):
             output=self._output(output_type),
         )
 
-    def _take(self, execution_id: str) -> Steps[Response | None]:
-        """The operation a worker runs on an execution it found runnable (see :meth:`Operations._take_op`)."""
-        return self._take_op(execution_id, output=self._output(None))
+    def _take(self, log: ExecutionLog, state: ExecutionState) -> Steps[Response]:
+        """The operation a worker runs on an execution it claimed (see :meth:`Operations._take_op`)."""
+        return self._take_op(log, state, output=self._output(None))
 
     @overload
     def resume(self, execution_id: str, *, model: str | None = None, output_type: type[T]) -> AnyResponse[T]: ...

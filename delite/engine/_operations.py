@@ -59,7 +59,6 @@ from delite.log.records import (
 from delite.state._fold import fold
 from delite.state._model import ExecutionState
 from delite.state._outcome import outcome
-from delite.state._ready import advanceable
 from delite.store._base import ExecutionLog, Store
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.tools._base import DelegationSuspended
@@ -286,22 +285,12 @@ class Operations(abc.ABC):
         yield Io(log.release)
         return eid
 
-    def _take_op(self, execution_id: str, *, output: OutputSpec | None) -> Steps[Response | None]:
-        """Advance an execution a worker found runnable, if it still may be taken on once claimed.
+    def _take_op(self, log: ExecutionLog, state: ExecutionState, *, output: OutputSpec | None) -> Steps[Response]:
+        """Advance an execution a worker claimed (``log``, folded into ``state``) and found it may take on.
 
-        None (nothing written) when, under the claim, it turns out not to be work any more: another worker
-        finished it or left it suspended again between the listing and the claim, or it is a sub-agent's.
+        As :meth:`_resume_op` after its claim; the caller holds the claim and releases it.
         """
         settings = self._settings(output=output)
-        log = yield Claim(self.store, validate_execution_id(execution_id))
-        done = log.outcome
-        if done is not None and done.status.is_terminal:
-            yield Io(log.release)
-            return None
-        state: ExecutionState = yield Io(log.state)
-        if state.parent_id is not None or not advanceable(state):
-            yield Io(log.release)
-            return None
         return (yield from self._advance_op(log, state, settings, model=None, resumed=True))
 
     def _resume_op(self, execution_id: str, *, model: str | None, output: OutputSpec | None) -> Steps[Response]:

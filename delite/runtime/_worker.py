@@ -24,15 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from delite.engine._begin import begin
 from delite.engine._effects import STOP_REQUESTED
 from delite.errors import ExecutionAlreadyClaimedError
-from delite.state._model import Status
-from delite.store._base import Store
+from delite.state._model import ExecutionState, Status
+from delite.state._ready import advanceable
+from delite.store._base import ExecutionLog, Store
 
 if TYPE_CHECKING:
     from delite.engine._agent import Agent
-    from delite.engine._response import Response
     from delite.runtime._runtime import Runtime
 
 __all__ = ["WorkEvent", "WorkReport", "work"]
@@ -218,7 +217,7 @@ class _Loop:
         worker_pool.set(rt._pool)  # noqa: SLF001
         aid = agent.agent_id
         try:
-            started = await asyncio.to_thread(begin, agent._take(eid))  # noqa: SLF001 - claimed here, or raised
+            claimed = await asyncio.to_thread(self._claim, eid)
         except ExecutionAlreadyClaimedError as e:
             if e.execution_id != eid:
                 self._failed(eid, aid, e)
@@ -226,23 +225,39 @@ class _Loop:
         except Exception as e:  # noqa: BLE001 - reported, and the execution skipped until it changes
             self._failed(eid, aid, e)
             return
-        self.emit(WorkEvent("taken", eid, aid, status=None))
-        try:
-            response: Response | None = await adrive(started.rest())
-        except ExecutionAlreadyClaimedError as e:
-            if e.execution_id != eid:
-                self._failed(eid, aid, e)
+        if claimed is None:
+            self.emit(WorkEvent("skipped", eid, aid))
             return
+        held, state = claimed
+        self.emit(WorkEvent("taken", eid, aid))
+        try:
+            response = await adrive(agent._take(held, state))  # noqa: SLF001 - the runtime hosts the run
         except Exception as e:  # noqa: BLE001
             self._failed(eid, aid, e)
             return
-        if response is None:
-            self.emit(WorkEvent("skipped", eid, aid))
-            return
+        finally:
+            await asyncio.to_thread(held.release)  # a store may release over the network
         status = response.status
         event = "suspended" if status.is_suspended else _OUTCOMES.get(status, status.value)
         self.emit(WorkEvent(event, eid, aid, status=status.value, error=response.error))
         rt._notices.put((lambda: rt._emit(aid, eid, response, None), None, None))  # noqa: SLF001 - the callbacks
+
+    def _claim(self, eid: str) -> tuple[ExecutionLog, ExecutionState] | None:
+        """Claim ``eid`` and read it; None (released) when it is no longer work (finished or waiting by now)."""
+        held = self.store.claim(eid)
+        try:
+            done = held.outcome
+            if done is not None and done.status.is_terminal:
+                held.release()
+                return None
+            state = held.state()
+            if state.parent_id is not None or not advanceable(state):
+                held.release()
+                return None
+        except BaseException:
+            held.release()
+            raise
+        return held, state
 
     def _failed(self, eid: str, agent_id: str, error: BaseException) -> None:
         """Advancing ``eid`` raised: report it, and skip the execution until its log changes."""
