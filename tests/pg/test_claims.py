@@ -241,3 +241,17 @@ def test_a_database_restart_loses_claims_and_the_store_reconnects(store: Postgre
     with store.claim("e1") as again:  # and the claim connection for claims
         again.append(STEP, expected=1)
     assert store.head("e1") == 3
+
+
+def test_a_short_outage_is_ridden_through(store: PostgresStore, pg_server: object) -> None:
+    store.create("e1", [started("e1")])
+    pg_server.stop()  # type: ignore[attr-defined]
+    back = threading.Timer(1.0, pg_server.start)  # type: ignore[attr-defined]
+    back.start()
+    try:
+        assert store.read("e1").head == 1  # waits for the pool to reconnect
+    finally:
+        back.join()
+    with store.claim("e1") as log:  # a new claim connection
+        log.append(STEP, expected=1)
+    assert store.read("e1").head == 3

@@ -383,16 +383,19 @@ class PostgresStore(Store):
         return claims
 
     def _claim_connection(self) -> ClaimConnection:
-        """The claim connection, reopened if it died (every claim held on the old one is lost)."""
+        """The claim connection, reopened if it died (every claim held on the old one is lost).
+
+        Raises:
+            StoreError: it died and cannot be reopened now (the database is down); the next call tries again.
+        """
         claims = self._claims
-        if claims is None:
+        if claims is None or self._closed:
             raise UsageError(f"the store {self.where} is closed")
         if not claims.alive():
             with self._cv:
                 if self._claims is claims:
-                    self._claims = None
                     claims.close()
-                    self._claims = self._open_claims()
+                    self._claims = self._open_claims()  # on failure the dead one stays, to be reopened later
                     self._claim_generation += 1
                 claims = self._claims
                 if claims is None:
@@ -413,6 +416,8 @@ class PostgresStore(Store):
                 with self._pool.connection() as conn:
                     return fn(conn)
             except psycopg.OperationalError as e:
+                with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
+                    self._pool.check()  # drop every broken idle connection (a database restart breaks them all)
                 if retry and attempt == 1:
                     continue
                 raise connect_error(action, self.where, e) from e
