@@ -142,16 +142,18 @@ class Cli:
         key = os.path.abspath(data_dir)
         if key not in self.stores:
             if self.store_kind == "postgres":
-                self.urls[key] = self.pg_server.create_database()
+                self.urls[key] = self.pg_server.create_database(migrated=True)
                 self.stores[key] = postgres_copy(self.urls[key], key)
             else:
                 self.stores[key] = list_copy(key) if self.store_kind == "list" else memory_copy(key)
         return self.stores[key]
 
     def close(self) -> None:
-        """Close the stores it made (a PostgreSQL store's database is dropped with the session's server)."""
+        """Close the stores it made (a PostgreSQL store's database is emptied for the next test)."""
         for store in self.stores.values():
             store.close()
+        for url in self.urls.values():
+            self.pg_server.recycle_database(url)
 
     def __call__(self, *args: Any, stdin: str | None = None) -> Result:
         argv = [str(a) for a in args]

@@ -42,7 +42,7 @@ def postgres(request: pytest.FixtureRequest) -> Store:
     """A PostgresStore on a fresh database of the session's server (the test skips where none can run)."""
     from delite.store._postgres import PostgresStore
 
-    store = PostgresStore(request.getfixturevalue("pg_url"))
+    store = PostgresStore(request.getfixturevalue("pg_schema_url"))
     request.addfinalizer(store.close)
     return store
 
@@ -52,12 +52,12 @@ def shared_postgres(pg_server: Any) -> Iterator[Store]:
     """One PostgresStore holding greet-1 for the module's hostile-id tests (they write nothing, as they check)."""
     from delite.store._postgres import PostgresStore
 
-    url = pg_server.create_database()
+    url = pg_server.create_database(migrated=True)
     store = PostgresStore(url)
     Agent(store=store, provider=ScriptedProvider(["hi"])).run("hello", execution_id="greet-1")
     yield store
     store.close()
-    pg_server.drop_database(url)
+    pg_server.recycle_database(url)
 
 
 @pytest.fixture(params=["file", "memory", "list", "postgres"])
