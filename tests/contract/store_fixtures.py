@@ -73,8 +73,8 @@ class PostgresStores:
     name = "postgres"
 
     @pytest.fixture(autouse=True)
-    def _database(self, pg_url: str) -> Iterator[None]:
-        self.url = pg_url
+    def _database(self, pg_schema_url: str) -> Iterator[None]:
+        self.url = pg_schema_url
         self.handles: list[Store] = []
         yield
         for handle in self.handles:

@@ -213,3 +213,45 @@ def test_a_released_advanceable_execution_wakes_a_listener(store: PostgresStore,
         log.append(STEP, expected=1)
     assert other.wait_for_work(5) is True  # let go while still advanceable
     assert [s.id for s in other.runnable()] == ["e1"]
+
+
+@pytest.mark.parametrize("durability", ["normal", "off"])
+def test_appends_without_a_synchronous_commit_are_fenced_the_same(pg_url: str, durability: str) -> None:
+    store = PostgresStore(pg_url, durability=durability)
+    try:
+        with store.claim("e1", create=[started("e1")]) as log:
+            log.append(STEP[:1], expected=1)  # not a barrier: committed with synchronous_commit off
+            log.append(STEP[1:], expected=2, barrier=True)
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute("UPDATE executions SET owner_epoch = owner_epoch + 1 WHERE id = 'e1'")
+            with pytest.raises(ClaimLostError):
+                log.append([ModelResponded(at=9.0, step=2, content="late")], expected=3)
+        assert store.read("e1").records == [started("e1"), *STEP]
+    finally:
+        store.close()
+
+
+def test_a_database_restart_loses_claims_and_the_store_reconnects(store: PostgresStore, pg_server: object) -> None:
+    log = store.claim("e1", create=[started("e1")])
+    pg_server.restart()  # type: ignore[attr-defined] - tests/_pg.PgServer
+    with pytest.raises(ClaimLostError):  # the lock went with the old session: nothing may be written
+        log.append(STEP, expected=1)
+    assert store.read("e1").records == [started("e1")]  # the pool reconnects for reads
+    assert [s.id for s in store.runnable()] == ["e1"]  # left running with no owner: work, not stranded
+    with store.claim("e1") as again:  # and the claim connection for claims
+        again.append(STEP, expected=1)
+    assert store.head("e1") == 3
+
+
+def test_a_short_outage_is_ridden_through(store: PostgresStore, pg_server: object) -> None:
+    store.create("e1", [started("e1")])
+    pg_server.stop()  # type: ignore[attr-defined]
+    back = threading.Timer(1.0, pg_server.start)  # type: ignore[attr-defined]
+    back.start()
+    try:
+        assert store.read("e1").head == 1  # waits for the pool to reconnect
+    finally:
+        back.join()
+    with store.claim("e1") as log:  # a new claim connection
+        log.append(STEP, expected=1)
+    assert store.read("e1").head == 3
