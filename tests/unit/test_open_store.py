@@ -251,6 +251,16 @@ def test_the_cli_refuses_other_urls_without_showing_the_password(tmp_path: Path)
     assert not (tmp_path / "dst").exists()
 
 
+def test_the_demo_runs_on_a_data_directory_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from delite_cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["demo", "--data-dir", "postgresql://alice:s3cret@db/agents"])
+    assert result.exit_code == USAGE
+    assert "runs on a data directory" in result.output and "s3cret" not in result.output
+    assert list(tmp_path.iterdir()) == []  # no folder named after the URL
+
+
 def test_migrate_on_a_data_directory_has_nothing_to_do(tmp_path: Path) -> None:
     from delite_cli.main import cli
 
