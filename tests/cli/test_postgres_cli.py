@@ -68,6 +68,7 @@ def test_every_read_command_on_a_url_never_shows_the_password(run: Cli, data: Pa
         ["steps", "count-1"],
         ["events", "done-1", "--json"],
         ["export", "hostile-1", "--format", "html"],
+        ["export", "count-1", "--format", "otlp-json"],
         ["tail", "count-1", "-f", "--timeout", "1"],
         ["health", "--repair"],
         ["health", "--json"],
