@@ -317,3 +317,22 @@ def test_the_agent_opens_and_closes_the_store_it_chose(tmp_path: Path) -> None:
         assert isinstance(rt.store, FileStore) and rt.owns_store
     with DataDir(str(tmp_path / "data")) as data:
         assert isinstance(data.store, FileStore) and data.ids() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://alice:se%zzcret@db/agents",  # libpq quotes the token it cannot decode
+        "postgresql://alice:sec ret@db/agents",  # ... the text with the space
+        "postgresql://alice:secret@[::1/agents",  # ... the whole URL
+        "postgresql://db/agents?password=sec%zzret",
+    ],
+)
+def test_a_url_libpq_cannot_parse_is_refused_without_its_password(url: str) -> None:
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    with pytest.raises(UsageError) as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert "not a valid PostgreSQL URL" in message
+    for secret in ("secret", "sec ret", "se%zzcret", "sec%zzret", "cret"):
+        assert secret not in message, message
