@@ -107,6 +107,7 @@ _EXPORTS = {
     "LogIdentityError": "delite.errors",
     "MCPServer": "delite.mcp",
     "MemoryStore": "delite.store",
+    "MissingExtraError": "delite.errors",
     "NotSuspendedResponse": "delite.engine",
     "ProviderError": "delite.errors",
     "ProviderHTTPError": "delite.errors",
