@@ -32,6 +32,7 @@ __all__ = [
     "postgres_module",
     "redact",
     "same_location",
+    "store_location",
 ]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -205,6 +206,18 @@ def postgres_module() -> Any:
         if e.name is not None and e.name.startswith(("delite.store._postgres", "psycopg")):
             raise MissingExtraError("postgres", "a PostgreSQL store (a postgresql:// URL)") from e
         raise
+
+
+def store_location(store: Store) -> str | None:
+    """Where a store keeps its executions, for comparing stores (None for a store in memory).
+
+    A data directory's real path, or a database's URL without its password (``postgresql://user@host:port/db``).
+    """
+    root: object = getattr(getattr(store, "layout", None), "root", None)
+    if isinstance(root, str | os.PathLike):
+        return os.path.realpath(root)
+    where = getattr(store, "where", None)
+    return where if isinstance(where, str) and "://" in where else None
 
 
 def same_location(store: Store, target: str | os.PathLike[str]) -> bool:

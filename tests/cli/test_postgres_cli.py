@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -144,3 +145,17 @@ def test_migrate_shows_and_applies_the_steps(run: Cli, pg_url: str) -> None:
     assert all(m["applied"] for m in after["migrations"]) and after["applied"] == []
     assert "Nothing to apply" in run("migrate", "--apply", "--data-dir", url).output
     assert all(SECRET not in out for out in (before.output, shown.output, applied.output))
+
+
+def test_a_runtime_refuses_an_agent_on_another_store(pg_url: str, pg_server: Any, tmp_path: Path) -> None:
+    from delite.errors import UsageError
+
+    other = pg_server.create_database()
+    with Runtime(with_password(pg_url)) as rt:
+        Agent(pg_url, provider=ScriptedProvider(["ok"]), runtime=rt).close()  # the same database, another store
+        for elsewhere in (other, str(tmp_path / "data")):
+            with pytest.raises(UsageError, match="this runtime runs") as caught:
+                Agent(elsewhere, provider=ScriptedProvider(["ok"]), runtime=rt)
+            assert SECRET not in str(caught.value)
+    with Runtime(tmp_path / "data") as rt, pytest.raises(UsageError, match="this runtime runs"):
+        Agent(pg_url, provider=ScriptedProvider(["ok"]), runtime=rt)
