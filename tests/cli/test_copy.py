@@ -12,15 +12,18 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
-from conftest import Cli
 
 from delite import Agent, ScriptedProvider
 from delite.log.records import ExecutionStarted
 from delite.store import FileStore, MemoryStore, StoredPayload, open_store
 from delite.store._copy import Outcome, copy_executions
+
+if TYPE_CHECKING:
+    from conftest import Cli  # the fixture's type (tests/cli/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
-from conftest import Cli
 
 from delite import Agent, DataDir, Runtime, ScriptedProvider
 from delite.store import FileStore, open_store
+
+if TYPE_CHECKING:
+    from conftest import Cli  # the fixture's type (tests/cli/conftest.py)
 
 pytest.importorskip("psycopg", reason="the postgres extra is not installed")
 
