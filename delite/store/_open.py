@@ -7,10 +7,12 @@ A URL may hold a password: :func:`redact` is what every message, ``repr`` and lo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,7 @@ __all__ = [
     "redact",
     "same_location",
     "store_location",
+    "without_secrets",
 ]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -159,17 +162,26 @@ def _open_postgres(url: str, durability: Durability | str) -> Store:
     if "://" not in url:
         raise UsageError(f"cannot open {redact(url)!r}: a PostgreSQL URL starts with postgresql://; give {SUPPORTED}")
     module = postgres_module()
-    try:
+    with without_secrets(url):
         store: Store = module.PostgresStore(url, durability=durability)
+    return store
+
+
+@contextlib.contextmanager
+def without_secrets(url: str) -> Iterator[None]:
+    """Re-raise a usage or store error raised in the block without any secret part of ``url`` in its message.
+
+    libpq quotes the part of a URL it cannot parse, password and all; nothing of that text may get out.
+    """
+    try:
+        yield
     except (UsageError, StoreError) as e:
         hidden = _scrub(str(e), url)
         if hidden == str(e):
             raise
-        # libpq quotes the part of a URL it cannot parse, password and all: never let that text out
         if isinstance(e, UsageError):
             raise UsageError(hidden) from None
         raise StoreError(_scrub(e.message, url), e.path) from None
-    return store
 
 
 def _secrets(url: str) -> list[str]:

@@ -336,3 +336,9 @@ def test_a_url_libpq_cannot_parse_is_refused_without_its_password(url: str) -> N
     assert "not a valid PostgreSQL URL" in message
     for secret in ("secret", "sec ret", "se%zzcret", "sec%zzret", "cret"):
         assert secret not in message, message
+    from delite_cli.main import cli
+
+    for argv in (["migrate"], ["migrate", "--apply"], ["status"]):
+        result = CliRunner().invoke(cli, [*argv, "--data-dir", url])
+        assert result.exit_code == USAGE and "not a valid PostgreSQL URL" in result.output
+        assert "cret" not in result.output, result.output
