@@ -26,10 +26,12 @@ INTRO = """\
 `delite` reads, verifies and operates a data directory from the terminal. It is a thin layer over the
 public Python API: the read commands call `delite.DataDir`, the operating commands call `delite.Agent`.
 
-- **Data directory.** Every command takes `--data-dir` (or `DELITE_DATA_DIR`; default `./data`). Every
-  command reads and acts through the store interfaces, so a program that embeds the CLI may hand it any
-  `delite.store.Store` instead, as click's `obj` (`cli.main(args, obj=store)`); `health` then verifies
-  records and the listing, and the byte-level checks are the data directory's.
+- **Data directory.** Every command takes `--data-dir` (or `DELITE_DATA_DIR`; default `./data`): a data
+  directory's path, or a `postgresql://` URL for a PostgreSQL store (the `postgres` extra; see
+  [scale-out.md](scale-out.md)), shown with its password hidden. Every command reads and acts through the
+  store interfaces, so a program that embeds the CLI may hand it any `delite.store.Store` instead, as
+  click's `obj` (`cli.main(args, obj=store)`); `health` then verifies records and the listing, and the
+  byte-level checks are the data directory's. `copy` moves executions between any two stores.
 - **IDs.** An execution may be named by any unique prefix or suffix of its id (case-insensitive if nothing
   matches exactly), resolved once, before the command runs. Generated ids begin with their creation time,
   so ids made the same second share their first characters; their last characters are random, so a few of

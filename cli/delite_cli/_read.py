@@ -560,6 +560,8 @@ def run_health(target: Target, *, repair: bool, json_: bool) -> int:
             f"in {report.seconds:.2f}s{rate}."
         )
     )
+    if repair and data.path is None:  # a store that is not a data directory keeps nothing derived
+        out.print(f.text("This store keeps nothing derived to rebuild (--repair changes nothing here).", "dim"))
     styles = {"error": "red", "warning": "yellow", "derived": "dim"}
     for p in report.problems:
         where = p.execution_id or "-"

@@ -28,7 +28,7 @@ def _usage(message: str) -> CliError:
 
 def run_migrate(data_dir: str | None, obj: object, *, apply: bool, json_: bool) -> None:
     """Show a PostgreSQL store's numbered schema migrations and, with ``apply``, apply the pending ones."""
-    from delite.store._open import is_postgres_url, open_store, postgres_module
+    from delite.store._open import is_postgres_url, open_store, postgres_module, without_secrets
 
     target = open_target(data_dir, obj)
     url = target.data_dir if target.data_dir is not None and is_postgres_url(target.data_dir) else None
@@ -42,8 +42,9 @@ def run_migrate(data_dir: str | None, obj: object, *, apply: bool, json_: bool) 
             f.console().print(f.text(message, "dim"))
         return
     module = postgres_module()
-    applied: list[int] = list(module.migrate(url)) if apply else []
-    steps = list(module.migration_status(url))
+    with without_secrets(url):
+        applied: list[int] = list(module.migrate(url)) if apply else []
+        steps = list(module.migration_status(url))
     rows = [{"number": m.number, "name": m.name, "applied": m.applied} for m in steps]
     if json_:
         f.echo_json({"store": target.where, "migrations": rows, "applied": applied})

@@ -218,7 +218,13 @@ def _run(data_dir: str | None, steps: int, model: str | None, workers: list[subp
     from rich.table import Table
 
     from delite.store import new_execution_id
+    from delite.store._open import describe, looks_like_url
 
+    if data_dir is not None and looks_like_url(data_dir):
+        raise DemoError(
+            f"the demo runs on a data directory (its ledger is a file beside the logs), not {describe(data_dir)}",
+            exit_code=2,
+        )
     recipe, described = choose_model(model)
     console = Console(highlight=False)
     data_dir = os.path.abspath(data_dir or tempfile.mkdtemp(prefix="delite-demo-"))

@@ -143,12 +143,6 @@ class Agent(Operations):
         """Whether :meth:`close` closes :attr:`store`: True when the agent opened it (from ``data_dir`` or the
         default data directory); False for a store it was handed (``store=``) or borrowed from its
         ``runtime``: whoever opened that one closes it (a store may be shared by many agents)."""
-        if store is None:
-            if self.owns_store:
-                store = open_store(default_location() if data_dir is None else data_dir, durability=durability)
-            else:
-                assert runtime is not None
-                store = runtime.store
         if on_drift not in ("error", "warn", "allow"):
             raise UsageError(f"on_drift must be 'error', 'warn' or 'allow', not {on_drift!r}")
         if (
@@ -157,7 +151,6 @@ class Agent(Operations):
             or max_delegation_depth < 0
         ):
             raise UsageError("max_delegation_depth must be 0 or more")
-        self.store = store
         self.prompt = prompt
         self.model = model
         self.agent_id = agent_id
@@ -182,9 +175,21 @@ class Agent(Operations):
                 self._sources[t.name] = t
             else:
                 self.add_tool(t)
+        if store is None:  # opened last: nothing above can leave an opened store behind
+            if self.owns_store:
+                store = open_store(default_location() if data_dir is None else data_dir, durability=durability)
+            else:
+                assert runtime is not None
+                store = runtime.store
+        self.store: Store = store
         self.runtime = runtime
         if runtime is not None:
-            runtime.join(self)
+            try:
+                runtime.join(self)
+            except BaseException:
+                if self.owns_store:
+                    store.close()  # refused (another store than the runtime's): close what this agent opened
+                raise
 
     # -- configuration ---------------------------------------------------------------------------------------
 

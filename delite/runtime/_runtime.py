@@ -42,7 +42,7 @@ from delite.state._model import ExecutionState, Status
 from delite.store._base import Store
 from delite.store._file import FileStore
 from delite.store._ids import new_execution_id, validate_execution_id
-from delite.store._open import default_location, open_store
+from delite.store._open import default_location, open_store, store_location
 
 if TYPE_CHECKING:
     from delite.engine._agent import Agent
@@ -185,10 +185,9 @@ class Runtime:
         ``Agent(..., runtime=rt)`` calls this. A started runtime looks for that agent's executions left
         running by a dead process at once.
         """
-        if isinstance(self.store, FileStore) and isinstance(agent.store, FileStore):
-            mine, theirs = os.path.realpath(self.store.layout.root), os.path.realpath(agent.store.layout.root)
-            if mine != theirs:
-                raise UsageError(f"agent {agent.agent_id!r} uses {theirs}, but this runtime runs {mine}")
+        mine, theirs = store_location(self.store), store_location(agent.store)
+        if mine is not None and theirs is not None and mine != theirs:  # two data directories, or databases
+            raise UsageError(f"agent {agent.agent_id!r} uses {theirs}, but this runtime runs {mine}")
         with self._lock:
             self._agents[agent.agent_id] = agent
             started = self._loop is not None

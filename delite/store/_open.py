@@ -7,13 +7,16 @@ A URL may hold a password: :func:`redact` is what every message, ``repr`` and lo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from delite.errors import MissingExtraError, UsageError
+from delite.errors import MissingExtraError, StoreError, UsageError
 from delite.log._durability import Durability
 from delite.store._layout import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
@@ -31,6 +34,8 @@ __all__ = [
     "postgres_module",
     "redact",
     "same_location",
+    "store_location",
+    "without_secrets",
 ]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -48,6 +53,7 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
 _BARE_SCHEMES = frozenset({"file", "sqlite", "sqlite3", "mysql", "mariadb", "redis", "s3", "gs", "http", "https"})
 # Query parameters whose values are secrets (libpq's password and sslpassword, and anything of the kind).
 _SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:pass|secret|token)[^=&#]*=)[^&#]*")
+_SECRET_VALUE = re.compile(r"(?i)(?<=[?&])[^=&#]*(?:pass|secret|token)[^=&#]*=[^&#]*")
 
 
 def looks_like_url(text: str) -> bool:
@@ -155,8 +161,48 @@ def open_store(target: str | os.PathLike[str], *, durability: Durability | str =
 def _open_postgres(url: str, durability: Durability | str) -> Store:
     if "://" not in url:
         raise UsageError(f"cannot open {redact(url)!r}: a PostgreSQL URL starts with postgresql://; give {SUPPORTED}")
-    store: Store = postgres_module().PostgresStore(url, durability=durability)
+    module = postgres_module()
+    with without_secrets(url):
+        store: Store = module.PostgresStore(url, durability=durability)
     return store
+
+
+@contextlib.contextmanager
+def without_secrets(url: str) -> Iterator[None]:
+    """Re-raise a usage or store error raised in the block without any secret part of ``url`` in its message.
+
+    libpq quotes the part of a URL it cannot parse, password and all; nothing of that text may get out.
+    """
+    try:
+        yield
+    except (UsageError, StoreError) as e:
+        hidden = _scrub(str(e), url)
+        if hidden == str(e):
+            raise
+        if isinstance(e, UsageError):
+            raise UsageError(hidden) from None
+        raise StoreError(_scrub(e.message, url), e.path) from None
+
+
+def _secrets(url: str) -> list[str]:
+    """The secret parts of a URL as written and percent-decoded: the password and secret query values."""
+    found: list[str] = []
+    start = url.find("://")
+    if start >= 0:
+        rest = url[start + 3 :]
+        userinfo = rest[: rest.rfind("@")] if "@" in rest else ""
+        if ":" in userinfo:
+            found.append(userinfo.partition(":")[2])
+    found.extend(m.group(0).partition("=")[2] for m in _SECRET_VALUE.finditer(url))
+    out = [*found, *(urllib.parse.unquote(f) for f in found)]
+    return sorted({f for f in out if f}, key=len, reverse=True)
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with every secret part of ``url`` replaced by ``***``."""
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 def postgres_module() -> Any:
@@ -172,6 +218,18 @@ def postgres_module() -> Any:
         if e.name is not None and e.name.startswith(("delite.store._postgres", "psycopg")):
             raise MissingExtraError("postgres", "a PostgreSQL store (a postgresql:// URL)") from e
         raise
+
+
+def store_location(store: Store) -> str | None:
+    """Where a store keeps its executions, for comparing stores (None for a store in memory).
+
+    A data directory's real path, or a database's URL without its password (``postgresql://user@host:port/db``).
+    """
+    root: object = getattr(getattr(store, "layout", None), "root", None)
+    if isinstance(root, str | os.PathLike):
+        return os.path.realpath(root)
+    where = getattr(store, "where", None)
+    return where if isinstance(where, str) and "://" in where else None
 
 
 def same_location(store: Store, target: str | os.PathLike[str]) -> bool:

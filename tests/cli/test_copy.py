@@ -11,16 +11,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
-from conftest import Cli
+import pytest
 
 from delite import Agent, ScriptedProvider
 from delite.log.records import ExecutionStarted
-from delite.store import FileStore, MemoryStore
+from delite.store import FileStore, MemoryStore, StoredPayload, open_store
 from delite.store._copy import Outcome, copy_executions
+
+if TYPE_CHECKING:
+    from conftest import Cli  # the fixture's type (tests/cli/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,37 +196,52 @@ def _many(src: Path, count: int) -> None:
         store.close()
 
 
-def test_a_copy_killed_midway_leaves_whole_executions_and_finishes_when_run_again(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
+def _payloads(where: str) -> dict[str, list[StoredPayload]]:
+    """Every execution's stored payloads in the store ``where`` names (a path or a URL)."""
+    store = open_store(where)
+    try:
+        return {eid: store.read_payloads(eid) for eid in store.list_ids()}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["file", "postgresql"])
+def test_a_copy_killed_midway_leaves_whole_executions_and_finishes_when_run_again(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    src = tmp_path / "src"
+    if kind == "file":
+        dst = str(tmp_path / "dst")
+    else:
+        pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+        dst = request.getfixturevalue("pg_url")
+        open_store(dst).close()  # the schema, created before the clock starts
     total = 600
     _many(src, total)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "cli")])}
     env.pop("DELITE_DATA_DIR", None)
-    argv = [sys.executable, "-m", "delite_cli", "copy", str(src), str(dst)]
-    executions = dst / "executions"
-    with subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if executions.is_dir() and len(os.listdir(executions)) >= 20:
-                break
-            time.sleep(0.001)
+    argv = [sys.executable, "-m", "delite_cli", "copy", str(src), dst]
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
+        for _ in range(20):  # the copy reports each execution as it is done
+            assert proc.stdout.readline(), "the copy ended before it could be killed midway"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the copy ended before it could be killed midway"
-    source = logs(src)
-    partial = logs(dst)
-    assert 0 < len(partial) < total, len(partial)
-    for eid, raw in partial.items():
-        assert raw == source[eid], f"{eid} is half-present"  # whole or absent, never part of a log
+    assert proc.returncode == -signal.SIGKILL
+    source = _payloads(str(src))
+    partial = _payloads(dst)
+    assert 20 <= len(partial) < total, len(partial)
+    for eid, payloads in partial.items():
+        assert payloads == source[eid], f"{eid} is half-present"  # whole or absent, never part of one
 
     done = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     body = json.loads(done.stdout)
     assert sorted(body["already_present"]) == sorted(partial)
     assert len(body["copied"]) == total - len(partial) and body["failed"] == []
-    assert logs(dst) == source
+    assert _payloads(dst) == source
     health = subprocess.run(
-        [sys.executable, "-m", "delite_cli", "health", "--data-dir", str(dst)],
+        [sys.executable, "-m", "delite_cli", "health", "--data-dir", dst],
         env=env,
         capture_output=True,
         text=True,

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
-from conftest import Cli
 
 from delite import Agent, DataDir, Runtime, ScriptedProvider
 from delite.store import FileStore, open_store
+
+if TYPE_CHECKING:
+    from conftest import Cli  # the fixture's type (tests/cli/conftest.py)
 
 pytest.importorskip("psycopg", reason="the postgres extra is not installed")
 
@@ -68,8 +71,9 @@ def test_every_read_command_on_a_url_never_shows_the_password(run: Cli, data: Pa
         ["steps", "count-1"],
         ["events", "done-1", "--json"],
         ["export", "hostile-1", "--format", "html"],
+        ["export", "count-1", "--format", "otlp-json"],
         ["tail", "count-1", "-f", "--timeout", "1"],
-        ["health"],
+        ["health", "--repair"],
         ["health", "--json"],
     ):
         result = run(*argv, "--data-dir", url)
@@ -79,7 +83,7 @@ def test_every_read_command_on_a_url_never_shows_the_password(run: Cli, data: Pa
     assert missing.exit_code == 1 and "not found" in missing.output and "directory" not in missing.output
     outputs.append(missing.output)
     assert all(SECRET not in out for out in outputs)
-    assert "Healthy." in outputs[-3]
+    assert "Healthy." in outputs[-3] and "nothing derived to rebuild" in outputs[-3]
     assert json.loads(outputs[2])["total"] == len(logs(data))
     with DataDir(data) as files, DataDir(url) as pg:
         for eid in files.ids():  # the same, but for the size of a log file (a database has none)
@@ -143,3 +147,17 @@ def test_migrate_shows_and_applies_the_steps(run: Cli, pg_url: str) -> None:
     assert all(m["applied"] for m in after["migrations"]) and after["applied"] == []
     assert "Nothing to apply" in run("migrate", "--apply", "--data-dir", url).output
     assert all(SECRET not in out for out in (before.output, shown.output, applied.output))
+
+
+def test_a_runtime_refuses_an_agent_on_another_store(pg_url: str, pg_server: Any, tmp_path: Path) -> None:
+    from delite.errors import UsageError
+
+    other = pg_server.create_database()
+    with Runtime(with_password(pg_url)) as rt:
+        Agent(pg_url, provider=ScriptedProvider(["ok"]), runtime=rt).close()  # the same database, another store
+        for elsewhere in (other, str(tmp_path / "data")):
+            with pytest.raises(UsageError, match="this runtime runs") as caught:
+                Agent(elsewhere, provider=ScriptedProvider(["ok"]), runtime=rt)
+            assert SECRET not in str(caught.value)
+    with Runtime(tmp_path / "data") as rt, pytest.raises(UsageError, match="this runtime runs"):
+        Agent(pg_url, provider=ScriptedProvider(["ok"]), runtime=rt)

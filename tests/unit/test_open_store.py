@@ -251,6 +251,16 @@ def test_the_cli_refuses_other_urls_without_showing_the_password(tmp_path: Path)
     assert not (tmp_path / "dst").exists()
 
 
+def test_the_demo_runs_on_a_data_directory_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from delite_cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["demo", "--data-dir", "postgresql://alice:s3cret@db/agents"])
+    assert result.exit_code == USAGE
+    assert "runs on a data directory" in result.output and "s3cret" not in result.output
+    assert list(tmp_path.iterdir()) == []  # no folder named after the URL
+
+
 def test_migrate_on_a_data_directory_has_nothing_to_do(tmp_path: Path) -> None:
     from delite_cli.main import cli
 
@@ -307,3 +317,28 @@ def test_the_agent_opens_and_closes_the_store_it_chose(tmp_path: Path) -> None:
         assert isinstance(rt.store, FileStore) and rt.owns_store
     with DataDir(str(tmp_path / "data")) as data:
         assert isinstance(data.store, FileStore) and data.ids() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://alice:se%zzcret@db/agents",  # libpq quotes the token it cannot decode
+        "postgresql://alice:sec ret@db/agents",  # ... the text with the space
+        "postgresql://alice:secret@[::1/agents",  # ... the whole URL
+        "postgresql://db/agents?password=sec%zzret",
+    ],
+)
+def test_a_url_libpq_cannot_parse_is_refused_without_its_password(url: str) -> None:
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    with pytest.raises(UsageError) as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert "not a valid PostgreSQL URL" in message
+    for secret in ("secret", "sec ret", "se%zzcret", "sec%zzret", "cret"):
+        assert secret not in message, message
+    from delite_cli.main import cli
+
+    for argv in (["migrate"], ["migrate", "--apply"], ["status"]):
+        result = CliRunner().invoke(cli, [*argv, "--data-dir", url])
+        assert result.exit_code == USAGE and "not a valid PostgreSQL URL" in result.output
+        assert "cret" not in result.output, result.output
