@@ -22,11 +22,18 @@ from delite.runtime import WorkEvent, WorkReport
 from delite.store import FileStore, Store
 
 
-@pytest.fixture(params=["file", "memory", "list"])
-def store(request: pytest.FixtureRequest, data_dir: Path) -> Store:
-    if request.param == "file":
-        return FileStore(data_dir)
-    return MemoryStore() if request.param == "memory" else ListStore()
+@pytest.fixture(params=["file", "memory", "list", "pg"])
+def store(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Store]:
+    if request.param == "pg":
+        from delite.store._postgres import PostgresStore
+
+        pg = PostgresStore(request.getfixturevalue("pg_url"))
+        yield pg
+        pg.close()
+    elif request.param == "file":
+        yield FileStore(data_dir)
+    else:
+        yield MemoryStore() if request.param == "memory" else ListStore()
 
 
 class Model:
