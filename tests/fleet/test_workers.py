@@ -113,6 +113,37 @@ def test_an_approval_recorded_by_the_cli_is_picked_up_by_a_worker(place: Place) 
     assert len(ledger(place.files)) == 1 and agent.get(eid).answer == "paid 7"
 
 
+def test_an_in_doubt_call_waits_for_the_operator_whose_resolution_a_worker_picks_up(place: Place) -> None:
+    agent = place.agent(fleet_agent.build)
+    eid = agent.enqueue("move 40")
+    doomed = Worker(place, env={"FLEET_PARK": "1"})
+    survivor: Worker | None = None
+    try:
+        wait_until(lambda: len(lines(place.files / "parked.txt")) == 1, what="the transfer to start")
+        survivor = Worker(place)
+        doomed.kill()
+        wait_until(lambda: place.status(eid) == "suspended", what="the survivor to find the call in doubt")
+        reason = place.store.state(eid).suspend_reason
+        assert reason.kind == "in_doubt" and ledger(place.files) == []  # never run again on its own
+        (call_id,) = reason.confirmation_ids
+        resolved = subprocess.run(
+            place.command("resolve", eid, call_id, "--result", '"checked: moved once"'),
+            capture_output=True,
+            text=True,
+            env=place.env(),
+            check=False,
+        )
+        assert resolved.returncode == 0, resolved.stderr
+        wait_until(lambda: place.status(eid) == "completed", what="a worker to continue after the resolution")
+    finally:
+        doomed.kill()
+        code = survivor.finish() if survivor is not None else 0
+    assert code == 0, survivor.err if survivor else ""
+    assert ledger(place.files) == []  # the operator settled it: the transfer never ran twice (nor again)
+    assert agent.get(eid).answer == "transfer: checked: moved once"
+    assert survivor is not None and survivor.took("suspended") == [eid] and survivor.took("completed") == [eid]
+
+
 def test_sigterm_drains_the_step_in_flight_and_leaves_the_rest_for_another_worker(place: Place) -> None:
     agent = place.agent(fleet_agent.build)
     eid = agent.enqueue("slow 1")
