@@ -196,6 +196,14 @@ class PgServer:
         self.stop(mode)
         self.start()
 
+    def listen_on(self, *addresses: str) -> None:
+        """Also listen on these addresses (a network namespace's bridge, say): rewrites the setting and restarts."""
+        self.listen_addresses = tuple(dict.fromkeys((*self.listen_addresses, *addresses)))
+        with (self.data / "postgresql.conf").open("a") as f:
+            f.write(f"listen_addresses = '{','.join(self.listen_addresses)}'\n")  # the last setting wins
+        if self.running():
+            self.restart()
+
     def running(self) -> bool:
         """Whether the server's postmaster is up."""
         pg_ctl = os.path.join(self.bindir, "pg_ctl")
@@ -234,7 +242,7 @@ class PgServer:
 
         name = f"delite_test_{os.getpid()}_{next(self._names)}"
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
         self._owned.append(name)
         return self.url(name)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,16 +65,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A module with ``BOTH_STORES = True`` runs each of its CLI tests on the file store, on a MemoryStore and on
+    """A module with ``BOTH_STORES = True`` runs each of its CLI tests on the file store, on a MemoryStore, on
     the toy third store of the contract suites (``ListStore``: records in a dict, no bytes), which proves the CLI
-    needs nothing of a store but the two interfaces.
+    needs nothing of a store but the two interfaces, and on PostgreSQL (skipped where no server can be started).
 
     A test marked ``file_only`` (bytes, offsets, torn tails, permissions, the directory itself) runs on files only.
     """
     if "run" not in metafunc.fixturenames or not getattr(metafunc.module, "BOTH_STORES", False):
         return
     if metafunc.definition.get_closest_marker("file_only") is None:
-        metafunc.parametrize("store_kind", ["file", "memory", "list"])
+        metafunc.parametrize("store_kind", ["file", "memory", "list", "postgres"])
 
 
 @pytest.fixture
@@ -106,24 +107,51 @@ def list_copy(data_dir: str) -> ListStore:
     return store
 
 
+def postgres_copy(url: str, data_dir: str) -> Store:
+    """A PostgresStore on the empty database ``url`` holding the same executions as a data directory (payload for
+    payload)."""
+    from delite.store import FileStore
+    from delite.store._postgres import PostgresStore
+
+    store = PostgresStore(url)
+    files = FileStore(data_dir)
+    try:
+        for eid in files.list_ids():
+            store.create_payloads(eid, files.read_payloads(eid))
+    finally:
+        files.close()
+    return store
+
+
 class Cli:
-    """Runs ``delite`` in process. On the memory store, ``--data-dir D`` names a MemoryStore copied from ``D`` on
-    first use and given to the CLI as its store (click's ``obj``); later commands and :meth:`data` see that store.
+    """Runs ``delite`` in process. On the other stores, ``--data-dir D`` names a store copied from ``D`` on first
+    use and given to the CLI as its store (click's ``obj``); later commands and :meth:`data` see that store.
     """
 
-    def __init__(self, store_kind: str) -> None:
+    def __init__(self, store_kind: str, pg_server: Any = None) -> None:
         from delite_cli.main import cli
 
         self.cli = cli
         self.store_kind = store_kind
+        self.pg_server = pg_server
         self.runner = CliRunner()
         self.stores: dict[str, Store] = {}
+        self.urls: dict[str, str] = {}  # on PostgreSQL: the database each data directory was copied to
 
     def store(self, data_dir: str | Path) -> Store:
         key = os.path.abspath(data_dir)
         if key not in self.stores:
-            self.stores[key] = list_copy(key) if self.store_kind == "list" else memory_copy(key)
+            if self.store_kind == "postgres":
+                self.urls[key] = self.pg_server.create_database()
+                self.stores[key] = postgres_copy(self.urls[key], key)
+            else:
+                self.stores[key] = list_copy(key) if self.store_kind == "list" else memory_copy(key)
         return self.stores[key]
+
+    def close(self) -> None:
+        """Close the stores it made (a PostgreSQL store's database is dropped with the session's server)."""
+        for store in self.stores.values():
+            store.close()
 
     def __call__(self, *args: Any, stdin: str | None = None) -> Result:
         argv = [str(a) for a in args]
@@ -140,8 +168,10 @@ class Cli:
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, store_kind: str) -> Cli:
+def run(monkeypatch: pytest.MonkeyPatch, store_kind: str, request: pytest.FixtureRequest) -> Iterator[Cli]:
     monkeypatch.delenv("DELITE_DATA_DIR", raising=False)
     monkeypatch.delenv("DELITE_AGENT", raising=False)
     monkeypatch.setenv("COLUMNS", "120")
-    return Cli(store_kind)
+    cli = Cli(store_kind, request.getfixturevalue("pg_server") if store_kind == "postgres" else None)
+    yield cli
+    cli.close()

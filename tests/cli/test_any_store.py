@@ -3,7 +3,9 @@ and exit codes on a data directory, a MemoryStore and the toy third store, and t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -36,9 +38,35 @@ def invoke(args: list[str], where: Path | Store) -> CliError | None:
     return None
 
 
-@pytest.fixture(params=["file", "memory", "list"])
+def postgres(request: pytest.FixtureRequest) -> Store:
+    """A PostgresStore on a fresh database of the session's server (the test skips where none can run)."""
+    from delite.store._postgres import PostgresStore
+
+    store = PostgresStore(request.getfixturevalue("pg_url"))
+    request.addfinalizer(store.close)
+    return store
+
+
+@pytest.fixture(scope="module")
+def shared_postgres(pg_server: Any) -> Iterator[Store]:
+    """One PostgresStore holding greet-1 for the module's hostile-id tests (they write nothing, as they check)."""
+    from delite.store._postgres import PostgresStore
+
+    url = pg_server.create_database()
+    store = PostgresStore(url)
+    Agent(store=store, provider=ScriptedProvider(["hi"])).run("hello", execution_id="greet-1")
+    yield store
+    store.close()
+    pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["file", "memory", "list", "postgres"])
 def where(request: pytest.FixtureRequest, tmp_path: Path) -> Path | Store:
     data: Path | Store = tmp_path / "data"
+    if request.param == "postgres":
+        shared: Store = request.getfixturevalue("shared_postgres")
+        assert shared.list_ids() == ["greet-1"]  # the earlier tests wrote nothing
+        return shared
     if request.param != "file":
         data = MemoryStore() if request.param == "memory" else Closing()
     Agent(
@@ -102,6 +130,32 @@ def test_bad_arguments_are_the_same_typed_error_on_every_store(
     assert first is not None
     if kind is not None:
         assert (first.kind, first.exit_code) == (kind, code), first.message
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["inspect", "nope-1"],
+        ["events", "greet-1", "--after", "-1"],
+        ["status", "--meta", 'k"ey=1'],
+        ["approve", "greet-1", "c1.0"],
+        ["submit-input", "greet-1", "hi"],
+        ["submit-tool-results", "greet-1", "{}"],
+        ["resolve", "greet-1", "c1.0", "--result", "1"],
+        ["resume", "greet-1"],
+        ["fork", "greet-1", "--at", "99"],
+        ["fork", "greet-1", "--at", "0", "--id", "greet-1"],
+    ],
+)
+def test_bad_arguments_are_the_same_typed_error_on_postgres(
+    args: list[str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = postgres(request)
+    Agent(store=store, provider=ScriptedProvider(["hi"])).run("hello", execution_id="greet-1")
+    Agent(tmp_path / "data", provider=ScriptedProvider(["hi"])).run("hello", execution_id="greet-1")
+    on_pg, on_files = invoke(args, store), invoke(args, tmp_path / "data")
+    assert on_pg is not None and on_files is not None
+    assert (on_pg.kind, on_pg.exit_code) == (on_files.kind, on_files.exit_code), (on_pg.message, on_files.message)
 
 
 def test_a_store_given_to_the_cli_stays_open_and_sees_every_command() -> None:

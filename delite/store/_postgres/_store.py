@@ -174,8 +174,13 @@ class PostgresExecutionLog(ExecutionLog):
         epoch: int,
         generation: int,
         created: bool,
+        was_advanceable: bool,
     ) -> None:
-        """Wrap a won claim (the advisory lock is held; ``epoch`` is the one this claim set)."""
+        """Wrap a won claim (the advisory lock is held; ``epoch`` is the one this claim set).
+
+        ``was_advanceable`` is the execution's ``advanceable`` column when claimed; the records are folded
+        only when the first append needs the state (a claim that only reads folds nothing here).
+        """
         self.execution_id = execution_id
         self.records = records
         self.created = created
@@ -183,8 +188,20 @@ class PostgresExecutionLog(ExecutionLog):
         self._head = len(records)
         self._epoch = epoch
         self._generation = generation
-        self._state = _fold_or_none(records)
-        self._advanceable = bool(self._state is not None and advanceable(self._state))
+        self._state: ExecutionState | None = None
+        self._folded = False  # whether _state is the fold of the log up to _head (None then: it does not fold)
+        self._advanceable = was_advanceable
+
+    def _current_state(self, store: PostgresStore) -> ExecutionState | None:
+        """The fold of the log up to the head (None: it does not fold), kept and advanced by each append."""
+        if not self._folded:
+            if self._head == len(self.records):
+                records: Sequence[Record] = self.records
+            else:  # an append failed after folding: read what the log holds
+                records = store.read(self.execution_id, limit=self._head).records
+            self._state = _fold_or_none(records)
+            self._folded = True
+        return self._state
 
     @property
     def head(self) -> int:
@@ -214,7 +231,7 @@ class PostgresExecutionLog(ExecutionLog):
         payloads = _encoded(records)
         if not store._claim_alive(self._generation):  # noqa: SLF001 - the store's own claim connection
             self._lost(store, "the claim's connection to the database is gone")
-        state = self._state
+        state = self._current_state(store)
         if state is not None:
             try:
                 for record in records:
@@ -238,10 +255,10 @@ class PostgresExecutionLog(ExecutionLog):
         try:
             written = store._append(params, sync=sync, notify=notify)  # noqa: SLF001
         except BaseException:
-            self._state = None  # it may hold records that were not written: refolded if needed
+            self._folded = False  # the state may hold records that were not written: refolded if needed
             raise
         if written != len(records):
-            self._state = None
+            self._folded = False
             self._diagnose(store)
         self._head += len(records)
         self._advanceable = bool(columns["adv"])
@@ -337,8 +354,10 @@ class PostgresStore(Store):
         self._claims: ClaimConnection | None = None
         self._listener = Listener({**params, **keep.libpq()})
         try:
+            self._claims = ClaimConnection(self._params, self.keepalives, self.where)  # fails fast if unreachable
             self._pool.open(wait=True, timeout=30.0)
-            self._claims = self._open_claims()
+            with self._pool.connection() as probe:
+                self._claims.check_session(probe)
             self._with_conn(lambda conn: ensure_schema(conn, self.where), action="create the schema", retry=False)
         except psycopg_pool.PoolTimeout as e:
             self.close()
@@ -530,8 +549,11 @@ class PostgresStore(Store):
 
     def _insert(
         self, conn: Conn, eid: str, key: int, records: Sequence[Record], payloads: list[bytes], *, epoch: int
-    ) -> None:
-        """Insert a new execution and its records in one transaction (:class:`ExecutionIdConflictError` if taken)."""
+    ) -> ExecutionState | None:
+        """Insert a new execution and its records in one transaction (:class:`ExecutionIdConflictError` if taken).
+
+        Returns the records' fold (None: they do not fold; the execution is listed as unreadable).
+        """
         first = records[0]
         started = first if isinstance(first, ExecutionStarted) else None
         state = _fold_or_none(records)
@@ -561,6 +583,7 @@ class PostgresStore(Store):
             )
             if columns["adv"]:
                 conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, eid))
+        return state
 
     def claim(
         self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0
@@ -601,14 +624,25 @@ class PostgresStore(Store):
         payloads: list[bytes] | None,
     ) -> PostgresExecutionLog:
         row = conn.execute(
-            "UPDATE executions SET owner_epoch = owner_epoch + 1 WHERE id = %s RETURNING head_seq, owner_epoch",
+            "UPDATE executions SET owner_epoch = owner_epoch + 1 WHERE id = %s "
+            "RETURNING head_seq, owner_epoch, advanceable",
             (eid,),
         ).fetchone()
         if row is None:
             if create is None or payloads is None:
                 raise ExecutionNotFoundError(eid, self.where)
-            self._insert(conn, eid, key, create, payloads, epoch=1)
-            return PostgresExecutionLog(self, eid, list(create), epoch=1, generation=generation, created=True)  # type: ignore[arg-type]
+            state = self._insert(conn, eid, key, create, payloads, epoch=1)
+            log = PostgresExecutionLog(
+                self,
+                eid,
+                list(create),  # type: ignore[arg-type]
+                epoch=1,
+                generation=generation,
+                created=True,
+                was_advanceable=state is not None and advanceable(state),
+            )
+            log._state, log._folded = state, True  # noqa: SLF001 - folded once, for the row and the log
+            return log
         head, epoch = int(row[0]), int(row[1])
         rows = conn.execute(
             "SELECT seq, payload, crc FROM records WHERE execution_id = %s AND seq <= %s ORDER BY seq", (eid, head)
@@ -617,7 +651,9 @@ class PostgresStore(Store):
         if len(records) != head:
             missing = len(records) + 1
             raise LogCorruptError(_where_record(eid), missing, f"record {missing} is missing (the head is {head})")
-        return PostgresExecutionLog(self, eid, records, epoch=epoch, generation=generation, created=False)
+        return PostgresExecutionLog(
+            self, eid, records, epoch=epoch, generation=generation, created=False, was_advanceable=bool(row[2])
+        )
 
     def _acquire(self, eid: str, timeout: float) -> tuple[int, int]:
         """Reserve the id in this store, then win its advisory lock; returns (connection generation, lock key)."""
