@@ -265,3 +265,28 @@ def test_notify_wakes_an_idle_worker_long_before_its_poll(
         place.close()
     assert code == 0, worker.err
     assert elapsed < 10, elapsed  # woken by the notification, not by the 60 s poll
+
+
+def test_workers_ride_out_a_postgresql_restart(
+    pg_server: object, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    place = Place("pg", pg_url, tmp_path / "files")
+    monkeypatch.setenv("FLEET_FILES", str(place.files))
+    agent = place.agent(fleet_agent.build)
+    ids = [agent.enqueue(f"slow {i}") for i in range(6)]
+    place.close()  # this process's connections would only be cut too
+    workers = [Worker(place, concurrency=3, env={"FLEET_SLOW": "1"}) for _ in range(2)]
+    try:
+        wait_until(lambda: len(lines(place.files / "slow.txt")) >= 3, what="slow calls in flight")
+        pg_server.restart()  # type: ignore[attr-defined]
+        wait_until(lambda: place.all_completed(ids), timeout=120, what="every execution to complete")
+    finally:
+        codes = [w.finish() for w in workers]
+        place.close()
+    assert codes == [0, 0], [(w.out[-2000:], w.err[-2000:]) for w in workers]
+    effects = collections.Counter(key for key, _, _ in ledger(place.files))
+    assert len(effects) == 12  # every call of every execution acted
+    # A call whose result could not be recorded across the restart was in doubt: it ran again with its key.
+    assert all(n <= 2 for n in effects.values())
+    repeats = [key for key, attempt, _ in ledger(place.files) if attempt > 1]
+    assert sorted(repeats) == sorted(k for k, n in effects.items() if n == 2)

@@ -49,6 +49,7 @@ class Model:
             "ask": [call("ask_human", question="Which city?"), lambda m: f"going to {last}"],
             "locate": [call("locate"), lambda m: f"you are in {last}"],
             "slow": [call("slow"), "slow done"],
+            "boom": [],  # the model has nothing to say: the run fails
         }
         script = scripts.get(first, [call("work", i=0), call("work", i=1), f"done {first}"])
         return ScriptedProvider(script)(messages, tools, model)
@@ -212,6 +213,20 @@ def test_a_run_that_cannot_advance_is_reported_once_not_retried_in_a_loop(data_d
     assert [(e.event, e.execution_id) for e in events] == [("taken", eid), ("error", eid)]
     assert events[1].error is not None and "DriftError" in events[1].error
     assert report.errors == 1 and status(store, eid) is Status.RUNNING
+
+
+def test_a_run_that_fails_is_reported_failed_and_left_alone(store: Store) -> None:
+    eid = agent_on(store, Tools()).enqueue("boom")
+    events: list[WorkEvent] = []
+    with Runtime(store=store, recover=False) as rt:
+        failures: list[str] = []
+        rt.on_fail(lambda agent_id, execution_id, error: failures.append(execution_id))
+        with working(rt, agent_on(store, Tools(), runtime=rt), poll=0.02, on_event=events.append) as out:
+            wait_for(lambda: len(events) >= 2)
+            time.sleep(0.2)
+        report = out["report"]
+    assert [(e.event, e.execution_id) for e in events] == [("taken", eid), ("failed", eid)]
+    assert status(store, eid) is Status.FAILED and report.failed == 1 and failures == [eid]
 
 
 def test_a_cancelled_or_foreign_execution_is_not_taken(data_dir: Path) -> None:
