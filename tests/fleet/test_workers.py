@@ -275,9 +275,11 @@ def test_workers_ride_out_a_postgresql_restart(
     agent = place.agent(fleet_agent.build)
     ids = [agent.enqueue(f"slow {i}") for i in range(6)]
     place.close()  # this process's connections would only be cut too
-    workers = [Worker(place, concurrency=3, env={"FLEET_SLOW": "1"}) for _ in range(2)]
+    workers = [Worker(place, concurrency=3, env={"FLEET_SLOW": "2"}) for _ in range(2)]
     try:
-        wait_until(lambda: len(lines(place.files / "slow.txt")) >= 3, what="slow calls in flight")
+        # Both workers are up and busy (three slow calls each, at most): the restart cuts runs in flight, not
+        # a worker's start (a worker that cannot reach the database when it starts exits 1 at once).
+        wait_until(lambda: len(lines(place.files / "slow.txt")) == 6, what="six slow calls in flight")
         pg_server.restart()  # type: ignore[attr-defined]
         wait_until(lambda: place.all_completed(ids), timeout=120, what="every execution to complete")
     finally:
