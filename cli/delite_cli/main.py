@@ -89,8 +89,9 @@ def cli() -> None:
 
     Read and verify a data directory (status, inspect, steps, events, export, health, tail), answer suspended
     executions (approve, reject, submit-input, submit-tool-results, resolve), resume, cancel or fork them, and
-    run workers that take on what your agents enqueue (worker). IDs may be given by any unique prefix or suffix. Every command takes --json. Exit codes: 0 success, 1 failure (or
-    problems found by health), 2 usage error.
+    run workers that take on what your agents enqueue (worker). IDs may be given by any unique prefix or
+    suffix. Every command takes --json. Exit codes: 0 success, 1 failure (or problems found by health), 2 usage
+    error.
     """
 
 

@@ -266,3 +266,19 @@ def test_stop_working_before_work_returns_at_once(data_dir: Path) -> None:
         rt.stop_working()
         report = rt.work(agent, poll=10)
     assert report == WorkReport(drained=True)
+
+
+def test_shutting_the_runtime_down_ends_its_work_loop(data_dir: Path) -> None:
+    store = FileStore(data_dir)
+    tools = Tools()
+    eid = agent_on(store, Tools()).enqueue("slow")
+    rt = Runtime(store=store, recover=False)
+    worker = agent_on(store, tools, runtime=rt)
+    out: dict[str, WorkReport] = {}
+    thread = threading.Thread(target=lambda: out.setdefault("report", rt.work(worker, poll=0.05)))
+    thread.start()
+    assert tools.slow_started.wait(10)
+    rt.shutdown()  # from another thread: the loop drains and returns
+    thread.join(10)
+    assert not thread.is_alive() and out["report"].left == 1
+    assert status(store, eid) is Status.RUNNING and not store.is_claimed(eid)
