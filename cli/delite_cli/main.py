@@ -89,9 +89,9 @@ def cli() -> None:
 
     Read and verify a data directory or a database (status, inspect, steps, events, export, health, tail),
     answer suspended executions (approve, reject, submit-input, submit-tool-results, resolve), resume, cancel
-    or fork them, and move executions between stores (copy, migrate). IDs may be given by any unique prefix or
-    suffix. Every command takes --json. Exit codes: 0 success, 1 failure (or
-    problems found by health), 2 usage error.
+    or fork them, run workers that take on what your agents enqueue (worker), and move executions between
+    stores (copy, migrate). IDs may be given by any unique prefix or suffix. Every command takes --json. Exit
+    codes: 0 success, 1 failure (or problems found by health), 2 usage error.
     """
 
 

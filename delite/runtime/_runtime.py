@@ -267,6 +267,8 @@ class Runtime:
             self._closing = True
             self._stopping = True
             loop = self._loop
+        if self._working:
+            self.stop_working()  # a work() loop in another thread takes nothing new and returns
         if loop is None or not wait:
             return
         deadline = None if timeout is None else time.monotonic() + timeout

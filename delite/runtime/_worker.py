@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from delite.engine._effects import STOP_REQUESTED
-from delite.errors import ExecutionAlreadyClaimedError
+from delite.errors import (
+    ClaimLostError,
+    ExecutionAlreadyClaimedError,
+    LogCorruptError,
+    LogIdentityError,
+    RecordTooLargeError,
+    SchemaTooNewError,
+    StoreError,
+    UnsupportedFormatError,
+    UnsupportedPoolerError,
+)
 from delite.state._model import ExecutionState, Status
 from delite.state._ready import advanceable
 from delite.store._base import ExecutionLog, Store
@@ -53,7 +63,8 @@ class WorkEvent:
     ``event`` is ``taken`` (claimed, about to advance), then one of ``completed``, ``suspended`` (it waits for
     an answer: the worker let go of it), ``failed`` (recorded as failed), ``cancelled``, ``left`` (stopped at a
     step boundary by a drain, still ``running``, for any worker to continue), ``error`` (advancing it raised
-    without recording an end, e.g. a drift refused: the worker skips it until its log changes) or
+    without recording an end: a lost claim or a store failure, such as a database restart, is tried again
+    after ``poll`` seconds; anything else, e.g. a drift refused, is skipped until the execution's log changes) or
     ``skipped`` (claimed, but no longer work: another worker had just finished it). ``status`` is the
     execution's status after the event, ``error`` the message of a failure.
     """
@@ -99,6 +110,16 @@ class WorkReport:
 
 OnEvent = Callable[[WorkEvent], object]
 
+_LASTING = (
+    LogCorruptError,
+    LogIdentityError,
+    UnsupportedFormatError,
+    RecordTooLargeError,
+    UnsupportedPoolerError,
+    SchemaTooNewError,
+)
+"""Store errors that trying again would not cure: the execution is skipped until its log changes."""
+
 _LISTEN_SLICE = 0.5
 """Seconds per wait of the listener thread: a store keeps listening between waits (nothing is missed), and a
 stopping worker never waits longer than this for its listener."""
@@ -120,6 +141,7 @@ class _Loop:
         self.wake = rt._work_wake  # noqa: SLF001 - set by stop_working() too
         self.in_flight: dict[str, concurrent.futures.Future[None]] = {}
         self.given_up: dict[str, int] = {}  # execution id -> its records when advancing it raised
+        self.cooling: dict[str, float] = {}  # execution id -> when to try again after a lost claim or store error
         self.lock = threading.Lock()
 
     # -- events ----------------------------------------------------------------------------------------------
@@ -179,7 +201,8 @@ class _Loop:
         if free <= 0:
             return
         try:
-            found = self.store.runnable(agent=list(self.agents), limit=free + len(self.in_flight) + len(self.given_up))
+            skipped = len(self.in_flight) + len(self.given_up) + len(self.cooling)  # listed, but not taken now
+            found = self.store.runnable(agent=list(self.agents), limit=free + skipped)
         except Exception:
             log.exception("finding work failed; trying again in %s s", self.poll)
             return
@@ -192,6 +215,9 @@ class _Loop:
             if self.given_up.get(eid) == summary.records:
                 continue  # advancing it raised, and nothing was written to it since
             self.given_up.pop(eid, None)
+            if self.cooling.get(eid, 0.0) > time.monotonic():
+                continue
+            self.cooling.pop(eid, None)
             agent = self.agents.get(summary.agent_id)
             if agent is None:
                 continue
@@ -267,13 +293,30 @@ class _Loop:
         return held, state
 
     def _failed(self, eid: str, agent_id: str, error: BaseException) -> None:
-        """Advancing ``eid`` raised: report it, and skip the execution until its log changes."""
+        """Advancing ``eid`` raised: report it; skip the execution until its log changes, or for a while.
+
+        A lost claim or a store that failed (a connection dropped, a database restarting) is no fault of the
+        execution: it is tried again after ``poll`` seconds. Anything else (a drift refused, a damaged log)
+        would raise again: it is skipped until its log changes. A run that recorded its failure is reported
+        as ``failed``.
+        """
+        if isinstance(error, ClaimLostError) or (isinstance(error, StoreError) and not isinstance(error, _LASTING)):
+            self.cooling[eid] = time.monotonic() + self.poll
+            log.warning("execution %s: %s: %s; trying again later", eid, type(error).__name__, error)
+            self.emit(WorkEvent("error", eid, agent_id, error=f"{type(error).__name__}: {error}"))
+            return
         try:
             records = self.store.head(eid)
+            failed = self.store.state(eid).status is Status.FAILED
         except Exception:  # noqa: BLE001 - unreadable: skip it until its listing changes
             records = -1
+            failed = False
         self.given_up[eid] = records
-        self.emit(WorkEvent("error", eid, agent_id, error=f"{type(error).__name__}: {error}"))
+        message = f"{type(error).__name__}: {error}"
+        if failed:
+            self.emit(WorkEvent("failed", eid, agent_id, status=Status.FAILED.value, error=message))
+        else:
+            self.emit(WorkEvent("error", eid, agent_id, error=message))
         rt = self.rt
         rt._notices.put((lambda: rt._emit(agent_id, eid, None, error), None, None))  # noqa: SLF001
 

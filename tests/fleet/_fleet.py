@@ -72,6 +72,7 @@ class Place:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+            self._store = None  # the next use opens a new handle
 
 
 class Worker:

@@ -7,7 +7,8 @@ execution's input (``DATA_DIR`` is ``$FLEET_FILES`` when set, as it must be on a
 ``slow N`` one ``slow`` call that marks ``DATA_DIR/slow.txt`` when it starts and takes ``FLEET_SLOW`` seconds
 (default 2) before its side effect; ``park N`` two ``work`` calls, the first of which, in a process with
 ``FLEET_PARK=1`` and on its first attempt, writes ``<execution id>`` to ``DATA_DIR/parked.txt`` and blocks
-before its side effect until the process is killed.
+before its side effect until the process is killed; ``move N`` one ``transfer`` call (``retry_in_doubt=False``)
+that parks the same way in a process with ``FLEET_PARK=1``.
 """
 
 from __future__ import annotations
@@ -62,7 +63,16 @@ def _tools(data: Path) -> list[Any]:
         effect()
         return f"slow {i}"
 
-    return [work, pay, slow]
+    @tool(retry_in_doubt=False)
+    def transfer(amount: int) -> str:
+        """Move money: not safe to repeat, so a crash inside it waits for an operator."""
+        if os.environ.get("FLEET_PARK") == "1":
+            append_line(data / "parked.txt", current_call().execution_id)
+            threading.Event().wait()  # in flight until the process is killed
+        effect()
+        return f"moved {amount}"
+
+    return [work, pay, slow, transfer]
 
 
 class FleetModel:
@@ -80,6 +90,8 @@ class FleetModel:
             script = [call("pay", amount=int(n)), f"paid {n}"]
         elif kind == "slow":
             script = [call("slow", i=0), call("work", i=1), f"slow done {n}"]
+        elif kind == "move":
+            script = [call("transfer", amount=int(n)), lambda m: f"transfer: {m[-1]['content']}"]
         elif kind == "park":
             script = [call("work", i=0), call("work", i=1), f"parked done {n}"]
         else:

@@ -113,6 +113,37 @@ def test_an_approval_recorded_by_the_cli_is_picked_up_by_a_worker(place: Place) 
     assert len(ledger(place.files)) == 1 and agent.get(eid).answer == "paid 7"
 
 
+def test_an_in_doubt_call_waits_for_the_operator_whose_resolution_a_worker_picks_up(place: Place) -> None:
+    agent = place.agent(fleet_agent.build)
+    eid = agent.enqueue("move 40")
+    doomed = Worker(place, env={"FLEET_PARK": "1"})
+    survivor: Worker | None = None
+    try:
+        wait_until(lambda: len(lines(place.files / "parked.txt")) == 1, what="the transfer to start")
+        survivor = Worker(place)
+        doomed.kill()
+        wait_until(lambda: place.status(eid) == "suspended", what="the survivor to find the call in doubt")
+        reason = place.store.state(eid).suspend_reason
+        assert reason.kind == "in_doubt" and ledger(place.files) == []  # never run again on its own
+        (call_id,) = reason.confirmation_ids
+        resolved = subprocess.run(
+            place.command("resolve", eid, call_id, "--result", '"checked: moved once"'),
+            capture_output=True,
+            text=True,
+            env=place.env(),
+            check=False,
+        )
+        assert resolved.returncode == 0, resolved.stderr
+        wait_until(lambda: place.status(eid) == "completed", what="a worker to continue after the resolution")
+    finally:
+        doomed.kill()
+        code = survivor.finish() if survivor is not None else 0
+    assert code == 0, survivor.err if survivor else ""
+    assert ledger(place.files) == []  # the operator settled it: the transfer never ran twice (nor again)
+    assert agent.get(eid).answer == "transfer: checked: moved once"
+    assert survivor is not None and survivor.took("suspended") == [eid] and survivor.took("completed") == [eid]
+
+
 def test_sigterm_drains_the_step_in_flight_and_leaves_the_rest_for_another_worker(place: Place) -> None:
     agent = place.agent(fleet_agent.build)
     eid = agent.enqueue("slow 1")
@@ -234,3 +265,30 @@ def test_notify_wakes_an_idle_worker_long_before_its_poll(
         place.close()
     assert code == 0, worker.err
     assert elapsed < 10, elapsed  # woken by the notification, not by the 60 s poll
+
+
+def test_workers_ride_out_a_postgresql_restart(
+    pg_server: object, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    place = Place("pg", pg_url, tmp_path / "files")
+    monkeypatch.setenv("FLEET_FILES", str(place.files))
+    agent = place.agent(fleet_agent.build)
+    ids = [agent.enqueue(f"slow {i}") for i in range(6)]
+    place.close()  # this process's connections would only be cut too
+    workers = [Worker(place, concurrency=3, env={"FLEET_SLOW": "2"}) for _ in range(2)]
+    try:
+        # Both workers are up and busy (three slow calls each, at most): the restart cuts runs in flight, not
+        # a worker's start (a worker that cannot reach the database when it starts exits 1 at once).
+        wait_until(lambda: len(lines(place.files / "slow.txt")) == 6, what="six slow calls in flight")
+        pg_server.restart()  # type: ignore[attr-defined]
+        wait_until(lambda: place.all_completed(ids), timeout=120, what="every execution to complete")
+    finally:
+        codes = [w.finish() for w in workers]
+        place.close()
+    assert codes == [0, 0], [(w.out[-2000:], w.err[-2000:]) for w in workers]
+    effects = collections.Counter(key for key, _, _ in ledger(place.files))
+    assert len(effects) == 12  # every call of every execution acted
+    # A call whose result could not be recorded across the restart was in doubt: it ran again with its key.
+    assert all(n <= 2 for n in effects.values())
+    repeats = [key for key, attempt, _ in ledger(place.files) if attempt > 1]
+    assert sorted(repeats) == sorted(k for k, n in effects.items() if n == 2)

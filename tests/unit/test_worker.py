@@ -22,11 +22,18 @@ from delite.runtime import WorkEvent, WorkReport
 from delite.store import FileStore, Store
 
 
-@pytest.fixture(params=["file", "memory", "list"])
-def store(request: pytest.FixtureRequest, data_dir: Path) -> Store:
-    if request.param == "file":
-        return FileStore(data_dir)
-    return MemoryStore() if request.param == "memory" else ListStore()
+@pytest.fixture(params=["file", "memory", "list", "pg"])
+def store(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Store]:
+    if request.param == "pg":
+        from delite.store._postgres import PostgresStore
+
+        pg = PostgresStore(request.getfixturevalue("pg_url"))
+        yield pg
+        pg.close()
+    elif request.param == "file":
+        yield FileStore(data_dir)
+    else:
+        yield MemoryStore() if request.param == "memory" else ListStore()
 
 
 class Model:
@@ -42,6 +49,7 @@ class Model:
             "ask": [call("ask_human", question="Which city?"), lambda m: f"going to {last}"],
             "locate": [call("locate"), lambda m: f"you are in {last}"],
             "slow": [call("slow"), "slow done"],
+            "boom": [],  # the model has nothing to say: the run fails
         }
         script = scripts.get(first, [call("work", i=0), call("work", i=1), f"done {first}"])
         return ScriptedProvider(script)(messages, tools, model)
@@ -207,6 +215,20 @@ def test_a_run_that_cannot_advance_is_reported_once_not_retried_in_a_loop(data_d
     assert report.errors == 1 and status(store, eid) is Status.RUNNING
 
 
+def test_a_run_that_fails_is_reported_failed_and_left_alone(store: Store) -> None:
+    eid = agent_on(store, Tools()).enqueue("boom")
+    events: list[WorkEvent] = []
+    with Runtime(store=store, recover=False) as rt:
+        failures: list[str] = []
+        rt.on_fail(lambda agent_id, execution_id, error: failures.append(execution_id))
+        with working(rt, agent_on(store, Tools(), runtime=rt), poll=0.02, on_event=events.append) as out:
+            wait_for(lambda: len(events) >= 2)
+            time.sleep(0.2)
+        report = out["report"]
+    assert [(e.event, e.execution_id) for e in events] == [("taken", eid), ("failed", eid)]
+    assert status(store, eid) is Status.FAILED and report.failed == 1 and failures == [eid]
+
+
 def test_a_cancelled_or_foreign_execution_is_not_taken(data_dir: Path) -> None:
     store = FileStore(data_dir)
     tools = Tools()
@@ -244,3 +266,19 @@ def test_stop_working_before_work_returns_at_once(data_dir: Path) -> None:
         rt.stop_working()
         report = rt.work(agent, poll=10)
     assert report == WorkReport(drained=True)
+
+
+def test_shutting_the_runtime_down_ends_its_work_loop(data_dir: Path) -> None:
+    store = FileStore(data_dir)
+    tools = Tools()
+    eid = agent_on(store, Tools()).enqueue("slow")
+    rt = Runtime(store=store, recover=False)
+    worker = agent_on(store, tools, runtime=rt)
+    out: dict[str, WorkReport] = {}
+    thread = threading.Thread(target=lambda: out.setdefault("report", rt.work(worker, poll=0.05)))
+    thread.start()
+    assert tools.slow_started.wait(10)
+    rt.shutdown()  # from another thread: the loop drains and returns
+    thread.join(10)
+    assert not thread.is_alive() and out["report"].left == 1
+    assert status(store, eid) is Status.RUNNING and not store.is_claimed(eid)
