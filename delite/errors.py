@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AlreadyDecidedError",
     "AmbiguousExecutionIdError",
+    "ClaimLostError",
     "ClaimTimeoutError",
     "ControlSignal",
     "DelegationDepthExceededError",
@@ -42,16 +43,19 @@ __all__ = [
     "InvalidToolResultError",
     "LogCorruptError",
     "LogIdentityError",
+    "MissingExtraError",
     "ProviderError",
     "ProviderHTTPError",
     "RecordTooLargeError",
     "ReplayMismatchError",
+    "SchemaTooNewError",
     "SequenceConflictError",
     "StoreError",
     "StructuredOutputValidationError",
     "SuspendKindMismatchError",
     "ToolError",
     "UnsupportedFormatError",
+    "UnsupportedPoolerError",
     "UsageError",
 ]
 
@@ -106,6 +110,23 @@ class UsageError(DeliteError, ValueError):
     def __str__(self) -> str:
         """The message."""
         return self.message
+
+
+class MissingExtraError(UsageError, ImportError):
+    """A feature needs an optional extra that is not installed (``pip install "delite-agents[extra]"``).
+
+    Also an ``ImportError``: it is raised when the module that needs the extra is imported. Nothing was
+    opened or written.
+    """
+
+    def __init__(self, extra: str, feature: str) -> None:
+        """Build from the extra's name (``postgres``) and what needed it (``a postgresql:// URL``)."""
+        UsageError.__init__(
+            self, f'{feature} needs the {extra!r} extra, which is not installed: pip install "delite-agents[{extra}]"'
+        )
+        self.args = (extra, feature)
+        self.extra = extra
+        self.feature = feature
 
 
 class InvalidRecordError(UsageError):
@@ -303,6 +324,48 @@ class ClaimTimeoutError(StoreError, TimeoutError):
         return (type(self), (self.execution_id, self.timeout))
 
 
+class UnsupportedPoolerError(StoreError):
+    """The claim connection goes through a transaction-mode pooler (PgBouncer and the like); refused.
+
+    Claims are session advisory locks: a pooler that hands each transaction to whichever server connection is
+    free would let a lock outlive its owner or move to another client. Point the store at the database itself
+    (or at a session-mode pooler). Nothing was claimed or written.
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        """Build from the database as named in messages (no password) and what gave the pooler away."""
+        message = (
+            f"the claim connection goes through a transaction-mode connection pooler ({reason}); claims are "
+            "session advisory locks and need a direct connection (or a session-mode pooler)"
+        )
+        self._init_store(message, where)
+        self.where = where
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (type(self), (self.where, self.reason))
+
+
+class SchemaTooNewError(StoreError):
+    """The database's schema was migrated by a newer delite than this one; refused before anything is written."""
+
+    def __init__(self, where: str, found: int, supported: int) -> None:
+        """Build from the database as named in messages, its schema's last step and this version's last step."""
+        message = (
+            f"the database's schema is at step {found}, newer than this version of delite knows (up to step "
+            f"{supported}); upgrade delite-agents to use it"
+        )
+        self._init_store(message, where)
+        self.where = where
+        self.found = found
+        self.supported = supported
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (type(self), (self.where, self.found, self.supported))
+
+
 class ExecutionStateError(DeliteError):
     """Base of the 409 errors: the execution exists, but its state does not allow the call (any more).
 
@@ -368,6 +431,32 @@ class SequenceConflictError(ExecutionStateError):
         return (
             f"execution {self.execution_id!r}: an append expected to follow sequence {self.expected} "
             f"but found {found}; nothing was written"
+        )
+
+
+class ClaimLostError(ExecutionStateError):
+    """The claim was lost: another worker took the execution over, or the claim's connection died.
+
+    A store whose claims can end behind their owner's back (PostgreSQL: the lock connection dropped by a
+    partition or a database restart) fences every append with an owner epoch; a writer whose epoch is stale
+    gets this and nothing of its batch is written. The claim counts as released; claim the execution again.
+    """
+
+    def __init__(self, execution_id: str, detail: str = "") -> None:
+        """Build from the id and what gave the loss away (optional)."""
+        DeliteError.__init__(self, execution_id, detail)
+        self.execution_id = execution_id
+        self.current_status = ""
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (type(self), (self.execution_id, self.detail))
+
+    def _describe(self) -> str:
+        return (
+            f"execution {self.execution_id!r}: the claim was lost (another worker took the execution over, or "
+            "the claim's connection to the database was lost); nothing was written"
         )
 
 

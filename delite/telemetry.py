@@ -171,7 +171,8 @@ def otlp_json(
     """A recorded execution as OTLP/JSON spans (an ``ExportTraceServiceRequest``), the same spans as live.
 
     Args:
-        source: a data directory (a path or a :class:`~delite.DataDir`) or a :class:`~delite.store.Store`.
+        source: a data directory (a path or a :class:`~delite.DataDir`), a ``postgresql://`` URL or a
+            :class:`~delite.store.Store`.
         execution_id: the execution (its full id).
         capture_content: include prompts, answers, tool arguments and results.
         chat_spans: include the ``chat`` spans.
@@ -189,8 +190,18 @@ def otlp_json(
     checks.check_optional_text("semconv_opt_in", semconv_opt_in)
     checks.check_text("service_name", service_name)
     checks.check_text("execution_id", execution_id)
-    store = _store(source)
-    options = Options(names=names.names(semconv_opt_in), capture_content=capture_content, chat_spans=chat_spans)
+    store, owned = _store(source)
+    try:
+        options = Options(names=names.names(semconv_opt_in), capture_content=capture_content, chat_spans=chat_spans)
+        return _otlp_json(store, execution_id, options, sub_agents=sub_agents, service_name=service_name)
+    finally:
+        if owned:
+            store.close()  # opened here from a path or a URL
+
+
+def _otlp_json(
+    store: Store, execution_id: str, options: Options, *, sub_agents: bool, service_name: str
+) -> dict[str, Any]:
 
     def children(eid: str) -> list[str]:
         if not sub_agents:
@@ -202,14 +213,16 @@ def otlp_json(
     return encode(sink, options.names, service_name=service_name)
 
 
-def _store(source: object) -> Store:
+def _store(source: object) -> tuple[Store, bool]:
+    """The store to read, and whether it was opened here (from a path or a URL) and must be closed."""
     if isinstance(source, Store):
-        return source
+        return source, False
     from delite.datadir._directory import DataDir  # noqa: PLC0415 - the read side, only for a path
-    from delite.store._file import FileStore  # noqa: PLC0415
 
     if isinstance(source, DataDir):
-        return source.store
+        return source.store, False
     if isinstance(source, str | os.PathLike):
-        return FileStore(source)
-    raise UsageError(f"source must be a data directory or a Store, not {type(source).__name__}")
+        from delite.store._open import open_store  # noqa: PLC0415
+
+        return open_store(source), True
+    raise UsageError(f"source must be a data directory, a postgresql:// URL or a Store, not {type(source).__name__}")

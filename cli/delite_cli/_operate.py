@@ -66,10 +66,10 @@ def load_agent(spec: str, target: Target) -> Agent:
     if not isinstance(agent, Agent):
         raise _usage(f"--agent {spec} must name an Agent or a factory returning one, got {type(agent).__name__}")
     if not target.uses(agent):
-        if target.data_dir is None:
+        if target.directory is None:
             raise _usage(f"the agent from {spec} uses another store ({agent.store!r}), not {target.where}")
         root = getattr(getattr(agent.store, "layout", None), "root", None)
-        raise _usage(f"the agent from {spec} uses another data directory ({root}), not {target.data_dir}")
+        raise _usage(f"the agent from {spec} uses another data directory ({root}), not {target.directory}")
     return agent
 
 

@@ -151,7 +151,7 @@ def run_status(
         if page.total:
             out.print(f.text(f"No executions on this page: {page.total} match, from --offset 0.", "dim"))
             return
-        data_dir = target.data_dir
+        data_dir = target.directory
         if data_dir is not None and not os.path.isdir(data_dir):
             out.print(f.text(f"No executions exist in {os.path.abspath(data_dir)}: that directory does not exist."))
             return
@@ -545,7 +545,7 @@ def run_health(target: Target, *, repair: bool, json_: bool) -> int:
     gone = [p for p in report.problems if p.kind in ("missing", "not-a-directory")]
     if gone:  # nothing to verify: one error line, never "Healthy"
         raise CliError(f"{gone[0].detail}; nothing to check (see --data-dir)", kind="HealthError")
-    never_written = target.data_dir is not None and not _has_executions_folder(target.data_dir)
+    never_written = target.directory is not None and not _has_executions_folder(target.directory)
     if not report.logs and never_written:  # a directory delite never wrote to
         raise CliError(
             f"{data.path} holds no executions (no executions folder): is it the data directory? nothing to check "

@@ -1,16 +1,15 @@
 """Where a command's executions live: every command gets its store, and its execution id, from here.
 
-Today a store is a data directory given by ``--data-dir`` (or ``DELITE_DATA_DIR``): a file store. A caller
-that embeds the CLI (the test suites do) may instead pass any :class:`~delite.store.Store` as click's ``obj``
+A store is named by ``--data-dir`` (or ``DELITE_DATA_DIR``): a data directory's path (a file store) or a
+``postgresql://`` URL (a PostgreSQL store), opened by :func:`delite.store.open_store`. A caller that embeds
+the CLI (the test suites do) may instead pass any :class:`~delite.store.Store` as click's ``obj``
 (``cli.main(args, obj=store)``, ``CliRunner().invoke(cli, args, obj=store)``); every command then reads and
-acts on that store. Another kind of store (say ``--store postgresql://...``) is one more branch of
-:func:`open_target`; no command changes.
+acts on that store. A URL is only ever shown redacted (its password hidden): see :attr:`Target.where`.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,10 +26,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Target:
-    """The store one command works on: a data directory (``data_dir`` set), or a store object given to the CLI."""
+    """The store one command works on: ``--data-dir`` (``data_dir``: a path or a URL), or a store given to the CLI."""
 
     def __init__(self, *, data_dir: str | None = None, store: Store | None = None) -> None:
-        """Name a data directory, or wrap a store (exactly one of them)."""
+        """Name a data directory or a URL, or wrap a store (exactly one of them)."""
         if (data_dir is None) == (store is None):
             raise ValueError("a target is a data directory or a store, not both or neither")
         self.data_dir = data_dir
@@ -38,9 +37,20 @@ class Target:
         self._data: DataDir | None = None
 
     @property
+    def directory(self) -> str | None:
+        """The data directory when ``--data-dir`` names one (not a URL, not a store given to the CLI), else None."""
+        from delite.store._open import looks_like_url
+
+        if self.data_dir is None or looks_like_url(self.data_dir):
+            return None
+        return self.data_dir
+
+    @property
     def where(self) -> str:
-        """The place, for messages: the data directory's path, or the store."""
-        return self.data_dir if self.data_dir is not None else repr(self.store)
+        """The place, for messages: the data directory's path, the URL with its password hidden, or the store."""
+        from delite.store._open import describe
+
+        return describe(self.data_dir) if self.data_dir is not None else repr(self.store)
 
     @property
     def data(self) -> DataDir:
@@ -59,20 +69,19 @@ class Target:
         """An agent with no model or tools over this store: it records decisions and submissions."""
         from delite import Agent
 
-        if self.store is not None:
-            return Agent(store=self.store)
-        return Agent(self.data_dir)
+        return Agent(store=self.store if self.store is not None else self.data.store)  # borrowed: closed by close()
 
     def uses(self, agent: Agent) -> bool:
         """Whether ``agent`` works on this store (an application's agent given by ``--agent``)."""
+        from delite.store._open import same_location
+
         if self.store is not None:
             return agent.store is self.store
-        root = getattr(getattr(agent.store, "layout", None), "root", None)
-        return root is not None and os.path.realpath(root) == os.path.realpath(str(self.data_dir))
+        return same_location(agent.store, str(self.data_dir))
 
     @property
     def factory_argument(self) -> str | Store:
-        """What an ``--agent`` factory is called with: the data directory (a string), or the store."""
+        """What an ``--agent`` factory is called with: ``--data-dir`` as given (a path or a URL), or the store."""
         return self.store if self.store is not None else str(self.data_dir)
 
     def close(self) -> None:
@@ -82,7 +91,10 @@ class Target:
 
 
 def open_target(data_dir: str | None, obj: object = None) -> Target:
-    """The one place a command's store comes from: a store object the CLI was given, else ``--data-dir``."""
+    """The one place a command's store comes from: a store object the CLI was given, else ``--data-dir``.
+
+    Nothing is opened yet: the store is opened (a URL's database connected to) when the command first reads.
+    """
     from delite.store import Store
 
     if isinstance(obj, Store):

@@ -44,12 +44,12 @@ def data_dir_option(fn: F) -> F:
     """``--data-dir``, also from ``DELITE_DATA_DIR``."""
     return click.option(
         "--data-dir",
-        type=click.Path(file_okay=False),
+        metavar="PATH|URL",
         envvar="DELITE_DATA_DIR",
         show_envvar=True,
         default="./data",
         show_default=True,
-        help="The data directory.",
+        help="The data directory, or a postgresql:// URL (the postgres extra; its password is never shown).",
     )(fn)
 
 
@@ -85,11 +85,12 @@ ID = click.argument("ident", metavar="ID")
 @click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="delite")
 def cli() -> None:
-    """delite: durable, crash-recoverable agent executions on local files.
+    """delite: durable, crash-recoverable agent executions on local files or PostgreSQL.
 
-    Read and verify a data directory (status, inspect, steps, events, export, health, tail), answer suspended
-    executions (approve, reject, submit-input, submit-tool-results, resolve), and resume, cancel or fork them.
-    IDs may be given by any unique prefix or suffix. Every command takes --json. Exit codes: 0 success, 1 failure (or
+    Read and verify a data directory or a database (status, inspect, steps, events, export, health, tail),
+    answer suspended executions (approve, reject, submit-input, submit-tool-results, resolve), resume, cancel
+    or fork them, and move executions between stores (copy, migrate). IDs may be given by any unique prefix or
+    suffix. Every command takes --json. Exit codes: 0 success, 1 failure (or
     problems found by health), 2 usage error.
     """
 
@@ -398,6 +399,48 @@ def fork(*, execution_id: str, target: Target, at: int, new_id: str | None, json
     from delite_cli._operate import run_fork
 
     run_fork(target, execution_id, at=at, new_id=new_id, json_=json_)
+
+
+# -- across stores ------------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--apply", "apply_", is_flag=True, help="Apply the pending migrations (in order, one at a time).")
+@data_dir_option
+@json_option
+@handle_errors
+def migrate(*, data_dir: str, apply_: bool, json_: bool) -> None:
+    """Show a PostgreSQL store's schema migrations (number, name, applied); --apply applies the pending ones.
+
+    A store's schema is created and migrated on first use anyway; this shows where a database stands, and
+    migrates it ahead of a deploy. Migrations are serialised: several processes migrating at once apply each
+    step once. On a data directory there is nothing to migrate (it says so and exits 0).
+    """
+    from delite_cli._stores import run_migrate
+
+    run_migrate(data_dir, click.get_current_context().obj, apply=apply_, json_=json_)
+
+
+@cli.command()
+@click.argument("source", metavar="SRC")
+@click.argument("destination", metavar="DST")
+@click.argument("idents", nargs=-1, metavar="[ID]...")
+@json_option
+@handle_errors
+def copy(*, source: str, destination: str, idents: tuple[str, ...], json_: bool) -> None:
+    """Copy executions from SRC to DST (each a data directory or a postgresql:// URL): the named ones, or all.
+
+    Records move as their stored bytes, so payloads and checksums are identical in both stores; each copy is
+    read back and compared with the source before it counts. A named execution takes its sub-agents'
+    executions along. An execution is created whole or not at all, one already in DST with the same records
+    is "already present", and one in DST with other records is never overwritten (it fails), so a copy that
+    was interrupted is finished by running it again. Idempotency keys and pending cancel requests go along.
+    An execution a live process is advancing is not copied (stop or drain its workers first). Exit 0 when
+    every execution is copied or present; else the code of the first failure's error (1, or 2 for usage).
+    """
+    from delite_cli._stores import run_copy
+
+    run_copy(source, destination, idents, json_=json_)
 
 
 @cli.command()

@@ -38,6 +38,7 @@ from delite.store._base import Store
 from delite.store._derive import event
 from delite.store._ids import new_execution_id, resolve_execution_id, validate_execution_id
 from delite.store._layout import Layout
+from delite.store._open import open_store
 from delite.store._query import WAITING, ListingQuery, Progress
 from delite.store._records import FramedRange
 from delite.store._views import Event, ExecutionSummary, HealthReport, Page
@@ -58,7 +59,8 @@ class DataDir(AbstractContextManager["DataDir"]):
 
     Nothing here claims an execution or needs its tools, so it is safe to use while agents run. Give it a
     data directory's path (it opens a file store there, creating nothing to read) or any
-    :class:`~delite.store.Store`. A data directory's listing keeps a derived index (``index.sqlite3``) that is
+    :class:`~delite.store.Store`, or a ``postgresql://`` URL (see :func:`~delite.store.open_store`). A data
+    directory's listing keeps a derived index (``index.sqlite3``) that is
     brought up to date from the logs on every call and is never trusted over them.
 
     Example::
@@ -70,11 +72,12 @@ class DataDir(AbstractContextManager["DataDir"]):
         run = data.execution(data.resolve("9K3Q"))  # a unique suffix (or prefix) of an id is enough
         print(run.detail.answer, [s.model for s in run.steps])
 
-    Who owns the store: ``DataDir(path)`` opens its own and closes it in :meth:`close` (or at the end of a
-    ``with`` block, which gives the DataDir); ``DataDir(store)`` borrows the store and never closes it.
+    Who owns the store: ``DataDir(path)`` (or ``DataDir(url)``) opens its own and closes it in :meth:`close` (or
+    at the end of a ``with`` block, which gives the DataDir); ``DataDir(store)`` borrows the store and never
+    closes it.
 
     Args:
-        target: the data directory (as given to ``Agent``), or a store.
+        target: the data directory or the URL (as given to ``Agent``), or a store.
     """
 
     def __init__(self, target: str | os.PathLike[str] | Store = "./data") -> None:
@@ -85,10 +88,12 @@ class DataDir(AbstractContextManager["DataDir"]):
             self.store: Store = target
             self._owned = False
         elif isinstance(target, str | os.PathLike):
-            self.store = FileStore(target)
+            self.store = open_store(target)
             self._owned = True
         else:
-            raise UsageError(f"DataDir takes a data directory's path or a Store, not {type(target).__name__}")
+            raise UsageError(
+                f"DataDir takes a data directory's path, a postgresql:// URL or a Store, not {type(target).__name__}"
+            )
         self._files: FileStore | None = self.store if isinstance(self.store, FileStore) else None
         self.layout: Layout | None = self._files.layout if self._files is not None else None
         """The data directory's layout when the store is a file store, else None."""

@@ -32,7 +32,7 @@ from delite.log.records import ConfigFingerprint
 from delite.providers._base import AnyProvider, provider_name
 from delite.state._model import ExecutionState
 from delite.store._base import Store
-from delite.store._layout import default_data_dir
+from delite.store._open import default_location, open_store
 from delite.tools._base import Tool, tool
 
 if TYPE_CHECKING:
@@ -57,10 +57,12 @@ class Agent(Operations):
     under ``data_dir``; any Agent (in any process) that shares the directory can continue it by id.
 
     Args:
-        data_dir: the data directory (created on first write). Ignored when ``store`` is given; optional
-            with ``runtime`` (the runtime's is used). When omitted, ``$DELITE_DATA_DIR`` or else ``./data``
-            (resolved against the working directory now): the same default as the ``delite`` command, so
-            ``Agent(provider="openai:gpt-4o-mini")`` and ``delite status`` see the same executions.
+        data_dir: the data directory (created on first write), or a ``postgresql://`` URL for a PostgreSQL
+            store (the ``postgres`` extra; see :func:`delite.store.open_store`). Ignored when ``store`` is
+            given; optional with ``runtime`` (the runtime's is used). When omitted, ``$DELITE_DATA_DIR`` (a
+            path or a URL) or else ``./data`` (resolved against the working directory now): the same default
+            as the ``delite`` command, so ``Agent(provider="openai:gpt-4o-mini")`` and ``delite status`` see
+            the same executions.
         provider: the model: a provider object or any callable ``(messages, tools, model) -> dict`` (typed
             as :class:`~delite.providers.Provider`), or a recipe string such as ``"anthropic:claude-haiku-4-5"``
             (see :func:`delite.providers.from_recipe`). The async API awaits a provider's ``acall`` (or an
@@ -143,9 +145,7 @@ class Agent(Operations):
         ``runtime``: whoever opened that one closes it (a store may be shared by many agents)."""
         if store is None:
             if self.owns_store:
-                from delite.store._file import FileStore  # noqa: PLC0415 - filelock only when a store is opened
-
-                store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
+                store = open_store(default_location() if data_dir is None else data_dir, durability=durability)
             else:
                 assert runtime is not None
                 store = runtime.store
@@ -638,7 +638,9 @@ def _check_options(
         kind = type(provider).__name__
         raise UsageError(f"provider must be a provider, a callable or a recipe string, not {kind}")
     if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
-        raise UsageError(f"data_dir must be a path (str or os.PathLike), not {type(data_dir).__name__}")
+        raise UsageError(
+            f"data_dir must be a path or a postgresql:// URL (str or os.PathLike), not {type(data_dir).__name__}"
+        )
     if store is not None and not isinstance(store, Store):
         raise UsageError(f"store must be a delite Store, not {type(store).__name__}")
     try:

@@ -28,7 +28,7 @@ from delite.log._durability import Durability
 from delite.log._framing import HEADER, MAX_RECORD_SIZE, encode_frame
 from delite.log.records import Record
 
-__all__ = ["LogWriter", "publish_log"]
+__all__ = ["LogWriter", "publish_frames", "publish_log"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -222,6 +222,14 @@ def publish_log(path: str, records: Sequence[Record], durability: Durability) ->
         FileExistsError: a log exists at ``path`` already.
         StoreError: the file system refused (disk full, I/O error); nothing is left at ``path``.
     """
+    publish_frames(path, _frames(records)[0], durability)
+
+
+def publish_frames(path: str, frames: bytes, durability: Durability) -> None:
+    """:func:`publish_log` for records already framed (``frames``: the bytes after the header), kept exactly.
+
+    ``delite copy`` creates a log this way from another store's payloads, so the bytes are the source's.
+    """
     folder, name = os.path.split(path)
     folder = folder or "."
     prefix = f".{name}."
@@ -231,7 +239,7 @@ def publish_log(path: str, records: Sequence[Record], durability: Durability) ->
                 os.unlink(os.path.join(folder, leftover))
     if os.path.lexists(path):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
-    data = HEADER + _frames(records)[0]
+    data = HEADER + frames
     tmp = os.path.join(folder, f"{prefix}{os.getpid()}.{secrets.token_hex(6)}.tmp")
     try:
         fd = _os.open_private(tmp, os.O_WRONLY)

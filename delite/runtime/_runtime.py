@@ -42,7 +42,7 @@ from delite.state._model import ExecutionState, Status
 from delite.store._base import Store
 from delite.store._file import FileStore
 from delite.store._ids import new_execution_id, validate_execution_id
-from delite.store._layout import default_data_dir
+from delite.store._open import default_location, open_store
 
 if TYPE_CHECKING:
     from delite.engine._agent import Agent
@@ -115,8 +115,8 @@ class Runtime:
     what comes next.
 
     Args:
-        data_dir: the data directory its agents share (or pass ``store``); when omitted, ``$DELITE_DATA_DIR``
-            or else ``./data``, as for an :class:`~delite.Agent`.
+        data_dir: the data directory its agents share, or a ``postgresql://`` URL (or pass ``store``); when
+            omitted, ``$DELITE_DATA_DIR`` or else ``./data``, as for an :class:`~delite.Agent`.
         workers: threads for blocking work of its runs: sync model providers and sync tools. Async providers
             and tools run on the runtime's event loop and are not limited by it; log writes have their own
             threads.
@@ -140,7 +140,7 @@ class Runtime:
         self.owns_store = store is None
         """Whether :meth:`close` closes :attr:`store`: True when the runtime opened it from ``data_dir``."""
         if store is None:
-            store = FileStore(default_data_dir() if data_dir is None else data_dir, durability=durability)
+            store = open_store(default_location() if data_dir is None else data_dir, durability=durability)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise UsageError("workers must be 1 or more")
         check_flag("recover", recover)
@@ -635,14 +635,19 @@ class Runtime:
             return None
         many = active > 1
         runs = f"{active} execution{'s' if many else ''}"
-        if isinstance(self.store, FileStore):
+        from delite.store._memory import MemoryStore  # noqa: PLC0415 - only at exit, only to word the notice
+
+        if isinstance(self.store, MemoryStore):
+            fate = f"{'they are' if many else 'it is'} lost with this process (the store is in memory)"
+        else:
+            files = isinstance(self.store, FileStore)
+            where = self.store.layout.root if isinstance(self.store, FileStore) else self.store
+            what = "data directory" if files else "store"
             fate = (
-                f"{'they stay' if many else 'it stays'} 'running' in {self.store.layout.root} and the next Runtime "
-                f"on that data directory resumes {'them' if many else 'it'} (rt.wait(id) or rt.shutdown() before "
+                f"{'they stay' if many else 'it stays'} 'running' in {where} and the next Runtime "
+                f"on that {what} resumes {'them' if many else 'it'} (rt.wait(id) or rt.shutdown() before "
                 "exit lets runs finish or stop at a step boundary)"
             )
-        else:
-            fate = f"{'they are' if many else 'it is'} lost with this process (the store is in memory)"
         return f"delite: the process exits with {runs} in flight in a Runtime; {fate}"
 
     def _recover(self, agent_ids: list[str]) -> None:

@@ -1,4 +1,8 @@
-"""The store layer: where logs live, who may advance an execution, and what a listing of executions holds."""
+"""The store layer: where logs live, who may advance an execution, and what a listing of executions holds.
+
+:func:`open_store` opens the store a path (a data directory: :class:`FileStore`) or a ``postgresql://`` URL
+names; ``Agent``, ``Runtime``, ``DataDir`` and the ``delite`` command all choose their store through it.
+"""
 
 # FileStore and MemoryStore are imported on first use (PEP 562), so that importing the read side
 # (``delite.datadir``, the ``delite`` command) does not import filelock before a store is opened.
@@ -13,6 +17,7 @@ from delite.store._base import ExecutionLog, LogStore, Store, decode_stored
 from delite.store._derive import summarize
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.store._layout import Layout
+from delite.store._open import open_store
 from delite.store._query import WAITING, ExecutionIndex, ListingQuery, check_binding, check_ids
 from delite.store._records import FramedRange, RecordRange, SequencedRecord, StoredPayload, check_range
 from delite.store._views import ExecutionSummary, Page
@@ -44,6 +49,7 @@ __all__ = [
     "check_range",
     "decode_stored",
     "new_execution_id",
+    "open_store",
     "summarize",
     "validate_execution_id",
 ]

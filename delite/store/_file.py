@@ -16,7 +16,7 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import filelock
 import msgspec
@@ -34,17 +34,25 @@ from delite.log._durability import Durability
 from delite.log._framing import TornTail
 from delite.log._os import fsync_dir
 from delite.log._reader import LogContents, parse_log
-from delite.log._writer import LogWriter, publish_log
+from delite.log._writer import LogWriter, publish_frames, publish_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
 from delite.state._outcome import Outcome
-from delite.store._base import ExecutionLog, Store
+from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
 from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
 from delite.store._listing import log_ids
 from delite.store._logfile import check_identity, check_single_link, read_log_file, remove
 from delite.store._query import ListingQuery, Progress, check_binding, check_ids, check_key
-from delite.store._records import FramedRange, check_range, count_records, framed_range
+from delite.store._records import (
+    FramedRange,
+    StoredPayload,
+    check_range,
+    count_records,
+    frame_payloads,
+    framed_range,
+    stored_payloads,
+)
 from delite.store._snapshot import load as load_snapshot
 from delite.store._snapshot import save as save_snapshot
 from delite.store._tail import LogTail
@@ -523,6 +531,37 @@ class FileStore(Store):
         validate_execution_id(execution_id)
         if not records:
             raise UsageError(f"execution {execution_id!r} must be created with at least one record")
+        self._publish(execution_id, lambda path: publish_log(path, records, self.durability))
+
+    def read_payloads(self, execution_id: str) -> list[StoredPayload]:
+        """The log's complete records as the exact payload bytes of their frames, with their CRC-32.
+
+        Read as :meth:`read` reads (the whole log checked and decoded, a torn tail left out), without claiming
+        it; see :meth:`LogStore.read_payloads`.
+        """
+        eid = validate_execution_id(execution_id)
+        path = self.layout.log(eid)
+        data, _st = read_log_file(eid, path, data_dir=self._where())
+        records, payloads = stored_payloads(data, path=path)
+        check_identity(eid, path, records)
+        return payloads
+
+    def create_payloads(self, execution_id: str, payloads: Sequence[StoredPayload]) -> None:
+        """Create the log from stored payloads, framing their exact bytes, whole or not at all.
+
+        Every checksum and sequence number is verified and every payload decoded before anything is written,
+        and the first record must name this execution; see :meth:`LogStore.create_payloads`.
+        """
+        eid = validate_execution_id(execution_id)
+        records = decode_stored(eid, payloads)
+        if not records:
+            raise UsageError(f"execution {eid!r} must be created with at least one record")
+        check_identity(eid, f"copy of {eid}", records)
+        frames = frame_payloads(payloads)
+        self._publish(eid, lambda path: publish_frames(path, frames, self.durability))
+
+    def _publish(self, execution_id: str, write: Callable[[str], None]) -> None:
+        """Create the execution's log with ``write(path)``, under its claim lock; the log must not exist yet."""
         if os.path.lexists(self.layout.log(execution_id)):
             raise _exists(execution_id)
         self._ensure()
@@ -535,7 +574,7 @@ class FileStore(Store):
             where = self.layout.claim(execution_id)
             raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, e) from e
         try:
-            publish_log(self.layout.log(execution_id), records, self.durability)
+            write(self.layout.log(execution_id))
         except FileExistsError:
             raise _exists(execution_id) from None
         finally:

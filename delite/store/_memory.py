@@ -17,11 +17,12 @@ from delite.log._codec import encode_record
 from delite.log._framing import HEADER, TornTail, encode_frame
 from delite.log._reader import LogContents, parse_log
 from delite.log.records import AnyRecord, Record
-from delite.store._base import ExecutionLog, Store
+from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._derive import summary_of_log
 from delite.store._ids import validate_execution_id
+from delite.store._logfile import check_identity
 from delite.store._query import ListingQuery, check_binding, check_ids, check_key
-from delite.store._records import FramedRange, check_range, framed_range
+from delite.store._records import FramedRange, StoredPayload, check_range, frame_payloads, framed_range, stored_payloads
 from delite.store._views import ExecutionSummary, Page
 
 __all__ = ["MemoryStore"]
@@ -112,6 +113,31 @@ class MemoryStore(Store):
         if not records:
             raise UsageError(f"execution {execution_id!r} must be created with at least one record")
         data = HEADER + b"".join(encode_frame(encode_record(r)) for r in records)  # encoded before anything changes
+        with self._cond:
+            if execution_id in self.logs:
+                detail = "an execution with this id exists already; choose another id"
+                raise ExecutionIdConflictError(execution_id, "", detail)
+            if execution_id in self._claimed:
+                raise ExecutionAlreadyClaimedError(execution_id)
+            self.logs[execution_id] = bytearray(data)
+
+    def read_payloads(self, execution_id: str) -> list[StoredPayload]:
+        """The execution's complete records as the exact payload bytes it holds, with their CRC-32."""
+        validate_execution_id(execution_id)
+        try:
+            data = bytes(self.logs[execution_id])
+        except KeyError:
+            raise ExecutionNotFoundError(execution_id) from None
+        return stored_payloads(data, path=f"memory:{execution_id}")[1]
+
+    def create_payloads(self, execution_id: str, payloads: Sequence[StoredPayload]) -> None:
+        """Create an execution holding these exact payloads, verified first (see :meth:`LogStore.create_payloads`)."""
+        validate_execution_id(execution_id)
+        records = decode_stored(execution_id, payloads)
+        if not records:
+            raise UsageError(f"execution {execution_id!r} must be created with at least one record")
+        check_identity(execution_id, f"memory:{execution_id}", records)
+        data = HEADER + frame_payloads(payloads)
         with self._cond:
             if execution_id in self.logs:
                 detail = "an execution with this id exists already; choose another id"

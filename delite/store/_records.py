@@ -7,11 +7,13 @@ page with ``after`` and a writer can fence its append with ``expected`` (see :cl
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from delite.errors import UsageError
-from delite.log._framing import HEADER, FrameDamage, TornTail, scan_payloads
+from delite.errors import LogCorruptError, RecordTooLargeError, UsageError
+from delite.log._framing import HEADER, MAX_RECORD_SIZE, FrameDamage, TornTail, encode_frame, scan_payloads
 from delite.log._reader import LogContents, parse_log
 from delite.log.records import AnyRecord
 
@@ -22,7 +24,9 @@ __all__ = [
     "StoredPayload",
     "check_range",
     "count_records",
+    "frame_payloads",
     "framed_range",
+    "stored_payloads",
 ]
 
 
@@ -119,3 +123,25 @@ def count_records(data: bytes, *, path: str = "") -> int:
     if isinstance(scanned, FrameDamage):
         return len(parse_log(data, path=path).records)  # raises the damage as reading would
     return len(scanned[0])
+
+
+def stored_payloads(data: bytes, *, path: str = "") -> tuple[list[AnyRecord], list[StoredPayload]]:
+    """The complete records of a whole log's bytes, and the exact payload bytes of their frames with their CRC-32.
+
+    Checked as a read checks (the header, damage before the tail, every record decoded); a torn tail is left out.
+    """
+    contents = parse_log(data, path=path)
+    if not contents.records:
+        return [], []
+    scanned = scan_payloads(data, len(HEADER))
+    if isinstance(scanned, FrameDamage):  # parse_log raised it already: the bytes are the same
+        raise LogCorruptError(path, scanned.offset, scanned.reason)
+    return contents.records, [StoredPayload(seq, p, zlib.crc32(p)) for seq, p in enumerate(scanned[1], start=1)]
+
+
+def frame_payloads(payloads: Sequence[StoredPayload]) -> bytes:
+    """The frames of stored payloads (their exact bytes), as one byte string; the caller verified them."""
+    for p in payloads:
+        if len(p.payload) > MAX_RECORD_SIZE:
+            raise RecordTooLargeError(len(p.payload), MAX_RECORD_SIZE)
+    return b"".join(encode_frame(bytes(p.payload)) for p in payloads)

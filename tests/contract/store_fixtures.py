@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+
+import pytest
 
 from delite.errors import (
     ClaimTimeoutError,
@@ -59,6 +61,36 @@ class FileStores:
     def second_handle(self, store: Store, tmp_path: Path) -> Store:
         assert isinstance(store, FileStore)
         return FileStore(store.layout.root)
+
+
+class PostgresStores:
+    """The PostgreSQL store on a fresh database of the session's throwaway server (skipped where none can run).
+
+    A second handle is another PostgresStore on the same database (its own pool and claim connection, as another
+    process has); every handle is closed after the test.
+    """
+
+    name = "postgres"
+
+    @pytest.fixture(autouse=True)
+    def _database(self, pg_url: str) -> Iterator[None]:
+        self.url = pg_url
+        self.handles: list[Store] = []
+        yield
+        for handle in self.handles:
+            handle.close()
+
+    def make_store(self, tmp_path: Path) -> Store:
+        from delite.store._postgres import PostgresStore
+
+        return PostgresStore(self.url)
+
+    def second_handle(self, store: Store, tmp_path: Path) -> Store:
+        from delite.store._postgres import PostgresStore
+
+        handle = PostgresStore(self.url)
+        self.handles.append(handle)
+        return handle
 
 
 class ListStore(Store):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_fixtures import FileStores, ListStores, MemoryStores
+from store_fixtures import FileStores, ListStores, MemoryStores, PostgresStores
 
 from delite.errors import InvalidExecutionIdError, UsageError
 from delite.log.records import (
@@ -319,3 +319,7 @@ class TestFileIndex(FileStores, IndexContract):
 
 class TestListIndex(ListStores, IndexContract):
     """The toy third backend (records in a dict, public seam only) passes the suite unchanged."""
+
+
+class TestPostgresIndex(PostgresStores, IndexContract):
+    """The PostgreSQL store (rows, not bytes; claims are advisory locks) passes the suite unchanged."""

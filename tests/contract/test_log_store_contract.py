@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_fixtures import FileStores, ListStores, MemoryStores
+from store_fixtures import FileStores, ListStores, MemoryStores, PostgresStores
 
 from delite.errors import (
     ExecutionAlreadyClaimedError,
@@ -303,3 +303,7 @@ class TestFileLogStore(FileStores, LogStoreContract):
 
 class TestListLogStore(ListStores, LogStoreContract):
     """The toy third backend (records in a dict, public seam only) passes the suite unchanged."""
+
+
+class TestPostgresLogStore(PostgresStores, LogStoreContract):
+    """The PostgreSQL store (rows, not bytes; claims are advisory locks) passes the suite unchanged."""

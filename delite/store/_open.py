@@ -1,0 +1,183 @@
+"""Choosing the store: a data directory's path opens a file store, a ``postgresql://`` URL a PostgreSQL store.
+
+Everything that takes "where the executions live" (``Agent``, ``Runtime``, ``DataDir``, ``DELITE_DATA_DIR``,
+the CLI's ``--data-dir``) goes through :func:`open_store`, so a new kind of store is one more branch here.
+A URL may hold a password: :func:`redact` is what every message, ``repr`` and log line shows instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from delite.errors import MissingExtraError, UsageError
+from delite.log._durability import Durability
+from delite.store._layout import DATA_DIR_ENV, DEFAULT_DATA_DIR
+
+if TYPE_CHECKING:
+    from delite.store._base import Store
+
+__all__ = [
+    "POSTGRES_SCHEMES",
+    "SUPPORTED",
+    "default_location",
+    "describe",
+    "is_postgres_url",
+    "looks_like_url",
+    "open_store",
+    "postgres_module",
+    "redact",
+    "same_location",
+]
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+"""The URL schemes that open a PostgreSQL store (the two libpq accepts)."""
+
+SUPPORTED = (
+    "a data directory's path (a file store), or a PostgreSQL URL such as "
+    "postgresql://user@host:5432/dbname (postgres:// too)"
+)
+"""What :func:`open_store` accepts, for messages."""
+
+# A scheme of two characters or more followed by ':' (one letter is a Windows drive: C:\data is a path).
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
+# Schemes that are URLs even without '//' (file:data, sqlite:x.db), besides anything written scheme://...
+_BARE_SCHEMES = frozenset({"file", "sqlite", "sqlite3", "mysql", "mariadb", "redis", "s3", "gs", "http", "https"})
+# Query parameters whose values are secrets (libpq's password and sslpassword, and anything of the kind).
+_SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:pass|secret|token)[^=&#]*=)[^&#]*")
+
+
+def looks_like_url(text: str) -> bool:
+    """Whether ``text`` is written as a URL (``scheme://...``, or a known scheme such as ``file:``), not a path."""
+    m = _SCHEME.match(text)
+    if m is None:
+        return False
+    return text[m.end() :].startswith("//") or m.group(1).lower() in (*_BARE_SCHEMES, *POSTGRES_SCHEMES)
+
+
+def is_postgres_url(target: object) -> bool:
+    """Whether ``target`` is a string naming a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    if not isinstance(target, str):
+        return False
+    m = _SCHEME.match(target)
+    return m is not None and m.group(1).lower() in POSTGRES_SCHEMES
+
+
+def redact(text: str) -> str:
+    """``text`` with any password in it replaced by ``***``: the only form of a URL ever shown.
+
+    The password of the user part (``postgresql://user:secret@host/db``) and the values of query parameters
+    that name a secret (``?password=...``, ``sslpassword=``) are hidden; the rest (scheme, user, host, port,
+    database) is kept, so a message still says which database. When in doubt it hides more, never less:
+    everything from the first ``:`` after the user name to the last ``@`` goes.
+    """
+    if not isinstance(text, str):
+        return repr(type(text).__name__)
+    out = text
+    start = out.find("://")
+    if start >= 0:
+        rest = out[start + 3 :]
+        at = rest.rfind("@")
+        if at >= 0:
+            userinfo = rest[:at]
+            colon = userinfo.find(":")
+            if colon >= 0:
+                rest = userinfo[:colon] + ":***" + rest[at:]
+            out = out[: start + 3] + rest
+    elif "@" in out and ":" in out.partition("@")[0]:
+        m = _SCHEME.match(out)
+        head = m.end() if m is not None else 0
+        at = out.rfind("@")
+        body = out[head:at]
+        colon = body.find(":")
+        if colon >= 0:
+            out = out[:head] + body[:colon] + ":***" + out[at:]
+    return _SECRET_PARAM.sub(r"\1***", out)
+
+
+def describe(target: str | os.PathLike[str]) -> str:
+    """How to name ``target`` in a message: a path as given, a URL redacted."""
+    text = os.fspath(target) if isinstance(target, os.PathLike) else target
+    return redact(text) if isinstance(text, str) and looks_like_url(text) else str(text)
+
+
+def default_location() -> str | Path:
+    """Where executions live when nothing is given: ``$DELITE_DATA_DIR`` (a path or a URL), else ``./data``.
+
+    A path is made absolute now (a later ``chdir`` does not move it); a URL is returned as written.
+    """
+    value = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+    if looks_like_url(value):
+        return value
+    return Path(os.path.abspath(value))
+
+
+def open_store(target: str | os.PathLike[str], *, durability: Durability | str = Durability.FULL) -> Store:
+    """Open the store that ``target`` names: a path is a data directory, a ``postgresql://`` URL a database.
+
+    - A path (``str`` or ``os.PathLike``) opens a :class:`~delite.store.FileStore` there (nothing is created
+      until the first write).
+    - ``postgresql://`` or ``postgres://`` (any libpq URL: ``postgresql://user@host:5432/db?sslmode=require``)
+      opens a PostgreSQL store; it needs the ``postgres`` extra (``pip install "delite-agents[postgres]"``).
+    - Anything else written as a URL (``mysql://``, ``s3://``, ``file:``) is refused.
+
+    The caller owns the store it gets: close it (``store.close()``) when done. ``Agent``, ``Runtime`` and
+    ``DataDir`` call this for the target they are given and close what they opened.
+
+    Args:
+        target: a data directory's path, or a PostgreSQL URL.
+        durability: the durability mode (see :class:`~delite.log.Durability`).
+
+    Raises:
+        MissingExtraError: a PostgreSQL URL, and psycopg is not installed (a :class:`UsageError`).
+        UsageError: a URL of another kind, or a ``target`` that is neither a path nor a URL. Messages show
+            a URL with its password hidden (see :func:`redact`).
+    """
+    if isinstance(target, os.PathLike) and not isinstance(target, bytes):
+        from delite.store._file import FileStore  # noqa: PLC0415 - filelock only when a file store is opened
+
+        return FileStore(target, durability=durability)
+    if not isinstance(target, str):
+        raise UsageError(f"a store is named by a path or a URL (str), not {type(target).__name__}: give {SUPPORTED}")
+    if is_postgres_url(target):
+        return _open_postgres(target, durability)
+    if looks_like_url(target):
+        scheme = target.partition(":")[0]
+        raise UsageError(f"cannot open {redact(target)!r}: {scheme}: is not a store delite knows; give {SUPPORTED}")
+    from delite.store._file import FileStore  # noqa: PLC0415
+
+    return FileStore(target, durability=durability)
+
+
+def _open_postgres(url: str, durability: Durability | str) -> Store:
+    if "://" not in url:
+        raise UsageError(f"cannot open {redact(url)!r}: a PostgreSQL URL starts with postgresql://; give {SUPPORTED}")
+    store: Store = postgres_module().PostgresStore(url, durability=durability)
+    return store
+
+
+def postgres_module() -> Any:
+    """``delite.store._postgres``, imported now; :class:`MissingExtraError` when the ``postgres`` extra is missing."""
+    try:
+        for extra in ("psycopg", "psycopg_pool"):  # the extra, imported only for a PostgreSQL URL
+            importlib.import_module(extra)
+    except ImportError as e:
+        raise MissingExtraError("postgres", "a PostgreSQL store (a postgresql:// URL)") from e
+    try:
+        return importlib.import_module("delite.store._postgres")
+    except ModuleNotFoundError as e:
+        if e.name is not None and e.name.startswith(("delite.store._postgres", "psycopg")):
+            raise MissingExtraError("postgres", "a PostgreSQL store (a postgresql:// URL)") from e
+        raise
+
+
+def same_location(store: Store, target: str | os.PathLike[str]) -> bool:
+    """Whether ``store`` is the store ``target`` names (the same data directory, or the same database URL)."""
+    root = getattr(getattr(store, "layout", None), "root", None)
+    if isinstance(target, str) and looks_like_url(target):
+        url = getattr(store, "url", None)
+        return isinstance(url, str) and url == target
+    return root is not None and os.path.realpath(root) == os.path.realpath(os.fspath(target))
