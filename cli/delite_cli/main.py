@@ -445,6 +445,52 @@ def copy(*, source: str, destination: str, idents: tuple[str, ...], json_: bool)
 
 @cli.command()
 @click.option(
+    "--agent",
+    "agent_specs",
+    multiple=True,
+    required=True,
+    metavar="MODULE:FACTORY",
+    envvar="DELITE_AGENT",
+    show_envvar=True,
+    help="An agent to serve: your Agent, or a function taking the data directory and returning one "
+    "(repeatable; each needs its own agent_id).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=10_000),
+    default=4,
+    show_default=True,
+    help="How many executions advance at once in this process.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.01, max=3600),
+    default=1.0,
+    show_default=True,
+    help="Seconds between looks for work when nothing wakes the worker earlier.",
+)
+@on_store
+def worker(*, target: Target, agent_specs: tuple[str, ...], concurrency: int, poll: float, json_: bool) -> None:
+    """Keep taking on the runnable executions of your agents, until SIGTERM or Ctrl-C.
+
+    Runnable: new ones (agent.enqueue), ones whose owner died, and suspended ones whose every pending call
+    has its answer (recorded by any process: `delite approve` without --agent, say). Never a fork nobody
+    resumed, a suspension still waiting, or a sub-agent's execution (its parent continues it). Many workers
+    (processes sharing the data directory) may serve the same agents: each execution is claimed by one.
+    Prints a line per execution taken and per outcome (--json: one JSON object per line, then a last
+    "stopped" line with the counts). SIGTERM or SIGINT drains: nothing new is taken, each run finishes the
+    model or tool call in flight, records it, stops at that step boundary and lets go of its execution;
+    a second signal exits at once. Exit codes: 0 drained, nothing left running; 3 drained, some executions
+    stopped at a step boundary and left running for other workers; 4 a second signal ended the drain;
+    1 failure; 2 usage error.
+    """
+    from delite_cli._worker import run_worker
+
+    click.get_current_context().exit(run_worker(target, agent_specs, concurrency=concurrency, poll=poll, json_=json_))
+
+
+@cli.command()
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
     default=None,

@@ -31,7 +31,7 @@ from delite.log._durability import Durability
 from delite.log.records import ConfigFingerprint
 from delite.providers._base import AnyProvider, provider_name
 from delite.state._model import ExecutionState
-from delite.store._base import Store
+from delite.store._base import ExecutionLog, Store
 from delite.store._open import default_location, open_store
 from delite.tools._base import Tool, tool
 
@@ -373,6 +373,48 @@ class Agent(Operations):
             output=self._output(output_type),
             link=link_for(self) if execution_id is None else None,
         )
+
+    def enqueue(self, text: str, **options: Unpack[RunOptions]) -> str:
+        """Make a new execution durable and return its id without running it: a worker will.
+
+        Takes the options of :meth:`run` (``execution_id``, ``history``, ``metadata``, ``model``,
+        ``idempotency_key``, ``output_type``), checked as ``run`` checks them, before anything is written. The
+        execution's start record is written (with the store's durability mode) and the execution is then
+        ``running`` with no owner: any worker serving this ``agent_id`` (``delite worker``,
+        :meth:`Runtime.work <delite.Runtime.work>`) takes it on, and so would :meth:`resume`. Nothing is called.
+
+        An ``idempotency_key`` already bound returns the execution it is bound to (whatever it does now); with
+        another input it raises :class:`~delite.errors.IdempotencyConflictError`, as ``run`` does. An
+        ``execution_id`` that exists returns it unchanged, or raises
+        :class:`~delite.errors.ExecutionIdConflictError` when it was started with another ``text``.
+
+        The worker's agent must be configured as this one (the same prompt, tools, provider and model, or its
+        ``on_drift`` policy decides), and with ``output_type`` the worker's agent must have that output type.
+        """
+        output_type, args = _split_options("enqueue", options)
+        return drive(self._enqueue(text, output_type, args))
+
+    async def aenqueue(self, text: str, **options: Unpack[RunOptions]) -> str:
+        """:meth:`enqueue`, awaited: the start record is written off the event loop."""
+        from delite.engine._aio import adrive  # noqa: PLC0415 - asyncio only for the async API
+
+        output_type, args = _split_options("aenqueue", options)
+        return await adrive(self._enqueue(text, output_type, args))
+
+    def _enqueue(self, text: str, output_type: Any, args: RunArgs) -> Steps[str]:
+        return self._enqueue_op(
+            text,
+            execution_id=args.get("execution_id"),
+            history=args.get("history"),
+            metadata=args.get("metadata"),
+            model=args.get("model"),
+            idempotency_key=args.get("idempotency_key"),
+            output=self._output(output_type),
+        )
+
+    def _take(self, log: ExecutionLog, state: ExecutionState) -> Steps[Response]:
+        """The operation a worker runs on an execution it claimed (see :meth:`Operations._take_op`)."""
+        return self._take_op(log, state, output=self._output(None))
 
     @overload
     def resume(self, execution_id: str, *, model: str | None = None, output_type: type[T]) -> AnyResponse[T]: ...

@@ -205,7 +205,14 @@ class Operations(abc.ABC):
         return response
 
     def _bind_key_op(
-        self, key: str, eid: str, text: str, history: list[dict[str, Any]] | None, *, explicit: bool
+        self,
+        key: str,
+        eid: str,
+        text: str,
+        history: list[dict[str, Any]] | None,
+        *,
+        explicit: bool,
+        active_ok: bool = False,
     ) -> Steps[str]:
         if not isinstance(key, str) or not key:
             raise UsageError("idempotency_key must be a non-empty string")
@@ -213,9 +220,78 @@ class Operations(abc.ABC):
         bound, bound_fingerprint = yield Io(self.store.bind_key, key, eid, fingerprint)
         if bound_fingerprint != fingerprint or (explicit and bound != eid):
             raise IdempotencyConflictError(key, bound)
-        if bound != eid and (yield Io(self.store.is_claimed, bound)):
+        if not active_ok and bound != eid and (yield Io(self.store.is_claimed, bound)):
             raise ExecutionAlreadyActiveError(bound, "running")
         return str(bound)
+
+    def _enqueue_op(
+        self,
+        text: str,
+        *,
+        execution_id: str | None,
+        history: list[dict[str, Any]] | None,
+        metadata: dict[str, Any] | None,
+        model: str | None,
+        idempotency_key: str | None,
+        output: OutputSpec | None,
+    ) -> Steps[str]:
+        """Make a new execution durable (its start record, as ``run`` writes it) without advancing it; its id.
+
+        Checked as ``run`` checks its arguments. An execution that exists already (the id given, or the one an
+        idempotency key is bound to, with the same input) is left as it is and its id returned; another input
+        raises what ``run`` raises (:class:`~delite.errors.ExecutionIdConflictError`,
+        :class:`~delite.errors.IdempotencyConflictError`) with nothing written.
+        """
+        checks.check_run_args(text, history=history, metadata=metadata, model=model, idempotency_key=idempotency_key)
+        self._settings(output=output)  # a missing provider is refused here, as run refuses it
+        eid = validate_execution_id(execution_id) if execution_id is not None else new_execution_id()
+        started = ExecutionStarted(
+            at=self.clock(),
+            execution_id=eid,
+            agent_id=self.agent_id,
+            input=text,
+            history=list(history or []),
+            metadata=dict(metadata or {}),
+            config=self.fingerprint(),
+            model=model,
+            idempotency_key=idempotency_key,
+            output_schema=output.schema if output is not None else None,
+            output_prompt=output.prompt if output is not None else None,
+        )
+        check_storable([started], "the run's input (text, history and metadata)")  # before a key is bound
+        if idempotency_key is not None:
+            bound = yield from self._bind_key_op(
+                idempotency_key, eid, text, history, explicit=execution_id is not None, active_ok=True
+            )
+            if bound != eid and (yield Io(self.store.exists, bound)):
+                return bound  # enqueued (or run) before: that execution, whatever it does now
+            eid = bound
+            started = msgspec.structs.replace(started, execution_id=eid)
+        elif (yield Io(self.store.exists, eid)):
+            state: ExecutionState = yield Io(self.store.state, eid)
+            if state.input != text:
+                raise ExecutionIdConflictError(eid, state.status.value)
+            return eid
+        try:
+            log = yield Claim(self.store, eid, [started])
+        except ExecutionAlreadyClaimedError:
+            if idempotency_key is not None or execution_id is not None:
+                return eid  # being created or advanced right now by another caller with the same request
+            raise
+        if not log.created:
+            state = yield Io(log.state)
+            if state.input != text:
+                raise ExecutionIdConflictError(eid, state.status.value)
+        yield Io(log.release)
+        return eid
+
+    def _take_op(self, log: ExecutionLog, state: ExecutionState, *, output: OutputSpec | None) -> Steps[Response]:
+        """Advance an execution a worker claimed (``log``, folded into ``state``) and found it may take on.
+
+        As :meth:`_resume_op` after its claim; the caller holds the claim and releases it.
+        """
+        settings = self._settings(output=output)
+        return (yield from self._advance_op(log, state, settings, model=None, resumed=True))
 
     def _resume_op(self, execution_id: str, *, model: str | None, output: OutputSpec | None) -> Steps[Response]:
         checks.check_optional_text("model", model)

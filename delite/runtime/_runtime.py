@@ -46,6 +46,7 @@ from delite.store._open import default_location, open_store
 
 if TYPE_CHECKING:
     from delite.engine._agent import Agent
+    from delite.runtime._worker import WorkEvent, WorkReport
 
 __all__ = ["Runtime"]
 
@@ -170,6 +171,10 @@ class Runtime:
         self._closing = False
         self._stopping = False
         self._recovering: set[str] = set()
+        self._stop_working = threading.Event()
+        self._work_wake = threading.Event()  # wakes the worker loop between its polls
+        self._draining = False
+        self._working = False
         self._pid = 0  # the process that started it (a forked child's exit says nothing of its parent's runs)
 
     # -- agents and callbacks --------------------------------------------------------------------------------
@@ -454,6 +459,85 @@ class Runtime:
             self._emit(agent.agent_id, execution_id, response, None)
         return response
 
+    # -- working ---------------------------------------------------------------------------------------------
+
+    def work(
+        self,
+        *agents: Agent,
+        concurrency: int = 4,
+        poll: float = 1.0,
+        on_event: Callable[[WorkEvent], object] | None = None,
+    ) -> WorkReport:
+        """Be a worker: keep taking on the runnable executions of these agents until :meth:`stop_working`.
+
+        Blocks. The executions a worker takes on are those the store lists as runnable
+        (:meth:`~delite.store.ExecutionIndex.runnable`) for the agents' ids: new ones made durable by
+        :meth:`Agent.enqueue <delite.Agent.enqueue>`, ones a dead process left ``running``, and suspended ones
+        whose every pending call got its answer (an approval, input, client result or resolution recorded by
+        any process, ``delite approve`` included). Never a fork nobody resumed, a suspension still waiting, a
+        budget suspension or a sub-agent's execution on its own (its parent continues it). Up to
+        ``concurrency`` advance at once, each under its claim: a claim another worker won is skipped
+        silently, so many workers (processes, or hosts on a shared store) can serve the same agents. A run
+        that suspends lets go of its execution; it is runnable again once its answers are recorded.
+
+        Between polls of the store it waits up to ``poll`` seconds (:meth:`~delite.store.Store.wait_for_work`:
+        a store that hears of news returns early) or until one of its runs ends. The runtime's callbacks
+        (``on_complete``...) hear about its runs; ``on_event`` (called in the runtime's threads) and the logger
+        ``delite.worker`` get a :class:`~delite.runtime.WorkEvent` for each execution taken and its outcome.
+
+        Args:
+            agents: the agents to serve (each joins this runtime); none: every agent that joined it.
+            concurrency: how many executions may advance at once.
+            poll: seconds between looks at the store when nothing wakes the worker earlier.
+            on_event: called with each :class:`~delite.runtime.WorkEvent`.
+
+        Returns:
+            a :class:`~delite.runtime.WorkReport` once :meth:`stop_working` was called and every run in flight
+            stopped at a step boundary (its claim released).
+        """
+        from delite.engine._agent import Agent  # noqa: PLC0415 - the agent module imports this one
+        from delite.runtime._worker import work  # noqa: PLC0415
+
+        for agent in agents:
+            if not isinstance(agent, Agent):
+                raise UsageError(f"work() serves Agents, not {type(agent).__name__}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise UsageError(f"concurrency must be a whole number, 1 or more; not {concurrency!r:.80}")
+        if isinstance(poll, bool) or not isinstance(poll, int | float) or not 0 < poll <= 3600:
+            raise UsageError(f"poll must be a number of seconds above 0 (at most 3600); not {poll!r:.80}")
+        if on_event is not None and not callable(on_event):
+            raise UsageError("on_event must be a callable taking a WorkEvent")
+        for agent in agents:
+            if self._agents.get(agent.agent_id) is not agent:
+                self.join(agent)
+        served = {a.agent_id: a for a in agents} if agents else dict(self._agents)
+        if not served:
+            raise UsageError("work() needs an agent to serve: pass one, or build agents with runtime=rt first")
+        with self._lock:
+            if self._working:
+                raise UsageError("this runtime is already working (one work() at a time)")
+            self._working = True
+        try:
+            self.start()
+            return work(self, served, concurrency=concurrency, poll=float(poll), on_event=on_event)
+        finally:
+            with self._lock:
+                self._working = False
+                self._draining = False
+                self._stop_working.clear()
+
+    def stop_working(self) -> None:
+        """Ask :meth:`work` to drain and return: take nothing new, stop each run at its next step boundary.
+
+        Safe from a signal handler or any thread; returns at once (:meth:`work` returns once the runs in flight
+        have stopped: the model or tool call each was making finishes and is recorded, its buffered records
+        are written, its claim released; an execution stopped that way stays ``running`` for any worker). A
+        call before :meth:`work` starts makes it return at once.
+        """
+        self._draining = self._working
+        self._stop_working.set()
+        self._work_wake.set()
+
     # -- waiting ---------------------------------------------------------------------------------------------
 
     def future(self, execution_id: str) -> concurrent.futures.Future[Response]:
@@ -579,6 +663,9 @@ class Runtime:
     def _stop_requested(self) -> bool:
         return self._stopping
 
+    def _drain_requested(self) -> bool:
+        return self._stopping or self._draining
+
     def _emit(self, agent_id: str, execution_id: str, response: Response | None, error: BaseException | None) -> None:
         if error is not None:
             if isinstance(error, ExecutionAlreadyClaimedError) and error.execution_id == execution_id:
@@ -659,8 +746,8 @@ class Runtime:
         self._recovering |= wanted
         # Top-level executions left running with no live owner; forks nobody resumed are left out (no process was
         # advancing them, so none died doing so). Sub-agents are resumed through their parents.
-        for summary in store.runnable():
-            if summary.agent_id not in wanted:
+        for summary in store.recoverable():
+            if summary.agent_id not in wanted or summary.parent_id is not None:
                 continue
             eid = summary.id
             agent = self._agents[summary.agent_id]

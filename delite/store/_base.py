@@ -13,21 +13,24 @@ from __future__ import annotations
 import abc
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Self
 
-from delite.errors import DeliteError, LogCorruptError, SequenceConflictError, UsageError
+from delite.errors import LogCorruptError, SequenceConflictError, UsageError
 from delite.log._codec import decode_record, encode_record
 from delite.log.records import AnyRecord, Record
 from delite.state._fold import fold
 from delite.state._model import ExecutionState, Status
 from delite.state._outcome import Outcome
-from delite.store._query import ExecutionIndex, check_listing
+from delite.store._query import ExecutionIndex, check_agents, check_listing
 from delite.store._records import RecordRange, StoredPayload
 from delite.store._views import ExecutionSummary
 
 __all__ = ["ExecutionLog", "LogStore", "Store", "decode_stored"]
+
+_WORK_STATUSES = [s.value for s in Status if s is Status.RUNNING or s.is_suspended]
+"""The statuses an execution a worker may take on can have (its summary says whether it may)."""
 
 
 class ExecutionLog(abc.ABC):
@@ -225,11 +228,24 @@ class Store(LogStore, ExecutionIndex):
 
     def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """Running executions with no live owner, forks nobody resumed left out, oldest first."""
-        return self._find_work(agent=agent, limit=limit, top_level=False)
+        check_listing(limit=limit, offset=0, metadata=None, agent=agent)  # a UsageError before anything is read
+        page = self.list_executions(status=Status.RUNNING.value, agent=agent, limit=None)
+        return self._unclaimed(page.items, limit=limit, top_level=False)
 
-    def runnable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
-        """Top-level executions a worker may take on by itself now, oldest first."""
-        return self._find_work(agent=agent, limit=limit, top_level=True)
+    def runnable(self, *, agent: str | Iterable[str] | None = None, limit: int | None = None) -> list[ExecutionSummary]:
+        """Top-level executions a worker may take on by itself now, oldest first.
+
+        Those the summaries mark ``advanceable`` (:func:`delite.state._ready.advanceable`: running, or
+        suspended on calls that all have their answers) that nobody holds; never a sub-agent's (its parent
+        drives it). ``agent`` is one agent id or several. Built from one listing and the claims: a summary
+        carries whether its execution is advanceable, so no log is read here.
+        """
+        agents = check_agents(agent)
+        check_listing(limit=limit, offset=0, metadata=None)
+        one = next(iter(agents)) if agents is not None and len(agents) == 1 else None
+        page = self.list_executions(status=_WORK_STATUSES, agent=one, limit=None)
+        wanted = [s for s in page.items if agents is None or s.agent_id in agents]
+        return self._unclaimed(wanted, limit=limit, top_level=True)
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until work may have appeared (an execution enqueued, answered or let go) or ``timeout`` passes.
@@ -241,28 +257,22 @@ class Store(LogStore, ExecutionIndex):
         time.sleep(max(0.0, timeout))
         return False
 
-    def _find_work(self, *, agent: str | None, limit: int | None, top_level: bool) -> list[ExecutionSummary]:
-        check_listing(limit=limit, offset=0, metadata=None, agent=agent)  # a UsageError before anything is read
-        page = self.list_executions(status=Status.RUNNING.value, agent=agent, limit=None)
+    def _unclaimed(
+        self, summaries: Iterable[ExecutionSummary], *, limit: int | None, top_level: bool
+    ) -> list[ExecutionSummary]:
+        """The advanceable ones nobody holds, oldest first, at most ``limit``."""
         out: list[ExecutionSummary] = []
-        for summary in sorted(page.items, key=lambda s: (s.created_at, s.id)):
+        for summary in sorted(summaries, key=lambda s: (s.created_at, s.id)):
             if limit is not None and len(out) >= limit:
                 break
             if top_level and summary.parent_id is not None:
                 continue
+            if not summary.advanceable:
+                continue  # a fork nobody resumed, or a suspension still waiting for an answer
             if self.is_claimed(summary.id):
                 continue  # a live owner is advancing it
-            if summary.forked_from is not None and self._never_advanced(summary.id):
-                continue  # a fork nobody resumed: no process was advancing it
             out.append(summary)
         return out
-
-    def _never_advanced(self, execution_id: str) -> bool:
-        """Whether no process has taken this execution on yet (a fork nobody resumed); unreadable counts as no."""
-        try:
-            return self.state(execution_id).dormant
-        except DeliteError:
-            return False  # taking it on reports what is wrong with it
 
 
 def decode_stored(execution_id: str, payloads: Sequence[StoredPayload]) -> list[AnyRecord]:

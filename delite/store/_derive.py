@@ -26,6 +26,7 @@ from delite.log.records import (
 )
 from delite.state._fold import apply, fold
 from delite.state._model import CallState, ExecutionState, Totals
+from delite.state._ready import advanceable
 from delite.store._views import (
     Decision,
     Event,
@@ -151,6 +152,7 @@ def _summary_fields(
         "records": len(records),
         "log_bytes": log_bytes,
         "torn": torn,
+        "advanceable": bool(records) and advanceable(state),
     }
 
 

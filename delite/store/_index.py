@@ -35,7 +35,7 @@ from delite.store._views import ExecutionSummary, Problem, many
 __all__ = ["DERIVATION", "MIGRATIONS", "ListingIndex", "Progress", "check_index", "scan_logs"]
 
 
-DERIVATION: Final = "2"  # 2: summaries name the parent call of a sub-agent
+DERIVATION: Final = "3"  # 2: summaries name the parent call of a sub-agent; 3: whether a worker may advance it
 
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     (
@@ -251,9 +251,20 @@ class ListingIndex:
                     progress(done, total)
 
     def rebuild(self, progress: Progress | None = None) -> int:
-        """Drop every row and derive them all again from the logs; returns the number of rows."""
-        with _transaction(self.conn):
-            self.conn.execute("DELETE FROM executions")
+        """Drop every row and derive them all again from the logs; returns the number of rows.
+
+        An index file damaged beyond its first pages (it opened, but its rows cannot be deleted) is deleted and
+        made again, or kept in memory when it cannot be.
+        """
+        try:
+            with _transaction(self.conn):
+                self.conn.execute("DELETE FROM executions")
+        except sqlite3.DatabaseError as e:
+            if self.in_memory or isinstance(e, sqlite3.OperationalError):  # busy or locked: not damage
+                raise
+            self.conn.close()
+            fresh = ListingIndex.open(self.layout) if _delete_index(self.layout) else ListingIndex.memory(self.layout)
+            self.conn, self.in_memory = fresh.conn, fresh.in_memory
         return self.refresh(progress)
 
     # -- reading ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ __all__ = [
     "ExecutionIndex",
     "ListingQuery",
     "Progress",
+    "check_agents",
     "check_binding",
     "check_ids",
     "check_key",
@@ -185,6 +186,24 @@ def check_binding(key: object, execution_id: object, fingerprint: object) -> str
     return checked
 
 
+def check_agents(agent: object) -> frozenset[str] | None:
+    """The agent ids a work query names (one id, or a collection of them; None for all), or a :class:`UsageError`."""
+    if agent is None:
+        return None
+    if isinstance(agent, str):
+        agents = [agent]
+    elif isinstance(agent, bytes) or not isinstance(agent, Iterable):
+        raise UsageError(f"agent must be an agent id or a collection of them, not {type(agent).__name__}")
+    else:
+        agents = list(agent)
+    for a in agents:
+        if not isinstance(a, str) or not a:
+            raise UsageError(f"an agent id is a non-empty string, not {a!r}")
+    if not agents:
+        raise UsageError("agent must name at least one agent id (or be None for every agent)")
+    return frozenset(agents)
+
+
 def check_ids(execution_ids: object) -> list[str]:
     """Check a batch of execution ids (:meth:`ExecutionIndex.cancels_requested`) before anything is read.
 
@@ -262,8 +281,13 @@ class ExecutionIndex(abc.ABC):
         """
 
     @abc.abstractmethod
-    def runnable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
-        """Executions a worker may take on by itself now, oldest first: top-level recoverable ones.
+    def runnable(self, *, agent: str | Iterable[str] | None = None, limit: int | None = None) -> list[ExecutionSummary]:
+        """Top-level executions a worker may take on by itself now, oldest first, nobody holding them.
+
+        Those whose summary is ``advanceable``: running ones (newly enqueued, or left by a dead owner; a fork
+        nobody resumed is not), and suspended ones whose every listed call of their own has its answer
+        (recorded by any process). Never a sub-agent's execution (its parent drives it), an unanswered or
+        budget suspension. ``agent`` is one agent id or a collection of them (None: every agent).
 
         A snapshot: a worker still has to win the claim (:meth:`~delite.store.LogStore.claim`), and loses
         it to another worker with :class:`~delite.errors.ExecutionAlreadyClaimedError`.

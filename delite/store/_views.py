@@ -61,7 +61,9 @@ class ExecutionSummary(_View, frozen=True, kw_only=True):
     ``empty`` (the process died while creating the log, before its first record was complete). In a
     listing, ``input`` and ``answer`` are cut to 500 characters; :meth:`delite.DataDir.execution` has them
     whole. A sub-agent's execution names its parent (``parent_id``) and the parent's tool call that started
-    it (``parent_call``).
+    it (``parent_call``). ``advanceable`` says whether a worker may take the execution on by itself now (see
+    :func:`delite.state._ready.advanceable`: running and not a fork nobody resumed, or suspended on calls of its
+    own that all have their answers), whoever holds it.
     """
 
     id: str
@@ -88,6 +90,7 @@ class ExecutionSummary(_View, frozen=True, kw_only=True):
     log_bytes: int = 0
     torn: bool = False
     damage: str | None = None
+    advanceable: bool = False
 
 
 class Decision(_View, frozen=True, kw_only=True):

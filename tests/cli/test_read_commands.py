@@ -23,7 +23,7 @@ BOTH_STORES = True  # the read commands go through the store seam: the same view
 SUMMARY_KEYS = {
     "id", "agent_id", "status", "created_at", "updated_at", "input", "answer", "models", "steps", "llm_calls",
     "tool_calls", "tokens", "cost", "metadata", "suspend_reason", "error", "parent_id", "parent_call", "forked_from",
-    "fork_step", "records", "log_bytes", "torn", "damage",
+    "fork_step", "records", "log_bytes", "torn", "damage", "advanceable",
 }  # fmt: skip
 DETAIL_KEYS = SUMMARY_KEYS | {
     "config", "model", "idempotency_key", "depth", "resumes", "model_failures", "model_ms", "tool_ms", "wall_ms",

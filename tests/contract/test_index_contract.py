@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from store_fixtures import FileStores, ListStores, MemoryStores, PostgresStores
 
+from delite import Agent, Budget, ScriptedProvider, tool
 from delite.errors import InvalidExecutionIdError, UsageError
 from delite.log.records import (
     ExecutionCancelled,
@@ -27,7 +28,21 @@ from delite.log.records import (
     Record,
     SuspendReason,
 )
+from delite.providers import call as tool_call
 from delite.store import ListingQuery, Store
+
+
+def _agent(store: Store, agent_id: str, *, budget: Budget | None = None) -> Agent:
+    """An agent whose every run asks to call ``pay`` (which needs approval), then answers "paid"."""
+
+    @tool(requires_confirmation=True)
+    def pay() -> str:
+        """Pay (needs approval)."""
+        return "ok"
+
+    provider = ScriptedProvider([tool_call("pay"), "paid"])
+    return Agent(store=store, agent_id=agent_id, provider=provider, tools=[pay], budget=budget)
+
 
 ENDINGS: dict[str, list[Record]] = {
     "running": [],
@@ -203,6 +218,46 @@ class IndexContract(abc.ABC):
             log.append([ExecutionResumed(at=101.0)], expected=1)
         assert [s.id for s in store.recoverable()] == ["fork"]
         assert [s.id for s in store.runnable()] == ["fork"]
+
+    def test_suspensions_whose_calls_all_have_answers_are_work(self, store: Store, tmp_path: Path) -> None:
+        agent = _agent(store, "a")
+        waiting = agent.run("pay", execution_id="pay-waiting")
+        answered = agent.run("pay", execution_id="pay-answered")
+        assert waiting.status.value == answered.status.value == "waiting_approval"
+        assert answered.suspend_reason is not None
+        (call_id,) = answered.suspend_reason.confirmation_ids
+        assert store.runnable() == []  # nobody answered yet: nothing a worker may start
+        other = self.second_handle(store, tmp_path)
+        _agent(other, "a").approve("pay-answered", call_id)  # recorded by "another process", not continued
+        assert [s.id for s in store.runnable()] == ["pay-answered"]
+        assert [s.id for s in store.runnable(agent="a")] == ["pay-answered"]
+        assert store.runnable(agent="b") == []
+        assert store.recoverable() == []  # not left running by anyone: only a worker takes it on
+        with other.claim("pay-answered"):
+            assert store.runnable() == []  # someone is advancing it
+        assert agent.resume("pay-answered").answer == "paid"
+        assert store.runnable() == []
+
+    def test_a_budget_suspension_is_not_work(self, store: Store) -> None:
+        agent = _agent(store, "a", budget=Budget(max_tool_calls=0))
+        response = agent.run("pay", execution_id="capped")
+        assert response.status.value == "suspended" and response.suspend_reason is not None
+        assert response.suspend_reason.kind == "budget"
+        assert store.runnable() == [] and store.recoverable() == []
+
+    def test_runnable_serves_several_agents(self, fleet: Store) -> None:
+        make(fleet, "c-run", "running", at=106.0, agent_id="c")
+        make(fleet, "b-run", "running", at=107.0, agent_id="b")
+        assert [s.id for s in fleet.runnable()] == ["a-run", "c-run", "b-run"]  # oldest first
+        assert [s.id for s in fleet.runnable(agent=["b", "c"])] == ["c-run", "b-run"]
+        assert [s.id for s in fleet.runnable(agent={"a", "b"}, limit=1)] == ["a-run"]
+        assert [s.id for s in fleet.runnable(agent=("zzz",))] == []
+        assert all(s.advanceable for s in fleet.runnable())
+
+    @pytest.mark.parametrize("bad", [[], [1], [""], b"a", 3, {"a": 1}.items()])
+    def test_runnable_refuses_bad_agent_ids(self, fleet: Store, bad: Any) -> None:
+        with pytest.raises(UsageError):
+            fleet.runnable(agent=bad)
 
     # -- cancel requests --------------------------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ from delite.store._postgres._claims import ClaimConnection, lock_key
 from delite.store._postgres._connect import connect_error, redact, split_url
 from delite.store._postgres._listen import CHANNEL, Listener
 from delite.store._postgres._schema import ensure_schema
-from delite.store._query import ListingQuery, check_binding, check_ids, check_key, check_listing
+from delite.store._query import ListingQuery, check_agents, check_binding, check_ids, check_key, check_listing
 from delite.store._records import RecordRange, StoredPayload, check_range
 from delite.store._views import ExecutionSummary, Page
 
@@ -111,7 +111,7 @@ _WORK = (  # constant SQL: every value is a parameter
     + """)
 SELECT e.id, e.head_seq, e.summary, e.summary_head FROM executions e
 WHERE e.advanceable AND {scope}
-  AND (%(agent)s::text IS NULL OR e.agent_id = %(agent)s)
+  AND (%(agents)s::text[] IS NULL OR e.agent_id = ANY(%(agents)s::text[]))
   AND NOT EXISTS (SELECT 1 FROM held WHERE held.k = e.lock_key)
 ORDER BY e.created_at, e.id
 LIMIT %(limit)s"""
@@ -845,15 +845,18 @@ class PostgresStore(Store):
 
     def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """Running executions with no live owner (sub-agents' included, forks nobody resumed not), oldest first."""
+        check_listing(limit=limit, offset=0, metadata=None, agent=agent)
         return self._work("e.status = 'running'", agent=agent, limit=limit)
 
-    def runnable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
+    def runnable(self, *, agent: str | Iterable[str] | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """Top-level executions a worker may advance now (running, or with every answer in) and nobody holds."""
         return self._work("e.parent_id IS NULL", agent=agent, limit=limit)
 
-    def _work(self, scope: str, *, agent: str | None, limit: int | None) -> list[ExecutionSummary]:
-        check_listing(limit=limit, offset=0, metadata=None, agent=agent)
-        rows = self._fetchall(_WORK.format(scope=scope), {"agent": agent, "limit": limit})
+    def _work(self, scope: str, *, agent: str | Iterable[str] | None, limit: int | None) -> list[ExecutionSummary]:
+        agents = check_agents(agent)
+        check_listing(limit=limit, offset=0, metadata=None)
+        names = None if agents is None else sorted(agents)
+        rows = self._fetchall(_WORK.format(scope=scope), {"agents": names, "limit": limit})
         return self._summaries(rows)
 
     def wait_for_work(self, timeout: float) -> bool:
