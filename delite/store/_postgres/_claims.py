@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from psycopg import pq
 
 from delite.errors import StoreError, UnsupportedPoolerError
@@ -50,10 +51,12 @@ class ClaimConnection:
         self.where = where
         self.keepalives = keepalives
         self._lock = threading.Lock()
+        self._ended = False
         try:
             self._conn = psycopg.connect(autocommit=True, prepare_threshold=None, **{**params, **keepalives.libpq()})
         except psycopg.Error as e:
             raise connect_error("open the claim connection to PostgreSQL", where, e) from e
+        self._conn.add_notice_handler(self._on_notice)
         try:
             for name, value in keepalives.server_settings():
                 self._conn.execute("SELECT set_config(%s, %s, false)", (name, value))
@@ -122,22 +125,31 @@ class ClaimConnection:
     def alive(self) -> bool:
         """Whether the connection (and so every lock on it) is still up, without a round trip.
 
-        Reads whatever the server sent (a termination notice, an end of file) and looks at the connection's state.
+        Reads whatever the server sent without waiting: a session that was ended sends a FATAL notice (seen by
+        the notice handler) and then closes the socket (the second read sees the end of the file).
         """
         with self._lock:
             conn = self._conn
-            if conn.closed:
+            if conn.closed or self._ended:
+                conn.close()
                 return False
             pgconn = conn.pgconn
             try:
-                pgconn.consume_input()
+                for _ in range(2):
+                    pgconn.consume_input()
+                    pgconn.is_busy()  # parses what arrived: a FATAL message goes to the notice handler
             except psycopg.OperationalError:
                 conn.close()
                 return False
-            if pgconn.status != pq.ConnStatus.OK or conn.broken:
+            if self._ended or pgconn.status != pq.ConnStatus.OK or conn.broken:
                 conn.close()
                 return False
             return True
+
+    def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        """A FATAL message outside a query: the server is ending this session (terminated, shutting down)."""
+        if diag.severity_nonlocalized == "FATAL" or diag.severity == "FATAL":
+            self._ended = True
 
     def setting(self, name: str) -> str:
         """A server setting as this session sees it (``SHOW``; for tests and diagnostics)."""

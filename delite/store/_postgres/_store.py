@@ -337,8 +337,10 @@ class PostgresStore(Store):
         self._claims: ClaimConnection | None = None
         self._listener = Listener({**params, **keep.libpq()})
         try:
+            self._claims = ClaimConnection(self._params, self.keepalives, self.where)  # fails fast if unreachable
             self._pool.open(wait=True, timeout=30.0)
-            self._claims = self._open_claims()
+            with self._pool.connection() as probe:
+                self._claims.check_session(probe)
             self._with_conn(lambda conn: ensure_schema(conn, self.where), action="create the schema", retry=False)
         except psycopg_pool.PoolTimeout as e:
             self.close()
