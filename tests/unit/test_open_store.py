@@ -307,3 +307,16 @@ def test_the_agent_opens_and_closes_the_store_it_chose(tmp_path: Path) -> None:
         assert isinstance(rt.store, FileStore) and rt.owns_store
     with DataDir(str(tmp_path / "data")) as data:
         assert isinstance(data.store, FileStore) and data.ids() == []
+
+
+def test_same_location_of_a_postgres_store(pg_url: str) -> None:
+    """The store a URL opened is at that URL (what ``delite worker --agent`` checks the agent's store against)."""
+    from delite.store._postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        assert same_location(store, pg_url)
+        assert not same_location(store, pg_url + "x")
+        assert pg_url.rsplit("/", 1)[-1] in repr(store)
+    finally:
+        store.close()

@@ -320,6 +320,7 @@ class PostgresStore(Store):
             tcp_user_timeout=tcp_user_timeout,
         )
         self.where = redact(params)
+        self.url = url  # as given (what same_location compares); messages show ``where``, never this
         self.keepalives = keep
         self._params = params
         self._cv = threading.Condition()
