@@ -398,6 +398,9 @@ class PostgresStore(Store):
                     return fn(conn)
             except psycopg.OperationalError as e:
                 if retry and attempt == 1:
+                    # The other idle connections may have died with this one (a restart, a partition): drop them.
+                    with contextlib.suppress(psycopg_pool.PoolTimeout, psycopg.Error):
+                        self._pool.check()
                     continue
                 raise connect_error(action, self.where, e) from e
             except psycopg.Error as e:
