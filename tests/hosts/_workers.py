@@ -80,6 +80,15 @@ class HostWorker:
             with self._lock:
                 self.err_lines.append(line)
 
+    def wait_started(self, timeout: float = 60) -> None:
+        """Wait for its ``started`` event (its signal handlers are in place: a SIGTERM now drains)."""
+        wait_until(lambda: bool(self.took_any("started")), timeout=timeout, what=f"the worker on host {self.host}")
+
+    def took_any(self, event: str) -> list[dict[str, Any]]:
+        """Its events of one kind."""
+        with self._lock:
+            return [e for e in self.events if e.get("event") == event]
+
     @property
     def err(self) -> str:
         """What it wrote to stderr so far."""

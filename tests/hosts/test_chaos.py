@@ -67,6 +67,8 @@ def test_a_sigkilled_workers_executions_finish_on_other_hosts(cluster: Any, db: 
         # The barrier: every execution is inside its second tool's body on host 0, the first one's effect done.
         wait_until(lambda: len(parked(work_dir)) == 5, timeout=60, what="five calls to park on host 0")
         others = [HostWorker(cluster.hosts, h, url, work_dir, concurrency=3) for h in (1, 2)]
+        for w in others:
+            w.wait_started()
         doomed.kill()
         assert doomed.proc.returncode == -9
         wait_until(
@@ -85,7 +87,7 @@ def test_a_sigkilled_workers_executions_finish_on_other_hosts(cluster: Any, db: 
     finally:
         doomed.kill()
         codes = [w.finish() for w in others]
-    assert codes == [0, 0], [w.err for w in others]
+    assert codes == [0, 0], (codes, [w.err for w in others], [w.events for w in others])
     assert sorted(doomed.took("taken")) == sorted(ids) and doomed.took("completed") == []
     assert sorted(eid for w in others for eid in w.took("completed")) == sorted(ids)
     effects = ledger(work_dir)
@@ -111,6 +113,8 @@ def test_a_partitioned_host_is_taken_over_and_fenced_when_it_returns(cluster: An
     try:
         wait_until(lambda: len(parked(work_dir)) == 3, timeout=60, what="three calls to park on host 0")
         others = [HostWorker(cluster.hosts, h, url, work_dir, concurrency=3) for h in (1, 2)]
+        for w in others:
+            w.wait_started()
         time.sleep(1.0)  # the others are polling: nothing is theirs while host 0's claims live
         assert all(not w.took("taken") for w in others)
         cluster.hosts.partition(0)
@@ -154,6 +158,8 @@ def test_postgresql_restarted_mid_run_every_execution_completes(cluster: Any, db
     slow = {"HOSTS_MODEL_DELAY": "0.05"}
     workers = [HostWorker(cluster.hosts, h, url, work_dir, concurrency=4, env=slow) for h in range(3)]
     try:
+        for w in workers:
+            w.wait_started()
         wait_until(
             lambda: list(statuses(store, ids).values()).count("completed") >= 5, timeout=90, what="some progress"
         )

@@ -185,7 +185,10 @@ def test_close_kills_what_runs_inside_and_leaves_nothing() -> None:
     hosts = Hosts(2)
     names = [*hosts.namespaces, hosts.bridge]
     sleeper = hosts.popen(1, [sys.executable, "-c", "import time; time.sleep(600)"])
-    assert sleeper.pid in hosts.pids(1)
+    deadline = time.monotonic() + 10
+    while sleeper.pid not in hosts.pids(1):  # ip netns exec enters the namespace, then execs python
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     hosts.partition(0)
     assert hosts.leftovers()  # it exists
     hosts.close()
