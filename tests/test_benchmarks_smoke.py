@@ -125,6 +125,12 @@ def check_compare(d: dict[str, Any], out: str) -> None:
         assert row["best_peer"] in peers and row["lead"] > 0, row
     assert d["crashes"]["delite"]["trials"] == 1 and d["crashes"]["delite"]["with_duplicates"] == 0
     assert "| measure | delite" in out
+    pg = d["postgres"]  # delite (and DBOS, when installed) on one throwaway PostgreSQL server, or why not
+    assert "On PostgreSQL" in out
+    if "skipped" not in pg:
+        assert "delite" not in pg["errors"], pg["errors"]
+        assert pg["ms_per_step"]["delite"]["10"] > 0 and pg["execution_s"]["delite"]["10"] > 0
+        assert pg["impls"] == ["delite"] + (["dbos"] if "dbos" in d["impls"] else [])
     if d["missing_peers"]:  # it says so, and names them
         assert "not installed, left out: " + ", ".join(d["missing_peers"]) in out
 
