@@ -135,6 +135,24 @@ def check_compare(d: dict[str, Any], out: str) -> None:
         assert "not installed, left out: " + ", ".join(d["missing_peers"]) in out
 
 
+def check_fleet(d: dict[str, Any], out: str) -> None:
+    assert d["smoke"] is True
+    if "skipped" in d:  # no PostgreSQL server binaries or psycopg here: it says so
+        assert "left out" in out
+        return
+    assert [r["workers"] for r in d["throughput"]] == [1, 2]
+    for row in d["throughput"]:
+        assert row["all_completed"] is True and row["duplicates"] == 0, row
+        assert row["side_effects"] == 3 * row["executions"] and row["wall_s"] > 0
+    kill, cut = d["failover"]
+    assert kill["how"] == "sigkill" and kill["samples"] == 2 and kill["p99_s"] >= kill["p50_s"] > 0
+    assert all(c["duplicates"] == 0 for c in kill["checks"])
+    assert cut["how"] == "partition"
+    if "skipped" not in cut:  # namespaces need root
+        assert cut["samples"] == 2 and all(c["fenced"] == 2 for c in cut["checks"]), cut
+    assert "Fleet throughput on PostgreSQL" in out and "Failover" in out
+
+
 @dataclass(frozen=True)
 class Bench:
     script: str
@@ -166,6 +184,7 @@ KNOWN = {
     "bench_compare": Bench("compare/bench_compare.py", check_compare),
     "bench_otel": Bench("bench_otel.py", check_otel),
     "bench_memory": Bench("bench_memory.py", check_memory),
+    "bench_fleet": Bench("bench_fleet.py", check_fleet),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
 # the fork and cancellation workloads that torture.py runs (--forks, --cancels).
