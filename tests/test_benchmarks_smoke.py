@@ -153,10 +153,23 @@ def check_fleet(d: dict[str, Any], out: str) -> None:
     assert "Fleet throughput on PostgreSQL" in out and "Failover" in out
 
 
+def check_torture_pg(d: dict[str, Any], out: str) -> None:
+    assert d["mode"] == "postgres" and d["seed"] == 7
+    assert d["violations"] == [], d["violations"][:5]
+    if "skipped" in d:  # no PostgreSQL server binaries or psycopg here: it says so
+        assert "left out" in out
+        return
+    assert d["kills"] == 3 and d["workers_started"] == 3 + 3
+    assert d["completed"] == d["executions"] == d["answers_matched"] >= 6
+    assert d["reran_completed"] == 0 and d["approvals"] >= d["executions"]
+    assert "invariant breaches | 0" in out
+
+
 @dataclass(frozen=True)
 class Bench:
     script: str
     check: Callable[[Any, str], None]
+    options: tuple[str, ...] = ()  # more options than --smoke and --json-out
 
 
 def check_otel(d: dict[str, Any], out: str) -> None:
@@ -185,10 +198,11 @@ KNOWN = {
     "bench_otel": Bench("bench_otel.py", check_otel),
     "bench_memory": Bench("bench_memory.py", check_memory),
     "bench_fleet": Bench("bench_fleet.py", check_fleet),
+    "torture_pg": Bench("torture.py", check_torture_pg, ("--postgres",)),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
-# the fork and cancellation workloads that torture.py runs (--forks, --cancels).
-HELPERS = {"compare/workloads.py", "torture_more.py"}
+# the fork and cancellation workloads that torture.py runs (--forks, --cancels), torture_pg.py its --postgres mode.
+HELPERS = {"compare/workloads.py", "torture_more.py", "torture_pg.py"}
 
 
 def discover() -> dict[str, Bench]:
@@ -252,6 +266,7 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                 continue
             json_path = out / f"{name}.json"
             options = ["--quick", "--json"] if name == QUICK else ["--smoke", "--json-out", str(json_path)]
+            options += bench.options
             proc = subprocess.Popen(
                 [sys.executable, str(BENCHMARKS / bench.script), *options],
                 cwd=out,
