@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,13 +34,13 @@ class Cluster:
     """Three hosts, and one PostgreSQL server in the root namespace that listens on the bridge's address too."""
 
     hosts: Hosts
-    server: object  # _pg.PgServer
+    server: Any  # _pg.PgServer
 
     def database(self) -> tuple[str, str]:
         """A fresh database: its URL over loopback (for the test itself) and over the bridge (for the hosts)."""
-        url: str = self.server.create_database()  # type: ignore[attr-defined]
+        url: str = self.server.create_database()
         name = url.rsplit("/", 1)[-1]
-        return url, self.server.url(name, host=self.hosts.bridge_ip)  # type: ignore[attr-defined]
+        return url, self.server.url(name, host=self.hosts.bridge_ip)
 
 
 @pytest.fixture(scope="module")
