@@ -165,7 +165,10 @@ class InvalidExecutionIdError(UsageError):
 
 
 class ExecutionNotFoundError(DeliteError, LookupError):
-    """No execution with this id exists in the data directory (``data_dir``: where it was looked for)."""
+    """No execution with this id exists in the data directory (``data_dir``: where it was looked for).
+
+    For a store that is not a data directory, ``data_dir`` names it (a PostgreSQL store: its URL, no password).
+    """
 
     http_status = 404
 
@@ -177,7 +180,8 @@ class ExecutionNotFoundError(DeliteError, LookupError):
 
     def __str__(self) -> str:
         """Name the id, and the data directory searched when it is known."""
-        where = f" in data directory {self.data_dir}" if self.data_dir is not None else ""
+        store = self.data_dir is not None and "://" in self.data_dir  # a database's URL (never with its password)
+        where = f" in {'' if store else 'data directory '}{self.data_dir}" if self.data_dir is not None else ""
         return f"execution {self.execution_id!r} not found{where}"
 
 

@@ -53,8 +53,9 @@ def run_migrate(data_dir: str | None, obj: object, *, apply: bool, json_: bool) 
 
 def _print_migrations(target: Target, rows: list[dict[str, Any]], applied: list[int], *, apply: bool) -> None:
     out = f.console()
-    pending = [r for r in rows if not r["applied"]]
-    out.print(f.text(f"Schema of {target.where}: {f.plural(len(rows), 'migration')}, {len(pending)} pending.", "bold"))
+    pending = [r for r in rows if not r["applied"] or r["number"] in applied]  # as it stood before this command
+    header = f"Schema of {target.where}: {f.plural(len(rows), 'migration')}, {len(pending)} pending."
+    out.print(f.text(header, "bold"), soft_wrap=True)
     width = max((len(str(r["number"])) for r in rows), default=1)
     for r in rows:
         state = "applied now" if r["number"] in applied else "applied" if r["applied"] else "pending"
@@ -66,6 +67,8 @@ def _print_migrations(target: Target, rows: list[dict[str, Any]], applied: list[
         out.print(f.text(f"Applied {', '.join(map(str, applied))}.", "green"))
     elif pending:
         out.print(f.text("Run again with --apply to apply the pending ones (in order, one at a time).", "dim"))
+    else:
+        out.print(f.text("Up to date.", "green"))
 
 
 # -- copy ---------------------------------------------------------------------------------------------------------

@@ -91,9 +91,8 @@ class DataDir(AbstractContextManager["DataDir"]):
             self.store = open_store(target)
             self._owned = True
         else:
-            raise UsageError(
-                f"DataDir takes a data directory's path, a postgresql:// URL or a Store, not {type(target).__name__}"
-            )
+            kind = type(target).__name__
+            raise UsageError(f"DataDir takes a data directory's path or a Store (or a postgresql:// URL), not {kind}")
         self._files: FileStore | None = self.store if isinstance(self.store, FileStore) else None
         self.layout: Layout | None = self._files.layout if self._files is not None else None
         """The data directory's layout when the store is a file store, else None."""

@@ -99,6 +99,10 @@ class WorkReport:
 
 OnEvent = Callable[[WorkEvent], object]
 
+_LISTEN_SLICE = 0.5
+"""Seconds per wait of the listener thread: a store keeps listening between waits (nothing is missed), and a
+stopping worker never waits longer than this for its listener."""
+
 
 class _Loop:
     """One call of :meth:`Runtime.work`: its agents, its runs in flight, its wake-ups."""
@@ -153,13 +157,16 @@ class _Loop:
             rt._draining = True  # noqa: SLF001 - runs in flight stop at their next step boundary
             for future in list(self.in_flight.values()):
                 concurrent.futures.wait([future])
+            if waiter is not None:
+                rt._stop_working.set()  # noqa: SLF001 - the listener ends at its next slice
+                waiter.join(_LISTEN_SLICE + 5)
         return self.report
 
     def _listen(self) -> None:
         stop = self.rt._stop_working  # noqa: SLF001
         while not stop.is_set():
             try:
-                news = self.store.wait_for_work(self.poll)
+                news = self.store.wait_for_work(min(self.poll, _LISTEN_SLICE))
             except Exception:
                 log.exception("waiting for work failed; polling every %s s", self.poll)
                 stop.wait(self.poll)

@@ -156,12 +156,11 @@ def copy_execution(source: Store, destination: Store, execution_id: str) -> Copy
             f"execution {execution_id!r} holds no record (the process stopped while creating it); nothing to copy"
         )
     outcome = Outcome.PRESENT
-    if not destination.exists(execution_id):
-        try:
-            destination.create_payloads(execution_id, payloads)
-            outcome = Outcome.COPIED
-        except ExecutionIdConflictError:
-            pass  # created since we looked (another copy running): compared below like any present one
+    try:
+        destination.create_payloads(execution_id, payloads)  # whole or not at all
+        outcome = Outcome.COPIED
+    except ExecutionIdConflictError:
+        pass  # there already (an earlier copy, maybe killed, or a racing one): compared below
     there = destination.read_payloads(execution_id)
     if there != payloads:
         if outcome is Outcome.COPIED:

@@ -42,7 +42,7 @@ from delite.store._cancels import CancelWatch, bump
 from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
 from delite.store._listing import log_ids
-from delite.store._logfile import check_identity, check_single_link, read_log_file, remove
+from delite.store._logfile import check_identity, check_single_link, drop_stray_links, read_log_file, remove
 from delite.store._query import ListingQuery, Progress, check_binding, check_ids, check_key
 from delite.store._records import (
     FramedRange,
@@ -295,6 +295,8 @@ class FileStore(Store):
             log.created = True
             return log
         data, st = read_log_file(execution_id, path, data_dir=self._where())
+        if st.st_nlink > 1 and drop_stray_links(path):  # a creator killed between linking and unlinking its tmp
+            data, st = read_log_file(execution_id, path, data_dir=self._where())
         check_single_link(execution_id, path, st)
         outcome = load_snapshot(snap, data, execution_id=execution_id)
         if outcome is not None:
@@ -561,8 +563,13 @@ class FileStore(Store):
         self._publish(eid, lambda path: publish_frames(path, frames, self.durability))
 
     def _publish(self, execution_id: str, write: Callable[[str], None]) -> None:
-        """Create the execution's log with ``write(path)``, under its claim lock; the log must not exist yet."""
+        """Create the execution's log with ``write(path)``, under its claim lock; the log must not exist yet.
+
+        When it exists, the temporary name a creator killed mid-way left on it is removed first (so a copy or a
+        fork run again after a SIGKILL leaves a log that can be claimed), then the conflict is raised.
+        """
         if os.path.lexists(self.layout.log(execution_id)):
+            drop_stray_links(self.layout.log(execution_id))
             raise _exists(execution_id)
         self._ensure()
         lock = self._lock(execution_id)

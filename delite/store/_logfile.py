@@ -15,7 +15,7 @@ from delite.errors import ExecutionNotFoundError, LogIdentityError, StoreError
 from delite.log import _os
 from delite.log.records import AnyRecord, ExecutionStarted
 
-__all__ = ["check_identity", "check_single_link", "read_log_file", "remove"]
+__all__ = ["check_identity", "check_single_link", "drop_stray_links", "read_log_file", "remove"]
 
 
 def read_log_file(execution_id: str, path: str, *, data_dir: str | None = None) -> tuple[bytes, os.stat_result]:
@@ -51,6 +51,43 @@ def check_single_link(execution_id: str, path: str, st: os.stat_result) -> None:
         raise LogIdentityError(
             execution_id, path, f"the file has {st.st_nlink} hard links; a log must be reachable under one id"
         )
+
+
+def drop_stray_links(path: str) -> bool:
+    """Remove the temporary names a killed creator left on the log at ``path``; whether any was removed.
+
+    A log is created under a temporary name (``.<name>.<pid>.<hex>.tmp``, see
+    :func:`delite.log._writer.publish_frames`), linked to its own name, then the temporary name is removed: a
+    process killed between the last two steps leaves the log with a second name, which claims refuse (a log
+    must be reachable under one id). Only a temporary name of this log that is the same file is removed, so
+    this is safe at any time, with or without the claim.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if st.st_nlink < 2:
+        return False
+    folder, name = os.path.split(path)
+    prefix = f".{name}."
+    removed = False
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return False
+    for entry in names:
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        candidate = os.path.join(folder, entry)
+        try:
+            if os.path.samestat(os.lstat(candidate), st):
+                os.unlink(candidate)
+                removed = True
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return removed  # left for the claim to report
+    return removed
 
 
 def remove(path: str, doing: str) -> None:

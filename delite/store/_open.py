@@ -178,6 +178,12 @@ def same_location(store: Store, target: str | os.PathLike[str]) -> bool:
     """Whether ``store`` is the store ``target`` names (the same data directory, or the same database URL)."""
     root = getattr(getattr(store, "layout", None), "root", None)
     if isinstance(target, str) and looks_like_url(target):
-        url = getattr(store, "url", None)
-        return isinstance(url, str) and url == target
+        where = getattr(store, "where", None)  # a PostgreSQL store: postgresql://user@host:port/dbname
+        if not is_postgres_url(target) or not isinstance(where, str):
+            return False
+        try:
+            connect = importlib.import_module("delite.store._postgres._connect")
+            return bool(where == connect.redact(connect.split_url(target)[0]))
+        except (ImportError, UsageError):
+            return False
     return root is not None and os.path.realpath(root) == os.path.realpath(os.fspath(target))

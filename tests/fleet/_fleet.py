@@ -16,27 +16,86 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
+class Place:
+    """Where a test's executions live, as every process opens it: a data directory, or a PostgreSQL database.
+
+    ``files`` is where the tools' ledger and markers go (``FLEET_FILES``); ``store`` is this process's handle.
+    """
+
+    def __init__(self, kind: str, where: str, files: Path) -> None:
+        self.kind = kind
+        self.where = where
+        self.files = files
+        files.mkdir(parents=True, exist_ok=True)
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            if self.kind == "pg":
+                from delite.store._postgres import PostgresStore
+
+                self._store = PostgresStore(self.where)
+            else:
+                from delite.store import FileStore
+
+                self._store = FileStore(self.where)
+        return self._store
+
+    def agent(self, factory: Callable[[Any], Any]) -> Any:
+        """An agent of ``fleet_agent`` on this place, in this process."""
+        return factory(self.store if self.kind == "pg" else self.where)
+
+    def command(self, *args: str) -> list[str]:
+        """The ``delite`` command line running ``args`` on this place."""
+        if self.kind == "pg":
+            return [sys.executable, str(HERE / "pg_cli.py"), self.where, *args]
+        return [sys.executable, "-m", "delite_cli", *args, "--data-dir", self.where]
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+        env.pop("DELITE_AGENT", None)
+        env.pop("DELITE_DATA_DIR", None)
+        env["FLEET_FILES"] = str(self.files)
+        env.update(extra or {})
+        return env
+
+    def status(self, eid: str) -> str:
+        return str(self.store.state(eid).status.value)
+
+    def statuses(self, ids: list[str]) -> dict[str, str]:
+        return {eid: self.status(eid) for eid in ids}
+
+    def all_completed(self, ids: list[str]) -> bool:
+        return all(self.status(eid) == "completed" for eid in ids)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
 class Worker:
-    """One ``delite worker --json`` process serving ``fleet_agent`` agents on a data directory (or URL)."""
+    """One ``delite worker --json`` process serving ``fleet_agent`` agents on a place."""
 
     def __init__(
         self,
-        where: str,
+        place: Place,
         *agents: str,
         concurrency: int = 4,
         poll: float = 0.2,
         env: dict[str, str] | None = None,
     ) -> None:
         specs = agents or ("fleet_agent:build",)
-        args = [sys.executable, "-m", "delite_cli", "worker", "--data-dir", where, "--json"]
-        args += ["--concurrency", str(concurrency), "--poll", str(poll)]
+        args = ["worker", "--json", "--concurrency", str(concurrency), "--poll", str(poll)]
         for spec in specs:
             args += ["--agent", spec]
-        full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-        full_env.pop("DELITE_AGENT", None)
-        full_env.update(env or {})
         self.proc = subprocess.Popen(
-            args, cwd=HERE, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            place.command(*args),
+            cwd=HERE,
+            env=place.env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.out = ""
         self.err = ""
@@ -48,9 +107,9 @@ class Worker:
     def send(self, sig: int) -> None:
         self.proc.send_signal(sig)
 
-    def finish(self, sig: int = signals.SIGTERM, timeout: float = 60) -> int:
-        """Send ``sig`` (if still running), wait for the exit; the exit code."""
-        if self.proc.poll() is None:
+    def finish(self, sig: int | None = signals.SIGTERM, timeout: float = 60) -> int:
+        """Send ``sig`` (if still running; None: none), wait for the exit; the exit code."""
+        if sig is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             self.out, self.err = self.proc.communicate(timeout=timeout)

@@ -2,7 +2,8 @@
 
 Every tool body appends ``<idempotency key> <attempt> <pid>`` to ``DATA_DIR/ledger.txt`` (fsynced) as its side
 effect, so a test can count exactly which calls ran, how often, and where. The model is scripted by the
-execution's input: ``job N`` makes three ``work`` calls; ``pay N`` one ``pay`` call that needs approval;
+execution's input (``DATA_DIR`` is ``$FLEET_FILES`` when set, as it must be on a database store):
+``job N`` makes three ``work`` calls; ``pay N`` one ``pay`` call that needs approval;
 ``slow N`` one ``slow`` call that marks ``DATA_DIR/slow.txt`` when it starts and takes ``FLEET_SLOW`` seconds
 (default 2) before its side effect; ``park N`` two ``work`` calls, the first of which, in a process with
 ``FLEET_PARK=1`` and on its first attempt, writes ``<execution id>`` to ``DATA_DIR/parked.txt`` and blocks
@@ -20,8 +21,6 @@ from typing import Any
 from delite import Agent, ScriptedProvider, current_call, tool
 from delite.providers import call
 from delite.store import Store
-
-HERE = Path(__file__).resolve().parent
 
 
 def append_line(path: Path, line: str) -> None:
@@ -89,7 +88,8 @@ class FleetModel:
 
 
 def _agent(where: str | Store, agent_id: str) -> Agent:
-    data = Path(str(where)) if not isinstance(where, Store) else HERE
+    files = os.environ.get("FLEET_FILES")  # where the ledger goes when the store is not a directory
+    data = Path(files) if files else Path(str(where))
     return Agent(
         None if isinstance(where, Store) else where,
         store=where if isinstance(where, Store) else None,

@@ -24,7 +24,7 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run(url: str, ledger: Path, eid: str, steps: int, mode: str, k: int) -> int:
+def run(url: str, ledger: Path, eid: str, *, steps: int, mode: str, k: int) -> int:
     calls = {"n": 0}
 
     @tool
@@ -65,7 +65,7 @@ def hold(url: str, eid: str) -> int:
 def main() -> int:
     if sys.argv[1] == "run":
         url, ledger, eid, steps, mode, k = sys.argv[2:8]
-        return run(url, Path(ledger), eid, int(steps), mode, int(k))
+        return run(url, Path(ledger), eid, steps=int(steps), mode=mode, k=int(k))
     return hold(sys.argv[2], sys.argv[3])
 
 

@@ -21,7 +21,7 @@ def applied_rows(url: str) -> list[int]:
 
 
 def test_a_fresh_database_is_migrated_step_by_step_and_once(pg_url: str) -> None:
-    assert NUMBERS == list(range(1, len(NUMBERS) + 1))
+    assert list(range(1, len(NUMBERS) + 1)) == NUMBERS
     assert migration_status(pg_url) == [Migration(m.number, m.name, False) for m in MIGRATIONS]
     assert migrate(pg_url) == NUMBERS
     assert migrate(pg_url) == []  # idempotent

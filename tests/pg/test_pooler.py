@@ -55,11 +55,12 @@ class Bouncer:
             "ignore_startup_parameters = extra_float_digits,options\n"
         )
         argv = [str(PGBOUNCER), str(self.root / "pgbouncer.ini")]
-        if os.geteuid() == 0:
+        as_user: dict[str, Any] = {}
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root: drop to the server's user (signals reach it)
             for path in (self.root, *self.root.iterdir()):
                 shutil.chown(path, server.user, server.user)
-            argv = ["runuser", "-u", server.user, "--", *argv]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            as_user = {"user": server.user, "group": server.user, "extra_groups": []}
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **as_user)
         deadline = time.monotonic() + 15
         while True:
             try:

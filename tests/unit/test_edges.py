@@ -83,7 +83,7 @@ def test_a_runtime_closes_what_it_opened_and_not_what_it_was_handed(
     assert rt.owns_store is False and handed.closes == 0
     assert Agent(store=handed, provider=scripted("again")).run("y").answer == "again"
 
-    monkeypatch.setattr("delite.runtime._runtime.FileStore", CountingFileStore)
+    monkeypatch.setattr("delite.store._file.FileStore", CountingFileStore)  # open_store imports it when it opens one
     rt = Runtime(data_dir)
     borrower = Agent(runtime=rt, provider=scripted("ok"))
     assert rt.owns_store is True and borrower.store is rt.store and borrower.owns_store is False

@@ -320,7 +320,6 @@ class PostgresStore(Store):
             tcp_user_timeout=tcp_user_timeout,
         )
         self.where = redact(params)
-        self.url = url  # as given (what same_location compares); messages show ``where``, never this
         self.keepalives = keep
         self._params = params
         self._cv = threading.Condition()
@@ -852,17 +851,16 @@ class PostgresStore(Store):
     def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """Running executions with no live owner (sub-agents' included, forks nobody resumed not), oldest first."""
         check_listing(limit=limit, offset=0, metadata=None, agent=agent)
-        return self._work("e.status = 'running'", agent=agent, limit=limit)
+        return self._work("e.status = 'running'", agents=None if agent is None else [agent], limit=limit)
 
     def runnable(self, *, agent: str | Iterable[str] | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """Top-level executions a worker may advance now (running, or with every answer in) and nobody holds."""
-        return self._work("e.parent_id IS NULL", agent=agent, limit=limit)
-
-    def _work(self, scope: str, *, agent: str | Iterable[str] | None, limit: int | None) -> list[ExecutionSummary]:
         agents = check_agents(agent)
         check_listing(limit=limit, offset=0, metadata=None)
-        names = None if agents is None else sorted(agents)
-        rows = self._fetchall(_WORK.format(scope=scope), {"agents": names, "limit": limit})
+        return self._work("e.parent_id IS NULL", agents=None if agents is None else sorted(agents), limit=limit)
+
+    def _work(self, scope: str, *, agents: list[str] | None, limit: int | None) -> list[ExecutionSummary]:
+        rows = self._fetchall(_WORK.format(scope=scope), {"agents": agents, "limit": limit})
         return self._summaries(rows)
 
     def wait_for_work(self, timeout: float) -> bool:
