@@ -36,12 +36,12 @@ pytestmark = pytest.mark.timeout(400)
 
 
 @pytest.fixture
-def db(cluster: Any, tmp_path: Path) -> Iterator[tuple[str, str, PostgresStore, Agent]]:
-    """A fresh database: (URL for the hosts, work dir, a store on it here, the agent on that store)."""
+def db(cluster: Any, tmp_path: Path) -> Iterator[tuple[str, str, PostgresStore, Agent, str]]:
+    """A fresh database: (URL for the hosts, work dir, a store on it here, the agent on that store, URL here)."""
     url, bridge_url = cluster.database()
     store = PostgresStore(url)
     try:
-        yield bridge_url, str(tmp_path), store, hosts_agent.build(store)
+        yield bridge_url, str(tmp_path), store, hosts_agent.build(store), url
     finally:
         store.close()
 
@@ -56,7 +56,7 @@ def finished_by(store: PostgresStore, eid: str) -> list[str]:
 
 
 def test_a_sigkilled_workers_executions_finish_on_other_hosts(cluster: Any, db: Any) -> None:
-    url, work, store, agent = db
+    url, work, store, agent, _ = db
     work_dir = Path(work)
     parks = [agent.enqueue(f"park {i}", execution_id=f"park-{i}") for i in range(4)]
     ask = agent.enqueue("once 9", execution_id="once-9")  # its middle tool is never retried blindly
@@ -105,7 +105,7 @@ def test_a_sigkilled_workers_executions_finish_on_other_hosts(cluster: Any, db: 
 
 
 def test_a_partitioned_host_is_taken_over_and_fenced_when_it_returns(cluster: Any, db: Any) -> None:
-    url, work, store, agent = db
+    url, work, store, agent, _ = db
     work_dir = Path(work)
     ids = [agent.enqueue(f"park {i}", execution_id=f"cut-{i}") for i in range(3)]
     cut = HostWorker(cluster.hosts, 0, url, work_dir, concurrency=3, env={"HOSTS_PARK": "1"})
@@ -152,7 +152,7 @@ def test_a_partitioned_host_is_taken_over_and_fenced_when_it_returns(cluster: An
 
 
 def test_postgresql_restarted_mid_run_every_execution_completes(cluster: Any, db: Any) -> None:
-    url, work, store, agent = db
+    url, work, store, agent, here = db
     work_dir = Path(work)
     ids = [agent.enqueue(f"job {i}") for i in range(30)]
     slow = {"HOSTS_MODEL_DELAY": "0.05"}
@@ -165,7 +165,7 @@ def test_postgresql_restarted_mid_run_every_execution_completes(cluster: Any, db
         )
         store.close()  # the test's own connections would die too
         cluster.server.restart()
-        store = PostgresStore(db[2].url)
+        store = PostgresStore(here)
         done_in = wait_until(
             lambda: set(statuses(store, ids).values()) == {"completed"},
             timeout=180,
@@ -176,7 +176,7 @@ def test_postgresql_restarted_mid_run_every_execution_completes(cluster: Any, db
         codes = [w.finish() for w in workers]
         store.close()
     assert codes == [0, 0, 0], [w.err for w in workers]
-    check = PostgresStore(db[2].url)
+    check = PostgresStore(here)
     try:
         assert check.list_executions(status="running", limit=None).total == 0  # none stranded
     finally:
@@ -201,7 +201,7 @@ APPROVE = textwrap.dedent(
 
 
 def test_eight_processes_on_three_hosts_answer_one_approval_one_wins(cluster: Any, db: Any) -> None:
-    url, work, store, agent = db
+    url, work, store, agent, _ = db
     work_dir = Path(work)
     eid = agent.enqueue("pay 7", execution_id="pay-7")
     worker = HostWorker(cluster.hosts, 0, url, work_dir, concurrency=2)
