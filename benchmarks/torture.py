@@ -8,6 +8,7 @@ A standalone script (the CI runs a short form from ``tests/crash/test_torture.py
     python benchmarks/torture.py --smoke                  # or --quick; CI: one execution, a few kills, seed 7
     python benchmarks/torture.py --kills 0 --forks 100 --cancels 100   # forks killed, async runs cancelled
     python benchmarks/torture.py --kills 0 --inputs 2000               # bad inputs (torture_inputs.py)
+    python benchmarks/torture.py --postgres --kills 100                # workers on PostgreSQL (torture_pg.py)
 
 The workload is one execution of ten model turns that mixes every kind of step: plain tool calls (two in one
 turn too), a tool that needs a human's approval (approved once, rejected once), a client-side tool, a tool
@@ -757,6 +758,33 @@ def more(summary: Summary, root: str, seed: int, *, forks: int, cancels: int, in
     summary.seconds += time.perf_counter() - started
 
 
+def postgres_mode(args: argparse.Namespace) -> int:
+    """``--postgres``: worker processes on a throwaway PostgreSQL server, SIGKILLed at random (torture_pg.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _pg import unavailable  # noqa: PLC0415 - the tests' throwaway server
+
+    why = unavailable()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    if why is not None:
+        summary: dict[str, Any] = {"mode": "postgres", "seed": seed, "skipped": why, "violations": []}
+        print(f"PostgreSQL torture left out: {why}")
+    else:
+        from torture_pg import print_table as pg_table  # noqa: PLC0415 - only when asked for
+        from torture_pg import run as pg_run  # noqa: PLC0415
+
+        if args.smoke:
+            args.kills, args.executions, args.kill_every = 3, 6, 0.5
+        summary = pg_run(args.kills, args.executions, args.workers, args.kill_every, seed)
+        if not args.json:
+            pg_table(summary)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(summary))
+    if args.json:
+        print(json.dumps(summary))
+    return 1 if summary["violations"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=1000, help="stop after this many SIGKILLs")
@@ -768,6 +796,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forks", type=int, default=0, help="also fork N times in children killed at random points")
     parser.add_argument("--cancels", type=int, default=0, help="also cancel N async runs at random points")
     parser.add_argument("--inputs", type=int, default=0, help="also try N bad inputs (benchmarks/torture_inputs.py)")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the PostgreSQL mode: a fleet of workers SIGKILLed at random (benchmarks/torture_pg.py)",
+    )
+    parser.add_argument("--executions", type=int, default=40, help="--postgres: executions enqueued")
+    parser.add_argument("--workers", type=int, default=3, help="--postgres: worker processes at a time")
+    parser.add_argument("--kill-every", type=float, default=1.0, help="--postgres: at most this many s between kills")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): 3 kills, seed 7")
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the table is still printed)")
@@ -776,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
         args.kills = 3
         args.seed = 7 if args.seed is None else args.seed
         args.forks, args.cancels, args.inputs = args.forks or 2, args.cancels or 2, args.inputs or 10
+    if args.postgres:
+        return postgres_mode(args)
     if args.worker:
         data_dir, eid, plan = args.worker
         worker(data_dir, eid, json.loads(plan), sys.stdout.fileno())

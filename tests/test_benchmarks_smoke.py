@@ -125,14 +125,51 @@ def check_compare(d: dict[str, Any], out: str) -> None:
         assert row["best_peer"] in peers and row["lead"] > 0, row
     assert d["crashes"]["delite"]["trials"] == 1 and d["crashes"]["delite"]["with_duplicates"] == 0
     assert "| measure | delite" in out
+    pg = d["postgres"]  # delite (and DBOS, when installed) on one throwaway PostgreSQL server, or why not
+    assert "On PostgreSQL" in out
+    if "skipped" not in pg:
+        assert "delite" not in pg["errors"], pg["errors"]
+        assert pg["ms_per_step"]["delite"]["10"] > 0 and pg["execution_s"]["delite"]["10"] > 0
+        assert pg["impls"] == ["delite"] + (["dbos"] if "dbos" in d["impls"] else [])
     if d["missing_peers"]:  # it says so, and names them
         assert "not installed, left out: " + ", ".join(d["missing_peers"]) in out
+
+
+def check_fleet(d: dict[str, Any], out: str) -> None:
+    assert d["smoke"] is True
+    if "skipped" in d:  # no PostgreSQL server binaries or psycopg here: it says so
+        assert "left out" in out
+        return
+    assert [r["workers"] for r in d["throughput"]] == [1, 2]
+    for row in d["throughput"]:
+        assert row["all_completed"] is True and row["duplicates"] == 0, row
+        assert row["side_effects"] == 3 * row["executions"] and row["wall_s"] > 0
+    kill, cut = d["failover"]
+    assert kill["how"] == "sigkill" and kill["samples"] == 2 and kill["p99_s"] >= kill["p50_s"] > 0
+    assert all(c["duplicates"] == 0 for c in kill["checks"])
+    assert cut["how"] == "partition"
+    if "skipped" not in cut:  # namespaces need root
+        assert cut["samples"] == 2 and all(c["fenced"] == 2 for c in cut["checks"]), cut
+    assert "Fleet throughput on PostgreSQL" in out and "Failover" in out
+
+
+def check_torture_pg(d: dict[str, Any], out: str) -> None:
+    assert d["mode"] == "postgres" and d["seed"] == 7
+    assert d["violations"] == [], d["violations"][:5]
+    if "skipped" in d:  # no PostgreSQL server binaries or psycopg here: it says so
+        assert "left out" in out
+        return
+    assert d["kills"] == 3 and d["workers_started"] == 3 + 3
+    assert d["completed"] == d["executions"] == d["answers_matched"] >= 6
+    assert d["reran_completed"] == 0 and d["approvals"] >= d["executions"]
+    assert "invariant breaches | 0" in out
 
 
 @dataclass(frozen=True)
 class Bench:
     script: str
     check: Callable[[Any, str], None]
+    options: tuple[str, ...] = ()  # more options than --smoke and --json-out
 
 
 def check_otel(d: dict[str, Any], out: str) -> None:
@@ -160,10 +197,12 @@ KNOWN = {
     "bench_compare": Bench("compare/bench_compare.py", check_compare),
     "bench_otel": Bench("bench_otel.py", check_otel),
     "bench_memory": Bench("bench_memory.py", check_memory),
+    "bench_fleet": Bench("bench_fleet.py", check_fleet),
+    "torture_pg": Bench("torture.py", check_torture_pg, ("--postgres",)),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
-# the fork and cancellation workloads that torture.py runs (--forks, --cancels).
-HELPERS = {"compare/workloads.py", "torture_more.py"}
+# the fork and cancellation workloads that torture.py runs (--forks, --cancels), torture_pg.py its --postgres mode.
+HELPERS = {"compare/workloads.py", "torture_more.py", "torture_pg.py"}
 
 
 def discover() -> dict[str, Bench]:
@@ -227,6 +266,7 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                 continue
             json_path = out / f"{name}.json"
             options = ["--quick", "--json"] if name == QUICK else ["--smoke", "--json-out", str(json_path)]
+            options += bench.options
             proc = subprocess.Popen(
                 [sys.executable, str(BENCHMARKS / bench.script), *options],
                 cwd=out,

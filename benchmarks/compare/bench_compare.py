@@ -31,6 +31,11 @@ implementations alternate within each repetition and medians are reported:
 * duplicates: ``--kills`` runs of 40 steps each SIGKILLed at a random instant, then resumed in a new process;
   a duplicate is a tool that ran twice for one step (a repeated line in the side file).
 
+On PostgreSQL (``--postgres auto``, the default, where the server binaries and psycopg are): delite and DBOS
+on one throwaway server started by the tests' own code (``tests/_pg.py``, with ``fsync`` turned back on), a fresh
+database per run: ms/step per size and the whole largest execution, with delite's time over DBOS's (the target:
+at most a third). A separate table and the ``postgres`` key of the JSON.
+
 Every row also names the best peer on it (the lowest number) and delite's lead on it: that number divided by
 delite's, below 1 when the peer wins the row (``versus_best_peer`` in the JSON). The load average and an
 ``fsync`` probe before and after the run are under ``conditions``.
@@ -85,7 +90,15 @@ RECOVERY = {
 }
 
 
-def child(python: str, impl: str, command: str, data_dir: str, n: int, timeout: float = 1800) -> dict[str, Any]:
+def child(
+    python: str,
+    impl: str,
+    command: str,
+    data_dir: str,
+    n: int,
+    timeout: float = 1800,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Run one workload process to the end; its JSON result plus the whole process's wall time."""
     started = time.perf_counter()
     out = subprocess.run(
@@ -94,6 +107,7 @@ def child(python: str, impl: str, command: str, data_dir: str, n: int, timeout: 
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, **env} if env else None,
     )
     wall = time.perf_counter() - started
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
@@ -307,6 +321,131 @@ def measure_crashes(
     return out
 
 
+PG_IMPLS = {"delite": "delite-pg", "dbos": "dbos-pg"}
+PG_TARGET = 1 / 3  # the issue's target: delite's time per step on PostgreSQL at most a third of DBOS's
+
+
+def start_postgres() -> tuple[Any, str]:
+    """A throwaway PostgreSQL server started by the tests' own fixture code (``tests/_pg.py``), made durable.
+
+    The fixture runs the server with ``fsync=off`` (tests do not test power losses); a benchmark of durable
+    writes turns ``fsync`` and ``full_page_writes`` back on (later lines of ``postgresql.conf`` win), so both
+    libraries pay for real commits. Returns the server and its version line.
+    """
+    sys.path.insert(0, str(HERE.parents[1] / "tests"))
+    from _pg import PgServer  # noqa: PLC0415 - the tests' helper, found beside the benchmarks
+
+    server = PgServer()
+    with (server.data / "postgresql.conf").open("a") as f:
+        f.write("\n# delite benchmarks: durable commits, as in production\nfsync = on\nfull_page_writes = on\n")
+    server.start()
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(server.url("postgres")) as conn:
+        row = conn.execute("SELECT version()").fetchone()
+    return server, (str(row[0]).split(",")[0] if row else "PostgreSQL") + ", fsync on"
+
+
+def postgres_unavailable(python: str) -> str | None:
+    """Why delite cannot be measured on PostgreSQL here (None: it can)."""
+    sys.path.insert(0, str(HERE.parents[1] / "tests"))
+    try:
+        from _pg import unavailable  # noqa: PLC0415
+    except ImportError as e:  # pragma: no cover - tests/_pg.py is in the repository
+        return f"tests/_pg.py cannot be imported: {e}"
+    why = unavailable()
+    if why is not None:
+        return why
+    probe = subprocess.run([python, "-c", "import psycopg, psycopg_pool"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return f'psycopg is not installed for {python} (pip install "delite-agents[postgres]")'
+    return None
+
+
+def measure_postgres(python: str, with_dbos: bool, sizes: list[int], reps: dict[int, int], root: str) -> dict[str, Any]:
+    """delite and DBOS on one throwaway PostgreSQL server: ms/step per size, and the whole largest execution.
+
+    Each run gets a fresh database on the same server; the two alternate within each repetition.
+    """
+    why = postgres_unavailable(python)
+    if why is not None:
+        print(f"PostgreSQL: left out ({why})", file=sys.stderr)
+        return {"skipped": why}
+    impls = ["delite"] + (["dbos"] if with_dbos else [])
+    per_step: dict[str, dict[int, list[float]]] = {i: {n: [] for n in sizes} for i in impls}
+    seconds: dict[str, dict[int, list[float]]] = {i: {n: [] for n in sizes} for i in impls}
+    errors: dict[str, str] = {}
+    server, version = start_postgres()
+    try:
+        for n in sizes:
+            for rep in range(reps[n]):
+                for impl in impls[rep % len(impls) :] + impls[: rep % len(impls)]:
+                    if impl in errors:
+                        continue
+                    url = server.create_database()
+                    data_dir = os.path.join(root, f"pg-{impl}-{n}-{rep}")
+                    os.makedirs(data_dir)
+                    result = child(python, PG_IMPLS[impl], "run", data_dir, n, env={"BENCH_PG_URL": url})
+                    server.drop_database(url)
+                    if "error" in result or result.get("answer") != "done" or len(side_lines(data_dir)) != n:
+                        errors[impl] = f"N={n}: {str(result.get('error', result))[-300:]}"
+                        continue
+                    shutil.rmtree(data_dir, ignore_errors=True)
+                    per_step[impl][n].append(result["seconds"] * 1000 / n)
+                    seconds[impl][n].append(result["seconds"])
+                    print(
+                        f"  {impl} on PostgreSQL N={n} rep {rep}: {result['seconds'] * 1000 / n:.2f} ms/step",
+                        file=sys.stderr,
+                    )
+    finally:
+        server.destroy()
+    ms = {i: {str(n): median(per_step[i][n]) for n in sizes} for i in impls}
+    ratio: dict[str, float | None] = {}
+    for n in sizes:
+        d, b = ms["delite"][str(n)], ms.get("dbos", {}).get(str(n))
+        ratio[str(n)] = d / b if d is not None and b else None
+    known = [r for r in ratio.values() if r is not None]
+    return {
+        "server": version,
+        "impls": impls,
+        "sizes": sizes,
+        "ms_per_step": ms,
+        "ms_per_step_min": {i: {str(n): min(per_step[i][n], default=None) for n in sizes} for i in impls},
+        "ms_per_step_all": {i: {str(n): [round(v, 3) for v in per_step[i][n]] for n in sizes} for i in impls},
+        "execution_s": {i: {str(n): median(seconds[i][n]) for n in sizes} for i in impls},
+        "delite_to_dbos": ratio,
+        "target": PG_TARGET,
+        "target_met": bool(known) and all(r <= PG_TARGET for r in known),
+        "errors": errors,
+    }
+
+
+def pg_table(pg: dict[str, Any]) -> str:
+    """The PostgreSQL comparison as a Markdown table, in the format of the main one."""
+    impls = pg["impls"]
+    names = {"delite": "delite (PostgreSQL)", "dbos": "DBOS (PostgreSQL)"}
+    head = ["measure", *(names[i] for i in impls), "delite / DBOS (target <= 0.33)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+
+    def fmt(value: Any, digits: int) -> str:
+        return "n/a" if value is None else f"{value:,.{digits}f}"
+
+    for n in pg["sizes"]:
+        ratio = pg["delite_to_dbos"].get(str(n))
+        cells = [fmt(pg["ms_per_step"][i][str(n)], 2) for i in impls]
+        lines.append("| " + " | ".join([f"ms/step, N={n}", *cells, fmt(ratio, 2)]) + " |")
+    for n in pg["sizes"]:
+        cells = [fmt(pg["ms_per_step_min"][i][str(n)], 2) for i in impls]
+        lines.append("| " + " | ".join([f"  ms/step, N={n}, fastest repetition", *cells, ""]) + " |")
+    big = str(max(pg["sizes"]))
+    d, b = pg["execution_s"]["delite"][big], pg["execution_s"].get("dbos", {}).get(big)
+    cells = [fmt(pg["execution_s"][i][big], 3) for i in impls]
+    lines.append(
+        "| " + " | ".join([f"one {int(big):,}-step execution, s", *cells, fmt(d / b if d and b else None, 2)]) + " |"
+    )
+    return "\n".join(lines)
+
+
 def versions(python: str, impls: list[str]) -> dict[str, str]:
     code = (
         "import importlib.metadata as m, json, sys\n"
@@ -474,6 +613,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recover-steps", type=int, default=RECOVER_STEPS, help="length of the run to recover")
     parser.add_argument("--recover-reps", type=int, default=3, help="crash-and-recover repetitions per implementation")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--postgres",
+        choices=["auto", "off"],
+        default="auto",
+        help="delite and DBOS on one throwaway PostgreSQL server (auto: where its binaries and psycopg are)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--smoke", "--quick", action="store_true", help="CI smoke mode (also --quick): N=10, one kill each"
@@ -544,6 +689,11 @@ def main(argv: list[str] | None = None) -> int:
         per_step_100 = {i: ms[i].get("100") or ms[i].get(str(max(sizes))) or 10.0 for i in impls}
         per_step_100["delite-once"] = per_step_100["delite"]
         crashes = measure_crashes(args.python, [*impls, "delite-once"], kills, per_step_100, root, args.seed)
+        if args.postgres == "off":
+            postgres: dict[str, Any] = {"skipped": "--postgres off"}
+        else:
+            print("on PostgreSQL...", file=sys.stderr)
+            postgres = measure_postgres(args.python, "dbos" in impls, sizes, reps, root)
         after = conditions(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -568,6 +718,7 @@ def main(argv: list[str] | None = None) -> int:
         "crashes": crashes,
         "errors": steps["errors"],
         "crash_steps": CRASH_STEPS,
+        "postgres": postgres,
     }
     report["versus_best_peer"] = [
         {k: row[k] for k in ("measure", "best_peer", "best_peer_value", "lead")} | {"delite": row["values"]["delite"]}
@@ -587,6 +738,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{impl}: {error}")
         if missing:
             print(f"not installed, left out: {', '.join(missing)} (pip install -e '.[bench]')")
+        if "skipped" in postgres:
+            print(f"On PostgreSQL: left out ({postgres['skipped']})")
+        else:
+            print(f"\nOn PostgreSQL (one throwaway server, {postgres['server']}; a fresh database per run):")
+            print(pg_table(postgres))
+            for impl, error in postgres["errors"].items():
+                print(f"{impl} on PostgreSQL: {error}")
     # A peer may fail on its own; delite failing its own workload is a bug, never a number.
     broken = [
         why
@@ -596,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
             report["recovery"].get("delite", {}).get("error"),
             report["recovery"].get("delite-rt", {}).get("error"),
             *(report["crashes"].get(i, {}).get("last_error") for i in ("delite", "delite-once")),
+            report["postgres"].get("errors", {}).get("delite"),
         )
         if why
     ]

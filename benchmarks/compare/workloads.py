@@ -2,7 +2,9 @@
 
 Usage: python workloads.py IMPL COMMAND DATA_DIR N
 
-IMPL is delite, dbos, langgraph, langgraph-min or dendrux; delite-once is delite with the tool declared
+IMPL is delite, dbos, langgraph, langgraph-min or dendrux (each on its own SQLite or files in DATA_DIR), or
+delite-pg or dbos-pg (the same workload on the PostgreSQL database named by the environment variable
+``BENCH_PG_URL``; the side file stays in DATA_DIR); delite-once is delite with the tool declared
 ``retry_in_doubt=False`` (a call in doubt after a crash waits for an operator, who checks the side file), and
 delite-rt is delite whose ``recover`` is a :class:`~delite.Runtime` starting on the data directory (its own
 recovery of executions a dead process left running). COMMAND is:
@@ -75,7 +77,9 @@ def ready() -> None:
 # -- delite ------------------------------------------------------------------------------------------------------
 
 
-def run_delite(command: str, data_dir: str, n: int, *, once: bool = False) -> tuple[float, float, Any]:
+def run_delite(
+    command: str, data_dir: str, n: int, *, once: bool = False, where: str | None = None
+) -> tuple[float, float, Any]:
     sys.path.insert(0, str(ROOT))
     from delite import Agent, ScriptedProvider, current_idempotency_key, tool  # noqa: PLC0415
 
@@ -94,7 +98,7 @@ def run_delite(command: str, data_dir: str, n: int, *, once: bool = False) -> tu
         return "ok"
 
     tools = [append_once] if once else [append]
-    agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "append"), tools=tools)
+    agent = Agent(where or data_dir, provider=ScriptedProvider.tool_loop(n, "append"), tools=tools)
     ready()
     started = time.perf_counter()
     response = agent.resume(EID) if command == "recover" else agent.run(TEXT, execution_id=EID)
@@ -107,6 +111,19 @@ def run_delite(command: str, data_dir: str, n: int, *, once: bool = False) -> tu
         settle: dict[str, Any] = {"result": "ok"} if acted else {"rerun": True}
         response = agent.resolve(EID, call_id, **settle)
     return time.perf_counter() - started, imported, response.answer
+
+
+def pg_url() -> str:
+    """The PostgreSQL database of a ``-pg`` run (a fresh one per run, made by the driver)."""
+    url = os.environ.get("BENCH_PG_URL", "")
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise SystemExit("the -pg workloads need BENCH_PG_URL=postgresql://... (a fresh database)")
+    return url
+
+
+def run_delite_pg(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
+    """delite on PostgreSQL: the agent's first argument is the URL (durability ``full``: a commit per step)."""
+    return run_delite(command, data_dir, n, where=pg_url())
 
 
 def run_delite_once(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
@@ -144,11 +161,11 @@ def run_delite_rt(command: str, data_dir: str, n: int) -> tuple[float, float, An
 # -- DBOS ----------------------------------------------------------------------------------------------------------
 
 
-def run_dbos(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
+def run_dbos(command: str, data_dir: str, n: int, *, database: str | None = None) -> tuple[float, float, Any]:
     from dbos import DBOS, SetWorkflowID  # noqa: PLC0415
 
     imported = time.perf_counter() - T0
-    DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{data_dir}/dbos.sqlite"})
+    DBOS(config={"name": "bench", "system_database_url": database or f"sqlite:///{data_dir}/dbos.sqlite"})
 
     @DBOS.step()
     def model(messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -191,6 +208,11 @@ def run_dbos(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
     seconds = time.perf_counter() - started
     DBOS.destroy()
     return seconds, imported, answer
+
+
+def run_dbos_pg(command: str, data_dir: str, n: int) -> tuple[float, float, Any]:
+    """DBOS with its system database on PostgreSQL (where DBOS is meant to run)."""
+    return run_dbos(command, data_dir, n, database=pg_url())
 
 
 # -- LangGraph -----------------------------------------------------------------------------------------------------
@@ -346,6 +368,8 @@ IMPLS = {
     "delite-once": run_delite_once,
     "delite-rt": run_delite_rt,
     "dbos": run_dbos,
+    "delite-pg": run_delite_pg,
+    "dbos-pg": run_dbos_pg,
     "langgraph": run_langgraph,
     "langgraph-min": run_langgraph_min,
     "dendrux": run_dendrux,

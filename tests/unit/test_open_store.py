@@ -342,3 +342,16 @@ def test_a_url_libpq_cannot_parse_is_refused_without_its_password(url: str) -> N
         result = CliRunner().invoke(cli, [*argv, "--data-dir", url])
         assert result.exit_code == USAGE and "not a valid PostgreSQL URL" in result.output
         assert "cret" not in result.output, result.output
+
+
+def test_same_location_of_a_postgres_store(pg_url: str) -> None:
+    """The store a URL opened is at that URL (what ``delite worker --agent`` checks the agent's store against)."""
+    from delite.store._postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        assert same_location(store, pg_url)
+        assert not same_location(store, pg_url + "x")
+        assert pg_url.rsplit("/", 1)[-1] in repr(store)
+    finally:
+        store.close()

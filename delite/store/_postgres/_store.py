@@ -419,6 +419,9 @@ class PostgresStore(Store):
                 with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
                     self._pool.check()  # drop every broken idle connection (a database restart breaks them all)
                 if retry and attempt == 1:
+                    # The other idle connections may have died with this one (a restart, a partition): drop them.
+                    with contextlib.suppress(psycopg_pool.PoolTimeout, psycopg.Error):
+                        self._pool.check()
                     continue
                 raise connect_error(action, self.where, e) from e
             except psycopg.Error as e:
