@@ -401,6 +401,36 @@ def fork(*, execution_id: str, target: Target, at: int, new_id: str | None, json
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen here (loopback: this machine only).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True, help="Port (0: any free one).")
+@agent_option
+@data_dir_option
+@handle_errors
+@with_target
+def serve(*, target: Target, host: str, port: int, agent_spec: str | None) -> None:
+    """Serve a web app and a JSON API (/api) to see every execution and act on it (needs the web extra).
+
+    Every request needs the token printed at start (or DELITE_SERVE_TOKEN): open the printed URL once in a
+    browser, or send Authorization: Bearer TOKEN. With --agent the server advances executions after an answer;
+    without it answers are recorded and your application resumes them. See docs/how-to/serve.md.
+    """
+    import os
+
+    try:
+        from delite_cli._serve import serve as run_server
+    except ImportError as e:
+        raise click.UsageError(f'delite serve needs the web extra: pip install "delite-agents[web]" ({e})') from e
+    from delite_cli._operate import load_agent
+
+    agent = load_agent(agent_spec, target) if agent_spec else None
+    try:
+        run_server(target, host=host, port=port, agent=agent, token=os.environ.get("DELITE_SERVE_TOKEN"))
+    finally:
+        if agent is not None:
+            agent.close()
+
+
+@cli.command()
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
