@@ -143,9 +143,7 @@ class Operator:
             execution_id, dict.fromkeys(ids, approve), reasons=dict.fromkeys(ids, reason), advance=False
         )
         verb = "approved" if approve else "rejected"
-        return self._result(
-            response, f"{verb} {', '.join(ids)}", advancing=self._after_answer(execution_id), calls=ids
-        )
+        return self._result(response, f"{verb} {', '.join(ids)}", advancing=self._after_answer(execution_id), calls=ids)
 
     def submit_input(self, execution_id: str, text: str) -> dict[str, Any]:
         """Answer the question the execution waits on."""
@@ -155,17 +153,13 @@ class Operator:
     def submit_tool_results(self, execution_id: str, results: Mapping[str, Any]) -> dict[str, Any]:
         """Give the results of pending client tool calls."""
         response = self._recorder.submit_tool_results(execution_id, dict(results), advance=False)
-        return self._result(
-            response, f"submitted {', '.join(results)}", advancing=self._after_answer(execution_id)
-        )
+        return self._result(response, f"submitted {', '.join(results)}", advancing=self._after_answer(execution_id))
 
     def resolve(
         self, execution_id: str, call_id: str, *, result: Any, error: str | None, rerun: bool
     ) -> dict[str, Any]:
         """Settle an in-doubt call: its result, its error, or run it again."""
-        response = self._recorder.resolve(
-            execution_id, call_id, result=result, error=error, rerun=rerun, advance=False
-        )
+        response = self._recorder.resolve(execution_id, call_id, result=result, error=error, rerun=rerun, advance=False)
         action = f"{'rerun requested for' if rerun else 'resolved'} {call_id}"
         return self._result(response, action, advancing=self._after_answer(execution_id))
 

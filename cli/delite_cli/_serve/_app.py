@@ -56,7 +56,7 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 """The Content-Security-Policy of every response: this origin's files only, no inline code, no frames."""
-TOKEN_ENV = "DELITE_SERVE_TOKEN"
+TOKEN_ENV = "DELITE_SERVE_TOKEN"  # noqa: S105 - the name of the variable, not a token
 MIN_TOKEN = 16
 MAX_BODY = 8 * 1024 * 1024
 """The largest request body taken (an answer or tool results); a bigger one is a 400."""
@@ -152,7 +152,7 @@ def _status_of(e: Exception) -> int | None:
     return None
 
 
-class _Denied(Exception):
+class _DeniedError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -193,11 +193,11 @@ def build_app(config: ServeConfig) -> Starlette:
     def guard(request: Request, *, unsafe: bool) -> None:
         how = authenticated(request)
         if how is None:
-            raise _Denied(401, "this server needs its token: Authorization: Bearer TOKEN, or open /?token=TOKEN")
+            raise _DeniedError(401, "this server needs its token: Authorization: Bearer TOKEN, or open /?token=TOKEN")
         if unsafe and how == "cookie":
             sent = request.headers.get(CSRF_HEADER, "")
             if not same_origin(request) or not hmac.compare_digest(sent.encode(), c.csrf.encode()):
-                raise _Denied(403, "a cross-site request (or one without the page's CSRF header) is refused")
+                raise _DeniedError(403, "a cross-site request (or one without the page's CSRF header) is refused")
 
     def api(
         handler: Callable[[Request], Awaitable[Response]], *, unsafe: bool = False
@@ -206,7 +206,7 @@ def build_app(config: ServeConfig) -> Starlette:
             try:
                 guard(request, unsafe=unsafe)
                 return await handler(request)
-            except _Denied as e:
+            except _DeniedError as e:
                 return _error_json(e.status, "Unauthorized" if e.status == 401 else "Forbidden", str(e))
             except Exception as e:
                 status = _status_of(e)
@@ -223,7 +223,7 @@ def build_app(config: ServeConfig) -> Starlette:
                 return login(request, given)
             try:
                 guard(request, unsafe=False)
-            except _Denied:
+            except _DeniedError:
                 return HTMLResponse(_pages.login_page(failed=False), status_code=401)
             try:
                 return await handler(request)

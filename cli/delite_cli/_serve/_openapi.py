@@ -37,21 +37,42 @@ def _errors(*codes: str) -> dict[str, Any]:
     return {code: _json(_ref("Error"), ERRORS[code]) for code in codes}
 
 
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "An execution id, "
-       "or a unique prefix or suffix of one."}
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "An execution id, or a unique prefix or suffix of one.",
+}
 _FILTERS: list[dict[str, Any]] = [
-    {"name": "status", "in": "query", "schema": {"type": "array", "items": {"enum": list(STATUSES)}},
-     "style": "form", "explode": True, "description": "Only these statuses (repeatable; waiting: every waiting one)."},
+    {
+        "name": "status",
+        "in": "query",
+        "schema": {"type": "array", "items": {"enum": list(STATUSES)}},
+        "style": "form",
+        "explode": True,
+        "description": "Only these statuses (repeatable; waiting: every waiting one).",
+    },
     {"name": "agent", "in": "query", "schema": {"type": "string"}, "description": "Only this agent id."},
-    {"name": "meta", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "explode": True,
-     "description": "KEY=VALUE metadata (repeatable; a VALUE that is JSON matches as that value)."},
+    {
+        "name": "meta",
+        "in": "query",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "explode": True,
+        "description": "KEY=VALUE metadata (repeatable; a VALUE that is JSON matches as that value).",
+    },
     {"name": "since", "in": "query", "schema": {"type": "string"}, "description": "30m, 2h, 7d ago, or an ISO date."},
     {"name": "until", "in": "query", "schema": {"type": "string"}, "description": "Created before this."},
     {"name": "parent", "in": "query", "schema": {"type": "string"}, "description": "Sub-agents of this execution."},
 ]
 _PAGING: list[dict[str, Any]] = [
-    {"name": "q", "in": "query", "schema": {"type": "string"},
-     "description": "Search: an id (or unique piece of one) first, then text in ids, inputs, answers, errors, metadata."},
+    {
+        "name": "q",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Search: an id (or a unique piece of one) first, then text in ids, inputs, answers, errors "
+        "and metadata.",
+    },
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "default": 50}},
     {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
 ]
@@ -203,8 +224,8 @@ def schema() -> dict[str, Any]:
                 "Answer the question it waits on", _obj({"text": {"type": "string"}}, ["text"])
             ),
             "/api/executions/{id}/tool-results": _action(
-                "Give client tool results", _obj({"results": {"type": "object", "additionalProperties": any_json}},
-                                                 ["results"])
+                "Give client tool results",
+                _obj({"results": {"type": "object", "additionalProperties": any_json}}, ["results"]),
             ),
             "/api/executions/{id}/resolve": _action(
                 "Settle an in-doubt call: exactly one of result, error, rerun",

@@ -60,9 +60,7 @@ def _badge(status: str) -> str:
 
 
 def _filters_form(fl: Filters) -> str:
-    options = "".join(
-        f'<option value="{s}"{" selected" if s in fl.statuses else ""}>{s}</option>' for s in STATUSES
-    )
+    options = "".join(f'<option value="{s}"{" selected" if s in fl.statuses else ""}>{s}</option>' for s in STATUSES)
 
     def field(name: str, label: str, value: str | None, hint: str) -> str:
         return (
@@ -138,20 +136,25 @@ def _track(rects: list[str]) -> str:
 
 def _step_row(step: Step, scale: float) -> str:
     offset = step.model_ms
-    rects = [_rect("model", 0.0, step.model_ms / scale * 100, f"model {step.model or ''}: {f.duration_ms(step.model_ms)}")]
+    rects = [
+        _rect("model", 0.0, step.model_ms / scale * 100, f"model {step.model or ''}: {f.duration_ms(step.model_ms)}")
+    ]
     for tc in step.tool_calls:
         title = f"{tc.name} ({tc.status}): {f.duration_ms(tc.duration_ms)}"
         if tc.duration_ms is None:
             rects.append(_rect("error" if tc.status == "error" else "pending", offset / scale * 100, 1.0, title))
             continue
-        rects.append(_rect("tool" if tc.status == "ok" else "error", offset / scale * 100, tc.duration_ms / scale * 100, title))
+        rects.append(
+            _rect("tool" if tc.status == "ok" else "error", offset / scale * 100, tc.duration_ms / scale * 100, title)
+        )
         offset += tc.duration_ms
     names = ", ".join(f"{tc.name} {tc.status}" for tc in step.tool_calls) or "answer"
     timing = f"{f.duration_ms(step.model_ms)} model, {f.duration_ms(step.tool_ms)} tools"
     return (
         f'<div class="row step"><div>#{step.step}</div><div>{_track(rects)}'
         f'<div class="note">{_e(f.cut(names, 140))} &middot; {_e(timing)}</div></div>'
-        f'<div class="num">{_e(f.number(step.tokens.total))} tok</div><div class="num">{_e(f.cost(step.cost))}</div></div>'
+        f'<div class="num">{_e(f.number(step.tokens.total))} tok</div>'
+        f'<div class="num">{_e(f.cost(step.cost))}</div></div>'
     )
 
 
@@ -174,14 +177,18 @@ def _overview(export: Export) -> str:
     def pos(at: float) -> float:
         return (at - origin) / span * 100
 
-    rects = []
-    for p in export.pauses:
-        stop = p.ended_at if p.ended_at is not None else end
-        rects.append(_rect("paused", pos(p.at), pos(stop) - pos(p.at), f"paused: {p.reason}"))
-    for c in export.llm_calls:
-        rects.append(
-            _rect("model" if c.ok else "error", pos(c.at - c.duration_ms / 1000), c.duration_ms / 10 / span, f"step {c.step} model")
+    rects = [
+        _rect(
+            "paused", pos(p.at), pos(p.ended_at if p.ended_at is not None else end) - pos(p.at), f"paused: {p.reason}"
         )
+        for p in export.pauses
+    ]
+    rects.extend(
+        _rect(
+            "model" if c.ok else "error", pos(c.at - c.duration_ms / 1000), c.duration_ms / 10 / span, f"step {c.step}"
+        )
+        for c in export.llm_calls
+    )
     for tc in export.tool_calls:
         if tc.started_at is not None and tc.finished_at is not None:
             kind = "tool" if tc.status == "ok" else "error"
@@ -206,10 +213,11 @@ def _timeline(export: Export) -> str:
     pauses_after: dict[int, list[Pause]] = {}
     for p in export.pauses:
         pauses_after.setdefault(p.step, []).append(p)
-    rows = [
+    head = (
         '<div class="row head"><div>step</div><div>model call, then tool calls (the busiest step is full width)'
         '</div><div class="num">tokens</div><div class="num">cost</div></div>'
-    ]
+    )
+    rows = [head]
     rows.extend(_pause_row(p) for p in pauses_after.get(0, []))
     for s in steps:
         rows.append(_step_row(s, scale))
@@ -225,10 +233,7 @@ def _timeline(export: Export) -> str:
 def _call_box(tc: ToolCall | None, call_id: str) -> str:
     if tc is None:
         return f'<div class="call"><b>{_e(call_id)}</b> <span class="note">(a sub-agent\'s call)</span></div>'
-    return (
-        f'<div class="call"><b>{_e(tc.name)}</b> <code>{_e(tc.call_id)}</code>'
-        f"<pre>{_json(tc.arguments)}</pre></div>"
-    )
+    return f'<div class="call"><b>{_e(tc.name)}</b> <code>{_e(tc.call_id)}</code><pre>{_json(tc.arguments)}</pre></div>'
 
 
 def _action_form(action: str, fields: str, button: str, *, cls: str = "") -> str:
@@ -302,7 +307,10 @@ def _actions(export: Export, pending: list[str], *, has_agent: bool, advancing: 
     if not terminal and d.status not in ("unreadable", "empty"):
         ops.append(
             _action_form(
-                "cancel", '<input name="reason" placeholder="reason" value="cancelled by operator">', "cancel", cls="danger"
+                "cancel",
+                '<input name="reason" placeholder="reason" value="cancelled by operator">',
+                "cancel",
+                cls="danger",
             )
         )
     if d.steps >= 0 and d.status not in ("unreadable", "empty"):
@@ -412,7 +420,8 @@ def _usage_table(label: str, rows: list[UsageRow], total: UsageRow) -> str:
             f"<tr><{tag}>{_e(r.key)}</{tag}><td class='num'>{r.executions}</td><td class='num'>{r.steps}</td>"
             f"<td class='num'>{r.llm_calls}</td><td class='num'>{r.tool_calls}</td>"
             f"<td class='num'>{_e(f.number(r.input_tokens))}</td><td class='num'>{_e(f.number(r.output_tokens))}</td>"
-            f"<td class='num'>{_e(f.number(r.total_tokens))}</td><td class='num'>${_e(str(r.cost))}{_e(unpriced)}</td></tr>"
+            f"<td class='num'>{_e(f.number(r.total_tokens))}</td>"
+            f"<td class='num'>${_e(str(r.cost))}{_e(unpriced)}</td></tr>"
         )
 
     head = (

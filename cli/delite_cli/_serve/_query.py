@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from delite.datadir import DataDir, ExecutionSummary, Page
-from delite.errors import DeliteError, ExecutionNotFoundError, UsageError
+from delite.errors import DeliteError, UsageError
 
 __all__ = ["STATUSES", "Filters", "Usage", "UsageRow", "list_page", "parse_filters", "usage"]
 
@@ -164,7 +164,7 @@ def list_page(data: DataDir, f: Filters) -> Page:
     named: str | None = None
     try:
         named = data.resolve(f.q)
-    except (ExecutionNotFoundError, DeliteError):
+    except DeliteError:
         named = None
     needle = f.q.casefold()
     found = [s for s in everything if s.id == named]
@@ -198,12 +198,11 @@ class UsageRow:
         self.output_tokens += s.tokens.output
         self.total_tokens += s.tokens.total
         try:
-            if s.cost is None:
-                raise InvalidOperation
-            self.cost += Decimal(s.cost)
+            self.cost += Decimal(s.cost) if s.cost is not None else Decimal(0)
         except InvalidOperation:
-            if s.llm_calls:
-                self.unpriced += 1
+            self.unpriced += 1
+        else:
+            self.unpriced += s.cost is None and s.llm_calls > 0
 
     def as_json(self) -> dict[str, Any]:
         """The row as JSON (the cost a decimal string in dollars)."""

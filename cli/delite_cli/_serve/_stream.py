@@ -74,9 +74,7 @@ class Follower:
             batch: list[tuple[AnyRecord, int | None]] = list(self._tail.more())
         else:
             got = self.data.store.read(self.execution_id, after=self.seen)
-            offsets: list[int | None] = (
-                list(got.offsets) if isinstance(got, FramedRange) else [None] * len(got.records)
-            )
+            offsets: list[int | None] = list(got.offsets) if isinstance(got, FramedRange) else [None] * len(got.records)
             batch = list(zip(got.records, offsets, strict=True))
         found: list[Event] = []
         for record, offset in batch:
