@@ -29,7 +29,7 @@ from delite.store import MemoryStore, Store  # noqa: E402
 from delite_cli._serve import ServeConfig, build_app  # noqa: E402
 from delite_cli._target import Target  # noqa: E402
 
-TOKEN = "test-token-0123456789abcdef"
+TOKEN = "test-token-0123456789abcdef"  # noqa: S105 - a test token
 
 
 def populate(where: str | Store) -> None:
@@ -113,7 +113,7 @@ class Server:
         if auth:
             sent["authorization"] = f"Bearer {TOKEN}"
         sent.update(headers or {})
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers=sent)
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=sent)  # noqa: S310
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - a loopback URL
                 return Reply(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())

@@ -480,6 +480,10 @@ def build_app(config: ServeConfig) -> Starlette:
     return app
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)  # at once, also when stdout is a pipe: a supervisor waits for the address
+
+
 def _loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
@@ -491,7 +495,7 @@ def serve(
     port: int,
     agent: Agent | None,
     token: str | None,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] = _say,
 ) -> None:
     """Serve ``target`` until interrupted: bind, say where (with the token), and answer requests.
 
