@@ -8,6 +8,7 @@ own cookies); :meth:`Browser.page` opens a tab. Clicks and typing are real input
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -142,10 +143,8 @@ class Browser:
         return Page(self, session)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(CdpError):
             self.call("Browser.close", timeout=5)
-        except CdpError:
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -194,7 +194,7 @@ def test_hostile_content_renders_as_text(served: Served, browser: Browser, tmp_p
 
     login(page, served, "/?q=" + "%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
     assert page.js("document.querySelector('input[name=q]').value") == "<img src=x onerror=alert(1)>"
-    assert [r for r in page.js("[...document.querySelectorAll('tr.execution')].map(r => r.dataset.id)")] == []
+    assert list(page.js("[...document.querySelectorAll('tr.execution')].map(r => r.dataset.id)")) == []
     login(page, served, "/?q=owned")
     assert "<b>agent</b>" in page.js("document.querySelector('table.executions').innerText")
     assert page.js("document.querySelectorAll('table.executions b').length") == 0
