@@ -109,7 +109,7 @@ def check_token(token: str) -> str:
 
 
 class _SecurityHeaders:
-    """Adds the security headers to every response."""
+    """Adds the security headers to every response, and ``Server-Timing`` (the time to the response's start)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -119,10 +119,14 @@ class _SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        started = time.perf_counter()
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                took = (time.perf_counter() - started) * 1000
                 headers += [
+                    (b"server-timing", b"app;dur=%.2f" % took),
                     (b"content-security-policy", CSP.encode()),
                     (b"x-content-type-options", b"nosniff"),
                     (b"x-frame-options", b"DENY"),
