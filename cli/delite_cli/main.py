@@ -89,8 +89,9 @@ def cli() -> None:
 
     Read and verify a data directory (status, inspect, steps, events, export, health, tail), answer suspended
     executions (approve, reject, submit-input, submit-tool-results, resolve), and resume, cancel or fork them;
-    or serve all of it in a browser and over HTTP (serve). IDs may be given by any unique prefix or suffix. Every command takes --json. Exit codes: 0 success, 1 failure (or
-    problems found by health), 2 usage error.
+    or serve all of it in a browser and over HTTP (serve). IDs may be given by any unique prefix or suffix.
+    Every command but serve takes --json. Exit codes: 0 success, 1 failure (or problems found by health), 2
+    usage error.
     """
 
 
