@@ -518,6 +518,7 @@ def serve(
     except OSError as e:
         sock.close()
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    sock.listen(2048)  # connections wait in the backlog from now on: a client may connect once we announce
     bound = sock.getsockname()[1]
     config = ServeConfig(target, token, agent=agent, where=target.where, cookie=f"delite_serve_{bound}")
     app = build_app(config)
