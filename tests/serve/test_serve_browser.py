@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scenario_agent
 from cdp import Browser, Page, chromium, png_colours
-from conftest import TOKEN, populate
+from conftest import TOKEN, Server, make_store, populate
 
 from delite import Agent, ScriptedProvider
+from delite_cli._serve import ServeConfig
 
 pytestmark = pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (installed by .ci/run)")
 
@@ -199,3 +201,28 @@ def test_hostile_content_renders_as_text(served: Served, browser: Browser, tmp_p
     assert "<b>agent</b>" in page.js("document.querySelector('table.executions').innerText")
     assert page.js("document.querySelectorAll('table.executions b').length") == 0
     check_clean(page)
+
+
+@pytest.mark.parametrize("kind", ["memory", "list"])
+def test_live_approval_on_other_stores(kind: str, tmp_path: Path, browser: Browser) -> None:
+    """The same page on a MemoryStore and on the toy third store: the stream follows them by ranged reads."""
+    target = make_store(kind, tmp_path)
+    agent = scenario_agent.build(target.factory_argument)
+    server = Server(ServeConfig(target, TOKEN, agent=agent, where=target.where))
+    try:
+        page = browser.page()
+        page.goto(f"{server.base}/executions/input-1?token={TOKEN}")
+        page.wait_for("!!document.querySelector('form[data-action=input] textarea')")
+        assert "Which city?" in page.js("document.querySelector('.question').textContent")
+        page.js("window.sameDocument = 'yes'")
+        page.type("form[data-action=input] textarea", "Kyoto")
+        page.click("form[data-action=input] button")
+        page.wait_for("document.querySelector('#live').dataset.status === 'completed'")
+        assert page.js("window.sameDocument") == "yes"
+        assert page.js("document.querySelector('.text.answer').textContent") == "Booked Kyoto."
+        check_screenshot(page, tmp_path, f"answered-{kind}")
+        check_clean(page)
+    finally:
+        server.stop()
+        agent.close()
+        target.close()

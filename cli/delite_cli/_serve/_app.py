@@ -537,6 +537,8 @@ def serve(
     )
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shut down gracefully, then passed Ctrl-C on: a normal stop
+        announce("delite serve: stopped")
     finally:
         config.operator.close()
         sock.close()
