@@ -27,9 +27,9 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
-import anyio
 import msgspec
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -172,7 +172,7 @@ def build_app(config: ServeConfig) -> Starlette:
     op = c.operator
 
     async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+        return await run_in_threadpool(partial(fn, *args, **kwargs))
 
     def authenticated(request: Request) -> str | None:
         """How the request proves it has the token: ``bearer``, ``cookie``, or None."""

@@ -8,12 +8,13 @@ stream ends with an ``end`` event after a completion or cancellation record.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import anyio
 import msgspec
+from starlette.concurrency import run_in_threadpool
 
 from delite.errors import UsageError
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
@@ -100,7 +101,7 @@ async def sse(follower: Follower, *, poll: float = POLL, keepalive: float = KEEP
         yield b"retry: 1000\n\n"
         quiet_since = time.monotonic()
         while True:
-            batch = await anyio.to_thread.run_sync(follower.more)
+            batch = await run_in_threadpool(follower.more)
             for e in batch:
                 yield _frame(e)
             if follower.ended:
@@ -111,6 +112,6 @@ async def sse(follower: Follower, *, poll: float = POLL, keepalive: float = KEEP
             elif time.monotonic() - quiet_since >= keepalive:
                 yield b": still here\n\n"
                 quiet_since = time.monotonic()
-            await anyio.sleep(poll)
+            await asyncio.sleep(poll)
     finally:
         follower.close()
