@@ -7,8 +7,6 @@ import http.client
 import json
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import TOKEN, Server
@@ -266,28 +264,40 @@ def test_the_stream_follows_a_running_execution(advancer: Server) -> None:
     conn.close()
 
 
-def test_sub_agents_are_linked_both_ways(target: Target, tmp_path: Path) -> None:
-    where = target.factory_argument
+def _team(where: str | Store) -> Agent:
+    """A manager that delegates to an accountant, whose payment needs an approval."""
+    store = where if isinstance(where, Store) else None
+    data = None if store is not None else where
 
     @tool(requires_confirmation=True)
     def pay(invoice: str) -> str:
         """Pay."""
         return f"paid {invoice}"
 
-    def agent(agent_id: str, script: list[Any], tools: list[Any]) -> Agent:
-        store = where if isinstance(where, Store) else None
-        return Agent(
-            None if store else where, store=store, agent_id=agent_id, provider=ScriptedProvider(script), tools=tools
-        )
-
-    child = agent("accountant", [call("pay", invoice="I-1"), "paid"], [pay])
+    child = Agent(
+        data,
+        store=store,
+        agent_id="accountant",
+        provider=ScriptedProvider([call("pay", invoice="I-1"), "paid"]),
+        tools=[pay],
+    )
 
     @tool
     def settle(invoice: str) -> str:
         """Delegate."""
         return delegate(child, f"settle {invoice}").answer or ""
 
-    agent("manager", [call("settle", invoice="I-1"), "ok"], [settle]).run("settle I-1", execution_id="m")
+    return Agent(
+        data,
+        store=store,
+        agent_id="manager",
+        provider=ScriptedProvider([call("settle", invoice="I-1"), "ok"]),
+        tools=[settle],
+    )
+
+
+def test_sub_agents_are_linked_both_ways(target: Target) -> None:
+    _team(target.factory_argument).run("settle I-1", execution_id="m")
     s = Server(ServeConfig(target, TOKEN, where=target.where))
     try:
         parent = s.get("/api/executions/m").json()
@@ -298,8 +308,25 @@ def test_sub_agents_are_linked_both_ways(target: Target, tmp_path: Path) -> None
         page = s.get("/executions/m").text
         assert 'href="/executions/m%3Ac1.0"' in page
         assert 'href="/executions/m"' in s.get("/executions/m%3Ac1.0").text
-        # approving the child's call through the parent, as the CLI does
-        assert s.post("/api/executions/m/approve", {"calls": ["m:c1.0/c1.0"]}).status == 200
+        # approving the child's call through the parent, as the CLI does: recorded in the child's log
+        assert s.post("/api/executions/m/approve", {"calls": ["m:c1.0/c1.0"]}).json()["advancing"] is False
+        assert s.get("/api/executions/m:c1.0/export").json()["tool_calls"][0]["decision"]["approved"] is True
+    finally:
+        s.stop()
+
+
+def test_an_answer_through_the_parent_advances_the_parent(target: Target) -> None:
+    """With the agent, once the sub-agent's call has its answer, the server advances the parent (and so the child)."""
+    where = target.factory_argument
+    manager = _team(where)
+    manager.run("settle I-1", execution_id="m")
+    s = Server(ServeConfig(target, TOKEN, agent=_team(where), where=target.where))
+    try:
+        assert s.get("/api/executions/m").json()["pending"] == ["m:c1.0/c1.0"]
+        approved = s.post("/api/executions/m/approve", {})
+        assert approved.status == 200 and approved.json()["advancing"] is True, approved.text
+        assert s.wait_status("m", "completed")["execution"]["answer"] == "ok"
+        assert s.get("/api/executions/m:c1.0").json()["execution"]["status"] == "completed"
     finally:
         s.stop()
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from delite.errors import DeliteError, UsageError
-from delite.state._ready import advanceable
+from delite.state._ready import ANSWERABLE, advanceable, answered, unanswered
 
 if TYPE_CHECKING:
     from delite import Agent, Response
@@ -89,11 +89,28 @@ class Operator:
             t.start()
         return True
 
+    def _waits_on_nobody(self, execution_id: str) -> bool:
+        """Whether every answer the execution waits for is in, its sub-agents' calls (``child/call``) included."""
+        state = self.target.data.execution(execution_id).state
+        if advanceable(state):
+            return True
+        reason = state.suspend_reason
+        if state.dormant or not state.status.is_suspended or reason is None or reason.kind not in ANSWERABLE:
+            return False
+        ids = reason.confirmation_ids
+        if not ids or unanswered(state):
+            return False
+        for cid in ids:
+            if "/" in cid:  # a sub-agent's call, answered in the sub-agent's log
+                child, call = cid.rsplit("/", 1)
+                cs = self.target.data.execution(child).state.calls.get(call)
+                if cs is None or not answered(cs, reason.kind):
+                    return False
+        return True
+
     def _after_answer(self, execution_id: str) -> bool:
         """Advance the execution in the background if there is an agent and it waits on nobody now."""
-        if self.agent is None:
-            return False
-        if not advanceable(self.target.data.execution(execution_id).state):
+        if self.agent is None or not self._waits_on_nobody(execution_id):
             return False
         return self._start(execution_id)
 
