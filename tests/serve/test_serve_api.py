@@ -167,6 +167,14 @@ def test_bad_bodies_are_400(recorder: Server) -> None:
         r = recorder.post("/api/executions/approve-1/approve", body)
         assert r.status == 400 and r.json()["error"]["type"] == "UsageError", (body, r.text)
     assert recorder.post("/api/executions/approve-1/approve", raw=b"[1]").status == 400
+    conn = http.client.HTTPConnection("127.0.0.1", recorder.port, timeout=10)
+    conn.putrequest("POST", "/api/executions/input-1/input")  # a body over the limit is refused before it is read
+    for key, value in {"authorization": f"Bearer {TOKEN}", "content-length": str(9 << 20)}.items():
+        conn.putheader(key, value)
+    conn.endheaders()
+    too_big = conn.getresponse()
+    assert too_big.status == 400 and "over" in json.loads(too_big.read())["error"]["message"]
+    conn.close()
     assert recorder.post("/api/executions/approve-1/approve", raw=b"{nope").status == 400
     dup = recorder.post("/api/executions/client-1/tool-results", raw=b'{"results": {"c1.0": 1, "c1.0": 2}}')
     assert dup.status == 400 and "twice" in dup.json()["error"]["message"]

@@ -378,9 +378,14 @@ def build_app(config: ServeConfig) -> Starlette:
     async def body_of(request: Request) -> dict[str, Any]:
         from delite_cli._operate import _DuplicateKeyError, _loads
 
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
             raise UsageError(f"the request body is over {MAX_BODY} bytes")
+        raw = b""
+        async for chunk in request.stream():  # read no more than the limit, whatever the headers say
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                raise UsageError(f"the request body is over {MAX_BODY} bytes")
         if not raw.strip():
             return {}
         try:

@@ -313,7 +313,7 @@ def _actions(export: Export, pending: list[str], *, has_agent: bool, advancing: 
                 cls="danger",
             )
         )
-    if d.steps >= 0 and d.status not in ("unreadable", "empty"):
+    if d.status not in ("unreadable", "empty"):
         ops.append(
             _action_form(
                 "fork",
