@@ -84,6 +84,7 @@ class Server:
         self.server = uvicorn.Server(
             uvicorn.Config(build_app(config), log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
         )
+        config.stopping = lambda: self.server.should_exit
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10

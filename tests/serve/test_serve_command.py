@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -64,11 +65,17 @@ def test_prints_a_fresh_token_and_stops_cleanly(data: Path, stop: signal.Signals
     status, body = get(base.group(1) + "api/executions", token)
     assert status == 200 and json.loads(body)["total"] == 8
     assert get(base.group(1) + "api/executions", "x" * 32)[0] == 401
+    # an open event stream (a browser on a waiting execution) does not hold the stop up
+    stream = http.client.HTTPConnection("127.0.0.1", int(base.group(1).rsplit(":", 1)[1].rstrip("/")), timeout=10)
+    stream.request("GET", "/api/executions/client-1/stream", headers={"authorization": f"Bearer {token}"})
+    opened_stream = stream.getresponse()
+    assert opened_stream.status == 200 and opened_stream.read1(65536).startswith(b"retry:")
     proc.send_signal(stop)
     out, err = proc.communicate(timeout=20)
     # Ctrl-C stops it with exit 0; SIGTERM ends it by the signal, as uvicorn passes it on to a supervisor
     assert proc.returncode == (0 if stop == signal.SIGINT else -signal.SIGTERM), err
-    assert "Traceback" not in err and "Aborted" not in err
+    stream.close()
+    assert "Traceback" not in err and "Aborted" not in err and "ERROR" not in err, err
     if stop == signal.SIGINT:
         assert out.strip().endswith("delite serve: stopped")
 

@@ -73,6 +73,8 @@ class ServeConfig:
     agent: Agent | None = None
     where: str = ""
     cookie: str = "delite_serve"
+    stopping: Callable[[], bool] = lambda: False
+    """Whether the server is shutting down: open event streams end at their next look, so it stops at once."""
     operator: Operator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -365,7 +367,7 @@ def build_app(config: ServeConfig) -> Starlette:
         eid = await in_thread(resolve, request)
         follower = await in_thread(Follower, data, eid, after)
         return StreamingResponse(
-            sse(follower),
+            sse(follower, stopping=c.stopping),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
@@ -540,6 +542,7 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off", access_log=False)
     )
+    config.stopping = lambda: server.should_exit
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn shut down gracefully, then passed Ctrl-C on: a normal stop

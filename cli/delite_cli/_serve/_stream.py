@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -95,12 +95,22 @@ def _frame(e: Event) -> bytes:
     return b"id: %d\nevent: record\ndata: %s\n\n" % (e.seq, msgspec.json.encode(e))
 
 
-async def sse(follower: Follower, *, poll: float = POLL, keepalive: float = KEEPALIVE) -> AsyncIterator[bytes]:
-    """The event stream: ``record`` events, comments to keep it open, and ``end`` once the execution ended."""
+async def sse(
+    follower: Follower,
+    *,
+    poll: float = POLL,
+    keepalive: float = KEEPALIVE,
+    stopping: Callable[[], bool] = lambda: False,
+) -> AsyncIterator[bytes]:
+    """The event stream: ``record`` events, comments to keep it open, and ``end`` once the execution ended.
+
+    When the server shuts down (``stopping()``) the stream just ends; a browser reconnects with
+    ``Last-Event-ID`` to the next server.
+    """
     try:
         yield b"retry: 1000\n\n"
         quiet_since = time.monotonic()
-        while True:
+        while not stopping():
             batch = await run_in_threadpool(follower.more)
             for e in batch:
                 yield _frame(e)
