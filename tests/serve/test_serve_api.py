@@ -218,6 +218,9 @@ def test_usage_per_agent_and_day(recorder: Server) -> None:
     assert ops["executions"] == 8 == u["total"]["executions"] and len(u["days"]) == 1
     assert float(ops["cost"]) == pytest.approx(0.0015 * ops["llm_calls"])
     assert ops["total_tokens"] == u["days"][0]["total_tokens"] > 0
+    searched = recorder.get("/api/usage?q=invoice").json()
+    assert searched["total"]["executions"] == 1 and searched["total"]["cost"] == "0.0015"
+    assert recorder.get("/api/usage?status=completed").json()["total"]["executions"] == 2
 
 
 def _stream(server: Server, path: str, headers: dict[str, str], *, until: str) -> str:

@@ -113,7 +113,7 @@ def list_page(page: Page, fl: Filters, *, now: float, csrf: str, where: str) -> 
     table = f'<table class="executions">{head}{rows}</table>' if rows else '<p class="sub">No executions match.</p>'
     body = (
         f'<h1>Executions</h1>{_filters_form(fl)}<div class="sub" id="shown">{_e(shown)}'
-        f' &middot; <a href="{_href("/usage", fl.query(offset=0, limit=None, q=None))}">usage of these</a></div>'
+        f' &middot; <a href="{_href("/usage", fl.query(offset=0, limit=None))}">usage of these</a></div>'
         f'{table}<div class="paging">{" ".join(links)}</div>'
     )
     return _layout("executions", body, csrf=csrf, where=where)

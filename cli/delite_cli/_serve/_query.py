@@ -19,7 +19,7 @@ import click
 from delite.datadir import DataDir, ExecutionSummary, Page
 from delite.errors import DeliteError, UsageError
 
-__all__ = ["STATUSES", "Filters", "Usage", "UsageRow", "list_page", "parse_filters", "usage"]
+__all__ = ["STATUSES", "Filters", "Usage", "UsageRow", "list_page", "parse_filters", "select", "usage"]
 
 STATUSES = (
     "running",
@@ -142,25 +142,26 @@ def _matches(s: ExecutionSummary, needle: str) -> bool:
     return any(needle in f.casefold() for f in fields)
 
 
-def list_page(data: DataDir, f: Filters) -> Page:
-    """One page of executions, newest first, for these filters and search text.
-
-    Without search text this is one indexed query (``DataDir.list``). With it, an id (or a unique prefix or
-    suffix of one) that names an execution matching the filters comes first, then every execution whose id,
-    agent, input, answer, error or metadata holds the text (case-insensitive).
-    """
-    parent = data.resolve(f.parent) if f.parent else None
-    args: dict[str, Any] = {
+def _args(data: DataDir, f: Filters) -> dict[str, Any]:
+    return {
         "status": f.statuses or None,
         "agent": f.agent,
         "metadata": f.metadata or None,
         "since": f.since_at,
         "until": f.until_at,
-        "parent": parent,
+        "parent": data.resolve(f.parent) if f.parent else None,
     }
+
+
+def select(data: DataDir, f: Filters) -> list[ExecutionSummary]:
+    """Every execution these filters and this search text select (paging ignored), in the listing's order.
+
+    Search text puts the execution it names (an id, or a unique prefix or suffix of one) first, then every
+    execution whose id, agent, input, answer, error or metadata holds the text (case-insensitive).
+    """
+    everything = data.list(**_args(data, f), limit=None).items
     if not f.q:
-        return data.list(**args, limit=f.limit, offset=f.offset)
-    everything = data.list(**args, limit=None).items
+        return everything
     named: str | None = None
     try:
         named = data.resolve(f.q)
@@ -169,6 +170,17 @@ def list_page(data: DataDir, f: Filters) -> Page:
     needle = f.q.casefold()
     found = [s for s in everything if s.id == named]
     found += [s for s in everything if s.id != named and _matches(s, needle)]
+    return found
+
+
+def list_page(data: DataDir, f: Filters) -> Page:
+    """One page of executions, newest first, for these filters and search text.
+
+    Without search text this is one indexed query (``DataDir.list``); with it, see :func:`select`.
+    """
+    if not f.q:
+        return data.list(**_args(data, f), limit=f.limit, offset=f.offset)
+    found = select(data, f)
     return Page(items=found[f.offset : f.offset + f.limit], total=len(found), offset=f.offset, limit=f.limit)
 
 
@@ -239,20 +251,10 @@ class Usage:
 
 def usage(data: DataDir, f: Filters) -> Usage:
     """Sum tokens and cost per agent and per day over the executions these filters select (paging ignored)."""
-    parent = data.resolve(f.parent) if f.parent else None
-    page = data.list(
-        status=f.statuses or None,
-        agent=f.agent,
-        metadata=f.metadata or None,
-        since=f.since_at,
-        until=f.until_at,
-        parent=parent,
-        limit=None,
-    )
     agents: dict[str, UsageRow] = {}
     days: dict[str, UsageRow] = {}
     total = UsageRow("total")
-    for s in page.items:
+    for s in select(data, f):
         day = dt.datetime.fromtimestamp(s.created_at, dt.UTC).date().isoformat()
         agents.setdefault(s.agent_id, UsageRow(s.agent_id)).add(s)
         days.setdefault(day, UsageRow(day)).add(s)
