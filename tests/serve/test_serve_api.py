@@ -423,6 +423,10 @@ def test_openapi_documents_every_route_and_the_error_statuses(recorder: Server) 
         assert {"400", "401", "403", "404", "409"} <= set(op["responses"]), action
     assert "409" in paths["/api/executions/{id}/approve"]["post"]["responses"]
     assert {"/api/executions", "/api/usage", "/api/executions/{id}/stream"} <= set(paths)
+    for path, operations in paths.items():  # every documented route is served
+        for method in operations:
+            r = recorder.request(method.upper(), path.replace("{id}", "done-1"), {} if method == "post" else None)
+            assert r.status != 404, (method, path, r.text)
 
 
 def test_pages_escape_hostile_content(recorder: Server) -> None:

@@ -196,7 +196,7 @@ def schema() -> dict[str, Any]:
         },
         "paths": {
             "/api/executions": _get("List executions, newest first", _ref("Page"), [*_FILTERS, *_PAGING], "400"),
-            "/api/usage": _get("Usage and cost per agent and per day", _ref("Usage"), _FILTERS, "400"),
+            "/api/usage": _get("Usage and cost per agent and per day", _ref("Usage"), [*_FILTERS, _PAGING[0]], "400"),
             "/api/executions/{id}": _get("One execution", _ref("Execution"), [_ID], "400", "404", "500"),
             "/api/executions/{id}/export": _get("The whole execution", _ref("Export"), [_ID], "400", "404", "500"),
             "/api/executions/{id}/events": _get(
