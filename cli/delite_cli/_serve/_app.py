@@ -533,8 +533,8 @@ def serve(
     url = f"http://{shown}:{bound}/"
     announce(f"delite serve: {target.where} on {url}")
     announce(f"open {url}?token={token}" if printed else f"open {url} and give the token from ${TOKEN_ENV}")
-    if c_agent := agent:
-        announce(f"answers are advanced by the agent {c_agent.agent_id!r}")
+    if agent is not None:
+        announce(f"answers are advanced by the agent {agent.agent_id!r}")
     else:
         announce("no --agent: answers are recorded; your application (or a worker) advances the executions")
     if not _loopback(host):
