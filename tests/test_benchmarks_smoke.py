@@ -181,6 +181,15 @@ def check_otel(d: dict[str, Any], out: str) -> None:
     assert "Tracing cost per step" in out
 
 
+def check_serve(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "executions", "pages", "cold_list_server_ms", "list_within_target"}
+    assert d["smoke"] is True and d["executions"] == 200
+    assert set(d["pages"]) == {"list", "list_filtered", "list_deep", "api_list", "execution", "usage"}
+    for row in d["pages"].values():
+        assert row["server_ms_median"] > 0 and row["bytes"] > 0 and row["runs"] == 3, row
+    assert "| page | server ms (median)" in out and "list page:" in out
+
+
 def check_any(d: Any, out: str) -> None:
     """A benchmark without checks of its own here: it ran, printed something and wrote some JSON."""
     assert d, d
@@ -199,6 +208,7 @@ KNOWN = {
     "bench_memory": Bench("bench_memory.py", check_memory),
     "bench_fleet": Bench("bench_fleet.py", check_fleet),
     "torture_pg": Bench("torture.py", check_torture_pg, ("--postgres",)),
+    "bench_serve": Bench("bench_serve.py", check_serve),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
 # the fork and cancellation workloads that torture.py runs (--forks, --cancels), torture_pg.py its --postgres mode.

@@ -89,9 +89,10 @@ def cli() -> None:
 
     Read and verify a data directory or a database (status, inspect, steps, events, export, health, tail),
     answer suspended executions (approve, reject, submit-input, submit-tool-results, resolve), resume, cancel
-    or fork them, run workers that take on what your agents enqueue (worker), and move executions between
-    stores (copy, migrate). IDs may be given by any unique prefix or suffix. Every command takes --json. Exit
-    codes: 0 success, 1 failure (or problems found by health), 2 usage error.
+    or fork them, run workers that take on what your agents enqueue (worker), move executions between stores
+    (copy, migrate), or serve all of it in a browser and over HTTP (serve). IDs may be given by any unique
+    prefix or suffix. Every command but serve takes --json. Exit codes: 0 success, 1 failure (or problems
+    found by health), 2 usage error.
     """
 
 
@@ -487,6 +488,36 @@ def worker(*, target: Target, agent_specs: tuple[str, ...], concurrency: int, po
     from delite_cli._worker import run_worker
 
     click.get_current_context().exit(run_worker(target, agent_specs, concurrency=concurrency, poll=poll, json_=json_))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen here (loopback: this machine only).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True, help="Port (0: any free one).")
+@agent_option
+@data_dir_option
+@handle_errors
+@with_target
+def serve(*, target: Target, host: str, port: int, agent_spec: str | None) -> None:
+    """Serve a web app and a JSON API (/api) to see every execution and act on it (needs the web extra).
+
+    Every request needs the token printed at start (or DELITE_SERVE_TOKEN): open the printed URL once in a
+    browser, or send Authorization: Bearer TOKEN. With --agent the server advances executions after an answer;
+    without it answers are recorded and your application resumes them. See docs/how-to/serve.md.
+    """
+    import os
+
+    try:
+        from delite_cli._serve import serve as run_server
+    except ImportError as e:
+        raise click.UsageError(f'delite serve needs the web extra: pip install "delite-agents[web]" ({e})') from e
+    from delite_cli._operate import load_agent
+
+    agent = load_agent(agent_spec, target) if agent_spec else None
+    try:
+        run_server(target, host=host, port=port, agent=agent, token=os.environ.get("DELITE_SERVE_TOKEN"))
+    finally:
+        if agent is not None:
+            agent.close()
 
 
 @cli.command()
