@@ -146,3 +146,18 @@ def test_an_agent_on_postgres_answers_like_one_on_files(tmp_path: Path, pg: Post
     assert [type(r) for r in pg.read("g1").records] == [
         type(r) for r in FileStore(tmp_path / "data").read("g1").records
     ]
+
+
+def test_a_claim_keeps_the_listing_summary_it_leaves(tmp_path: Path, pg_url: str, pg: PostgresStore) -> None:
+    import msgspec
+    import psycopg
+
+    from delite.store import ExecutionSummary, summarize
+
+    Agent(store=pg, provider=ScriptedProvider(["hi there"]), agent_id="greeter").run("hello", execution_id="g1")
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT summary, summary_head, head_seq FROM executions WHERE id = 'g1'").fetchone()
+    assert row is not None and row[1] == row[2] == 3  # kept at release, for the head it was made at
+    kept = msgspec.json.decode(bytes(row[0]), type=ExecutionSummary)
+    assert kept == summarize("g1", pg.read("g1").records)  # exactly what a listing would derive
+    assert pg.list_executions(agent="greeter").items == [kept]

@@ -51,7 +51,7 @@ from delite.state._fold import apply, fold
 from delite.state._model import ExecutionState
 from delite.state._ready import advanceable
 from delite.store._base import ExecutionLog, Store, decode_stored
-from delite.store._derive import summarize, unreadable
+from delite.store._derive import summarize, summary_of_state, unreadable
 from delite.store._ids import validate_execution_id
 from delite.store._postgres._claims import ClaimConnection, lock_key
 from delite.store._postgres._connect import connect_error, redact, split_url
@@ -191,6 +191,7 @@ class PostgresExecutionLog(ExecutionLog):
         self._state: ExecutionState | None = None
         self._folded = False  # whether _state is the fold of the log up to _head (None then: it does not fold)
         self._advanceable = was_advanceable
+        self._appended: list[Record] = []  # what this claim wrote, for the listing summary kept at release
 
     def _current_state(self, store: PostgresStore) -> ExecutionState | None:
         """The fold of the log up to the head (None: it does not fold), kept and advanced by each append."""
@@ -262,6 +263,7 @@ class PostgresExecutionLog(ExecutionLog):
             self._diagnose(store)
         self._head += len(records)
         self._advanceable = bool(columns["adv"])
+        self._appended.extend(records)
 
     def _diagnose(self, store: PostgresStore) -> None:
         """Why an append moved nothing: the epoch moved (the claim was lost) or the head did."""
@@ -286,8 +288,24 @@ class PostgresExecutionLog(ExecutionLog):
         if store is None:
             return
         store._release(self)  # noqa: SLF001
+        if store._closed:  # noqa: SLF001 - closed under the claim: the claim went with its connection
+            return
         if self._advanceable:
             store._notify(self.execution_id)  # noqa: SLF001
+        self._keep_summary(store)
+
+    def _keep_summary(self, store: PostgresStore) -> None:
+        """Keep the listing summary of the log as this claim left it (derived data: best effort, checked by head)."""
+        state, appended = self._state, self._appended
+        self._appended = []
+        if not appended or not self._folded or state is None or len(self.records) + len(appended) != self._head:
+            return
+        records: list[Any] = [*self.records, *appended]
+        first = records[0]
+        if not isinstance(first, ExecutionStarted) or first.execution_id != self.execution_id:
+            return  # summarize() says what is wrong with such a log, when a listing asks
+        summary = summary_of_state(self.execution_id, records, state, log_bytes=0, torn=False)
+        store._keep_summaries([(self.execution_id, self._head, summary)])  # noqa: SLF001
 
 
 class _Pending:
@@ -874,18 +892,25 @@ class PostgresStore(Store):
                 out[eid] = unreadable(eid, f"record {len(records) + 1} is missing (the head is {head})", log_bytes=0)
             else:
                 out[eid] = summarize(eid, records)
+        self._keep_summaries([(eid, head, out[eid]) for eid, head in stale])
+        return out
+
+    def _keep_summaries(self, kept: list[tuple[str, int, ExecutionSummary]]) -> None:
+        """Store summaries for the next listing, each only while its execution's head is the one it was made at."""
+        ids = [eid for eid, _, _ in kept]
+        heads = [head for _, head, _ in kept]
+        blobs = [_encode(summary) for _, _, summary in kept]
         with contextlib.suppress(StoreError):
             self._with_conn(
                 lambda c: c.execute(
                     "UPDATE executions e SET summary = s.summary, summary_head = s.head "
                     "FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) AS s(id, head, summary) "
                     "WHERE e.id = s.id AND e.head_seq = s.head",
-                    (ids, heads, [_encode(out[eid]) for eid in ids]),
+                    (ids, heads, blobs),
                 ),
                 action="keep the listing summaries",
                 retry=False,
             )
-        return out
 
     def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """Running executions with no live owner (sub-agents' included, forks nobody resumed not), oldest first."""
