@@ -95,3 +95,13 @@ def test_without_the_extra_the_import_names_the_pip_command() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert 'pip install "delite-agents[postgres]"' in out.stdout
+
+
+def test_a_store_never_shows_its_password(pg_url: str) -> None:
+    with_password = pg_url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@")
+    store = PostgresStore(with_password)  # trust authentication: the password is not checked here
+    try:
+        assert "s3cret" not in repr(store) and "s3cret" not in store.where
+        assert repr(store) == f"PostgresStore({pg_url!r})"
+    finally:
+        store.close()

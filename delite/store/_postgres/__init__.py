@@ -8,7 +8,9 @@ package without psycopg raises :class:`~delite.errors.MissingExtraError`.
 * :mod:`._connect`: connection settings (keepalives), URLs without passwords, driver errors as store errors.
 * :mod:`._claims`: the dedicated claim connection (advisory locks, the pooler check).
 * :mod:`._listen`: ``LISTEN``/``NOTIFY`` wake-ups for workers.
-* :mod:`._store`: :class:`PostgresStore` and its claimed log.
+* :mod:`._rows`: records checked and decoded; the columns that follow a log (status, advanceable).
+* :mod:`._log`: the claimed log and its fenced append.
+* :mod:`._store`: :class:`PostgresStore`: claims, reads, listings, work, cancels and keys.
 """
 
 from __future__ import annotations

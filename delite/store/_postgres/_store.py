@@ -26,36 +26,34 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import psycopg
 import psycopg_pool
 
 from delite.errors import (
-    ClaimLostError,
     ClaimTimeoutError,
     ExecutionAlreadyClaimedError,
     ExecutionIdConflictError,
     ExecutionNotFoundError,
     LogCorruptError,
-    SequenceConflictError,
     StoreError,
     UnsupportedFormatError,
     UsageError,
 )
-from delite.log._codec import decode_record, encode_record
 from delite.log._durability import Durability
-from delite.log.records import AnyRecord, ExecutionStarted, Record
-from delite.state._fold import apply, fold
+from delite.log.records import ExecutionStarted, Record
 from delite.state._model import ExecutionState
 from delite.state._ready import advanceable
-from delite.store._base import ExecutionLog, Store, decode_stored
-from delite.store._derive import summarize, summary_of_state, unreadable
+from delite.store._base import Store, decode_stored
+from delite.store._derive import summarize, unreadable
 from delite.store._ids import validate_execution_id
 from delite.store._postgres._claims import ClaimConnection, lock_key
 from delite.store._postgres._connect import connect_error, redact, split_url
 from delite.store._postgres._listen import CHANNEL, Listener
+from delite.store._postgres._log import APPEND, PostgresExecutionLog
+from delite.store._postgres._rows import encoded, fold_or_none, log_columns, verify, where_record
 from delite.store._postgres._schema import ensure_schema
 from delite.store._query import ListingQuery, check_agents, check_binding, check_ids, check_key, check_listing
 from delite.store._records import RecordRange, StoredPayload, check_range
@@ -66,20 +64,9 @@ __all__ = ["PostgresExecutionLog", "PostgresStore"]
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-_FOLD_ERRORS = (LogCorruptError, KeyError, TypeError, ValueError, AttributeError)
 _summary_decoder = msgspec.json.Decoder(ExecutionSummary)
 _encode = msgspec.json.encode
 _CHUNK = 200  # executions whose summaries are recomputed per query
-
-_APPEND = """WITH moved AS (
-    UPDATE executions SET head_seq = %(new)s, status = %(status)s, advanceable = %(adv)s, dormant = %(dormant)s,
-        updated_at = %(updated)s
-    WHERE id = %(id)s AND head_seq = %(head)s AND owner_epoch = %(epoch)s
-    RETURNING id
-)
-INSERT INTO records (execution_id, seq, payload, crc)
-SELECT moved.id, r.seq, r.payload, r.crc
-FROM moved, unnest(%(seqs)s::bigint[], %(payloads)s::bytea[], %(crcs)s::bigint[]) AS r(seq, payload, crc)"""
 
 _INSERT_EXECUTION = """INSERT INTO executions (id, lock_key, agent_id, status, advanceable, dormant, parent_id,
     forked_from, created_at, updated_at, head_seq, owner_epoch)
@@ -118,194 +105,6 @@ LIMIT %(limit)s"""
 )
 
 _IS_CLAIMED = "SELECT EXISTS (" + _HELD_LOCKS + " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s)"
-
-
-def _where_record(execution_id: str) -> str:
-    return f"execution {execution_id}"
-
-
-def _verify(execution_id: str, rows: Iterable[tuple[Any, ...]], after: int) -> list[AnyRecord]:
-    """Check each row's sequence number and checksum, then decode it (``rows``: ``(seq, payload, crc)``)."""
-    out: list[AnyRecord] = []
-    where = _where_record(execution_id)
-    for i, (seq, payload, crc) in enumerate(rows, start=after + 1):
-        if seq != i:
-            raise LogCorruptError(where, i, f"record {i} is missing (found sequence {seq})")
-        data = bytes(payload)
-        if zlib.crc32(data) != crc:
-            raise LogCorruptError(where, i, f"record {i} does not match its checksum")
-        out.append(decode_record(data, path=where, offset=i))
-    return out
-
-
-def _fold_or_none(records: Sequence[Record]) -> ExecutionState | None:
-    try:
-        return fold(records)
-    except _FOLD_ERRORS:
-        return None
-
-
-def _columns(state: ExecutionState | None) -> dict[str, Any]:
-    """The ``executions`` columns that follow the log: status, whether a worker may advance it, last change."""
-    if state is None:
-        return {"status": "unreadable", "adv": False, "dormant": False, "updated": 0.0}
-    return {
-        "status": state.status.value,
-        "adv": advanceable(state),
-        "dormant": state.dormant,
-        "updated": state.updated_at,
-    }
-
-
-def _encoded(records: Sequence[Record]) -> list[bytes]:
-    """Every record's payload (an :class:`~delite.errors.InvalidRecordError` before anything is written)."""
-    return [encode_record(r) for r in records]
-
-
-class PostgresExecutionLog(ExecutionLog):
-    """A claimed execution in PostgreSQL: its records when claimed, its owner epoch and the claim's lock."""
-
-    def __init__(
-        self,
-        store: PostgresStore,
-        execution_id: str,
-        records: list[AnyRecord],
-        *,
-        epoch: int,
-        generation: int,
-        created: bool,
-        was_advanceable: bool,
-    ) -> None:
-        """Wrap a won claim (the advisory lock is held; ``epoch`` is the one this claim set).
-
-        ``was_advanceable`` is the execution's ``advanceable`` column when claimed; the records are folded
-        only when the first append needs the state (a claim that only reads folds nothing here).
-        """
-        self.execution_id = execution_id
-        self.records = records
-        self.created = created
-        self._store: PostgresStore | None = store
-        self._head = len(records)
-        self._epoch = epoch
-        self._generation = generation
-        self._state: ExecutionState | None = None
-        self._folded = False  # whether _state is the fold of the log up to _head (None then: it does not fold)
-        self._advanceable = was_advanceable
-        self._appended: list[Record] = []  # what this claim wrote, for the listing summary kept at release
-
-    def _current_state(self, store: PostgresStore) -> ExecutionState | None:
-        """The fold of the log up to the head (None: it does not fold), kept and advanced by each append."""
-        if not self._folded:
-            if self._head == len(self.records):
-                records: Sequence[Record] = self.records
-            else:  # an append failed after folding: read what the log holds
-                records = store.read(self.execution_id, limit=self._head).records
-            self._state = _fold_or_none(records)
-            self._folded = True
-        return self._state
-
-    @property
-    def head(self) -> int:
-        """The sequence of the last record: those read at the claim plus those appended since."""
-        return self._head
-
-    @property
-    def epoch(self) -> int:
-        """The owner epoch this claim set: every append is fenced by it."""
-        return self._epoch
-
-    def append(self, records: Sequence[Record], *, barrier: bool = False, expected: int | None = None) -> None:
-        """Append records in one transaction, fenced by the claim's epoch and head (and ``expected``).
-
-        Raises:
-            ClaimLostError: the claim was lost (its connection died, or another worker took the execution
-                over); nothing was written and the claim counts as released.
-            SequenceConflictError: the log's head is not ``expected`` (nothing was written).
-            UsageError: the claim was released, or ``expected`` is not a sequence number.
-        """
-        store = self._store
-        if store is None:
-            raise UsageError(f"execution {self.execution_id!r} was released; claim it again to write")
-        self._fence(expected)
-        if not records:
-            return
-        payloads = _encoded(records)
-        if not store._claim_alive(self._generation):  # noqa: SLF001 - the store's own claim connection
-            self._lost(store, "the claim's connection to the database is gone")
-        state = self._current_state(store)
-        if state is not None:
-            try:
-                for record in records:
-                    apply(state, record)
-            except _FOLD_ERRORS:
-                state = self._state = None
-        columns = _columns(state)
-        head = self._head
-        params = {
-            "id": self.execution_id,
-            "head": head,
-            "epoch": self._epoch,
-            "new": head + len(records),
-            **columns,
-            "seqs": list(range(head + 1, head + len(records) + 1)),
-            "payloads": payloads,
-            "crcs": [zlib.crc32(p) for p in payloads],
-        }
-        notify = columns["adv"] and not self._advanceable
-        sync = store.durability is Durability.FULL or (store.durability is Durability.NORMAL and barrier)
-        try:
-            written = store._append(params, sync=sync, notify=notify)  # noqa: SLF001
-        except BaseException:
-            self._folded = False  # the state may hold records that were not written: refolded if needed
-            raise
-        if written != len(records):
-            self._folded = False
-            self._diagnose(store)
-        self._head += len(records)
-        self._advanceable = bool(columns["adv"])
-        self._appended.extend(records)
-
-    def _diagnose(self, store: PostgresStore) -> None:
-        """Why an append moved nothing: the epoch moved (the claim was lost) or the head did."""
-        row = store._fetchone("SELECT head_seq, owner_epoch FROM executions WHERE id = %s", (self.execution_id,))  # noqa: SLF001
-        if row is None or int(row[1]) != self._epoch:
-            self._lost(store, "another worker took the execution over")
-        actual = int(row[0])
-        raise SequenceConflictError(self.execution_id, self._head, actual)
-
-    def _lost(self, store: PostgresStore, detail: str) -> NoReturn:
-        self._store = None
-        store._release(self)  # noqa: SLF001
-        raise ClaimLostError(self.execution_id, detail)
-
-    def state(self) -> ExecutionState:
-        """The execution's state as this claim holds it: the fold of :attr:`records`."""
-        return fold(self.records)
-
-    def release(self) -> None:
-        """Give up the claim (idempotent); wakes the workers if the execution may be advanced by one."""
-        store, self._store = self._store, None
-        if store is None:
-            return
-        store._release(self)  # noqa: SLF001
-        if store._closed:  # noqa: SLF001 - closed under the claim: the claim went with its connection
-            return
-        if self._advanceable:
-            store._notify(self.execution_id)  # noqa: SLF001
-        self._keep_summary(store)
-
-    def _keep_summary(self, store: PostgresStore) -> None:
-        """Keep the listing summary of the log as this claim left it (derived data: best effort, checked by head)."""
-        state, appended = self._state, self._appended
-        self._appended = []
-        if not appended or not self._folded or state is None or len(self.records) + len(appended) != self._head:
-            return
-        records: list[Any] = [*self.records, *appended]
-        first = records[0]
-        if not isinstance(first, ExecutionStarted) or first.execution_id != self.execution_id:
-            return  # summarize() says what is wrong with such a log, when a listing asks
-        summary = summary_of_state(self.execution_id, records, state, log_bytes=0, torn=False)
-        store._keep_summaries([(self.execution_id, self._head, summary)])  # noqa: SLF001
 
 
 class _Pending:
@@ -468,11 +267,11 @@ class PostgresStore(Store):
 
         def run(conn: Conn) -> int:
             if sync and not notify:
-                return conn.execute(_APPEND, params).rowcount  # one statement, one round trip
+                return conn.execute(APPEND, params).rowcount  # one statement, one round trip
             with conn.pipeline(), conn.transaction():
                 if not sync:
                     conn.execute("SET LOCAL synchronous_commit = off")
-                cur = conn.execute(_APPEND, params)
+                cur = conn.execute(APPEND, params)
                 if notify:
                     conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, params["id"]))
             return cur.rowcount
@@ -517,10 +316,10 @@ class PostgresStore(Store):
         head = int(rows[0][0])
         found = [(r[1], r[2], r[3]) for r in rows if r[1] is not None]
         wanted = max(0, head - start) if limit is None else max(0, min(limit, head - start))
-        records = _verify(eid, found, start)
+        records = verify(eid, found, start)
         if len(records) != wanted:
             missing = start + len(records) + 1
-            raise LogCorruptError(_where_record(eid), missing, f"record {missing} is missing (the head is {head})")
+            raise LogCorruptError(where_record(eid), missing, f"record {missing} is missing (the head is {head})")
         return RecordRange(execution_id=eid, records=records, after=start, head=head)
 
     def read_payloads(self, execution_id: str) -> list[StoredPayload]:
@@ -531,7 +330,7 @@ class PostgresStore(Store):
             raise ExecutionNotFoundError(eid, self.where)
         head = int(rows[0][0])
         out: list[StoredPayload] = []
-        where = _where_record(eid)
+        where = where_record(eid)
         for i, (_head, seq, payload, crc) in enumerate((r for r in rows if r[1] is not None), start=1):
             data = bytes(payload)
             if seq != i:
@@ -550,7 +349,7 @@ class PostgresStore(Store):
         eid = validate_execution_id(execution_id)
         if not records:
             raise UsageError(f"execution {eid!r} must be created with at least one record")
-        self._create(eid, list(records), _encoded(records))
+        self._create(eid, list(records), encoded(records))
 
     def create_payloads(self, execution_id: str, payloads: Sequence[StoredPayload]) -> None:
         """Create an execution from stored payloads, kept byte for byte (each checksum verified first)."""
@@ -582,8 +381,8 @@ class PostgresStore(Store):
         """
         first = records[0]
         started = first if isinstance(first, ExecutionStarted) else None
-        state = _fold_or_none(records)
-        columns = _columns(state)
+        state = fold_or_none(records)
+        columns = log_columns(state)
         row = {
             "id": eid,
             "key": key,
@@ -618,7 +417,7 @@ class PostgresStore(Store):
         eid = validate_execution_id(execution_id)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float):
             raise UsageError(f"timeout must be a number of seconds, not {timeout!r}")
-        payloads = _encoded(create) if create else None
+        payloads = encoded(create) if create else None
         if create is not None and not create:
             raise UsageError(f"execution {eid!r} must be created with at least one record")
         if create is None and not self.exists(eid):
@@ -673,10 +472,10 @@ class PostgresStore(Store):
         rows = conn.execute(
             "SELECT seq, payload, crc FROM records WHERE execution_id = %s AND seq <= %s ORDER BY seq", (eid, head)
         ).fetchall()
-        records = _verify(eid, rows, 0)
+        records = verify(eid, rows, 0)
         if len(records) != head:
             missing = len(records) + 1
-            raise LogCorruptError(_where_record(eid), missing, f"record {missing} is missing (the head is {head})")
+            raise LogCorruptError(where_record(eid), missing, f"record {missing} is missing (the head is {head})")
         return PostgresExecutionLog(
             self, eid, records, epoch=epoch, generation=generation, created=False, was_advanceable=bool(row[2])
         )
@@ -884,7 +683,7 @@ class PostgresStore(Store):
         out: dict[str, ExecutionSummary] = {}
         for eid, head in stale:
             try:
-                records = _verify(eid, grouped[eid], 0)
+                records = verify(eid, grouped[eid], 0)
             except (LogCorruptError, UnsupportedFormatError) as e:
                 out[eid] = unreadable(eid, str(e), log_bytes=0)
                 continue
