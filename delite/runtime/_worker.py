@@ -28,6 +28,7 @@ from delite.engine._effects import STOP_REQUESTED
 from delite.errors import ExecutionAlreadyClaimedError
 from delite.state._model import ExecutionState, Status
 from delite.state._ready import advanceable
+from delite.store._sealed import refuse_sealed
 from delite.store._base import ExecutionLog, Store
 
 if TYPE_CHECKING:
@@ -257,6 +258,7 @@ class _Loop:
             if done is not None and done.status.is_terminal:
                 held.release()
                 return None
+            refuse_sealed(eid, held.records)
             state = held.state()
             if state.parent_id is not None or not advanceable(state):
                 held.release()

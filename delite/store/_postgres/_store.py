@@ -46,6 +46,7 @@ from delite.errors import (
 )
 from delite.log._codec import decode_record, encode_record
 from delite.log._durability import Durability
+from delite.log._shell import unsealed_shell
 from delite.log.records import AnyRecord, ExecutionStarted, Record
 from delite.state._fold import apply, fold
 from delite.state._model import ExecutionState
@@ -534,7 +535,7 @@ class PostgresStore(Store):
         self, conn: Conn, eid: str, key: int, records: Sequence[Record], payloads: list[bytes], *, epoch: int
     ) -> None:
         """Insert a new execution and its records in one transaction (:class:`ExecutionIdConflictError` if taken)."""
-        first = records[0]
+        first = unsealed_shell(records[0])
         started = first if isinstance(first, ExecutionStarted) else None
         state = _fold_or_none(records)
         columns = _columns(state)
