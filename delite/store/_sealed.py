@@ -32,6 +32,7 @@ from delite.log._codec import decode_record, encode_record
 from delite.log._shell import shell_of
 from delite.log.records import AnyRecord, PlainRecord, Record, SealedRecord
 from delite.store._base import ExecutionLog, Store, decode_stored
+from delite.store._ids import validate_execution_id
 from delite.store._records import RecordRange, StoredPayload
 from delite.store._views import ExecutionSummary, Page
 
@@ -326,12 +327,14 @@ class SealedStore(Store):
 
     def create(self, execution_id: str, records: Sequence[Record]) -> None:
         """Create the execution holding ``records``, sealed (see :meth:`~delite.store.LogStore.create`)."""
+        execution_id = validate_execution_id(execution_id)
         if not records:
             raise UsageError("an execution is created with at least one record")
         self.inner.create(execution_id, self.keys.seal_all(records, execution_id, 1))
 
     def claim(self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0) -> ExecutionLog:
         """Claim the execution underneath; its records come back opened (see :meth:`~delite.store.LogStore.claim`)."""
+        execution_id = validate_execution_id(execution_id)
         sealed = None if create is None else self.keys.seal_all(create, execution_id, 1)
         log = self.inner.claim(execution_id, create=sealed, timeout=timeout)
         try:
@@ -354,6 +357,7 @@ class SealedStore(Store):
 
     def create_payloads(self, execution_id: str, payloads: Sequence[StoredPayload]) -> None:
         """Create from sealed payloads, each checked to open as this execution's before anything is written."""
+        execution_id = validate_execution_id(execution_id)
         self.keys.open_all(decode_stored(execution_id, payloads), execution_id, 1)
         self.inner.create_payloads(execution_id, payloads)
 
