@@ -364,7 +364,8 @@ class SealedStore(Store):
     def rekey(self, execution_id: str) -> int:
         """Seal every record of the execution again under the newest key, whole or not at all.
 
-        Returns how many records were sealed under an older key (0: nothing to do, nothing written). The
+        Records in plain text are sealed too (how an existing data directory is encrypted). Returns how many
+        records were sealed under an older key or not at all (0: nothing to do, nothing written). The
         rewrite is the store underneath's ``rewrite`` (a new file renamed over the old, one transaction):
         a crash leaves the old log or the new one, never a mix. The execution must not be claimed.
 
@@ -379,7 +380,10 @@ class SealedStore(Store):
             stale = sum(1 for r in log.records if not isinstance(r, SealedRecord) or r.key_id != self.keys.current)
             if stale == 0:
                 return 0
-            opened = self.keys.open_all(log.records, execution_id, 1)
+            opened = [
+                self.keys.open(r, execution_id, seq) if isinstance(r, SealedRecord) else r
+                for seq, r in enumerate(log.records, start=1)
+            ]
             resealed = self.keys.seal_all(opened, execution_id, 1)
             rewrite(log, resealed)
         return stale
