@@ -234,14 +234,14 @@ def test_the_cli_reads_with_the_key_and_health_checks_without_it(tmp_path: Path)
 
     def cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "delite_cli.main", "--data-dir", str(data), *args],
+            [sys.executable, "-m", "delite_cli", *args, "--data-dir", str(data)],
             capture_output=True,
             text=True,
             env={**env, **extra},
             check=False,
         )
 
-    shown = cli("show", eid, DELITE_ENCRYPTION_KEY_FILE=str(key_file))
+    shown = cli("inspect", eid, DELITE_ENCRYPTION_KEY_FILE=str(key_file))
     assert shown.returncode == 0, shown.stderr
     assert "ANSWER-SECRET" in shown.stdout
     exported = cli("export", eid, "--key-file", str(key_file))
@@ -249,5 +249,16 @@ def test_the_cli_reads_with_the_key_and_health_checks_without_it(tmp_path: Path)
     assert "RESULT-SECRET" in exported.stdout
     health = cli("health")
     assert health.returncode == 0, health.stdout + health.stderr
-    keyless = cli("show", eid)
+    keyless = cli("inspect", eid)
     assert "ANSWER-SECRET" not in keyless.stdout
+    # rotation: both keys to rekey, then the new key alone reads everything
+    both, new = tmp_path / "both", tmp_path / "new"
+    both.write_text(f"{_entry(*OLD)}\n{_entry(*NEW)}\n")
+    new.write_text(_entry(*NEW) + "\n")
+    assert cli("inspect", eid, "--key-file", str(new)).returncode == 1  # not rekeyed yet: UnknownKeyError
+    rekeyed = cli("rekey", "--all", "--key-file", str(both), "--json")
+    assert rekeyed.returncode == 0, rekeyed.stderr
+    assert '"resealed": 6' in rekeyed.stdout
+    after = cli("inspect", eid, "--key-file", str(new))
+    assert after.returncode == 0 and "ANSWER-SECRET" in after.stdout
+    assert cli("rekey", "--all").returncode == 2  # no keys: a usage error, nothing written
