@@ -57,8 +57,8 @@ __all__ = [
     "StructuredOutputValidationError",
     "SuspendKindMismatchError",
     "ToolError",
-    "UnsupportedFormatError",
     "UnknownKeyError",
+    "UnsupportedFormatError",
     "UnsupportedPoolerError",
     "UsageError",
 ]

@@ -197,9 +197,12 @@ def run_rekey(target: Target, idents: tuple[str, ...], *, every: bool, json_: bo
     else:
         out = f.console()
         for r in rows:
-            what = r["error"] or (f"{f.plural(r['resealed'], 'record')} sealed again" if r["resealed"] else "up to date")
+            what = r["error"] or (
+                f"{f.plural(r['resealed'], 'record')} sealed again" if r["resealed"] else "up to date"
+            )
             out.print(f"{r['id']}  {what}", soft_wrap=True)
-        done = f"{f.plural(len(rows), 'execution')}, {f.plural(resealed, 'record')} sealed under key {store.keys.current!r}."
+        key = store.keys.current
+        done = f"{f.plural(len(rows), 'execution')}, {f.plural(resealed, 'record')} sealed under key {key!r}."
         out.print(f.text(done, "bold"), soft_wrap=True)
     if failed is not None:
         raise CliError(str(failed), kind=type(failed).__name__, exit_code=exit_code(failed), as_json=json_)

@@ -17,7 +17,6 @@ from typing import Any
 from msgspec.structs import replace
 
 from delite.log.records import (
-    AnyRecord,
     ConfigFingerprint,
     DecisionRecorded,
     DriftAccepted,
@@ -35,6 +34,7 @@ from delite.log.records import (
     OutputRejected,
     PendingCall,
     PlainRecord,
+    Record,
     RecordedToolCall,
     SealedRecord,
     ToolFinished,
@@ -88,9 +88,9 @@ _SHELLS: dict[type[Any], Callable[[Any], Any]] = {
 def shell_of(record: PlainRecord) -> PlainRecord:
     """``record`` with its content taken out (a record with no content is its own shell)."""
     make = _SHELLS.get(type(record))
-    return record if make is None else make(record)  # type: ignore[no-any-return]
+    return record if make is None else make(record)
 
 
-def unsealed_shell(record: AnyRecord) -> PlainRecord:
+def unsealed_shell(record: Record) -> Record:
     """The shell of a sealed record, or the record itself when it is not sealed."""
     return record.shell if isinstance(record, SealedRecord) else record

@@ -28,8 +28,8 @@ from delite.engine._effects import STOP_REQUESTED
 from delite.errors import ExecutionAlreadyClaimedError
 from delite.state._model import ExecutionState, Status
 from delite.state._ready import advanceable
-from delite.store._sealed import refuse_sealed
 from delite.store._base import ExecutionLog, Store
+from delite.store._sealed import refuse_sealed
 
 if TYPE_CHECKING:
     from delite.engine._agent import Agent

@@ -16,7 +16,6 @@ import msgspec
 from delite._gc import paused
 from delite.errors import LogCorruptError
 from delite.log.records import (
-    SealedRecord,
     ChildSuspended,
     DecisionRecorded,
     DriftAccepted,
@@ -34,6 +33,7 @@ from delite.log.records import (
     ModelResponded,
     OutputRejected,
     Record,
+    SealedRecord,
     ToolFinished,
     ToolStarted,
     Usage,

@@ -19,8 +19,8 @@ from delite.store._ids import new_execution_id, validate_execution_id
 from delite.store._layout import Layout
 from delite.store._open import open_store
 from delite.store._query import WAITING, ExecutionIndex, ListingQuery, check_binding, check_ids
-from delite.store._sealed import Keyring, SealedStore
 from delite.store._records import FramedRange, RecordRange, SequencedRecord, StoredPayload, check_range
+from delite.store._sealed import Keyring, SealedStore
 from delite.store._views import ExecutionSummary, Page
 
 if TYPE_CHECKING:

@@ -42,7 +42,9 @@ def check_identity(execution_id: str, path: str, records: Sequence[AnyRecord]) -
     """Raise :class:`~delite.errors.LogIdentityError` if the log's first record names another execution."""
     first = unsealed_shell(records[0]) if records else None
     if isinstance(first, ExecutionStarted) and first.execution_id != execution_id:
-        raise LogIdentityError(execution_id, path, f"its records name execution {first.execution_id!r} (a copy or a link)")
+        raise LogIdentityError(
+            execution_id, path, f"its records name execution {first.execution_id!r} (a copy or a link)"
+        )
 
 
 def check_single_link(execution_id: str, path: str, st: os.stat_result) -> None:

@@ -172,7 +172,9 @@ class Keyring:
             raise EncryptionError(execution_id, seq, "the record is sealed already")
         kind = _kind(record)
         nonce = os.urandom(_NONCE_BYTES)
-        ciphertext = self._aeads[self.current].encrypt(nonce, encode_record(record), associated_data(execution_id, seq, kind))
+        ciphertext = self._aeads[self.current].encrypt(
+            nonce, encode_record(record), associated_data(execution_id, seq, kind)
+        )
         return SealedRecord(
             at=record.at,
             sealed=kind,
@@ -211,7 +213,7 @@ class Keyring:
                 "or another place in its log",
             ) from e
         inner = decode_record(plain, path=execution_id, offset=seq)
-        if _kind(inner) != record.sealed or shell_of(inner) != record.shell:
+        if isinstance(inner, SealedRecord) or _kind(inner) != record.sealed or shell_of(inner) != record.shell:
             raise SealBrokenError(execution_id, seq, "its plain-text shell does not match what it seals")
         return inner
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from delite.store import Keyring, SealedStore, Store
-
 from store_fixtures import FileStores, ListStores, MemoryStores, PostgresStores
 from test_index_contract import IndexContract
 from test_log_store_contract import LogStoreContract
+
+from delite.store import Keyring, SealedStore, Store
 
 pytest.importorskip("cryptography")
 

@@ -51,7 +51,7 @@ def _agent(store: Store) -> Agent:
 
 def _list_store() -> Store:
     sys.path.insert(0, str(Path(__file__).parents[1] / "contract"))
-    from store_fixtures import ListStore  # noqa: PLC0415 - the toy backend of the contract suites
+    from store_fixtures import ListStore
 
     return ListStore()
 
@@ -73,7 +73,7 @@ def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def _pg(url: str) -> Store:
-    from delite.store._postgres import PostgresStore  # noqa: PLC0415
+    from delite.store._postgres import PostgresStore
 
     return PostgresStore(url)
 
