@@ -144,6 +144,16 @@ def check_otel(d: dict[str, Any], out: str) -> None:
     assert "Tracing cost per step" in out
 
 
+def check_encryption(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "steps", "records"}
+    assert [r["store"] for r in d["steps"]] == ["file-full", "file-off", "memory"]
+    for row in d["steps"]:
+        assert set(row) >= {"plain_ms_per_step", "sealed_ms_per_step", "overhead_pct"}
+        assert row["plain_ms_per_step"] > 0 and row["sealed_ms_per_step"] > 0
+    assert d["records"]["seal_us"] > 0 and d["records"]["open_us"] > 0
+    assert "Encryption at rest, per step" in out
+
+
 def check_any(d: Any, out: str) -> None:
     """A benchmark without checks of its own here: it ran, printed something and wrote some JSON."""
     assert d, d
@@ -160,6 +170,7 @@ KNOWN = {
     "bench_compare": Bench("compare/bench_compare.py", check_compare),
     "bench_otel": Bench("bench_otel.py", check_otel),
     "bench_memory": Bench("bench_memory.py", check_memory),
+    "bench_encryption": Bench("bench_encryption.py", check_encryption),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
 # the fork and cancellation workloads that torture.py runs (--forks, --cancels).
