@@ -262,3 +262,21 @@ def test_the_cli_reads_with_the_key_and_health_checks_without_it(tmp_path: Path)
     after = cli("inspect", eid, "--key-file", str(new))
     assert after.returncode == 0 and "ANSWER-SECRET" in after.stdout
     assert cli("rekey", "--all").returncode == 2  # no keys: a usage error, nothing written
+
+
+def test_the_async_driver_a_fork_and_a_follow_go_through_the_seal(tmp_path: Path) -> None:
+    import asyncio  # noqa: PLC0415
+
+    inner = FileStore(tmp_path / "data")
+    sealed = SealedStore(inner, Keyring([OLD]))
+    agent = _agent(sealed)
+    response = asyncio.run(agent.arun("INPUT-SECRET"))
+    assert response.answer == "the ANSWER-SECRET"
+    data = DataDir(sealed)
+    fork = data.fork(response.execution_id, at=1)
+    records = sealed.read(fork).records
+    assert isinstance(records[0], ExecutionStarted) and records[0].input == "INPUT-SECRET"
+    assert all(isinstance(r, SealedRecord) for r in inner.read(fork).records)
+    followed = list(data.follow(response.execution_id, until_done=True, timeout=5))
+    assert followed and "SECRET" in str(followed[-1])
+    assert data.health().healthy
