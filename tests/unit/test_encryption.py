@@ -6,6 +6,7 @@ provider, real bytes on disk: nothing here is mocked.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import subprocess
@@ -265,8 +266,6 @@ def test_the_cli_reads_with_the_key_and_health_checks_without_it(tmp_path: Path)
 
 
 def test_the_async_driver_a_fork_and_a_follow_go_through_the_seal(tmp_path: Path) -> None:
-    import asyncio  # noqa: PLC0415
-
     inner = FileStore(tmp_path / "data")
     sealed = SealedStore(inner, Keyring([OLD]))
     agent = _agent(sealed)
