@@ -277,7 +277,12 @@ def replace_log(path: str, records: Sequence[Record], durability: Durability) ->
     folder, name = os.path.split(path)
     folder = folder or "."
     data = HEADER + _frames(records)[0]
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    prefix = f".{name}."
+    for leftover in os.listdir(folder):  # a rewrite killed mid-way left its temporary file: the claim is ours
+        if leftover.startswith(prefix) and leftover.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, leftover))
+    tmp = os.path.join(folder, f"{prefix}{os.getpid()}.{secrets.token_hex(6)}.tmp")
     try:
         fd = _os.open_private(tmp, os.O_WRONLY)
     except OSError as e:

@@ -279,3 +279,33 @@ def test_the_async_driver_a_fork_and_a_follow_go_through_the_seal(tmp_path: Path
     followed = list(data.follow(response.execution_id, until_done=True, timeout=5))
     assert followed and "SECRET" in str(followed[-1])
     assert data.health().healthy
+
+
+def test_a_rekey_killed_at_any_moment_leaves_every_execution_whole(tmp_path: Path) -> None:
+    """SIGKILL ``delite rekey --all`` mid-way, again and again: each log is the old one or the new one."""
+    data = tmp_path / "data"
+    store = open_store(data, keys=Keyring([OLD]))
+    ids = [_agent(store).run("INPUT-SECRET").execution_id for _ in range(40)]
+    store.close()
+    both = tmp_path / "both"
+    both.write_text(f"{_entry(*OLD)}\n{_entry(*NEW)}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DELITE_ENCRYPTION")}
+    command = [sys.executable, "-m", "delite_cli", "rekey", "--all", "--data-dir", str(data), "--key-file", str(both)]
+    ring = Keyring([OLD, NEW])
+    for delay in (0.3, 0.6, 0.9, 1.2):
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        sealed = SealedStore(FileStore(data), ring)
+        for eid in ids:  # every execution opens whole, under one key or the other
+            records = sealed.read(eid).records
+            assert len(records) == 6 and records[-1].answer == "the ANSWER-SECRET"  # type: ignore[union-attr]
+        sealed.close()
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert finished.returncode == 0, finished.stderr
+    new_only = SealedStore(FileStore(data), Keyring([NEW]))
+    assert all(len(new_only.read(eid).records) == 6 for eid in ids)
+    assert DataDir(new_only).health().healthy
