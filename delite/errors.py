@@ -30,6 +30,7 @@ __all__ = [
     "DeliteDeprecationWarning",
     "DeliteError",
     "DriftError",
+    "EncryptionError",
     "ExecutionAlreadyActiveError",
     "ExecutionAlreadyClaimedError",
     "ExecutionAlreadyTerminalError",
@@ -44,16 +45,19 @@ __all__ = [
     "LogCorruptError",
     "LogIdentityError",
     "MissingExtraError",
+    "PlaintextRecordError",
     "ProviderError",
     "ProviderHTTPError",
     "RecordTooLargeError",
     "ReplayMismatchError",
     "SchemaTooNewError",
+    "SealBrokenError",
     "SequenceConflictError",
     "StoreError",
     "StructuredOutputValidationError",
     "SuspendKindMismatchError",
     "ToolError",
+    "UnknownKeyError",
     "UnsupportedFormatError",
     "UnsupportedPoolerError",
     "UsageError",
@@ -261,6 +265,41 @@ class LogCorruptError(StoreError):
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by constructor arguments."""
         return (type(self), (self.path, self.offset, self.reason))
+
+
+class EncryptionError(StoreError):
+    """A record could not be sealed or opened under the configured keys (see ``docs/security.md``).
+
+    ``execution_id`` and ``seq`` name the record (``seq`` 0: the execution as a whole); ``reason`` says why.
+    """
+
+    def __init__(self, execution_id: str, seq: int, reason: str) -> None:
+        """Build from the execution, the record's sequence number and what went wrong."""
+        where = f"record {seq} of execution {execution_id!r}" if seq else f"execution {execution_id!r}"
+        self._init_store(f"{where}: {reason}", None)
+        self.execution_id = execution_id
+        self.seq = seq
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (type(self), (self.execution_id, self.seq, self.reason))
+
+
+class PlaintextRecordError(EncryptionError):
+    """A key is configured and a record was read in plain text: refused, never silently accepted.
+
+    Also raised the other way round: a sealed execution advanced with no key configured (its records would
+    fold as their shells, without content).
+    """
+
+
+class UnknownKeyError(EncryptionError):
+    """A sealed record names a key id that is not among the configured keys."""
+
+
+class SealBrokenError(EncryptionError):
+    """A sealed record does not open: tampered with, moved to another execution or to another place in its log."""
 
 
 class LogIdentityError(StoreError):

@@ -190,6 +190,16 @@ def check_serve(d: dict[str, Any], out: str) -> None:
     assert "| page | server ms (median)" in out and "list page:" in out
 
 
+def check_encryption(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "steps", "records"}
+    assert [r["store"] for r in d["steps"]] == ["file-full", "file-off", "memory"]
+    for row in d["steps"]:
+        assert set(row) >= {"plain_ms_per_step", "sealed_ms_per_step", "overhead_pct"}
+        assert row["plain_ms_per_step"] > 0 and row["sealed_ms_per_step"] > 0
+    assert d["records"]["seal_us"] > 0 and d["records"]["open_us"] > 0
+    assert "Encryption at rest, per step" in out
+
+
 def check_any(d: Any, out: str) -> None:
     """A benchmark without checks of its own here: it ran, printed something and wrote some JSON."""
     assert d, d
@@ -209,6 +219,7 @@ KNOWN = {
     "bench_fleet": Bench("bench_fleet.py", check_fleet),
     "torture_pg": Bench("torture.py", check_torture_pg, ("--postgres",)),
     "bench_serve": Bench("bench_serve.py", check_serve),
+    "bench_encryption": Bench("bench_encryption.py", check_encryption),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
 # the fork and cancellation workloads that torture.py runs (--forks, --cancels), torture_pg.py its --postgres mode.

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from delite.store._copy import CopyOutcome, CopyReport
     from delite_cli._target import Target
 
-__all__ = ["run_copy", "run_migrate"]
+__all__ = ["run_copy", "run_migrate", "run_rekey"]
 
 
 def _usage(message: str) -> CliError:
@@ -163,3 +163,47 @@ def _print_summary(report: CopyReport, source: str, destination: str) -> None:
         ),
         soft_wrap=True,
     )
+
+
+# -- rekey --------------------------------------------------------------------------------------------------------
+
+
+def run_rekey(target: Target, idents: tuple[str, ...], *, every: bool, json_: bool) -> None:
+    """Seal executions again under the newest key (``delite rekey``); exit 1 if one could not be."""
+    from delite.errors import DeliteError
+    from delite.store import SealedStore
+
+    if bool(idents) == every:
+        raise _usage("name the executions to rekey, or give --all (not both)")
+    store = target.data.store
+    if not isinstance(store, SealedStore):
+        raise _usage(
+            "rekey needs the encryption keys: give --key-file, or set DELITE_ENCRYPTION_KEYS or "
+            "DELITE_ENCRYPTION_KEY_FILE (the old keys to open, the newest last to seal)"
+        )
+    ids = store.list_ids() if every else [target.resolve(i) for i in idents]
+    rows: list[dict[str, Any]] = []
+    failed: DeliteError | None = None
+    for eid in ids:
+        try:
+            n = store.rekey(eid)
+        except DeliteError as e:
+            failed = failed or e
+            rows.append({"id": eid, "resealed": 0, "error": f"{type(e).__name__}: {e}"})
+            continue
+        rows.append({"id": eid, "resealed": n, "error": None})
+    resealed = sum(r["resealed"] for r in rows)
+    if json_:
+        f.echo_json({"store": target.where, "key": store.keys.current, "executions": rows, "resealed": resealed})
+    else:
+        out = f.console()
+        for r in rows:
+            what = r["error"] or (
+                f"{f.plural(r['resealed'], 'record')} sealed again" if r["resealed"] else "up to date"
+            )
+            out.print(f"{r['id']}  {what}", soft_wrap=True)
+        key = store.keys.current
+        done = f"{f.plural(len(rows), 'execution')}, {f.plural(resealed, 'record')} sealed under key {key!r}."
+        out.print(f.text(done, "bold"), soft_wrap=True)
+    if failed is not None:
+        raise CliError(str(failed), kind=type(failed).__name__, exit_code=exit_code(failed), as_json=json_)

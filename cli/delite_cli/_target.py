@@ -28,13 +28,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Target:
     """The store one command works on: ``--data-dir`` (``data_dir``: a path or a URL), or a store given to the CLI."""
 
-    def __init__(self, *, data_dir: str | None = None, store: Store | None = None) -> None:
-        """Name a data directory or a URL, or wrap a store (exactly one of them)."""
+    def __init__(self, *, data_dir: str | None = None, store: Store | None = None, key_file: str | None = None) -> None:
+        """Name a data directory or a URL, or wrap a store (exactly one of them); ``key_file``: ``--key-file``."""
         if (data_dir is None) == (store is None):
             raise ValueError("a target is a data directory or a store, not both or neither")
         self.data_dir = data_dir
         self.store = store
+        self.key_file = key_file
         self._data: DataDir | None = None
+        self._opened: Store | None = None
 
     @property
     def directory(self) -> str | None:
@@ -58,7 +60,13 @@ class Target:
         if self._data is None:
             from delite.datadir import DataDir
 
-            self._data = DataDir(self.store if self.store is not None else str(self.data_dir))
+            if self.store is None and self.key_file is not None:
+                from delite.store import Keyring, open_store
+
+                self._opened = open_store(str(self.data_dir), keys=Keyring.from_file(self.key_file))
+                self._data = DataDir(self._opened)
+            else:
+                self._data = DataDir(self.store if self.store is not None else str(self.data_dir))
         return self._data
 
     def resolve(self, ident: str) -> str:
@@ -88,9 +96,11 @@ class Target:
         """Close what this target opened (a store given to the CLI is its caller's, and stays open)."""
         if self._data is not None:
             self._data.close()
+        if self._opened is not None:
+            self._opened.close()
 
 
-def open_target(data_dir: str | None, obj: object = None) -> Target:
+def open_target(data_dir: str | None, obj: object = None, key_file: str | None = None) -> Target:
     """The one place a command's store comes from: a store object the CLI was given, else ``--data-dir``.
 
     Nothing is opened yet: the store is opened (a URL's database connected to) when the command first reads.
@@ -99,7 +109,7 @@ def open_target(data_dir: str | None, obj: object = None) -> Target:
 
     if isinstance(obj, Store):
         return Target(store=obj)
-    return Target(data_dir=data_dir if data_dir is not None else "./data")
+    return Target(data_dir=data_dir if data_dir is not None else "./data", key_file=key_file)
 
 
 def with_target(fn: F) -> F:
@@ -112,7 +122,8 @@ def with_target(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        target = open_target(kwargs.pop("data_dir", None), click.get_current_context().obj)
+        key_file = kwargs.pop("key_file", None)
+        target = open_target(kwargs.pop("data_dir", None), click.get_current_context().obj, key_file)
         try:
             if "ident" in kwargs:
                 kwargs["execution_id"] = target.resolve(kwargs.pop("ident"))

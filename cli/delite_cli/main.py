@@ -53,6 +53,16 @@ def data_dir_option(fn: F) -> F:
     )(fn)
 
 
+def key_file_option(fn: F) -> F:
+    """``--key-file``: the encryption keys (else ``DELITE_ENCRYPTION_KEYS`` or ``DELITE_ENCRYPTION_KEY_FILE``)."""
+    return click.option(
+        "--key-file",
+        metavar="FILE",
+        help="Encryption keys, one id:base64key per line, the newest last (else DELITE_ENCRYPTION_KEYS or "
+        "DELITE_ENCRYPTION_KEY_FILE); records are read through them. Keep it away from the data.",
+    )(fn)
+
+
 def json_option(fn: F) -> F:
     """``--json``: machine-readable output."""
     return click.option("--json", "json_", is_flag=True, help="Print JSON instead of the human view.")(fn)
@@ -63,7 +73,7 @@ def on_store(fn: F) -> F:
 
     Put it last (nearest the function): the command's own options come before ``--data-dir`` in its help.
     """
-    return data_dir_option(json_option(handle_errors(with_target(fn))))
+    return data_dir_option(key_file_option(json_option(handle_errors(with_target(fn)))))
 
 
 def agent_option(fn: F) -> F:
@@ -400,6 +410,24 @@ def fork(*, execution_id: str, target: Target, at: int, new_id: str | None, json
     from delite_cli._operate import run_fork
 
     run_fork(target, execution_id, at=at, new_id=new_id, json_=json_)
+
+
+@cli.command()
+@click.argument("idents", nargs=-1, metavar="[ID]...")
+@click.option("--all", "every", is_flag=True, help="Every execution of the store.")
+@on_store
+def rekey(*, idents: tuple[str, ...], every: bool, target: Target, json_: bool) -> None:
+    """Seal the named executions (or --all) again under the newest key; plain-text ones get sealed.
+
+    Needs the keys (--key-file, DELITE_ENCRYPTION_KEYS or DELITE_ENCRYPTION_KEY_FILE): the old ones to open
+    the records, the newest last to seal them. Each execution is rewritten whole or not at all (a new log
+    renamed over the old; one transaction on PostgreSQL), so a crash leaves the old records or the new ones.
+    An execution a process is advancing is refused (exit 1); run it again once it is released. Then the
+    old key can be dropped.
+    """
+    from delite_cli._stores import run_rekey
+
+    run_rekey(target, idents, every=every, json_=json_)
 
 
 # -- across stores ------------------------------------------------------------------------------------------------

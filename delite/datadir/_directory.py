@@ -41,6 +41,7 @@ from delite.store._layout import Layout
 from delite.store._open import open_store
 from delite.store._query import WAITING, ListingQuery, Progress
 from delite.store._records import FramedRange
+from delite.store._sealed import SealedStore
 from delite.store._views import Event, ExecutionSummary, HealthReport, Page
 
 if TYPE_CHECKING:
@@ -92,8 +93,12 @@ class DataDir(AbstractContextManager["DataDir"]):
             self._owned = True
         else:
             kind = type(target).__name__
-            raise UsageError(f"DataDir takes a data directory's path, a postgresql:// URL or a Store, not {kind}")
-        self._files: FileStore | None = self.store if isinstance(self.store, FileStore) else None
+            raise UsageError(f"DataDir takes a data directory's path or a Store (or a postgresql:// URL), not {kind}")
+        # A sealed file store is still a data directory: its listing and health are the files' (folded from
+        # the records' shells, no key needed); its records are read through the seal.
+        self._sealed = isinstance(self.store, SealedStore)
+        files = self.store.inner if isinstance(self.store, SealedStore) else self.store
+        self._files: FileStore | None = files if isinstance(files, FileStore) else None
         self.layout: Layout | None = self._files.layout if self._files is not None else None
         """The data directory's layout when the store is a file store, else None."""
         self.path: Path | None = self.layout.root if self.layout is not None else None
@@ -236,7 +241,7 @@ class DataDir(AbstractContextManager["DataDir"]):
         """
         eid = validate_execution_id(execution_id)
         source: AbstractContextManager[Batches]
-        if self._files is not None:
+        if self._files is not None and not self._sealed:
             source = _tail_batches(self._files, eid)
         else:
             self.store.head(eid)  # not found: raise now, as the file store does

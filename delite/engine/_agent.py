@@ -34,6 +34,7 @@ from delite.state._model import ExecutionState
 from delite.store._base import ExecutionLog, Store
 from delite.store._open import default_location, open_store
 from delite.tools._base import Tool, tool
+from delite.tools._redact import Redactor, check_redactor
 
 if TYPE_CHECKING:
     from delite.engine._astreaming import AsyncEventStream, AsyncTextStream
@@ -97,6 +98,12 @@ class Agent(Operations):
             type before the run fails.
         parallel_tool_calls: run the tools the model asks for in one turn at the same time (each tool can opt
             out with ``@tool(parallel=False)``); False runs them one after another.
+        redact: a function from a JSON value to the value to record instead (see
+            :func:`~delite.tools.redact_patterns`), applied before anything is written to the model's text,
+            every tool call's arguments, and every tool result and error (after the tool's own ``redact``).
+            What it removes never reaches the log, exports or telemetry; the run goes on with the recorded
+            values (the model's next turn sees redacted results), so a resumed run behaves the same. Not part
+            of the configuration fingerprint: adding one is no drift.
     """
 
     def __init__(
@@ -121,6 +128,7 @@ class Agent(Operations):
         output_type: Any = None,
         output_retries: int = 2,
         parallel_tool_calls: bool = True,
+        redact: Redactor | None = None,
     ) -> None:
         """Configure the agent; nothing is read or written yet."""
         durability = _check_options(
@@ -163,6 +171,8 @@ class Agent(Operations):
         self.max_delegation_depth: int = max_delegation_depth
         self.output_retries = output_retries
         self.parallel_tool_calls = parallel_tool_calls
+        self.redact = check_redactor("redact", redact)
+        """The agent's redaction hook (see the ``redact`` argument), or None."""
         self._default_output = None if output_type is None else OutputSpec(output_type, retries=output_retries)
         self._provider = _resolve_provider(provider)
         self._tools: dict[str, Tool] = {}
@@ -296,6 +306,7 @@ class Agent(Operations):
             clock=self.clock,
             schemas=schemas,
             parallel_tools=self.parallel_tool_calls,
+            redact=self.redact,
             output=output,
             agent_id=self.agent_id,
             max_depth=min(self.max_delegation_depth, link.max_depth) if link else self.max_delegation_depth,

@@ -273,7 +273,7 @@ def _append(effect: Append) -> None:
 
 
 def _claim(effect: Claim) -> ExecutionLog:
-    return effect.store.claim(effect.execution_id, create=effect.create)
+    return effect.perform()
 
 
 def _release(log: ExecutionLog) -> None:

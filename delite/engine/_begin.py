@@ -59,7 +59,7 @@ def begin(steps: Steps[T]) -> Begun:
             raise RuntimeError("the operation returned before it claimed its execution")
         if isinstance(effect, Claim):
             try:
-                log = effect.store.claim(effect.execution_id, create=effect.create)
+                log = effect.perform()
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
                 op.error = e
                 continue

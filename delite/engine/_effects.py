@@ -23,6 +23,7 @@ from delite._telemetry._hook import observe
 from delite.engine._events import current_sink, sink_var
 from delite.log.records import Record
 from delite.store._base import ExecutionLog, Store
+from delite.store._sealed import refuse_sealed
 from delite.tools._base import DelegationSuspended, Tool, ToolCallContext, call_var
 
 if TYPE_CHECKING:
@@ -127,6 +128,21 @@ class Claim(Effect):
         self.store = observe(store)
         self.execution_id = execution_id
         self.create = create
+
+    def perform(self) -> ExecutionLog:
+        """Make the claim; a sealed execution claimed with no key is released and refused.
+
+        Raises:
+            PlaintextRecordError: the execution's records are sealed and the store has no key to open them.
+        """
+        log = self.store.claim(self.execution_id, create=self.create)
+        if log.outcome is None:
+            try:
+                refuse_sealed(self.execution_id, log.records)
+            except BaseException:
+                log.release()
+                raise
+        return log
 
 
 class Append(Effect):
@@ -369,7 +385,7 @@ def drive(steps: Steps[T]) -> T:
                             batch.close()
                         batch = _Batch(effect.invocations)
                     case Claim():
-                        log = effect.store.claim(effect.execution_id, create=effect.create)
+                        log = effect.perform()
                         claims.append(log)
                         op.value = log
                     case Sleep():

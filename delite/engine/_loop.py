@@ -50,6 +50,7 @@ from delite.errors import (
     ToolError,
     UsageError,
 )
+from delite.log._codec import as_read
 from delite.log.records import (
     ChildSuspended,
     ExecutionCancelled,
@@ -73,6 +74,7 @@ from delite.state._model import CallState, ExecutionState
 from delite.state._outcome import outcome
 from delite.store._base import ExecutionLog, Store
 from delite.tools._base import CallInDoubtError, Clarification, DelegationSuspended, Tool, ToolCallContext
+from delite.tools._redact import Redactor, redact_with
 
 __all__ = ["Contract", "RetryPolicy", "RunSettings", "Runner", "ToolSource", "idempotency_key", "read_child"]
 
@@ -158,6 +160,7 @@ class RunSettings:
     max_depth: int = 5
     ancestors: tuple[str, ...] = ()
     sources: Sequence[ToolSource] = ()
+    redact: Redactor | None = None
 
 
 def idempotency_key(execution_id: str, call_id: str) -> str:
@@ -206,6 +209,7 @@ class Runner:
         self.settings = settings
         self.store = store
         self._pending: list[Record] = []
+        self._unredacted: dict[str, Any] = {}  # call id -> the arguments as the model sent them (memory only)
         self._resumed_from = state.suspend_reason
         self._stop = STOP_REQUESTED.get()
         self._sink = current_sink()  # set when the run is streamed (delite.engine._streaming)
@@ -405,8 +409,40 @@ class Runner:
                     return False  # a failed attempt may have been billed (tokens, dollars): checked per call
                 continue
             break
-        self.buffer(record)
+        self.buffer(self._redact_turn(record))
         return True
+
+    def _redact_turn(self, record: ModelResponded) -> ModelResponded:
+        """The turn as it is recorded: the model's text and each call's arguments through the redactors.
+
+        The arguments as sent are kept in memory, for the bodies this process runs; nothing else has them.
+        """
+        s = self.settings
+        agent = s.redact
+        if agent is None and not any(t.redact is not None for t in s.tools.values()):
+            return record
+        content = record.content if record.content is None or agent is None else agent(record.content)
+        calls = []
+        for c in record.tool_calls:
+            tool = s.tools.get(c.name)
+            arguments = redact_with((tool.redact if tool is not None else None, agent), c.arguments)
+            if arguments != c.arguments:
+                self._unredacted[c.id] = c.arguments
+            calls.append(msgspec.structs.replace(c, arguments=arguments))
+        redacted = as_read(msgspec.structs.replace(record, content=content, tool_calls=calls))
+        if not isinstance(redacted, ModelResponded):  # pragma: no cover - the tag decides the type
+            raise TypeError(redacted)
+        return redacted
+
+    def _redact_outcome(self, tool: Tool | None, result: Any, error: str | None) -> tuple[Any, str | None]:
+        """A tool's result and error as they are recorded (the tool's redactor, then the agent's)."""
+        redactors = (tool.redact if tool is not None else None, self.settings.redact)
+        if result is not None:
+            result = redact_with(redactors, result)
+        if error is not None:
+            redacted = redact_with(redactors, error)
+            error = redacted if isinstance(redacted, str) else str(redacted)
+        return result, error
 
     def _ask(self, model: str | None, step: int, attempt: int) -> Ask:
         """One call to the provider; streamed to the run's consumer when it has one and the provider can."""
@@ -487,6 +523,7 @@ class Runner:
         return batches
 
     def _finish(self, cs: CallState, *, result: Any = None, error: str | None = None, source: str = "tool") -> None:
+        result, error = self._redact_outcome(self.settings.tools.get(cs.call.name), result, error)
         self.buffer(ToolFinished(at=self._now(), call_id=cs.call.id, result=result, error=error, source=source))
 
     def _after_child(self, run: _Run, child_id: str) -> Steps[_Run | _Wait]:
@@ -526,7 +563,7 @@ class Runner:
             self._finish(cs, error=f"unknown tool {name!r}", source="invalid")
             return None
         try:
-            arguments = tool.validate(call.arguments)
+            arguments = tool.validate(self._unredacted.get(call.id, call.arguments))
         except ValueError as e:
             self._finish(cs, error=f"invalid arguments for {name}: {e}", source="invalid")
             return None
@@ -615,6 +652,8 @@ class Runner:
                 result = msgspec.to_builtins(done.value, str_keys=True)
             except (TypeError, ValueError) as exc:
                 error = f"tool returned a value that cannot be stored as JSON: {exc}"
+        result, error = self._redact_outcome(run.tool, result, error)
+        self._unredacted.pop(call_id, None)
         record = ToolFinished(at=self._now(), call_id=call_id, result=result, error=error, duration_ms=done.duration_ms)
         self.buffer(tool_record(record))
         return None

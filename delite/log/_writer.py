@@ -28,7 +28,7 @@ from delite.log._durability import Durability
 from delite.log._framing import HEADER, MAX_RECORD_SIZE, encode_frame
 from delite.log.records import Record
 
-__all__ = ["LogWriter", "publish_frames", "publish_log"]
+__all__ = ["LogWriter", "publish_frames", "publish_log", "replace_log"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -262,3 +262,42 @@ def publish_frames(path: str, frames: bytes, durability: Durability) -> None:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def replace_log(path: str, records: Sequence[Record], durability: Durability) -> None:
+    """Replace the log at ``path`` with one holding ``records``, whole or not at all (``delite rekey``).
+
+    The new log is written to a temporary file in the same directory, synced, then renamed over the old one
+    (atomic: a crash leaves the old log or the new one, never a mix) and the directory synced. The caller
+    holds the execution's claim.
+
+    Raises:
+        StoreError: the file system refused (disk full, I/O error); the old log is left as it was.
+    """
+    folder, name = os.path.split(path)
+    folder = folder or "."
+    data = HEADER + _frames(records)[0]
+    prefix = f".{name}."
+    for leftover in os.listdir(folder):  # a rewrite killed mid-way left its temporary file: the claim is ours
+        if leftover.startswith(prefix) and leftover.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, leftover))
+    tmp = os.path.join(folder, f"{prefix}{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = _os.open_private(tmp, os.O_WRONLY)
+    except OSError as e:
+        raise _store_error("rewrite", path, e) from e
+    try:
+        try:
+            _os.write_all(fd, data)
+            if durability is not Durability.OFF:
+                _os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        if durability is not Durability.OFF:
+            _os.fsync_dir(folder)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _store_error("rewrite", path, e) from e

@@ -34,8 +34,10 @@ __all__ = [
     "ModelResponded",
     "OutputRejected",
     "PendingCall",
+    "PlainRecord",
     "Record",
     "RecordedToolCall",
+    "SealedRecord",
     "SuspendReason",
     "ToolFinished",
     "ToolSpec",
@@ -358,7 +360,7 @@ class MCPCatalogRecorded(Record, frozen=True, kw_only=True, omit_defaults=True, 
     tools: list[MCPToolEntry] = msgspec.field(default_factory=list)
 
 
-AnyRecord = (
+PlainRecord = (
     ExecutionStarted
     | ModelResponded
     | ModelCallFailed
@@ -378,3 +380,25 @@ AnyRecord = (
     | ExecutionCancelled
     | MCPCatalogRecorded
 )
+
+
+class SealedRecord(Record, frozen=True, kw_only=True, omit_defaults=True, tag="sealed"):
+    """A record encrypted at rest: the JSON of a :data:`PlainRecord`, sealed with an AEAD (AES-256-GCM).
+
+    ``sealed`` is the kind of the record inside, ``key_id`` names the key that sealed it, ``nonce`` and
+    ``ciphertext`` are the AEAD's (the ciphertext ends with its 16-byte tag). The associated data binds the
+    execution id, the record's sequence number and ``sealed``, so a sealed record moved to another execution
+    or to another place in its log does not open. ``shell`` is the record with its content taken out (texts,
+    arguments, results, the input, the answer): what the stores fold into listings and what ``health`` checks
+    without the key. Opening a record checks that its shell is the shell of what it holds. ``at`` is the
+    inner record's. See ``docs/security.md``.
+    """
+
+    sealed: str
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    shell: PlainRecord
+
+
+AnyRecord = PlainRecord | SealedRecord

@@ -39,6 +39,7 @@ from delite.errors import (
 from delite.state._model import ExecutionState, Status
 from delite.state._ready import advanceable
 from delite.store._base import ExecutionLog, Store
+from delite.store._sealed import refuse_sealed
 
 if TYPE_CHECKING:
     from delite.engine._agent import Agent
@@ -283,6 +284,7 @@ class _Loop:
             if done is not None and done.status.is_terminal:
                 held.release()
                 return None
+            refuse_sealed(eid, held.records)
             state = held.state()
             if state.parent_id is not None or not advanceable(state):
                 held.release()

@@ -33,6 +33,7 @@ from delite.log.records import (
     ModelResponded,
     OutputRejected,
     Record,
+    SealedRecord,
     ToolFinished,
     ToolStarted,
     Usage,
@@ -257,6 +258,14 @@ _HANDLERS: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
     ExecutionCancelled: _cancelled,
     MCPCatalogRecorded: _mcp_catalog,
 }
+
+
+def _sealed(s: ExecutionState, r: SealedRecord) -> None:
+    # Without the key a sealed record folds as its shell: the structure (status, steps, tokens) without content.
+    _HANDLERS[type(r.shell)](s, r.shell)
+
+
+_HANDLERS[SealedRecord] = _sealed
 
 
 def _inconsistent(state: ExecutionState, index: int, record: Record, e: KeyError) -> LogCorruptError:

@@ -20,6 +20,7 @@ from delite.store._layout import Layout
 from delite.store._open import open_store
 from delite.store._query import WAITING, ExecutionIndex, ListingQuery, check_binding, check_ids
 from delite.store._records import FramedRange, RecordRange, SequencedRecord, StoredPayload, check_range
+from delite.store._sealed import Keyring, SealedStore
 from delite.store._views import ExecutionSummary, Page
 
 if TYPE_CHECKING:
@@ -35,12 +36,14 @@ __all__ = [
     "ExecutionSummary",
     "FileStore",
     "FramedRange",
+    "Keyring",
     "Layout",
     "ListingQuery",
     "LogStore",
     "MemoryStore",
     "Page",
     "RecordRange",
+    "SealedStore",
     "SequencedRecord",
     "Store",
     "StoredPayload",

@@ -21,6 +21,7 @@ from delite.errors import (
     LogCorruptError,
     StoreError,
 )
+from delite.log._shell import unsealed_shell
 from delite.log.records import AnyRecord, ExecutionStarted
 from delite.store._base import Store, decode_stored
 from delite.store._records import StoredPayload
@@ -185,7 +186,7 @@ def copy_execution(source: Store, destination: Store, execution_id: str) -> Copy
 
 def _copy_key(source: Store, destination: Store, execution_id: str, records: list[AnyRecord]) -> bool:
     """Bind the execution's idempotency key in the destination as the source binds it; whether this bound it."""
-    first = records[0]
+    first = unsealed_shell(records[0])
     key = first.idempotency_key if isinstance(first, ExecutionStarted) else None
     if not key:
         return False

@@ -9,6 +9,7 @@ import msgspec
 from delite.errors import LogCorruptError, StoreError
 from delite.log._framing import TornTail
 from delite.log._reader import parse_log
+from delite.log._shell import unsealed_shell
 from delite.log.records import (
     AnyRecord,
     DecisionRecorded,
@@ -126,7 +127,7 @@ def _summary_fields(
     execution_id: str, records: list[AnyRecord], state: ExecutionState, *, log_bytes: int, torn: bool
 ) -> dict[str, Any]:
     t = state.totals
-    first = records[0] if records else None
+    first = unsealed_shell(records[0]) if records else None
     started = first if isinstance(first, ExecutionStarted) else None
     return {
         "id": execution_id,  # the id the log is found by (health reports a log naming another)
@@ -225,7 +226,7 @@ def check_records(
     """
     if not records:
         return [], None
-    first = records[0]
+    first = unsealed_shell(records[0])
     at = offsets[0] if offsets else None
     if not isinstance(first, ExecutionStarted):
         detail = "the first record is not execution-started"

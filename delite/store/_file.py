@@ -34,7 +34,7 @@ from delite.log._durability import Durability
 from delite.log._framing import TornTail
 from delite.log._os import fsync_dir
 from delite.log._reader import LogContents, parse_log
-from delite.log._writer import LogWriter, publish_frames, publish_log
+from delite.log._writer import LogWriter, publish_frames, publish_log, replace_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
 from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store, decode_stored
@@ -586,6 +586,30 @@ class FileStore(Store):
             raise _exists(execution_id) from None
         finally:
             lock.release()
+
+    def rewrite(self, log: ExecutionLog, records: Sequence[Record]) -> None:
+        """Replace every record of an execution ``log`` holds the claim of, whole or not at all (``delite rekey``).
+
+        The new log is renamed over the old one (see :func:`delite.log._writer.replace_log`); the snapshot,
+        derived from the old bytes, is removed first, and the listing index sees a new file. Release ``log``
+        right after: it still points at the old file.
+
+        Raises:
+            UsageError: ``log`` is not a live claim of this store, or ``records`` is empty.
+            StoreError: the file system refused; the old log is left as it was.
+        """
+        if not isinstance(log, FileExecutionLog) or log._lock is None or log._writer is None:  # noqa: SLF001
+            raise UsageError("rewrite takes a live, writable claim of this store")
+        if not records:
+            raise UsageError(f"execution {log.execution_id!r} must keep at least one record")
+        eid = validate_execution_id(log.execution_id)
+        try:
+            os.unlink(self.layout.snapshot(eid))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise StoreError.from_os_error("remove the snapshot", self.layout.snapshot(eid), e) from e
+        replace_log(self.layout.log(eid), records, self.durability)
 
     # -- file-store features: byte offsets, health of the bytes, the SQLite listing index -----------------------
 

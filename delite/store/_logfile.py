@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from delite.errors import ExecutionNotFoundError, LogIdentityError, StoreError
 from delite.log import _os
+from delite.log._shell import unsealed_shell
 from delite.log.records import AnyRecord, ExecutionStarted
 
 __all__ = ["check_identity", "check_single_link", "drop_stray_links", "read_log_file", "remove"]
@@ -39,9 +40,10 @@ def read_log_file(execution_id: str, path: str, *, data_dir: str | None = None) 
 
 def check_identity(execution_id: str, path: str, records: Sequence[AnyRecord]) -> None:
     """Raise :class:`~delite.errors.LogIdentityError` if the log's first record names another execution."""
-    if records and isinstance(records[0], ExecutionStarted) and records[0].execution_id != execution_id:
+    first = unsealed_shell(records[0]) if records else None
+    if isinstance(first, ExecutionStarted) and first.execution_id != execution_id:
         raise LogIdentityError(
-            execution_id, path, f"its records name execution {records[0].execution_id!r} (a copy or a link)"
+            execution_id, path, f"its records name execution {first.execution_id!r} (a copy or a link)"
         )
 
 

@@ -178,6 +178,21 @@ class MemoryStore(Store):
             raise
         return log
 
+    def rewrite(self, log: ExecutionLog, records: Sequence[Record]) -> None:
+        """Replace every record of an execution ``log`` holds the claim of, in one step (``delite rekey``).
+
+        Raises:
+            UsageError: ``log`` is not a live claim of this store, or ``records`` is empty.
+        """
+        if not isinstance(log, _MemoryLog) or log._store is not self:  # noqa: SLF001 - this store's own log
+            raise UsageError("rewrite takes a live claim of this store")
+        if not records:
+            raise UsageError(f"execution {log.execution_id!r} must keep at least one record")
+        data = HEADER + b"".join(encode_frame(encode_record(r)) for r in records)  # encoded before anything changes
+        with self._cond:
+            self.logs[log.execution_id] = bytearray(data)
+        log._head = len(records)  # noqa: SLF001
+
     def _release(self, execution_id: str) -> None:
         with self._cond:
             self._claimed.discard(execution_id)

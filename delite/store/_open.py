@@ -22,6 +22,7 @@ from delite.store._layout import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
 if TYPE_CHECKING:
     from delite.store._base import Store
+    from delite.store._sealed import Keyring
 
 __all__ = [
     "POSTGRES_SCHEMES",
@@ -121,7 +122,9 @@ def default_location() -> str | Path:
     return Path(os.path.abspath(value))
 
 
-def open_store(target: str | os.PathLike[str], *, durability: Durability | str = Durability.FULL) -> Store:
+def open_store(
+    target: str | os.PathLike[str], *, durability: Durability | str = Durability.FULL, keys: Keyring | None = None
+) -> Store:
     """Open the store that ``target`` names: a path is a data directory, a ``postgresql://`` URL a database.
 
     - A path (``str`` or ``os.PathLike``) opens a :class:`~delite.store.FileStore` there (nothing is created
@@ -133,15 +136,29 @@ def open_store(target: str | os.PathLike[str], *, durability: Durability | str =
     The caller owns the store it gets: close it (``store.close()``) when done. ``Agent``, ``Runtime`` and
     ``DataDir`` call this for the target they are given and close what they opened.
 
+    With keys (``keys``, else ``DELITE_ENCRYPTION_KEYS`` or the key file ``DELITE_ENCRYPTION_KEY_FILE`` names)
+    the store is wrapped in a :class:`~delite.store.SealedStore`: every record is sealed at rest, and a record
+    in plain text is refused (see ``docs/security.md``).
+
     Args:
         target: a data directory's path, or a PostgreSQL URL.
         durability: the durability mode (see :class:`~delite.log.Durability`).
+        keys: the keys to seal and open records with; None takes them from the environment (none: no sealing).
 
     Raises:
-        MissingExtraError: a PostgreSQL URL, and psycopg is not installed (a :class:`UsageError`).
+        MissingExtraError: a PostgreSQL URL, and psycopg is not installed (a :class:`UsageError`); or keys,
+            and the ``encryption`` extra is not installed.
         UsageError: a URL of another kind, or a ``target`` that is neither a path nor a URL. Messages show
             a URL with its password hidden (see :func:`redact`).
     """
+    from delite.store._sealed import Keyring, SealedStore  # noqa: PLC0415
+
+    ring = Keyring.from_env() if keys is None else keys
+    store = _open_plain(target, durability)
+    return store if ring is None else SealedStore(store, ring)
+
+
+def _open_plain(target: str | os.PathLike[str], durability: Durability | str) -> Store:
     if isinstance(target, os.PathLike) and not isinstance(target, bytes):
         from delite.store._file import FileStore  # noqa: PLC0415 - filelock only when a file store is opened
 

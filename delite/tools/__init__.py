@@ -11,13 +11,17 @@ from delite.tools._base import (
     current_idempotency_key,
     tool,
 )
+from delite.tools._redact import REDACTED, Redactor, redact_patterns
 
 __all__ = [
+    "REDACTED",
     "Clarification",
     "DelegationSuspended",
+    "Redactor",
     "Tool",
     "ToolCallContext",
     "current_call",
     "current_idempotency_key",
+    "redact_patterns",
     "tool",
 ]

@@ -16,6 +16,7 @@ import msgspec
 from delite import _checks as checks
 from delite.errors import ControlSignal, ToolError, UsageError
 from delite.log.records import ToolSpec
+from delite.tools._redact import Redactor, check_redactor
 
 __all__ = [
     "CallInDoubtError",
@@ -145,6 +146,7 @@ class Tool:
         requires_confirmation: bool = False,
         retry_in_doubt: bool = True,
         parallel: bool = True,
+        redact: Redactor | None = None,
     ) -> None:
         """Use :func:`tool` rather than this constructor."""
         self.fn = fn
@@ -155,6 +157,8 @@ class Tool:
         self.requires_confirmation = requires_confirmation
         self.retry_in_doubt = retry_in_doubt
         self.parallel = parallel
+        self.redact = redact
+        """The tool's redaction hook (see :func:`tool`), or None."""
         self._args_type = args_type
         self.is_async = fn is not None and inspect.iscoroutinefunction(fn)
 
@@ -275,6 +279,7 @@ def tool(
     retry_in_doubt: bool = True,
     parameters: dict[str, Any] | None = None,
     parallel: bool = True,
+    redact: Redactor | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -288,6 +293,7 @@ def tool(
     retry_in_doubt: bool = True,
     parameters: dict[str, Any] | None = None,
     parallel: bool = True,
+    redact: Redactor | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a function as a tool, bare (``@tool``) or with options (``@tool("name", description=...)``).
 
@@ -304,6 +310,11 @@ def tool(
         parallel: when the model asks for several tools in one turn, this one may run at the same time as
             the others (True, the default: in threads for the sync API, on the event loop or in threads for
             the async one); False runs it alone, with no other call of the turn in flight.
+        redact: a function from a JSON value to the value to record instead (see
+            :func:`~delite.tools.redact_patterns`), applied to this tool's arguments and to its results before
+            they are written: what it removes never reaches the log. The body still gets the arguments as the
+            model sent them when it runs in the same process as the turn; after a resume it gets the
+            recorded (redacted) ones. Not part of the configuration fingerprint: adding one is no drift.
     """
     if name is not None and not callable(name):
         checks.check_text("tool name", name)
@@ -313,6 +324,7 @@ def tool(
     checks.check_flag("requires_confirmation", requires_confirmation)
     checks.check_flag("retry_in_doubt", retry_in_doubt)
     checks.check_flag("parallel", parallel)
+    check_redactor("redact", redact)
     checks.check_json_object("parameters", parameters)
 
     def wrap(fn: Callable[..., Any]) -> Tool:
@@ -336,6 +348,7 @@ def tool(
             requires_confirmation=requires_confirmation,
             retry_in_doubt=retry_in_doubt,
             parallel=parallel,
+            redact=redact,
         )
 
     if callable(name):

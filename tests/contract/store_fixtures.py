@@ -157,6 +157,14 @@ class ListStore(Store):
                 self.logs[execution_id] = list(create)  # type: ignore[arg-type]
             return _ListLog(self, execution_id, list(self.logs[execution_id]), created=created)
 
+    def rewrite(self, log: ExecutionLog, records: Sequence[Record]) -> None:
+        """Replace every record of a claimed execution at once (what ``delite rekey`` needs of a store)."""
+        if not isinstance(log, _ListLog) or log.store is not self or not records:
+            raise UsageError("rewrite takes a live claim of this store and at least one record")
+        with self.lock:
+            self.logs[log.execution_id] = list(records)  # type: ignore[arg-type]
+        log._head = len(records)
+
     def release(self, execution_id: str) -> None:
         with self.lock:
             self.claimed.discard(execution_id)
