@@ -135,7 +135,28 @@ def finish_tombstones(layout: Layout) -> list[str]:
         _forget(layout, ids)
         for eid in ids:
             _finish(layout, eid, keys)
+            _drop_lock_file(layout, eid)
     return ids
+
+
+def _drop_lock_file(layout: Layout, eid: str) -> None:
+    """Remove the claim lock file of an id with no log, taking the lock first (left when another holds it)."""
+    import filelock  # noqa: PLC0415 - only when a crash left a deletion half done
+
+    path = layout.claim(eid)
+    if not os.path.exists(path) or os.path.lexists(layout.log(eid)):
+        return
+    lock = filelock.FileLock(path, thread_local=False)
+    try:
+        lock.acquire(timeout=0, blocking=False)
+    except (filelock.Timeout, OSError):
+        return
+    try:
+        if not os.path.lexists(layout.log(eid)):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    finally:
+        lock.release()
 
 
 class Eraser:
