@@ -35,7 +35,14 @@ from typing import Any
 
 from delite.datadir import DataDir
 from delite.log import Durability, LogWriter
-from delite.log.records import ExecutionCompleted, ExecutionStarted, ModelResponded, RecordedToolCall, ToolFinished, ToolStarted
+from delite.log.records import (
+    ExecutionCompleted,
+    ExecutionStarted,
+    ModelResponded,
+    RecordedToolCall,
+    ToolFinished,
+    ToolStarted,
+)
 from delite.store import FileStore, Layout, new_execution_id
 
 DELITE = [sys.executable, "-m", "delite_cli"]

@@ -50,4 +50,6 @@ def _show(report: RetentionReport, *, verb: str) -> None:
         left = ", ".join(report.children)
         out.print(f.text(f"sub-agents' executions left in place (delete them with --children): {left}", "yellow"))
     if report.forks:
-        out.print(f.text(f"forks left in place (copies; delete them too if needed): {', '.join(report.forks)}", "yellow"))
+        out.print(
+            f.text(f"forks left in place (copies; delete them too if needed): {', '.join(report.forks)}", "yellow")
+        )

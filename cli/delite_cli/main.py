@@ -421,9 +421,7 @@ def fork(*, execution_id: str, target: Target, at: int, new_id: str | None, json
 @click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
 @click.option("--force", is_flag=True, help="Also delete unfinished executions, and those a live process holds.")
 @on_store
-def gc(
-    *, target: Target, older_than: str, statuses: tuple[str, ...], dry_run: bool, force: bool, json_: bool
-) -> None:
+def gc(*, target: Target, older_than: str, statuses: tuple[str, ...], dry_run: bool, force: bool, json_: bool) -> None:
     """Delete old finished executions with their derived files, index entries, keys and cancel requests.
 
     Each execution is removed whole or not at all: a crash in the middle leaves none half-deleted. Running

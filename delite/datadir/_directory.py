@@ -13,8 +13,8 @@ import builtins
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import timedelta
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any

@@ -138,9 +138,7 @@ def gc(
     )
 
 
-def _would_delete(
-    store: Store, chosen: list[ExecutionSummary], *, force: bool
-) -> tuple[list[Deleted], list[Refused]]:
+def _would_delete(store: Store, chosen: list[ExecutionSummary], *, force: bool) -> tuple[list[Deleted], list[Refused]]:
     deleted: list[Deleted] = []
     refused: list[Refused] = []
     for s in chosen:

@@ -31,6 +31,7 @@ from delite.state._fold import fold
 from delite.state._model import ExecutionState, Status
 from delite.state._outcome import Outcome
 from delite.store._erase import Deleted, Refused, check_force, refusal
+from delite.store._ids import validate_execution_id
 from delite.store._query import ExecutionIndex, check_agents, check_ids, check_listing
 from delite.store._records import RecordRange, StoredPayload
 from delite.store._views import ExecutionSummary
@@ -283,6 +284,7 @@ class Store(LogStore, ExecutionIndex):
             UsageError: ``force`` is not a bool.
             StoreError: the store cannot delete executions, or failed (a crash-safe store finishes later).
         """
+        validate_execution_id(execution_id)
         check_force(force)
         raise StoreError(f"{self!r} cannot delete executions ({type(self).__name__} has no delete_execution)")
 

@@ -606,7 +606,7 @@ class FileStore(Store):
     def delete_executions(
         self, execution_ids: Iterable[str], *, force: bool = False
     ) -> tuple[list[Deleted], list[Refused]]:
-        """Delete in batches (key files read once, one directory sync per batch); see :meth:`Store.delete_executions`."""
+        """Delete in batches (key files read once, one directory sync a batch); see :meth:`Store.delete_executions`."""
         from delite.store._file_erase import Eraser  # noqa: PLC0415 - only when deleting
 
         ids = check_ids(execution_ids)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import msgspec
 
@@ -89,7 +89,7 @@ def _size(path: str) -> int:
 def _finish(layout: Layout, eid: str, keys: dict[str, list[tuple[str, int]]]) -> None:
     """Remove what was kept for a deleted execution, then its tombstone (see the module's step 4)."""
     if not os.path.lexists(layout.log(eid)):  # the id was not used again since: these are the deleted one's
-        for path, _size_ in keys.pop(eid, []):
+        for path, _bytes in keys.pop(eid, []):
             remove(path, "remove an idempotency key of a deleted execution")
         marker = layout.cancel_signal(eid)
         if stat.S_ISREG(_mode(marker)):
@@ -170,7 +170,7 @@ class Eraser:
         self._keys: dict[str, list[tuple[str, int]]] | None = None
         self._staged: list[tuple[str, filelock.BaseFileLock | None]] = []
 
-    def __enter__(self) -> Eraser:
+    def __enter__(self) -> Self:
         """Finish what an earlier deletion left half done first."""
         finish_tombstones(self.layout)
         return self
@@ -267,4 +267,3 @@ class Eraser:
                     with contextlib.suppress(OSError):
                         os.unlink(self.layout.claim(eid))  # under the lock: the id has no log any more
                     lock.release()
-

@@ -209,7 +209,9 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
         problems.append(many("snapshot-mismatch", "warning", mismatched, tampered))
     unfinished = tombstones(layout)
     if unfinished:
-        what = "deletions a crash left half done (those executions are gone); the next deletion or --repair finishes them"
+        what = (
+            "deletions a crash left half done (those executions are gone); the next deletion or --repair finishes them"
+        )
         problems.append(many("deletion-unfinished", "derived", unfinished, what))
     for kind, found, what in (
         ("snapshot-stale", stale, "snapshots that no longer match their log (a miss, rewritten when a run ends)"),

@@ -36,7 +36,10 @@ def _populate(root: Path) -> dict[str, int]:
         with store.claim(eid, create=[first]) as log:
             if eid not in RUNNING:
                 log.append(
-                    [ModelResponded(at=1_001.0 + i, step=1, content="ok"), ExecutionCompleted(at=1_002.0 + i, answer="ok")],
+                    [
+                        ModelResponded(at=1_001.0 + i, step=1, content="ok"),
+                        ExecutionCompleted(at=1_002.0 + i, answer="ok"),
+                    ],
                     expected=1,
                 )
         store.bind_key(f"key-{eid}", eid, "fp")
@@ -97,7 +100,7 @@ def test_gc_killed_midway_leaves_every_execution_whole_or_gone(tmp_path: Path, f
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL, "gc finished before it could be killed: make COUNT larger"
     present = _check_whole_or_gone(root, heads)
-    assert RUNNING <= present
+    assert present >= RUNNING
     assert 0 < len(present - RUNNING) < finished  # killed in the middle: some deleted, some not
     # A gc let run to the end finishes the job (and what the killed one left half done).
     done = subprocess.run(

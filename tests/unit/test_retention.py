@@ -83,7 +83,9 @@ def test_gc_on_a_memory_store_with_a_timedelta(tmp_path: Path) -> None:
         ({"force": 1}, UsageError),
     ],
 )
-def test_gc_refuses_bad_arguments_before_anything_is_removed(tmp_path: Path, kwargs: dict[str, object], error: type) -> None:
+def test_gc_refuses_bad_arguments_before_anything_is_removed(
+    tmp_path: Path, kwargs: dict[str, object], error: type
+) -> None:
     _done(tmp_path, "a")
     data = DataDir(tmp_path)
     with pytest.raises(error):
