@@ -29,6 +29,7 @@ from delite.log._durability import Durability
 from delite.log._os import fsync_dir, read_regular
 from delite.store._derive import summary_of_log
 from delite.store._erase import Deleted, check_deletable
+from delite.store._ids import is_execution_id
 from delite.store._logfile import remove
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ def tombstones(layout: Layout) -> list[str]:
         names = os.listdir(layout.executions)
     except OSError:
         return []
-    return sorted(n[: -len(TOMBSTONE)] for n in names if n.endswith(TOMBSTONE))
+    return sorted(
+        n[: -len(TOMBSTONE)] for n in names if n.endswith(TOMBSTONE) and is_execution_id(n[: -len(TOMBSTONE)])
+    )
 
 
 def key_files(layout: Layout) -> dict[str, list[tuple[str, int]]]:
