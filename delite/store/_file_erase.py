@@ -30,7 +30,7 @@ from delite.log._os import fsync_dir, read_regular
 from delite.store._derive import summary_of_log
 from delite.store._erase import Deleted, check_deletable
 from delite.store._ids import is_execution_id
-from delite.store._logfile import remove
+from delite.store._logfile import drop_stray_links, remove
 
 if TYPE_CHECKING:
     import filelock
@@ -214,10 +214,10 @@ class Eraser:
             raise StoreError(f"execution {eid!r}: the entry under its name is not a log file; remove it by hand", path)
         import filelock  # noqa: PLC0415 - the read side (health) imports this module without it
 
-        lock: filelock.BaseFileLock | None = self.store._lock(eid)  # noqa: SLF001 - the store's own claim lock
+        claim = self.store._lock(eid)  # noqa: SLF001 - the store's own claim lock
         try:
-            assert lock is not None
-            lock.acquire(timeout=0, blocking=False)
+            claim.acquire(timeout=0, blocking=False)
+            lock: filelock.BaseFileLock | None = claim
         except filelock.Timeout:
             lock = None  # a live process holds it: refused below unless forced
         except OSError as e:
@@ -228,6 +228,8 @@ class Eraser:
             snapshot = layout.snapshot(eid)
             freed = st.st_size + _size(snapshot) + sum(size for _p, size in self.keys().get(eid, []))
             remove(snapshot, "remove the snapshot of an execution being deleted")
+            if st.st_nlink > 1:
+                drop_stray_links(path)  # a killed creator's temporary name: it would keep the records on disk
             try:
                 os.rename(path, os.path.join(layout.executions, eid + TOMBSTONE))
             except OSError as e:

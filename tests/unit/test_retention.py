@@ -181,3 +181,12 @@ def test_delete_children_is_checked_whole_before_anything_is_removed(tmp_path: P
     report = data.delete("p", children=True, force=True)
     assert [d.id for d in report.deleted] == ["p:c1.0", "p"]
     assert data.ids() == []
+
+
+def test_a_stray_link_of_a_killed_creator_goes_with_the_log(tmp_path: Path) -> None:
+    """A creator killed between linking the log and unlinking its temporary name left the records twice."""
+    _done(tmp_path, "a")
+    layout = FileStore(tmp_path).layout
+    os.link(layout.log("a"), os.path.join(layout.executions, ".a.log.123.abcdef.tmp"))
+    DataDir(tmp_path).delete("a")
+    assert os.listdir(layout.executions) == []
