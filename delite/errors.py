@@ -35,6 +35,7 @@ __all__ = [
     "ExecutionAlreadyClaimedError",
     "ExecutionAlreadyTerminalError",
     "ExecutionIdConflictError",
+    "ExecutionNotFinishedError",
     "ExecutionNotFoundError",
     "ExecutionNotSuspendedError",
     "ExecutionStateError",
@@ -501,6 +502,17 @@ class ClaimLostError(ExecutionStateError):
             f"execution {self.execution_id!r}: the claim was lost (another worker took the execution over, or "
             "the claim's connection to the database was lost); nothing was written"
         )
+
+
+class ExecutionNotFinishedError(ExecutionStateError):
+    """A deletion (``delete``, ``gc``) was refused: the execution is not finished (nothing was removed).
+
+    Only completed, failed and cancelled executions are deleted unless the caller forces it: a running or
+    suspended one (or one whose log cannot be read) may still be advanced or answered.
+    """
+
+    def _describe(self) -> str:
+        return f"execution {self.execution_id!r} is not finished (status {self.current_status}); nothing was removed"
 
 
 class ExecutionNotSuspendedError(ExecutionStateError):

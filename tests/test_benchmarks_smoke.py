@@ -200,6 +200,15 @@ def check_encryption(d: dict[str, Any], out: str) -> None:
     assert "Encryption at rest, per step" in out
 
 
+def check_gc(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "executions", "deleted", "kept_running", "bytes_freed", "gc_s", "checks"}
+    assert d["smoke"] is True
+    assert d["deleted"] + d["kept_running"] == d["executions"] > 0
+    assert d["bytes_freed"] > 0
+    assert all(d["checks"].values()), d["checks"]  # healthy, only the running ones left, no key or marker left
+    assert "delite gc (whole process)" in out
+
+
 def check_any(d: Any, out: str) -> None:
     """A benchmark without checks of its own here: it ran, printed something and wrote some JSON."""
     assert d, d
@@ -220,6 +229,7 @@ KNOWN = {
     "torture_pg": Bench("torture.py", check_torture_pg, ("--postgres",)),
     "bench_serve": Bench("bench_serve.py", check_serve),
     "bench_encryption": Bench("bench_encryption.py", check_encryption),
+    "bench_gc": Bench("bench_gc.py", check_gc),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
 # the fork and cancellation workloads that torture.py runs (--forks, --cancels), torture_pg.py its --postgres mode.

@@ -430,6 +430,56 @@ def rekey(*, idents: tuple[str, ...], every: bool, target: Target, json_: bool) 
     run_rekey(target, idents, every=every, json_=json_)
 
 
+# -- retention ----------------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="DURATION",
+    help="Delete executions whose last record is older than this: 30d, 12h, 90m, 1w (units s, m, h, d, w).",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS[,STATUS]",
+    help="Only these statuses (default: completed,failed,cancelled; others need --force).",
+)
+@click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
+@click.option("--force", is_flag=True, help="Also delete unfinished executions, and those a live process holds.")
+@on_store
+def gc(*, target: Target, older_than: str, statuses: tuple[str, ...], dry_run: bool, force: bool, json_: bool) -> None:
+    """Delete old finished executions with their derived files, index entries, keys and cancel requests.
+
+    Each execution is removed whole or not at all: a crash in the middle leaves none half-deleted. Running
+    and suspended executions are never deleted without --force; one a live process holds is left and listed.
+    Forks of a deleted execution are copies and stay (they are listed), as do backups and `delite copy`
+    copies. Exit 0 when done (even if some were left), 2 for a bad duration or status.
+    """
+    from delite_cli._retention import run_gc
+
+    run_gc(target, older_than=older_than, statuses=statuses, dry_run=dry_run, force=force, json_=json_)
+
+
+@cli.command()
+@ID
+@click.option("--children", is_flag=True, help="Also delete its sub-agents' executions (and theirs).")
+@click.option("--force", is_flag=True, help="Delete even if it is running or suspended, or a live process holds it.")
+@on_store
+def delete(*, execution_id: str, target: Target, children: bool, force: bool, json_: bool) -> None:
+    """Erase one execution: its log, derived files, index entry, idempotency keys and cancel request.
+
+    Every execution concerned is checked before anything is removed: a running or suspended one (or one a
+    live process holds) is refused without --force (exit 1, nothing removed). Forks are copies and stay
+    (they are listed), as do backups and `delite copy` copies.
+    """
+    from delite_cli._retention import run_delete
+
+    run_delete(target, execution_id, children=children, force=force, json_=json_)
+
+
 # -- across stores ------------------------------------------------------------------------------------------------
 
 

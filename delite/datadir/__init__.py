@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from delite.datadir._directory import WAITING, DataDir
 from delite.datadir._execution import ExecutionView
+from delite.datadir._retention import RetentionReport
 from delite.store._views import (
     EXPORT_FORMAT,
     Decision,
@@ -39,6 +40,7 @@ __all__ = [
     "Page",
     "Pause",
     "Problem",
+    "RetentionReport",
     "Step",
     "Tokens",
     "ToolCall",

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ import msgspec
 from delite._checks import check_flag
 from delite.datadir._execution import ExecutionView
 from delite.datadir._health import check_store_health
+from delite.datadir._retention import RetentionReport, check_delete, check_gc, delete_tree, gc, parse_duration
 from delite.errors import LogCorruptError, UsageError
 from delite.log.records import (
     AnyRecord,
@@ -281,6 +283,58 @@ class DataDir(AbstractContextManager["DataDir"]):
         if self._files is not None:
             return self._files.health(repair=repair, progress=progress)
         return check_store_health(self.store, progress=progress)
+
+    # -- retention and erasure ------------------------------------------------------------------------------
+
+    def gc(
+        self,
+        older_than: float | timedelta | str,
+        *,
+        statuses: str | Iterable[str] | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> RetentionReport:
+        """Delete the finished executions whose last record is older than ``older_than``; what was freed.
+
+        Each is removed whole with everything kept for it (see :meth:`~delite.store.Store.delete_execution`:
+        derived files, the listing's entry, its idempotency keys and cancel request); a crash in the middle
+        leaves every execution whole or gone. Forks of a deleted execution are copies and stay (the report
+        lists them); so do backups and copies made with ``delite copy``. An execution a live process holds is
+        left and listed as refused.
+
+        Args:
+            older_than: seconds, a ``timedelta`` or text such as ``"30d"``, ``"12h"``, ``"90m"``.
+            statuses: the statuses to delete (default: ``completed``, ``failed`` and ``cancelled``); others
+                (``running``, ``waiting``...) only with ``force``.
+            dry_run: only report what would be deleted.
+            force: also delete executions that are not finished, and those a live process holds.
+
+        Raises:
+            UsageError: a bad duration or status, an unfinished status without ``force`` (nothing is removed).
+            StoreError: the store cannot delete, or failed.
+        """
+        seconds = parse_duration(older_than)
+        check_gc(dry_run=dry_run, force=force)
+        summaries = builtins.list(self.list(limit=None).items)
+        return gc(self.store, summaries, older_than=seconds, statuses=statuses, dry_run=dry_run, force=force)
+
+    def delete(self, execution_id: str, *, children: bool = False, force: bool = False) -> RetentionReport:
+        """Erase one execution (and, with ``children``, its sub-agents' executions); what was removed.
+
+        Every execution concerned is checked before anything is removed; sub-agents' executions go first,
+        each whole or not at all (see :meth:`~delite.store.Store.delete_execution`). Forks of a deleted
+        execution are copies and stay (the report lists them), as do backups and copies made with
+        ``delite copy``; without ``children``, the sub-agents' executions stay too (listed as ``children``).
+
+        Raises:
+            ExecutionNotFoundError: there is no such execution.
+            ExecutionNotFinishedError: one of them is running, suspended or unreadable (without ``force``).
+            ExecutionAlreadyClaimedError: a live process holds one of them (without ``force``).
+            InvalidExecutionIdError, UsageError: a bad id or flag (nothing is read).
+        """
+        eid = check_delete(execution_id, children=children, force=force)
+        summaries = builtins.list(self.list(limit=None).items)
+        return delete_tree(self.store, summaries, eid, children=children, force=force, where=self._where())
 
     # -- forking ---------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from delite._lazy import lazy_exports
 from delite.store._base import ExecutionLog, LogStore, Store, decode_stored
 from delite.store._derive import summarize
+from delite.store._erase import FINISHED, Deleted, Refused, check_deletable, check_force
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.store._layout import Layout
 from delite.store._open import open_store
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
 _EXPORTS = {"FileStore": "delite.store._file", "MemoryStore": "delite.store._memory"}
 
 __all__ = [
+    "FINISHED",
     "WAITING",
+    "Deleted",
     "ExecutionIndex",
     "ExecutionLog",
     "ExecutionSummary",
@@ -43,11 +46,14 @@ __all__ = [
     "MemoryStore",
     "Page",
     "RecordRange",
+    "Refused",
     "SealedStore",
     "SequencedRecord",
     "Store",
     "StoredPayload",
     "check_binding",
+    "check_deletable",
+    "check_force",
     "check_ids",
     "check_range",
     "decode_stored",

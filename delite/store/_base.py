@@ -17,13 +17,22 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Self
 
-from delite.errors import LogCorruptError, SequenceConflictError, UsageError
+from delite.errors import (
+    ExecutionNotFoundError,
+    ExecutionStateError,
+    LogCorruptError,
+    SequenceConflictError,
+    StoreError,
+    UsageError,
+)
 from delite.log._codec import decode_record, encode_record
 from delite.log.records import AnyRecord, Record
 from delite.state._fold import fold
 from delite.state._model import ExecutionState, Status
 from delite.state._outcome import Outcome
-from delite.store._query import ExecutionIndex, check_agents, check_listing
+from delite.store._erase import Deleted, Refused, check_force, refusal
+from delite.store._ids import validate_execution_id
+from delite.store._query import ExecutionIndex, check_agents, check_ids, check_listing
 from delite.store._records import RecordRange, StoredPayload
 from delite.store._views import ExecutionSummary
 
@@ -256,6 +265,49 @@ class Store(LogStore, ExecutionIndex):
         """
         time.sleep(max(0.0, timeout))
         return False
+
+    def delete_execution(self, execution_id: str, *, force: bool = False) -> Deleted:
+        """Remove an execution: its log and everything kept for it, whole or not at all.
+
+        Removed with it: what is derived from its log (a listing's entry, a snapshot), the idempotency keys bound
+        to it (they can be bound again) and a pending cancel request. Not removed: other executions, those forked
+        from it (copies) and its sub-agents' executions included. Only a finished execution (completed, failed
+        or cancelled) that no live process holds is removed, unless ``force``. A crash in the middle leaves the
+        whole execution or none of it readable.
+
+        The default says the store cannot delete: a store implements it (every store delite ships does).
+
+        Raises:
+            ExecutionNotFoundError: there is no such execution.
+            ExecutionNotFinishedError: it is running, suspended or unreadable (nothing was removed).
+            ExecutionAlreadyClaimedError: a live process holds it (nothing was removed).
+            UsageError: ``force`` is not a bool.
+            StoreError: the store cannot delete executions, or failed (a crash-safe store finishes later).
+        """
+        validate_execution_id(execution_id)
+        check_force(force)
+        raise StoreError(f"{self!r} cannot delete executions ({type(self).__name__} has no delete_execution)")
+
+    def delete_executions(
+        self, execution_ids: Iterable[str], *, force: bool = False
+    ) -> tuple[list[Deleted], list[Refused]]:
+        """Delete several executions as :meth:`delete_execution` deletes one; those removed and those refused.
+
+        One that is gone already is neither. A store may override it to do the work in batches (the file store
+        reads its key bindings once); every id is checked before anything is removed.
+        """
+        ids = check_ids(execution_ids)
+        check_force(force)
+        deleted: list[Deleted] = []
+        refused: list[Refused] = []
+        for eid in ids:
+            try:
+                deleted.append(self.delete_execution(eid, force=force))
+            except ExecutionNotFoundError:
+                continue
+            except ExecutionStateError as e:
+                refused.append(refusal(eid, e))
+        return deleted, refused
 
     def _unclaimed(
         self, summaries: Iterable[ExecutionSummary], *, limit: int | None, top_level: bool

@@ -26,6 +26,7 @@ from delite.errors import (
     ExecutionAlreadyClaimedError,
     ExecutionIdConflictError,
     ExecutionNotFoundError,
+    ExecutionStateError,
     StoreError,
     UsageError,
 )
@@ -39,6 +40,7 @@ from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
 from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
+from delite.store._erase import Deleted, Refused, check_force, refusal
 from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
 from delite.store._listing import log_ids
@@ -610,6 +612,40 @@ class FileStore(Store):
         except OSError as e:
             raise StoreError.from_os_error("remove the snapshot", self.layout.snapshot(eid), e) from e
         replace_log(self.layout.log(eid), records, self.durability)
+
+    def delete_execution(self, execution_id: str, *, force: bool = False) -> Deleted:
+        """Remove the execution's log and every file kept for it, crash-safe (see :mod:`._file_erase`).
+
+        The log is renamed to a tombstone in one step (the execution is then gone for every reader), then its
+        index row, key files, cancel marker, tombstone and claim lock file are removed. See
+        :meth:`Store.delete_execution`; the bytes freed count the log, its snapshot and its key files.
+        """
+        from delite.store._file_erase import Eraser  # noqa: PLC0415 - only when deleting
+
+        eid = validate_execution_id(execution_id)
+        check_force(force)
+        with Eraser(self, force=force) as eraser:
+            return eraser.delete(eid)
+
+    def delete_executions(
+        self, execution_ids: Iterable[str], *, force: bool = False
+    ) -> tuple[list[Deleted], list[Refused]]:
+        """Delete in batches (key files read once, one directory sync a batch); see :meth:`Store.delete_executions`."""
+        from delite.store._file_erase import Eraser  # noqa: PLC0415 - only when deleting
+
+        ids = check_ids(execution_ids)
+        check_force(force)
+        deleted: list[Deleted] = []
+        refused: list[Refused] = []
+        with Eraser(self, force=force) as eraser:
+            for eid in ids:
+                try:
+                    deleted.append(eraser.delete(eid))
+                except ExecutionNotFoundError:
+                    continue
+                except ExecutionStateError as e:
+                    refused.append(refusal(eid, e))
+        return deleted, refused
 
     # -- file-store features: byte offsets, health of the bytes, the SQLite listing index -----------------------
 

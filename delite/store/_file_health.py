@@ -16,6 +16,7 @@ from delite.errors import LogCorruptError, UnsupportedFormatError
 from delite.log._os import read_regular
 from delite.log._reader import parse_log
 from delite.store._derive import check_records
+from delite.store._file_erase import finish_tombstones, tombstones
 from delite.store._index import ListingIndex, check_index, scan_logs
 from delite.store._layout import Layout
 from delite.store._logfile import remove
@@ -206,6 +207,12 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
             "ignored, the log is read instead"
         )
         problems.append(many("snapshot-mismatch", "warning", mismatched, tampered))
+    unfinished = tombstones(layout)
+    if unfinished:
+        what = (
+            "deletions a crash left half done (those executions are gone); the next deletion or --repair finishes them"
+        )
+        problems.append(many("deletion-unfinished", "derived", unfinished, what))
     for kind, found, what in (
         ("snapshot-stale", stale, "snapshots that no longer match their log (a miss, rewritten when a run ends)"),
         ("snapshot-orphaned", orphaned, "snapshots whose log is gone"),
@@ -214,6 +221,7 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
             problems.append(many(kind, "derived", found, what))
     repaired = False
     if repair and os.path.isdir(layout.executions):
+        finish_tombstones(layout)
         for eid in (*stale, *mismatched, *orphaned):
             remove(layout.snapshot(eid), "delete a snapshot that does not match its log")
         index = ListingIndex.open(layout)
@@ -223,7 +231,7 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
         finally:
             index.close()
         if repaired:
-            fixed = ("snapshot-mismatch", "index-mismatch")
+            fixed = ("snapshot-mismatch", "index-mismatch", "deletion-unfinished")
             problems = [p for p in problems if p.severity != "derived" and p.kind not in fixed]
     return HealthReport.of(
         problems, logs=len(ids), size=total_bytes, records=total_records, started=started, repaired=repaired

@@ -269,6 +269,12 @@ class ListingIndex:
 
     # -- reading ---------------------------------------------------------------------------------------------
 
+    def forget(self, ids: list[str]) -> None:
+        """Drop the rows of these executions (deleted), overwriting the freed pages (``secure_delete``)."""
+        self.conn.execute("PRAGMA secure_delete = ON")
+        with _transaction(self.conn):
+            self.conn.executemany("DELETE FROM executions WHERE id = ?", [(eid,) for eid in ids])
+
     def query(self, query: ListingQuery) -> tuple[list[ExecutionSummary], int]:
         """The matching summaries, newest first, and how many match in all."""
         where: list[str] = []

@@ -19,6 +19,7 @@ from delite.log._reader import LogContents, parse_log
 from delite.log.records import AnyRecord, Record
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._derive import summary_of_log
+from delite.store._erase import Deleted, check_deletable, check_force
 from delite.store._ids import validate_execution_id
 from delite.store._logfile import check_identity
 from delite.store._query import ListingQuery, check_binding, check_ids, check_key
@@ -229,6 +230,25 @@ class MemoryStore(Store):
     def clear_cancel(self, execution_id: str) -> None:
         """Forget the cancel request."""
         self._cancels.discard(validate_execution_id(execution_id))
+
+    def delete_execution(self, execution_id: str, *, force: bool = False) -> Deleted:
+        """Remove the execution, its summary, the keys bound to it and its cancel request, in one step.
+
+        See :meth:`Store.delete_execution`; the bytes freed are those of its log.
+        """
+        validate_execution_id(execution_id)
+        check_force(force)
+        with self._cond:
+            if execution_id not in self.logs:
+                raise ExecutionNotFoundError(execution_id)
+            status = self._summary(execution_id).status
+            check_deletable(execution_id, status, claimed=execution_id in self._claimed, force=force)
+            size = len(self.logs.pop(execution_id))
+            self._summaries.pop(execution_id, None)
+            self._cancels.discard(execution_id)
+            for key in [k for k, (bound, _fp) in self._keys.items() if bound == execution_id]:
+                del self._keys[key]
+        return Deleted(id=execution_id, status=status, bytes=size)
 
     # -- queries -------------------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from delite.errors import (
 )
 from delite.log.records import AnyRecord, Record
 from delite.store import (
+    Deleted,
     ExecutionLog,
     FileStore,
     ListingQuery,
@@ -31,6 +32,8 @@ from delite.store import (
     RecordRange,
     Store,
     check_binding,
+    check_deletable,
+    check_force,
     check_ids,
     check_range,
     summarize,
@@ -199,6 +202,20 @@ class ListStore(Store):
         if not isinstance(key, str) or not key:
             raise UsageError(f"an idempotency key is a non-empty string, not {key!r}")
         return self.keys.get(key)
+
+    def delete_execution(self, execution_id: str, *, force: bool = False) -> Deleted:
+        validate_execution_id(execution_id)
+        check_force(force)
+        with self.lock:
+            if execution_id not in self.logs:
+                raise ExecutionNotFoundError(execution_id)
+            status = summarize(execution_id, list(self.logs[execution_id])).status
+            check_deletable(execution_id, status, claimed=execution_id in self.claimed, force=force)
+            del self.logs[execution_id]
+            self.cancels.discard(execution_id)
+            for key in [k for k, (bound, _fp) in self.keys.items() if bound == execution_id]:
+                del self.keys[key]
+        return Deleted(id=execution_id, status=status)
 
 
 class _ListLog(ExecutionLog):

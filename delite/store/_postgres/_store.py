@@ -50,6 +50,7 @@ from delite.state._model import ExecutionState
 from delite.state._ready import advanceable
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._derive import summarize, unreadable
+from delite.store._erase import Deleted, check_deletable, check_force
 from delite.store._ids import validate_execution_id
 from delite.store._postgres._claims import ClaimConnection, lock_key
 from delite.store._postgres._connect import connect_error, redact, split_url
@@ -653,6 +654,42 @@ class PostgresStore(Store):
         check_key(key)
         row = self._fetchone("SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = %s", (key,))
         return None if row is None else (str(row[0]), str(row[1]))
+
+    # -- deletion -----------------------------------------------------------------------------------------------
+
+    def delete_execution(self, execution_id: str, *, force: bool = False) -> Deleted:
+        """Delete the execution's row, records, cancel request and idempotency keys in one transaction.
+
+        The claim is tried with a transaction-level advisory lock on the same key as the claims: held by a
+        live owner (in any process, this one included), the execution is refused unless ``force``; won, no one
+        can claim it until the transaction ends. See :meth:`Store.delete_execution`; the bytes freed are those
+        of its record payloads.
+        """
+        eid = validate_execution_id(execution_id)
+        check_force(force)
+        key = lock_key(eid)
+        with self._cv:
+            held = self._held.get(eid)
+        mine = held is not None and not isinstance(held[1], _Pending) and self._claim_alive(held[0])
+
+        def run(conn: Conn) -> Deleted:
+            with conn.transaction():
+                row = conn.execute("SELECT status FROM executions WHERE id = %s FOR UPDATE", (eid,)).fetchone()
+                if row is None:
+                    raise ExecutionNotFoundError(eid, self.where)
+                won = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (key,)).fetchone()
+                status = str(row[0])
+                check_deletable(eid, status, claimed=mine or not (won and won[0]), force=force)
+                size = conn.execute(
+                    "SELECT coalesce(sum(octet_length(payload)), 0) FROM records WHERE execution_id = %s", (eid,)
+                ).fetchone()
+                conn.execute("DELETE FROM records WHERE execution_id = %s", (eid,))
+                conn.execute("DELETE FROM cancels WHERE execution_id = %s", (eid,))
+                conn.execute("DELETE FROM idempotency_keys WHERE execution_id = %s", (eid,))
+                conn.execute("DELETE FROM executions WHERE id = %s", (eid,))
+            return Deleted(id=eid, status=status, bytes=int(size[0]) if size else None)
+
+        return self._with_conn(run, action=f"delete execution {eid!r}", retry=False)
 
     # -- listings and work ------------------------------------------------------------------------------------
 
