@@ -421,8 +421,13 @@ def build_app(config: ServeConfig) -> Starlette:
         after = parse_last_id(raw)
         eid = await in_thread(resolve, request)
         follower = await in_thread(Follower, data, eid, after)
+        try:
+            first = await in_thread(follower.more)  # a log that cannot be read is an error status, not a cut stream
+        except BaseException:
+            follower.close()
+            raise
         return StreamingResponse(
-            sse(follower, stopping=c.stopping),
+            sse(follower, first=first, stopping=c.stopping),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )

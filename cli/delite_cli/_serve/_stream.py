@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from starlette.concurrency import run_in_threadpool
 
-from delite.errors import UsageError
+from delite.errors import DeliteError, UsageError
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
 from delite.store._derive import event
 from delite.store._records import FramedRange
@@ -98,20 +98,30 @@ def _frame(e: Event) -> bytes:
 async def sse(
     follower: Follower,
     *,
+    first: list[Event] | None = None,
     poll: float = POLL,
     keepalive: float = KEEPALIVE,
     stopping: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[bytes]:
     """The event stream: ``record`` events, comments to keep it open, and ``end`` once the execution ended.
 
-    When the server shuts down (``stopping()``) the stream just ends; a browser reconnects with
-    ``Last-Event-ID`` to the next server.
+    ``first`` is a batch the caller already read (so that a log that cannot be read is an error status, not a
+    broken stream). A log that fails later (damaged while followed) ends the stream with a ``fault`` event
+    whose data is ``{"type", "message", "status"}``. When the server shuts down (``stopping()``) the stream
+    just ends; a browser reconnects with ``Last-Event-ID`` to the next server.
     """
     try:
         yield b"retry: 1000\n\n"
         quiet_since = time.monotonic()
+        batch = first
         while not stopping():
-            batch = await run_in_threadpool(follower.more)
+            if batch is None:
+                try:
+                    batch = await run_in_threadpool(follower.more)
+                except DeliteError as e:
+                    error = {"type": type(e).__name__, "message": str(e), "status": int(e.http_status)}
+                    yield b"event: fault\ndata: %s\n\n" % msgspec.json.encode(error)
+                    return
             for e in batch:
                 yield _frame(e)
             if follower.ended:
@@ -122,6 +132,7 @@ async def sse(
             elif time.monotonic() - quiet_since >= keepalive:
                 yield b": still here\n\n"
                 quiet_since = time.monotonic()
+            batch = None
             await asyncio.sleep(poll)
     finally:
         follower.close()
