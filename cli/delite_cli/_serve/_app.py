@@ -560,6 +560,18 @@ def _loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+def _warm(target: Target) -> None:
+    """Bring the store's listing index up to date before the first page asks.
+
+    A data directory's first listing reads every log; done here, the list page answers at once from the
+    start. A store that fails here fails again, with its status, on the request.
+    """
+    try:
+        target.data.list(limit=1)
+    except DeliteError as e:
+        print(f"delite serve: reading the store failed: {e}", file=sys.stderr)
+
+
 def serve(
     target: Target,
     *,
@@ -588,6 +600,7 @@ def serve(
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}") from e
     sock.listen(2048)  # connections wait in the backlog from now on: a client may connect once we announce
     bound = sock.getsockname()[1]
+    _warm(target)
     config = ServeConfig(target, token, agent=agent, where=target.where, cookie=f"delite_serve_{bound}")
     app = build_app(config)
     shown = f"[{host}]" if ":" in host else host

@@ -118,12 +118,12 @@ async def sse(
             if batch is None:
                 try:
                     batch = await run_in_threadpool(follower.more)
-                except DeliteError as e:
-                    error = {"type": type(e).__name__, "message": str(e), "status": int(e.http_status)}
+                except DeliteError as failed:
+                    error = {"type": type(failed).__name__, "message": str(failed), "status": int(failed.http_status)}
                     yield b"event: fault\ndata: %s\n\n" % msgspec.json.encode(error)
                     return
-            for e in batch:
-                yield _frame(e)
+            for found in batch:
+                yield _frame(found)
             if follower.ended:
                 yield b"id: %d\nevent: end\ndata: {}\n\n" % follower.seen
                 return
