@@ -63,7 +63,11 @@ def test_hostile_ids_in_urls(recorder: Server, tmp_path: Path) -> None:
     before = sorted(p.name for p in tmp_path.rglob("*"))
     for ident in ("..", "../../etc/passwd", "..%2F..%2Fetc", "a" * 5000, "\u202eevil", "é" * 300, "\x00", "a b", "-x"):
         quoted = urllib.parse.quote(ident, safe="%")
-        for path in (f"/api/executions/{quoted}", f"/api/executions/{quoted}/export", f"/api/executions/{quoted}/stream"):
+        for path in (
+            f"/api/executions/{quoted}",
+            f"/api/executions/{quoted}/export",
+            f"/api/executions/{quoted}/stream",
+        ):
             r = recorder.get(path)
             assert r.status in (400, 404) and r.headers["content-type"] == "application/json", (ident[:20], r.text)
             assert len(r.body) < 2000
