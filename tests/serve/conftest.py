@@ -35,6 +35,14 @@ TOKEN = "test-token-0123456789abcdef"  # noqa: S105 - a test token
 def populate(where: str | Store) -> None:
     """The scenarios: done, waiting for approval, a client tool, a human, an in-doubt call, failed, hostile."""
     agent = scenario_agent.build(where)
+    try:
+        _scenarios(agent)
+    finally:
+        if isinstance(where, str):  # the agent opened the store (a directory, a URL's pool): close it
+            agent.close()
+
+
+def _scenarios(agent: Any) -> None:
     agent.run("add 2 and 3", execution_id="done-1", metadata={"thread_id": "t-1", "user": 7})
     agent.run("pay the invoice", execution_id="approve-1", metadata={"thread_id": "t-2"})
     agent.run("pay twice", execution_id="approve-2")

@@ -173,7 +173,7 @@ def test_bad_bodies_are_400(recorder: Server) -> None:
         conn.putheader(key, value)
     conn.endheaders()
     too_big = conn.getresponse()
-    assert too_big.status == 400 and "over" in json.loads(too_big.read())["error"]["message"]
+    assert too_big.status == 413 and "over" in json.loads(too_big.read())["error"]["message"]
     conn.close()
     assert recorder.post("/api/executions/approve-1/approve", raw=b"{nope").status == 400
     dup = recorder.post("/api/executions/client-1/tool-results", raw=b'{"results": {"c1.0": 1, "c1.0": 2}}')

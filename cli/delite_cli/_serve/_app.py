@@ -3,8 +3,9 @@
 Who may: every request but the static files, the login form and the OpenAPI schema needs the token, given
 as ``Authorization: Bearer TOKEN`` (a program) or as the cookie that opening ``/?token=TOKEN`` (or the login
 form) sets (a browser). A state-changing request that relies on the cookie must also carry the page's CSRF
-value in ``X-Delite-CSRF`` and come from this origin (``Origin``, ``Sec-Fetch-Site``): a cross-site page can
-neither read that value nor set the header without a CORS preflight, which this server never grants. The
+value in ``X-Delite-CSRF``, and every state-changing request (the bearer token's too) must come from this
+origin as far as the browser says (``Origin``, ``Sec-Fetch-Site``): a cross-site page can neither read that
+value nor set the header without a CORS preflight, which this server never grants. The
 cookie is ``HttpOnly`` and ``SameSite=Strict``. Every response carries a Content-Security-Policy that allows
 only this origin's script and style files, no inline code, no frames, nothing from elsewhere.
 
@@ -14,8 +15,10 @@ Errors map to HTTP statuses by class (``DeliteError.http_status``, docs/referenc
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
 import secrets
 import socket
 import sys
@@ -30,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,7 +62,12 @@ CSP = (
 TOKEN_ENV = "DELITE_SERVE_TOKEN"  # noqa: S105 - the name of the variable, not a token
 MIN_TOKEN = 16
 MAX_BODY = 8 * 1024 * 1024
-"""The largest request body taken (an answer or tool results); a bigger one is a 400."""
+"""The largest request body taken (an answer or tool results); a bigger one is a 413, with nothing recorded."""
+MAX_DRAIN = 256 * 1024 * 1024
+"""How much of a body over the limit is read (and dropped) so the client sees the 413; beyond it, the connection
+is closed."""
+DRAIN_PAUSE = 2.0
+"""Seconds to wait for more of a body over the limit before answering the 413."""
 CSRF_HEADER = "x-delite-csrf"
 _STATIC = {"serve.js": "text/javascript", "serve.css": "text/css"}
 
@@ -164,6 +172,46 @@ class _DeniedError(Exception):
         self.status = status
 
 
+class _TooLargeError(Exception):
+    """A request body over :data:`MAX_BODY`: answered 413, nothing read into memory or recorded."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def _read_body(request: Request, *, over: bool) -> bytes:
+    """The request's body, at most :data:`MAX_BODY` bytes.
+
+    A bigger one (``over``: so declared) is read on and dropped while the client keeps sending (up to
+    :data:`MAX_DRAIN` bytes, with a pause of at most :data:`DRAIN_PAUSE` seconds), so that the client gets
+    the 413 rather than a reset connection; nothing of it is kept.
+
+    Raises:
+        _TooLargeError: the body is over the limit.
+    """
+    raw = bytearray()
+    size = 0
+    chunks = request.stream()
+    try:
+        while size <= MAX_DRAIN:
+            if over:
+                chunk = await asyncio.wait_for(anext(chunks), DRAIN_PAUSE)
+            else:
+                chunk = await anext(chunks)
+            size += len(chunk)
+            if size > MAX_BODY:
+                over = True
+                raw.clear()
+            elif not over:
+                raw += chunk
+    except (StopAsyncIteration, ClientDisconnect, TimeoutError):
+        pass
+    if over:
+        raise _TooLargeError
+    return bytes(raw)
+
+
 # -- the app ------------------------------------------------------------------------------------------------------
 
 
@@ -200,10 +248,14 @@ def build_app(config: ServeConfig) -> Starlette:
         how = authenticated(request)
         if how is None:
             raise _DeniedError(401, "this server needs its token: Authorization: Bearer TOKEN, or open /?token=TOKEN")
-        if unsafe and how == "cookie":
+        if not unsafe:
+            return
+        if not same_origin(request):  # a browser says where a request comes from: another site may not act
+            raise _DeniedError(403, "a cross-site request is refused: it must come from this server's own pages")
+        if how == "cookie":
             sent = request.headers.get(CSRF_HEADER, "")
-            if not same_origin(request) or not hmac.compare_digest(sent.encode(), c.csrf.encode()):
-                raise _DeniedError(403, "a cross-site request (or one without the page's CSRF header) is refused")
+            if not hmac.compare_digest(sent.encode(), c.csrf.encode()):
+                raise _DeniedError(403, "a request with the cookie needs the page's CSRF header (X-Delite-CSRF)")
 
     def api(
         handler: Callable[[Request], Awaitable[Response]], *, unsafe: bool = False
@@ -214,10 +266,13 @@ def build_app(config: ServeConfig) -> Starlette:
                 return await handler(request)
             except _DeniedError as e:
                 return _error_json(e.status, "Unauthorized" if e.status == 401 else "Forbidden", str(e))
-            except Exception as e:
+            except _TooLargeError:
+                return _error_json(413, "RequestTooLarge", f"the request body is over {MAX_BODY} bytes")
+            except Exception as e:  # noqa: BLE001 - every failure is answered as JSON, a fault as a 500
                 status = _status_of(e)
                 if status is None:
-                    raise
+                    print(f"delite serve: {request.method} {request.url.path} failed: {e!r}", file=sys.stderr)
+                    return _error_json(500, type(e).__name__, "the server failed; its error output says why")
                 return _error_json(status, type(e).__name__, str(e))
 
         return endpoint
@@ -366,8 +421,13 @@ def build_app(config: ServeConfig) -> Starlette:
         after = parse_last_id(raw)
         eid = await in_thread(resolve, request)
         follower = await in_thread(Follower, data, eid, after)
+        try:
+            first = await in_thread(follower.more)  # a log that cannot be read is an error status, not a cut stream
+        except BaseException:
+            follower.close()
+            raise
         return StreamingResponse(
-            sse(follower, stopping=c.stopping),
+            sse(follower, first=first, stopping=c.stopping),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
@@ -378,22 +438,18 @@ def build_app(config: ServeConfig) -> Starlette:
     # -- the API: actions ---------------------------------------------------------------------------------------
 
     async def body_of(request: Request) -> dict[str, Any]:
-        from delite_cli._operate import _DuplicateKeyError, _loads
+        from delite_cli._operate import _DuplicateKeyError, _no_duplicates
 
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY:
-            raise UsageError(f"the request body is over {MAX_BODY} bytes")
-        raw = b""
-        async for chunk in request.stream():  # read no more than the limit, whatever the headers say
-            raw += chunk
-            if len(raw) > MAX_BODY:
-                raise UsageError(f"the request body is over {MAX_BODY} bytes")
+        raw = await _read_body(request, over=declared.isdigit() and int(declared) > MAX_BODY)
         if not raw.strip():
             return {}
         try:
-            value = _loads(raw.decode("utf-8"))
+            value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
         except _DuplicateKeyError as e:
             raise UsageError(f"the request body: {e}") from e
+        except RecursionError:
+            raise UsageError("the request body is nested too deeply") from None
         except ValueError as e:
             raise UsageError(f"the request body is not valid JSON: {e}") from e
         if not isinstance(value, dict):
@@ -470,6 +526,11 @@ def build_app(config: ServeConfig) -> Starlette:
             return _error_json(404, "NotFound", "no such route")
         return HTMLResponse(_pages.error_page(404, "NotFound", "no such page"), status_code=404)
 
+    async def not_allowed(request: Request, exc: Exception) -> Response:  # noqa: ARG001
+        if request.url.path.startswith("/api/"):
+            return _error_json(405, "MethodNotAllowed", f"{request.method[:20]} is not allowed here")
+        return HTMLResponse(_pages.error_page(405, "MethodNotAllowed", "not allowed here"), status_code=405)
+
     routes = [
         Route("/", page(list_view)),
         Route("/usage", page(usage_view)),
@@ -486,7 +547,7 @@ def build_app(config: ServeConfig) -> Starlette:
         Route("/api/executions/{id}/{action}", api(api_action, unsafe=True), methods=["POST"]),
         Route("/api/executions/{id}", api(api_execution)),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.add_middleware(_SecurityHeaders)
     return app
 
@@ -497,6 +558,18 @@ def _say(line: str) -> None:
 
 def _loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _warm(target: Target) -> None:
+    """Bring the store's listing index up to date before the first page asks.
+
+    A data directory's first listing reads every log; done here, the list page answers at once from the
+    start. A store that fails here fails again, with its status, on the request.
+    """
+    try:
+        target.data.list(limit=1)
+    except DeliteError as e:
+        print(f"delite serve: reading the store failed: {e}", file=sys.stderr)
 
 
 def serve(
@@ -527,6 +600,7 @@ def serve(
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}") from e
     sock.listen(2048)  # connections wait in the backlog from now on: a client may connect once we announce
     bound = sock.getsockname()[1]
+    _warm(target)
     config = ServeConfig(target, token, agent=agent, where=target.where, cookie=f"delite_serve_{bound}")
     app = build_app(config)
     shown = f"[{host}]" if ":" in host else host

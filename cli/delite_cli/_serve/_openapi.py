@@ -21,7 +21,8 @@ ERRORS = {
     "404": "ExecutionNotFoundError",
     "409": "the execution's state refused the call: ExecutionStateError and its kind (AlreadyDecidedError: someone "
     "else answered first), DriftError, ReplayMismatchError",
-    "500": "StoreError and its kind",
+    "413": "the request body is over the limit (8 MiB); nothing was read into the log",
+    "500": "StoreError and its kind, or a fault of the server (its error output says what)",
 }
 
 
@@ -85,11 +86,12 @@ def _action(summary: str, body: dict[str, Any] | None, *, created: bool = False)
         "security": [{"bearer": []}, {"cookie": []}],
         "responses": {
             "201" if created else "200": _json(_ref("ActionResult"), "recorded (and advancing, with an agent)"),
-            **_errors("400", "401", "403", "404", "409", "500"),
+            **_errors("400", "401", "403", "404", "409", "413", "500"),
         },
     }
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        required = bool(body.get("required"))  # an action whose fields are all optional takes an empty body
+        op["requestBody"] = {"required": required, "content": {"application/json": {"schema": body}}}
     return {"post": op}
 
 
@@ -106,13 +108,22 @@ def _get(summary: str, schema: dict[str, Any], params: list[dict[str, Any]], *co
             "summary": summary,
             "parameters": params,
             "security": [{"bearer": []}, {"cookie": []}],
-            "responses": {"200": _json(schema, "ok"), **_errors("401", *codes)},
+            "responses": {"200": _json(schema, "ok"), **_errors("401", *codes, "500")},
         }
     }
 
 
 def schema() -> dict[str, Any]:
-    """The whole schema."""
+    """The whole schema: every route of ``/api``, each operation with an ``operationId``."""
+    doc = _schema()
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            words = [w.strip("{}").replace("-", "_").replace(".", "_") for w in path.split("/")[2:]]
+            op.setdefault("operationId", "_".join([method, *words]))
+    return doc
+
+
+def _schema() -> dict[str, Any]:
     decision = _obj(
         {
             "calls": {"type": "array", "items": {"type": "string"}, "description": "Call ids (default: the only one)."},
@@ -195,10 +206,17 @@ def schema() -> dict[str, Any]:
             },
         },
         "paths": {
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "This schema (needs no token)",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+                }
+            },
             "/api/executions": _get("List executions, newest first", _ref("Page"), [*_FILTERS, *_PAGING], "400"),
             "/api/usage": _get("Usage and cost per agent and per day", _ref("Usage"), [*_FILTERS, _PAGING[0]], "400"),
-            "/api/executions/{id}": _get("One execution", _ref("Execution"), [_ID], "400", "404", "500"),
-            "/api/executions/{id}/export": _get("The whole execution", _ref("Export"), [_ID], "400", "404", "500"),
+            "/api/executions/{id}": _get("One execution", _ref("Execution"), [_ID], "400", "404"),
+            "/api/executions/{id}/export": _get("The whole execution", _ref("Export"), [_ID], "400", "404"),
             "/api/executions/{id}/events": _get(
                 "The records after a sequence number",
                 {"type": "array", "items": _ref("Event")},
@@ -214,7 +232,7 @@ def schema() -> dict[str, Any]:
                     "security": [{"bearer": []}, {"cookie": []}],
                     "responses": {
                         "200": {"description": "the stream", "content": {"text/event-stream": {}}},
-                        **_errors("400", "401", "404"),
+                        **_errors("400", "401", "404", "500"),
                     },
                 }
             },

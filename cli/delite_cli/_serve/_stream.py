@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from starlette.concurrency import run_in_threadpool
 
-from delite.errors import UsageError
+from delite.errors import DeliteError, UsageError
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
 from delite.store._derive import event
 from delite.store._records import FramedRange
@@ -98,22 +98,32 @@ def _frame(e: Event) -> bytes:
 async def sse(
     follower: Follower,
     *,
+    first: list[Event] | None = None,
     poll: float = POLL,
     keepalive: float = KEEPALIVE,
     stopping: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[bytes]:
     """The event stream: ``record`` events, comments to keep it open, and ``end`` once the execution ended.
 
-    When the server shuts down (``stopping()``) the stream just ends; a browser reconnects with
-    ``Last-Event-ID`` to the next server.
+    ``first`` is a batch the caller already read (so that a log that cannot be read is an error status, not a
+    broken stream). A log that fails later (damaged while followed) ends the stream with a ``fault`` event
+    whose data is ``{"type", "message", "status"}``. When the server shuts down (``stopping()``) the stream
+    just ends; a browser reconnects with ``Last-Event-ID`` to the next server.
     """
     try:
         yield b"retry: 1000\n\n"
         quiet_since = time.monotonic()
+        batch = first
         while not stopping():
-            batch = await run_in_threadpool(follower.more)
-            for e in batch:
-                yield _frame(e)
+            if batch is None:
+                try:
+                    batch = await run_in_threadpool(follower.more)
+                except DeliteError as failed:
+                    error = {"type": type(failed).__name__, "message": str(failed), "status": int(failed.http_status)}
+                    yield b"event: fault\ndata: %s\n\n" % msgspec.json.encode(error)
+                    return
+            for found in batch:
+                yield _frame(found)
             if follower.ended:
                 yield b"id: %d\nevent: end\ndata: {}\n\n" % follower.seen
                 return
@@ -122,6 +132,7 @@ async def sse(
             elif time.monotonic() - quiet_since >= keepalive:
                 yield b": still here\n\n"
                 quiet_since = time.monotonic()
+            batch = None
             await asyncio.sleep(poll)
     finally:
         follower.close()

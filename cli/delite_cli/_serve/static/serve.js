@@ -137,6 +137,7 @@
     };
     source.addEventListener("record", soon);
     source.addEventListener("end", function () { source.close(); soon(); });
+    source.addEventListener("fault", function () { source.close(); soon(); });
   }
 
   bind(document);
