@@ -70,6 +70,26 @@ _FOLD_ERRORS = (LogCorruptError, KeyError, TypeError, ValueError, AttributeError
 _summary_decoder = msgspec.json.Decoder(ExecutionSummary)
 _encode = msgspec.json.encode
 _CHUNK = 200  # executions whose summaries are recomputed per query
+_ESCAPED = "\ufffe"  # a noncharacter: marks a column value written as JSON (see _column_text)
+
+
+def _from_column(value: str) -> str:
+    """The text a column value written by :func:`_column_text` stands for."""
+    return str(msgspec.json.decode(value[len(_ESCAPED) :])) if value.startswith(_ESCAPED) else value
+
+
+def _column_text(text: str) -> str:
+    """``text`` as a ``text`` column holds it: as is, or, when it holds a NUL, JSON behind a marker.
+
+    PostgreSQL's ``text`` cannot hold NUL (U+0000), which a Python string (an agent id, an idempotency key) may;
+    the file store keeps such text in its records. The marked JSON form holds no NUL, and the mapping is
+    one-to-one (text that starts with the marker is escaped too), so equality in SQL means equality of the texts.
+    Lone surrogates never get here: the engine refuses them with a :class:`UsageError`.
+    """
+    if "\x00" in text or text.startswith(_ESCAPED):
+        return _ESCAPED + _encode(text).decode("utf-8")
+    return text
+
 
 _APPEND = """WITH moved AS (
     UPDATE executions SET head_seq = %(new)s, status = %(status)s, advanceable = %(adv)s, dormant = %(dormant)s,
@@ -587,7 +607,7 @@ class PostgresStore(Store):
         row = {
             "id": eid,
             "key": key,
-            "agent": state.agent_id if state is not None else (started.agent_id if started else ""),
+            "agent": _column_text(state.agent_id if state is not None else (started.agent_id if started else "")),
             "parent": state.parent_id if state is not None else None,
             "forked": started.forked_from if started is not None else None,
             "created": state.created_at if state is not None else first.at,
@@ -798,23 +818,25 @@ class PostgresStore(Store):
             row = conn.execute(
                 "INSERT INTO idempotency_keys (key, execution_id, fingerprint) VALUES (%s, %s, %s) "
                 "ON CONFLICT (key) DO NOTHING RETURNING execution_id, fingerprint",
-                (key, execution_id, fingerprint),
+                (_column_text(key), execution_id, _column_text(fingerprint)),
             ).fetchone()
             if row is None:  # a racer bound it first (committed before our insert returned): read theirs
                 row = conn.execute(
-                    "SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = %s", (key,)
+                    "SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = %s", (_column_text(key),)
                 ).fetchone()
             if row is None:
                 raise StoreError(f"the idempotency key {key!r} vanished while it was being bound", self.where)
-            return str(row[0]), str(row[1])
+            return str(row[0]), _from_column(str(row[1]))
 
         return self._with_conn(bind, action="bind an idempotency key", retry=False)
 
     def lookup_key(self, key: str) -> tuple[str, str] | None:
         """The key's binding, if it is bound."""
         check_key(key)
-        row = self._fetchone("SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = %s", (key,))
-        return None if row is None else (str(row[0]), str(row[1]))
+        row = self._fetchone(
+            "SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = %s", (_column_text(key),)
+        )
+        return None if row is None else (str(row[0]), _from_column(str(row[1])))
 
     # -- listings and work ------------------------------------------------------------------------------------
 
@@ -828,7 +850,7 @@ class PostgresStore(Store):
         for column, name, value in (("agent_id", "agent", query.agent), ("parent_id", "parent", query.parent)):
             if value is not None:
                 where.append(f"{column} = %({name})s")
-                params[name] = value
+                params[name] = _column_text(value)
         if query.since is not None:
             where.append("created_at >= %(since)s")
             params["since"] = float(query.since)
@@ -924,7 +946,8 @@ class PostgresStore(Store):
         return self._work("e.parent_id IS NULL", agents=None if agents is None else sorted(agents), limit=limit)
 
     def _work(self, scope: str, *, agents: list[str] | None, limit: int | None) -> list[ExecutionSummary]:
-        rows = self._fetchall(_WORK.format(scope=scope), {"agents": agents, "limit": limit})
+        columns = None if agents is None else [_column_text(a) for a in agents]
+        rows = self._fetchall(_WORK.format(scope=scope), {"agents": columns, "limit": limit})
         return self._summaries(rows)
 
     def wait_for_work(self, timeout: float) -> bool:
