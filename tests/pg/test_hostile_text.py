@@ -108,3 +108,19 @@ def test_a_url_the_driver_cannot_parse_never_shows_its_password(url: str) -> Non
     with pytest.raises(UsageError) as caught:
         PostgresStore(url)
     assert "secret" not in str(caught.value) and "zzc" not in str(caught.value)
+
+
+def test_an_agent_given_a_url_and_dropped_closes_its_connections(pg_schema_url: str) -> None:
+    import gc
+
+    import psycopg
+
+    agent = Agent(pg_schema_url, provider=ScriptedProvider(["hi"]))
+    assert agent.run("x", execution_id="e").answer == "hi"
+    del agent
+    gc.collect()  # no ResourceWarning (an error in this suite): the store's finalizer closed every connection
+    with psycopg.connect(pg_schema_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None and row[0] == 0

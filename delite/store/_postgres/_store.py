@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -389,8 +390,10 @@ class PostgresStore(Store):
             open=False,
             name="delite",
         )
-        self._claims: ClaimConnection | None = None
         self._listener = Listener({**params, **keep.libpq()})
+        self._open = _Connections(self._pool, self._listener)
+        # A store nobody closed (an Agent given a URL and dropped) closes its connections when it is collected.
+        weakref.finalize(self, self._open.close)
         try:
             self._claims = ClaimConnection(self._params, self.keepalives, self.where)  # fails fast if unreachable
             self._pool.open(wait=True, timeout=30.0)
@@ -499,14 +502,18 @@ class PostgresStore(Store):
 
         return self._with_conn(run, action=f"append to execution {params['id']!r}", retry=False)
 
+    @property
+    def _claims(self) -> ClaimConnection | None:
+        return self._open.claims
+
+    @_claims.setter
+    def _claims(self, claims: ClaimConnection | None) -> None:
+        self._open.claims = claims
+
     def close(self) -> None:
         """Close the pool, the claim connection (the server drops every claim it held) and the listener."""
         self._closed = True
-        self._listener.close()
-        claims, self._claims = self._claims, None
-        if claims is not None:
-            claims.close()
-        self._pool.close()
+        self._open.close()
 
     # -- reading ----------------------------------------------------------------------------------------------
 
@@ -960,6 +967,23 @@ class PostgresStore(Store):
         """Start listening for news now, so that none sent before the first :meth:`wait_for_work` is missed."""
         with contextlib.suppress(psycopg.Error):
             self._listener.start()
+
+
+class _Connections:
+    """What a store holds open: closed by :meth:`PostgresStore.close`, or when a store nobody closed is collected."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[Any], listener: Listener) -> None:
+        self.pool = pool
+        self.listener = listener
+        self.claims: ClaimConnection | None = None
+
+    def close(self) -> None:
+        """Close the listener, the claim connection (the server drops its claims) and the pool; again: nothing."""
+        self.listener.close()
+        claims, self.claims = self.claims, None
+        if claims is not None:
+            claims.close()
+        self.pool.close()
 
 
 def _exists(execution_id: str) -> ExecutionIdConflictError:
