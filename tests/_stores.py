@@ -12,7 +12,7 @@ from pathlib import Path
 
 from delite.store import Store, open_store
 
-__all__ = ["close_all", "log_size", "store_at"]
+__all__ = ["close_all", "log_size", "nothing_stored", "store_at"]
 
 _OPEN: dict[str, Store] = {}
 
@@ -36,3 +36,10 @@ def close_all() -> None:
 def log_size(where: str | Path, execution_id: str) -> int:
     """How many payload bytes the execution's log holds (the same on both stores)."""
     return sum(len(p.payload) for p in store_at(where).read_payloads(execution_id))
+
+
+def nothing_stored(where: str | Path) -> bool:
+    """Whether nothing was written at ``where``: no data directory made, or a database with no execution."""
+    if isinstance(where, Path):
+        return not where.exists()
+    return store_at(where).list_ids() == []
