@@ -124,3 +124,24 @@ def test_an_agent_given_a_url_and_dropped_closes_its_connections(pg_schema_url: 
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchone()
     assert row is not None and row[0] == 0
+
+
+def test_the_postgres_scheme_opens_the_same_store_everywhere(pg_schema_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+    from delite_cli.main import cli
+
+    from delite import Runtime
+
+    short = pg_schema_url.replace("postgresql://", "postgres://", 1)
+    with Agent(short, provider=ScriptedProvider(["hello"])) as agent:
+        assert isinstance(agent.store, PostgresStore)
+        eid = agent.run("hi").execution_id
+    with DataDir(short) as data:
+        assert data.ids() == [eid]
+    with Runtime(short) as rt:
+        assert isinstance(rt.store, PostgresStore)
+    out = CliRunner().invoke(cli, ["status", "--json", "--data-dir", short])
+    assert out.exit_code == 0 and eid in out.output
+    monkeypatch.setenv("DELITE_DATA_DIR", short)
+    out = CliRunner().invoke(cli, ["inspect", eid[-6:]])
+    assert out.exit_code == 0 and "hello" in out.output
