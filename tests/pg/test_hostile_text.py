@@ -1,4 +1,5 @@
-"""Text PostgreSQL's ``text`` columns cannot hold, and URLs whose passwords the driver would quote back.
+"""Hostile input on PostgreSQL: what its ``text`` columns cannot hold, records over the size limit, URLs whose
+passwords the driver would quote back, a store nobody closed, and both URL schemes everywhere.
 
 A Python string may hold NUL (U+0000): the file store keeps it in its records, and so must PostgreSQL, whose
 ``text`` columns (the agent id a listing filters on, the idempotency keys) cannot. Lone surrogates are refused
@@ -145,3 +146,34 @@ def test_the_postgres_scheme_opens_the_same_store_everywhere(pg_schema_url: str,
     monkeypatch.setenv("DELITE_DATA_DIR", short)
     out = CliRunner().invoke(cli, ["inspect", eid[-6:]])
     assert out.exit_code == 0 and "hello" in out.output
+
+
+def test_a_record_over_the_file_formats_limit_is_refused_as_on_files(tmp_path: Path, pg_schema_url: str) -> None:
+    """Every record one store holds, the other can: the size limit of a frame holds on PostgreSQL too."""
+    import zlib
+
+    from delite.errors import RecordTooLargeError
+    from delite.log._framing import MAX_RECORD_SIZE
+    from delite.log.records import ExecutionStarted
+    from delite.store._records import StoredPayload
+
+    huge = ExecutionStarted(execution_id="big", agent_id="x" * MAX_RECORD_SIZE)
+    files = FileStore(tmp_path / "data")
+    with pytest.raises(RecordTooLargeError):
+        files.create("big", [huge])
+    store = PostgresStore(pg_schema_url)
+    try:
+        kept = Agent(store=store, provider=ScriptedProvider(["kept"])).run("hi")
+        with pytest.raises(RecordTooLargeError):
+            store.create("big", [huge])
+        with store.claim(kept.execution_id) as log:
+            head = log.head
+            with pytest.raises(RecordTooLargeError):
+                log.append([huge], expected=head)
+        payload = b"{" + b" " * MAX_RECORD_SIZE + b"}"
+        with pytest.raises(RecordTooLargeError):
+            store.create_payloads("big", [StoredPayload(1, payload, zlib.crc32(payload))])
+        assert store.list_ids() == [kept.execution_id] and store.head(kept.execution_id) == head
+        assert DataDir(store).execution(kept.execution_id).state.status.value == "completed"
+    finally:
+        store.close()

@@ -40,6 +40,7 @@ from delite.errors import (
     ExecutionIdConflictError,
     ExecutionNotFoundError,
     LogCorruptError,
+    RecordTooLargeError,
     SequenceConflictError,
     StoreError,
     UnsupportedFormatError,
@@ -47,6 +48,7 @@ from delite.errors import (
 )
 from delite.log._codec import decode_record, encode_record
 from delite.log._durability import Durability
+from delite.log._framing import MAX_RECORD_SIZE
 from delite.log.records import AnyRecord, ExecutionStarted, Record
 from delite.state._fold import apply, fold
 from delite.state._model import ExecutionState
@@ -180,7 +182,19 @@ def _columns(state: ExecutionState | None) -> dict[str, Any]:
 
 def _encoded(records: Sequence[Record]) -> list[bytes]:
     """Every record's payload (an :class:`~delite.errors.InvalidRecordError` before anything is written)."""
-    return [encode_record(r) for r in records]
+    return _within_limit([encode_record(r) for r in records])
+
+
+def _within_limit(payloads: list[bytes]) -> list[bytes]:
+    """``payloads``, or :class:`~delite.errors.RecordTooLargeError` if one is over the file format's limit.
+
+    The limit is the file store's (a frame's length field), kept here too so that every record one store
+    holds, the other can: ``delite copy`` moves executions both ways.
+    """
+    for payload in payloads:
+        if len(payload) > MAX_RECORD_SIZE:
+            raise RecordTooLargeError(len(payload), MAX_RECORD_SIZE)
+    return payloads
 
 
 class PostgresExecutionLog(ExecutionLog):
@@ -582,10 +596,11 @@ class PostgresStore(Store):
     def create_payloads(self, execution_id: str, payloads: Sequence[StoredPayload]) -> None:
         """Create an execution from stored payloads, kept byte for byte (each checksum verified first)."""
         eid = validate_execution_id(execution_id)
+        kept = _within_limit([bytes(p.payload) for p in payloads])
         records = decode_stored(eid, payloads)
         if not records:
             raise UsageError(f"execution {eid!r} must be created with at least one record")
-        self._create(eid, records, [bytes(p.payload) for p in payloads])
+        self._create(eid, records, kept)
 
     def _create(self, eid: str, records: Sequence[Record], payloads: list[bytes]) -> None:
         if self.exists(eid):
