@@ -127,11 +127,13 @@ def test_an_agent_given_a_url_and_dropped_closes_its_connections(pg_schema_url: 
     assert row is not None and row[0] == 0
 
 
-def test_the_postgres_scheme_opens_the_same_store_everywhere(pg_schema_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_postgres_scheme_opens_the_same_store_everywhere(
+    pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from click.testing import CliRunner
-    from delite_cli.main import cli
 
     from delite import Runtime
+    from delite_cli.main import cli
 
     short = pg_schema_url.replace("postgresql://", "postgres://", 1)
     with Agent(short, provider=ScriptedProvider(["hello"])) as agent:
