@@ -144,6 +144,14 @@ class Worker:
             if line.startswith("{"):
                 self.events.append(json.loads(line))
 
+    def wait_started(self, timeout: float) -> None:
+        """Wait until the worker has said it started (or exited, or ``timeout`` seconds passed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if any(e.get("event") == "started" for e in self.events):
+                return
+            time.sleep(0.05)
+
     def end(self, sig: int) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -255,10 +263,11 @@ def run(kills: int, executions: int, workers_n: int, kill_every: float, seed: in
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             play_humans(agent, store, work_dir, counts)
-            if store.list_executions(status="completed", limit=1).total == executions:
+            if store.list_executions(status="completed", limit=1).total == len(ids):  # every one enqueued
                 break
             time.sleep(0.2)
         for w in workers:
+            w.wait_started(60.0)  # a worker restarted a moment ago has its SIGTERM handler only once started
             code = w.end(signal.SIGTERM)
             if code != 0:
                 violations.append(f"a worker's drain exited {code}")

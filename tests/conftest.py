@@ -71,3 +71,34 @@ def pg_schema_url(pg_server: Any) -> Any:
     url = pg_server.create_database(migrated=True)
     yield url
     pg_server.recycle_database(url)
+
+
+# -- the main behaviour suites on both stores ----------------------------------------------------------------
+
+
+@pytest.fixture(params=["file", "postgresql"])
+def any_data_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Where a test's executions live, once per store: a data directory's path, then a PostgreSQL URL.
+
+    A behaviour suite runs on both stores by defining ``data_dir`` as this fixture (``Agent``, ``Runtime`` and
+    ``DataDir`` accept either); a test that looks at the files themselves is marked ``files_only`` and is run on
+    the file store alone. The PostgreSQL half is skipped, with the reason, where no server can be started.
+    """
+    from _stores import close_all
+
+    where = tmp_path / "data" if request.param == "file" else request.getfixturevalue("pg_schema_url")
+    yield where
+    close_all()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the PostgreSQL half of the tests marked ``files_only`` (they read the data directory's files)."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        on_pg = spec is not None and spec.params.get("any_data_dir") == "postgresql"
+        (dropped if on_pg and item.get_closest_marker("files_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from delite._checks import check_text
 from delite.errors import UsageError
 from delite.state._model import Status
 from delite.store._ids import validate_execution_id
@@ -97,8 +98,8 @@ def check_listing(
         except (TypeError, ValueError, OverflowError) as e:
             raise UsageError(f"metadata value for {key!r} is not a JSON value: {e}") from None
     for name, text in (("agent", agent), ("parent", parent)):
-        if text is not None and not isinstance(text, str):
-            raise UsageError(f"{name} must be a string, not {text!r}")
+        if text is not None:
+            check_text(name, text)
 
 
 class ListingQuery(msgspec.Struct, kw_only=True):
@@ -169,7 +170,7 @@ def check_key(key: object) -> str:
     """Return an idempotency key if it is a non-empty string, else raise :class:`UsageError`."""
     if not isinstance(key, str) or not key:
         raise UsageError(f"an idempotency key is a non-empty string, not {key!r}")
-    return key
+    return check_text("an idempotency key", key)
 
 
 def check_binding(key: object, execution_id: object, fingerprint: object) -> str:
@@ -183,6 +184,7 @@ def check_binding(key: object, execution_id: object, fingerprint: object) -> str
     validate_execution_id(execution_id)
     if not isinstance(fingerprint, str):
         raise UsageError(f"an idempotency key's fingerprint is a string, not {fingerprint!r}")
+    check_text("an idempotency key's fingerprint", fingerprint)
     return checked
 
 
@@ -199,6 +201,7 @@ def check_agents(agent: object) -> frozenset[str] | None:
     for a in agents:
         if not isinstance(a, str) or not a:
             raise UsageError(f"an agent id is a non-empty string, not {a!r}")
+        check_text("an agent id", a)
     if not agents:
         raise UsageError("agent must name at least one agent id (or be None for every agent)")
     return frozenset(agents)

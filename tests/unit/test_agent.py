@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _stores import log_size, nothing_stored, store_at
 
 from delite import Agent, MemoryStore, ScriptedProvider, Status, current_idempotency_key, tool
 from delite.errors import (
@@ -19,7 +20,12 @@ from delite.errors import (
 )
 from delite.log.records import ExecutionResumed, ModelResponded, ToolFinished, ToolStarted
 from delite.providers import call
-from delite.store import FileStore
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 def make_agent(data_dir: Path, script: list[Any], tools: list[Any], **kw: Any) -> Agent:
@@ -51,7 +57,7 @@ def test_run_completes_and_records_every_step(data_dir: Path, add: Any, counter:
     state = agent.get(r.execution_id)
     assert state.metadata == {"thread_id": "t1"}
     assert [m["role"] for m in state.messages] == ["user", "assistant", "tool", "assistant"]
-    kinds = [type(x).__name__ for x in FileStore(data_dir).read(r.execution_id).records]
+    kinds = [type(x).__name__ for x in store_at(data_dir).read(r.execution_id).records]
     assert kinds == [
         "ExecutionStarted",
         "ModelResponded",
@@ -91,7 +97,7 @@ def test_history_and_prompt_shape_the_conversation(data_dir: Path) -> None:
     r = agent.run("again", history=history, model="m-override")
     assert r.answer == "model=m-override"
     assert seen[0] == [{"role": "system", "content": "be brief"}, *history, {"role": "user", "content": "again"}]
-    turn = next(x for x in FileStore(data_dir).read(r.execution_id).records if isinstance(x, ModelResponded))
+    turn = next(x for x in store_at(data_dir).read(r.execution_id).records if isinstance(x, ModelResponded))
     assert turn.model == "m-override"
     assert r.usage.input_tokens == 5 and r.usage.output_tokens == 2
     assert agent.run("plain").answer == "model=m-default"
@@ -119,7 +125,7 @@ def test_tool_errors_invalid_arguments_and_unknown_tools_go_to_the_model(data_di
     assert parts[0] == "Error: RuntimeError: boom 1"
     assert parts[1].startswith("Error: invalid arguments for boom: Expected `int`")
     assert parts[2] == "Error: unknown tool 'nope'"
-    records = FileStore(data_dir).read(r.execution_id).records
+    records = store_at(data_dir).read(r.execution_id).records
     assert sum(isinstance(x, ToolStarted) for x in records) == 1  # only the valid call's body ran
 
 
@@ -173,7 +179,7 @@ def test_idempotency_key_is_stable_and_unique(data_dir: Path) -> None:
 def _crash_inside_tool(data_dir: Path, tools: list[Any]) -> str:
     """Write a log as a process that died inside the first tool call would have left it."""
     agent = make_agent(data_dir, [call("pay", n=1), "done"], tools)
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
 
     class Died(BaseException):
         pass
@@ -205,11 +211,11 @@ def test_in_doubt_call_is_retried_with_the_same_key(data_dir: Path) -> None:
         return "paid"
 
     eid = _crash_inside_tool(data_dir, [pay])
-    started = [x for x in FileStore(data_dir).read(eid).records if isinstance(x, ToolStarted)]
+    started = [x for x in store_at(data_dir).read(eid).records if isinstance(x, ToolStarted)]
     r = make_agent(data_dir, [call("pay", n=1), "done"], [pay]).run("go", execution_id=eid)
     assert r.answer == "done"
     assert keys == [(started[0].idempotency_key, 2)]
-    records = FileStore(data_dir).read(eid).records
+    records = store_at(data_dir).read(eid).records
     retry = [x for x in records if isinstance(x, ToolStarted)]
     assert [x.attempt for x in retry] == [1, 2]
     assert any(isinstance(x, ExecutionResumed) for x in records)
@@ -231,12 +237,12 @@ def test_in_doubt_call_not_safe_to_retry_suspends_until_resolved(data_dir: Path)
     assert r.suspend_reason is not None and r.suspend_reason.kind == "in_doubt"
     assert r.suspend_reason.confirmation_id == "c1.0" and ran == []
     # Asking again changes nothing and writes nothing.
-    size = (data_dir / "executions" / f"{eid}.log").stat().st_size
+    size = log_size(data_dir, eid)
     assert agent.resume(eid).suspend_reason == r.suspend_reason
-    assert (data_dir / "executions" / f"{eid}.log").stat().st_size == size
+    assert log_size(data_dir, eid) == size
     done = agent.resolve(eid, "c1.0", result="confirmed paid by operator")
     assert done.answer == "final: confirmed paid by operator" and ran == []
-    fin = [x for x in FileStore(data_dir).read(eid).records if isinstance(x, ToolFinished)]
+    fin = [x for x in store_at(data_dir).read(eid).records if isinstance(x, ToolFinished)]
     assert fin[-1].source == "operator"
 
 
@@ -277,7 +283,7 @@ def test_hostile_execution_ids_are_refused_before_any_file_is_touched(data_dir: 
     with pytest.raises(InvalidExecutionIdError) as info:
         agent.run("x", execution_id=bad)
     assert isinstance(info.value, ValueError) and info.value.http_status == 400
-    assert not data_dir.exists()
+    assert nothing_stored(data_dir)
 
 
 def test_unknown_execution(data_dir: Path) -> None:
@@ -319,7 +325,7 @@ def test_retryable_provider_failure_is_retried_and_recorded(data_dir: Path) -> N
     agent = Agent(data_dir, provider=flaky, retry=RetryPolicy(max_attempts=5, base_delay=0.0))
     r = agent.run("x")
     assert r.answer == "ok"
-    failed = [x for x in FileStore(data_dir).read(r.execution_id).records if isinstance(x, ModelCallFailed)]
+    failed = [x for x in store_at(data_dir).read(r.execution_id).records if isinstance(x, ModelCallFailed)]
     assert [f.attempt for f in failed] == [1, 2] and all(f.retryable for f in failed)
 
 
@@ -370,9 +376,7 @@ def test_log_naming_an_unknown_call_is_a_clear_error(data_dir: Path) -> None:
 
 
 def test_idempotency_key_bound_before_a_crash_does_not_dead_end(data_dir: Path) -> None:
-    from delite.store import FileStore as _FileStore
-
-    store = _FileStore(data_dir)
+    store = store_at(data_dir)
     # A process bound the key, then died before it created the execution.
     import hashlib
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import store_at
 
 from delite import Agent, ScriptedProvider, Status, current_call, tool
 from delite.engine._events import Completed, TextDelta, ToolCallFinished, ToolCallStarted
@@ -17,6 +18,12 @@ from delite.log import _os as log_os
 from delite.log.records import ExecutionCompleted, ToolFinished
 from delite.providers import call
 from delite.store import FileStore
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 def outputs(messages: list[dict[str, Any]]) -> str:
@@ -35,13 +42,14 @@ def test_arun_records_the_same_log_as_run(data_dir: Path) -> None:
     sync = Agent(data_dir, provider=script(), tools=[add]).run("go", execution_id="s")
     done = asyncio.run(Agent(data_dir, provider=script(), tools=[add]).arun("go", execution_id="a"))
     assert done.answer == sync.answer == "3 | 7"
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     kinds = [[type(r).__name__ for r in store.read(e).records] for e in ("s", "a")]
     assert kinds[0] == kinds[1]
     again = asyncio.run(Agent(data_dir, provider=ScriptedProvider([]), tools=[add]).arun("go", execution_id="a"))
     assert again.answer == "3 | 7"  # replayed from the log: the empty script is never asked
 
 
+@pytest.mark.files_only  # it watches the file store's writes
 def test_async_tools_run_on_the_loop_and_sync_tools_and_writes_do_not(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,7 +199,7 @@ def test_leaving_an_async_stream_stops_the_run_resumably(data_dir: Path) -> None
         eid = stream.execution_id
         state = await agent().aget(eid)
         assert state.status is Status.RUNNING and state.steps < 6
-        assert not FileStore(data_dir).is_claimed(eid)  # the run let go of the execution
+        assert not store_at(data_dir).is_claimed(eid)  # the run let go of the execution
         assert (await agent().aresume(eid)).answer == "done"
 
     asyncio.run(main())
@@ -218,7 +226,7 @@ def test_cancelling_the_task_releases_the_claim(data_dir: Path) -> None:
         release.set()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert not FileStore(data_dir).is_claimed("c1")
+        assert not store_at(data_dir).is_claimed("c1")
         # The tool's intent was written and its result was not: the call is in doubt and runs again.
         assert (await agent.aresume("c1")).answer == "done"
 
@@ -251,10 +259,10 @@ def test_many_concurrent_aruns_on_one_loop(data_dir: Path) -> None:
         return [r.answer for r in responses]
 
     assert asyncio.run(main()) == ["done"] * 30
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     for i in range(30):
         contents = store.read(f"x{i}")
-        assert contents.torn is None and isinstance(contents.records[-1], ExecutionCompleted)
+        assert getattr(contents, "torn", None) is None and isinstance(contents.records[-1], ExecutionCompleted)
         assert sum(isinstance(r, ToolFinished) for r in contents.records) == 3
 
 
@@ -282,6 +290,7 @@ def test_the_thread_pool_runs_a_burst_of_blocking_calls_at_once() -> None:
     assert pool.started == 4 and not pool.threads
 
 
+@pytest.mark.files_only  # it holds the file store's claim
 def test_a_claim_taken_after_its_caller_was_cancelled_is_released(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -313,7 +322,7 @@ def test_a_claim_taken_after_its_caller_was_cancelled_is_released(
 
     asyncio.run(main())
     assert returned.wait(30)  # the claim was taken (after the cancel)...
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     deadline = time.monotonic() + 30
     while store.is_claimed("c") and time.monotonic() < deadline:
         time.sleep(0.001)

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _stores import store_at
 from click.testing import CliRunner
 
 from delite import Agent, RetryPolicy, Runtime, ScriptedProvider, tool
@@ -27,9 +28,20 @@ from delite_cli.main import cli
 NO_WAIT = {"base_delay": 0, "max_delay": 0}
 
 
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
+
+
 def written(data_dir: Path) -> dict[str, bytes]:
-    """Every durable file: logs, idempotency keys, cancel signals."""
+    """Every durable file: logs, idempotency keys, cancel signals (on PostgreSQL: every execution's records)."""
     out: dict[str, bytes] = {}
+    if not isinstance(data_dir, Path):
+        store = store_at(data_dir)
+        for eid in store.list_ids():
+            out[f"executions/{eid}"] = b"".join(p.payload for p in store.read_payloads(eid))
+        return out
     for sub in ("executions", "keys", "signals"):
         folder = data_dir / sub
         if folder.is_dir():

@@ -8,12 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import store_at
 
 from delite import Agent, Budget, ScriptedProvider, Status, tool
 from delite.engine._loop import RetryPolicy
 from delite.errors import ProviderError
 from delite.log.records import ExecutionSuspended, ToolStarted, Usage
-from delite.store import FileStore
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 def _wide(n: int) -> ScriptedProvider:
@@ -47,7 +53,7 @@ def test_a_turn_runs_no_more_tool_bodies_than_the_limit(data_dir: Path, n: int, 
     assert r.suspend_reason.kind == "budget" and r.suspend_reason.limit == "max_tool_calls"
     assert r.suspend_reason.spent["tool_calls"] == limit
     assert sorted(ran) == list(range(limit))
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     size = len(store.read("b").records)
     assert sum(isinstance(x, ToolStarted) for x in store.read("b").records) == limit  # the rest never started
     assert agent.resume("b").is_suspended  # still over: nothing runs, nothing is written
@@ -86,4 +92,4 @@ def test_a_billed_failed_attempt_counts_before_the_retry(data_dir: Path) -> None
     assert r.status is Status.SUSPENDED and r.suspend_reason is not None
     assert r.suspend_reason.limit == "max_tokens" and r.suspend_reason.spent["tokens"] == 600
     assert len(calls) == 1  # no second attempt was paid for past the limit
-    assert isinstance(FileStore(data_dir).read("t").records[-1], ExecutionSuspended)
+    assert isinstance(store_at(data_dir).read("t").records[-1], ExecutionSuspended)

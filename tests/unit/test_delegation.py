@@ -8,20 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import log_size, store_at
 
 from delite import Agent, DataDir, ScriptedProvider, Status, adelegate, current_call, delegate, tool
 from delite.errors import DelegationDepthExceededError, InvalidToolResultError, UsageError
 from delite.log.records import ChildSuspended, ExecutionCancelled, ToolFinished, ToolStarted
 from delite.providers import call
-from delite.store import FileStore
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 def last_tool(messages: list[dict[str, Any]]) -> str:
     return next(m["content"] for m in reversed(messages) if m["role"] == "tool")
-
-
-def log_size(data_dir: Path, eid: str) -> int:
-    return (data_dir / "executions" / f"{eid}.log").stat().st_size
 
 
 class Team:
@@ -86,7 +88,7 @@ def test_the_child_is_linked_to_the_parents_call_and_listed(data_dir: Path) -> N
     parent = Agent(data_dir, provider=ScriptedProvider([call("research", topic="t"), last_tool]), tools=[research])
     r = parent.run("go", execution_id="root")
     assert r.answer == "8+8"
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     assert sorted(store.list_ids()) == ["root", "root:c1.0", "root:c1.0:2"]
     child = helper.get("root:c1.0")
     assert (child.parent_id, child.parent_call, child.depth, child.agent_id) == ("root", "c1.0", 1, "helper")
@@ -118,7 +120,7 @@ def test_the_delegation_depth_is_limited(data_dir: Path) -> None:
     r = agent.run("go", execution_id="d")
     assert depths == [0, 1, 2]
     assert r.answer == "Error: DelegationDepthExceededError: delegation depth 3 exceeds the limit of 2"
-    assert FileStore(data_dir).list_ids() == ["d", "d:c1.0", "d:c1.0:c1.0"]
+    assert store_at(data_dir).list_ids() == ["d", "d:c1.0", "d:c1.0:c1.0"]
     with pytest.raises(UsageError):
         Agent(data_dir, provider=script, max_delegation_depth=-1)
     assert DelegationDepthExceededError(3, 2).http_status == 409
@@ -131,7 +133,7 @@ def test_a_childs_suspension_suspends_the_parent_and_is_answered_through_it(data
     assert r.suspend_reason is not None and r.suspend_reason.confirmation_ids == ["p:c1.0/c1.0"]
     assert r.suspend_reason.calls[0].name == "transfer" and r.suspend_reason.calls[0].arguments == {"amount": 5}
     assert team.child().get("p:c1.0").status is Status.WAITING_APPROVAL
-    records = FileStore(data_dir).read("p").records
+    records = store_at(data_dir).read("p").records
     assert [x.child_id for x in records if isinstance(x, ChildSuspended)] == ["p:c1.0"]
     view = DataDir(data_dir).execution("p").detail
     assert [(c.call_id, c.status, c.child_id) for c in view.pending_calls] == [("c1.0", "waiting_child", "p:c1.0")]
@@ -211,10 +213,10 @@ def test_a_running_child_stops_when_its_parent_is_cancelled(data_dir: Path) -> N
     )
     r = parent.run("go", execution_id="p")
     assert r.status is Status.CANCELLED and steps == [0, 1]
-    child_records = FileStore(data_dir).read("p:c1.0").records
+    child_records = store_at(data_dir).read("p:c1.0").records
     assert isinstance(child_records[-1], ExecutionCancelled)
     assert child_records[-1].reason == "a parent execution was cancelled"
-    assert not FileStore(data_dir).cancel_requested("p")
+    assert not store_at(data_dir).cancel_requested("p")
 
 
 class Died(BaseException):
@@ -250,9 +252,9 @@ def test_after_a_crash_the_parents_retry_continues_the_same_child(data_dir: Path
     assert parent().run("go", execution_id="p").answer == "done"
     # The child's finished steps ran once; only the one in flight ran again, as a retry.
     assert ran == [(0, 1), (1, 1), (2, 1), (2, 2), (3, 1)]
-    parent_starts = [x.attempt for x in FileStore(data_dir).read("p").records if isinstance(x, ToolStarted)]
+    parent_starts = [x.attempt for x in store_at(data_dir).read("p").records if isinstance(x, ToolStarted)]
     assert parent_starts == [1, 2]
-    child_results = [x for x in FileStore(data_dir).read("p:c1.0").records if isinstance(x, ToolFinished)]
+    child_results = [x for x in store_at(data_dir).read("p:c1.0").records if isinstance(x, ToolFinished)]
     assert [x.result for x in child_results] == ["s0", "s1", "s2", "s3"]
 
 

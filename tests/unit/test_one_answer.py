@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import store_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,13 @@ from delite.errors import (
 )
 from delite.log.records import DecisionRecorded, InDoubtResolved, InputSubmitted, Record, ToolFinished, ToolStarted
 from delite.providers import call
-from delite.store import FileStore, Store
+from delite.store import Store
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 def outputs(messages: list[dict[str, Any]]) -> str:
@@ -136,7 +143,7 @@ KINDS = list(ANSWERS)
 def test_a_second_answer_of_any_kind_is_refused_and_writes_nothing(
     data_dir: Path, kind: str, first_advances: bool
 ) -> None:
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     ran: list[str] = []
     agent, eid = suspend(store, kind, ran)
     name, first = ANSWERS[kind][0]
@@ -162,7 +169,7 @@ def test_a_second_answer_of_any_kind_is_refused_and_writes_nothing(
 
 def test_a_later_rerun_request_is_refused(data_dir: Path) -> None:
     """The in-doubt payment is never recorded as both sent and not sent, nor run again after it was settled."""
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     ran: list[str] = []
     agent, eid = suspend(store, "in_doubt", ran)
     agent.resolve(eid, "c1.0", result={"sent": True}, advance=False)
@@ -175,7 +182,7 @@ def test_a_later_rerun_request_is_refused(data_dir: Path) -> None:
 
 
 def test_a_rerun_request_takes_no_second_answer(data_dir: Path) -> None:
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     ran: list[str] = []
     agent, eid = suspend(store, "in_doubt", ran)
     agent.resolve(eid, "c1.0", rerun=True, advance=False)
@@ -187,7 +194,7 @@ def test_a_rerun_request_takes_no_second_answer(data_dir: Path) -> None:
 
 
 def test_a_batch_naming_an_answered_call_is_refused_whole(data_dir: Path) -> None:
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     ran: list[str] = []
     agent, eid = suspend(store, "approval", ran, calls=3)
     agent.approve(eid, "c1.1")
@@ -206,7 +213,7 @@ def test_a_batch_naming_an_answered_call_is_refused_whole(data_dir: Path) -> Non
 
 
 def test_every_pending_call_already_decided(data_dir: Path) -> None:
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     agent, eid = suspend(store, "approval", [], calls=2)
     agent.decide(eid, {"c1.0": True, "c1.1": True}, advance=False)
     with pytest.raises(AlreadyDecidedError, match="every pending call already has its answer"):
@@ -214,7 +221,7 @@ def test_every_pending_call_already_decided(data_dir: Path) -> None:
 
 
 def test_client_results_batch(data_dir: Path) -> None:
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     agent, eid = suspend(store, "client_tool", [], calls=2)
     with pytest.raises(InvalidToolResultError, match=r"missing results for c1\.1"):
         agent.submit_tool_results(eid, {"c1.0": 1}, advance=False)
@@ -230,7 +237,7 @@ def test_client_results_batch(data_dir: Path) -> None:
 
 
 def test_several_questions_take_one_answer_each(data_dir: Path) -> None:
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     agent, eid = suspend(store, "human_input", [], calls=2)
     agent.submit_input(eid, "yes", advance=False)
     with pytest.raises(AlreadyDecidedError):
@@ -243,7 +250,7 @@ def test_threads_racing_on_one_call_record_one_answer(data_dir: Path) -> None:
     """Threads of one process exclude each other through the claim as processes do."""
     import threading
 
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     agent, eid = suspend(store, "client_tool", [])
     barrier = threading.Barrier(8)
     outcomes: list[object] = []
@@ -304,7 +311,7 @@ def test_a_batch_across_a_parent_and_its_child_is_all_or_nothing(data_dir: Path)
     parent = team(data_dir, ran)
     r = parent.run("go", execution_id="p")
     assert r.suspend_reason is not None and r.suspend_reason.confirmation_ids == ["c1.0", "p:c1.1/c1.0"]
-    store = FileStore(data_dir)
+    store = store_at(data_dir)
     parent.approve("p", "c1.0")
     sizes = (len(records(store, "p")), len(records(store, "p:c1.1")))
     with pytest.raises(AlreadyDecidedError):
@@ -415,8 +422,8 @@ def test_every_error_is_importable_from_delite() -> None:
 def test_another_input_for_an_existing_id_is_a_state_conflict(data_dir: Path) -> None:
     agent = Agent(data_dir, provider=ScriptedProvider(["ok"]))
     agent.run("x", execution_id="job-1")
-    size = len(records(FileStore(data_dir), "job-1"))
+    size = len(records(store_at(data_dir), "job-1"))
     with pytest.raises(ExecutionIdConflictError, match="another input") as conflict:
         agent.run("y", execution_id="job-1")
     assert conflict.value.http_status == 409 and isinstance(conflict.value, delite.UsageError)
-    assert len(records(FileStore(data_dir), "job-1")) == size
+    assert len(records(store_at(data_dir), "job-1")) == size

@@ -9,12 +9,18 @@ from typing import Any, TypedDict
 
 import msgspec
 import pytest
+from _stores import store_at
 
 from delite import Agent, ScriptedProvider, Status, tool
 from delite.errors import StructuredOutputValidationError, UsageError
 from delite.log.records import ExecutionCompleted, ExecutionStarted, OutputRejected
 from delite.providers import call
-from delite.store import FileStore
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 class Weather(msgspec.Struct):
@@ -52,7 +58,7 @@ def test_the_answer_is_returned_typed(data_dir: Path, output_type: Any, answer: 
     agent = Agent(data_dir, provider=ScriptedProvider([call("weather", city="Paris"), answer]), tools=[weather])
     r = agent.run("weather?", output_type=output_type, execution_id="w")
     assert r.status is Status.COMPLETED and r.output == expected and r.answer == answer
-    records = FileStore(data_dir).read("w").records
+    records = store_at(data_dir).read("w").records
     started = records[0]
     assert isinstance(started, ExecutionStarted) and started.output_schema == msgspec.json.schema(output_type)
     completed = records[-1]
@@ -76,7 +82,7 @@ def test_a_wrong_answer_is_sent_back_for_correction(data_dir: Path) -> None:
     script = ScriptedProvider(["It is sunny.", '{"city": "Paris"}', '{"city": "Paris", "temp_c": 21}'])
     r = Agent(data_dir, provider=script, output_retries=2).run("weather?", output_type=Weather, execution_id="c")
     assert r.output == Weather("Paris", 21.0)
-    records = FileStore(data_dir).read("c").records
+    records = store_at(data_dir).read("c").records
     rejected = [x for x in records if isinstance(x, OutputRejected)]
     assert [x.step for x in rejected] == [1, 2]
     assert "not JSON" in rejected[0].error and "temp_c" in rejected[1].error

@@ -9,14 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import store_at
 
 from delite import Agent, ScriptedProvider, current_call, tool
 from delite.log import _os as log_os
 from delite.log import parse_log
 from delite.log.records import ModelResponded, ToolFinished, ToolStarted
-from delite.store import FileStore
 
 WAIT = 20.0  # seconds a body waits for a sibling before giving up (only reached if the calls were not concurrent)
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 def turn(*calls: tuple[str, dict[str, Any]]) -> dict[str, Any]:
@@ -37,9 +43,10 @@ def wait_for(predicate: Any) -> bool:
 
 
 def finished_ids(data_dir: Path, eid: str) -> set[str]:
-    return {r.call_id for r in FileStore(data_dir).read(eid).records if isinstance(r, ToolFinished)}
+    return {r.call_id for r in store_at(data_dir).read(eid).records if isinstance(r, ToolFinished)}
 
 
+@pytest.mark.files_only  # it watches the file store's writes
 def test_calls_of_one_turn_run_at_once_after_one_write(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writes: list[bytes] = []
     real_write = log_os.write_all
@@ -60,8 +67,8 @@ def test_calls_of_one_turn_run_at_once_after_one_write(data_dir: Path, monkeypat
     script = ScriptedProvider([turn(("meet", {"who": "a"}), ("meet", {"who": "b"}), ("meet", {"who": "c"})), outputs])
     r = Agent(data_dir, provider=script, tools=[meet]).run("go", execution_id="p")
     assert r.answer == "a met | b met | c met"
-    header = FileStore(data_dir).read("p")  # the header is in the first write
-    assert header.torn is None
+    header = store_at(data_dir).read("p")  # the header is in the first write
+    assert getattr(header, "torn", None) is None
     batches = [parse_log(writes[0][:13] + w).records for w in writes[1:]]  # each later write, parsed alone
     with_intents = [b for b in batches if any(isinstance(x, ToolStarted) for x in b)]
     assert len(with_intents) == 1  # the response and the three intents: one write, before any body ran
@@ -85,7 +92,7 @@ def test_each_result_is_written_as_it_comes_in_and_shown_in_call_order(data_dir:
     r = Agent(data_dir, provider=script, tools=[slow, fast]).run("go", execution_id="o")
     # The model sees the results in the order it asked for them, whatever order they finished in.
     assert r.answer == "slow saw fast's result | fast"
-    finished = [x.call_id for x in FileStore(data_dir).read("o").records if isinstance(x, ToolFinished)]
+    finished = [x.call_id for x in store_at(data_dir).read("o").records if isinstance(x, ToolFinished)]
     assert finished == ["c1.1", "c1.0"]  # in the log: as they came in
 
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from delite import Agent, Budget, ScriptedProvider, tool
 from delite.providers import call
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 @tool(description="Transfer money", requires_confirmation=True)

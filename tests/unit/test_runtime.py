@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import close_all
+from _stores import store_at as shared_store
 from store_fixtures import ListStore
 
 from delite import Agent, DataDir, Runtime, ScriptedProvider, Status, current_call, delegate, tool
@@ -21,22 +24,25 @@ def last_tool(messages: list[dict[str, Any]]) -> str:
     return next(m["content"] for m in reversed(messages) if m["role"] == "tool")
 
 
-@pytest.fixture(params=["file", "memory", "list"])
-def place(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, Any]:
+@pytest.fixture(params=["file", "memory", "list", "postgresql"])
+def place(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[dict[str, Any]]:
     """Where recovery tests keep their executions, as Agent and Runtime take it: a data directory or a store.
 
     Recovery asks the store (``runnable()``), so it behaves the same on both.
     """
-    if request.param == "file":
-        return {"data_dir": data_dir}
+    if request.param in ("file", "postgresql"):
+        where = data_dir if request.param == "file" else request.getfixturevalue("pg_schema_url")
+        yield {"data_dir": where}
+        close_all()
+        return
     from delite import MemoryStore
 
-    return {"store": MemoryStore() if request.param == "memory" else ListStore()}
+    yield {"store": MemoryStore() if request.param == "memory" else ListStore()}
 
 
 def store_at(place: dict[str, Any]) -> Any:
     """The store itself (a file store on the data directory, as another process has)."""
-    return place.get("store") or FileStore(place["data_dir"])
+    return place.get("store") or shared_store(place["data_dir"])
 
 
 @pytest.fixture

@@ -6,8 +6,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from delite import Agent, Runtime, ScriptedProvider, tool
 from delite.providers import call
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 @tool(description="Publish", requires_confirmation=True)

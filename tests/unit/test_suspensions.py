@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import log_size, store_at
 
 from delite import Agent, Budget, ScriptedProvider, Status, tool
 from delite.errors import (
@@ -20,16 +21,17 @@ from delite.errors import (
 )
 from delite.log.records import DecisionRecorded, DriftAccepted, ToolFinished
 from delite.providers import call
-from delite.store import FileStore
 from delite.tools import Clarification
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 def tool_outputs(messages: list[dict[str, Any]]) -> str:
     return " | ".join(m["content"] for m in messages if m["role"] == "tool")
-
-
-def log_size(data_dir: Path, eid: str) -> int:
-    return (data_dir / "executions" / f"{eid}.log").stat().st_size
 
 
 @pytest.fixture
@@ -71,7 +73,7 @@ def test_rejected_call_never_runs_and_the_model_is_told_why(data_dir: Path, tran
     agent.reject(r.execution_id, "c1.0", reason="over the limit")
     done = agent.resume(r.execution_id)
     assert done.answer == "Error: the call was rejected by a human: over the limit" and ran == []
-    finished = [x for x in FileStore(data_dir).read(r.execution_id).records if isinstance(x, ToolFinished)]
+    finished = [x for x in store_at(data_dir).read(r.execution_id).records if isinstance(x, ToolFinished)]
     assert finished[0].source == "rejected"
 
 
@@ -248,7 +250,7 @@ def test_contract_stops_the_call_and_can_be_overridden(data_dir: Path, ran: list
     assert "max-charge" in r.suspend_reason.message and "VP approval" in r.suspend_reason.message
     assert agent.submit_approval(r.execution_id, approved=True).answer == "charged 5000"
     assert ran == ["charge 5000"]
-    decision = [x for x in FileStore(data_dir).read(r.execution_id).records if isinstance(x, DecisionRecorded)]
+    decision = [x for x in store_at(data_dir).read(r.execution_id).records if isinstance(x, DecisionRecorded)]
     assert decision[0].approved
 
 
@@ -332,7 +334,7 @@ def test_cancel_while_running_stops_at_the_next_step_boundary(data_dir: Path) ->
     agent_box["a"] = agent
     r = agent.run("go", execution_id="job")
     assert r.status is Status.CANCELLED and steps == [0, 1]
-    assert not FileStore(data_dir).cancel_requested("job")
+    assert not store_at(data_dir).cancel_requested("job")
 
 
 # -- drift --------------------------------------------------------------------------------------------------
@@ -379,7 +381,7 @@ def test_drift_policies_record_the_decision(data_dir: Path, transfer: Any) -> No
     lenient = Agent(data_dir, provider=provider, tools=[transfer], prompt="v2", on_drift="warn")
     with pytest.warns(RuntimeWarning, match="prompt"):
         assert lenient.submit_approval(r.execution_id, approved=True).answer == "ok"
-    drift = [x for x in FileStore(data_dir).read(r.execution_id).records if isinstance(x, DriftAccepted)]
+    drift = [x for x in store_at(data_dir).read(r.execution_id).records if isinstance(x, DriftAccepted)]
     assert drift[0].changes == [["prompt", "v1", "v2"]] and drift[0].policy == "warn"
 
 

@@ -12,13 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import store_at
 
 from delite import Agent, ScriptedProvider, tool
 from delite.log import read_log
 from delite.log._framing import MAX_RECORD_SIZE
 from delite.log.records import ToolFinished, ToolStarted
 from delite.providers import call
-from delite.store import FileStore
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 def _agent(data_dir: Path, value: Any, runs: list[str], *, parallel: bool = False) -> Agent:
@@ -44,7 +50,7 @@ def _agent(data_dir: Path, value: Any, runs: list[str], *, parallel: bool = Fals
 
 
 def _finished(data_dir: Path, eid: str) -> list[ToolFinished]:
-    return [r for r in FileStore(data_dir).read(eid).records if isinstance(r, ToolFinished)]
+    return [r for r in store_at(data_dir).read(eid).records if isinstance(r, ToolFinished)]
 
 
 BAD_VALUES = {
@@ -66,7 +72,8 @@ def test_an_unstorable_result_is_recorded_once_as_a_tool_error(data_dir: Path, v
     assert finished.result is None and finished.error is not None
     assert "tool returned a value" in finished.error
     assert "error" in (r.answer or "").lower() or finished.error in (r.answer or "")  # the model was told
-    read_log(str(FileStore(data_dir).layout.log(r.execution_id)))  # the log reads back whole
+    if isinstance(data_dir, Path):
+        read_log(str(store_at(data_dir).layout.log(r.execution_id)))  # the log reads back whole
     again = _agent(data_dir, value, runs).resume(r.execution_id)
     assert again.answer == r.answer and runs == ["produce 1"]  # never run again
 
@@ -79,7 +86,7 @@ def test_one_unstorable_result_in_a_parallel_turn_leaves_the_others_alone(data_d
     by_call = {f.call_id: f for f in _finished(data_dir, r.execution_id)}
     assert by_call["c1.0"].error is not None and by_call["c1.0"].result is None
     assert by_call["c1.1"].result == "fine 2" and by_call["c1.1"].error is None
-    started = [s for s in FileStore(data_dir).read(r.execution_id).records if isinstance(s, ToolStarted)]
+    started = [s for s in store_at(data_dir).read(r.execution_id).records if isinstance(s, ToolStarted)]
     assert len(started) == 2  # one body each, no retry of an in-doubt call
 
 

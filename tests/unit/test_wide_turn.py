@@ -7,6 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+from _stores import store_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,9 +17,14 @@ from delite.engine._aio import WORKERS
 from delite.engine._effects import TOOL_THREADS
 from delite.log.records import ExecutionStarted, ModelResponded, RecordedToolCall, ToolFinished
 from delite.state._fold import fold
-from delite.store import FileStore
 
 N = 300
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL (the files_only ones on files alone)."""
+    return any_data_dir
 
 
 def _wide(n: int) -> ScriptedProvider:
@@ -46,7 +53,7 @@ def test_a_wide_turn_runs_in_a_bounded_pool_and_shows_results_in_order(data_dir:
     r = _agent(data_dir, threads, lock).run("go", execution_id="w")
     assert r.answer == ",".join(str(i) for i in range(N))
     assert 1 <= len(threads) <= TOOL_THREADS
-    records = FileStore(data_dir).read("w").records
+    records = store_at(data_dir).read("w").records
     assert sum(isinstance(x, ToolFinished) for x in records) == N
 
 

@@ -11,6 +11,7 @@ name (``postgresql://host/db?keepalives_idle=10``), the default here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from delite.errors import StoreError, UsageError
+from delite.store._open import redact as redact_url
 
-__all__ = ["KEEPALIVE_DEFAULTS", "Keepalives", "connect_error", "redact", "split_url"]
+__all__ = ["KEEPALIVE_DEFAULTS", "Keepalives", "connect_error", "redact", "scrub", "split_url"]
 
 KEEPALIVE_DEFAULTS = {"keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3, "tcp_user_timeout": 15000}
 """Seconds of silence before the first probe, seconds between probes, probes lost before the connection is dead,
@@ -62,11 +64,12 @@ def split_url(url: object, **given: int | None) -> tuple[dict[str, Any], Keepali
         UsageError: the URL is not a PostgreSQL connection string, or a setting is not a whole number, 0 or more.
     """
     if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
-        raise UsageError(f"a PostgreSQL store is opened with a postgresql:// URL, not {url!r:.80}")
+        shown = repr(redact_url(url)) if isinstance(url, str) else type(url).__name__
+        raise UsageError(f"a PostgreSQL store is opened with a postgresql:// URL, not {shown:.80}")
     try:
         params: dict[str, Any] = conninfo_to_dict(url)
     except psycopg.ProgrammingError as e:
-        raise UsageError(f"not a valid PostgreSQL URL ({e})") from None
+        raise UsageError(f"not a valid PostgreSQL URL ({scrub(str(e).strip(), url)})") from None
     values: dict[str, int] = {}
     for name, default in KEEPALIVE_DEFAULTS.items():
         chosen: object = given.get(name)
@@ -89,6 +92,50 @@ def split_url(url: object, **given: int | None) -> tuple[dict[str, Any], Keepali
         values["tcp_user_timeout"],
     )
     return params, keep
+
+
+_QUOTED = re.compile(r'"([^"]*)"')
+_SECRET_NAME = re.compile(r"(?i)pass|secret|token")
+
+
+def _secrets(url: str) -> list[str]:
+    """The parts of ``url`` that may be secret: the user part's password and secret-named query values, raw."""
+    found: list[str] = []
+    rest = url.partition("://")[2]
+    authority, _, query = rest.partition("?")
+    at = authority.rfind("@")
+    if at >= 0:
+        _user, colon, password = authority[:at].partition(":")
+        if colon:
+            found.append(password)
+    for pair in re.split(r"[&#]", query):
+        name, eq, value = pair.partition("=")
+        if eq and _SECRET_NAME.search(name):
+            found.append(value)
+    return [f for f in found if f]
+
+
+def scrub(message: str, url: str) -> str:
+    """``message`` (a driver's error about ``url``) without anything of the URL's passwords in it.
+
+    libpq quotes the part it could not parse, which may be the password (``invalid percent-encoded token``),
+    or the whole URL: a quoted part that is, holds or lies within a secret becomes ``***``, the URL its
+    redacted form, and any secret left anywhere in the text is replaced too. It hides more, never less.
+    """
+    secrets = _secrets(url)
+
+    def hide(m: re.Match[str]) -> str:
+        quoted = m.group(1)
+        if quoted == url or "@" in quoted or "://" in quoted:
+            return '"' + redact_url(quoted) + '"'
+        if any(secret in quoted or quoted in secret for secret in secrets):
+            return '"***"'
+        return m.group(0)
+
+    out = _QUOTED.sub(hide, message)
+    for secret in sorted(secrets, key=len, reverse=True):
+        out = out.replace(secret, "***")
+    return out
 
 
 def redact(params: dict[str, Any]) -> str:

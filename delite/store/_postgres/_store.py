@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -56,7 +57,16 @@ from delite.store._postgres._claims import ClaimConnection, lock_key
 from delite.store._postgres._connect import connect_error, redact, split_url
 from delite.store._postgres._listen import CHANNEL, Listener
 from delite.store._postgres._log import APPEND, PostgresExecutionLog
-from delite.store._postgres._rows import encoded, fold_or_none, log_columns, verify, where_record
+from delite.store._postgres._rows import (
+    column_text,
+    encoded,
+    fold_or_none,
+    from_column,
+    log_columns,
+    verify,
+    where_record,
+    within_limit,
+)
 from delite.store._postgres._schema import ensure_schema
 from delite.store._query import ListingQuery, check_agents, check_binding, check_ids, check_key, check_listing
 from delite.store._records import RecordRange, StoredPayload, check_range
@@ -176,8 +186,10 @@ class PostgresStore(Store):
             open=False,
             name="delite",
         )
-        self._claims: ClaimConnection | None = None
         self._listener = Listener({**params, **keep.libpq()})
+        self._open = _Connections(self._pool, self._listener)
+        # A store nobody closed (an Agent given a URL and dropped) closes its connections when it is collected.
+        weakref.finalize(self, self._open.close)
         try:
             self._claims = ClaimConnection(self._params, self.keepalives, self.where)  # fails fast if unreachable
             self._pool.open(wait=True, timeout=30.0)
@@ -318,14 +330,18 @@ class PostgresStore(Store):
             log._diagnose(self)  # noqa: SLF001
             raise ClaimLostError(log.execution_id, "the records changed during the rewrite")
 
+    @property
+    def _claims(self) -> ClaimConnection | None:
+        return self._open.claims
+
+    @_claims.setter
+    def _claims(self, claims: ClaimConnection | None) -> None:
+        self._open.claims = claims
+
     def close(self) -> None:
         """Close the pool, the claim connection (the server drops every claim it held) and the listener."""
         self._closed = True
-        self._listener.close()
-        claims, self._claims = self._claims, None
-        if claims is not None:
-            claims.close()
-        self._pool.close()
+        self._open.close()
 
     # -- reading ----------------------------------------------------------------------------------------------
 
@@ -394,10 +410,11 @@ class PostgresStore(Store):
     def create_payloads(self, execution_id: str, payloads: Sequence[StoredPayload]) -> None:
         """Create an execution from stored payloads, kept byte for byte (each checksum verified first)."""
         eid = validate_execution_id(execution_id)
+        kept = within_limit([bytes(p.payload) for p in payloads])
         records = decode_stored(eid, payloads)
         if not records:
             raise UsageError(f"execution {eid!r} must be created with at least one record")
-        self._create(eid, records, [bytes(p.payload) for p in payloads])
+        self._create(eid, records, kept)
 
     def _create(self, eid: str, records: Sequence[Record], payloads: list[bytes]) -> None:
         if self.exists(eid):
@@ -426,7 +443,7 @@ class PostgresStore(Store):
         row = {
             "id": eid,
             "key": key,
-            "agent": state.agent_id if state is not None else (started.agent_id if started else ""),
+            "agent": column_text(state.agent_id if state is not None else (started.agent_id if started else "")),
             "parent": state.parent_id if state is not None else None,
             "forked": started.forked_from if started is not None else None,
             "created": state.created_at if state is not None else first.at,
@@ -637,23 +654,25 @@ class PostgresStore(Store):
             row = conn.execute(
                 "INSERT INTO idempotency_keys (key, execution_id, fingerprint) VALUES (%s, %s, %s) "
                 "ON CONFLICT (key) DO NOTHING RETURNING execution_id, fingerprint",
-                (key, execution_id, fingerprint),
+                (column_text(key), execution_id, column_text(fingerprint)),
             ).fetchone()
             if row is None:  # a racer bound it first (committed before our insert returned): read theirs
                 row = conn.execute(
-                    "SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = %s", (key,)
+                    "SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = %s", (column_text(key),)
                 ).fetchone()
             if row is None:
                 raise StoreError(f"the idempotency key {key!r} vanished while it was being bound", self.where)
-            return str(row[0]), str(row[1])
+            return str(row[0]), from_column(str(row[1]))
 
         return self._with_conn(bind, action="bind an idempotency key", retry=False)
 
     def lookup_key(self, key: str) -> tuple[str, str] | None:
         """The key's binding, if it is bound."""
         check_key(key)
-        row = self._fetchone("SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = %s", (key,))
-        return None if row is None else (str(row[0]), str(row[1]))
+        row = self._fetchone(
+            "SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = %s", (column_text(key),)
+        )
+        return None if row is None else (str(row[0]), from_column(str(row[1])))
 
     # -- deletion -----------------------------------------------------------------------------------------------
 
@@ -703,7 +722,7 @@ class PostgresStore(Store):
         for column, name, value in (("agent_id", "agent", query.agent), ("parent_id", "parent", query.parent)):
             if value is not None:
                 where.append(f"{column} = %({name})s")
-                params[name] = value
+                params[name] = column_text(value)
         if query.since is not None:
             where.append("created_at >= %(since)s")
             params["since"] = float(query.since)
@@ -799,7 +818,8 @@ class PostgresStore(Store):
         return self._work("e.parent_id IS NULL", agents=None if agents is None else sorted(agents), limit=limit)
 
     def _work(self, scope: str, *, agents: list[str] | None, limit: int | None) -> list[ExecutionSummary]:
-        rows = self._fetchall(_WORK.format(scope=scope), {"agents": agents, "limit": limit})
+        columns = None if agents is None else [column_text(a) for a in agents]
+        rows = self._fetchall(_WORK.format(scope=scope), {"agents": columns, "limit": limit})
         return self._summaries(rows)
 
     def wait_for_work(self, timeout: float) -> bool:
@@ -812,6 +832,23 @@ class PostgresStore(Store):
         """Start listening for news now, so that none sent before the first :meth:`wait_for_work` is missed."""
         with contextlib.suppress(psycopg.Error):
             self._listener.start()
+
+
+class _Connections:
+    """What a store holds open: closed by :meth:`PostgresStore.close`, or when a store nobody closed is collected."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[Any], listener: Listener) -> None:
+        self.pool = pool
+        self.listener = listener
+        self.claims: ClaimConnection | None = None
+
+    def close(self) -> None:
+        """Close the listener, the claim connection (the server drops its claims) and the pool; again: nothing."""
+        self.listener.close()
+        claims, self.claims = self.claims, None
+        if claims is not None:
+            claims.close()
+        self.pool.close()
 
 
 def _exists(execution_id: str) -> ExecutionIdConflictError:
