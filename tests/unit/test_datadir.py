@@ -443,7 +443,7 @@ def test_a_datadir_closes_the_store_it_opened_and_never_one_it_was_given(tmp_pat
     with DataDir(tmp_path / "data") as owned:
         assert isinstance(owned.store, FileStore) and owned.path == tmp_path / "data"
         assert owned.ids() == [] and not (tmp_path / "data").exists()  # reading creates nothing
-    with pytest.raises(UsageError, match="a postgresql:// URL or a Store"):
+    with pytest.raises(UsageError, match="path or a Store"):
         DataDir(42)  # type: ignore[arg-type]
 
 
