@@ -79,11 +79,11 @@ def _convert(e: Exception, as_json: bool) -> CliError | None:
     if isinstance(e, DeliteError):
         message = str(e)
         searched = getattr(e, "data_dir", None)  # a "not found" names the data directory it searched
-        if isinstance(searched, str) and "://" in searched:
-            pass  # a database, not a directory: nothing to hint about folders
-        elif isinstance(searched, str) and not os.path.isdir(searched):
+        if not isinstance(searched, str) or "://" in searched:
+            searched = None  # nothing searched, or a database: no hint about folders
+        if searched is not None and not os.path.isdir(searched):
             message += " (that directory does not exist: check --data-dir or DELITE_DATA_DIR)"
-        elif isinstance(searched, str) and not Layout(searched).executions.is_dir():
+        elif searched is not None and not Layout(searched).executions.is_dir():
             message += " (it holds no executions: is it the data directory? check --data-dir or DELITE_DATA_DIR)"
         return CliError(message, kind=type(e).__name__, exit_code=exit_code(e), as_json=as_json)
     if isinstance(e, OSError):

@@ -166,21 +166,15 @@ class Operations(abc.ABC):
             eid = validate_execution_id(execution_id)
         else:
             eid = link.child_id if link is not None else new_execution_id()
-        started = ExecutionStarted(
-            at=self.clock(),
-            execution_id=eid,
-            agent_id=self.agent_id,
-            input=text,
-            history=list(history or []),
-            metadata=dict(metadata or {}),
-            config=self.fingerprint(),
+        started = self._started(
+            eid,
+            text,
+            history=history,
+            metadata=metadata,
             model=model,
             idempotency_key=idempotency_key,
-            parent_id=link.parent_id if link is not None else None,
-            parent_call=link.parent_call if link is not None else None,
-            depth=link.depth if link is not None else 0,
-            output_schema=output.schema if output is not None else None,
-            output_prompt=output.prompt if output is not None else None,
+            output=output,
+            link=link,
         )
         check_storable([started], "the run's input (text, history and metadata)")  # before a key is bound
         if idempotency_key is not None:
@@ -203,6 +197,36 @@ class Operations(abc.ABC):
             yield Io(log.release)
             raise DelegationSuspended(eid, response.suspend_reason)
         return response
+
+    def _started(
+        self,
+        eid: str,
+        text: str,
+        *,
+        history: list[dict[str, Any]] | None,
+        metadata: dict[str, Any] | None,
+        model: str | None,
+        idempotency_key: str | None,
+        output: OutputSpec | None,
+        link: Link | None,
+    ) -> ExecutionStarted:
+        """The start record a run (or an enqueue, with no ``link``) writes first."""
+        return ExecutionStarted(
+            at=self.clock(),
+            execution_id=eid,
+            agent_id=self.agent_id,
+            input=text,
+            history=list(history or []),
+            metadata=dict(metadata or {}),
+            config=self.fingerprint(),
+            model=model,
+            idempotency_key=idempotency_key,
+            parent_id=link.parent_id if link is not None else None,
+            parent_call=link.parent_call if link is not None else None,
+            depth=link.depth if link is not None else 0,
+            output_schema=output.schema if output is not None else None,
+            output_prompt=output.prompt if output is not None else None,
+        )
 
     def _bind_key_op(
         self,
@@ -245,18 +269,15 @@ class Operations(abc.ABC):
         checks.check_run_args(text, history=history, metadata=metadata, model=model, idempotency_key=idempotency_key)
         self._settings(output=output)  # a missing provider is refused here, as run refuses it
         eid = validate_execution_id(execution_id) if execution_id is not None else new_execution_id()
-        started = ExecutionStarted(
-            at=self.clock(),
-            execution_id=eid,
-            agent_id=self.agent_id,
-            input=text,
-            history=list(history or []),
-            metadata=dict(metadata or {}),
-            config=self.fingerprint(),
+        started = self._started(
+            eid,
+            text,
+            history=history,
+            metadata=metadata,
             model=model,
             idempotency_key=idempotency_key,
-            output_schema=output.schema if output is not None else None,
-            output_prompt=output.prompt if output is not None else None,
+            output=output,
+            link=None,
         )
         check_storable([started], "the run's input (text, history and metadata)")  # before a key is bound
         if idempotency_key is not None:

@@ -17,19 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
-from delite import Agent
-
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-
-
-def _needs_the_fleet() -> None:
-    from delite_cli.main import cli
-
-    if "worker" not in cli.commands or not hasattr(Agent, "enqueue"):
-        pytest.skip("delite worker and agent.enqueue are not in this tree")
 
 
 def _env(store: str, ledger: Path) -> dict[str, str]:
@@ -116,15 +105,8 @@ def test_the_readme_shows_these_commands() -> None:
 
 
 def test_many_workers_on_a_data_directory(tmp_path: Path) -> None:
-    _needs_the_fleet()
     _many_machines(str(tmp_path / "data"), tmp_path)
 
 
-def test_many_workers_on_postgresql(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    _needs_the_fleet()
-    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
-    try:
-        url = request.getfixturevalue("pg_url")
-    except pytest.FixtureLookupError:
-        pytest.skip("no pg_url fixture in this tree")
-    _many_machines(url, tmp_path)
+def test_many_workers_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    _many_machines(pg_url, tmp_path)
