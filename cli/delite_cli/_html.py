@@ -107,6 +107,25 @@ class _Drawing:
     legend: str
 
 
+def _cards(export: Export, *more: str) -> str:
+    """The execution's counts, totals and times as cards, then ``more`` cards."""
+    d = export.execution
+    return "".join(
+        [
+            _card(str(d.steps), "steps"),
+            _card(str(d.llm_calls), "LLM calls"),
+            _card(str(d.tool_calls), "tool calls"),
+            _card(f.number(d.tokens.total), "tokens"),
+            _card(f.cost(d.cost), "cost"),
+            _card(f.duration_ms(d.wall_ms), "wall time"),
+            _card(f.duration_ms(d.model_ms), "model time"),
+            _card(f.duration_ms(d.tool_ms), "tool time"),
+            _card(str(len(export.pauses)), "pauses"),
+            *more,
+        ]
+    )
+
+
 def _bar(kind: str, left: float, width: float, title: str) -> str:
     return f'<div class="bar {kind}" style="left:{left:.3f}%;width:{max(width, 0.4):.3f}%" title="{_e(title)}"></div>'
 
@@ -327,19 +346,7 @@ def render_html(export: Export) -> str:
     """The page for one execution's export."""
     d = export.execution
     badge = f'<span class="badge {_e(_status_class(d.status))}">{_e(d.status)}</span>'
-    cards = "".join(
-        [
-            _card(str(d.steps), "steps"),
-            _card(str(d.llm_calls), "LLM calls"),
-            _card(str(d.tool_calls), "tool calls"),
-            _card(f.number(d.tokens.total), "tokens"),
-            _card(f.cost(d.cost), "cost"),
-            _card(f.duration_ms(d.wall_ms), "wall time"),
-            _card(f.duration_ms(d.model_ms), "model time"),
-            _card(f.duration_ms(d.tool_ms), "tool time"),
-            _card(str(len(export.pauses)), "pauses"),
-        ]
-    )
+    cards = _cards(export)
     suspension = ""
     if d.suspend_reason is not None:
         suspension = f'<h2>Waiting</h2><div class="text">{_e(str(d.suspend_reason))}</div>'

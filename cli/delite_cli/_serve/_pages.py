@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 from delite_cli import _format as f
 from delite_cli._html import (
     _card,
+    _cards,
     _Drawing,
     _e,
     _json,
@@ -266,20 +267,7 @@ def live_fragment(
 ) -> str:
     """The parts of an execution's page that change as it runs (replaced in place by the page's script)."""
     d = export.execution
-    cards = "".join(
-        [
-            _card(str(d.steps), "steps"),
-            _card(str(d.llm_calls), "LLM calls"),
-            _card(str(d.tool_calls), "tool calls"),
-            _card(f.number(d.tokens.total), "tokens"),
-            _card(f.cost(d.cost), "cost"),
-            _card(f.duration_ms(d.wall_ms), "wall time"),
-            _card(f.duration_ms(d.model_ms), "model time"),
-            _card(f.duration_ms(d.tool_ms), "tool time"),
-            _card(str(len(export.pauses)), "pauses"),
-            _card(str(d.resumes), "resumes"),
-        ]
-    )
+    cards = _cards(export, _card(str(d.resumes), "resumes"))
     marks = {t.resumed.seq: _takeover_note(t) for t in takeovers(export.events)}
     crashes = "".join(marks.values())
     sub = ""
