@@ -16,6 +16,8 @@ from delite_cli import _format as f
 from delite_cli._safe import clean
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from delite.datadir import Event, Export, Pause, Step, ToolCall
 
 __all__ = ["render_html"]
@@ -88,37 +90,88 @@ def _card(value: str, label: str) -> str:
     return f'<div class="card"><b>{_e(value)}</b><span>{_e(label)}</span></div>'
 
 
+@dataclass(frozen=True)
+class _Drawing:
+    """How a timeline's tracks and bars are drawn; the rows, their order and their scales are the same everywhere.
+
+    The export draws bars as absolutely placed ``div`` elements with inline styles (its page carries its own CSS);
+    ``delite serve``, whose pages allow no inline style, draws them as SVG rectangles styled by class.
+    ``bar(kind, left, width, title)`` takes ``left`` and ``width`` in percent of the track; ``track(bars)``
+    wraps a row's bars; ``pause_track(kind)`` is a pause row's track; ``pause_class`` the pause row's class.
+    """
+
+    bar: Callable[[str, float, float, str], str]
+    track: Callable[[list[str]], str]
+    pause_track: Callable[[str], str]
+    pause_class: str
+    legend: str
+
+
+def _cards(export: Export, *more: str) -> str:
+    """The execution's counts, totals and times as cards, then ``more`` cards."""
+    d = export.execution
+    return "".join(
+        [
+            _card(str(d.steps), "steps"),
+            _card(str(d.llm_calls), "LLM calls"),
+            _card(str(d.tool_calls), "tool calls"),
+            _card(f.number(d.tokens.total), "tokens"),
+            _card(f.cost(d.cost), "cost"),
+            _card(f.duration_ms(d.wall_ms), "wall time"),
+            _card(f.duration_ms(d.model_ms), "model time"),
+            _card(f.duration_ms(d.tool_ms), "tool time"),
+            _card(str(len(export.pauses)), "pauses"),
+            *more,
+        ]
+    )
+
+
 def _bar(kind: str, left: float, width: float, title: str) -> str:
     return f'<div class="bar {kind}" style="left:{left:.3f}%;width:{max(width, 0.4):.3f}%" title="{_e(title)}"></div>'
 
 
-def _step_row(step: Step, scale: float) -> str:
+_EXPORT = _Drawing(
+    bar=_bar,
+    track=lambda bars: f'<div class="track">{"".join(bars)}</div>',
+    pause_track=lambda kind: f'<div class="track" title="{_e(kind)}"></div>',
+    pause_class="pause",
+    legend=(
+        '<div class="legend"><span><i style="background:var(--model)"></i>model call</span>'
+        '<span><i style="background:var(--tool)"></i>tool call</span>'
+        '<span><i style="background:var(--err)"></i>failed or rejected</span>'
+        '<span><i style="background:var(--pause)"></i>paused</span>'
+        '<span><i style="background:var(--err);width:3px"></i>a process crashed, another resumed</span></div>'
+    ),
+)
+
+
+def _step_row(step: Step, scale: float, draw: _Drawing) -> str:
     """One step: its model call, then its tool calls, back to back, scaled to the busiest step."""
     offset = step.model_ms
     model_title = f"model {step.model or ''}: {f.duration_ms(step.model_ms)}"
-    bars = [_bar("model", 0.0, step.model_ms / scale * 100, model_title)]
+    bars = [draw.bar("model", 0.0, step.model_ms / scale * 100, model_title)]
     for tc in step.tool_calls:
         title = f"{tc.name} ({tc.status}): {f.duration_ms(tc.duration_ms)}"
         if tc.duration_ms is None:
-            bars.append(_bar("pending" if tc.status != "error" else "error", offset / scale * 100, 1.0, title))
+            bars.append(draw.bar("pending" if tc.status != "error" else "error", offset / scale * 100, 1.0, title))
             continue
         kind = "tool" if tc.status == "ok" else "error"
-        bars.append(_bar(kind, offset / scale * 100, tc.duration_ms / scale * 100, title))
+        bars.append(draw.bar(kind, offset / scale * 100, tc.duration_ms / scale * 100, title))
         offset += tc.duration_ms
     names = ", ".join(f"{tc.name} {tc.status}" for tc in step.tool_calls) or "answer"
     timing = f"{f.duration_ms(step.model_ms)} model, {f.duration_ms(step.tool_ms)} tools"
     return (
-        f'<div class="row step"><div>#{step.step}</div><div><div class="track">{"".join(bars)}</div>'
+        f'<div class="row step"><div>#{step.step}</div><div>{draw.track(bars)}'
         f'<div class="note">{_e(f.cut(names, 140))} &middot; {_e(timing)}</div></div>'
         f'<div class="num">{_e(f.number(step.tokens.total))} tok</div>'
         f'<div class="num">{_e(f.cost(step.cost))}</div></div>'
     )
 
 
-def _pause_row(p: Pause) -> str:
+def _pause_row(p: Pause, draw: _Drawing) -> str:
     until = f.duration_ms((p.ended_at - p.at) * 1000) if p.ended_at else "still waiting"
     return (
-        f'<div class="pause"><div class="note">pause</div><div><div class="track" title="{_e(p.kind)}"></div>'
+        f'<div class="{draw.pause_class}"><div class="note">pause</div><div>{draw.pause_track(p.kind)}'
         f'<div class="note">paused after step {p.step}: {_e(f.cut(str(p.reason), 200))} ({_e(until)})</div>'
         "</div><div></div><div></div></div>"
     )
@@ -189,7 +242,7 @@ def _takeover_note(t: Takeover) -> str:
     )
 
 
-def _overview(export: Export) -> str:
+def _overview(export: Export, draw: _Drawing) -> str:
     """The whole execution on one wall-clock track: model calls, tool calls and pauses where they happened."""
     times = [e.at for e in export.events]
     if not times:
@@ -203,27 +256,28 @@ def _overview(export: Export) -> str:
     bars = []
     for p in export.pauses:
         stop = p.ended_at if p.ended_at is not None else end
-        bars.append(_bar("paused", pos(p.at), pos(stop) - pos(p.at), f"paused: {p.reason}"))
+        bars.append(draw.bar("paused", pos(p.at), pos(stop) - pos(p.at), f"paused: {p.reason}"))
     for c in export.llm_calls:
         kind = "model" if c.ok else "error"
-        bars.append(_bar(kind, pos(c.at - c.duration_ms / 1000), c.duration_ms / 10 / span, f"step {c.step} model"))
+        bars.append(draw.bar(kind, pos(c.at - c.duration_ms / 1000), c.duration_ms / 10 / span, f"step {c.step} model"))
     for tc in export.tool_calls:
         if tc.started_at is not None and tc.finished_at is not None:
             kind = "tool" if tc.status == "ok" else "error"
-            bars.append(_bar(kind, pos(tc.started_at), pos(tc.finished_at) - pos(tc.started_at), tc.name))
+            bars.append(draw.bar(kind, pos(tc.started_at), pos(tc.finished_at) - pos(tc.started_at), tc.name))
     bars.extend(
-        _bar("crash", pos(t.resumed.at), 0.0, f"crash; resumed at record #{t.resumed.seq}")
+        draw.bar("crash", pos(t.resumed.at), 0.0, f"crash; resumed at record #{t.resumed.seq}")
         for t in takeovers(export.events)
         if t.crashed
     )
     return (
-        '<div class="timeline"><div class="row overview"><div>all</div><div><div class="track">'
-        f'{"".join(bars)}</div><div class="note">wall clock, {_e(f.duration_ms(span * 1000))} from first to '
+        f'<div class="timeline"><div class="row overview"><div>all</div><div>{draw.track(bars)}'
+        f'<div class="note">wall clock, {_e(f.duration_ms(span * 1000))} from first to '
         "last record</div></div><div></div><div></div></div></div>"
     )
 
 
-def _timeline(export: Export) -> str:
+def _timeline(export: Export, draw: _Drawing = _EXPORT) -> str:
+    """The legend, the wall-clock overview, then one row per step with the pauses between them."""
     steps = export.steps
     if not steps:
         return '<div class="timeline note">No completed step yet.</div>'
@@ -236,18 +290,11 @@ def _timeline(export: Export) -> str:
         '</div><div class="num">tokens</div><div class="num">cost</div></div>'
     )
     rows = [head]
-    rows.extend(_pause_row(p) for p in pauses_after.get(0, []))
+    rows.extend(_pause_row(p, draw) for p in pauses_after.get(0, []))
     for s in steps:
-        rows.append(_step_row(s, scale))
-        rows.extend(_pause_row(p) for p in pauses_after.get(s.step, []))
-    legend = (
-        '<div class="legend"><span><i style="background:var(--model)"></i>model call</span>'
-        '<span><i style="background:var(--tool)"></i>tool call</span>'
-        '<span><i style="background:var(--err)"></i>failed or rejected</span>'
-        '<span><i style="background:var(--pause)"></i>paused</span>'
-        '<span><i style="background:var(--err);width:3px"></i>a process crashed, another resumed</span></div>'
-    )
-    return f'{legend}{_overview(export)}<div class="timeline">{"".join(rows)}</div>'
+        rows.append(_step_row(s, scale, draw))
+        rows.extend(_pause_row(p, draw) for p in pauses_after.get(s.step, []))
+    return f'{draw.legend}{_overview(export, draw)}<div class="timeline">{"".join(rows)}</div>'
 
 
 def _tool_table(calls: list[ToolCall]) -> str:
@@ -299,19 +346,7 @@ def render_html(export: Export) -> str:
     """The page for one execution's export."""
     d = export.execution
     badge = f'<span class="badge {_e(_status_class(d.status))}">{_e(d.status)}</span>'
-    cards = "".join(
-        [
-            _card(str(d.steps), "steps"),
-            _card(str(d.llm_calls), "LLM calls"),
-            _card(str(d.tool_calls), "tool calls"),
-            _card(f.number(d.tokens.total), "tokens"),
-            _card(f.cost(d.cost), "cost"),
-            _card(f.duration_ms(d.wall_ms), "wall time"),
-            _card(f.duration_ms(d.model_ms), "model time"),
-            _card(f.duration_ms(d.tool_ms), "tool time"),
-            _card(str(len(export.pauses)), "pauses"),
-        ]
-    )
+    cards = _cards(export)
     suspension = ""
     if d.suspend_reason is not None:
         suspension = f'<h2>Waiting</h2><div class="text">{_e(str(d.suspend_reason))}</div>'

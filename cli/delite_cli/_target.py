@@ -20,7 +20,23 @@ if TYPE_CHECKING:
     from delite.datadir import DataDir
     from delite.store import Store
 
-__all__ = ["Target", "open_target", "with_target"]
+__all__ = ["STATUSES", "Target", "open_target", "with_target"]
+
+STATUSES = (
+    "running",
+    "waiting",
+    "waiting_approval",
+    "waiting_client_tool",
+    "waiting_human_input",
+    "suspended",
+    "completed",
+    "failed",
+    "cancelled",
+    "unreadable",
+    "empty",
+)
+"""The statuses a listing filters on (``delite list --status``, ``delite serve``'s filters): an execution's
+:class:`~delite.state.Status`, ``waiting`` for any of the three waits, ``unreadable`` and ``empty``."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -13,23 +13,9 @@ import click
 
 from delite import __version__
 from delite_cli._errors import handle_errors
-from delite_cli._target import Target, with_target
+from delite_cli._target import STATUSES, Target, with_target
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-STATUSES = (
-    "running",
-    "waiting",
-    "waiting_approval",
-    "waiting_client_tool",
-    "waiting_human_input",
-    "suspended",
-    "completed",
-    "failed",
-    "cancelled",
-    "unreadable",
-    "empty",
-)
 
 
 class OrderedGroup(click.Group):

@@ -19,7 +19,7 @@ import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from delite.errors import LogIdentityError, RecordTooLargeError, StoreError
 from delite.log import _os
@@ -230,38 +230,10 @@ def publish_frames(path: str, frames: bytes, durability: Durability) -> None:
 
     ``delite copy`` creates a log this way from another store's payloads, so the bytes are the source's.
     """
-    folder, name = os.path.split(path)
-    folder = folder or "."
-    prefix = f".{name}."
-    for leftover in os.listdir(folder):
-        if leftover.startswith(prefix) and leftover.endswith(".tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(folder, leftover))
+    _remove_leftovers(path)
     if os.path.lexists(path):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
-    data = HEADER + frames
-    tmp = os.path.join(folder, f"{prefix}{os.getpid()}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = _os.open_private(tmp, os.O_WRONLY)
-    except OSError as e:
-        raise _store_error("create", path, e) from e
-    try:
-        try:
-            _os.write_all(fd, data)
-            if durability is not Durability.OFF:
-                _os.fsync(fd)
-        finally:
-            os.close(fd)
-        _os.link(tmp, path)
-        if durability is not Durability.OFF:
-            _os.fsync_dir(folder)
-    except FileExistsError:
-        raise
-    except OSError as e:
-        raise _store_error("create", path, e) from e
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    _write_then_publish(path, HEADER + frames, durability, action="create", publish=_os.link)
 
 
 def replace_log(path: str, records: Sequence[Record], durability: Durability) -> None:
@@ -274,19 +246,38 @@ def replace_log(path: str, records: Sequence[Record], durability: Durability) ->
     Raises:
         StoreError: the file system refused (disk full, I/O error); the old log is left as it was.
     """
+    data = HEADER + _frames(records)[0]
+    _remove_leftovers(path)  # a rewrite killed mid-way left its temporary file: the claim is ours
+    _write_then_publish(path, data, durability, action="rewrite", publish=os.replace)
+
+
+def _remove_leftovers(path: str) -> None:
+    """Remove the temporary files a killed write left for ``path`` (the caller holds the execution's claim)."""
     folder, name = os.path.split(path)
     folder = folder or "."
-    data = HEADER + _frames(records)[0]
     prefix = f".{name}."
-    for leftover in os.listdir(folder):  # a rewrite killed mid-way left its temporary file: the claim is ours
+    for leftover in os.listdir(folder):
         if leftover.startswith(prefix) and leftover.endswith(".tmp"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, leftover))
-    tmp = os.path.join(folder, f"{prefix}{os.getpid()}.{secrets.token_hex(6)}.tmp")
+
+
+def _write_then_publish(
+    path: str, data: bytes, durability: Durability, *, action: str, publish: Callable[[str, str], None]
+) -> None:
+    """Write ``data`` to a temporary file beside ``path``, sync it, ``publish(tmp, path)``, sync the folder.
+
+    ``publish`` is :func:`os.replace` (atomic overwrite) or a hard link (atomic, refuses an existing name:
+    its ``FileExistsError`` passes through). Any other refusal becomes a ``StoreError`` naming ``action``; the
+    temporary file never stays.
+    """
+    folder, name = os.path.split(path)
+    folder = folder or "."
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     try:
         fd = _os.open_private(tmp, os.O_WRONLY)
     except OSError as e:
-        raise _store_error("rewrite", path, e) from e
+        raise _store_error(action, path, e) from e
     try:
         try:
             _os.write_all(fd, data)
@@ -294,10 +285,13 @@ def replace_log(path: str, records: Sequence[Record], durability: Durability) ->
                 _os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        publish(tmp, path)
         if durability is not Durability.OFF:
             _os.fsync_dir(folder)
+    except FileExistsError:
+        raise
     except OSError as e:
+        raise _store_error(action, path, e) from e
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise _store_error("rewrite", path, e) from e

@@ -114,13 +114,7 @@ class MemoryStore(Store):
         if not records:
             raise UsageError(f"execution {execution_id!r} must be created with at least one record")
         data = HEADER + b"".join(encode_frame(encode_record(r)) for r in records)  # encoded before anything changes
-        with self._cond:
-            if execution_id in self.logs:
-                detail = "an execution with this id exists already; choose another id"
-                raise ExecutionIdConflictError(execution_id, "", detail)
-            if execution_id in self._claimed:
-                raise ExecutionAlreadyClaimedError(execution_id)
-            self.logs[execution_id] = bytearray(data)
+        self._install(execution_id, data)
 
     def read_payloads(self, execution_id: str) -> list[StoredPayload]:
         """The execution's complete records as the exact payload bytes it holds, with their CRC-32."""
@@ -139,6 +133,10 @@ class MemoryStore(Store):
             raise UsageError(f"execution {execution_id!r} must be created with at least one record")
         check_identity(execution_id, f"memory:{execution_id}", records)
         data = HEADER + frame_payloads(payloads)
+        self._install(execution_id, data)
+
+    def _install(self, execution_id: str, data: bytes) -> None:
+        """Add a new execution's whole log, unless the id is taken or claimed (``create``, ``create_payloads``)."""
         with self._cond:
             if execution_id in self.logs:
                 detail = "an execution with this id exists already; choose another id"

@@ -12,11 +12,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from delite_cli import _format as f
-from delite_cli._html import _card, _e, _json, _llm_table, _status_class, _takeover_note, _tool_table, takeovers
+from delite_cli._html import (
+    _card,
+    _cards,
+    _Drawing,
+    _e,
+    _json,
+    _llm_table,
+    _status_class,
+    _takeover_note,
+    _timeline,
+    _tool_table,
+    takeovers,
+)
 from delite_cli._serve._query import STATUSES, Filters, Usage, UsageRow
 
 if TYPE_CHECKING:
-    from delite.datadir import Event, ExecutionSummary, Export, Page, Pause, Step, ToolCall
+    from delite.datadir import Event, ExecutionSummary, Export, Page, ToolCall
 
 __all__ = ["error_page", "execution_page", "list_page", "live_fragment", "login_page", "usage_page"]
 
@@ -134,100 +146,18 @@ def _track(rects: list[str]) -> str:
     return f'<svg class="track" viewBox="0 0 {_W:.0f} 22" preserveAspectRatio="none">{"".join(rects)}</svg>'
 
 
-def _step_row(step: Step, scale: float) -> str:
-    offset = step.model_ms
-    rects = [
-        _rect("model", 0.0, step.model_ms / scale * 100, f"model {step.model or ''}: {f.duration_ms(step.model_ms)}")
-    ]
-    for tc in step.tool_calls:
-        title = f"{tc.name} ({tc.status}): {f.duration_ms(tc.duration_ms)}"
-        if tc.duration_ms is None:
-            rects.append(_rect("error" if tc.status == "error" else "pending", offset / scale * 100, 1.0, title))
-            continue
-        rects.append(
-            _rect("tool" if tc.status == "ok" else "error", offset / scale * 100, tc.duration_ms / scale * 100, title)
-        )
-        offset += tc.duration_ms
-    names = ", ".join(f"{tc.name} {tc.status}" for tc in step.tool_calls) or "answer"
-    timing = f"{f.duration_ms(step.model_ms)} model, {f.duration_ms(step.tool_ms)} tools"
-    return (
-        f'<div class="row step"><div>#{step.step}</div><div>{_track(rects)}'
-        f'<div class="note">{_e(f.cut(names, 140))} &middot; {_e(timing)}</div></div>'
-        f'<div class="num">{_e(f.number(step.tokens.total))} tok</div>'
-        f'<div class="num">{_e(f.cost(step.cost))}</div></div>'
-    )
-
-
-def _pause_row(p: Pause) -> str:
-    until = f.duration_ms((p.ended_at - p.at) * 1000) if p.ended_at else "still waiting"
-    return (
-        f'<div class="row pause"><div class="note">pause</div><div>{_track([_rect("paused", 0, 100, p.kind)])}'
-        f'<div class="note">paused after step {p.step}: {_e(f.cut(str(p.reason), 200))} ({_e(until)})</div>'
-        "</div><div></div><div></div></div>"
-    )
-
-
-def _overview(export: Export) -> str:
-    times = [e.at for e in export.events]
-    if not times:
-        return ""
-    origin, end = min(times), max(times)
-    span = max(end - origin, 1e-6)
-
-    def pos(at: float) -> float:
-        return (at - origin) / span * 100
-
-    rects = [
-        _rect(
-            "paused", pos(p.at), pos(p.ended_at if p.ended_at is not None else end) - pos(p.at), f"paused: {p.reason}"
-        )
-        for p in export.pauses
-    ]
-    rects.extend(
-        _rect(
-            "model" if c.ok else "error", pos(c.at - c.duration_ms / 1000), c.duration_ms / 10 / span, f"step {c.step}"
-        )
-        for c in export.llm_calls
-    )
-    for tc in export.tool_calls:
-        if tc.started_at is not None and tc.finished_at is not None:
-            kind = "tool" if tc.status == "ok" else "error"
-            rects.append(_rect(kind, pos(tc.started_at), pos(tc.finished_at) - pos(tc.started_at), tc.name))
-    rects.extend(
-        _rect("crash", pos(t.resumed.at), 0.0, f"crash; resumed at record #{t.resumed.seq}")
-        for t in takeovers(export.events)
-        if t.crashed
-    )
-    return (
-        f'<div class="timeline"><div class="row overview"><div>all</div><div>{_track(rects)}'
-        f'<div class="note">wall clock, {_e(f.duration_ms(span * 1000))} from first to last record</div></div>'
-        "<div></div><div></div></div></div>"
-    )
-
-
-def _timeline(export: Export) -> str:
-    steps = export.steps
-    if not steps:
-        return '<div class="timeline note">No completed step yet.</div>'
-    scale = max(s.model_ms + s.tool_ms for s in steps) or 1.0
-    pauses_after: dict[int, list[Pause]] = {}
-    for p in export.pauses:
-        pauses_after.setdefault(p.step, []).append(p)
-    head = (
-        '<div class="row head"><div>step</div><div>model call, then tool calls (the busiest step is full width)'
-        '</div><div class="num">tokens</div><div class="num">cost</div></div>'
-    )
-    rows = [head]
-    rows.extend(_pause_row(p) for p in pauses_after.get(0, []))
-    for s in steps:
-        rows.append(_step_row(s, scale))
-        rows.extend(_pause_row(p) for p in pauses_after.get(s.step, []))
-    legend = (
+_SERVE = _Drawing(
+    bar=_rect,
+    track=_track,
+    pause_track=lambda kind: _track([_rect("paused", 0, 100, kind)]),
+    pause_class="row pause",
+    legend=(
         '<div class="legend"><span><i class="model"></i>model call</span><span><i class="tool"></i>tool call</span>'
         '<span><i class="error"></i>failed or rejected</span><span><i class="paused"></i>paused</span>'
         '<span><i class="crash"></i>a process crashed, another resumed</span></div>'
-    )
-    return f'{legend}{_overview(export)}<div class="timeline">{"".join(rows)}</div>'
+    ),
+)
+"""The export's timeline drawn with SVG rectangles styled by class (``static/serve.css``), no inline style."""
 
 
 def _call_box(tc: ToolCall | None, call_id: str) -> str:
@@ -337,20 +267,7 @@ def live_fragment(
 ) -> str:
     """The parts of an execution's page that change as it runs (replaced in place by the page's script)."""
     d = export.execution
-    cards = "".join(
-        [
-            _card(str(d.steps), "steps"),
-            _card(str(d.llm_calls), "LLM calls"),
-            _card(str(d.tool_calls), "tool calls"),
-            _card(f.number(d.tokens.total), "tokens"),
-            _card(f.cost(d.cost), "cost"),
-            _card(f.duration_ms(d.wall_ms), "wall time"),
-            _card(f.duration_ms(d.model_ms), "model time"),
-            _card(f.duration_ms(d.tool_ms), "tool time"),
-            _card(str(len(export.pauses)), "pauses"),
-            _card(str(d.resumes), "resumes"),
-        ]
-    )
+    cards = _cards(export, _card(str(d.resumes), "resumes"))
     marks = {t.resumed.seq: _takeover_note(t) for t in takeovers(export.events)}
     crashes = "".join(marks.values())
     sub = ""
@@ -374,7 +291,7 @@ def live_fragment(
         f'<section id="actions">{_actions(export, pending, has_agent=has_agent, advancing=advancing, failure=failure)}'
         "</section>"
         f'<h2>Answer</h2><div class="text answer">{_e(d.answer if d.answer is not None else "-")}</div>{error}'
-        f'<h2 id="timeline">Timeline</h2>{_timeline(export)}'
+        f'<h2 id="timeline">Timeline</h2>{_timeline(export, _SERVE)}'
         f"{'<h2>Crashes and resumes</h2>' + crashes if crashes else ''}{sub}"
         f"<h2>LLM calls</h2>{_llm_table(export)}<h2>Tool calls</h2>{_tool_table(export.tool_calls)}"
         f'<h2>Records</h2>{more}<div class="records">{records}</div></div>'

@@ -18,22 +18,10 @@ import click
 
 from delite.datadir import DataDir, ExecutionSummary, Page
 from delite.errors import DeliteError, UsageError
+from delite_cli._target import STATUSES
 
 __all__ = ["STATUSES", "Filters", "Usage", "UsageRow", "list_page", "parse_filters", "select", "usage"]
 
-STATUSES = (
-    "running",
-    "waiting",
-    "waiting_approval",
-    "waiting_client_tool",
-    "waiting_human_input",
-    "suspended",
-    "completed",
-    "failed",
-    "cancelled",
-    "unreadable",
-    "empty",
-)
 MAX_LIMIT = 500
 """The most executions one page shows."""
 
