@@ -40,6 +40,7 @@ from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
 from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
+from delite.store._claimlock import claim_lock, held, try_take
 from delite.store._erase import Deleted, Refused, check_force, refusal
 from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
@@ -245,7 +246,7 @@ class FileStore(Store):
         return framed_range(eid, contents, after=after, limit=limit)
 
     def _lock(self, execution_id: str) -> filelock.BaseFileLock:
-        return filelock.FileLock(self.layout.claim(execution_id), mode=_os.FILE_MODE, thread_local=False)
+        return claim_lock(self.layout.claim(execution_id))
 
     def claim(
         self, execution_id: str, *, create: Sequence[Record] | None = None, timeout: float = 0.0
@@ -270,11 +271,12 @@ class FileStore(Store):
             return self._read_only_claim(execution_id, path, e)
         lock = self._lock(execution_id)
         try:
-            lock.acquire(timeout=timeout, blocking=timeout > 0)
-        except filelock.Timeout:
             if timeout > 0:
-                raise ClaimTimeoutError(execution_id, timeout) from None
-            raise ExecutionAlreadyClaimedError(execution_id) from None
+                lock.acquire(timeout=timeout)
+            elif not try_take(lock):
+                raise ExecutionAlreadyClaimedError(execution_id)
+        except filelock.Timeout:
+            raise ClaimTimeoutError(execution_id, timeout) from None
         except OSError as e:
             if e.errno in _READ_ONLY_ERRNOS and os.path.lexists(path):
                 return self._read_only_claim(execution_id, path, e)
@@ -387,17 +389,7 @@ class FileStore(Store):
     def is_claimed(self, execution_id: str) -> bool:
         """Try the lock without waiting: held means claimed (a lock that cannot be opened is not held by us)."""
         validate_execution_id(execution_id)
-        if not os.path.exists(self.layout.claim(execution_id)):
-            return False
-        lock = self._lock(execution_id)
-        try:
-            lock.acquire(timeout=0, blocking=False)
-        except filelock.Timeout:
-            return True
-        except OSError:
-            return False  # a read-only data directory: nobody can be advancing an execution in it
-        lock.release()
-        return False
+        return held(self.layout.claim(execution_id))
 
     def bind_key(self, key: str, execution_id: str, fingerprint: str) -> tuple[str, str]:
         """Bind with a hard link (atomic, fails if the key exists) of a fully written, synced file.
@@ -576,12 +568,12 @@ class FileStore(Store):
         self._ensure()
         lock = self._lock(execution_id)
         try:
-            lock.acquire(timeout=0, blocking=False)
-        except filelock.Timeout:
-            raise ExecutionAlreadyClaimedError(execution_id) from None
+            taken = try_take(lock)
         except OSError as e:  # the lock file cannot be created: a full disk, a read-only directory
             where = self.layout.claim(execution_id)
             raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, e) from e
+        if not taken:
+            raise ExecutionAlreadyClaimedError(execution_id)
         try:
             write(self.layout.log(execution_id))
         except FileExistsError:

@@ -144,15 +144,16 @@ def finish_tombstones(layout: Layout) -> list[str]:
 
 def _drop_lock_file(layout: Layout, eid: str) -> None:
     """Remove the claim lock file of an id with no log, taking the lock first (left when another holds it)."""
-    import filelock  # noqa: PLC0415 - only when a crash left a deletion half done
+    from delite.store._claimlock import claim_lock, try_take  # noqa: PLC0415 - only when a crash left it half done
 
     path = layout.claim(eid)
     if not os.path.exists(path) or os.path.lexists(layout.log(eid)):
         return
-    lock = filelock.FileLock(path, thread_local=False)
+    lock = claim_lock(path)
     try:
-        lock.acquire(timeout=0, blocking=False)
-    except (filelock.Timeout, OSError):
+        if not try_take(lock):
+            return
+    except OSError:
         return
     try:
         if not os.path.lexists(layout.log(eid)):
@@ -212,14 +213,12 @@ class Eraser:
             raise StoreError.from_os_error("look at the log", path, e) from e
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             raise StoreError(f"execution {eid!r}: the entry under its name is not a log file; remove it by hand", path)
-        import filelock  # noqa: PLC0415 - the read side (health) imports this module without it
+        from delite.store._claimlock import try_take  # noqa: PLC0415 - the read side (health) imports this module
 
         claim = self.store._lock(eid)  # noqa: SLF001 - the store's own claim lock
         try:
-            claim.acquire(timeout=0, blocking=False)
-            lock: filelock.BaseFileLock | None = claim
-        except filelock.Timeout:
-            lock = None  # a live process holds it: refused below unless forced
+            # None: a live process holds it: refused below unless forced
+            lock: filelock.BaseFileLock | None = claim if try_take(claim) else None
         except OSError as e:
             raise StoreError.from_os_error(f"claim execution {eid!r} to delete it", layout.claim(eid), e) from e
         try:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import scenario_agent
 from conftest import TOKEN, Server
 
 from delite import Agent, ScriptedProvider, delegate, tool
@@ -139,6 +143,44 @@ def test_one_winner_of_many_approvers_at_once(advancer: Server) -> None:
     advancer.wait_status("approve-1", "completed")
     export = advancer.get("/api/executions/approve-1/export").json()
     assert sum(e["kind"] == "decision-recorded" for e in export["events"]) == 1
+
+
+_HOLDER = """
+import os, sys, time
+from delite.store import FileStore
+stop = sys.argv[2]
+with FileStore(sys.argv[1]).claim("approve-1"):
+    print("held", flush=True)
+    while not os.path.exists(stop):
+        time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize("store_kind", ["file"])
+def test_an_answered_execution_advances_after_another_claim_lets_go(advancer: Server, tmp_path: Path) -> None:
+    """A claim in the way when the advance starts (a loser's, a second server's) delays it, never drops it."""
+    agent = scenario_agent.build(str(tmp_path / "data"))
+    try:
+        pending = agent.get("approve-1").suspend_reason
+        assert pending is not None
+        agent.approve("approve-1", pending.confirmation_ids[0])  # recorded, not advanced
+    finally:
+        agent.close()
+    stop = tmp_path / "stop"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(tmp_path / "data"), str(stop)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        operator = advancer.config.operator
+        operator._start("approve-1")
+        time.sleep(0.5)
+        assert operator.advancing("approve-1")  # still trying while the claim is held
+    finally:
+        stop.touch()
+        holder.communicate(timeout=30)
+    got = advancer.wait_status("approve-1", "completed")
+    assert got["execution"]["answer"] and operator.failures == {}
 
 
 def test_answer_client_results_and_in_doubt(advancer: Server) -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from delite.errors import DeliteError, UsageError
+from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
 from delite.state._ready import ANSWERABLE, advanceable, answered, unanswered
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ NO_AGENT_NOTE = (
     "recorded; this server has no agent (--agent), so the execution waits until your application resumes it "
     "(agent.resume(id)), a worker takes it on, or someone runs: delite resume {id} --agent MODULE:FACTORY"
 )
+
+
+# How long a background advance keeps trying while another claim is in the way (see Operator._resume).
+_CLAIM_PATIENCE = 30.0
 
 
 class Operator:
@@ -66,7 +71,7 @@ class Operator:
         agent = self.agent
         assert agent is not None
         try:
-            agent.resume(execution_id, model=model)
+            self._resume(agent, execution_id, model)
             self.failures.pop(execution_id, None)
         except DeliteError as e:  # shown on the page; the log says what happened
             self.failures[execution_id] = f"{type(e).__name__}: {e}"
@@ -76,6 +81,29 @@ class Operator:
         finally:
             with self._lock:
                 self._advancing.pop(execution_id, None)
+
+    def _resume(self, agent: Agent, execution_id: str, model: str | None) -> None:
+        """Resume; while another claim is in the way and the execution still waits on nobody, try again.
+
+        A claim in the way is most often brief: a person whose answer lost (its refusal takes the claim for an
+        instant), or a second server recording an answer. Giving up then would leave an answered execution
+        waiting for nobody; when the claimant was really advancing it, it waits on someone again by the time
+        the claim is let go, and this stops.
+        """
+        deadline = time.monotonic() + _CLAIM_PATIENCE
+        while True:
+            try:
+                agent.resume(execution_id, model=model)
+            except ExecutionAlreadyClaimedError as e:
+                if (
+                    e.execution_id != execution_id
+                    or time.monotonic() >= deadline
+                    or not self._waits_on_nobody(execution_id)
+                ):
+                    raise
+                time.sleep(0.05)
+            else:
+                return
 
     def _start(self, execution_id: str, *, model: str | None = None) -> bool:
         with self._lock:
