@@ -176,6 +176,7 @@ class Agent(Operations):
         self._default_output = None if output_type is None else OutputSpec(output_type, retries=output_retries)
         self._provider = _resolve_provider(provider)
         self._tools: dict[str, Tool] = {}
+        self._kin: Mapping[str, Agent] = {}  # other agents by id (a runtime's): whose redactors a sub-agent's call uses
         self._sources: dict[str, ToolSource] = {}
         self._contracts: list[tuple[str, Contract]] = []
         for t in tools:
@@ -313,6 +314,13 @@ class Agent(Operations):
             ancestors=link.lineage if link is not None else (),
             sources=tuple(self._sources.values()),
         )
+
+    def _redactors(self, agent_id: str, tool_name: str) -> tuple[Redactor | None, ...]:
+        owner = self if agent_id == self.agent_id else self._kin.get(agent_id)
+        if owner is None:  # a sub-agent this process does not know: this agent's own hook still applies
+            return (self.redact,)
+        tool = next((t for t in owner.tools if t.name == tool_name), None)
+        return (tool.redact if tool is not None else None, owner.redact)
 
     # -- running ---------------------------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ from delite.state._model import CallState, ExecutionState
 from delite.state._outcome import outcome
 from delite.store._base import ExecutionLog, Store
 from delite.tools._base import CallInDoubtError, Clarification, DelegationSuspended, Tool, ToolCallContext
-from delite.tools._redact import Redactor, redact_with
+from delite.tools._redact import Redactor, redact_outcome, redact_with
 
 __all__ = ["Contract", "RetryPolicy", "RunSettings", "Runner", "ToolSource", "idempotency_key", "read_child"]
 
@@ -436,13 +436,7 @@ class Runner:
 
     def _redact_outcome(self, tool: Tool | None, result: Any, error: str | None) -> tuple[Any, str | None]:
         """A tool's result and error as they are recorded (the tool's redactor, then the agent's)."""
-        redactors = (tool.redact if tool is not None else None, self.settings.redact)
-        if result is not None:
-            result = redact_with(redactors, result)
-        if error is not None:
-            redacted = redact_with(redactors, error)
-            error = redacted if isinstance(redacted, str) else str(redacted)
-        return result, error
+        return redact_outcome((tool.redact if tool is not None else None, self.settings.redact), result, error)
 
     def _ask(self, model: str | None, step: int, attempt: int) -> Ask:
         """One call to the provider; streamed to the run's consumer when it has one and the provider can."""

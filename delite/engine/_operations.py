@@ -62,6 +62,7 @@ from delite.state._outcome import outcome
 from delite.store._base import ExecutionLog, Store
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.tools._base import DelegationSuspended
+from delite.tools._redact import Redactor, redact_outcome
 
 __all__ = ["Link", "Operations"]
 
@@ -145,6 +146,22 @@ class Operations(abc.ABC):
     @abc.abstractmethod
     def _output(self, output_type: Any) -> OutputSpec | None:
         """How to validate a typed final answer, or None."""
+
+    @abc.abstractmethod
+    def _redactors(self, agent_id: str, tool_name: str) -> tuple[Redactor | None, ...]:
+        """The redactors for a result of ``tool_name`` in an execution of ``agent_id``: the tool's, the agent's."""
+
+    def _recorded_outcome(
+        self, state: ExecutionState, call_id: str, result: Any, error: str | None
+    ) -> tuple[Any, str | None]:
+        """A result given from outside (a client tool's, an operator's) as it is recorded: redacted.
+
+        The same redactors as for a result of a tool run here (:func:`~delite.tools._redact.redact_outcome`),
+        chosen by the execution's agent and the call's tool, so what they remove never reaches the log.
+        """
+        cs = state.calls.get(call_id)
+        name = cs.call.name if cs is not None else ""
+        return redact_outcome(self._redactors(state.agent_id, name), result, error)
 
     # -- running ---------------------------------------------------------------------------------------------
 
@@ -542,10 +559,13 @@ class Operations(abc.ABC):
             if missing:
                 raise InvalidToolResultError(state.execution_id, f"missing results for {', '.join(missing)}")
             now = self.clock()
-            return [
-                ToolFinished(at=now, call_id=c, result=jsonable(results[g], f"results[{g!r}]"), source="client")
-                for c, g in calls
-            ]
+            records: list[Record] = []
+            for c, g in calls:
+                value, _ = self._recorded_outcome(state, c, jsonable(results[g], f"results[{g!r}]"), None)
+                records.append(
+                    ToolFinished(at=now, call_id=c, result=jsonable(value, "a redacted result"), source="client")
+                )
+            return records
 
         return (yield from self._answer_op(execution_id, ("client_tool",), list(results), build, advance=advance))
 
@@ -571,12 +591,16 @@ class Operations(abc.ABC):
         if not rerun:
             jsonable(result, "result")
 
-        def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
+        def build(state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
             now = self.clock()
             if rerun:
                 return [InDoubtResolved(at=now, call_id=c) for c, _ in calls]
-            value = jsonable(result, "result")
-            return [ToolFinished(at=now, call_id=c, result=value, error=error, source="operator") for c, _ in calls]
+            records: list[Record] = []
+            for c, _ in calls:
+                value, why = self._recorded_outcome(state, c, jsonable(result, "result"), error)
+                value = jsonable(value, "a redacted result")
+                records.append(ToolFinished(at=now, call_id=c, result=value, error=why, source="operator"))
+            return records
 
         return (yield from self._answer_op(execution_id, ("in_doubt",), [call_id], build, advance=advance))
 

@@ -190,6 +190,7 @@ class Runtime:
             raise UsageError(f"agent {agent.agent_id!r} uses {theirs}, but this runtime runs {mine}")
         with self._lock:
             self._agents[agent.agent_id] = agent
+            agent._kin = self._agents  # noqa: SLF001 - a sub-agent's call answered via its parent: its agent redacts
             started = self._loop is not None
         if started and self.recover:
             self._recover([agent.agent_id])

@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 
 from delite.errors import UsageError
 
-__all__ = ["REDACTED", "Redactor", "check_redactor", "redact_patterns", "redact_with"]
+__all__ = ["REDACTED", "Redactor", "check_redactor", "redact_outcome", "redact_patterns", "redact_with"]
 
 Redactor: TypeAlias = Callable[[Any], Any]
 """A redaction hook: takes a JSON value, returns the JSON value to record instead (the same one: nothing to hide)."""
@@ -73,3 +73,18 @@ def redact_with(redactors: Iterable[Redactor | None], value: Any) -> Any:
         if r is not None:
             value = r(value)
     return value
+
+
+def redact_outcome(redactors: Iterable[Redactor | None], result: Any, error: str | None) -> tuple[Any, str | None]:
+    """A tool's result and error as they are recorded: each passed through ``redactors`` in turn.
+
+    The same for every way a result reaches the log: a tool run here, a client tool's result submitted from
+    outside, an operator's settlement of an in-doubt call. An error stays a string.
+    """
+    chain = tuple(redactors)
+    if result is not None:
+        result = redact_with(chain, result)
+    if error is not None:
+        redacted = redact_with(chain, error)
+        error = redacted if isinstance(redacted, str) else str(redacted)
+    return result, error
