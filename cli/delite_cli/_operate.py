@@ -9,6 +9,7 @@ builds the application's own ``Agent`` and continues the run itself; ``resume`` 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -55,6 +56,8 @@ def load_agent(spec: str, target: Target) -> Agent:
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise _usage(f"cannot import {module_name!r} for --agent: {e}") from e
+    except Exception as e:  # the module itself failed: a syntax error, an exception at import
+        raise _usage(f"importing {module_name!r} for --agent failed: {type(e).__name__}: {e}") from e
     attr_value: Any = module
     for part in attr.split("."):
         try:
@@ -62,7 +65,9 @@ def load_agent(spec: str, target: Target) -> Agent:
         except AttributeError:
             raise _usage(f"{module_name!r} has no attribute {attr!r}") from None
     found: object = attr_value
-    agent = found if isinstance(found, Agent) else found(target.factory_argument) if callable(found) else None
+    agent: object = found
+    if not isinstance(found, Agent) and callable(found):
+        agent = _build(spec, found, target.factory_argument)
     if not isinstance(agent, Agent):
         raise _usage(f"--agent {spec} must name an Agent or a factory returning one, got {type(agent).__name__}")
     if not target.uses(agent):
@@ -71,6 +76,30 @@ def load_agent(spec: str, target: Target) -> Agent:
         root = getattr(getattr(agent.store, "layout", None), "root", None)
         raise _usage(f"the agent from {spec} uses another data directory ({root}), not {target.directory}")
     return agent
+
+
+def _build(spec: str, factory: Any, argument: object) -> object:
+    """Call the factory with the data directory; a wrong signature is a usage error, its own failure is named.
+
+    delite's own errors (a bad key file, a store that cannot be opened) pass through as they are.
+    """
+    from delite.errors import DeliteError
+
+    try:
+        inspect.signature(factory).bind(argument)
+    except TypeError:
+        raise _usage(
+            f"--agent {spec} names a factory that cannot be called with one argument (the data directory, a path "
+            "or a URL): define it as def build(data_dir): ... return Agent(data_dir, ...)"
+        ) from None
+    except ValueError:  # no signature to look at (a builtin): the call says
+        pass
+    try:
+        return factory(argument)
+    except DeliteError:
+        raise
+    except Exception as e:
+        raise CliError(f"the factory {spec} failed: {type(e).__name__}: {e}", kind=type(e).__name__) from e
 
 
 def _operator(target: Target, agent_spec: str | None) -> tuple[Agent, bool]:

@@ -40,9 +40,37 @@ __all__ = [
 ]
 
 
-def open_execution(target: Target, execution_id: str) -> ExecutionView:
-    """Read the execution (its id resolved already, see :func:`~delite_cli._target.with_target`)."""
-    return target.data.execution(execution_id)
+def open_execution(target: Target, execution_id: str, *, content: bool = False) -> ExecutionView:
+    """Read the execution (its id resolved already, see :func:`~delite_cli._target.with_target`).
+
+    Its records sealed at rest and no key configured: ``content`` (a command that shows the input, the answer,
+    what was said and done) raises :class:`~delite.errors.UnknownKeyError`, since showing the shells as the
+    execution would pass blanks off as its content; otherwise a note on stderr says what is left out.
+
+    Raises:
+        UnknownKeyError: ``content``, and the records are sealed under a key this command was not given.
+    """
+    view = target.data.execution(execution_id)
+    sealed = _sealed_under(view)
+    if sealed is not None:
+        how = "give --key-file, or set DELITE_ENCRYPTION_KEYS or DELITE_ENCRYPTION_KEY_FILE"
+        if content:
+            from delite.errors import UnknownKeyError
+
+            raise UnknownKeyError(
+                execution_id, 0, f"its records are sealed at rest (key {sealed!r}) and no key was given: {how}"
+            )
+        f.console(stderr=True).print(
+            f.text(f"execution {execution_id}: records sealed at rest, shown without their content ({how})", "dim")
+        )
+    return view
+
+
+def _sealed_under(view: ExecutionView) -> str | None:
+    """The key id of the execution's first record still sealed (read with no key), else None."""
+    from delite.log.records import SealedRecord
+
+    return next((r.key_id for r in view.records if isinstance(r, SealedRecord)), None)
 
 
 @contextmanager
@@ -246,7 +274,7 @@ def _children(target: Target, d: ExecutionDetail) -> list[ExecutionSummary]:
 
 def run_inspect(target: Target, execution_id: str, *, json_: bool) -> None:
     """Show one execution in depth."""
-    d = open_execution(target, execution_id).detail
+    d = open_execution(target, execution_id, content=True).detail
     if json_:
         f.echo_json(d)
         return
@@ -450,7 +478,7 @@ def run_tail(
     """Print the last records; with ``follow``, keep printing new ones until the execution ends."""
     data = target.data
     eid = execution_id
-    view = data.execution(eid)
+    view = open_execution(target, eid)
     events = view.events
     start = max(len(events) - lines, 0)
     origin = min((e.at for e in events), default=0.0)
@@ -475,6 +503,7 @@ def run_tail(
 
 def run_export(target: Target, execution_id: str, *, fmt: str, output: str | None) -> None:
     """Write the whole execution as JSON, NDJSON, HTML, or OTLP/JSON spans (with its sub-agents)."""
+    view = open_execution(target, execution_id, content=True)
     if fmt == "otlp-json":
         from delite._telemetry._names import capture_content_from_env
         from delite.telemetry import otlp_json
@@ -482,7 +511,6 @@ def run_export(target: Target, execution_id: str, *, fmt: str, output: str | Non
         body = f.json_text(otlp_json(target.data, execution_id, capture_content=capture_content_from_env())) + "\n"
         _write_export(body, output)
         return
-    view = open_execution(target, execution_id)
     export = view.export()
     if fmt == "json":
         body = f.json_text(export) + "\n"

@@ -438,6 +438,11 @@ class Runner:
         """A tool's result and error as they are recorded (the tool's redactor, then the agent's)."""
         return redact_outcome((tool.redact if tool is not None else None, self.settings.redact), result, error)
 
+    def _redact_text(self, tool: Tool | None, text: str) -> str:
+        """Text a tool produced other than its result (a question for a human, an in-doubt message), redacted."""
+        _, redacted = self._redact_outcome(tool, None, text)
+        return text if redacted is None else redacted
+
     def _ask(self, model: str | None, step: int, attempt: int) -> Ask:
         """One call to the provider; streamed to the run's consumer when it has one and the provider can."""
         s = self.settings
@@ -631,14 +636,14 @@ class Runner:
             self.buffer(ChildSuspended(at=self._now(), call_id=call_id, child_id=e.execution_id))
             return _child_wait(e.execution_id, e.reason)
         if isinstance(e, CallInDoubtError):  # sent, answer lost: no result is recorded, the call stays in doubt
-            message = printable(f"{e.message}; it may or may not have acted")
+            message = self._redact_text(run.tool, printable(f"{e.message}; it may or may not have acted"))
             return _Wait("in_doubt", [msgspec.structs.replace(run.pending, message=message)])
         if isinstance(e, ToolError):
             error = printable(str(e.message))
         elif e is not None:
             error = printable(f"{type(e).__name__}: {e}")
         elif isinstance(done.value, Clarification):
-            question = printable(str(done.value.question))
+            question = self._redact_text(run.tool, printable(str(done.value.question)))
             self.buffer(InputRequested(at=self._now(), call_id=call_id, question=question))
             return _Wait("human_input", [run.pending], question)
         else:

@@ -573,9 +573,13 @@ class Operations(abc.ABC):
         checks.check_text("text", text)
         checks.check_flag("advance", advance)
 
-        def build(_state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
+        def build(state: ExecutionState, calls: list[tuple[str, str]]) -> list[Record]:
             now = self.clock()
-            return [InputSubmitted(at=now, call_id=c, text=text) for c, _ in calls]
+            records: list[Record] = []
+            for c, _ in calls:  # the answer becomes the asking tool's result: the same redactors apply
+                _, redacted = self._recorded_outcome(state, c, None, text)
+                records.append(InputSubmitted(at=now, call_id=c, text=text if redacted is None else redacted))
+            return records
 
         return (yield from self._answer_op(execution_id, ("human_input",), None, build, advance=advance))
 

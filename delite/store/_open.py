@@ -155,7 +155,30 @@ def open_store(
 
     ring = Keyring.from_env() if keys is None else keys
     store = _open_plain(target, durability)
-    return store if ring is None else SealedStore(store, ring)
+    if ring is None:
+        return store
+    try:
+        return SealedStore(store, ring)
+    except UsageError:
+        store.close()
+        raise
+
+
+def check_key_file_apart(key_file: str, store: Store) -> None:
+    """Refuse a key file kept inside the data directory it protects (a copy of the data would carry the key).
+
+    Raises:
+        UsageError: ``key_file`` is in the store's data directory (or one of its folders).
+    """
+    root = store_location(store)
+    if root is None or is_postgres_url(root):
+        return
+    data, key = os.path.realpath(root), os.path.realpath(key_file)
+    if os.path.commonpath([data, key]) == data:
+        raise UsageError(
+            f"the key file {key_file!r} is inside the data directory {root!r}: keep the keys apart from the data "
+            "they protect (anyone with a copy of the directory would have them)"
+        )
 
 
 def _open_plain(target: str | os.PathLike[str], durability: Durability | str) -> Store:

@@ -101,6 +101,8 @@ class Keyring:
             self._aeads[key_id] = _aead(key)
         self.current: str = pairs[-1][0]
         """The id of the key new records are sealed under (the newest)."""
+        self.path: str | None = None
+        """The key file the keys were read from (:meth:`from_file`), else None."""
 
     def __repr__(self) -> str:
         """The key ids, never the keys."""
@@ -142,7 +144,9 @@ class Keyring:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise UsageError(f"cannot read the key file {os.fspath(path)!r}: {e.strerror or e}") from e
-        return cls.parse(text, source=f"the key file {os.fspath(path)!r}")
+        ring = cls.parse(text, source=f"the key file {os.fspath(path)!r}")
+        ring.path = os.path.abspath(path)
+        return ring
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Keyring | None:
@@ -293,9 +297,18 @@ class SealedStore(Store):
     """
 
     def __init__(self, inner: Store, keys: Keyring) -> None:
-        """Wrap ``inner``; records are sealed under ``keys.current`` and opened under any key of ``keys``."""
+        """Wrap ``inner``; records are sealed under ``keys.current`` and opened under any key of ``keys``.
+
+        Raises:
+            UsageError: ``inner`` is sealed already, or the keys were read from a key file inside its data
+                directory (keys are kept apart from the data they protect).
+        """
         if isinstance(inner, SealedStore):
             raise UsageError("the store is sealed already")
+        if keys.path is not None:
+            from delite.store._open import check_key_file_apart  # noqa: PLC0415 - _open imports this module
+
+            check_key_file_apart(keys.path, inner)
         self.inner = inner
         """The store underneath (it holds sealed records only)."""
         self.keys = keys

@@ -158,6 +158,25 @@ def test_resume_needs_an_agent(run, data: Path) -> None:
     assert "must name an Agent or a factory" in line
 
 
+def test_a_factory_that_does_not_fit_or_fails_is_named(run, data: Path, tmp_path: Path, monkeypatch) -> None:
+    """A factory with the wrong signature is a usage error (2); one that raises, or a module that fails to
+    import, is one clear line naming it (no traceback)."""
+    import scenario_agent
+
+    monkeypatch.setattr(scenario_agent, "no_args", lambda: None, raising=False)
+    monkeypatch.setattr(scenario_agent, "two_args", lambda _d, _e: None, raising=False)
+    monkeypatch.setattr(scenario_agent, "broken", lambda _d: {}["missing"], raising=False)
+    for name in ("no_args", "two_args"):
+        line = one_error_line(run("resume", "failed-1", "--data-dir", data, "--agent", f"scenario_agent:{name}"), 2)
+        assert "cannot be called with one argument" in line
+    line = one_error_line(run("resume", "failed-1", "--data-dir", data, "--agent", "scenario_agent:broken"), 1)
+    assert "the factory scenario_agent:broken failed: KeyError" in line
+    (tmp_path / "mod_raises_xyz.py").write_text("raise RuntimeError('at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    line = one_error_line(run("resume", "failed-1", "--data-dir", data, "--agent", "mod_raises_xyz:build"), 2)
+    assert "importing 'mod_raises_xyz' for --agent failed: RuntimeError: at import" in line
+
+
 def test_agent_for_another_data_directory_is_refused(run, data: Path, built: Path, monkeypatch) -> None:
     import scenario_agent
 

@@ -250,8 +250,14 @@ def test_the_cli_reads_with_the_key_and_health_checks_without_it(tmp_path: Path)
     assert "RESULT-SECRET" in exported.stdout
     health = cli("health")
     assert health.returncode == 0, health.stdout + health.stderr
-    keyless = cli("inspect", eid)
-    assert "ANSWER-SECRET" not in keyless.stdout
+    # Without the key: what shows content is refused (blanks are not the execution's content), what shows
+    # the structure says what it leaves out.
+    for command in ("inspect", "export"):
+        keyless = cli(command, eid)
+        assert keyless.returncode == 1 and "ANSWER-SECRET" not in keyless.stdout
+        assert "sealed at rest" in keyless.stderr and "--key-file" in keyless.stderr
+    structure = cli("steps", eid)
+    assert structure.returncode == 0 and "scripted" in structure.stdout and "--key-file" in structure.stderr
     # rotation: both keys to rekey, then the new key alone reads everything
     both, new = tmp_path / "both", tmp_path / "new"
     both.write_text(f"{_entry(*OLD)}\n{_entry(*NEW)}\n")
@@ -309,3 +315,29 @@ def test_a_rekey_killed_at_any_moment_leaves_every_execution_whole(tmp_path: Pat
     new_only = SealedStore(FileStore(data), Keyring([NEW]))
     assert all(len(new_only.read(eid).records) == 6 for eid in ids)
     assert DataDir(new_only).health().healthy
+
+
+def test_a_key_file_inside_the_data_directory_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys are never kept beside the data: a copy of the directory would carry them."""
+    data = tmp_path / "data"
+    (data / "conf").mkdir(parents=True)
+    inside = data / "conf" / "keys"
+    inside.write_text(_entry(*OLD) + "\n")
+    with pytest.raises(UsageError, match="inside the data directory"):
+        open_store(data, keys=Keyring.from_file(inside))
+    with pytest.raises(UsageError, match="inside the data directory"):
+        SealedStore(FileStore(data), Keyring.from_file(inside))
+    monkeypatch.setenv("DELITE_ENCRYPTION_KEY_FILE", str(inside))
+    with pytest.raises(UsageError, match="inside the data directory"):
+        Agent(data, provider=ScriptedProvider(["hi"]))
+    assert not (data / "executions").exists()  # refused before anything was written
+    outside = tmp_path / "keys"
+    outside.write_text(_entry(*OLD) + "\n")
+    monkeypatch.setenv("DELITE_ENCRYPTION_KEY_FILE", str(outside))
+    store = open_store(data)
+    assert isinstance(store, SealedStore)
+    store.close()
+    # A link into the directory is the file it points at: refused the same.
+    (tmp_path / "link").symlink_to(inside)
+    with pytest.raises(UsageError, match="inside the data directory"):
+        open_store(data, keys=Keyring.from_file(tmp_path / "link"))

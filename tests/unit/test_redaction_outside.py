@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from delite import Agent, DataDir, Runtime, ScriptedProvider, Status, delegate, tool
+from delite import Agent, Clarification, DataDir, Runtime, ScriptedProvider, Status, delegate, tool
 from delite.providers import call
 from delite.tools import REDACTED, redact_patterns
 
@@ -190,3 +190,35 @@ def test_the_command_redacts_with_the_agent_it_is_given(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert SSN.encode() not in _disk(data)
     assert REDACTED.encode() in msgspec.json.encode(DataDir(data).execution("cli").export())
+
+
+def test_a_humans_answer_and_the_question_are_redacted(tmp_path: Path) -> None:
+    """The answer to ``ask`` becomes the asking tool's result, and the question is that tool's output: both are
+    recorded through the tool's and the agent's redactors (an answer typed with a secret in it, a question
+    quoting one)."""
+    data = tmp_path / "data"
+    turns: list[str] = []
+
+    @tool(redact=redact_patterns(r"sk-[a-z]{20,}", replacement="[key]"))
+    def ask(topic: str) -> Clarification:
+        """Ask the user."""
+        return Clarification(f"Is {SSN} the number for {topic} ({KEY})?")
+
+    def second(messages: list[dict[str, Any]]) -> str:
+        turns.append(_tool_messages(messages))
+        return "thanks"
+
+    agent = Agent(data, provider=ScriptedProvider([call("ask", topic="tax"), second]), tools=[ask], redact=hide)
+    r = agent.run("file my taxes", execution_id="h")
+    assert r.suspend_reason is not None and r.suspend_reason.kind == "human_input"
+    assert SSN not in (r.suspend_reason.message or "") and KEY not in (r.suspend_reason.message or "")
+    done = agent.submit_input("h", f"yes, {SSN}, and my key is {KEY}")
+    assert done.status is Status.COMPLETED
+    assert SSN not in turns[0] and KEY not in turns[0] and REDACTED in turns[0] and "[key]" in turns[0]
+    disk = _disk(data)
+    assert SSN.encode() not in disk and KEY.encode() not in disk
+    export = msgspec.json.encode(DataDir(data).execution("h").export())
+    assert SSN.encode() not in export and KEY.encode() not in export
+    # A resumed run reads the redacted answer back and goes on the same way.
+    again = Agent(data, provider=ScriptedProvider([]), tools=[ask], redact=hide)
+    assert again.resume("h").answer == "thanks"
