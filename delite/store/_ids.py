@@ -27,6 +27,8 @@ def validate_execution_id(execution_id: object) -> str:
     This refuses path separators, control characters, whitespace and every name with a special meaning to the
     file system before any file is touched.
     """
+    if isinstance(execution_id, str) and is_execution_id(execution_id):
+        return execution_id  # the common case: one match; the checks below only choose the refusal's words
     if not isinstance(execution_id, str):
         raise InvalidExecutionIdError(repr(execution_id), "must be a string")
     if not execution_id:
