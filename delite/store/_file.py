@@ -387,7 +387,7 @@ class FileStore(Store):
         return log
 
     def is_claimed(self, execution_id: str) -> bool:
-        """Try the lock without waiting: held means claimed (a lock that cannot be opened is not held by us)."""
+        """Whether a live process holds the claim, asked so that no concurrent claim fails (see ``_claimlock``)."""
         validate_execution_id(execution_id)
         return held(self.layout.claim(execution_id))
 
