@@ -66,6 +66,11 @@ def split_url(url: object, **given: int | None) -> tuple[dict[str, Any], Keepali
     if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
         shown = repr(redact_url(url)) if isinstance(url, str) else type(url).__name__
         raise UsageError(f"a PostgreSQL store is opened with a postgresql:// URL, not {shown:.80}")
+    if _NOT_IN_A_URL.search(url):  # libpq versions differ on these; refuse them whatever libpq is installed
+        raise UsageError(
+            "not a valid PostgreSQL URL (it holds a space, a control character or a % not followed by two hex "
+            "digits: percent-encode them, e.g. a space as %20)"
+        )
     try:
         params: dict[str, Any] = conninfo_to_dict(url)
     except psycopg.ProgrammingError as e:
@@ -94,6 +99,8 @@ def split_url(url: object, **given: int | None) -> tuple[dict[str, Any], Keepali
     return params, keep
 
 
+# What RFC 3986 never allows as it is in a URL: whitespace, control characters, a lone or malformed %.
+_NOT_IN_A_URL = re.compile(r"[\x00-\x20\x7f]|%(?![0-9A-Fa-f]{2})")
 _QUOTED = re.compile(r'"([^"]*)"')
 _SECRET_NAME = re.compile(r"(?i)pass|secret|token")
 
