@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import sys
 # claim lock, the listing index, the terminal renderer, the vendor SDKs and their HTTP stack, the writer's
 # random ids, the SDK-backed providers; and, until a store is opened or a run streamed: the store opener and
 # the data directory's layout (pathlib, urllib.parse, ipaddress), the sealing layer, the listing's
-# derivation, the stream's event classes, OpenSSL's hashlib and random (a retry's jitter).
+# derivation, the stream's event classes, OpenSSL's hashlib, random (a retry's jitter) and the stdlib's json.
 HEAVY = (
     "anthropic",
     "asyncio",
@@ -33,6 +32,7 @@ HEAVY = (
     "httpx",
     "httpx2",
     "ipaddress",
+    "json",
     "openai",
     "pathlib",
     "random",
@@ -46,9 +46,10 @@ HEAVY = (
 
 
 def _modules(code: str) -> set[str]:
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    """The modules loaded once ``code`` ran in a fresh interpreter (the probe itself imports only ``sys``)."""
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    return set(json.loads(out.stdout.splitlines()[-1]))
+    return set(out.stdout.splitlines()[-1].split())
 
 
 def _loaded(code: str) -> list[str]:
