@@ -24,7 +24,6 @@ from delite.engine._operations import DriftPolicy, Link, Operations
 from delite.engine._options import RUN_ARGS, History, Metadata, RunArgs, RunOptions
 from delite.engine._output import OutputSpec
 from delite.engine._response import AnyResponse, Response
-from delite.engine._streaming import EventStream, TextStream
 from delite.engine._twins import awaited, blocking, entry, twin
 from delite.errors import UsageError
 from delite.log._durability import Durability
@@ -32,12 +31,12 @@ from delite.log.records import ConfigFingerprint
 from delite.providers._base import AnyProvider, provider_name
 from delite.state._model import ExecutionState
 from delite.store._base import ExecutionLog, Store
-from delite.store._open import default_location, open_store
 from delite.tools._base import Tool, tool
 from delite.tools._redact import Redactor, check_redactor
 
 if TYPE_CHECKING:
     from delite.engine._astreaming import AsyncEventStream, AsyncTextStream
+    from delite.engine._streaming import EventStream, TextStream
     from delite.runtime import Runtime
 
 __all__ = ["Agent"]
@@ -188,6 +187,8 @@ class Agent(Operations):
                 self.add_tool(t)
         if store is None:  # opened last: nothing above can leave an opened store behind
             if self.owns_store:
+                from delite.store._open import default_location, open_store  # noqa: PLC0415 - pathlib, urllib: only when opened
+
                 store = open_store(default_location() if data_dir is None else data_dir, durability=durability)
             else:
                 assert runtime is not None
@@ -464,6 +465,8 @@ class Agent(Operations):
         a broken or stalled stream is a failed attempt that is retried. See
         :class:`~delite.engine._streaming.TextStream`.
         """
+        from delite.engine._streaming import TextStream  # noqa: PLC0415 - the event classes: only when streamed
+
         return TextStream(self._events("stream", text, options))
 
     def stream_events(self, text: str, **options: Unpack[RunOptions]) -> EventStream:
@@ -475,6 +478,8 @@ class Agent(Operations):
         return self._events("stream_events", text, options)
 
     def _events(self, method: str, text: str, options: RunOptions) -> EventStream:
+        from delite.engine._streaming import EventStream  # noqa: PLC0415 - the event classes: only when streamed
+
         output_type, args = _split_options(method, options)
         return EventStream(lambda: blocking(self._start(text, output_type=output_type, **args)))
 

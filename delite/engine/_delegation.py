@@ -21,7 +21,6 @@ out of the tool body around ``delegate`` (put them in the child's tools, where t
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from delite.engine._effects import Steps
@@ -61,6 +60,8 @@ def link_for(agent: Agent, key: str | None = None) -> Link | None:
         n = len(ctx.delegations) + 1
         child = base if n == 1 else f"{base}:{n}"
     if len(child) > MAX_ID_LENGTH:  # deep trees of long ids: a stable digest instead
+        import hashlib  # noqa: PLC0415 - OpenSSL's hashlib costs milliseconds to import; rarely needed here
+
         child = "sub-" + hashlib.sha256(child.encode()).hexdigest()[:48]
     validate_execution_id(child)
     ctx.delegations.append(child)

@@ -20,10 +20,9 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from delite._telemetry._hook import observe
-from delite.engine._events import current_sink, sink_var
+from delite.engine._sink import current_sink, sink_var
 from delite.log.records import Record
 from delite.store._base import ExecutionLog, Store
-from delite.store._sealed import refuse_sealed
 from delite.tools._base import DelegationSuspended, Tool, ToolCallContext, call_var
 
 if TYPE_CHECKING:
@@ -137,6 +136,8 @@ class Claim(Effect):
         """
         log = self.store.claim(self.execution_id, create=self.create)
         if log.outcome is None:
+            from delite.store._sealed import refuse_sealed  # noqa: PLC0415 - the sealing layer: only once a log is claimed
+
             try:
                 refuse_sealed(self.execution_id, log.records)
             except BaseException:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from delite.engine._response import Response
+from delite.engine._sink import current_sink, sink_var
 from delite.errors import ControlSignal
 from delite.log.records import ModelCallFailed, ModelResponded, Record, ToolFinished, ToolStarted
 from delite.state._model import ExecutionState
@@ -119,15 +119,6 @@ class StreamClosed(ControlSignal):
     its end and records its result instead of being left in doubt. A :class:`~delite.errors.ControlSignal`
     (a ``BaseException``), so a tool's ``except Exception`` cannot swallow it.
     """
-
-
-sink_var: ContextVar[EventSink | None] = ContextVar("delite_event_sink", default=None)
-"""The sink of the stream the current run reports to (None when it is not streamed)."""
-
-
-def current_sink() -> EventSink | None:
-    """The sink of the stream this thread runs for, or None when the run is not streamed."""
-    return sink_var.get()
 
 
 class EventSink:

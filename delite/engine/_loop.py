@@ -18,7 +18,6 @@ the async API by awaiting, so both behave the same.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +39,8 @@ from delite.engine._effects import (
     ToolOutcome,
     drive,
 )
-from delite.engine._events import current_sink
 from delite.engine._output import OutputSpec
+from delite.engine._sink import current_sink
 from delite.engine._turns import failure_record, printable, tool_record, turn_record
 from delite.errors import (
     ProviderError,
@@ -113,6 +112,8 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay)
         raw = min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
+        import random  # noqa: PLC0415 - only when a call is retried
+
         jitter: float = random.random()  # noqa: S311 - jitter, not cryptography
         return raw * (1 - 0.25 * jitter)
 

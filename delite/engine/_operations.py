@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -257,6 +256,8 @@ class Operations(abc.ABC):
     ) -> Steps[str]:
         if not isinstance(key, str) or not key:
             raise UsageError("idempotency_key must be a non-empty string")
+        import hashlib  # noqa: PLC0415 - OpenSSL's hashlib costs milliseconds to import; only with a key
+
         fingerprint = hashlib.sha256(msgspec.json.encode([text, history or []])).hexdigest()
         bound, bound_fingerprint = yield Io(self.store.bind_key, key, eid, fingerprint)
         if bound_fingerprint != fingerprint or (explicit and bound != eid):

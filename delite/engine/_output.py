@@ -10,7 +10,6 @@ answer is parsed as JSON and converted to ``T``. An answer that does not match i
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -39,6 +38,8 @@ class OutputSpec:
         self.retries = retries
         self.schema: dict[str, Any] = schema
         self.name = getattr(output_type, "__name__", str(output_type))
+        import json  # noqa: PLC0415 - the stdlib's json (and its regexes): only for a structured output
+
         self.prompt = (
             "When you give your final answer, reply with a single JSON value and nothing else (no prose, no "
             f"code fence), matching this JSON schema:\n{json.dumps(schema, sort_keys=True)}"

@@ -11,7 +11,6 @@ JSON string. Anything else raises :class:`MalformedTurnError`, naming what was w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +38,8 @@ def _arguments(value: object) -> Any:
     if isinstance(value, str):
         if not value.strip():
             return {}
+        import json  # noqa: PLC0415 - the stdlib's json (and its regexes): only for arguments given as text
+
         try:
             return json.loads(value)
         except json.JSONDecodeError:

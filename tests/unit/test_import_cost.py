@@ -2,39 +2,58 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 # Modules that cost milliseconds each and that defining an agent does not need: the async machinery, the
 # claim lock, the listing index, the terminal renderer, the vendor SDKs and their HTTP stack, the writer's
-# random ids, the SDK-backed providers.
+# random ids, the SDK-backed providers; and, until a store is opened or a run streamed: the store opener and
+# the data directory's layout (pathlib, urllib.parse, ipaddress), the sealing layer, the listing's
+# derivation, the stream's event classes, OpenSSL's hashlib, random (a retry's jitter) and the stdlib's json.
 HEAVY = (
     "anthropic",
     "asyncio",
     "concurrent.futures",
     "delite.engine._aio",
+    "delite.engine._events",
+    "delite.engine._streaming",
+    "delite.log._shell",
     "delite.providers._anthropic",
     "delite.providers._openai",
     "delite.providers._openai_responses",
     "delite.providers._sdk",
+    "delite.store._derive",
+    "delite.store._layout",
+    "delite.store._open",
+    "delite.store._sealed",
     "email",
     "filelock",
+    "hashlib",
     "httpx",
     "httpx2",
+    "ipaddress",
+    "json",
     "openai",
+    "pathlib",
+    "random",
     "rich",
     "secrets",
     "socket",
     "sqlite3",
     "ssl",
+    "urllib.parse",
 )
 
 
-def _loaded(code: str) -> list[str]:
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+def _modules(code: str) -> set[str]:
+    """The modules loaded once ``code`` ran in a fresh interpreter (the probe itself imports only ``sys``)."""
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    modules = set(json.loads(out.stdout.splitlines()[-1]))
+    return set(out.stdout.splitlines()[-1].split())
+
+
+def _loaded(code: str) -> list[str]:
+    modules = _modules(code)
     return sorted(m for m in HEAVY if m in modules)
 
 
@@ -51,3 +70,35 @@ def test_the_heavy_modules_come_when_used() -> None:
     loaded = _loaded("from delite.providers import OpenAI, ScriptedProvider\nfrom delite import FileStore")
     assert "delite.providers._openai" in loaded
     assert "filelock" in loaded
+
+
+def test_the_store_package_imports_its_modules_when_asked() -> None:
+    """``import delite.store`` (which importing any store module runs first) loads none of its modules."""
+    assert sorted(m for m in _modules("import delite.store") if m.startswith("delite.")) == [
+        "delite._lazy",
+        "delite._version",
+        "delite.store",
+    ]
+
+
+def test_the_store_package_still_exports_every_name() -> None:
+    """Every name in ``delite.store.__all__`` resolves, each from the module that defines it."""
+    probe = (
+        "import delite.store as s\n"
+        "missing = [n for n in s.__all__ if getattr(s, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert s.FileStore.__module__ == 'delite.store._file'\n"
+        "assert s.summarize.__module__ == 'delite.store._derive'"
+    )
+    assert "delite.store._derive" in _modules(probe)
+
+
+def test_opening_and_streaming_import_what_they_need() -> None:
+    """An agent that opens its data directory brings the opener and the layout; a stream, the event classes."""
+    opened = _modules(
+        "import tempfile\nfrom delite import Agent, ScriptedProvider\n"
+        "a = Agent(tempfile.mkdtemp(), provider=ScriptedProvider(['hi']))\n"
+        "s = a.stream_events('hello')\nprint([type(e).__name__ for e in s])\na.close()"
+    )
+    for module in ("delite.store._open", "delite.store._layout", "delite.store._sealed", "delite.engine._events"):
+        assert module in opened
