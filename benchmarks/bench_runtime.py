@@ -206,30 +206,39 @@ async def _heartbeat(lags: list[float], stop: asyncio.Event) -> None:
 def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, Any]:
     """Run n executions with arun on one loop; time the loop's share of each append and the heartbeat's lag.
 
-    The loop's share of an append handed to a thread is what it does itself: queue the call
-    (``Threads.submit``) and, when the result is back, resolve the awaiting future (``_Bridge.drain``, per
-    call). ``on_loop`` instead does the append on the loop, as an async wrapper that calls the sync API would.
+    The loop's share of an append handed to a thread is what it does itself: queue it (``_Commits.add``),
+    hand the appends of one turn of the loop to the I/O threads (``_Commits.flush``, shared by the appends it
+    hands over) and, when the results are back, resolve the awaiting futures (``_Bridge.drain``, shared by the
+    results it takes). ``on_loop`` instead does the append on the loop, as an async wrapper that calls the sync
+    API would.
     """
     data = tempfile.mkdtemp(prefix="delite-bench-stall-")
-    real_blocking = _aio._blocking  # noqa: SLF001 - the seam where the driver hands blocking calls to threads
+    real_append = _aio._append  # noqa: SLF001 - the append the driver hands to the I/O threads
+    real_commit = _aio._commit  # noqa: SLF001 - the seam where it does so
+    real_add = _aio._Commits.add  # noqa: SLF001
+    real_flush = _aio._Commits.flush  # noqa: SLF001
     real_drain = _aio._Bridge.drain  # noqa: SLF001
-    io = _aio.io_pool()
-    real_submit = io.submit
     loop_ms: list[float] = []
     write_ms: list[float] = []
+    shared = {"ms": 0.0, "appends": 0}
     drained = {"ms": 0.0, "calls": 0}
 
     def timed_append(effect: Any) -> None:
         t = time.perf_counter()
-        _aio._append(effect)  # noqa: SLF001
+        real_append(effect)
         write_ms.append((time.perf_counter() - t) * 1000)
 
-    def submit(fn: Any, *args: Any) -> None:
+    def add(commits: Any, job: Any) -> None:
         t = time.perf_counter()
-        real_submit(fn, *args)
-        job = args[0] if args else None
-        if getattr(job, "fn", None) is timed_append:
-            loop_ms.append((time.perf_counter() - t) * 1000)
+        real_add(commits, job)
+        loop_ms.append((time.perf_counter() - t) * 1000)
+
+    def flush(commits: Any) -> None:
+        appends = len(commits.queued)
+        t = time.perf_counter()
+        real_flush(commits)
+        shared["ms"] += (time.perf_counter() - t) * 1000
+        shared["appends"] += appends
 
     def drain(bridge: Any) -> None:
         calls = len(bridge.ready)
@@ -238,17 +247,10 @@ def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, An
         drained["ms"] += (time.perf_counter() - t) * 1000
         drained["calls"] += calls
 
-    async def blocking(pool: Any, fn: Any, *args: Any, **options: Any) -> Any:
-        # Every keyword the driver passes (``finish``, ``undo``, any added later) goes through unchanged: this
-        # wrapper only swaps the append for a timed one.
-        if fn is not _aio._append:  # noqa: SLF001
-            return await real_blocking(pool, fn, *args, **options)
-        if on_loop:
-            t = time.perf_counter()
-            timed_append(*args)
-            loop_ms.append((time.perf_counter() - t) * 1000)
-            return None
-        return await real_blocking(pool, timed_append, *args, **options)
+    async def commit_on_loop(effect: Any) -> None:
+        t = time.perf_counter()
+        timed_append(effect)
+        loop_ms.append((time.perf_counter() - t) * 1000)
 
     answered: list[str | None] = []
 
@@ -264,18 +266,26 @@ def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, An
         await beat
         return lags
 
-    _aio._blocking = blocking  # noqa: SLF001
-    _aio._Bridge.drain = drain  # type: ignore[method-assign]  # noqa: SLF001
-    io.submit = submit  # type: ignore[method-assign]
+    if on_loop:
+        _aio._commit = commit_on_loop  # type: ignore[assignment]  # noqa: SLF001
+    else:
+        _aio._append = timed_append  # noqa: SLF001
+        _aio._Commits.add = add  # type: ignore[method-assign]  # noqa: SLF001
+        _aio._Commits.flush = flush  # type: ignore[method-assign]  # noqa: SLF001
+        _aio._Bridge.drain = drain  # type: ignore[method-assign]  # noqa: SLF001
     try:
         lags = asyncio.run(main())
     finally:
-        _aio._blocking = real_blocking  # noqa: SLF001
+        _aio._append = real_append  # noqa: SLF001
+        _aio._commit = real_commit  # noqa: SLF001
+        _aio._Commits.add = real_add  # type: ignore[method-assign]  # noqa: SLF001
+        _aio._Commits.flush = real_flush  # type: ignore[method-assign]  # noqa: SLF001
         _aio._Bridge.drain = real_drain  # type: ignore[method-assign]  # noqa: SLF001
-        io.submit = real_submit  # type: ignore[method-assign]
         shutil.rmtree(data, ignore_errors=True)
+    per_append = shared["ms"] / shared["appends"] if shared["appends"] else 0.0
     per_result = drained["ms"] / drained["calls"] if drained["calls"] else 0.0
-    on_loop_ms = [x + per_result for x in loop_ms]  # queueing the call, plus taking its result back
+    # queueing the append, plus its share of the hand-over and of taking the results back
+    on_loop_ms = [x + per_append + per_result for x in loop_ms] if not on_loop else loop_ms
     if answered != ["done"] * n or not write_ms or not on_loop_ms:
         raise SystemExit(f"stall run went wrong: {len(write_ms)} appends timed, answers {answered[:5]}...")
     return {
