@@ -28,7 +28,10 @@ but shown, ``server_cpu_s``: on a 2-core machine the two share the cores),
 the thread hops per step (calls handed to delite's I/O threads and to the runtime's worker threads, per model
 call + tool call step), and checks every log afterwards (``DataDir.health``: checksums, no torn tail, every
 execution completed). ``go_ms`` is the latency of one ``rt.go()`` call: it returns once the execution's start
-is on disk (its log created and, in ``full`` and ``normal``, synced with its directory).
+is on disk (its log created and, in ``full`` and ``normal``, synced with its directory); ``start_s`` is the
+time until the last ``go()`` returned, part of the wall time. ``--starters K`` calls ``go()`` from K threads at
+once instead of one after another. ``ctx_switches_per_step`` counts the context switches of every thread of
+this process (``/proc/self/task/*/status``) per step.
 
 **Event-loop stall.** ``agent.arun`` hands every log append (``write`` + ``fsync``) to delite's I/O
 threads. The stall per write is the time the loop itself spends on one: submitting it and taking its result
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import platform
@@ -114,6 +118,38 @@ def server_cpu(server: FakeLLMProcess | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def context_switches() -> int:
+    """Voluntary and involuntary context switches of every thread of this process so far (0 without /proc)."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            lines = Path(f"/proc/self/task/{task}/status").read_text().splitlines()
+        except OSError:
+            continue  # the thread ended meanwhile
+        total += sum(int(line.split(":")[1]) for line in lines if "ctxt_switches" in line)
+    return total
+
+
+def start_all(rt: Runtime, agent: Agent, n: int, starters: int) -> tuple[list[str], list[float]]:
+    """``rt.go`` n times, from one thread or from ``starters`` threads at once; the ids and each call's ms."""
+
+    def one(_: int) -> tuple[str, float]:
+        t = time.perf_counter()
+        eid = rt.go(agent, "go")  # returns once the start is on disk (a log created, synced per mode)
+        return eid, (time.perf_counter() - t) * 1000
+
+    if starters <= 1:
+        done = [one(i) for i in range(n)]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(starters, thread_name_prefix="bench-go") as pool:
+            done = list(pool.map(one, range(n)))
+    return [eid for eid, _ in done], [ms for _, ms in done]
+
+
 class Hops:
     """Counts the calls handed to thread pools (``submit``) while installed."""
 
@@ -145,6 +181,7 @@ def throughput(
     workers: int,
     kind: str = "scripted",
     server: FakeLLMProcess | None = None,
+    starters: int = 1,
 ) -> dict[str, Any]:
     data = tempfile.mkdtemp(prefix="delite-bench-rt-")
     try:
@@ -156,16 +193,14 @@ def throughput(
         rt.start()
         cpu = time.process_time()
         served = server_cpu(server)
+        switches = context_switches()
         started = time.perf_counter()
-        ids = []
-        go_ms = []
         with Hops(_aio.io_pool(), rt._pool) as hops:  # noqa: SLF001 - the runtime's worker threads
-            for _ in range(n):
-                t = time.perf_counter()
-                ids.append(rt.go(agent, "go"))  # returns once the start is on disk (a log created, synced per mode)
-                go_ms.append((time.perf_counter() - t) * 1000)
+            ids, go_ms = start_all(rt, agent, n, starters)
+            start_s = time.perf_counter() - started
             answers = [rt.wait(eid, timeout=600).answer for eid in ids]
         wall = time.perf_counter() - started
+        switches = context_switches() - switches
         cpu = time.process_time() - cpu
         served = server_cpu(server) - served
         rt.shutdown()
@@ -178,7 +213,9 @@ def throughput(
             "steps_each": steps,
             "model_delay_s": delay,
             "durability": durability,
+            "starters": starters,
             "wall_s": round(wall, 3),
+            "start_s": round(start_s, 3),
             "ideal_s": round(ideal, 3),
             "ratio_to_ideal": round(wall / ideal, 2),
             "steps_per_s": round(n * steps / wall, 1),
@@ -186,6 +223,7 @@ def throughput(
             "steps_per_cpu_s": round(n * steps / cpu, 1) if cpu > 0 else None,
             "server_cpu_s": round(served, 2),
             "hops_per_step": round(hops.count / (n * steps), 2),
+            "ctx_switches_per_step": round(switches / (n * steps), 1),
             "go_ms_p50": round(statistics.median(go_ms), 3),
             "go_ms_p99": round(pct(go_ms, 99), 3),
             "model_calls_per_s": round(n * (steps + 1) / wall, 1),
@@ -330,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durability", default="full", choices=["full", "normal", "off"])
     parser.add_argument("--workers", type=int, default=32, help="the runtime's worker threads")
     parser.add_argument(
+        "--starters",
+        type=int,
+        default=1,
+        help="threads calling rt.go() at once (default 1: the N executions are started one after another)",
+    )
+    parser.add_argument(
         "--providers", nargs="*", choices=PROVIDERS, default=list(PROVIDERS), help="models to measure (default all)"
     )
     parser.add_argument(
@@ -349,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     server = FakeLLMProcess() if set(args.providers) - {"scripted"} else None
     try:
         rows = [
-            throughput(n, args.steps, args.delay, args.durability, args.workers, kind, server)
+            throughput(n, args.steps, args.delay, args.durability, args.workers, kind, server, args.starters)
             for kind in args.providers
             for n in levels
         ]
@@ -378,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
             [
                 "provider",
                 "executions",
+                "starters",
                 "wall_s",
+                "start_s",
                 "ideal_s",
                 "ratio_to_ideal",
                 "steps_per_s",
@@ -386,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
                 "steps_per_cpu_s",
                 "server_cpu_s",
                 "hops_per_step",
+                "ctx_switches_per_step",
                 "model_calls_per_s",
                 "go_ms_p50",
                 "go_ms_p99",

@@ -5,8 +5,10 @@
 * log appends that ``fsync`` (every one in ``full`` mode, barriers in ``normal``), claims and every other
   store call run in delite's I/O threads (``delite-io``), so the loop never waits on the disk; once started
   they are let finish even if the caller is cancelled (a claim or an append abandoned half-way would leak a
-  lock or race a release); an append that only calls ``write`` (``off`` mode, a non-barrier in ``normal``, the
-  memory store: :meth:`~delite.store.ExecutionLog.waits`) is made on the loop, with no thread hop;
+  lock or race a release); the appends that ``fsync`` in one turn of the loop are handed over together
+  (:class:`_Commits`: group commit, each append still its own ``write`` + ``fsync``); an append that only
+  calls ``write`` (``off`` mode, a non-barrier in ``normal``, the memory store:
+  :meth:`~delite.store.ExecutionLog.waits`) is made on the loop, with no thread hop;
 * a provider with an ``acall`` (or ``astream``) method, or an ``async`` callable, is awaited on the loop;
   any other runs in a worker thread;
 * ``async def`` tools run on the loop, as tasks; sync tools run in worker threads; several calls of one
@@ -270,7 +272,7 @@ class _Commits:
     in the same burst). Handing each append to a thread on its own costs a queue put and a thread wake-up per
     append, and a wake-up of the loop per burst of results. Here the appends queued during one turn are
     handed over at the end of it (``call_soon``), split into at most :data:`IO_THREADS` batches that run in
-    parallel, each a series of appends in one thread: fewer thread hops, the same overlap of ``fsync``\ s.
+    parallel, each a series of appends in one thread: fewer thread hops, as many ``fsync`` calls at once.
 
     Nothing about durability changes: each append is its own ``write`` + ``fsync`` (the log's own
     :meth:`~delite.store.ExecutionLog.append`, one log per execution, one append in flight per execution), and
@@ -306,7 +308,7 @@ _commits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Commits] = weakr
 
 
 async def _commit(effect: Append) -> None:
-    """Make an append that ``fsync``\ s in an I/O thread, batched with the others of this turn of the loop.
+    """Make an append that calls ``fsync`` in an I/O thread, batched with the others of this turn of the loop.
 
     Like :func:`_blocking` with ``finish``: a caller cancelled meanwhile still waits for its append to end (an
     append abandoned half-way would race a release of the log).
