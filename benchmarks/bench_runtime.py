@@ -29,7 +29,9 @@ the thread hops per step (calls handed to delite's I/O threads and to the runtim
 call + tool call step), and checks every log afterwards (``DataDir.health``: checksums, no torn tail, every
 execution completed). ``go_ms`` is the latency of one ``rt.go()`` call: it returns once the execution's start
 is on disk (its log created and, in ``full`` and ``normal``, synced with its directory); ``start_s`` is the
-time until the last ``go()`` returned, part of the wall time. ``--starters K`` calls ``go()`` from K threads at
+time until the last ``go()`` returned, part of the wall time, and ``after_last_start_s`` the rest of it: the
+last execution started needs the ideal time on its own, so the closer this is to ``ideal_s``, the better the
+runtime kept up with the executions already started while ``go()`` was being called. ``--starters K`` calls ``go()`` from K threads at
 once instead of one after another. ``ctx_switches_per_step`` counts the context switches of every thread of
 this process (``/proc/self/task/*/status``) per step.
 
@@ -216,6 +218,7 @@ def throughput(
             "starters": starters,
             "wall_s": round(wall, 3),
             "start_s": round(start_s, 3),
+            "after_last_start_s": round(wall - start_s, 3),
             "ideal_s": round(ideal, 3),
             "ratio_to_ideal": round(wall / ideal, 2),
             "steps_per_s": round(n * steps / wall, 1),
@@ -425,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                 "starters",
                 "wall_s",
                 "start_s",
+                "after_last_start_s",
                 "ideal_s",
                 "ratio_to_ideal",
                 "steps_per_s",
