@@ -208,31 +208,13 @@ class _Bridge:
                 self.loop.call_soon_threadsafe(self.drain)
 
     def run_all(self, jobs: list[_Job]) -> None:
-        """In a worker thread: do several calls one after the other, then queue their outcomes with one wake-up.
+        """In a worker thread: :meth:`run` several calls one after the other (a batch handed over in one hop).
 
-        Each call's outcome is set before the next call starts, but the awaiting futures are resolved together,
-        after the last one: a job handed over in a batch is only ever resolved once its own call has ended.
+        Each outcome is queued as soon as its own call has ended, so an early call of the batch does not wait
+        for the later ones; the loop is woken only when it has taken every outcome queued before.
         """
-        done: list[_Job] = []
         for job in jobs:
-            with self.lock:
-                if job.skipped:
-                    continue
-                job.started = True
-            try:
-                job.value = job.fn(*job.args)
-            except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
-                job.error = e
-            job.finished = True
-            done.append(job)
-        if not done:
-            return
-        with self.lock:
-            first = not self.ready
-            self.ready.extend(done)
-        if first:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody awaits the outcome
-                self.loop.call_soon_threadsafe(self.drain)
+            self.run(job)
 
     def skip(self, jobs: list[_Job]) -> None:
         """Make sure the jobs not started yet never start (:meth:`run` checks under the same lock)."""
