@@ -28,7 +28,12 @@ but shown, ``server_cpu_s``: on a 2-core machine the two share the cores),
 the thread hops per step (calls handed to delite's I/O threads and to the runtime's worker threads, per model
 call + tool call step), and checks every log afterwards (``DataDir.health``: checksums, no torn tail, every
 execution completed). ``go_ms`` is the latency of one ``rt.go()`` call: it returns once the execution's start
-is on disk (its log created and, in ``full`` and ``normal``, synced with its directory).
+is on disk (its log created and, in ``full`` and ``normal``, synced with its directory); ``start_s`` is the
+time until the last ``go()`` returned, part of the wall time, and ``after_last_start_s`` the rest of it: the
+last execution started needs the ideal time on its own, so the closer this is to ``ideal_s``, the better the
+runtime kept up with the executions already started while ``go()`` was being called. ``--starters K`` calls ``go()`` from K threads at
+once instead of one after another. ``ctx_switches_per_step`` counts the context switches of every thread of
+this process (``/proc/self/task/*/status``) per step.
 
 **Event-loop stall.** ``agent.arun`` hands every log append (``write`` + ``fsync``) to delite's I/O
 threads. The stall per write is the time the loop itself spends on one: submitting it and taking its result
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import platform
@@ -114,6 +120,38 @@ def server_cpu(server: FakeLLMProcess | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def context_switches() -> int:
+    """Voluntary and involuntary context switches of every thread of this process so far (0 without /proc)."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            lines = Path(f"/proc/self/task/{task}/status").read_text().splitlines()
+        except OSError:
+            continue  # the thread ended meanwhile
+        total += sum(int(line.split(":")[1]) for line in lines if "ctxt_switches" in line)
+    return total
+
+
+def start_all(rt: Runtime, agent: Agent, n: int, starters: int) -> tuple[list[str], list[float]]:
+    """``rt.go`` n times, from one thread or from ``starters`` threads at once; the ids and each call's ms."""
+
+    def one(_: int) -> tuple[str, float]:
+        t = time.perf_counter()
+        eid = rt.go(agent, "go")  # returns once the start is on disk (a log created, synced per mode)
+        return eid, (time.perf_counter() - t) * 1000
+
+    if starters <= 1:
+        done = [one(i) for i in range(n)]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(starters, thread_name_prefix="bench-go") as pool:
+            done = list(pool.map(one, range(n)))
+    return [eid for eid, _ in done], [ms for _, ms in done]
+
+
 class Hops:
     """Counts the calls handed to thread pools (``submit``) while installed."""
 
@@ -145,6 +183,7 @@ def throughput(
     workers: int,
     kind: str = "scripted",
     server: FakeLLMProcess | None = None,
+    starters: int = 1,
 ) -> dict[str, Any]:
     data = tempfile.mkdtemp(prefix="delite-bench-rt-")
     try:
@@ -156,16 +195,14 @@ def throughput(
         rt.start()
         cpu = time.process_time()
         served = server_cpu(server)
+        switches = context_switches()
         started = time.perf_counter()
-        ids = []
-        go_ms = []
         with Hops(_aio.io_pool(), rt._pool) as hops:  # noqa: SLF001 - the runtime's worker threads
-            for _ in range(n):
-                t = time.perf_counter()
-                ids.append(rt.go(agent, "go"))  # returns once the start is on disk (a log created, synced per mode)
-                go_ms.append((time.perf_counter() - t) * 1000)
+            ids, go_ms = start_all(rt, agent, n, starters)
+            start_s = time.perf_counter() - started
             answers = [rt.wait(eid, timeout=600).answer for eid in ids]
         wall = time.perf_counter() - started
+        switches = context_switches() - switches
         cpu = time.process_time() - cpu
         served = server_cpu(server) - served
         rt.shutdown()
@@ -178,7 +215,10 @@ def throughput(
             "steps_each": steps,
             "model_delay_s": delay,
             "durability": durability,
+            "starters": starters,
             "wall_s": round(wall, 3),
+            "start_s": round(start_s, 3),
+            "after_last_start_s": round(wall - start_s, 3),
             "ideal_s": round(ideal, 3),
             "ratio_to_ideal": round(wall / ideal, 2),
             "steps_per_s": round(n * steps / wall, 1),
@@ -186,6 +226,7 @@ def throughput(
             "steps_per_cpu_s": round(n * steps / cpu, 1) if cpu > 0 else None,
             "server_cpu_s": round(served, 2),
             "hops_per_step": round(hops.count / (n * steps), 2),
+            "ctx_switches_per_step": round(switches / (n * steps), 1),
             "go_ms_p50": round(statistics.median(go_ms), 3),
             "go_ms_p99": round(pct(go_ms, 99), 3),
             "model_calls_per_s": round(n * (steps + 1) / wall, 1),
@@ -206,30 +247,39 @@ async def _heartbeat(lags: list[float], stop: asyncio.Event) -> None:
 def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, Any]:
     """Run n executions with arun on one loop; time the loop's share of each append and the heartbeat's lag.
 
-    The loop's share of an append handed to a thread is what it does itself: queue the call
-    (``Threads.submit``) and, when the result is back, resolve the awaiting future (``_Bridge.drain``, per
-    call). ``on_loop`` instead does the append on the loop, as an async wrapper that calls the sync API would.
+    The loop's share of an append handed to a thread is what it does itself: queue it (``_Commits.add``),
+    hand the appends of one turn of the loop to the I/O threads (``_Commits.flush``, shared by the appends it
+    hands over) and, when the results are back, resolve the awaiting futures (``_Bridge.drain``, shared by the
+    results it takes). ``on_loop`` instead does the append on the loop, as an async wrapper that calls the sync
+    API would.
     """
     data = tempfile.mkdtemp(prefix="delite-bench-stall-")
-    real_blocking = _aio._blocking  # noqa: SLF001 - the seam where the driver hands blocking calls to threads
+    real_append = _aio._append  # noqa: SLF001 - the append the driver hands to the I/O threads
+    real_commit = _aio._commit  # noqa: SLF001 - the seam where it does so
+    real_add = _aio._Commits.add  # noqa: SLF001
+    real_flush = _aio._Commits.flush  # noqa: SLF001
     real_drain = _aio._Bridge.drain  # noqa: SLF001
-    io = _aio.io_pool()
-    real_submit = io.submit
     loop_ms: list[float] = []
     write_ms: list[float] = []
+    shared = {"ms": 0.0, "appends": 0}
     drained = {"ms": 0.0, "calls": 0}
 
     def timed_append(effect: Any) -> None:
         t = time.perf_counter()
-        _aio._append(effect)  # noqa: SLF001
+        real_append(effect)
         write_ms.append((time.perf_counter() - t) * 1000)
 
-    def submit(fn: Any, *args: Any) -> None:
+    def add(commits: Any, job: Any) -> None:
         t = time.perf_counter()
-        real_submit(fn, *args)
-        job = args[0] if args else None
-        if getattr(job, "fn", None) is timed_append:
-            loop_ms.append((time.perf_counter() - t) * 1000)
+        real_add(commits, job)
+        loop_ms.append((time.perf_counter() - t) * 1000)
+
+    def flush(commits: Any) -> None:
+        appends = len(commits.queued)
+        t = time.perf_counter()
+        real_flush(commits)
+        shared["ms"] += (time.perf_counter() - t) * 1000
+        shared["appends"] += appends
 
     def drain(bridge: Any) -> None:
         calls = len(bridge.ready)
@@ -238,17 +288,10 @@ def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, An
         drained["ms"] += (time.perf_counter() - t) * 1000
         drained["calls"] += calls
 
-    async def blocking(pool: Any, fn: Any, *args: Any, **options: Any) -> Any:
-        # Every keyword the driver passes (``finish``, ``undo``, any added later) goes through unchanged: this
-        # wrapper only swaps the append for a timed one.
-        if fn is not _aio._append:  # noqa: SLF001
-            return await real_blocking(pool, fn, *args, **options)
-        if on_loop:
-            t = time.perf_counter()
-            timed_append(*args)
-            loop_ms.append((time.perf_counter() - t) * 1000)
-            return None
-        return await real_blocking(pool, timed_append, *args, **options)
+    async def commit_on_loop(effect: Any) -> None:
+        t = time.perf_counter()
+        timed_append(effect)
+        loop_ms.append((time.perf_counter() - t) * 1000)
 
     answered: list[str | None] = []
 
@@ -264,18 +307,26 @@ def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, An
         await beat
         return lags
 
-    _aio._blocking = blocking  # noqa: SLF001
-    _aio._Bridge.drain = drain  # type: ignore[method-assign]  # noqa: SLF001
-    io.submit = submit  # type: ignore[method-assign]
+    if on_loop:
+        _aio._commit = commit_on_loop  # type: ignore[assignment]  # noqa: SLF001
+    else:
+        _aio._append = timed_append  # noqa: SLF001
+        _aio._Commits.add = add  # type: ignore[method-assign]  # noqa: SLF001
+        _aio._Commits.flush = flush  # type: ignore[method-assign]  # noqa: SLF001
+        _aio._Bridge.drain = drain  # type: ignore[method-assign]  # noqa: SLF001
     try:
         lags = asyncio.run(main())
     finally:
-        _aio._blocking = real_blocking  # noqa: SLF001
+        _aio._append = real_append  # noqa: SLF001
+        _aio._commit = real_commit  # noqa: SLF001
+        _aio._Commits.add = real_add  # type: ignore[method-assign]  # noqa: SLF001
+        _aio._Commits.flush = real_flush  # type: ignore[method-assign]  # noqa: SLF001
         _aio._Bridge.drain = real_drain  # type: ignore[method-assign]  # noqa: SLF001
-        io.submit = real_submit  # type: ignore[method-assign]
         shutil.rmtree(data, ignore_errors=True)
+    per_append = shared["ms"] / shared["appends"] if shared["appends"] else 0.0
     per_result = drained["ms"] / drained["calls"] if drained["calls"] else 0.0
-    on_loop_ms = [x + per_result for x in loop_ms]  # queueing the call, plus taking its result back
+    # queueing the append, plus its share of the hand-over and of taking the results back
+    on_loop_ms = [x + per_append + per_result for x in loop_ms] if not on_loop else loop_ms
     if answered != ["done"] * n or not write_ms or not on_loop_ms:
         raise SystemExit(f"stall run went wrong: {len(write_ms)} appends timed, answers {answered[:5]}...")
     return {
@@ -320,6 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durability", default="full", choices=["full", "normal", "off"])
     parser.add_argument("--workers", type=int, default=32, help="the runtime's worker threads")
     parser.add_argument(
+        "--starters",
+        type=int,
+        default=1,
+        help="threads calling rt.go() at once (default 1: the N executions are started one after another)",
+    )
+    parser.add_argument(
         "--providers", nargs="*", choices=PROVIDERS, default=list(PROVIDERS), help="models to measure (default all)"
     )
     parser.add_argument(
@@ -339,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     server = FakeLLMProcess() if set(args.providers) - {"scripted"} else None
     try:
         rows = [
-            throughput(n, args.steps, args.delay, args.durability, args.workers, kind, server)
+            throughput(n, args.steps, args.delay, args.durability, args.workers, kind, server, args.starters)
             for kind in args.providers
             for n in levels
         ]
@@ -368,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
             [
                 "provider",
                 "executions",
+                "starters",
                 "wall_s",
+                "start_s",
+                "after_last_start_s",
                 "ideal_s",
                 "ratio_to_ideal",
                 "steps_per_s",
@@ -376,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 "steps_per_cpu_s",
                 "server_cpu_s",
                 "hops_per_step",
+                "ctx_switches_per_step",
                 "model_calls_per_s",
                 "go_ms_p50",
                 "go_ms_p99",
