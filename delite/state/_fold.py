@@ -83,22 +83,27 @@ def _started(s: ExecutionState, r: ExecutionStarted) -> None:
 
 def _responded(s: ExecutionState, r: ModelResponded) -> None:
     s.turns.append(r)
-    s.totals.llm_calls += 1
-    _add_usage(s.totals, r.usage, unknown_cost=True)
-    message: dict[str, Any] = {"role": "assistant", "content": r.content}
-    if r.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": c.provider_id or c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": _json.encode(c.arguments).decode()},
-            }
-            for c in r.tool_calls
-        ]
-        for i, c in enumerate(r.tool_calls):
-            s.calls[c.id] = CallState(call=c, step=r.step, index=i)
-    s.messages.append(message)
-    s._results = _ResultTail(r.step, len(s.messages)) if r.tool_calls else None  # noqa: SLF001 - the fold's own
+    totals = s.totals
+    totals.llm_calls += 1
+    _add_usage(totals, r.usage, unknown_cost=True)
+    calls = r.tool_calls
+    messages = s.messages
+    if calls:
+        # One pass over the calls builds the message's list and the calls' states (a step folds in one go).
+        shown: list[dict[str, Any]] = []
+        states = s.calls
+        step = r.step
+        encode = _json.encode
+        for i, c in enumerate(calls):
+            arguments = encode(c.arguments).decode()
+            function = {"name": c.name, "arguments": arguments}
+            shown.append({"id": c.provider_id or c.id, "type": "function", "function": function})
+            states[c.id] = CallState(call=c, step=step, index=i)
+        messages.append({"role": "assistant", "content": r.content, "tool_calls": shown})
+        s._results = _ResultTail(step, len(messages))  # noqa: SLF001 - the fold's own bookkeeping
+    else:
+        messages.append({"role": "assistant", "content": r.content})
+        s._results = None  # noqa: SLF001
     s.status = Status.RUNNING
     s.suspend_reason = None
 
@@ -115,9 +120,10 @@ def _tool_started(s: ExecutionState, r: ToolStarted) -> None:
 def _tool_finished(s: ExecutionState, r: ToolFinished) -> None:
     call = s.calls[r.call_id]
     call.finished = r
+    recorded = call.call
     message: dict[str, Any] = {
         "role": "tool",
-        "tool_call_id": call.call.provider_id or call.call.id,
+        "tool_call_id": recorded.provider_id or recorded.id,
         "content": tool_message_content(r),
     }
     if r.error is not None:
