@@ -51,15 +51,22 @@ def finished(data_dir: Path) -> tuple[Path, Any]:
 
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts how often the file store parses a whole log."""
+    """Counts how often the file store parses a whole log (read whole, or a chunk at a time), with its size."""
     calls: list[int] = []
     real = file_store.parse_log
+    real_stream = file_store.parse_stream
 
     def counting(data: bytes, *, path: str = "") -> Any:
         calls.append(len(data))
         return real(data, path=path)
 
+    def counting_stream(read: Any, *, path: str = "") -> Any:
+        contents = real_stream(read, path=path)
+        calls.append(contents.size)
+        return contents
+
     monkeypatch.setattr(file_store, "parse_log", counting)
+    monkeypatch.setattr(file_store, "parse_stream", counting_stream)
     return calls
 
 
