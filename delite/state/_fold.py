@@ -40,7 +40,7 @@ from delite.log.records import (
 )
 from delite.state._model import CallState, ExecutionState, Status, Totals, _ResultTail
 
-__all__ = ["apply", "fold", "tool_message_content"]
+__all__ = ["apply", "fold", "fold_summary", "tool_message_content"]
 
 _json = msgspec.json.Encoder()
 
@@ -274,6 +274,40 @@ def _sealed(s: ExecutionState, r: SealedRecord) -> None:
 _HANDLERS[SealedRecord] = _sealed
 
 
+def _responded_summary(s: ExecutionState, r: ModelResponded) -> None:
+    """:func:`_responded` without the conversation: the turn, the totals and the calls' states."""
+    s.turns.append(r)
+    totals = s.totals
+    totals.llm_calls += 1
+    _add_usage(totals, r.usage, unknown_cost=True)
+    states = s.calls
+    step = r.step
+    for i, c in enumerate(r.tool_calls):
+        states[c.id] = CallState(call=c, step=step, index=i)
+    s.status = Status.RUNNING
+    s.suspend_reason = None
+
+
+def _tool_finished_summary(s: ExecutionState, r: ToolFinished) -> None:
+    """:func:`_tool_finished` without the conversation: the call's result (of a call the log recorded)."""
+    s.calls[r.call_id].finished = r
+
+
+# The summary fold: every handler as in the full fold but the two that build the conversation turn by turn.
+_SUMMARY: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
+    **_HANDLERS,
+    ModelResponded: _responded_summary,
+    ToolFinished: _tool_finished_summary,
+}
+
+
+def _sealed_summary(s: ExecutionState, r: SealedRecord) -> None:
+    _SUMMARY[type(r.shell)](s, r.shell)
+
+
+_SUMMARY[SealedRecord] = _sealed_summary
+
+
 def _inconsistent(state: ExecutionState, index: int, record: Record, e: KeyError) -> LogCorruptError:
     reason = f"record {index} ({type(record).__name__}) refers to unknown call {e.args[0]!r}"
     return LogCorruptError(state.execution_id or "?", -1, reason)
@@ -300,8 +334,26 @@ def fold(records: Iterable[Record], state: ExecutionState | None = None) -> Exec
     Raises:
         LogCorruptError: a record refers to a tool call the log never recorded (a log not written by delite).
     """
-    s = ExecutionState() if state is None else state
-    handlers = _HANDLERS
+    return _fold(records, ExecutionState() if state is None else state, _HANDLERS)
+
+
+def fold_summary(records: Iterable[Record]) -> ExecutionState:
+    """The fold of ``records`` without the model turns and tool results in ``messages``: for an outcome only.
+
+    Status, result, totals, turns, calls and counts are exactly the full fold's, and every record is checked as
+    the full fold checks it (a record naming a call the log never recorded raises); only the conversation is
+    left out after the execution's first messages, which is what a finished execution asked for again needs
+    (see :func:`delite.state._outcome.finished_outcome`). Never continue an execution from this state.
+
+    Raises:
+        LogCorruptError: a record refers to a tool call the log never recorded.
+    """
+    return _fold(records, ExecutionState(), _SUMMARY)
+
+
+def _fold(
+    records: Iterable[Record], s: ExecutionState, handlers: dict[type[Record], Callable[[ExecutionState, Any], None]]
+) -> ExecutionState:
     n = 0
     last = None
     with paused():  # a long log builds a large conversation: trees only, nothing for the collector to find

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+from delite import Agent, ScriptedProvider, tool
+from delite.errors import ExecutionIdConflictError, LogCorruptError
 from delite.log.records import (
     ConfigFingerprint,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionResumed,
     ExecutionStarted,
+    ModelCallFailed,
     ModelResponded,
     Record,
     RecordedToolCall,
@@ -15,6 +26,9 @@ from delite.log.records import (
     Usage,
 )
 from delite.state import CallState, ExecutionState, apply, fold
+from delite.state._fold import fold_summary
+from delite.state._outcome import finished_outcome, outcome
+from delite.store._base import ExecutionLog
 
 
 def _log() -> list[Record]:
@@ -94,3 +108,73 @@ def test_call_states_are_not_tracked_by_the_collector_and_stay_mutable() -> None
     call.rerun_requested = True  # the engine updates call states in place
     assert not call.in_doubt
     assert call == CallState(call=call.call, step=1, attempts=1, idempotency_key="k0", rerun_requested=True)
+
+
+def _ending(tail: list[Record]) -> list[Record]:
+    return [*_log(), *tail]
+
+
+FINISHED = {
+    "completed": [ExecutionCompleted(at=6.0, answer="the answer", output={"n": 1})],
+    "cancelled": [ExecutionCancelled(at=6.0, reason="stop")],
+    "failed, resumed, completed": [
+        ModelCallFailed(at=6.0, step=3, error="rate limited", usage=Usage(input_tokens=2, known=False)),
+        ExecutionFailed(at=6.1, error_type="X", message="no"),
+        ExecutionResumed(at=7.0),
+        ExecutionCompleted(at=8.0, answer="later"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(FINISHED))
+def test_a_finished_logs_outcome_is_the_full_folds_without_its_conversation(name: str) -> None:
+    records = _ending(FINISHED[name])
+    summary = fold_summary(records)
+    assert finished_outcome(records) == outcome(summary) == outcome(fold(records))
+    assert summary.calls == fold(records).calls and summary.steps == 2
+    assert len(summary.messages) == 2  # the system prompt and the input, no turn and no tool result
+
+
+def test_only_a_finished_log_has_an_outcome_of_its_own() -> None:
+    assert finished_outcome([]) is None
+    assert finished_outcome(_log()) is None  # running
+    assert finished_outcome(_ending([ExecutionFailed(at=6.0, error_type="X", message="no")])) is None
+
+
+def test_the_summary_fold_checks_every_record_as_the_full_fold_does() -> None:
+    records = _ending([ToolFinished(at=6.0, call_id="never-asked", result=1), ExecutionCompleted(at=7.0)])
+    with pytest.raises(LogCorruptError, match="unknown call 'never-asked'"):
+        fold(records)
+    with pytest.raises(LogCorruptError, match="unknown call 'never-asked'"):
+        finished_outcome(records)
+
+
+def test_a_finished_execution_without_a_snapshot_is_answered_without_the_full_fold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @tool
+    def noop(i: int) -> dict[str, Any]:
+        """A result large enough that the log passes the snapshot threshold."""
+        return {"i": i, "pad": "x" * 200}
+
+    def agent() -> Agent:
+        return Agent(tmp_path, provider=ScriptedProvider.tool_loop(300, "noop"), tools=[noop])
+
+    with agent() as a:
+        first = a.run("go", execution_id="e1")
+    snap = tmp_path / "snapshots" / "e1.snap"
+    assert first.status.value == "completed" and snap.exists()
+    snap.unlink()
+
+    def no_full_fold(self: ExecutionLog) -> ExecutionState:
+        raise AssertionError("a finished execution was folded whole")
+
+    monkeypatch.setattr(ExecutionLog, "state", no_full_fold)
+    with agent() as a:
+        assert a.run("go", execution_id="e1") == first
+        assert snap.exists()  # offered again for the next claim
+        snap.unlink()
+        assert a.resume("e1") == first
+    monkeypatch.undo()
+    with agent() as a, pytest.raises(ExecutionIdConflictError):
+        a.run("another input", execution_id="e1")  # the full fold still tells a conflicting input
