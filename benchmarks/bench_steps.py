@@ -325,7 +325,20 @@ def _child(code: str, *args: str, code_dir: str | None = None) -> tuple[str, flo
     return out.stdout, (time.perf_counter() - start) * 1e3
 
 
-def bench_resume(sizes: list[int], repeat: int, workdir: str) -> list[dict[str, Any]]:
+def _codes(against: str | None) -> list[tuple[str, str | None]]:
+    """The code each child runs: ``this`` checkout, and first ``base`` (another checkout) when given."""
+    codes: list[tuple[str, str | None]] = [("this", str(ROOT))]
+    if against is not None:
+        codes.insert(0, ("base", os.path.abspath(against)))
+    return codes
+
+
+def bench_resume(sizes: list[int], repeat: int, workdir: str, against: str | None = None) -> list[dict[str, Any]]:
+    """Continue a completed execution of N steps in fresh processes, with its snapshot and without (``cold``).
+
+    With ``against``, each round runs the other checkout's child and then this one's, on the same log.
+    """
+    codes = _codes(against)
     rows = []
     for n in sizes:
         data_dir, eid = make_completed(n, workdir)
@@ -334,28 +347,36 @@ def bench_resume(sizes: list[int], repeat: int, workdir: str) -> list[dict[str, 
         # A log under the snapshot threshold (64 KiB) has none: its "snapshot" row is a cold read, and says so.
         variants = ("snapshot", "cold") if snapshots else ("cold",)
         for variant in variants:
-            inside, whole, imports = [], [], []
+            inside: dict[str, list[float]] = {name: [] for name, _ in codes}
+            whole: dict[str, list[float]] = {name: [] for name, _ in codes}
+            imports: dict[str, list[float]] = {name: [] for name, _ in codes}
             for _ in range(repeat):
-                if variant == "cold":
-                    for p in snapshots:
-                        p.unlink(missing_ok=True)
-                out, wall = _child(RESUME_CHILD, data_dir, eid, str(n), TEXT)
-                result = json.loads(out)
-                inside.append(result["resume_ms"])
-                imports.append(result["import_ms"])
-                whole.append(wall)
-            rows.append(
-                {
-                    "steps": n,
-                    "variant": variant,
-                    "log_bytes": os.path.getsize(log),
-                    "records": len(read_log(log).records),
-                    "resume_ms": statistics.median(inside),
-                    "import_ms": statistics.median(imports),
-                    "process_ms": statistics.median(whole),
-                    "repeat": repeat,
-                }
-            )
+                for name, code_dir in codes:
+                    if variant == "cold":
+                        for p in snapshots:
+                            p.unlink(missing_ok=True)
+                    elif not all(p.exists() for p in snapshots):
+                        raise RuntimeError("a resume with the snapshot did not leave it in place")
+                    out, wall = _child(RESUME_CHILD, data_dir, eid, str(n), TEXT, code_dir=code_dir)
+                    result = json.loads(out)
+                    inside[name].append(result["resume_ms"])
+                    imports[name].append(result["import_ms"])
+                    whole[name].append(wall)
+            for name, _ in codes:
+                rows.append(
+                    {
+                        "steps": n,
+                        "variant": variant,
+                        "code": name,
+                        "log_bytes": os.path.getsize(log),
+                        "records": len(read_log(log).records),
+                        "resume_ms": statistics.median(inside[name]),
+                        "resume_ms_min": min(inside[name]),
+                        "import_ms": statistics.median(imports[name]),
+                        "process_ms": statistics.median(whole[name]),
+                        "repeat": repeat,
+                    }
+                )
         shutil.rmtree(data_dir, ignore_errors=True)
     return rows
 
@@ -366,9 +387,7 @@ def bench_recover(sizes: list[int], repeat: int, workdir: str, against: str | No
     One row per N and code: ``this`` (the checkout the script runs from) and, with ``against``, ``base`` (that
     checkout), their fresh processes interleaved. Each process recovers a fresh copy of the crashed directory.
     """
-    codes: list[tuple[str, str | None]] = [("this", str(ROOT))]
-    if against is not None:
-        codes.insert(0, ("base", os.path.abspath(against)))
+    codes = _codes(against)
     rows = []
     for n in sizes:
         crashed = tempfile.mkdtemp(prefix=f"crashed-{n}-", dir=workdir)
@@ -514,15 +533,25 @@ def render(result: dict[str, Any]) -> str:
             [
                 str(r["steps"]),
                 r["variant"],
+                r["code"],
                 str(r["records"]),
                 f"{r['log_bytes'] / 1e6:.2f}",
-                f"{r['resume_ms']:.1f}",
+                f"{r['resume_ms']:.1f} ({r['resume_ms_min']:.1f})",
                 f"{r['import_ms']:.1f}",
                 f"{r['process_ms']:.1f}",
             ]
             for r in result["resume"]
         ]
-        headers = ["N", "resume", "records", "log MB", "ms after import", "import ms", "whole process ms"]
+        headers = [
+            "N",
+            "resume",
+            "code",
+            "records",
+            "log MB",
+            "ms after import, median (min)",
+            "import ms",
+            "whole process ms",
+        ]
         out += [_table(headers, rows), ""]
     if result.get("recover"):
         rows = [
@@ -567,7 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=None, help="where to put the data directories (default: a temp dir)")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: steps,resume,recover,import")
     parser.add_argument(
-        "--against", metavar="DIR", default=None, help="recover: also run a checkout of other code, interleaved"
+        "--against",
+        metavar="DIR",
+        default=None,
+        help="resume and recover: also run a checkout of other code (e.g. main), interleaved",
     )
     parser.add_argument(
         "--smoke",
@@ -594,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             result["fixed"] = bench_fixed(modes, 1 if args.smoke else 10 * args.repeat, workdir)
             result["check"] = bench_write_check(1 if args.smoke else args.repeat, workdir)
         if "resume" not in skip:
-            result["resume"] = bench_resume(resume, args.processes, workdir)
+            result["resume"] = bench_resume(resume, args.processes, workdir, args.against)
         if "recover" not in skip:
             result["recover"] = bench_recover(resume, args.processes, workdir, args.against)
         if "import" not in skip:
