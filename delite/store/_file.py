@@ -245,14 +245,16 @@ class FileStore(Store):
     def read(self, execution_id: str, *, after: int | None = None, limit: int | None = None) -> FramedRange:
         """Read an execution's log without claiming it (no write access needed); see :meth:`LogStore.read`.
 
-        The whole file is read and checked, whatever the range: a log file has no index by sequence number.
+        The whole file is read and checked, whatever the range: a log file has no index by sequence number. It
+        is read a chunk at a time, each frame verified as it is reached.
         The result also carries the file's byte offsets and torn tail (file-store features).
         """
         check_range(after, limit)
         eid = validate_execution_id(execution_id)
         path = self.layout.log(eid)
-        data, _st = read_log_file(eid, path, data_dir=self._where())
-        contents = parse_log(data, path=path)
+        f, _st = open_log_file(eid, path, data_dir=self._where())
+        with f:
+            contents = _read_stream(f, path)  # a chunk at a time: the file's bytes are never all held at once
         check_identity(eid, path, contents.records)
         return framed_range(eid, contents, after=after, limit=limit)
 

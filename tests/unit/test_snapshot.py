@@ -360,3 +360,25 @@ def test_a_snapshot_that_is_a_fifo_is_a_miss_and_never_blocks(finished: tuple[Pa
     with agent(data_dir) as a:
         assert a.run("go", execution_id="e1") == first
     assert len(parses) == 1
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 13, 64, 1 << 20])
+def test_saving_hashes_the_log_a_chunk_at_a_time_and_checks_the_same(
+    finished: tuple[Path, Any], chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir, _ = finished
+    path = str(log_path(data_dir))
+    data = log_path(data_dir).read_bytes()
+    contents = parse_log(data)
+    told = outcome(fold(contents.records))
+    last = contents.offsets[-1]
+    monkeypatch.setattr(snapshot, "_CHUNK", chunk)
+    assert snapshot._digest_told(path, len(data), last, told) == hashlib.sha256(data).hexdigest()
+    # What the whole-file check refuses, the chunked one refuses: another size, another last record, another answer.
+    assert snapshot._digest_told(path, len(data) - 1, last, told) is None
+    assert snapshot._digest_told(path, len(data) + 1, last, told) is None
+    assert snapshot._digest_told(path, len(data), contents.offsets[-2], told) is None
+    assert snapshot._digest_told(path, len(data), last, msgspec.structs.replace(told, answer="other")) is None
+    other_input = msgspec.structs.replace(told, input="not the input")
+    assert not snapshot._told_by_log(data, last, other_input, None)
+    assert snapshot._digest_told(path, len(data), last, other_input) is None
