@@ -24,6 +24,7 @@ import msgspec
 
 from delite.errors import (
     ClaimTimeoutError,
+    DeliteError,
     ExecutionAlreadyClaimedError,
     ExecutionIdConflictError,
     ExecutionNotFoundError,
@@ -739,5 +740,7 @@ def _read_stream(f: io.FileIO, path: str) -> LogContents:
     """An open log file's contents, read and verified a chunk at a time (see :func:`parse_stream`)."""
     try:
         return parse_stream(f.read, path=path)
-    except OSError as e:
+    except DeliteError:
+        raise  # damage, a torn header, a format it cannot read: said as the whole-file parse says it
+    except OSError as e:  # the read itself failed
         raise StoreError.from_os_error("read the log", path, e) from e
