@@ -20,9 +20,10 @@ execution answered, the resumed one completed with every step's tool run once) a
   first ``go``, divided by K.
 * **resume a long execution**: an unfinished execution of N steps (N - 1 done, the last tool call in
   flight, as a crash leaves it) is written straight through the log API, then ``agent.resume(id)`` completes
-  it in a fresh process. The peak is set against the log's size on disk: delite reads a log whole (the file's
-  bytes, then every record decoded and folded into the conversation the model is sent), so the growth is
-  a multiple of the log's size, not a constant; the table says by how much.
+  it in a fresh process. The peak is set against the log's size on disk: delite reads the log a chunk at a
+  time (1 MiB; the file's bytes are never all held at once), but it keeps every record decoded and folds
+  them into the conversation the model is sent, so the growth is a multiple of the log's size, not a
+  constant; the table says by how much.
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ What is measured (docs/benchmarks.md explains the limits):
 * resume: a completed execution of N steps, continued by ``agent.run(text, execution_id=...)`` in a fresh
   process; timed inside the child after ``import delite`` (Agent built + run) and as the whole process.
   ``cold`` deletes the derived snapshot first, so the log is read, every frame verified, decoded and folded.
+* recover: an *unfinished* execution of N steps (its process killed inside step N's tool call: the intent
+  logged, the result not), recovered with ``agent.resume(id)`` in a fresh process, which runs the tool once
+  more, calls the model and completes; timed as ``resume`` is. Each process recovers its own copy of the
+  crashed data directory. With ``--against DIR`` (a checkout of another commit, such as ``main``), the same
+  children run with that code on ``PYTHONPATH``, interleaved with this one's, round by round.
 * check: what the writer's read-back check costs (every record is decoded with the reader's own types before
   it is appended): encoding the records of a 100-step log with and without it, per record and per step.
 * import: ``import delite`` and ``from delite import Agent, ScriptedProvider, tool`` in fresh processes, timed
@@ -81,6 +86,49 @@ with Agent(data_dir, provider=provider, tools=[noop]) as agent:
     response = agent.run(text, execution_id=eid)
 t3 = time.perf_counter()
 assert response.status == "completed" and response.steps == n + 1, response
+print(json.dumps({"import_ms": (t1 - t0) * 1e3, "resume_ms": (t3 - t2) * 1e3}))
+"""
+
+# The child that runs an execution and dies inside its last tool call (ToolStarted written, no result).
+CRASH_CHILD = r"""
+import os, sys
+from delite import Agent, ScriptedProvider, tool
+data_dir, eid, n, text = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+@tool
+def noop(i: int) -> dict:
+    "A trivial tool."
+    if i == n - 1:
+        os._exit(3)
+    return {"ok": i}
+
+with Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "noop"), tools=[noop], durability="off") as agent:
+    agent.run(text, execution_id=eid)
+"""
+
+# The child that recovers it with ``agent.resume``: timing starts before ``import delite``; it checks that
+# the interrupted tool ran exactly once more and the execution completed.
+RECOVER_CHILD = r"""
+import sys, time, json
+t0 = time.perf_counter()
+import delite
+from delite import Agent, ScriptedProvider, tool
+t1 = time.perf_counter()
+data_dir, eid, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs = []
+
+@tool
+def noop(i: int) -> dict:
+    "A trivial tool."
+    runs.append(i)
+    return {"ok": i}
+
+provider = ScriptedProvider.tool_loop(n, "noop")
+t2 = time.perf_counter()
+with Agent(data_dir, provider=provider, tools=[noop]) as agent:
+    response = agent.resume(eid)
+t3 = time.perf_counter()
+assert response.status == "completed" and response.steps == n + 1 and runs == [n - 1], (response, runs)
 print(json.dumps({"import_ms": (t1 - t0) * 1e3, "resume_ms": (t3 - t2) * 1e3}))
 """
 
@@ -265,13 +313,32 @@ def make_completed(n: int, workdir: str) -> tuple[str, str]:
     return data_dir, eid
 
 
-def _child(code: str, *args: str) -> tuple[str, float]:
+def _child(code: str, *args: str, code_dir: str | None = None) -> tuple[str, float]:
+    """Run ``code`` in a fresh interpreter (with ``code_dir`` first on ``PYTHONPATH``); its stdout and wall ms."""
+    env = None
+    if code_dir is not None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [code_dir, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, env=env, cwd=code_dir
+    )
     return out.stdout, (time.perf_counter() - start) * 1e3
 
 
-def bench_resume(sizes: list[int], repeat: int, workdir: str) -> list[dict[str, Any]]:
+def _codes(against: str | None) -> list[tuple[str, str | None]]:
+    """The code each child runs: ``this`` checkout, and first ``base`` (another checkout) when given."""
+    codes: list[tuple[str, str | None]] = [("this", str(ROOT))]
+    if against is not None:
+        codes.insert(0, ("base", os.path.abspath(against)))
+    return codes
+
+
+def bench_resume(sizes: list[int], repeat: int, workdir: str, against: str | None = None) -> list[dict[str, Any]]:
+    """Continue a completed execution of N steps in fresh processes, with its snapshot and without (``cold``).
+
+    With ``against``, each round runs the other checkout's child and then this one's, on the same log.
+    """
+    codes = _codes(against)
     rows = []
     for n in sizes:
         data_dir, eid = make_completed(n, workdir)
@@ -280,29 +347,84 @@ def bench_resume(sizes: list[int], repeat: int, workdir: str) -> list[dict[str, 
         # A log under the snapshot threshold (64 KiB) has none: its "snapshot" row is a cold read, and says so.
         variants = ("snapshot", "cold") if snapshots else ("cold",)
         for variant in variants:
-            inside, whole, imports = [], [], []
+            inside: dict[str, list[float]] = {name: [] for name, _ in codes}
+            whole: dict[str, list[float]] = {name: [] for name, _ in codes}
+            imports: dict[str, list[float]] = {name: [] for name, _ in codes}
             for _ in range(repeat):
-                if variant == "cold":
-                    for p in snapshots:
-                        p.unlink(missing_ok=True)
-                out, wall = _child(RESUME_CHILD, data_dir, eid, str(n), TEXT)
+                for name, code_dir in codes:
+                    if variant == "cold":
+                        for p in snapshots:
+                            p.unlink(missing_ok=True)
+                    elif not all(p.exists() for p in snapshots):
+                        raise RuntimeError("a resume with the snapshot did not leave it in place")
+                    out, wall = _child(RESUME_CHILD, data_dir, eid, str(n), TEXT, code_dir=code_dir)
+                    result = json.loads(out)
+                    inside[name].append(result["resume_ms"])
+                    imports[name].append(result["import_ms"])
+                    whole[name].append(wall)
+            for name, _ in codes:
+                rows.append(
+                    {
+                        "steps": n,
+                        "variant": variant,
+                        "code": name,
+                        "log_bytes": os.path.getsize(log),
+                        "records": len(read_log(log).records),
+                        "resume_ms": statistics.median(inside[name]),
+                        "resume_ms_min": min(inside[name]),
+                        "import_ms": statistics.median(imports[name]),
+                        "process_ms": statistics.median(whole[name]),
+                        "repeat": repeat,
+                    }
+                )
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return rows
+
+
+def bench_recover(sizes: list[int], repeat: int, workdir: str, against: str | None = None) -> list[dict[str, Any]]:
+    """Recover an unfinished execution of N steps (killed inside step N's tool) with ``agent.resume``.
+
+    One row per N and code: ``this`` (the checkout the script runs from) and, with ``against``, ``base`` (that
+    checkout), their fresh processes interleaved. Each process recovers a fresh copy of the crashed directory.
+    """
+    codes = _codes(against)
+    rows = []
+    for n in sizes:
+        crashed = tempfile.mkdtemp(prefix=f"crashed-{n}-", dir=workdir)
+        eid = f"bench-{n}"
+        done = subprocess.run([sys.executable, "-c", CRASH_CHILD, crashed, eid, str(n), TEXT], check=False)
+        if done.returncode != 3:
+            raise RuntimeError(f"the crashing run of {n} steps exited with {done.returncode}, not 3")
+        log = os.path.join(crashed, "executions", eid + ".log")
+        inside: dict[str, list[float]] = {name: [] for name, _ in codes}
+        imports: dict[str, list[float]] = {name: [] for name, _ in codes}
+        whole: dict[str, list[float]] = {name: [] for name, _ in codes}
+        for _ in range(repeat):
+            for name, code_dir in codes:
+                data_dir = tempfile.mkdtemp(prefix=f"recover-{n}-", dir=workdir)
+                shutil.copytree(crashed, data_dir, dirs_exist_ok=True)
+                out, wall = _child(RECOVER_CHILD, data_dir, eid, str(n), code_dir=code_dir)
+                shutil.rmtree(data_dir, ignore_errors=True)
                 result = json.loads(out)
-                inside.append(result["resume_ms"])
-                imports.append(result["import_ms"])
-                whole.append(wall)
+                inside[name].append(result["resume_ms"])
+                imports[name].append(result["import_ms"])
+                whole[name].append(wall)
+        for name, _ in codes:
             rows.append(
                 {
                     "steps": n,
-                    "variant": variant,
+                    "code": name,
                     "log_bytes": os.path.getsize(log),
                     "records": len(read_log(log).records),
-                    "resume_ms": statistics.median(inside),
-                    "import_ms": statistics.median(imports),
-                    "process_ms": statistics.median(whole),
+                    "resume_ms": statistics.median(inside[name]),
+                    "resume_ms_min": min(inside[name]),
+                    "resume_ms_max": max(inside[name]),
+                    "import_ms": statistics.median(imports[name]),
+                    "process_ms": statistics.median(whole[name]),
                     "repeat": repeat,
                 }
             )
-        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(crashed, ignore_errors=True)
     return rows
 
 
@@ -411,15 +533,49 @@ def render(result: dict[str, Any]) -> str:
             [
                 str(r["steps"]),
                 r["variant"],
+                r["code"],
                 str(r["records"]),
                 f"{r['log_bytes'] / 1e6:.2f}",
-                f"{r['resume_ms']:.1f}",
+                f"{r['resume_ms']:.1f} ({r['resume_ms_min']:.1f})",
                 f"{r['import_ms']:.1f}",
                 f"{r['process_ms']:.1f}",
             ]
             for r in result["resume"]
         ]
-        headers = ["N", "resume", "records", "log MB", "ms after import", "import ms", "whole process ms"]
+        headers = [
+            "N",
+            "resume",
+            "code",
+            "records",
+            "log MB",
+            "ms after import, median (min)",
+            "import ms",
+            "whole process ms",
+        ]
+        out += [_table(headers, rows), ""]
+    if result.get("recover"):
+        rows = [
+            [
+                str(r["steps"]),
+                r["code"],
+                str(r["records"]),
+                f"{r['log_bytes'] / 1e6:.2f}",
+                f"{r['resume_ms']:.1f} ({r['resume_ms_min']:.1f}-{r['resume_ms_max']:.1f})",
+                f"{r['import_ms']:.1f}",
+                f"{r['process_ms']:.1f}",
+            ]
+            for r in result["recover"]
+        ]
+        headers = [
+            "N",
+            "code",
+            "records",
+            "log MB",
+            "ms after import, median (min-max)",
+            "import ms",
+            "whole process ms",
+        ]
+        out += ["unfinished executions (killed inside step N's tool), recovered with agent.resume:"]
         out += [_table(headers, rows), ""]
     if result.get("import"):
         i = result["import"]
@@ -438,7 +594,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each step run (median)")
     parser.add_argument("--processes", type=int, default=7, help="fresh processes per resume/import figure")
     parser.add_argument("--dir", default=None, help="where to put the data directories (default: a temp dir)")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: steps,resume,import")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: steps,resume,recover,import")
+    parser.add_argument(
+        "--against",
+        metavar="DIR",
+        default=None,
+        help="resume and recover: also run a checkout of other code (e.g. main), interleaved",
+    )
     parser.add_argument(
         "--smoke",
         "--quick",
@@ -464,7 +626,9 @@ def main(argv: list[str] | None = None) -> int:
             result["fixed"] = bench_fixed(modes, 1 if args.smoke else 10 * args.repeat, workdir)
             result["check"] = bench_write_check(1 if args.smoke else args.repeat, workdir)
         if "resume" not in skip:
-            result["resume"] = bench_resume(resume, args.processes, workdir)
+            result["resume"] = bench_resume(resume, args.processes, workdir, args.against)
+        if "recover" not in skip:
+            result["recover"] = bench_recover(resume, args.processes, workdir, args.against)
         if "import" not in skip:
             result["import"] = bench_import(args.processes)
         # The disk is shared: a second probe shows whether the fsync floor moved while the benchmark ran.

@@ -57,7 +57,7 @@ from delite.log.records import (
 )
 from delite.state._fold import fold
 from delite.state._model import ExecutionState
-from delite.state._outcome import outcome
+from delite.state._outcome import Outcome, finished_outcome, outcome
 from delite.store._base import ExecutionLog, Store
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.tools._base import DelegationSuspended
@@ -203,6 +203,8 @@ class Operations(abc.ABC):
                 raise ExecutionAlreadyActiveError(eid, "running") from None
             raise
         done = log.outcome  # a finished execution's outcome, from a snapshot verified against the log
+        if done is None and not log.created:
+            done = yield from self._finished_op(log)
         if done is not None and done.status.is_terminal and done.input == text:
             return typed(Response.from_outcome(done), output)
         state = yield Io(log.state)
@@ -337,10 +339,22 @@ class Operations(abc.ABC):
         settings = self._settings(output=output)
         log = yield Claim(self.store, validate_execution_id(execution_id))
         done = log.outcome
+        if done is None:
+            done = yield from self._finished_op(log)
         if done is not None and done.status.is_terminal:
             return typed(Response.from_outcome(done), output)
         state = yield Io(log.state)
         return (yield from self._advance_op(log, state, settings, model=model, resumed=True))
+
+    def _finished_op(self, log: ExecutionLog) -> Steps[Outcome | None]:
+        """The outcome of a finished log the store kept none for, folded without its conversation, then offered.
+
+        None when the log is not finished: the caller folds it whole to continue it.
+        """
+        done: Outcome | None = yield Io(finished_outcome, log.records)
+        if done is not None:
+            yield Io(log.save_outcome, done)  # for the next claim, as a run that finishes offers its own
+        return done
 
     def _advance_op(
         self,

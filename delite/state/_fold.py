@@ -40,7 +40,7 @@ from delite.log.records import (
 )
 from delite.state._model import CallState, ExecutionState, Status, Totals, _ResultTail
 
-__all__ = ["apply", "fold", "tool_message_content"]
+__all__ = ["apply", "fold", "fold_summary", "tool_message_content"]
 
 _json = msgspec.json.Encoder()
 
@@ -83,22 +83,27 @@ def _started(s: ExecutionState, r: ExecutionStarted) -> None:
 
 def _responded(s: ExecutionState, r: ModelResponded) -> None:
     s.turns.append(r)
-    s.totals.llm_calls += 1
-    _add_usage(s.totals, r.usage, unknown_cost=True)
-    message: dict[str, Any] = {"role": "assistant", "content": r.content}
-    if r.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": c.provider_id or c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": _json.encode(c.arguments).decode()},
-            }
-            for c in r.tool_calls
-        ]
-        for i, c in enumerate(r.tool_calls):
-            s.calls[c.id] = CallState(call=c, step=r.step, index=i)
-    s.messages.append(message)
-    s._results = _ResultTail(r.step, len(s.messages)) if r.tool_calls else None  # noqa: SLF001 - the fold's own
+    totals = s.totals
+    totals.llm_calls += 1
+    _add_usage(totals, r.usage, unknown_cost=True)
+    calls = r.tool_calls
+    messages = s.messages
+    if calls:
+        # One pass over the calls builds the message's list and the calls' states (a step folds in one go).
+        shown: list[dict[str, Any]] = []
+        states = s.calls
+        step = r.step
+        encode = _json.encode
+        for i, c in enumerate(calls):
+            arguments = encode(c.arguments).decode()
+            function = {"name": c.name, "arguments": arguments}
+            shown.append({"id": c.provider_id or c.id, "type": "function", "function": function})
+            states[c.id] = CallState(call=c, step=step, index=i)
+        messages.append({"role": "assistant", "content": r.content, "tool_calls": shown})
+        s._results = _ResultTail(step, len(messages))  # noqa: SLF001 - the fold's own bookkeeping
+    else:
+        messages.append({"role": "assistant", "content": r.content})
+        s._results = None  # noqa: SLF001
     s.status = Status.RUNNING
     s.suspend_reason = None
 
@@ -115,9 +120,10 @@ def _tool_started(s: ExecutionState, r: ToolStarted) -> None:
 def _tool_finished(s: ExecutionState, r: ToolFinished) -> None:
     call = s.calls[r.call_id]
     call.finished = r
+    recorded = call.call
     message: dict[str, Any] = {
         "role": "tool",
-        "tool_call_id": call.call.provider_id or call.call.id,
+        "tool_call_id": recorded.provider_id or recorded.id,
         "content": tool_message_content(r),
     }
     if r.error is not None:
@@ -268,6 +274,40 @@ def _sealed(s: ExecutionState, r: SealedRecord) -> None:
 _HANDLERS[SealedRecord] = _sealed
 
 
+def _responded_summary(s: ExecutionState, r: ModelResponded) -> None:
+    """:func:`_responded` without the conversation: the turn, the totals and the calls' states."""
+    s.turns.append(r)
+    totals = s.totals
+    totals.llm_calls += 1
+    _add_usage(totals, r.usage, unknown_cost=True)
+    states = s.calls
+    step = r.step
+    for i, c in enumerate(r.tool_calls):
+        states[c.id] = CallState(call=c, step=step, index=i)
+    s.status = Status.RUNNING
+    s.suspend_reason = None
+
+
+def _tool_finished_summary(s: ExecutionState, r: ToolFinished) -> None:
+    """:func:`_tool_finished` without the conversation: the call's result (of a call the log recorded)."""
+    s.calls[r.call_id].finished = r
+
+
+# The summary fold: every handler as in the full fold but the two that build the conversation turn by turn.
+_SUMMARY: dict[type[Record], Callable[[ExecutionState, Any], None]] = {
+    **_HANDLERS,
+    ModelResponded: _responded_summary,
+    ToolFinished: _tool_finished_summary,
+}
+
+
+def _sealed_summary(s: ExecutionState, r: SealedRecord) -> None:
+    _SUMMARY[type(r.shell)](s, r.shell)
+
+
+_SUMMARY[SealedRecord] = _sealed_summary
+
+
 def _inconsistent(state: ExecutionState, index: int, record: Record, e: KeyError) -> LogCorruptError:
     reason = f"record {index} ({type(record).__name__}) refers to unknown call {e.args[0]!r}"
     return LogCorruptError(state.execution_id or "?", -1, reason)
@@ -294,8 +334,26 @@ def fold(records: Iterable[Record], state: ExecutionState | None = None) -> Exec
     Raises:
         LogCorruptError: a record refers to a tool call the log never recorded (a log not written by delite).
     """
-    s = ExecutionState() if state is None else state
-    handlers = _HANDLERS
+    return _fold(records, ExecutionState() if state is None else state, _HANDLERS)
+
+
+def fold_summary(records: Iterable[Record]) -> ExecutionState:
+    """The fold of ``records`` without the model turns and tool results in ``messages``: for an outcome only.
+
+    Status, result, totals, turns, calls and counts are exactly the full fold's, and every record is checked as
+    the full fold checks it (a record naming a call the log never recorded raises); only the conversation is
+    left out after the execution's first messages, which is what a finished execution asked for again needs
+    (see :func:`delite.state._outcome.finished_outcome`). Never continue an execution from this state.
+
+    Raises:
+        LogCorruptError: a record refers to a tool call the log never recorded.
+    """
+    return _fold(records, ExecutionState(), _SUMMARY)
+
+
+def _fold(
+    records: Iterable[Record], s: ExecutionState, handlers: dict[type[Record], Callable[[ExecutionState, Any], None]]
+) -> ExecutionState:
     n = 0
     last = None
     with paused():  # a long log builds a large conversation: trees only, nothing for the collector to find

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from delite.log.records import (
     ConfigFingerprint,
     DecisionRecorded,
@@ -61,11 +63,12 @@ _BY_KIND = {
 }
 
 
-@dataclass
-class CallState:
+class CallState(msgspec.Struct, kw_only=True, gc=False):
     """One tool call and everything recorded about it.
 
     ``index`` is its position among its turn's calls; ``child_id`` the sub-agent execution it waits on.
+    A struct the garbage collector does not track (one per tool call: a long log folds tens of thousands of
+    them, and they hold only records and plain values, never a reference cycle).
     """
 
     call: RecordedToolCall
@@ -114,13 +117,12 @@ class Totals:
         return self.input_tokens + self.cached_input_tokens + self.cache_write_tokens + self.output_tokens
 
 
-@dataclass
-class _ResultTail:
+class _ResultTail(msgspec.Struct, gc=False):
     """Where the latest turn's tool results sit in ``messages``: from ``start``, ordered by call ``indices``."""
 
     step: int
     start: int
-    indices: list[int] = field(default_factory=list)
+    indices: list[int] = msgspec.field(default_factory=list)
 
 
 @dataclass

@@ -7,14 +7,16 @@ execution without decoding and folding the whole log.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from delite.log.records import SuspendReason, Usage
+from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, SuspendReason, Usage
+from delite.state._fold import fold_summary
 from delite.state._model import ExecutionState, Status
 
-__all__ = ["Outcome", "outcome"]
+__all__ = ["Outcome", "finished_outcome", "outcome"]
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -61,3 +63,15 @@ def outcome(state: ExecutionState) -> Outcome:
         steps=state.steps,
         records=state.records,
     )
+
+
+def finished_outcome(records: Sequence[AnyRecord]) -> Outcome | None:
+    """The outcome of a finished log (its last record a completion or a cancellation), else None.
+
+    Computed by :func:`~delite.state._fold.fold_summary`, which checks every record as the full fold does but
+    builds no conversation, so it equals ``outcome(fold(records))`` at about half the cost. A log whose last
+    record is sealed is not recognised here (None): its outcome is the full fold's, as before.
+    """
+    if not records or not isinstance(records[-1], ExecutionCompleted | ExecutionCancelled):
+        return None
+    return outcome(fold_summary(records))

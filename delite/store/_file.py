@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import secrets
 import stat
@@ -23,6 +24,7 @@ import msgspec
 
 from delite.errors import (
     ClaimTimeoutError,
+    DeliteError,
     ExecutionAlreadyClaimedError,
     ExecutionIdConflictError,
     ExecutionNotFoundError,
@@ -34,7 +36,7 @@ from delite.log import _os
 from delite.log._durability import Durability
 from delite.log._framing import TornTail
 from delite.log._os import fsync_dir
-from delite.log._reader import LogContents, parse_log
+from delite.log._reader import LogContents, parse_log, parse_stream
 from delite.log._writer import LogWriter, publish_frames, publish_log, replace_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
 from delite.state._outcome import Outcome
@@ -45,7 +47,14 @@ from delite.store._erase import Deleted, Refused, check_force, refusal
 from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
 from delite.store._listing import log_ids
-from delite.store._logfile import check_identity, check_single_link, drop_stray_links, read_log_file, remove
+from delite.store._logfile import (
+    check_identity,
+    check_single_link,
+    drop_stray_links,
+    open_log_file,
+    read_log_file,
+    remove,
+)
 from delite.store._query import ListingQuery, Progress, check_binding, check_ids, check_key
 from delite.store._records import (
     FramedRange,
@@ -90,11 +99,14 @@ class FileExecutionLog(ExecutionLog):
         *,
         snapshot_path: str = "",
         data: bytes = b"",
+        size: int | None = None,
         outcome: Outcome | None = None,
         path: str = "",
         read_only: OSError | None = None,
     ) -> None:
         """Wrap an open writer and a held lock (``records`` None: decode ``data`` when first read).
+
+        ``size`` is the log's size when ``data`` does not hold its bytes (they were read a chunk at a time).
 
         With ``read_only`` (why the data directory cannot be written), there is neither: the execution is
         finished, so there is nothing to append, and the log is only read.
@@ -109,7 +121,7 @@ class FileExecutionLog(ExecutionLog):
         self._snapshot_path = snapshot_path
         self._path = writer.path if writer is not None else path
         self._read_only = read_only
-        self._read_size = len(data)
+        self._read_size = len(data) if size is None else size
         self._read_head: int | None = None if records is None else len(records)
         self._appended = 0
 
@@ -234,14 +246,16 @@ class FileStore(Store):
     def read(self, execution_id: str, *, after: int | None = None, limit: int | None = None) -> FramedRange:
         """Read an execution's log without claiming it (no write access needed); see :meth:`LogStore.read`.
 
-        The whole file is read and checked, whatever the range: a log file has no index by sequence number.
+        The whole file is read and checked, whatever the range: a log file has no index by sequence number. It
+        is read a chunk at a time, each frame verified as it is reached.
         The result also carries the file's byte offsets and torn tail (file-store features).
         """
         check_range(after, limit)
         eid = validate_execution_id(execution_id)
         path = self.layout.log(eid)
-        data, _st = read_log_file(eid, path, data_dir=self._where())
-        contents = parse_log(data, path=path)
+        f, _st = open_log_file(eid, path, data_dir=self._where())
+        with f:
+            contents = _read_stream(f, path)  # a chunk at a time: the file's bytes are never all held at once
         check_identity(eid, path, contents.records)
         return framed_range(eid, contents, after=after, limit=limit)
 
@@ -298,10 +312,22 @@ class FileStore(Store):
             log = FileExecutionLog(execution_id, list(create), None, writer, lock, snapshot_path=snap)  # type: ignore[arg-type]
             log.created = True
             return log
-        data, st = read_log_file(execution_id, path, data_dir=self._where())
-        if st.st_nlink > 1 and drop_stray_links(path):  # a creator killed between linking and unlinking its tmp
-            data, st = read_log_file(execution_id, path, data_dir=self._where())
-        check_single_link(execution_id, path, st)
+        f, st = open_log_file(execution_id, path, data_dir=self._where())
+        try:
+            if st.st_nlink > 1 and drop_stray_links(path):  # a creator killed between linking and unlinking its tmp
+                f.close()
+                f, st = open_log_file(execution_id, path, data_dir=self._where())
+            check_single_link(execution_id, path, st)
+            if not os.path.lexists(snap):
+                # Nothing to check the bytes against: read, verify and decode the log a chunk at a time, so the
+                # file's bytes are never all held at once (a long unfinished run, the case a crash leaves).
+                contents = _read_stream(f, path)
+                return self._claimed_log(
+                    execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=b""
+                )
+            data = _read_all(f, path)
+        finally:
+            f.close()
         outcome = load_snapshot(snap, data, execution_id=execution_id)
         if outcome is not None:
             # The log is exactly the one the snapshot was made from: nothing to repair, decode lazily.
@@ -318,6 +344,21 @@ class FileStore(Store):
                 execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome
             )
         contents = parse_log(data, path=path)
+        return self._claimed_log(execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=data)
+
+    def _claimed_log(
+        self,
+        execution_id: str,
+        path: str,
+        contents: LogContents,
+        *,
+        st: os.stat_result,
+        create: Sequence[Record] | None,
+        lock: filelock.BaseFileLock,
+        snap: str,
+        data: bytes,
+    ) -> FileExecutionLog:
+        """The claim of a log whose records were read (``data``: its bytes, if they were read whole)."""
         check_identity(execution_id, path, contents.records)
         if not contents.records:
             return self._finish_creation(execution_id, contents, create, lock=lock, snap=snap)
@@ -329,7 +370,15 @@ class FileStore(Store):
                 raise
             lock.release()
             return FileExecutionLog(
-                execution_id, contents.records, contents.torn, None, None, data=data, path=path, read_only=e
+                execution_id,
+                contents.records,
+                contents.torn,
+                None,
+                None,
+                data=data,
+                size=contents.size,
+                path=path,
+                read_only=e,
             )
         return FileExecutionLog(execution_id, contents.records, contents.torn, writer, lock, snapshot_path=snap)
 
@@ -677,3 +726,21 @@ def _exists(execution_id: str) -> ExecutionIdConflictError:
 def _finished(records: Sequence[AnyRecord]) -> bool:
     """Whether the log ends with a terminal record: nothing can be appended to it any more."""
     return bool(records) and isinstance(records[-1], ExecutionCompleted | ExecutionCancelled)
+
+
+def _read_all(f: io.FileIO, path: str) -> bytes:
+    """The whole of an open log file (a failed read is a :class:`StoreError` naming the file)."""
+    try:
+        return f.readall()
+    except OSError as e:
+        raise StoreError.from_os_error("read the log", path, e) from e
+
+
+def _read_stream(f: io.FileIO, path: str) -> LogContents:
+    """An open log file's contents, read and verified a chunk at a time (see :func:`parse_stream`)."""
+    try:
+        return parse_stream(f.read, path=path)
+    except DeliteError:
+        raise  # damage, a torn header, a format it cannot read: said as the whole-file parse says it
+    except OSError as e:  # the read itself failed
+        raise StoreError.from_os_error("read the log", path, e) from e

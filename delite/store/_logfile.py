@@ -8,6 +8,7 @@ claimed only if it has a single name (no hard link makes it reachable under anot
 from __future__ import annotations
 
 import errno
+import io
 import os
 from collections.abc import Sequence
 
@@ -16,7 +17,7 @@ from delite.log import _os
 from delite.log._shell import unsealed_shell
 from delite.log.records import AnyRecord, ExecutionStarted
 
-__all__ = ["check_identity", "check_single_link", "drop_stray_links", "read_log_file", "remove"]
+__all__ = ["check_identity", "check_single_link", "drop_stray_links", "open_log_file", "read_log_file", "remove"]
 
 
 def read_log_file(execution_id: str, path: str, *, data_dir: str | None = None) -> tuple[bytes, os.stat_result]:
@@ -35,6 +36,27 @@ def read_log_file(execution_id: str, path: str, *, data_dir: str | None = None) 
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise LogIdentityError(execution_id, path, "it is a symbolic link", errno=errno.ELOOP) from e
+        raise StoreError.from_os_error("read the log", path, e) from e
+
+
+def open_log_file(execution_id: str, path: str, *, data_dir: str | None = None) -> tuple[io.FileIO, os.stat_result]:
+    """An execution's log file open for reading, and its ``stat``: :func:`read_log_file` without the read.
+
+    The caller reads it (in chunks, or whole) and closes it. Raises what :func:`read_log_file` raises.
+    """
+    try:
+        fd = _os.open_regular(path)
+    except FileNotFoundError:
+        raise ExecutionNotFoundError(execution_id, data_dir) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise LogIdentityError(execution_id, path, "it is a symbolic link", errno=errno.ELOOP) from e
+        raise StoreError.from_os_error("read the log", path, e) from e
+    f = io.FileIO(fd, "rb", closefd=True)
+    try:
+        return f, os.fstat(fd)
+    except OSError as e:
+        f.close()
         raise StoreError.from_os_error("read the log", path, e) from e
 
 

@@ -41,7 +41,7 @@ import msgspec
 
 from delite.log import _os
 from delite.log._codec import decode_record
-from delite.log._framing import FRAME_HEADER_SIZE, HEADER
+from delite.log._framing import FRAME_HEADER_SIZE, HEADER, MAX_RECORD_SIZE
 from delite.log.records import ExecutionCancelled, ExecutionCompleted, ExecutionStarted
 from delite.state._model import Status
 from delite.state._outcome import Outcome
@@ -56,6 +56,8 @@ _MAX_SIZE: Final = 16 * 1024 * 1024
 # file is created on most file systems, so small executions get none.
 MIN_LOG_SIZE = 64 * 1024
 _HEAD = struct.Struct("<III")
+# A log is hashed for a snapshot this many bytes at a time.
+_CHUNK = 1 << 20
 
 
 class _Body(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,7 +78,14 @@ def log_digest(data: bytes) -> str:
 
 def _record_at(data: bytes, offset: int) -> tuple[Any, int] | None:
     """The record whose frame starts at ``offset`` (every checksum verified) and where it ends, or None."""
-    if offset < len(HEADER) or offset + FRAME_HEADER_SIZE > len(data):
+    if offset < len(HEADER):
+        return None
+    return _frame_record(data, offset)
+
+
+def _frame_record(data: bytes, offset: int) -> tuple[Any, int] | None:
+    """:func:`_record_at` for bytes that hold only part of a log (``offset`` is where the frame starts in them)."""
+    if offset + FRAME_HEADER_SIZE > len(data):
         return None
     length, length_crc, payload_crc = _HEAD.unpack_from(data, offset)
     end = offset + FRAME_HEADER_SIZE + length
@@ -93,13 +102,17 @@ def _record_at(data: bytes, offset: int) -> tuple[Any, int] | None:
 
 def _told_by_log(data: bytes, last_offset: int, outcome: Outcome, execution_id: str | None) -> bool:
     """Whether the log's own first and last records say what ``outcome`` answers with."""
-    if execution_id is not None and outcome.execution_id != execution_id:
-        return False
     first = _record_at(data, len(HEADER))
     last = _record_at(data, last_offset)
     if first is None or last is None or last[1] != len(data):
         return False
-    started, terminal = first[0], last[0]
+    return _told(first[0], last[0], outcome, execution_id)
+
+
+def _told(started: Any, terminal: Any, outcome: Outcome, execution_id: str | None) -> bool:
+    """Whether a log's first record ``started`` and last record ``terminal`` say what ``outcome`` answers with."""
+    if execution_id is not None and outcome.execution_id != execution_id:
+        return False
     if not isinstance(started, ExecutionStarted):
         return False
     if started.execution_id != outcome.execution_id or started.input != outcome.input:
@@ -110,6 +123,48 @@ def _told_by_log(data: bytes, last_offset: int, outcome: Outcome, execution_id: 
     if isinstance(terminal, ExecutionCancelled):
         return outcome.status is Status.CANCELLED and outcome.answer is None and outcome.output is None
     return False
+
+
+def _digest_told(log_path: str, log_size: int, last_offset: int, outcome: Outcome) -> str | None:
+    """The SHA-256 of the log at ``log_path`` if it is ``log_size`` bytes and its records tell ``outcome``.
+
+    What :func:`_told_by_log` and :func:`log_digest` find in the whole file, read a chunk at a time: the
+    bytes hashed are the bytes the first and the last record are decoded from, and the file is never all
+    held at once (a snapshot is saved at the end of a run, when its state is in memory already).
+    """
+    if not len(HEADER) <= last_offset < log_size or log_size - last_offset > FRAME_HEADER_SIZE + MAX_RECORD_SIZE:
+        return None
+    digest = hashlib.sha256()
+    head = bytearray()  # the header and the first frame, once its length is known
+    head_size = len(HEADER) + FRAME_HEADER_SIZE
+    tail = bytearray()  # the last frame: from last_offset to the end
+    fd = _os.open_regular(log_path)
+    try:
+        pos = 0
+        while pos < log_size:
+            chunk = os.pread(fd, min(_CHUNK, log_size - pos), pos)
+            if not chunk:
+                return None  # shorter than log_size
+            digest.update(chunk)
+            if len(head) < head_size:  # ``head`` holds the file's bytes up to len(head); ``chunk`` starts at pos
+                head += chunk[len(head) - pos : head_size - pos]
+                if len(head) == head_size == len(HEADER) + FRAME_HEADER_SIZE:  # the first frame's length, read
+                    length = int.from_bytes(head[len(HEADER) : len(HEADER) + 4], "little")
+                    head_size += min(length, MAX_RECORD_SIZE)
+                    head += chunk[len(head) - pos : head_size - pos]
+            end = pos + len(chunk)
+            if end > last_offset:
+                tail += chunk[max(last_offset - pos, 0) :]
+            pos = end
+        if os.pread(fd, 1, log_size):
+            return None  # longer than log_size
+    finally:
+        os.close(fd)
+    first = _record_at(bytes(head), len(HEADER))
+    last = _frame_record(bytes(tail), 0)
+    if first is None or last is None or last[1] != len(tail) or not _told(first[0], last[0], outcome, None):
+        return None
+    return digest.hexdigest()
 
 
 def verify(path: str, log_data: bytes, *, execution_id: str | None = None) -> tuple[Outcome | None, str]:
@@ -167,10 +222,10 @@ def save(path: str, log_path: str, log_size: int, outcome: Outcome, *, last_offs
     tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     created = False
     try:
-        data, _st = _os.read_regular(log_path)
-        if len(data) != log_size or not _told_by_log(data, last_offset, outcome, None):
+        digest = _digest_told(log_path, log_size, last_offset, outcome)
+        if digest is None:
             return False
-        snap = _Body(log_size=log_size, log_sha256=log_digest(data), last_offset=last_offset, outcome=outcome)
+        snap = _Body(log_size=log_size, log_sha256=digest, last_offset=last_offset, outcome=outcome)
         body = _encoder.encode(snap)
         _os.make_private_dir(os.path.dirname(path))
         fd = _os.open_private(tmp, os.O_WRONLY)

@@ -51,15 +51,22 @@ def finished(data_dir: Path) -> tuple[Path, Any]:
 
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts how often the file store parses a whole log."""
+    """Counts how often the file store parses a whole log (read whole, or a chunk at a time), with its size."""
     calls: list[int] = []
     real = file_store.parse_log
+    real_stream = file_store.parse_stream
 
     def counting(data: bytes, *, path: str = "") -> Any:
         calls.append(len(data))
         return real(data, path=path)
 
+    def counting_stream(read: Any, *, path: str = "") -> Any:
+        contents = real_stream(read, path=path)
+        calls.append(contents.size)
+        return contents
+
     monkeypatch.setattr(file_store, "parse_log", counting)
+    monkeypatch.setattr(file_store, "parse_stream", counting_stream)
     return calls
 
 
@@ -353,3 +360,25 @@ def test_a_snapshot_that_is_a_fifo_is_a_miss_and_never_blocks(finished: tuple[Pa
     with agent(data_dir) as a:
         assert a.run("go", execution_id="e1") == first
     assert len(parses) == 1
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 13, 64, 1 << 20])
+def test_saving_hashes_the_log_a_chunk_at_a_time_and_checks_the_same(
+    finished: tuple[Path, Any], chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir, _ = finished
+    path = str(log_path(data_dir))
+    data = log_path(data_dir).read_bytes()
+    contents = parse_log(data)
+    told = outcome(fold(contents.records))
+    last = contents.offsets[-1]
+    monkeypatch.setattr(snapshot, "_CHUNK", chunk)
+    assert snapshot._digest_told(path, len(data), last, told) == hashlib.sha256(data).hexdigest()
+    # What the whole-file check refuses, the chunked one refuses: another size, another last record, another answer.
+    assert snapshot._digest_told(path, len(data) - 1, last, told) is None
+    assert snapshot._digest_told(path, len(data) + 1, last, told) is None
+    assert snapshot._digest_told(path, len(data), contents.offsets[-2], told) is None
+    assert snapshot._digest_told(path, len(data), last, msgspec.structs.replace(told, answer="other")) is None
+    other_input = msgspec.structs.replace(told, input="not the input")
+    assert not snapshot._told_by_log(data, last, other_input, None)
+    assert snapshot._digest_told(path, len(data), last, other_input) is None
