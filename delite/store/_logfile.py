@@ -31,12 +31,17 @@ def read_log_file(execution_id: str, path: str, *, data_dir: str | None = None) 
     """
     try:
         return _os.read_regular(path)
-    except FileNotFoundError:
-        raise ExecutionNotFoundError(execution_id, data_dir) from None
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise LogIdentityError(execution_id, path, "it is a symbolic link", errno=errno.ELOOP) from e
-        raise StoreError.from_os_error("read the log", path, e) from e
+        raise _unreadable(execution_id, path, data_dir, e) from (None if isinstance(e, FileNotFoundError) else e)
+
+
+def _unreadable(execution_id: str, path: str, data_dir: str | None, e: OSError) -> Exception:
+    """The error for a log that could not be opened or read: not found, a link, or the file system's failure."""
+    if isinstance(e, FileNotFoundError):
+        return ExecutionNotFoundError(execution_id, data_dir)
+    if e.errno == errno.ELOOP:
+        return LogIdentityError(execution_id, path, "it is a symbolic link", errno=errno.ELOOP)
+    return StoreError.from_os_error("read the log", path, e)
 
 
 def open_log_file(execution_id: str, path: str, *, data_dir: str | None = None) -> tuple[io.FileIO, os.stat_result]:
@@ -46,12 +51,8 @@ def open_log_file(execution_id: str, path: str, *, data_dir: str | None = None) 
     """
     try:
         fd = _os.open_regular(path)
-    except FileNotFoundError:
-        raise ExecutionNotFoundError(execution_id, data_dir) from None
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise LogIdentityError(execution_id, path, "it is a symbolic link", errno=errno.ELOOP) from e
-        raise StoreError.from_os_error("read the log", path, e) from e
+        raise _unreadable(execution_id, path, data_dir, e) from (None if isinstance(e, FileNotFoundError) else e)
     f = io.FileIO(fd, "rb", closefd=True)
     try:
         return f, os.fstat(fd)
