@@ -32,7 +32,6 @@ HEAVY = (
     "httpx",
     "httpx2",
     "ipaddress",
-    "json",
     "openai",
     "pathlib",
     "random",
