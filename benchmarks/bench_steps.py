@@ -333,6 +333,37 @@ def _codes(against: str | None) -> list[tuple[str, str | None]]:
     return codes
 
 
+class _Timings:
+    """The times of one row's fresh processes, per code (``this``, ``base``): inside the call, import, whole."""
+
+    def __init__(self, codes: list[tuple[str, str | None]]) -> None:
+        self.inside: dict[str, list[float]] = {name: [] for name, _ in codes}
+        self.imports: dict[str, list[float]] = {name: [] for name, _ in codes}
+        self.whole: dict[str, list[float]] = {name: [] for name, _ in codes}
+
+    def add(self, name: str, out: str, wall: float) -> None:
+        """Take one child's JSON line (``resume_ms``, ``import_ms``) and its process's wall time."""
+        result = json.loads(out)
+        self.inside[name].append(result["resume_ms"])
+        self.imports[name].append(result["import_ms"])
+        self.whole[name].append(wall)
+
+    def row(self, name: str, log: str, repeat: int, **extra: Any) -> dict[str, Any]:
+        """The medians (and the fastest and slowest call) of ``name``'s processes, with the log's size."""
+        return {
+            **extra,
+            "code": name,
+            "log_bytes": os.path.getsize(log),
+            "records": len(read_log(log).records),
+            "resume_ms": statistics.median(self.inside[name]),
+            "resume_ms_min": min(self.inside[name]),
+            "resume_ms_max": max(self.inside[name]),
+            "import_ms": statistics.median(self.imports[name]),
+            "process_ms": statistics.median(self.whole[name]),
+            "repeat": repeat,
+        }
+
+
 def bench_resume(sizes: list[int], repeat: int, workdir: str, against: str | None = None) -> list[dict[str, Any]]:
     """Continue a completed execution of N steps in fresh processes, with its snapshot and without (``cold``).
 
@@ -347,9 +378,7 @@ def bench_resume(sizes: list[int], repeat: int, workdir: str, against: str | Non
         # A log under the snapshot threshold (64 KiB) has none: its "snapshot" row is a cold read, and says so.
         variants = ("snapshot", "cold") if snapshots else ("cold",)
         for variant in variants:
-            inside: dict[str, list[float]] = {name: [] for name, _ in codes}
-            whole: dict[str, list[float]] = {name: [] for name, _ in codes}
-            imports: dict[str, list[float]] = {name: [] for name, _ in codes}
+            times = _Timings(codes)
             for _ in range(repeat):
                 for name, code_dir in codes:
                     if variant == "cold":
@@ -357,26 +386,8 @@ def bench_resume(sizes: list[int], repeat: int, workdir: str, against: str | Non
                             p.unlink(missing_ok=True)
                     elif not all(p.exists() for p in snapshots):
                         raise RuntimeError("a resume with the snapshot did not leave it in place")
-                    out, wall = _child(RESUME_CHILD, data_dir, eid, str(n), TEXT, code_dir=code_dir)
-                    result = json.loads(out)
-                    inside[name].append(result["resume_ms"])
-                    imports[name].append(result["import_ms"])
-                    whole[name].append(wall)
-            for name, _ in codes:
-                rows.append(
-                    {
-                        "steps": n,
-                        "variant": variant,
-                        "code": name,
-                        "log_bytes": os.path.getsize(log),
-                        "records": len(read_log(log).records),
-                        "resume_ms": statistics.median(inside[name]),
-                        "resume_ms_min": min(inside[name]),
-                        "import_ms": statistics.median(imports[name]),
-                        "process_ms": statistics.median(whole[name]),
-                        "repeat": repeat,
-                    }
-                )
+                    times.add(name, *_child(RESUME_CHILD, data_dir, eid, str(n), TEXT, code_dir=code_dir))
+            rows += [times.row(name, log, repeat, steps=n, variant=variant) for name, _ in codes]
         shutil.rmtree(data_dir, ignore_errors=True)
     return rows
 
@@ -396,34 +407,15 @@ def bench_recover(sizes: list[int], repeat: int, workdir: str, against: str | No
         if done.returncode != 3:
             raise RuntimeError(f"the crashing run of {n} steps exited with {done.returncode}, not 3")
         log = os.path.join(crashed, "executions", eid + ".log")
-        inside: dict[str, list[float]] = {name: [] for name, _ in codes}
-        imports: dict[str, list[float]] = {name: [] for name, _ in codes}
-        whole: dict[str, list[float]] = {name: [] for name, _ in codes}
+        times = _Timings(codes)
         for _ in range(repeat):
             for name, code_dir in codes:
                 data_dir = tempfile.mkdtemp(prefix=f"recover-{n}-", dir=workdir)
                 shutil.copytree(crashed, data_dir, dirs_exist_ok=True)
                 out, wall = _child(RECOVER_CHILD, data_dir, eid, str(n), code_dir=code_dir)
                 shutil.rmtree(data_dir, ignore_errors=True)
-                result = json.loads(out)
-                inside[name].append(result["resume_ms"])
-                imports[name].append(result["import_ms"])
-                whole[name].append(wall)
-        for name, _ in codes:
-            rows.append(
-                {
-                    "steps": n,
-                    "code": name,
-                    "log_bytes": os.path.getsize(log),
-                    "records": len(read_log(log).records),
-                    "resume_ms": statistics.median(inside[name]),
-                    "resume_ms_min": min(inside[name]),
-                    "resume_ms_max": max(inside[name]),
-                    "import_ms": statistics.median(imports[name]),
-                    "process_ms": statistics.median(whole[name]),
-                    "repeat": repeat,
-                }
-            )
+                times.add(name, out, wall)
+        rows += [times.row(name, log, repeat, steps=n) for name, _ in codes]
         shutil.rmtree(crashed, ignore_errors=True)
     return rows
 
