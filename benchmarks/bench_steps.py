@@ -57,6 +57,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import msgspec  # noqa: E402
+from _bytecode import precompile  # noqa: E402
 
 import delite  # noqa: E402
 from delite import Agent, ScriptedProvider, tool  # noqa: E402
@@ -82,11 +83,13 @@ def noop(i: int) -> dict:
 
 provider = ScriptedProvider.tool_loop(n, "noop")
 t2 = time.perf_counter()
-with Agent(data_dir, provider=provider, tools=[noop]) as agent:
+agent = Agent(data_dir, provider=provider, tools=[noop])
+t_open = time.perf_counter()
+with agent:
     response = agent.run(text, execution_id=eid)
 t3 = time.perf_counter()
 assert response.status == "completed" and response.steps == n + 1, response
-print(json.dumps({"import_ms": (t1 - t0) * 1e3, "resume_ms": (t3 - t2) * 1e3}))
+print(json.dumps({"import_ms": (t1 - t0) * 1e3, "open_ms": (t_open - t2) * 1e3, "call_ms": (t3 - t_open) * 1e3}))
 """
 
 # The child that runs an execution and dies inside its last tool call (ToolStarted written, no result).
@@ -125,11 +128,13 @@ def noop(i: int) -> dict:
 
 provider = ScriptedProvider.tool_loop(n, "noop")
 t2 = time.perf_counter()
-with Agent(data_dir, provider=provider, tools=[noop]) as agent:
+agent = Agent(data_dir, provider=provider, tools=[noop])
+t_open = time.perf_counter()
+with agent:
     response = agent.resume(eid)
 t3 = time.perf_counter()
 assert response.status == "completed" and response.steps == n + 1 and runs == [n - 1], (response, runs)
-print(json.dumps({"import_ms": (t1 - t0) * 1e3, "resume_ms": (t3 - t2) * 1e3}))
+print(json.dumps({"import_ms": (t1 - t0) * 1e3, "open_ms": (t_open - t2) * 1e3, "call_ms": (t3 - t_open) * 1e3}))
 """
 
 IMPORT_CHILD = "import sys, time; t = time.perf_counter(); exec(sys.argv[1]); print((time.perf_counter() - t) * 1e3)"
@@ -334,30 +339,40 @@ def _codes(against: str | None) -> list[tuple[str, str | None]]:
 
 
 class _Timings:
-    """The times of one row's fresh processes, per code (``this``, ``base``): inside the call, import, whole."""
+    """The times of one row's fresh processes, per code (``this``, ``base``).
+
+    ``open`` is building the Agent (the store opened, and what delite imports only when first used), ``call``
+    the ``run``/``resume`` call itself, ``after import`` the two together; then the import and the whole process.
+    """
 
     def __init__(self, codes: list[tuple[str, str | None]]) -> None:
-        self.inside: dict[str, list[float]] = {name: [] for name, _ in codes}
-        self.imports: dict[str, list[float]] = {name: [] for name, _ in codes}
-        self.whole: dict[str, list[float]] = {name: [] for name, _ in codes}
+        names = [name for name, _ in codes]
+        self.open: dict[str, list[float]] = {name: [] for name in names}
+        self.call: dict[str, list[float]] = {name: [] for name in names}
+        self.imports: dict[str, list[float]] = {name: [] for name in names}
+        self.whole: dict[str, list[float]] = {name: [] for name in names}
 
     def add(self, name: str, out: str, wall: float) -> None:
-        """Take one child's JSON line (``resume_ms``, ``import_ms``) and its process's wall time."""
+        """Take one child's JSON line (``open_ms``, ``call_ms``, ``import_ms``) and its process's wall time."""
         result = json.loads(out)
-        self.inside[name].append(result["resume_ms"])
+        self.open[name].append(result["open_ms"])
+        self.call[name].append(result["call_ms"])
         self.imports[name].append(result["import_ms"])
         self.whole[name].append(wall)
 
     def row(self, name: str, log: str, repeat: int, **extra: Any) -> dict[str, Any]:
         """The medians (and the fastest and slowest call) of ``name``'s processes, with the log's size."""
+        calls = self.call[name]
         return {
             **extra,
             "code": name,
             "log_bytes": os.path.getsize(log),
             "records": len(read_log(log).records),
-            "resume_ms": statistics.median(self.inside[name]),
-            "resume_ms_min": min(self.inside[name]),
-            "resume_ms_max": max(self.inside[name]),
+            "open_ms": statistics.median(self.open[name]),
+            "call_ms": statistics.median(calls),
+            "call_ms_min": min(calls),
+            "call_ms_max": max(calls),
+            "resume_ms": statistics.median(o + c for o, c in zip(self.open[name], calls, strict=True)),
             "import_ms": statistics.median(self.imports[name]),
             "process_ms": statistics.median(self.whole[name]),
             "repeat": repeat,
@@ -490,7 +505,8 @@ def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     head = f"machine: {m['nproc']} cores, {m['cpu']}, Python {m['python']}, {m['filesystem']}; "
     after = f", {m['fsync_ms_after']:.3f} ms after" if "fsync_ms_after" in m else ""
-    out = [head + f"one append+fsync {m['fsync_ms']:.3f} ms before the run (median){after}", ""]
+    out = [head + f"one append+fsync {m['fsync_ms']:.3f} ms before the run (median){after}"]
+    out += [m["bytecode"], ""] if "bytecode" in m else [""]
     if result.get("steps"):
         rows = [
             [
@@ -528,7 +544,9 @@ def render(result: dict[str, Any]) -> str:
                 r["code"],
                 str(r["records"]),
                 f"{r['log_bytes'] / 1e6:.2f}",
-                f"{r['resume_ms']:.1f} ({r['resume_ms_min']:.1f})",
+                f"{r['call_ms']:.1f} ({r['call_ms_min']:.1f})",
+                f"{r['open_ms']:.1f}",
+                f"{r['resume_ms']:.1f}",
                 f"{r['import_ms']:.1f}",
                 f"{r['process_ms']:.1f}",
             ]
@@ -540,7 +558,9 @@ def render(result: dict[str, Any]) -> str:
             "code",
             "records",
             "log MB",
-            "ms after import, median (min)",
+            "call ms, median (min)",
+            "open ms",
+            "after import ms",
             "import ms",
             "whole process ms",
         ]
@@ -552,7 +572,9 @@ def render(result: dict[str, Any]) -> str:
                 r["code"],
                 str(r["records"]),
                 f"{r['log_bytes'] / 1e6:.2f}",
-                f"{r['resume_ms']:.1f} ({r['resume_ms_min']:.1f}-{r['resume_ms_max']:.1f})",
+                f"{r['call_ms']:.1f} ({r['call_ms_min']:.1f}-{r['call_ms_max']:.1f})",
+                f"{r['open_ms']:.1f}",
+                f"{r['resume_ms']:.1f}",
                 f"{r['import_ms']:.1f}",
                 f"{r['process_ms']:.1f}",
             ]
@@ -563,7 +585,9 @@ def render(result: dict[str, Any]) -> str:
             "code",
             "records",
             "log MB",
-            "ms after import, median (min-max)",
+            "call ms, median (min-max)",
+            "open ms",
+            "after import ms",
             "import ms",
             "whole process ms",
         ]
@@ -613,6 +637,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="delite-bench-", dir=args.dir)
     try:
         result: dict[str, Any] = {"machine": machine(workdir, probes), "smoke": args.smoke}
+        if {"resume", "recover", "import"} - skip:  # fresh processes: time them as an installed package runs
+            result["machine"]["bytecode"] = precompile(*(d for _, d in _codes(args.against) if d is not None))
         if "steps" not in skip:
             result["steps"] = bench_steps(sizes, modes, args.repeat, workdir)
             result["fixed"] = bench_fixed(modes, 1 if args.smoke else 10 * args.repeat, workdir)

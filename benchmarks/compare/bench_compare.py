@@ -62,6 +62,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+
+from _bytecode import precompile  # noqa: E402
+
 WORKLOADS = str(HERE / "workloads.py")
 IMPLS = ["delite", "dbos", "langgraph", "langgraph-min", "dendrux"]
 IMPORTS = {
@@ -653,7 +658,9 @@ def main(argv: list[str] | None = None) -> int:
         recover_steps, recover_reps = 10, 1
     root = tempfile.mkdtemp(prefix="delite-compare-")
     try:
-        before = conditions(root)
+        # The peers come installed with their bytecode; delite runs from this checkout: compile it the same way.
+        bytecode = precompile(str(HERE.parents[1]))
+        before = conditions(root) | {"bytecode": bytecode}
         steps = measure_steps(args.python, impls, sizes, reps, root)
         ms = {i: {str(n): median(steps["per_step"][i][n]) for n in sizes} for i in impls}
         disk = {
