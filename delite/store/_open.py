@@ -11,14 +11,13 @@ import contextlib
 import importlib
 import os
 import re
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from delite.errors import MissingExtraError, StoreError, UsageError
 from delite.log._durability import Durability
-from delite.store._layout import DATA_DIR_ENV, DEFAULT_DATA_DIR
+from delite.store._layout import DATA_DIR_ENV, DEFAULT_DATA_DIR, keys_configured
 
 if TYPE_CHECKING:
     from delite.store._base import Store
@@ -151,6 +150,8 @@ def open_store(
         UsageError: a URL of another kind, or a ``target`` that is neither a path nor a URL. Messages show
             a URL with its password hidden (see :func:`redact`).
     """
+    if keys is None and not keys_configured():  # no sealing: the sealing layer is not even imported
+        return _open_plain(target, durability)
     from delite.store._sealed import Keyring, SealedStore  # noqa: PLC0415
 
     ring = Keyring.from_env() if keys is None else keys
@@ -234,6 +235,8 @@ def _secrets(url: str) -> list[str]:
         if ":" in userinfo:
             found.append(userinfo.partition(":")[2])
     found.extend(m.group(0).partition("=")[2] for m in _SECRET_VALUE.finditer(url))
+    import urllib.parse  # noqa: PLC0415 - only for URLs (a path opens without it)
+
     out = [*found, *(urllib.parse.unquote(f) for f in found)]
     return sorted({f for f in out if f}, key=len, reverse=True)
 

@@ -33,6 +33,7 @@ from delite.log._shell import shell_of
 from delite.log.records import AnyRecord, PlainRecord, Record, SealedRecord
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._ids import validate_execution_id
+from delite.store._layout import KEY_FILE_ENV, KEYS_ENV
 from delite.store._records import RecordRange, StoredPayload
 from delite.store._views import ExecutionSummary, Page
 
@@ -40,12 +41,6 @@ if TYPE_CHECKING:
     from delite.store._query import ListingQuery
 
 __all__ = ["KEYS_ENV", "KEY_FILE_ENV", "Keyring", "SealedStore", "associated_data", "refuse_sealed"]
-
-KEYS_ENV = "DELITE_ENCRYPTION_KEYS"
-"""The environment variable holding the keys themselves: ``id:base64key`` entries, the newest last."""
-
-KEY_FILE_ENV = "DELITE_ENCRYPTION_KEY_FILE"
-"""The environment variable naming a key file (one ``id:base64key`` line per key, the newest last)."""
 
 KEY_BYTES = 32
 """AES-256: a key is 32 bytes."""
