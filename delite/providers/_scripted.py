@@ -8,6 +8,7 @@ reply the next step needs, with no state kept in the provider.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,18 +27,77 @@ def call(name: str, /, **arguments: Any) -> dict[str, Any]:
     return {"tool_calls": [{"name": name, "arguments": arguments}]}
 
 
-def _turn_index(messages: list[dict[str, Any]]) -> int:
+def _turn_index(messages: list[dict[str, Any]], start: int = 0, before: int | None = None) -> int:
+    """Assistant turns since the last user message (a retry prompt is not one), scanning back to ``start``.
+
+    ``before``: the count for ``messages[:start]``, added when the scan reaches ``start`` without a user
+    message (None: scan to the beginning, as ``start`` is then 0).
+    """
     count = 0
-    for message in reversed(messages):
+    for i in range(len(messages) - 1, start - 1, -1):
+        message = messages[i]
         role = message.get("role")
         if role == "user":
             content = message.get("content")
             if isinstance(content, str) and content.startswith(OUTPUT_RETRY_PREFIX):
                 continue  # delite asking for a corrected answer: the script goes on with its next reply
-            break
+            return count
         if role == "assistant":
             count += 1
-    return count
+    return count if before is None else count + before
+
+
+MEMO_SIZE = 256
+"""How many conversations a :class:`ScriptedProvider` remembers the turn index of (the oldest is forgotten)."""
+
+
+class _Turns:
+    """The turn index of the conversations seen last, so a call that extends one reads only what was added.
+
+    An engine passes the same message objects again with more after them: a conversation is remembered by
+    its first message, with a copy of the list as it was and its count. A later list whose start is that
+    copy (the same objects, compared in C) counts only its new messages and adds the remembered count when
+    it reaches them without a user message; any other list is scanned whole. So the answer is always the one
+    the whole scan gives, for messages that are not changed in place after they were passed (delite never
+    does); a fresh process (a resume) simply starts with nothing remembered.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[int, tuple[list[dict[str, Any]], int]] = {}
+        self.lock = threading.Lock()
+
+    def index(self, messages: list[dict[str, Any]]) -> int:
+        """The turn index of ``messages`` (see :func:`_turn_index`)."""
+        if not messages:
+            return 0
+        first = messages[0]
+        key = id(first)
+        known = self.seen.get(key)
+        count: int | None = None
+        if known is not None:
+            prefix, before = known
+            k = len(prefix)
+            # prefix[0] is first: the id is of a live object (the copy holds it), not a reused one.
+            if k <= len(messages) and prefix[0] is first and _starts_with(messages, prefix):
+                count = _turn_index(messages, k, before)
+        if count is None:
+            count = _turn_index(messages)
+        copy = list(messages)
+        with self.lock:
+            seen = self.seen
+            seen.pop(key, None)
+            if len(seen) >= MEMO_SIZE:
+                del seen[next(iter(seen))]
+            seen[key] = (copy, count)
+        return count
+
+
+def _starts_with(messages: list[dict[str, Any]], prefix: list[dict[str, Any]]) -> bool:
+    """Whether ``messages`` begins with ``prefix``: element by element, each the same object or an equal one."""
+    try:
+        return messages[: len(prefix)] == prefix
+    except Exception:  # noqa: BLE001 - a value that cannot be compared: not known to be the same
+        return False
 
 
 class ScriptedProvider:
@@ -72,6 +132,7 @@ class ScriptedProvider:
         self.usage = usage
         self.delay = delay
         self.calls = 0
+        self._turns = _Turns()
 
     def enqueue(self, *replies: Reply) -> None:
         """Append replies to the script."""
@@ -114,7 +175,7 @@ class ScriptedProvider:
 
     def _reply(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:  # noqa: ARG002
         self.calls += 1
-        index = _turn_index(messages)
+        index = self._turns.index(messages)
         if index >= len(self.script):
             raise ProviderError(f"script exhausted: no reply for turn {index + 1}", provider=self.name)
         reply = self.script[index]
