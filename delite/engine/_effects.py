@@ -136,7 +136,7 @@ class Claim(Effect):
         """
         log = self.store.claim(self.execution_id, create=self.create)
         if log.outcome is None:
-            from delite.store._sealed import refuse_sealed  # noqa: PLC0415 - the sealing layer: only once a log is claimed
+            from delite.store._keys import refuse_sealed  # noqa: PLC0415 - only once a log is claimed
 
             try:
                 refuse_sealed(self.execution_id, log.records)

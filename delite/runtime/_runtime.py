@@ -345,8 +345,9 @@ class Runtime:
             model=run_kwargs.get("model"),
             idempotency_key=run_kwargs.get("idempotency_key"),
         )
+        fresh = new_execution_id()  # the new execution's id, unless an execution_id or a bound key names one
         probe = ExecutionStarted(
-            execution_id=new_execution_id(),
+            execution_id=fresh,
             input=text,
             history=list(run_kwargs.get("history") or []),
             metadata=dict(run_kwargs.get("metadata") or {}),
@@ -360,10 +361,10 @@ class Runtime:
         if eid is not None:
             eid = validate_execution_id(eid)
         elif key is not None:  # the key may already name an execution: that is the id to return
-            op = agent._bind_key_op(key, new_execution_id(), text, run_kwargs.get("history"), explicit=False)  # noqa: SLF001
+            op = agent._bind_key_op(key, fresh, text, run_kwargs.get("history"), explicit=False)  # noqa: SLF001
             eid = drive(op)
         else:
-            eid = new_execution_id()
+            eid = fresh
         self.start()
         started = self._begin(eid, agent, text, run_kwargs)
         if started is None:

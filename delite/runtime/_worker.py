@@ -39,7 +39,7 @@ from delite.errors import (
 from delite.state._model import ExecutionState, Status
 from delite.state._ready import advanceable
 from delite.store._base import ExecutionLog, Store
-from delite.store._sealed import refuse_sealed
+from delite.store._keys import refuse_sealed
 
 if TYPE_CHECKING:
     from delite.engine._agent import Agent

@@ -25,7 +25,7 @@ from delite.log.records import (
     ToolStarted,
     Usage,
 )
-from delite.state._fold import apply, fold
+from delite.state._fold import apply, fold, fold_summary
 from delite.state._model import CallState, ExecutionState, Totals
 from delite.state._ready import advanceable
 from delite.store._views import (
@@ -62,14 +62,18 @@ PREVIEW_CHARS = 500
 _FOLD_ERRORS = (LogCorruptError, KeyError, TypeError, ValueError, AttributeError)
 
 
-def fold_checked(records: list[AnyRecord], offsets: list[int] | None = None, *, path: str = "") -> ExecutionState:
+def fold_checked(
+    records: list[AnyRecord], offsets: list[int] | None = None, *, path: str = "", summary: bool = False
+) -> ExecutionState:
     """Fold the records; a record that does not fold raises :class:`LogCorruptError` naming its byte offset.
 
     Records that pass their checksums can still be inconsistent (a result for a call never made) when a log
-    was not written by delite; that is damage too, and it is reported where it is.
+    was not written by delite; that is damage too, and it is reported where it is. With ``summary``, the
+    summary fold (:func:`~delite.state._fold.fold_summary`: every record checked, the conversation left out),
+    for a listing or a health check, never to continue from.
     """
     try:
-        return fold(records)
+        return fold_summary(records) if summary else fold(records)
     except _FOLD_ERRORS:
         pass
     state = ExecutionState()
@@ -235,7 +239,7 @@ def check_records(
         detail = f"the log names execution {first.execution_id!r}"
         return [_problem("id-mismatch", execution_id, path, at, detail)], None
     try:
-        state = fold_checked(records, offsets, path=path or "")
+        state = fold_checked(records, offsets, path=path or "", summary=True)
     except LogCorruptError as e:
         return [_problem("inconsistent", execution_id, path, e.offset if e.offset >= 0 else None, e.reason)], None
     return [], summary_of_state(execution_id, records, state, log_bytes=log_bytes, torn=torn)

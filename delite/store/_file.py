@@ -19,7 +19,6 @@ import secrets
 import stat
 from collections.abc import Callable, Iterable, Sequence
 
-import filelock
 import msgspec
 
 from delite.errors import (
@@ -42,7 +41,7 @@ from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
 from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
-from delite.store._claimlock import claim_lock, held, try_take
+from delite.store._claimlock import ClaimBusyError, ClaimLock, claim_lock, held, try_take
 from delite.store._erase import Deleted, Refused, check_force, refusal
 from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
@@ -80,7 +79,7 @@ _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 class FileExecutionLog(ExecutionLog):
-    """A claimed execution backed by a log file and a ``filelock`` claim.
+    """A claimed execution backed by a log file and a claim lock (``delite.store._claimlock``).
 
     When the claim found a snapshot that matches the log (``outcome`` is set), ``records`` are decoded from
     the bytes read at claim time only if something reads them.
@@ -95,7 +94,7 @@ class FileExecutionLog(ExecutionLog):
         records: list[AnyRecord] | None,
         torn: TornTail | None,
         writer: LogWriter | None,
-        lock: filelock.BaseFileLock | None,
+        lock: ClaimLock | None,
         *,
         snapshot_path: str = "",
         data: bytes = b"",
@@ -117,7 +116,7 @@ class FileExecutionLog(ExecutionLog):
         self.torn = torn
         self.outcome = outcome
         self._writer = writer
-        self._lock: filelock.BaseFileLock | None = lock
+        self._lock: ClaimLock | None = lock
         self._snapshot_path = snapshot_path
         self._path = writer.path if writer is not None else path
         self._read_only = read_only
@@ -259,7 +258,7 @@ class FileStore(Store):
         check_identity(eid, path, contents.records)
         return framed_range(eid, contents, after=after, limit=limit)
 
-    def _lock(self, execution_id: str) -> filelock.BaseFileLock:
+    def _lock(self, execution_id: str) -> ClaimLock:
         return claim_lock(self.layout.claim(execution_id))
 
     def claim(
@@ -289,7 +288,7 @@ class FileStore(Store):
                 lock.acquire(timeout=timeout)
             elif not try_take(lock):
                 raise ExecutionAlreadyClaimedError(execution_id)
-        except filelock.Timeout:
+        except ClaimBusyError:
             raise ClaimTimeoutError(execution_id, timeout) from None
         except OSError as e:
             if e.errno in _READ_ONLY_ERRNOS and os.path.lexists(path):
@@ -303,7 +302,7 @@ class FileStore(Store):
             raise
 
     def _claimed(
-        self, execution_id: str, path: str, create: Sequence[Record] | None, lock: filelock.BaseFileLock
+        self, execution_id: str, path: str, create: Sequence[Record] | None, lock: ClaimLock
     ) -> FileExecutionLog:
         """Read (or create) the log of an execution whose lock is held."""
         snap = self.layout.snapshot(execution_id)
@@ -354,7 +353,7 @@ class FileStore(Store):
         *,
         st: os.stat_result,
         create: Sequence[Record] | None,
-        lock: filelock.BaseFileLock,
+        lock: ClaimLock,
         snap: str,
         data: bytes,
     ) -> FileExecutionLog:
@@ -409,7 +408,7 @@ class FileStore(Store):
         contents: LogContents,
         create: Sequence[Record] | None,
         *,
-        lock: filelock.BaseFileLock,
+        lock: ClaimLock,
         snap: str,
     ) -> FileExecutionLog:
         """Write the first records into a log that a crash cut short while it was being created.

@@ -33,8 +33,7 @@ from delite.store._ids import is_execution_id
 from delite.store._logfile import drop_stray_links, remove
 
 if TYPE_CHECKING:
-    import filelock
-
+    from delite.store._claimlock import ClaimLock
     from delite.store._file import FileStore
     from delite.store._layout import Layout
 
@@ -172,7 +171,7 @@ class Eraser:
         self.layout = store.layout
         self.force = force
         self._keys: dict[str, list[tuple[str, int]]] | None = None
-        self._staged: list[tuple[str, filelock.BaseFileLock | None]] = []
+        self._staged: list[tuple[str, ClaimLock | None]] = []
 
     def __enter__(self) -> Self:
         """Finish what an earlier deletion left half done first."""
@@ -218,7 +217,7 @@ class Eraser:
         claim = self.store._lock(eid)  # noqa: SLF001 - the store's own claim lock
         try:
             # None: a live process holds it: refused below unless forced
-            lock: filelock.BaseFileLock | None = claim if try_take(claim) else None
+            lock: ClaimLock | None = claim if try_take(claim) else None
         except OSError as e:
             raise StoreError.from_os_error(f"claim execution {eid!r} to delete it", layout.claim(eid), e) from e
         try:

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from delite.errors import UsageError
 from delite.log._os import make_private_dir
 
-__all__ = [
-    "DATA_DIR_ENV",
-    "DEFAULT_DATA_DIR",
-    "KEYS_ENV",
-    "KEY_FILE_ENV",
-    "Layout",
-    "default_data_dir",
-    "keys_configured",
-]
+__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "Layout", "default_data_dir"]
 
 DATA_DIR_ENV = "DELITE_DATA_DIR"
 """The environment variable naming the default data directory (for ``Agent()`` and the ``delite`` command)."""
@@ -28,19 +19,6 @@ DEFAULT_DATA_DIR = "data"
 The ``delite`` command's ``--data-dir`` default is the same (spelled out there, so the command does not import
 the store to start).
 """
-
-
-KEYS_ENV = "DELITE_ENCRYPTION_KEYS"
-"""The environment variable holding the keys themselves: ``id:base64key`` entries, the newest last."""
-
-KEY_FILE_ENV = "DELITE_ENCRYPTION_KEY_FILE"
-"""The environment variable naming a key file (one ``id:base64key`` line per key, the newest last)."""
-
-
-def keys_configured(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether the environment names encryption keys (so a store opened without ``keys`` is sealed)."""
-    env = os.environ if environ is None else environ
-    return bool(env.get(KEYS_ENV, "").strip() or env.get(KEY_FILE_ENV, "").strip())
 
 
 def default_data_dir() -> Path:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from delite.errors import MissingExtraError, StoreError, UsageError
 from delite.log._durability import Durability
-from delite.store._layout import DATA_DIR_ENV, DEFAULT_DATA_DIR, keys_configured
+from delite.store._keys import keys_configured
+from delite.store._layout import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
 if TYPE_CHECKING:
     from delite.store._base import Store

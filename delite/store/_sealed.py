@@ -33,7 +33,7 @@ from delite.log._shell import shell_of
 from delite.log.records import AnyRecord, PlainRecord, Record, SealedRecord
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._ids import validate_execution_id
-from delite.store._layout import KEY_FILE_ENV, KEYS_ENV
+from delite.store._keys import KEY_FILE_ENV, KEYS_ENV, refuse_sealed
 from delite.store._records import RecordRange, StoredPayload
 from delite.store._views import ExecutionSummary, Page
 
@@ -223,21 +223,6 @@ class Keyring:
     def open_all(self, records: Iterable[AnyRecord], execution_id: str, first: int) -> list[PlainRecord]:
         """Open consecutive records, the first being sequence ``first``."""
         return [self.open(r, execution_id, seq) for seq, r in enumerate(records, start=first)]
-
-
-def refuse_sealed(execution_id: str, records: Sequence[AnyRecord]) -> None:
-    """Raise :class:`PlaintextRecordError` if ``records`` are sealed: advancing them needs the key.
-
-    Without the key a sealed execution folds as its shells (no input, no conversation), so an engine that
-    advanced it would answer from nothing and write plain text after sealed records.
-    """
-    if records and isinstance(records[0], SealedRecord):
-        raise PlaintextRecordError(
-            execution_id,
-            0,
-            f"the execution is sealed (key {records[0].key_id!r}) and no key is configured: set {KEYS_ENV} "
-            f"or {KEY_FILE_ENV} to advance it",
-        )
 
 
 class _SealedLog(ExecutionLog):

@@ -68,7 +68,18 @@ def test_the_heavy_modules_come_when_used() -> None:
     """The lazy names still resolve: a provider and a file store import what they need when asked for."""
     loaded = _loaded("from delite.providers import OpenAI, ScriptedProvider\nfrom delite import FileStore")
     assert "delite.providers._openai" in loaded
-    assert "filelock" in loaded
+    assert "sqlite3" not in loaded and "filelock" not in loaded  # a store opened does not list or fall back
+
+
+def test_a_run_on_a_file_store_does_not_import_filelock_or_the_sealing_layer() -> None:
+    """Claims take ``flock`` directly; filelock is the fallback where flock is missing. No keys: no sealing."""
+    ran = _modules(
+        "import tempfile\nfrom delite import Agent, ScriptedProvider\n"
+        "with Agent(tempfile.mkdtemp(), provider=ScriptedProvider(['hi'])) as a:\n    a.run('hello')"
+    )
+    assert "delite.store._file" in ran
+    assert "filelock" not in ran
+    assert "delite.store._sealed" not in ran
 
 
 def test_the_store_package_imports_its_modules_when_asked() -> None:
@@ -99,5 +110,5 @@ def test_opening_and_streaming_import_what_they_need() -> None:
         "a = Agent(tempfile.mkdtemp(), provider=ScriptedProvider(['hi']))\n"
         "s = a.stream_events('hello')\nprint([type(e).__name__ for e in s])\na.close()"
     )
-    for module in ("delite.store._open", "delite.store._layout", "delite.store._sealed", "delite.engine._events"):
+    for module in ("delite.store._open", "delite.store._layout", "delite.engine._events"):
         assert module in opened
