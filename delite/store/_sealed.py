@@ -31,6 +31,7 @@ from delite.errors import (
 from delite.log._codec import decode_record, encode_record
 from delite.log._shell import shell_of
 from delite.log.records import AnyRecord, PlainRecord, Record, SealedRecord
+from delite.state._model import ExecutionState
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._ids import validate_execution_id
 from delite.store._records import RecordRange, StoredPayload
@@ -230,17 +231,17 @@ class Keyring:
         return [self.open(r, execution_id, seq) for seq, r in enumerate(records, start=first)]
 
 
-def refuse_sealed(execution_id: str, records: Sequence[AnyRecord]) -> None:
-    """Raise :class:`PlaintextRecordError` if ``records`` are sealed: advancing them needs the key.
+def refuse_sealed(execution_id: str, first: AnyRecord | None) -> None:
+    """Raise :class:`PlaintextRecordError` if the log starting with ``first`` is sealed: advancing it needs the key.
 
     Without the key a sealed execution folds as its shells (no input, no conversation), so an engine that
     advanced it would answer from nothing and write plain text after sealed records.
     """
-    if records and isinstance(records[0], SealedRecord):
+    if isinstance(first, SealedRecord):
         raise PlaintextRecordError(
             execution_id,
             0,
-            f"the execution is sealed (key {records[0].key_id!r}) and no key is configured: set {KEYS_ENV} "
+            f"the execution is sealed (key {first.key_id!r}) and no key is configured: set {KEYS_ENV} "
             f"or {KEY_FILE_ENV} to advance it",
         )
 
@@ -270,6 +271,9 @@ class _SealedLog(ExecutionLog):
         self._fence(expected)
         sealed = self._keys.seal_all(records, self.execution_id, self._inner.head + 1)
         self._inner.append(sealed, barrier=barrier, expected=expected)
+
+    def offer_state(self, state: ExecutionState) -> None:
+        """Kept nowhere: a fold checkpoint would hold the records' content in plain text beside the sealed log."""
 
     def release(self) -> None:
         """Release the claim underneath."""
