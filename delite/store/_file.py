@@ -209,13 +209,21 @@ class FileExecutionLog(ExecutionLog):
         if digest is None or state.records != self.head or state.status.is_terminal:
             return
         self._next_checkpoint = int(w.size * CHECKPOINT_GROWTH)
-        save_checkpoint(self._checkpoint_path, self.execution_id, w.size, digest, state)
+        if os.path.lexists(self._path):  # not deleted under a live owner (a forced deletion)
+            save_checkpoint(self._checkpoint_path, self.execution_id, w.size, digest, state)
 
     def save_outcome(self, outcome: Outcome) -> None:
-        """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim."""
+        """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim.
+
+        A finished execution's fold checkpoint is of no more use (a claim of a finished log never reads it):
+        it is removed.
+        """
         w = self._writer
         if self._lock is not None and self._snapshot_path and w is not None:
             save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset)
+            if self._checkpoint_path and outcome.status.is_terminal and w.size >= MIN_CHECKPOINT_LOG:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._checkpoint_path)
 
     def append(self, records: Sequence[Record], *, barrier: bool = False, expected: int | None = None) -> None:
         """Append records as one write (fenced by ``expected``, see :meth:`ExecutionLog.append`).
@@ -782,8 +790,9 @@ class FileStore(Store):
     def rewrite(self, log: ExecutionLog, records: Sequence[Record]) -> None:
         """Replace every record of an execution ``log`` holds the claim of, whole or not at all (``delite rekey``).
 
-        The new log is renamed over the old one (see :func:`delite.log._writer.replace_log`); the snapshot,
-        derived from the old bytes, is removed first, and the listing index sees a new file. Release ``log``
+        The new log is renamed over the old one (see :func:`delite.log._writer.replace_log`); the snapshot and
+        the fold checkpoint, derived from the old bytes, are removed first, and the listing index sees a new
+        file. Release ``log``
         right after: it still points at the old file.
 
         Raises:
@@ -795,12 +804,9 @@ class FileStore(Store):
         if not records:
             raise UsageError(f"execution {log.execution_id!r} must keep at least one record")
         eid = validate_execution_id(log.execution_id)
-        try:
-            os.unlink(self.layout.snapshot(eid))
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise StoreError.from_os_error("remove the snapshot", self.layout.snapshot(eid), e) from e
+        log._checkpoint_path = ""  # noqa: SLF001 - the claim's old bytes: no checkpoint of them from now on
+        remove(self.layout.snapshot(eid), "remove the snapshot")
+        remove(self.layout.checkpoint(eid), "remove the fold checkpoint")
         replace_log(self.layout.log(eid), records, self.durability)
 
     def delete_execution(self, execution_id: str, *, force: bool = False) -> Deleted:
