@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from delite._gc import paused
+from delite._gc import settled
 from delite.log import _os
 from delite.log._framing import HEADER
 from delite.log.records import ExecutionStarted
@@ -152,7 +152,7 @@ def _decode(raw: bytes) -> _Body | str:
     if zlib.crc32(body) != crc:
         return "damaged"
     try:
-        with paused():  # tens of thousands of objects, none in a cycle
+        with settled():  # tens of thousands of objects, none in a cycle, that live on
             return _decoder.decode(body)
     except (msgspec.DecodeError, ValueError, TypeError):
         return "damaged"

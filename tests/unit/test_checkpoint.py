@@ -20,6 +20,7 @@ import msgspec
 import pytest
 
 from delite import Agent, DataDir, ScriptedProvider, tool
+from delite._gc import settled
 from delite.errors import LogCorruptError
 from delite.log import parse_log, read_log
 from delite.log._codec import as_read
@@ -522,3 +523,29 @@ def test_a_checkpoint_reads_values_back_as_the_log_does() -> None:
         odd,
     ]
     assert _checkpointed(fold(records)).calls["c1.0"].finished == as_read(odd)
+
+
+# -- the collector after a decode ----------------------------------------------------------------------------------
+
+
+def test_a_decoded_state_is_left_in_the_oldest_generation_and_the_collector_on() -> None:
+    assert gc.isenabled()
+    with settled():
+        assert not gc.isenabled()
+        made = [{"n": [i]} for i in range(1000)]
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 100  # nothing young left for the next collection to walk
+    assert gc.get_freeze_count() == 0
+    assert made[-1] == {"n": [999]}
+
+
+def test_objects_the_application_froze_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with settled():
+            pass
+        assert gc.get_freeze_count() == frozen
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
