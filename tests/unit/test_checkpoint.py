@@ -8,6 +8,7 @@ tool raising ``KeyboardInterrupt`` (the log then ends inside the tool, its call 
 from __future__ import annotations
 
 import base64
+import gc
 import itertools
 import os
 import shutil
