@@ -139,7 +139,7 @@ class Claim(Effect):
             from delite.store._keys import refuse_sealed  # noqa: PLC0415 - only once a log is claimed
 
             try:
-                refuse_sealed(self.execution_id, log.records)
+                refuse_sealed(self.execution_id, log.first_record())
             except BaseException:
                 log.release()
                 raise

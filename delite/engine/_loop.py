@@ -229,6 +229,9 @@ class Runner:
         if self._pending:
             records, self._pending = self._pending, []
             yield Append(self.log, records, barrier=barrier)
+            # The state has folded exactly what the log holds now: a store may keep it for a later claim
+            # (the file store, every so often as the log grows; checked against its own record count).
+            self.log.offer_state(self.state)
             if self._sink is not None:
                 self._sink.written(records, running=running)
 

@@ -57,7 +57,7 @@ from delite.log.records import (
 )
 from delite.state._fold import fold
 from delite.state._model import ExecutionState
-from delite.state._outcome import Outcome, finished_outcome, outcome
+from delite.state._outcome import Outcome, outcome
 from delite.store._base import ExecutionLog, Store
 from delite.store._ids import new_execution_id, validate_execution_id
 from delite.tools._base import DelegationSuspended
@@ -351,7 +351,7 @@ class Operations(abc.ABC):
 
         None when the log is not finished: the caller folds it whole to continue it.
         """
-        done: Outcome | None = yield Io(finished_outcome, log.records)
+        done: Outcome | None = yield Io(log.finished_outcome)
         if done is not None:
             yield Io(log.save_outcome, done)  # for the next claim, as a run that finishes offers its own
         return done

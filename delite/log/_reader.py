@@ -79,7 +79,7 @@ def _check_header(data: bytes, path: str) -> None:
         raise LogCorruptError(path, 0, "not a delite log (bad header)")
 
 
-def parse_stream(read: Callable[[int], bytes], *, path: str = "") -> LogContents:
+def parse_stream(read: Callable[[int], bytes], *, path: str = "", start: int = 0) -> LogContents:
     """:func:`parse_log` over a file read in chunks (``read(n)`` returns up to ``n`` bytes, ``b""`` at the end).
 
     The same result and the same errors as :func:`parse_log` on the whole file, without holding the whole file:
@@ -87,19 +87,26 @@ def parse_stream(read: Callable[[int], bytes], *, path: str = "") -> LogContents
     go. A frame cut by a chunk boundary is completed from the next read before it is judged, so a torn tail is
     still only ever the end of the file, and damage anywhere is still reported before a record this version
     cannot read (the first such record is remembered while the walk goes on to the end).
+
+    With ``start`` (where a frame starts, past the header), ``read`` goes on from that offset of the file: only
+    the frames from there are read, and the offsets, ``end`` and ``size`` are still the file's.
     """
     buf = b""
-    while len(buf) < _HEADER_WINDOW:  # enough bytes to judge the header (or the whole file)
-        chunk = read(CHUNK_SIZE)
-        if not chunk:
-            return parse_log(buf, path=path)  # the whole file is in hand: exactly the one-piece parse
-        buf += chunk
-    _check_header(buf, path)
+    if start:
+        buf = read(CHUNK_SIZE)
+        pos = 0
+    else:
+        while len(buf) < _HEADER_WINDOW:  # enough bytes to judge the header (or the whole file)
+            chunk = read(CHUNK_SIZE)
+            if not chunk:
+                return parse_log(buf, path=path)  # the whole file is in hand: exactly the one-piece parse
+            buf += chunk
+        _check_header(buf, path)
+        pos = len(HEADER)  # where the walk goes on in ``buf``
     records: list[AnyRecord] = []
     offsets: list[int] = []
     undecodable: tuple[list[bytes], list[int]] | None = None
-    base = 0  # where ``buf`` starts in the file
-    pos = len(HEADER)  # where the walk goes on in ``buf``
+    base = start  # where ``buf`` starts in the file
     eof = False
     with paused():
         while True:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from delite.errors import LogIdentityError, RecordTooLargeError, StoreError
 from delite.log import _os
@@ -27,6 +29,9 @@ from delite.log._codec import encode_record
 from delite.log._durability import Durability
 from delite.log._framing import HEADER, MAX_RECORD_SIZE, encode_frame
 from delite.log.records import Record
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 __all__ = ["LogWriter", "publish_frames", "publish_log", "replace_log"]
 
@@ -53,7 +58,7 @@ def _frames(records: Sequence[Record]) -> tuple[bytes, int]:
 class LogWriter:
     """The single writer of one log file; the caller holds the execution's claim."""
 
-    __slots__ = ("_broken", "_durability", "_fd", "_size", "_unsynced", "last_offset", "path")
+    __slots__ = ("_broken", "_durability", "_fd", "_size", "_unsynced", "digest", "last_offset", "path")
 
     def __init__(self, path: str, fd: int, size: int, durability: Durability, *, last_offset: int = -1) -> None:
         """Wrap an open file descriptor positioned at ``size`` (use :meth:`create` or :meth:`open`)."""
@@ -65,6 +70,8 @@ class LogWriter:
         self._durability = durability
         self._unsynced = False
         self._broken = False
+        self.digest: _Hash | None = None
+        """A running SHA-256 of the log's bytes, kept up to date by :meth:`append` once the owner sets one."""
 
     @classmethod
     def create(cls, path: str, durability: Durability, records: Sequence[Record] = ()) -> LogWriter:
@@ -91,7 +98,9 @@ class LogWriter:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise _store_error("create", path, e) from e
-        return cls(path, fd, len(data), durability, last_offset=len(data) - last if records else -1)
+        writer = cls(path, fd, len(data), durability, last_offset=len(data) - last if records else -1)
+        writer.digest = hashlib.sha256(data)
+        return writer
 
     @classmethod
     def open(
@@ -163,6 +172,8 @@ class LogWriter:
             self._rollback(start)
             raise
         self._size = start + len(data)
+        if self.digest is not None:
+            self.digest.update(data)
         if last:
             self.last_offset = self._size - last
         mode = self._durability

@@ -284,7 +284,7 @@ class _Loop:
             if done is not None and done.status.is_terminal:
                 held.release()
                 return None
-            refuse_sealed(eid, held.records)
+            refuse_sealed(eid, held.first_record())
             state = held.state()
             if state.parent_id is not None or not advanceable(state):
                 held.release()

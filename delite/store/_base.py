@@ -29,7 +29,7 @@ from delite.log._codec import decode_record, encode_record
 from delite.log.records import AnyRecord, Record
 from delite.state._fold import fold
 from delite.state._model import ExecutionState, Status
-from delite.state._outcome import Outcome
+from delite.state._outcome import Outcome, finished_outcome
 from delite.store._erase import Deleted, Refused, check_force, refusal
 from delite.store._ids import validate_execution_id
 from delite.store._query import ExecutionIndex, check_agents, check_ids, check_listing
@@ -101,6 +101,22 @@ class ExecutionLog(abc.ABC):
     def state(self) -> ExecutionState:
         """The execution's state as this claim holds it: the fold of :attr:`records` (the one read-and-fold)."""
         return fold(self.records)
+
+    def first_record(self) -> AnyRecord | None:
+        """The log's first record (None: none yet); a store that folded from a checkpoint has it without the rest."""
+        records = self.records
+        return records[0] if records else None
+
+    def finished_outcome(self) -> Outcome | None:
+        """The outcome of the log if it is finished (its last record a completion or a cancellation), else None."""
+        return finished_outcome(self.records)
+
+    def offer_state(self, state: ExecutionState) -> None:  # noqa: B027 - optional hook, most stores keep nothing
+        """Offer ``state``, the fold of every record in the log right now, for a later claim to start from.
+
+        Derived data: a store may keep it, bound to the log's bytes, or ignore it (the default). The engine
+        offers its state after each append; a store checks ``state.records`` against its own count first.
+        """
 
     def save_outcome(self, outcome: Outcome) -> None:  # noqa: B027 - optional hook, most stores keep nothing
         """Offer the outcome of the log as it is now (every append made) for the next claim to reuse.

@@ -18,6 +18,7 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
@@ -38,9 +39,16 @@ from delite.log._os import fsync_dir
 from delite.log._reader import LogContents, parse_log, parse_stream
 from delite.log._writer import LogWriter, publish_frames, publish_log, replace_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, Record
+from delite.state._fold import fold
+from delite.state._model import ExecutionState
 from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
+from delite.store._checkpoint import GROWTH as CHECKPOINT_GROWTH
+from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
+from delite.store._checkpoint import hash_prefix
+from delite.store._checkpoint import load as load_checkpoint
+from delite.store._checkpoint import save as save_checkpoint
 from delite.store._claimlock import ClaimBusyError, ClaimLock, claim_lock, held, try_take
 from delite.store._erase import Deleted, Refused, check_force, refusal
 from delite.store._ids import validate_execution_id
@@ -68,6 +76,9 @@ from delite.store._snapshot import load as load_snapshot
 from delite.store._snapshot import save as save_snapshot
 from delite.store._tail import LogTail
 from delite.store._views import HealthReport, Page
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 __all__ = ["FileExecutionLog", "FileStore"]
 
@@ -102,10 +113,14 @@ class FileExecutionLog(ExecutionLog):
         outcome: Outcome | None = None,
         path: str = "",
         read_only: OSError | None = None,
+        checkpoint_path: str = "",
+        checkpointed: Checkpointed | None = None,
     ) -> None:
         """Wrap an open writer and a held lock (``records`` None: decode ``data`` when first read).
 
         ``size`` is the log's size when ``data`` does not hold its bytes (they were read a chunk at a time).
+        ``checkpoint_path`` is where :meth:`offer_state` keeps a fold checkpoint (none: ""); ``checkpointed``
+        the state a checkpoint and the log's tail gave at the claim (then ``records`` are read when first read).
 
         With ``read_only`` (why the data directory cannot be written), there is neither: the execution is
         finished, so there is nothing to append, and the log is only read.
@@ -123,6 +138,14 @@ class FileExecutionLog(ExecutionLog):
         self._read_size = len(data) if size is None else size
         self._read_head: int | None = None if records is None else len(records)
         self._appended = 0
+        self._checkpoint_path = checkpoint_path if writer is not None else ""
+        self._next_checkpoint = MIN_CHECKPOINT_LOG
+        self._checkpointed = checkpointed
+        self._checkpointed_state = checkpointed.state if checkpointed is not None else None
+        if checkpointed is not None:
+            self._read_head = checkpointed.state.records
+            self._read_size = checkpointed.end
+            self._next_checkpoint = max(MIN_CHECKPOINT_LOG, int(checkpointed.covered * CHECKPOINT_GROWTH))
 
     @property
     def read_only(self) -> bool:
@@ -133,7 +156,10 @@ class FileExecutionLog(ExecutionLog):
     def records(self) -> list[AnyRecord]:
         """The records the log held when it was claimed."""
         if self._records is None:
-            self._records = parse_log(self._data, path=self._path).records
+            if self._checkpointed is not None:  # only the tail was read: read the log as it was at the claim
+                self._records = _read_prefix(self._path, self._checkpointed.end).records
+            else:
+                self._records = parse_log(self._data, path=self._path).records
             self._data = b""
         return self._records
 
@@ -151,11 +177,52 @@ class FileExecutionLog(ExecutionLog):
                 self._read_head = count_records(self._data, path=self._path)
         return self._read_head + self._appended
 
+    def state(self) -> ExecutionState:
+        """The fold of the records at the claim: from the checkpoint and the tail the claim read, the first time."""
+        found, self._checkpointed_state = self._checkpointed_state, None
+        return found if found is not None else fold(self.records)
+
+    def first_record(self) -> AnyRecord | None:
+        """The log's first record (read with the checkpoint's prefix, when the claim used one)."""
+        if self._checkpointed is not None and self._records is None:
+            return self._checkpointed.first
+        return super().first_record()
+
+    def finished_outcome(self) -> Outcome | None:
+        """None when the claim used a checkpoint (only an unfinished log does), else the log's own."""
+        if self._checkpointed is not None:
+            return None
+        return super().finished_outcome()
+
+    def offer_state(self, state: ExecutionState) -> None:
+        """Keep a fold checkpoint of ``state`` when the log has grown enough since the last one.
+
+        Only when ``state`` has folded exactly the records in the log (its count is the log's head), the
+        execution is not finished, and the writer kept a running hash of the log's bytes. Never synced; a
+        failure to write one is not an error.
+        """
+        w = self._writer
+        if w is None or w.size < self._next_checkpoint or not self._checkpoint_path or self._lock is None:
+            return
+        digest = w.digest
+        if digest is None or state.records != self.head or state.status.is_terminal:
+            return
+        self._next_checkpoint = int(w.size * CHECKPOINT_GROWTH)
+        if os.path.lexists(self._path):  # not deleted under a live owner (a forced deletion)
+            save_checkpoint(self._checkpoint_path, self.execution_id, w.size, digest, state)
+
     def save_outcome(self, outcome: Outcome) -> None:
-        """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim."""
+        """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim.
+
+        A finished execution's fold checkpoint is of no more use (a claim of a finished log never reads it):
+        it is removed.
+        """
         w = self._writer
         if self._lock is not None and self._snapshot_path and w is not None:
             save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset)
+            if self._checkpoint_path and outcome.status.is_terminal and w.size >= MIN_CHECKPOINT_LOG:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._checkpoint_path)
 
     def append(self, records: Sequence[Record], *, barrier: bool = False, expected: int | None = None) -> None:
         """Append records as one write (fenced by ``expected``, see :meth:`ExecutionLog.append`).
@@ -306,9 +373,18 @@ class FileStore(Store):
     ) -> FileExecutionLog:
         """Read (or create) the log of an execution whose lock is held."""
         snap = self.layout.snapshot(execution_id)
+        ckpt = self.layout.checkpoint(execution_id)
         if create is not None and not os.path.lexists(path):
             writer = LogWriter.create(path, self.durability, create)
-            log = FileExecutionLog(execution_id, list(create), None, writer, lock, snapshot_path=snap)  # type: ignore[arg-type]
+            log = FileExecutionLog(
+                execution_id,
+                list(create),  # type: ignore[arg-type]
+                None,
+                writer,
+                lock,
+                snapshot_path=snap,
+                checkpoint_path=ckpt,
+            )
             log.created = True
             return log
         f, st = open_log_file(execution_id, path, data_dir=self._where())
@@ -318,11 +394,17 @@ class FileStore(Store):
                 f, st = open_log_file(execution_id, path, data_dir=self._where())
             check_single_link(execution_id, path, st)
             if not os.path.lexists(snap):
+                if os.path.lexists(ckpt):
+                    found = self._checkpointed(execution_id, path, f, st=st, lock=lock, snap=snap, ckpt=ckpt)
+                    if found is not None:
+                        return found
+                    f.seek(0)
                 # Nothing to check the bytes against: read, verify and decode the log a chunk at a time, so the
                 # file's bytes are never all held at once (a long unfinished run, the case a crash leaves).
-                contents = _read_stream(f, path)
+                digest = hashlib.sha256()
+                contents = _read_stream(f, path, digest=digest)
                 return self._claimed_log(
-                    execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=b""
+                    execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=b"", digest=digest
                 )
             data = _read_all(f, path)
         finally:
@@ -343,7 +425,67 @@ class FileStore(Store):
                 execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome
             )
         contents = parse_log(data, path=path)
-        return self._claimed_log(execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=data)
+        whole = None if _finished(contents.records) else hashlib.sha256(data[: contents.end])
+        return self._claimed_log(
+            execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=data, digest=whole
+        )
+
+    def _checkpointed(
+        self,
+        execution_id: str,
+        path: str,
+        f: io.FileIO,
+        *,
+        st: os.stat_result,
+        lock: ClaimLock,
+        snap: str,
+        ckpt: str,
+    ) -> FileExecutionLog | None:
+        """The claim of an unfinished log from its fold checkpoint and the frames after it; None on any miss.
+
+        The checkpoint is used only when it matches the log's first bytes exactly (see
+        :mod:`delite.store._checkpoint`); the frames after them are read, verified, decoded and folded onto
+        its state here. A tail that cannot be read or folded, or that finishes the execution, is a miss: the
+        whole log is then read as if there were no checkpoint (and any damage reported as usual).
+        """
+        found = load_checkpoint(ckpt, f.fileno(), execution_id)
+        if found is None:
+            return None
+        digest = found.digest.copy()
+
+        def read(n: int) -> bytes:
+            chunk = f.read(n)
+            digest.update(chunk)
+            return chunk
+
+        try:
+            f.seek(found.size)
+            tail = parse_stream(read, path=path, start=found.size)
+            if _finished(tail.records):
+                return None
+            state = fold(tail.records, found.state)
+        except (DeliteError, OSError):
+            return None
+        if tail.end != tail.size:  # a torn tail, cut off below: the running hash covers the good bytes only
+            digest = found.digest.copy()
+            try:
+                digest.update(os.pread(f.fileno(), tail.end - found.size, found.size))
+            except OSError:
+                return None
+        last = tail.offsets[-1] if tail.offsets else -1
+        writer = LogWriter.open(path, tail.end, self.durability, last_offset=last, expect=st)
+        writer.digest = digest
+        checkpointed = Checkpointed(state=state, covered=found.size, end=tail.end, first=found.first)
+        return FileExecutionLog(
+            execution_id,
+            None,
+            tail.torn,
+            writer,
+            lock,
+            snapshot_path=snap,
+            checkpoint_path=ckpt,
+            checkpointed=checkpointed,
+        )
 
     def _claimed_log(
         self,
@@ -356,8 +498,13 @@ class FileStore(Store):
         lock: ClaimLock,
         snap: str,
         data: bytes,
+        digest: _Hash | None = None,
     ) -> FileExecutionLog:
-        """The claim of a log whose records were read (``data``: its bytes, if they were read whole)."""
+        """The claim of a log whose records were read (``data``: its bytes, if they were read whole).
+
+        ``digest`` is the running SHA-256 of the bytes read (``contents.size`` of them), kept by the writer
+        for fold checkpoints; a torn tail is cut off, so its bytes are taken out again by hashing anew.
+        """
         check_identity(execution_id, path, contents.records)
         if not contents.records:
             return self._finish_creation(execution_id, contents, create, lock=lock, snap=snap)
@@ -379,7 +526,17 @@ class FileStore(Store):
                 path=path,
                 read_only=e,
             )
-        return FileExecutionLog(execution_id, contents.records, contents.torn, writer, lock, snapshot_path=snap)
+        if digest is not None and not _finished(contents.records):
+            writer.digest = digest if contents.end == contents.size else _hash_log(path, contents.end)
+        return FileExecutionLog(
+            execution_id,
+            contents.records,
+            contents.torn,
+            writer,
+            lock,
+            snapshot_path=snap,
+            checkpoint_path=self.layout.checkpoint(execution_id),
+        )
 
     def _read_only_claim(self, execution_id: str, path: str, cause: OSError) -> FileExecutionLog:
         """A finished execution read without a claim, because the data directory cannot be written.
@@ -632,8 +789,9 @@ class FileStore(Store):
     def rewrite(self, log: ExecutionLog, records: Sequence[Record]) -> None:
         """Replace every record of an execution ``log`` holds the claim of, whole or not at all (``delite rekey``).
 
-        The new log is renamed over the old one (see :func:`delite.log._writer.replace_log`); the snapshot,
-        derived from the old bytes, is removed first, and the listing index sees a new file. Release ``log``
+        The new log is renamed over the old one (see :func:`delite.log._writer.replace_log`); the snapshot and
+        the fold checkpoint, derived from the old bytes, are removed first, and the listing index sees a new
+        file. Release ``log``
         right after: it still points at the old file.
 
         Raises:
@@ -645,12 +803,9 @@ class FileStore(Store):
         if not records:
             raise UsageError(f"execution {log.execution_id!r} must keep at least one record")
         eid = validate_execution_id(log.execution_id)
-        try:
-            os.unlink(self.layout.snapshot(eid))
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise StoreError.from_os_error("remove the snapshot", self.layout.snapshot(eid), e) from e
+        log._checkpoint_path = ""  # noqa: SLF001 - the claim's old bytes: no checkpoint of them from now on
+        remove(self.layout.snapshot(eid), "remove the snapshot")
+        remove(self.layout.checkpoint(eid), "remove the fold checkpoint")
         replace_log(self.layout.log(eid), records, self.durability)
 
     def delete_execution(self, execution_id: str, *, force: bool = False) -> Deleted:
@@ -735,11 +890,69 @@ def _read_all(f: io.FileIO, path: str) -> bytes:
         raise StoreError.from_os_error("read the log", path, e) from e
 
 
-def _read_stream(f: io.FileIO, path: str) -> LogContents:
-    """An open log file's contents, read and verified a chunk at a time (see :func:`parse_stream`)."""
+def _read_stream(f: io.FileIO, path: str, *, digest: _Hash | None = None) -> LogContents:
+    """An open log file's contents, read and verified a chunk at a time (see :func:`parse_stream`).
+
+    ``digest``, when given, is updated with every byte read.
+    """
+    read: Callable[[int], bytes] = f.read
+    if digest is not None:
+        update = digest.update
+
+        def hashed(n: int) -> bytes:
+            chunk = f.read(n)
+            update(chunk)
+            return chunk
+
+        read = hashed
     try:
-        return parse_stream(f.read, path=path)
+        return parse_stream(read, path=path)
     except DeliteError:
         raise  # damage, a torn header, a format it cannot read: said as the whole-file parse says it
     except OSError as e:  # the read itself failed
         raise StoreError.from_os_error("read the log", path, e) from e
+
+
+def _read_prefix(path: str, size: int) -> LogContents:
+    """The records of the log's first ``size`` bytes (those a claim held when it read only the log's tail)."""
+    try:
+        fd = _os.open_regular(path)
+        try:
+            data = b"".join(_chunks(fd, size))
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise StoreError.from_os_error("read the log", path, e) from e
+    return parse_log(data, path=path)
+
+
+def _chunks(fd: int, size: int) -> Iterable[bytes]:
+    pos = 0
+    while pos < size:
+        chunk = os.pread(fd, min(size - pos, 1 << 20), pos)
+        if not chunk:
+            return
+        pos += len(chunk)
+        yield chunk
+
+
+def _hash_log(path: str, size: int) -> _Hash | None:
+    """The running SHA-256 of the log's first ``size`` bytes (None if they cannot be read)."""
+    try:
+        fd = _os.open_regular(path)
+        try:
+            hashed = hash_prefix(fd, size)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return None if hashed is None else hashed[0]
+
+
+class Checkpointed(NamedTuple):
+    """What a claim found from a fold checkpoint: state, bytes covered, where the log ends, the first record."""
+
+    state: ExecutionState
+    covered: int
+    end: int
+    first: AnyRecord

@@ -3,11 +3,13 @@
 Deleting one execution, under its claim lock (a live owner's lock refuses it unless forced):
 
 1. check it may be deleted (:func:`~delite.store._erase.check_deletable`), reading its log;
-2. remove its snapshot (derived: a crash here leaves the whole execution, which reads as before);
+2. remove its snapshot and its fold checkpoint (derived: a crash here leaves the whole execution, which reads
+   as before);
 3. rename ``executions/<id>.log`` to ``executions/<id>.deleting``, the tombstone: one atomic step after
    which the execution is gone for every reader (listings, reads and ``health`` only know ``*.log``);
 4. after the directory is synced, remove what was kept for it: the listing index's row, the idempotency key
-   files bound to it, its cancel marker, the tombstone itself and the claim lock file.
+   files bound to it, its cancel marker, a fold checkpoint written since step 2 (by a live owner of a forced
+   deletion), the tombstone itself and the claim lock file.
 
 A crash after step 3 leaves a tombstone and some of step 4's files: nothing that reads as an execution. The
 next deletion in the data directory (and ``health --repair``) finishes every tombstone it finds; ``health``
@@ -27,6 +29,7 @@ import msgspec
 from delite.errors import ExecutionNotFoundError, StoreError
 from delite.log._durability import Durability
 from delite.log._os import fsync_dir, read_regular
+from delite.store._checkpoint import leftovers as checkpoint_leftovers
 from delite.store._derive import summary_of_log
 from delite.store._erase import Deleted, check_deletable
 from delite.store._ids import is_execution_id
@@ -96,6 +99,7 @@ def _finish(layout: Layout, eid: str, keys: dict[str, list[tuple[str, int]]]) ->
         marker = layout.cancel_signal(eid)
         if stat.S_ISREG(_mode(marker)):
             remove(marker, "remove the cancel request of a deleted execution")
+        remove(layout.checkpoint(eid), "remove the fold checkpoint of a deleted execution")
     remove(os.path.join(layout.executions, eid + TOMBSTONE), "remove a deleted execution's log")
 
 
@@ -171,6 +175,7 @@ class Eraser:
         self.layout = store.layout
         self.force = force
         self._keys: dict[str, list[tuple[str, int]]] | None = None
+        self._unfinished_checkpoints: dict[str, list[str]] | None = None
         self._staged: list[tuple[str, ClaimLock | None]] = []
 
     def __enter__(self) -> Self:
@@ -224,8 +229,16 @@ class Eraser:
             status = self._status(eid, path, st)
             check_deletable(eid, status, claimed=lock is None, force=self.force)
             snapshot = layout.snapshot(eid)
-            freed = st.st_size + _size(snapshot) + sum(size for _p, size in self.keys().get(eid, []))
+            checkpoint = layout.checkpoint(eid)
+            keys = sum(size for _p, size in self.keys().get(eid, []))
+            freed = st.st_size + _size(snapshot) + _size(checkpoint) + keys
             remove(snapshot, "remove the snapshot of an execution being deleted")
+            remove(checkpoint, "remove the fold checkpoint of an execution being deleted")
+            if self._unfinished_checkpoints is None:
+                self._unfinished_checkpoints = checkpoint_leftovers(layout.checkpoints)
+            for tmp in self._unfinished_checkpoints.pop(eid, []):  # a writer killed mid-way
+                freed += _size(tmp)
+                remove(tmp, "remove the fold checkpoint of an execution being deleted")
             if st.st_nlink > 1:
                 drop_stray_links(path)  # a killed creator's temporary name: it would keep the records on disk
             try:

@@ -1,8 +1,9 @@
 """Verify a data directory: every checksum of every log, torn tails, records that do not fold.
 
-Also compared with the logs: what is derived from them, the listing index and the snapshots of finished
-executions. And checked: entries that are not usable logs (links, directories, FIFOs, files that cannot
-be read or that another user owns), and files or directories that others may read or write.
+Also compared with the logs: what is derived from them, the listing index, the snapshots of finished
+executions and the fold checkpoints of unfinished ones. And checked: entries that are not usable logs
+(links, directories, FIFOs, files that cannot be read or that another user owns), and files or directories
+that others may read or write.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import stat
 import time
 
 from delite.errors import LogCorruptError, UnsupportedFormatError
-from delite.log._os import read_regular
+from delite.log._os import open_regular, read_regular
 from delite.log._reader import parse_log
+from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
+from delite.store._checkpoint import SUFFIX as CHECKPOINT
+from delite.store._checkpoint import leftovers as checkpoint_leftovers
+from delite.store._checkpoint import load as load_checkpoint
 from delite.store._derive import check_records
 from delite.store._file_erase import finish_tombstones, tombstones
 from delite.store._index import ListingIndex, check_index, scan_logs
@@ -56,10 +61,10 @@ def check_permissions(layout: Layout) -> list[Problem]:
 
     delite creates directories ``0700`` and files ``0600`` whatever the umask; looser ones come from an
     older delite, another tool or a ``chmod``. Each is named with its mode and the fix. Entries of the
-    claims, signals, keys and snapshots folders that are not regular files are named too.
+    claims, signals, keys, snapshots and checkpoints folders that are not regular files are named too.
     """
     problems: list[Problem] = []
-    folders = (layout.executions, layout.claims, layout.signals, layout.keys, layout.snapshots)
+    folders = (layout.executions, layout.claims, layout.signals, layout.keys, layout.snapshots, layout.checkpoints)
     for d in (layout.root, *folders):
         mode = _loose(d)
         if mode is not None:
@@ -110,6 +115,8 @@ def _check_log(
     problems: list[Problem],
     snapshot: str,
     *,
+    checkpoint: str,
+    stale_checkpoints: list[str],
     stale: list[str],
     mismatched: list[str],
     expected: dict[str, ExecutionSummary],
@@ -145,6 +152,8 @@ def _check_log(
             Problem(kind="unsupported-format", severity="error", execution_id=eid, path=path, detail=e.message)
         )
         return len(data), 0
+    if os.path.lexists(checkpoint) and not _checkpoint_matches(eid, path, checkpoint, contents.records):
+        stale_checkpoints.append(eid)
     if contents.torn is not None:
         t = contents.torn
         detail = f"{t.reason} ({t.length} bytes); it is cut off when the execution is next claimed"
@@ -161,6 +170,20 @@ def _check_log(
     if summary is not None:
         expected[eid] = summary
     return len(data), len(records)
+
+
+def _checkpoint_matches(eid: str, path: str, checkpoint: str, records: list[AnyRecord]) -> bool:
+    """Whether the fold checkpoint matches the log (a finished log's is stale: it has a snapshot instead)."""
+    if records and isinstance(records[-1], ExecutionCompleted | ExecutionCancelled):
+        return False
+    try:
+        fd = open_regular(path)
+    except OSError:
+        return False
+    try:
+        return load_checkpoint(checkpoint, fd, eid) is not None
+    finally:
+        os.close(fd)
 
 
 def check_health(layout: Layout, *, repair: bool = False, progress: Progress | None = None) -> HealthReport:
@@ -185,11 +208,20 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
     total_records = 0
     ids = sorted(logs)
     stale: list[str] = []
+    stale_checkpoints: list[str] = []
     mismatched: list[str] = []
     expected: dict[str, ExecutionSummary] = {}
     for done, eid in enumerate(ids, start=1):
         size, count = _check_log(
-            eid, layout.log(eid), problems, layout.snapshot(eid), stale=stale, mismatched=mismatched, expected=expected
+            eid,
+            layout.log(eid),
+            problems,
+            layout.snapshot(eid),
+            checkpoint=layout.checkpoint(eid),
+            stale_checkpoints=stale_checkpoints,
+            stale=stale,
+            mismatched=mismatched,
+            expected=expected,
         )
         total_bytes += size
         total_records += count
@@ -201,6 +233,15 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
         orphaned = sorted(n[:-5] for n in os.listdir(layout.snapshots) if n.endswith(".snap") and n[:-5] not in logs)
     except OSError:
         orphaned = []
+    try:
+        orphaned_checkpoints = sorted(
+            n[: -len(CHECKPOINT)]
+            for n in os.listdir(layout.checkpoints)
+            if n.endswith(CHECKPOINT) and n[: -len(CHECKPOINT)] not in logs
+        )
+    except OSError:
+        orphaned_checkpoints = []
+    unfinished_checkpoints = checkpoint_leftovers(layout.checkpoints)
     if mismatched:
         tampered = (
             "snapshots bound to their log's bytes disagree with its records (tampered with?); "
@@ -216,6 +257,17 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
     for kind, found, what in (
         ("snapshot-stale", stale, "snapshots that no longer match their log (a miss, rewritten when a run ends)"),
         ("snapshot-orphaned", orphaned, "snapshots whose log is gone"),
+        (
+            "checkpoint-stale",
+            stale_checkpoints,
+            "fold checkpoints that do not match their log, or of a finished execution (a miss, never used)",
+        ),
+        ("checkpoint-orphaned", orphaned_checkpoints, "fold checkpoints whose log is gone"),
+        (
+            "checkpoint-unfinished",
+            sorted(unfinished_checkpoints),
+            "fold checkpoints being written, or left half written by a killed process",
+        ),
     ):
         if found:
             problems.append(many(kind, "derived", found, what))
@@ -224,6 +276,11 @@ def check_health(layout: Layout, *, repair: bool = False, progress: Progress | N
         finish_tombstones(layout)
         for eid in (*stale, *mismatched, *orphaned):
             remove(layout.snapshot(eid), "delete a snapshot that does not match its log")
+        for eid in (*stale_checkpoints, *orphaned_checkpoints):
+            remove(layout.checkpoint(eid), "delete a fold checkpoint that does not match its log")
+        for tmps in unfinished_checkpoints.values():
+            for tmp in tmps:
+                remove(tmp, "delete a half-written fold checkpoint")
         index = ListingIndex.open(layout)
         try:
             index.rebuild()

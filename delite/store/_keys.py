@@ -7,7 +7,7 @@ never imports it: opening a store asks :func:`keys_configured`, and every claim 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from delite.errors import PlaintextRecordError
 from delite.log.records import AnyRecord, SealedRecord
@@ -27,16 +27,16 @@ def keys_configured(environ: Mapping[str, str] | None = None) -> bool:
     return bool(env.get(KEYS_ENV, "").strip() or env.get(KEY_FILE_ENV, "").strip())
 
 
-def refuse_sealed(execution_id: str, records: Sequence[AnyRecord]) -> None:
-    """Raise :class:`PlaintextRecordError` if ``records`` are sealed: advancing them needs the key.
+def refuse_sealed(execution_id: str, first: AnyRecord | None) -> None:
+    """Raise :class:`PlaintextRecordError` if the log starting with ``first`` is sealed: advancing it needs the key.
 
     Without the key a sealed execution folds as its shells (no input, no conversation), so an engine that
     advanced it would answer from nothing and write plain text after sealed records.
     """
-    if records and isinstance(records[0], SealedRecord):
+    if isinstance(first, SealedRecord):
         raise PlaintextRecordError(
             execution_id,
             0,
-            f"the execution is sealed (key {records[0].key_id!r}) and no key is configured: set {KEYS_ENV} "
+            f"the execution is sealed (key {first.key_id!r}) and no key is configured: set {KEYS_ENV} "
             f"or {KEY_FILE_ENV} to advance it",
         )

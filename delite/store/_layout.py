@@ -31,12 +31,13 @@ class Layout:
 
     ``executions/<id>.log`` are the logs (the source of truth); ``claims/<id>.lock`` the claim locks;
     ``signals/<id>.cancel`` cancel requests from other processes; ``keys/`` run-level idempotency keys;
-    ``index.sqlite3`` the listing index and ``snapshots/<id>.snap`` the snapshots of finished executions, both
-    derived from the logs (deleting them loses nothing). Every directory delite creates here is ``0700`` and
+    ``index.sqlite3`` the listing index, ``snapshots/<id>.snap`` the snapshots of finished executions and
+    ``checkpoints/<id>.ckpt`` the fold checkpoints of unfinished ones, all derived from the logs (deleting them
+    loses nothing). Every directory delite creates here is ``0700`` and
     every file ``0600``, whatever the umask.
     """
 
-    __slots__ = ("claims", "executions", "index", "keys", "root", "signals", "snapshots")
+    __slots__ = ("checkpoints", "claims", "executions", "index", "keys", "root", "signals", "snapshots")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         """Name the paths under ``root``; nothing is created (a ``root`` that is not a path: UsageError)."""
@@ -49,6 +50,7 @@ class Layout:
         self.keys = self.root / "keys"
         self.index = self.root / "index.sqlite3"
         self.snapshots = self.root / "snapshots"
+        self.checkpoints = self.root / "checkpoints"
 
     def log(self, execution_id: str) -> str:
         """The log file of an execution."""
@@ -65,6 +67,10 @@ class Layout:
     def snapshot(self, execution_id: str) -> str:
         """The derived snapshot of a finished execution (``snapshots/<id>.snap``; deleting it loses nothing)."""
         return os.path.join(self.snapshots, execution_id + ".snap")
+
+    def checkpoint(self, execution_id: str) -> str:
+        """The fold checkpoint of an unfinished execution (``checkpoints/<id>.ckpt``; deleting it loses nothing)."""
+        return os.path.join(self.checkpoints, execution_id + ".ckpt")
 
     def ensure(self) -> None:
         """Create the directories that are missing (idempotent), each ``0700`` whatever the umask.

@@ -1,0 +1,96 @@
+"""Real SIGKILLs of a long run that keeps fold checkpoints, then a resume in a fresh process.
+
+Killed while a checkpoint is being written, right after one is in place, inside a tool (before and after its
+side effect) and at random moments: the resume finishes the run, every tool call that had finished before the
+kill never runs again, only the call in doubt runs once more, and the run ends exactly as one without
+checkpoints does.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from delite import DataDir
+from delite.log import read_log
+from delite.log.records import ToolFinished
+
+WORKER = str(Path(__file__).with_name("checkpoint_worker.py"))
+STEPS = 160
+
+POINTS = (
+    [("mid-checkpoint", k) for k in (1, 2, 4)]
+    + [("after-checkpoint", k) for k in (1, 3)]
+    + [("tool-before", k) for k in (100, 159)]
+    + [("tool-after", k) for k in (120, 160)]
+)
+
+
+def run_worker(data_dir: Path, mode: str, k: int = 0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, WORKER, str(data_dir), mode, str(k)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    d = tmp_path_factory.mktemp("reference")
+    out = run_worker(d, "no-checkpoints")
+    assert out.returncode == 0, out.stderr
+    assert not (d / "checkpoints").exists()
+    return json.loads(out.stdout)
+
+
+def resume_and_check(data_dir: Path, reference: dict[str, object]) -> bool:
+    """Resume the killed run, check it; whether the resume's claim started from a checkpoint."""
+    log_path = data_dir / "executions" / "job.log"
+    before = read_log(str(log_path)) if log_path.exists() else None
+    finished_before = {r.call_id for r in before.records if isinstance(r, ToolFinished)} if before else set()
+    resumed = run_worker(data_dir, "none")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout) == reference  # the same answer, steps and conversation as without checkpoints
+    ledger = (data_dir / "ledger.txt").read_text().split("\n")[:-1]
+    runs = collections.Counter(line.split()[0] for line in ledger)
+    assert len(runs) == STEPS
+    for key, count in runs.items():
+        if key.split(":", 1)[1] in finished_before:
+            assert count == 1, f"{key} had finished before the kill but ran again"
+        else:
+            assert count <= 2
+    assert sum(runs.values()) <= STEPS + 1
+    report = DataDir(data_dir).health()
+    assert not [p for p in report.problems if p.severity == "error"], report.problems
+    assert not (data_dir / "checkpoints" / "job.ckpt").exists()  # finished: a snapshot, no checkpoint
+    return (data_dir / "hits.txt").exists()
+
+
+@pytest.mark.parametrize(("mode", "k"), POINTS, ids=[f"{m}-{k}" for m, k in POINTS])
+def test_kill_then_resume(tmp_path: Path, reference: dict[str, object], mode: str, k: int) -> None:
+    killed = run_worker(tmp_path, mode, k)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if mode == "mid-checkpoint":
+        assert list((tmp_path / "checkpoints").glob("job.ckpt.*.tmp"))  # the half-written file is left behind
+    used = resume_and_check(tmp_path, reference)
+    assert used == (mode != "mid-checkpoint" or k > 1)  # every kill after the first checkpoint resumes from one
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kill_at_a_random_moment_then_resume(tmp_path: Path, reference: dict[str, object], seed: int) -> None:
+    rng = random.Random(seed)
+    proc = subprocess.Popen([sys.executable, WORKER, str(tmp_path), "wait", "0"], stdout=subprocess.DEVNULL)
+    log_path = tmp_path / "executions" / "job.log"
+    deadline = time.monotonic() + 60
+    while not log_path.exists() and time.monotonic() < deadline:  # started: the interpreter and imports are done
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0.0, 0.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    resume_and_check(tmp_path, reference)

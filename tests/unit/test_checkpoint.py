@@ -1,0 +1,552 @@
+"""Fold checkpoints of unfinished executions: a claim folds only the tail, and never trusts one over the log.
+
+Real agents with the scripted provider and real bytes on disk. An execution is interrupted in process by a
+tool raising ``KeyboardInterrupt`` (the log then ends inside the tool, its call in doubt, as after a kill);
+``tests/crash/test_checkpoint_kill.py`` does it with real SIGKILLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import itertools
+import os
+import shutil
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from delite import Agent, DataDir, ScriptedProvider, tool
+from delite._gc import settled
+from delite.errors import LogCorruptError
+from delite.log import parse_log, read_log
+from delite.log._codec import as_read
+from delite.log.records import (
+    ChildSuspended,
+    ConfigFingerprint,
+    DecisionRecorded,
+    DriftAccepted,
+    ExecutionFailed,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    InDoubtResolved,
+    InputRequested,
+    InputSubmitted,
+    MCPCatalogRecorded,
+    MCPToolEntry,
+    ModelCallFailed,
+    ModelResponded,
+    OutputRejected,
+    PendingCall,
+    Record,
+    RecordedToolCall,
+    SuspendReason,
+    ToolFinished,
+    ToolSpec,
+    ToolStarted,
+    Usage,
+)
+from delite.state import ExecutionState, fold
+from delite.store import FileStore, _file
+from delite.store import _checkpoint as checkpoint
+from delite.store._copy import copy_executions
+from delite.store._file import FileExecutionLog
+
+STEPS = 200
+STOP = 150  # the tool call the run is interrupted in (its log is then ~160 KiB: checkpointed)
+PAD = "x" * 600
+
+
+def _work(runs: list[int], stop: int | None) -> Any:
+    @tool
+    def work(i: int) -> dict[str, Any]:
+        """Do one step of work."""
+        if i == stop:
+            raise KeyboardInterrupt
+        runs.append(i)
+        return {"i": i, "pad": PAD, "k": {"1": 1.5}}
+
+    return work
+
+
+def interrupted(data_dir: Path, eid: str = "e", *, text: str = "go", stop: int = STOP) -> None:
+    """Run an execution until it is interrupted inside tool call ``stop`` (its log ends in doubt)."""
+    runs: list[int] = []
+    agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, stop)])
+    with agent, pytest.raises(KeyboardInterrupt):
+        agent.run(text, execution_id=eid)
+
+
+def whole(data_dir: Path, eid: str = "e") -> ExecutionState:
+    return fold(read_log(str(data_dir / "executions" / f"{eid}.log")).records)
+
+
+def claimed(data_dir: Path, eid: str = "e") -> tuple[ExecutionState, bool]:
+    """The state a claim gives, and whether it came from a checkpoint."""
+    with FileStore(data_dir).claim(eid) as log:
+        assert isinstance(log, FileExecutionLog)
+        used = log._checkpointed is not None
+        return log.state(), used
+
+
+def same(a: ExecutionState, b: ExecutionState) -> None:
+    assert a == b
+    assert a._results == b._results
+    assert a._fork_resumes == b._fork_resumes
+
+
+@pytest.fixture(scope="module")
+def crashed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("crashed")
+    interrupted(d)
+    return d
+
+
+@pytest.fixture
+def data(crashed: Path, tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    shutil.copytree(crashed, d)
+    return d
+
+
+def ckpt(d: Path, eid: str = "e") -> Path:
+    return d / "checkpoints" / f"{eid}.ckpt"
+
+
+def verify(d: Path, eid: str = "e") -> checkpoint.Loaded | str:
+    fd = os.open(d / "executions" / f"{eid}.log", os.O_RDONLY)
+    try:
+        return checkpoint.verify(str(ckpt(d, eid)), fd, eid)
+    finally:
+        os.close(fd)
+
+
+def covered(d: Path) -> int:
+    found = verify(d)
+    assert isinstance(found, checkpoint.Loaded)
+    return found.size
+
+
+# -- a hit ---------------------------------------------------------------------------------------------------
+
+
+def test_an_interrupted_run_leaves_a_checkpoint_of_a_prefix_of_its_log(data: Path) -> None:
+    size = (data / "executions" / "e.log").stat().st_size
+    assert ckpt(data).exists()
+    assert (ckpt(data).stat().st_mode & 0o777) == 0o600
+    assert checkpoint.MIN_LOG_SIZE <= covered(data) <= size
+    assert covered(data) * checkpoint.GROWTH > size  # the last one written is recent
+
+
+def test_a_claim_from_a_checkpoint_folds_what_the_whole_log_folds(data: Path) -> None:
+    state, used = claimed(data)
+    assert used
+    same(state, whole(data))
+    with FileStore(data).claim("e") as log:
+        contents = read_log(str(data / "executions" / "e.log"))
+        assert log.head == len(contents.records)
+        assert log.first_record() == contents.records[0]
+        assert log.finished_outcome() is None
+        assert log.records == contents.records  # read whole only when asked for
+        same(log.state(), whole(data))  # a second fold of the same claim: from the records
+
+
+def test_resuming_from_a_checkpoint_runs_the_interrupted_call_once_and_ends_as_without_one(
+    data: Path, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bare"
+    shutil.copytree(data, bare)
+    shutil.rmtree(bare / "checkpoints")
+    answers = []
+    for d in (data, bare):
+        runs: list[int] = []
+        with Agent(d, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, None)]) as agent:
+            r = agent.resume("e")
+        assert r.status == "completed"
+        assert runs[0] == STOP and len(runs) == STEPS - STOP  # the call in doubt once more, then the rest
+        answers.append((r.answer, r.steps, r.usage, whole(d).messages))
+        assert not ckpt(d).exists()  # a finished run keeps a snapshot, not a checkpoint
+    assert answers[0] == answers[1]
+
+
+def test_a_resumed_run_writes_newer_checkpoints_as_its_log_grows(data: Path) -> None:
+    before = covered(data)
+    interrupted_again: list[int] = []
+    work = _work(interrupted_again, STEPS - 10)
+    agent = Agent(data, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[work])
+    with agent, pytest.raises(KeyboardInterrupt):
+        agent.resume("e")
+    assert covered(data) > before
+    state, used = claimed(data)
+    assert used
+    same(state, whole(data))
+
+
+def test_checkpoints_are_written_geometrically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    real = _file.save_checkpoint
+
+    def counted(path: str, eid: str, size: int, digest: Any, state: ExecutionState) -> bool:
+        sizes.append(size)
+        return real(path, eid, size, digest, state)
+
+    monkeypatch.setattr(_file, "save_checkpoint", counted)
+    interrupted(tmp_path, stop=STEPS - 1)
+    log_size = (tmp_path / "executions" / "e.log").stat().st_size
+    assert sizes
+    assert sizes[0] >= checkpoint.MIN_LOG_SIZE
+    assert all(b >= a * checkpoint.GROWTH for a, b in itertools.pairwise(sizes))
+    assert sum(sizes) <= log_size / (1 - 1 / checkpoint.GROWTH)  # linear in the log, whatever its length
+
+
+def test_a_short_run_writes_none(tmp_path: Path) -> None:
+    interrupted(tmp_path, stop=5)
+    assert not ckpt(tmp_path).exists()
+
+
+# -- misses: the log is read whole, as without a checkpoint ------------------------------------------------------
+
+
+def _frames(d: Path) -> tuple[bytearray, list[int]]:
+    data = bytearray((d / "executions" / "e.log").read_bytes())
+    return data, parse_log(bytes(data)).offsets
+
+
+def test_an_edit_the_frame_checksums_cannot_see_is_a_miss(data: Path) -> None:
+    data_bytes, offsets = _frames(data)
+    # Rewrite one tool result inside the covered prefix, with checksums that match: only the hash can tell.
+    finished = b'{"kind":"tool-finished"'
+    at = next(o for o in offsets if o < covered(data) and data_bytes[o + 12 : o + 12 + len(finished)] == finished)
+    length = struct.unpack_from("<I", data_bytes, at)[0]
+    payload = bytes(data_bytes[at + 12 : at + 12 + length]).replace(b"xxxx", b"yyyy", 1)
+    struct.pack_into("<I", data_bytes, at + 8, zlib.crc32(payload))
+    data_bytes[at + 12 : at + 12 + length] = payload
+    (data / "executions" / "e.log").write_bytes(bytes(data_bytes))
+    assert verify(data) == "stale"
+    state, used = claimed(data)
+    assert not used
+    same(state, whole(data))
+    assert any("yyyy" in str(m.get("content")) for m in state.messages)
+
+
+def test_damage_in_the_covered_prefix_is_still_reported(data: Path) -> None:
+    data_bytes, offsets = _frames(data)
+    at = offsets[len(offsets) // 2]
+    assert at < covered(data)
+    data_bytes[at + 20] ^= 0x01
+    (data / "executions" / "e.log").write_bytes(bytes(data_bytes))
+    with pytest.raises(LogCorruptError) as caught:
+        FileStore(data).claim("e")
+    assert caught.value.offset == at
+
+
+def test_damage_in_the_tail_is_reported(data: Path) -> None:
+    data_bytes, offsets = _frames(data)
+    at = next(o for o in offsets if o > covered(data))
+    if at == offsets[-1]:
+        pytest.skip("no frame between the checkpoint and the last one")
+    data_bytes[at + 20] ^= 0x01
+    (data / "executions" / "e.log").write_bytes(bytes(data_bytes))
+    with pytest.raises(LogCorruptError) as caught:
+        FileStore(data).claim("e")
+    assert caught.value.offset == at
+
+
+def test_a_log_shorter_than_the_checkpoint_covers_is_a_miss(data: Path) -> None:
+    data_bytes, offsets = _frames(data)
+    cut = max(o for o in offsets if o < covered(data))
+    (data / "executions" / "e.log").write_bytes(bytes(data_bytes[:cut]))
+    assert verify(data) == "stale"
+    state, used = claimed(data)
+    assert not used
+    same(state, whole(data))
+
+
+def test_a_torn_tail_after_the_checkpoint_is_cut_off(data: Path) -> None:
+    log = data / "executions" / "e.log"
+    good = log.read_bytes()
+    log.write_bytes(good + b"\x40\x00\x00\x00partial")
+    state, used = claimed(data)
+    assert used
+    assert log.read_bytes() == good
+    same(state, whole(data))
+    with FileStore(data).claim("e") as again:  # the running hash left the torn bytes out: the next one matches
+        assert again._checkpointed is not None
+
+
+def test_another_executions_checkpoint_is_a_miss(data: Path, tmp_path: Path) -> None:
+    interrupted(data, "f", text="other", stop=STOP - 20)
+    shutil.copy(ckpt(data, "e"), ckpt(data, "f"))
+    assert verify(data, "f") == "foreign"
+    state, used = claimed(data, "f")
+    assert not used
+    same(state, whole(data, "f"))
+
+
+def test_a_checkpoint_of_another_log_under_the_same_id_is_a_miss(data: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    interrupted(other, text="another input")
+    shutil.copy(ckpt(data), ckpt(other))
+    assert verify(other) == "stale"
+    state, used = claimed(other)
+    assert not used
+    same(state, whole(other))
+    assert state.input == "another input"
+
+
+def _rewrite(path: Path, body: bytes, *, version: bytes = b"delite-checkpoint/1", crc: int | None = None) -> None:
+    crc = zlib.crc32(body) if crc is None else crc
+    path.write_bytes(version + b" " + f"{crc:08x}\n".encode() + body)
+
+
+def _body(path: Path) -> dict[str, Any]:
+    raw = path.read_bytes()
+    return msgspec.json.decode(raw[raw.index(b"\n") + 1 :])
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("other-version", "other-format"),
+        ("garbage", "other-format"),
+        ("empty", "other-format"),
+        ("bad-crc", "damaged"),
+        ("not-json", "damaged"),
+        ("wrong-shape", "damaged"),
+        ("bad-digest", "damaged"),
+        ("wrong-size", "stale"),
+        ("wrong-digest", "stale"),
+        ("finished-state", "foreign"),
+        ("named-other", "foreign"),
+    ],
+)
+def test_a_checkpoint_that_disagrees_is_a_miss(data: Path, name: str, why: str) -> None:
+    path = ckpt(data)
+    body = _body(path)
+    raw = path.read_bytes()
+    payload = raw[raw.index(b"\n") + 1 :]
+    if name == "other-version":
+        _rewrite(path, payload, version=b"delite-checkpoint/9")
+    elif name == "garbage":
+        path.write_bytes(base64.b64encode(os.urandom(300)))
+    elif name == "empty":
+        path.write_bytes(b"")
+    elif name == "bad-crc":
+        _rewrite(path, payload, crc=zlib.crc32(payload) ^ 1)
+    elif name == "not-json":
+        _rewrite(path, b"{" + payload)
+    elif name == "wrong-shape":
+        _rewrite(path, msgspec.json.encode({**body, "state": {"records": "many"}}))
+    elif name == "bad-digest":
+        _rewrite(path, msgspec.json.encode({**body, "log_sha256": "é" * 64}))
+    elif name == "wrong-size":
+        _rewrite(path, msgspec.json.encode({**body, "log_size": body["log_size"] - 1}))
+    elif name == "wrong-digest":
+        _rewrite(path, msgspec.json.encode({**body, "log_sha256": "0" * 64}))
+    elif name == "finished-state":
+        _rewrite(path, msgspec.json.encode({**body, "state": {**body["state"], "status": "completed"}}))
+    elif name == "named-other":
+        _rewrite(path, msgspec.json.encode({**body, "execution_id": "f"}))
+    assert verify(data) == why
+    state, used = claimed(data)
+    assert not used
+    same(state, whole(data))
+
+
+def test_a_checkpoint_that_is_not_a_file_is_a_miss(data: Path) -> None:
+    path = ckpt(data)
+    path.unlink()
+    path.mkdir()
+    state, used = claimed(data)
+    assert not used
+    same(state, whole(data))
+
+
+# -- encryption at rest ------------------------------------------------------------------------------------------
+
+
+def test_a_sealed_store_gets_no_checkpoint_and_no_plain_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("cryptography")
+    key = base64.b64encode(bytes(range(32))).decode()
+    monkeypatch.setenv("DELITE_ENCRYPTION_KEYS", f"k1:{key}")
+    interrupted(tmp_path, text="INPUT-SECRET")
+    assert (tmp_path / "executions" / "e.log").stat().st_size > checkpoint.MIN_LOG_SIZE
+    assert not ckpt(tmp_path).exists()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert b"INPUT-SECRET" not in content, path
+            assert PAD.encode()[:64] not in content, path
+    runs: list[int] = []
+    with Agent(tmp_path, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, None)]) as agent:
+        assert agent.resume("e").status == "completed"
+    assert runs[0] == STOP
+
+
+# -- retention ---------------------------------------------------------------------------------------------------
+
+
+def test_deleting_an_execution_leaves_no_checkpoint(data: Path) -> None:
+    half = data / "checkpoints" / "e.ckpt.123-abcd.tmp"  # a writer killed mid-way
+    half.write_bytes(b"delite-checkpoint/1 ...")
+    size = ckpt(data).stat().st_size
+    report = DataDir(data).delete("e", force=True)
+    assert report.deleted[0].bytes >= size + len(b"delite-checkpoint/1 ...")
+    assert not ckpt(data).exists()
+    assert not half.exists()
+    assert os.listdir(data / "checkpoints") == []
+
+
+def test_health_reports_checkpoints_that_do_not_match_and_repair_deletes_them(data: Path) -> None:
+    assert DataDir(data).health().healthy
+    interrupted(data, "f", stop=STOP - 20)
+    shutil.copy(ckpt(data, "e"), ckpt(data, "f"))  # another execution's: stale
+    shutil.copy(ckpt(data, "e"), ckpt(data, "gone"))  # no log: orphaned
+    half = data / "checkpoints" / "e.ckpt.123-abcd.tmp"
+    half.write_bytes(b"x")
+    report = DataDir(data).health()
+    kinds = {p.kind: p.detail for p in report.problems}
+    assert "checkpoint-stale" in kinds and ": f" in kinds["checkpoint-stale"]
+    assert "checkpoint-orphaned" in kinds and "gone" in kinds["checkpoint-orphaned"]
+    assert "checkpoint-unfinished" in kinds
+    assert "e" not in kinds["checkpoint-stale"].split(": ")[1].split(", ")
+    repaired = DataDir(data).health(repair=True)
+    assert not {p.kind for p in repaired.problems} & {"checkpoint-stale", "checkpoint-orphaned"}
+    assert sorted(os.listdir(data / "checkpoints")) == ["e.ckpt"]  # the one that matches stays
+    assert claimed(data)[1]
+
+
+def test_a_copy_never_takes_checkpoints(data: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    copy_executions(FileStore(data), FileStore(dest), ["e"])
+    assert (dest / "executions" / "e.log").read_bytes() == (data / "executions" / "e.log").read_bytes()
+    assert not (dest / "checkpoints").exists()
+
+
+def test_a_rewritten_log_loses_its_checkpoint(data: Path) -> None:
+    store = FileStore(data)
+    with store.claim("e") as log:
+        store.rewrite(log, list(log.records))
+    assert not ckpt(data).exists()
+
+
+# -- checkpoint + tail == the whole fold, cut anywhere ------------------------------------------------------------
+
+
+def _kinds_log() -> list[Record]:
+    """A log with every kind of record the fold knows: suspensions, decisions, sub-agents, failures, resumes..."""
+    tools = [ToolSpec(name="a"), ToolSpec(name="b", requires_confirmation=True)]
+    calls1 = [
+        RecordedToolCall(id="c1.0", name="a", arguments={"x": 1}, provider_id="p0"),
+        RecordedToolCall(id="c1.1", name="b", arguments={}),
+        RecordedToolCall(id="c1.2", name="a", arguments={"s": "é"}),
+    ]
+    calls3 = [RecordedToolCall(id="c3.0", name="a"), RecordedToolCall(id="c3.1", name="mcp__t")]
+    pending = PendingCall(call_id="c1.1", name="b", arguments={})
+    return [
+        ExecutionStarted(
+            at=1.0,
+            execution_id="e",
+            input="hi",
+            history=[{"role": "user", "content": "before"}],
+            metadata={"m": [1, {"n": None}]},
+            config=ConfigFingerprint(prompt="be brief", tools=tools),
+            output_prompt="answer in JSON",
+            output_schema={"type": "object"},
+            parent_id="p",
+            parent_call="c9.0",
+            depth=1,
+        ),
+        MCPCatalogRecorded(at=1.5, server="mcp", tools=[MCPToolEntry(name="t")]),
+        ModelResponded(at=2.0, step=1, model="m", content="thinking", tool_calls=calls1, usage=Usage(cost="0.5")),
+        ToolStarted(at=3.0, call_id="c1.0", idempotency_key="k0"),
+        ToolStarted(at=3.1, call_id="c1.2", idempotency_key="k2", attempt=2),
+        ToolFinished(at=4.0, call_id="c1.2", result="plain"),
+        ExecutionSuspended(at=4.1, reason=SuspendReason(kind="approval", calls=[pending])),
+        DecisionRecorded(at=4.2, call_id="c1.1", approved=True, reason="ok"),
+        ExecutionResumed(at=4.3, pid=7),
+        InDoubtResolved(at=4.4, call_id="c1.0"),
+        ToolStarted(at=4.5, call_id="c1.0", idempotency_key="k0", attempt=2),
+        ToolFinished(at=4.6, call_id="c1.0", result={"ok": [1, 2.5]}),
+        ToolStarted(at=4.7, call_id="c1.1", idempotency_key="k1"),
+        ChildSuspended(at=4.8, call_id="c1.1", child_id="e:c1.1"),
+        ExecutionSuspended(at=4.9, reason=SuspendReason(kind="human_input", message="child waits")),
+        ExecutionResumed(at=5.0),
+        ToolFinished(at=5.1, call_id="c1.1", error="boom"),
+        ModelCallFailed(at=5.2, step=2, error="429", retryable=True, usage=Usage(input_tokens=3, known=False)),
+        ExecutionFailed(at=5.3, error_type="RateLimit", message="later"),
+        ExecutionResumed(at=6.0),
+        DriftAccepted(at=6.1, changes=[["model", "m", "n"]], config=ConfigFingerprint(model="n", tools=tools)),
+        ModelResponded(at=6.2, step=2, content='{"bad": 1}', usage=Usage(output_tokens=4)),
+        OutputRejected(at=6.3, step=2, error="not the schema", prompt="try again"),
+        ModelResponded(at=6.4, step=3, tool_calls=calls3, usage=Usage(input_tokens=9, cost=None)),
+        ToolStarted(at=6.5, call_id="c3.1"),
+        InputRequested(at=6.6, call_id="c3.1", question="which?"),
+        ExecutionSuspended(at=6.7, reason=SuspendReason(kind="human_input", question="which?")),
+        InputSubmitted(at=6.8, call_id="c3.1", text="that one"),
+        ExecutionResumed(at=6.9),
+        ToolFinished(at=7.0, call_id="c3.1", result=None),
+        ToolStarted(at=7.1, call_id="c3.0"),
+    ]
+
+
+def _checkpointed(state: ExecutionState) -> ExecutionState:
+    """``state`` written and read back as a checkpoint body holds it."""
+    body = checkpoint._Body(execution_id="e", log_size=1, log_sha256="0" * 64, state=state)
+    return checkpoint._decoder.decode(checkpoint._encoder.encode(body)).state
+
+
+def test_checkpoint_plus_tail_is_the_whole_fold_wherever_the_log_is_cut() -> None:
+    records = _kinds_log()
+    full = fold(records)
+    for k in range(1, len(records) + 1):
+        same(fold(records[k:], _checkpointed(fold(records[:k]))), full)
+
+
+def test_checkpoint_plus_tail_is_the_whole_fold_for_a_real_run_cut_anywhere(data: Path) -> None:
+    records = read_log(str(data / "executions" / "e.log")).records
+    full = fold(records)
+    for k in range(1, len(records), 37):
+        same(fold(records[k:], _checkpointed(fold(records[:k]))), full)
+
+
+def test_a_checkpoint_reads_values_back_as_the_log_does() -> None:
+    """What the engine holds in memory may differ from what it wrote; the checkpoint is the log's reading."""
+    odd = ToolFinished(at=1.0, call_id="c1.0", result={"n": float("nan"), "t": (1, 2)})
+    records: list[Record] = [
+        ExecutionStarted(at=0.5, execution_id="e"),
+        ModelResponded(at=0.7, step=1, tool_calls=[RecordedToolCall(id="c1.0", name="a")]),
+        odd,
+    ]
+    assert _checkpointed(fold(records)).calls["c1.0"].finished == as_read(odd)
+
+
+# -- the collector after a decode ----------------------------------------------------------------------------------
+
+
+def test_a_decoded_state_is_left_in_the_oldest_generation_and_the_collector_on() -> None:
+    assert gc.isenabled()
+    with settled():
+        assert not gc.isenabled()
+        made = [{"n": [i]} for i in range(1000)]
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 100  # nothing young left for the next collection to walk
+    assert gc.get_freeze_count() == 0
+    assert made[-1] == {"n": [999]}
+
+
+def test_objects_the_application_froze_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with settled():
+            pass
+        assert gc.get_freeze_count() == frozen
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
