@@ -19,7 +19,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import secrets
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -284,7 +283,7 @@ def _write_then_publish(
     """
     folder, name = os.path.split(path)
     folder = folder or "."
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
     try:
         fd = _os.open_private(tmp, os.O_WRONLY)
     except OSError as e:

@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import os
-import secrets
 import zlib
 from typing import TYPE_CHECKING, Final
 
@@ -116,7 +116,7 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
     ``digest`` is not changed (a copy is finalised). False when nothing was written: failures are not errors,
     a missing checkpoint only makes the next claim slower. The file is created ``0600``, never synced.
     """
-    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
     created = False
     try:
         body = _encoder.encode(
@@ -199,7 +199,7 @@ def verify(path: str, fd: int, execution_id: str) -> Loaded | str:
         hashed = hash_prefix(fd, body.log_size)
     except OSError:
         return "unreadable"
-    if hashed is None or not secrets.compare_digest(hashed[0].hexdigest(), body.log_sha256):
+    if hashed is None or not hmac.compare_digest(hashed[0].hexdigest(), body.log_sha256):
         return "stale"
     from delite.store._snapshot import _frame_record  # noqa: PLC0415 - one frame reader for derived files
 

@@ -15,7 +15,6 @@ import errno
 import hashlib
 import io
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -623,7 +622,7 @@ class FileStore(Store):
 
     def _write_key(self, keys: str, path: str, binding: dict[str, str]) -> None:
         body = msgspec.json.encode(binding)
-        tmp = os.path.join(keys, f".tmp-{os.getpid()}-{secrets.token_hex(8)}")
+        tmp = os.path.join(keys, f".tmp-{os.getpid()}-{os.urandom(8).hex()}")
         created = False
         try:
             fd = _os.open_private(tmp, os.O_WRONLY)

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import os
-import secrets
 import struct
 import zlib
 from typing import Any, Final
@@ -194,7 +194,7 @@ def verify(path: str, log_data: bytes, *, execution_id: str | None = None) -> tu
         snap = _decoder.decode(body)
     except msgspec.DecodeError:
         return None, "damaged"
-    if snap.log_size != len(log_data) or not secrets.compare_digest(log_digest(log_data), snap.log_sha256):
+    if snap.log_size != len(log_data) or not hmac.compare_digest(log_digest(log_data), snap.log_sha256):
         return None, "stale"
     if not _told_by_log(log_data, snap.last_offset, snap.outcome, execution_id):
         return None, "mismatch"
@@ -219,7 +219,7 @@ def save(path: str, log_path: str, log_size: int, outcome: Outcome, *, last_offs
     """
     if log_size < MIN_LOG_SIZE or last_offset is None:
         return False
-    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
     created = False
     try:
         digest = _digest_told(log_path, log_size, last_offset, outcome)
