@@ -210,7 +210,8 @@ def export(*, execution_id: str, target: Target, fmt: str, nl: bool, output: str
 @click.option(
     "--repair",
     is_flag=True,
-    help="Rebuild what is derived: the listing index, and drop stale snapshots. Logs are never modified.",
+    help="Rebuild what is derived: the listing index, and drop stale snapshots and fold checkpoints. Logs are "
+    "never modified.",
 )
 @on_store
 def health(*, target: Target, repair: bool, json_: bool) -> None:
@@ -220,9 +221,9 @@ def health(*, target: Target, repair: bool, json_: bool) -> None:
     wrote there: a wrong --data-dir), when a log is damaged, unreadable, not a regular file, hard-linked,
     owned by another user or has a torn tail, when files or folders are open to other users (delite makes
     them 0600/0700), or when a snapshot or an index entry disagrees with its unchanged log; 2 on a usage
-    error. Other findings about derived files (an index or snapshots out of
-    date) are reported but do not fail the check: they are never trusted over the logs and are rebuilt
-    from them as needed.
+    error. Other findings about derived files (an index, snapshots or fold checkpoints out of date) are
+    reported but do not fail the check: they are never trusted over the logs and are rebuilt from them as
+    needed.
     """
     from delite_cli._read import run_health
 
