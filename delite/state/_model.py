@@ -63,7 +63,7 @@ _BY_KIND = {
 }
 
 
-class CallState(msgspec.Struct, kw_only=True, gc=False):
+class CallState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """One tool call and everything recorded about it.
 
     ``index`` is its position among its turn's calls; ``child_id`` the sub-agent execution it waits on.
