@@ -42,14 +42,11 @@ def settled() -> Iterator[None]:
     to the next full collection. It is skipped when the application froze objects itself (a pre-fork server):
     unfreezing would undo that.
     """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        if not gc.get_freeze_count():
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
+    enabled = gc.isenabled()
+    with paused():
+        try:
+            yield
+        finally:
+            if enabled and not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()

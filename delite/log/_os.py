@@ -7,6 +7,7 @@ it is a regular file, never through a symbolic link and never blocking on a FIFO
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -21,6 +22,7 @@ __all__ = [
     "open_private",
     "open_regular",
     "read_regular",
+    "replace_private",
     "write_all",
 ]
 
@@ -68,6 +70,26 @@ def open_private(path: str, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def replace_private(path: str, data: bytes) -> None:
+    """Make ``data`` the file at ``path``, whole or not at all, without ``fsync`` (for derived files).
+
+    The bytes go to a ``0600`` temporary file next to it, ``<path>.<pid>-<hex>.tmp``, renamed over ``path``;
+    a failure removes the temporary file and raises ``OSError``.
+    """
+    tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    fd = open_private(tmp, os.O_WRONLY)
+    try:
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def make_private_dir(path: str | os.PathLike[str]) -> bool:

@@ -41,7 +41,6 @@ checkpoint would hold its content in plain text.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
@@ -116,27 +115,14 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
     ``digest`` is not changed (a copy is finalised). False when nothing was written: failures are not errors,
     a missing checkpoint only makes the next claim slower. The file is created ``0600``, never synced.
     """
-    tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
-    created = False
     try:
         body = _encoder.encode(
             _Body(execution_id=execution_id, log_size=log_size, log_sha256=digest.copy().hexdigest(), state=state)
         )
         _os.make_private_dir(os.path.dirname(path))
-        fd = _os.open_private(tmp, os.O_WRONLY)
-        created = True
-        try:
-            _os.write_all(fd, _PREFIX + f"{zlib.crc32(body):08x}\n".encode() + body)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        created = False
+        _os.replace_private(path, _PREFIX + f"{zlib.crc32(body):08x}\n".encode() + body)
     except (OSError, TypeError, ValueError, OverflowError):  # an unencodable value (an int over 64 bits): none
         return False
-    finally:
-        if created:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     return True
 
 

@@ -29,7 +29,6 @@ match their log; ``health --repair`` deletes them.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
@@ -219,27 +218,13 @@ def save(path: str, log_path: str, log_size: int, outcome: Outcome, *, last_offs
     """
     if log_size < MIN_LOG_SIZE or last_offset is None:
         return False
-    tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
-    created = False
     try:
         digest = _digest_told(log_path, log_size, last_offset, outcome)
         if digest is None:
             return False
-        snap = _Body(log_size=log_size, log_sha256=digest, last_offset=last_offset, outcome=outcome)
-        body = _encoder.encode(snap)
+        body = _encoder.encode(_Body(log_size=log_size, log_sha256=digest, last_offset=last_offset, outcome=outcome))
         _os.make_private_dir(os.path.dirname(path))
-        fd = _os.open_private(tmp, os.O_WRONLY)
-        created = True
-        try:
-            _os.write_all(fd, _PREFIX + f"{zlib.crc32(body):08x}\n".encode() + body)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        created = False
+        _os.replace_private(path, _PREFIX + f"{zlib.crc32(body):08x}\n".encode() + body)
     except OSError:
         return False
-    finally:
-        if created:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     return True
