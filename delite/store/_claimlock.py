@@ -167,6 +167,13 @@ class FlockClaim:
                 _held.discard(self)
             os.close(fd)
 
+    def __del__(self) -> None:
+        """A claim object dropped while held lets go of its lock (filelock's did too): no claim outlives it."""
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
 
 ClaimLock = FlockClaim
 """A held-or-not claim lock (filelock's inside it where there is no ``flock``)."""

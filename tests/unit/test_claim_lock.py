@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -135,3 +136,14 @@ def test_a_lock_file_removed_before_it_was_locked_is_not_a_claim(tmp_path: Path)
     assert len(calls) == 2 and path.exists() and lock.is_locked
     assert held(str(path))
     lock.release()
+
+
+def test_a_claim_object_dropped_while_held_lets_go(tmp_path: Path) -> None:
+    """As filelock's did: a held claim whose object is garbage collected is no longer held."""
+    path = str(tmp_path / "x.lock")
+    lock = claim_lock(path)
+    assert try_take(lock)
+    assert held(path)
+    del lock
+    gc.collect()
+    assert not held(path)
