@@ -112,6 +112,14 @@ class CancelWatch:
         clear = self.clear
         return generation, {eid for eid in ids if eid not in clear}
 
+    def known_clear(self, execution_id: str) -> bool:
+        """Whether ``execution_id`` is known to have no marker at the generation now (the per-step fast path).
+
+        Only ids a look found without a marker are known, so a known id is also one that was validated.
+        """
+        generation = self.current()
+        return generation is not None and generation == self.generation and execution_id in self.clear
+
     def saw_none(self, generation: bytes | None, ids: set[str]) -> None:
         """A look made after ``generation`` was read found no marker for ``ids``."""
         if generation is None or not ids:
@@ -123,6 +131,8 @@ class CancelWatch:
 
     def requested(self, execution_id: str, look: Callable[[str], bool]) -> bool:
         """Whether ``look`` finds a marker, not asking it while none can have been made since it last did not."""
+        if self.known_clear(execution_id):
+            return False
         generation, unknown = self.unknown({execution_id})
         if not unknown:
             return False

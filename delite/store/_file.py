@@ -673,7 +673,11 @@ class FileStore(Store):
         FIFO, a directory, a symbolic link) is a bad entry that ``health`` reports, never a cancellation.
         No system call is made while no cancel was requested since the last look (see :mod:`._cancels`).
         """
-        return self._cancels.requested(validate_execution_id(execution_id), self._has_marker)
+        cancels = self._cancels
+        # The common case: known to have none at this generation (no system call, validated when first looked).
+        if isinstance(execution_id, str) and cancels.known_clear(execution_id):
+            return False
+        return cancels.requested(validate_execution_id(execution_id), self._has_marker)
 
     def _has_marker(self, execution_id: str) -> bool:
         try:
