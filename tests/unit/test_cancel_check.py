@@ -122,3 +122,32 @@ def test_a_marker_made_by_hand_is_seen_within_the_recheck(tmp_path: Path) -> Non
     assert _cancels.RECHECK <= 1.0
     assert store.cancel_requested("e1")
     assert store.cancels_requested(["e1", "e2"]) == {"e1"}
+
+
+def test_a_warm_check_of_a_known_id_skips_the_second_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The per-step fast path: an id a look found without a marker at this generation is answered before it
+    # is validated again (it was validated when first looked at); anything else still goes through validation.
+    from delite.store import _file
+
+    store = FileStore(tmp_path)
+    store.request_cancel("other")  # a generation file exists: the cache is used
+    assert not store.cancel_requested("e1")
+    validated: list[object] = []
+    real = _file.validate_execution_id
+
+    def counting(execution_id: str) -> str:
+        validated.append(execution_id)
+        return real(execution_id)
+
+    monkeypatch.setattr(_file, "validate_execution_id", counting)
+    for _ in range(100):
+        assert not store.cancel_requested("e1")
+    assert validated == []
+    assert store.cancel_requested("other")  # not known to be clear: validated and looked at
+    assert validated == ["other"]
+    with pytest.raises(ValueError):
+        store.cancel_requested("../e1")  # never known, so always validated
+    store.request_cancel("e1")  # a new generation: the known ids are forgotten
+    assert store.cancel_requested("e1")
