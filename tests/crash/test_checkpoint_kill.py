@@ -27,8 +27,8 @@ WORKER = str(Path(__file__).with_name("checkpoint_worker.py"))
 STEPS = 160
 
 POINTS = (
-    [("mid-checkpoint", k) for k in (1, 2, 4)]
-    + [("after-checkpoint", k) for k in (1, 3)]
+    [("mid-checkpoint", k) for k in (1, 2, 3)]
+    + [("after-checkpoint", k) for k in (1, 2)]
     + [("tool-before", k) for k in (100, 159)]
     + [("tool-after", k) for k in (120, 160)]
 )

@@ -174,10 +174,11 @@ def test_resuming_from_a_checkpoint_runs_the_interrupted_call_once_and_ends_as_w
     assert answers[0] == answers[1]
 
 
-def test_a_resumed_run_writes_newer_checkpoints_as_its_log_grows(data: Path) -> None:
-    before = covered(data)
+def test_a_run_resumed_without_a_checkpoint_writes_one_at_its_first_append(data: Path) -> None:
+    ckpt(data).unlink()
+    before = (data / "executions" / "e.log").stat().st_size
     interrupted_again: list[int] = []
-    work = _work(interrupted_again, STEPS - 10)
+    work = _work(interrupted_again, STOP + 5)
     agent = Agent(data, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[work])
     with agent, pytest.raises(KeyboardInterrupt):
         agent.resume("e")
