@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from delite import Agent, Runtime, ScriptedProvider, tool
 from delite.log._reader import parse_log
 from delite.state._fold import fold
@@ -72,3 +74,16 @@ def test_index_rows_equal_the_full_folds_and_a_runtime_recovers_without_an_index
         assert rt.wait("crashed-1", timeout=60).status == "completed"
     finally:
         rt.close()
+
+
+def test_a_log_only_the_summary_fold_refuses_is_still_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the summary fold ever refuse a log the full fold accepts, the listing uses the full fold's state."""
+    from delite.log.records import ExecutionStarted
+    from delite.store import _derive
+
+    def refusing(records: object) -> object:
+        raise KeyError("summary only")
+
+    monkeypatch.setattr(_derive, "fold_summary", refusing)
+    state = _derive.fold_checked([ExecutionStarted(at=1.0, execution_id="e", input="hi")], summary=True)
+    assert state.execution_id == "e" and state.input == "hi"
