@@ -44,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import zlib
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -54,6 +53,7 @@ from delite.log import _os
 from delite.log._framing import HEADER
 from delite.log.records import ExecutionStarted
 from delite.state._model import ExecutionState
+from delite.store._snapshot import frame_record, framed, unframed
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -76,7 +76,6 @@ SUFFIX: Final = ".ckpt"
 
 CHECKPOINT_FORMAT: Final = "delite-checkpoint/1"
 _PREFIX: Final = CHECKPOINT_FORMAT.encode() + b" "
-_FIRST_LINE: Final = len(_PREFIX) + 9  # the prefix, 8 hex digits and LF
 MIN_LOG_SIZE: Final = 64 * 1024
 """No checkpoint below this log size: such a log is read, verified and folded in about a millisecond."""
 GROWTH: Final = 1.25
@@ -120,7 +119,7 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
             _Body(execution_id=execution_id, log_size=log_size, log_sha256=digest.copy().hexdigest(), state=state)
         )
         _os.make_private_dir(os.path.dirname(path))
-        _os.replace_private(path, _PREFIX + f"{zlib.crc32(body):08x}\n".encode() + body)
+        _os.replace_private(path, framed(_PREFIX, body))
     except (OSError, TypeError, ValueError, OverflowError):  # an unencodable value (an int over 64 bits): none
         return False
     return True
@@ -128,15 +127,9 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
 
 def _decode(raw: bytes) -> _Body | str:
     """The checkpoint's body, or why not (``"other-format"``, ``"damaged"``)."""
-    if len(raw) < _FIRST_LINE or not raw.startswith(_PREFIX) or raw[_FIRST_LINE - 1 : _FIRST_LINE] != b"\n":
-        return "other-format"
-    body = memoryview(raw)[_FIRST_LINE:]
-    try:
-        crc = int(raw[len(_PREFIX) : _FIRST_LINE - 1], 16)
-    except ValueError:
-        return "damaged"
-    if zlib.crc32(body) != crc:
-        return "damaged"
+    body = unframed(raw, _PREFIX)
+    if isinstance(body, str):
+        return body
     try:
         with settled():  # tens of thousands of objects, none in a cycle, that live on
             return _decoder.decode(body)
@@ -187,9 +180,7 @@ def verify(path: str, fd: int, execution_id: str) -> Loaded | str:
         return "unreadable"
     if hashed is None or not hmac.compare_digest(hashed[0].hexdigest(), body.log_sha256):
         return "stale"
-    from delite.store._snapshot import _frame_record  # noqa: PLC0415 - one frame reader for derived files
-
-    first = _frame_record(hashed[1], len(HEADER))
+    first = frame_record(hashed[1], len(HEADER))
     if first is None or not isinstance(first[0], ExecutionStarted) or first[0].execution_id != execution_id:
         return "stale"
     return Loaded(state, body.log_size, hashed[0], first[0])

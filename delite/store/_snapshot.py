@@ -45,7 +45,17 @@ from delite.log.records import ExecutionCancelled, ExecutionCompleted, Execution
 from delite.state._model import Status
 from delite.state._outcome import Outcome
 
-__all__ = ["MIN_LOG_SIZE", "SNAPSHOT_FORMAT", "load", "log_digest", "save", "verify"]
+__all__ = [
+    "MIN_LOG_SIZE",
+    "SNAPSHOT_FORMAT",
+    "frame_record",
+    "framed",
+    "load",
+    "log_digest",
+    "save",
+    "unframed",
+    "verify",
+]
 
 SNAPSHOT_FORMAT: Final = "delite-snapshot/2"
 _PREFIX: Final = SNAPSHOT_FORMAT.encode() + b" "
@@ -70,6 +80,27 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(_Body)
 
 
+def framed(prefix: bytes, body: bytes) -> bytes:
+    """A derived file's bytes: its format line ``prefix`` + the body's CRC-32 as 8 hex digits + LF, then the body."""
+    return prefix + f"{zlib.crc32(body):08x}\n".encode() + body
+
+
+def unframed(raw: bytes, prefix: bytes) -> memoryview | str:
+    """The body of a derived file written by :func:`framed`, or why not (``"other-format"``, ``"damaged"``).
+
+    The CRC-32 only catches accidents; what binds a derived file to its log is the SHA-256 in its body.
+    """
+    first_line = len(prefix) + 9  # the prefix, 8 hex digits and LF
+    if len(raw) < first_line or not raw.startswith(prefix) or raw[first_line - 1 : first_line] != b"\n":
+        return "other-format"
+    body = memoryview(raw)[first_line:]
+    try:
+        crc = int(raw[len(prefix) : first_line - 1], 16)
+    except ValueError:
+        return "damaged"
+    return body if zlib.crc32(body) == crc else "damaged"
+
+
 def log_digest(data: bytes) -> str:
     """The SHA-256 of a log's bytes, in hex: what binds a snapshot to the log it was made from."""
     return hashlib.sha256(data).hexdigest()
@@ -79,10 +110,10 @@ def _record_at(data: bytes, offset: int) -> tuple[Any, int] | None:
     """The record whose frame starts at ``offset`` (every checksum verified) and where it ends, or None."""
     if offset < len(HEADER):
         return None
-    return _frame_record(data, offset)
+    return frame_record(data, offset)
 
 
-def _frame_record(data: bytes, offset: int) -> tuple[Any, int] | None:
+def frame_record(data: bytes, offset: int) -> tuple[Any, int] | None:
     """:func:`_record_at` for bytes that hold only part of a log (``offset`` is where the frame starts in them)."""
     if offset + FRAME_HEADER_SIZE > len(data):
         return None
@@ -160,7 +191,7 @@ def _digest_told(log_path: str, log_size: int, last_offset: int, outcome: Outcom
     finally:
         os.close(fd)
     first = _record_at(bytes(head), len(HEADER))
-    last = _frame_record(bytes(tail), 0)
+    last = frame_record(bytes(tail), 0)
     if first is None or last is None or last[1] != len(tail) or not _told(first[0], last[0], outcome, None):
         return None
     return digest.hexdigest()
@@ -179,16 +210,11 @@ def verify(path: str, log_data: bytes, *, execution_id: str | None = None) -> tu
         return None, "missing"
     except OSError:
         return None, "unreadable"
-    newline = raw.find(b"\n")
-    if newline < 0 or len(raw) > _MAX_SIZE or not raw.startswith(_PREFIX):
+    if len(raw) > _MAX_SIZE:
         return None, "other-format"
-    body = raw[newline + 1 :]
-    try:
-        crc = int(raw[len(_PREFIX) : newline], 16)
-    except ValueError:
-        return None, "damaged"
-    if zlib.crc32(body) != crc:
-        return None, "damaged"
+    body = unframed(raw, _PREFIX)
+    if isinstance(body, str):
+        return None, body
     try:
         snap = _decoder.decode(body)
     except msgspec.DecodeError:
@@ -224,7 +250,7 @@ def save(path: str, log_path: str, log_size: int, outcome: Outcome, *, last_offs
             return False
         body = _encoder.encode(_Body(log_size=log_size, log_sha256=digest, last_offset=last_offset, outcome=outcome))
         _os.make_private_dir(os.path.dirname(path))
-        _os.replace_private(path, _PREFIX + f"{zlib.crc32(body):08x}\n".encode() + body)
+        _os.replace_private(path, framed(_PREFIX, body))
     except OSError:
         return False
     return True

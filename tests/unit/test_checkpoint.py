@@ -235,27 +235,28 @@ def test_an_edit_the_frame_checksums_cannot_see_is_a_miss(data: Path) -> None:
     assert any("yyyy" in str(m.get("content")) for m in state.messages)
 
 
-def test_damage_in_the_covered_prefix_is_still_reported(data: Path) -> None:
-    data_bytes, offsets = _frames(data)
-    at = offsets[len(offsets) // 2]
-    assert at < covered(data)
+def _damage_is_reported_at(data: Path, at: int) -> None:
+    """Flip one payload bit of the frame at ``at``: the claim reports damage there, checkpoint or not."""
+    data_bytes, _ = _frames(data)
     data_bytes[at + 20] ^= 0x01
     (data / "executions" / "e.log").write_bytes(bytes(data_bytes))
     with pytest.raises(LogCorruptError) as caught:
         FileStore(data).claim("e")
     assert caught.value.offset == at
+
+
+def test_damage_in_the_covered_prefix_is_still_reported(data: Path) -> None:
+    _, offsets = _frames(data)
+    at = offsets[len(offsets) // 2]
+    assert at < covered(data)
+    _damage_is_reported_at(data, at)
 
 
 def test_damage_in_the_tail_is_reported(data: Path) -> None:
-    data_bytes, offsets = _frames(data)
-    at = next(o for o in offsets if o > covered(data))
-    if at == offsets[-1]:
-        pytest.skip("no frame between the checkpoint and the last one")
-    data_bytes[at + 20] ^= 0x01
-    (data / "executions" / "e.log").write_bytes(bytes(data_bytes))
-    with pytest.raises(LogCorruptError) as caught:
-        FileStore(data).claim("e")
-    assert caught.value.offset == at
+    _, offsets = _frames(data)
+    tail = [o for o in offsets if o > covered(data)]
+    assert len(tail) > 1, "the fixture's log must have frames between the checkpoint and its last frame"
+    _damage_is_reported_at(data, tail[0])
 
 
 def test_a_log_shorter_than_the_checkpoint_covers_is_a_miss(data: Path) -> None:
