@@ -170,11 +170,13 @@ class EventSink:
         stop = not running and not any(isinstance(r, ToolStarted) for r in records)
         for r in records:
             if isinstance(r, ToolStarted):
-                call = state.calls[r.call_id].call if state is not None and r.call_id in state.calls else None
+                found = state.call(r.call_id) if state is not None else None
+                call = found.call if found is not None else None
                 name, args = (call.name, call.arguments) if call is not None else ("", None)
                 self.emit(ToolCallStarted(eid, r.call_id, name, args, r.attempt), stop=stop)
             elif isinstance(r, ToolFinished):
-                call = state.calls[r.call_id].call if state is not None and r.call_id in state.calls else None
+                found = state.call(r.call_id) if state is not None else None
+                call = found.call if found is not None else None
                 finished = ToolCallFinished(eid, r.call_id, call.name if call else "", r.result, r.error, r.source)
                 self.emit(finished, stop=stop)
             elif isinstance(r, ModelResponded):

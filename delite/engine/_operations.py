@@ -158,7 +158,7 @@ class Operations(abc.ABC):
         The same redactors as for a result of a tool run here (:func:`~delite.tools._redact.redact_outcome`),
         chosen by the execution's agent and the call's tool, so what they remove never reaches the log.
         """
-        cs = state.calls.get(call_id)
+        cs = state.call(call_id)
         name = cs.call.name if cs is not None else ""
         return redact_outcome(self._redactors(state.agent_id, name), result, error)
 

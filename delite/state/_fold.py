@@ -55,6 +55,17 @@ def tool_message_content(finished: ToolFinished) -> str:
     return _json.encode(result).decode()
 
 
+def _call(s: ExecutionState, call_id: str) -> CallState:
+    """The call ``call_id`` of ``s`` (a KeyError if the log never recorded it), decoding a history only on a miss."""
+    try:
+        return s._calls[call_id]  # noqa: SLF001 - the fold's own bookkeeping
+    except KeyError:
+        if s._history is None:  # noqa: SLF001
+            raise
+    s.decode_history()
+    return s._calls[call_id]  # noqa: SLF001
+
+
 def _started(s: ExecutionState, r: ExecutionStarted) -> None:
     s.execution_id = r.execution_id
     s.agent_id = r.agent_id
@@ -82,7 +93,7 @@ def _started(s: ExecutionState, r: ExecutionStarted) -> None:
 
 
 def _responded(s: ExecutionState, r: ModelResponded) -> None:
-    s.turns.append(r)
+    s._turns.append(r)  # noqa: SLF001 - the fold's own bookkeeping
     totals = s.totals
     totals.llm_calls += 1
     _add_usage(totals, r.usage, unknown_cost=True)
@@ -91,7 +102,7 @@ def _responded(s: ExecutionState, r: ModelResponded) -> None:
     if calls:
         # One pass over the calls builds the message's list and the calls' states (a step folds in one go).
         shown: list[dict[str, Any]] = []
-        states = s.calls
+        states = s._calls  # noqa: SLF001
         step = r.step
         encode = _json.encode
         for i, c in enumerate(calls):
@@ -109,7 +120,10 @@ def _responded(s: ExecutionState, r: ModelResponded) -> None:
 
 
 def _tool_started(s: ExecutionState, r: ToolStarted) -> None:
-    call = s.calls[r.call_id]
+    try:
+        call = s._calls[r.call_id]  # noqa: SLF001 - the fold's own bookkeeping
+    except KeyError:
+        call = _call(s, r.call_id)  # in a history not decoded yet, or nowhere (a KeyError again)
     call.attempts = max(call.attempts, r.attempt)
     call.idempotency_key = r.idempotency_key
     call.rerun_requested = False
@@ -118,7 +132,10 @@ def _tool_started(s: ExecutionState, r: ToolStarted) -> None:
 
 
 def _tool_finished(s: ExecutionState, r: ToolFinished) -> None:
-    call = s.calls[r.call_id]
+    try:
+        call = s._calls[r.call_id]  # noqa: SLF001 - the fold's own bookkeeping
+    except KeyError:
+        call = _call(s, r.call_id)  # in a history not decoded yet, or nowhere (a KeyError again)
     call.finished = r
     recorded = call.call
     message: dict[str, Any] = {
@@ -155,19 +172,19 @@ def _suspended(s: ExecutionState, r: ExecutionSuspended) -> None:
 
 
 def _decision(s: ExecutionState, r: DecisionRecorded) -> None:
-    s.calls[r.call_id].decision = r
+    _call(s, r.call_id).decision = r
 
 
 def _input(s: ExecutionState, r: InputSubmitted) -> None:
-    s.calls[r.call_id].human_input = r.text
+    _call(s, r.call_id).human_input = r.text
 
 
 def _input_requested(s: ExecutionState, r: InputRequested) -> None:
-    s.calls[r.call_id].question = r.question
+    _call(s, r.call_id).question = r.question
 
 
 def _resolved(s: ExecutionState, r: InDoubtResolved) -> None:
-    s.calls[r.call_id].rerun_requested = True
+    _call(s, r.call_id).rerun_requested = True
 
 
 def _output_rejected(s: ExecutionState, r: OutputRejected) -> None:
@@ -177,7 +194,7 @@ def _output_rejected(s: ExecutionState, r: OutputRejected) -> None:
 
 
 def _child_suspended(s: ExecutionState, r: ChildSuspended) -> None:
-    s.calls[r.call_id].child_id = r.child_id
+    _call(s, r.call_id).child_id = r.child_id
 
 
 def _drift(s: ExecutionState, r: DriftAccepted) -> None:
@@ -276,11 +293,11 @@ _HANDLERS[SealedRecord] = _sealed
 
 def _responded_summary(s: ExecutionState, r: ModelResponded) -> None:
     """:func:`_responded` without the conversation: the turn, the totals and the calls' states."""
-    s.turns.append(r)
+    s._turns.append(r)  # noqa: SLF001 - the fold's own bookkeeping
     totals = s.totals
     totals.llm_calls += 1
     _add_usage(totals, r.usage, unknown_cost=True)
-    states = s.calls
+    states = s._calls  # noqa: SLF001
     step = r.step
     for i, c in enumerate(r.tool_calls):
         states[c.id] = CallState(call=c, step=step, index=i)
@@ -290,7 +307,7 @@ def _responded_summary(s: ExecutionState, r: ModelResponded) -> None:
 
 def _tool_finished_summary(s: ExecutionState, r: ToolFinished) -> None:
     """:func:`_tool_finished` without the conversation: the call's result (of a call the log recorded)."""
-    s.calls[r.call_id].finished = r
+    _call(s, r.call_id).finished = r
 
 
 # The summary fold: every handler as in the full fold but the two that build the conversation turn by turn.
@@ -337,7 +354,7 @@ def fold(records: Iterable[Record], state: ExecutionState | None = None) -> Exec
     return _fold(records, ExecutionState() if state is None else state, _HANDLERS)
 
 
-def fold_summary(records: Iterable[Record]) -> ExecutionState:
+def fold_summary(records: Iterable[Record], state: ExecutionState | None = None) -> ExecutionState:
     """The fold of ``records`` without the model turns and tool results in ``messages``: for an outcome only.
 
     Status, result, totals, turns, calls and counts are exactly the full fold's, and every record is checked as
@@ -348,7 +365,7 @@ def fold_summary(records: Iterable[Record]) -> ExecutionState:
     Raises:
         LogCorruptError: a record refers to a tool call the log never recorded.
     """
-    return _fold(records, ExecutionState(), _SUMMARY)
+    return _fold(records, ExecutionState() if state is None else state, _SUMMARY)
 
 
 def _fold(

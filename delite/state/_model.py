@@ -5,10 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from delite._gc import settled
+from delite.errors import LogCorruptError
 from delite.log.records import (
     ConfigFingerprint,
     DecisionRecorded,
@@ -18,7 +20,7 @@ from delite.log.records import (
     ToolFinished,
 )
 
-__all__ = ["CallState", "ExecutionState", "Status", "Totals"]
+__all__ = ["CallState", "ExecutionState", "History", "Status", "Totals"]
 
 
 class Status(enum.StrEnum):
@@ -125,6 +127,39 @@ class _ResultTail(msgspec.Struct, gc=False):
     indices: list[int] = msgspec.field(default_factory=list)
 
 
+class History(msgspec.Struct, frozen=True, gc=False):
+    """The first ``steps`` model turns of a state and their ``calls_count`` tool calls, as JSON not yet decoded.
+
+    ``turns`` is the JSON array of those :class:`~delite.log.records.ModelResponded` records, ``calls`` the
+    JSON object of their :class:`CallState` by call id, ``models`` the models that answered them (each once),
+    as :meth:`ExecutionState.encode_history` writes them for a fold checkpoint. A state that carries one (see
+    :meth:`ExecutionState.attach_history`) decodes it the first time its ``turns`` or ``calls`` are read
+    whole: continuing an execution reads only its latest turn, its counts and its conversation, so a long
+    history is never decoded on that path.
+    """
+
+    steps: int
+    calls_count: int
+    turns: msgspec.Raw
+    calls: msgspec.Raw
+    models: list[str] = msgspec.field(default_factory=list)
+
+
+_encoder = msgspec.json.Encoder()
+_turns_decoder = msgspec.json.Decoder(list[ModelResponded])
+_calls_decoder = msgspec.json.Decoder(dict[str, CallState])
+
+
+def _joined(head: msgspec.Raw | bytes, more: bytes) -> msgspec.Raw:
+    """Two JSON arrays (or two objects) as one: ``[a,b]`` and ``[c]`` give ``[a,b,c]``; either may be empty."""
+    head = bytes(head)
+    if len(head) <= 2:
+        return msgspec.Raw(more)
+    if len(more) <= 2:
+        return msgspec.Raw(head)
+    return msgspec.Raw(head[:-1] + b"," + more[1:])
+
+
 @dataclass
 class ExecutionState:
     """The fold of one execution's log. Built by :func:`delite.state._fold.fold`; treat as read-only.
@@ -166,20 +201,147 @@ class ExecutionState:
     _fork_resumes: int = field(default=0, repr=False, compare=False)
     _results: _ResultTail | None = field(default=None, repr=False, compare=False)
 
+    if TYPE_CHECKING:
+        # ``turns`` and ``calls`` are properties (installed below the class) over these: the turns and calls
+        # not in ``_history``, the part of them still encoded (None: all of them are decoded).
+        _turns: list[ModelResponded] = field(init=False, repr=False, compare=False)
+        _calls: dict[str, CallState] = field(init=False, repr=False, compare=False)
+        _history: History | None = field(init=False, repr=False, compare=False)
+
     @property
     def steps(self) -> int:
         """Completed model calls (one step is a model call and the tool calls it asked for)."""
-        return len(self.turns)
+        history = self._history
+        return len(self._turns) + (history.steps if history is not None else 0)
 
     @property
     def last_turn(self) -> ModelResponded | None:
         """The latest model response, if any."""
-        return self.turns[-1] if self.turns else None
+        turns = self._turns
+        if turns:
+            return turns[-1]
+        return self.turns[-1] if self._history is not None else None
+
+    def call(self, call_id: str) -> CallState | None:
+        """The tool call with this id, or None (reads no more of a long history than it has to)."""
+        found = self._calls.get(call_id)
+        if found is None and self._history is not None:
+            self.decode_history()
+            found = self._calls.get(call_id)
+        return found
+
+    def models(self) -> list[str]:
+        """The models that answered, each once, in the order they first did (reads no history)."""
+        history = self._history
+        seen: dict[str, None] = dict.fromkeys(history.models) if history is not None else {}
+        for turn in self._turns:
+            if turn.model:
+                seen[turn.model] = None
+        return list(seen)
+
+    def calls_count(self) -> int:
+        """``len(state.calls)``, without decoding a history."""
+        history = self._history
+        return len(self._calls) + (history.calls_count if history is not None else 0)
 
     def open_calls(self) -> list[CallState]:
         """The latest turn's tool calls that have no result yet, in the order the model asked for them."""
         turn = self.last_turn
         if turn is None:
             return []
-        calls = self.calls
-        return [calls[c.id] for c in turn.tool_calls if calls[c.id].finished is None]
+        found = [self.call(c.id) for c in turn.tool_calls]
+        return [cs for cs in found if cs is not None and cs.finished is None]
+
+    def attach_history(self, history: History | None) -> None:
+        """Put ``history`` (the turns and calls before this state's own) in front of them, decoded when read.
+
+        Raises:
+            ValueError: this state has a history already.
+        """
+        if self._history is not None:
+            raise ValueError("this state has a history already")
+        self._history = history if history is not None and history.steps else None
+
+    def decode_history(self) -> None:
+        """Decode the history a checkpoint left encoded (nothing to do for a state without one).
+
+        Raises:
+            LogCorruptError: the history does not decode (the checkpoint it came from is not one delite wrote).
+        """
+        history = self._history
+        if history is None:
+            return
+        try:
+            with settled():  # tens of thousands of objects, none in a cycle, that live on
+                turns = _turns_decoder.decode(history.turns)
+                calls = _calls_decoder.decode(history.calls)
+        except (msgspec.DecodeError, ValueError, TypeError) as e:
+            raise LogCorruptError(self.execution_id or "?", -1, f"its fold checkpoint's history: {e}") from None
+        if len(turns) != history.steps or len(calls) != history.calls_count:
+            raise LogCorruptError(self.execution_id or "?", -1, "its fold checkpoint's history has a wrong count")
+        turns.extend(self._turns)
+        calls.update(self._calls)
+        self._turns = turns
+        self._calls = calls
+        self._history = None
+
+    def encode_history(self) -> tuple[History | None, list[ModelResponded], dict[str, CallState]]:
+        """Every turn but the latest, and their calls, as a :class:`History`; the latest turn and its calls.
+
+        What a fold checkpoint keeps: a history already encoded is extended with the turns decoded since, so a
+        long one is never decoded to be written again.
+        """
+        turns = self._turns
+        calls = self._calls
+        history = self._history
+        if not turns:
+            return history, turns, calls
+        keep = {c.id for c in turns[-1].tool_calls}
+        recent = {k: v for k, v in calls.items() if k in keep}
+        closed = {k: v for k, v in calls.items() if k not in keep}
+        if len(turns) == 1 and not closed:
+            return history, turns, calls
+        steps = len(turns) - 1 + (history.steps if history is not None else 0)
+        count = len(closed) + (history.calls_count if history is not None else 0)
+        models = dict.fromkeys(history.models) if history is not None else {}
+        for turn in turns[:-1]:
+            if turn.model:
+                models[turn.model] = None
+        more_turns = _encoder.encode(turns[:-1])
+        more_calls = _encoder.encode(closed)
+        if history is not None:
+            all_turns, all_calls = _joined(history.turns, more_turns), _joined(history.calls, more_calls)
+        else:
+            all_turns, all_calls = msgspec.Raw(more_turns), msgspec.Raw(more_calls)
+        return History(steps, count, all_turns, all_calls, list(models)), [turns[-1]], recent
+
+
+def _get_turns(self: ExecutionState) -> list[ModelResponded]:
+    if self._history is not None:
+        self.decode_history()
+    return self._turns
+
+
+def _set_turns(self: ExecutionState, turns: list[ModelResponded]) -> None:
+    if self._history is not None:
+        self.decode_history()
+    self._turns = turns
+
+
+def _get_calls(self: ExecutionState) -> dict[str, CallState]:
+    if self._history is not None:
+        self.decode_history()
+    return self._calls
+
+
+def _set_calls(self: ExecutionState, calls: dict[str, CallState]) -> None:
+    if self._history is not None:
+        self.decode_history()
+    self._calls = calls
+
+
+# Installed after the dataclass is built, so ``turns`` and ``calls`` stay its fields (the constructor, equality,
+# repr and every encoding see them as before) while reading one whole decodes a history first.
+setattr(ExecutionState, "turns", property(_get_turns, _set_turns, doc="Every model response, in order."))  # noqa: B010
+setattr(ExecutionState, "calls", property(_get_calls, _set_calls, doc="Every tool call's state, by call id."))  # noqa: B010
+setattr(ExecutionState, "_history", None)  # noqa: B010 - a class default, not a dataclass field

@@ -36,8 +36,11 @@ def unanswered(state: ExecutionState) -> list[str]:
     reason = state.suspend_reason
     if reason is None:
         return []
-    calls = state.calls
-    return [c for c in reason.confirmation_ids if "/" not in c and not answered(calls[c], reason.kind)]
+    ids = [c for c in reason.confirmation_ids if "/" not in c]
+    found = [state.call(c) for c in ids]
+    if any(cs is None for cs in found):
+        raise KeyError(ids[found.index(None)])  # as state.calls[c] did: a suspension names calls the log holds
+    return [c for c, cs in zip(ids, found, strict=True) if cs is not None and not answered(cs, reason.kind)]
 
 
 def advanceable(state: ExecutionState) -> bool:

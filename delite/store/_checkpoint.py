@@ -4,8 +4,14 @@ The file ``checkpoints/<id>.ckpt`` under the data directory holds the
 :class:`~delite.state._model.ExecutionState` that folding the first ``log_size`` bytes of the log gives,
 together with the SHA-256 of exactly those bytes::
 
-    "delite-checkpoint/1 " crc32(body) as 8 hex digits LF
-    body := JSON {"execution_id": str, "log_size": int, "log_sha256": hex, "state": ExecutionState}
+    "delite-checkpoint/2 " crc32(body) as 8 hex digits LF
+    body := JSON {"execution_id": str, "log_size": int, "log_sha256": hex, "state": ExecutionState,
+                  "history": History | null}
+
+``state`` holds only the latest model turn and its tool calls; every earlier turn and call is in ``history``
+(:class:`~delite.state._model.History`), which a claim does not decode: the state it returns decodes it the
+first time its ``turns`` or ``calls`` are read whole, and continuing the execution never does (it reads the
+latest turn, the counts and the conversation). So a claim decodes the conversation, not the whole history.
 
 The body is JSON, encoded by the same encoder as the log's records: every value in the state reads back exactly
 as it reads back from the record it came from (a NaN as null, an integer key as text), so a state decoded from
@@ -41,6 +47,7 @@ checkpoint would hold its content in plain text.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import os
@@ -49,10 +56,11 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from delite._gc import settled
+from delite.errors import LogCorruptError
 from delite.log import _os
 from delite.log._framing import HEADER
 from delite.log.records import ExecutionStarted
-from delite.state._model import ExecutionState
+from delite.state._model import ExecutionState, History
 from delite.store._snapshot import frame_record, framed, unframed
 
 if TYPE_CHECKING:
@@ -74,7 +82,7 @@ __all__ = [
 SUFFIX: Final = ".ckpt"
 """The suffix of a checkpoint file (``checkpoints/<id>.ckpt``); one being written is ``<id>.ckpt.<pid>-<hex>.tmp``."""
 
-CHECKPOINT_FORMAT: Final = "delite-checkpoint/1"
+CHECKPOINT_FORMAT: Final = "delite-checkpoint/2"
 _PREFIX: Final = CHECKPOINT_FORMAT.encode() + b" "
 MIN_LOG_SIZE: Final = 64 * 1024
 """No checkpoint below this log size: such a log is read, verified and folded in about a millisecond."""
@@ -89,6 +97,7 @@ class _Body(msgspec.Struct, kw_only=True):
     log_size: int
     log_sha256: str
     state: ExecutionState
+    history: History | None = None
 
 
 _encoder = msgspec.json.Encoder()
@@ -115,30 +124,55 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
     a missing checkpoint only makes the next claim slower. The file is created ``0600``, never synced.
     """
     try:
-        body = _encoder.encode(
-            _Body(execution_id=execution_id, log_size=log_size, log_sha256=digest.copy().hexdigest(), state=state)
-        )
+        body = _encode(execution_id, log_size, digest.copy().hexdigest(), state)
         _os.make_private_dir(os.path.dirname(path))
         _os.replace_private(path, framed(_PREFIX, body))
-    except (OSError, TypeError, ValueError, OverflowError):  # an unencodable value (an int over 64 bits): none
-        return False
+    except (OSError, TypeError, ValueError, OverflowError, LogCorruptError):  # an unencodable value (an int
+        return False  # over 64 bits), a history that does not decode: none
     return True
 
 
+def _encode(execution_id: str, log_size: int, sha256: str, state: ExecutionState) -> bytes:
+    """The body of a checkpoint of ``state``: its latest turn and calls in ``state``, the others in ``history``."""
+    history, turns, calls = state.encode_history()
+    latest = copy.copy(state)  # the same values but for the turns and calls the history does not hold
+    latest._history = None  # noqa: SLF001 - this module writes what ExecutionState.attach_history reads
+    latest._turns = turns  # noqa: SLF001
+    latest._calls = calls  # noqa: SLF001
+    return _encoder.encode(
+        _Body(execution_id=execution_id, log_size=log_size, log_sha256=sha256, state=latest, history=history)
+    )
+
+
 def _decode(raw: bytes) -> _Body | str:
-    """The checkpoint's body, or why not (``"other-format"``, ``"damaged"``)."""
+    """The checkpoint's body, or why not (``"other-format"``, ``"damaged"``).
+
+    Its state carries its history, not decoded (see :meth:`~delite.state.ExecutionState.attach_history`).
+    """
     body = unframed(raw, _PREFIX)
     if isinstance(body, str):
         return body
     try:
-        with settled():  # tens of thousands of objects, none in a cycle, that live on
-            return _decoder.decode(body)
+        with settled():  # thousands of objects, none in a cycle, that live on
+            decoded = _decoder.decode(body)
     except (msgspec.DecodeError, ValueError, TypeError):
         return "damaged"
+    history = decoded.history
+    if history is not None and (history.steps < 1 or history.calls_count < 0):
+        return "damaged"
+    decoded.state.attach_history(history)
+    return decoded
 
 
-def hash_prefix(fd: int, size: int) -> tuple[_Hash, bytes] | None:
-    """The running SHA-256 of the first ``size`` bytes at ``fd`` and the first chunk read, or None if shorter."""
+def hash_prefix(fd: int | bytes, size: int) -> tuple[_Hash, bytes] | None:
+    """The running SHA-256 of the first ``size`` bytes at ``fd`` and the first chunk read, or None if shorter.
+
+    ``fd`` may be the log's bytes instead of a descriptor (a listing has read them already).
+    """
+    if isinstance(fd, bytes):
+        if len(fd) < size:
+            return None
+        return hashlib.sha256(memoryview(fd)[:size]), fd[:_CHUNK]
     digest = hashlib.sha256()
     head = b""
     pos = 0
@@ -153,8 +187,8 @@ def hash_prefix(fd: int, size: int) -> tuple[_Hash, bytes] | None:
     return digest, head
 
 
-def verify(path: str, fd: int, execution_id: str) -> Loaded | str:
-    """The checkpoint at ``path`` if it matches the log open at ``fd`` (see the module), else why not.
+def verify(path: str, fd: int | bytes, execution_id: str) -> Loaded | str:
+    """The checkpoint at ``path`` if it matches the log open at ``fd`` (or these bytes of it), else why not.
 
     Why not: ``"missing"``, ``"unreadable"``, ``"other-format"``, ``"damaged"``, ``"foreign"`` (it names
     another execution, or holds a finished one) or ``"stale"`` (the log's first bytes are not the ones it
@@ -190,7 +224,7 @@ def _is_hex_digest(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
-def load(path: str, fd: int, execution_id: str) -> Loaded | None:
+def load(path: str, fd: int | bytes, execution_id: str) -> Loaded | None:
     """:func:`verify`, None for any miss (whatever the file holds, it is never an error: the log is read)."""
     try:
         found = verify(path, fd, execution_id)

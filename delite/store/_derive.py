@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import msgspec
 
 from delite.errors import LogCorruptError, StoreError
 from delite.log._framing import TornTail
-from delite.log._reader import parse_log
+from delite.log._reader import parse_log, parse_stream
 from delite.log._shell import unsealed_shell
 from delite.log.records import (
     AnyRecord,
@@ -113,14 +114,6 @@ def _status(state: ExecutionState, records: list[AnyRecord]) -> str:
     return state.status.value if records else "empty"
 
 
-def _models(state: ExecutionState) -> list[str]:
-    seen: dict[str, None] = {}
-    for turn in state.turns:
-        if turn.model:
-            seen[turn.model] = None
-    return list(seen)
-
-
 def _error(state: ExecutionState) -> str | None:
     if state.error_type is None and state.error_message is None:
         return None
@@ -143,10 +136,10 @@ def _summary_fields(
         "updated_at": state.updated_at,
         "input": state.input,
         "answer": state.answer,
-        "models": _models(state),
+        "models": state.models(),
         "steps": state.steps,
         "llm_calls": t.llm_calls,
-        "tool_calls": len(state.calls),
+        "tool_calls": state.calls_count(),
         "tokens": _tokens(t, known=t.usage_known),
         "cost": str(t.cost) if t.cost_known else None,
         "metadata": state.metadata,
@@ -156,7 +149,7 @@ def _summary_fields(
         "parent_call": state.parent_call,
         "forked_from": started.forked_from if started is not None else None,
         "fork_step": started.fork_step if started is not None else None,
-        "records": len(records),
+        "records": state.records,
         "log_bytes": log_bytes,
         "torn": torn,
         "advanceable": bool(records) and advanceable(state),
@@ -197,6 +190,36 @@ def summary_of_log(execution_id: str, data: bytes, *, path: str) -> ExecutionSum
     if not contents.records:  # nothing complete yet: an "empty" execution, listed as such
         return summary_of_state(execution_id, [], ExecutionState(), log_bytes=len(data), torn=torn)
     return unreadable(execution_id, problems[0].detail, log_bytes=len(data))
+
+
+def summary_of_tail(
+    execution_id: str,
+    data: bytes,
+    start: int,
+    state: ExecutionState,
+    first: ExecutionStarted,
+    *,
+    path: str,
+    full: bool = False,
+) -> ExecutionSummary | None:
+    """:func:`summary_of_log` of ``data`` from ``state``, the fold of its first ``start`` bytes.
+
+    ``state`` is a fold checkpoint's that matched those bytes; only the frames after them are folded (onto it:
+    with ``full`` by the full fold, so the state can be continued from, else by the summary fold). None unless
+    they read and fold cleanly to the end: the caller then reads the whole log, which reports whatever is
+    wrong as usual.
+    """
+    try:
+        tail = parse_stream(io.BytesIO(data[start:]).read, path=path, start=start)
+        if tail.torn is not None or tail.end != len(data):
+            return None
+        if full:
+            fold(tail.records, state)
+        else:
+            fold_summary(tail.records, state)
+    except (StoreError, *_FOLD_ERRORS):
+        return None
+    return summary_of_state(execution_id, [first], state, log_bytes=len(data), torn=False)
 
 
 def summarize(execution_id: str, records: list[AnyRecord]) -> ExecutionSummary:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import hmac
 import io
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -45,7 +47,7 @@ from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
 from delite.store._checkpoint import GROWTH as CHECKPOINT_GROWTH
 from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
-from delite.store._checkpoint import hash_prefix
+from delite.store._checkpoint import Loaded, hash_prefix
 from delite.store._checkpoint import load as load_checkpoint
 from delite.store._checkpoint import save as save_checkpoint
 from delite.store._claimlock import ClaimBusyError, ClaimLock, claim_lock, held, try_take
@@ -74,7 +76,7 @@ from delite.store._records import (
 from delite.store._snapshot import load as load_snapshot
 from delite.store._snapshot import save as save_snapshot
 from delite.store._tail import LogTail
-from delite.store._views import HealthReport, Page
+from delite.store._views import ExecutionSummary, HealthReport, Page
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -86,6 +88,8 @@ _key_codec = msgspec.json.Decoder(dict[str, str])
 _FEW = 16
 # A data directory that cannot be written: reads go on without a claim.
 _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+KEPT_STATES = 64
+"""How many states a recovery scan of a :class:`FileStore` keeps for the claims that follow it."""
 
 
 class FileExecutionLog(ExecutionLog):
@@ -218,7 +222,7 @@ class FileExecutionLog(ExecutionLog):
         """
         w = self._writer
         if self._lock is not None and self._snapshot_path and w is not None:
-            save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset)
+            save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset, running=w.digest)
             if self._checkpoint_path and outcome.status.is_terminal and w.size >= MIN_CHECKPOINT_LOG:
                 with contextlib.suppress(OSError):
                     os.unlink(self._checkpoint_path)
@@ -283,10 +287,40 @@ class FileStore(Store):
             raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
         self._ready = False
         self._cancels = CancelWatch(str(self.layout.signals))
+        self._kept: dict[str, Loaded] = {}
+        self._kept_lock = threading.Lock()
+        self._finding = threading.local()
 
     def __repr__(self) -> str:
         """The data directory."""
         return f"FileStore({str(self.layout.root)!r})"
+
+    def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
+        """As :meth:`Store.recoverable`; the states listing them folded from fold checkpoints are kept for a claim.
+
+        A claim of one of them in this process (a Runtime resuming what it found) then hashes the log's first
+        bytes against the kept hash instead of decoding the checkpoint and folding its tail again. At most
+        :data:`KEPT_STATES` are kept, the oldest let go first; one is used once, by the first claim of its id.
+        """
+        self._finding.keep = True
+        try:
+            return super().recoverable(agent=agent, limit=limit)
+        finally:
+            self._finding.keep = False
+
+    def _keep(self, execution_id: str, found: Loaded) -> None:
+        with self._kept_lock:
+            kept = self._kept
+            kept.pop(execution_id, None)
+            while len(kept) >= KEPT_STATES:
+                del kept[next(iter(kept))]
+            kept[execution_id] = found
+
+    def _take_kept(self, execution_id: str) -> Loaded | None:
+        if not self._kept:
+            return None
+        with self._kept_lock:
+            return self._kept.pop(execution_id, None)
 
     def _where(self) -> str:
         """The data directory as an absolute path, for messages."""
@@ -393,11 +427,16 @@ class FileStore(Store):
                 f, st = open_log_file(execution_id, path, data_dir=self._where())
             check_single_link(execution_id, path, st)
             if not os.path.lexists(snap):
+                kept = self._take_kept(execution_id)
+                if kept is not None:
+                    found = self._checkpointed(execution_id, path, f, st=st, lock=lock, snap=snap, ckpt=ckpt, kept=kept)
+                    if found is not None:
+                        return found
                 if os.path.lexists(ckpt):
                     found = self._checkpointed(execution_id, path, f, st=st, lock=lock, snap=snap, ckpt=ckpt)
                     if found is not None:
                         return found
-                    f.seek(0)
+                f.seek(0)
                 # Nothing to check the bytes against: read, verify and decode the log a chunk at a time, so the
                 # file's bytes are never all held at once (a long unfinished run, the case a crash leaves).
                 digest = hashlib.sha256()
@@ -439,6 +478,7 @@ class FileStore(Store):
         lock: ClaimLock,
         snap: str,
         ckpt: str,
+        kept: Loaded | None = None,
     ) -> FileExecutionLog | None:
         """The claim of an unfinished log from its fold checkpoint and the frames after it; None on any miss.
 
@@ -446,8 +486,21 @@ class FileStore(Store):
         :mod:`delite.store._checkpoint`); the frames after them are read, verified, decoded and folded onto
         its state here. A tail that cannot be read or folded, or that finishes the execution, is a miss: the
         whole log is then read as if there were no checkpoint (and any damage reported as usual).
+
+        ``kept``: a state a listing of this store folded from the checkpoint a moment ago (see
+        :meth:`recoverable`), used instead of the file's when the log's first ``kept.size`` bytes hash to the
+        hash kept with it, which saves decoding the checkpoint and folding the frames the listing folded.
         """
-        found = load_checkpoint(ckpt, f.fileno(), execution_id)
+        if kept is not None:
+            try:
+                hashed = hash_prefix(f.fileno(), kept.size)
+            except OSError:
+                return None
+            if hashed is None or not hmac.compare_digest(hashed[0].digest(), kept.digest.digest()):
+                return None
+            found: Loaded | None = kept
+        else:
+            found = load_checkpoint(ckpt, f.fileno(), execution_id)
         if found is None:
             return None
         digest = found.digest.copy()
@@ -723,7 +776,8 @@ class FileStore(Store):
         """
         from delite.store._listing import list_page  # noqa: PLC0415 - sqlite3 only when listing
 
-        return list_page(self.layout, query, progress=progress)
+        keep = self._keep if getattr(self._finding, "keep", False) else None
+        return list_page(self.layout, query, progress=progress, keep=keep)
 
     def create(self, execution_id: str, records: Sequence[Record]) -> None:
         """Create an execution holding ``records``, whole or not at all (see :meth:`LogStore.create`).

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,7 +26,10 @@ import msgspec
 
 from delite.errors import StoreError, UsageError
 from delite.log._os import open_private, read_regular
-from delite.store._derive import summary_of_log, unreadable
+from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
+from delite.store._checkpoint import Loaded
+from delite.store._checkpoint import load as load_checkpoint
+from delite.store._derive import summary_of_log, summary_of_tail, unreadable
 from delite.store._ids import is_execution_id
 from delite.store._layout import Layout
 from delite.store._query import ListingQuery, Progress
@@ -110,7 +113,11 @@ def scan_logs(layout: Layout) -> dict[str, os.stat_result]:
     return out
 
 
-def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
+Keep = Callable[[str, Loaded], None]
+"""Given the states a listing folded from fold checkpoints, to continue from (see :meth:`FileStore.recoverable`)."""
+
+
+def _row(layout: Layout, eid: str, keep: Keep | None = None) -> tuple[Any, ...] | None:
     path = layout.log(eid)
     try:
         data, st = read_regular(path)
@@ -126,7 +133,7 @@ def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
         summary = unreadable(eid, f"cannot read the log: {e.strerror or e}", log_bytes=0)
         data = b""
     else:
-        summary = summary_of_log(eid, data, path=path)
+        summary = _checkpointed(layout, eid, data, path, keep) or summary_of_log(eid, data, path=path)
     created = summary.created_at or st.st_mtime
     return (
         eid,
@@ -138,6 +145,28 @@ def _row(layout: Layout, eid: str) -> tuple[Any, ...] | None:
         _encode(summary),
         *_stamp(st),
     )
+
+
+def _checkpointed(layout: Layout, eid: str, data: bytes, path: str, keep: Keep | None) -> ExecutionSummary | None:
+    """The summary of an unfinished log from its fold checkpoint and the frames after it, None on any miss.
+
+    The checkpoint is used only if it matches the log's first bytes exactly (see :mod:`._checkpoint`) and
+    the frames after them read and fold cleanly: a long run a dead process left behind is listed (and found by
+    a Runtime's recovery) without folding its whole log; anything else is read whole, as without one. With
+    ``keep``, the tail is folded in full and the state is given to it with the hash of the whole log, for the
+    claim that follows (which checks the log against that hash before it uses the state).
+    """
+    if len(data) < MIN_CHECKPOINT_LOG:
+        return None
+    found = load_checkpoint(layout.checkpoint(eid), data, eid)
+    if found is None:
+        return None
+    summary = summary_of_tail(eid, data, found.size, found.state, found.first, path=path, full=keep is not None)
+    if summary is not None and keep is not None and not found.state.status.is_terminal:
+        digest = found.digest.copy()
+        digest.update(memoryview(data)[found.size :])
+        keep(eid, Loaded(found.state, len(data), digest, found.first))
+    return summary
 
 
 def _json_path(key: str) -> str:
@@ -160,6 +189,7 @@ class ListingIndex:
         self.layout = layout
         self.conn = conn
         self.in_memory = in_memory
+        self.keep: Keep | None = None
 
     @classmethod
     def open(cls, layout: Layout) -> ListingIndex:
@@ -224,7 +254,7 @@ class ListingIndex:
                 raise
             self.conn.close()
             fallback = ListingIndex.memory(self.layout)
-            self.conn, self.in_memory = fallback.conn, True
+            self.conn, self.in_memory = fallback.conn, True  # ``keep`` stays
             return self.refresh(progress)
         return len(stale)
 
@@ -237,7 +267,7 @@ class ListingIndex:
         batch: list[tuple[Any, ...]] = []
         deleted: list[tuple[str]] = []
         for done, eid in enumerate(stale, start=1):
-            row = _row(self.layout, eid)
+            row = _row(self.layout, eid, self.keep)
             if row is None:
                 deleted.append((eid,))
             else:

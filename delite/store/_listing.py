@@ -14,6 +14,7 @@ from delite.store._query import ListingQuery, Progress
 from delite.store._views import ExecutionSummary, Page
 
 if TYPE_CHECKING:
+    from delite.store._index import Keep
     from delite.store._layout import Layout
 
 
@@ -28,11 +29,13 @@ def log_ids(layout: Layout) -> list[str]:
     return sorted(n[:-4] for n in names if n.endswith(".log") and is_execution_id(n[:-4]))
 
 
-def list_page(layout: Layout, query: ListingQuery, *, progress: Progress | None = None) -> Page:
+def list_page(
+    layout: Layout, query: ListingQuery, *, progress: Progress | None = None, keep: Keep | None = None
+) -> Page:
     """One page of the data directory's executions, newest first (see :meth:`ExecutionIndex.list_executions`).
 
     Only logs that changed since the index last saw them are read; ``progress(done, total)`` is called while
-    many are.
+    many are. ``keep`` is given the states folded from fold checkpoints on the way (see :mod:`._index`).
     """
     if not os.path.isdir(layout.executions):
         return Page(items=[], total=0, offset=query.offset, limit=query.limit)
@@ -43,6 +46,7 @@ def list_page(layout: Layout, query: ListingQuery, *, progress: Progress | None 
     from delite.store._index import ListingIndex  # noqa: PLC0415 - sqlite3 only when there is something to list
 
     def listed(index: ListingIndex) -> tuple[list[ExecutionSummary], int]:
+        index.keep = keep
         try:
             index.refresh(progress)
             return index.query(query)

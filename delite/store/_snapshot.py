@@ -34,7 +34,7 @@ import hmac
 import os
 import struct
 import zlib
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -44,6 +44,9 @@ from delite.log._framing import FRAME_HEADER_SIZE, HEADER, MAX_RECORD_SIZE
 from delite.log.records import ExecutionCancelled, ExecutionCompleted, ExecutionStarted
 from delite.state._model import Status
 from delite.state._outcome import Outcome
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 __all__ = [
     "MIN_LOG_SIZE",
@@ -155,12 +158,18 @@ def _told(started: Any, terminal: Any, outcome: Outcome, execution_id: str | Non
     return False
 
 
-def _digest_told(log_path: str, log_size: int, last_offset: int, outcome: Outcome) -> str | None:
+def _digest_told(
+    log_path: str, log_size: int, last_offset: int, outcome: Outcome, running: _Hash | None = None
+) -> str | None:
     """The SHA-256 of the log at ``log_path`` if it is ``log_size`` bytes and its records tell ``outcome``.
 
     What :func:`_told_by_log` and :func:`log_digest` find in the whole file, read a chunk at a time: the
     bytes hashed are the bytes the first and the last record are decoded from, and the file is never all
     held at once (a snapshot is saved at the end of a run, when its state is in memory already).
+
+    ``running``: the SHA-256 of the first ``log_size`` bytes as the writer that appended them kept it (see
+    :attr:`delite.log._writer.LogWriter.digest`). The file is then not hashed again: only its size, its first
+    frame and its last one are read (a log of 10,000 steps is 5 MB, 4 ms to read and hash).
     """
     if not len(HEADER) <= last_offset < log_size or log_size - last_offset > FRAME_HEADER_SIZE + MAX_RECORD_SIZE:
         return None
@@ -170,6 +179,8 @@ def _digest_told(log_path: str, log_size: int, last_offset: int, outcome: Outcom
     tail = bytearray()  # the last frame: from last_offset to the end
     fd = _os.open_regular(log_path)
     try:
+        if running is not None:
+            return _told_at(fd, log_size, last_offset, outcome, running)
         pos = 0
         while pos < log_size:
             chunk = os.pread(fd, min(_CHUNK, log_size - pos), pos)
@@ -195,6 +206,23 @@ def _digest_told(log_path: str, log_size: int, last_offset: int, outcome: Outcom
     if first is None or last is None or last[1] != len(tail) or not _told(first[0], last[0], outcome, None):
         return None
     return digest.hexdigest()
+
+
+def _told_at(fd: int, log_size: int, last_offset: int, outcome: Outcome, running: _Hash) -> str | None:
+    """:func:`_digest_told` with the hash known: the file's size, its first and last frames are checked."""
+    if os.fstat(fd).st_size != log_size:
+        return None
+    start = len(HEADER) + FRAME_HEADER_SIZE
+    head = os.pread(fd, start, 0)
+    if len(head) == start:  # then the first frame, as long as it says it is
+        length = min(int.from_bytes(head[len(HEADER) : len(HEADER) + 4], "little"), MAX_RECORD_SIZE)
+        head += os.pread(fd, min(length, log_size - start), start)
+    tail = os.pread(fd, log_size - last_offset, last_offset)
+    first = _record_at(head, len(HEADER))
+    last = frame_record(tail, 0)
+    if first is None or last is None or last[1] != len(tail) or not _told(first[0], last[0], outcome, None):
+        return None
+    return running.copy().hexdigest()
 
 
 def verify(path: str, log_data: bytes, *, execution_id: str | None = None) -> tuple[Outcome | None, str]:
@@ -234,18 +262,28 @@ def load(path: str, log_data: bytes, *, execution_id: str | None = None) -> Outc
     return verify(path, log_data, execution_id=execution_id)[0]
 
 
-def save(path: str, log_path: str, log_size: int, outcome: Outcome, *, last_offset: int | None = None) -> bool:
+def save(
+    path: str,
+    log_path: str,
+    log_size: int,
+    outcome: Outcome,
+    *,
+    last_offset: int | None = None,
+    running: _Hash | None = None,
+) -> bool:
     """Write a snapshot of ``outcome`` for the first ``log_size`` bytes of the log; False if it could not.
 
     ``last_offset`` is where the log's last (terminal) record starts; without it nothing is written. The log
-    is read back and hashed here, so the snapshot describes the bytes on disk. If the log is no longer
+    is read back and hashed here, so the snapshot describes the bytes on disk, unless ``running`` is the hash
+    of exactly those bytes that the writer kept as it appended them (its first and last records are still
+    read back and checked). If the log is no longer
     ``log_size`` bytes long, or smaller than :data:`MIN_LOG_SIZE`, nothing is written. Failures are not
     errors: a missing snapshot only makes the next resume slower. The file is created ``0600``.
     """
     if log_size < MIN_LOG_SIZE or last_offset is None:
         return False
     try:
-        digest = _digest_told(log_path, log_size, last_offset, outcome)
+        digest = _digest_told(log_path, log_size, last_offset, outcome, running)
         if digest is None:
             return False
         body = _encoder.encode(_Body(log_size=log_size, log_sha256=digest, last_offset=last_offset, outcome=outcome))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import hashlib
 import itertools
 import os
 import shutil
@@ -52,10 +53,12 @@ from delite.log.records import (
     Usage,
 )
 from delite.state import ExecutionState, fold
-from delite.store import FileStore, _file
+from delite.store import FileStore, _file, _index
 from delite.store import _checkpoint as checkpoint
 from delite.store._copy import copy_executions
+from delite.store._derive import summary_of_log
 from delite.store._file import FileExecutionLog
+from delite.store._layout import Layout
 
 STEPS = 200
 STOP = 150  # the tool call the run is interrupted in (its log is then ~160 KiB: checkpointed)
@@ -301,7 +304,9 @@ def test_a_checkpoint_of_another_log_under_the_same_id_is_a_miss(data: Path, tmp
     assert state.input == "another input"
 
 
-def _rewrite(path: Path, body: bytes, *, version: bytes = b"delite-checkpoint/1", crc: int | None = None) -> None:
+def _rewrite(
+    path: Path, body: bytes, *, version: bytes = checkpoint.CHECKPOINT_FORMAT.encode(), crc: int | None = None
+) -> None:
     crc = zlib.crc32(body) if crc is None else crc
     path.write_bytes(version + b" " + f"{crc:08x}\n".encode() + body)
 
@@ -321,6 +326,8 @@ def _body(path: Path) -> dict[str, Any]:
         ("not-json", "damaged"),
         ("wrong-shape", "damaged"),
         ("bad-digest", "damaged"),
+        ("history-of-nothing", "damaged"),
+        ("history-not-json-text", "damaged"),
         ("wrong-size", "stale"),
         ("wrong-digest", "stale"),
         ("finished-state", "foreign"),
@@ -346,6 +353,10 @@ def test_a_checkpoint_that_disagrees_is_a_miss(data: Path, name: str, why: str) 
         _rewrite(path, msgspec.json.encode({**body, "state": {"records": "many"}}))
     elif name == "bad-digest":
         _rewrite(path, msgspec.json.encode({**body, "log_sha256": "é" * 64}))
+    elif name == "history-of-nothing":
+        _rewrite(path, msgspec.json.encode({**body, "history": {**body["history"], "steps": 0}}))
+    elif name == "history-not-json-text":
+        _rewrite(path, payload.replace(b'"turns":[', b'"turns":[,', 1))
     elif name == "wrong-size":
         _rewrite(path, msgspec.json.encode({**body, "log_size": body["log_size"] - 1}))
     elif name == "wrong-digest":
@@ -498,9 +509,10 @@ def _kinds_log() -> list[Record]:
 
 
 def _checkpointed(state: ExecutionState) -> ExecutionState:
-    """``state`` written and read back as a checkpoint body holds it."""
-    body = checkpoint._Body(execution_id="e", log_size=1, log_sha256="0" * 64, state=state)
-    return checkpoint._decoder.decode(checkpoint._encoder.encode(body)).state
+    """``state`` written and read back as a checkpoint holds it: its history left encoded."""
+    body = checkpoint._decode(checkpoint.framed(checkpoint._PREFIX, checkpoint._encode("e", 1, "0" * 64, state)))
+    assert isinstance(body, checkpoint._Body)
+    return body.state
 
 
 def test_checkpoint_plus_tail_is_the_whole_fold_wherever_the_log_is_cut() -> None:
@@ -556,3 +568,206 @@ def test_objects_the_application_froze_stay_frozen() -> None:
         assert gc.isenabled()
     finally:
         gc.unfreeze()
+
+
+# -- the history a checkpoint leaves encoded ------------------------------------------------------------------
+
+
+def test_checkpoint_over_checkpoint_plus_tail_is_the_whole_fold_wherever_the_log_is_cut() -> None:
+    """A state read from a checkpoint, its history still encoded, folds on and is checkpointed again."""
+    records = _kinds_log()
+    full = fold(records)
+    for j in range(1, len(records) + 1):
+        first = _checkpointed(fold(records[:j]))
+        for k in range(j, len(records) + 1):
+            second = _checkpointed(fold(records[j:k], _checkpointed(fold(records[:j]))))
+            same(fold(records[k:], second), full)
+        same(fold(records[j:], first), full)
+
+
+def test_a_history_is_decoded_once_when_turns_or_calls_are_read_whole(data: Path) -> None:
+    expected = whole(data)
+    for read in ("turns", "calls"):
+        state, used = claimed(data)
+        assert used and state._history is not None
+        assert state.steps == expected.steps and state.calls_count() == len(expected.calls)
+        assert state.last_turn == expected.last_turn
+        assert state.open_calls() == expected.open_calls()
+        assert state._history is not None  # counts, the latest turn and its calls: nothing decoded
+        assert getattr(state, read) == getattr(expected, read)
+        assert state._history is None
+        same(state, expected)
+
+
+def _decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every time a state decodes a history (its step count then)."""
+    seen: list[int] = []
+    real = ExecutionState.decode_history
+
+    def counted(self: ExecutionState) -> None:
+        if self._history is not None:
+            seen.append(self.steps)
+        real(self)
+
+    monkeypatch.setattr(ExecutionState, "decode_history", counted)
+    return seen
+
+
+def test_resuming_from_a_checkpoint_never_decodes_its_history(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded = _decodes(monkeypatch)
+    runs: list[int] = []
+    with Agent(data, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, None)]) as agent:
+        r = agent.resume("e")
+    assert r.status == "completed" and r.steps == STEPS + 1
+    assert runs[0] == STOP and len(runs) == STEPS - STOP
+    assert decoded == []
+
+
+def test_a_resumed_run_checkpoints_again_without_decoding_the_history(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resumed process writes the next checkpoint from the history it read, still encoded, plus its turns."""
+    before = covered(data)
+    decoded = _decodes(monkeypatch)
+    runs: list[int] = []
+    agent = Agent(data, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, STEPS - 1)])
+    with agent, pytest.raises(KeyboardInterrupt):
+        agent.resume("e")
+    assert decoded == []
+    assert covered(data) >= before * checkpoint.GROWTH
+    state, used = claimed(data)
+    assert used and state._history is not None and state._history.steps > STOP
+    same(state, whole(data))
+
+
+def test_a_history_that_does_not_decode_is_a_clear_error_when_read(data: Path) -> None:
+    """Only delite writes checkpoints (a 0700 directory); one whose history is not what it wrote says so."""
+    path = ckpt(data)
+    body = _body(path)
+    body["history"]["turns"] = [{"kind": "model-responded", "at": "not a time", "step": 1}] * body["history"]["steps"]
+    _rewrite(path, msgspec.json.encode(body))
+    state, used = claimed(data)
+    assert used
+    with pytest.raises(LogCorruptError, match="history"):
+        _ = state.turns
+    assert whole(data).steps == state.steps  # the log itself is untouched
+
+
+# -- a listing (and a Runtime's recovery scan) reads the checkpoint too ----------------------------------------
+
+
+def _listed(d: Path) -> Any:
+    return FileStore(d).list_executions(limit=None).items[0]
+
+
+def test_a_listing_of_an_unfinished_log_folds_only_its_tail_and_says_what_the_whole_log_says(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = data / "executions" / "e.log"
+    expected = summary_of_log("e", log.read_bytes(), path=str(log))
+    assert expected.status == "running" and expected.steps == STOP + 1
+    read_whole: list[str] = []
+    real = _index.summary_of_log
+
+    def counted(eid: str, data: bytes, *, path: str) -> Any:
+        read_whole.append(eid)
+        return real(eid, data, path=path)
+
+    monkeypatch.setattr(_index, "summary_of_log", counted)
+    assert _listed(data) == expected
+    assert read_whole == []
+    assert [s.id for s in FileStore(data).recoverable()] == ["e"]
+
+
+def test_a_listing_from_a_checkpoint_equals_one_from_the_whole_log_wherever_the_run_stopped(tmp_path: Path) -> None:
+    for stop in (STOP, STOP + 7, STEPS - 1):
+        d = tmp_path / str(stop)
+        interrupted(d, stop=stop)
+        log = d / "executions" / "e.log"
+        data = log.read_bytes()
+        expected = summary_of_log("e", data, path=str(log))
+        assert _index._checkpointed(Layout(d), "e", data, str(log), None) == expected
+        kept: dict[str, Any] = {}
+        assert _index._checkpointed(Layout(d), "e", data, str(log), kept.__setitem__) == expected
+        found = kept["e"]  # folded in full for a claim: the whole log's state, and the hash of all of it
+        same(found.state, whole(d))
+        assert found.size == len(data) and found.digest.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_listing_whose_tail_is_damaged_reads_the_whole_log_and_reports_it(data: Path) -> None:
+    log = data / "executions" / "e.log"
+    raw = bytearray(log.read_bytes())
+    raw[-3] ^= 0xFF  # inside the last frame: a torn tail to a reader
+    log.write_bytes(bytes(raw))
+    assert _index._checkpointed(Layout(data), "e", bytes(raw), str(log), None) is None
+    assert _listed(data) == summary_of_log("e", bytes(raw), path=str(log))
+    raw[covered(data) + 20] ^= 0xFF  # a frame in the middle of the tail: damage, not a torn end
+    log.write_bytes(bytes(raw))
+    assert _index._checkpointed(Layout(data), "e", bytes(raw), str(log), None) is None
+    assert _listed(data).status == "unreadable"
+
+
+def _loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every checkpoint file a claim decodes."""
+    seen: list[str] = []
+    real = _file.load_checkpoint
+
+    def counted(path: str, fd: Any, eid: str) -> Any:
+        seen.append(eid)
+        return real(path, fd, eid)
+
+    monkeypatch.setattr(_file, "load_checkpoint", counted)
+    return seen
+
+
+def test_a_claim_after_a_recovery_scan_continues_from_the_state_the_scan_folded(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(data)
+    assert [s.id for s in store.recoverable()] == ["e"]
+    loads = _loads(monkeypatch)
+    with store.claim("e") as log:
+        assert isinstance(log, FileExecutionLog) and log._checkpointed is not None
+        same(log.state(), whole(data))
+        assert log.head == len(read_log(str(data / "executions" / "e.log")).records)
+    assert loads == []  # neither the checkpoint decoded again nor its tail folded again
+    with store.claim("e") as log:  # a kept state is used once
+        same(log.state(), whole(data))
+    assert loads == ["e"]
+
+
+def test_a_kept_state_is_not_used_for_a_log_that_changed_since_the_scan(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(data)
+    assert [s.id for s in store.recoverable()] == ["e"]
+    log_file = data / "executions" / "e.log"
+    raw = bytearray(log_file.read_bytes())
+    at = covered(data) // 2
+    raw[at] ^= 0xFF  # inside a frame the checkpoint covers: the log is damaged there
+    log_file.write_bytes(bytes(raw))
+    with pytest.raises(LogCorruptError):
+        store.claim("e")
+
+
+def test_a_kept_state_follows_a_log_that_grew_since_the_scan(data: Path) -> None:
+    """Another process took the execution on after the scan and died later: the claim folds what it appended."""
+    store = FileStore(data)
+    assert [s.id for s in store.recoverable()] == ["e"]
+    runs: list[int] = []
+    agent = Agent(data, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, STOP + 3)])
+    with agent, pytest.raises(KeyboardInterrupt):
+        agent.resume("e")  # its own store: the kept state stays with ``store``
+    with store.claim("e") as log:
+        same(log.state(), whole(data))
+
+
+def test_a_recovery_scan_keeps_a_bounded_number_of_states(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_file, "KEPT_STATES", 2)
+    for eid in ("a", "b", "c"):
+        interrupted(tmp_path, eid, text=eid)
+    store = FileStore(tmp_path)
+    assert sorted(s.id for s in store.recoverable()) == ["a", "b", "c"]
+    assert len(store._kept) == 2
+    store.list_executions()  # a listing that is not a recovery scan keeps nothing
+    assert len(store._kept) == 2

@@ -382,3 +382,54 @@ def test_saving_hashes_the_log_a_chunk_at_a_time_and_checks_the_same(
     other_input = msgspec.structs.replace(told, input="not the input")
     assert not snapshot._told_by_log(data, last, other_input, None)
     assert snapshot._digest_told(path, len(data), last, other_input) is None
+
+
+def test_saving_with_the_writers_running_hash_reads_only_the_first_and_last_frames(
+    finished: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash the writer kept as it appended is the file's; the records told are still read back and checked."""
+    data_dir, _ = finished
+    path = str(log_path(data_dir))
+    data = log_path(data_dir).read_bytes()
+    contents = parse_log(data)
+    told = outcome(fold(contents.records))
+    last = contents.offsets[-1]
+    running = hashlib.sha256(data)
+    read: list[int] = []
+    real_pread = os.pread
+
+    def counted(fd: int, n: int, offset: int) -> bytes:
+        read.append(n)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(snapshot.os, "pread", counted)
+    assert snapshot._digest_told(path, len(data), last, told, running) == running.hexdigest()
+    assert sum(read) < len(data) // 2  # the header, the first frame and the last one, never the middle
+    assert running.hexdigest() == hashlib.sha256(data).hexdigest()  # the writer's hash is not finalised
+    # What the reading check refuses, this one refuses: another size, another last record, another answer.
+    assert snapshot._digest_told(path, len(data) - 1, last, told, running) is None
+    assert snapshot._digest_told(path, len(data) + 1, last, told, running) is None
+    assert snapshot._digest_told(path, len(data), contents.offsets[-2], told, running) is None
+    assert snapshot._digest_told(path, len(data), last, msgspec.structs.replace(told, answer="other"), running) is None
+    other_input = msgspec.structs.replace(told, input="not the input")
+    assert snapshot._digest_told(path, len(data), last, other_input, running) is None
+
+
+def test_a_finished_run_saves_its_snapshot_from_the_writers_hash(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, parses: list[int]
+) -> None:
+    hashed: list[int] = []
+    real = snapshot._digest_told
+
+    def counted(log: str, size: int, last: int, told: Any, running: Any = None) -> Any:
+        hashed.append(running is not None)
+        return real(log, size, last, told, running)
+
+    monkeypatch.setattr(snapshot, "_digest_told", counted)
+    with agent(data_dir, steps=40) as a:
+        assert a.run("go", execution_id="e1").status == "completed"
+    assert hashed == [True]
+    parses.clear()
+    with agent(data_dir, steps=40) as a:
+        assert a.run("go", execution_id="e1").status == "completed"  # answered from the snapshot
+    assert parses == []
