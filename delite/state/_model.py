@@ -262,6 +262,17 @@ class ExecutionState:
             raise ValueError("this state has a history already")
         self._history = history if history is not None and history.steps else None
 
+    def hold_history(self, history: History | None, turns: list[ModelResponded], calls: dict[str, CallState]) -> None:
+        """Hold the turns and calls as :meth:`encode_history` split them: ``history`` encoded, the rest as is.
+
+        The state's value does not change (reading ``turns`` or ``calls`` whole decodes the history again, as
+        the log reads back); only how much of it is held as objects does. ``turns`` and ``calls`` must be
+        what :meth:`encode_history` returned with ``history``, with nothing applied to the state since.
+        """
+        self._history = history if history is not None and history.steps else None
+        self._turns = turns
+        self._calls = calls
+
     def decode_history(self) -> None:
         """Decode the history a checkpoint left encoded (nothing to do for a state without one).
 

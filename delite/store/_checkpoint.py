@@ -59,8 +59,8 @@ from delite._gc import settled
 from delite.errors import LogCorruptError
 from delite.log import _os
 from delite.log._framing import HEADER
-from delite.log.records import ExecutionStarted
-from delite.state._model import ExecutionState, History
+from delite.log.records import ExecutionStarted, ModelResponded
+from delite.state._model import CallState, ExecutionState, History
 from delite.store._snapshot import frame_record, framed, unframed
 
 if TYPE_CHECKING:
@@ -122,9 +122,14 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
 
     ``digest`` is not changed (a copy is finalised). False when nothing was written: failures are not errors,
     a missing checkpoint only makes the next claim slower. The file is created ``0600``, never synced.
+
+    Once encoded, ``state`` holds its history as the checkpoint does (:meth:`ExecutionState.hold_history`): the
+    same value, its earlier turns and calls kept as the JSON just written rather than as objects, so the next
+    checkpoint encodes only what came since and a long run's memory stays that of its JSON.
     """
     try:
-        body = _encode(execution_id, log_size, digest.copy().hexdigest(), state)
+        body, held = _encode(execution_id, log_size, digest.copy().hexdigest(), state)
+        state.hold_history(*held)
         _os.make_private_dir(os.path.dirname(path))
         _os.replace_private(path, framed(_PREFIX, body))
     except (OSError, TypeError, ValueError, OverflowError, LogCorruptError):  # an unencodable value (an int
@@ -132,16 +137,22 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
     return True
 
 
-def _encode(execution_id: str, log_size: int, sha256: str, state: ExecutionState) -> bytes:
-    """The body of a checkpoint of ``state``: its latest turn and calls in ``state``, the others in ``history``."""
-    history, turns, calls = state.encode_history()
+def _encode(
+    execution_id: str, log_size: int, sha256: str, state: ExecutionState
+) -> tuple[bytes, tuple[History | None, list[ModelResponded], dict[str, CallState]]]:
+    """The body of a checkpoint of ``state``, and the parts :meth:`ExecutionState.encode_history` gave.
+
+    The body's ``state`` holds the latest turn and its calls, its ``history`` the others.
+    """
+    held = history, turns, calls = state.encode_history()
     latest = copy.copy(state)  # the same values but for the turns and calls the history does not hold
     latest._history = None  # noqa: SLF001 - this module writes what ExecutionState.attach_history reads
     latest._turns = turns  # noqa: SLF001
     latest._calls = calls  # noqa: SLF001
-    return _encoder.encode(
+    body = _encoder.encode(
         _Body(execution_id=execution_id, log_size=log_size, log_sha256=sha256, state=latest, history=history)
     )
+    return body, held
 
 
 def _decode(raw: bytes) -> _Body | str:

@@ -89,7 +89,12 @@ _FEW = 16
 # A data directory that cannot be written: reads go on without a claim.
 _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 KEPT_STATES = 64
-"""How many states a recovery scan of a :class:`FileStore` keeps for the claims that follow it."""
+"""How many states recovery scans of file stores keep in a process for the claims that follow them."""
+KEPT_BYTES = 64 * 1024 * 1024
+"""At most this many log bytes' worth of kept states (a state takes a few times its log's size in memory)."""
+# Those states, by (data directory, execution id): a Runtime scans through its store, its agents claim through theirs.
+_kept: dict[tuple[str, str], Loaded] = {}
+_kept_lock = threading.Lock()
 
 
 class FileExecutionLog(ExecutionLog):
@@ -287,8 +292,6 @@ class FileStore(Store):
             raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
         self._ready = False
         self._cancels = CancelWatch(str(self.layout.signals))
-        self._kept: dict[str, Loaded] = {}
-        self._kept_lock = threading.Lock()
         self._finding = threading.local()
 
     def __repr__(self) -> str:
@@ -298,9 +301,10 @@ class FileStore(Store):
     def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """As :meth:`Store.recoverable`; the states listing them folded from fold checkpoints are kept for a claim.
 
-        A claim of one of them in this process (a Runtime resuming what it found) then hashes the log's first
-        bytes against the kept hash instead of decoding the checkpoint and folding its tail again. At most
-        :data:`KEPT_STATES` are kept, the oldest let go first; one is used once, by the first claim of its id.
+        A claim of one of them in this process (a Runtime resuming what it found, through any store on the same
+        data directory) then hashes the log's first bytes against the kept hash instead of decoding the
+        checkpoint and folding its tail again. At most :data:`KEPT_STATES` states of logs of :data:`KEPT_BYTES`
+        in all are kept in a process, the oldest let go first; one is used once, by the first claim of its id.
         """
         self._finding.keep = True
         try:
@@ -309,18 +313,20 @@ class FileStore(Store):
             self._finding.keep = False
 
     def _keep(self, execution_id: str, found: Loaded) -> None:
-        with self._kept_lock:
-            kept = self._kept
-            kept.pop(execution_id, None)
-            while len(kept) >= KEPT_STATES:
-                del kept[next(iter(kept))]
-            kept[execution_id] = found
+        key = (os.path.abspath(self.layout.root), execution_id)
+        if found.size > KEPT_BYTES:
+            return
+        with _kept_lock:
+            _kept.pop(key, None)
+            _kept[key] = found
+            while len(_kept) > KEPT_STATES or sum(f.size for f in _kept.values()) > KEPT_BYTES:
+                del _kept[next(iter(_kept))]
 
     def _take_kept(self, execution_id: str) -> Loaded | None:
-        if not self._kept:
+        if not _kept:
             return None
-        with self._kept_lock:
-            return self._kept.pop(execution_id, None)
+        with _kept_lock:
+            return _kept.pop((os.path.abspath(self.layout.root), execution_id), None)
 
     def _where(self) -> str:
         """The data directory as an absolute path, for messages."""

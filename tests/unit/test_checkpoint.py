@@ -510,7 +510,7 @@ def _kinds_log() -> list[Record]:
 
 def _checkpointed(state: ExecutionState) -> ExecutionState:
     """``state`` written and read back as a checkpoint holds it: its history left encoded."""
-    body = checkpoint._decode(checkpoint.framed(checkpoint._PREFIX, checkpoint._encode("e", 1, "0" * 64, state)))
+    body = checkpoint._decode(checkpoint.framed(checkpoint._PREFIX, checkpoint._encode("e", 1, "0" * 64, state)[0]))
     assert isinstance(body, checkpoint._Body)
     return body.state
 
@@ -736,6 +736,17 @@ def test_a_claim_after_a_recovery_scan_continues_from_the_state_the_scan_folded(
     assert loads == ["e"]
 
 
+def test_a_state_kept_by_one_store_serves_a_claim_through_another_on_the_same_directory(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Runtime scans through its own store and resumes through each agent's."""
+    assert [s.id for s in FileStore(data).recoverable()] == ["e"]
+    loads = _loads(monkeypatch)
+    with FileStore(data).claim("e") as log:
+        same(log.state(), whole(data))
+    assert loads == []
+
+
 def test_a_kept_state_is_not_used_for_a_log_that_changed_since_the_scan(
     data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -766,8 +777,57 @@ def test_a_recovery_scan_keeps_a_bounded_number_of_states(tmp_path: Path, monkey
     monkeypatch.setattr(_file, "KEPT_STATES", 2)
     for eid in ("a", "b", "c"):
         interrupted(tmp_path, eid, text=eid)
+    monkeypatch.setattr(_file, "_kept", {})
     store = FileStore(tmp_path)
     assert sorted(s.id for s in store.recoverable()) == ["a", "b", "c"]
-    assert len(store._kept) == 2
+    assert len(_file._kept) == 2
+    _file._kept.clear()
+    monkeypatch.setattr(_file, "KEPT_STATES", 64)
+    biggest = max((tmp_path / "executions" / f"{eid}.log").stat().st_size for eid in "abc")
+    monkeypatch.setattr(_file, "KEPT_BYTES", biggest * 2)  # two fit, three do not (the logs are about as long)
+    Path(Layout(tmp_path).index).unlink()  # every row derived again: rows are kept only when derived
+    store.recoverable()
+    assert len(_file._kept) == 2 and sum(f.size for f in _file._kept.values()) <= biggest * 2
+    _file._kept.clear()
     store.list_executions()  # a listing that is not a recovery scan keeps nothing
-    assert len(store._kept) == 2
+    assert not _file._kept
+
+
+def _held(state: ExecutionState) -> ExecutionState:
+    """``state`` holding its history encoded, as after a checkpoint of it was written."""
+    _body, held = checkpoint._encode("e", 1, "0" * 64, state)
+    state.hold_history(*held)
+    return state
+
+
+def test_a_running_state_that_holds_its_history_encoded_folds_on_to_the_whole_fold() -> None:
+    """After each checkpoint the engine's own state keeps its earlier turns and calls as the JSON written."""
+    records = _kinds_log()
+    full = fold(records)
+    for j in range(1, len(records) + 1):
+        for k in range(j, len(records) + 1):
+            state = _held(fold(records[:j]))
+            fold(records[j:k], state)
+            _held(state)
+            same(fold(records[k:], state), full)
+
+
+def test_a_long_run_holds_its_history_encoded_and_never_decodes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = _decodes(monkeypatch)
+    held: list[int] = []
+    real = ExecutionState.hold_history
+
+    def counted(self: ExecutionState, *parts: Any) -> None:
+        real(self, *parts)
+        held.append(self._history.steps if self._history is not None else 0)
+
+    monkeypatch.setattr(ExecutionState, "hold_history", counted)
+    runs: list[int] = []
+    with Agent(tmp_path, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, None)]) as agent:
+        r = agent.run("go", execution_id="e")
+        assert r.status == "completed" and len(runs) == STEPS
+        assert len(held) >= 3 and held == sorted(held) and held[-1] > STEPS // 2
+        assert decoded == []
+        assert agent.get("e").steps == STEPS + 1
