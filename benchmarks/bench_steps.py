@@ -29,7 +29,8 @@ What is measured (docs/benchmarks.md explains the limits):
   logged, the result not), recovered with ``agent.resume(id)`` in a fresh process, which runs the tool once
   more, calls the model and completes; timed as ``resume`` is. Each process recovers its own copy of the
   crashed data directory. With ``--against DIR`` (a checkout of another commit, such as ``main``), the same
-  children run with that code on ``PYTHONPATH``, interleaved with this one's, round by round.
+  children run with that code on ``PYTHONPATH``, interleaved with this one's, round by round; each code
+  crashes its own run first (the fold checkpoint a crash leaves is in that code's format).
 * check: what the writer's read-back check costs (every record is decoded with the reader's own types before
   it is appended): encoding the records of a 100-step log with and without it, per record and per step.
 * import: ``import delite`` and ``from delite import Agent, ScriptedProvider, tool`` in fresh processes, timed
@@ -424,22 +425,28 @@ def bench_recover(sizes: list[int], repeat: int, workdir: str, against: str | No
     codes = _codes(against)
     rows = []
     for n in sizes:
-        crashed = tempfile.mkdtemp(prefix=f"crashed-{n}-", dir=workdir)
         eid = f"bench-{n}"
-        done = subprocess.run([sys.executable, "-c", CRASH_CHILD, crashed, eid, str(n), TEXT], check=False)
-        if done.returncode != 3:
-            raise RuntimeError(f"the crashing run of {n} steps exited with {done.returncode}, not 3")
-        log = os.path.join(crashed, "executions", eid + ".log")
+        crashed: dict[str, str] = {}
+        for name, code_dir in codes:
+            # Each code crashes its own run: the derived files a crash leaves (a fold checkpoint) are its own format.
+            crashed[name] = tempfile.mkdtemp(prefix=f"crashed-{n}-{name}-", dir=workdir)
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [code_dir, os.environ.get("PYTHONPATH")])))
+            args = [sys.executable, "-c", CRASH_CHILD, crashed[name], eid, str(n), TEXT]
+            done = subprocess.run(args, check=False, env=env, cwd=code_dir)
+            if done.returncode != 3:
+                raise RuntimeError(f"the crashing run of {n} steps exited with {done.returncode}, not 3")
         times = _Timings(codes)
         for _ in range(repeat):
             for name, code_dir in codes:
                 data_dir = tempfile.mkdtemp(prefix=f"recover-{n}-", dir=workdir)
-                shutil.copytree(crashed, data_dir, dirs_exist_ok=True)
+                shutil.copytree(crashed[name], data_dir, dirs_exist_ok=True)
                 out, wall = _child(RECOVER_CHILD, data_dir, eid, str(n), code_dir=code_dir)
                 shutil.rmtree(data_dir, ignore_errors=True)
                 times.add(name, out, wall)
+        log = os.path.join(crashed["this"], "executions", eid + ".log")
         rows += [times.row(name, log, repeat, steps=n) for name, _ in codes]
-        shutil.rmtree(crashed, ignore_errors=True)
+        for path in crashed.values():
+            shutil.rmtree(path, ignore_errors=True)
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -143,6 +144,8 @@ class History(msgspec.Struct, frozen=True, gc=False):
     turns: msgspec.Raw
     calls: msgspec.Raw
     models: list[str] = msgspec.field(default_factory=list)
+    crc32: int = -1
+    """The CRC-32 of ``turns`` then ``calls``, checked before they are decoded (-1: nothing to check)."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -282,6 +285,8 @@ class ExecutionState:
         history = self._history
         if history is None:
             return
+        if history.crc32 >= 0 and zlib.crc32(history.calls, zlib.crc32(history.turns)) != history.crc32:
+            raise LogCorruptError(self.execution_id or "?", -1, "its fold checkpoint's history is damaged (CRC-32)")
         try:
             with settled():  # tens of thousands of objects, none in a cycle, that live on
                 turns = _turns_decoder.decode(history.turns)

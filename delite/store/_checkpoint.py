@@ -4,14 +4,16 @@ The file ``checkpoints/<id>.ckpt`` under the data directory holds the
 :class:`~delite.state._model.ExecutionState` that folding the first ``log_size`` bytes of the log gives,
 together with the SHA-256 of exactly those bytes::
 
-    "delite-checkpoint/2 " crc32(body) as 8 hex digits LF
+    "delite-checkpoint/2 " crc32(body) as 8 hex digits " " len(body) LF
     body := JSON {"execution_id": str, "log_size": int, "log_sha256": hex, "state": ExecutionState,
-                  "history": History | null}
+                  "history": {"steps", "calls_count", "models", "turns_size", "calls_size", "crc32"} | null}
+    then the history's turns (turns_size bytes, a JSON array) and calls (calls_size bytes, a JSON object)
 
-``state`` holds only the latest model turn and its tool calls; every earlier turn and call is in ``history``
-(:class:`~delite.state._model.History`), which a claim does not decode: the state it returns decodes it the
-first time its ``turns`` or ``calls`` are read whole, and continuing the execution never does (it reads the
-latest turn, the counts and the conversation). So a claim decodes the conversation, not the whole history.
+``state`` holds only the latest model turn and its tool calls; every earlier turn and call is in the history
+(:class:`~delite.state._model.History`), after the body, outside its CRC: a claim neither reads it through a
+JSON parser nor checksums it. The state it returns checks the history's own CRC-32 and decodes it the first
+time its ``turns`` or ``calls`` are read whole, and continuing the execution never does (it reads the latest
+turn, the counts and the conversation). So a claim decodes the conversation, not the whole history.
 
 The body is JSON, encoded by the same encoder as the log's records: every value in the state reads back exactly
 as it reads back from the record it came from (a NaN as null, an integer key as text), so a state decoded from
@@ -51,6 +53,7 @@ import copy
 import hashlib
 import hmac
 import os
+import zlib
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -61,7 +64,7 @@ from delite.log import _os
 from delite.log._framing import HEADER
 from delite.log.records import ExecutionStarted, ModelResponded
 from delite.state._model import CallState, ExecutionState, History
-from delite.store._snapshot import frame_record, framed, unframed
+from delite.store._snapshot import frame_record, framed, unframed_rest
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -92,12 +95,21 @@ GROWTH: Final = 1.25
 _CHUNK: Final = 1 << 20
 
 
+class _HistoryHead(msgspec.Struct, kw_only=True):
+    steps: int
+    calls_count: int
+    models: list[str]
+    turns_size: int
+    calls_size: int
+    crc32: int
+
+
 class _Body(msgspec.Struct, kw_only=True):
     execution_id: str
     log_size: int
     log_sha256: str
     state: ExecutionState
-    history: History | None = None
+    history: _HistoryHead | None = None
 
 
 _encoder = msgspec.json.Encoder()
@@ -128,10 +140,10 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
     checkpoint encodes only what came since and a long run's memory stays that of its JSON.
     """
     try:
-        body, held = _encode(execution_id, log_size, digest.copy().hexdigest(), state)
+        data, held = _encode(execution_id, log_size, digest.copy().hexdigest(), state)
         state.hold_history(*held)
         _os.make_private_dir(os.path.dirname(path))
-        _os.replace_private(path, framed(_PREFIX, body))
+        _os.replace_private(path, data)
     except (OSError, TypeError, ValueError, OverflowError, LogCorruptError):  # an unencodable value (an int
         return False  # over 64 bits), a history that does not decode: none
     return True
@@ -140,19 +152,33 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
 def _encode(
     execution_id: str, log_size: int, sha256: str, state: ExecutionState
 ) -> tuple[bytes, tuple[History | None, list[ModelResponded], dict[str, CallState]]]:
-    """The body of a checkpoint of ``state``, and the parts :meth:`ExecutionState.encode_history` gave.
+    """The bytes of a checkpoint of ``state``, and the parts :meth:`ExecutionState.encode_history` gave.
 
-    The body's ``state`` holds the latest turn and its calls, its ``history`` the others.
+    The body's ``state`` holds the latest turn and its calls, the history after the body the others.
     """
     held = history, turns, calls = state.encode_history()
     latest = copy.copy(state)  # the same values but for the turns and calls the history does not hold
     latest._history = None  # noqa: SLF001 - this module writes what ExecutionState.attach_history reads
     latest._turns = turns  # noqa: SLF001
     latest._calls = calls  # noqa: SLF001
+    rest: tuple[bytes, ...] = (b"",)  # no history: the body's length is still written
+    head = None
+    if history is not None:
+        rest = (bytes(history.turns), bytes(history.calls))
+        size_t, size_c = len(rest[0]), len(rest[1])
+        crc = zlib.crc32(rest[1], zlib.crc32(rest[0]))
+        head = _HistoryHead(
+            steps=history.steps,
+            calls_count=history.calls_count,
+            models=history.models,
+            turns_size=size_t,
+            calls_size=size_c,
+            crc32=crc,
+        )
     body = _encoder.encode(
-        _Body(execution_id=execution_id, log_size=log_size, log_sha256=sha256, state=latest, history=history)
+        _Body(execution_id=execution_id, log_size=log_size, log_sha256=sha256, state=latest, history=head)
     )
-    return body, held
+    return framed(_PREFIX, body, *rest), held
 
 
 def _decode(raw: bytes) -> _Body | str:
@@ -160,17 +186,24 @@ def _decode(raw: bytes) -> _Body | str:
 
     Its state carries its history, not decoded (see :meth:`~delite.state.ExecutionState.attach_history`).
     """
-    body = unframed(raw, _PREFIX)
-    if isinstance(body, str):
-        return body
+    parts = unframed_rest(raw, _PREFIX)
+    if isinstance(parts, str):
+        return parts
+    body, rest = parts
     try:
         with settled():  # thousands of objects, none in a cycle, that live on
             decoded = _decoder.decode(body)
     except (msgspec.DecodeError, ValueError, TypeError):
         return "damaged"
-    history = decoded.history
-    if history is not None and (history.steps < 1 or history.calls_count < 0):
+    head = decoded.history
+    if head is None:
+        return "damaged" if len(rest) else decoded
+    if head.steps < 1 or head.calls_count < 0 or min(head.turns_size, head.calls_size) < 2:
         return "damaged"
+    if head.turns_size + head.calls_size != len(rest):
+        return "damaged"
+    turns, calls = rest[: head.turns_size], rest[head.turns_size :]
+    history = History(head.steps, head.calls_count, msgspec.Raw(turns), msgspec.Raw(calls), head.models, head.crc32)
     decoded.state.attach_history(history)
     return decoded
 

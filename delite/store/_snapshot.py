@@ -57,6 +57,7 @@ __all__ = [
     "log_digest",
     "save",
     "unframed",
+    "unframed_rest",
     "verify",
 ]
 
@@ -83,9 +84,15 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(_Body)
 
 
-def framed(prefix: bytes, body: bytes) -> bytes:
-    """A derived file's bytes: its format line ``prefix`` + the body's CRC-32 as 8 hex digits + LF, then the body."""
-    return prefix + f"{zlib.crc32(body):08x}\n".encode() + body
+def framed(prefix: bytes, body: bytes, *rest: bytes) -> bytes:
+    """A derived file's bytes: its format line ``prefix`` + the body's CRC-32 as 8 hex digits + LF, then the body.
+
+    With ``rest``, the body's length in decimal follows the CRC (after a space), and ``rest`` follows the body:
+    bytes the CRC does not cover, which the body describes (their own checksum included, if they need one).
+    """
+    if not rest:
+        return prefix + f"{zlib.crc32(body):08x}\n".encode() + body
+    return b"".join([prefix, f"{zlib.crc32(body):08x} {len(body)}\n".encode(), body, *rest])
 
 
 def unframed(raw: bytes, prefix: bytes) -> memoryview | str:
@@ -102,6 +109,25 @@ def unframed(raw: bytes, prefix: bytes) -> memoryview | str:
     except ValueError:
         return "damaged"
     return body if zlib.crc32(body) == crc else "damaged"
+
+
+def unframed_rest(raw: bytes, prefix: bytes) -> tuple[memoryview, memoryview] | str:
+    """The body and the rest of a derived file written by :func:`framed` with ``rest``, or why not."""
+    crc_end = len(prefix) + 8
+    line_end = raw.find(b"\n", crc_end, crc_end + 22)
+    if not raw.startswith(prefix) or line_end < 0 or raw[crc_end : crc_end + 1] != b" ":
+        return "other-format"
+    try:
+        crc = int(raw[len(prefix) : crc_end], 16)
+        size = int(raw[crc_end + 1 : line_end])
+    except ValueError:
+        return "damaged"
+    start = line_end + 1
+    if size < 0 or start + size > len(raw):
+        return "damaged"
+    view = memoryview(raw)
+    body = view[start : start + size]
+    return (body, view[start + size :]) if zlib.crc32(body) == crc else "damaged"
 
 
 def log_digest(data: bytes) -> str:

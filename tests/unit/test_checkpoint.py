@@ -304,16 +304,30 @@ def test_a_checkpoint_of_another_log_under_the_same_id_is_a_miss(data: Path, tmp
     assert state.input == "another input"
 
 
+def _parts(path: Path) -> tuple[bytes, bytes]:
+    """A checkpoint file's body and the history bytes after it."""
+    raw = path.read_bytes()
+    line = raw.index(b"\n")
+    size = int(raw[:line].split()[-1])
+    return raw[line + 1 : line + 1 + size], raw[line + 1 + size :]
+
+
 def _rewrite(
-    path: Path, body: bytes, *, version: bytes = checkpoint.CHECKPOINT_FORMAT.encode(), crc: int | None = None
+    path: Path,
+    body: bytes,
+    *,
+    rest: bytes | None = None,
+    version: bytes = checkpoint.CHECKPOINT_FORMAT.encode(),
+    crc: int | None = None,
 ) -> None:
+    """Write ``body`` (then ``rest``, by default the history already there) as a checkpoint file."""
+    rest = _parts(path)[1] if rest is None else rest
     crc = zlib.crc32(body) if crc is None else crc
-    path.write_bytes(version + b" " + f"{crc:08x}\n".encode() + body)
+    path.write_bytes(version + b" " + f"{crc:08x} {len(body)}\n".encode() + body + rest)
 
 
 def _body(path: Path) -> dict[str, Any]:
-    raw = path.read_bytes()
-    return msgspec.json.decode(raw[raw.index(b"\n") + 1 :])
+    return msgspec.json.decode(_parts(path)[0])
 
 
 @pytest.mark.parametrize(
@@ -327,7 +341,9 @@ def _body(path: Path) -> dict[str, Any]:
         ("wrong-shape", "damaged"),
         ("bad-digest", "damaged"),
         ("history-of-nothing", "damaged"),
-        ("history-not-json-text", "damaged"),
+        ("history-cut-short", "damaged"),
+        ("history-too-long", "damaged"),
+        ("no-history-yet-bytes", "damaged"),
         ("wrong-size", "stale"),
         ("wrong-digest", "stale"),
         ("finished-state", "foreign"),
@@ -337,8 +353,7 @@ def _body(path: Path) -> dict[str, Any]:
 def test_a_checkpoint_that_disagrees_is_a_miss(data: Path, name: str, why: str) -> None:
     path = ckpt(data)
     body = _body(path)
-    raw = path.read_bytes()
-    payload = raw[raw.index(b"\n") + 1 :]
+    payload = _parts(path)[0]
     if name == "other-version":
         _rewrite(path, payload, version=b"delite-checkpoint/9")
     elif name == "garbage":
@@ -355,8 +370,12 @@ def test_a_checkpoint_that_disagrees_is_a_miss(data: Path, name: str, why: str) 
         _rewrite(path, msgspec.json.encode({**body, "log_sha256": "é" * 64}))
     elif name == "history-of-nothing":
         _rewrite(path, msgspec.json.encode({**body, "history": {**body["history"], "steps": 0}}))
-    elif name == "history-not-json-text":
-        _rewrite(path, payload.replace(b'"turns":[', b'"turns":[,', 1))
+    elif name == "history-cut-short":
+        _rewrite(path, payload, rest=_parts(path)[1][:-1])
+    elif name == "history-too-long":
+        _rewrite(path, payload, rest=_parts(path)[1] + b" ")
+    elif name == "no-history-yet-bytes":
+        _rewrite(path, msgspec.json.encode({**body, "history": None}))
     elif name == "wrong-size":
         _rewrite(path, msgspec.json.encode({**body, "log_size": body["log_size"] - 1}))
     elif name == "wrong-digest":
@@ -510,7 +529,7 @@ def _kinds_log() -> list[Record]:
 
 def _checkpointed(state: ExecutionState) -> ExecutionState:
     """``state`` written and read back as a checkpoint holds it: its history left encoded."""
-    body = checkpoint._decode(checkpoint.framed(checkpoint._PREFIX, checkpoint._encode("e", 1, "0" * 64, state)[0]))
+    body = checkpoint._decode(checkpoint._encode("e", 1, "0" * 64, state)[0])
     assert isinstance(body, checkpoint._Body)
     return body.state
 
@@ -640,17 +659,29 @@ def test_a_resumed_run_checkpoints_again_without_decoding_the_history(
     same(state, whole(data))
 
 
-def test_a_history_that_does_not_decode_is_a_clear_error_when_read(data: Path) -> None:
-    """Only delite writes checkpoints (a 0700 directory); one whose history is not what it wrote says so."""
+@pytest.mark.parametrize("spoil", ["flipped-byte", "wrong-types-right-crc"])
+def test_a_history_that_does_not_decode_is_a_clear_error_when_read(data: Path, spoil: str) -> None:
+    """The history is checked (its CRC-32, its types) when first read: a damaged one says so, then."""
     path = ckpt(data)
     body = _body(path)
-    body["history"]["turns"] = [{"kind": "model-responded", "at": "not a time", "step": 1}] * body["history"]["steps"]
-    _rewrite(path, msgspec.json.encode(body))
+    head = body["history"]
+    rest = bytearray(_parts(path)[1])
+    if spoil == "flipped-byte":
+        rest[len(rest) // 3] ^= 0x01
+        match = "CRC"
+    else:
+        turns = msgspec.json.encode([{"kind": "model-responded", "at": "not a time", "step": 1}] * head["steps"])
+        calls = bytes(rest[head["turns_size"] :])
+        rest = bytearray(turns + calls)
+        head.update(turns_size=len(turns), crc32=zlib.crc32(calls, zlib.crc32(turns)))
+        match = "history"
+    _rewrite(path, msgspec.json.encode(body), rest=bytes(rest))
     state, used = claimed(data)
     assert used
-    with pytest.raises(LogCorruptError, match="history"):
+    assert state.steps == whole(data).steps  # the counts come from the body
+    with pytest.raises(LogCorruptError, match=match):
         _ = state.turns
-    assert whole(data).steps == state.steps  # the log itself is untouched
+    same(whole(data), whole(data))  # the log itself is untouched and reads as before
 
 
 # -- a listing (and a Runtime's recovery scan) reads the checkpoint too ----------------------------------------
