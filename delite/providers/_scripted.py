@@ -31,20 +31,23 @@ def _turn_index(messages: list[dict[str, Any]], start: int = 0, before: int | No
     """Assistant turns since the last user message (a retry prompt is not one), scanning back to ``start``.
 
     ``before``: the count for ``messages[:start]``, added when the scan reaches ``start`` without a user
-    message (None: scan to the beginning, as ``start`` is then 0).
+    message (None: scan to the beginning, as ``start`` is then 0). Each message's role is read once; the search
+    for the last user message and the count run over the list of roles (a resumed process asks with the whole
+    conversation, 20,000 messages after 10,000 steps).
     """
-    count = 0
-    for i in range(len(messages) - 1, start - 1, -1):
-        message = messages[i]
-        role = message.get("role")
-        if role == "user":
-            content = message.get("content")
-            if isinstance(content, str) and content.startswith(OUTPUT_RETRY_PREFIX):
-                continue  # delite asking for a corrected answer: the script goes on with its next reply
-            return count
-        if role == "assistant":
-            count += 1
-    return count if before is None else count + before
+    roles = [message.get("role") for message in messages[start:]]
+    roles.reverse()
+    at = 0
+    while True:
+        try:
+            at = roles.index("user", at)
+        except ValueError:
+            count = roles.count("assistant")
+            return count if before is None else count + before
+        content = messages[len(messages) - 1 - at].get("content")
+        if not (isinstance(content, str) and content.startswith(OUTPUT_RETRY_PREFIX)):
+            return roles[:at].count("assistant")
+        at += 1  # delite asking for a corrected answer: the script goes on with its next reply
 
 
 MEMO_SIZE = 256

@@ -28,6 +28,33 @@ def answer(provider: ScriptedProvider, messages: list[dict[str, Any]]) -> int:
     return int(content[1:])
 
 
+def scanned(messages: list[dict[str, Any]]) -> int:
+    """The turn index by the plain scan: back from the end to the last user message that is not a retry."""
+    count = 0
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if not (isinstance(content, str) and content.startswith(OUTPUT_RETRY_PREFIX)):
+                return count
+        elif message.get("role") == "assistant":
+            count += 1
+    return count
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["user", "assistant", "tool", "system", "retry", None]), max_size=60), st.data())
+def test_the_turn_index_is_the_plain_scans(roles: list[str | None], data: st.DataObject) -> None:
+    messages = [_message(r) if r is not None else {"content": "no role"} for r in roles]
+    assert _turn_index(messages) == scanned(messages)
+    start = data.draw(st.integers(0, len(messages)))
+    before = data.draw(st.integers(0, 5))
+    tail = scanned(messages[start:])
+    has_user = any(
+        m.get("role") == "user" and not str(m.get("content")).startswith(OUTPUT_RETRY_PREFIX) for m in messages[start:]
+    )
+    assert _turn_index(messages, start, before) == (tail if has_user else tail + before)
+
+
 class Counted(dict[str, Any]):
     """A message that counts how often the provider looks into it."""
 
@@ -133,7 +160,7 @@ def test_any_sequence_of_lists_gets_the_whole_scans_answer(ops: list[tuple[str, 
             conversation.append(pool[where % len(pool)])  # a message object another list holds too
         elif op in ("ask", "ask_copy"):
             given_list = list(conversation) if op == "ask_copy" else conversation
-            assert answer(provider, given_list) == _turn_index(list(conversation))
+            assert answer(provider, given_list) == scanned(list(conversation))
 
 
 class Stop(BaseException):
