@@ -36,7 +36,7 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes | memoryview) -> None:
     """Write every byte of ``data``, looping over short writes. Raises ``OSError`` on failure."""
     view = memoryview(data)
     while view:
@@ -72,19 +72,26 @@ def open_private(path: str, flags: int) -> int:
     return fd
 
 
-def replace_private(path: str, data: bytes) -> None:
-    """Make ``data`` the file at ``path``, whole or not at all, without ``fsync`` (for derived files).
+def replace_private(path: str, *data: bytes | memoryview, unlink_first: bool = False) -> None:
+    """Make ``data`` (its pieces one after the other) the file at ``path``, whole or not at all, without ``fsync``.
 
-    The bytes go to a ``0600`` temporary file next to it, ``<path>.<pid>-<hex>.tmp``, renamed over ``path``;
-    a failure removes the temporary file and raises ``OSError``.
+    For derived files. The bytes go to a ``0600`` temporary file next to it, ``<path>.<pid>-<hex>.tmp``, renamed
+    over ``path``; a failure removes the temporary file and raises ``OSError``. ``unlink_first``: remove the old
+    file before the rename, so that for a moment there is none. On ext4 a rename over an existing file starts
+    writing the new file's data out at once (``auto_da_alloc``, meant for editors that do not ``fsync``): 5 ms
+    for a 7 MB fold checkpoint here, against 0.5 ms when the old one is removed first.
     """
     tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
     fd = open_private(tmp, os.O_WRONLY)
     try:
         try:
-            write_all(fd, data)
+            for piece in data:
+                write_all(fd, piece)
         finally:
             os.close(fd)
+        if unlink_first:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

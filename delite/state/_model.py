@@ -153,14 +153,13 @@ _turns_decoder = msgspec.json.Decoder(list[ModelResponded])
 _calls_decoder = msgspec.json.Decoder(dict[str, CallState])
 
 
-def _joined(head: msgspec.Raw | bytes, more: bytes) -> msgspec.Raw:
+def _joined(head: msgspec.Raw, more: bytes) -> msgspec.Raw:
     """Two JSON arrays (or two objects) as one: ``[a,b]`` and ``[c]`` give ``[a,b,c]``; either may be empty."""
-    head = bytes(head)
     if len(head) <= 2:
         return msgspec.Raw(more)
     if len(more) <= 2:
-        return msgspec.Raw(head)
-    return msgspec.Raw(head[:-1] + b"," + more[1:])
+        return head
+    return msgspec.Raw(b"".join((memoryview(head)[:-1], b",", memoryview(more)[1:])))  # one copy
 
 
 @dataclass

@@ -140,10 +140,10 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
     checkpoint encodes only what came since and a long run's memory stays that of its JSON.
     """
     try:
-        data, held = _encode(execution_id, log_size, digest.copy().hexdigest(), state)
+        pieces, held = _encode(execution_id, log_size, digest.copy().hexdigest(), state)
         state.hold_history(*held)
         _os.make_private_dir(os.path.dirname(path))
-        _os.replace_private(path, data)
+        _os.replace_private(path, *pieces, unlink_first=True)
     except (OSError, TypeError, ValueError, OverflowError, LogCorruptError):  # an unencodable value (an int
         return False  # over 64 bits), a history that does not decode: none
     return True
@@ -151,8 +151,8 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
 
 def _encode(
     execution_id: str, log_size: int, sha256: str, state: ExecutionState
-) -> tuple[bytes, tuple[History | None, list[ModelResponded], dict[str, CallState]]]:
-    """The bytes of a checkpoint of ``state``, and the parts :meth:`ExecutionState.encode_history` gave.
+) -> tuple[list[bytes | memoryview], tuple[History | None, list[ModelResponded], dict[str, CallState]]]:
+    """The bytes of a checkpoint of ``state`` (in pieces), and the parts :meth:`ExecutionState.encode_history` gave.
 
     The body's ``state`` holds the latest turn and its calls, the history after the body the others.
     """
@@ -161,10 +161,10 @@ def _encode(
     latest._history = None  # noqa: SLF001 - this module writes what ExecutionState.attach_history reads
     latest._turns = turns  # noqa: SLF001
     latest._calls = calls  # noqa: SLF001
-    rest: tuple[bytes, ...] = (b"",)  # no history: the body's length is still written
+    rest: tuple[memoryview, ...] = ()
     head = None
     if history is not None:
-        rest = (bytes(history.turns), bytes(history.calls))
+        rest = (memoryview(history.turns), memoryview(history.calls))
         size_t, size_c = len(rest[0]), len(rest[1])
         crc = zlib.crc32(rest[1], zlib.crc32(rest[0]))
         head = _HistoryHead(
@@ -178,7 +178,7 @@ def _encode(
     body = _encoder.encode(
         _Body(execution_id=execution_id, log_size=log_size, log_sha256=sha256, state=latest, history=head)
     )
-    return framed(_PREFIX, body, *rest), held
+    return [framed(_PREFIX, body, b""), *rest], held  # b"": the body's length is written, then the history
 
 
 def _decode(raw: bytes) -> _Body | str:

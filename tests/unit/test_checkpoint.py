@@ -529,7 +529,7 @@ def _kinds_log() -> list[Record]:
 
 def _checkpointed(state: ExecutionState) -> ExecutionState:
     """``state`` written and read back as a checkpoint holds it: its history left encoded."""
-    body = checkpoint._decode(checkpoint._encode("e", 1, "0" * 64, state)[0])
+    body = checkpoint._decode(b"".join(checkpoint._encode("e", 1, "0" * 64, state)[0]))
     assert isinstance(body, checkpoint._Body)
     return body.state
 
