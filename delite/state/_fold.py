@@ -62,7 +62,7 @@ def _call(s: ExecutionState, call_id: str) -> CallState:
     except KeyError:
         if s._history is None:  # noqa: SLF001
             raise
-    s.decode_history()
+    s._decode_history()  # noqa: SLF001
     return s._calls[call_id]  # noqa: SLF001
 
 

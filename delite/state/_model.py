@@ -133,8 +133,8 @@ class History(msgspec.Struct, frozen=True, gc=False):
 
     ``turns`` is the JSON array of those :class:`~delite.log.records.ModelResponded` records, ``calls`` the
     JSON object of their :class:`CallState` by call id, ``models`` the models that answered them (each once),
-    as :meth:`ExecutionState.encode_history` writes them for a fold checkpoint. A state that carries one (see
-    :meth:`ExecutionState.attach_history`) decodes it the first time its ``turns`` or ``calls`` are read
+    as :meth:`ExecutionState._encode_history` writes them for a fold checkpoint. A state that carries one (see
+    :meth:`ExecutionState._attach_history`) decodes it the first time its ``turns`` or ``calls`` are read
     whole: continuing an execution reads only its latest turn, its counts and its conversation, so a long
     history is never decoded on that path.
     """
@@ -228,7 +228,7 @@ class ExecutionState:
         """The tool call with this id, or None (reads no more of a long history than it has to)."""
         found = self._calls.get(call_id)
         if found is None and self._history is not None:
-            self.decode_history()
+            self._decode_history()
             found = self._calls.get(call_id)
         return found
 
@@ -254,7 +254,7 @@ class ExecutionState:
         found = [self.call(c.id) for c in turn.tool_calls]
         return [cs for cs in found if cs is not None and cs.finished is None]
 
-    def attach_history(self, history: History | None) -> None:
+    def _attach_history(self, history: History | None) -> None:
         """Put ``history`` (the turns and calls before this state's own) in front of them, decoded when read.
 
         Raises:
@@ -264,18 +264,18 @@ class ExecutionState:
             raise ValueError("this state has a history already")
         self._history = history if history is not None and history.steps else None
 
-    def hold_history(self, history: History | None, turns: list[ModelResponded], calls: dict[str, CallState]) -> None:
-        """Hold the turns and calls as :meth:`encode_history` split them: ``history`` encoded, the rest as is.
+    def _hold_history(self, history: History | None, turns: list[ModelResponded], calls: dict[str, CallState]) -> None:
+        """Hold the turns and calls as :meth:`_encode_history` split them: ``history`` encoded, the rest as is.
 
         The state's value does not change (reading ``turns`` or ``calls`` whole decodes the history again, as
         the log reads back); only how much of it is held as objects does. ``turns`` and ``calls`` must be
-        what :meth:`encode_history` returned with ``history``, with nothing applied to the state since.
+        what :meth:`_encode_history` returned with ``history``, with nothing applied to the state since.
         """
         self._history = history if history is not None and history.steps else None
         self._turns = turns
         self._calls = calls
 
-    def decode_history(self) -> None:
+    def _decode_history(self) -> None:
         """Decode the history a checkpoint left encoded (nothing to do for a state without one).
 
         Raises:
@@ -300,7 +300,7 @@ class ExecutionState:
         self._calls = calls
         self._history = None
 
-    def encode_history(self) -> tuple[History | None, list[ModelResponded], dict[str, CallState]]:
+    def _encode_history(self) -> tuple[History | None, list[ModelResponded], dict[str, CallState]]:
         """Every turn but the latest, and their calls, as a :class:`History`; the latest turn and its calls.
 
         What a fold checkpoint keeps: a history already encoded is extended with the turns decoded since, so a
@@ -333,25 +333,25 @@ class ExecutionState:
 
 def _get_turns(self: ExecutionState) -> list[ModelResponded]:
     if self._history is not None:
-        self.decode_history()
+        self._decode_history()
     return self._turns
 
 
 def _set_turns(self: ExecutionState, turns: list[ModelResponded]) -> None:
     if self._history is not None:
-        self.decode_history()
+        self._decode_history()
     self._turns = turns
 
 
 def _get_calls(self: ExecutionState) -> dict[str, CallState]:
     if self._history is not None:
-        self.decode_history()
+        self._decode_history()
     return self._calls
 
 
 def _set_calls(self: ExecutionState, calls: dict[str, CallState]) -> None:
     if self._history is not None:
-        self.decode_history()
+        self._decode_history()
     self._calls = calls
 
 

@@ -135,13 +135,13 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
     ``digest`` is not changed (a copy is finalised). False when nothing was written: failures are not errors,
     a missing checkpoint only makes the next claim slower. The file is created ``0600``, never synced.
 
-    Once encoded, ``state`` holds its history as the checkpoint does (:meth:`ExecutionState.hold_history`): the
+    Once encoded, ``state`` holds its history as the checkpoint does (:meth:`ExecutionState._hold_history`): the
     same value, its earlier turns and calls kept as the JSON just written rather than as objects, so the next
     checkpoint encodes only what came since and a long run's memory stays that of its JSON.
     """
     try:
         pieces, held = _encode(execution_id, log_size, digest.copy().hexdigest(), state)
-        state.hold_history(*held)
+        state._hold_history(*held)  # noqa: SLF001 - the checkpoint's half of the history's protocol
         _os.make_private_dir(os.path.dirname(path))
         _os.replace_private(path, *pieces, unlink_first=True)
     except (OSError, TypeError, ValueError, OverflowError, LogCorruptError):  # an unencodable value (an int
@@ -152,13 +152,13 @@ def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: Exec
 def _encode(
     execution_id: str, log_size: int, sha256: str, state: ExecutionState
 ) -> tuple[list[bytes | memoryview], tuple[History | None, list[ModelResponded], dict[str, CallState]]]:
-    """The bytes of a checkpoint of ``state`` (in pieces), and the parts :meth:`ExecutionState.encode_history` gave.
+    """The bytes of a checkpoint of ``state`` (in pieces), and the parts :meth:`ExecutionState._encode_history` gave.
 
     The body's ``state`` holds the latest turn and its calls, the history after the body the others.
     """
-    held = history, turns, calls = state.encode_history()
+    held = history, turns, calls = state._encode_history()  # noqa: SLF001
     latest = copy.copy(state)  # the same values but for the turns and calls the history does not hold
-    latest._history = None  # noqa: SLF001 - this module writes what ExecutionState.attach_history reads
+    latest._history = None  # noqa: SLF001 - this module writes what ExecutionState._attach_history reads
     latest._turns = turns  # noqa: SLF001
     latest._calls = calls  # noqa: SLF001
     rest: tuple[memoryview, ...] = ()
@@ -184,7 +184,7 @@ def _encode(
 def _decode(raw: bytes) -> _Body | str:
     """The checkpoint's body, or why not (``"other-format"``, ``"damaged"``).
 
-    Its state carries its history, not decoded (see :meth:`~delite.state.ExecutionState.attach_history`).
+    Its state carries its history, not decoded (see :meth:`~delite.state.ExecutionState._attach_history`).
     """
     parts = unframed_rest(raw, _PREFIX)
     if isinstance(parts, str):
@@ -204,7 +204,7 @@ def _decode(raw: bytes) -> _Body | str:
         return "damaged"
     turns, calls = rest[: head.turns_size], rest[head.turns_size :]
     history = History(head.steps, head.calls_count, msgspec.Raw(turns), msgspec.Raw(calls), head.models, head.crc32)
-    decoded.state.attach_history(history)
+    decoded.state._attach_history(history)  # noqa: SLF001
     return decoded
 
 

@@ -621,14 +621,14 @@ def test_a_history_is_decoded_once_when_turns_or_calls_are_read_whole(data: Path
 def _decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every time a state decodes a history (its step count then)."""
     seen: list[int] = []
-    real = ExecutionState.decode_history
+    real = ExecutionState._decode_history
 
     def counted(self: ExecutionState) -> None:
         if self._history is not None:
             seen.append(self.steps)
         real(self)
 
-    monkeypatch.setattr(ExecutionState, "decode_history", counted)
+    monkeypatch.setattr(ExecutionState, "_decode_history", counted)
     return seen
 
 
@@ -827,7 +827,7 @@ def test_a_recovery_scan_keeps_a_bounded_number_of_states(tmp_path: Path, monkey
 def _held(state: ExecutionState) -> ExecutionState:
     """``state`` holding its history encoded, as after a checkpoint of it was written."""
     _body, held = checkpoint._encode("e", 1, "0" * 64, state)
-    state.hold_history(*held)
+    state._hold_history(*held)
     return state
 
 
@@ -848,13 +848,13 @@ def test_a_long_run_holds_its_history_encoded_and_never_decodes_it(
 ) -> None:
     decoded = _decodes(monkeypatch)
     held: list[int] = []
-    real = ExecutionState.hold_history
+    real = ExecutionState._hold_history
 
     def counted(self: ExecutionState, *parts: Any) -> None:
         real(self, *parts)
         held.append(self._history.steps if self._history is not None else 0)
 
-    monkeypatch.setattr(ExecutionState, "hold_history", counted)
+    monkeypatch.setattr(ExecutionState, "_hold_history", counted)
     runs: list[int] = []
     with Agent(tmp_path, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, None)]) as agent:
         r = agent.run("go", execution_id="e")
