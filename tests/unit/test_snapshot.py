@@ -366,34 +366,39 @@ def test_a_snapshot_that_is_a_fifo_is_a_miss_and_never_blocks(finished: tuple[Pa
 def test_saving_hashes_the_log_a_chunk_at_a_time_and_checks_the_same(
     finished: tuple[Path, Any], chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    path, data, offsets, told = _told(finished)
+    monkeypatch.setattr(snapshot, "_CHUNK", chunk)
+    assert snapshot._digest_told(path, len(data), offsets[-1], told) == hashlib.sha256(data).hexdigest()
+    # What the whole-file check refuses, the chunked one refuses.
+    assert not snapshot._told_by_log(data, offsets[-1], msgspec.structs.replace(told, input="not the input"), None)
+    _refused(path, len(data), offsets, told, None)
+
+
+def _told(finished: tuple[Path, Any]) -> tuple[str, bytes, list[int], Any]:
+    """The finished log's path, bytes and record offsets, and the outcome its records tell."""
     data_dir, _ = finished
-    path = str(log_path(data_dir))
     data = log_path(data_dir).read_bytes()
     contents = parse_log(data)
-    told = outcome(fold(contents.records))
-    last = contents.offsets[-1]
-    monkeypatch.setattr(snapshot, "_CHUNK", chunk)
-    assert snapshot._digest_told(path, len(data), last, told) == hashlib.sha256(data).hexdigest()
-    # What the whole-file check refuses, the chunked one refuses: another size, another last record, another answer.
-    assert snapshot._digest_told(path, len(data) - 1, last, told) is None
-    assert snapshot._digest_told(path, len(data) + 1, last, told) is None
-    assert snapshot._digest_told(path, len(data), contents.offsets[-2], told) is None
-    assert snapshot._digest_told(path, len(data), last, msgspec.structs.replace(told, answer="other")) is None
-    other_input = msgspec.structs.replace(told, input="not the input")
-    assert not snapshot._told_by_log(data, last, other_input, None)
-    assert snapshot._digest_told(path, len(data), last, other_input) is None
+    return str(log_path(data_dir)), data, contents.offsets, outcome(fold(contents.records))
+
+
+def _refused(path: str, size: int, offsets: list[int], told: Any, running: Any) -> None:
+    """Saving refuses another size, another last record, another answer and another input."""
+    last = offsets[-1]
+    assert snapshot._digest_told(path, size - 1, last, told, running) is None
+    assert snapshot._digest_told(path, size + 1, last, told, running) is None
+    assert snapshot._digest_told(path, size, offsets[-2], told, running) is None
+    assert snapshot._digest_told(path, size, last, msgspec.structs.replace(told, answer="other"), running) is None
+    assert (
+        snapshot._digest_told(path, size, last, msgspec.structs.replace(told, input="not the input"), running) is None
+    )
 
 
 def test_saving_with_the_writers_running_hash_reads_only_the_first_and_last_frames(
     finished: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hash the writer kept as it appended is the file's; the records told are still read back and checked."""
-    data_dir, _ = finished
-    path = str(log_path(data_dir))
-    data = log_path(data_dir).read_bytes()
-    contents = parse_log(data)
-    told = outcome(fold(contents.records))
-    last = contents.offsets[-1]
+    path, data, offsets, told = _told(finished)
     running = hashlib.sha256(data)
     read: list[int] = []
     real_pread = os.pread
@@ -403,16 +408,10 @@ def test_saving_with_the_writers_running_hash_reads_only_the_first_and_last_fram
         return real_pread(fd, n, offset)
 
     monkeypatch.setattr(snapshot.os, "pread", counted)
-    assert snapshot._digest_told(path, len(data), last, told, running) == running.hexdigest()
+    assert snapshot._digest_told(path, len(data), offsets[-1], told, running) == running.hexdigest()
     assert sum(read) < len(data) // 2  # the header, the first frame and the last one, never the middle
     assert running.hexdigest() == hashlib.sha256(data).hexdigest()  # the writer's hash is not finalised
-    # What the reading check refuses, this one refuses: another size, another last record, another answer.
-    assert snapshot._digest_told(path, len(data) - 1, last, told, running) is None
-    assert snapshot._digest_told(path, len(data) + 1, last, told, running) is None
-    assert snapshot._digest_told(path, len(data), contents.offsets[-2], told, running) is None
-    assert snapshot._digest_told(path, len(data), last, msgspec.structs.replace(told, answer="other"), running) is None
-    other_input = msgspec.structs.replace(told, input="not the input")
-    assert snapshot._digest_told(path, len(data), last, other_input, running) is None
+    _refused(path, len(data), offsets, told, running)  # what the reading check refuses, this one refuses
 
 
 def test_a_finished_run_saves_its_snapshot_from_the_writers_hash(
