@@ -331,32 +331,25 @@ class ExecutionState:
         return History(steps, count, all_turns, all_calls, list(models)), [turns[-1]], recent
 
 
-def _get_turns(self: ExecutionState) -> list[ModelResponded]:
-    if self._history is not None:
-        self._decode_history()
-    return self._turns
+def _decoded(name: str, doc: str) -> property:
+    """The property ``name`` over ``_<name>``: reading or replacing it whole decodes the state's history first."""
+    private = "_" + name
 
+    def get(self: ExecutionState) -> Any:
+        if self._history is not None:
+            self._decode_history()
+        return getattr(self, private)
 
-def _set_turns(self: ExecutionState, turns: list[ModelResponded]) -> None:
-    if self._history is not None:
-        self._decode_history()
-    self._turns = turns
+    def put(self: ExecutionState, value: Any) -> None:
+        if self._history is not None:
+            self._decode_history()
+        setattr(self, private, value)
 
-
-def _get_calls(self: ExecutionState) -> dict[str, CallState]:
-    if self._history is not None:
-        self._decode_history()
-    return self._calls
-
-
-def _set_calls(self: ExecutionState, calls: dict[str, CallState]) -> None:
-    if self._history is not None:
-        self._decode_history()
-    self._calls = calls
+    return property(get, put, doc=doc)
 
 
 # Installed after the dataclass is built, so ``turns`` and ``calls`` stay its fields (the constructor, equality,
 # repr and every encoding see them as before) while reading one whole decodes a history first.
-setattr(ExecutionState, "turns", property(_get_turns, _set_turns, doc="Every model response, in order."))  # noqa: B010
-setattr(ExecutionState, "calls", property(_get_calls, _set_calls, doc="Every tool call's state, by call id."))  # noqa: B010
+setattr(ExecutionState, "turns", _decoded("turns", "Every model response, in order."))  # noqa: B010
+setattr(ExecutionState, "calls", _decoded("calls", "Every tool call's state, by call id."))  # noqa: B010
 setattr(ExecutionState, "_history", None)  # noqa: B010 - a class default, not a dataclass field
