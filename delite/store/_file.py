@@ -90,7 +90,7 @@ _FEW = 16
 _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 KEPT_STATES = 64
 """How many states recovery scans of file stores keep in a process for the claims that follow them."""
-KEPT_BYTES = 64 * 1024 * 1024
+KEPT_BYTES = 16 * 1024 * 1024
 """At most this many log bytes' worth of kept states (a state takes a few times its log's size in memory)."""
 # Those states, by (data directory, execution id): a Runtime scans through its store, its agents claim through theirs.
 _kept: dict[tuple[str, str], Loaded] = {}
