@@ -178,7 +178,7 @@ def _encode(
     body = _encoder.encode(
         _Body(execution_id=execution_id, log_size=log_size, log_sha256=sha256, state=latest, history=head)
     )
-    return [framed(_PREFIX, body, b""), *rest], held  # b"": the body's length is written, then the history
+    return [framed(_PREFIX, body, sized=True), *rest], held
 
 
 def _decode(raw: bytes) -> _Body | str:

@@ -91,7 +91,7 @@ _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 KEPT_STATES = 64
 """How many states recovery scans of file stores keep in a process for the claims that follow them."""
 KEPT_BYTES = 16 * 1024 * 1024
-"""At most this many log bytes' worth of kept states (a state takes a few times its log's size in memory)."""
+"""At most this many log bytes' worth of kept states (a state in memory is larger than its log's bytes)."""
 # Those states, by (data directory, execution id): a Runtime scans through its store, its agents claim through theirs.
 _kept: dict[tuple[str, str], Loaded] = {}
 _kept_lock = threading.Lock()
@@ -313,7 +313,7 @@ class FileStore(Store):
             self._finding.keep = False
 
     def _keep(self, execution_id: str, found: Loaded) -> None:
-        key = (os.path.abspath(self.layout.root), execution_id)
+        key = (self._where(), execution_id)
         if found.size > KEPT_BYTES:
             return
         with _kept_lock:
@@ -326,7 +326,7 @@ class FileStore(Store):
         if not _kept:
             return None
         with _kept_lock:
-            return _kept.pop((os.path.abspath(self.layout.root), execution_id), None)
+            return _kept.pop((self._where(), execution_id), None)
 
     def _where(self) -> str:
         """The data directory as an absolute path, for messages."""

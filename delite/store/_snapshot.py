@@ -84,15 +84,14 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(_Body)
 
 
-def framed(prefix: bytes, body: bytes, *rest: bytes) -> bytes:
+def framed(prefix: bytes, body: bytes, *, sized: bool = False) -> bytes:
     """A derived file's bytes: its format line ``prefix`` + the body's CRC-32 as 8 hex digits + LF, then the body.
 
-    With ``rest``, the body's length in decimal follows the CRC (after a space), and ``rest`` follows the body:
-    bytes the CRC does not cover, which the body describes (their own checksum included, if they need one).
+    ``sized``: the body's length in decimal follows the CRC (after a space), so that bytes the CRC does not cover
+    can follow the body (see :func:`unframed_rest`; the body describes them, their own checksum included).
     """
-    if not rest:
-        return prefix + f"{zlib.crc32(body):08x}\n".encode() + body
-    return b"".join([prefix, f"{zlib.crc32(body):08x} {len(body)}\n".encode(), body, *rest])
+    size = f" {len(body)}" if sized else ""
+    return prefix + f"{zlib.crc32(body):08x}{size}\n".encode() + body
 
 
 def unframed(raw: bytes, prefix: bytes) -> memoryview | str:
@@ -112,7 +111,7 @@ def unframed(raw: bytes, prefix: bytes) -> memoryview | str:
 
 
 def unframed_rest(raw: bytes, prefix: bytes) -> tuple[memoryview, memoryview] | str:
-    """The body and the rest of a derived file written by :func:`framed` with ``rest``, or why not."""
+    """The body and the bytes after it of a derived file written by :func:`framed` with ``sized``, or why not."""
     crc_end = len(prefix) + 8
     line_end = raw.find(b"\n", crc_end, crc_end + 22)
     if not raw.startswith(prefix) or line_end < 0 or raw[crc_end : crc_end + 1] != b" ":
@@ -227,11 +226,7 @@ def _digest_told(
             return None  # longer than log_size
     finally:
         os.close(fd)
-    first = _record_at(bytes(head), len(HEADER))
-    last = frame_record(bytes(tail), 0)
-    if first is None or last is None or last[1] != len(tail) or not _told(first[0], last[0], outcome, None):
-        return None
-    return digest.hexdigest()
+    return digest.hexdigest() if _frames_tell(bytes(head), bytes(tail), outcome) else None
 
 
 def _told_at(fd: int, log_size: int, last_offset: int, outcome: Outcome, running: _Hash) -> str | None:
@@ -244,11 +239,14 @@ def _told_at(fd: int, log_size: int, last_offset: int, outcome: Outcome, running
         length = min(int.from_bytes(head[len(HEADER) : len(HEADER) + 4], "little"), MAX_RECORD_SIZE)
         head += os.pread(fd, min(length, log_size - start), start)
     tail = os.pread(fd, log_size - last_offset, last_offset)
+    return running.copy().hexdigest() if _frames_tell(head, tail, outcome) else None
+
+
+def _frames_tell(head: bytes, tail: bytes, outcome: Outcome) -> bool:
+    """Whether a log's header and first frame (``head``) and its last frame (``tail``) tell ``outcome``."""
     first = _record_at(head, len(HEADER))
     last = frame_record(tail, 0)
-    if first is None or last is None or last[1] != len(tail) or not _told(first[0], last[0], outcome, None):
-        return None
-    return running.copy().hexdigest()
+    return first is not None and last is not None and last[1] == len(tail) and _told(first[0], last[0], outcome, None)
 
 
 def verify(path: str, log_data: bytes, *, execution_id: str | None = None) -> tuple[Outcome | None, str]:
