@@ -64,7 +64,7 @@ from delite.log import _os
 from delite.log._framing import HEADER
 from delite.log.records import ExecutionStarted, ModelResponded
 from delite.state._model import CallState, ExecutionState, History
-from delite.store._snapshot import frame_record, framed, unframed_rest
+from delite.store._snapshot import frame_line, frame_record, unframed_rest
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -178,7 +178,7 @@ def _encode(
     body = _encoder.encode(
         _Body(execution_id=execution_id, log_size=log_size, log_sha256=sha256, state=latest, history=head)
     )
-    return [framed(_PREFIX, body, sized=True), *rest], held
+    return [frame_line(_PREFIX, body, sized=True), body, *rest], held
 
 
 def _decode(raw: bytes) -> _Body | str:
