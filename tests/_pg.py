@@ -273,18 +273,14 @@ class PgServer:
         name = url.rsplit("/", 1)[-1]
         try:
             with psycopg.connect(url, autocommit=True) as conn:
-                ended = conn.execute(
+                # Ended again each round: a client a test left open may connect anew (a store's listener does,
+                # after a pause), and what counts is a moment with no session at all.
+                deadline = time.monotonic() + 30
+                while conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> "
                     "pg_backend_pid()",
                     (name,),
-                ).fetchall()
-                deadline = time.monotonic() + 10
-                while (
-                    ended
-                    and conn.execute(
-                        "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
-                    ).fetchone()
-                ):
+                ).fetchall():
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"sessions on {name} did not end")
                     time.sleep(0.01)

@@ -21,7 +21,7 @@ from delite.log.records import (
     ToolFinished,
 )
 
-__all__ = ["CallState", "ExecutionState", "History", "Status", "Totals"]
+__all__ = ["CallState", "ExecutionState", "History", "Status", "Totals", "history_crc"]
 
 
 class Status(enum.StrEnum):
@@ -131,35 +131,33 @@ class _ResultTail(msgspec.Struct, gc=False):
 class History(msgspec.Struct, frozen=True, gc=False):
     """The first ``steps`` model turns of a state and their ``calls_count`` tool calls, as JSON not yet decoded.
 
-    ``turns`` is the JSON array of those :class:`~delite.log.records.ModelResponded` records, ``calls`` the
-    JSON object of their :class:`CallState` by call id, ``models`` the models that answered them (each once),
-    as :meth:`ExecutionState._encode_history` writes them for a fold checkpoint. A state that carries one (see
-    :meth:`ExecutionState._attach_history`) decodes it the first time its ``turns`` or ``calls`` are read
-    whole: continuing an execution reads only its latest turn, its counts and its conversation, so a long
-    history is never decoded on that path.
+    ``turns`` are JSON arrays of those :class:`~delite.log.records.ModelResponded` records, in order, and
+    ``calls`` as many JSON objects of their :class:`CallState` by call id (one pair per time a fold checkpoint
+    moved turns into the history, see :meth:`ExecutionState._encode_history`); ``models`` the models that
+    answered them (each once). A state that carries one (see :meth:`ExecutionState._attach_history`) decodes it
+    the first time its ``turns`` or ``calls`` are read whole: continuing an execution reads only its latest
+    turn, its counts and its conversation, so a long history is never decoded on that path.
     """
 
     steps: int
     calls_count: int
-    turns: msgspec.Raw
-    calls: msgspec.Raw
+    turns: tuple[bytes | memoryview, ...]
+    calls: tuple[bytes | memoryview, ...]
     models: list[str] = msgspec.field(default_factory=list)
     crc32: int = -1
-    """The CRC-32 of ``turns`` then ``calls``, checked before they are decoded (-1: nothing to check)."""
+    """:func:`history_crc` of the pieces, checked before they are decoded (-1: nothing to check)."""
+
+
+def history_crc(turns: tuple[bytes | memoryview, ...], calls: tuple[bytes | memoryview, ...], crc: int = 0) -> int:
+    """The CRC-32 of the pieces of a history in the order they were written: each turns piece, then its calls."""
+    for t, c in zip(turns, calls, strict=True):
+        crc = zlib.crc32(c, zlib.crc32(t, crc))
+    return crc
 
 
 _encoder = msgspec.json.Encoder()
 _turns_decoder = msgspec.json.Decoder(list[ModelResponded])
 _calls_decoder = msgspec.json.Decoder(dict[str, CallState])
-
-
-def _joined(head: msgspec.Raw, more: bytes) -> msgspec.Raw:
-    """Two JSON arrays (or two objects) as one: ``[a,b]`` and ``[c]`` give ``[a,b,c]``; either may be empty."""
-    if len(head) <= 2:
-        return msgspec.Raw(more)
-    if len(more) <= 2:
-        return head
-    return msgspec.Raw(b"".join((memoryview(head)[:-1], b",", memoryview(more)[1:])))  # one copy
 
 
 @dataclass
@@ -284,12 +282,16 @@ class ExecutionState:
         history = self._history
         if history is None:
             return
-        if history.crc32 >= 0 and zlib.crc32(history.calls, zlib.crc32(history.turns)) != history.crc32:
+        if history.crc32 >= 0 and history_crc(history.turns, history.calls) != history.crc32:
             raise LogCorruptError(self.execution_id or "?", -1, "its fold checkpoint's history is damaged (CRC-32)")
+        turns: list[ModelResponded] = []
+        calls: dict[str, CallState] = {}
         try:
             with settled():  # tens of thousands of objects, none in a cycle, that live on
-                turns = _turns_decoder.decode(history.turns)
-                calls = _calls_decoder.decode(history.calls)
+                for piece in history.turns:
+                    turns += _turns_decoder.decode(piece)
+                for piece in history.calls:
+                    calls.update(_calls_decoder.decode(piece))
         except (msgspec.DecodeError, ValueError, TypeError) as e:
             raise LogCorruptError(self.execution_id or "?", -1, f"its fold checkpoint's history: {e}") from None
         if len(turns) != history.steps or len(calls) != history.calls_count:
@@ -303,8 +305,8 @@ class ExecutionState:
     def _encode_history(self) -> tuple[History | None, list[ModelResponded], dict[str, CallState]]:
         """Every turn but the latest, and their calls, as a :class:`History`; the latest turn and its calls.
 
-        What a fold checkpoint keeps: a history already encoded is extended with the turns decoded since, so a
-        long one is never decoded to be written again.
+        What a fold checkpoint keeps: a history already encoded gets one more pair of pieces, the turns decoded
+        since and their calls, so a long one is never decoded or copied to be written again.
         """
         turns = self._turns
         calls = self._calls
@@ -316,19 +318,24 @@ class ExecutionState:
         closed = {k: v for k, v in calls.items() if k not in keep}
         if len(turns) == 1 and not closed:
             return history, turns, calls
-        steps = len(turns) - 1 + (history.steps if history is not None else 0)
-        count = len(closed) + (history.calls_count if history is not None else 0)
         models = dict.fromkeys(history.models) if history is not None else {}
         for turn in turns[:-1]:
             if turn.model:
                 models[turn.model] = None
-        more_turns = _encoder.encode(turns[:-1])
-        more_calls = _encoder.encode(closed)
-        if history is not None:
-            all_turns, all_calls = _joined(history.turns, more_turns), _joined(history.calls, more_calls)
-        else:
-            all_turns, all_calls = msgspec.Raw(more_turns), msgspec.Raw(more_calls)
-        return History(steps, count, all_turns, all_calls, list(models)), [turns[-1]], recent
+        more_turns: tuple[bytes, ...] = (_encoder.encode(turns[:-1]),)
+        more_calls: tuple[bytes, ...] = (_encoder.encode(closed),)
+        if history is None:
+            crc = history_crc(more_turns, more_calls)
+            return History(len(turns) - 1, len(closed), more_turns, more_calls, list(models), crc), [turns[-1]], recent
+        grown = History(
+            history.steps + len(turns) - 1,
+            history.calls_count + len(closed),
+            history.turns + more_turns,
+            history.calls + more_calls,
+            list(models),
+            history_crc(more_turns, more_calls, history.crc32) if history.crc32 >= 0 else -1,
+        )
+        return grown, [turns[-1]], recent
 
 
 def _decoded(name: str, doc: str) -> property:

@@ -2,34 +2,45 @@
 
 The file ``checkpoints/<id>.ckpt`` under the data directory holds the
 :class:`~delite.state._model.ExecutionState` that folding the first ``log_size`` bytes of the log gives,
-together with the SHA-256 of exactly those bytes::
+together with the SHA-256 of exactly those bytes. It grows by appending: a run adds one *save* each time its
+log has grown by :data:`INTERVAL` bytes (at least), holding only what changed, so saves are cheap enough to be
+frequent and a claim folds at most about that many bytes of log::
 
-    "delite-checkpoint/2 " crc32(body) as 8 hex digits " " len(body) LF
-    body := JSON {"execution_id": str, "log_size": int, "log_sha256": hex, "state": ExecutionState,
-                  "history": {"steps", "calls_count", "models", "turns_size", "calls_size", "crc32"} | null}
-    then the history's turns (turns_size bytes, a JSON array) and calls (calls_size bytes, a JSON object)
+    "delite-checkpoint/3" LF
+    save*
+    save := "S " crc32(M + B) as 8 hex digits " " len(M) " " len(T) " " len(C) " " len(B) LF  M T C B
 
-``state`` holds only the latest model turn and its tool calls; every earlier turn and call is in the history
-(:class:`~delite.state._model.History`), after the body, outside its CRC: a claim neither reads it through a
-JSON parser nor checksums it. The state it returns checks the history's own CRC-32 and decodes it the first
-time its ``turns`` or ``calls`` are read whole, and continuing the execution never does (it reads the latest
-turn, the counts and the conversation). So a claim decodes the conversation, not the whole history.
+- ``M``: the messages added to the conversation's settled part since the previous save, a JSON array (empty:
+  none). The settled part is every message before the latest turn's tool results; the fold never changes it.
+- ``T`` and ``C``: the model turns (a JSON array) and their tool calls (a JSON object by call id) that moved
+  into the history since the previous save, both empty or both not: the pieces of a
+  :class:`~delite.state._model.History`, which a claim neither decodes nor checksums. Their CRC-32, running
+  over every piece of the file in order, is in the body, checked when the history is first read whole.
+- ``B``: the body, JSON ``{"execution_id", "log_size", "log_sha256", "state", "history": {"steps",
+  "calls_count", "models", "crc32"} | null, "settled": int}``. ``state`` holds only the conversation after its
+  settled part (``settled`` messages, all in the saves up to this one), the latest model turn and its calls.
 
-The body is JSON, encoded by the same encoder as the log's records: every value in the state reads back exactly
+The last save whose bytes are all there and whose CRC-32 matches is the checkpoint; the saves before it must all
+match too. A save cut short (a writer killed while appending, or a reader racing it) is left out; a mismatch
+before the last save is damage (a miss). The first save of a claim, and one made once the file has doubled
+since it was last written whole, writes the file whole (tmp file + rename): a new claim never appends after
+bytes it did not write, and the file stays within about twice what it holds.
+
+Every value is JSON encoded by the same encoder as the log's records: every value in the state reads back exactly
 as it reads back from the record it came from (a NaN as null, an integer key as text), so a state decoded from
 a checkpoint is the state folding the log gives, not merely the state the writer held in memory. (msgpack
 decoded about 10% faster, but keeps what JSON does not: NaN, integer keys.)
 
 It is written while a run goes (by the claim that appends, from the state the engine keeps, see
-:meth:`delite.store._file.FileExecutionLog.offer_state`), each time the log has grown to :data:`GROWTH` times
-the size the last one covered and at least :data:`MIN_LOG_SIZE` bytes, so the bytes written for checkpoints
-stay proportional to the log. The writer keeps a running SHA-256 of what it appended, so it never reads the
-log back. Written ``0600`` without ``fsync`` (tmp file + rename): losing one costs only speed.
+:meth:`delite.store._file.FileExecutionLog.offer_state`), from a log of :data:`MIN_LOG_SIZE` bytes on. The
+writer keeps a running SHA-256 of what it appended, so it never reads the log back. Written ``0600`` without
+``fsync``: losing one costs only speed.
 
 It is never trusted over the log. :func:`load` returns the state only when all of this holds, and is a miss
 otherwise (the caller then reads, verifies and folds the whole log as usual):
 
-- the file is well formed: this format, its own CRC-32 over the body (accidents), a body that decodes;
+- the file is well formed: this format, every save's CRC-32, sizes that add up, a body that decodes, a
+  conversation of the length the body says;
 - it names the execution being claimed, and the state it holds is not finished (a finished log has a
   snapshot instead) and names it too;
 - the log is at least ``log_size`` bytes and its first ``log_size`` bytes hash, streamed a chunk at a time,
@@ -54,7 +65,7 @@ import hashlib
 import hmac
 import os
 import zlib
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -62,45 +73,45 @@ from delite._gc import settled
 from delite.errors import LogCorruptError
 from delite.log import _os
 from delite.log._framing import HEADER
-from delite.log.records import ExecutionStarted, ModelResponded
-from delite.state._model import CallState, ExecutionState, History
-from delite.store._snapshot import frame_line, frame_record, unframed_rest
+from delite.log.records import ExecutionStarted
+from delite.state._model import ExecutionState, History, history_crc
+from delite.store._snapshot import frame_record
 
 if TYPE_CHECKING:
     from hashlib import _Hash
 
 __all__ = [
     "CHECKPOINT_FORMAT",
-    "GROWTH",
+    "INTERVAL",
     "MIN_LOG_SIZE",
     "SUFFIX",
+    "CheckpointWriter",
     "Loaded",
     "hash_prefix",
     "leftovers",
     "load",
-    "save",
     "verify",
 ]
 
 SUFFIX: Final = ".ckpt"
 """The suffix of a checkpoint file (``checkpoints/<id>.ckpt``); one being written is ``<id>.ckpt.<pid>-<hex>.tmp``."""
 
-CHECKPOINT_FORMAT: Final = "delite-checkpoint/2"
-_PREFIX: Final = CHECKPOINT_FORMAT.encode() + b" "
+CHECKPOINT_FORMAT: Final = "delite-checkpoint/3"
+_MAGIC: Final = CHECKPOINT_FORMAT.encode() + b"\n"
 MIN_LOG_SIZE: Final = 64 * 1024
 """No checkpoint below this log size: such a log is read, verified and folded in about a millisecond."""
-GROWTH: Final = 1.25
-"""A new checkpoint is written once the log is this many times the size the last one covered."""
+INTERVAL: Final = 16 * 1024
+"""A new save once the log has grown by this many bytes since the last (or by four bodies, if more)."""
 # A log prefix is hashed this many bytes at a time.
 _CHUNK: Final = 1 << 20
+# A save's first line is at most this long ("S ", 8 hex digits, four sizes).
+_LINE_MAX: Final = 2 + 8 + 4 * 21 + 1
 
 
 class _HistoryHead(msgspec.Struct, kw_only=True):
     steps: int
     calls_count: int
     models: list[str]
-    turns_size: int
-    calls_size: int
     crc32: int
 
 
@@ -110,10 +121,12 @@ class _Body(msgspec.Struct, kw_only=True):
     log_sha256: str
     state: ExecutionState
     history: _HistoryHead | None = None
+    settled: int = 0
 
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(_Body)
+_messages_decoder = msgspec.json.Decoder(list[dict[str, Any]])
 
 
 class Loaded:
@@ -129,82 +142,201 @@ class Loaded:
         self.first = first
 
 
-def save(path: str, execution_id: str, log_size: int, digest: _Hash, state: ExecutionState) -> bool:
-    """Write a checkpoint of ``state``, the fold of the log's first ``log_size`` bytes whose hash is ``digest``.
+def settled_count(state: ExecutionState) -> int:
+    """How many of the state's messages are settled: every one before the latest turn's tool results.
 
-    ``digest`` is not changed (a copy is finalised). False when nothing was written: failures are not errors,
-    a missing checkpoint only makes the next claim slower. The file is created ``0600``, never synced.
-
-    Once encoded, ``state`` holds its history as the checkpoint does (:meth:`ExecutionState._hold_history`): the
-    same value, its earlier turns and calls kept as the JSON just written rather than as objects, so the next
-    checkpoint encodes only what came since and a long run's memory stays that of its JSON.
+    The fold only ever appends messages, or inserts a tool result among those of the latest turn (from
+    ``_results.start`` on), so the messages before that never change again.
     """
-    try:
-        pieces, held = _encode(execution_id, log_size, digest.copy().hexdigest(), state)
-        state._hold_history(*held)  # noqa: SLF001 - the checkpoint's half of the history's protocol
-        _os.make_private_dir(os.path.dirname(path))
-        _os.replace_private(path, *pieces, unlink_first=True)
-    except (OSError, TypeError, ValueError, OverflowError, LogCorruptError):  # an unencodable value (an int
-        return False  # over 64 bits), a history that does not decode: none
-    return True
+    tail = state._results  # noqa: SLF001 - the fold's own bookkeeping says where results may still go
+    return len(state.messages) if tail is None else min(tail.start, len(state.messages))
 
 
-def _encode(
-    execution_id: str, log_size: int, sha256: str, state: ExecutionState
-) -> tuple[list[bytes | memoryview], tuple[History | None, list[ModelResponded], dict[str, CallState]]]:
-    """The bytes of a checkpoint of ``state`` (in pieces), and the parts :meth:`ExecutionState._encode_history` gave.
+def _save(m: bytes, t: bytes, c: bytes, body: bytes) -> list[bytes]:
+    """One save's bytes, in pieces (its line, then the parts)."""
+    crc = zlib.crc32(body, zlib.crc32(m))
+    return [f"S {crc:08x} {len(m)} {len(t)} {len(c)} {len(body)}\n".encode(), m, t, c, body]
 
-    The body's ``state`` holds the latest turn and its calls, the history after the body the others.
+
+class CheckpointWriter:
+    """The fold checkpoint of one claimed execution, written as its run goes (see the module's text).
+
+    One per claim: it remembers what the file holds (what it wrote), so that a save appends only what changed.
+    Failures are not errors: a missing checkpoint only makes the next claim slower.
     """
-    held = history, turns, calls = state._encode_history()  # noqa: SLF001
-    latest = copy.copy(state)  # the same values but for the turns and calls the history does not hold
-    latest._history = None  # noqa: SLF001 - this module writes what ExecutionState._attach_history reads
-    latest._turns = turns  # noqa: SLF001
-    latest._calls = calls  # noqa: SLF001
-    rest: tuple[memoryview, ...] = ()
-    head = None
-    if history is not None:
-        rest = (memoryview(history.turns), memoryview(history.calls))
-        size_t, size_c = len(rest[0]), len(rest[1])
-        crc = zlib.crc32(rest[1], zlib.crc32(rest[0]))
-        head = _HistoryHead(
-            steps=history.steps,
-            calls_count=history.calls_count,
-            models=history.models,
-            turns_size=size_t,
-            calls_size=size_c,
-            crc32=crc,
+
+    def __init__(self, path: str, execution_id: str) -> None:
+        """Write ``checkpoints/<id>.ckpt`` at ``path``; the first save writes the file whole."""
+        self.path = path
+        self.execution_id = execution_id
+        self._size = 0  # the file's size as this writer left it (0: write it whole next time)
+        self._whole = 0  # its size when last written whole
+        self._messages: list[dict[str, Any]] | None = None  # the conversation whose settled part is written
+        self._settled = 0  # how many of its messages are in the file
+        self._anchor: object = None  # the last of them, to tell that the conversation is still the same list
+        self._pieces = 0  # how many pieces of the state's history are in the file
+        self._last_piece: object = None  # the last of them, to tell that the history is still the one written
+        self.body_size = 0
+        """The size of the last save's body (what a save costs at least)."""
+
+    def save(self, log_size: int, digest: _Hash, state: ExecutionState) -> bool:
+        """Save ``state``, the fold of the log's first ``log_size`` bytes whose hash is ``digest`` (not changed).
+
+        Once saved, ``state`` holds its history as the file does (:meth:`ExecutionState._hold_history`): the
+        same value, its earlier turns and calls kept as the JSON just written rather than as objects, so the
+        next save encodes only what came since and a long run's memory stays that of its JSON. False when
+        nothing was written.
+        """
+        try:
+            return self._save(log_size, digest.copy().hexdigest(), state)
+        except (OSError, TypeError, ValueError, OverflowError, LogCorruptError):  # an unencodable value (an int
+            self._size = 0  # over 64 bits), a history that does not decode: none, and the next save starts over
+            return False
+
+    def _save(self, log_size: int, sha256: str, state: ExecutionState) -> bool:
+        history, turns, calls = state._encode_history()  # noqa: SLF001 - the checkpoint's half of the protocol
+        messages = state.messages
+        settled = settled_count(state)
+        whole = not self._size or self._size > 2 * self._whole or not self._continues(history, messages, settled)
+        if whole and history is not None and len(history.turns) > 1:  # one piece each in a file written whole
+            history = _compacted(history)
+        done = 0 if whole else self._pieces
+        t = c = b""
+        if history is not None and len(history.turns) > done:
+            t, c = bytes(history.turns[done]), bytes(history.calls[done])
+        start = 0 if whole else self._settled
+        m = _encoder.encode(messages[start:settled]) if settled > start else b""
+        latest = copy.copy(state)  # the same values but for what the saves up to this one hold
+        latest._history = None  # noqa: SLF001 - this module writes what ExecutionState._attach_history reads
+        latest._turns = turns  # noqa: SLF001
+        latest._calls = calls  # noqa: SLF001
+        latest.messages = messages[settled:]
+        head = None
+        if history is not None:
+            head = _HistoryHead(
+                steps=history.steps, calls_count=history.calls_count, models=history.models, crc32=history.crc32
+            )
+        body = _encoder.encode(
+            _Body(
+                execution_id=self.execution_id,
+                log_size=log_size,
+                log_sha256=sha256,
+                state=latest,
+                history=head,
+                settled=settled,
+            )
         )
-    body = _encoder.encode(
-        _Body(execution_id=execution_id, log_size=log_size, log_sha256=sha256, state=latest, history=head)
-    )
-    return [frame_line(_PREFIX, body, sized=True), body, *rest], held
+        pieces = _save(m, t, c, body)
+        if whole:
+            _os.make_private_dir(os.path.dirname(self.path))
+            _os.replace_private(self.path, _MAGIC, *pieces, unlink_first=True)
+            self._size = self._whole = len(_MAGIC) + sum(map(len, pieces))
+        else:
+            size, self._size = self._size, 0  # unknown until the save is all there
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                _os.write_all(fd, b"".join(pieces))
+            finally:
+                os.close(fd)
+            self._size = size + sum(map(len, pieces))
+        state._hold_history(history, turns, calls)  # noqa: SLF001
+        self._messages = messages
+        self._settled = settled
+        self._anchor = messages[settled - 1] if settled else None
+        self._pieces = len(history.turns) if history is not None else 0
+        self._last_piece = history.turns[-1] if history is not None else None
+        self.body_size = len(body)
+        return True
+
+    def _continues(self, history: History | None, messages: list[dict[str, Any]], settled: int) -> bool:
+        """Whether the file holds the start of this state: its settled messages and history pieces, as written."""
+        if messages is not self._messages or settled < self._settled:
+            return False
+        if self._settled and messages[self._settled - 1] is not self._anchor:
+            return False
+        if history is None:
+            return not self._pieces
+        grown = len(history.turns) - self._pieces
+        if grown not in (0, 1):
+            return False
+        return not self._pieces or history.turns[self._pieces - 1] is self._last_piece
+
+
+def _compacted(history: History) -> History:
+    """The same history in one piece of turns and one of calls."""
+    turns = (_joined(history.turns, b"[", b"]"),)
+    calls = (_joined(history.calls, b"{", b"}"),)
+    return History(history.steps, history.calls_count, turns, calls, history.models, history_crc(turns, calls))
+
+
+def _joined(pieces: tuple[bytes | memoryview, ...], opening: bytes, closing: bytes) -> bytes:
+    """JSON arrays (or objects) as one: ``[a,b]`` and ``[c]`` give ``[a,b,c]``; any may be empty."""
+    inner = [memoryview(p)[1:-1] for p in pieces if len(p) > 2]
+    return opening + b",".join(inner) + closing
 
 
 def _decode(raw: bytes) -> _Body | str:
-    """The checkpoint's body, or why not (``"other-format"``, ``"damaged"``).
+    """The checkpoint's body, with its whole conversation, or why not (``"other-format"``, ``"damaged"``).
 
     Its state carries its history, not decoded (see :meth:`~delite.state.ExecutionState._attach_history`).
     """
-    parts = unframed_rest(raw, _PREFIX)
-    if isinstance(parts, str):
-        return parts
-    body, rest = parts
+    if not raw.startswith(_MAGIC):
+        return "other-format"
+    view = memoryview(raw)
+    saves: list[tuple[int, int, int, int, int]] = []  # where each save's parts start, and their sizes
+    pos = len(_MAGIC)
+    while pos < len(raw):
+        line_end = raw.find(b"\n", pos, pos + _LINE_MAX)
+        if line_end < 0:
+            if len(raw) - pos < _LINE_MAX:
+                break  # a save's line cut short: the end of a save being written
+            return "damaged"
+        fields = raw[pos:line_end].split(b" ")
+        if len(fields) != 6 or fields[0] != b"S" or len(fields[1]) != 8:
+            return "damaged"
+        try:
+            crc = int(fields[1], 16)
+            m, t, c, b = map(int, fields[2:])
+        except ValueError:
+            return "damaged"
+        if min(m, t, c, b) < 0 or (t == 0) != (c == 0) or b == 0:
+            return "damaged"
+        start = line_end + 1
+        end = start + m + t + c + b
+        if end > len(raw):
+            break  # cut short
+        if zlib.crc32(view[end - b : end], zlib.crc32(view[start : start + m])) != crc:
+            if end == len(raw):
+                break  # the last save, its bytes not all written yet
+            return "damaged"
+        saves.append((start, m, t, c, b))
+        pos = end
+    if not saves:
+        return "damaged"
+    start, m, t, c, b = saves[-1]
+    body_at = start + m + t + c
     try:
         with settled():  # thousands of objects, none in a cycle, that live on
-            decoded = _decoder.decode(body)
+            decoded = _decoder.decode(view[body_at : body_at + b])
+            messages: list[dict[str, Any]] = []
+            for start, m, _t, _c, _b in saves:
+                if m:
+                    messages += _messages_decoder.decode(view[start : start + m])
     except (msgspec.DecodeError, ValueError, TypeError):
         return "damaged"
+    if len(messages) != decoded.settled:
+        return "damaged"
+    state = decoded.state
+    messages += state.messages
+    state.messages = messages
+    turns = tuple(view[s + m : s + m + t] for s, m, t, _c, _b in saves if t)
+    calls = tuple(view[s + m + t : s + m + t + c] for s, m, t, c, _b in saves if c)
     head = decoded.history
     if head is None:
-        return "damaged" if len(rest) else decoded
-    if head.steps < 1 or head.calls_count < 0 or min(head.turns_size, head.calls_size) < 2:
+        return "damaged" if turns else decoded
+    if head.steps < 1 or head.calls_count < 0 or not turns:
         return "damaged"
-    if head.turns_size + head.calls_size != len(rest):
-        return "damaged"
-    turns, calls = rest[: head.turns_size], rest[head.turns_size :]
-    history = History(head.steps, head.calls_count, msgspec.Raw(turns), msgspec.Raw(calls), head.models, head.crc32)
-    decoded.state._attach_history(history)  # noqa: SLF001
+    state._attach_history(History(head.steps, head.calls_count, turns, calls, head.models, head.crc32))  # noqa: SLF001
     return decoded
 
 

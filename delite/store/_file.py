@@ -45,11 +45,10 @@ from delite.state._model import ExecutionState
 from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
-from delite.store._checkpoint import GROWTH as CHECKPOINT_GROWTH
+from delite.store._checkpoint import INTERVAL as CHECKPOINT_INTERVAL
 from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
-from delite.store._checkpoint import Loaded, hash_prefix
+from delite.store._checkpoint import CheckpointWriter, Loaded, hash_prefix
 from delite.store._checkpoint import load as load_checkpoint
-from delite.store._checkpoint import save as save_checkpoint
 from delite.store._claimlock import ClaimBusyError, ClaimLock, claim_lock, held, try_take
 from delite.store._erase import Deleted, Refused, check_force, refusal
 from delite.store._ids import validate_execution_id
@@ -147,13 +146,14 @@ class FileExecutionLog(ExecutionLog):
         self._read_head: int | None = None if records is None else len(records)
         self._appended = 0
         self._checkpoint_path = checkpoint_path if writer is not None else ""
+        self._checkpoint: CheckpointWriter | None = None
         self._next_checkpoint = MIN_CHECKPOINT_LOG
         self._checkpointed = checkpointed
         self._checkpointed_state = checkpointed.state if checkpointed is not None else None
         if checkpointed is not None:
             self._read_head = checkpointed.state.records
             self._read_size = checkpointed.end
-            self._next_checkpoint = max(MIN_CHECKPOINT_LOG, int(checkpointed.covered * CHECKPOINT_GROWTH))
+            self._next_checkpoint = max(MIN_CHECKPOINT_LOG, checkpointed.covered + CHECKPOINT_INTERVAL)
 
     @property
     def read_only(self) -> bool:
@@ -215,9 +215,12 @@ class FileExecutionLog(ExecutionLog):
         digest = w.digest
         if digest is None or state.records != self.head or state.status.is_terminal:
             return
-        self._next_checkpoint = int(w.size * CHECKPOINT_GROWTH)
+        if self._checkpoint is None:
+            self._checkpoint = CheckpointWriter(self._checkpoint_path, self.execution_id)
         if os.path.lexists(self._path):  # not deleted under a live owner (a forced deletion)
-            save_checkpoint(self._checkpoint_path, self.execution_id, w.size, digest, state)
+            self._checkpoint.save(w.size, digest, state)
+        # At a fixed interval (a save costs about its body, unless that is large): a claim folds at most that much.
+        self._next_checkpoint = w.size + max(CHECKPOINT_INTERVAL, 4 * self._checkpoint.body_size)
 
     def save_outcome(self, outcome: Outcome) -> None:
         """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim.

@@ -51,14 +51,12 @@ if TYPE_CHECKING:
 __all__ = [
     "MIN_LOG_SIZE",
     "SNAPSHOT_FORMAT",
-    "frame_line",
     "frame_record",
     "framed",
     "load",
     "log_digest",
     "save",
     "unframed",
-    "unframed_rest",
     "verify",
 ]
 
@@ -87,19 +85,7 @@ _decoder = msgspec.json.Decoder(_Body)
 
 def framed(prefix: bytes, body: bytes) -> bytes:
     """A derived file's bytes: its format line ``prefix`` + the body's CRC-32 as 8 hex digits + LF, then the body."""
-    return frame_line(prefix, body) + body
-
-
-def frame_line(prefix: bytes, body: bytes, *, sized: bool = False) -> bytes:
-    """The first line of a derived file whose body is ``body`` (see :func:`framed`), to be written before it.
-
-    ``sized``: the body's length in decimal follows the CRC (after a space), so that bytes the CRC does not cover
-    can follow the body (see :func:`unframed_rest`; the body describes them, their own checksum included).
-    Writing the line and the body as two pieces saves a copy of the body (tens of MB for a long execution's
-    fold checkpoint).
-    """
-    size = f" {len(body)}" if sized else ""
-    return prefix + f"{zlib.crc32(body):08x}{size}\n".encode()
+    return prefix + f"{zlib.crc32(body):08x}\n".encode() + body
 
 
 def unframed(raw: bytes, prefix: bytes) -> memoryview | str:
@@ -116,25 +102,6 @@ def unframed(raw: bytes, prefix: bytes) -> memoryview | str:
     except ValueError:
         return "damaged"
     return body if zlib.crc32(body) == crc else "damaged"
-
-
-def unframed_rest(raw: bytes, prefix: bytes) -> tuple[memoryview, memoryview] | str:
-    """The body and the bytes after it of a derived file written by :func:`framed` with ``sized``, or why not."""
-    crc_end = len(prefix) + 8
-    line_end = raw.find(b"\n", crc_end, crc_end + 22)
-    if not raw.startswith(prefix) or line_end < 0 or raw[crc_end : crc_end + 1] != b" ":
-        return "other-format"
-    try:
-        crc = int(raw[len(prefix) : crc_end], 16)
-        size = int(raw[crc_end + 1 : line_end])
-    except ValueError:
-        return "damaged"
-    start = line_end + 1
-    if size < 0 or start + size > len(raw):
-        return "damaged"
-    view = memoryview(raw)
-    body = view[start : start + size]
-    return (body, view[start + size :]) if zlib.crc32(body) == crc else "damaged"
 
 
 def log_digest(data: bytes) -> str:

@@ -5,8 +5,9 @@ Usage: python checkpoint_worker.py DATA_DIR MODE K
 MODE is one of:
   none              run (or resume) to the end, then print the outcome as JSON
   no-checkpoints    the same with fold checkpoints turned off (the reference)
-  mid-checkpoint    write half of the K-th checkpoint file, then SIGKILL (a half-written temporary file)
-  after-checkpoint  SIGKILL right after the K-th checkpoint was renamed into place
+  mid-checkpoint    write half of the K-th checkpoint save, then SIGKILL (the first one: a half-written temporary
+                    file; later ones: half a save appended to the file)
+  after-checkpoint  SIGKILL right after the K-th checkpoint save is in place
   tool-before       SIGKILL inside the K-th tool body, before its side effect
   tool-after        SIGKILL inside the K-th tool body, after its side effect
   wait              run to the end slowly (the test kills it at a random moment)
@@ -48,7 +49,10 @@ def main() -> int:
     real_write = log_os.write_all
 
     def write_all(fd: int, data: bytes | memoryview) -> None:
-        if bytes(data[:18]) == b"delite-checkpoint/":  # the first piece of a checkpoint file (its history follows)
+        head = bytes(data[:19])
+        whole = head == b"delite-checkpoint/3"  # the first piece of a checkpoint file written whole
+        appended = head.startswith(b"S ") and os.readlink(f"/proc/self/fd/{fd}").endswith(".ckpt")  # one save
+        if whole or appended:
             saves["n"] += 1
             if mode == "mid-checkpoint" and saves["n"] == k:
                 real_write(fd, data[: len(data) // 2])
@@ -56,15 +60,15 @@ def main() -> int:
         real_write(fd, data)
 
     log_os.write_all = write_all
-    real_save = _file.save_checkpoint
+    real_save = _file.CheckpointWriter.save
 
-    def save(*args: Any) -> bool:
-        done = real_save(*args)
+    def save(self: _file.CheckpointWriter, *args: Any) -> bool:
+        done = real_save(self, *args)
         if mode == "after-checkpoint" and saves["n"] == k:
             die()
         return done
 
-    _file.save_checkpoint = save  # type: ignore[assignment]
+    _file.CheckpointWriter.save = save  # type: ignore[method-assign]
     real_load = _file.load_checkpoint
 
     def load(*args: Any) -> Any:

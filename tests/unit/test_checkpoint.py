@@ -14,6 +14,8 @@ import itertools
 import os
 import shutil
 import struct
+import tempfile
+import weakref
 import zlib
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,7 @@ from delite.log.records import (
     Usage,
 )
 from delite.state import ExecutionState, fold
+from delite.state._model import history_crc
 from delite.store import FileStore, _file, _index
 from delite.store import _checkpoint as checkpoint
 from delite.store._copy import copy_executions
@@ -117,6 +120,23 @@ def data(crashed: Path, tmp_path: Path) -> Path:
     return d
 
 
+@pytest.fixture
+def saved(data: Path) -> Path:
+    """The fixture's log with a checkpoint of three saves (one written whole, two appended), at known records."""
+    log = read_log(str(data / "executions" / "e.log"))
+    raw = (data / "executions" / "e.log").read_bytes()
+    writer = checkpoint.CheckpointWriter(str(ckpt(data)), "e")
+    n = len(log.records)
+    state = ExecutionState()
+    done = 0
+    for k in (n * 6 // 10, n * 3 // 4, n * 9 // 10):
+        state = fold(log.records[done:k], state)
+        done = k
+        assert writer.save(log.offsets[k], hashlib.sha256(raw[: log.offsets[k]]), state)
+    assert len(_saves(ckpt(data))) == 3
+    return data
+
+
 def ckpt(d: Path, eid: str = "e") -> Path:
     return d / "checkpoints" / f"{eid}.ckpt"
 
@@ -143,7 +163,7 @@ def test_an_interrupted_run_leaves_a_checkpoint_of_a_prefix_of_its_log(data: Pat
     assert ckpt(data).exists()
     assert (ckpt(data).stat().st_mode & 0o777) == 0o600
     assert checkpoint.MIN_LOG_SIZE <= covered(data) <= size
-    assert covered(data) * checkpoint.GROWTH > size  # the last one written is recent
+    assert size - covered(data) <= checkpoint.INTERVAL + 4096  # the last save is at most an interval and a step old
 
 
 def test_a_claim_from_a_checkpoint_folds_what_the_whole_log_folds(data: Path) -> None:
@@ -191,21 +211,32 @@ def test_a_run_resumed_without_a_checkpoint_writes_one_at_its_first_append(data:
     same(state, whole(data))
 
 
-def test_checkpoints_are_written_geometrically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sizes: list[int] = []
-    real = _file.save_checkpoint
+def test_checkpoints_are_saved_at_a_fixed_interval_and_write_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saves: list[tuple[int, int, int]] = []  # the log's size, then the checkpoint file's inode and size
+    real = checkpoint.CheckpointWriter.save
 
-    def counted(path: str, eid: str, size: int, digest: Any, state: ExecutionState) -> bool:
-        sizes.append(size)
-        return real(path, eid, size, digest, state)
+    def counted(self: checkpoint.CheckpointWriter, size: int, digest: Any, state: ExecutionState) -> bool:
+        done = real(self, size, digest, state)
+        st = os.stat(self.path)
+        saves.append((size, st.st_ino, st.st_size))
+        return done
 
-    monkeypatch.setattr(_file, "save_checkpoint", counted)
+    monkeypatch.setattr(checkpoint.CheckpointWriter, "save", counted)
     interrupted(tmp_path, stop=STEPS - 1)
-    log_size = (tmp_path / "executions" / "e.log").stat().st_size
-    assert sizes
-    assert sizes[0] >= checkpoint.MIN_LOG_SIZE
-    assert all(b >= a * checkpoint.GROWTH for a, b in itertools.pairwise(sizes))
-    assert sum(sizes) <= log_size / (1 - 1 / checkpoint.GROWTH)  # linear in the log, whatever its length
+    assert len(saves) >= 6
+    assert saves[0][0] >= checkpoint.MIN_LOG_SIZE
+    for (a, _, _), (b, _, _) in itertools.pairwise(saves):
+        assert checkpoint.INTERVAL <= b - a <= checkpoint.INTERVAL + 4096  # a step of this run is ~1.3 KiB
+    written = saves[0][2]
+    for (_, ino_a, size_a), (_, ino_b, size_b) in itertools.pairwise(saves):
+        written += size_b - size_a if ino_a == ino_b else size_b  # appended, or written whole
+    whole = len({ino for _, ino, _ in saves})
+    assert whole <= 4  # written whole once, then again each time it doubled
+    final = saves[-1][2]
+    assert written <= 3 * final  # linear in what it holds, not one whole state per save
+    assert final <= 2.5 * (tmp_path / "executions" / "e.log").stat().st_size
 
 
 def test_a_short_run_writes_none(tmp_path: Path) -> None:
@@ -255,7 +286,8 @@ def test_damage_in_the_covered_prefix_is_still_reported(data: Path) -> None:
     _damage_is_reported_at(data, at)
 
 
-def test_damage_in_the_tail_is_reported(data: Path) -> None:
+def test_damage_in_the_tail_is_reported(saved: Path) -> None:
+    data = saved
     _, offsets = _frames(data)
     tail = [o for o in offsets if o > covered(data)]
     assert len(tail) > 1, "the fixture's log must have frames between the checkpoint and its last frame"
@@ -304,90 +336,163 @@ def test_a_checkpoint_of_another_log_under_the_same_id_is_a_miss(data: Path, tmp
     assert state.input == "another input"
 
 
-def _parts(path: Path) -> tuple[bytes, bytes]:
-    """A checkpoint file's body and the history bytes after it."""
+Save = list[bytes]  # a save's parts: the messages, turns, calls and body
+
+
+def _saves(path: Path) -> list[Save]:
+    """A checkpoint file's saves."""
     raw = path.read_bytes()
-    line = raw.index(b"\n")
-    size = int(raw[:line].split()[-1])
-    return raw[line + 1 : line + 1 + size], raw[line + 1 + size :]
+    assert raw.startswith(checkpoint.CHECKPOINT_FORMAT.encode() + b"\n")
+    pos = raw.index(b"\n") + 1
+    found = []
+    while pos < len(raw):
+        line_end = raw.index(b"\n", pos)
+        sizes = [int(f) for f in raw[pos:line_end].split()[2:]]
+        parts, at = [], line_end + 1
+        for n in sizes:
+            parts.append(raw[at : at + n])
+            at += n
+        found.append(parts)
+        pos = at
+    return found
 
 
-def _rewrite(
-    path: Path,
-    body: bytes,
-    *,
-    rest: bytes | None = None,
-    version: bytes = checkpoint.CHECKPOINT_FORMAT.encode(),
-    crc: int | None = None,
-) -> None:
-    """Write ``body`` (then ``rest``, by default the history already there) as a checkpoint file."""
-    rest = _parts(path)[1] if rest is None else rest
-    crc = zlib.crc32(body) if crc is None else crc
-    path.write_bytes(version + b" " + f"{crc:08x} {len(body)}\n".encode() + body + rest)
+def _write(path: Path, saves: list[Save], *, magic: bytes | None = None, bad_crc: int | None = None) -> None:
+    """Write ``saves`` as a checkpoint file (save number ``bad_crc`` with a CRC-32 that does not match)."""
+    out = [magic if magic is not None else checkpoint.CHECKPOINT_FORMAT.encode() + b"\n"]
+    for n, (m, t, c, b) in enumerate(saves):
+        crc = zlib.crc32(b, zlib.crc32(m)) ^ (1 if n == bad_crc else 0)
+        out.append(f"S {crc:08x} {len(m)} {len(t)} {len(c)} {len(b)}\n".encode() + m + t + c + b)
+    path.write_bytes(b"".join(out))
 
 
-def _body(path: Path) -> dict[str, Any]:
-    return msgspec.json.decode(_parts(path)[0])
+def _with_body(saves: list[Save], body: dict[str, Any]) -> list[Save]:
+    """The saves with the last one's body replaced."""
+    return [*saves[:-1], [*saves[-1][:3], msgspec.json.encode(body)]]
 
 
 @pytest.mark.parametrize(
     ("name", "why"),
     [
         ("other-version", "other-format"),
+        ("the-old-format", "other-format"),
         ("garbage", "other-format"),
         ("empty", "other-format"),
-        ("bad-crc", "damaged"),
+        ("magic-only", "damaged"),
+        ("bad-crc-before-the-last", "damaged"),
+        ("bad-line", "damaged"),
         ("not-json", "damaged"),
         ("wrong-shape", "damaged"),
         ("bad-digest", "damaged"),
         ("history-of-nothing", "damaged"),
-        ("history-cut-short", "damaged"),
-        ("history-too-long", "damaged"),
-        ("no-history-yet-bytes", "damaged"),
+        ("history-pieces-missing", "damaged"),
+        ("turns-without-calls", "damaged"),
+        ("no-history-yet-pieces", "damaged"),
+        ("conversation-too-short", "damaged"),
+        ("conversation-too-long", "damaged"),
         ("wrong-size", "stale"),
         ("wrong-digest", "stale"),
         ("finished-state", "foreign"),
         ("named-other", "foreign"),
     ],
 )
-def test_a_checkpoint_that_disagrees_is_a_miss(data: Path, name: str, why: str) -> None:
+def test_a_checkpoint_that_disagrees_is_a_miss(saved: Path, name: str, why: str) -> None:
+    data = saved
     path = ckpt(data)
-    body = _body(path)
-    payload = _parts(path)[0]
+    saves = _saves(path)
+    body = msgspec.json.decode(saves[-1][3])
     if name == "other-version":
-        _rewrite(path, payload, version=b"delite-checkpoint/9")
+        _write(path, saves, magic=b"delite-checkpoint/9\n")
+    elif name == "the-old-format":
+        path.write_bytes(b"delite-checkpoint/2 0badf00d 2\n{}")
     elif name == "garbage":
         path.write_bytes(base64.b64encode(os.urandom(300)))
     elif name == "empty":
         path.write_bytes(b"")
-    elif name == "bad-crc":
-        _rewrite(path, payload, crc=zlib.crc32(payload) ^ 1)
+    elif name == "magic-only":
+        _write(path, [])
+    elif name == "bad-crc-before-the-last":
+        _write(path, saves, bad_crc=len(saves) - 2)
+    elif name == "bad-line":
+        raw = path.read_bytes()
+        at = raw.index(b"\nS ") + 1
+        path.write_bytes(raw[:at] + b"X" + raw[at + 1 :])
     elif name == "not-json":
-        _rewrite(path, b"{" + payload)
+        _write(path, [*saves[:-1], [*saves[-1][:3], b"{" + saves[-1][3]]])
     elif name == "wrong-shape":
-        _rewrite(path, msgspec.json.encode({**body, "state": {"records": "many"}}))
+        _write(path, _with_body(saves, {**body, "state": {"records": "many"}}))
     elif name == "bad-digest":
-        _rewrite(path, msgspec.json.encode({**body, "log_sha256": "é" * 64}))
+        _write(path, _with_body(saves, {**body, "log_sha256": "é" * 64}))
     elif name == "history-of-nothing":
-        _rewrite(path, msgspec.json.encode({**body, "history": {**body["history"], "steps": 0}}))
-    elif name == "history-cut-short":
-        _rewrite(path, payload, rest=_parts(path)[1][:-1])
-    elif name == "history-too-long":
-        _rewrite(path, payload, rest=_parts(path)[1] + b" ")
-    elif name == "no-history-yet-bytes":
-        _rewrite(path, msgspec.json.encode({**body, "history": None}))
+        _write(path, _with_body(saves, {**body, "history": {**body["history"], "steps": 0}}))
+    elif name == "history-pieces-missing":
+        _write(path, [[m, b"", b"", b] for m, _t, _c, b in saves])
+    elif name == "turns-without-calls":
+        _write(path, [[m, t, b"", b] for m, t, _c, b in saves])
+    elif name == "no-history-yet-pieces":
+        _write(path, _with_body(saves, {**body, "history": None}))
+    elif name == "conversation-too-short":
+        _write(path, _with_body(saves, {**body, "settled": body["settled"] + 1}))
+    elif name == "conversation-too-long":
+        _write(path, _with_body(saves, {**body, "settled": body["settled"] - 1}))
     elif name == "wrong-size":
-        _rewrite(path, msgspec.json.encode({**body, "log_size": body["log_size"] - 1}))
+        _write(path, _with_body(saves, {**body, "log_size": body["log_size"] - 1}))
     elif name == "wrong-digest":
-        _rewrite(path, msgspec.json.encode({**body, "log_sha256": "0" * 64}))
+        _write(path, _with_body(saves, {**body, "log_sha256": "0" * 64}))
     elif name == "finished-state":
-        _rewrite(path, msgspec.json.encode({**body, "state": {**body["state"], "status": "completed"}}))
+        _write(path, _with_body(saves, {**body, "state": {**body["state"], "status": "completed"}}))
     elif name == "named-other":
-        _rewrite(path, msgspec.json.encode({**body, "execution_id": "f"}))
+        _write(path, _with_body(saves, {**body, "execution_id": "f"}))
     assert verify(data) == why
     state, used = claimed(data)
     assert not used
     same(state, whole(data))
+
+
+def test_a_save_not_all_written_is_left_out_and_the_one_before_it_used(saved: Path) -> None:
+    """A writer killed while appending (or a reader racing it) leaves a save cut short: the one before it counts."""
+    data = saved
+    path = ckpt(data)
+    raw = path.read_bytes()
+    saves = _saves(path)
+    _write(path, saves[:-1])
+    last = path.stat().st_size  # where the last save starts
+    assert raw.startswith(path.read_bytes())
+    before = covered(data)
+    assert before < msgspec.json.decode(saves[-1][3])["log_size"]
+    for cut in [*range(last, last + 40), *range(last + 40, len(raw), 97), len(raw) - 1]:
+        path.write_bytes(raw[:cut])
+        assert covered(data) == before, cut
+    _write(path, saves, bad_crc=len(saves) - 1)  # all its bytes there, not yet the right ones
+    assert covered(data) == before
+    state, used = claimed(data)
+    assert used
+    same(state, whole(data))
+
+
+def test_a_new_claim_writes_the_file_whole_then_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    interrupted(tmp_path, stop=STOP - 30)
+    first = ckpt(tmp_path).stat().st_ino
+    runs: list[int] = []
+    agent = Agent(tmp_path, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, STEPS - 5)])
+    inodes = []
+    real = checkpoint.CheckpointWriter.save
+
+    def seen(self: checkpoint.CheckpointWriter, *args: Any) -> bool:
+        done = real(self, *args)
+        inodes.append(os.stat(self.path).st_ino)
+        return done
+
+    monkeypatch.setattr(checkpoint.CheckpointWriter, "save", seen)
+    with agent, pytest.raises(KeyboardInterrupt):
+        agent.resume("e")
+    monkeypatch.undo()
+    assert len(inodes) >= 3
+    assert inodes[0] != first  # never appended after bytes another claim wrote
+    assert len(set(inodes)) <= 2  # then appended to (and written whole again once it doubled, at most once here)
+    state, used = claimed(tmp_path)
+    assert used
+    same(state, whole(tmp_path))
 
 
 def test_a_checkpoint_that_is_not_a_file_is_a_miss(data: Path) -> None:
@@ -527,11 +632,32 @@ def _kinds_log() -> list[Record]:
     ]
 
 
+class _File:
+    """A checkpoint file saved into by one writer, as a claim's run saves into it."""
+
+    def __init__(self) -> None:
+        where = tempfile.mkdtemp(prefix="delite-ckpt-")
+        weakref.finalize(self, shutil.rmtree, where, True)
+        self.writer = checkpoint.CheckpointWriter(os.path.join(where, "e.ckpt"), "e")
+
+    def save(self, state: ExecutionState) -> ExecutionState:
+        """Save ``state`` (which then holds its history encoded, as the file does); ``state``."""
+        assert self.writer.save(1, hashlib.sha256(), state)
+        return state
+
+    def read(self) -> ExecutionState:
+        """The state the file holds, read back: its history left encoded."""
+        with open(self.writer.path, "rb") as f:
+            body = checkpoint._decode(f.read())
+        assert isinstance(body, checkpoint._Body)
+        return body.state
+
+
 def _checkpointed(state: ExecutionState) -> ExecutionState:
     """``state`` written and read back as a checkpoint holds it: its history left encoded."""
-    body = checkpoint._decode(b"".join(checkpoint._encode("e", 1, "0" * 64, state)[0]))
-    assert isinstance(body, checkpoint._Body)
-    return body.state
+    file = _File()
+    file.save(state)
+    return file.read()
 
 
 def test_checkpoint_plus_tail_is_the_whole_fold_wherever_the_log_is_cut() -> None:
@@ -653,29 +779,35 @@ def test_a_resumed_run_checkpoints_again_without_decoding_the_history(
     with agent, pytest.raises(KeyboardInterrupt):
         agent.resume("e")
     assert decoded == []
-    assert covered(data) >= before * checkpoint.GROWTH
+    assert covered(data) > before
     state, used = claimed(data)
     assert used and state._history is not None and state._history.steps > STOP
     same(state, whole(data))
 
 
 @pytest.mark.parametrize("spoil", ["flipped-byte", "wrong-types-right-crc"])
-def test_a_history_that_does_not_decode_is_a_clear_error_when_read(data: Path, spoil: str) -> None:
+def test_a_history_that_does_not_decode_is_a_clear_error_when_read(saved: Path, spoil: str) -> None:
     """The history is checked (its CRC-32, its types) when first read: a damaged one says so, then."""
+    data = saved
     path = ckpt(data)
-    body = _body(path)
-    head = body["history"]
-    rest = bytearray(_parts(path)[1])
+    saves = _saves(path)
+    body = msgspec.json.decode(saves[-1][3])
+    with_turns = next(n for n, (_m, t, _c, _b) in enumerate(saves) if t)
+    m, t, c, b = saves[with_turns]
     if spoil == "flipped-byte":
-        rest[len(rest) // 3] ^= 0x01
+        spoilt = bytearray(t)
+        spoilt[len(t) // 3] ^= 0x01
+        saves[with_turns] = [m, bytes(spoilt), c, b]
         match = "CRC"
     else:
-        turns = msgspec.json.encode([{"kind": "model-responded", "at": "not a time", "step": 1}] * head["steps"])
-        calls = bytes(rest[head["turns_size"] :])
-        rest = bytearray(turns + calls)
-        head.update(turns_size=len(turns), crc32=zlib.crc32(calls, zlib.crc32(turns)))
+        count = len(msgspec.json.decode(t))
+        bad = msgspec.json.encode([{"kind": "model-responded", "at": "not a time", "step": 1}] * count)
+        saves[with_turns] = [m, bad, c, b]
+        pieces = [(t, c) for _m, t, c, _b in saves if t]
+        crc = history_crc(tuple(p[0] for p in pieces), tuple(p[1] for p in pieces))
+        saves = _with_body(saves, {**body, "history": {**body["history"], "crc32": crc}})
         match = "history"
-    _rewrite(path, msgspec.json.encode(body), rest=bytes(rest))
+    _write(path, saves)
     state, used = claimed(data)
     assert used
     assert state.steps == whole(data).steps  # the counts come from the body
@@ -824,11 +956,9 @@ def test_a_recovery_scan_keeps_a_bounded_number_of_states(tmp_path: Path, monkey
     assert not _file._kept
 
 
-def _held(state: ExecutionState) -> ExecutionState:
+def _held(state: ExecutionState, file: _File | None = None) -> ExecutionState:
     """``state`` holding its history encoded, as after a checkpoint of it was written."""
-    _body, held = checkpoint._encode("e", 1, "0" * 64, state)
-    state._hold_history(*held)
-    return state
+    return (file or _File()).save(state)
 
 
 def test_a_running_state_that_holds_its_history_encoded_folds_on_to_the_whole_fold() -> None:
@@ -837,9 +967,11 @@ def test_a_running_state_that_holds_its_history_encoded_folds_on_to_the_whole_fo
     full = fold(records)
     for j in range(1, len(records) + 1):
         for k in range(j, len(records) + 1):
-            state = _held(fold(records[:j]))
+            file = _File()
+            state = _held(fold(records[:j]), file)
             fold(records[j:k], state)
-            _held(state)
+            _held(state, file)  # appended to the file the first save wrote
+            same(fold(records[k:], file.read()), full)
             same(fold(records[k:], state), full)
 
 

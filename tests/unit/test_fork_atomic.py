@@ -81,8 +81,8 @@ def test_racing_forks_onto_one_id_have_one_winner_and_409s(data_dir: Path) -> No
 
     from delite.errors import ExecutionStateError
 
-    agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(3, "step"), tools=[step])
-    origin = agent.run("go").execution_id
+    with Agent(data_dir, provider=ScriptedProvider.tool_loop(3, "step"), tools=[step]) as agent:
+        origin = agent.run("go").execution_id
     d = DataDir(data_dir)
     barrier = threading.Barrier(6)
     outcomes: list[object] = []
@@ -99,5 +99,6 @@ def test_racing_forks_onto_one_id_have_one_winner_and_409s(data_dir: Path) -> No
         t.start()
     for t in threads:
         t.join()
+    d.close()
     assert outcomes.count("raced") == 1, outcomes
     assert all(isinstance(o, ExecutionStateError) and o.http_status == 409 for o in outcomes if o != "raced")
