@@ -142,7 +142,7 @@ class Loaded:
         self.first = first
 
 
-def settled_count(state: ExecutionState) -> int:
+def _settled_count(state: ExecutionState) -> int:
     """How many of the state's messages are settled: every one before the latest turn's tool results.
 
     The fold only ever appends messages, or inserts a tool result among those of the latest turn (from
@@ -196,7 +196,7 @@ class CheckpointWriter:
     def _save(self, log_size: int, sha256: str, state: ExecutionState) -> bool:
         history, turns, calls = state._encode_history()  # noqa: SLF001 - the checkpoint's half of the protocol
         messages = state.messages
-        settled = settled_count(state)
+        settled = _settled_count(state)
         whole = not self._size or self._size > 2 * self._whole or not self._continues(history, messages, settled)
         if whole and history is not None and len(history.turns) > 1:  # one piece each in a file written whole
             history = _compacted(history)

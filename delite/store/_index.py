@@ -355,7 +355,7 @@ def _prepare(conn: sqlite3.Connection) -> None:
     if version > len(MIGRATIONS):
         raise _NewerIndexError
     if version < len(MIGRATIONS):
-        with _transaction(conn):
+        with _transaction(conn):  # one transaction with the derivation's mark: a new index is made in one
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
             for name, statements in MIGRATIONS[version:]:
@@ -363,11 +363,23 @@ def _prepare(conn: sqlite3.Connection) -> None:
                     conn.execute(statement)
                 conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
             conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-    row = conn.execute("SELECT value FROM meta WHERE key = 'derivation'").fetchone()
-    if row is None or row[0] != DERIVATION:
+            if _derived_otherwise(conn):
+                _rederive(conn)
+    elif _derived_otherwise(conn):
         with _transaction(conn):
-            conn.execute("DELETE FROM executions")
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('derivation', ?)", (DERIVATION,))
+            _rederive(conn)
+
+
+def _derived_otherwise(conn: sqlite3.Connection) -> bool:
+    """Whether the rows were derived another way than :data:`DERIVATION` says (or the index says nothing)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'derivation'").fetchone()
+    return row is None or row[0] != DERIVATION
+
+
+def _rederive(conn: sqlite3.Connection) -> None:
+    """Drop every row, to be derived again, and mark the index with this derivation (in a transaction)."""
+    conn.execute("DELETE FROM executions")
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('derivation', ?)", (DERIVATION,))
 
 
 def _unusable(layout: Layout) -> str:

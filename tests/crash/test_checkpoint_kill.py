@@ -98,3 +98,41 @@ def test_kill_at_a_random_moment_then_resume(tmp_path: Path, reference: dict[str
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     resume_and_check(tmp_path, reference)
+
+
+def test_a_reader_racing_the_saves_gets_a_true_checkpoint_or_a_miss(tmp_path: Path) -> None:
+    """While a real process runs and appends saves, another reads the checkpoint over and over.
+
+    Every read is either a miss or a state that is exactly the fold of the log's first bytes it claims to
+    cover (read back from the log itself): a save half-appended or a file being replaced is never taken.
+    """
+    from delite.log import parse_log
+    from delite.state import fold
+    from delite.store import _checkpoint as checkpoint
+
+    proc = subprocess.Popen([sys.executable, WORKER, str(tmp_path), "wait", "0"], stdout=subprocess.DEVNULL)
+    log_path = tmp_path / "executions" / "job.log"
+    ckpt_path = str(tmp_path / "checkpoints" / "job.ckpt")
+    hits: set[int] = set()
+    misses: collections.Counter[str] = collections.Counter()
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if not log_path.exists():
+                time.sleep(0.002)
+                continue
+            log = log_path.read_bytes()
+            found = checkpoint.verify(ckpt_path, log, "job")
+            if isinstance(found, str):
+                misses[found] += 1
+                continue
+            if found.size in hits:
+                continue
+            hits.add(found.size)
+            expected = fold(parse_log(log[: found.size]).records)
+            assert found.state == expected, found.size
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert len(hits) >= 2, (hits, misses)  # saves were read while they were being appended
+    assert set(misses) <= {"missing", "stale"}, misses  # never damaged: a save cut short is left out

@@ -129,6 +129,30 @@ def test_migrations_are_named_and_versioned(data: Path) -> None:
     assert version == len(MIGRATIONS) and derivation == DERIVATION
 
 
+def test_a_new_index_is_made_in_one_transaction_and_an_open_one_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write of an index file is a journal created and removed: a new one is made in one, reopening writes none."""
+    layout = Layout(tmp_path / "d")
+    os.makedirs(layout.executions)
+    statements: list[str] = []
+    real = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    for expected in (1, 0):
+        statements.clear()
+        index = ListingIndex.open(layout)
+        index.close()
+        assert not index.in_memory
+        assert statements.count("COMMIT") == expected, statements
+        assert len([s for s in statements if s.startswith("BEGIN")]) == expected
+
+
 def test_an_older_index_is_migrated_in_place(data: Path) -> None:
     path = Layout(data).index
     with sqlite3.connect(path) as conn:  # the index as delite with only m001 and m002 made it
