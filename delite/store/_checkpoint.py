@@ -198,8 +198,8 @@ class CheckpointWriter:
         messages = state.messages
         settled = _settled_count(state)
         whole = not self._size or self._size > 2 * self._whole or not self._continues(history, messages, settled)
-        if whole and history is not None and len(history.turns) > 1:  # one piece each in a file written whole
-            history = _compacted(history)
+        if whole and history is not None:  # one piece each in a file written whole, held as bytes of their own
+            history = _compacted(history)  # (not views into a checkpoint file read at the claim, kept alive)
         done = 0 if whole else self._pieces
         t = c = b""
         if history is not None and len(history.turns) > done:

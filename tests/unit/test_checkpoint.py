@@ -994,3 +994,15 @@ def test_a_long_run_holds_its_history_encoded_and_never_decodes_it(
         assert len(held) >= 3 and held == sorted(held) and held[-1] > STEPS // 2
         assert decoded == []
         assert agent.get("e").steps == STEPS + 1
+
+
+def test_a_state_read_from_a_checkpoint_lets_go_of_the_file_once_saved_again() -> None:
+    """A claim's state holds its history as views into the file it read; its first save holds bytes of its own."""
+    records = _kinds_log()
+    first = _File()
+    first.save(fold(records))
+    state = first.read()
+    assert state._history is not None and all(isinstance(p, memoryview) for p in state._history.turns)
+    _File().save(state)  # a new claim's first save: the file written whole
+    assert state._history is not None and all(isinstance(p, bytes) for p in state._history.turns + state._history.calls)
+    same(state, fold(records))
