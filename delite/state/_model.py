@@ -143,9 +143,9 @@ class History(msgspec.Struct, frozen=True, gc=False):
     calls_count: int
     turns: tuple[bytes | memoryview, ...]
     calls: tuple[bytes | memoryview, ...]
-    models: list[str] = msgspec.field(default_factory=list)
-    crc32: int = -1
-    """:func:`history_crc` of the pieces, checked before they are decoded (-1: nothing to check)."""
+    models: list[str]
+    crc32: int
+    """:func:`history_crc` of the pieces, checked before they are decoded."""
 
 
 def history_crc(turns: tuple[bytes | memoryview, ...], calls: tuple[bytes | memoryview, ...], crc: int = 0) -> int:
@@ -282,7 +282,7 @@ class ExecutionState:
         history = self._history
         if history is None:
             return
-        if history.crc32 >= 0 and history_crc(history.turns, history.calls) != history.crc32:
+        if history_crc(history.turns, history.calls) != history.crc32:
             raise LogCorruptError(self.execution_id or "?", -1, "its fold checkpoint's history is damaged (CRC-32)")
         turns: list[ModelResponded] = []
         calls: dict[str, CallState] = {}
@@ -333,7 +333,7 @@ class ExecutionState:
             history.turns + more_turns,
             history.calls + more_calls,
             list(models),
-            history_crc(more_turns, more_calls, history.crc32) if history.crc32 >= 0 else -1,
+            history_crc(more_turns, more_calls, history.crc32),
         )
         return grown, [turns[-1]], recent
 

@@ -90,6 +90,7 @@ __all__ = [
     "hash_prefix",
     "leftovers",
     "load",
+    "next_save",
     "verify",
 ]
 
@@ -101,7 +102,8 @@ _MAGIC: Final = CHECKPOINT_FORMAT.encode() + b"\n"
 MIN_LOG_SIZE: Final = 64 * 1024
 """No checkpoint below this log size: such a log is read, verified and folded in about a millisecond."""
 INTERVAL: Final = 16 * 1024
-"""A new save once the log has grown by this many bytes since the last (or by four bodies, if more)."""
+"""A new save once the log has grown by this many bytes since the last (or by four bodies, if more): see
+:func:`next_save`."""
 # A log prefix is hashed this many bytes at a time.
 _CHUNK: Final = 1 << 20
 # A save's first line is at most this long ("S ", 8 hex digits, four sizes).
@@ -152,7 +154,16 @@ def _settled_count(state: ExecutionState) -> int:
     return len(state.messages) if tail is None else min(tail.start, len(state.messages))
 
 
-def _save(m: bytes, t: bytes, c: bytes, body: bytes) -> list[bytes]:
+def next_save(log_size: int, body_size: int = 0) -> int:
+    """The log size at which to save next, after a save at ``log_size`` whose body was ``body_size`` bytes.
+
+    At a fixed interval, so a claim folds at most about :data:`INTERVAL` bytes of log; further apart when the
+    body is large (a save costs at least its body), so the bytes written for saves stay proportional to the log.
+    """
+    return max(MIN_LOG_SIZE, log_size + max(INTERVAL, 4 * body_size))
+
+
+def _save_pieces(m: bytes, t: bytes, c: bytes, body: bytes) -> list[bytes]:
     """One save's bytes, in pieces (its line, then the parts)."""
     crc = zlib.crc32(body, zlib.crc32(m))
     return [f"S {crc:08x} {len(m)} {len(t)} {len(c)} {len(body)}\n".encode(), m, t, c, body]
@@ -226,7 +237,7 @@ class CheckpointWriter:
                 settled=settled,
             )
         )
-        pieces = _save(m, t, c, body)
+        pieces = _save_pieces(m, t, c, body)
         if whole:
             _os.make_private_dir(os.path.dirname(self.path))
             _os.replace_private(self.path, _MAGIC, *pieces, unlink_first=True)

@@ -45,9 +45,8 @@ from delite.state._model import ExecutionState
 from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
-from delite.store._checkpoint import INTERVAL as CHECKPOINT_INTERVAL
 from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
-from delite.store._checkpoint import CheckpointWriter, Loaded, hash_prefix
+from delite.store._checkpoint import CheckpointWriter, Loaded, hash_prefix, next_save
 from delite.store._checkpoint import load as load_checkpoint
 from delite.store._claimlock import ClaimBusyError, ClaimLock, claim_lock, held, try_take
 from delite.store._erase import Deleted, Refused, check_force, refusal
@@ -153,7 +152,7 @@ class FileExecutionLog(ExecutionLog):
         if checkpointed is not None:
             self._read_head = checkpointed.state.records
             self._read_size = checkpointed.end
-            self._next_checkpoint = max(MIN_CHECKPOINT_LOG, checkpointed.covered + CHECKPOINT_INTERVAL)
+            self._next_checkpoint = next_save(checkpointed.covered)
 
     @property
     def read_only(self) -> bool:
@@ -219,8 +218,7 @@ class FileExecutionLog(ExecutionLog):
             self._checkpoint = CheckpointWriter(self._checkpoint_path, self.execution_id)
         if os.path.lexists(self._path):  # not deleted under a live owner (a forced deletion)
             self._checkpoint.save(w.size, digest, state)
-        # At a fixed interval (a save costs about its body, unless that is large): a claim folds at most that much.
-        self._next_checkpoint = w.size + max(CHECKPOINT_INTERVAL, 4 * self._checkpoint.body_size)
+        self._next_checkpoint = next_save(w.size, self._checkpoint.body_size)
 
     def save_outcome(self, outcome: Outcome) -> None:
         """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim.

@@ -230,8 +230,11 @@ def test_checkpoints_are_saved_at_a_fixed_interval_and_write_what_changed(
     for (a, _, _), (b, _, _) in itertools.pairwise(saves):
         assert checkpoint.INTERVAL <= b - a <= checkpoint.INTERVAL + 4096  # a step of this run is ~1.3 KiB
     written = saves[0][2]
+    whole_size = saves[0][2]
     for (_, ino_a, size_a), (_, ino_b, size_b) in itertools.pairwise(saves):
         written += size_b - size_a if ino_a == ino_b else size_b  # appended, or written whole
+        whole_size = whole_size if ino_a == ino_b else size_b
+        assert size_b <= 2 * whole_size + 4 * checkpoint.INTERVAL  # within about twice what it held when whole
     whole = len({ino for _, ino, _ in saves})
     assert whole <= 4  # written whole once, then again each time it doubled
     final = saves[-1][2]
