@@ -114,6 +114,27 @@ def step(i: int) -> str:
     return f"s{i}"
 
 
+class InStep(ScriptedProvider):
+    """Scripted replies that all come back in the same turn of the event loop: each model call waits until
+    every execution has made its call of that step (on a loaded machine, latencies alone would let each
+    execution's append end before the next one's model reply came, and nothing would be left to share)."""
+
+    def __init__(self, n: int, steps: int) -> None:
+        super().__init__(ScriptedProvider.tool_loop(steps, "step").script)
+        self.n = n
+        self.arrived: dict[int, int] = {}
+        self.released: dict[int, asyncio.Event] = {}
+
+    async def acall(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> Any:
+        step = len(messages)
+        released = self.released.setdefault(step, asyncio.Event())
+        self.arrived[step] = self.arrived.get(step, 0) + 1
+        if self.arrived[step] == self.n:
+            released.set()
+        await released.wait()
+        return self._reply(messages, tools, model)
+
+
 def test_many_executions_in_full_mode_hop_less_than_once_per_append(tmp_path: Path) -> None:
     n, steps = 40, 3
     real_append = _aio._append
@@ -125,7 +146,7 @@ def test_many_executions_in_full_mode_hop_less_than_once_per_append(tmp_path: Pa
         real_append(effect)
 
     async def main() -> list[str | None]:
-        agent = Agent(tmp_path, provider=ScriptedProvider.tool_loop(steps, "step", delay=0.02), tools=[step])
+        agent = Agent(tmp_path, provider=InStep(n, steps), tools=[step])
         responses = await asyncio.gather(*(agent.arun("go") for _ in range(n)))
         return [r.answer for r in responses]
 
@@ -138,5 +159,6 @@ def test_many_executions_in_full_mode_hop_less_than_once_per_append(tmp_path: Pa
     assert answers == ["done"] * n
     assert appends >= n * steps  # full mode: every append fsyncs, in the I/O threads
     assert 0 < submits.appends < appends  # appends of the same turn shared their hops
+    assert submits.appends <= appends - (steps + 1) * (n - _aio.IO_THREADS)  # each model reply's n appends: a few hops
     report = DataDir(tmp_path).health()
     assert report.healthy and report.logs == n
