@@ -73,6 +73,14 @@ Pool = Executor | Any
 worker_pool: ContextVar[Pool | None] = ContextVar("delite_worker_pool", default=None)
 """The pool for sync providers and tools of runs started in this context (a Runtime sets its own)."""
 
+store_inline: ContextVar[Callable[[], bool] | None] = ContextVar("delite_store_inline", default=None)
+"""Asked before each store call of a run started in this context: True to make it on the event loop's thread.
+
+A hand-off to an I/O thread and back costs about what a local ``fsync`` does. A :class:`~delite.Runtime` on a
+data directory says True while the run is the only one it is advancing (nothing else on its loop waits for the
+call); otherwise, and for ``arun`` on the caller's loop, the store's calls go to the I/O threads.
+"""
+
 
 class Threads:
     """A fixed set of daemon threads taking calls from one queue: less work per call than a ThreadPoolExecutor.
@@ -104,6 +112,16 @@ class Threads:
         if thread is not None:
             thread.start()
         self.calls.put((fn, args))
+
+    def prestart(self) -> None:
+        """Start one thread now if none was, so the first call does not wait for a thread to start."""
+        with self.lock:
+            if self.started or not self.size:
+                return
+            self.started = self.idle = 1
+            thread = threading.Thread(target=self._work, name=f"{self.name}-1", daemon=True)
+            self.threads.append(thread)
+        thread.start()
 
     def close(self) -> None:
         """Let the threads finish what is queued, then end them (and wait for them)."""
@@ -342,6 +360,12 @@ def _in_context(pool: Pool, fn: Callable[..., T], *args: Any) -> Coroutine[Any, 
     return _blocking(pool, contextvars.copy_context().run, fn, *args, finish=False)
 
 
+def _inline() -> bool:
+    """Whether this run's store calls are made on the loop's thread now (see :data:`store_inline`)."""
+    inline = store_inline.get()
+    return inline is not None and inline()
+
+
 def _append(effect: Append) -> None:
     effect.log.append(effect.records, barrier=effect.barrier)
 
@@ -494,14 +518,15 @@ async def adrive(steps: Steps[T]) -> T:
             try:
                 match effect:
                     case Append():
-                        if effect.log.waits(barrier=effect.barrier):
+                        if effect.log.waits(barrier=effect.barrier) and not _inline():
                             await _commit(effect)  # in an I/O thread, with the other appends of this turn
-                        else:  # a write to the page cache or to memory: no hop to a thread and back
+                        else:  # a write to the page cache or to memory, or a run alone: no hop to a thread
                             _append(effect)
                     case Ask():
                         op.value = await _ask(effect)
                     case Io():
-                        op.value = await _blocking(io, effect.fn, *effect.args)
+                        inline = _inline()
+                        op.value = effect.fn(*effect.args) if inline else await _blocking(io, effect.fn, *effect.args)
                     case NextResult():
                         assert batch is not None
                         op.value = await batch.next()
@@ -512,7 +537,11 @@ async def adrive(steps: Steps[T]) -> T:
                         batch.start(effect.invocations)
                     case Claim():
                         # in (a copy of) the caller's context: telemetry parents the run's spans to the caller's span
-                        log = await _blocking(io, contextvars.copy_context().run, _claim, effect, undo=_release)
+                        log = (
+                            _claim(effect)
+                            if _inline()
+                            else await _blocking(io, contextvars.copy_context().run, _claim, effect, undo=_release)
+                        )
                         claims.append(log)
                         op.value = log
                     case Sleep():
@@ -528,4 +557,7 @@ async def adrive(steps: Steps[T]) -> T:
                 await batch.close()  # no claim is released while a body the run started still runs
         finally:
             for log in reversed(claims):
-                await _blocking(io, log.release)
+                if _inline():
+                    log.release()
+                else:
+                    await _blocking(io, log.release)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from delite._checks import check_flag, check_run_args, check_text
 from delite._telemetry._hook import caller_context, within
-from delite.engine._aio import Threads, adrive, worker_pool
+from delite.engine._aio import Threads, adrive, store_inline, worker_pool
 from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
 from delite.engine._operations import check_storable
@@ -42,6 +42,8 @@ from delite.state._model import ExecutionState, Status
 from delite.store._base import Store
 from delite.store._file import FileStore
 from delite.store._ids import new_execution_id, validate_execution_id
+from delite.store._index import ListingIndex  # noqa: F401 - start() lists what to resume: sqlite3 with the runtime
+from delite.store._memory import MemoryStore
 from delite.store._open import default_location, open_store, store_location
 
 if TYPE_CHECKING:
@@ -250,6 +252,8 @@ class Runtime:
             _started.add(self)
             self._thread.start()
             self._notifier.start()
+            # A worker for the first sync tool, started by the loop's thread while this one lists what to resume.
+            loop.call_soon_threadsafe(self._pool.prestart)
             agents = list(self._agents)
         if self.recover and agents:
             self._recover(agents)
@@ -636,7 +640,8 @@ class Runtime:
             # A run of the same execution still under way here (it may be just letting go): this one follows it.
             after = previous.task if previous is not None else None
             caller = caller_context()  # a web request's span, say: the parent of what the run does in the loop
-            run.task = asyncio.run_coroutine_threadsafe(self._drive(run, make, after, caller), self._loop)
+            local = isinstance(agent.store, FileStore | MemoryStore)
+            run.task = asyncio.run_coroutine_threadsafe(self._drive(run, make, after, caller, local), self._loop)
         return execution_id
 
     async def _drive(
@@ -645,9 +650,12 @@ class Runtime:
         make: Callable[[], Coroutine[Any, Any, Response]],
         after: concurrent.futures.Future[None] | None,
         caller: object | None = None,
+        local: bool = False,
     ) -> None:
         STOP_REQUESTED.set(self._stop_requested)
         worker_pool.set(self._pool)
+        if local:  # files or memory: a store call takes about what a hop to an I/O thread and back does
+            store_inline.set(self._alone)
         try:
             if after is not None and not after.done():
                 await asyncio.wait({asyncio.wrap_future(after)})
@@ -662,6 +670,10 @@ class Runtime:
             with self._lock:
                 self._active -= 1
                 self._lock.notify_all()
+
+    def _alone(self) -> bool:
+        """Whether one run only is in flight here (its store calls, if local, are then made on the loop)."""
+        return self._active == 1
 
     def _stop_requested(self) -> bool:
         return self._stopping
@@ -725,8 +737,6 @@ class Runtime:
             return None
         many = active > 1
         runs = f"{active} execution{'s' if many else ''}"
-        from delite.store._memory import MemoryStore  # noqa: PLC0415 - only at exit, only to word the notice
-
         if isinstance(self.store, MemoryStore):
             fate = f"{'they are' if many else 'it is'} lost with this process (the store is in memory)"
         else:

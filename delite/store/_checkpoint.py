@@ -104,8 +104,10 @@ MIN_LOG_SIZE: Final = 64 * 1024
 INTERVAL: Final = 16 * 1024
 """A new save once the log has grown by this many bytes since the last (or by four bodies, if more): see
 :func:`next_save`."""
-# A log prefix is hashed this many bytes at a time.
+# A log's first record is read from at most this many bytes.
 _CHUNK: Final = 1 << 20
+# A log prefix is hashed, or compared with bytes kept, this many bytes at a time.
+_READ_CHUNK: Final = 1 << 16
 # A save's first line is at most this long ("S ", 8 hex digits, four sizes).
 _LINE_MAX: Final = 2 + 8 + 4 * 21 + 1
 
@@ -132,16 +134,23 @@ _messages_decoder = msgspec.json.Decoder(list[dict[str, Any]])
 
 
 class Loaded:
-    """A checkpoint that matched: the state of the first ``size`` bytes, their running hash, the first record."""
+    """A checkpoint that matched: the state of the first ``size`` bytes, their running hash, the first record.
 
-    __slots__ = ("digest", "first", "size", "state")
+    ``data``: those bytes themselves, where a listing that read them keeps the state for a claim (which then
+    compares the log with them instead of hashing it again).
+    """
 
-    def __init__(self, state: ExecutionState, size: int, digest: _Hash, first: ExecutionStarted) -> None:
+    __slots__ = ("data", "digest", "first", "size", "state")
+
+    def __init__(
+        self, state: ExecutionState, size: int, digest: _Hash, first: ExecutionStarted, data: bytes | None = None
+    ) -> None:
         """Hold what :func:`load` found."""
         self.state = state
         self.size = size
         self.digest = digest
         self.first = first
+        self.data = data
 
 
 def _settled_count(state: ExecutionState) -> int:
@@ -352,26 +361,54 @@ def _decode(raw: bytes) -> _Body | str:
 
 
 def hash_prefix(fd: int | bytes, size: int) -> tuple[_Hash, bytes] | None:
-    """The running SHA-256 of the first ``size`` bytes at ``fd`` and the first chunk read, or None if shorter.
+    """The running SHA-256 of the first ``size`` bytes at ``fd`` and bytes the log begins with, or None if shorter.
 
-    ``fd`` may be the log's bytes instead of a descriptor (a listing has read them already).
+    ``fd`` may be the log's bytes instead of a descriptor (a listing has read them already); they are then the
+    bytes returned. From a descriptor, the bytes are read a chunk at a time into one small buffer (no new memory
+    per chunk: in a fresh process the page faults of a new megabyte cost about what hashing it does), and the
+    bytes returned are the first chunk: see :func:`_first_record` for a first record longer than that.
     """
     if isinstance(fd, bytes):
         if len(fd) < size:
             return None
-        return hashlib.sha256(memoryview(fd)[:size]), fd[:_CHUNK]
+        return hashlib.sha256(memoryview(fd)[:size]), fd
     digest = hashlib.sha256()
+    buffer = memoryview(bytearray(max(min(_READ_CHUNK, size), 1)))
     head = b""
     pos = 0
     while pos < size:
-        chunk = os.pread(fd, min(_CHUNK, size - pos), pos)
-        if not chunk:
+        n = os.preadv(fd, [buffer[: size - pos]], pos)
+        if n <= 0:
             return None
         if not pos:
-            head = chunk
-        digest.update(chunk)
-        pos += len(chunk)
+            head = bytes(buffer[:n])
+        digest.update(buffer[:n])
+        pos += n
     return digest, head
+
+
+def _first_record(fd: int | bytes, head: bytes, size: int) -> object:
+    """The log's first record, read from ``head`` (re-read whole from ``fd`` if longer), checksum verified."""
+    first = frame_record(head, len(HEADER))
+    if first is None and isinstance(fd, int) and len(head) < size:  # a first record longer than the first chunk
+        first = frame_record(os.pread(fd, min(size, _CHUNK), 0), len(HEADER))
+    return None if first is None else first[0]
+
+
+def same_prefix(fd: int, data: bytes) -> bool:
+    """Whether the file open at ``fd`` begins with exactly ``data``.
+
+    Read a chunk at a time into one small buffer and compared in place: no new memory per chunk (in a fresh
+    process, the page faults of a new megabyte cost more than comparing it).
+    """
+    buffer = memoryview(bytearray(min(_READ_CHUNK, len(data))))
+    pos = 0
+    while pos < len(data):
+        n = os.preadv(fd, [buffer[: len(data) - pos]], pos)
+        if n <= 0 or not data.startswith(buffer[:n], pos):
+            return False
+        pos += n
+    return True
 
 
 def verify(path: str, fd: int | bytes, execution_id: str) -> Loaded | str:
@@ -401,10 +438,10 @@ def verify(path: str, fd: int | bytes, execution_id: str) -> Loaded | str:
         return "unreadable"
     if hashed is None or not hmac.compare_digest(hashed[0].hexdigest(), body.log_sha256):
         return "stale"
-    first = frame_record(hashed[1], len(HEADER))
-    if first is None or not isinstance(first[0], ExecutionStarted) or first[0].execution_id != execution_id:
+    first = _first_record(fd, hashed[1], body.log_size)
+    if not isinstance(first, ExecutionStarted) or first.execution_id != execution_id:
         return "stale"
-    return Loaded(state, body.log_size, hashed[0], first[0])
+    return Loaded(state, body.log_size, hashed[0], first)
 
 
 def _is_hex_digest(text: str) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import hmac
 import io
 import os
 import stat
@@ -46,7 +45,7 @@ from delite.state._outcome import Outcome
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
 from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
-from delite.store._checkpoint import CheckpointWriter, Loaded, hash_prefix, next_save
+from delite.store._checkpoint import CheckpointWriter, Loaded, hash_prefix, next_save, same_prefix
 from delite.store._checkpoint import load as load_checkpoint
 from delite.store._claimlock import ClaimBusyError, ClaimLock, claim_lock, held, try_take
 from delite.store._erase import Deleted, Refused, check_force, refusal
@@ -89,7 +88,7 @@ _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 KEPT_STATES = 64
 """How many states recovery scans of file stores keep in a process for the claims that follow them."""
 KEPT_BYTES = 16 * 1024 * 1024
-"""At most this many log bytes' worth of kept states (a state in memory is larger than its log's bytes)."""
+"""At most this many log bytes' worth of kept states (each held with those bytes, and larger than them in memory)."""
 # Those states, by (data directory, execution id): a Runtime scans through its store, its agents claim through theirs.
 _kept: dict[tuple[str, str], Loaded] = {}
 _kept_lock = threading.Lock()
@@ -494,16 +493,15 @@ class FileStore(Store):
         its state here. A tail that cannot be read or folded, or that finishes the execution, is a miss: the
         whole log is then read as if there were no checkpoint (and any damage reported as usual).
 
-        ``kept``: a state a listing of this store folded from the checkpoint a moment ago (see
-        :meth:`recoverable`), used instead of the file's when the log's first ``kept.size`` bytes hash to the
-        hash kept with it, which saves decoding the checkpoint and folding the frames the listing folded.
+        ``kept``: a state a listing of this store folded from the checkpoint and the log's bytes a moment ago (see
+        :meth:`recoverable`), used instead of the file's when the log still begins with exactly those bytes,
+        which saves decoding the checkpoint, hashing the log and folding the frames the listing folded.
         """
         if kept is not None:
             try:
-                hashed = hash_prefix(f.fileno(), kept.size)
+                if kept.data is None or not same_prefix(f.fileno(), kept.data):
+                    return None
             except OSError:
-                return None
-            if hashed is None or not hmac.compare_digest(hashed[0].digest(), kept.digest.digest()):
                 return None
             found: Loaded | None = kept
         else:

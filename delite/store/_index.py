@@ -165,7 +165,7 @@ def _checkpointed(layout: Layout, eid: str, data: bytes, path: str, keep: Keep |
     if summary is not None and keep is not None and not found.state.status.is_terminal:
         digest = found.digest.copy()
         digest.update(memoryview(data)[found.size :])
-        keep(eid, Loaded(found.state, len(data), digest, found.first))
+        keep(eid, Loaded(found.state, len(data), digest, found.first, data))
     return summary
 
 

@@ -290,6 +290,24 @@ def test_the_thread_pool_runs_a_burst_of_blocking_calls_at_once() -> None:
     assert pool.started == 4 and not pool.threads
 
 
+def test_a_pool_started_ahead_runs_its_first_call_in_the_thread_already_there() -> None:
+    from delite.engine._aio import Threads
+
+    pool = Threads("ahead", 4)
+    pool.prestart()
+    pool.prestart()  # once only
+    assert pool.started == 1 and len(pool.threads) == 1 and pool.threads[0].is_alive()
+    ran: list[str] = []
+    done = threading.Event()
+    pool.submit(lambda: (ran.append(threading.current_thread().name), done.set()))
+    assert done.wait(20)
+    assert ran == ["ahead-1"] and pool.started == 1  # the idle thread took it: none started for it
+    pool.close()
+    assert not pool.threads
+    pool.prestart()  # closed: nothing starts
+    assert not pool.threads
+
+
 @pytest.mark.files_only  # it holds the file store's claim
 def test_a_claim_taken_after_its_caller_was_cancelled_is_released(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch

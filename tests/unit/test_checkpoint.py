@@ -166,6 +166,17 @@ def test_an_interrupted_run_leaves_a_checkpoint_of_a_prefix_of_its_log(data: Pat
     assert size - covered(data) <= checkpoint.INTERVAL + 4096  # the last save is at most an interval and a step old
 
 
+def test_a_first_record_longer_than_a_read_chunk_is_read_whole(tmp_path: Path) -> None:
+    """The log is hashed through a small buffer; the first record (here a 200 KB request) is still read back."""
+    interrupted(tmp_path, text="t" * 200_000)
+    first = read_log(str(tmp_path / "executions" / "e.log")).offsets[1]
+    assert first > 2 * checkpoint._READ_CHUNK
+    assert isinstance(verify(tmp_path), checkpoint.Loaded)
+    state, used = claimed(tmp_path)
+    assert used
+    same(state, whole(tmp_path))
+
+
 def test_a_claim_from_a_checkpoint_folds_what_the_whole_log_folds(data: Path) -> None:
     state, used = claimed(data)
     assert used

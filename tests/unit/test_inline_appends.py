@@ -1,14 +1,17 @@
-"""The async driver appends on the loop only when the append does not wait on the disk."""
+"""The async driver appends on the loop only when the append does not wait on the disk, or when a Runtime's run is
+alone on a local store (a hop to a thread and back would cost as much as the fsync)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from store_fixtures import ListStore
 
-from delite import Agent, MemoryStore, ScriptedProvider, Status, tool
+from delite import Agent, MemoryStore, Runtime, ScriptedProvider, Status, tool
 from delite.log.records import ExecutionStarted
 from delite.providers import call
 from delite.store import FileStore
@@ -64,3 +67,114 @@ def test_arun_appends_on_the_loop_only_without_fsync(tmp_path: Path, durability:
         assert threads == {threading.main_thread().name}
     else:
         assert threads and all(name.startswith("delite-io") for name in threads)
+
+
+class Watched:
+    """Records the thread of every claim and append made through the stores of one class while installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, store_class: type) -> None:
+        self.claims: list[str] = []
+        self.appends: list[str] = []
+        real_claim = store_class.claim
+
+        def claim(store: object, execution_id: str, **kw: object) -> ExecutionLog:
+            self.claims.append(threading.current_thread().name)
+            log: ExecutionLog = real_claim(store, execution_id, **kw)
+            real_append = log.append
+
+            def append(records: object, **options: object) -> None:
+                self.appends.append(threading.current_thread().name)
+                real_append(records, **options)  # type: ignore[arg-type]
+
+            log.append = append  # type: ignore[method-assign]
+            return log
+
+        monkeypatch.setattr(store_class, "claim", claim)
+
+
+@tool
+def work(i: int) -> str:
+    """A sync tool; the first run of step 1 stops its process (as a kill would, its call left in doubt)."""
+    if i == 1 and not stopped:
+        stopped.append(i)
+        raise KeyboardInterrupt
+    return f"{i}@{threading.current_thread().name}"
+
+
+stopped: list[int] = []
+
+
+def left_running(**where: Any) -> None:
+    """An execution ``e`` that a process left running, inside a tool call of its second step."""
+    stopped.clear()
+    with (
+        Agent(**where, provider=ScriptedProvider.tool_loop(3, "work"), tools=[work]) as agent,
+        pytest.raises(KeyboardInterrupt),
+    ):
+        agent.run("go", execution_id="e")
+
+
+def test_a_runtime_run_alone_on_a_data_directory_claims_and_appends_on_its_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hop to an I/O thread and back costs about what the fsync does: a lone run makes neither."""
+    left_running(data_dir=tmp_path)
+    watched = Watched(monkeypatch, FileStore)
+    with Runtime(tmp_path) as rt:
+        Agent(tmp_path, runtime=rt, provider=ScriptedProvider.tool_loop(3, "work"), tools=[work])
+        rt.start()  # recovers ``e``
+        response = rt.wait("e", timeout=30)
+    assert response.status is Status.COMPLETED and rt.recovered == ["e"]
+    assert watched.claims == ["delite-runtime"]
+    assert len(watched.appends) >= 4 and set(watched.appends) == {"delite-runtime"}
+    messages = FileStore(tmp_path).state("e").messages
+    results = [m["content"] for m in messages if m["role"] == "tool"]
+    assert results[0] == "0@MainThread" and len(results) == 3  # step 0 ran before the stop, 1 and 2 in the Runtime
+    assert all(r.split("@")[1].startswith("delite-rt-work") for r in results[1:])  # a tool never on the loop
+
+
+class Together(ScriptedProvider):
+    """Each model call of a step waits until every run has made it: the runs are in flight at the same time."""
+
+    def __init__(self, runs: int, steps: int) -> None:
+        super().__init__(ScriptedProvider.tool_loop(steps, "work").script)
+        self.runs = runs
+        self.arrived: dict[int, int] = {}
+        self.released: dict[int, asyncio.Event] = {}
+
+    async def acall(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> Any:
+        step = len(messages)
+        released = self.released.setdefault(step, asyncio.Event())
+        self.arrived[step] = self.arrived.get(step, 0) + 1
+        if self.arrived[step] == self.runs:
+            released.set()
+        await released.wait()
+        return self._reply(messages, tools, model)
+
+
+def test_runtime_runs_in_flight_together_hand_their_appends_to_the_io_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped.append(0)  # the tool does not stop
+    watched = Watched(monkeypatch, FileStore)
+    with Runtime(tmp_path) as rt:
+        agent = Agent(tmp_path, runtime=rt, provider=Together(2, 2), tools=[work])
+        ids = [rt.go(agent, "go"), rt.go(agent, "go")]
+        assert [rt.wait(eid, timeout=30).status for eid in ids] == [Status.COMPLETED] * 2
+    # The replies of both runs come while both are in flight: those appends never block the loop the other uses.
+    assert any(name.startswith("delite-io") for name in watched.appends)
+
+
+def test_a_runtime_hands_the_calls_of_a_store_it_does_not_know_to_be_local_to_the_io_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store of another kind (a database over a network, say) may block for long: never called on the loop."""
+    store = ListStore()
+    left_running(store=store)
+    watched = Watched(monkeypatch, ListStore)
+    with Runtime(store=store) as rt:
+        Agent(runtime=rt, provider=ScriptedProvider.tool_loop(3, "work"), tools=[work])
+        rt.start()
+        assert rt.wait("e", timeout=30).status is Status.COMPLETED and rt.recovered == ["e"]
+    assert watched.claims and all(name.startswith("delite-io") for name in watched.claims)
+    assert watched.appends and all(name.startswith("delite-io") for name in watched.appends)
