@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Executor
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
@@ -52,12 +52,23 @@ from delite.engine._effects import (
     tool_body,
 )
 from delite.store._base import ExecutionLog
-from delite.tools._base import DelegationSuspended
+from delite.tools._base import DelegationSuspended, Tool
 
 if TYPE_CHECKING:
     from delite.providers._base import AsyncProvider
 
-__all__ = ["IO_THREADS", "WORKERS", "Pool", "Threads", "adrive", "io_pool", "work_pool", "worker_pool"]
+__all__ = [
+    "IO_THREADS",
+    "WORKERS",
+    "Pool",
+    "Threads",
+    "adrive",
+    "io_pool",
+    "store_inline",
+    "uses_workers",
+    "work_pool",
+    "worker_pool",
+]
 
 T = TypeVar("T")
 
@@ -380,6 +391,15 @@ def _release(log: ExecutionLog) -> None:
 
 def _is_async(fn: object) -> TypeGuard[AsyncProvider]:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
+
+
+def uses_workers(provider: object, tools: Iterable[Tool]) -> bool:
+    """Whether runs of an agent with this provider and these tools call anything in the worker threads.
+
+    A sync tool runs there; so does a provider with no async path (no ``acall``, not a coroutine function).
+    """
+    sync_provider = provider is not None and not callable(getattr(provider, "acall", None)) and not _is_async(provider)
+    return sync_provider or any(not t.is_async for t in tools)
 
 
 async def _ask(effect: Ask) -> Any:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from delite._checks import check_flag, check_run_args, check_text
 from delite._telemetry._hook import caller_context, within
-from delite.engine._aio import Threads, adrive, store_inline, worker_pool
+from delite.engine._aio import Threads, adrive, store_inline, uses_workers, worker_pool
 from delite.engine._begin import Begun, begin
 from delite.engine._effects import STOP_REQUESTED, drive
 from delite.engine._operations import check_storable
@@ -252,9 +252,11 @@ class Runtime:
             _started.add(self)
             self._thread.start()
             self._notifier.start()
-            # A worker for the first sync tool, started by the loop's thread while this one lists what to resume.
-            loop.call_soon_threadsafe(self._pool.prestart)
             agents = list(self._agents)
+            if self.recover and any(uses_workers(a.provider, a.tools) for a in self._agents.values()):
+                # A worker for the first sync call of a resumed run, started by the loop's thread while this one
+                # lists what to resume.
+                loop.call_soon_threadsafe(self._pool.prestart)
         if self.recover and agents:
             self._recover(agents)
         return self

@@ -178,3 +178,26 @@ def test_a_runtime_hands_the_calls_of_a_store_it_does_not_know_to_be_local_to_th
         assert rt.wait("e", timeout=30).status is Status.COMPLETED and rt.recovered == ["e"]
     assert watched.claims and all(name.startswith("delite-io") for name in watched.claims)
     assert watched.appends and all(name.startswith("delite-io") for name in watched.appends)
+
+
+@tool
+async def awork(i: int) -> str:
+    """An async tool."""
+    return str(i)
+
+
+class AsyncScripted(ScriptedProvider):
+    """Has ``acall`` (as every scripted provider does): no worker thread for its calls."""
+
+
+@pytest.mark.parametrize(("tools", "started"), [([work], 1), ([awork], 0)])
+def test_a_runtime_starts_a_worker_ahead_only_for_agents_that_call_sync_code(
+    tmp_path: Path, tools: list[Any], started: int
+) -> None:
+    """While start() lists what to resume, the loop's thread starts one worker, if a resumed run would use one."""
+    with Runtime(tmp_path) as rt:
+        Agent(tmp_path, runtime=rt, provider=AsyncScripted(["hi"]), tools=tools)
+        rt.start()
+        assert rt._loop is not None and rt._pool is not None
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), rt._loop).result(10)  # after what start() scheduled
+        assert rt._pool.started == started

@@ -41,20 +41,23 @@ def test_the_log_the_export_and_the_next_turn_hold_no_secret(tmp_path: Path) -> 
         return f"done; your key is {KEY}"
 
     script = [
-        {"content": f"paying for {SSN}", "tool_calls": [{"name": "pay", "arguments": {"card": "4111", "who": SSN}}]},
+        {
+            "content": f"paying for {SSN}",
+            "tool_calls": [{"name": "pay", "arguments": {"card": "4111 1111 1111 1111", "who": SSN}}],
+        },
         second,
     ]
     data = tmp_path / "data"
     agent = Agent(data, provider=ScriptedProvider(script), tools=[pay], redact=hide)
     response = agent.run("pay my bill")
     assert response.status is Status.COMPLETED
-    assert seen == {"card": "4111", "who": SSN}  # the body got the arguments as the model sent them
+    assert seen == {"card": "4111 1111 1111 1111", "who": SSN}  # the body got the arguments as the model sent them
     assert response.answer == f"done; your key is {REDACTED}"  # the answer is the recorded turn
     tool_message = next(m for m in turns[0] if m["role"] == "tool")
     assert SSN not in tool_message["content"] and REDACTED in tool_message["content"]  # the model sees the record
     agent.close()
     on_disk = _disk(data)
-    for secret in (SSN.encode(), KEY.encode(), b"4111"):
+    for secret in (SSN.encode(), KEY.encode(), b"4111 1111 1111 1111"):
         assert secret not in on_disk
     export = msgspec.json.encode(DataDir(data).execution(response.execution_id).export())
     assert SSN.encode() not in export and b"[card]" in export
