@@ -122,7 +122,7 @@ class Runtime:
             omitted, ``$DELITE_DATA_DIR`` or else ``./data``, as for an :class:`~delite.Agent`.
         workers: threads for blocking work of its runs: sync model providers and sync tools. Async providers
             and tools run on the runtime's event loop and are not limited by it; log writes have their own
-            threads.
+            threads (a run alone in flight on a data directory or a memory store makes them on the loop).
         recover: resume executions a dead process left running (see above); False to leave them.
         store: a store to use instead of files under ``data_dir``. The runtime borrows it: :meth:`close` leaves
             it open (see ``owns_store``); agents built with ``runtime=rt`` and no ``data_dir`` borrow the
