@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
+from _together import InStep
 
-from delite import Agent, DataDir, ScriptedProvider, tool
+from delite import Agent, DataDir, tool
 from delite.engine import _aio
 from delite.engine._effects import Append
 
@@ -114,27 +115,6 @@ def step(i: int) -> str:
     return f"s{i}"
 
 
-class InStep(ScriptedProvider):
-    """Scripted replies that all come back in the same turn of the event loop: each model call waits until
-    every execution has made its call of that step (on a loaded machine, latencies alone would let each
-    execution's append end before the next one's model reply came, and nothing would be left to share)."""
-
-    def __init__(self, n: int, steps: int) -> None:
-        super().__init__(ScriptedProvider.tool_loop(steps, "step").script)
-        self.n = n
-        self.arrived: dict[int, int] = {}
-        self.released: dict[int, asyncio.Event] = {}
-
-    async def acall(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> Any:
-        step = len(messages)
-        released = self.released.setdefault(step, asyncio.Event())
-        self.arrived[step] = self.arrived.get(step, 0) + 1
-        if self.arrived[step] == self.n:
-            released.set()
-        await released.wait()
-        return self._reply(messages, tools, model)
-
-
 def test_many_executions_in_full_mode_hop_less_than_once_per_append(tmp_path: Path) -> None:
     n, steps = 40, 3
     real_append = _aio._append
@@ -146,7 +126,7 @@ def test_many_executions_in_full_mode_hop_less_than_once_per_append(tmp_path: Pa
         real_append(effect)
 
     async def main() -> list[str | None]:
-        agent = Agent(tmp_path, provider=InStep(n, steps), tools=[step])
+        agent = Agent(tmp_path, provider=InStep(n, steps, "step"), tools=[step])
         responses = await asyncio.gather(*(agent.arun("go") for _ in range(n)))
         return [r.answer for r in responses]
 

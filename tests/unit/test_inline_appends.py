@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _together import InStep
 from store_fixtures import ListStore
 
 from delite import Agent, MemoryStore, Runtime, ScriptedProvider, Status, tool
@@ -133,32 +134,13 @@ def test_a_runtime_run_alone_on_a_data_directory_claims_and_appends_on_its_loop(
     assert all(r.split("@")[1].startswith("delite-rt-work") for r in results[1:])  # a tool never on the loop
 
 
-class Together(ScriptedProvider):
-    """Each model call of a step waits until every run has made it: the runs are in flight at the same time."""
-
-    def __init__(self, runs: int, steps: int) -> None:
-        super().__init__(ScriptedProvider.tool_loop(steps, "work").script)
-        self.runs = runs
-        self.arrived: dict[int, int] = {}
-        self.released: dict[int, asyncio.Event] = {}
-
-    async def acall(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> Any:
-        step = len(messages)
-        released = self.released.setdefault(step, asyncio.Event())
-        self.arrived[step] = self.arrived.get(step, 0) + 1
-        if self.arrived[step] == self.runs:
-            released.set()
-        await released.wait()
-        return self._reply(messages, tools, model)
-
-
 def test_runtime_runs_in_flight_together_hand_their_appends_to_the_io_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stopped.append(0)  # the tool does not stop
     watched = Watched(monkeypatch, FileStore)
     with Runtime(tmp_path) as rt:
-        agent = Agent(tmp_path, runtime=rt, provider=Together(2, 2), tools=[work])
+        agent = Agent(tmp_path, runtime=rt, provider=InStep(2, 2, "work"), tools=[work])
         ids = [rt.go(agent, "go"), rt.go(agent, "go")]
         assert [rt.wait(eid, timeout=30).status for eid in ids] == [Status.COMPLETED] * 2
     # The replies of both runs come while both are in flight: those appends never block the loop the other uses.
