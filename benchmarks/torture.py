@@ -421,11 +421,14 @@ def spawn(data_dir: str, eid: str, plan: dict[str, Any], *, use_exec: bool) -> O
         os.close(write_fd)
     buf = b""
     timer_done = False
+    ready_at: float | None = None
     while True:
         chunk = os.read(read_fd, 65536)
         if not chunk:
             break
         buf += chunk
+        if ready_at is None and b"ready\n" in buf:
+            ready_at = time.perf_counter()
         if not timer_done and plan["timer"] is not None and b"ready\n" in buf:
             timer_done = True
             time.sleep(plan["timer"])
@@ -447,7 +450,9 @@ def spawn(data_dir: str, eid: str, plan: dict[str, Any], *, use_exec: bool) -> O
         killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
         returncode = os.waitstatus_to_exitcode(status)
     lines = buf.decode(errors="replace").splitlines()
-    outcome = Outcome(killed=killed, seam="", lines=lines, seconds=time.perf_counter() - started)
+    # How long the worker ran after it said ready: the span a timer kill is drawn over (the start before it, an
+    # import and a claim, would make most timers fire after a short action had already ended).
+    outcome = Outcome(killed=killed, seam="", lines=lines, seconds=time.perf_counter() - (ready_at or started))
     for line in lines:
         if line.startswith("kill "):
             where, outcome.action = line[5:].split(" ", 1)
