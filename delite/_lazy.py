@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
-from typing import Any
+TYPE_CHECKING = False  # not typing's: ``import delite`` loads neither ``typing`` nor ``collections``
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 
 def lazy_exports(
@@ -20,6 +21,8 @@ def lazy_exports(
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib  # noqa: PLC0415 - with the first name used: ``import delite`` loads nothing else
+
         value = getattr(importlib.import_module(module), name)
         namespace[name] = value
         return value
