@@ -209,6 +209,23 @@ def check_gc(d: dict[str, Any], out: str) -> None:
     assert "delite gc (whole process)" in out
 
 
+def check_step_profile(d: dict[str, Any], out: str) -> None:
+    assert set(d) >= {"machine", "smoke", "syscalls", "memory"}
+    assert d["smoke"] is True
+    if "skipped" in d["syscalls"]:  # no strace here: it says so
+        assert "left out" in out
+    else:
+        rows = {r["mode"]: r["per_step"] for r in d["syscalls"]["rows"]}
+        assert list(rows) == ["full", "normal", "off"]
+        # The syncs per step the durability modes promise: two in full, one in normal, none in off.
+        assert [round(rows[m].get("fsync", 0) + rows[m].get("fdatasync", 0)) for m in rows] == [2, 1, 0], rows
+        assert all(r.get("write", 0) >= 1 for r in rows.values()), rows
+    memory = d["memory"]
+    assert set(memory) >= {"retained_bytes_per_step", "transient_peak_bytes_per_step_median"}
+    assert memory["retained_bytes_per_step"] > 0
+    assert "System calls per step" in out and "Memory per step" in out
+
+
 def check_any(d: Any, out: str) -> None:
     """A benchmark without checks of its own here: it ran, printed something and wrote some JSON."""
     assert d, d
@@ -230,6 +247,7 @@ KNOWN = {
     "bench_serve": Bench("bench_serve.py", check_serve),
     "bench_encryption": Bench("bench_encryption.py", check_encryption),
     "bench_gc": Bench("bench_gc.py", check_gc),
+    "bench_step_profile": Bench("bench_step_profile.py", check_step_profile),
 }
 # Helpers, not benchmarks: workloads.py is run by bench_compare, one process per measurement; torture_more.py is
 # the fork and cancellation workloads that torture.py runs (--forks, --cancels), torture_pg.py its --postgres mode.
