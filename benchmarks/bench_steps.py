@@ -16,7 +16,9 @@ What is measured (docs/benchmarks.md explains the limits):
   is not delite's (the scripted model re-reads the conversation on every call, so its own cost grows with
   N; a real model's grows faster). ``p50 step`` is the median time from one tool call to the next (a result
   written, a model call, a response and an intent written), which a burst of disk traffic from another
-  process moves less than the mean. ``fsync/step`` counts the log's fsync calls.
+  process moves less than the mean. ``fsync/step`` counts the log's fsync calls. ``CPU ms/step`` is the
+  process's CPU time (every thread, user and system, so the kernel's work inside ``write`` and ``fsync``
+  counts) per step, the scripted model's time left out: in ``off`` mode, what a step costs a core.
 * fixed: what one execution costs whatever its length: a run whose model answers at once (the log and its
   claim created, one model call, the completion written), in the same warm data directory.
 * disk: the log's size per step, the payload per step (the JSON of the model's text, the tool arguments and
@@ -204,9 +206,9 @@ def run_steps(n: int, mode: str, data_dir: str) -> dict[str, Any]:
     log_os.fsync = counting_fsync
     try:
         with Agent(data_dir, provider=provider, tools=[timed_noop], durability=mode) as agent:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             response = agent.run(TEXT)
-            elapsed = time.perf_counter() - start
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     finally:
         log_os.fsync = real_fsync
     assert response.status == "completed", response
@@ -225,6 +227,9 @@ def run_steps(n: int, mode: str, data_dir: str) -> dict[str, Any]:
         # "two fsyncs plus X" means, with the fsyncs as this run's disk made them (not a separate probe)
         "fsync_ms_per_step": syncs["seconds"] * 1e3 / n,
         "beyond_fsync_ms_per_step": (elapsed - provider.seconds - syncs["seconds"]) * 1e3 / n,
+        # CPU time of the whole process (every thread, user and system: the kernel's work in write and fsync
+        # included), the scripted model's time left out: in ``off`` mode, what a step costs a core
+        "cpu_ms_per_step": (cpu - provider.seconds) * 1e3 / n,
         "log_bytes": size,
         "bytes_per_step": size / n,
         "payload_per_step": payload / n,
@@ -248,7 +253,13 @@ def bench_steps(sizes: list[int], modes: list[str], repeat: int, workdir: str) -
     rows = []
     for mine in runs.values():
         row = dict(mine[0])
-        for key in ("ms_per_step", "delite_ms_per_step", "fsync_ms_per_step", "beyond_fsync_ms_per_step"):
+        for key in (
+            "ms_per_step",
+            "delite_ms_per_step",
+            "fsync_ms_per_step",
+            "beyond_fsync_ms_per_step",
+            "cpu_ms_per_step",
+        ):
             row[key] = statistics.median(r[key] for r in mine)
         row["p50_step_ms"] = statistics.median(x for r in mine for x in r["intervals_ms"])
         del row["intervals_ms"]
@@ -529,6 +540,7 @@ def render(result: dict[str, Any]) -> str:
                 str(r["steps"]),
                 f"{r['ms_per_step']:.3f}",
                 f"{r['delite_ms_per_step']:.3f}",
+                f"{r['cpu_ms_per_step']:.3f}",
                 f"{r['p50_step_ms']:.3f}",
                 f"{r['fsyncs_per_step']:.2f}",
                 f"{r['fsync_ms_per_step']:.3f}",
@@ -540,7 +552,8 @@ def render(result: dict[str, Any]) -> str:
             ]
             for r in result["steps"]
         ]
-        headers = ["mode", "N", "ms/step", "excl. model", "p50 step", "fsync/step", "in fsync ms", "beyond fsync ms"]
+        headers = ["mode", "N", "ms/step", "excl. model", "CPU ms/step", "p50 step", "fsync/step", "in fsync ms"]
+        headers += ["beyond fsync ms"]
         headers += ["B/step", "payload B", "overhead B"]
         out += [_table([*headers, "marginal B/step"], rows), ""]
     if result.get("fixed"):
