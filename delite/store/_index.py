@@ -25,7 +25,7 @@ from typing import Any, Final
 import msgspec
 
 from delite.errors import StoreError, UsageError
-from delite.log._os import open_private, read_regular
+from delite.log._os import open_private, read_regular, write_all
 from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
 from delite.store._checkpoint import Loaded
 from delite.store._checkpoint import load as load_checkpoint
@@ -35,7 +35,16 @@ from delite.store._layout import Layout
 from delite.store._query import ListingQuery, Progress
 from delite.store._views import ExecutionSummary, Problem, many
 
-__all__ = ["DERIVATION", "MIGRATIONS", "ListingIndex", "Progress", "check_index", "scan_logs"]
+__all__ = [
+    "DERIVATION",
+    "MIGRATIONS",
+    "TEMPLATE",
+    "ListingIndex",
+    "Progress",
+    "build_template",
+    "check_index",
+    "scan_logs",
+]
 
 
 DERIVATION: Final = "3"  # 2: summaries name the parent call of a sub-agent; 3: whether a worker may advance it
@@ -395,14 +404,60 @@ def _unusable(layout: Layout) -> str:
     return ""
 
 
-def _create_private(path: str) -> None:
-    """Create the empty database file ``0600`` before SQLite does (its journals then take the same mode).
+TEMPLATE: Final = Path(__file__).with_name("index-template.sqlite3")
+"""An empty index with every migration applied and this derivation's mark: a new index file starts as a copy.
 
-    A file that exists is left alone, and one that cannot be created (a read-only data directory) is not an
-    error: the index is then kept in memory.
+Written by :func:`build_template` (``python -c "from delite.store._index import TEMPLATE, build_template;
+TEMPLATE.write_bytes(build_template())"``); ``tests/unit/test_datadir.py`` checks that it has the schema, the
+version and the derivation the migrations give. One that falls behind (a migration added since) is still a
+valid start: :func:`_prepare` applies what it lacks, as for any older index.
+"""
+
+
+def build_template() -> bytes:
+    """The bytes of an empty index made by the migrations (what :data:`TEMPLATE` holds)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        _prepare(conn)
+        return conn.serialize()
+    finally:
+        conn.close()
+
+
+def _create_private(path: str) -> None:
+    """Create the index file ``0600`` before SQLite does (its journals then take the same mode), from the template.
+
+    A copy of :data:`TEMPLATE` is an index ready for rows, without running the statements that make one (about
+    a millisecond in a fresh process, most of the cost of a first listing of a small data directory). It is
+    written to a temporary file next to it and linked into place, so no process ever opens a part of it. Where
+    that cannot be done (no template, a file system without hard links), an empty file is created and SQLite
+    makes the tables, as before. A file that exists is left alone, and one that cannot be created (a read-only
+    data directory) is not an error: the index is then kept in memory.
     """
+    if os.path.lexists(path):
+        return
+    with contextlib.suppress(OSError):
+        _link_template(path)
+        return
     with contextlib.suppress(OSError):
         os.close(open_private(path, os.O_WRONLY))
+
+
+def _link_template(path: str) -> None:
+    """Make ``path`` a copy of the template (one another process linked first is kept); ``OSError`` if it cannot."""
+    data = TEMPLATE.read_bytes()
+    tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    fd = open_private(tmp, os.O_WRONLY)
+    try:
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another process made the index meanwhile: theirs is used
+            os.link(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _delete_index(layout: Layout) -> bool:

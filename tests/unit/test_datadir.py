@@ -21,8 +21,8 @@ from delite import Agent, DataDir, FileStore, ScriptedProvider, tool
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, LogCorruptError, UsageError
 from delite.log.records import ExecutionCompleted, ExecutionResumed, ModelResponded, ToolFinished
 from delite.providers import call
-from delite.store import Layout, MemoryStore, Page, Store, new_execution_id
-from delite.store._index import DERIVATION, MIGRATIONS, ListingIndex
+from delite.store import Layout, MemoryStore, Page, Store, _index, new_execution_id
+from delite.store._index import DERIVATION, MIGRATIONS, TEMPLATE, ListingIndex, build_template
 
 Where = Path | Store
 
@@ -129,12 +129,8 @@ def test_migrations_are_named_and_versioned(data: Path) -> None:
     assert version == len(MIGRATIONS) and derivation == DERIVATION
 
 
-def test_a_new_index_is_made_in_one_transaction_and_an_open_one_is_not_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every write of an index file is a journal created and removed: a new one is made in one, reopening writes none."""
-    layout = Layout(tmp_path / "d")
-    os.makedirs(layout.executions)
+def _traced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL statements every connection opened from now on runs."""
     statements: list[str] = []
     real = sqlite3.connect
 
@@ -144,13 +140,90 @@ def test_a_new_index_is_made_in_one_transaction_and_an_open_one_is_not_written(
         return conn
 
     monkeypatch.setattr(sqlite3, "connect", traced)
-    for expected in (1, 0):
+    return statements
+
+
+def _schema(conn: sqlite3.Connection) -> tuple[Any, ...]:
+    tables = sorted(conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall(), key=str)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    meta = conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
+    migrations = [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY name")]
+    rows = conn.execute("SELECT count(*) FROM executions").fetchone()[0]
+    return tables, version, meta, migrations, rows
+
+
+def test_the_template_is_the_index_the_migrations_make() -> None:
+    """A new index starts as a copy of the packaged template: it must be what the migrations give, empty.
+
+    After a migration is added or the derivation changes: python -c "from delite.store._index import TEMPLATE,
+    build_template; TEMPLATE.write_bytes(build_template())"
+    """
+    shipped = sqlite3.connect(":memory:")
+    shipped.deserialize(TEMPLATE.read_bytes())
+    made = sqlite3.connect(":memory:")
+    made.deserialize(build_template())
+    assert _schema(shipped) == _schema(made)
+    assert _schema(shipped)[1:] == (len(MIGRATIONS), [("derivation", DERIVATION)], [n for n, _ in MIGRATIONS], 0)
+    assert shipped.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_new_index_is_a_copy_of_the_template_and_an_open_one_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write of an index file is a journal created and removed: making one runs none, reopening none."""
+    layout = Layout(tmp_path / "d")
+    os.makedirs(layout.executions)
+    statements = _traced(monkeypatch)
+    for _ in range(2):
         statements.clear()
         index = ListingIndex.open(layout)
         index.close()
         assert not index.in_memory
-        assert statements.count("COMMIT") == expected, statements
-        assert len([s for s in statements if s.startswith("BEGIN")]) == expected
+        assert "COMMIT" not in statements and not any(s.startswith("BEGIN") for s in statements), statements
+    assert layout.index.read_bytes() == TEMPLATE.read_bytes()
+    assert (layout.index.stat().st_mode & 0o777) == 0o600
+    assert sorted(p.name for p in layout.root.iterdir()) == ["executions", "index.sqlite3"]  # no temporary left
+
+
+def test_without_the_template_a_new_index_is_made_in_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing template (or a file system without hard links) costs only time: SQLite makes the tables."""
+    for broken in ("template", "link"):
+        layout = Layout(tmp_path / broken)
+        os.makedirs(layout.executions)
+        with monkeypatch.context() as m:
+            if broken == "template":
+                m.setattr(_index, "TEMPLATE", tmp_path / "missing.sqlite3")
+            else:
+                m.setattr(os, "link", lambda *_: (_ for _ in ()).throw(OSError(1, "no hard links here")))
+            statements = _traced(m)
+            index = ListingIndex.open(layout)
+            index.close()
+        assert not index.in_memory
+        assert statements.count("COMMIT") == 1 and len([s for s in statements if s.startswith("BEGIN")]) == 1
+        with sqlite3.connect(layout.index) as conn:
+            assert _schema(conn)[1:] == (len(MIGRATIONS), [("derivation", DERIVATION)], [n for n, _ in MIGRATIONS], 0)
+        assert sorted(p.name for p in layout.root.iterdir()) == ["executions", "index.sqlite3"]
+
+
+def test_an_index_made_meanwhile_by_another_process_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two first listings at once: the one that links second keeps the other's file and removes its own copy."""
+    layout = Layout(tmp_path / "d")
+    os.makedirs(layout.executions)
+    real_link = os.link
+
+    def other_first(src: str, dst: str) -> None:
+        with sqlite3.connect(dst) as conn:  # the other process's index, with a row of its own
+            _index._prepare(conn)
+            conn.execute("INSERT INTO meta VALUES ('other', 'yes')")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", other_first)
+    ListingIndex.open(layout).close()
+    with sqlite3.connect(layout.index) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'other'").fetchone() == ("yes",)
+    assert sorted(p.name for p in layout.root.iterdir()) == ["executions", "index.sqlite3"]
 
 
 def test_an_older_index_is_migrated_in_place(data: Path) -> None:
