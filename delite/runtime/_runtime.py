@@ -664,10 +664,9 @@ class Runtime:
             with within(caller):
                 response = await make()
         except BaseException as e:  # noqa: BLE001 - handed to wait() and on_fail
-            error = e
-            self._notices.put((lambda: self._emit(run.agent_id, run.execution_id, None, error), run, error))
+            self._finish(run, None, e)
         else:
-            self._notices.put((lambda: self._emit(run.agent_id, run.execution_id, response, None), run, response))
+            self._finish(run, response, None)
         finally:
             with self._lock:
                 self._active -= 1
@@ -683,22 +682,59 @@ class Runtime:
     def _drain_requested(self) -> bool:
         return self._stopping or self._draining
 
-    def _emit(self, agent_id: str, execution_id: str, response: Response | None, error: BaseException | None) -> None:
+    def _finish(self, run: _Run, response: Response | None, error: BaseException | None) -> None:
+        """A run ended: its callbacks run on the callback thread, then :meth:`wait` gets its outcome.
+
+        With no callback for its event, the outcome is handed over at once, from the loop (the event is kept for
+        a callback registered later, as :meth:`_call` keeps it): no wake-up of the callback thread, which then
+        has nothing to run, between the run's end and :meth:`wait` returning.
+        """
+        outcome: Response | BaseException
+        if error is not None:
+            outcome = error
+        else:
+            assert response is not None
+            outcome = response
+        event = self._event(run.agent_id, run.execution_id, response, error)
+        heard = False
+        if event is not None:
+            kind, args = event
+            with self._lock:
+                heard = bool(self._callbacks[kind])
+                if not heard:
+                    self._unheard[kind].append(args)
+        if heard:
+            self._notices.put((lambda: self._call(kind, *args), run, outcome))
+        elif isinstance(outcome, BaseException):
+            run.future.set_exception(outcome)
+        else:
+            run.future.set_result(outcome)
+
+    @staticmethod
+    def _event(
+        agent_id: str, execution_id: str, response: Response | None, error: BaseException | None
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        """The callbacks' event for a run's end (their kind and arguments), or None when there is none."""
         if error is not None:
             if isinstance(error, ExecutionAlreadyClaimedError) and error.execution_id == execution_id:
-                return  # another process advances it: not a failure of the execution
-            self._call("fail", agent_id, execution_id, error)
-            return
+                return None  # another process advances it: not a failure of the execution
+            return "fail", (agent_id, execution_id, error)
         assert response is not None
         status = response.status
         if status is Status.COMPLETED:
-            self._call("complete", agent_id, execution_id, response)
-        elif status.is_suspended and response.suspend_reason is not None:
-            self._call("suspend", agent_id, execution_id, response.suspend_reason)
-        elif status is Status.CANCELLED:
-            self._call("cancel", agent_id, execution_id, response)
-        elif status is Status.FAILED:
-            self._call("fail", agent_id, execution_id, DeliteError(response.error or "failed"))
+            return "complete", (agent_id, execution_id, response)
+        if status.is_suspended and response.suspend_reason is not None:
+            return "suspend", (agent_id, execution_id, response.suspend_reason)
+        if status is Status.CANCELLED:
+            return "cancel", (agent_id, execution_id, response)
+        if status is Status.FAILED:
+            return "fail", (agent_id, execution_id, DeliteError(response.error or "failed"))
+        return None
+
+    def _emit(self, agent_id: str, execution_id: str, response: Response | None, error: BaseException | None) -> None:
+        event = self._event(agent_id, execution_id, response, error)
+        if event is not None:
+            self._call(event[0], *event[1])
 
     def _call(self, kind: str, *args: Any) -> None:
         with self._lock:
