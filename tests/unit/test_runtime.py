@@ -411,3 +411,27 @@ def test_recovery_asks_the_store_so_it_works_on_any_store() -> None:
     assert rt.recovered == ["left"]
     assert rt.wait("left").answer == "done"
     rt.shutdown()
+
+
+def test_without_a_callback_wait_gets_the_outcome_from_the_loop_and_a_later_callback_still_hears_it(
+    data_dir: Path,
+) -> None:
+    """No callback for a run's end: its outcome goes to wait() at once, not through the callback thread."""
+    resolved_on: list[str] = []
+    heard: list[tuple[str, str]] = []
+    with Runtime(data_dir) as rt:
+        agent = Agent(data_dir, runtime=rt, provider=ScriptedProvider(["done"] * 2, delay=0.2))
+        eid = rt.go(agent, "go")  # the model takes 0.2 s: the future is not resolved yet
+        rt.future(eid).add_done_callback(lambda _: resolved_on.append(threading.current_thread().name))
+        assert rt.wait(eid).answer == "done"
+
+        @rt.on_complete
+        def late(agent_id: str, execution_id: str, response: Any) -> None:
+            heard.append((execution_id, response.answer))
+
+        # With a callback now: its run's outcome reaches wait() only after the callback ran.
+        second = rt.go(agent, "again")
+        assert rt.wait(second).answer == "done"
+        assert (second, "done") in heard
+    assert heard[0] == (eid, "done")  # the first run's event, kept for the callback registered after it
+    assert resolved_on == ["delite-runtime"]  # resolved on the loop, not by the callback thread
