@@ -169,7 +169,8 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._pool: Threads | None = None
         self._notices: queue.SimpleQueue[tuple[Callable[[], None], _Run | None, Any] | None] = queue.SimpleQueue()
-        self._notifier: threading.Thread | None = None
+        self._notifier: threading.Thread | None = None  # the callback thread, started when first needed
+        self._notices_closed = False  # set once shutdown has stopped the callback thread (or found none)
         self._closing = False
         self._stopping = False
         self._recovering: set[str] = set()
@@ -227,12 +228,34 @@ class Runtime:
             self._callbacks[kind].append(fn)
             missed = list(self._unheard[kind])
             self._unheard[kind].clear()
-        notifier = self._notifier
+            queued = bool(missed) and self._notifier_ready()
         for args in missed:  # on the callback thread, in order, after whatever it is delivering now
-            if notifier is not None and notifier.is_alive():
+            if queued:
                 self._notices.put((functools.partial(self._call_one, fn, args), None, None))
             else:  # shut down: no callback thread any more
                 self._call_one(fn, args)
+
+    def _deliver(self, notify: Callable[[], None]) -> None:
+        """Run ``notify`` (callbacks) on the callback thread, after what it is delivering now; here once it stopped."""
+        with self._lock:
+            queued = self._notifier_ready()
+        if queued:
+            self._notices.put((notify, None, None))
+        else:
+            notify()
+
+    def _notifier_ready(self) -> bool:
+        """Start the callback thread if it is not running yet (the lock held); False once it has been stopped.
+
+        It is started by the first callback it has to run, not with the runtime: a runtime whose runs end with no
+        callback listening never starts it (a thread start is a few tenths of a millisecond of ``start()``).
+        """
+        if self._loop is None or self._notices_closed:
+            return False
+        if self._notifier is None:
+            self._notifier = threading.Thread(target=self._notify_loop, name="delite-rt-callbacks", daemon=True)
+            self._notifier.start()
+        return True
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -246,12 +269,10 @@ class Runtime:
             loop = asyncio.new_event_loop()
             self._pool = Threads("delite-rt-work", self.workers)
             self._thread = threading.Thread(target=loop.run_forever, name="delite-runtime", daemon=True)
-            self._notifier = threading.Thread(target=self._notify_loop, name="delite-rt-callbacks", daemon=True)
             self._loop = loop
             self._pid = os.getpid()
             _started.add(self)
             self._thread.start()
-            self._notifier.start()
             agents = list(self._agents)
             if self.recover and any(uses_workers(a.provider, a.tools) for a in self._agents.values()):
                 # A worker for the first sync call of a resumed run, started by the loop's thread while this one
@@ -285,9 +306,13 @@ class Runtime:
                 if left is not None and left <= 0:
                     return
                 self._lock.wait(left)
-        self._notices.put(None)
-        if self._notifier is not None and self._notifier is not threading.current_thread():
-            self._notifier.join()
+        with self._lock:
+            self._notices_closed = True
+            notifier = self._notifier
+        if notifier is not None:
+            self._notices.put(None)
+            if notifier is not threading.current_thread():
+                notifier.join()
         if self._thread is not None and self._thread is not threading.current_thread():
             # Like asyncio.run: async generators still open are closed on the loop (the providers' async clients
             # close their connections that way), before it stops.
@@ -696,16 +721,20 @@ class Runtime:
             assert response is not None
             outcome = response
         event = self._event(run.agent_id, run.execution_id, response, error)
-        heard = False
+        heard = queued = False
         if event is not None:
             kind, args = event
             with self._lock:
                 heard = bool(self._callbacks[kind])
                 if not heard:
                     self._unheard[kind].append(args)
-        if heard:
+                queued = heard and self._notifier_ready()
+        if queued:
             self._notices.put((lambda: self._call(kind, *args), run, outcome))
-        elif isinstance(outcome, BaseException):
+            return
+        if heard:  # no callback thread any more (cannot happen while a run is in flight): run them here
+            self._call(kind, *args)
+        if isinstance(outcome, BaseException):
             run.future.set_exception(outcome)
         else:
             run.future.set_result(outcome)

@@ -274,7 +274,7 @@ class _Loop:
         status = response.status
         event = "suspended" if status.is_suspended else _OUTCOMES.get(status, status.value)
         self.emit(WorkEvent(event, eid, aid, status=status.value, error=response.error))
-        rt._notices.put((lambda: rt._emit(aid, eid, response, None), None, None))  # noqa: SLF001 - the callbacks
+        rt._deliver(lambda: rt._emit(aid, eid, response, None))  # noqa: SLF001 - the callbacks
 
     def _claim(self, eid: str) -> tuple[ExecutionLog, ExecutionState] | None:
         """Claim ``eid`` and read it; None (released) when it is no longer work (finished or waiting by now)."""
@@ -320,7 +320,7 @@ class _Loop:
         else:
             self.emit(WorkEvent("error", eid, agent_id, error=message))
         rt = self.rt
-        rt._notices.put((lambda: rt._emit(agent_id, eid, None, error), None, None))  # noqa: SLF001
+        rt._deliver(lambda: rt._emit(agent_id, eid, None, error))  # noqa: SLF001
 
 
 def work(
