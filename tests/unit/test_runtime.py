@@ -419,10 +419,17 @@ def test_without_a_callback_wait_gets_the_outcome_from_the_loop_and_a_later_call
     """No callback for a run's end: its outcome goes to wait() at once, not through the callback thread."""
     resolved_on: list[str] = []
     heard: list[tuple[str, str]] = []
+    gate = threading.Event()
+
+    def gated(messages: list[dict[str, Any]]) -> str:
+        assert gate.wait(30)  # the model answers once the test is listening to the future
+        return "done"
+
     with Runtime(data_dir) as rt:
-        agent = Agent(data_dir, runtime=rt, provider=ScriptedProvider(["done"] * 2, delay=0.2))
-        eid = rt.go(agent, "go")  # the model takes 0.2 s: the future is not resolved yet
+        agent = Agent(data_dir, runtime=rt, provider=ScriptedProvider([gated]))
+        eid = rt.go(agent, "go")
         rt.future(eid).add_done_callback(lambda _: resolved_on.append(threading.current_thread().name))
+        gate.set()
         assert rt.wait(eid).answer == "done"
 
         @rt.on_complete
