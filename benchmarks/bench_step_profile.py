@@ -5,8 +5,8 @@ One step is one scripted model call and one call of a trivial tool, as in ``benc
 * **System calls per step**, by call, in each durability mode: a fresh interpreter runs one execution of N
   steps under ``strace -f -c`` and another of 3N; the difference divided by 2N is what each step adds, so the
   interpreter's start, the imports and the execution's creation and completion cancel out. What is amortised
-  over steps stays in (a fold checkpoint written every 16 KiB or so of log). Needs ``strace``; without it the
-  section says so and is left out. ``strace`` slows the process down: only the counts are reported.
+  over steps stays in (a fold checkpoint written every 16 KiB or so of log). Needs ``strace``; without it (or
+  where it may not trace, as in some containers) the section says so and is left out. ``strace`` slows the process down: only the counts are reported.
 * **Memory per step**, in this process with ``tracemalloc`` on (the same in every mode): what a step leaves
   allocated (bytes, memory blocks and objects the garbage collector tracks, measured between the middle and
   the end of a run: the conversation and the history held in memory grow with the run), and the peak of what
@@ -79,6 +79,19 @@ def strace_counts(n: int, mode: str, workdir: str) -> dict[str, int]:
             return parse_strace_summary(f.read())
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def strace_unusable(workdir: str) -> str:
+    """Why ``strace`` cannot count here ("" if it can): not installed, or not allowed to trace (a container)."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return "strace is not installed"
+    probe = subprocess.run(
+        [strace, "-f", "-o", os.path.join(workdir, "probe.txt"), "true"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        return f"strace cannot trace here: {probe.stderr.strip()[:200]}"
+    return ""
 
 
 def parse_strace_summary(text: str) -> dict[str, int]:
@@ -212,10 +225,8 @@ def main() -> int:
         parser.error("--steps must be at least 4")
     workdir = tempfile.mkdtemp(prefix="delite-step-profile-")
     try:
-        if shutil.which("strace") is None:
-            syscalls: dict[str, Any] = {"skipped": "strace is not installed"}
-        else:
-            syscalls = {"rows": syscalls_per_step(n, workdir)}
+        why = strace_unusable(workdir)
+        syscalls: dict[str, Any] = {"skipped": why} if why else {"rows": syscalls_per_step(n, workdir)}
         memory = memory_per_step(max(n, 20), workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
