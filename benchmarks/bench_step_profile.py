@@ -6,7 +6,8 @@ One step is one scripted model call and one call of a trivial tool, as in ``benc
   steps under ``strace -f -c`` and another of 3N; the difference divided by 2N is what each step adds, so the
   interpreter's start, the imports and the execution's creation and completion cancel out. What is amortised
   over steps stays in (a fold checkpoint written every 16 KiB or so of log). Needs ``strace``; without it (or
-  where it may not trace, as in some containers) the section says so and is left out. ``strace`` slows the process down: only the counts are reported.
+  where it may not trace, as in some containers) the section says so and is left out. ``strace`` slows the
+  process down: only the counts are reported.
 * **Memory per step**, in this process with ``tracemalloc`` on (the same in every mode): what a step leaves
   allocated (bytes, memory blocks and objects the garbage collector tracks, measured between the middle and
   the end of a run: the conversation and the history held in memory grow with the run), and the peak of what

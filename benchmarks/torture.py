@@ -429,7 +429,7 @@ def spawn(data_dir: str, eid: str, plan: dict[str, Any], *, use_exec: bool) -> O
         buf += chunk
         if ready_at is None and b"ready\n" in buf:
             ready_at = time.perf_counter()
-        if not timer_done and plan["timer"] is not None and b"ready\n" in buf:
+        if not timer_done and plan["timer"] is not None and ready_at is not None:
             timer_done = True
             time.sleep(plan["timer"])
             with contextlib.suppress(ProcessLookupError):  # not reaped yet, so it cannot vanish

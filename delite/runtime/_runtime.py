@@ -80,6 +80,14 @@ class _Run:
     task: concurrent.futures.Future[None] | None = None
 
 
+def _settle(run: _Run, outcome: Any) -> None:
+    """Hand a run's outcome (its response, or what it raised) to its future: :meth:`Runtime.wait` returns it."""
+    if isinstance(outcome, BaseException):
+        run.future.set_exception(outcome)
+    else:
+        run.future.set_result(outcome)
+
+
 class Runtime:
     """Runs many agents' executions concurrently in this process, in the background, durably.
 
@@ -235,14 +243,21 @@ class Runtime:
             else:  # shut down: no callback thread any more
                 self._call_one(fn, args)
 
-    def _deliver(self, notify: Callable[[], None]) -> None:
-        """Run ``notify`` (callbacks) on the callback thread, after what it is delivering now; here once it stopped."""
+    def _deliver(self, notify: Callable[[], None], run: _Run | None = None, outcome: Any = None) -> None:
+        """Run ``notify`` (callbacks) on the callback thread, after what it is delivering now; here once it stopped.
+
+        With ``run``, its future gets ``outcome`` once ``notify`` has run (so :meth:`wait` returns after them).
+        """
         with self._lock:
             queued = self._notifier_ready()
         if queued:
-            self._notices.put((notify, None, None))
-        else:
+            self._notices.put((notify, run, outcome))
+            return
+        try:
             notify()
+        finally:
+            if run is not None:
+                _settle(run, outcome)
 
     def _notifier_ready(self) -> bool:
         """Start the callback thread if it is not running yet (the lock held); False once it has been stopped.
@@ -714,30 +729,13 @@ class Runtime:
         a callback registered later, as :meth:`_call` keeps it): no wake-up of the callback thread, which then
         has nothing to run, between the run's end and :meth:`wait` returning.
         """
-        outcome: Response | BaseException
-        if error is not None:
-            outcome = error
-        else:
-            assert response is not None
-            outcome = response
+        outcome = error if error is not None else response
         event = self._event(run.agent_id, run.execution_id, response, error)
-        heard = queued = False
-        if event is not None:
+        if event is not None and self._listeners(*event):
             kind, args = event
-            with self._lock:
-                heard = bool(self._callbacks[kind])
-                if not heard:
-                    self._unheard[kind].append(args)
-                queued = heard and self._notifier_ready()
-        if queued:
-            self._notices.put((lambda: self._call(kind, *args), run, outcome))
-            return
-        if heard:  # no callback thread any more (cannot happen while a run is in flight): run them here
-            self._call(kind, *args)
-        if isinstance(outcome, BaseException):
-            run.future.set_exception(outcome)
+            self._deliver(lambda: self._call(kind, *args), run, outcome)
         else:
-            run.future.set_result(outcome)
+            _settle(run, outcome)
 
     @staticmethod
     def _event(
@@ -765,12 +763,16 @@ class Runtime:
         if event is not None:
             self._call(event[0], *event[1])
 
-    def _call(self, kind: str, *args: Any) -> None:
+    def _listeners(self, kind: str, args: tuple[Any, ...]) -> list[Callable[..., Any]]:
+        """The callbacks of ``kind`` now; none: the event is kept for the first one registered later."""
         with self._lock:
             fns = list(self._callbacks[kind])
             if not fns:
                 self._unheard[kind].append(args)
-        for fn in fns:
+        return fns
+
+    def _call(self, kind: str, *args: Any) -> None:
+        for fn in self._listeners(kind, args):
             self._call_one(fn, args)
 
     def _call_one(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -791,10 +793,7 @@ class Runtime:
                 notify()
             finally:
                 if run is not None:
-                    if isinstance(outcome, BaseException):
-                        run.future.set_exception(outcome)
-                    else:
-                        run.future.set_result(outcome)
+                    _settle(run, outcome)
 
     def _exit_notice(self) -> str | None:
         """The line to print at interpreter exit when runs are still in flight here (None: nothing to say)."""

@@ -25,7 +25,7 @@ from typing import Any, Final
 import msgspec
 
 from delite.errors import StoreError, UsageError
-from delite.log._os import open_private, read_regular, write_all
+from delite.log._os import create_private, open_private, read_regular
 from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
 from delite.store._checkpoint import Loaded
 from delite.store._checkpoint import load as load_checkpoint
@@ -429,35 +429,18 @@ def _create_private(path: str) -> None:
 
     A copy of :data:`TEMPLATE` is an index ready for rows, without running the statements that make one (about
     a millisecond in a fresh process, most of the cost of a first listing of a small data directory). It is
-    written to a temporary file next to it and linked into place, so no process ever opens a part of it. Where
-    that cannot be done (no template, a file system without hard links), an empty file is created and SQLite
-    makes the tables, as before. A file that exists is left alone, and one that cannot be created (a read-only
-    data directory) is not an error: the index is then kept in memory.
+    written to a temporary file next to it and linked into place (:func:`~delite.log._os.create_private`), so no
+    process ever opens a part of it. Where that cannot be done (no template, a file system without hard links),
+    an empty file is created and SQLite makes the tables, as before. A file that exists is left alone, and one
+    that cannot be created (a read-only data directory) is not an error: the index is then kept in memory.
     """
     if os.path.lexists(path):
         return
     with contextlib.suppress(OSError):
-        _link_template(path)
+        create_private(path, TEMPLATE.read_bytes())  # False: another process made it meanwhile, theirs is used
         return
     with contextlib.suppress(OSError):
         os.close(open_private(path, os.O_WRONLY))
-
-
-def _link_template(path: str) -> None:
-    """Make ``path`` a copy of the template (one another process linked first is kept); ``OSError`` if it cannot."""
-    data = TEMPLATE.read_bytes()
-    tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
-    fd = open_private(tmp, os.O_WRONLY)
-    try:
-        try:
-            write_all(fd, data)
-        finally:
-            os.close(fd)
-        with contextlib.suppress(FileExistsError):  # another process made the index meanwhile: theirs is used
-            os.link(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
 
 
 def _delete_index(layout: Layout) -> bool:
