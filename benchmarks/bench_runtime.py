@@ -41,6 +41,13 @@ back. It is compared with the append's own duration, which is what the loop woul
 write were done on it. A heartbeat task (a 1 ms sleep in a loop) measures the lateness of the loop while 50
 executions run (a 5 ms model), with the writes in threads (delite) and, for comparison, done on the loop; the
 lateness also holds the engine's own work between two awaits, which runs on the loop by design.
+
+**What a step costs, and what the targets leave.** One execution of 300 steps whose model answers at once,
+through ``agent.run`` and ``agent.arun``, with a sync and an async tool, in ``off`` and ``full``: CPU and wall
+time per step and the thread hops per step. ``rt.go()`` on an idle runtime next to the disk's floor for a
+durable start (create a file, write a record, ``fsync`` it and its directory). From those, for issue 14's
+targets (200 executions within 1.3x of the ideal, 1,000 within 1.5x): the ratio that starting them one after
+another at the floor gives on its own, and the serial work each model turn may take (see :func:`budget`).
 """
 
 from __future__ import annotations
@@ -244,6 +251,127 @@ async def _heartbeat(lags: list[float], stop: asyncio.Event) -> None:
         lags.append((time.perf_counter() - t - 0.001) * 1000)
 
 
+@tool("step", description="A trivial tool.")
+async def astep(i: int) -> str:
+    """A trivial async tool (run on the loop, no thread hop)."""
+    return f"s{i}"
+
+
+def per_step(steps: int, durability: str, driver: str, kind: str) -> dict[str, Any]:
+    """One execution of ``steps`` tool steps, its model answering at once: CPU and wall time per step.
+
+    ``driver``: ``run`` (the sync API: appends, tools and the model in the calling thread) or ``arun`` (on an
+    event loop: ``fsync``ing appends and sync tools handed to threads). ``kind``: a ``sync`` or an ``async``
+    tool. CPU is the process's (every thread, user and system), so a thread hop's wake-ups count. A first
+    execution warms the code up; the second is timed.
+    """
+    data = tempfile.mkdtemp(prefix="delite-bench-step-")
+    try:
+        tools = [step] if kind == "sync" else [astep]
+        agent = Agent(data, provider=ScriptedProvider.tool_loop(steps, "step"), tools=tools, durability=durability)
+        with agent:
+
+            def once(text: str) -> Any:
+                return agent.run(text) if driver == "run" else asyncio.run(agent.arun(text))
+
+            once("warm")
+            with Hops(_aio.io_pool(), _aio.work_pool()) as hops:
+                cpu, wall = time.process_time(), time.perf_counter()
+                response = once("go")
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return {
+            "driver": driver,
+            "tool": kind,
+            "durability": durability,
+            "steps": steps,
+            "cpu_ms_per_step": round(cpu / (steps + 1) * 1e3, 4),
+            "wall_ms_per_step": round(wall / (steps + 1) * 1e3, 4),
+            "hops_per_step": round(hops.count / (steps + 1), 2),
+            "answered": response.answer == "done",
+        }
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def durable_start_floor(n: int) -> dict[str, Any]:
+    """``rt.go()`` on an idle runtime (its runs all waiting on their first model call) next to its floor.
+
+    The floor is what a durable start needs of the disk whatever the code: create a file, write a record,
+    ``fsync`` it and ``fsync`` its directory (``go()`` returns once the start is on disk, see its docs).
+    """
+    data = tempfile.mkdtemp(prefix="delite-bench-go-")
+    try:
+        floor = []
+        probe = os.path.join(data, "probe")
+        os.mkdir(probe)
+        for i in range(n):
+            t = time.perf_counter()
+            fd = os.open(os.path.join(probe, f"p{i}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, b"x" * 300)
+            os.fsync(fd)
+            os.close(fd)
+            dfd = os.open(probe, os.O_RDONLY)
+            os.fsync(dfd)
+            os.close(dfd)
+            floor.append((time.perf_counter() - t) * 1e3)
+        rt = Runtime(data, durability="full")
+        # A model slow enough that no run gets past its first call while go() is timed; shutdown waits it out.
+        agent = Agent(data, runtime=rt, provider=ScriptedProvider.tool_loop(1, "step", delay=2.0), tools=[step])
+        rt.start()
+        for _ in range(3):
+            rt.go(agent, "warm")
+        time.sleep(0.2)  # the warm-up runs reach their model call
+        go_ms = []
+        cpu = time.thread_time()
+        for _ in range(n):
+            t = time.perf_counter()
+            rt.go(agent, "go")
+            go_ms.append((time.perf_counter() - t) * 1e3)
+        cpu = time.thread_time() - cpu
+        rt.shutdown()
+        return {
+            "starts": n,
+            "go_ms_p50": round(statistics.median(go_ms), 3),
+            "go_thread_cpu_ms": round(cpu / n * 1e3, 3),
+            "floor_ms_p50": round(statistics.median(floor), 3),
+        }
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def budget(steps: int, delay: float, start: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What issue 14's targets leave for each model turn, against what a turn and a start cost here.
+
+    Two bounds for N executions of S steps (S + 1 model turns each, ideal time (S + 1) x delay):
+
+    * started one after another (``--starters 1``), the last ``go()`` returns after N durable starts, and its
+      execution then needs the ideal time: at the disk's floor per start, the ratio is at least
+      (N x floor + ideal) / ideal, whatever the code;
+    * the engine's own work holds the GIL, so it runs one piece at a time: the N starts' and the N x (S + 1)
+      turns' work must fit in the target time. The budget per turn is (target x ideal - N x go CPU) /
+      (N x (S + 1)), with the calling thread's CPU per ``go()``; it is compared with the CPU per step of one
+      execution under ``arun`` (``full``, a sync tool), an upper bound of a turn's serial part (it counts the
+      kernel's work in every thread too, which runs beside the GIL).
+    """
+    ideal = (steps + 1) * delay
+    arun = next(r for r in rows if r["driver"] == "arun" and r["tool"] == "sync" and r["durability"] == "full")
+    out = []
+    for n, target in ((200, 1.3), (1000, 1.5)):
+        starts_s = n * start["floor_ms_p50"] / 1e3
+        left = target * ideal - n * start["go_thread_cpu_ms"] / 1e3
+        out.append(
+            {
+                "executions": n,
+                "target": target,
+                "sequential_starts_at_floor_s": round(starts_s, 3),
+                "ratio_from_sequential_starts": round((starts_s + ideal) / ideal, 2),
+                "budget_ms_per_turn": round(left / (n * (steps + 1)) * 1e3, 4),
+                "arun_cpu_ms_per_step": arun["cpu_ms_per_step"],
+            }
+        )
+    return out
+
+
 def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, Any]:
     """Run n executions with arun on one loop; time the loop's share of each append and the heartbeat's lag.
 
@@ -387,11 +515,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
     args = parser.parse_args(argv)
-    stall_runs, stall_steps = 50, 10
+    stall_runs, stall_steps, cost_steps, starts = 50, 10, 300, 200
     if args.smoke:
         args.concurrency = args.concurrency or [1, 4]
         args.steps, args.delay = 2, 0.01
-        stall_runs, stall_steps = 4, 2
+        stall_runs, stall_steps, cost_steps, starts = 4, 2, 3, 3
     levels = args.concurrency or [1, 10, 100, 200, 1000]
     server = FakeLLMProcess() if set(args.providers) - {"scripted"} else None
     try:
@@ -407,8 +535,25 @@ def main(argv: list[str] | None = None) -> int:
         stall(stall_runs, stall_steps, "full", on_loop=False),
         stall(stall_runs, stall_steps, "full", on_loop=True),
     ]
-    result = {"machine": machine(), "smoke": args.smoke, "throughput": rows, "stall": stalls}
+    costs = [
+        per_step(cost_steps, durability, driver, kind)
+        for durability in ("off", "full")
+        for driver in ("run", "arun")
+        for kind in ("sync", "async")
+    ]
+    start = durable_start_floor(starts)
+    budgets = budget(args.steps, args.delay, start, costs)
     wrong = [r for r in rows if not (r["logs_healthy"] and r["all_answered"])]
+    result = {
+        "machine": machine(),
+        "smoke": args.smoke,
+        "throughput": rows,
+        "stall": stalls,
+        "per_step": costs,
+        "start": start,
+        "budget": budgets,
+    }
+    wrong += [r for r in costs if not r["answered"]]
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2))
     if args.json:
@@ -464,10 +609,29 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
     )
-    for r in wrong:
-        print(
-            f"WRONG: {r['provider']}, {r['executions']} executions: logs healthy {r['logs_healthy']}, all answered {r['all_answered']}"
+    print(f"\nOne execution of {cost_steps} steps, its model answering at once: what a step costs by driver and tool")
+    print(table(costs, ["driver", "tool", "durability", "cpu_ms_per_step", "wall_ms_per_step", "hops_per_step"]))
+    print(
+        f"\nrt.go() on an idle runtime ({starts} starts, full): p50 {start['go_ms_p50']} ms, the calling thread's CPU"
+        f" {start['go_thread_cpu_ms']} ms; the disk's floor for a durable start (create, write, fsync the file and"
+        f" its directory) {start['floor_ms_p50']} ms"
+    )
+    print(f"\nWhat the issue-14 targets leave per model turn ({args.steps} steps, model {args.delay * 1000:.0f} ms)")
+    print(
+        table(
+            budgets,
+            [
+                "executions",
+                "target",
+                "sequential_starts_at_floor_s",
+                "ratio_from_sequential_starts",
+                "budget_ms_per_turn",
+                "arun_cpu_ms_per_step",
+            ],
         )
+    )
+    for r in wrong:
+        print(f"WRONG: {r}")
     return 1 if wrong else 0
 
 

@@ -54,6 +54,17 @@ def check_runtime(d: dict[str, Any], out: str) -> None:
     assert [r["writes_on"] for r in d["stall"]] == ["threads (delite)", "loop"]
     assert all(r["appends"] > 0 and r["all_answered"] for r in d["stall"])
     assert "Throughput:" in out and "Event loop while" in out
+    # What a step costs by driver and tool, the durable start's floor, and what the targets leave per turn.
+    drivers = {(r["driver"], r["tool"], r["durability"]) for r in d["per_step"]}
+    assert drivers == {(a, b, c) for a in ("run", "arun") for b in ("sync", "async") for c in ("off", "full")}
+    for row in d["per_step"]:
+        assert row["answered"] is True, row
+        assert isinstance(row["cpu_ms_per_step"], float) and row["wall_ms_per_step"] > 0, row
+        if row["driver"] == "run":
+            assert row["hops_per_step"] == 0, row  # the sync API hands nothing to threads
+    assert d["start"]["starts"] > 0 and d["start"]["go_ms_p50"] > 0 and d["start"]["floor_ms_p50"] > 0
+    assert [(r["executions"], r["target"]) for r in d["budget"]] == [(200, 1.3), (1000, 1.5)]
+    assert "what a step costs by driver and tool" in out and "What the issue-14 targets leave" in out
 
 
 def check_cli(d: dict[str, Any], out: str) -> None:
