@@ -9,6 +9,9 @@
   (:class:`_Commits`: group commit, each append still its own ``write`` + ``fsync``); an append that only
   calls ``write`` (``off`` mode, a non-barrier in ``normal``, the memory store:
   :meth:`~delite.store.ExecutionLog.waits`) is made on the loop, with no thread hop;
+* a step's run of effects that need no event loop (a tool turn: the append of the model's turn and the
+  intent, one sync tool body, the append of its result) is made in *one* worker thread hop, the operation
+  advanced there between them (:func:`_segment`), instead of a hop for each;
 * a provider with an ``acall`` (or ``astream``) method, or an ``async`` callable, is awaited on the loop;
   any other runs in a worker thread;
 * ``async def`` tools run on the loop, as tasks; sync tools run in worker threads; several calls of one
@@ -39,6 +42,7 @@ from delite.engine._effects import (
     Ask,
     Claim,
     Cursor,
+    Effect,
     Invocation,
     Io,
     NextResult,
@@ -49,6 +53,7 @@ from delite.engine._effects import (
     ask,
     call_tool,
     ms_since,
+    one_sync_body,
     tool_body,
 )
 from delite.store._base import ExecutionLog
@@ -524,6 +529,93 @@ def _by_index(outcome: ToolOutcome) -> int:
     return outcome.index
 
 
+class _Segment:
+    """A run of an operation's effects made in one worker thread, the operation advanced there between them.
+
+    Made by :func:`_run_segment`, from ``effect`` on, while the operation's next effect needs no event loop:
+    an append, a store call (:class:`Io`), the start of a single sync tool body and its result. The first
+    effect it cannot make is handed back in ``effect`` for the loop (None once the operation returned);
+    ``single`` is a body it started but did not run (the loop runs it as before); ``raised`` is what the
+    operation itself raised (:meth:`Cursor.next`). ``stop`` is set by the loop when the awaiting task is
+    cancelled: the thread then stops after the effect it is making, whose outcome the loop replaces with
+    the cancellation, as it does after any effect it awaited.
+    """
+
+    __slots__ = ("effect", "op", "raised", "single", "stop")
+
+    def __init__(self, op: Cursor[Any], effect: Effect) -> None:
+        self.op = op
+        self.effect: Effect | None = effect
+        self.single: Invocation | None = None
+        self.raised: BaseException | None = None
+        self.stop = False
+
+
+def _run_segment(seg: _Segment) -> None:
+    """In a worker thread: make ``seg.effect``, then the operation's next effects while they need no loop."""
+    op = seg.op
+    effect = seg.effect
+    while effect is not None:
+        try:
+            match effect:
+                case Append():
+                    _append(effect)
+                case Io():
+                    op.value = effect.fn(*effect.args)
+                case StartCalls():
+                    seg.single = effect.invocations[0]
+                case NextResult():
+                    inv, seg.single = seg.single, None
+                    assert inv is not None
+                    # its own copy of the context, as each body gets under the loop: what it sets stays there
+                    op.value = [contextvars.copy_context().run(call_tool, inv)]
+        except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
+            op.error = e
+        if seg.stop:
+            return  # the loop throws the cancellation in for the effect just made
+        try:
+            effect = seg.effect = op.next()
+        except BaseException as e:  # noqa: BLE001 - the operation raised: the loop's driver raises it
+            seg.raised = e
+            seg.effect = None
+            return
+        match effect:
+            case Append() | Io():
+                continue
+            case StartCalls() if seg.single is None and one_sync_body(effect.invocations):
+                continue
+            case NextResult() if seg.single is not None:
+                continue
+            case _:
+                return  # a model call, a sleep, a claim, async or several bodies: the loop makes it
+
+
+async def _segment(op: Cursor[Any], effect: Effect) -> _Segment:
+    """Make ``effect`` and what follows it in one hop to a worker thread (see :class:`_Segment`).
+
+    A caller cancelled meanwhile waits for the thread to stop (it advances the operation, which nobody else
+    may touch until it has), then gets the segment with ``stop`` set.
+    """
+    loop = asyncio.get_running_loop()
+    seg = _Segment(op, effect)
+    job = _Job(loop.create_future(), contextvars.copy_context().run, (_run_segment, seg))
+    work_pool().submit(_bridge(loop).run, job)
+    try:
+        await job.future
+    except asyncio.CancelledError:
+        seg.stop = True
+        while not job.finished:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.001)
+        seg.stop = True  # whether it saw the request or ended first, the loop throws the cancellation in
+    return seg
+
+
+def _idle(batch: _Batch | None) -> bool:
+    """Whether a batch has nothing left: every body ended and every outcome taken (closing it waits for nothing)."""
+    return batch is None or (not batch.ready and all(f.done() for f in batch.futures))
+
+
 async def adrive(steps: Steps[T]) -> T:
     """Run an operation to its end on the running event loop, awaiting each effect as it is yielded.
 
@@ -534,14 +626,21 @@ async def adrive(steps: Steps[T]) -> T:
     batch: _Batch | None = None
     op = Cursor(steps)
     try:
-        while (effect := op.next()) is not None:
+        effect = op.next()
+        while effect is not None:
+            seg: _Segment | None = None
             try:
                 match effect:
                     case Append():
-                        if effect.log.waits(barrier=effect.barrier) and not _inline():
-                            await _commit(effect)  # in an I/O thread, with the other appends of this turn
-                        else:  # a write to the page cache or to memory, or a run alone: no hop to a thread
-                            _append(effect)
+                        if not effect.log.waits(barrier=effect.barrier) or _inline():
+                            _append(effect)  # a write to the page cache or to memory, or a run alone: no hop
+                        elif effect.ahead and _idle(batch):  # a sync body follows: append and body in one hop
+                            if batch is not None:
+                                await batch.close()  # waits for nothing: every body ended, every outcome taken
+                                batch = None
+                            seg = await _segment(op, effect)
+                        else:  # in an I/O thread, with the other appends of this turn of the loop
+                            await _commit(effect)
                     case Ask():
                         op.value = await _ask(effect)
                     case Io():
@@ -553,8 +652,12 @@ async def adrive(steps: Steps[T]) -> T:
                     case StartCalls():
                         if batch is not None:
                             await batch.close()
-                        batch = _Batch()
-                        batch.start(effect.invocations)
+                            batch = None
+                        if one_sync_body(effect.invocations):  # the body and what follows it, in one hop
+                            seg = await _segment(op, effect)
+                        else:
+                            batch = _Batch()
+                            batch.start(effect.invocations)
                     case Claim():
                         # in (a copy of) the caller's context: telemetry parents the run's spans to the caller's span
                         log = (
@@ -570,6 +673,19 @@ async def adrive(steps: Steps[T]) -> T:
                         op.error = TypeError(f"unknown effect {effect!r}")
             except BaseException as e:  # noqa: BLE001 - thrown into the operation, which decides
                 op.error = e
+            if seg is None:
+                effect = op.next()
+                continue
+            if seg.raised is not None:
+                raise seg.raised
+            if seg.stop:  # cancelled: thrown in for the effect the thread made last, or for the one it handed back
+                op.error = asyncio.CancelledError()
+                effect = op.next()
+                continue
+            if seg.single is not None:  # a body started in the thread but not run there: run as before
+                batch = _Batch()
+                batch.start([seg.single])
+            effect = seg.effect
         return op.result
     finally:
         try:

@@ -147,15 +147,20 @@ class Claim(Effect):
 
 
 class Append(Effect):
-    """Append records to a claimed log in one write (see :meth:`ExecutionLog.append`)."""
+    """Append records to a claimed log in one write (see :meth:`ExecutionLog.append`).
 
-    __slots__ = ("barrier", "log", "records")
+    ``ahead``: a hint that the operation starts one sync tool body right after it (:func:`one_sync_body`), so
+    a driver may make the append and the body in one thread hop. Drivers are free to ignore it.
+    """
 
-    def __init__(self, log: ExecutionLog, records: list[Record], *, barrier: bool) -> None:
+    __slots__ = ("ahead", "barrier", "log", "records")
+
+    def __init__(self, log: ExecutionLog, records: list[Record], *, barrier: bool, ahead: bool = False) -> None:
         """Describe the append."""
         self.log = log
         self.records = records
         self.barrier = barrier
+        self.ahead = ahead
 
 
 class Ask(Effect):
@@ -226,6 +231,14 @@ class StartCalls(Effect):
     def __init__(self, invocations: list[Invocation]) -> None:
         """Describe the batch."""
         self.invocations = invocations
+
+
+def one_sync_body(invocations: list[Invocation]) -> bool:
+    """Whether a batch is a single body that runs in a thread under the async API (a sync tool's)."""
+    if len(invocations) != 1:
+        return False
+    tool = invocations[0].tool
+    return not (tool.is_async and tool.fn is not None)
 
 
 class NextResult(Effect):

@@ -38,6 +38,7 @@ from delite.engine._effects import (
     Steps,
     ToolOutcome,
     drive,
+    one_sync_body,
 )
 from delite.engine._output import OutputSpec
 from delite.engine._sink import current_sink
@@ -224,11 +225,14 @@ class Runner:
         apply(self.state, record)
         self._pending.append(record)
 
-    def flush(self, *, barrier: bool = False, running: bool = False) -> Steps[None]:
-        """Write every buffered record in one append (``running``: other tool bodies are still in flight)."""
+    def flush(self, *, barrier: bool = False, running: bool = False, ahead: bool = False) -> Steps[None]:
+        """Write every buffered record in one append (``running``: other tool bodies are still in flight).
+
+        ``ahead``: one sync tool body starts right after it (see :class:`~delite.engine._effects.Append`).
+        """
         if self._pending:
             records, self._pending = self._pending, []
-            yield Append(self.log, records, barrier=barrier)
+            yield Append(self.log, records, barrier=barrier, ahead=ahead)
             # The state has folded exactly what the log holds now: a store may keep it for a later claim
             # (the file store, every so often as the log grows; checked against its own record count).
             self.log.offer_state(self.state)
@@ -615,7 +619,7 @@ class Runner:
                 agent_id=s.agent_id,
             )
             invocations.append(Invocation(i, r.tool, r.arguments, context))
-        yield from self.flush(barrier=True)
+        yield from self.flush(barrier=True, ahead=one_sync_body(invocations))
         yield StartCalls(invocations)
         waits: list[_Wait] = []
         left = len(batch)

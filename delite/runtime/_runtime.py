@@ -3,7 +3,8 @@
 A runtime owns an event loop in a thread of its own. ``rt.go(agent, text)`` writes the execution's start
 (durably) and returns its id; the execution advances on that loop, as ``agent.arun`` (or ``aresume``) does,
 so many slow model calls are in flight together. Async providers and tools run on the loop; sync ones in the
-runtime's ``workers`` threads; log writes in delite's I/O threads. Nothing here changes what a run records:
+runtime's ``workers`` threads; log writes in delite's I/O threads (a sync tool's step makes its appends in the
+worker thread that runs its body). Nothing here changes what a run records:
 the runtime is a host for the same durable operations as ``agent.run``.
 """
 
@@ -128,9 +129,10 @@ class Runtime:
     Args:
         data_dir: the data directory its agents share, or a ``postgresql://`` URL (or pass ``store``); when
             omitted, ``$DELITE_DATA_DIR`` or else ``./data``, as for an :class:`~delite.Agent`.
-        workers: threads for blocking work of its runs: sync model providers and sync tools. Async providers
-            and tools run on the runtime's event loop and are not limited by it; log writes have their own
-            threads (a run alone in flight on a data directory or a memory store makes them on the loop).
+        workers: threads for blocking work of its runs: sync model providers and sync tools (with the log
+            writes of a sync tool's step). Async providers and tools run on the runtime's event loop and are not
+            limited by it; other log writes have their own threads (a run alone in flight on a data directory or
+            a memory store makes them on the loop).
         recover: resume executions a dead process left running (see above); False to leave them.
         store: a store to use instead of files under ``data_dir``. The runtime borrows it: :meth:`close` leaves
             it open (see ``owns_store``); agents built with ``runtime=rt`` and no ``data_dir`` borrow the

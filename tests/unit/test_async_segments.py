@@ -1,0 +1,241 @@
+"""The async driver makes a sync tool's step in one thread hop: the model turn's append, the body, its result.
+
+(:func:`delite.engine._aio._segment`.) What a run records and returns is the sync driver's; what changes is
+where the effects are made, so these tests pin the hop count and every way a segment can end: handed back to
+the loop, cancelled at each of its effects, or the operation raising inside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _stores import store_at
+
+from delite import Agent, ScriptedProvider, tool
+from delite.engine import _aio
+from delite.log.records import ModelResponded, ToolFinished, ToolStarted
+from delite.providers import call
+
+
+@pytest.fixture
+def data_dir(any_data_dir: Any) -> Any:
+    """Every test here runs on the file store and on PostgreSQL."""
+    return any_data_dir
+
+
+def outputs(messages: list[dict[str, Any]]) -> str:
+    return " | ".join(m["content"] for m in messages if m["role"] == "tool")
+
+
+class Hops:
+    """Counts the calls handed to delite's I/O threads and to the worker threads while installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        for pool in (_aio.io_pool(), _aio.work_pool()):
+            real = pool.submit
+
+            def submit(fn: Any, *args: Any, _real: Any = real) -> None:
+                self.count += 1
+                _real(fn, *args)
+
+            monkeypatch.setattr(pool, "submit", submit)
+
+
+def kinds(data_dir: Any, eid: str) -> list[str]:
+    return [type(r).__name__ for r in store_at(data_dir).read(eid).records]
+
+
+def test_a_sync_tool_step_is_one_hop_and_records_what_run_does(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+
+    @tool
+    def step(i: int) -> str:
+        """A sync tool."""
+        ran.append(threading.current_thread().name)
+        return f"s{i}"
+
+    def agent(steps: int) -> Agent:
+        return Agent(data_dir, provider=ScriptedProvider.tool_loop(steps, "step"), tools=[step], durability="full")
+
+    sync = agent(6).run("go", execution_id="s")
+    hops = Hops(monkeypatch)
+
+    async def main(steps: int, eid: str) -> tuple[str, str | None, int]:
+        before = hops.count
+        response = await agent(steps).arun("go", execution_id=eid)
+        return threading.current_thread().name, response.answer, hops.count - before
+
+    loop_thread, answer, six = asyncio.run(main(6, "a"))
+    _, _, three = asyncio.run(main(3, "b"))
+    assert answer == sync.answer == "done"
+    assert kinds(data_dir, "a") == kinds(data_dir, "s")
+    assert len(ran) == 6 + 6 + 3 and loop_thread not in ran[6:]
+    # One hop per tool step (the turn's append, the body, its result); the rest (the claim, the last turn's
+    # append, the release) is the same whatever the number of steps. It was three per step.
+    assert six - three == 3, (six, three)
+
+
+def test_turns_of_one_several_and_async_bodies_in_a_row(data_dir: Path) -> None:
+    @tool
+    def upper(text: str) -> str:
+        """A sync tool."""
+        return text.upper()
+
+    @tool
+    async def lower(text: str) -> str:
+        """An async tool."""
+        await asyncio.sleep(0)
+        return text.lower()
+
+    def script() -> ScriptedProvider:
+        both = {
+            "tool_calls": [
+                {"name": "upper", "arguments": {"text": "b"}},
+                {"name": "upper", "arguments": {"text": "c"}},
+            ]
+        }
+        return ScriptedProvider(
+            [call("upper", text="a"), both, call("lower", text="D"), call("upper", text="e"), outputs]
+        )
+
+    sync = Agent(data_dir, provider=script(), tools=[upper, lower]).run("go", execution_id="s")
+    done = asyncio.run(Agent(data_dir, provider=script(), tools=[upper, lower]).arun("go", execution_id="a"))
+    assert done.answer == sync.answer == "A | B | C | d | E"
+    assert kinds(data_dir, "a") == kinds(data_dir, "s")
+
+
+def test_what_a_body_sets_in_its_context_stays_there(data_dir: Path) -> None:
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+    saw: list[str] = []
+
+    @tool
+    def mark(i: int) -> str:
+        """Sets a context variable, as user code may."""
+        saw.append(seen.get())
+        seen.set(f"set by {i}")
+        return "ok"
+
+    async def main() -> None:
+        seen.set("the caller's")
+        agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(3, "mark"), tools=[mark])
+        assert (await agent.arun("go")).answer == "done"
+        assert seen.get() == "the caller's"
+
+    asyncio.run(main())
+    assert saw == ["the caller's"] * 3
+
+
+def test_cancelled_during_the_append_before_a_body_the_body_never_runs(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The append is let finish (the intent is on disk), the body is not started, the claim is let go."""
+    ran: list[int] = []
+    writing = threading.Event()
+    go_on = threading.Event()
+    real_append = _aio._append
+
+    def held_append(effect: Any) -> None:
+        if any(isinstance(r, ToolStarted) for r in effect.records) and not go_on.is_set():
+            writing.set()
+            go_on.wait(30)
+        real_append(effect)
+
+    monkeypatch.setattr(_aio, "_append", held_append)
+
+    @tool
+    def act(i: int) -> str:
+        """Acts on the world."""
+        ran.append(i)
+        return "acted"
+
+    async def main() -> None:
+        agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(1, "act"), tools=[act], durability="full")
+        task = asyncio.create_task(agent.arun("go", execution_id="c"))
+        await asyncio.to_thread(writing.wait, 30)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        assert not task.done()  # it waits for the append the thread is making
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert ran == []
+        records = store_at(data_dir).read("c").records
+        assert [type(r) for r in records[-2:]] == [ModelResponded, ToolStarted]
+        assert not store_at(data_dir).is_claimed("c")
+        assert (await agent.aresume("c")).answer == "done"
+        assert ran == [0]
+
+    asyncio.run(main())
+
+
+def test_cancelled_during_the_body_it_ends_first_and_its_result_is_not_recorded(data_dir: Path) -> None:
+    started = threading.Event()
+    release = threading.Event()
+    ran: list[int] = []
+
+    @tool
+    def slow(i: int) -> str:
+        """A body that takes a while."""
+        ran.append(i)
+        started.set()
+        release.wait(30)
+        return "slow"
+
+    async def main() -> None:
+        agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(1, "slow"), tools=[slow], durability="full")
+        task = asyncio.create_task(agent.arun("go", execution_id="b"))
+        await asyncio.to_thread(started.wait, 30)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        assert not task.done() and store_at(data_dir).is_claimed("b")  # the body still runs, the claim is held
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not store_at(data_dir).is_claimed("b")
+        assert not any(isinstance(r, ToolFinished) for r in store_at(data_dir).read("b").records)
+        assert (await agent.aresume("b")).answer == "done"  # in doubt, run again (retry_in_doubt)
+        assert ran == [0, 0]
+
+    asyncio.run(main())
+
+
+class Crash(BaseException):
+    """Not an Exception: a body raising it is not an outcome but a crash of the run."""
+
+
+def test_a_crash_inside_a_body_propagates_from_the_run_and_lets_go(data_dir: Path) -> None:
+    @tool
+    def boom(i: int) -> str:
+        """Crashes."""
+        raise Crash
+
+    async def main() -> None:
+        agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(1, "boom"), tools=[boom], durability="full")
+        with pytest.raises(Crash):
+            await agent.arun("go", execution_id="x")
+
+    asyncio.run(main())
+    assert not store_at(data_dir).is_claimed("x")
+    assert kinds(data_dir, "x")[-1] == "ToolStarted"  # in doubt, as after a crash of the process
+
+
+def test_many_runs_with_sync_tools_on_one_loop(data_dir: Path) -> None:
+    @tool
+    def step(i: int) -> str:
+        """A sync tool."""
+        return f"s{i}"
+
+    async def main() -> list[str | None]:
+        agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(4, "step", delay=0.001), tools=[step])
+        responses = await asyncio.gather(*(agent.arun("go", execution_id=f"m{i}") for i in range(20)))
+        return [r.answer for r in responses]
+
+    assert asyncio.run(main()) == ["done"] * 20
+    for i in range(20):
+        assert kinds(data_dir, f"m{i}").count("ToolFinished") == 4
