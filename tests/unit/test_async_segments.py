@@ -18,8 +18,10 @@ from _stores import store_at
 
 from delite import Agent, ScriptedProvider, tool
 from delite.engine import _aio
+from delite.engine._effects import NEXT_RESULT, Append, Invocation, Sleep, StartCalls
 from delite.log.records import ModelResponded, ToolFinished, ToolStarted
 from delite.providers import call
+from delite.tools._base import ToolCallContext
 
 
 @pytest.fixture
@@ -239,3 +241,103 @@ def test_many_runs_with_sync_tools_on_one_loop(data_dir: Path) -> None:
     assert asyncio.run(main()) == ["done"] * 20
     for i in range(20):
         assert kinds(data_dir, f"m{i}").count("ToolFinished") == 4
+
+
+# -- the driver itself, with operations written for the case ------------------------------------------------------
+
+
+class SlowLog:
+    """A log whose appends ``fsync`` (so the driver hands them to threads) and record the thread they ran in."""
+
+    def __init__(self) -> None:
+        self.appends: list[tuple[str, list[Any]]] = []
+
+    def waits(self, *, barrier: bool) -> bool:
+        return True
+
+    def append(self, records: list[Any], *, barrier: bool = False) -> None:
+        self.appends.append((threading.current_thread().name, list(records)))
+
+
+@tool
+def double(n: int) -> int:
+    """A sync tool."""
+    return 2 * n
+
+
+def one_call(n: int) -> Any:
+    context = ToolCallContext(execution_id="e", call_id="c1.0", idempotency_key="k", attempt=1)
+    return Invocation(0, double, {"n": n}, context)
+
+
+def test_a_body_started_in_the_thread_but_not_run_there_is_run_by_the_loop() -> None:
+    """An effect that needs the loop between a body's start and its result: the loop runs the body, as before."""
+    log = SlowLog()
+
+    def operation() -> Any:
+        yield Append(log, ["intent"], barrier=True, ahead=True)
+        yield StartCalls([one_call(21)])
+        yield Sleep(0)  # handed back to the loop with the body not run
+        outcomes = yield NEXT_RESULT
+        yield Append(log, ["result"], barrier=True)
+        return [o.value for o in outcomes]
+
+    assert asyncio.run(_aio.adrive(operation())) == [42]
+    assert [records for _, records in log.appends] == [["intent"], ["result"]]
+    assert log.appends[0][0].startswith("delite-work")  # in the segment's thread
+
+
+def test_an_operation_that_raises_in_the_thread_raises_from_the_driver() -> None:
+    log = SlowLog()
+
+    def operation() -> Any:
+        yield Append(log, ["a"], barrier=True, ahead=True)
+        raise LookupError("the operation's own error")
+
+    with pytest.raises(LookupError, match="own error"):
+        asyncio.run(_aio.adrive(operation()))
+    assert [records for _, records in log.appends] == [["a"]]
+
+
+def test_an_operation_that_returns_in_the_thread_returns_from_the_driver() -> None:
+    log = SlowLog()
+
+    def operation() -> Any:
+        yield Append(log, ["intent"], barrier=True, ahead=True)
+        yield StartCalls([one_call(5)])
+        outcomes = yield NEXT_RESULT
+        yield Append(log, ["result"], barrier=True)
+        return outcomes[0].value
+
+    assert asyncio.run(_aio.adrive(operation())) == 10
+    names = {name for name, _ in log.appends}
+    assert len(names) == 1 and next(iter(names)).startswith("delite-work")  # one thread, one hop
+
+
+def test_cancelled_while_the_thread_ends_the_operation_the_driver_raises_the_cancellation() -> None:
+    log = SlowLog()
+    inside = threading.Event()
+    go_on = threading.Event()
+    real_append = log.append
+
+    def held(records: list[Any], *, barrier: bool = False) -> None:
+        inside.set()
+        go_on.wait(30)
+        real_append(records, barrier=barrier)
+
+    log.append = held  # type: ignore[method-assign]
+
+    def operation() -> Any:
+        yield Append(log, ["last"], barrier=True, ahead=True)
+        return "finished"
+
+    async def main() -> None:
+        task = asyncio.create_task(_aio.adrive(operation()))
+        await asyncio.to_thread(inside.wait, 30)
+        task.cancel()
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert [records for _, records in log.appends] == [["last"]]  # the append was let finish
