@@ -341,3 +341,79 @@ def test_cancelled_while_the_thread_ends_the_operation_the_driver_raises_the_can
 
     asyncio.run(main())
     assert [records for _, records in log.appends] == [["last"]]  # the append was let finish
+
+
+# -- a provider with no async path: its calls run in worker threads, between the segments ------------------------
+
+
+def sync_loop(steps: int, tool_name: str, gate: threading.Event | None = None) -> Any:
+    """A plain sync model (no ``acall``): ``steps`` calls of ``tool_name``, then "done"; ``gate`` holds each call."""
+
+    def model(messages: list[dict[str, Any]], tools: Any, model: Any) -> dict[str, Any]:
+        if gate is not None:
+            gate.wait(30)
+        done = sum(m["role"] == "tool" for m in messages)
+        if done < steps:
+            return {"tool_calls": [{"name": tool_name, "arguments": {"i": done}}]}
+        return {"content": "done"}
+
+    return model
+
+
+def test_cancelled_during_a_sync_model_call_the_caller_does_not_wait_for_it(data_dir: Path) -> None:
+    """As before the segments: the call goes on in its thread, its answer is never recorded, the run stops now."""
+    gate = threading.Event()
+    asked = threading.Event()
+    calls: list[int] = []
+
+    def slow_model(messages: list[dict[str, Any]], tools: Any, model: Any) -> dict[str, Any]:
+        calls.append(len(calls))
+        if len(calls) == 1:  # the first call blocks until the test lets it go; its answer comes too late
+            asked.set()
+            gate.wait(30)
+            return {"content": "too late"}
+        return {"content": "done"}
+
+    async def main() -> None:
+        agent = Agent(data_dir, provider=slow_model)
+        task = asyncio.create_task(agent.arun("go", execution_id="m"))
+        await asyncio.to_thread(asked.wait, 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)  # returns while the model call is still blocked
+        assert not gate.is_set()
+        assert not store_at(data_dir).is_claimed("m")
+        gate.set()
+        await asyncio.sleep(0.05)  # the call ends in its thread; nothing of it reaches the log
+        assert "ModelResponded" not in kinds(data_dir, "m")
+        assert (await agent.aresume("m")).answer == "done"
+        assert len(calls) == 2
+
+    asyncio.run(main())
+
+
+def test_cancelled_during_a_tool_after_a_sync_model_call_the_body_ends_first(data_dir: Path) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    @tool
+    def slow(i: int) -> str:
+        """A body that takes a while."""
+        started.set()
+        release.wait(30)
+        return "slow"
+
+    async def main() -> None:
+        agent = Agent(data_dir, provider=sync_loop(1, "slow"), tools=[slow])
+        task = asyncio.create_task(agent.arun("go", execution_id="t"))
+        await asyncio.to_thread(started.wait, 30)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        assert not task.done()  # a body is let finish: the claim is held until it has
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not store_at(data_dir).is_claimed("t")
+        assert "ToolFinished" not in kinds(data_dir, "t")
+
+    asyncio.run(main())
