@@ -323,6 +323,13 @@ class _Commits:
 _commits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Commits] = weakref.WeakKeyDictionary()
 
 
+async def _ended(job: _Job) -> None:
+    """Wait for a call handed to a thread to end, however many times the waiting task is cancelled meanwhile."""
+    while not job.finished:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.001)
+
+
 async def _commit(effect: Append) -> None:
     """Make an append that calls ``fsync`` in an I/O thread, batched with the others of this turn of the loop.
 
@@ -338,9 +345,7 @@ async def _commit(effect: Append) -> None:
     try:
         await job.future
     except asyncio.CancelledError:
-        while not job.finished:  # queued or running: it will run; wait for it, then stop as asked
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(0.001)
+        await _ended(job)  # queued or running: it will run; wait for it, then stop as asked
         raise
 
 
@@ -362,9 +367,7 @@ async def _blocking(
     except asyncio.CancelledError:
         if not finish:
             raise
-        while not job.finished:  # the call goes on in its thread: wait for it, then stop as asked
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(0.001)
+        await _ended(job)  # the call goes on in its thread: wait for it, then stop as asked
         if undo is not None and job.error is None:
             undo(job.value)
         raise
@@ -603,11 +606,8 @@ async def _segment(op: Cursor[Any], effect: Effect) -> _Segment:
     try:
         await job.future
     except asyncio.CancelledError:
-        seg.stop = True
-        while not job.finished:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(0.001)
-        seg.stop = True  # whether it saw the request or ended first, the loop throws the cancellation in
+        seg.stop = True  # seen or not (it may have ended first), the loop throws the cancellation in
+        await _ended(job)
     return seg
 
 
