@@ -220,7 +220,8 @@ def health(*, target: Target, repair: bool, json_: bool) -> None:
     Exit 0 when healthy; 1 when the data directory does not exist or has no executions folder (delite never
     wrote there: a wrong --data-dir), when a log is damaged, unreadable, not a regular file, hard-linked,
     owned by another user or has a torn tail, when files or folders are open to other users (delite makes
-    them 0600/0700), or when a snapshot or an index entry disagrees with its unchanged log; 2 on a usage
+    them 0600/0700), when a terminal record's tally disagrees with its log, or when a snapshot or an index
+    entry disagrees with its unchanged log; 2 on a usage
     error. Other findings about derived files (an index, snapshots or fold checkpoints out of date) are
     reported but do not fail the check: they are never trusted over the logs and are rebuilt from them as
     needed.

@@ -155,6 +155,10 @@ class ObservedLog(ExecutionLog):
         """Offer the outcome to the inner log."""
         self._inner.save_outcome(outcome)
 
+    def digest_after(self, records: Sequence[Record]) -> str | None:
+        """As the inner log (the records are appended to it unchanged)."""
+        return self._inner.digest_after(records)
+
     def __getattr__(self, name: str) -> Any:
         """Anything else a store's own log class has (``torn``...), from the inner log."""
         return getattr(self._inner, name)

@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -71,7 +71,7 @@ from delite.log.records import (
 from delite.providers._base import normalize_turn
 from delite.state._fold import apply, fold
 from delite.state._model import CallState, ExecutionState
-from delite.state._outcome import outcome
+from delite.state._outcome import outcome, tally_of
 from delite.store._base import ExecutionLog, Store
 from delite.tools._base import CallInDoubtError, Clarification, DelegationSuspended, Tool, ToolCallContext
 from delite.tools._redact import Redactor, redact_outcome, redact_with
@@ -201,6 +201,24 @@ class _Run:
     pending: PendingCall
 
 
+Terminal = TypeVar("Terminal", ExecutionCompleted, ExecutionCancelled)
+
+
+def tallied(record: Terminal, state: ExecutionState, log: ExecutionLog, pending: Sequence[Record] = ()) -> Terminal:
+    """A terminal ``record`` with its :class:`Tally`: what ``state`` (every record before it) comes to.
+
+    Appended after ``pending`` (records buffered, not yet written), to ``log``. Its hash is the SHA-256 the log
+    would have with ``pending`` and the record written without the hash, where the store keeps one (None
+    elsewhere): a reader compares it with the log's own bytes before it believes the tally.
+    """
+    tally = tally_of(state, None)
+    record = msgspec.structs.replace(record, tally=tally)
+    digest = log.digest_after([*pending, record])
+    if digest is None:
+        return record
+    return msgspec.structs.replace(record, tally=msgspec.structs.replace(tally, log_sha256=digest))
+
+
 class Runner:
     """Advances one claimed execution until it completes, suspends, fails or is cancelled."""
 
@@ -241,6 +259,10 @@ class Runner:
 
     def _now(self) -> float:
         return self.settings.clock()
+
+    def _tallied(self, record: Terminal) -> Terminal:
+        """``record``, to be buffered now, with the tally of the state and the log (see :func:`tallied`)."""
+        return tallied(record, self.state, self.log, self._pending)
 
     # -- the loop --------------------------------------------------------------------------------------------
 
@@ -289,7 +311,7 @@ class Runner:
         if not own and not store.cancels_requested(self.settings.ancestors):
             return False
         reason = "cancel requested" if own else "a parent execution was cancelled"
-        self.buffer(ExecutionCancelled(at=self._now(), reason=reason))
+        self.buffer(self._tallied(ExecutionCancelled(at=self._now(), reason=reason)))
         yield from self.flush(barrier=True)
         if own:
             yield Io(store.clear_cancel, eid)
@@ -337,7 +359,7 @@ class Runner:
                 error = StructuredOutputValidationError(state.execution_id, text, str(e), outcome(state).usage)
                 yield from self.fail(error)
                 raise error from None
-        self.buffer(ExecutionCompleted(at=self._now(), answer=text, output=output))
+        self.buffer(self._tallied(ExecutionCompleted(at=self._now(), answer=text, output=output)))
         yield from self.flush(barrier=True)
         return True
 

@@ -23,7 +23,7 @@ import msgspec
 from delite import _checks as checks
 from delite.engine._answers import NOUNS, RECORDED, select, unanswered
 from delite.engine._effects import Append, Claim, Io, Steps
-from delite.engine._loop import Runner, RunSettings
+from delite.engine._loop import Runner, RunSettings, tallied
 from delite.engine._output import OutputSpec
 from delite.engine._replay import config_changes
 from delite.engine._response import Response
@@ -638,7 +638,7 @@ class Operations(abc.ABC):
             return Response.from_state(state)  # its owner stops at its next step boundary
         state = yield Io(log.state)
         if not state.status.is_terminal:
-            record = ExecutionCancelled(at=self.clock(), reason=reason)
+            record = tallied(ExecutionCancelled(at=self.clock(), reason=reason), state, log)
             yield Append(log, [record], barrier=True)
             fold([record], state)
         yield Io(store.clear_cancel, eid)

@@ -27,6 +27,7 @@ __all__ = [
     "ScanResult",
     "TornTail",
     "encode_frame",
+    "last_frame_start",
     "scan_frames",
     "scan_payloads",
 ]
@@ -80,6 +81,29 @@ def encode_frame(payload: bytes) -> bytes:
     """Frame one payload. The caller checks the size limit."""
     length = len(payload)
     return _HEAD.pack(length, _crc32(_LEN.pack(length)), _crc32(payload)) + payload
+
+
+def last_frame_start(data: bytes, start: int = 0) -> int | None:
+    """Where the frame that ends exactly at the end of ``data`` starts (``start`` or later), found from the end.
+
+    Every payload is JSON, in which no byte below 0x20 occurs (the encoder escapes them), and a length field
+    below 16 MiB ends in a zero byte. So, scanning back from the end, each zero byte is where a length field may
+    end: the first candidate whose length reaches exactly the end of ``data`` and whose length checksum verifies
+    is the frame. Its payload checksum is the caller's to verify. None if there is no such frame (a torn tail,
+    bytes that are not frames, or a last record of 16 MiB or more).
+    """
+    size = len(data)
+    end = size
+    while True:
+        zero = data.rfind(b"\x00", start + 3, end)
+        if zero < 0:
+            return None
+        at = zero - 3
+        if at + FRAME_HEADER_SIZE <= size:
+            length, length_crc, _ = _HEAD.unpack_from(data, at)
+            if at + FRAME_HEADER_SIZE + length == size and _crc32(data[at : at + 4]) == length_crc:
+                return at
+        end = zero
 
 
 def scan_frames(data: bytes, start: int) -> ScanResult | FrameDamage:

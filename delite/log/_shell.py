@@ -37,6 +37,7 @@ from delite.log.records import (
     Record,
     RecordedToolCall,
     SealedRecord,
+    Tally,
     ToolFinished,
 )
 
@@ -63,6 +64,10 @@ def _suspended(r: ExecutionSuspended) -> ExecutionSuspended:
     return replace(r, reason=replace(reason, calls=calls, message="", question=_gone(reason.question)))
 
 
+def _tally(tally: Tally | None) -> Tally | None:
+    return None if tally is None else replace(tally, error_message=_gone(tally.error_message))
+
+
 def _catalog(r: MCPCatalogRecorded) -> MCPCatalogRecorded:
     return replace(r, tools=[MCPToolEntry(name=t.name) for t in r.tools])
 
@@ -78,9 +83,9 @@ _SHELLS: dict[type[Any], Callable[[Any], Any]] = {
     InputRequested: lambda r: replace(r, question=""),
     DriftAccepted: lambda r: replace(r, changes=[], config=ConfigFingerprint()),
     OutputRejected: lambda r: replace(r, error="", prompt=""),
-    ExecutionCompleted: lambda r: replace(r, answer="", output=None),
+    ExecutionCompleted: lambda r: replace(r, answer="", output=None, tally=_tally(r.tally)),
     ExecutionFailed: lambda r: replace(r, message=""),
-    ExecutionCancelled: lambda r: replace(r, reason=""),
+    ExecutionCancelled: lambda r: replace(r, reason="", tally=_tally(r.tally)),
     MCPCatalogRecorded: _catalog,
 }
 

@@ -182,6 +182,19 @@ class LogWriter:
             self._unsynced = True
         return start
 
+    def digest_after(self, records: Sequence[Record]) -> str | None:
+        """The SHA-256 (hex) the log's bytes would have with ``records`` appended; None if no running hash is kept.
+
+        Nothing is written: what a terminal record's :class:`~delite.log.records.Tally` binds to, computed before
+        it is appended with the records that precede it. Raises as :meth:`append` would on a record it refuses.
+        """
+        if self.digest is None:
+            return None
+        digest = self.digest.copy()
+        if records:
+            digest.update(_frames(records)[0])
+        return digest.hexdigest()
+
     def syncs(self, *, barrier: bool) -> bool:
         """Whether :meth:`append` with this ``barrier`` calls ``fsync`` (per the durability mode)."""
         mode = self._durability

@@ -39,6 +39,7 @@ __all__ = [
     "RecordedToolCall",
     "SealedRecord",
     "SuspendReason",
+    "Tally",
     "ToolFinished",
     "ToolSpec",
     "ToolStarted",
@@ -314,11 +315,32 @@ class ChildSuspended(Record, frozen=True, kw_only=True, omit_defaults=True, tag=
     child_id: str
 
 
+class Tally(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a finished log comes to, written inside its terminal record: a finished execution read without a fold.
+
+    Derived data, as the engine held it when it wrote the terminal record: ``records`` counts every record of the
+    log up to and including the terminal one, ``steps`` the model turns, ``usage`` their total (a ``cost`` of
+    None: not known), and ``error_type``/``error_message`` the last failure the execution was resumed from (None:
+    none). ``log_sha256`` is the SHA-256 of every byte of the log file before the terminal record's frame (its
+    header line included), or None where the store keeps no such bytes (a database, a sealed store). A reader
+    answers from a tally only when that hash matches the log's bytes exactly (see ``docs/log-format.md``);
+    otherwise, and for logs written before tallies existed, it reads and folds the log as always.
+    """
+
+    records: int
+    steps: int
+    usage: Usage = msgspec.field(default_factory=Usage)
+    error_type: str | None = None
+    error_message: str | None = None
+    log_sha256: str | None = None
+
+
 class ExecutionCompleted(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-completed"):
-    """The final answer. Terminal."""
+    """The final answer. Terminal. ``tally``: what the log came to (None in logs written before it existed)."""
 
     answer: str = ""
     output: Any = None
+    tally: Tally | None = None
 
 
 class ExecutionFailed(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-failed"):
@@ -329,9 +351,10 @@ class ExecutionFailed(Record, frozen=True, kw_only=True, omit_defaults=True, tag
 
 
 class ExecutionCancelled(Record, frozen=True, kw_only=True, omit_defaults=True, tag="execution-cancelled"):
-    """Cancelled by a caller. Terminal."""
+    """Cancelled by a caller. Terminal. ``tally``: what the log came to (see :class:`ExecutionCompleted`)."""
 
     reason: str = ""
+    tally: Tally | None = None
 
 
 class MCPToolEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

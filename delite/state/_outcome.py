@@ -12,11 +12,19 @@ from typing import Any
 
 import msgspec
 
-from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted, SuspendReason, Usage
+from delite.log.records import (
+    AnyRecord,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionStarted,
+    SuspendReason,
+    Tally,
+    Usage,
+)
 from delite.state._fold import fold_summary
-from delite.state._model import ExecutionState, Status
+from delite.state._model import ExecutionState, Status, Totals
 
-__all__ = ["Outcome", "finished_outcome", "outcome"]
+__all__ = ["Outcome", "finished_outcome", "outcome", "tallied_outcome", "tally_of"]
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -38,10 +46,9 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     records: int = 0
 
 
-def outcome(state: ExecutionState) -> Outcome:
-    """The outcome of a folded execution (pure)."""
-    t = state.totals
-    usage = Usage(
+def _usage(t: Totals) -> Usage:
+    """An execution's totals as one :class:`Usage` (a cost of None: not known)."""
+    return Usage(
         input_tokens=t.input_tokens,
         output_tokens=t.output_tokens,
         cached_input_tokens=t.cached_input_tokens,
@@ -50,6 +57,10 @@ def outcome(state: ExecutionState) -> Outcome:
         cost=str(t.cost) if t.cost_known else None,
         known=t.usage_known,
     )
+
+
+def outcome(state: ExecutionState) -> Outcome:
+    """The outcome of a folded execution (pure)."""
     return Outcome(
         execution_id=state.execution_id,
         status=state.status,
@@ -59,9 +70,50 @@ def outcome(state: ExecutionState) -> Outcome:
         error_type=state.error_type,
         error_message=state.error_message,
         suspend_reason=state.suspend_reason,
-        usage=usage,
+        usage=_usage(state.totals),
         steps=state.steps,
         records=state.records,
+    )
+
+
+def tally_of(state: ExecutionState, log_sha256: str | None) -> Tally:
+    """The tally of a terminal record appended right after every record ``state`` has folded.
+
+    ``log_sha256``: the hash of the log's bytes before that record, from the store (None: it keeps none).
+    """
+    return Tally(
+        records=state.records + 1,
+        steps=state.steps,
+        usage=_usage(state.totals),
+        error_type=state.error_type,
+        error_message=state.error_message,
+        log_sha256=log_sha256,
+    )
+
+
+def tallied_outcome(first: AnyRecord, last: AnyRecord) -> Outcome | None:
+    """The outcome of a finished log from its first record and the tally of its terminal one, else None.
+
+    Equal to :func:`finished_outcome` of the whole log when the tally is the one the engine wrote for it; the
+    caller first checks the tally's hash against the log's bytes (see :class:`~delite.log.records.Tally`).
+    """
+    if not isinstance(first, ExecutionStarted) or not isinstance(last, ExecutionCompleted | ExecutionCancelled):
+        return None
+    tally = last.tally
+    if tally is None:
+        return None
+    completed = last if isinstance(last, ExecutionCompleted) else None
+    return Outcome(
+        execution_id=first.execution_id,
+        status=Status.CANCELLED if completed is None else Status.COMPLETED,
+        input=first.input,
+        answer=None if completed is None else completed.answer,
+        output=None if completed is None else completed.output,
+        error_type=tally.error_type,
+        error_message=tally.error_message,
+        usage=tally.usage,
+        steps=tally.steps,
+        records=tally.records,
     )
 
 

@@ -111,6 +111,16 @@ class ExecutionLog(abc.ABC):
         """The outcome of the log if it is finished (its last record a completion or a cancellation), else None."""
         return finished_outcome(self.records)
 
+    def digest_after(self, records: Sequence[Record]) -> str | None:
+        """The SHA-256 (hex) of the log's bytes once ``records`` are appended, for a terminal record's tally.
+
+        A store that keeps the log as one byte string and a running hash of it answers (the file store); the
+        default None says there is nothing a reader could check a tally's hash against (see
+        :class:`~delite.log.records.Tally`). Nothing is written.
+        """
+        del records
+        return None
+
     def offer_state(self, state: ExecutionState) -> None:  # noqa: B027 - optional hook, most stores keep nothing
         """Offer ``state``, the fold of every record in the log right now, for a later claim to start from.
 

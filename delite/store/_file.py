@@ -42,6 +42,7 @@ from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
 from delite.state._fold import fold
 from delite.state._model import ExecutionState
 from delite.state._outcome import Outcome
+from delite.store import _tally
 from delite.store._base import ExecutionLog, Store, decode_stored
 from delite.store._cancels import CancelWatch, bump
 from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
@@ -199,6 +200,16 @@ class FileExecutionLog(ExecutionLog):
         if self._checkpointed is not None:
             return None
         return super().finished_outcome()
+
+    def digest_after(self, records: Sequence[Record]) -> str | None:
+        """The SHA-256 of the log file once ``records`` are appended, from the writer's running hash (None: none)."""
+        w = self._writer
+        if w is None or self._lock is None:
+            return None
+        try:
+            return w.digest_after(records)
+        except DeliteError:  # a record the append will refuse: it raises there, as it would without a tally
+            return None
 
     def offer_state(self, state: ExecutionState) -> None:
         """Keep a fold checkpoint of ``state`` when the log has grown enough since the last one.
@@ -442,6 +453,18 @@ class FileStore(Store):
                     found = self._checkpointed(execution_id, path, f, st=st, lock=lock, snap=snap, ckpt=ckpt)
                     if found is not None:
                         return found
+                if st.st_size >= _tally.MIN_LOG_SIZE and _tally.ends_tallied(f.fileno(), st.st_size):
+                    # A finished log that lost its snapshot: its terminal record's tally, checked against the
+                    # log's bytes, answers (see ``._tally``); otherwise it is read as below.
+                    f.seek(0)
+                    data = _read_all(f, path)
+                    answered = _tally.answer(data, execution_id)
+                    if answered is not None:
+                        return self._answered(execution_id, path, data, answered, st=st, lock=lock, snap=snap)
+                    contents = parse_log(data, path=path)
+                    return self._claimed_log(
+                        execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=data
+                    )
                 f.seek(0)
                 # Nothing to check the bytes against: read, verify and decode the log a chunk at a time, so the
                 # file's bytes are never all held at once (a long unfinished run, the case a crash leaves).
@@ -453,26 +476,40 @@ class FileStore(Store):
             data = _read_all(f, path)
         finally:
             f.close()
-        outcome = load_snapshot(snap, data, execution_id=execution_id)
+        outcome = load_snapshot(snap, data, execution_id=execution_id) or _tally.answer(data, execution_id)
         if outcome is not None:
-            # The log is exactly the one the snapshot was made from: nothing to repair, decode lazily.
-            try:
-                writer = LogWriter.open(path, len(data), self.durability, expect=st)
-            except StoreError as e:
-                if e.errno not in _READ_ONLY_ERRNOS or not outcome.status.is_terminal:
-                    raise
-                lock.release()
-                return FileExecutionLog(
-                    execution_id, None, None, None, None, data=data, outcome=outcome, path=path, read_only=e
-                )
-            return FileExecutionLog(
-                execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome
-            )
+            return self._answered(execution_id, path, data, outcome, st=st, lock=lock, snap=snap)
         contents = parse_log(data, path=path)
         whole = None if _finished(contents.records) else hashlib.sha256(data[: contents.end])
         return self._claimed_log(
             execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=data, digest=whole
         )
+
+    def _answered(
+        self,
+        execution_id: str,
+        path: str,
+        data: bytes,
+        outcome: Outcome,
+        *,
+        st: os.stat_result,
+        lock: ClaimLock,
+        snap: str,
+    ) -> FileExecutionLog:
+        """The claim of a log whose outcome a snapshot or its tally gave, checked against ``data``, the log's bytes.
+
+        The log is exactly the one they describe: nothing to repair, its records decoded only if read.
+        """
+        try:
+            writer = LogWriter.open(path, len(data), self.durability, expect=st)
+        except StoreError as e:
+            if e.errno not in _READ_ONLY_ERRNOS or not outcome.status.is_terminal:
+                raise
+            lock.release()
+            return FileExecutionLog(
+                execution_id, None, None, None, None, data=data, outcome=outcome, path=path, read_only=e
+            )
+        return FileExecutionLog(execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome)
 
     def _checkpointed(
         self,
@@ -602,7 +639,8 @@ class FileStore(Store):
         """
         data, st = read_log_file(execution_id, path, data_dir=self._where())
         check_single_link(execution_id, path, st)
-        outcome = load_snapshot(self.layout.snapshot(execution_id), data, execution_id=execution_id)
+        snapshot = self.layout.snapshot(execution_id)
+        outcome = load_snapshot(snapshot, data, execution_id=execution_id) or _tally.answer(data, execution_id)
         if outcome is not None and outcome.status.is_terminal:
             return FileExecutionLog(
                 execution_id, None, None, None, None, data=data, outcome=outcome, path=path, read_only=cause

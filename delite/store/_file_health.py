@@ -17,6 +17,7 @@ from delite.errors import LogCorruptError, UnsupportedFormatError
 from delite.log._os import open_regular, read_regular
 from delite.log._reader import parse_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
+from delite.state._outcome import finished_outcome
 from delite.store._checkpoint import SUFFIX as CHECKPOINT
 from delite.store._checkpoint import leftovers as checkpoint_leftovers
 from delite.store._checkpoint import load as load_checkpoint
@@ -27,6 +28,7 @@ from delite.store._layout import Layout
 from delite.store._logfile import remove
 from delite.store._query import Progress
 from delite.store._snapshot import verify as verify_snapshot
+from delite.store._tally import told as tally_told
 from delite.store._views import ExecutionSummary, HealthReport, Problem, many
 
 __all__ = ["check_health", "check_permissions"]
@@ -167,9 +169,31 @@ def _check_log(
     torn = contents.torn is not None
     found, summary = check_records(eid, records, contents.offsets, log_bytes=len(data), torn=torn, path=path)
     problems.extend(found)
+    if not found:
+        _check_tally(eid, path, data, records, problems)
     if summary is not None:
         expected[eid] = summary
     return len(data), len(records)
+
+
+def _check_tally(eid: str, path: str, data: bytes, records: list[AnyRecord], problems: list[Problem]) -> None:
+    """Report a terminal record whose tally matches the log's bytes but not the fold of its records.
+
+    Only a log written by hand gets there (the engine writes the fold's own counts): a claim would answer from it.
+    """
+    told = tally_told(data, eid)
+    try:
+        if told is None or told[1] == finished_outcome(records):
+            return
+    except LogCorruptError:  # reported by the records' own checks
+        return
+    detail = (
+        "the terminal record's tally is bound to the log's bytes but disagrees with the fold of its records "
+        "(written by hand?); a finished execution asked for again is answered from the tally"
+    )
+    problems.append(
+        Problem(kind="tally-mismatch", severity="error", execution_id=eid, path=path, offset=told[0], detail=detail)
+    )
 
 
 def _checkpoint_matches(eid: str, path: str, checkpoint: str, records: list[AnyRecord]) -> bool:

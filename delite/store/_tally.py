@@ -1,0 +1,114 @@
+"""A finished log answered from the tally its terminal record carries, without decoding or folding the rest.
+
+When a run finishes, the engine writes into its terminal record (a completion or a cancellation) a
+:class:`~delite.log.records.Tally`: the counts and totals it held, and the SHA-256 of every byte of the log
+before that record. A claim of a finished log that has no snapshot (lost in a crash of the machine, deleted,
+or the log copied without it) reads the outcome from there when all of this holds, and reads and folds the log
+as always otherwise:
+
+- the file begins with this format's header, and its last bytes are one whole frame (found from the end, see
+  :func:`~delite.log._framing.last_frame_start`) whose checksums verify and whose record is a completion or a
+  cancellation with a tally that has a hash;
+- the tally's hash equals the SHA-256 of every byte before that frame followed by the frame of the terminal
+  record with the hash left out (compared in constant time): no byte of the log, the terminal record and its
+  counts included, differs from what the engine wrote, so every frame verifies and the log folds to the
+  tally's counts;
+- the log's first record (its checksum verified) is the start of this execution.
+
+The answer, output and input come from the log's own first and last records, not from derived data. What
+stays derived (the counts and totals) is covered by the hash, as in a snapshot (:mod:`._snapshot`); unlike a
+snapshot, it lives in the log and cannot be lost or left behind by a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import Final
+
+import msgspec
+
+from delite.errors import DeliteError
+from delite.log._codec import encode_record
+from delite.log._framing import HEADER, encode_frame, last_frame_start
+from delite.log.records import ExecutionCancelled, ExecutionCompleted, ExecutionStarted
+from delite.state._outcome import Outcome, tallied_outcome
+from delite.store._snapshot import frame_record
+
+__all__ = ["MIN_LOG_SIZE", "TAIL", "answer", "ends_tallied", "told"]
+
+MIN_LOG_SIZE: Final = 64 * 1024
+"""Smaller logs are read and folded as usual (about a millisecond), as they get no snapshot either."""
+TAIL: Final = 64 * 1024
+"""How many of a log's last bytes are searched for its terminal frame (a larger final answer: read as usual)."""
+
+
+def _terminal(data: bytes, start: int) -> tuple[int, ExecutionCompleted | ExecutionCancelled] | None:
+    """The last frame of ``data`` (searched from ``start``) if it holds a terminal record with a tally hash."""
+    at = last_frame_start(data, start)
+    if at is None:
+        return None
+    found = frame_record(data, at)
+    if found is None:
+        return None
+    record = found[0]
+    if not isinstance(record, ExecutionCompleted | ExecutionCancelled):
+        return None
+    if record.tally is None or record.tally.log_sha256 is None:
+        return None
+    return at, record
+
+
+def _digest(data: bytes, at: int, last: ExecutionCompleted | ExecutionCancelled) -> bytes:
+    """The hash a tally holds: the log's bytes up to ``at``, then the terminal record's frame without the hash."""
+    digest = hashlib.sha256(memoryview(data)[:at])
+    tally = last.tally
+    if tally is not None:
+        unhashed = msgspec.structs.replace(last, tally=msgspec.structs.replace(tally, log_sha256=None))
+        try:
+            digest.update(encode_frame(encode_record(unhashed)))
+        except DeliteError:  # a record this version would not write: no tally of it can be believed
+            return b""
+    return digest.hexdigest().encode()
+
+
+def ends_tallied(fd: int, size: int) -> bool:
+    """Whether the log of ``size`` bytes open at ``fd`` ends with a terminal record carrying a tally hash.
+
+    Reads only the last :data:`TAIL` bytes: a claim asks before it reads a log whole (only a finished log is).
+    """
+    start = max(len(HEADER), size - TAIL)
+    try:
+        tail = os.pread(fd, size - start, start)
+    except OSError:
+        return False
+    return len(tail) == size - start and _terminal(tail, 0) is not None
+
+
+def told(data: bytes, execution_id: str) -> tuple[int, Outcome] | None:
+    """Where the terminal record of the log ``data`` starts and the outcome its tally tells, or None (see above)."""
+    if not data.startswith(HEADER):
+        return None
+    found = _terminal(data, max(len(HEADER), len(data) - TAIL))
+    if found is None:
+        return None
+    at, last = found
+    expected = last.tally.log_sha256 if last.tally is not None else None
+    if expected is None:
+        return None
+    if not hmac.compare_digest(_digest(data, at, last), expected.encode("utf-8", "surrogatepass")):
+        return None
+    first = frame_record(data, len(HEADER))
+    if first is None or not isinstance(first[0], ExecutionStarted) or first[0].execution_id != execution_id:
+        return None
+    outcome = tallied_outcome(first[0], last)
+    return None if outcome is None else (at, outcome)
+
+
+def answer(data: bytes, execution_id: str) -> Outcome | None:
+    """The outcome :func:`told` gives for a log of at least :data:`MIN_LOG_SIZE` bytes, else None."""
+    if len(data) < MIN_LOG_SIZE:
+        return None
+    found = told(data, execution_id)
+    return None if found is None else found[1]
