@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import zlib
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delite import Agent, DataDir, MemoryStore, ScriptedProvider, tool
+from delite import Agent, DataDir, MemoryStore, Runtime, ScriptedProvider, tool
 from delite.errors import LogCorruptError, UsageError
 from delite.log import parse_log, read_log
 from delite.log._codec import encode_record
@@ -403,3 +404,15 @@ def test_other_input_on_a_finished_execution_answered_from_its_tally_is_refused(
     data_dir, _ = finished
     with agent(data_dir) as a, pytest.raises(UsageError, match="another input"):
         a.run("something else", execution_id="e1")  # the tally's input is the log's own first record's
+
+
+def test_the_async_api_and_a_runtime_write_the_same_tally(data_dir: Path) -> None:
+    with agent(data_dir) as a:
+        response = asyncio.run(a.arun("go", execution_id="a1"))
+    check_tally(log_path(data_dir, "a1"))
+    with Runtime(data_dir) as rt:
+        b = agent(data_dir)
+        rt.join(b)
+        eid = rt.go(b, "go", execution_id="r1")
+        assert rt.wait(eid, timeout=60).steps == response.steps
+    check_tally(log_path(data_dir, "r1"))
