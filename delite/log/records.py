@@ -321,10 +321,11 @@ class Tally(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     Derived data, as the engine held it when it wrote the terminal record: ``records`` counts every record of the
     log up to and including the terminal one, ``steps`` the model turns, ``usage`` their total (a ``cost`` of
     None: not known), and ``error_type``/``error_message`` the last failure the execution was resumed from (None:
-    none). ``log_sha256`` is the SHA-256 of every byte of the log file before the terminal record's frame (its
-    header line included), or None where the store keeps no such bytes (a database, a sealed store). A reader
-    answers from a tally only when that hash matches the log's bytes exactly (see ``docs/log-format.md``);
-    otherwise, and for logs written before tallies existed, it reads and folds the log as always.
+    none). ``log_sha256`` is the SHA-256 of the log file as it is with the terminal record written with
+    ``log_sha256`` left out (every byte before the record's frame, its header line included, then that frame),
+    or None where the store keeps no such bytes (a database, a sealed store). A reader answers from a tally only
+    when that hash matches the log's bytes exactly (see ``docs/log-format.md``); otherwise, and for logs written
+    before tallies existed, it reads and folds the log as always.
     """
 
     records: int

@@ -79,7 +79,8 @@ def outcome(state: ExecutionState) -> Outcome:
 def tally_of(state: ExecutionState, log_sha256: str | None) -> Tally:
     """The tally of a terminal record appended right after every record ``state`` has folded.
 
-    ``log_sha256``: the hash of the log's bytes before that record, from the store (None: it keeps none).
+    ``log_sha256``: the hash that binds it to the log's bytes, from the store (None: it keeps none; see
+    :class:`~delite.log.records.Tally`).
     """
     return Tally(
         records=state.records + 1,

@@ -1,8 +1,8 @@
 """A finished log answered from the tally its terminal record carries, without decoding or folding the rest.
 
 When a run finishes, the engine writes into its terminal record (a completion or a cancellation) a
-:class:`~delite.log.records.Tally`: the counts and totals it held, and the SHA-256 of every byte of the log
-before that record. A claim of a finished log that has no snapshot (lost in a crash of the machine, deleted,
+:class:`~delite.log.records.Tally`: the counts and totals it held, and the SHA-256 of the log as it is with
+that record written (the hash itself left out). A claim of a finished log that has no snapshot (lost in a crash of the machine, deleted,
 or the log copied without it) reads the outcome from there when all of this holds, and reads and folds the log
 as always otherwise:
 
