@@ -2,9 +2,9 @@
 
 When a run finishes, the engine writes into its terminal record (a completion or a cancellation) a
 :class:`~delite.log.records.Tally`: the counts and totals it held, and the SHA-256 of the log as it is with
-that record written (the hash itself left out). A claim of a finished log that has no snapshot (lost in a crash of the machine, deleted,
-or the log copied without it) reads the outcome from there when all of this holds, and reads and folds the log
-as always otherwise:
+that record written (the hash itself left out). A claim of a finished log that has no snapshot (lost in a
+crash of the machine, deleted, or the log copied without it) reads the outcome from there when all of this
+holds, and reads and folds the log as always otherwise:
 
 - the file begins with this format's header, and its last bytes are one whole frame (found from the end, see
   :func:`~delite.log._framing.last_frame_start`) whose checksums verify and whose record is a completion or a
