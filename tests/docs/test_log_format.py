@@ -15,7 +15,16 @@ from delite.log._framing import FORMAT, FRAME_HEADER_SIZE, HEADER, MAX_RECORD_SI
 DOC = Path(__file__).resolve().parents[2] / "docs" / "log-format.md"
 SECTION = re.compile(r"^#{3,4} `([A-Za-z-]+)`\n(.*?)(?=^#{2,4} |\Z)", re.DOTALL | re.MULTILINE)
 ROW = re.compile(r"^\| `(\w+)` \|", re.MULTILINE)
-NESTED = ["Usage", "Tally", "RecordedToolCall", "ConfigFingerprint", "ToolSpec", "SuspendReason", "PendingCall", "MCPToolEntry"]
+NESTED = [
+    "Usage",
+    "Tally",
+    "RecordedToolCall",
+    "ConfigFingerprint",
+    "ToolSpec",
+    "SuspendReason",
+    "PendingCall",
+    "MCPToolEntry",
+]
 
 
 def documented() -> dict[str, list[str]]:
