@@ -1,7 +1,8 @@
 """Benchmark the ``delite`` command on a large data directory (a baseline, not a gate).
 
 Builds a data directory of N executions of S steps each, written straight through delite's log API (no agent,
-no model), then times whole processes, interpreter start included, as a user would run them:
+no model; each ends with the completion and its tally as the engine writes them), then times whole processes,
+interpreter start included, as a user would run them:
 
 * ``delite status`` with a cold index (first listing: every log is read and the index built),
 * ``delite status`` with a warm index (target: under 0.5 s at 10,000 executions),
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from delite.datadir import DataDir
+from delite.engine._loop import tallied
 from delite.log import Durability, LogWriter
 from delite.log.records import (
     ConfigFingerprint,
@@ -48,6 +50,7 @@ from delite.log.records import (
     ToolStarted,
     Usage,
 )
+from delite.state import fold
 from delite.store import Layout, new_execution_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,8 +99,10 @@ def build(data_dir: Path, executions: int, steps: int) -> dict[str, Any]:
             else:
                 answer = f"Order {n} is in transit and arrives within 3 days."
                 records.append(ModelResponded(at=t, step=step, model="gpt-4o-mini", content=answer, usage=usage))
-                records.append(ExecutionCompleted(at=t, answer=answer))
-        LogWriter.create(layout.log(eid), Durability.OFF, records).close()
+        writer = LogWriter.create(layout.log(eid), Durability.OFF, records)
+        # The completion with the tally the engine writes (the counts of the run, bound to the log's bytes).
+        writer.append([tallied(ExecutionCompleted(at=at + steps * 0.01, answer=answer), fold(records), writer)])
+        writer.close()
     seconds = time.perf_counter() - started_at
     total = sum(os.path.getsize(layout.log(i)) for i in ids)
     return {"ids": ids, "bytes": total, "build_seconds": seconds}

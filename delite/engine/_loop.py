@@ -204,12 +204,20 @@ class _Run:
 Terminal = TypeVar("Terminal", ExecutionCompleted, ExecutionCancelled)
 
 
-def tallied(record: Terminal, state: ExecutionState, log: ExecutionLog, pending: Sequence[Record] = ()) -> Terminal:
+class Digests(Protocol):
+    """What tells the hash a log will have once records are appended: a claimed log, or a log file's writer."""
+
+    def digest_after(self, records: Sequence[Record]) -> str | None:
+        """The SHA-256 (hex) of the log once ``records`` are appended, or None where none is kept."""
+
+
+def tallied(record: Terminal, state: ExecutionState, log: Digests, pending: Sequence[Record] = ()) -> Terminal:
     """A terminal ``record`` with its :class:`Tally`: what ``state`` (every record before it) comes to.
 
-    Appended after ``pending`` (records buffered, not yet written), to ``log``. Its hash is the SHA-256 the log
-    would have with ``pending`` and the record written without the hash, where the store keeps one (None
-    elsewhere): a reader compares it with the log's own bytes before it believes the tally.
+    Appended after ``pending`` (records buffered, not yet written), to ``log`` (a claimed
+    :class:`~delite.store.ExecutionLog`, or the :class:`~delite.log.LogWriter` of a log file). Its hash is the
+    SHA-256 the log would have with ``pending`` and the record written without the hash, where the store keeps
+    one (None elsewhere): a reader compares it with the log's own bytes before it believes the tally.
     """
     tally = tally_of(state, None)
     record = msgspec.structs.replace(record, tally=tally)

@@ -7,13 +7,14 @@ tag. Records hold JSON values, strings and ids only, never pickles.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from delite.errors import UsageError
 
 __all__ = [
+    "TALLY_VERSION",
     "AnyRecord",
     "ChildSuspended",
     "ConfigFingerprint",
@@ -315,21 +316,32 @@ class ChildSuspended(Record, frozen=True, kw_only=True, omit_defaults=True, tag=
     child_id: str
 
 
+TALLY_VERSION: Final = 1
+"""The version of the :class:`Tally` this delite writes and believes."""
+
+
 class Tally(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What a finished log comes to, written inside its terminal record: a finished execution read without a fold.
 
     Derived data, as the engine held it when it wrote the terminal record: ``records`` counts every record of the
-    log up to and including the terminal one, ``steps`` the model turns, ``usage`` their total (a ``cost`` of
-    None: not known), and ``error_type``/``error_message`` the last failure the execution was resumed from (None:
-    none). ``log_sha256`` is the SHA-256 of the log file as it is with the terminal record written with
-    ``log_sha256`` left out (every byte before the record's frame, its header line included, then that frame),
-    or None where the store keeps no such bytes (a database, a sealed store). A reader answers from a tally only
-    when that hash matches the log's bytes exactly (see ``docs/log-format.md``); otherwise, and for logs written
-    before tallies existed, it reads and folds the log as always.
+    log up to and including the terminal one, ``steps`` the model turns, ``llm_calls`` the model calls answered,
+    ``tool_calls`` the tool calls asked for, ``models`` the models that answered (each once, in the order they
+    first did), ``usage`` the calls' total (a ``cost`` of None: not known), and ``error_type``/``error_message``
+    the last failure the execution was resumed from (None: none). ``log_sha256`` is the SHA-256 of the log file
+    as it is with the terminal record written with ``log_sha256`` left out (every byte before the record's frame,
+    its header line included, then that frame), or None where the store keeps no such bytes (a database, a
+    sealed store). A reader answers from a tally only when that hash matches the log's bytes exactly (see
+    ``docs/log-format.md``) and its ``version`` is :data:`TALLY_VERSION`; otherwise, and for logs written before
+    tallies existed, it reads and folds the log as always. (A tally that gains a field gets a new version, so an
+    older tally's missing field is never read as its default.)
     """
 
     records: int
     steps: int
+    version: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+    models: list[str] = msgspec.field(default_factory=list)
     usage: Usage = msgspec.field(default_factory=Usage)
     error_type: str | None = None
     error_message: str | None = None

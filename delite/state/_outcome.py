@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from delite.log.records import (
+    TALLY_VERSION,
     AnyRecord,
     ExecutionCancelled,
     ExecutionCompleted,
@@ -85,6 +86,10 @@ def tally_of(state: ExecutionState, log_sha256: str | None) -> Tally:
     return Tally(
         records=state.records + 1,
         steps=state.steps,
+        version=TALLY_VERSION,
+        llm_calls=state.totals.llm_calls,
+        tool_calls=state.calls_count(),
+        models=state.models(),
         usage=_usage(state.totals),
         error_type=state.error_type,
         error_message=state.error_message,

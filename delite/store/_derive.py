@@ -27,7 +27,7 @@ from delite.log.records import (
     Usage,
 )
 from delite.state._fold import apply, fold, fold_summary
-from delite.state._model import CallState, ExecutionState, Totals
+from delite.state._model import CallState, ExecutionState, Status, Totals
 from delite.state._ready import advanceable
 from delite.store._views import (
     Decision,
@@ -164,6 +164,43 @@ def summary_of_state(
     fields["input"] = _preview(fields["input"])
     fields["answer"] = _preview(fields["answer"])
     return ExecutionSummary(**fields)
+
+
+def summary_of_tally(
+    execution_id: str, first: ExecutionStarted, last: ExecutionCompleted | ExecutionCancelled, *, log_bytes: int
+) -> ExecutionSummary | None:
+    """The listing summary of a finished log from its first record and the tally of its last, else None.
+
+    Equal to :func:`summary_of_log` of the whole log when the tally is the one the engine wrote for it: the
+    caller checks its hash against the log's bytes first (see :mod:`delite.store._tally`).
+    """
+    tally = last.tally
+    if tally is None:
+        return None
+    completed = last if isinstance(last, ExecutionCompleted) else None
+    usage = tally.usage
+    return ExecutionSummary(
+        id=execution_id,
+        agent_id=first.agent_id,
+        status=(Status.CANCELLED if completed is None else Status.COMPLETED).value,
+        created_at=first.at,
+        updated_at=last.at,
+        input=_preview(first.input) or "",
+        answer=None if completed is None else _preview(completed.answer),
+        models=list(tally.models),
+        steps=tally.steps,
+        llm_calls=tally.llm_calls,
+        tool_calls=tally.tool_calls,
+        tokens=_tokens(usage, known=usage.known),
+        cost=usage.cost,
+        metadata=first.metadata,
+        parent_id=first.parent_id,
+        parent_call=first.parent_call,
+        forked_from=first.forked_from,
+        fork_step=first.fork_step,
+        records=tally.records,
+        log_bytes=log_bytes,
+    )
 
 
 def unreadable(execution_id: str, damage: str, *, log_bytes: int) -> ExecutionSummary:

@@ -33,6 +33,7 @@ from delite.store._derive import summary_of_log, summary_of_tail, unreadable
 from delite.store._ids import is_execution_id
 from delite.store._layout import Layout
 from delite.store._query import ListingQuery, Progress
+from delite.store._tally import summary as tallied_summary
 from delite.store._views import ExecutionSummary, Problem, many
 
 __all__ = [
@@ -142,7 +143,11 @@ def _row(layout: Layout, eid: str, keep: Keep | None = None) -> tuple[Any, ...] 
         summary = unreadable(eid, f"cannot read the log: {e.strerror or e}", log_bytes=0)
         data = b""
     else:
-        summary = _checkpointed(layout, eid, data, path, keep) or summary_of_log(eid, data, path=path)
+        summary = (
+            tallied_summary(data, eid)  # a finished log whose terminal record's tally matches its bytes
+            or _checkpointed(layout, eid, data, path, keep)
+            or summary_of_log(eid, data, path=path)
+        )
     created = summary.created_at or st.st_mtime
     return (
         eid,

@@ -8,7 +8,7 @@ holds, and reads and folds the log as always otherwise:
 
 - the file begins with this format's header, and its last bytes are one whole frame (found from the end, see
   :func:`~delite.log._framing.last_frame_start`) whose checksums verify and whose record is a completion or a
-  cancellation with a tally that has a hash;
+  cancellation with a tally of this version (:data:`~delite.log.records.TALLY_VERSION`) that has a hash;
 - the tally's hash equals the SHA-256 of every byte before that frame followed by the frame of the terminal
   record with the hash left out (compared in constant time): no byte of the log, the terminal record and its
   counts included, differs from what the engine wrote, so every frame verifies and the log folds to the
@@ -25,18 +25,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from delite.errors import DeliteError
 from delite.log._codec import encode_record
 from delite.log._framing import HEADER, encode_frame, last_frame_start
-from delite.log.records import ExecutionCancelled, ExecutionCompleted, ExecutionStarted
+from delite.log.records import TALLY_VERSION, ExecutionCancelled, ExecutionCompleted, ExecutionStarted
 from delite.state._outcome import Outcome, tallied_outcome
 from delite.store._snapshot import frame_record
 
-__all__ = ["MIN_LOG_SIZE", "TAIL", "answer", "ends_tallied", "told"]
+if TYPE_CHECKING:
+    from delite.store._views import ExecutionSummary
+
+__all__ = ["MIN_LOG_SIZE", "TAIL", "answer", "ends_tallied", "summary", "told", "verified"]
 
 MIN_LOG_SIZE: Final = 64 * 1024
 """Smaller logs are read and folded as usual (about a millisecond), as they get no snapshot either."""
@@ -55,7 +58,8 @@ def _terminal(data: bytes, start: int) -> tuple[int, ExecutionCompleted | Execut
     record = found[0]
     if not isinstance(record, ExecutionCompleted | ExecutionCancelled):
         return None
-    if record.tally is None or record.tally.log_sha256 is None:
+    tally = record.tally
+    if tally is None or tally.log_sha256 is None or tally.version != TALLY_VERSION:
         return None
     return at, record
 
@@ -86,8 +90,13 @@ def ends_tallied(fd: int, size: int) -> bool:
     return len(tail) == size - start and _terminal(tail, 0) is not None
 
 
-def told(data: bytes, execution_id: str) -> tuple[int, Outcome] | None:
-    """Where the terminal record of the log ``data`` starts and the outcome its tally tells, or None (see above)."""
+def verified(
+    data: bytes, execution_id: str
+) -> tuple[int, ExecutionStarted, ExecutionCompleted | ExecutionCancelled] | None:
+    """Where the terminal record of the log ``data`` starts, its first record and the terminal one, once checked.
+
+    None unless all of the above holds: then the tally of the terminal record can be believed.
+    """
     if not data.startswith(HEADER):
         return None
     found = _terminal(data, max(len(HEADER), len(data) - TAIL))
@@ -102,8 +111,28 @@ def told(data: bytes, execution_id: str) -> tuple[int, Outcome] | None:
     first = frame_record(data, len(HEADER))
     if first is None or not isinstance(first[0], ExecutionStarted) or first[0].execution_id != execution_id:
         return None
-    outcome = tallied_outcome(first[0], last)
+    return at, first[0], last
+
+
+def told(data: bytes, execution_id: str) -> tuple[int, Outcome] | None:
+    """Where the terminal record of the log ``data`` starts and the outcome its tally tells, or None (see above)."""
+    found = verified(data, execution_id)
+    if found is None:
+        return None
+    at, first, last = found
+    outcome = tallied_outcome(first, last)
     return None if outcome is None else (at, outcome)
+
+
+def summary(data: bytes, execution_id: str) -> ExecutionSummary | None:
+    """The listing summary of the finished log ``data`` from its tally, or None (read and fold it instead)."""
+    from delite.store._derive import summary_of_tally  # noqa: PLC0415 - listings only (a claim needs none of it)
+
+    found = verified(data, execution_id)
+    if found is None:
+        return None
+    _at, first, last = found
+    return summary_of_tally(execution_id, first, last, log_bytes=len(data))
 
 
 def answer(data: bytes, execution_id: str) -> Outcome | None:

@@ -15,12 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delite import Agent, DataDir, MemoryStore, Runtime, ScriptedProvider, tool
+from delite.engine._loop import tallied
 from delite.errors import LogCorruptError, UsageError
 from delite.log import parse_log, read_log
 from delite.log._codec import encode_record
 from delite.log._framing import FRAME_HEADER_SIZE, HEADER, encode_frame, last_frame_start
 from delite.log._shell import shell_of
 from delite.log.records import (
+    TALLY_VERSION,
     ConfigFingerprint,
     ExecutionCancelled,
     ExecutionCompleted,
@@ -39,7 +41,9 @@ from delite.state._fold import fold
 from delite.state._outcome import finished_outcome, outcome, tallied_outcome, tally_of
 from delite.store import FileStore
 from delite.store import _file as file_store
+from delite.store import _index as index_module
 from delite.store import _tally as tally_module
+from delite.store._derive import summary_of_log
 
 STEPS = 40
 
@@ -416,3 +420,91 @@ def test_the_async_api_and_a_runtime_write_the_same_tally(data_dir: Path) -> Non
         eid = rt.go(b, "go", execution_id="r1")
         assert rt.wait(eid, timeout=60).steps == response.steps
     check_tally(log_path(data_dir, "r1"))
+
+
+# -- listings ------------------------------------------------------------------------------------------------------
+
+
+def _finish_by_hand(
+    store: FileStore, eid: str, records: list[Record], last: ExecutionCompleted | ExecutionCancelled
+) -> None:
+    """A log of ``records`` ended by ``last`` with the tally the engine would write (``tallied``)."""
+    store.create(eid, records)
+    with store.claim(eid) as log:
+        log.append([tallied(last, log.state(), log)], barrier=True)
+
+
+@pytest.mark.parametrize("shape", ["failed-then-resumed", "two-models", "sub-agent", "fork", "cancelled", "output"])
+def test_a_listing_summarizes_a_finished_log_from_its_tally_as_the_fold_does(data_dir: Path, shape: str) -> None:
+    store = FileStore(data_dir)
+    records = _crafted(failed=shape == "failed-then-resumed", cost="0.5", known=shape != "two-models")
+    first = records[0]
+    assert isinstance(first, ExecutionStarted)
+    started = msgspec.structs.replace(
+        first,
+        execution_id="x1",
+        agent_id="support",
+        metadata={"thread": "t-1", "n": 3},
+        input="i" * 700,  # longer than a listing's preview
+        parent_id="p1" if shape == "sub-agent" else None,
+        parent_call="p1:c" if shape == "sub-agent" else None,
+        forked_from="origin" if shape == "fork" else None,
+        fork_step=1 if shape == "fork" else None,
+    )
+    records[0] = started
+    if shape == "two-models":
+        records.append(ModelResponded(at=7.5, step=3, model="other", content="again", usage=Usage(output_tokens=1)))
+    last: ExecutionCompleted | ExecutionCancelled
+    if shape == "cancelled":
+        last = ExecutionCancelled(at=9.0, reason="stop")
+    else:
+        output = {"n": 1} if shape == "output" else None
+        last = ExecutionCompleted(at=9.0, answer="a" * 600, output=output)
+    _finish_by_hand(store, "x1", records, last)
+    data = log_path(data_dir, "x1").read_bytes()
+    from_tally = tally_module.summary(data, "x1")
+    assert from_tally is not None
+    assert from_tally == summary_of_log("x1", data, path=str(log_path(data_dir, "x1")))
+
+
+def test_a_first_listing_folds_no_finished_log_and_health_finds_its_rows_right(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with agent(data_dir, steps=3) as a:
+        for i in range(4):
+            a.run("go", execution_id=f"f{i}", metadata={"i": i})
+        started = ExecutionStarted(execution_id="open", input="go", config=a.fingerprint())
+        a.store.claim("open", create=[started]).release()  # running: folded as before
+    folded: list[str] = []
+    real = index_module.summary_of_log
+
+    def counting(execution_id: str, data: bytes, *, path: str) -> Any:
+        folded.append(execution_id)
+        return real(execution_id, data, path=path)
+
+    monkeypatch.setattr(index_module, "summary_of_log", counting)
+    listed = {s.id: s for s in DataDir(data_dir).list().items}
+    assert folded == ["open"]
+    assert listed["f2"].status == "completed" and listed["f2"].metadata == {"i": 2} and listed["f2"].steps == 4
+    monkeypatch.undo()
+    report = DataDir(data_dir).health()
+    assert report.healthy, report.problems  # every index row equals the one the fold of its log gives
+
+
+def test_a_tally_of_another_version_is_not_believed(finished: tuple[Path, Any], parses: list[int]) -> None:
+    """A tally that gains a field gets a new version: an older one's missing field is never read as its default."""
+    data_dir, first = finished
+    path = log_path(data_dir)
+    data = path.read_bytes()
+    at = parse_log(data).offsets[-1]
+    last = parse_log(data).records[-1]
+    assert isinstance(last, ExecutionCompleted) and last.tally is not None and last.tally.version == TALLY_VERSION
+    other = msgspec.structs.replace(last.tally, version=TALLY_VERSION + 1, log_sha256=None)
+    unhashed = msgspec.structs.replace(last, tally=other)
+    digest = hashlib.sha256(data[:at] + encode_frame(encode_record(unhashed))).hexdigest()
+    signed = msgspec.structs.replace(last, tally=msgspec.structs.replace(other, log_sha256=digest))
+    path.write_bytes(data[:at] + encode_frame(encode_record(signed)))
+    assert tally_module.told(path.read_bytes(), "e1") is None
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
+    assert len(parses) == 1
