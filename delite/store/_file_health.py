@@ -17,18 +17,18 @@ from delite.errors import LogCorruptError, UnsupportedFormatError
 from delite.log._os import open_regular, read_regular
 from delite.log._reader import parse_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
-from delite.state._outcome import finished_outcome
+from delite.state._outcome import finished_outcome, tallied_outcome
 from delite.store._checkpoint import SUFFIX as CHECKPOINT
 from delite.store._checkpoint import leftovers as checkpoint_leftovers
 from delite.store._checkpoint import load as load_checkpoint
-from delite.store._derive import check_records
+from delite.store._derive import check_records, summary_of_tally
 from delite.store._file_erase import finish_tombstones, tombstones
 from delite.store._index import ListingIndex, check_index, scan_logs
 from delite.store._layout import Layout
 from delite.store._logfile import remove
 from delite.store._query import Progress
 from delite.store._snapshot import verify as verify_snapshot
-from delite.store._tally import told as tally_told
+from delite.store._tally import verified as verified_tally
 from delite.store._views import ExecutionSummary, HealthReport, Problem, many
 
 __all__ = ["check_health", "check_permissions"]
@@ -169,30 +169,37 @@ def _check_log(
     torn = contents.torn is not None
     found, summary = check_records(eid, records, contents.offsets, log_bytes=len(data), torn=torn, path=path)
     problems.extend(found)
-    if not found:
-        _check_tally(eid, path, data, records, problems)
+    if not found and summary is not None:
+        _check_tally(eid, path, data, records, summary=summary, problems=problems)
     if summary is not None:
         expected[eid] = summary
     return len(data), len(records)
 
 
-def _check_tally(eid: str, path: str, data: bytes, records: list[AnyRecord], problems: list[Problem]) -> None:
+def _check_tally(
+    eid: str, path: str, data: bytes, records: list[AnyRecord], *, summary: ExecutionSummary, problems: list[Problem]
+) -> None:
     """Report a terminal record whose tally matches the log's bytes but not the fold of its records.
 
-    Only a log written by hand gets there (the engine writes the fold's own counts): a claim would answer from it.
+    Only a log written by hand gets there (the engine writes the fold's own counts): a claim would answer from
+    it, and a listing summarize the log from it. ``summary``: the fold's summary of the log.
     """
-    told = tally_told(data, eid)
+    found = verified_tally(data, eid)
+    if found is None:
+        return
+    at, first, last = found
     try:
-        if told is None or told[1] == finished_outcome(records):
+        told = tallied_outcome(first, last)
+        if told == finished_outcome(records) and summary_of_tally(eid, first, last, log_bytes=len(data)) == summary:
             return
     except LogCorruptError:  # reported by the records' own checks
         return
     detail = (
         "the terminal record's tally is bound to the log's bytes but disagrees with the fold of its records "
-        "(written by hand?); a finished execution asked for again is answered from the tally"
+        "(written by hand?); a finished execution asked for again is answered, and listed, from the tally"
     )
     problems.append(
-        Problem(kind="tally-mismatch", severity="error", execution_id=eid, path=path, offset=told[0], detail=detail)
+        Problem(kind="tally-mismatch", severity="error", execution_id=eid, path=path, offset=at, detail=detail)
     )
 
 

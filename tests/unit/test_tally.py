@@ -118,6 +118,19 @@ def check_tally(path: Path) -> Tally:
     return last.tally
 
 
+def rebind(path: Path, **changes: Any) -> None:
+    """Rewrite the log's terminal record with its tally changed and bound again, as someone writing it by hand."""
+    data = path.read_bytes()
+    contents = parse_log(data)
+    at, last = contents.offsets[-1], contents.records[-1]
+    assert isinstance(last, ExecutionCompleted | ExecutionCancelled) and last.tally is not None
+    changed = msgspec.structs.replace(last.tally, **changes, log_sha256=None)
+    unhashed = msgspec.structs.replace(last, tally=changed)
+    digest = hashlib.sha256(data[:at] + encode_frame(encode_record(unhashed))).hexdigest()
+    bound = msgspec.structs.replace(last, tally=msgspec.structs.replace(changed, log_sha256=digest))
+    path.write_bytes(data[:at] + encode_frame(encode_record(bound)))
+
+
 def test_a_finished_run_ends_with_a_tally_bound_to_its_bytes(finished: tuple[Path, Any]) -> None:
     data_dir, response = finished
     tally = check_tally(log_path(data_dir))
@@ -387,16 +400,7 @@ def test_a_tally_written_by_hand_that_disagrees_with_the_fold_is_reported_by_hea
 ) -> None:
     """Whoever can write the log can bind a wrong tally to it: health folds every log and says so."""
     data_dir, first = finished
-    path = log_path(data_dir)
-    data = path.read_bytes()
-    at = parse_log(data).offsets[-1]
-    last = parse_log(data).records[-1]
-    assert isinstance(last, ExecutionCompleted) and last.tally is not None
-    forged = msgspec.structs.replace(last.tally, steps=999, log_sha256=None)
-    unhashed = msgspec.structs.replace(last, tally=forged)
-    digest = hashlib.sha256(data[:at] + encode_frame(encode_record(unhashed))).hexdigest()
-    signed = msgspec.structs.replace(last, tally=msgspec.structs.replace(forged, log_sha256=digest))
-    path.write_bytes(data[:at] + encode_frame(encode_record(signed)))
+    rebind(log_path(data_dir), steps=999)
     kinds = [p.kind for p in DataDir(data_dir).health().problems]
     assert "tally-mismatch" in kinds
     with agent(data_dir) as a:
@@ -494,17 +498,14 @@ def test_a_first_listing_folds_no_finished_log_and_health_finds_its_rows_right(
 def test_a_tally_of_another_version_is_not_believed(finished: tuple[Path, Any], parses: list[int]) -> None:
     """A tally that gains a field gets a new version: an older one's missing field is never read as its default."""
     data_dir, first = finished
-    path = log_path(data_dir)
-    data = path.read_bytes()
-    at = parse_log(data).offsets[-1]
-    last = parse_log(data).records[-1]
-    assert isinstance(last, ExecutionCompleted) and last.tally is not None and last.tally.version == TALLY_VERSION
-    other = msgspec.structs.replace(last.tally, version=TALLY_VERSION + 1, log_sha256=None)
-    unhashed = msgspec.structs.replace(last, tally=other)
-    digest = hashlib.sha256(data[:at] + encode_frame(encode_record(unhashed))).hexdigest()
-    signed = msgspec.structs.replace(last, tally=msgspec.structs.replace(other, log_sha256=digest))
-    path.write_bytes(data[:at] + encode_frame(encode_record(signed)))
-    assert tally_module.told(path.read_bytes(), "e1") is None
+    rebind(log_path(data_dir), version=TALLY_VERSION + 1)
+    assert tally_module.told(log_path(data_dir).read_bytes(), "e1") is None
     with agent(data_dir) as a:
         assert a.run("go", execution_id="e1") == first
     assert len(parses) == 1
+
+
+def test_health_reports_a_hand_written_tally_whose_listing_counts_disagree(finished: tuple[Path, Any]) -> None:
+    data_dir, first = finished
+    rebind(log_path(data_dir), tool_calls=first.steps + 5)
+    assert "tally-mismatch" in [p.kind for p in DataDir(data_dir).health().problems]
