@@ -131,7 +131,7 @@ def check_history(value: object) -> list[dict[str, Any]] | None:
             example = "{'role': 'user', 'content': '...'}"
             raise UsageError(f"{where} must be a message dict like {example}, not {_kind(message)}")
         role = message.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:  # a list or a dict is no role (and not hashable)
             raise UsageError(f"{where}['role'] must be one of {', '.join(sorted(_ROLES))}, not {role!r:.80}")
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):

@@ -68,6 +68,12 @@ def _call(raw: object, where: str) -> dict[str, Any]:
     return {"id": call_id, "name": name, "arguments": arguments}
 
 
+def _kind_of(block: Mapping[str, Any]) -> str | None:
+    """A block's or an item's ``type`` if it is text (anything else is no type delite knows, and may not hash)."""
+    kind = block.get("type")
+    return kind if isinstance(kind, str) else None
+
+
 def _blocks(content: list[Any], calls: list[dict[str, Any]]) -> str | None:
     """The text of a list of content blocks; ``tool_use`` blocks are appended to ``calls``."""
     texts: list[str] = []
@@ -77,7 +83,7 @@ def _blocks(content: list[Any], calls: list[dict[str, Any]]) -> str | None:
             continue
         if not isinstance(block, Mapping):
             raise MalformedTurnError(f"content[{i}] has type {_kind(block)}, not a content block")
-        kind = block.get("type")
+        kind = _kind_of(block)
         if kind in _TEXT_BLOCKS:
             text = block.get("text")
             if not isinstance(text, str):
@@ -94,7 +100,7 @@ def _blocks(content: list[Any], calls: list[dict[str, Any]]) -> str | None:
             continue
         else:
             raise MalformedTurnError(
-                f"content[{i}] is a block of type {kind!r:.60} that delite does not understand "
+                f"content[{i}] is a block of type {block.get('type')!r:.60} that delite does not understand "
                 "(it reads 'text' and 'tool_use' blocks and leaves out thinking)"
             )
     return "".join(texts) if texts else None
@@ -181,14 +187,16 @@ def _responses(data: Mapping[str, Any]) -> dict[str, Any]:
     for i, item in enumerate(output):
         if not isinstance(item, Mapping):
             raise MalformedTurnError(f"output[{i}] has type {_kind(item)}, not an output item")
-        kind = item.get("type")
+        kind = _kind_of(item)
         if kind == "message":
             parts = item.get("content")
             content.extend(parts if isinstance(parts, list) else [parts])
         elif kind == "function_call":
             calls.append(item)
         elif kind not in _SKIPPED_BLOCKS:
-            raise MalformedTurnError(f"output[{i}] is an item of type {kind!r:.60} that delite does not understand")
+            raise MalformedTurnError(
+                f"output[{i}] is an item of type {item.get('type')!r:.60} that delite does not understand"
+            )
     return {"content": content, "tool_calls": calls, "usage": data.get("usage"), "model": data.get("model")}
 
 

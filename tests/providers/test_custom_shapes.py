@@ -120,6 +120,8 @@ def test_content_blocks_are_understood(tmp_path: Path) -> None:
         {"content": "x", "tool_calls": [{"id": "a"}]},
         {"content": "x", "tool_calls": {"name": "echo"}},
         {"choices": [{"message": {"content": None}, "finish_reason": "content_filter"}]},
+        {"content": [{"type": ["text"], "text": "hi"}]},
+        {"output": [{"type": {"message": 1}, "content": []}]},
     ],
     ids=[
         "no-choice",
@@ -131,6 +133,8 @@ def test_content_blocks_are_understood(tmp_path: Path) -> None:
         "call-no-name",
         "calls-dict",
         "content-filter",
+        "block-type-a-list",
+        "item-type-a-dict",
     ],
 )
 def test_unrecognised_shapes_are_a_recorded_provider_error(tmp_path: Path, reply: dict[str, Any]) -> None:

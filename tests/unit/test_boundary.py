@@ -130,6 +130,7 @@ BAD_CALLS: dict[str, BadCall] = {
     "run(model=123)": lambda a, e: a.run("hi", model=123),  # type: ignore[arg-type]
     "run(history=['text'])": lambda a, e: a.run("hi", history=["text"]),  # type: ignore[list-item]
     "run(history=role)": lambda a, e: a.run("hi", history=[{"role": 5, "content": "x"}]),
+    "run(history=role-a-list)": lambda a, e: a.run("hi", history=[{"role": [], "content": "x"}]),
     "run(history=content)": lambda a, e: a.run("hi", history=[{"role": "user", "content": 5}]),
     "run(history=str)": lambda a, e: a.run("hi", history="hello"),  # type: ignore[arg-type]
     "run(metadata=set)": lambda a, e: a.run("hi", metadata={"k": {1}}),
