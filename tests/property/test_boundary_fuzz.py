@@ -78,7 +78,9 @@ shaped = st.fixed_dictionaries(
         "content": json_like
         | st.lists(
             st.fixed_dictionaries(
-                {"type": st.sampled_from(BLOCK_TYPES)}, optional={k: json_like for k in KEYS if k != "type"}
+                # a type of any kind too: a list or a dict is no type (and cannot be looked up in a set)
+                {"type": st.sampled_from(BLOCK_TYPES) | json_like},
+                optional={k: json_like for k in KEYS if k != "type"},
             )
         )
         | text,
@@ -88,6 +90,7 @@ shaped = st.fixed_dictionaries(
         "model": json_like,
         "raw_usage": json_like,
         "choices": json_like | st.lists(st.fixed_dictionaries({"message": json_like})),
+        "output": json_like | st.lists(st.fixed_dictionaries({"type": st.sampled_from(BLOCK_TYPES) | json_like})),
     },
 )
 turns = st.builds(
