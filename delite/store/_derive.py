@@ -290,6 +290,16 @@ def check_records(
     (``id-mismatch``), or a record does not fold (``inconsistent``, at the record's offset when known). No
     record at all is no problem here (each caller says what an empty log means) and has no summary.
     """
+    problems, state = checked_state(execution_id, records, offsets, path=path)
+    if state is None:
+        return problems, None
+    return [], summary_of_state(execution_id, records, state, log_bytes=log_bytes, torn=torn)
+
+
+def checked_state(
+    execution_id: str, records: list[AnyRecord], offsets: list[int] | None, *, path: str | None = None
+) -> tuple[list[Problem], ExecutionState | None]:
+    """:func:`check_records`' problems, and the summary fold's state when there are none (for a health check)."""
     if not records:
         return [], None
     first = unsealed_shell(records[0])
@@ -301,10 +311,9 @@ def check_records(
         detail = f"the log names execution {first.execution_id!r}"
         return [_problem("id-mismatch", execution_id, path, at, detail)], None
     try:
-        state = fold_checked(records, offsets, path=path or "", summary=True)
+        return [], fold_checked(records, offsets, path=path or "", summary=True)
     except LogCorruptError as e:
         return [_problem("inconsistent", execution_id, path, e.offset if e.offset >= 0 else None, e.reason)], None
-    return [], summary_of_state(execution_id, records, state, log_bytes=log_bytes, torn=torn)
 
 
 def _problem(kind: str, execution_id: str, path: str | None, offset: int | None, detail: str) -> Problem:

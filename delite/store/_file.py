@@ -453,26 +453,25 @@ class FileStore(Store):
                     found = self._checkpointed(execution_id, path, f, st=st, lock=lock, snap=snap, ckpt=ckpt)
                     if found is not None:
                         return found
-                if st.st_size >= _tally.MIN_LOG_SIZE and _tally.ends_tallied(f.fileno(), st.st_size):
-                    # A finished log that lost its snapshot: its terminal record's tally, checked against the
-                    # log's bytes, answers (see ``._tally``); otherwise it is read as below.
-                    f.seek(0)
-                    data = _read_all(f, path)
-                    answered = _tally.answer(data, execution_id)
-                    if answered is not None:
-                        return self._answered(execution_id, path, data, answered, st=st, lock=lock, snap=snap)
-                    contents = parse_log(data, path=path)
-                    return self._claimed_log(
-                        execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=data
-                    )
                 f.seek(0)
-                # Nothing to check the bytes against: read, verify and decode the log a chunk at a time, so the
-                # file's bytes are never all held at once (a long unfinished run, the case a crash leaves).
-                digest = hashlib.sha256()
-                contents = _read_stream(f, path, digest=digest)
-                return self._claimed_log(
-                    execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=b"", digest=digest
-                )
+                if not (st.st_size >= _tally.MIN_LOG_SIZE and _tally.ends_tallied(f.fileno(), st.st_size)):
+                    # Nothing to check the bytes against: read, verify and decode the log a chunk at a time, so the
+                    # file's bytes are never all held at once (a long unfinished run, the case a crash leaves).
+                    digest = hashlib.sha256()
+                    contents = _read_stream(f, path, digest=digest)
+                    return self._claimed_log(
+                        execution_id,
+                        path,
+                        contents,
+                        st=st,
+                        create=create,
+                        lock=lock,
+                        snap=snap,
+                        data=b"",
+                        digest=digest,
+                    )
+                # A finished log that lost its snapshot: read whole, and answered below by its terminal record's
+                # tally if that checks out against the bytes (see ``._tally``), else read as any other.
             data = _read_all(f, path)
         finally:
             f.close()

@@ -17,11 +17,12 @@ from delite.errors import LogCorruptError, UnsupportedFormatError
 from delite.log._os import open_regular, read_regular
 from delite.log._reader import parse_log
 from delite.log.records import AnyRecord, ExecutionCancelled, ExecutionCompleted
-from delite.state._outcome import finished_outcome, tallied_outcome
+from delite.state._model import ExecutionState
+from delite.state._outcome import outcome, tallied_outcome
 from delite.store._checkpoint import SUFFIX as CHECKPOINT
 from delite.store._checkpoint import leftovers as checkpoint_leftovers
 from delite.store._checkpoint import load as load_checkpoint
-from delite.store._derive import check_records, summary_of_tally
+from delite.store._derive import checked_state, summary_of_state, summary_of_tally
 from delite.store._file_erase import finish_tombstones, tombstones
 from delite.store._index import ListingIndex, check_index, scan_logs
 from delite.store._layout import Layout
@@ -167,32 +168,29 @@ def _check_log(
         detail = "the log holds no record: the process stopped while creating it; nothing ran"
         problems.append(Problem(kind="empty", severity="warning", execution_id=eid, path=path, detail=detail))
     torn = contents.torn is not None
-    found, summary = check_records(eid, records, contents.offsets, log_bytes=len(data), torn=torn, path=path)
+    found, state = checked_state(eid, records, contents.offsets, path=path)
     problems.extend(found)
-    if not found and summary is not None:
-        _check_tally(eid, path, data, records, summary=summary, problems=problems)
-    if summary is not None:
+    if state is not None:
+        summary = summary_of_state(eid, records, state, log_bytes=len(data), torn=torn)
+        _check_tally(eid, path, data, state=state, summary=summary, problems=problems)
         expected[eid] = summary
     return len(data), len(records)
 
 
 def _check_tally(
-    eid: str, path: str, data: bytes, records: list[AnyRecord], *, summary: ExecutionSummary, problems: list[Problem]
+    eid: str, path: str, data: bytes, *, state: ExecutionState, summary: ExecutionSummary, problems: list[Problem]
 ) -> None:
     """Report a terminal record whose tally matches the log's bytes but not the fold of its records.
 
     Only a log written by hand gets there (the engine writes the fold's own counts): a claim would answer from
-    it, and a listing summarize the log from it. ``summary``: the fold's summary of the log.
+    it, and a listing summarize the log from it. ``state`` and ``summary``: the fold of the log and its summary.
     """
     found = verified_tally(data, eid)
     if found is None:
         return
     at, first, last = found
-    try:
-        told = tallied_outcome(first, last)
-        if told == finished_outcome(records) and summary_of_tally(eid, first, last, log_bytes=len(data)) == summary:
-            return
-    except LogCorruptError:  # reported by the records' own checks
+    listed = summary_of_tally(eid, first, last, log_bytes=len(data))
+    if tallied_outcome(first, last) == outcome(state) and listed == summary:
         return
     detail = (
         "the terminal record's tally is bound to the log's bytes but disagrees with the fold of its records "

@@ -18,7 +18,6 @@ from delite.log import parse_log, read_log
 from delite.log.records import ExecutionStarted, ModelResponded, RecordedToolCall, ToolStarted
 from delite.state._fold import fold
 from delite.state._outcome import outcome
-from delite.store import _file as file_store
 from delite.store import _snapshot as snapshot
 from delite.store._snapshot import SNAPSHOT_FORMAT
 
@@ -47,27 +46,6 @@ def finished(data_dir: Path) -> tuple[Path, Any]:
         response = a.run("go", execution_id="e1")
     assert response.status == "completed"
     return data_dir, response
-
-
-@pytest.fixture
-def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts how often the file store parses a whole log (read whole, or a chunk at a time), with its size."""
-    calls: list[int] = []
-    real = file_store.parse_log
-    real_stream = file_store.parse_stream
-
-    def counting(data: bytes, *, path: str = "") -> Any:
-        calls.append(len(data))
-        return real(data, path=path)
-
-    def counting_stream(read: Any, *, path: str = "") -> Any:
-        contents = real_stream(read, path=path)
-        calls.append(contents.size)
-        return contents
-
-    monkeypatch.setattr(file_store, "parse_log", counting)
-    monkeypatch.setattr(file_store, "parse_stream", counting_stream)
-    return calls
 
 
 def snapshot_path(data_dir: Path, eid: str = "e1") -> Path:

@@ -40,8 +40,6 @@ from delite.log.records import (
 from delite.state._fold import fold
 from delite.state._outcome import finished_outcome, outcome, tallied_outcome, tally_of
 from delite.store import FileStore
-from delite.store import _file as file_store
-from delite.store import _index as index_module
 from delite.store import _tally as tally_module
 from delite.store._derive import summary_of_log
 
@@ -58,27 +56,6 @@ def pad(i: int) -> dict[str, Any]:
 def tally_small_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The runs here are short; answer them from their tallies anyway."""
     monkeypatch.setattr(tally_module, "MIN_LOG_SIZE", 0)
-
-
-@pytest.fixture
-def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How often the file store parses a whole log (read whole, or a chunk at a time)."""
-    calls: list[int] = []
-    real = file_store.parse_log
-    real_stream = file_store.parse_stream
-
-    def counting(data: bytes, *, path: str = "") -> Any:
-        calls.append(len(data))
-        return real(data, path=path)
-
-    def counting_stream(read: Any, *, path: str = "", start: int = 0) -> Any:
-        contents = real_stream(read, path=path, start=start)
-        calls.append(contents.size)
-        return contents
-
-    monkeypatch.setattr(file_store, "parse_log", counting)
-    monkeypatch.setattr(file_store, "parse_stream", counting_stream)
-    return calls
 
 
 def agent(data_dir: Path, steps: int = STEPS) -> Agent:
@@ -472,23 +449,15 @@ def test_a_listing_summarizes_a_finished_log_from_its_tally_as_the_fold_does(dat
 
 
 def test_a_first_listing_folds_no_finished_log_and_health_finds_its_rows_right(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, listing_folds: list[str]
 ) -> None:
     with agent(data_dir, steps=3) as a:
         for i in range(4):
             a.run("go", execution_id=f"f{i}", metadata={"i": i})
         started = ExecutionStarted(execution_id="open", input="go", config=a.fingerprint())
         a.store.claim("open", create=[started]).release()  # running: folded as before
-    folded: list[str] = []
-    real = index_module.summary_of_log
-
-    def counting(execution_id: str, data: bytes, *, path: str) -> Any:
-        folded.append(execution_id)
-        return real(execution_id, data, path=path)
-
-    monkeypatch.setattr(index_module, "summary_of_log", counting)
     listed = {s.id: s for s in DataDir(data_dir).list().items}
-    assert folded == ["open"]
+    assert listing_folds == ["open"]
     assert listed["f2"].status == "completed" and listed["f2"].metadata == {"i": 2} and listed["f2"].steps == 4
     monkeypatch.undo()
     report = DataDir(data_dir).health()
