@@ -33,6 +33,11 @@ What is measured (docs/benchmarks.md explains the limits):
   crashed data directory. With ``--against DIR`` (a checkout of another commit, such as ``main``), the same
   children run with that code on ``PYTHONPATH``, interleaved with this one's, round by round; each code
   crashes its own run first (the fold checkpoint a crash leaves is in that code's format).
+* runtime recover: the same unfinished execution found and recovered by a ``Runtime`` starting in a fresh
+  process (``start()`` lists the data directory, resumes it; ``rt.wait``), in a data directory that also holds
+  ``--finished`` completed executions of N steps the listing index has not seen yet (the state after a busy
+  process crashed: the index is only brought up to date by listings). Each code writes its own completed
+  executions (with ``--against``, the base code's without tallies).
 * check: what the writer's read-back check costs (every record is decoded with the reader's own types before
   it is appended): encoding the records of a 100-step log with and without it, per record and per step.
 * import: ``import delite`` and ``from delite import Agent, ScriptedProvider, tool`` in fresh processes, timed
@@ -138,6 +143,50 @@ with agent:
 t3 = time.perf_counter()
 assert response.status == "completed" and response.steps == n + 1 and runs == [n - 1], (response, runs)
 print(json.dumps({"import_ms": (t1 - t0) * 1e3, "open_ms": (t_open - t2) * 1e3, "call_ms": (t3 - t_open) * 1e3}))
+"""
+
+# The child that writes completed executions (``done-<i>``) into a data directory, with the code on its path.
+FINISHED_CHILD = r"""
+import sys
+from delite import Agent, ScriptedProvider, tool
+data_dir, n, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+@tool
+def noop(i: int) -> dict:
+    "A trivial tool."
+    return {"ok": i}
+
+with Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "noop"), tools=[noop], durability="off") as agent:
+    for i in range(count):
+        agent.run("run the loop", execution_id=f"done-{i}")
+"""
+
+# The child that recovers the unfinished execution through a Runtime: ``call`` is ``start()`` (it lists the data
+# directory and resumes what a dead process left running) until ``rt.wait`` returns.
+RUNTIME_RECOVER_CHILD = r"""
+import sys, time, json
+t0 = time.perf_counter()
+from delite import Agent, Runtime, ScriptedProvider, tool
+t1 = time.perf_counter()
+data_dir, eid, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs = []
+
+@tool
+def noop(i: int) -> dict:
+    "A trivial tool."
+    runs.append(i)
+    return {"ok": i}
+
+rt = Runtime(data_dir)
+Agent(data_dir, runtime=rt, provider=ScriptedProvider.tool_loop(n, "noop"), tools=[noop])
+t_open = time.perf_counter()
+rt.start()
+assert rt.recovered == [eid], rt.recovered
+response = rt.wait(eid, timeout=600)
+t3 = time.perf_counter()
+rt.shutdown()
+assert response.status == "completed" and runs == [n - 1], (response, runs)
+print(json.dumps({"import_ms": (t1 - t0) * 1e3, "open_ms": (t_open - t1) * 1e3, "call_ms": (t3 - t_open) * 1e3}))
 """
 
 IMPORT_CHILD = "import sys, time; t = time.perf_counter(); exec(sys.argv[1]); print((time.perf_counter() - t) * 1e3)"
@@ -477,6 +526,45 @@ def bench_recover(sizes: list[int], repeat: int, workdir: str, against: str | No
     return rows
 
 
+def bench_runtime_recover(
+    sizes: list[int], finished: int, repeat: int, workdir: str, against: str | None = None
+) -> list[dict[str, Any]]:
+    """Recover an unfinished execution of N steps through a Runtime, beside ``finished`` unindexed completed ones.
+
+    One row per N and code, as :func:`bench_recover`; each code crashes its own run and writes its own
+    completed executions.
+    """
+    codes = _codes(against)
+    rows = []
+    for n in sizes:
+        eid = f"bench-{n}"
+        crashed: dict[str, str] = {}
+        for name, code_dir in codes:
+            crashed[name] = tempfile.mkdtemp(prefix=f"rt-crashed-{n}-{name}-", dir=workdir)
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [code_dir, os.environ.get("PYTHONPATH")])))
+            for args, expected in (
+                ([FINISHED_CHILD, crashed[name], str(n), str(finished)], 0),
+                ([CRASH_CHILD, crashed[name], eid, str(n), TEXT], 3),
+            ):
+                done = subprocess.run([sys.executable, "-c", *args], check=False, env=env, cwd=code_dir)
+                if done.returncode != expected:
+                    raise RuntimeError(f"a child writing the {n}-step executions exited with {done.returncode}")
+        times = _Timings(codes)
+        for _ in range(repeat):
+            for name, code_dir in codes:
+                data_dir = tempfile.mkdtemp(prefix=f"rt-recover-{n}-", dir=workdir)
+                shutil.copytree(crashed[name], data_dir, dirs_exist_ok=True)
+                _settle_log(os.path.join(data_dir, "executions", eid + ".log"))
+                out, wall = _child(RUNTIME_RECOVER_CHILD, data_dir, eid, str(n), code_dir=code_dir)
+                shutil.rmtree(data_dir, ignore_errors=True)
+                times.add(name, out, wall)
+        log = os.path.join(crashed["this"], "executions", eid + ".log")
+        rows += [times.row(name, log, repeat, steps=n, finished=finished) for name, _ in codes]
+        for path in crashed.values():
+            shutil.rmtree(path, ignore_errors=True)
+    return rows
+
+
 def bench_import(repeat: int) -> dict[str, Any]:
     rows = []
     for statement in IMPORTS:
@@ -640,6 +728,28 @@ def render(result: dict[str, Any]) -> str:
         ]
         out += ["unfinished executions (killed inside step N's tool), recovered with agent.resume:"]
         out += [_table(headers, rows), ""]
+    if result.get("runtime_recover"):
+        rows = [
+            [
+                str(r["steps"]),
+                str(r["finished"]),
+                r["code"],
+                f"{r['call_ms']:.1f} ({r['call_ms_min']:.1f}-{r['call_ms_max']:.1f})",
+                f"{r['open_ms']:.1f}",
+                f"{r['process_ms']:.1f}",
+            ]
+            for r in result["runtime_recover"]
+        ]
+        headers = [
+            "N",
+            "finished beside it",
+            "code",
+            "start + wait ms, median (min-max)",
+            "open ms",
+            "whole process ms",
+        ]
+        out += ["the same, found and recovered by a Runtime starting beside completed executions not yet indexed:"]
+        out += [_table(headers, rows), ""]
     if result.get("import"):
         i = result["import"]
         rows = [[r["statement"], f"{r['import_ms']:.1f}", f"{r['process_ms']:.1f}"] for r in i["imports"]]
@@ -654,10 +764,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="10,100,1000", help="comma-separated step counts (default 10,100,1000)")
     parser.add_argument("--modes", default="full,normal,off", help="durability modes (default full,normal,off)")
     parser.add_argument("--resume", default="1000,10000", help="sizes of the resumed executions (default 1000,10000)")
+    parser.add_argument(
+        "--finished",
+        type=int,
+        default=50,
+        help="runtime recover: completed executions beside the unfinished one (default 50, of the smallest N)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each step run (median)")
     parser.add_argument("--processes", type=int, default=7, help="fresh processes per resume/import figure")
     parser.add_argument("--dir", default=None, help="where to put the data directories (default: a temp dir)")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: steps,resume,recover,import")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated sections to skip: steps,resume,recover,runtime-recover,import"
+    )
     parser.add_argument(
         "--against",
         metavar="DIR",
@@ -676,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         # 200 steps make a log over the snapshot threshold (64 KiB): both resume variants run.
         args.steps, args.repeat, args.processes, args.resume, probes = "2,10", 1, 1, "200", 10
+        args.finished = 2
     skip = set(filter(None, args.skip.split(",")))
     sizes = [int(x) for x in args.steps.split(",") if x]
     modes = [x for x in args.modes.split(",") if x]
@@ -684,7 +803,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="delite-bench-", dir=args.dir)
     try:
         result: dict[str, Any] = {"machine": machine(workdir, probes), "smoke": args.smoke}
-        if {"resume", "recover", "import"} - skip:  # fresh processes: time them as an installed package runs
+        if {
+            "resume",
+            "recover",
+            "runtime-recover",
+            "import",
+        } - skip:  # fresh processes: time them as an installed package runs
             result["machine"]["bytecode"] = precompile(*(d for _, d in _codes(args.against) if d is not None))
         if "steps" not in skip:
             result["steps"] = bench_steps(sizes, modes, args.repeat, workdir)
@@ -694,6 +818,11 @@ def main(argv: list[str] | None = None) -> int:
             result["resume"] = bench_resume(resume, args.processes, workdir, args.against)
         if "recover" not in skip:
             result["recover"] = bench_recover(resume, args.processes, workdir, args.against)
+        if "runtime-recover" not in skip:
+            sizes = [min(resume)] if resume else []
+            result["runtime_recover"] = bench_runtime_recover(
+                sizes, args.finished, args.processes, workdir, args.against
+            )
         if "import" not in skip:
             result["import"] = bench_import(args.processes)
         # The disk is shared: a second probe shows whether the fsync floor moved while the benchmark ran.
