@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -250,6 +251,7 @@ def measure_throughput(
             del ids
         finally:
             store.close()
+            shutil.rmtree(work_dir, ignore_errors=True)
     return rows
 
 
@@ -327,6 +329,7 @@ def measure_failover(
             for w in standby:
                 w.stop()
             store.close()
+            shutil.rmtree(work_dir, ignore_errors=True)
     p99 = percentile(delays, 99)
     target = TARGET_KILL_P99_S if how == "sigkill" else TARGET_CUT_P99_S
     return {

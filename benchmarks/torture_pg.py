@@ -33,6 +33,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -280,6 +281,7 @@ def run(kills: int, executions: int, workers_n: int, kill_every: float, seed: in
         store.close()
     finally:
         server.destroy()
+        shutil.rmtree(work_dir, ignore_errors=True)
     return {
         "mode": "postgres",
         "seed": seed,

@@ -497,7 +497,9 @@ class FileStore(Store):
     ) -> FileExecutionLog:
         """The claim of a log whose outcome a snapshot or its tally gave, checked against ``data``, the log's bytes.
 
-        The log is exactly the one they describe: nothing to repair, its records decoded only if read.
+        The log is exactly the one they describe: nothing to repair, its records decoded only if read. A
+        finished execution's fold checkpoint left behind (its process killed between the terminal record and
+        removing it) is removed here, as :meth:`FileExecutionLog.save_outcome` would have.
         """
         try:
             writer = LogWriter.open(path, len(data), self.durability, expect=st)
@@ -508,6 +510,9 @@ class FileStore(Store):
             return FileExecutionLog(
                 execution_id, None, None, None, None, data=data, outcome=outcome, path=path, read_only=e
             )
+        if outcome.status.is_terminal:
+            with contextlib.suppress(OSError):
+                os.unlink(self.layout.checkpoint(execution_id))
         return FileExecutionLog(execution_id, None, None, writer, lock, snapshot_path=snap, data=data, outcome=outcome)
 
     def _checkpointed(

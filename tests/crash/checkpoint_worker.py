@@ -10,6 +10,9 @@ MODE is one of:
   after-checkpoint  SIGKILL right after the K-th checkpoint save is in place
   tool-before       SIGKILL inside the K-th tool body, before its side effect
   tool-after        SIGKILL inside the K-th tool body, after its side effect
+  after-completion  SIGKILL once the terminal record is written, before the outcome's snapshot is saved (and the
+                    fold checkpoint, of no more use, removed)
+  after-snapshot    SIGKILL once that snapshot is saved, before the fold checkpoint is removed
   wait              run to the end slowly (the test kills it at a random moment)
 The side effect is a line in DATA_DIR/ledger.txt: "<idempotency key> <attempt>".
 """
@@ -79,6 +82,16 @@ def main() -> int:
         return found
 
     _file.load_checkpoint = load
+    real_save_snapshot = _file.save_snapshot
+
+    def save_snapshot(*args: Any, **kwargs: Any) -> None:
+        if mode == "after-completion":
+            die()
+        real_save_snapshot(*args, **kwargs)
+        if mode == "after-snapshot":
+            die()
+
+    _file.save_snapshot = save_snapshot
 
     @tool
     def step(i: int) -> dict[str, Any]:

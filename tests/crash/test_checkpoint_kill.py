@@ -86,6 +86,22 @@ def test_kill_then_resume(tmp_path: Path, reference: dict[str, object], mode: st
     assert used == (mode != "mid-checkpoint" or k > 1)  # every kill after the first checkpoint resumes from one
 
 
+@pytest.mark.parametrize("mode", ["after-completion", "after-snapshot"])
+def test_killed_once_finished_then_claimed(tmp_path: Path, reference: dict[str, object], mode: str) -> None:
+    """Killed between the terminal record and removing the fold checkpoint: the next claim answers and removes it.
+
+    Without a snapshot the log's tally answers; with one, the snapshot. Either way the run is not resumed (no tool
+    runs again) and the checkpoint, of no more use, does not stay behind for good.
+    """
+    killed = run_worker(tmp_path, mode)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (tmp_path / "checkpoints" / "job.ckpt").exists()
+    assert (tmp_path / "snapshots" / "job.snap").exists() == (mode == "after-snapshot")
+    resume_and_check(tmp_path, reference)
+    ledger = (tmp_path / "ledger.txt").read_text().split("\n")[:-1]
+    assert len(ledger) == STEPS  # every call had finished before the kill: none ran again
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_kill_at_a_random_moment_then_resume(tmp_path: Path, reference: dict[str, object], seed: int) -> None:
     rng = random.Random(seed)
