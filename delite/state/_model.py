@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from delite.log.records import (
     ToolFinished,
 )
 
-__all__ = ["CallState", "ExecutionState", "History", "Status", "Totals", "history_crc"]
+__all__ = ["CallState", "ExecutionState", "History", "Pieces", "Status", "Totals", "history_crc"]
 
 
 class Status(enum.StrEnum):
@@ -128,7 +129,11 @@ class _ResultTail(msgspec.Struct, gc=False):
     indices: list[int] = msgspec.field(default_factory=list)
 
 
-class History(msgspec.Struct, frozen=True, gc=False):
+Pieces = tuple[bytes | memoryview, ...]
+"""A history's JSON pieces (see :class:`History`)."""
+
+
+class History:
     """The first ``steps`` model turns of a state and their ``calls_count`` tool calls, as JSON not yet decoded.
 
     ``turns`` are JSON arrays of those :class:`~delite.log.records.ModelResponded` records, in order, and
@@ -137,18 +142,58 @@ class History(msgspec.Struct, frozen=True, gc=False):
     answered them (each once). A state that carries one (see :meth:`ExecutionState._attach_history`) decodes it
     the first time its ``turns`` or ``calls`` are read whole: continuing an execution reads only its latest
     turn, its counts and its conversation, so a long history is never decoded on that path.
+
+    A history may be given as ``load`` instead of its pieces (``turns`` and ``calls`` None): called the first
+    time either is read, it returns the pieces and their CRC-32 (a fold checkpoint read by a claim leaves them in
+    the file until then, see :mod:`delite.store._checkpoint`), or raises ``LogCorruptError``.
     """
 
-    steps: int
-    calls_count: int
-    turns: tuple[bytes | memoryview, ...]
-    calls: tuple[bytes | memoryview, ...]
-    models: list[str]
-    crc32: int
-    """:func:`history_crc` of the pieces, checked before they are decoded."""
+    __slots__ = ("_calls", "_load", "_turns", "calls_count", "crc32", "models", "steps")
+
+    def __init__(  # noqa: PLR0917 - the six fields in the order the struct it replaced took them
+        self,
+        steps: int,
+        calls_count: int,
+        turns: Pieces | None,
+        calls: Pieces | None,
+        models: list[str],
+        crc32: int,
+        *,
+        load: Callable[[], tuple[Pieces, Pieces, int]] | None = None,
+    ) -> None:
+        """Hold the counts and models, and the pieces or how to ``load`` them (the one or the other)."""
+        if (turns is None or calls is None) != (load is not None):
+            raise ValueError("a history holds its pieces or says how to load them, not both")
+        self.steps = steps
+        self.calls_count = calls_count
+        self.models = models
+        self.crc32 = crc32
+        """:func:`history_crc` of the pieces, checked before they are decoded."""
+        self._turns = turns
+        self._calls = calls
+        self._load = load
+
+    @property
+    def turns(self) -> Pieces:
+        """The pieces of the turns (loaded the first time, if the history was given as ``load``)."""
+        if self._turns is None:
+            self._fill()
+        return self._turns  # type: ignore[return-value]  # _fill sets both
+
+    @property
+    def calls(self) -> Pieces:
+        """The pieces of the calls (as :attr:`turns`)."""
+        if self._calls is None:
+            self._fill()
+        return self._calls  # type: ignore[return-value]
+
+    def _fill(self) -> None:
+        assert self._load is not None  # turns and calls are None only with a load
+        self._turns, self._calls, self.crc32 = self._load()
+        self._load = None
 
 
-def history_crc(turns: tuple[bytes | memoryview, ...], calls: tuple[bytes | memoryview, ...], crc: int = 0) -> int:
+def history_crc(turns: Pieces, calls: Pieces, crc: int = 0) -> int:
     """The CRC-32 of the pieces of a history in the order they were written: each turns piece, then its calls."""
     for t, c in zip(turns, calls, strict=True):
         crc = zlib.crc32(c, zlib.crc32(t, crc))

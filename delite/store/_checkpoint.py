@@ -14,8 +14,11 @@ frequent and a claim folds at most about that many bytes of log::
   none). The settled part is every message before the latest turn's tool results; the fold never changes it.
 - ``T`` and ``C``: the model turns (a JSON array) and their tool calls (a JSON object by call id) that moved
   into the history since the previous save, both empty or both not: the pieces of a
-  :class:`~delite.state._model.History`, which a claim neither decodes nor checksums. Their CRC-32, running
-  over every piece of the file in order, is in the body, checked when the history is first read whole.
+  :class:`~delite.state._model.History`, which a claim neither reads, decodes nor checksums. Their CRC-32,
+  running over every piece of the file in order, is in the body. They are read from the file the first time
+  the history is needed (reading ``turns`` or ``calls`` whole, or the next save), checked against it, and if
+  the file no longer holds them (deleted, replaced or damaged since the claim) rebuilt from the log's bytes
+  the checkpoint covers (see :class:`_HistoryLoader`).
 - ``B``: the body, JSON ``{"execution_id", "log_size", "log_sha256", "state", "history": {"steps",
   "calls_count", "models", "crc32"} | null, "settled": int}``. ``state`` holds only the conversation after its
   settled part (``settled`` messages, all in the saves up to this one), the latest model turn and its calls.
@@ -61,11 +64,12 @@ checkpoint would hold its content in plain text.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac
 import os
 import zlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
 
@@ -73,8 +77,10 @@ from delite._gc import settled
 from delite.errors import LogCorruptError
 from delite.log import _os
 from delite.log._framing import HEADER
+from delite.log._reader import parse_log
 from delite.log.records import ExecutionStarted
-from delite.state._model import ExecutionState, History, history_crc
+from delite.state._fold import fold
+from delite.state._model import ExecutionState, History, Pieces, history_crc
 from delite.store._snapshot import frame_record
 
 if TYPE_CHECKING:
@@ -108,6 +114,8 @@ INTERVAL: Final = 16 * 1024
 _CHUNK: Final = 1 << 20
 # A log prefix is hashed, or compared with bytes kept, this many bytes at a time.
 _READ_CHUNK: Final = 1 << 16
+# The checkpoint file is read this many bytes at a time at least (see _Window).
+_WINDOW: Final = 1 << 18
 # A save's first line is at most this long ("S ", 8 hex digits, four sizes).
 _LINE_MAX: Final = 2 + 8 + 4 * 21 + 1
 
@@ -295,23 +303,76 @@ def _joined(pieces: tuple[bytes | memoryview, ...], opening: bytes, closing: byt
     return opening + b",".join(inner) + closing
 
 
-def _decode(raw: bytes) -> _Body | str:
-    """The checkpoint's body, with its whole conversation, or why not (``"other-format"``, ``"damaged"``).
+class _Window:
+    """Byte ranges of a file of ``size`` bytes, read with few system calls.
 
-    Its state carries its history, not decoded (see :meth:`~delite.state.ExecutionState._attach_history`).
+    A range outside the last chunk read starts a new chunk of at least :data:`_WINDOW` bytes at its start; the
+    chunks are never shared with what is returned to keep (views into them are decoded and let go).
     """
-    if not raw.startswith(_MAGIC):
+
+    __slots__ = ("_chunk", "_fd", "_start", "size")
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self.size = size
+        self._chunk = memoryview(b"")
+        self._start = 0
+
+    def get(self, at: int, n: int) -> memoryview | None:
+        """The ``n`` bytes at ``at``; None if the file ends before them (it was cut short since its ``fstat``)."""
+        offset = at - self._start
+        if offset >= 0 and offset + n <= len(self._chunk):
+            return self._chunk[offset : offset + n]
+        want = min(max(n, _WINDOW), self.size - at)
+        buffer = bytearray(want)
+        got = 0
+        while got < want:
+            k = os.preadv(self._fd, [memoryview(buffer)[got:]], at + got)
+            if k <= 0:
+                break
+            got += k
+        self._chunk, self._start = memoryview(buffer)[:got], at
+        return self._chunk[:n] if got >= n else None
+
+
+class _Piece(NamedTuple):
+    """A history piece left in the checkpoint file: where it starts, how long it is."""
+
+    at: int
+    size: int
+
+
+class _Walked(NamedTuple):
+    """The saves of a checkpoint file that check out: where each one's parts start, their sizes, its messages."""
+
+    saves: list[tuple[int, int, int, int, memoryview]]
+    body: memoryview
+    """The last save's body."""
+
+
+def _walk(fd: int, size: int) -> _Walked | str:
+    """The saves of the checkpoint file open at ``fd``, each one's CRC-32 checked, or why not.
+
+    Only the saves' lines, conversations and bodies are read, never their history pieces (see
+    :class:`_HistoryLoader`).
+    """
+    window = _Window(fd, size)
+    magic = window.get(0, len(_MAGIC)) if size >= len(_MAGIC) else None
+    if magic is None or magic != _MAGIC:
         return "other-format"
-    view = memoryview(raw)
-    saves: list[tuple[int, int, int, int, int]] = []  # where each save's parts start, and their sizes
+    saves: list[tuple[int, int, int, int, memoryview]] = []
+    body: memoryview | None = None
     pos = len(_MAGIC)
-    while pos < len(raw):
-        line_end = raw.find(b"\n", pos, pos + _LINE_MAX)
+    while pos < size:
+        head = window.get(pos, min(_LINE_MAX, size - pos))
+        if head is None:
+            break  # cut short since the fstat
+        line_end = bytes(head).find(b"\n")
         if line_end < 0:
-            if len(raw) - pos < _LINE_MAX:
+            if size - pos < _LINE_MAX:
                 break  # a save's line cut short: the end of a save being written
             return "damaged"
-        fields = raw[pos:line_end].split(b" ")
+        fields = bytes(head[:line_end]).split(b" ")
         if len(fields) != 6 or fields[0] != b"S" or len(fields[1]) != 8:
             return "damaged"
         try:
@@ -321,43 +382,140 @@ def _decode(raw: bytes) -> _Body | str:
             return "damaged"
         if min(m, t, c, b) < 0 or (t == 0) != (c == 0) or b == 0:
             return "damaged"
-        start = line_end + 1
+        start = pos + line_end + 1
         end = start + m + t + c + b
-        if end > len(raw):
+        if end > size:
             break  # cut short
-        if zlib.crc32(view[end - b : end], zlib.crc32(view[start : start + m])) != crc:
-            if end == len(raw):
+        messages = window.get(start, m)
+        last = window.get(end - b, b)
+        if messages is None or last is None:
+            break  # cut short since the fstat
+        if zlib.crc32(last, zlib.crc32(messages)) != crc:
+            if end == size:
                 break  # the last save, its bytes not all written yet
             return "damaged"
-        saves.append((start, m, t, c, b))
+        saves.append((start, m, t, c, messages))
+        body = last
         pos = end
-    if not saves:
+    if body is None:
         return "damaged"
-    start, m, t, c, b = saves[-1]
-    body_at = start + m + t + c
+    return _Walked(saves, body)
+
+
+def _body(walked: _Walked) -> _Body | str:
+    """The last save's body, its state holding only the conversation after the settled part; or ``"damaged"``."""
     try:
-        with settled():  # thousands of objects, none in a cycle, that live on
-            decoded = _decoder.decode(view[body_at : body_at + b])
-            messages: list[dict[str, Any]] = []
-            for start, m, _t, _c, _b in saves:
-                if m:
-                    messages += _messages_decoder.decode(view[start : start + m])
+        return _decoder.decode(walked.body)
     except (msgspec.DecodeError, ValueError, TypeError):
         return "damaged"
-    if len(messages) != decoded.settled:
+
+
+def _completed(walked: _Walked, body: _Body, load: _HistoryLoader) -> _Body | str:
+    """``body`` with its whole conversation and its history (as ``load``, see :class:`_HistoryLoader`)."""
+    conversation: list[dict[str, Any]] = []
+    try:
+        with settled():  # thousands of objects, none in a cycle, that live on
+            for _start, m, _t, _c, messages in walked.saves:
+                if m:
+                    conversation += _messages_decoder.decode(messages)
+    except (msgspec.DecodeError, ValueError, TypeError):
         return "damaged"
-    state = decoded.state
-    messages += state.messages
-    state.messages = messages
-    turns = tuple(view[s + m : s + m + t] for s, m, t, _c, _b in saves if t)
-    calls = tuple(view[s + m + t : s + m + t + c] for s, m, t, c, _b in saves if c)
-    head = decoded.history
+    if len(conversation) != body.settled:
+        return "damaged"
+    state = body.state
+    conversation += state.messages
+    state.messages = conversation
+    saves = walked.saves
+    turns = tuple(_Piece(s + m, t) for s, m, t, _c, _v in saves if t)
+    calls = tuple(_Piece(s + m + t, c) for s, m, t, c, _v in saves if c)
+    head = body.history
     if head is None:
-        return "damaged" if turns else decoded
+        return "damaged" if turns else body
     if head.steps < 1 or head.calls_count < 0 or not turns:
         return "damaged"
-    state._attach_history(History(head.steps, head.calls_count, turns, calls, head.models, head.crc32))  # noqa: SLF001
-    return decoded
+    reader = functools.partial(load, turns, calls, head, body.log_size, body.log_sha256)
+    state._attach_history(  # noqa: SLF001
+        History(head.steps, head.calls_count, None, None, head.models, head.crc32, load=reader)
+    )
+    return body
+
+
+def _decode(fd: int, size: int, load: _HistoryLoader) -> _Body | str:
+    """The checkpoint's body, with its whole conversation, or why not (``"other-format"``, ``"damaged"``).
+
+    The state carries its history as ``load`` (see :class:`~delite.state._model.History`): its pieces are
+    read from the file only if they are ever needed.
+    """
+    walked = _walk(fd, size)
+    if isinstance(walked, str):
+        return walked
+    body = _body(walked)
+    return body if isinstance(body, str) else _completed(walked, body, load)
+
+
+class _HistoryLoader:
+    """Reads a checkpoint's history pieces when first needed, else rebuilds them from the log (see :func:`verify`).
+
+    The pieces are read from the checkpoint file at ``path`` and must match the CRC-32 its body gave. If they
+    do not (the file was deleted, replaced or damaged since the claim read it), the history is rebuilt from the
+    log's first bytes it covers (read, checked against the SHA-256 the body gave, verified frame by frame and
+    folded) when ``log_path`` is known, else ``LogCorruptError``: a derived file is never trusted over the log,
+    and losing one costs only time.
+    """
+
+    __slots__ = ("execution_id", "log_path", "path")
+
+    def __init__(self, path: str, execution_id: str, log_path: str | None) -> None:
+        self.path = path
+        self.execution_id = execution_id
+        self.log_path = log_path
+
+    def __call__(
+        self, turns: tuple[_Piece, ...], calls: tuple[_Piece, ...], head: _HistoryHead, log_size: int, sha256: str
+    ) -> tuple[Pieces, Pieces, int]:
+        """The pieces of the history ``head`` describes and their CRC-32."""
+        try:
+            raw, _st = _os.read_regular(self.path)
+        except OSError:
+            raw = b""
+        view = memoryview(raw)
+        if all(p.at + p.size <= len(raw) for p in (*turns, *calls)):
+            t = tuple(view[p.at : p.at + p.size] for p in turns)
+            c = tuple(view[p.at : p.at + p.size] for p in calls)
+            if history_crc(t, c) == head.crc32:
+                return t, c, head.crc32
+        if self.log_path is None:
+            raise LogCorruptError(self.execution_id or "?", -1, "its fold checkpoint's history is damaged (CRC-32)")
+        return _rebuilt(self.log_path, self.execution_id, head, log_size, sha256)
+
+
+def _rebuilt(
+    log_path: str, execution_id: str, head: _HistoryHead, log_size: int, sha256: str
+) -> tuple[Pieces, Pieces, int]:
+    """The history ``head`` describes, from the log's first ``log_size`` bytes: what the checkpoint's writer held.
+
+    Its turns are the first ``head.steps`` of their fold; its calls all but those of the turn after them (the
+    latest at that save, kept in the state itself).
+    """
+    try:
+        fd = _os.open_regular(log_path)
+        try:
+            data = os.pread(fd, log_size, 0)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        why = f"its fold checkpoint's history is lost and the log cannot be read: {e.strerror or e}"
+        raise LogCorruptError(execution_id, -1, why) from None
+    if len(data) != log_size or not hmac.compare_digest(hashlib.sha256(data).hexdigest(), sha256):
+        raise LogCorruptError(execution_id, -1, "its fold checkpoint's history is lost and the log changed since")
+    state = fold(parse_log(data, path=log_path).records)
+    turns = state.turns
+    keep = {c.id for c in turns[head.steps].tool_calls} if len(turns) > head.steps else set()
+    calls = {k: v for k, v in state.calls.items() if k not in keep}
+    if len(turns) not in (head.steps, head.steps + 1) or len(calls) != head.calls_count:
+        raise LogCorruptError(execution_id, -1, "its fold checkpoint's history disagrees with the log")
+    t, c = (_encoder.encode(turns[: head.steps]),), (_encoder.encode(calls),)
+    return t, c, history_crc(t, c)
 
 
 def hash_prefix(fd: int | bytes, size: int) -> tuple[_Hash, bytes] | None:
@@ -411,20 +569,28 @@ def same_prefix(fd: int, data: bytes) -> bool:
     return True
 
 
-def verify(path: str, fd: int | bytes, execution_id: str) -> Loaded | str:
+def verify(path: str, fd: int | bytes, execution_id: str, *, log_path: str | None = None) -> Loaded | str:
     """The checkpoint at ``path`` if it matches the log open at ``fd`` (or these bytes of it), else why not.
 
     Why not: ``"missing"``, ``"unreadable"``, ``"other-format"``, ``"damaged"``, ``"foreign"`` (it names
     another execution, or holds a finished one) or ``"stale"`` (the log's first bytes are not the ones it
     covers: another log, a log that changed, or one shorter than it covers).
+
+    The history's pieces are not read here (see :class:`_HistoryLoader`); ``log_path``, the log's path, is where
+    they are rebuilt from should the file no longer hold them when they are.
     """
     try:
-        raw, _st = _os.read_regular(path)
+        ckpt = _os.open_regular(path)
     except FileNotFoundError:
         return "missing"
     except OSError:
         return "unreadable"
-    body = _decode(raw)
+    try:
+        body = _decode(ckpt, os.fstat(ckpt).st_size, _HistoryLoader(path, execution_id, log_path))
+    except OSError:
+        return "unreadable"
+    finally:
+        os.close(ckpt)
     if isinstance(body, str):
         return body
     state = body.state
@@ -448,10 +614,10 @@ def _is_hex_digest(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
-def load(path: str, fd: int | bytes, execution_id: str) -> Loaded | None:
+def load(path: str, fd: int | bytes, execution_id: str, *, log_path: str | None = None) -> Loaded | None:
     """:func:`verify`, None for any miss (whatever the file holds, it is never an error: the log is read)."""
     try:
-        found = verify(path, fd, execution_id)
+        found = verify(path, fd, execution_id, log_path=log_path)
     except Exception:  # noqa: BLE001 - a derived file that trips anything is a miss, never an error
         return None
     return None if isinstance(found, str) else found

@@ -546,7 +546,7 @@ class FileStore(Store):
                 return None
             found: Loaded | None = kept
         else:
-            found = load_checkpoint(ckpt, f.fileno(), execution_id)
+            found = load_checkpoint(ckpt, f.fileno(), execution_id, log_path=path)
         if found is None:
             return None
         digest = found.digest.copy()

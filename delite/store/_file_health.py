@@ -210,7 +210,7 @@ def _checkpoint_matches(eid: str, path: str, checkpoint: str, records: list[AnyR
     except OSError:
         return False
     try:
-        return load_checkpoint(checkpoint, fd, eid) is not None
+        return load_checkpoint(checkpoint, fd, eid, log_path=path) is not None
     finally:
         os.close(fd)
 

@@ -74,8 +74,8 @@ def main() -> int:
     _file.CheckpointWriter.save = save  # type: ignore[method-assign]
     real_load = _file.load_checkpoint
 
-    def load(*args: Any) -> Any:
-        found = real_load(*args)
+    def load(*args: Any, **kwargs: Any) -> Any:
+        found = real_load(*args, **kwargs)
         if found is not None:  # a claim that used a checkpoint: said for the test
             with (Path(data_dir) / "hits.txt").open("a") as f:
                 f.write(f"{found.size}\n")

@@ -138,7 +138,7 @@ def test_a_reader_racing_the_saves_gets_a_true_checkpoint_or_a_miss(tmp_path: Pa
                 time.sleep(0.002)
                 continue
             log = log_path.read_bytes()
-            found = checkpoint.verify(ckpt_path, log, "job")
+            found = checkpoint.verify(ckpt_path, log, "job", log_path=str(log_path))
             if isinstance(found, str):
                 misses[found] += 1
                 continue

@@ -404,6 +404,8 @@ def _with_body(saves: list[Save], body: dict[str, Any]) -> list[Save]:
         ("no-history-yet-pieces", "damaged"),
         ("conversation-too-short", "damaged"),
         ("conversation-too-long", "damaged"),
+        ("messages-not-an-array", "damaged"),
+        ("a-message-not-an-object", "damaged"),
         ("wrong-size", "stale"),
         ("wrong-digest", "stale"),
         ("finished-state", "foreign"),
@@ -449,6 +451,12 @@ def test_a_checkpoint_that_disagrees_is_a_miss(saved: Path, name: str, why: str)
         _write(path, _with_body(saves, {**body, "settled": body["settled"] + 1}))
     elif name == "conversation-too-long":
         _write(path, _with_body(saves, {**body, "settled": body["settled"] - 1}))
+    elif name == "messages-not-an-array":  # as many messages as the body says, in an object
+        first = msgspec.json.decode(saves[0][0])
+        _write(path, [[msgspec.json.encode(dict(enumerate(first))), *saves[0][1:]], *saves[1:]])
+    elif name == "a-message-not-an-object":
+        first = msgspec.json.decode(saves[0][0])
+        _write(path, [[msgspec.json.encode([*first[:-1], "text"]), *saves[0][1:]], *saves[1:]])
     elif name == "wrong-size":
         _write(path, _with_body(saves, {**body, "log_size": body["log_size"] - 1}))
     elif name == "wrong-digest":
@@ -660,16 +668,21 @@ class _File:
         return state
 
     def read(self) -> ExecutionState:
-        """The state the file holds, read back: its history left encoded."""
+        """The state the file holds, read back: its history left in the file (read from it when first read)."""
         with open(self.writer.path, "rb") as f:
-            body = checkpoint._decode(f.read())
+            size = os.fstat(f.fileno()).st_size
+            body = checkpoint._decode(f.fileno(), size, checkpoint._HistoryLoader(self.writer.path, "e", None))
         assert isinstance(body, checkpoint._Body)
         return body.state
+
+
+_KEPT: list[_File] = []  # a state read back reads its history from its file later: the files stay until the end
 
 
 def _checkpointed(state: ExecutionState) -> ExecutionState:
     """``state`` written and read back as a checkpoint holds it: its history left encoded."""
     file = _File()
+    _KEPT.append(file)
     file.save(state)
     return file.read()
 
@@ -800,8 +813,12 @@ def test_a_resumed_run_checkpoints_again_without_decoding_the_history(
 
 
 @pytest.mark.parametrize("spoil", ["flipped-byte", "wrong-types-right-crc"])
-def test_a_history_that_does_not_decode_is_a_clear_error_when_read(saved: Path, spoil: str) -> None:
-    """The history is checked (its CRC-32, its types) when first read: a damaged one says so, then."""
+def test_a_history_is_checked_when_first_read(saved: Path, spoil: str) -> None:
+    """The history is checked (its CRC-32, its types) when first read, not at the claim.
+
+    Pieces that fail their CRC-32 (damaged, or not the file the claim read) are rebuilt from the log the claim
+    verified; pieces that pass it but do not decode (a file delite did not write) are a clear error then.
+    """
     data = saved
     path = ckpt(data)
     saves = _saves(path)
@@ -825,9 +842,92 @@ def test_a_history_that_does_not_decode_is_a_clear_error_when_read(saved: Path, 
     state, used = claimed(data)
     assert used
     assert state.steps == whole(data).steps  # the counts come from the body
-    with pytest.raises(LogCorruptError, match=match):
-        _ = state.turns
+    if spoil == "flipped-byte":
+        same(state, whole(data))
+    else:
+        with pytest.raises(LogCorruptError, match=match):
+            _ = state.turns
     same(whole(data), whole(data))  # the log itself is untouched and reads as before
+
+
+def test_a_claim_reads_no_history_piece(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim asks for the saves' lines, conversations and bodies only, never a byte of the turns and calls.
+
+    (A chunk read around small saves holds some; none is kept. A large piece, as in a file written whole after
+    a long run, is skipped.)
+    """
+    ranges: list[tuple[int, int]] = []
+    real = checkpoint._Window.get
+
+    def get(self: checkpoint._Window, at: int, n: int) -> Any:
+        ranges.append((at, n))
+        return real(self, at, n)
+
+    monkeypatch.setattr(checkpoint._Window, "get", get)
+    state, used = claimed(saved)
+    assert used and state._history is not None and state._history._turns is None  # not read yet
+    raw = ckpt(saved).read_bytes()
+    pos, pieces = raw.index(b"\n") + 1, []
+    for m, t, c, b in _saves(ckpt(saved)):
+        start = raw.index(b"\n", pos) + 1
+        pieces.append((start + len(m), len(t) + len(c)))
+        pos = start + len(m) + len(t) + len(c) + len(b)
+    for at, n in ranges:
+        for p_at, p_n in pieces:
+            assert at + n <= p_at or at >= p_at + p_n, "a history piece was read"
+    same(state, whole(saved))  # read (and checked) when needed
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced", "cut-short", "a-directory"])
+def test_a_history_the_file_no_longer_holds_is_rebuilt_from_the_log(saved: Path, change: str) -> None:
+    """Deleting the checkpoints (always safe) or a new checkpoint written there after the claim costs only time."""
+    with FileStore(saved).claim("e") as log:
+        assert isinstance(log, FileExecutionLog) and log._checkpointed is not None
+        state = log.state()
+        path = ckpt(saved)
+        if change == "deleted":
+            shutil.rmtree(path.parent)
+        elif change == "replaced":
+            saves = _saves(path)
+            _write(path, saves[:1])  # a checkpoint of fewer saves: the pieces are elsewhere, or not there
+        elif change == "cut-short":
+            path.write_bytes(path.read_bytes()[:100])
+        else:
+            path.unlink()
+            path.mkdir()
+        assert state._history is not None and state._history._turns is None
+        same(state, whole(saved))
+
+
+def test_a_history_lost_with_a_log_that_changed_is_a_clear_error(saved: Path) -> None:
+    """The rebuild checks the log's bytes against the hash the checkpoint was bound to, as the claim did."""
+    state, used = claimed(saved)
+    assert used
+    ckpt(saved).unlink()
+    log_path = saved / "executions" / "e.log"
+    raw = bytearray(log_path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    log_path.write_bytes(bytes(raw))
+    with pytest.raises(LogCorruptError, match="changed"):
+        _ = state.turns
+
+
+def test_a_resume_to_the_end_never_reads_the_history(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovering the interrupted call and completing reads neither the history's pieces nor the log's prefix."""
+    read: list[str] = []
+    real_fill = checkpoint.History._fill
+
+    def fill(self: checkpoint.History) -> None:
+        read.append("history")
+        real_fill(self)
+
+    monkeypatch.setattr(checkpoint.History, "_fill", fill)
+    runs: list[int] = []
+    agent = Agent(data, provider=ScriptedProvider.tool_loop(STOP + 1, "work"), tools=[_work(runs, None)])
+    with agent:
+        response = agent.resume("e")
+    assert response.status == "completed" and runs == [STOP]
+    assert read == []
 
 
 # -- a listing (and a Runtime's recovery scan) reads the checkpoint too ----------------------------------------
@@ -881,9 +981,9 @@ def _loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = _file.load_checkpoint
 
-    def counted(path: str, fd: Any, eid: str) -> Any:
+    def counted(path: str, fd: Any, eid: str, **kwargs: Any) -> Any:
         seen.append(eid)
-        return real(path, fd, eid)
+        return real(path, fd, eid, **kwargs)
 
     monkeypatch.setattr(_file, "load_checkpoint", counted)
     return seen
