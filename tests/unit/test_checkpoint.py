@@ -80,10 +80,10 @@ def _work(runs: list[int], stop: int | None) -> Any:
     return work
 
 
-def interrupted(data_dir: Path, eid: str = "e", *, text: str = "go", stop: int = STOP) -> None:
+def interrupted(data_dir: Path, eid: str = "e", *, text: str = "go", stop: int = STOP, steps: int = STEPS) -> None:
     """Run an execution until it is interrupted inside tool call ``stop`` (its log ends in doubt)."""
     runs: list[int] = []
-    agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(STEPS, "work"), tools=[_work(runs, stop)])
+    agent = Agent(data_dir, provider=ScriptedProvider.tool_loop(steps, "work"), tools=[_work(runs, stop)])
     with agent, pytest.raises(KeyboardInterrupt):
         agent.run(text, execution_id=eid)
 
@@ -876,6 +876,33 @@ def test_a_claim_reads_no_history_piece(saved: Path, monkeypatch: pytest.MonkeyP
         for p_at, p_n in pieces:
             assert at + n <= p_at or at >= p_at + p_n, "a history piece was read"
     same(state, whole(saved))  # read (and checked) when needed
+
+
+def test_a_long_histories_bytes_are_not_read_at_the_claim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A history piece larger than a read window (as a file written whole after a long run holds) is not read.
+
+    Small pieces, between the small saves appended since, come with the window that holds the saves' other parts.
+    """
+    interrupted(tmp_path, stop=1100, steps=1200)
+    path = ckpt(tmp_path)
+    window = checkpoint._WINDOW
+    skipped = sum(len(t) + len(c) - window for _m, t, c, _b in _saves(path) if len(t) + len(c) > window)
+    assert skipped > 0
+    read: list[int] = []
+    real = os.preadv
+
+    def preadv(fd: int, buffers: Any, offset: int) -> int:
+        n = real(fd, buffers, offset)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".ckpt"):
+            read.append(n)
+        return n
+
+    monkeypatch.setattr(checkpoint.os, "preadv", preadv)
+    state, used = claimed(tmp_path)
+    assert used
+    assert sum(read) <= path.stat().st_size - skipped
+    monkeypatch.undo()
+    same(state, whole(tmp_path))
 
 
 @pytest.mark.parametrize("change", ["deleted", "replaced", "cut-short", "a-directory"])
