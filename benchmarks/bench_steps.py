@@ -117,14 +117,8 @@ with Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "noop"), tools=[noop
     agent.run(text, execution_id=eid)
 """
 
-# The child that recovers it with ``agent.resume``: timing starts before ``import delite``; it checks that
-# the interrupted tool ran exactly once more and the execution completed.
-RECOVER_CHILD = r"""
-import sys, time, json
-t0 = time.perf_counter()
-import delite
-from delite import Agent, ScriptedProvider, tool
-t1 = time.perf_counter()
+# The tool of the recovering children: it says which steps ran in this process (``runs``).
+_RECORDING_NOOP = r"""
 data_dir, eid, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 runs = []
 
@@ -133,17 +127,37 @@ def noop(i: int) -> dict:
     "A trivial tool."
     runs.append(i)
     return {"ok": i}
+"""
 
+# The child that recovers it with ``agent.resume``: timing starts before ``import delite``; it checks that
+# the interrupted tool ran exactly once more and the execution completed. ``call_faults``: the process's
+# minor page faults during the call (new memory touched: the bytes read and the objects decoded).
+RECOVER_CHILD = (
+    r"""
+import resource, sys, time, json
+t0 = time.perf_counter()
+import delite
+from delite import Agent, ScriptedProvider, tool
+t1 = time.perf_counter()
+"""
+    + _RECORDING_NOOP
+    + r"""
 provider = ScriptedProvider.tool_loop(n, "noop")
 t2 = time.perf_counter()
 agent = Agent(data_dir, provider=provider, tools=[noop])
 t_open = time.perf_counter()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 with agent:
     response = agent.resume(eid)
 t3 = time.perf_counter()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 assert response.status == "completed" and response.steps == n + 1 and runs == [n - 1], (response, runs)
-print(json.dumps({"import_ms": (t1 - t0) * 1e3, "open_ms": (t_open - t2) * 1e3, "call_ms": (t3 - t_open) * 1e3}))
+print(json.dumps({
+    "import_ms": (t1 - t0) * 1e3, "open_ms": (t_open - t2) * 1e3, "call_ms": (t3 - t_open) * 1e3,
+    "call_faults": faults,
+}))
 """
+)
 
 # The child that writes completed executions (``done-<i>``) into a data directory, with the code on its path.
 FINISHED_CHILD = r"""
@@ -163,20 +177,15 @@ with Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "noop"), tools=[noop
 
 # The child that recovers the unfinished execution through a Runtime: ``call`` is ``start()`` (it lists the data
 # directory and resumes what a dead process left running) until ``rt.wait`` returns.
-RUNTIME_RECOVER_CHILD = r"""
+RUNTIME_RECOVER_CHILD = (
+    r"""
 import sys, time, json
 t0 = time.perf_counter()
 from delite import Agent, Runtime, ScriptedProvider, tool
 t1 = time.perf_counter()
-data_dir, eid, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-runs = []
-
-@tool
-def noop(i: int) -> dict:
-    "A trivial tool."
-    runs.append(i)
-    return {"ok": i}
-
+"""
+    + _RECORDING_NOOP
+    + r"""
 rt = Runtime(data_dir)
 Agent(data_dir, runtime=rt, provider=ScriptedProvider.tool_loop(n, "noop"), tools=[noop])
 t_open = time.perf_counter()
@@ -188,6 +197,7 @@ rt.shutdown()
 assert response.status == "completed" and runs == [n - 1], (response, runs)
 print(json.dumps({"import_ms": (t1 - t0) * 1e3, "open_ms": (t_open - t1) * 1e3, "call_ms": (t3 - t_open) * 1e3}))
 """
+)
 
 IMPORT_CHILD = "import sys, time; t = time.perf_counter(); exec(sys.argv[1]); print((time.perf_counter() - t) * 1e3)"
 # ``import delite`` alone loads almost nothing (its names are imported on first use); what an application
@@ -422,14 +432,18 @@ class _Timings:
         self.call: dict[str, list[float]] = {name: [] for name in names}
         self.imports: dict[str, list[float]] = {name: [] for name in names}
         self.whole: dict[str, list[float]] = {name: [] for name in names}
+        self.faults: dict[str, list[int]] = {name: [] for name in names}
 
     def add(self, name: str, out: str, wall: float) -> None:
-        """Take one child's JSON line (``open_ms``, ``call_ms``, ``import_ms``) and its process's wall time."""
+        """Take one child's JSON line (``open_ms``, ``call_ms``, ``import_ms``, ``call_faults`` if it counts them)
+        and its process's wall time."""
         result = json.loads(out)
         self.open[name].append(result["open_ms"])
         self.call[name].append(result["call_ms"])
         self.imports[name].append(result["import_ms"])
         self.whole[name].append(wall)
+        if "call_faults" in result:
+            self.faults[name].append(result["call_faults"])
 
     def row(self, name: str, log: str, repeat: int, **extra: Any) -> dict[str, Any]:
         """The medians (and the fastest and slowest call) of ``name``'s processes, with the log's size."""
@@ -446,6 +460,7 @@ class _Timings:
             "resume_ms": statistics.median(o + c for o, c in zip(self.open[name], calls, strict=True)),
             "import_ms": statistics.median(self.imports[name]),
             "process_ms": statistics.median(self.whole[name]),
+            "call_faults": statistics.median(self.faults[name]) if self.faults[name] else None,
             "repeat": repeat,
         }
 
@@ -712,6 +727,7 @@ def render(result: dict[str, Any]) -> str:
                 f"{r['resume_ms']:.1f}",
                 f"{r['import_ms']:.1f}",
                 f"{r['process_ms']:.1f}",
+                f"{r['call_faults']:.0f}",
             ]
             for r in result["recover"]
         ]
@@ -725,6 +741,7 @@ def render(result: dict[str, Any]) -> str:
             "after import ms",
             "import ms",
             "whole process ms",
+            "page faults in the call",
         ]
         out += ["unfinished executions (killed inside step N's tool), recovered with agent.resume:"]
         out += [_table(headers, rows), ""]

@@ -26,6 +26,7 @@ __all__ = [
     "make_private_dir",
     "open_private",
     "open_regular",
+    "read_prefix",
     "read_regular",
     "replace_private",
     "write_all",
@@ -174,6 +175,23 @@ def open_regular(path: str) -> int:
         os.close(fd)
         raise _refuse(path, st)
     return fd
+
+
+def read_prefix(path: str, size: int) -> bytes:
+    """The first ``size`` bytes of the regular file at ``path`` (fewer if it is shorter; see :func:`open_regular`)."""
+    fd = open_regular(path)
+    try:
+        chunks = []
+        pos = 0
+        while pos < size:
+            chunk = os.pread(fd, min(size - pos, 1 << 20), pos)
+            if not chunk:
+                break
+            pos += len(chunk)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_regular(path: str) -> tuple[bytes, os.stat_result]:

@@ -498,11 +498,7 @@ def _rebuilt(
     latest at that save, kept in the state itself).
     """
     try:
-        fd = _os.open_regular(log_path)
-        try:
-            data = os.pread(fd, log_size, 0)
-        finally:
-            os.close(fd)
+        data = _os.read_prefix(log_path, log_size)
     except OSError as e:
         why = f"its fold checkpoint's history is lost and the log cannot be read: {e.strerror or e}"
         raise LogCorruptError(execution_id, -1, why) from None

@@ -1020,24 +1020,10 @@ def _read_stream(f: io.FileIO, path: str, *, digest: _Hash | None = None) -> Log
 def _read_prefix(path: str, size: int) -> LogContents:
     """The records of the log's first ``size`` bytes (those a claim held when it read only the log's tail)."""
     try:
-        fd = _os.open_regular(path)
-        try:
-            data = b"".join(_chunks(fd, size))
-        finally:
-            os.close(fd)
+        data = _os.read_prefix(path, size)
     except OSError as e:
         raise StoreError.from_os_error("read the log", path, e) from e
     return parse_log(data, path=path)
-
-
-def _chunks(fd: int, size: int) -> Iterable[bytes]:
-    pos = 0
-    while pos < size:
-        chunk = os.pread(fd, min(size - pos, 1 << 20), pos)
-        if not chunk:
-            return
-        pos += len(chunk)
-        yield chunk
 
 
 def _hash_log(path: str, size: int) -> _Hash | None:

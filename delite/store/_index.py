@@ -172,7 +172,7 @@ def _checkpointed(layout: Layout, eid: str, data: bytes, path: str, keep: Keep |
     """
     if len(data) < MIN_CHECKPOINT_LOG:
         return None
-    found = load_checkpoint(layout.checkpoint(eid), data, eid, log_path=layout.log(eid))
+    found = load_checkpoint(layout.checkpoint(eid), data, eid, log_path=path)
     if found is None:
         return None
     summary = summary_of_tail(eid, data, found.size, found.state, found.first, path=path, full=keep is not None)
