@@ -32,7 +32,9 @@ is on disk (its log created and, in ``full`` and ``normal``, synced with its dir
 time until the last ``go()`` returned, part of the wall time, and ``after_last_start_s`` the rest of it: the
 last execution started needs the ideal time on its own, so the closer this is to ``ideal_s``, the better the
 runtime kept up with the executions already started while ``go()`` was being called. ``--starters K`` calls ``go()`` from K threads at
-once instead of one after another. ``ctx_switches_per_step`` counts the context switches of every thread of
+once instead of one after another. ``create_ms_p50`` is the time to create an empty file in the run's data
+directory, measured just before: a start creates two, and that cost depends on where the data directory is
+(see :func:`creation_cost`; ``--dir`` chooses the folder). ``ctx_switches_per_step`` counts the context switches of every thread of
 this process (``/proc/self/task/*/status``) per step.
 
 **Event-loop stall.** ``agent.arun`` hands every log append (``write`` + ``fsync``) to delite's I/O
@@ -194,6 +196,7 @@ def throughput(
 ) -> dict[str, Any]:
     data = tempfile.mkdtemp(prefix="delite-bench-rt-")
     try:
+        create_ms = creation_cost()
         if server is not None:
             server.load(vendor_script(n, steps, delay))
         rt = Runtime(data, workers=workers, durability=durability)
@@ -236,12 +239,46 @@ def throughput(
             "ctx_switches_per_step": round(switches / (n * steps), 1),
             "go_ms_p50": round(statistics.median(go_ms), 3),
             "go_ms_p99": round(pct(go_ms, 99), 3),
+            "create_ms_p50": create_ms,
             "model_calls_per_s": round(n * (steps + 1) / wall, 1),
             "logs_healthy": report.healthy and report.logs == n and page.total == n,
             "all_answered": answers == ["done"] * n,
         }
     finally:
-        shutil.rmtree(data, ignore_errors=True)
+        SPENT.append(data)
+
+
+SPENT: list[str] = []
+"""Folders a measurement is done with, removed when the whole run ends (:func:`remove_spent`), not at once.
+
+Removing thousands of files right before the next measurement can make its file creations slower (on ext4
+without a journal, for a minute or more, the inodes just freed are passed over one by one), so one row would
+measure what the row before it deleted.
+"""
+
+
+def remove_spent() -> None:
+    """Remove the folders of :data:`SPENT`."""
+    while SPENT:
+        shutil.rmtree(SPENT.pop(), ignore_errors=True)
+
+
+def creation_cost(n: int = 100) -> float:
+    """The median time to create (and close) an empty file in a new folder where the data directories go, in ms.
+
+    A start creates two files (its claim lock and its log), so this is part of every ``go()``. It depends on
+    the file system's state, not only on the disk: on the machine of ``docs/benchmarks.md`` (ext4 without a
+    journal) it took 0.015 ms, and 0.15 to 0.76 ms while many files deleted in the last minutes were near
+    (the allocator passes over recently deleted inodes one by one). See :data:`SPENT`.
+    """
+    probe = tempfile.mkdtemp(prefix="delite-bench-create-")
+    SPENT.append(probe)
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        os.close(os.open(os.path.join(probe, f"p{i}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        times.append((time.perf_counter() - t) * 1e3)
+    return round(statistics.median(times), 4)
 
 
 async def _heartbeat(lags: list[float], stop: asyncio.Event) -> None:
@@ -290,7 +327,7 @@ def per_step(steps: int, durability: str, driver: str, kind: str) -> dict[str, A
             "answered": response.answer == "done",
         }
     finally:
-        shutil.rmtree(data, ignore_errors=True)
+        SPENT.append(data)
 
 
 def durable_start_floor(n: int) -> dict[str, Any]:
@@ -336,7 +373,7 @@ def durable_start_floor(n: int) -> dict[str, Any]:
             "floor_ms_p50": round(statistics.median(floor), 3),
         }
     finally:
-        shutil.rmtree(data, ignore_errors=True)
+        SPENT.append(data)
 
 
 def budget(steps: int, delay: float, start: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -450,7 +487,7 @@ def stall(n: int, steps: int, durability: str, *, on_loop: bool) -> dict[str, An
         _aio._Commits.add = real_add  # type: ignore[method-assign]  # noqa: SLF001
         _aio._Commits.flush = real_flush  # type: ignore[method-assign]  # noqa: SLF001
         _aio._Bridge.drain = real_drain  # type: ignore[method-assign]  # noqa: SLF001
-        shutil.rmtree(data, ignore_errors=True)
+        SPENT.append(data)
     per_append = shared["ms"] / shared["appends"] if shared["appends"] else 0.0
     per_result = drained["ms"] / drained["calls"] if drained["calls"] else 0.0
     # queueing the append, plus its share of the hand-over and of taking the results back
@@ -514,7 +551,22 @@ def main(argv: list[str] | None = None) -> int:
         help="CI smoke mode (also --quick): tiny sizes, a few seconds, no real numbers",
     )
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH (the tables are still printed)")
+    parser.add_argument(
+        "--dir",
+        metavar="PATH",
+        help="where the data directories are made (default: the system's temporary folder); see create_ms_p50",
+    )
     args = parser.parse_args(argv)
+    if args.dir:
+        tempfile.tempdir = str(Path(args.dir).resolve())
+    try:
+        return _measure(args)
+    finally:
+        remove_spent()
+
+
+def _measure(args: argparse.Namespace) -> int:
+    """Measure what ``args`` ask, print it and return the exit status (1: a run did not do what it should)."""
     stall_runs, stall_steps, cost_steps, starts = 50, 10, 300, 200
     if args.smoke:
         args.concurrency = args.concurrency or [1, 4]
@@ -585,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
                 "model_calls_per_s",
                 "go_ms_p50",
                 "go_ms_p99",
+                "create_ms_p50",
                 "logs_healthy",
             ],
         )

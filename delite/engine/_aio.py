@@ -536,18 +536,22 @@ class _Segment:
     """A run of an operation's effects made in one worker thread, the operation advanced there between them.
 
     Made by :func:`_run_segment`, from ``effect`` on, while the operation's next effect needs no event loop:
-    an append, a store call (:class:`Io`), the start of a single sync tool body and its result. The first
+    an append, a store call (:class:`Io`), the start of a single sync tool body and its result (only with
+    ``bodies``: a segment in the I/O threads, begun by a store call, hands a body back). The first
     effect it cannot make is handed back in ``effect`` for the loop (None once the operation returned);
     ``single`` is a body it started but did not run (the loop runs it as before); ``raised`` is what the
     operation itself raised (:meth:`Cursor.next`). ``stop`` is set by the loop when the awaiting task is
     cancelled: the thread then stops after the effect it is making, whose outcome the loop replaces with
-    the cancellation, as it does after any effect it awaited.
+    the cancellation, as it does after any effect it awaited. ``claims``: the claims the driver holds for the
+    operation, released in the thread (and taken off the list) if the operation returns there.
     """
 
-    __slots__ = ("effect", "op", "raised", "single", "stop")
+    __slots__ = ("bodies", "claims", "effect", "op", "raised", "single", "stop")
 
-    def __init__(self, op: Cursor[Any], effect: Effect) -> None:
+    def __init__(self, op: Cursor[Any], effect: Effect, *, bodies: bool, claims: list[ExecutionLog]) -> None:
         self.op = op
+        self.bodies = bodies
+        self.claims = claims
         self.effect: Effect | None = effect
         self.single: Invocation | None = None
         self.raised: BaseException | None = None
@@ -578,14 +582,17 @@ def _run_segment(seg: _Segment) -> None:
             return  # the loop throws the cancellation in for the effect just made
         try:
             effect = seg.effect = op.next()
-        except BaseException as e:  # noqa: BLE001 - the operation raised: the loop's driver raises it
+            if effect is None:  # it returned: let go of its claims here rather than in one more hop
+                while seg.claims:
+                    seg.claims.pop().release()
+        except BaseException as e:  # noqa: BLE001 - the operation (or a release) raised: the loop's driver raises it
             seg.raised = e
             seg.effect = None
             return
         match effect:
             case Append() | Io():
                 continue
-            case StartCalls() if seg.single is None and one_sync_body(effect.invocations):
+            case StartCalls() if seg.bodies and seg.single is None and one_sync_body(effect.invocations):
                 continue
             case NextResult() if seg.single is not None:
                 continue
@@ -593,16 +600,21 @@ def _run_segment(seg: _Segment) -> None:
                 return  # a model call, a sleep, a claim, async or several bodies: the loop makes it
 
 
-async def _segment(op: Cursor[Any], effect: Effect) -> _Segment:
+async def _segment(
+    op: Cursor[Any], effect: Effect, io: Pool | None = None, claims: list[ExecutionLog] | None = None
+) -> _Segment:
     """Make ``effect`` and what follows it in one hop to a worker thread (see :class:`_Segment`).
 
+    With ``io``, in that pool (delite's I/O threads) and with no tool body: for a store call and the store
+    calls and appends that follow it (an execution's snapshot, then its release, say), one hop for them all.
+    ``claims`` (the driver's, with no body of the run under way): released there if the operation returns.
     A caller cancelled meanwhile waits for the thread to stop (it advances the operation, which nobody else
     may touch until it has), then gets the segment with ``stop`` set.
     """
     loop = asyncio.get_running_loop()
-    seg = _Segment(op, effect)
+    seg = _Segment(op, effect, bodies=io is None, claims=[] if claims is None else claims)
     job = _Job(loop.create_future(), contextvars.copy_context().run, (_run_segment, seg))
-    work_pool().submit(_bridge(loop).run, job)
+    (io or work_pool()).submit(_bridge(loop).run, job)
     try:
         await job.future
     except asyncio.CancelledError:
@@ -644,8 +656,10 @@ async def adrive(steps: Steps[T]) -> T:
                     case Ask():
                         op.value = await _ask(effect)
                     case Io():
-                        inline = _inline()
-                        op.value = effect.fn(*effect.args) if inline else await _blocking(io, effect.fn, *effect.args)
+                        if _inline():
+                            op.value = effect.fn(*effect.args)
+                        else:  # with the store calls and appends that follow it (and the release), in one hop
+                            seg = await _segment(op, effect, io, claims if _idle(batch) else None)
                     case NextResult():
                         assert batch is not None
                         op.value = await batch.next()

@@ -207,7 +207,8 @@ class Operations(abc.ABC):
             done = yield from self._finished_op(log)
         if done is not None and done.status.is_terminal and done.input == text:
             return typed(Response.from_outcome(done), output)
-        state = yield Io(log.state)
+        # a log the claim created holds only the records it was given, in memory: folding them needs no hop
+        state = log.state() if log.created else (yield Io(log.state))
         if not log.created and state.input != text:
             raise ExecutionIdConflictError(eid, state.status.value)
         response = yield from self._advance_op(log, state, settings, model=model, resumed=not log.created)

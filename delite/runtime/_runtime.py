@@ -414,7 +414,7 @@ class Runtime:
         else:
             eid = fresh
         self.start()
-        started = self._begin(eid, agent, text, run_kwargs)
+        started = self._begin(eid, agent, text, run_kwargs, fresh=eid == fresh)
         if started is None:
             return self._launch(eid, agent, lambda: agent.arun(text, execution_id=eid, **run_kwargs))
         try:
@@ -423,15 +423,16 @@ class Runtime:
             started.abandon()  # written and unclaimed: the next runtime resumes it
             raise
 
-    def _begin(self, eid: str, agent: Agent, text: str, run_kwargs: dict[str, Any]) -> Begun | None:
+    def _begin(self, eid: str, agent: Agent, text: str, run_kwargs: dict[str, Any], *, fresh: bool) -> Begun | None:
         """Start a new execution in this thread, through its first durable record; None to start it later.
 
         Later (in the background, as before) when the execution already exists or this runtime ran it, or
-        when another owner holds it (the background run then reports that, as it always did).
+        when another owner holds it (the background run then reports that, as it always did). A ``fresh`` id,
+        made by this call, names no execution yet: the store is not asked (the claim would find one anyway).
         """
         with self._lock:
             previous = self._runs.get(eid)
-        if previous is not None or agent.store.exists(eid):
+        if previous is not None or (not fresh and agent.store.exists(eid)):
             return None
         op = agent._start(text, **(run_kwargs | {"execution_id": eid}))  # noqa: SLF001 - the runtime hosts the run
         try:

@@ -18,9 +18,11 @@ from _stores import store_at
 
 from delite import Agent, ScriptedProvider, tool
 from delite.engine import _aio
+from delite.engine._begin import begin
 from delite.engine._effects import NEXT_RESULT, Append, Invocation, Sleep, StartCalls
 from delite.log.records import ModelResponded, ToolFinished, ToolStarted
 from delite.providers import call
+from delite.store._file import FileExecutionLog
 from delite.tools._base import ToolCallContext
 
 
@@ -355,6 +357,73 @@ def test_cancelled_while_the_thread_ends_the_operation_the_driver_raises_the_can
 
     asyncio.run(main())
     assert [records for _, records in log.appends] == [["last"]]  # the append was let finish
+
+
+# -- the store calls that end a run share one hop ---------------------------------------------------------------------
+
+
+def test_the_store_calls_that_end_a_run_and_its_release_take_one_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``arun`` (``off``: its appends are writes to the page cache, made on the loop): the claim, then the
+    snapshot of the outcome and the release of the claim in one hop. It was four: the claim, the fold of the
+    records the claim had just created, the snapshot, the release."""
+    where: list[str] = []
+    agent = Agent(tmp_path, provider=ScriptedProvider(["the answer"]), durability="off")
+    log_class = FileExecutionLog
+    for name in ("save_outcome", "release"):
+        real = getattr(log_class, name)
+
+        def spy(log: Any, *args: Any, _real: Any = real, _name: str = name) -> Any:
+            where.append(f"{_name} in {threading.current_thread().name}")
+            return _real(log, *args)
+
+        monkeypatch.setattr(log_class, name, spy)
+    hops = Hops(monkeypatch)
+    response = asyncio.run(agent.arun("go", execution_id="one"))
+    assert response.answer == "the answer"
+    assert hops.count == 2, hops.count
+    assert len(where) == 2 and where[0].split(" in ")[1] == where[1].split(" in ")[1], where
+    assert not agent.store.is_claimed("one")
+    assert agent.store.read("one").records[-1].__class__.__name__ == "ExecutionCompleted"
+    assert asyncio.run(agent.arun("go", execution_id="one")).answer == "the answer"  # answered from its snapshot
+
+
+def test_a_run_begun_in_the_caller_thread_takes_one_hop_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How a Runtime starts one (``begin``, then the rest on a loop): no hop to fold what the claim created, one for
+    the snapshot and the release together (it was three)."""
+    agent = Agent(tmp_path, provider=ScriptedProvider(["the answer"]), durability="off")
+    started_run = begin(agent._start("go", execution_id="begun"))  # what Runtime.go does
+    assert started_run.log.created
+    hops = Hops(monkeypatch)
+    response = asyncio.run(_aio.adrive(started_run.rest()))
+    assert response.answer == "the answer"
+    assert hops.count == 1, hops.count
+    assert not agent.store.is_claimed("begun")
+
+
+def test_a_release_that_fails_in_the_thread_raises_from_the_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = Agent(tmp_path, provider=ScriptedProvider(["the answer"]), durability="off")
+    log_class = FileExecutionLog
+    real = log_class.release
+    calls: list[str] = []
+
+    def failing(log: Any) -> None:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            raise OSError("the release failed once")
+        real(log)
+
+    monkeypatch.setattr(log_class, "release", failing)
+    with pytest.raises(OSError, match="failed once"):
+        asyncio.run(agent.arun("go", execution_id="r"))
+    monkeypatch.setattr(log_class, "release", real)
+    assert agent.store.read("r").records[-1].__class__.__name__ == "ExecutionCompleted"
+    assert len(calls) == 1 and calls[0].startswith("delite-io")  # raised in the thread, raised once by the driver
 
 
 # -- a provider with no async path: its calls run in worker threads, between the segments ------------------------

@@ -320,6 +320,38 @@ def test_go_with_an_idempotency_key_returns_the_bound_execution(data_dir: Path, 
         assert rt.wait(first).answer == "done"
 
 
+def test_go_asks_the_store_whether_an_execution_exists_only_for_an_id_it_did_not_make(
+    data_dir: Path, work: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh id names nothing yet: ``go()`` starts it without asking; a given id or a bound key is looked up."""
+    asked: list[str] = []
+    real = FileStore.exists
+
+    def exists(store: FileStore, execution_id: str) -> bool:
+        asked.append(execution_id)
+        return real(store, execution_id)
+
+    monkeypatch.setattr(FileStore, "exists", exists)
+    with Runtime(data_dir) as rt:
+        agent = Agent(data_dir, runtime=rt, provider=ScriptedProvider.tool_loop(1, "work"), tools=[work])
+        fresh = rt.go(agent, "go")
+        assert rt.wait(fresh).answer == "done"
+        assert fresh not in asked
+        named = rt.go(agent, "go", execution_id="named-1")
+        assert rt.wait(named).answer == "done" and "named-1" in asked
+        keyed = rt.go(agent, "go", idempotency_key="req-1")
+        assert rt.wait(keyed).answer == "done"
+        assert rt.go(agent, "go", idempotency_key="req-1") == keyed
+        assert rt.wait(keyed).answer == "done"
+    with Runtime(data_dir) as rt:  # another runtime: the execution exists, it is continued (here: answered)
+        agent = Agent(data_dir, runtime=rt, provider=ScriptedProvider.tool_loop(1, "work"), tools=[work])
+        asked.clear()
+        assert rt.go(agent, "go", execution_id=fresh) == fresh
+        assert asked == [fresh]
+        assert rt.wait(fresh).answer == "done"
+    assert DataDir(data_dir).health().healthy
+
+
 def test_cancel_through_the_runtime(data_dir: Path) -> None:
     @tool(requires_confirmation=True)
     def transfer(amount: int) -> str:
