@@ -516,6 +516,7 @@ def machine() -> dict[str, Any]:
         "delite": delite.__version__,
         "system": f"{platform.system()} {platform.release()}",
         "cores": os.cpu_count(),
+        "cpus_used": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "io_threads": _aio.IO_THREADS,
     }
 
@@ -556,7 +557,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="where the data directories are made (default: the system's temporary folder); see create_ms_p50",
     )
+    parser.add_argument(
+        "--cpus",
+        type=int,
+        metavar="N",
+        help="run on N of the CPUs this process may use (Linux); the interpreter's threads hand the GIL to each"
+        " other on every hop, which costs more between CPUs",
+    )
     args = parser.parse_args(argv)
+    if args.cpus and hasattr(os, "sched_setaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, allowed[: max(1, args.cpus)])
     if args.dir:
         tempfile.tempdir = str(Path(args.dir).resolve())
     try:
@@ -612,7 +623,7 @@ def _measure(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 1 if wrong else 0
     m = result["machine"]
-    print(f"Python {m['python']}, delite {m['delite']}, {m['system']}, {m['cores']} cores")
+    print(f"Python {m['python']}, delite {m['delite']}, {m['system']}, {m['cores']} cores ({m['cpus_used']} used)")
     print(
         f"\nThroughput: {args.steps} steps per execution, model {args.delay * 1000:.0f} ms per call, {args.durability}"
     )

@@ -51,6 +51,8 @@ def check_runtime(d: dict[str, Any], out: str) -> None:
     for row in d["throughput"]:
         assert row["all_answered"] is True and row["logs_healthy"] is True, row
         assert set(row) >= {"executions", "wall_s", "ideal_s", "ratio_to_ideal", "steps_per_s"}
+        assert row["create_ms_p50"] > 0, row  # a file created where the data directories go, timed before the row
+    assert d["machine"]["cpus_used"] >= 1
     assert [r["writes_on"] for r in d["stall"]] == ["threads (delite)", "loop"]
     assert all(r["appends"] > 0 and r["all_answered"] for r in d["stall"])
     assert "Throughput:" in out and "Event loop while" in out
