@@ -11,7 +11,9 @@
   :meth:`~delite.store.ExecutionLog.waits`) is made on the loop, with no thread hop;
 * a step's run of effects that need no event loop (a tool turn: the append of the model's turn and the
   intent, one sync tool body, the append of its result) is made in *one* worker thread hop, the operation
-  advanced there between them (:func:`_segment`), instead of a hop for each;
+  advanced there between them (:func:`_segment`), instead of a hop for each; so is a claim or a store call
+  and the store calls, appends and release that follow it, in an I/O thread (a claim and the fold of what it
+  read; a finished run's snapshot and the release of its claim);
 * a provider with an ``acall`` (or ``astream``) method, or an ``async`` callable, is awaited on the loop;
   any other runs in a worker thread;
 * ``async def`` tools run on the loop, as tasks; sync tools run in worker threads; several calls of one
@@ -349,14 +351,11 @@ async def _commit(effect: Append) -> None:
         raise
 
 
-async def _blocking(
-    pool: Pool, fn: Callable[..., T], *args: Any, finish: bool = True, undo: Callable[[T], object] | None = None
-) -> T:
+async def _blocking(pool: Pool, fn: Callable[..., T], *args: Any, finish: bool = True) -> T:
     """Run ``fn(*args)`` in ``pool`` and await its outcome.
 
-    With ``finish``, a caller cancelled meanwhile still waits for the call to end before it stops (a claim or
-    an append must not be left running behind the caller's back: it would leak a lock or race a release);
-    ``undo`` then gets what the call returned, which nobody else will (a claim taken for nobody is released).
+    With ``finish``, a caller cancelled meanwhile still waits for the call to end before it stops (a release
+    must not be left running behind the caller's back).
     """
     loop = asyncio.get_running_loop()
     bridge = _bridge(loop)
@@ -368,8 +367,6 @@ async def _blocking(
         if not finish:
             raise
         await _ended(job)  # the call goes on in its thread: wait for it, then stop as asked
-        if undo is not None and job.error is None:
-            undo(job.value)
         raise
     return result
 
@@ -391,10 +388,6 @@ def _append(effect: Append) -> None:
 
 def _claim(effect: Claim) -> ExecutionLog:
     return effect.perform()
-
-
-def _release(log: ExecutionLog) -> None:
-    log.release()
 
 
 def _is_async(fn: object) -> TypeGuard[AsyncProvider]:
@@ -536,22 +529,28 @@ class _Segment:
     """A run of an operation's effects made in one worker thread, the operation advanced there between them.
 
     Made by :func:`_run_segment`, from ``effect`` on, while the operation's next effect needs no event loop:
-    an append, a store call (:class:`Io`), the start of a single sync tool body and its result (only with
-    ``bodies``: a segment in the I/O threads, begun by a store call, hands a body back). The first
+    an append, a store call (:class:`Io`), and either the start of a single sync tool body and its result
+    (``bodies``: in the worker threads) or a claim (not ``bodies``: in the I/O threads, begun by a store call
+    or a claim; a body is handed back). The first
     effect it cannot make is handed back in ``effect`` for the loop (None once the operation returned);
     ``single`` is a body it started but did not run (the loop runs it as before); ``raised`` is what the
     operation itself raised (:meth:`Cursor.next`). ``stop`` is set by the loop when the awaiting task is
     cancelled: the thread then stops after the effect it is making, whose outcome the loop replaces with
-    the cancellation, as it does after any effect it awaited. ``claims``: the claims the driver holds for the
-    operation, released in the thread (and taken off the list) if the operation returns there.
+    the cancellation, as it does after any effect it awaited. ``claims`` is the driver's list of the claims
+    it holds for the operation: a claim made here is added to it (the driver releases it however the
+    operation ends, as one made on the loop); with ``release``, they are released here (and taken off it)
+    if the operation returns here.
     """
 
-    __slots__ = ("bodies", "claims", "effect", "op", "raised", "single", "stop")
+    __slots__ = ("bodies", "claims", "effect", "op", "raised", "release", "single", "stop")
 
-    def __init__(self, op: Cursor[Any], effect: Effect, *, bodies: bool, claims: list[ExecutionLog]) -> None:
+    def __init__(
+        self, op: Cursor[Any], effect: Effect, claims: list[ExecutionLog], *, bodies: bool, release: bool
+    ) -> None:
         self.op = op
         self.bodies = bodies
         self.claims = claims
+        self.release = release
         self.effect: Effect | None = effect
         self.single: Invocation | None = None
         self.raised: BaseException | None = None
@@ -569,6 +568,10 @@ def _run_segment(seg: _Segment) -> None:
                     _append(effect)
                 case Io():
                     op.value = effect.fn(*effect.args)
+                case Claim():
+                    log = _claim(effect)
+                    seg.claims.append(log)
+                    op.value = log
                 case StartCalls():
                     seg.single = effect.invocations[0]
                 case NextResult():
@@ -582,7 +585,7 @@ def _run_segment(seg: _Segment) -> None:
             return  # the loop throws the cancellation in for the effect just made
         try:
             effect = seg.effect = op.next()
-            if effect is None:  # it returned: let go of its claims here rather than in one more hop
+            if effect is None and seg.release:  # it returned: let go of its claims here, not in one more hop
                 while seg.claims:
                     seg.claims.pop().release()
         except BaseException as e:  # noqa: BLE001 - the operation (or a release) raised: the loop's driver raises it
@@ -591,6 +594,8 @@ def _run_segment(seg: _Segment) -> None:
             return
         match effect:
             case Append() | Io():
+                continue
+            case Claim() if not seg.bodies:
                 continue
             case StartCalls() if seg.bodies and seg.single is None and one_sync_body(effect.invocations):
                 continue
@@ -601,18 +606,19 @@ def _run_segment(seg: _Segment) -> None:
 
 
 async def _segment(
-    op: Cursor[Any], effect: Effect, io: Pool | None = None, claims: list[ExecutionLog] | None = None
+    op: Cursor[Any], effect: Effect, claims: list[ExecutionLog], *, io: Pool | None = None, release: bool = False
 ) -> _Segment:
     """Make ``effect`` and what follows it in one hop to a worker thread (see :class:`_Segment`).
 
-    With ``io``, in that pool (delite's I/O threads) and with no tool body: for a store call and the store
-    calls and appends that follow it (an execution's snapshot, then its release, say), one hop for them all.
-    ``claims`` (the driver's, with no body of the run under way): released there if the operation returns.
+    With ``io``, in that pool (delite's I/O threads) and with no tool body: for a claim or a store call and
+    the claims, store calls and appends that follow it (a claim and the fold of what it read; a finished
+    run's snapshot, then its release), one hop for them all. ``claims``: the driver's (``release``: no body
+    of the run is under way, they may be released there if the operation returns).
     A caller cancelled meanwhile waits for the thread to stop (it advances the operation, which nobody else
     may touch until it has), then gets the segment with ``stop`` set.
     """
     loop = asyncio.get_running_loop()
-    seg = _Segment(op, effect, bodies=io is None, claims=[] if claims is None else claims)
+    seg = _Segment(op, effect, claims, bodies=io is None, release=release)
     job = _Job(loop.create_future(), contextvars.copy_context().run, (_run_segment, seg))
     (io or work_pool()).submit(_bridge(loop).run, job)
     try:
@@ -650,7 +656,7 @@ async def adrive(steps: Steps[T]) -> T:
                             if batch is not None:
                                 await batch.close()  # waits for nothing: every body ended, every outcome taken
                                 batch = None
-                            seg = await _segment(op, effect)
+                            seg = await _segment(op, effect, claims, release=_idle(batch))
                         else:  # in an I/O thread, with the other appends of this turn of the loop
                             await _commit(effect)
                     case Ask():
@@ -659,7 +665,7 @@ async def adrive(steps: Steps[T]) -> T:
                         if _inline():
                             op.value = effect.fn(*effect.args)
                         else:  # with the store calls and appends that follow it (and the release), in one hop
-                            seg = await _segment(op, effect, io, claims if _idle(batch) else None)
+                            seg = await _segment(op, effect, claims, io=io, release=_idle(batch))
                     case NextResult():
                         assert batch is not None
                         op.value = await batch.next()
@@ -668,19 +674,18 @@ async def adrive(steps: Steps[T]) -> T:
                             await batch.close()
                             batch = None
                         if one_sync_body(effect.invocations):  # the body and what follows it, in one hop
-                            seg = await _segment(op, effect)
+                            seg = await _segment(op, effect, claims, release=_idle(batch))
                         else:
                             batch = _Batch()
                             batch.start(effect.invocations)
                     case Claim():
                         # in (a copy of) the caller's context: telemetry parents the run's spans to the caller's span
-                        log = (
-                            _claim(effect)
-                            if _inline()
-                            else await _blocking(io, contextvars.copy_context().run, _claim, effect, undo=_release)
-                        )
-                        claims.append(log)
-                        op.value = log
+                        if _inline():
+                            log = _claim(effect)
+                            claims.append(log)
+                            op.value = log
+                        else:  # with what follows it (the fold of what it read, say), in one hop
+                            seg = await _segment(op, effect, claims, io=io, release=_idle(batch))
                     case Sleep():
                         await asyncio.sleep(effect.seconds)
                     case _:  # pragma: no cover - every effect is handled above

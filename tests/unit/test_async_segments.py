@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from _stores import store_at
 
-from delite import Agent, ScriptedProvider, tool
+from delite import Agent, RetryPolicy, ScriptedProvider, tool
 from delite.engine import _aio
 from delite.engine._begin import begin
 from delite.engine._effects import NEXT_RESULT, Append, Invocation, Sleep, StartCalls
+from delite.errors import ProviderError
 from delite.log.records import ModelResponded, ToolFinished, ToolStarted
 from delite.providers import call
 from delite.store._file import FileExecutionLog
@@ -387,6 +388,29 @@ def test_the_store_calls_that_end_a_run_and_its_release_take_one_hop(
     assert not agent.store.is_claimed("one")
     assert agent.store.read("one").records[-1].__class__.__name__ == "ExecutionCompleted"
     assert asyncio.run(agent.arun("go", execution_id="one")).answer == "the answer"  # answered from its snapshot
+
+
+def test_a_resume_claims_and_folds_in_one_hop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim and the fold of what it read are one hop; a finished execution's resume is one hop in all (it was
+    two: the claim, then the release), an unfinished one's two (it was four: claim, fold, snapshot, release)."""
+    failing = [True]
+
+    async def model(messages: list[dict[str, Any]], tools: Any, model: Any) -> dict[str, Any]:
+        if failing[0]:
+            raise RuntimeError("the model is down")
+        return {"content": "back"}
+
+    agent = Agent(tmp_path, provider=model, durability="off", retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(ProviderError, match="down"):
+        asyncio.run(agent.arun("go", execution_id="f"))
+    failing[0] = False
+    hops = Hops(monkeypatch)
+    assert asyncio.run(agent.aresume("f")).answer == "back"
+    assert hops.count == 2, hops.count
+    before = hops.count
+    assert asyncio.run(agent.aresume("f")).answer == "back"
+    assert hops.count - before == 1, hops.count - before
+    assert not agent.store.is_claimed("f")
 
 
 def test_a_run_begun_in_the_caller_thread_takes_one_hop_to_its_end(
