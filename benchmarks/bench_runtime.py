@@ -555,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dir",
         metavar="PATH",
-        help="where the data directories are made (default: the system's temporary folder); see create_ms_p50",
+        help="where the data directories are made (created if missing; default: the system's temporary folder);"
+        " see create_ms_p50",
     )
     parser.add_argument(
         "--cpus",
@@ -569,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         allowed = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, allowed[: max(1, args.cpus)])
     if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
         tempfile.tempdir = str(Path(args.dir).resolve())
     try:
         return _measure(args)

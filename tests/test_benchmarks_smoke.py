@@ -248,7 +248,7 @@ def check_any(d: Any, out: str) -> None:
 
 KNOWN = {
     "bench_steps": Bench("bench_steps.py", check_steps),
-    "bench_runtime": Bench("bench_runtime.py", check_runtime),
+    "bench_runtime": Bench("bench_runtime.py", check_runtime, ("--dir", "runtime-data")),
     "bench_cli": Bench("bench_cli.py", check_cli),
     "bench_submit": Bench("bench_submit.py", check_submit),
     "bench_provider": Bench("bench_provider.py", check_provider),
@@ -290,6 +290,7 @@ def test_the_known_benchmarks_are_there() -> None:
 
 QUICK = "bench_runtime --quick --json"
 QUICK_TEST = "test_quick_is_the_smoke_mode_and_json_goes_to_stdout"
+FOLDERS_TEST = "test_the_runtime_benchmark_leaves_no_folder_behind"
 
 
 @dataclass
@@ -318,8 +319,11 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         for item in request.session.items
         if getattr(item, "originalname", "") == "test_benchmark_smoke_mode" and hasattr(item, "callspec")
     }
-    if any(getattr(item, "originalname", "") == QUICK_TEST for item in request.session.items):
+    names = {getattr(item, "originalname", "") for item in request.session.items}
+    if QUICK_TEST in names:
         selected.add(QUICK)
+    if FOLDERS_TEST in names:
+        selected.add("bench_runtime")
     out = tmp_path_factory.mktemp("bench-smoke")
     env = {k: v for k, v in os.environ.items() if k not in ("DELITE_DATA_DIR", "DELITE_AGENT")}
     started: dict[str, Running] = {}
@@ -354,6 +358,15 @@ def test_benchmark_smoke_mode(runs: dict[str, Running], name: str) -> None:
     assert running.proc.returncode == 0, f"{name} --smoke failed ({running.proc.returncode}):\n{err[-3000:]}"
     data = json.loads(running.json_path.read_text())
     BENCHES[name].check(data, out)
+
+
+def test_the_runtime_benchmark_leaves_no_folder_behind(runs: dict[str, Running]) -> None:
+    """Its data directories (and the folders where file creation is timed) are removed when the run ends."""
+    running = runs["bench_runtime"]
+    running.wait()
+    assert running.proc.returncode == 0
+    where = running.json_path.parent / "runtime-data"
+    assert where.is_dir() and not any(where.iterdir()), sorted(p.name for p in where.iterdir())
 
 
 def test_quick_is_the_smoke_mode_and_json_goes_to_stdout(runs: dict[str, Running]) -> None:
