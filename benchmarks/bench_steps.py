@@ -396,7 +396,30 @@ def make_completed(n: int, workdir: str) -> tuple[str, str]:
     with Agent(data_dir, provider=ScriptedProvider.tool_loop(n, "noop"), tools=[noop], durability="off") as agent:
         response = agent.run(TEXT, execution_id=eid)
     assert response.status == "completed", response
+    _keep_snapshot(data_dir, eid)
     return data_dir, eid
+
+
+def _keep_snapshot(data_dir: str, eid: str) -> None:
+    """Give a finished log the snapshot a log that cannot answer for itself keeps (for the "snapshot" rows).
+
+    The run keeps none when its terminal record's tally answers for it, which is the "cold" row; a snapshot is
+    still what a sealed store, a log written before tallies or a very long final answer is answered from.
+    Made as the run would have made it; a log under the snapshot threshold gets none either way.
+    """
+    from delite.log import parse_log  # noqa: PLC0415 - only for the resume rows
+    from delite.state._outcome import finished_outcome  # noqa: PLC0415
+    from delite.store import _snapshot  # noqa: PLC0415
+
+    log = os.path.join(data_dir, "executions", eid + ".log")
+    snap = os.path.join(data_dir, "snapshots", eid + ".snap")
+    if os.path.exists(snap):
+        return
+    data = Path(log).read_bytes()
+    contents = parse_log(data)
+    told = finished_outcome(contents.records)
+    assert told is not None
+    _snapshot.save(snap, log, len(data), told, last_offset=contents.offsets[-1])
 
 
 def _child(code: str, *args: str, code_dir: str | None = None) -> tuple[str, float]:

@@ -233,12 +233,19 @@ class FileExecutionLog(ExecutionLog):
     def save_outcome(self, outcome: Outcome) -> None:
         """Keep a snapshot of ``outcome`` for the log as it is now, checked against it on the next claim.
 
-        A finished execution's fold checkpoint is of no more use (a claim of a finished log never reads it):
-        it is removed.
+        None is kept when the log answers for itself, its terminal record's tally telling ``outcome`` (see
+        :func:`._tally.tells`): a snapshot left from an earlier outcome is then removed, so that it is not read
+        in vain. A finished execution's fold checkpoint is of no more use (a claim of a finished log never
+        reads it): it is removed.
         """
         w = self._writer
         if self._lock is not None and self._snapshot_path and w is not None:
-            save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset, running=w.digest)
+            if outcome.status.is_terminal and _tally.tells(w.path, w.size, w.last_offset, outcome):
+                if os.path.lexists(self._snapshot_path):
+                    with contextlib.suppress(OSError):
+                        os.unlink(self._snapshot_path)
+            else:
+                save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset, running=w.digest)
             if self._checkpoint_path and outcome.status.is_terminal and w.size >= MIN_CHECKPOINT_LOG:
                 with contextlib.suppress(OSError):
                     os.unlink(self._checkpoint_path)

@@ -55,6 +55,7 @@ __all__ = [
     "framed",
     "load",
     "log_digest",
+    "read_ends",
     "save",
     "unframed",
     "verify",
@@ -206,6 +207,17 @@ def _digest_told(
 
 def _told_at(fd: int, log_size: int, last_offset: int, outcome: Outcome, running: _Hash) -> str | None:
     """:func:`_digest_told` with the hash known: the file's size, its first and last frames are checked."""
+    ends = read_ends(fd, log_size, last_offset)
+    if ends is None:
+        return None
+    return running.copy().hexdigest() if _frames_tell(*ends, outcome) else None
+
+
+def read_ends(fd: int, log_size: int, last_offset: int) -> tuple[bytes, bytes] | None:
+    """The log's header and first frame, and its bytes from ``last_offset`` on; None unless it is ``log_size`` long.
+
+    Read from the log open at ``fd`` (a few ``pread`` calls, however long the log); the frames are not checked.
+    """
     if os.fstat(fd).st_size != log_size:
         return None
     start = len(HEADER) + FRAME_HEADER_SIZE
@@ -213,8 +225,7 @@ def _told_at(fd: int, log_size: int, last_offset: int, outcome: Outcome, running
     if len(head) == start:  # then the first frame, as long as it says it is
         length = min(int.from_bytes(head[len(HEADER) : len(HEADER) + 4], "little"), MAX_RECORD_SIZE)
         head += os.pread(fd, min(length, log_size - start), start)
-    tail = os.pread(fd, log_size - last_offset, last_offset)
-    return running.copy().hexdigest() if _frames_tell(head, tail, outcome) else None
+    return head, os.pread(fd, log_size - last_offset, last_offset)
 
 
 def _frames_tell(head: bytes, tail: bytes, outcome: Outcome) -> bool:

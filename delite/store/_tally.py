@@ -30,16 +30,17 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from delite.errors import DeliteError
+from delite.log import _os
 from delite.log._codec import encode_record
 from delite.log._framing import HEADER, encode_frame, last_frame_start
 from delite.log.records import TALLY_VERSION, ExecutionCancelled, ExecutionCompleted, ExecutionStarted
 from delite.state._outcome import Outcome, tallied_outcome
-from delite.store._snapshot import frame_record
+from delite.store._snapshot import frame_record, read_ends
 
 if TYPE_CHECKING:
     from delite.store._views import ExecutionSummary
 
-__all__ = ["MIN_LOG_SIZE", "TAIL", "answer", "ends_tallied", "summary", "told", "verified"]
+__all__ = ["MIN_LOG_SIZE", "TAIL", "answer", "ends_tallied", "summary", "tells", "told", "verified"]
 
 MIN_LOG_SIZE: Final = 64 * 1024
 """Smaller logs are read and folded as usual (about a millisecond), as they get no snapshot either."""
@@ -88,6 +89,40 @@ def ends_tallied(fd: int, size: int) -> bool:
     except OSError:
         return False
     return len(tail) == size - start and _terminal(tail, 0) is not None
+
+
+def tells(log_path: str, size: int, last_offset: int, outcome: Outcome) -> bool:
+    """Whether a claim of this finished log will be answered by its tally, with exactly ``outcome``.
+
+    Asked before a snapshot is saved (:meth:`~delite.store._file.FileExecutionLog.save_outcome`): when the log
+    answers for itself, a snapshot would only repeat it, at the cost of a file written at the end of every
+    run, so none is. True when the log at ``log_path`` is ``size`` bytes, at least :data:`MIN_LOG_SIZE`, its
+    last frame starts at ``last_offset`` within its last :data:`TAIL` bytes (where a claim looks) and holds a
+    terminal record with a tally of this version that has a hash, and that record and the first one tell
+    ``outcome`` (:func:`~delite.state._outcome.tallied_outcome`). The hash is left to the claim (the writer
+    computed it from the bytes it wrote): one that fails makes the claim fold the log, as a lost snapshot
+    does. A few ``pread`` calls, however long the log.
+    """
+    if size < MIN_LOG_SIZE or not max(len(HEADER), size - TAIL) <= last_offset < size:
+        return False
+    try:
+        fd = _os.open_regular(log_path)
+    except OSError:
+        return False
+    try:
+        ends = read_ends(fd, size, last_offset)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    if ends is None:
+        return False
+    head, tail = ends
+    found = _terminal(tail, 0)
+    first = frame_record(head, len(HEADER))
+    if found is None or found[0] != 0 or first is None:
+        return False
+    return tallied_outcome(first[0], found[1]) == outcome
 
 
 def verified(

@@ -10,9 +10,11 @@ MODE is one of:
   after-checkpoint  SIGKILL right after the K-th checkpoint save is in place
   tool-before       SIGKILL inside the K-th tool body, before its side effect
   tool-after        SIGKILL inside the K-th tool body, after its side effect
-  after-completion  SIGKILL once the terminal record is written, before the outcome's snapshot is saved (and the
-                    fold checkpoint, of no more use, removed)
-  after-snapshot    SIGKILL once that snapshot is saved, before the fold checkpoint is removed
+  after-completion  SIGKILL once the terminal record is written, before the outcome is offered to the store (a
+                    snapshot saved, if the log's tally cannot answer, and the fold checkpoint, of no more use,
+                    removed)
+  after-snapshot    the same run, its log taken for one whose tally cannot answer (as a log written before
+                    tallies): SIGKILL once its snapshot is saved, before the fold checkpoint is removed
   wait              run to the end slowly (the test kills it at a random moment)
 The side effect is a line in DATA_DIR/ledger.txt: "<idempotency key> <attempt>".
 """
@@ -82,16 +84,24 @@ def main() -> int:
         return found
 
     _file.load_checkpoint = load
+    real_save_outcome = _file.FileExecutionLog.save_outcome
+
+    def save_outcome(self: _file.FileExecutionLog, outcome: Any) -> None:
+        if mode == "after-completion":
+            die()
+        real_save_outcome(self, outcome)
+
+    _file.FileExecutionLog.save_outcome = save_outcome  # type: ignore[method-assign]
     real_save_snapshot = _file.save_snapshot
 
     def save_snapshot(*args: Any, **kwargs: Any) -> None:
-        if mode == "after-completion":
-            die()
         real_save_snapshot(*args, **kwargs)
         if mode == "after-snapshot":
             die()
 
     _file.save_snapshot = save_snapshot
+    if mode == "after-snapshot":
+        _file._tally.tells = lambda *args, **kwargs: False
 
     @tool
     def step(i: int) -> dict[str, Any]:

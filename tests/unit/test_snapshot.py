@@ -219,7 +219,9 @@ def test_an_unwritable_snapshot_directory_costs_nothing_but_speed(data_dir: Path
     assert os.path.isfile(data_dir / "snapshots")
 
 
-def test_small_logs_get_no_snapshot(data_dir: Path, monkeypatch: pytest.MonkeyPatch, parses: list[int]) -> None:
+def test_small_logs_and_logs_that_answer_for_themselves_get_no_snapshot(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, parses: list[int]
+) -> None:
     monkeypatch.setattr(snapshot, "MIN_LOG_SIZE", 64 * 1024)
     with agent(data_dir) as a:
         first = a.run("go", execution_id="e1")
@@ -229,10 +231,10 @@ def test_small_logs_get_no_snapshot(data_dir: Path, monkeypatch: pytest.MonkeyPa
     with agent(data_dir, steps=200) as a:
         big = a.run("go", execution_id="big")
     assert log_path(data_dir, "big").stat().st_size > 64 * 1024
-    assert snapshot_path(data_dir, "big").exists()
+    assert not snapshot_path(data_dir, "big").exists()  # its terminal record's tally tells the outcome
     with agent(data_dir, steps=200) as a:
         assert a.run("go", execution_id="big") == big
-    assert len(parses) == 1
+    assert len(parses) == 1  # answered by the tally, not read and folded
 
 
 # -- a snapshot cannot lie -------------------------------------------------------------------------------------

@@ -126,6 +126,53 @@ def test_without_a_snapshot_the_tally_answers_and_no_record_is_read(
     assert not (data_dir / "snapshots" / "e1.snap").exists()  # the log answers for itself: nothing to keep
 
 
+def test_a_log_that_answers_for_itself_gets_no_snapshot_and_loses_a_stale_one(
+    data_dir: Path, parses: list[int]
+) -> None:
+    """A snapshot would only repeat the tally: none is written, and one already there is removed."""
+    with agent(data_dir) as a:
+        a.run("go", execution_id="other")  # the data directory and its folders exist now
+    stale = data_dir / "snapshots" / "e1.snap"
+    stale.parent.mkdir(mode=0o700, exist_ok=True)
+    stale.write_bytes(b"delite-snapshot/2 00000000\n{}")  # left by something else: never read in vain again
+    with agent(data_dir) as a:
+        first = a.run("go", execution_id="e1")
+    assert not stale.exists()
+    assert not (data_dir / "snapshots" / "other.snap").exists()
+    with agent(data_dir) as a:
+        assert a.run("go", execution_id="e1") == first
+    assert parses == []  # answered by the tally
+
+
+def test_a_final_answer_beyond_the_tail_still_gets_a_snapshot(data_dir: Path, parses: list[int]) -> None:
+    """A claim looks for the terminal record in the log's last 64 KiB: one that ends further back is snapshotted."""
+    answer = "a" * (tally_module.TAIL + 10)
+    with Agent(data_dir, provider=ScriptedProvider([answer])) as a:
+        first = a.run("go", execution_id="long")
+    assert first.answer == answer
+    assert (data_dir / "snapshots" / "long.snap").exists()
+    with Agent(data_dir, provider=ScriptedProvider([])) as a:
+        assert a.run("go", execution_id="long") == first
+    assert parses == []  # answered by the snapshot
+
+
+def test_tells_only_what_a_claim_would_be_answered_with(finished: tuple[Path, Any]) -> None:
+    """The check made before a snapshot is saved: the log's size, its terminal frame and the exact outcome."""
+    data_dir, _ = finished
+    path = log_path(data_dir)
+    data = path.read_bytes()
+    contents = parse_log(data)
+    at = contents.offsets[-1]
+    told = finished_outcome(contents.records)
+    assert told is not None
+    assert tally_module.tells(str(path), len(data), at, told)
+    assert not tally_module.tells(str(path), len(data), contents.offsets[-2], told)  # not the last frame
+    assert not tally_module.tells(str(path), len(data) - 1, at, told)  # not the log's size
+    assert not tally_module.tells(str(path), len(data), at, msgspec.structs.replace(told, steps=told.steps + 1))
+    assert not tally_module.tells(str(path), len(data), at, msgspec.structs.replace(told, answer="other"))
+    assert not tally_module.tells(str(data_dir / "missing.log"), len(data), at, told)
+
+
 def test_an_operators_cancellation_writes_a_tally(data_dir: Path, parses: list[int]) -> None:
     with agent(data_dir) as a:
         started = ExecutionStarted(execution_id="c1", input="go", config=a.fingerprint())
