@@ -202,6 +202,21 @@ def child_build(data_dir: str, steps: int) -> dict[str, Any]:
     return {"ok": True, "records": len(records), "log_bytes": os.path.getsize(path)}
 
 
+def child_checkpoint(data_dir: str, steps: int) -> dict[str, Any]:
+    """Save the fold checkpoint a running engine keeps for the unfinished execution (the store's own code).
+
+    The state is the fold of the whole log, offered once as a run offers its state after an append; the resume
+    measured next then reads the conversation from the checkpoint and only the history it needs.
+    """
+    from delite.store import FileStore  # noqa: PLC0415
+
+    store = FileStore(data_dir)
+    with store.claim(EID) as log:
+        log.offer_state(log.state())
+    path = store.layout.checkpoint(EID)
+    return {"ok": os.path.exists(path), "steps": steps, "checkpoint_bytes": os.path.getsize(path)}
+
+
 def child_resume(data_dir: str, steps: int) -> dict[str, Any]:
     from delite import Agent, ScriptedProvider, tool  # noqa: PLC0415
 
@@ -213,6 +228,17 @@ def child_resume(data_dir: str, steps: int) -> dict[str, Any]:
         runs.append(i)
         return "ok"
 
+    from delite.store import _file  # noqa: PLC0415
+
+    loaded: list[bool] = []
+    real_load = _file.load_checkpoint
+
+    def load(*args: Any, **kwargs: Any) -> Any:  # whether the claim's checkpoint was a hit, said in the result
+        found = real_load(*args, **kwargs)
+        loaded.append(found is not None)
+        return found
+
+    _file.load_checkpoint = load
     provider = ScriptedProvider(())
     provider.script = LazyScript(steps)  # type: ignore[assignment]
     agent = Agent(data_dir, provider=provider, tools=[append])
@@ -225,6 +251,7 @@ def child_resume(data_dir: str, steps: int) -> dict[str, Any]:
         "before_kb": before,
         "seconds": seconds,
         "tool_runs": runs,
+        "used_checkpoint": any(loaded),
     }
 
 
@@ -233,6 +260,7 @@ CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
     "one": child_one,
     "many": child_many,
     "build": child_build,
+    "checkpoint": child_checkpoint,
     "resume": child_resume,
 }
 
@@ -304,17 +332,27 @@ def measure(args: argparse.Namespace, root: str) -> dict[str, Any]:
                 }
             )
     for steps in args.resume_steps:
-        data_dir = fresh(f"resume-{steps}")
-        built = run_child("build", data_dir, steps)
-        if not check(f"building a {steps}-step log", built):
-            continue
-        r = run_child("resume", data_dir, steps)
-        if check(f"resuming {steps} steps", r):
+        for checkpoint in (False, True):
+            data_dir = fresh(f"resume-{steps}{'-checkpoint' if checkpoint else ''}")
+            built = run_child("build", data_dir, steps)
+            if not check(f"building a {steps}-step log", built):
+                continue
+            if checkpoint:
+                saved = run_child("checkpoint", data_dir, steps)
+                if not check(f"saving the fold checkpoint of {steps} steps", saved):
+                    continue
+            r = run_child("resume", data_dir, steps)
+            if not check(f"resuming {steps} steps", r):
+                continue
+            if r["used_checkpoint"] != checkpoint:
+                report["failures"].append(f"resuming {steps} steps: the checkpoint was used: {r['used_checkpoint']}")
+                continue
             growth = r["peak_kb"] - r["before_kb"]
             log_mb = built["log_bytes"] / 2**20
             report["resume"].append(
                 {
                     "steps": steps,
+                    "checkpoint": "fold checkpoint" if checkpoint else "none",
                     "records": built["records"],
                     "log_mb": round(log_mb, 2),
                     "peak_mb": mb(r["peak_kb"]),
@@ -385,8 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\nMany executions at once in one Runtime, fresh process:")
         cols = ["executions", "most_in_flight", "peak_mb", "before_mb", "growth_mb", "kb_per_execution", "seconds"]
         print(table(report["many"], cols))
-        print("\nResume an unfinished execution, fresh process (the log is read whole):")
-        cols = ["steps", "records", "log_mb", "peak_mb", "before_mb", "growth_mb", "growth_per_log_mb", "seconds"]
+        print("\nResume an unfinished execution, fresh process (without a checkpoint the log is read whole):")
+        cols = ["steps", "checkpoint", "records", "log_mb", "peak_mb", "before_mb", "growth_mb", "growth_per_log_mb"]
+        cols.append("seconds")
         print(table(report["resume"], cols))
     for failure in report["failures"]:
         print(f"failed: {failure}", file=sys.stderr)
