@@ -49,7 +49,6 @@ from delite.store._checkpoint import MIN_LOG_SIZE as MIN_CHECKPOINT_LOG
 from delite.store._checkpoint import CheckpointWriter, Loaded, hash_prefix, next_save, same_prefix
 from delite.store._checkpoint import load as load_checkpoint
 from delite.store._claimlock import ClaimBusyError, ClaimLock, claim_lock, held, try_take
-from delite.store._cleanup import remove_later, settle
 from delite.store._erase import Deleted, Refused, check_force, refusal
 from delite.store._ids import validate_execution_id
 from delite.store._layout import Layout
@@ -237,8 +236,7 @@ class FileExecutionLog(ExecutionLog):
         None is kept when the log answers for itself, its terminal record's tally telling ``outcome`` (see
         :func:`._tally.tells`): a snapshot left from an earlier outcome is then removed, so that it is not read
         in vain. A finished execution's fold checkpoint is of no more use (a claim of a finished log never
-        reads it): it is removed, by a helper thread right after (see :mod:`._cleanup`: freeing a long run's
-        checkpoint takes a millisecond or two, which the answer need not wait for).
+        reads it): it is removed.
         """
         w = self._writer
         if self._lock is not None and self._snapshot_path and w is not None:
@@ -248,9 +246,9 @@ class FileExecutionLog(ExecutionLog):
                         os.unlink(self._snapshot_path)
             else:
                 save_snapshot(self._snapshot_path, w.path, w.size, outcome, last_offset=w.last_offset, running=w.digest)
-            ckpt = self._checkpoint_path
-            if ckpt and outcome.status.is_terminal and w.size >= MIN_CHECKPOINT_LOG and os.path.lexists(ckpt):
-                remove_later(ckpt)
+            if self._checkpoint_path and outcome.status.is_terminal and w.size >= MIN_CHECKPOINT_LOG:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._checkpoint_path)
 
     def append(self, records: Sequence[Record], *, barrier: bool = False, expected: int | None = None) -> None:
         """Append records as one write (fenced by ``expected``, see :meth:`ExecutionLog.append`).
@@ -970,7 +968,6 @@ class FileStore(Store):
         """
         from delite.store._file_health import check_health  # noqa: PLC0415 - sqlite3 only when needed
 
-        settle()  # this process's own removals of derived files, queued and not yet made, are not findings
         return check_health(self.layout, repair=repair, progress=progress)
 
     def reindex(self, progress: Progress | None = None) -> int:
