@@ -404,7 +404,7 @@ def _keep_snapshot(data_dir: str, eid: str) -> None:
     """Give a finished log the snapshot a log that cannot answer for itself keeps (for the "snapshot" rows).
 
     The run keeps none when its terminal record's tally answers for it, which is the "cold" row; a snapshot is
-    still what a sealed store, a log written before tallies or a very long final answer is answered from.
+    still what a log written before tallies or one with a very long final answer is answered from.
     Made as the run would have made it; a log under the snapshot threshold gets none either way.
     """
     from delite.log import parse_log  # noqa: PLC0415 - only for the resume rows
