@@ -298,9 +298,21 @@ def _compacted(history: History) -> History:
 
 
 def _joined(pieces: tuple[bytes | memoryview, ...], opening: bytes, closing: bytes) -> bytes:
-    """JSON arrays (or objects) as one: ``[a,b]`` and ``[c]`` give ``[a,b,c]``; any may be empty."""
-    inner = [memoryview(p)[1:-1] for p in pieces if len(p) > 2]
-    return opening + b",".join(inner) + closing
+    """JSON arrays (or objects) as one: ``[a,b]`` and ``[c]`` give ``[a,b,c]``; any may be empty.
+
+    Made in one allocation; a single piece that is already bytes of its own is returned as it is (the first
+    save after a long log was folded whole holds tens of megabytes in it: no copy of it is made).
+    """
+    full = [p for p in pieces if len(p) > 2]
+    if len(full) == 1 and type(full[0]) is bytes:
+        return full[0]
+    parts: list[bytes | memoryview] = [opening]
+    for i, piece in enumerate(full):
+        if i:
+            parts.append(b",")
+        parts.append(memoryview(piece)[1:-1])
+    parts.append(closing)
+    return b"".join(parts)
 
 
 class _Window:

@@ -1139,3 +1139,26 @@ def test_a_state_read_from_a_checkpoint_lets_go_of_the_file_once_saved_again() -
     _File().save(state)  # a new claim's first save: the file written whole
     assert state._history is not None and all(isinstance(p, bytes) for p in state._history.turns + state._history.calls)
     same(state, fold(records))
+
+
+@pytest.mark.parametrize(
+    ("pieces", "joined"),
+    [
+        ((b"[1,2]", b"[3]"), b"[1,2,3]"),
+        ((b"[]", b"[3]", b"[]"), b"[3]"),
+        ((b"[]",), b"[]"),
+        ((), b"[]"),
+        ((memoryview(b"[4,5]"),), b"[4,5]"),
+        ((memoryview(b"[1]"), b"[2]"), b"[1,2]"),
+    ],
+)
+def test_history_pieces_are_joined_into_one_array(pieces: tuple[Any, ...], joined: bytes) -> None:
+    got = checkpoint._joined(pieces, b"[", b"]")
+    assert got == joined and type(got) is bytes  # bytes of its own, never a view into a file read at a claim
+    assert checkpoint._joined((b'{"a":1}', b"{}", b'{"b":2}'), b"{", b"}") == b'{"a":1,"b":2}'
+
+
+def test_a_history_in_one_piece_is_not_copied_to_be_written_whole() -> None:
+    """The first save after a long log was folded whole holds its history in one piece: it is written as it is."""
+    piece = b"[" + b",".join(b"%d" % i for i in range(1000)) + b"]"
+    assert checkpoint._joined((b"[]", piece), b"[", b"]") is piece
