@@ -20,6 +20,10 @@ miss otherwise (the caller then reads, verifies and folds the log as usual):
 
 What stays derived (usage totals, step and record counts) is covered by the hash binding only.
 
+A file store writes one only for a finished log that cannot answer for itself: one whose terminal record's
+tally tells the outcome (:func:`delite.store._tally.tells`) gets none, since a claim answers from the tally at
+about the same cost.
+
 Snapshots are written ``0600`` without ``fsync`` (tmp file + rename): losing one costs only speed.
 Deleting the ``snapshots`` directory is always safe. A snapshot format gets a new version in its first
 line; an unknown version (``delite-snapshot/1``, bound by a CRC, included) is a miss and is rewritten on
