@@ -424,8 +424,10 @@ def main(argv: list[str] | None = None) -> int:
         cols = ["executions", "most_in_flight", "peak_mb", "before_mb", "growth_mb", "kb_per_execution", "seconds"]
         print(table(report["many"], cols))
         print("\nResume an unfinished execution, fresh process (without a checkpoint the log is read whole):")
-        cols = ["steps", "checkpoint", "records", "log_mb", "peak_mb", "before_mb", "growth_mb", "growth_per_log_mb"]
-        cols.append("seconds")
+        cols = [
+            *("steps", "checkpoint", "records", "log_mb", "peak_mb", "before_mb", "growth_mb", "growth_per_log_mb"),
+            "seconds",
+        ]
         print(table(report["resume"], cols))
     for failure in report["failures"]:
         print(f"failed: {failure}", file=sys.stderr)
