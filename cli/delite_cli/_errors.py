@@ -83,7 +83,7 @@ def _convert(e: Exception, as_json: bool) -> CliError | None:
             searched = None  # nothing searched, or a database: no hint about folders
         if searched is not None and not os.path.isdir(searched):
             message += " (that directory does not exist: check --data-dir or DELITE_DATA_DIR)"
-        elif searched is not None and not Layout(searched).executions.is_dir():
+        elif searched is not None and not os.path.isdir(Layout(searched).executions):
             message += " (it holds no executions: is it the data directory? check --data-dir or DELITE_DATA_DIR)"
         return CliError(message, kind=type(e).__name__, exit_code=exit_code(e), as_json=as_json)
     if isinstance(e, OSError):

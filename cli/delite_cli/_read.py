@@ -609,4 +609,4 @@ def _has_executions_folder(data_dir: str) -> bool:
     """Whether delite ever wrote an execution here (a wrong --data-dir usually has no executions folder)."""
     from delite.store._layout import Layout
 
-    return Layout(data_dir).executions.is_dir()
+    return os.path.isdir(Layout(data_dir).executions)

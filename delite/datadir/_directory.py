@@ -103,7 +103,7 @@ class DataDir(AbstractContextManager["DataDir"]):
         self._files: FileStore | None = files if isinstance(files, FileStore) else None
         self.layout: Layout | None = self._files.layout if self._files is not None else None
         """The data directory's layout when the store is a file store, else None."""
-        self.path: Path | None = self.layout.root if self.layout is not None else None
+        self.path: Path | None = Path(self.layout.root) if self.layout is not None else None
         """The data directory when the store is a file store, else None."""
 
     def __repr__(self) -> str:

@@ -5,8 +5,6 @@
 name and type at every one of them, and the set of options is written in one place.
 """
 
-from __future__ import annotations
-
 from typing import Any, TypedDict
 
 __all__ = ["RUN_ARGS", "RUN_OPTIONS", "History", "Metadata", "RunArgs", "RunOptions"]

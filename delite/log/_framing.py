@@ -11,8 +11,6 @@ the file was cut by a crash (a torn tail), while a header that does not verify i
 ``docs/log-format.md`` for the contract.
 """
 
-from __future__ import annotations
-
 import struct
 import zlib
 from typing import Final, NamedTuple

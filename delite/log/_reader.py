@@ -1,7 +1,5 @@
 """Read a log file: check the header, verify every frame, decode the records, report a torn tail."""
 
-from __future__ import annotations
-
 import os
 from collections.abc import Callable
 from typing import NamedTuple

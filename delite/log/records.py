@@ -5,8 +5,6 @@ default; fields are never renamed, reordered into positional form, or retyped; a
 tag. Records hold JSON values, strings and ids only, never pickles.
 """
 
-from __future__ import annotations
-
 from typing import Any, Final
 
 import msgspec

@@ -1,7 +1,5 @@
 """What folding a log produces: an execution's status, conversation, tool calls and totals."""
 
-from __future__ import annotations
-
 import enum
 import zlib
 from collections.abc import Callable
@@ -48,7 +46,7 @@ class Status(enum.StrEnum):
         return self in _SUSPENDED
 
     @classmethod
-    def for_suspension(cls, kind: str) -> Status:
+    def for_suspension(cls, kind: str) -> "Status":
         """The status a suspension of this kind puts an execution in."""
         return _BY_KIND.get(kind, cls.SUSPENDED)
 

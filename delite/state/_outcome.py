@@ -5,8 +5,6 @@ a finished execution's log (see :mod:`delite.store._snapshot`) and answer a late
 execution without decoding and folding the whole log.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Any
 

@@ -61,8 +61,6 @@ A sealed store (:mod:`delite.store._sealed`) never gets one: its claims open eve
 checkpoint would hold its content in plain text.
 """
 
-from __future__ import annotations
-
 import copy
 import functools
 import hashlib
@@ -151,7 +149,7 @@ class Loaded:
     __slots__ = ("data", "digest", "first", "size", "state")
 
     def __init__(
-        self, state: ExecutionState, size: int, digest: _Hash, first: ExecutionStarted, data: bytes | None = None
+        self, state: ExecutionState, size: int, digest: "_Hash", first: ExecutionStarted, data: bytes | None = None
     ) -> None:
         """Hold what :func:`load` found."""
         self.state = state
@@ -207,7 +205,7 @@ class CheckpointWriter:
         self.body_size = 0
         """The size of the last save's body (what a save costs at least)."""
 
-    def save(self, log_size: int, digest: _Hash, state: ExecutionState) -> bool:
+    def save(self, log_size: int, digest: "_Hash", state: ExecutionState) -> bool:
         """Save ``state``, the fold of the log's first ``log_size`` bytes whose hash is ``digest`` (not changed).
 
         Once saved, ``state`` holds its history as the file does (:meth:`ExecutionState._hold_history`): the
@@ -422,7 +420,7 @@ def _body(walked: _Walked) -> _Body | str:
         return "damaged"
 
 
-def _completed(walked: _Walked, body: _Body, load: _HistoryLoader) -> _Body | str:
+def _completed(walked: _Walked, body: _Body, load: "_HistoryLoader") -> _Body | str:
     """``body`` with its whole conversation and its history (as ``load``, see :class:`_HistoryLoader`)."""
     conversation: list[dict[str, Any]] = []
     try:
@@ -452,7 +450,7 @@ def _completed(walked: _Walked, body: _Body, load: _HistoryLoader) -> _Body | st
     return body
 
 
-def _decode(fd: int, size: int, load: _HistoryLoader) -> _Body | str:
+def _decode(fd: int, size: int, load: "_HistoryLoader") -> _Body | str:
     """The checkpoint's body, with its whole conversation, or why not (``"other-format"``, ``"damaged"``).
 
     The state carries its history as ``load`` (see :class:`~delite.state._model.History`): its pieces are
@@ -526,7 +524,7 @@ def _rebuilt(
     return t, c, history_crc(t, c)
 
 
-def hash_prefix(fd: int | bytes, size: int) -> tuple[_Hash, bytes] | None:
+def hash_prefix(fd: int | bytes, size: int) -> "tuple[_Hash, bytes] | None":
     """The running SHA-256 of the first ``size`` bytes at ``fd`` and bytes the log begins with, or None if shorter.
 
     ``fd`` may be the log's bytes instead of a descriptor (a listing has read them already); they are then the

@@ -18,7 +18,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -1046,10 +1046,17 @@ def _hash_log(path: str, size: int) -> _Hash | None:
     return None if hashed is None else hashed[0]
 
 
-class Checkpointed(NamedTuple):
-    """What a claim found from a fold checkpoint: state, bytes covered, where the log ends, the first record."""
+class Checkpointed:
+    """What a claim found from a fold checkpoint: state, bytes covered, where the log ends, the first record.
 
-    state: ExecutionState
-    covered: int
-    end: int
-    first: AnyRecord
+    A plain class, not a ``NamedTuple``: one would compile its string annotations when this module is imported.
+    """
+
+    __slots__ = ("covered", "end", "first", "state")
+
+    def __init__(self, *, state: ExecutionState, covered: int, end: int, first: AnyRecord) -> None:
+        """Hold what the claim found."""
+        self.state = state
+        self.covered = covered
+        self.end = end
+        self.first = first

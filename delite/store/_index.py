@@ -19,7 +19,6 @@ import sqlite3
 import stat
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -409,14 +408,19 @@ def _unusable(layout: Layout) -> str:
     return ""
 
 
-TEMPLATE: Final = Path(__file__).with_name("index-template.sqlite3")
+TEMPLATE: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "index-template.sqlite3")
 """An empty index with every migration applied and this derivation's mark: a new index file starts as a copy.
 
 Written by :func:`build_template` (``python -c "from delite.store._index import TEMPLATE, build_template;
-TEMPLATE.write_bytes(build_template())"``); ``tests/unit/test_datadir.py`` checks that it has the schema, the
+open(TEMPLATE, 'wb').write(build_template())"``); ``tests/unit/test_datadir.py`` checks that it has the schema, the
 version and the derivation the migrations give. One that falls behind (a migration added since) is still a
 valid start: :func:`_prepare` applies what it lacks, as for any older index.
 """
+
+
+def _template_bytes() -> bytes:
+    with open(TEMPLATE, "rb") as f:
+        return f.read()
 
 
 def build_template() -> bytes:
@@ -442,7 +446,7 @@ def _create_private(path: str) -> None:
     if os.path.lexists(path):
         return
     with contextlib.suppress(OSError):
-        create_private(path, TEMPLATE.read_bytes())  # False: another process made it meanwhile, theirs is used
+        create_private(path, _template_bytes())  # False: another process made it meanwhile, theirs is used
         return
     with contextlib.suppress(OSError):
         os.close(open_private(path, os.O_WRONLY))
@@ -471,6 +475,8 @@ def check_index(
     unchanged (same size, mtime and inode) but whose summary differs was not derived from that log (edited,
     or written by someone else), and is reported as ``index-mismatch``, a warning.
     """
+    from pathlib import Path  # noqa: PLC0415 - for the read-only file: URI; health only, not the open
+
     path = Path(layout.index)
     unusable = _unusable(layout)
     if unusable:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from delite.errors import UsageError
 from delite.log._os import make_private_dir
@@ -21,9 +20,9 @@ the store to start).
 """
 
 
-def default_data_dir() -> Path:
+def default_data_dir() -> str:
     """``$DELITE_DATA_DIR``, else ``./data``, as an absolute path (a later ``chdir`` does not move it)."""
-    return Path(os.path.abspath(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR))
+    return os.path.abspath(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
 
 class Layout:
@@ -43,14 +42,18 @@ class Layout:
         """Name the paths under ``root``; nothing is created (a ``root`` that is not a path: UsageError)."""
         if not isinstance(root, str | os.PathLike) or isinstance(root, bytes):
             raise UsageError(f"the data directory must be a path (str or os.PathLike), not {type(root).__name__}")
-        self.root = Path(root)
-        self.executions = self.root / "executions"
-        self.claims = self.root / "claims"
-        self.signals = self.root / "signals"
-        self.keys = self.root / "keys"
-        self.index = self.root / "index.sqlite3"
-        self.snapshots = self.root / "snapshots"
-        self.checkpoints = self.root / "checkpoints"
+        # Plain strings, not pathlib: opening a store in a fresh process does not import pathlib (and with it
+        # urllib.parse and ipaddress), about a third of what opening a data directory cost (docs/benchmarks.md).
+        given = os.fspath(root)
+        self.root: str = given.rstrip(os.sep) or (os.sep if given else ".")
+        join = os.path.join
+        self.executions = join(self.root, "executions")
+        self.claims = join(self.root, "claims")
+        self.signals = join(self.root, "signals")
+        self.keys = join(self.root, "keys")
+        self.index = join(self.root, "index.sqlite3")
+        self.snapshots = join(self.root, "snapshots")
+        self.checkpoints = join(self.root, "checkpoints")
 
     def log(self, execution_id: str) -> str:
         """The log file of an execution."""
@@ -78,9 +81,9 @@ class Layout:
         Directories that exist are left as they are (``delite health`` warns about loose ones), and nothing
         is written when they all exist, so a read-only data directory can still be read.
         """
-        if not self.root.is_dir():
-            os.makedirs(self.root.parent, exist_ok=True)  # the user's folders above the data directory
+        if not os.path.isdir(self.root):
+            os.makedirs(os.path.dirname(os.path.abspath(self.root)), exist_ok=True)  # the user's folders above it
             make_private_dir(self.root)
         for d in (self.executions, self.claims, self.signals, self.keys):
-            if not d.is_dir():
+            if not os.path.isdir(d):
                 make_private_dir(d)

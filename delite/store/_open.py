@@ -12,7 +12,6 @@ import importlib
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from delite.errors import MissingExtraError, StoreError, UsageError
@@ -111,7 +110,7 @@ def describe(target: str | os.PathLike[str]) -> str:
     return redact(text) if isinstance(text, str) and looks_like_url(text) else str(text)
 
 
-def default_location() -> str | Path:
+def default_location() -> str:
     """Where executions live when nothing is given: ``$DELITE_DATA_DIR`` (a path or a URL), else ``./data``.
 
     A path is made absolute now (a later ``chdir`` does not move it); a URL is returned as written.
@@ -119,7 +118,7 @@ def default_location() -> str | Path:
     value = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
     if looks_like_url(value):
         return value
-    return Path(os.path.abspath(value))
+    return os.path.abspath(value)
 
 
 def open_store(

@@ -5,8 +5,6 @@ Sequence numbers count an execution's complete records from 1 (the ``execution-s
 page with ``after`` and a writer can fence its append with ``expected`` (see :class:`delite.store.LogStore`).
 """
 
-from __future__ import annotations
-
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass

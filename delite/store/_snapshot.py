@@ -31,8 +31,6 @@ the next finished run, so there is nothing to migrate. ``delite health`` reports
 match their log; ``health --repair`` deletes them.
 """
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import os
@@ -164,7 +162,7 @@ def _told(started: Any, terminal: Any, outcome: Outcome, execution_id: str | Non
 
 
 def _digest_told(
-    log_path: str, log_size: int, last_offset: int, outcome: Outcome, running: _Hash | None = None
+    log_path: str, log_size: int, last_offset: int, outcome: Outcome, running: "_Hash | None" = None
 ) -> str | None:
     """The SHA-256 of the log at ``log_path`` if it is ``log_size`` bytes and its records tell ``outcome``.
 
@@ -209,7 +207,7 @@ def _digest_told(
     return digest.hexdigest() if _frames_tell(bytes(head), bytes(tail), outcome) else None
 
 
-def _told_at(fd: int, log_size: int, last_offset: int, outcome: Outcome, running: _Hash) -> str | None:
+def _told_at(fd: int, log_size: int, last_offset: int, outcome: Outcome, running: "_Hash") -> str | None:
     """:func:`_digest_told` with the hash known: the file's size, its first and last frames are checked."""
     ends = read_ends(fd, log_size, last_offset)
     if ends is None:
@@ -283,7 +281,7 @@ def save(
     outcome: Outcome,
     *,
     last_offset: int | None = None,
-    running: _Hash | None = None,
+    running: "_Hash | None" = None,
 ) -> bool:
     """Write a snapshot of ``outcome`` for the first ``log_size`` bytes of the log; False if it could not.
 

@@ -5,8 +5,6 @@ strings in dollars, or None when a provider did not report one. Field names are 
 (``docs/export-format.md``): fields are only ever added, each with a default.
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Iterator
 from typing import Any, Final, overload
@@ -321,7 +319,7 @@ class HealthReport(_View, frozen=True, kw_only=True):
     @classmethod
     def of(
         cls, problems: list[Problem], *, logs: int, size: int, records: int, started: float, repaired: bool = False
-    ) -> HealthReport:
+    ) -> "HealthReport":
         """The report of a check begun at ``started`` (``time.perf_counter()``): healthy unless an error or warning."""
         healthy = not any(p.severity in ("error", "warning") for p in problems)
         seconds = round(time.perf_counter() - started, 6)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Modules that cost milliseconds each and that defining an agent does not need: the async machinery, the
 # claim lock, the listing index, the terminal renderer, the vendor SDKs and their HTTP stack, the writer's
@@ -120,3 +124,83 @@ def test_opening_and_streaming_import_what_they_need() -> None:
     )
     for module in ("delite.store._open", "delite.store._layout", "delite.engine._events"):
         assert module in opened
+
+
+def test_a_run_and_a_resume_on_a_file_store_do_not_import_pathlib() -> None:
+    """The store's paths are strings: pathlib (with urllib.parse and ipaddress) was a third of opening one."""
+    ran = _modules(
+        "import tempfile\nfrom delite import Agent, ScriptedProvider\n"
+        "with Agent(tempfile.mkdtemp(), provider=ScriptedProvider(['hi'])) as a:\n"
+        "    r = a.run('hello')\n    a.resume(r.execution_id)"
+    )
+    assert "delite.store._file" in ran
+    assert sorted(m for m in ("pathlib", "urllib.parse", "ipaddress") if m in ran) == []
+
+
+# Counts the forward references typing makes from string annotations (each one a ``compile``). msgspec resolves
+# a type's annotations the first time an encoder or decoder meets it, in every fresh process; a NamedTuple
+# resolves its own when defined. msgspec's own import-time probe (a ForwardRef("Foo")) is not delite's.
+_FORWARD_REFS = r"""
+import sys, typing
+made = []
+real = typing.ForwardRef.__init__
+def spy(self, arg, *args, **kwargs):
+    caller = sys._getframe(1)
+    if not (caller.f_globals.get("__name__") == "msgspec._utils" and caller.f_code.co_name == "<module>"):
+        made.append(arg)
+    real(self, arg, *args, **kwargs)
+typing.ForwardRef.__init__ = spy
+"""
+
+_CRASHING_RUN = r"""
+import os, sys
+from delite import Agent, ScriptedProvider, tool
+
+@tool
+def noop(i: int) -> dict:
+    "A step."
+    if i == 199:
+        os._exit(3)
+    return {"ok": i, "pad": "x" * 200}
+
+with Agent(sys.argv[1], provider=ScriptedProvider.tool_loop(200, "noop"), tools=[noop], durability="off") as a:
+    a.run("go", execution_id="long")
+"""
+
+_RECOVERY = r"""
+import os, sys
+from delite import Agent, Runtime, ScriptedProvider, tool
+
+@tool
+def noop(i: int) -> dict:
+    "A step."
+    return {"ok": i, "pad": "x" * 200}
+
+data = sys.argv[1]
+assert os.listdir(os.path.join(data, "checkpoints")) == ["long.ckpt"]  # the resume starts from a fold checkpoint
+rt = Runtime(data)
+Agent(data, runtime=rt, provider=ScriptedProvider.tool_loop(200, "noop"), tools=[noop])
+rt.start()
+assert rt.recovered == ["long"], rt.recovered
+assert rt.wait("long", timeout=60).status == "completed"
+rt.shutdown()
+with Agent(data, provider=ScriptedProvider.tool_loop(200, "noop"), tools=[noop]) as a:
+    assert a.resume("long").status == "completed"
+print("forward references:", made)
+"""
+
+
+def test_recovering_and_resuming_compile_no_string_annotation(tmp_path: Path) -> None:
+    """Import, open, recover from a fold checkpoint through a Runtime, list, resume: no annotation compiled.
+
+    The types msgspec encodes or decodes (records, the folded state, checkpoint and snapshot bodies, the
+    listing's summaries) are defined with real annotations; 175 strings compiled at import and 79 more on a
+    resume cost about 5 ms of a fresh process before (docs/benchmarks.md).
+    """
+    data = str(tmp_path / "data")
+    crashed = subprocess.run([sys.executable, "-c", _CRASHING_RUN, data], check=False, capture_output=True)
+    assert crashed.returncode == 3, crashed.stderr
+    out = subprocess.run(
+        [sys.executable, "-c", _FORWARD_REFS + _RECOVERY, data], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.splitlines()[-1] == "forward references: []", out.stdout

@@ -71,7 +71,7 @@ def test_a_path_opens_a_file_store(tmp_path: Path, kind: type) -> None:
     store = open_store(kind(tmp_path / "data"), durability="off")
     try:
         assert isinstance(store, FileStore)
-        assert store.layout.root == tmp_path / "data"
+        assert store.layout.root == str(tmp_path / "data")
         assert store.durability.value == "off"
         assert not (tmp_path / "data").exists()  # nothing is created until the first write
     finally:
@@ -293,9 +293,9 @@ def test_missing_extra_error_is_a_usage_error_with_exit_code_2() -> None:
 def test_default_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DELITE_DATA_DIR", raising=False)
-    assert default_location() == tmp_path / "data"
+    assert default_location() == str(tmp_path / "data")
     monkeypatch.setenv("DELITE_DATA_DIR", "rel")
-    assert default_location() == tmp_path / "rel"
+    assert default_location() == str(tmp_path / "rel")
     monkeypatch.setenv("DELITE_DATA_DIR", URL)
     assert default_location() == URL
 

@@ -81,7 +81,7 @@ def test_recipe_agent_in_the_dendrux_shape(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     agent = Agent(provider="anthropic:claude-haiku-4-5", prompt="Be brief.")
-    assert isinstance(agent.store, FileStore) and agent.store.layout.root == tmp_path / "data"
+    assert isinstance(agent.store, FileStore) and agent.store.layout.root == str(tmp_path / "data")
     assert list(tmp_path.iterdir()) == []
 
 
