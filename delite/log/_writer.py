@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from delite.errors import LogIdentityError, RecordTooLargeError, StoreError
-from delite.log import _os
+from delite.log import _digest, _os
 from delite.log._codec import encode_record
 from delite.log._durability import Durability
 from delite.log._framing import HEADER, MAX_RECORD_SIZE, encode_frame
@@ -98,7 +97,7 @@ class LogWriter:
                 os.unlink(path)
             raise _store_error("create", path, e) from e
         writer = cls(path, fd, len(data), durability, last_offset=len(data) - last if records else -1)
-        writer.digest = hashlib.sha256(data)
+        writer.digest = _digest.sha256(data)
         return writer
 
     @classmethod

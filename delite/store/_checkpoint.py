@@ -63,8 +63,6 @@ checkpoint would hold its content in plain text.
 
 import copy
 import functools
-import hashlib
-import hmac
 import os
 import zlib
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -73,7 +71,7 @@ import msgspec
 
 from delite._gc import settled
 from delite.errors import LogCorruptError
-from delite.log import _os
+from delite.log import _digest, _os
 from delite.log._framing import HEADER
 from delite.log._reader import parse_log
 from delite.log.records import ExecutionStarted
@@ -512,7 +510,7 @@ def _rebuilt(
     except OSError as e:
         why = f"its fold checkpoint's history is lost and the log cannot be read: {e.strerror or e}"
         raise LogCorruptError(execution_id, -1, why) from None
-    if len(data) != log_size or not hmac.compare_digest(hashlib.sha256(data).hexdigest(), sha256):
+    if len(data) != log_size or not _digest.compare_digest(_digest.sha256(data).hexdigest(), sha256):
         raise LogCorruptError(execution_id, -1, "its fold checkpoint's history is lost and the log changed since")
     state = fold(parse_log(data, path=log_path).records)
     turns = state.turns
@@ -535,8 +533,8 @@ def hash_prefix(fd: int | bytes, size: int) -> "tuple[_Hash, bytes] | None":
     if isinstance(fd, bytes):
         if len(fd) < size:
             return None
-        return hashlib.sha256(memoryview(fd)[:size]), fd
-    digest = hashlib.sha256()
+        return _digest.sha256(memoryview(fd)[:size]), fd
+    digest = _digest.sha256()
     buffer = memoryview(bytearray(max(min(_READ_CHUNK, size), 1)))
     head = b""
     pos = 0
@@ -608,7 +606,7 @@ def verify(path: str, fd: int | bytes, execution_id: str, *, log_path: str | Non
         hashed = hash_prefix(fd, body.log_size)
     except OSError:
         return "unreadable"
-    if hashed is None or not hmac.compare_digest(hashed[0].hexdigest(), body.log_sha256):
+    if hashed is None or not _digest.compare_digest(hashed[0].hexdigest(), body.log_sha256):
         return "stale"
     first = _first_record(fd, hashed[1], body.log_size)
     if not isinstance(first, ExecutionStarted) or first.execution_id != execution_id:

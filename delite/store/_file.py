@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import io
 import os
 import stat
@@ -32,7 +31,7 @@ from delite.errors import (
     StoreError,
     UsageError,
 )
-from delite.log import _os
+from delite.log import _digest, _os
 from delite.log._durability import Durability
 from delite.log._framing import TornTail
 from delite.log._os import fsync_dir
@@ -464,7 +463,7 @@ class FileStore(Store):
                 if not (st.st_size >= _tally.MIN_LOG_SIZE and _tally.ends_tallied(f.fileno(), st.st_size)):
                     # Nothing to check the bytes against: read, verify and decode the log a chunk at a time, so the
                     # file's bytes are never all held at once (a long unfinished run, the case a crash leaves).
-                    digest = hashlib.sha256()
+                    digest = _digest.sha256()
                     contents = _read_stream(f, path, digest=digest)
                     return self._claimed_log(
                         execution_id,
@@ -486,7 +485,7 @@ class FileStore(Store):
         if outcome is not None:
             return self._answered(execution_id, path, data, outcome, st=st, lock=lock, snap=snap)
         contents = parse_log(data, path=path)
-        whole = None if _finished(contents.records) else hashlib.sha256(data[: contents.end])
+        whole = None if _finished(contents.records) else _digest.sha256(data[: contents.end])
         return self._claimed_log(
             execution_id, path, contents, st=st, create=create, lock=lock, snap=snap, data=data, digest=whole
         )
@@ -710,7 +709,7 @@ class FileStore(Store):
         """
         keys = str(self.layout.keys)
         path = os.path.join(
-            keys, hashlib.sha256(check_binding(key, execution_id, fingerprint).encode()).hexdigest() + ".json"
+            keys, _digest.sha256(check_binding(key, execution_id, fingerprint).encode()).hexdigest() + ".json"
         )
         if not os.path.lexists(path):
             self._ensure()
@@ -753,7 +752,7 @@ class FileStore(Store):
 
     def lookup_key(self, key: str) -> tuple[str, str] | None:
         """Read the key's binding file, if there is one (no write access needed)."""
-        path = os.path.join(str(self.layout.keys), hashlib.sha256(check_key(key).encode()).hexdigest() + ".json")
+        path = os.path.join(str(self.layout.keys), _digest.sha256(check_key(key).encode()).hexdigest() + ".json")
         if not os.path.lexists(path):
             return None
         return self._read_key(path)

@@ -31,8 +31,6 @@ the next finished run, so there is nothing to migrate. ``delite health`` reports
 match their log; ``health --repair`` deletes them.
 """
 
-import hashlib
-import hmac
 import os
 import struct
 import zlib
@@ -40,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from delite.log import _os
+from delite.log import _digest, _os
 from delite.log._codec import decode_record
 from delite.log._framing import FRAME_HEADER_SIZE, HEADER, MAX_RECORD_SIZE
 from delite.log.records import ExecutionCancelled, ExecutionCompleted, ExecutionStarted
@@ -109,7 +107,7 @@ def unframed(raw: bytes, prefix: bytes) -> memoryview | str:
 
 def log_digest(data: bytes) -> str:
     """The SHA-256 of a log's bytes, in hex: what binds a snapshot to the log it was made from."""
-    return hashlib.sha256(data).hexdigest()
+    return _digest.sha256(data).hexdigest()
 
 
 def _record_at(data: bytes, offset: int) -> tuple[Any, int] | None:
@@ -176,7 +174,7 @@ def _digest_told(
     """
     if not len(HEADER) <= last_offset < log_size or log_size - last_offset > FRAME_HEADER_SIZE + MAX_RECORD_SIZE:
         return None
-    digest = hashlib.sha256()
+    digest = _digest.sha256()
     head = bytearray()  # the header and the first frame, once its length is known
     head_size = len(HEADER) + FRAME_HEADER_SIZE
     tail = bytearray()  # the last frame: from last_offset to the end
@@ -259,7 +257,7 @@ def verify(path: str, log_data: bytes, *, execution_id: str | None = None) -> tu
         snap = _decoder.decode(body)
     except msgspec.DecodeError:
         return None, "damaged"
-    if snap.log_size != len(log_data) or not hmac.compare_digest(log_digest(log_data), snap.log_sha256):
+    if snap.log_size != len(log_data) or not _digest.compare_digest(log_digest(log_data), snap.log_sha256):
         return None, "stale"
     if not _told_by_log(log_data, snap.last_offset, snap.outcome, execution_id):
         return None, "mismatch"

@@ -22,8 +22,6 @@ snapshot, it lives in the log and cannot be lost or left behind by a copy.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from typing import TYPE_CHECKING, Final
 
@@ -32,6 +30,7 @@ import msgspec
 from delite.errors import DeliteError
 from delite.log import _os
 from delite.log._codec import encode_record
+from delite.log._digest import compare_digest, sha256
 from delite.log._framing import HEADER, encode_frame, last_frame_start
 from delite.log.records import TALLY_VERSION, ExecutionCancelled, ExecutionCompleted, ExecutionStarted
 from delite.state._outcome import Outcome, tallied_outcome
@@ -67,7 +66,7 @@ def _terminal(data: bytes, start: int) -> tuple[int, ExecutionCompleted | Execut
 
 def _digest(data: bytes, at: int, last: ExecutionCompleted | ExecutionCancelled) -> bytes:
     """The hash a tally holds: the log's bytes up to ``at``, then the terminal record's frame without the hash."""
-    digest = hashlib.sha256(memoryview(data)[:at])
+    digest = sha256(memoryview(data)[:at])
     tally = last.tally
     if tally is not None:
         unhashed = msgspec.structs.replace(last, tally=msgspec.structs.replace(tally, log_sha256=None))
@@ -141,7 +140,7 @@ def verified(
     expected = last.tally.log_sha256 if last.tally is not None else None
     if expected is None:
         return None
-    if not hmac.compare_digest(_digest(data, at, last), expected.encode("utf-8", "surrogatepass")):
+    if not compare_digest(_digest(data, at, last), expected.encode("utf-8", "surrogatepass")):
         return None
     first = frame_record(data, len(HEADER))
     if first is None or not isinstance(first[0], ExecutionStarted) or first[0].execution_id != execution_id:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from delite import Agent, DataDir, Runtime
 from delite.errors import MissingExtraError, UsageError
 from delite.store import FileStore, MemoryStore, open_store
-from delite.store._open import default_location, describe, looks_like_url, redact, same_location
+from delite.store._open import _scheme, default_location, describe, looks_like_url, redact, same_location
 from delite_cli._errors import USAGE, exit_code
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -355,3 +358,19 @@ def test_same_location_of_a_postgres_store(pg_url: str) -> None:
         assert pg_url.rsplit("/", 1)[-1] in repr(store)
     finally:
         store.close()
+
+
+_SCHEME_PATTERN = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]+):")  # what _scheme replaced, to open a path without it
+
+
+@given(
+    st.one_of(
+        st.text(),
+        st.text(alphabet="aZ0+.-:/\\é٣ ", max_size=12),
+        st.sampled_from(["C:\\data", "c:", "ab:", "a+:x", "1a:b", "postgresql://x", "é1:x", "ab٣:x", ":x"]),
+    )
+)
+def test_the_scheme_is_what_the_pattern_found(text: str) -> None:
+    """The hand-written scan agrees with the regular expression on every string, non-ASCII letters included."""
+    m = _SCHEME_PATTERN.match(text)
+    assert _scheme(text) == (m.group(1) if m is not None else None)
