@@ -39,12 +39,20 @@ class Layout:
     __slots__ = ("checkpoints", "claims", "executions", "index", "keys", "root", "signals", "snapshots")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        """Name the paths under ``root``; nothing is created (a ``root`` that is not a path: UsageError)."""
+        """Name the paths under ``root``; nothing is created.
+
+        Raises:
+            UsageError: ``root`` is not a path (``str`` or ``os.PathLike`` giving ``str``), or holds a NUL.
+        """
         if not isinstance(root, str | os.PathLike) or isinstance(root, bytes):
             raise UsageError(f"the data directory must be a path (str or os.PathLike), not {type(root).__name__}")
         # Plain strings, not pathlib: opening a store in a fresh process does not import pathlib (and with it
         # urllib.parse and ipaddress), about a third of what opening a data directory cost (docs/benchmarks.md).
         given = os.fspath(root)
+        if not isinstance(given, str):  # an os.PathLike whose __fspath__ gives bytes
+            raise UsageError(f"the data directory must be a path naming text, not {type(given).__name__}")
+        if "\x00" in given:
+            raise UsageError(f"the data directory's path may not contain a NUL character: {given!r}")
         self.root: str = given.rstrip(os.sep) or (os.sep if given else ".")
         join = os.path.join
         self.executions = join(self.root, "executions")

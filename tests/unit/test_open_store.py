@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delite import Agent, DataDir, Runtime
+from delite import Agent, DataDir, Runtime, ScriptedProvider
 from delite.errors import MissingExtraError, UsageError
 from delite.store import FileStore, MemoryStore, open_store
 from delite.store._open import _scheme, default_location, describe, looks_like_url, redact, same_location
@@ -93,6 +93,36 @@ def test_text_that_is_not_a_url_is_a_path(tmp_path: Path, text: str) -> None:
 def test_something_else_is_a_usage_error_naming_the_forms(bad: object) -> None:
     with pytest.raises(UsageError, match=r"path.*postgresql://"):
         open_store(bad)  # type: ignore[arg-type]
+
+
+class _BytesPath(os.PathLike):  # type: ignore[type-arg]
+    """A path object whose ``__fspath__`` gives bytes (``os.PathLike[bytes]``), which no data directory is."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+
+    def __fspath__(self) -> bytes:
+        return os.fsencode(self.where)
+
+
+@pytest.mark.parametrize("make", ["Agent", "Runtime", "DataDir", "FileStore", "open_store"])
+@pytest.mark.parametrize("bad", ["bytes path", "nul"])
+def test_a_path_that_is_no_data_directory_is_a_usage_error_and_nothing_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: str, bad: str
+) -> None:
+    """A path object that gives bytes, or text with a NUL (no file system takes it): refused where it is given."""
+    monkeypatch.chdir(tmp_path)
+    target: object = _BytesPath(tmp_path / "d") if bad == "bytes path" else str(tmp_path / "d\x00x")
+    constructors = {
+        "Agent": lambda t: Agent(t, provider=ScriptedProvider(["hi"])),
+        "Runtime": Runtime,
+        "DataDir": DataDir,
+        "FileStore": FileStore,
+        "open_store": open_store,
+    }
+    with pytest.raises(UsageError, match="data directory"):
+        constructors[make](target)
+    assert os.listdir(tmp_path) == []
 
 
 # -- URLs of other kinds ----------------------------------------------------------------------------------------------
