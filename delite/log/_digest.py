@@ -1,9 +1,10 @@
 """SHA-256, the hash that binds snapshots, tallies and fold checkpoints to the exact bytes of a log.
 
 OpenSSL's, taken straight from CPython's ``_hashlib``: ``import hashlib`` also builds its table of every
-algorithm and loads ``_blake2``, and ``hmac`` comes with it, about a millisecond of a fresh process's first
-resume (docs/benchmarks.md). The pure-C ``_sha256`` is not the fallback: it is ten times slower on a long log.
-Where ``_hashlib`` lacks these names (another Python, a build without OpenSSL), the standard modules are used.
+algorithm and loads ``_blake2``, and ``hmac`` comes with it: about 2 ms more in a fresh process, measured on a
+slow day (docs/benchmarks.md, issue 14's eleventh round). The pure-C ``_sha256`` is not the fallback: it is
+ten times slower on a long log. Where ``_hashlib`` lacks these names (another Python, a build without
+OpenSSL), the standard modules are used.
 """
 
 from __future__ import annotations

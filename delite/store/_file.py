@@ -308,12 +308,12 @@ class FileStore(Store):
             choices = ", ".join(repr(d.value) for d in Durability)
             raise UsageError(f"durability must be one of {choices}, not {durability!r:.80}") from None
         self._ready = False
-        self._cancels = CancelWatch(str(self.layout.signals))
+        self._cancels = CancelWatch(self.layout.signals)
         self._finding = threading.local()
 
     def __repr__(self) -> str:
         """The data directory."""
-        return f"FileStore({str(self.layout.root)!r})"
+        return f"FileStore({self.layout.root!r})"
 
     def recoverable(self, *, agent: str | None = None, limit: int | None = None) -> list[ExecutionSummary]:
         """As :meth:`Store.recoverable`; the states listing them folded from fold checkpoints are kept for a claim.
@@ -658,7 +658,7 @@ class FileStore(Store):
         contents = parse_log(data, path=path)
         check_identity(execution_id, path, contents.records)
         if not _finished(contents.records):
-            where = cause.filename if isinstance(cause.filename, str) else str(self.layout.root)
+            where = cause.filename if isinstance(cause.filename, str) else self.layout.root
             raise StoreError.from_os_error(f"claim execution {execution_id!r}", where, cause) from cause
         return FileExecutionLog(
             execution_id, contents.records, contents.torn, None, None, data=data, path=path, read_only=cause
@@ -707,7 +707,7 @@ class FileStore(Store):
         A key that is bound already is only read (no write access needed). The temporary file is removed on
         every path; every failure is a :class:`~delite.errors.StoreError`.
         """
-        keys = str(self.layout.keys)
+        keys = self.layout.keys
         path = os.path.join(
             keys, _digest.sha256(check_binding(key, execution_id, fingerprint).encode()).hexdigest() + ".json"
         )
@@ -752,7 +752,7 @@ class FileStore(Store):
 
     def lookup_key(self, key: str) -> tuple[str, str] | None:
         """Read the key's binding file, if there is one (no write access needed)."""
-        path = os.path.join(str(self.layout.keys), _digest.sha256(check_key(key).encode()).hexdigest() + ".json")
+        path = os.path.join(self.layout.keys, _digest.sha256(check_key(key).encode()).hexdigest() + ".json")
         if not os.path.lexists(path):
             return None
         return self._read_key(path)
@@ -768,9 +768,9 @@ class FileStore(Store):
         except OSError as e:
             raise StoreError.from_os_error("request a cancel", path, e) from e
         try:
-            bump(str(self.layout.signals))  # after the marker: an owner that reads the new value sees it
+            bump(self.layout.signals)  # after the marker: an owner that reads the new value sees it
         except OSError as e:
-            raise StoreError.from_os_error("request a cancel", str(self.layout.signals), e) from e
+            raise StoreError.from_os_error("request a cancel", self.layout.signals, e) from e
 
     def cancel_requested(self, execution_id: str) -> bool:
         """Whether a cancel marker exists.
@@ -812,7 +812,7 @@ class FileStore(Store):
         except FileNotFoundError:
             return set()
         except OSError as e:
-            raise StoreError.from_os_error("list the cancel requests", str(self.layout.signals), e) from e
+            raise StoreError.from_os_error("list the cancel requests", self.layout.signals, e) from e
         named = {n[: -len(".cancel")] for n in names if n.endswith(".cancel")} & wanted
         return {eid for eid in named if self._has_marker(eid)}  # only regular files are markers
 

@@ -270,9 +270,9 @@ class Eraser:
         try:
             if self.store.durability is not Durability.OFF:
                 try:
-                    fsync_dir(str(self.layout.executions))
+                    fsync_dir(self.layout.executions)
                 except OSError as e:
-                    raise StoreError.from_os_error("sync the deletions of", str(self.layout.executions), e) from e
+                    raise StoreError.from_os_error("sync the deletions of", self.layout.executions, e) from e
             _forget(self.layout, [eid for eid, _lock in staged])
             keys = self.keys()
             for eid, _lock in staged:

@@ -74,7 +74,7 @@ def check_permissions(layout: Layout) -> list[Problem]:
             detail = f"directory mode {mode:04o}: others may list or use it; chmod 700 {d}"
             problems.append(Problem(kind="permissions", severity="warning", path=str(d), detail=detail))
     files: list[tuple[str, int]] = []
-    index = str(layout.index)
+    index = layout.index
     for suffix in ("", "-journal", "-wal", "-shm"):
         mode = _loose(index + suffix)
         if mode is not None:

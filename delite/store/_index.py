@@ -211,7 +211,7 @@ class ListingIndex:
         A damaged file is deleted and rebuilt; a file made by a newer delite, or one that cannot be written
         (a read-only data directory, a lock held too long), is left alone and an in-memory index is used.
         """
-        path = str(layout.index)
+        path = layout.index
         if _unusable(layout):
             return cls.memory(layout)  # SQLite could block on a FIFO, or fail on a directory
         for _attempt in range(2):
@@ -398,7 +398,7 @@ def _rederive(conn: sqlite3.Connection) -> None:
 def _unusable(layout: Layout) -> str:
     """Why the index's files cannot be used ("" if they can): one of them is there but not a regular file."""
     for suffix in ("", "-journal", "-wal", "-shm"):
-        name = str(layout.index) + suffix
+        name = layout.index + suffix
         try:
             st = os.lstat(name)
         except OSError:
@@ -457,7 +457,7 @@ def _delete_index(layout: Layout) -> bool:
     try:
         for suffix in ("", "-journal", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(str(layout.index) + suffix)
+                os.unlink(layout.index + suffix)
     except OSError:
         return False
     return True
