@@ -9,22 +9,17 @@ OpenSSL), the standard modules are used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from hashlib import _Hash
 
 __all__ = ["compare_digest", "sha256"]
 
-sha256: Callable[..., _Hash]
-"""``hashlib.sha256``: ``sha256(data=b"")``, the running hash object with ``update``, ``copy`` and ``hexdigest``."""
-compare_digest: Callable[[str | bytes, str | bytes], bool]
-"""``hmac.compare_digest``: equality in time that does not depend on where the two differ."""
-
-try:
-    from _hashlib import compare_digest
-    from _hashlib import openssl_sha256 as sha256
-except ImportError:  # pragma: no cover - CPython built with OpenSSL has both
+if TYPE_CHECKING:  # what they are: hashlib's sha256(data=b"") and hmac's compare_digest(a, b)
     from hashlib import sha256
     from hmac import compare_digest
+else:
+    try:
+        from _hashlib import compare_digest
+        from _hashlib import openssl_sha256 as sha256
+    except ImportError:  # pragma: no cover - CPython built with OpenSSL has both
+        from hashlib import sha256
+        from hmac import compare_digest
