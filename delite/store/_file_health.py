@@ -72,7 +72,7 @@ def check_permissions(layout: Layout) -> list[Problem]:
         mode = _loose(d)
         if mode is not None:
             detail = f"directory mode {mode:04o}: others may list or use it; chmod 700 {d}"
-            problems.append(Problem(kind="permissions", severity="warning", path=str(d), detail=detail))
+            problems.append(Problem(kind="permissions", severity="warning", path=d, detail=detail))
     files: list[tuple[str, int]] = []
     index = layout.index
     for suffix in ("", "-journal", "-wal", "-shm"):

@@ -418,11 +418,6 @@ valid start: :func:`_prepare` applies what it lacks, as for any older index.
 """
 
 
-def _template_bytes() -> bytes:
-    with open(TEMPLATE, "rb") as f:
-        return f.read()
-
-
 def build_template() -> bytes:
     """The bytes of an empty index made by the migrations (what :data:`TEMPLATE` holds)."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
@@ -446,7 +441,7 @@ def _create_private(path: str) -> None:
     if os.path.lexists(path):
         return
     with contextlib.suppress(OSError):
-        create_private(path, _template_bytes())  # False: another process made it meanwhile, theirs is used
+        create_private(path, read_regular(TEMPLATE)[0])  # False: another process made it meanwhile, theirs is used
         return
     with contextlib.suppress(OSError):
         os.close(open_private(path, os.O_WRONLY))

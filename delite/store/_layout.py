@@ -7,7 +7,7 @@ import os
 from delite.errors import UsageError
 from delite.log._os import make_private_dir
 
-__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "Layout", "default_data_dir"]
+__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "Layout"]
 
 DATA_DIR_ENV = "DELITE_DATA_DIR"
 """The environment variable naming the default data directory (for ``Agent()`` and the ``delite`` command)."""
@@ -18,11 +18,6 @@ DEFAULT_DATA_DIR = "data"
 The ``delite`` command's ``--data-dir`` default is the same (spelled out there, so the command does not import
 the store to start).
 """
-
-
-def default_data_dir() -> str:
-    """``$DELITE_DATA_DIR``, else ``./data``, as an absolute path (a later ``chdir`` does not move it)."""
-    return os.path.abspath(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
 
 class Layout:
