@@ -582,17 +582,16 @@ class SDKProvider(abc.ABC):
         with clients.lease() as client, self._errors(progress, model, streamed=True):
             async with await self._create(client, messages, tools, model, stream=True) as events:
                 progress.started = True
-                # the SDK's iterator is an async generator: closed here, not left to the garbage collector, which
-                # would finalize it on the loop later (and may find it still running)
-                iterator = aiter(events)
-                try:
-                    async for event in iterator:
-                        if reader.read(event):
-                            break
-                finally:
-                    close = getattr(iterator, "aclose", None)
-                    if close is not None:
-                        await close()
+                # read with __anext__, not `async for`: the SDKs' __aiter__ is one more async generator wrapped
+                # around the same iterator, left for the loop's finalizer hook to close when the read stops early
+                next_event = events.__anext__
+                while True:
+                    try:
+                        event = await next_event()
+                    except StopAsyncIteration:
+                        break
+                    if reader.read(event):
+                        break
             return self._described(reader.turn(), model)
 
     def _described(self, turn: ModelTurn, model: str) -> ModelTurn:

@@ -34,3 +34,29 @@ def test_a_dependencys_deprecation_is_only_shown(category: type[Warning]) -> Non
     assert [w.category for w in caught] == [category]
     # And under the suite's own filters it does not raise either:
     warnings.warn_explicit("old API again", category, "site-packages/click/__init__.py", 138, module="click")
+
+
+def unraisable(generator: str) -> pytest.PytestUnraisableExceptionWarning:
+    """The warning pytest raises for a generator that the garbage collector found still running."""
+    return pytest.PytestUnraisableExceptionWarning(
+        f"Exception ignored in: <async_generator object {generator} at 0x7f4f471813f0>\n\n"
+        "Traceback (most recent call last):\n  File ...\nValueError: async generator already executing\n"
+    )
+
+
+@pytest.mark.parametrize("generator", ["AsyncResponseStream.__aiter__", "BoundAsyncStream.__aiter__"])
+def test_an_sdk_stream_generator_found_running_by_another_threads_collection_is_ignored(generator: str) -> None:
+    warnings.warn(unraisable(generator), stacklevel=1)  # no error: CPython 3.11's, see pyproject.toml
+
+
+@pytest.mark.parametrize("generator", ["_events", "TextStream._text", "_LoopClients.close_at_shutdown"])
+def test_delites_own_generator_found_running_is_an_error(generator: str) -> None:
+    with pytest.raises(pytest.PytestUnraisableExceptionWarning):
+        warnings.warn(unraisable(generator), stacklevel=1)
+    with pytest.raises(pytest.PytestUnraisableExceptionWarning):  # nor another error from an SDK's generator
+        warnings.warn(
+            pytest.PytestUnraisableExceptionWarning(
+                "Exception ignored in: <async_generator object AsyncStream.__stream__ at 0x1>\n\nRuntimeError: boom"
+            ),
+            stacklevel=1,
+        )

@@ -10,6 +10,7 @@ providers configured alike, spread over small pools when many requests are in fl
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -371,3 +372,35 @@ def test_the_callers_own_async_http_client_is_used(fake: FakeLLM) -> None:
 
     asyncio.run(main())
     assert seen == ["/v1/chat/completions"] * 2
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_astream_reads_the_sdk_stream_without_a_wrapper_generator(fake: FakeLLM, api: str) -> None:
+    """The SDKs' ``AsyncStream.__aiter__`` is an async generator around their own iterator: astream starts none.
+
+    A read stops at the terminal event, so each generator it started is left for the loop's finalizer hook to
+    close; every async generator started during the read is recorded by the loop's hooks here.
+    """
+    fake.load(Script(turns=[Turn(text="Checking the stream.", tokens=Tokens(input=3, output=4))]))
+    provider = make_provider(fake, api)
+    started: list[str] = []
+    shown: list[str] = []
+
+    async def main() -> Any:
+        loop_first, loop_finalizer = sys.get_asyncgen_hooks()
+
+        def first(agen: Any) -> None:
+            started.append(agen.__qualname__)
+            if loop_first is not None:
+                loop_first(agen)
+
+        sys.set_asyncgen_hooks(firstiter=first, finalizer=loop_finalizer)
+        try:
+            return await provider.astream(MESSAGES, [], None, on_text=shown.append)
+        finally:
+            await provider.aclose()
+
+    turn = asyncio.run(main())
+    assert "".join(shown) == turn.content == "Checking the stream."
+    assert "AsyncStream.__stream__" in started  # the hooks saw the SDK's own iterator
+    assert "AsyncStream.__aiter__" not in started
