@@ -16,7 +16,7 @@ from __future__ import annotations
 import msgspec
 
 from delite.errors import InvalidRecordError, ProviderError
-from delite.log._codec import check_record, decode_record, encode_record
+from delite.log._codec import check_record, encode_record, read_back
 from delite.log._framing import MAX_RECORD_SIZE
 from delite.log.records import ModelCallFailed, ModelResponded, Record, RecordedToolCall, ToolFinished, Usage
 from delite.providers._base import ModelTurn
@@ -64,7 +64,7 @@ def turn_record(
     if len(payload) > MAX_RECORD_SIZE:  # a turn the log cannot hold: a failed attempt, never a run left running
         detail = f"{len(payload):,} bytes once recorded, over the limit of {MAX_RECORD_SIZE:,} bytes per record"
         raise _unrecordable(f"malformed turn too large to record: {detail}", turn, step, provider)
-    read = decode_record(payload)
+    read = read_back(payload)
     if not isinstance(read, ModelResponded):  # pragma: no cover - the tag decides the type
         raise TypeError(read)
     return read

@@ -7,7 +7,7 @@ import msgspec
 from delite.errors import InvalidRecordError, UnsupportedFormatError
 from delite.log.records import AnyRecord, Record
 
-__all__ = ["as_read", "check_record", "decode_payloads", "decode_record", "encode_record"]
+__all__ = ["as_read", "check_record", "decode_payloads", "decode_record", "encode_record", "read_back"]
 
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyRecord] = msgspec.json.Decoder(AnyRecord)
@@ -17,14 +17,35 @@ def _kind(record: Record) -> str:
     return str(record.__struct_config__.tag or type(record).__name__)
 
 
+class _Last:
+    """The record checked last and its payload, so the write that follows a check does not encode it again.
+
+    An engine step checks a record (its size, that it reads back) and then hands that same record object to the
+    store, which encodes it to write it. Kept by identity, and the record is held, so its id cannot be reused;
+    one entry, replaced whole, so threads at worst miss it.
+    """
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: tuple[object, bytes] = (None, b"")
+
+
+_last = _Last()
+
+
 def encode_record(record: Record) -> bytes:
     """The JSON payload of one record, checked to read back with the reader's own (strict) types.
 
     Whatever the writer accepts, the reader must read: a record holding a value of the wrong type (``None``
     where the reader expects text, a number for a list) or one that cannot be encoded at all (a lone
     surrogate, an object that is not JSON) raises :class:`~delite.errors.InvalidRecordError` here, before
-    any byte of it is written. The check decodes the payload once more (a few microseconds per record).
+    any byte of it is written. The check decodes the payload once more (a few microseconds per record); the
+    record checked last is not encoded again.
     """
+    entry = _last.entry
+    if entry[0] is record:
+        return entry[1]
     try:
         payload = _encoder.encode(record)
     except (TypeError, ValueError, OverflowError, RecursionError) as e:  # UnicodeEncodeError is a ValueError
@@ -33,6 +54,7 @@ def encode_record(record: Record) -> bytes:
         _decoder.decode(payload)
     except msgspec.DecodeError as e:
         raise InvalidRecordError(_kind(record), str(e)) from e
+    _last.entry = (record, payload)
     return payload
 
 
@@ -47,7 +69,14 @@ def as_read(record: Record) -> AnyRecord:
     Use it for records built from foreign values (a provider's turn): the writer keeps the decoded copy, so the
     state it folds in memory is the state every reader folds from the log.
     """
-    return _decoder.decode(encode_record(record))
+    return read_back(encode_record(record))
+
+
+def read_back(payload: bytes) -> AnyRecord:
+    """The record ``payload`` (from :func:`encode_record`) holds; the writer is handed it next, so it is kept."""
+    record = _decoder.decode(payload)
+    _last.entry = (record, payload)
+    return record
 
 
 def decode_record(payload: bytes, *, path: str = "", offset: int = 0) -> AnyRecord:

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
-from delite.errors import LogCorruptError, RecordTooLargeError, UnsupportedFormatError
-from delite.log import Durability, LogWriter, parse_log, read_log
-from delite.log._codec import decode_record, encode_record
+from delite import Agent, tool
+from delite.errors import InvalidRecordError, LogCorruptError, RecordTooLargeError, UnsupportedFormatError
+from delite.log import Durability, LogWriter, _codec, parse_log, read_log
+from delite.log._codec import as_read, decode_record, encode_record
 from delite.log._framing import FRAME_HEADER_SIZE, HEADER, MAX_RECORD_SIZE
 from delite.log.records import (
     ConfigFingerprint,
@@ -32,6 +34,7 @@ from delite.log.records import (
     ToolStarted,
     Usage,
 )
+from delite.providers import ModelTurn, ProviderCall
 
 ALL_RECORDS = [
     ExecutionStarted(
@@ -81,6 +84,67 @@ def test_record_round_trip(record: object) -> None:
 def test_big_integers_survive_exactly() -> None:
     record = ToolFinished(call_id="c", result={"max": 2**63 - 1, "min": -(2**63)})
     assert decode_record(encode_record(record)).result == {"max": 2**63 - 1, "min": -(2**63)}  # type: ignore[union-attr]
+
+
+class CountingEncoder:
+    """The codec's encoder, counting what it encodes."""
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def encode(self, record: object) -> bytes:
+        self.encoded.append(type(record).__name__)
+        return _codec_encoder.encode(record)
+
+
+_codec_encoder = msgspec.json.Encoder()
+
+
+def test_a_record_checked_then_written_is_encoded_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    counting = CountingEncoder()
+    monkeypatch.setattr(_codec, "_encoder", counting)
+    steps = 6
+
+    def model(messages: list[dict[str, Any]], tools: list[dict[str, Any]], model: str | None) -> ModelTurn:
+        i = sum(1 for m in messages if m["role"] == "tool")
+        if i < steps:
+            return ModelTurn(tool_calls=[ProviderCall(id=f"p{i}", name="noop", arguments={"i": i})])
+        return ModelTurn(content="done")
+
+    @tool
+    def noop(i: int) -> dict[str, int]:
+        """Nothing."""
+        return {"i": i}
+
+    with Agent(tmp_path / "data", provider=model, tools=[noop]) as agent:
+        before = len(counting.encoded)
+        response = agent.run("go", execution_id="once")
+        records = agent.store.read("once").records
+    assert response.answer == "done"
+    started = sum(1 for r in records if isinstance(r, ExecutionStarted))
+    encoded = counting.encoded[before:]
+    # each tool's call and outcome is encoded once, though the outcome is checked before it is written; a model
+    # turn is checked, and the copy decoded from that check is what is written, not encoded again (the last
+    # turn is, once: the run's completion is checked between them)
+    assert encoded.count("ToolStarted") == encoded.count("ToolFinished") == steps
+    assert encoded.count("ModelResponded") == steps + 2
+    assert len(encoded) <= len(records) + 2 and started == 1
+
+
+def test_the_record_checked_last_is_reused_only_for_that_very_record() -> None:
+    first = ToolFinished(call_id="c", result={"n": [1]})
+    payload = encode_record(first)
+    assert encode_record(first) is payload
+    equal = ToolFinished(call_id="c", result={"n": [1]})
+    assert encode_record(equal) == payload and encode_record(equal) is not payload
+    other = ToolFinished(call_id="c", result={"n": [2]})
+    assert decode_record(encode_record(other)) == other
+    copy = as_read(first)
+    assert copy == first and copy is not first and encode_record(copy) == payload
+    bad = ToolFinished(call_id="c", result={"s": "\ud800"})  # a lone surrogate: not UTF-8
+    for _ in range(2):  # a record that failed its check is checked again, never remembered
+        with pytest.raises(InvalidRecordError):
+            encode_record(bad)
 
 
 def test_unknown_record_kind_is_a_clear_error() -> None:
