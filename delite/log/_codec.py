@@ -17,21 +17,10 @@ def _kind(record: Record) -> str:
     return str(record.__struct_config__.tag or type(record).__name__)
 
 
-class _Last:
-    """The record checked last and its payload, so the write that follows a check does not encode it again.
-
-    An engine step checks a record (its size, that it reads back) and then hands that same record object to the
-    store, which encodes it to write it. Kept by identity, and the record is held, so its id cannot be reused;
-    one entry, replaced whole, so threads at worst miss it.
-    """
-
-    __slots__ = ("entry",)
-
-    def __init__(self) -> None:
-        self.entry: tuple[object, bytes] = (None, b"")
-
-
-_last = _Last()
+_last: tuple[object, bytes] = (None, b"")
+"""The record checked last and its payload: an engine step checks a record (its size, that it reads back), then
+hands that same object to the store, which would encode it again to write it. Kept by identity, and the record is
+held, so its id cannot be reused; one entry, replaced whole, so threads at worst miss it."""
 
 
 def encode_record(record: Record) -> bytes:
@@ -43,9 +32,10 @@ def encode_record(record: Record) -> bytes:
     any byte of it is written. The check decodes the payload once more (a few microseconds per record); the
     record checked last is not encoded again.
     """
-    entry = _last.entry
-    if entry[0] is record:
-        return entry[1]
+    global _last  # noqa: PLW0603 - the one entry, replaced whole
+    last = _last
+    if last[0] is record:
+        return last[1]
     try:
         payload = _encoder.encode(record)
     except (TypeError, ValueError, OverflowError, RecursionError) as e:  # UnicodeEncodeError is a ValueError
@@ -54,7 +44,7 @@ def encode_record(record: Record) -> bytes:
         _decoder.decode(payload)
     except msgspec.DecodeError as e:
         raise InvalidRecordError(_kind(record), str(e)) from e
-    _last.entry = (record, payload)
+    _last = (record, payload)
     return payload
 
 
@@ -74,8 +64,9 @@ def as_read(record: Record) -> AnyRecord:
 
 def read_back(payload: bytes) -> AnyRecord:
     """The record ``payload`` (from :func:`encode_record`) holds; the writer is handed it next, so it is kept."""
+    global _last  # noqa: PLW0603 - the one entry, replaced whole
     record = _decoder.decode(payload)
-    _last.entry = (record, payload)
+    _last = (record, payload)
     return record
 
 
