@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import sys
 import threading
@@ -119,23 +120,28 @@ def run_worker(target: Target, specs: tuple[str, ...], *, concurrency: int, poll
     rt = Runtime(store=agents[0].store, workers=max(8, 2 * concurrency), recover=False)
     for agent in agents:
         rt.join(agent)
-    signals = {"count": 0}
     report_holder: dict[str, WorkReport] = {}
+    # The handler only queues the signal (SimpleQueue.put is reentrant): it runs in the main thread wherever that
+    # thread was, maybe inside the printer's lock or a write to stdout, so the printing and the draining are
+    # done by a thread of their own.
+    received: queue.SimpleQueue[int] = queue.SimpleQueue()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        signals["count"] += 1
-        name = signal.Signals(signum).name
-        if signals["count"] == 1:
-            printer.line(
-                {"event": "draining", "signal": name},
-                f"{name}: draining (nothing new is taken; runs stop at their next step boundary; again to exit now)",
-                "yellow",
-            )
-            rt.stop_working()
-            return
+        received.put(signum)
+
+    def handle_signals() -> None:
+        name = signal.Signals(received.get()).name
+        printer.line(
+            {"event": "draining", "signal": name},
+            f"{name}: draining (nothing new is taken; runs stop at their next step boundary; again to exit now)",
+            "yellow",
+        )
+        rt.stop_working()
+        name = signal.Signals(received.get()).name
         printer.line({"event": "forced", "signal": name, "exit_code": FORCED}, f"{name} again: exiting now", "red")
         os._exit(FORCED)
 
+    threading.Thread(target=handle_signals, name="delite-worker-signals", daemon=True).start()
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     ids = [a.agent_id for a in agents]
     printer.line(

@@ -39,6 +39,7 @@ from delite.engine._response import AnyResponse, Response, settled
 from delite.errors import DeliteError, ExecutionAlreadyClaimedError, UsageError
 from delite.log._durability import Durability
 from delite.log.records import ExecutionStarted, SuspendReason
+from delite.runtime._flag import Flag
 from delite.state._model import ExecutionState, Status
 from delite.store._base import Store
 from delite.store._file import FileStore
@@ -184,8 +185,8 @@ class Runtime:
         self._closing = False
         self._stopping = False
         self._recovering: set[str] = set()
-        self._stop_working = threading.Event()
-        self._work_wake = threading.Event()  # wakes the worker loop between its polls
+        self._stop_working = Flag()  # flags, not events: stop_working() may be called from a signal handler
+        self._work_wake = Flag()  # wakes the worker loop between its polls
         self._draining = False
         self._working = False
         self._pid = 0  # the process that started it (a forked child's exit says nothing of its parent's runs)

@@ -9,6 +9,7 @@ completed call ever runs twice, whichever worker took the execution, died or dra
 from __future__ import annotations
 
 import collections
+import json
 import signal
 import subprocess
 import sys
@@ -292,3 +293,63 @@ def test_workers_ride_out_a_postgresql_restart(
     assert all(n <= 2 for n in effects.values())
     repeats = [key for key, attempt, _ in ledger(place.files) if attempt > 1]
     assert sorted(repeats) == sorted(k for k, n in effects.items() if n == 2)
+
+
+_SIGNAL_AT_EVERY_LINE = r"""
+import signal, sys
+from delite_cli.main import cli
+
+# Round k runs the worker's SIGTERM handler at the k-th line its main thread executes in the worker module, from
+# the handler's install; a round that reaches Runtime.work first runs it there, and is the last.
+k = 0
+lines = 0
+fired = ""
+
+def tracer(frame, event, arg):
+    global lines, fired
+    handler = signal.getsignal(signal.SIGTERM)
+    if fired or not callable(handler):
+        return None if fired else tracer
+    code = frame.f_code.co_filename
+    if event == "line" and code.endswith("_worker.py") and "delite_cli" in code:
+        lines += 1
+        fired = "line" if lines == k else ""
+    elif event == "call" and frame.f_code.co_name == "work" and code.endswith("_runtime.py"):
+        fired = "work"
+    if fired:
+        handler(signal.SIGTERM, frame)  # as if a SIGTERM had landed here
+    return tracer
+
+while fired != "work":
+    k, lines, fired = k + 1, 0, ""
+    sys.settrace(tracer)
+    args = ["worker", "--data-dir", sys.argv[1], "--json", "--poll", "0.05", "--agent", "fleet_agent:build"]
+    code = cli.main(args, standalone_mode=False)
+    sys.settrace(None)
+    print("round", k, "exit", code, "signalled at", fired, flush=True)
+"""
+
+
+def test_sigterm_landing_on_any_line_of_the_workers_main_thread_drains(tmp_path: Path) -> None:
+    """A signal's handler runs in the main thread wherever that thread was, in the middle of printing a line
+    (the printer's lock held) among others. The SIGTERM handler of ``delite worker`` is run at each line its main
+    thread executes in the worker module in turn, from the moment it is installed: every time, the worker drains
+    and exits 0. Its old handler printed, and so waited forever on the printer's lock its own thread held when
+    the SIGTERM came just as the ``started`` line was written: a drained worker that never exited."""
+    place = Place("file", str(tmp_path / "data"), tmp_path / "data")
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_AT_EVERY_LINE, place.where],
+        check=False,
+        cwd=HERE,
+        env=place.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rounds = [line.split() for line in proc.stdout.splitlines() if line.startswith("round ")]
+    assert len(rounds) > 10, proc.stdout
+    assert [r[-1] for r in rounds] == ["line"] * (len(rounds) - 1) + ["work"], proc.stdout
+    assert {r[3] for r in rounds} == {"0"}, proc.stdout
+    events = [json.loads(line)["event"] for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert events == ["started", "draining", "stopped"] * len(rounds), proc.stdout

@@ -6,8 +6,12 @@ The real-process version (several ``delite worker`` processes, signals, SIGKILL)
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +286,59 @@ def test_shutting_the_runtime_down_ends_its_work_loop(data_dir: Path) -> None:
     thread.join(10)
     assert not thread.is_alive() and out["report"].left == 1
     assert status(store, eid) is Status.RUNNING and not store.is_claimed(eid)
+
+
+def test_stop_working_may_interrupt_the_work_loop_anywhere_as_a_signal_handler_does(data_dir: Path) -> None:
+    """A signal handler runs between two bytecodes of the thread it interrupts, wherever that thread is: inside
+    the worker loop's waits, with their locks held. ``stop_working()`` called at each such instant (a tracer
+    calls it in the loop's own thread, at the k-th line the loop runs in the waiting code) must not deadlock.
+    A ``threading.Event`` set from there waited forever on the lock its own thread held (a drained ``delite
+    worker`` that never exited)."""
+    waiting_code = ("threading.py", "queue.py", "_flag.py", "_worker.py")
+    store = MemoryStore()
+    rt = Runtime(store=store, recover=False)
+    agent = agent_on(store, Tools(), runtime=rt)
+    for k in range(1, 100):
+        seen = {"lines": 0, "fired": False}
+
+        def tracer(frame: types.FrameType, event: str, arg: object, seen: dict[str, Any] = seen, k: int = k) -> Any:
+            if seen["fired"]:
+                return None
+            if event == "line" and frame.f_code.co_filename.endswith(waiting_code):
+                seen["lines"] += 1
+                if seen["lines"] == k:
+                    seen["fired"] = True
+                    rt.stop_working()  # as a SIGTERM handler would, right here
+            return tracer
+
+        def serve(tracer: Any = tracer) -> None:
+            sys.settrace(tracer)
+            try:
+                rt.work(agent, poll=0.001)
+            finally:
+                sys.settrace(None)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), f"stop_working() at line {k} of the loop's waits: work() never returned"
+        assert seen["fired"]
+    rt.close()  # not on a failure: it would wait for the stuck loop
+
+
+def test_a_real_signal_whose_handler_calls_stop_working_ends_a_long_poll_at_once(data_dir: Path) -> None:
+    """The work loop waiting out a 30 s poll in the main thread; SIGUSR1's handler calls ``stop_working()``."""
+    store = FileStore(data_dir)
+    with Runtime(store=store, recover=False) as rt:
+        agent = agent_on(store, Tools(), runtime=rt)
+        previous = signal.signal(signal.SIGUSR1, lambda _s, _f: rt.stop_working())
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+        try:
+            timer.start()
+            began = time.monotonic()
+            report = rt.work(agent, poll=30)
+            waited = time.monotonic() - began
+        finally:
+            timer.cancel()
+            signal.signal(signal.SIGUSR1, previous)
+    assert report.drained and waited < 20, waited
