@@ -291,20 +291,25 @@ def test_shutting_the_runtime_down_ends_its_work_loop(data_dir: Path) -> None:
 def test_stop_working_may_interrupt_the_work_loop_anywhere_as_a_signal_handler_does(data_dir: Path) -> None:
     """A signal handler runs between two bytecodes of the thread it interrupts, wherever that thread is: inside
     the worker loop's waits, with their locks held. ``stop_working()`` called at each such instant (a tracer
-    calls it in the loop's own thread, at the k-th line the loop runs in the waiting code) must not deadlock.
+    calls it in the loop's own thread, at the k-th line the loop runs in the waiting code, round after round
+    until a round gets to the loop's third look for work: its start and two whole turns) must not deadlock.
     A ``threading.Event`` set from there waited forever on the lock its own thread held (a drained ``delite
     worker`` that never exited)."""
     waiting_code = ("threading.py", "queue.py", "_flag.py", "_worker.py")
     store = MemoryStore()
     rt = Runtime(store=store, recover=False)
     agent = agent_on(store, Tools(), runtime=rt)
-    for k in range(1, 100):
-        seen = {"lines": 0, "fired": False}
+    k = looks = 0
+    while looks < 3:
+        k += 1
+        seen = {"lines": 0, "looks": 0, "fired": False}
 
         def tracer(frame: types.FrameType, event: str, arg: object, seen: dict[str, Any] = seen, k: int = k) -> Any:
             if seen["fired"]:
                 return None
-            if event == "line" and frame.f_code.co_filename.endswith(waiting_code):
+            if event == "call" and frame.f_code.co_name == "_take_more":
+                seen["looks"] += 1
+            elif event == "line" and frame.f_code.co_filename.endswith(waiting_code):
                 seen["lines"] += 1
                 if seen["lines"] == k:
                     seen["fired"] = True
@@ -320,9 +325,10 @@ def test_stop_working_may_interrupt_the_work_loop_anywhere_as_a_signal_handler_d
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
-        thread.join(10)
+        thread.join(30)
         assert not thread.is_alive(), f"stop_working() at line {k} of the loop's waits: work() never returned"
         assert seen["fired"]
+        looks = seen["looks"]
     rt.close()  # not on a failure: it would wait for the stuck loop
 
 
