@@ -441,6 +441,39 @@ def test_login_form(recorder: Server) -> None:
     assert cross.status == 403
 
 
+def _post_login(server: Server, parts: list[bytes], headers: dict[str, str]) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/login")
+        for key, value in {"content-type": "application/x-www-form-urlencoded", **headers}.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        for part in parts:
+            conn.send(part)
+        reply = conn.getresponse()
+        return reply.status, reply.read().decode()
+    finally:
+        conn.close()
+
+
+def test_the_login_form_never_holds_a_big_body(recorder: Server) -> None:
+    # Before the token is checked, anyone who can reach the port can post to /login: a body over 4 KiB is a 413,
+    # dropped as it arrives (the form was read whole into memory before being cut to 4 KiB).
+    chunk = b"token=" + b"x" * (1 << 20)
+    parts = [b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(8)] + [b"0\r\n\r\n"]
+    status, text = _post_login(recorder, parts, {"transfer-encoding": "chunked"})
+    assert status == 413 and "token" in text, status
+    # a length of 1 GiB declared and 64 KiB sent: answered once the client pauses, not after a gigabyte
+    status, _ = _post_login(recorder, [b"x" * (64 << 10)], {"content-length": str(1 << 30)})
+    assert status == 413
+    # the right token with too much after it: still refused; the right token alone: in
+    body = f"token={TOKEN}&".encode()
+    status, _ = _post_login(recorder, [body + b"x" * 5000], {"content-length": str(len(body) + 5000)})
+    assert status == 413
+    status, _ = _post_login(recorder, [body], {"content-length": str(len(body))})
+    assert status == 303
+
+
 def test_every_response_has_the_security_headers(recorder: Server) -> None:
     for path, auth in [
         ("/", True),

@@ -68,6 +68,9 @@ MAX_DRAIN = 256 * 1024 * 1024
 is closed."""
 DRAIN_PAUSE = 2.0
 """Seconds to wait for more of a body over the limit before answering the 413."""
+MAX_LOGIN_BODY = 4096
+"""The largest body of the login form taken (its token field); a bigger one is a 413 and is never held. It is
+read before the token is checked, so this is all anyone who can reach the port can make the server hold."""
 CSRF_HEADER = "x-delite-csrf"
 _STATIC = {"serve.js": "text/javascript", "serve.css": "text/css"}
 
@@ -180,16 +183,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-async def _read_body(request: Request, *, over: bool) -> bytes:
-    """The request's body, at most :data:`MAX_BODY` bytes.
+async def _read_body(request: Request, *, limit: int = MAX_BODY) -> bytes:
+    """The request's body, at most ``limit`` bytes (:data:`MAX_BODY` unless told).
 
-    A bigger one (``over``: so declared) is read on and dropped while the client keeps sending (up to
-    :data:`MAX_DRAIN` bytes, with a pause of at most :data:`DRAIN_PAUSE` seconds), so that the client gets
-    the 413 rather than a reset connection; nothing of it is kept.
+    A bigger one (so declared by its ``Content-Length``, or found so as it arrives) is never held: it is read
+    on and dropped while the client keeps sending (up to :data:`MAX_DRAIN` bytes, with a pause of at most
+    :data:`DRAIN_PAUSE` seconds), so that the client gets the 413 rather than a reset connection.
 
     Raises:
         _TooLargeError: the body is over the limit.
     """
+    declared = request.headers.get("content-length", "")
+    over = declared.isdigit() and int(declared) > limit
     raw = bytearray()
     size = 0
     chunks = request.stream()
@@ -200,7 +205,7 @@ async def _read_body(request: Request, *, over: bool) -> bytes:
             else:
                 chunk = await anext(chunks)
             size += len(chunk)
-            if size > MAX_BODY:
+            if size > limit:
                 over = True
                 raw.clear()
             elif not over:
@@ -309,7 +314,10 @@ def build_app(config: ServeConfig) -> Starlette:
     async def login_form(request: Request) -> Response:
         if not same_origin(request):
             return HTMLResponse(_pages.login_page(failed=True), status_code=403)
-        body = (await request.body())[:4096].decode("utf-8", "replace")
+        try:
+            body = (await _read_body(request, limit=MAX_LOGIN_BODY)).decode("utf-8", "replace")
+        except _TooLargeError:
+            return HTMLResponse(_pages.login_page(failed=True), status_code=413)
         given = dict(parse_qsl(body)).get("token", "")
         if not hmac.compare_digest(given.encode(), c.token.encode()):
             return HTMLResponse(_pages.login_page(failed=True), status_code=401)
@@ -440,8 +448,7 @@ def build_app(config: ServeConfig) -> Starlette:
     async def body_of(request: Request) -> dict[str, Any]:
         from delite_cli._operate import _DuplicateKeyError, _no_duplicates
 
-        declared = request.headers.get("content-length", "")
-        raw = await _read_body(request, over=declared.isdigit() and int(declared) > MAX_BODY)
+        raw = await _read_body(request)
         if not raw.strip():
             return {}
         try:
