@@ -572,15 +572,15 @@ class ExecutionIdConflictError(ExecutionStateError, UsageError):
         self.message = str(self)
 
     def _describe(self) -> str:
-        if self.detail:
-            return f"execution {self.execution_id!r}: {self.detail}"
+        if self.detail:  # said after it (see ExecutionStateError.__str__)
+            return f"execution {self.execution_id!r}"
         return (
             f"execution {self.execution_id!r} was started with another input; pass the same text to continue "
             "it, or omit execution_id to start a new execution"
         )
 
     def __str__(self) -> str:
-        """Name the id and say what to do."""
+        """Name the id and say what to do (or what is wrong, the detail, once)."""
         return ExecutionStateError.__str__(self)
 
 

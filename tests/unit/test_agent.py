@@ -357,6 +357,31 @@ def test_errors_map_to_http_status_and_pickle() -> None:
     assert (h2.status_code, h2.retryable, h2.retry_after) == (429, True, 1.5)
 
 
+def test_every_error_with_a_detail_says_it_once() -> None:
+    # ExecutionIdConflictError said it twice ("execution 'e1': X: X") for a fork or copy onto a taken id.
+    import inspect
+    import pickle
+
+    from delite import errors
+
+    marker = "the-detail-given"
+    checked = []
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if not isinstance(cls, type) or not issubclass(cls, Exception):
+            continue
+        params = inspect.signature(cls.__init__).parameters
+        if "detail" not in params:
+            continue
+        required = [p for p in list(params)[1:] if params[p].default is inspect.Parameter.empty and p != "detail"]
+        e = cls(*["e1"] * len(required), detail=marker)
+        text = str(e)
+        assert text.count(marker) == 1 and "e1" in text, (name, text)
+        assert str(pickle.loads(pickle.dumps(e))) == text, name
+        checked.append(name)
+    assert "ExecutionIdConflictError" in checked and len(checked) >= 10
+
+
 def test_import_does_not_load_vendor_sdks() -> None:
     import subprocess
 
