@@ -86,7 +86,8 @@ def run_copy(source: str, destination: str, idents: tuple[str, ...], *, json_: b
         if same_location(src.data.store, destination):
             raise _usage(f"SRC and DST are the same store ({src.where}): nothing to copy")
         if src.directory is not None and not os.path.isdir(src.directory):
-            raise CliError(f"{src.where} does not exist: nothing to copy (check SRC)", kind="ExecutionNotFoundError")
+            what = "is not a directory" if os.path.exists(src.directory) else "does not exist"
+            raise CliError(f"{src.where} {what}: nothing to copy (check SRC)", kind="ExecutionNotFoundError")
         ids = [src.resolve(i) for i in idents] if idents else src.data.ids()
         ids = with_descendants(src.data.store, ids) if idents else ids
 

@@ -5,7 +5,9 @@ Kept out of ``_file.py`` so that listing a data directory does not import filelo
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import TYPE_CHECKING
 
 from delite.errors import StoreError
@@ -29,6 +31,29 @@ def log_ids(layout: Layout) -> list[str]:
     return sorted(n[:-4] for n in names if n.endswith(".log") and is_execution_id(n[:-4]))
 
 
+def has_executions(layout: Layout) -> bool:
+    """Whether the data directory has its executions folder; False when it (or the data directory) does not exist.
+
+    Raises:
+        StoreError: it cannot be looked at, or it (or the data directory, or a folder above) is a file: a file
+            named as the data directory holds no executions, and a listing that said none would hide the mistake.
+    """
+    try:
+        st = os.stat(layout.executions)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        if e.errno != errno.ENOTDIR:
+            raise StoreError.from_os_error("list the executions", layout.executions, e) from e
+    else:
+        if stat.S_ISDIR(st.st_mode):
+            return True
+    bad = layout.executions  # the nearest path on the way to it that is there: a file, not a directory
+    while not os.path.exists(bad) and os.path.dirname(bad) not in ("", bad):
+        bad = os.path.dirname(bad)
+    raise StoreError.from_os_error("list the executions", bad, NotADirectoryError(errno.ENOTDIR, "Not a directory"))
+
+
 def list_page(
     layout: Layout, query: ListingQuery, *, progress: Progress | None = None, keep: Keep | None = None
 ) -> Page:
@@ -37,7 +62,7 @@ def list_page(
     Only logs that changed since the index last saw them are read; ``progress(done, total)`` is called while
     many are. ``keep`` is given the states folded from fold checkpoints on the way (see :mod:`._index`).
     """
-    if not os.path.isdir(layout.executions):
+    if not has_executions(layout):
         return Page(items=[], total=0, offset=query.offset, limit=query.limit)
     import sqlite3  # noqa: PLC0415 - with the index
 
