@@ -665,35 +665,67 @@ class Runner:
         return waits
 
     def _record(self, done: ToolOutcome, run: _Run) -> _Wait | None:
-        """Buffer what a body came to: its result or error, a question for a human, or a sub-agent's wait."""
+        """Buffer what a body came to: its result or error, a question for a human, or a sub-agent's wait.
+
+        The body has run and its intent is recorded, so this may not fail: the objects it returned or raised
+        are the user's (an ``__str__`` that raises, a value too deep to convert), and anything they raise here
+        becomes the call's recorded error rather than escaping, which would leave the call open and have every
+        resume run the body again. A redactor that raises leaves nothing of the outcome recorded but the fact.
+        """
         call_id = run.cs.call.id
-        error: str | None = None
-        result: Any = None
         e = done.error
         if isinstance(e, DelegationSuspended):
             self.buffer(ChildSuspended(at=self._now(), call_id=call_id, child_id=e.execution_id))
             return _child_wait(e.execution_id, e.reason)
         if isinstance(e, CallInDoubtError):  # sent, answer lost: no result is recorded, the call stays in doubt
-            message = self._redact_text(run.tool, printable(f"{e.message}; it may or may not have acted"))
-            return _Wait("in_doubt", [msgspec.structs.replace(run.pending, message=message)])
-        if isinstance(e, ToolError):
-            error = printable(str(e.message))
-        elif e is not None:
-            error = printable(f"{type(e).__name__}: {e}")
-        elif isinstance(done.value, Clarification):
-            question = self._redact_text(run.tool, printable(str(done.value.question)))
-            self.buffer(InputRequested(at=self._now(), call_id=call_id, question=question))
-            return _Wait("human_input", [run.pending], question)
-        else:
             try:
-                result = msgspec.to_builtins(done.value, str_keys=True)
-            except (TypeError, ValueError) as exc:
-                error = f"tool returned a value that cannot be stored as JSON: {exc}"
-        result, error = self._redact_outcome(run.tool, result, error)
+                message = self._redact_text(run.tool, _text(e.message) + "; it may or may not have acted")
+            except Exception:  # noqa: BLE001 - unreadable, or a redactor failed: said without the tool's words
+                message = "its answer was lost; it may or may not have acted"
+            return _Wait("in_doubt", [msgspec.structs.replace(run.pending, message=message)])
+        result: Any = None
+        error: str | None = None
+        try:
+            if isinstance(e, ToolError):
+                error = _text(e.message)
+            elif e is not None:
+                error = f"{type(e).__name__}: {_text(e)}"
+            elif isinstance(done.value, Clarification):
+                question = self._redact_text(run.tool, _text(done.value.question))
+                self.buffer(InputRequested(at=self._now(), call_id=call_id, question=question))
+                return _Wait("human_input", [run.pending], question)
+            else:
+                try:
+                    result = msgspec.to_builtins(done.value, str_keys=True)
+                except Exception as exc:  # noqa: BLE001 - any failure of the user's value: TypeError, RecursionError
+                    error = f"tool returned a value that cannot be stored as JSON: {type(exc).__name__}: {_text(exc)}"
+            result, error = self._redact_outcome(run.tool, result, error)
+        except _Unreadable as why:
+            result, error = None, str(why)
+        except Exception as exc:  # noqa: BLE001 - a redactor's failure: nothing of the outcome it was given is kept
+            name = type(exc).__name__
+            result, error = None, f"the tool's outcome could not be recorded: a redactor raised {name}"
         self._unredacted.pop(call_id, None)
         record = ToolFinished(at=self._now(), call_id=call_id, result=result, error=error, duration_ms=done.duration_ms)
         self.buffer(tool_record(record))
         return None
+
+
+class _Unreadable(Exception):  # noqa: N818 - an internal signal of _text, never seen outside _record
+    """Text a tool gave (an error's message, a question) could not be read: why, without calling its code again."""
+
+
+def _text(value: object) -> str:
+    """``str(value)``, recordable (see :func:`printable`); :class:`_Unreadable` if its ``__str__`` fails.
+
+    An exception's ``__str__`` may call the ``__repr__`` of anything it holds (a ``KeyError`` of an object), so
+    a tool's error or question can fail to become text; the name of what it raised is all that is said of it.
+    """
+    try:
+        return printable(str(value))
+    except Exception as exc:  # noqa: BLE001 - the user's __str__ or __repr__: anything
+        kind, failed = type(value).__name__, type(exc).__name__
+        raise _Unreadable(f"the text of a {kind} the tool gave could not be read (it raised {failed})") from None
 
 
 def _child_wait(child_id: str, reason: SuspendReason | None) -> _Wait:

@@ -42,7 +42,7 @@ def encode_record(record: Record) -> bytes:
         raise InvalidRecordError(_kind(record), f"cannot be encoded as JSON: {e}") from e
     try:
         _decoder.decode(payload)
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError) as e:  # too deep to read back here: refused, never written
         raise InvalidRecordError(_kind(record), str(e)) from e
     _last = (record, payload)
     return payload

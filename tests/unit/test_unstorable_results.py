@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from _stores import store_at
 
-from delite import Agent, ScriptedProvider, tool
+from delite import Agent, Clarification, ScriptedProvider, ToolError, tool
 from delite.log import read_log
 from delite.log._framing import MAX_RECORD_SIZE
 from delite.log.records import ToolFinished, ToolStarted
 from delite.providers import call
+from delite.tools._base import CallInDoubtError
 
 
 @pytest.fixture
@@ -115,3 +116,86 @@ def test_the_async_api_records_it_the_same_way(data_dir: Path) -> None:
     assert r.status == "completed" and runs == ["produce 1"]
     (finished,) = _finished(data_dir, r.execution_id)
     assert finished.error is not None and finished.result is None
+
+
+class _BadRepr:
+    """An object whose text cannot be had: its ``__repr__`` and ``__str__`` raise."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr failed")
+
+    __str__ = __repr__
+
+
+class _StrNotTextError(Exception):
+    def __str__(self) -> Any:
+        return 42  # noqa: PLE0307 - the bug being defended against
+
+
+def _nested(depth: int) -> list[Any]:
+    root: list[Any] = []
+    cur = root
+    for _ in range(depth):
+        nxt: list[Any] = []
+        cur.append(nxt)
+        cur = nxt
+    return root
+
+
+# What a body may give that fails to become a record once it has run: a value too deep for the interpreter to
+# convert, an error or a question whose text raises. Each escaped after the call's intent was written: the run
+# raised, stayed running, and every resume ran the body again.
+UNREADABLE = {
+    "too-deep": (_nested(5000), "cannot be stored as JSON: RecursionError"),
+    "key-error-of-a-bad-repr": (KeyError(_BadRepr()), "the text of a KeyError the tool gave could not be read"),
+    "str-not-text": (_StrNotTextError(), "the text of a _StrNotTextError the tool gave could not be read"),
+    "tool-error-bad-message": (ToolError(_BadRepr()), "the text of a _BadRepr the tool gave could not be read"),  # type: ignore[arg-type]
+    "question-bad-text": (Clarification(_BadRepr()), "the text of a _BadRepr the tool gave could not be read"),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize(("value", "said"), list(UNREADABLE.values()), ids=list(UNREADABLE))
+def test_an_outcome_whose_text_or_value_raises_is_recorded_once(data_dir: Path, value: Any, said: str) -> None:
+    runs: list[str] = []
+    r = _agent(data_dir, value, runs).run("go")
+    assert r.status == "completed", r
+    (finished,) = _finished(data_dir, r.execution_id)
+    assert finished.result is None and finished.error is not None and said in finished.error, finished.error
+    assert "repr failed" not in finished.error  # nothing of what the user's code said while failing
+    again = _agent(data_dir, value, runs).resume(r.execution_id)
+    assert again.status == "completed" and runs == ["produce 1"]  # the body ran once
+
+
+def test_an_in_doubt_call_whose_message_raises_stays_in_doubt(data_dir: Path) -> None:
+    runs: list[str] = []
+    r = _agent(data_dir, CallInDoubtError(_BadRepr()), runs).run("go")  # type: ignore[arg-type]
+    assert r.status == "suspended" and r.suspend_reason is not None and r.suspend_reason.kind == "in_doubt"
+    assert "may or may not have acted" in (r.suspend_reason.calls[0].message or "")
+    assert _finished(data_dir, r.execution_id) == [] and runs == ["produce 1"]  # still in doubt, as designed
+
+
+def test_a_redactor_that_raises_records_that_it_did_and_nothing_else(data_dir: Path) -> None:
+    runs: list[str] = []
+
+    def broken(value: Any) -> Any:  # fine on the call's arguments, raises on its result
+        if value == "s3cret-token":
+            raise ValueError(f"cannot redact {value!r}")
+        return value
+
+    @tool(redact=broken)
+    def secret() -> str:
+        """Return a secret."""
+        runs.append("secret")
+        return "s3cret-token"
+
+    def agent() -> Agent:
+        return Agent(data_dir, provider=ScriptedProvider([call("secret"), "done"]), tools=[secret])
+
+    r = agent().run("go")
+    assert r.status == "completed" and runs == ["secret"]
+    (finished,) = _finished(data_dir, r.execution_id)
+    assert finished.result is None and finished.error == (
+        "the tool's outcome could not be recorded: a redactor raised ValueError"
+    )
+    assert "s3cret" not in repr(store_at(data_dir).read(r.execution_id).records)
+    assert agent().resume(r.execution_id).status == "completed" and runs == ["secret"]
