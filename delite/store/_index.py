@@ -194,6 +194,30 @@ def _sql_value(value: Any) -> Any:
     return _encode(value).decode()
 
 
+_INT64: Final = range(-(2**63), 2**63)
+
+
+def _metadata_condition(key: str, value: Any) -> tuple[str, list[Any]]:
+    """The SQL condition (and its parameters) that an execution's metadata holds ``value`` under ``key``.
+
+    SQLite binds integers of 64 bits only, and reads a bigger one in a JSON text as an approximate float: such
+    a value is matched on its JSON text instead (``->``, SQLite 3.38 and later), so it matches exactly what was
+    recorded, as every other store's filter does.
+
+    Raises:
+        UsageError: such a value, on an SQLite older than 3.38.
+    """
+    path = _json_path(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        if sqlite3.sqlite_version_info < (3, 38):
+            raise UsageError(
+                f"metadata value for {key!r}: filtering on an integer beyond 64 bits needs SQLite 3.38 or later "
+                f"(this Python has {sqlite3.sqlite_version})"
+            )
+        return "(metadata -> ?) = ?", [path, str(value)]
+    return "json_extract(metadata, ?) = ?", [path, _sql_value(value)]
+
+
 class ListingIndex:
     """The index of one data directory. Use :meth:`open`, then :meth:`refresh` and :meth:`query`."""
 
@@ -330,8 +354,9 @@ class ListingIndex:
             where.append("agent_id = ?")
             params.append(query.agent)
         for key, value in (query.metadata or {}).items():
-            where.append("json_extract(metadata, ?) = ?")
-            params.extend([_json_path(key), _sql_value(value)])
+            condition, values = _metadata_condition(key, value)
+            where.append(condition)
+            params.extend(values)
         if query.parent is not None:
             where.append("json_extract(CAST(summary AS TEXT), '$.parent_id') = ?")
             params.append(query.parent)

@@ -138,6 +138,17 @@ class IndexContract(abc.ABC):
         assert self.ids(page) == expected
         assert page.total == len(expected)
 
+    def test_metadata_integers_beyond_64_bits_match_exactly(self, store: Store) -> None:
+        # Recorded as given; a filter on one was a raw OverflowError from the file store's SQLite.
+        big = {"b64": 2**64, "b64-plus-1": 2**64 + 1, "neg": -(2**70), "max": 2**63 - 1, "min": -(2**63)}
+        for i, (eid, n) in enumerate(big.items()):
+            make(store, eid, at=100.0 + i, metadata={"n": n})
+        for eid, n in big.items():
+            page = store.list_executions(limit=None, metadata={"n": n})
+            assert self.ids(page) == [eid] and page.total == 1, (eid, self.ids(page))
+            assert page.items[0].metadata == {"n": n}
+        assert store.list_executions(metadata={"n": 2**64 + 2}).total == 0
+
     def test_query_executions_is_what_a_listing_asks(self, fleet: Store) -> None:
         # list_executions checks its arguments into a ListingQuery; query_executions is what a store implements
         query = ListingQuery(status=(s for s in ["failed", "cancelled"]), limit=None)  # a generator, read once
