@@ -308,7 +308,18 @@ class Runtime:
         buffered and releases its claim; its execution stays ``running`` and a runtime started later resumes
         it. With ``wait`` (the default) this returns once every run has stopped and every callback has run
         (or ``timeout`` seconds passed); otherwise at once, the runs stopping in the background.
+
+        Raises:
+            UsageError: with ``wait``, called from inside one of this runtime's runs (a tool's body, a provider):
+                it would wait for the very run it is called from. Nothing is stopped; ``shutdown(wait=False)``
+                from there stops the runtime once that run reaches its step boundary.
         """
+        if wait and self._inside():
+            raise UsageError(
+                "shutdown() or close() was called from inside one of this runtime's runs (a tool or a provider), "
+                "and would wait for that very run; nothing was stopped. Call shutdown(wait=False) there, or "
+                "close the runtime from the thread that owns it"
+            )
         with self._lock:
             self._closing = True
             self._stopping = True
@@ -343,11 +354,20 @@ class Runtime:
         if self._pool is not None:
             self._pool.close()
 
+    def _inside(self) -> bool:
+        """Whether this thread is advancing one of this runtime's runs: its loop's thread, or one of its workers."""
+        here = threading.current_thread()
+        pool = self._pool
+        return here is self._thread or (pool is not None and here in pool.threads)
+
     def close(self) -> None:
         """Shut down (waiting for runs to reach a step boundary), then close the store if the runtime opened it.
 
         A store handed in (``store=``) stays open: its owner closes it (:attr:`owns_store`). Agents that
         borrow the runtime's store do not close it; this does, once their runs here have stopped.
+
+        Raises:
+            UsageError: called from inside one of this runtime's runs (see :meth:`shutdown`).
         """
         self.shutdown()
         if self.owns_store:
