@@ -47,6 +47,7 @@ from delite.store._ids import new_execution_id, validate_execution_id
 from delite.store._index import ListingIndex  # noqa: F401 - start() lists what to resume: sqlite3 with the runtime
 from delite.store._memory import MemoryStore
 from delite.store._open import default_location, open_store, store_location
+from delite.tools._base import _current as _current_call
 
 if TYPE_CHECKING:
     from delite.engine._agent import Agent
@@ -634,7 +635,10 @@ class Runtime:
 
         Raises:
             TimeoutError: it did not stop within ``timeout`` seconds.
+            UsageError: called by a tool of this execution, run by this runtime: it would wait for itself.
         """
+        if self._inside() and execution_id == getattr(_current_call.get(), "execution_id", None):
+            raise UsageError(f"execution {execution_id!r} was waited for by its own tool: it would wait for itself")
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
         ):

@@ -1,5 +1,7 @@
 """``rt.close()`` (or ``shutdown()``) called from inside one of the runtime's own runs is refused, not a hang.
 
+So is ``rt.wait()`` on the execution whose tool calls it.
+
 It waited for every run to stop, the one it was called from included: a tool that closed its runtime (sync, in
 a worker thread, or async, on the runtime's loop) hung forever. Each case runs in a process of its own, so a
 hang fails the test by its timeout rather than hanging the suite.
@@ -18,7 +20,7 @@ import pytest
 CHILD = textwrap.dedent(
     """
     import json, sys
-    from delite import Agent, Runtime, ScriptedProvider, tool
+    from delite import Agent, Runtime, ScriptedProvider, current_call, tool
     from delite.providers import call
 
     data_dir, kind = sys.argv[1], sys.argv[2]
@@ -27,7 +29,10 @@ CHILD = textwrap.dedent(
 
     def attempt():
         try:
-            rt.close()
+            if kind == "wait-self":
+                rt.wait(current_call().execution_id)  # no timeout: it waited for itself forever
+            else:
+                rt.close()
             seen.append("closed")
         except Exception as e:
             seen.append(type(e).__name__)
@@ -57,7 +62,8 @@ CHILD = textwrap.dedent(
 
 
 @pytest.mark.parametrize(
-    ("kind", "status"), [("sync", "completed"), ("async", "completed"), ("sync-then-stop", "running")]
+    ("kind", "status"),
+    [("sync", "completed"), ("async", "completed"), ("sync-then-stop", "running"), ("wait-self", "completed")],
 )
 def test_closing_the_runtime_from_its_own_tool_is_a_usage_error(tmp_path: Path, kind: str, status: str) -> None:
     done = subprocess.run(
