@@ -30,6 +30,7 @@ __all__ = [
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 _MAX_DEPTH = 200
+_SHOWN = 160  # the most of a value's path an error shows: a path 200 levels deep is one "[0]" per level
 
 
 def _kind(value: object) -> str:
@@ -95,7 +96,8 @@ def _json(path: str, value: object, depth: int) -> None:
         if not math.isfinite(value):
             raise UsageError(f"{path} is {value!r}, which JSON cannot hold")
     elif depth >= _MAX_DEPTH:
-        raise UsageError(f"{path} is nested more than {_MAX_DEPTH} levels deep")
+        shown = path if len(path) <= _SHOWN else f"{path[: _SHOWN // 2]}...{path[-_SHOWN // 4 :]}"
+        raise UsageError(f"{shown} is nested more than {_MAX_DEPTH} levels deep")
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):

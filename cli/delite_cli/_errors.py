@@ -87,8 +87,11 @@ def _convert(e: Exception, as_json: bool) -> CliError | None:
             message += " (it holds no executions: is it the data directory? check --data-dir or DELITE_DATA_DIR)"
         return CliError(message, kind=type(e).__name__, exit_code=exit_code(e), as_json=as_json)
     if isinstance(e, OSError):
-        where = f" {e.filename}" if e.filename else ""
-        return CliError(f"{e.strerror or e}:{where}", kind=type(e).__name__, as_json=as_json)
+        # the file it happened to, when the error names one; writing to stdout (a full disk, a closed pipe)
+        # names none, and the line ends with the reason, not a dangling colon
+        files = [str(name) for name in (e.filename, e.filename2) if name is not None and name != ""]
+        where = f": {' -> '.join(files)}" if files else ""
+        return CliError(f"{e.strerror or e}{where}", kind=type(e).__name__, as_json=as_json)
     return None
 
 
@@ -100,7 +103,10 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except click.ClickException as e:
-            if kwargs.get("json_") and not isinstance(e, CliError):
+            if kwargs.get("json_"):
+                if isinstance(e, CliError):
+                    e.as_json = True  # raised deep in a command that need not know about --json
+                    raise
                 raise CliError(e.format_message(), kind="UsageError", exit_code=e.exit_code, as_json=True) from e
             raise
         except Exception as e:

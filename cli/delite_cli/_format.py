@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 __all__ = [
+    "MIN_WIDTH",
     "age",
     "console",
     "cost",
@@ -52,12 +53,27 @@ def echo_json(value: Any, *, indent: int = 2, file: TextIO | None = None) -> Non
     click.echo(json_text(value, indent=indent), file=file)
 
 
+MIN_WIDTH = 80
+"""The narrowest the human views are laid out at, however narrow the terminal (or ``COLUMNS``) is.
+
+Below their width rich makes room by dropping: it cuts labels to an ellipsis, gives values no cell, and
+leaves out whole columns (``status`` and ``steps`` lose COST from about 70 columns; ``inspect`` at one
+column is blank lines). 80 is the width their tables are laid out for, and what rich assumes when the
+output is not a terminal. A narrower terminal wraps the longer lines itself: nothing is dropped.
+"""
+
+
 def console(*, stderr: bool = False) -> Console:
-    """A rich console for the human views: no markup, no emoji codes, no highlighting of content."""
+    """A rich console for the human views: no markup, no emoji codes, no highlighting of content.
+
+    At least :data:`MIN_WIDTH` columns wide, however narrow the terminal (or ``COLUMNS``) is.
+    """
     from rich.console import Console
 
     out = sys.stderr if stderr else sys.stdout
-    return Console(file=out, markup=False, emoji=False, highlight=False, soft_wrap=False)
+    view = Console(file=out, markup=False, emoji=False, highlight=False, soft_wrap=False)
+    view.width = max(view.width, MIN_WIDTH)
+    return view
 
 
 def text(value: object, style: str | None = None, *, newlines: bool = True, limit: int | None = None) -> Text:

@@ -23,7 +23,11 @@ if TYPE_CHECKING:
     from delite_cli._target import Target
 
 __all__ = [
+    "BadInputError",
+    "decode_json",
     "load_agent",
+    "parse_json",
+    "read_input",
     "run_cancel",
     "run_decide",
     "run_fork",
@@ -31,6 +35,7 @@ __all__ = [
     "run_resume",
     "run_submit_input",
     "run_submit_tool_results",
+    "utf8",
 ]
 
 
@@ -186,7 +191,7 @@ def run_submit_input(target: Target, execution_id: str, text: str, *, agent_spec
     """Answer a human-input question."""
     eid = execution_id
     if text == "-":
-        text = sys.stdin.read()
+        text = read_input("-", "the input")
     agent, advance = _operator(target, agent_spec)
     with agent:
         response = agent.submit_input(eid, text, advance=advance)
@@ -207,26 +212,114 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _loads(raw: str) -> Any:
-    """``json.loads`` that refuses duplicate keys (Python's keeps the last one without a word)."""
-    return json.loads(raw, object_pairs_hook=_no_duplicates)
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # Python's json takes NaN and Infinity; JSON has neither
+
+
+class BadInputError(ValueError):
+    """What a user gave cannot be read: not UTF-8, not JSON, nested too deeply, a key given twice.
+
+    ``tail`` ends a sentence that names the input (``" is not valid JSON: ..."``), so each caller says which
+    input it was. ``syntax``: the text is simply not JSON (``--meta`` then matches it as a string); the other
+    failures are refused whatever the caller does with plain text.
+    """
+
+    def __init__(self, tail: str, *, syntax: bool = False) -> None:
+        """Build from the end of the sentence and whether the text is simply not JSON."""
+        super().__init__(tail)
+        self.tail = tail
+        self.syntax = syntax
+
+
+def utf8(raw: str | bytes) -> str:
+    """``raw`` as text, when it is UTF-8: bytes are decoded strictly, and text must hold no lone surrogate.
+
+    A byte that is not UTF-8 reaches a command as a lone surrogate in an argument (Python decodes ``argv``
+    with ``surrogateescape``): refused here like the same byte in a file, before anything parses or records it.
+
+    Raises:
+        BadInputError: ``raw`` is not UTF-8.
+    """
+    if isinstance(raw, bytes):
+        try:
+            return raw.decode("utf-8-sig")  # a leading byte order mark (some editors write one) is no content
+        except UnicodeDecodeError as e:
+            raise BadInputError(f" is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise BadInputError(f" is not UTF-8 text (at character {e.start})") from None
+    return raw
+
+
+def decode_json(raw: str | bytes) -> Any:
+    """``raw`` (text, or UTF-8 bytes) as JSON, refusing a key given twice, ``NaN`` and ``Infinity``.
+
+    Every way it can fail is one :class:`BadInputError`: bytes that are not UTF-8, text that is not JSON,
+    nesting deeper than the parser's recursion limit (``json`` raises ``RecursionError`` there), a key given
+    twice.
+
+    Raises:
+        BadInputError: ``raw`` is not JSON the CLI can take.
+    """
+    text = utf8(raw)
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except _DuplicateKeyError as e:
+        raise BadInputError(f": {e}") from None
+    except RecursionError:
+        raise BadInputError(" is nested too deeply to read as JSON") from None
+    except ValueError as e:  # JSONDecodeError, and an integer too long to convert
+        raise BadInputError(f" is not valid JSON: {e}", syntax=True) from None
+
+
+def parse_json(raw: str | bytes, what: str, *, hint: str = "") -> Any:
+    """``raw`` as JSON, else a usage error (exit 2) that names ``what`` (``--result``) and says what is wrong.
+
+    The one way the commands read JSON a user gives (the serve API reads its bodies with the same rules).
+    ``hint`` ends the message when the text is simply not JSON (how to quote a string, say).
+
+    Raises:
+        CliError: a usage error; see :func:`decode_json`.
+    """
+    try:
+        return decode_json(raw)
+    except BadInputError as e:
+        raise _usage(what + e.tail + (hint if e.syntax else "")) from e
+
+
+def read_input(source: str, what: str) -> str:
+    """The text of the file ``source``, or of stdin when it is ``-``: UTF-8, else a usage error naming it.
+
+    Read as bytes and decoded here, whatever the locale, so a file that is not UTF-8 is a usage error rather
+    than a decoder's traceback (or, from stdin, lone surrogates passed on). Line ends are what text mode
+    makes of them: a Windows or old Mac line end is a newline.
+
+    Raises:
+        CliError: a usage error; the file cannot be read, or is not UTF-8.
+    """
+    raw: str | bytes
+    try:
+        if source == "-":
+            if sys.stdin is None:  # started with stdin closed
+                raise _usage(f"cannot read {what} from -: stdin is closed")
+            stream = getattr(sys.stdin, "buffer", None)  # the bytes under the text; a plain text stream has none
+            raw = stream.read() if stream is not None else sys.stdin.read()
+        else:
+            with open(source, "rb") as fh:
+                raw = fh.read()
+    except OSError as e:
+        raise _usage(f"cannot read {what} from {source}: {e.strerror or e}") from e
+    try:
+        text = utf8(raw)
+    except BadInputError as e:
+        raise _usage(f"{what} from {source}{e.tail}") from e
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _read_json(source: str, what: str) -> Any:
-    try:
-        if source == "-":
-            raw = sys.stdin.read()
-        else:
-            with open(source, encoding="utf-8") as fh:
-                raw = fh.read()
-    except OSError as e:
-        raise _usage(f"cannot read {what} from {source}: {e.strerror}") from e
-    try:
-        return _loads(raw)
-    except _DuplicateKeyError as e:
-        raise _usage(f"{what} from {source}: {e}; give one answer per call") from e
-    except ValueError as e:
-        raise _usage(f"{what} from {source} is not valid JSON: {e}") from e
+    """The JSON in the file ``source`` (``-``: stdin); every failure a usage error naming it."""
+    return parse_json(read_input(source, what), f"{what} from {source}")
 
 
 def run_submit_tool_results(
@@ -261,12 +354,7 @@ def run_resolve(
         raise _usage("give exactly one of --result, --result-file, --error or --rerun")
     value: Any = None
     if result is not None:
-        try:
-            value = _loads(result)
-        except _DuplicateKeyError as e:
-            raise _usage(f"--result: {e}") from e
-        except ValueError as e:
-            raise _usage(f"--result is not valid JSON: {e} (quote a string as '\"text\"')") from e
+        value = parse_json(result, "--result", hint=" (quote a string as '\"text\"')")
     elif result_file is not None:
         value = _read_json(result_file, "the result")
     eid = execution_id

@@ -118,17 +118,28 @@ def parse_time(value: str | None, *, now: float | None = None) -> float | None:
 
 
 def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; a VALUE that is valid JSON (a number, true, "quoted") is matched as that value."""
-    import json
+    """``KEY=VALUE`` pairs; a VALUE that is valid JSON (a number, true, "quoted") is matched as that value.
+
+    A VALUE that is not JSON at all is matched as the string it is. One that is JSON the CLI cannot take
+    (nested too deeply, a key given twice) or a pair that is not UTF-8 is refused, not matched as a string
+    it was never meant to be.
+
+    Raises:
+        click.BadParameter: a pair is not ``KEY=VALUE``, or not UTF-8, or its VALUE cannot be taken.
+    """
+    from delite_cli._operate import BadInputError, decode_json, utf8
 
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--meta")
+            raise click.BadParameter(f"{f.cut(pair, 60)!r} is not KEY=VALUE", param_hint="--meta")
         try:
-            out[key] = json.loads(raw)
-        except ValueError:
+            utf8(pair)
+            out[key] = decode_json(raw)
+        except BadInputError as e:
+            if not e.syntax:
+                raise click.BadParameter(f"{f.cut(pair, 60)!r}{e.tail}", param_hint="--meta") from None
             out[key] = raw
     return out
 

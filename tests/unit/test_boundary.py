@@ -288,3 +288,19 @@ def test_a_contract_message_that_is_not_utf8_is_recorded_readably(data_dir: Path
     assert r.suspend_reason is not None and r.suspend_reason.kind == "contract"
     assert "refused" in r.suspend_reason.calls[0].message
     assert status_shows(data_dir) == {r.execution_id: r.status.value}
+
+
+def test_a_value_nested_too_deep_is_named_in_one_short_line() -> None:
+    from delite._checks import check_json
+    from delite.errors import UsageError
+
+    value: list[Any] = []
+    inner = value
+    for _ in range(500):
+        inner.append([])
+        inner = inner[0]
+    with pytest.raises(UsageError) as caught:
+        check_json("result", value)
+    text = str(caught.value)
+    assert text.startswith("result[0][0]") and text.endswith("is nested more than 200 levels deep")
+    assert len(text) < 250 and "\n" not in text  # the path, one "[0]" per level, is shortened

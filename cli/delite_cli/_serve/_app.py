@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import secrets
 import socket
 import sys
@@ -177,10 +176,6 @@ class _DeniedError(Exception):
 
 class _TooLargeError(Exception):
     """A request body over :data:`MAX_BODY`: answered 413, nothing read into memory or recorded."""
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 async def _read_body(request: Request, *, limit: int = MAX_BODY) -> bytes:
@@ -446,19 +441,15 @@ def build_app(config: ServeConfig) -> Starlette:
     # -- the API: actions ---------------------------------------------------------------------------------------
 
     async def body_of(request: Request) -> dict[str, Any]:
-        from delite_cli._operate import _DuplicateKeyError, _no_duplicates
+        from delite_cli._operate import BadInputError, decode_json
 
         raw = await _read_body(request)
         if not raw.strip():
             return {}
-        try:
-            value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-        except _DuplicateKeyError as e:
-            raise UsageError(f"the request body: {e}") from e
-        except RecursionError:
-            raise UsageError("the request body is nested too deeply") from None
-        except ValueError as e:
-            raise UsageError(f"the request body is not valid JSON: {e}") from e
+        try:  # the CLI's own rules: UTF-8, no NaN or Infinity, no key twice, not nested too deeply
+            value = decode_json(raw)
+        except BadInputError as e:
+            raise UsageError(f"the request body{e.tail}") from None
         if not isinstance(value, dict):
             raise UsageError("the request body must be a JSON object")
         return value
