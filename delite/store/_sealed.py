@@ -140,6 +140,10 @@ class Keyring:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise UsageError(f"cannot read the key file {os.fspath(path)!r}: {e.strerror or e}") from e
+        except UnicodeDecodeError as e:  # said without the bytes: they may be a key
+            raise UsageError(f"the key file {os.fspath(path)!r} is not UTF-8 text (at byte {e.start})") from None
+        except ValueError as e:  # a path with a NUL in it
+            raise UsageError(f"cannot read the key file {os.fspath(path)!r}: {e}") from None
         ring = cls.parse(text, source=f"the key file {os.fspath(path)!r}")
         ring.path = os.path.abspath(path)
         return ring

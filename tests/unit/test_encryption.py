@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -207,6 +208,24 @@ def test_bad_keys_are_refused_before_anything_is_opened(text: str, tmp_path: Pat
     with pytest.raises(UsageError):
         Keyring.parse(text)
     assert not (tmp_path / "data").exists()
+
+
+def test_a_key_file_that_cannot_be_read_as_text_is_a_usage_error(tmp_path: Path) -> None:
+    # A byte that is not UTF-8 was a raw UnicodeDecodeError (a traceback from --key-file), a NUL a ValueError.
+    bad = tmp_path / "keys"
+    bad.write_bytes(b"k1:\xe9\xff\xfe\n")
+    for path, said in ((bad, "is not UTF-8 text (at byte 3)"), (str(tmp_path / "a\0b"), "embedded null byte")):
+        with pytest.raises(UsageError, match=re.escape(said)) as caught:
+            Keyring.from_file(path)
+        assert "\\xe9" not in str(caught.value)  # nothing of the file's bytes: they may be a key
+    done = subprocess.run(
+        [sys.executable, "-m", "delite_cli", "status", "--data-dir", str(tmp_path / "d"), "--key-file", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("error: the key file") and "Traceback" not in done.stderr
 
 
 def test_nothing_of_the_content_reaches_the_data_directory(tmp_path: Path) -> None:
