@@ -23,6 +23,7 @@ import msgspec
 
 from delite._checks import check_flag
 from delite.datadir._execution import ExecutionView
+from delite.datadir._fork import check_free, conflict, copied, copy_children, place, rename
 from delite.datadir._health import check_store_health
 from delite.datadir._retention import RetentionReport, check_delete, check_gc, delete_tree, gc, parse_duration
 from delite.errors import LogCorruptError, UsageError
@@ -344,17 +345,30 @@ class DataDir(AbstractContextManager["DataDir"]):
         The new log holds the origin's first record, with the new id and ``forked_from``/``fork_step`` naming
         the origin, then the origin's records up to the end of step ``at`` (its model response and its tool
         calls' results, decisions and suspensions), leaving out completion, failure and cancellation. Resume
-        it with an agent configured like the origin's to continue from there; the origin is not changed.
-        ``at=0`` keeps only the input.
+        it with an agent configured like the origin's to continue from there. ``at=0`` keeps only the input.
+        A fork is a top-level execution, even of a sub-agent's execution (it has no parent to resume it).
+
+        Nothing of the origin's tree is changed or shared. The sub-agents' executions started by the copied
+        tool calls (and theirs, down the tree) are copied too, whole, under the ids the fork derives for them
+        (``<new id>:<call id>``, as ``delegate`` names them), and the copied records name those copies: a fork
+        made while a sub-agent waits for an answer lists ``<new id>:<call id>/<call>``, answering it writes in
+        the fork's copy, and resuming the fork continues that copy. Each copy names the fork's execution as
+        its parent and the child it copies in ``forked_from``; deleting the origin's tree leaves them, and
+        ``delete(new_id, children=True)`` removes them with the fork.
 
         The fork appears whole or not at all: it is written to a temporary file, synced, and linked to its
         name, so a crash at any point leaves no fork or the whole one, and forking again with the same id
-        works after a crash. A fork is not started: nothing runs it until someone resumes it (a Runtime's
-        recovery leaves it alone; :attr:`ExecutionState.dormant` is true until a process takes it on).
+        works after a crash. Sub-agents' copies are written first, the fork last: a crash in between leaves
+        copies with no fork above them, which forking again with the same id completes. A fork is not started:
+        nothing runs it until someone resumes it (a Runtime's recovery leaves it alone;
+        :attr:`ExecutionState.dormant` is true until a process takes it on, and for each copy until its
+        parent's call does).
 
         Raises:
-            UsageError: ``at`` is not a step of the origin.
-            ExecutionIdConflictError: ``new_id`` exists already (409; a racer that forked first won).
+            UsageError: ``at`` is not a step of the origin, or a sub-agent's id there is a digest that cannot
+                be traced back to its call (the message says which steps can be forked; nothing is written).
+            ExecutionIdConflictError: ``new_id``, or an id a sub-agent's copy needs, exists already (409; a
+                racer that forked first won). Nothing is written.
             ExecutionAlreadyClaimedError: another process is creating an execution with ``new_id`` now (409).
             StoreError: the store refused (for a data directory, the file system); no fork was made.
         """
@@ -377,17 +391,37 @@ class DataDir(AbstractContextManager["DataDir"]):
             if isinstance(record, ExecutionCompleted | ExecutionCancelled | ExecutionFailed):
                 continue
             kept.append(record)
+        # The copied calls' sub-agents get copies of their own, which the copied records name (see _fork).
+        names, children = copy_children(self.store, self._child_ids, origin.execution_id, eid, kept)
+        now = time.time()
+        copies = [(child, copied(child, names, now)) for child in children]
+        kept = rename(kept, names)
         started = msgspec.structs.replace(
             origin,
             execution_id=eid,
-            at=time.time(),
+            at=now,
+            parent_id=None,  # a fork of a sub-agent's execution is not its parent's: nothing would resume it
+            parent_call=None,
             forked_from=origin.execution_id,
             fork_step=at,
             idempotency_key=None,
             fork_resumes=sum(isinstance(r, ExecutionResumed) for r in kept),
         )
+        if copies:
+            # Every id is checked before anything is written; the copies go first (deepest first), the fork
+            # last, so the fork never names a copy that is not there yet.
+            if self.store.exists(eid):
+                raise conflict(eid)
+            for child, records in copies:
+                check_free(self.store, child, records)
+            for child, records in reversed(copies):
+                place(self.store, child, records, eid)
         self.store.create(eid, [started, *kept])
         return eid
+
+    def _child_ids(self, execution_id: str) -> builtins.list[str]:
+        """The ids of the executions ``execution_id`` started as sub-agents, by the listing."""
+        return [s.id for s in self.list(parent=execution_id, limit=None).items]
 
 
 @contextmanager

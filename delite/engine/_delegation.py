@@ -27,7 +27,7 @@ from delite.engine._effects import Steps
 from delite.engine._operations import Link
 from delite.engine._twins import entry, twin
 from delite.errors import DelegationDepthExceededError, UsageError
-from delite.store._ids import MAX_ID_LENGTH, validate_execution_id
+from delite.store._ids import sub_agent_id, validate_execution_id
 from delite.tools._base import active_call
 
 if TYPE_CHECKING:
@@ -59,10 +59,7 @@ def link_for(agent: Agent, key: str | None = None) -> Link | None:
     else:
         n = len(ctx.delegations) + 1
         child = base if n == 1 else f"{base}:{n}"
-    if len(child) > MAX_ID_LENGTH:  # deep trees of long ids: a stable digest instead
-        import hashlib  # noqa: PLC0415 - OpenSSL's hashlib costs milliseconds to import; rarely needed here
-
-        child = "sub-" + hashlib.sha256(child.encode()).hexdigest()[:48]
+    child = sub_agent_id(child)  # deep trees of long ids: a stable digest instead
     validate_execution_id(child)
     ctx.delegations.append(child)
     return Link(

@@ -13,7 +13,14 @@ from collections.abc import Callable
 
 from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, InvalidExecutionIdError
 
-__all__ = ["MAX_ID_LENGTH", "is_execution_id", "new_execution_id", "resolve_execution_id", "validate_execution_id"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "is_execution_id",
+    "new_execution_id",
+    "resolve_execution_id",
+    "sub_agent_id",
+    "validate_execution_id",
+]
 
 MAX_ID_LENGTH = 128
 _ALLOWED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
@@ -46,6 +53,20 @@ def validate_execution_id(execution_id: object) -> str:
             execution_id, "may hold only letters, digits, '.', '_', ':' and '-', and must start with a letter or digit"
         )
     return execution_id
+
+
+def sub_agent_id(base: str) -> str:
+    """The execution id of a sub-agent whose plain id is ``base`` (``<parent>:<call>``...).
+
+    ``base`` itself, or a stable digest of it when it is longer than :data:`MAX_ID_LENGTH` (deep trees of long
+    ids). The one rule, used where a sub-agent is started (``delegate``) and where a fork works out the ids its copies
+    of the origin's sub-agents must have.
+    """
+    if len(base) <= MAX_ID_LENGTH:
+        return base
+    import hashlib  # noqa: PLC0415 - OpenSSL's hashlib costs milliseconds to import; rarely needed here
+
+    return "sub-" + hashlib.sha256(base.encode()).hexdigest()[:48]
 
 
 def is_execution_id(text: str) -> bool:
