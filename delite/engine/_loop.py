@@ -171,12 +171,24 @@ def idempotency_key(execution_id: str, call_id: str) -> str:
 
 
 def read_child(store: Store, execution_id: str) -> tuple[ExecutionState, bool] | None:
-    """A sub-agent's state, and whether it still waits with nothing recorded since it suspended (None: no log)."""
+    """A sub-agent's state, and whether it still waits with nothing recorded since it suspended (None: no log).
+
+    Down the tree: a sub-agent that waits on a sub-agent of its own still waits only if that one does. An
+    answer to a grandchild's call is recorded in the grandchild's log, so the child's own log shows nothing
+    new; without looking deeper, its parent would wait on it for ever.
+    """
     if not store.exists(execution_id):
         return None
     records = store.read(execution_id).records
     state = fold(records)
-    return state, state.status.is_suspended and bool(records) and isinstance(records[-1], ExecutionSuspended)
+    waits = state.status.is_suspended and bool(records) and isinstance(records[-1], ExecutionSuspended)
+    if waits:
+        for cs in state.open_calls():
+            if cs.child_id is not None:
+                below = read_child(store, cs.child_id)
+                if below is None or not below[1]:
+                    return state, False  # answered (or gone) further down: running the body continues it
+    return state, waits
 
 
 @dataclass

@@ -149,7 +149,8 @@ def test_delete_with_children_and_forks_listed(run: Any, tmp_path: Path) -> None
     assert _team(data).run("go", execution_id="boss-1").answer == "ok"
     forked = run("fork", "boss-1", "--at", "1", "--id", "boss-fork", "--data-dir", data)
     assert forked.exit_code == 0, forked.output
-    assert _ids(run, data) == {"boss-1", "boss-1:c1.0", "boss-fork"}
+    # the fork has its own copy of the sub-agent's execution its copied call started
+    assert _ids(run, data) == {"boss-1", "boss-1:c1.0", "boss-fork", "boss-fork:c1.0"}
 
     alone = run("delete", "boss-1", "--json", "--data-dir", data)
     assert alone.exit_code == 0, alone.output
@@ -157,7 +158,7 @@ def test_delete_with_children_and_forks_listed(run: Any, tmp_path: Path) -> None
     assert [d["id"] for d in report["deleted"]] == ["boss-1"]
     assert report["children"] == ["boss-1:c1.0"]
     assert report["forks"] == ["boss-fork"]
-    assert _ids(run, data) == {"boss-1:c1.0", "boss-fork"}
+    assert _ids(run, data) == {"boss-1:c1.0", "boss-fork", "boss-fork:c1.0"}
 
 
 @pytest.mark.file_only

@@ -184,7 +184,7 @@ def test_a_grandchild_waiting_is_copied_too_and_named_by_the_fork(tmp_path: Path
     assert [c.id for c in d.children("F:c1.0")] == ["F:c1.0:c1.0"]
     middle = d.store.read("F:c1.0").records
     assert [r.child_id for r in middle if isinstance(r, ChildSuspended)] == ["F:c1.0:c1.0"]
-    top.approve("F", "F:c1.0:c1.0/c1.0")  # recorded only (a parent waits on its own child's log, not deeper)
+    top.approve("F", "F:c1.0:c1.0/c1.0")  # recorded only (advance=False)
     decided = [type(r).__name__ for r in d.store.read("F:c1.0:c1.0").records]
     assert decided[-1] == "DecisionRecorded"  # in the fork's copy of the grandchild
     after = _logs(tmp_path)
