@@ -147,6 +147,9 @@ def _nested(depth: int) -> list[Any]:
 # raised, stayed running, and every resume ran the body again.
 UNREADABLE = {
     "too-deep": (_nested(5000), "cannot be stored as JSON: RecursionError"),
+    # converts where the writer stands, but a reader a few dozen frames deeper could not read it back
+    "deep-past-the-bound": (_nested(300), "nested more than 256 levels deep"),
+    "deep-near-the-limit": (_nested(984), ("nested more than 256 levels deep", "RecursionError")),  # by the stack
     "key-error-of-a-bad-repr": (KeyError(_BadRepr()), "the text of a KeyError the tool gave could not be read"),
     "str-not-text": (_StrNotTextError(), "the text of a _StrNotTextError the tool gave could not be read"),
     "tool-error-bad-message": (ToolError(_BadRepr()), "the text of a _BadRepr the tool gave could not be read"),  # type: ignore[arg-type]
@@ -155,12 +158,14 @@ UNREADABLE = {
 
 
 @pytest.mark.parametrize(("value", "said"), list(UNREADABLE.values()), ids=list(UNREADABLE))
-def test_an_outcome_whose_text_or_value_raises_is_recorded_once(data_dir: Path, value: Any, said: str) -> None:
+def test_an_outcome_whose_text_or_value_raises_is_recorded_once(data_dir: Path, value: Any, said: Any) -> None:
     runs: list[str] = []
     r = _agent(data_dir, value, runs).run("go")
     assert r.status == "completed", r
     (finished,) = _finished(data_dir, r.execution_id)
-    assert finished.result is None and finished.error is not None and said in finished.error, finished.error
+    either = said if isinstance(said, tuple) else (said,)
+    assert finished.result is None and finished.error is not None, finished
+    assert any(text in finished.error for text in either), finished.error
     assert "repr failed" not in finished.error  # nothing of what the user's code said while failing
     again = _agent(data_dir, value, runs).resume(r.execution_id)
     assert again.status == "completed" and runs == ["produce 1"]  # the body ran once
@@ -199,3 +204,16 @@ def test_a_redactor_that_raises_records_that_it_did_and_nothing_else(data_dir: P
     )
     assert "s3cret" not in repr(store_at(data_dir).read(r.execution_id).records)
     assert agent().resume(r.execution_id).status == "completed" and runs == ["secret"]
+
+
+def test_what_is_written_reads_back_from_a_deep_stack(data_dir: Path) -> None:
+    # The bound is fixed, not where the writer's stack was: read 700 frames down, every record still decodes.
+    runs: list[str] = []
+    r = _agent(data_dir, _nested(250), runs).run("go")  # under the bound: recorded as the result
+    (finished,) = _finished(data_dir, r.execution_id)
+    assert finished.error is None and finished.result == _nested(250)
+
+    def read_at(depth: int) -> Any:
+        return read_at(depth - 1) if depth else store_at(data_dir).read(r.execution_id).records
+
+    assert len(read_at(700)) == len(store_at(data_dir).read(r.execution_id).records)
