@@ -217,6 +217,11 @@ class Session:
                     continue
                 raise self._lost(tool, f"error {e.code}: {e.message}", retry_safe=retry_safe) from e
             except (Exception, TimeoutError) as e:  # transport failures, timeouts
+                if _malformed(e):  # it answered, and the answer is not MCP: an error the model sees, not in doubt
+                    raise ToolError(
+                        f"MCP server {c.name!r}, tool {tool!r}: answered with a result that is not valid MCP "
+                        f"({_first_line(e)}); the call may have acted"
+                    ) from e
                 await self.discard(client)
                 if attempt < attempts:
                     continue
@@ -240,6 +245,19 @@ class Session:
         if retry_safe:  # sent twice already; the model may call it again
             return ToolError(f"{message}; the call may or may not have acted")
         return CallInDoubtError(message)
+
+
+def _malformed(error: BaseException) -> bool:
+    """Whether ``error`` is the client's refusal of an answer that arrived (pydantic could not validate it)."""
+    from pydantic import ValidationError  # noqa: PLC0415 - with the mcp package, which is built on it
+
+    return isinstance(error, ValidationError)
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of what ``error`` says (a validation error lists every field on a line of its own)."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 async def _listing(client: Client) -> Listing:

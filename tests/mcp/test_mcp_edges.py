@@ -409,3 +409,46 @@ def test_results_and_catalogs_over_the_record_limit(data_dir: Path, monkeypatch:
         finished = next(x for x in _records(agent, r.execution_id) if isinstance(x, ToolFinished))
     assert r.status.value == "completed"
     assert finished.result is None and finished.error is not None and "over the limit" in finished.error
+
+
+_MALFORMED_SERVER = r"""
+import json, sys
+def send(obj):
+    sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+journal = sys.argv[1]
+for line in sys.stdin:
+    msg = json.loads(line)
+    method, rid = msg.get("method"), msg.get("id")
+    if method == "initialize":
+        info = {"name": "odd", "version": "1"}
+        send({"jsonrpc": "2.0", "id": rid, "result": {"protocolVersion": msg["params"]["protocolVersion"],
+              "capabilities": {"tools": {}}, "serverInfo": info}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [{"name": "odd", "inputSchema": {"type": "object"}}]}})
+    elif method == "tools/call":
+        with open(journal, "a") as f:
+            f.write("called\n")
+        send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "hologram", "data": 1}]}})
+    elif rid is not None:
+        send({"jsonrpc": "2.0", "id": rid, "result": {}})
+"""
+
+
+def test_an_answer_that_is_not_valid_mcp_is_a_recorded_error_not_a_lost_connection(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # The client refuses the answer (content of an unknown type): it arrived over a live connection, so the call is
+    # finished with an error the model sees; it was reported as a connection lost mid-call and left in doubt.
+    script, journal = tmp_path / "odd_server.py", tmp_path / "journal.txt"
+    script.write_text(_MALFORMED_SERVER)
+    server = MCPServer("odd", command=[sys.executable, str(script), str(journal)], connect_attempts=1)
+    try:
+        with Agent(data_dir, provider=ScriptedProvider([call("odd__odd"), _answer]), tools=[server]) as agent:
+            r = agent.run("go", execution_id="e-odd")
+            finished = [x for x in _records(agent, "e-odd") if isinstance(x, ToolFinished)]
+    finally:
+        server.close()
+    assert r.status.value == "completed", r
+    assert len(finished) == 1 and finished[0].error is not None and "not valid MCP" in finished[0].error
+    assert "connection was lost" not in finished[0].error
+    assert journal.read_text() == "called\n"  # sent once
