@@ -40,10 +40,11 @@ def test_gc_and_delete_on_postgresql(store: PostgresStore, pg_url: str) -> None:
     assert _team(store).run("go", execution_id="boss-1", idempotency_key="job-1").answer == "ok"
     data = DataDir(store)
     fork = data.fork("boss-1", at=1, new_id="boss-fork")
-    assert sorted(data.ids()) == ["boss-1", "boss-1:c1.0", fork]
+    assert sorted(data.ids()) == ["boss-1", "boss-1:c1.0", fork, "boss-fork:c1.0"]  # the fork's own sub-agent
 
     dry = data.gc("0s", dry_run=True)
-    assert sorted(d.id for d in dry.deleted) == ["boss-1", "boss-1:c1.0"]  # the fork is running (never resumed)
+    # the fork is running (never resumed); its copy of the finished sub-agent is finished
+    assert sorted(d.id for d in dry.deleted) == ["boss-1", "boss-1:c1.0", "boss-fork:c1.0"]
     assert "boss-1" in data.ids()  # a dry run removes nothing (its bytes: unknown to a listing here)
 
     result = CliRunner().invoke(
@@ -54,15 +55,15 @@ def test_gc_and_delete_on_postgresql(store: PostgresStore, pg_url: str) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [d["id"] for d in report["deleted"]] == ["boss-1:c1.0", "boss-1"]
-    assert report["forks"] == ["boss-fork"]
+    assert report["forks"] == ["boss-fork", "boss-fork:c1.0"]  # each holds a copy of what was deleted
     assert all(d["bytes"] > 0 for d in report["deleted"])
-    assert data.ids() == ["boss-fork"]
+    assert data.ids() == ["boss-fork", "boss-fork:c1.0"]  # nothing of the fork's tree
     assert store.lookup_key("job-1") is None
     # The key binds again, to a new run with another input.
     again = Agent(store=store, provider=ScriptedProvider(["fine"])).run("other", idempotency_key="job-1")
     assert again.answer == "fine"
     assert data.gc("0s", statuses="running", force=True).executions == 1  # the fork
-    assert data.gc("0s").executions == 1  # the new run
+    assert data.gc("0s").executions == 2  # the new run, and the fork's copy of the finished sub-agent
 
 
 def test_a_held_execution_is_refused_and_a_forced_delete_fences_its_owner(store: PostgresStore, pg_url: str) -> None:
