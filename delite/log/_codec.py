@@ -83,7 +83,7 @@ def encode_record(record: Record) -> bytes:
         payload = _encoder.encode(record)
     except (TypeError, ValueError, OverflowError, RecursionError) as e:  # UnicodeEncodeError is a ValueError
         raise InvalidRecordError(_kind(record), f"cannot be encoded as JSON: {e}") from e
-    if _too_deep(payload):
+    if len(payload) > 2 * MAX_NESTING and _too_deep(payload):  # each level takes two bytes: a step's are short
         raise InvalidRecordError(_kind(record), f"it is nested more than {MAX_NESTING} levels deep")
     try:
         _decoder.decode(payload)
