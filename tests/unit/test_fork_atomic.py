@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _race import race
 from _stores import store_at
 
 from delite import Agent, DataDir, ScriptedProvider, tool
@@ -77,28 +78,13 @@ def test_a_resumed_fork_is_no_longer_dormant(data_dir: Path) -> None:
 
 def test_racing_forks_onto_one_id_have_one_winner_and_409s(data_dir: Path) -> None:
     """Forks raced from threads onto one new id: exactly one creates it, every other gets a 409 state error."""
-    import threading
 
     from delite.errors import ExecutionStateError
 
     with Agent(data_dir, provider=ScriptedProvider.tool_loop(3, "step"), tools=[step]) as agent:
         origin = agent.run("go").execution_id
     d = DataDir(data_dir)
-    barrier = threading.Barrier(6)
-    outcomes: list[object] = []
-
-    def fork() -> None:
-        barrier.wait()
-        try:
-            outcomes.append(d.fork(origin, at=1, new_id="raced"))
-        except ExecutionStateError as e:
-            outcomes.append(e)
-
-    threads = [threading.Thread(target=fork) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = race(lambda: d.fork(origin, at=1, new_id="raced"))
     d.close()
     assert outcomes.count("raced") == 1, outcomes
     assert all(isinstance(o, ExecutionStateError) and o.http_status == 409 for o in outcomes if o != "raced")

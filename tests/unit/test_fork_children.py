@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _race import race
 
 from delite import Agent, DataDir, ScriptedProvider, Tool, delegate, tool
 from delite.errors import ExecutionIdConflictError, StoreError
@@ -412,27 +413,11 @@ def test_only_the_children_of_the_copied_steps_are_copied(tmp_path: Path) -> Non
 
 
 def test_racing_forks_of_a_tree_onto_one_id_have_one_winner_and_409s(tmp_path: Path) -> None:
-    import threading
-
     from delite.errors import ExecutionStateError
 
     _origin_waiting(tmp_path)
     d = DataDir(tmp_path)
-    barrier = threading.Barrier(6)
-    outcomes: list[object] = []
-
-    def fork() -> None:
-        barrier.wait()
-        try:
-            outcomes.append(d.fork("P", at=1, new_id="F"))
-        except ExecutionStateError as e:
-            outcomes.append(e)
-
-    threads = [threading.Thread(target=fork) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = race(lambda: d.fork("P", at=1, new_id="F"))
     assert outcomes.count("F") == 1, outcomes
     assert all(isinstance(o, ExecutionStateError) and o.http_status == 409 for o in outcomes if o != "F")
     assert boss(str(tmp_path)).submit_approval("F", approved=True).answer == "Boss: paid A-1"
