@@ -472,6 +472,9 @@ class Runner:
         if agent is None and not any(t.redact is not None for t in s.tools.values()):
             return record
         content = record.content if record.content is None or agent is None else agent(record.content)
+        if content is not None and not isinstance(content, str):  # NaN would be written as null: the text lost
+            kind = type(content).__name__
+            raise UsageError(f"the agent's redactor must return the model's text as a str, not {kind} {content!r:.40}")
         calls = []
         for c in record.tool_calls:
             tool = s.tools.get(c.name)

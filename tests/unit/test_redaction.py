@@ -96,3 +96,16 @@ def test_a_redactor_that_is_not_a_function_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         redact_patterns("(")
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("returned", [float("nan"), 42, b"bytes"])
+def test_a_redactor_that_returns_no_text_for_the_models_text_is_a_usage_error(tmp_path: Path, returned: Any) -> None:
+    # NaN was written as null: the model's text lost without a word; other values failed the writer's check.
+    def broken(value: Any) -> Any:
+        return returned if isinstance(value, str) and value == "the answer" else value
+
+    agent = Agent(tmp_path, provider=ScriptedProvider(["the answer"]), redact=broken)
+    with pytest.raises(UsageError, match="must return the model's text as a str"):
+        agent.run("go", execution_id="e")
+    records = DataDir(tmp_path).store.read("e").records
+    assert [type(r).__name__ for r in records] == ["ExecutionStarted"]  # the turn was not recorded
