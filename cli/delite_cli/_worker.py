@@ -115,6 +115,11 @@ def run_worker(target: Target, specs: tuple[str, ...], *, concurrency: int, poll
 
     if not specs:
         raise CliError("give at least one --agent MODULE:FACTORY to serve", kind="UsageError", exit_code=2)
+    if target.directory is not None:  # a file in the way is no passing fault: said once, not retried every poll
+        from delite.store._layout import Layout
+        from delite.store._listing import has_executions
+
+        has_executions(Layout(target.directory))
     agents = _load(specs, target)
     printer = _Printer(json_=json_)
     rt = Runtime(store=agents[0].store, workers=max(8, 2 * concurrency), recover=False)

@@ -7,6 +7,7 @@ executions": a mistyped path looked like an empty store. A path that does not ex
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,23 @@ def test_every_listing_command_fails_naming_the_file(tmp_path: Path) -> None:
     assert copied.returncode == 1 and "is not a directory" in copied.stderr, copied.stderr
     missing = delite("status", "--data-dir", str(tmp_path / "missing"))
     assert missing.returncode == 0 and "does not exist" in missing.stdout
+
+
+def test_a_worker_on_a_file_fails_at_once(tmp_path: Path) -> None:
+    # It logged the error and tried again every poll, for ever: a file in the way is no passing fault.
+    (tmp_path / "mk.py").write_text(
+        "from delite import Agent, ScriptedProvider\n"
+        "def build(data_dir):\n    return Agent(data_dir, provider=ScriptedProvider(['x']))\n"
+    )
+    for given, culprit in _layouts(tmp_path):
+        done = subprocess.run(
+            [sys.executable, "-m", "delite_cli", "worker", "--agent", "mk:build", "--data-dir", str(given)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "Not a directory" in done.stderr and str(culprit) in done.stderr and "started" not in done.stdout
