@@ -20,6 +20,7 @@ the copy dormant until its parent's call takes it on.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -38,11 +39,9 @@ from delite.log.records import (
 )
 from delite.state._fold import fold
 from delite.store._base import Store
-from delite.store._ids import sub_agent_id
+from delite.store._ids import WAITING_FOR_SUB_AGENT, plain_sub_agent_id, sub_agent_id
 
 __all__ = ["ChildCopy", "check_free", "conflict", "copied", "copy_children", "place", "rename"]
-
-_WAITING = "waiting for sub-agent "  # how a parent's suspension names the child it waits on (engine._loop)
 
 
 @dataclass
@@ -76,13 +75,13 @@ def _tail(parent: str, call: str, child: str, known: int) -> str | None:
     A digest is matched against the plain ids of the first ``known`` delegations of the call; a digest of a
     ``key=`` delegation cannot be undone (None).
     """
-    base = f"{parent}:{call}"
+    base = plain_sub_agent_id(parent, call)
     if child == base or child.startswith(base + ":"):
         return child[len(parent) :]
     for n in range(1, known + 1):
-        tail = f":{call}" if n == 1 else f":{call}:{n}"
-        if sub_agent_id(parent + tail) == child:
-            return tail
+        plain = plain_sub_agent_id(parent, call, n)
+        if sub_agent_id(plain) == child:
+            return plain[len(parent) :]
     return None
 
 
@@ -168,10 +167,10 @@ def _renamed_id(names: dict[str, str], old: str) -> str | None:
 
 def _renamed_message(names: dict[str, str], part: str) -> str:
     """One part of a suspension's message, the sub-agent renamed when it says it waits on one."""
-    if not part.startswith(_WAITING):
+    if not part.startswith(WAITING_FOR_SUB_AGENT):
         return part
-    new = _renamed_id(names, part[len(_WAITING) :])
-    return part if new is None else _WAITING + new
+    new = _renamed_id(names, part[len(WAITING_FOR_SUB_AGENT) :])
+    return part if new is None else WAITING_FOR_SUB_AGENT + new
 
 
 def rename(records: Sequence[AnyRecord], names: dict[str, str]) -> list[AnyRecord]:
@@ -269,11 +268,8 @@ def place(store: Store, child: ChildCopy, records: Sequence[AnyRecord], fork: st
     A copy is completed only while the fork itself (``fork``) does not exist: once it does, its copies are
     whole and belong to it.
     """
-    try:
+    with contextlib.suppress(ExecutionIdConflictError):  # there already: a crashed fork's leftover, or a conflict
         store.create(child.new, records)
-    except ExecutionIdConflictError:
-        pass  # there already: a leftover of a crashed fork to complete, or a conflict
-    else:
         return
     log = store.claim(child.new)
     try:

@@ -27,7 +27,7 @@ from delite.engine._effects import Steps
 from delite.engine._operations import Link
 from delite.engine._twins import entry, twin
 from delite.errors import DelegationDepthExceededError, UsageError
-from delite.store._ids import sub_agent_id, validate_execution_id
+from delite.store._ids import plain_sub_agent_id, sub_agent_id, validate_execution_id
 from delite.tools._base import active_call
 
 if TYPE_CHECKING:
@@ -51,14 +51,12 @@ def link_for(agent: Agent, key: str | None = None) -> Link | None:
     limit = min(ctx.max_depth, agent.max_delegation_depth)
     if depth > limit:
         raise DelegationDepthExceededError(depth, limit)
-    base = f"{ctx.execution_id}:{ctx.call_id}"
     if key is not None:
         if not isinstance(key, str) or not key or "/" in key:
             raise UsageError("a delegation key must be a non-empty string without '/'")
-        child = f"{base}:{key}"
+        child = f"{plain_sub_agent_id(ctx.execution_id, ctx.call_id)}:{key}"
     else:
-        n = len(ctx.delegations) + 1
-        child = base if n == 1 else f"{base}:{n}"
+        child = plain_sub_agent_id(ctx.execution_id, ctx.call_id, len(ctx.delegations) + 1)
     child = sub_agent_id(child)  # deep trees of long ids: a stable digest instead
     validate_execution_id(child)
     ctx.delegations.append(child)

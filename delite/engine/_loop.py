@@ -73,6 +73,7 @@ from delite.state._fold import apply, fold
 from delite.state._model import CallState, ExecutionState
 from delite.state._outcome import outcome, tally_of
 from delite.store._base import ExecutionLog, Store
+from delite.store._ids import WAITING_FOR_SUB_AGENT
 from delite.tools._base import CallInDoubtError, Clarification, DelegationSuspended, Tool, ToolCallContext
 from delite.tools._redact import Redactor, redact_outcome, redact_with
 
@@ -746,11 +747,11 @@ def _text(value: object) -> str:
 def _child_wait(child_id: str, reason: SuspendReason | None) -> _Wait:
     """The parent's wait for a suspended sub-agent: the child's pending calls, with ids qualified by the child."""
     if reason is None:
-        return _Wait("suspended", [], message=f"waiting for sub-agent {child_id}")
+        return _Wait("suspended", [], message=WAITING_FOR_SUB_AGENT + child_id)
     calls = [
         c if "/" in c.call_id else msgspec.structs.replace(c, call_id=f"{child_id}/{c.call_id}") for c in reason.calls
     ]
-    message = reason.message or f"waiting for sub-agent {child_id}"
+    message = reason.message or WAITING_FOR_SUB_AGENT + child_id
     return _Wait(reason.kind, calls, reason.question, message, reason.limit, dict(reason.spent))
 
 

@@ -15,8 +15,10 @@ from delite.errors import AmbiguousExecutionIdError, ExecutionNotFoundError, Inv
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "WAITING_FOR_SUB_AGENT",
     "is_execution_id",
     "new_execution_id",
+    "plain_sub_agent_id",
     "resolve_execution_id",
     "sub_agent_id",
     "validate_execution_id",
@@ -53,6 +55,20 @@ def validate_execution_id(execution_id: object) -> str:
             execution_id, "may hold only letters, digits, '.', '_', ':' and '-', and must start with a letter or digit"
         )
     return execution_id
+
+
+WAITING_FOR_SUB_AGENT = "waiting for sub-agent "
+"""How a parent's suspension message names the sub-agent it waits on (its id follows)."""
+
+
+def plain_sub_agent_id(parent: str, call: str, n: int = 1) -> str:
+    """The id of the ``n``-th sub-agent a parent's call starts, before :func:`sub_agent_id`.
+
+    ``<parent>:<call>``, then ``<parent>:<call>:2``...: the rule ``delegate`` names them by, and a fork traces
+    them back by.
+    """
+    base = f"{parent}:{call}"
+    return base if n == 1 else f"{base}:{n}"
 
 
 def sub_agent_id(base: str) -> str:

@@ -56,3 +56,17 @@ def test_the_bound_is_exact_around_it(depth: int, keys: list[str], noise: list[A
 def test_shallow_values_with_many_brackets_pass(value: Any) -> None:
     wide = [value] * 120  # many brackets, little depth: the slow path, and never refused
     assert _too_deep(msgspec.json.encode(wide)) is (_depth(wide) > MAX_NESTING)
+
+
+def test_a_record_deeper_than_any_writer_of_ours_makes_is_a_typed_error_to_readers() -> None:
+    # A log written elsewhere may hold one; the reader says which record, never a raw RecursionError.
+    import pytest
+
+    from delite.errors import UnsupportedFormatError
+    from delite.log._codec import decode_payloads, decode_record
+
+    deep = b'{"kind":"tool-finished","at":1.0,"call_id":"c1.0","result":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(UnsupportedFormatError, match="record at byte 7"):
+        decode_record(deep, path="x.log", offset=7)
+    with pytest.raises(UnsupportedFormatError, match="record at byte 9"):
+        decode_payloads([deep], [9], path="x.log")
